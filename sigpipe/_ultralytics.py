@@ -1,0 +1,83 @@
+"""The one place that configures Ultralytics before it is first imported.
+
+Ultralytics checks connectivity on import, tries to download fonts for plots, phones home with analytics when
+``sync`` is on, auto-installs export dependencies, and sets torch to ``cpu_count - 1`` threads. Every sigpipe module
+that needs Ultralytics gets it through :func:`yolo_class` so none of that happens.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+_configured = False
+
+
+def cache_dir() -> Path:
+    """sigpipe's cache folder: ``$SIGPIPE_CACHE`` or ``$XDG_CACHE_HOME/sigpipe`` (``~/.cache/sigpipe``)."""
+    env = os.environ.get("SIGPIPE_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "sigpipe"
+
+
+def default_threads() -> int:
+    """Torch threads for inference/training: all cores (Ultralytics' default of cores-1 is 1.7x slower on 2 cores)."""
+    env = os.environ.get("SIGPIPE_THREADS")
+    return int(env) if env else max(1, os.cpu_count() or 1)
+
+
+def _install_font(config_dir: Path) -> None:
+    """Put a real TTF where Ultralytics looks for Arial, so plotting never downloads one.
+
+    Arimo (from the ``fontpkg-arimo`` dependency, SIL OFL) is metric-compatible with Arial.
+    """
+    import fontpkg
+
+    target = config_dir / "Ultralytics"
+    target.mkdir(parents=True, exist_ok=True)
+    src = fontpkg.path("arimo")
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        dst = target / name
+        if not dst.exists():
+            shutil.copyfile(src, dst)
+
+
+def configure(threads: int | None = None) -> None:
+    """Set the offline environment for Ultralytics (idempotent). Must run before ``import ultralytics``."""
+    global _configured
+    n = threads or default_threads()
+    torch.set_num_threads(n)
+    if _configured:
+        return
+    config_dir = cache_dir() / "ultralytics"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["YOLO_OFFLINE"] = "1"
+    os.environ["YOLO_AUTOINSTALL"] = "0"
+    os.environ["YOLO_VERBOSE"] = os.environ.get("YOLO_VERBOSE", "False")
+    os.environ["YOLO_CONFIG_DIR"] = str(config_dir)
+    _install_font(config_dir)
+    import ultralytics.utils as uu  # noqa: E402  (first import happens here, after the environment is set)
+
+    uu.SETTINGS.update({"sync": False, "datasets_dir": str(cache_dir() / "datasets")})
+    try:
+        import ultralytics.utils.torch_utils as tu
+
+        tu.NUM_THREADS = n
+    except (ImportError, AttributeError):  # pragma: no cover - older layouts
+        pass
+    uu.NUM_THREADS = n
+    _configured = True
+
+
+def yolo_class() -> Any:
+    """``ultralytics.YOLO``, imported after :func:`configure`."""
+    configure()
+    from ultralytics import YOLO
+
+    return YOLO

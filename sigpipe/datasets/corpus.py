@@ -1,0 +1,112 @@
+"""Per-writer signature corpora: ``ROOT/<writer>/genuine/*.png`` and ``ROOT/<writer>/forged/*.png``.
+
+``forged`` holds skilled forgeries of that writer. Splits are always by writer, never by image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from sigpipe.errors import InputError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
+
+
+def is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_gray(path: str | Path) -> np.ndarray:
+    """Read an image file as grayscale.
+
+    Returns:
+        ``(H, W)`` uint8 array, 0 = black ink, 255 = white paper.
+
+    Raises:
+        InputError: the file is missing or cannot be decoded; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image not found: {path}")
+    buf = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if buf.size else None
+    if img is None or img.size == 0:
+        raise InputError(f"cannot decode image: {path}")
+    return img
+
+
+@dataclass(frozen=True)
+class WriterSamples:
+    """One writer's files, sorted by name."""
+
+    writer: str
+    genuine: tuple[Path, ...]
+    forged: tuple[Path, ...]
+
+
+class Corpus:
+    """A per-writer corpus on disk.
+
+    Args:
+        root: folder holding one sub-folder per writer.
+        name: a short name (defaults to the folder name).
+
+    Raises:
+        InputError: ``root`` is missing, or holds no writer with at least one genuine signature.
+    """
+
+    def __init__(self, root: str | Path, name: str | None = None) -> None:
+        self.root = Path(root)
+        self.name = name or self.root.name
+        if not self.root.is_dir():
+            raise InputError(f"corpus folder not found: {self.root}")
+        writers: dict[str, WriterSamples] = {}
+        for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            gen = tuple(sorted(p for p in (d / "genuine").glob("*") if is_image(p)))
+            forg = tuple(sorted(p for p in (d / "forged").glob("*") if is_image(p)))
+            if gen:
+                writers[d.name] = WriterSamples(d.name, gen, forg)
+        if not writers:
+            raise InputError(
+                f"no writers in {self.root}: expected ROOT/<writer>/genuine/*.png (and optional forged/*.png)"
+            )
+        self._writers = writers
+
+    @property
+    def writers(self) -> list[str]:
+        return list(self._writers)
+
+    def __getitem__(self, writer: str) -> WriterSamples:
+        return self._writers[writer]
+
+    def __len__(self) -> int:
+        return len(self._writers)
+
+    def __iter__(self):
+        return iter(self._writers.values())
+
+
+def split_writers(
+    writers: Sequence[str], fractions: Sequence[float], seed: int
+) -> list[list[str]]:
+    """Split writers into disjoint groups (e.g. train/val/test) by a seeded shuffle.
+
+    Args:
+        writers: writer ids (order does not matter: they are sorted first).
+        fractions: one fraction per group, summing to 1.
+        seed: seed of the shuffle; the same seed gives the same split.
+
+    Returns:
+        One sorted list of writers per fraction; every writer is in exactly one list.
+    """
+    if not fractions or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+        raise ValueError(f"fractions must be non-negative and sum to 1, got {list(fractions)}")
+    ws = sorted(set(writers))
+    order = np.random.default_rng(seed).permutation(len(ws))
+    bounds = np.round(np.cumsum([0.0, *fractions]) * len(ws)).astype(int)
+    return [sorted(ws[i] for i in order[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

@@ -1,0 +1,117 @@
+"""Bundled model files and their manifests: one place for each model's facts.
+
+Every model ``<file>`` ships with ``<file>.json`` (its manifest): name and tag, sha256 of the file, architecture,
+preprocessing, thresholds, training data and measured figures. Loading checks the hash before anything reads the
+file, so a tampered or truncated weights file is refused with a clear error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sigpipe.errors import ModelError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent
+
+# Registry of the bundled models: role -> manifest file name in this folder.
+BUNDLED = {
+    "verifier": "verifier.pt.json",
+    "detector": "detector.pt.json",
+}
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A model's manifest. ``data`` keeps every field; the typed ones are those code relies on."""
+
+    name: str
+    tag: str
+    file: str
+    sha256: str
+    architecture: str
+    path: Path
+    data: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path.parent / self.file
+
+    @property
+    def ident(self) -> str:
+        """``name.tag sha256-prefix`` as written into reports."""
+        return f"{self.name}.{self.tag} {self.sha256[:12]}"
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Manifest:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"model manifest not found: {path}")
+        try:
+            data = json.loads(path.read_text())
+            return cls(
+                name=data["name"], tag=data["tag"], file=data["file"], sha256=data["sha256"],
+                architecture=data["architecture"], path=path, data=data,
+            )
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise ModelError(f"invalid model manifest {path}: {e}") from e
+
+    def verify(self) -> Path:
+        """Check the weights file exists and matches the recorded sha256; return its path."""
+        wp = self.weights_path
+        if not wp.is_file():
+            raise ModelError(
+                f"weights file for {self.name}.{self.tag} is missing: {wp} "
+                "(train one with 'sigpipe {role} train' or reinstall sigpipe)".format(role=self.name.split("-")[0])
+            )
+        digest = sha256_file(wp)
+        if digest != self.sha256:
+            raise ModelError(
+                f"weights file {wp} does not match its manifest (sha256 {digest[:12]}..., expected "
+                f"{self.sha256[:12]}...): refusing to load a modified or corrupt model"
+            )
+        return wp
+
+
+def write_manifest(weights: Path, data: dict[str, Any]) -> Path:
+    """Write ``weights.json`` beside ``weights`` with the file name and sha256 filled in."""
+    data = dict(data)
+    data["file"] = weights.name
+    data["sha256"] = sha256_file(weights)
+    out = weights.with_name(weights.name + ".json")
+    out.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return out
+
+
+def bundled_manifest(role: str) -> Manifest:
+    """The manifest of a bundled model (``"verifier"`` or ``"detector"``), hash-checked."""
+    if role not in BUNDLED:
+        raise ModelError(f"unknown bundled model role {role!r}; known: {sorted(BUNDLED)}")
+    path = WEIGHTS_DIR / BUNDLED[role]
+    if not path.is_file():
+        raise ModelError(
+            f"no bundled {role} model in this installation ({path} is missing). "
+            f"Train one with 'sigpipe {role} train' and pass it with --{role}-weights, or install a sigpipe "
+            f"release that ships {role} weights."
+        )
+    m = Manifest.load(path)
+    m.verify()
+    return m
