@@ -1,8 +1,22 @@
-"""``sigpipe verifier train|eval`` and ``sigpipe verify``."""
+"""``sigpipe verifier train|eval`` and ``sigpipe verify``: thin wrappers over the verifier library."""
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
+from pathlib import Path
+
 import click
+
+from sigpipe.errors import SigpipeError
+
+log = logging.getLogger(__name__)
+
+weights_option = click.option(
+    "--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="Verifier manifest (<weights>.json). Default: the bundled model.",
+)
 
 
 @click.group()
@@ -10,6 +24,86 @@ def verifier() -> None:
     """Train and evaluate the signature verifier."""
 
 
+@verifier.command()
+@click.option("--data", "data", multiple=True, required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Per-writer corpus (ROOT/<writer>/genuine|forged/*.png); repeat for several.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/verifier"),
+              show_default=True)
+@click.option("--epochs", type=int, default=40, show_default=True)
+@click.option("--steps", "steps_per_epoch", type=int, default=100, show_default=True, help="Batches per epoch.")
+@click.option("--batch", type=int, default=96, show_default=True)
+@click.option("--architecture", type=click.Choice(["resnet-s", "signet-s"]), default="resnet-s", show_default=True)
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
+@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Start from these weights (e.g. the shipped verifier.pt) instead of random.")
+@click.option("--resume", is_flag=True, help="Resume the interrupted run in --out from its last checkpoint.")
+@click.option("--tag", default="v1", show_default=True)
+def train(data: tuple[Path, ...], **kw: object) -> None:
+    """Train the triplet verifier; writes OUT/verifier.pt and its manifest."""
+    from sigpipe.verifier.train import VerifierTrainConfig, train_verifier
+
+    try:
+        path = train_verifier(VerifierTrainConfig(data=data, **kw))  # type: ignore[arg-type]
+    except SigpipeError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(str(path))
+
+
+@verifier.command("eval")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@weights_option
+@click.option("--references", "k", type=int, default=5, show_default=True, help="K references per writer.")
+@click.option("--writers", default=None, help="Comma-separated writer ids to evaluate (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a ROC PNG.")
+def eval_cmd(data: Path, weights: Path | None, k: int, writers: str | None, as_json: bool, plot: Path | None) -> None:
+    """Evaluate on a per-writer corpus (first K genuine by name = references)."""
+    from sigpipe.verifier.evaluate import evaluate_corpus, plot_roc
+    from sigpipe.verifier.verifier import Verifier
+
+    if k < 1:
+        raise click.UsageError("--references must be at least 1")
+    try:
+        v = Verifier.from_manifest(weights)
+        res, q = evaluate_corpus(v, data, k, writers.split(",") if writers else None)
+    except (SigpipeError, ValueError) as e:
+        raise click.ClickException(str(e)) from e
+    if plot:
+        plot_roc(q, plot)
+    if as_json:
+        click.echo(json.dumps(res))
+    else:
+        for key, val in res.items():
+            click.echo(f"{key:12s} {val:.4f}" if isinstance(val, float) else f"{key:12s} {val}")
+
+
 @click.command()
-def verify() -> None:
-    """Verify one questioned signature image against reference specimens."""
+@click.argument("questioned", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("refs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@weights_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, as_json: bool) -> None:
+    """Verify one QUESTIONED signature image against REF specimen images of the claimed person.
+
+    Exit code 0 whatever the verdict; the verdict is in the output.
+    """
+    from sigpipe.datasets.corpus import read_gray
+    from sigpipe.verifier.verifier import Verifier
+
+    try:
+        v = Verifier.from_manifest(weights)
+        embs = v.embed([read_gray(p) for p in (questioned, *refs)])
+    except SigpipeError as e:
+        raise click.ClickException(str(e)) from e
+    d = v.decide(embs[0], embs[1:])
+    out = {**d.to_dict(), "questioned": str(questioned), "references": [str(r) for r in refs],
+           "verdict": "genuine" if d.genuine else "forged", "model": v.ident}
+    if as_json:
+        click.echo(json.dumps(out))
+    else:
+        click.echo(f"{out['verdict']}  distance {d.distance:.3f} (threshold {d.threshold:.3f})  score {d.score:.2f}",
+                   file=sys.stdout)

@@ -80,7 +80,7 @@ class Manifest:
         if not wp.is_file():
             raise ModelError(
                 f"weights file for {self.name}.{self.tag} is missing: {wp} "
-                "(train one with 'sigpipe {role} train' or reinstall sigpipe)".format(role=self.name.split("-")[0])
+                "(reinstall sigpipe, or train a model and pass its manifest)"
             )
         digest = sha256_file(wp)
         if digest != self.sha256:

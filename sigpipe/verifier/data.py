@@ -1,0 +1,85 @@
+"""Preprocessed signature arrays for training and evaluation, cached on disk.
+
+Preprocessing every image of the corpora takes minutes; the arrays are cached in ``cache_dir()/verifier`` keyed by
+the preprocessing parameters and the corpus' file list, so later runs start at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sigpipe._ultralytics import cache_dir
+from sigpipe.datasets.corpus import Corpus, read_gray
+from sigpipe.verifier.preprocess import PreprocessConfig, preprocess
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SignatureArrays:
+    """Preprocessed signatures of some writers.
+
+    Attributes:
+        images: ``(N, H, W)`` uint8, 0 = background, 255 = ink (preprocessed, quantised to save memory).
+        writer: ``(N,)`` str, ``"<corpus>/<writer>"``.
+        forged: ``(N,)`` bool, True for skilled forgeries of ``writer``.
+        name: ``(N,)`` str, the file name (references are chosen by sorted name).
+    """
+
+    images: np.ndarray
+    writer: np.ndarray
+    forged: np.ndarray
+    name: np.ndarray
+
+    def select(self, mask: np.ndarray) -> SignatureArrays:
+        return SignatureArrays(self.images[mask], self.writer[mask], self.forged[mask], self.name[mask])
+
+    @staticmethod
+    def concat(parts: list[SignatureArrays]) -> SignatureArrays:
+        return SignatureArrays(
+            np.concatenate([p.images for p in parts]),
+            np.concatenate([p.writer for p in parts]),
+            np.concatenate([p.forged for p in parts]),
+            np.concatenate([p.name for p in parts]),
+        )
+
+    def as_float(self) -> np.ndarray:
+        """``(N, 1, H, W)`` float32 in [0, 1]."""
+        return (self.images.astype(np.float32) / 255.0)[:, None]
+
+
+def load_arrays(corpus: Corpus, cfg: PreprocessConfig, writers: list[str] | None = None) -> SignatureArrays:
+    """Preprocess (or load from cache) all signatures of ``writers`` (default: all) of ``corpus``."""
+    ws = writers if writers is not None else corpus.writers
+    files: list[tuple[str, bool, Path]] = []
+    for w in ws:
+        s = corpus[w]
+        files += [(w, False, p) for p in s.genuine] + [(w, True, p) for p in s.forged]
+    key = hashlib.sha256(
+        json.dumps([cfg.to_dict(), str(corpus.root.resolve()), [(w, f, str(p)) for w, f, p in files]]).encode()
+    ).hexdigest()[:16]
+    cache = cache_dir() / "verifier" / f"{corpus.name}-{key}.npz"
+    if cache.is_file():
+        z = np.load(cache)
+        return SignatureArrays(z["images"], z["writer"], z["forged"], z["name"])
+    log.info("preprocessing %d signatures of %s (cached to %s)", len(files), corpus.name, cache)
+    imgs = np.zeros((len(files), cfg.height, cfg.width), np.uint8)
+    for i, (_, _, p) in enumerate(files):
+        imgs[i] = np.round(preprocess(read_gray(p), cfg) * 255).astype(np.uint8)
+    arr = SignatureArrays(
+        imgs,
+        np.array([f"{corpus.name}/{w}" for w, _, _ in files]),
+        np.array([f for _, f, _ in files], bool),
+        np.array([p.name for _, _, p in files]),
+    )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, images=arr.images, writer=arr.writer, forged=arr.forged, name=arr.name)
+    tmp.replace(cache)
+    return arr

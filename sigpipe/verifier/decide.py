@@ -1,0 +1,126 @@
+"""From embeddings to a decision: distances to references, aggregation, threshold and calibrated score.
+
+Training and deciding use the same distance: Euclidean between L2-normalised embeddings (in [0, 2]).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+AGGREGATIONS = ("mean", "min", "normalised")
+
+
+def distances(query: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """Euclidean distances of one or many queries to references.
+
+    Args:
+        query: ``(D,)`` or ``(Q, D)`` float embeddings.
+        refs: ``(K, D)`` float embeddings.
+
+    Returns:
+        ``(K,)`` for one query, ``(Q, K)`` for many.
+    """
+    q = np.atleast_2d(np.asarray(query, np.float64))
+    r = np.asarray(refs, np.float64)
+    d2 = (q * q).sum(1)[:, None] + (r * r).sum(1)[None, :] - 2.0 * q @ r.T
+    d = np.sqrt(np.clip(d2, 0.0, None))
+    return d[0] if np.ndim(query) == 1 else d
+
+
+def reference_spread(refs: np.ndarray) -> float:
+    """Mean pairwise distance among a person's references (0 with fewer than two)."""
+    if len(refs) < 2:
+        return 0.0
+    d = distances(refs, refs)
+    iu = np.triu_indices(len(refs), 1)
+    return float(d[iu].mean())
+
+
+def aggregate(dists: np.ndarray, method: str, spread: float = 0.0) -> float:
+    """Collapse the ``(K,)`` distances of a query to a person's references into one number.
+
+    ``normalised`` divides the mean distance by the references' own spread (a writer whose genuine signatures vary a
+    lot is judged more leniently); with fewer than two references it falls back to the mean.
+    """
+    d = np.asarray(dists, float)
+    if method == "mean":
+        return float(d.mean())
+    if method == "min":
+        return float(d.min())
+    if method == "normalised":
+        return float(d.mean() / spread) if spread > 1e-6 else float(d.mean())
+    raise ValueError(f"unknown aggregation {method!r}; known: {AGGREGATIONS}")
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    """Threshold(s) and the logistic score calibration, as stored in the verifier manifest.
+
+    Attributes:
+        aggregation: one of :data:`AGGREGATIONS`.
+        thresholds: decision threshold per number of references K (as strings in JSON); the largest K listed applies
+            to larger galleries.
+        score_a, score_b: ``score = 1 / (1 + exp(score_a * (distance - threshold) + score_b))`` — the probability
+            that the signature is genuine, fitted on validation writers.
+    """
+
+    aggregation: str
+    thresholds: dict[int, float]
+    score_a: float
+    score_b: float
+    calibration: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def threshold(self, k: int) -> float:
+        ks = sorted(self.thresholds)
+        usable = [x for x in ks if x <= max(k, 1)]
+        return self.thresholds[usable[-1] if usable else ks[0]]
+
+    def score(self, distance: float, k: int) -> float:
+        z = self.score_a * (distance - self.threshold(k)) + self.score_b
+        return float(1.0 / (1.0 + math.exp(min(max(z, -60.0), 60.0))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "aggregation": self.aggregation,
+            "thresholds": {str(k): v for k, v in sorted(self.thresholds.items())},
+            "score_a": self.score_a,
+            "score_b": self.score_b,
+            "calibration": self.calibration,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DecisionRule:
+        return cls(
+            aggregation=d["aggregation"],
+            thresholds={int(k): float(v) for k, v in d["thresholds"].items()},
+            score_a=float(d["score_a"]),
+            score_b=float(d["score_b"]),
+            calibration=d.get("calibration", {}),
+        )
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, iters: int = 500, lr: float = 0.5) -> tuple[float, float]:
+    """Fit ``P(y=1 | x) = 1 / (1 + exp(a * x + b))`` by gradient descent on the log-loss (x standardised inside).
+
+    Args:
+        x: ``(N,)`` float (distance minus threshold); y: ``(N,)`` in {0, 1} (1 = genuine).
+
+    Returns:
+        ``(a, b)`` in the original units of ``x``.
+    """
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    s = x.std() or 1.0
+    xs = x / s
+    a, b = 1.0, 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(np.clip(a * xs + b, -60, 60)))
+        # d(logloss)/dz where z = a*x+b and p = sigmoid(-z): dL/dz = y - p
+        gz = y - p
+        a -= lr * float(np.mean(gz * xs))
+        b -= lr * float(np.mean(gz))
+    return a / s, b

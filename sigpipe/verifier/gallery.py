@@ -1,0 +1,129 @@
+"""References gallery: the genuine specimens of each person, embedded once and cached by content hash.
+
+``REFS/<person>/*`` holds images (or PDFs / whole pages, from which a detector crops the signature). Embeddings are
+cached in ``REFS``-independent storage keyed by the file's sha256 and the verifier's identity, so a re-run is instant
+and an edited specimen is re-embedded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sigpipe._ultralytics import cache_dir
+from sigpipe.datasets.corpus import IMAGE_SUFFIXES, read_gray
+from sigpipe.errors import InputError, SigpipeError
+from sigpipe.verifier.verifier import Decision, Verifier
+
+log = logging.getLogger(__name__)
+
+SPECIMEN_SUFFIXES = IMAGE_SUFFIXES | {".pdf"}
+
+# (path) -> list of signature crops found in a specimen file that is a PDF or a whole page.
+SpecimenLoader = Callable[[Path], list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Match:
+    """A questioned signature compared with one person (the claimed one, or the best one-to-many match)."""
+
+    identity: str
+    decision: Decision
+
+
+@dataclass
+class Gallery:
+    """Enrolled people: ``embeddings[person]`` is ``(K, D)`` float32; ``errors`` lists unusable specimen files."""
+
+    verifier: Verifier
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def people(self) -> list[str]:
+        return sorted(self.embeddings)
+
+    @classmethod
+    def enroll(
+        cls, refs: str | Path, verifier: Verifier, loader: SpecimenLoader | None = None,
+        cache: Path | None = None,
+    ) -> Gallery:
+        """Embed every ``refs/<person>/*`` specimen (cached by content hash).
+
+        Args:
+            refs: folder with one sub-folder per person.
+            loader: turns a PDF or whole-page specimen into signature crops (the pipeline passes the detector);
+                without it, every image file is taken as a signature crop and PDFs are reported as errors.
+            cache: embedding cache folder (default ``cache_dir()/gallery``).
+
+        Raises:
+            InputError: ``refs`` is not a folder.
+        """
+        root = Path(refs)
+        if not root.is_dir():
+            raise InputError(f"references folder not found: {root}")
+        cache = cache or cache_dir() / "gallery"
+        cache.mkdir(parents=True, exist_ok=True)
+        key = hashlib.sha256(verifier.ident.encode()).hexdigest()[:12]
+        g = cls(verifier)
+        for person_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+            embs: list[np.ndarray] = []
+            for f in sorted(p for p in person_dir.iterdir() if p.is_file()):
+                if f.suffix.lower() not in SPECIMEN_SUFFIXES:
+                    continue
+                try:
+                    embs.append(g._embed_specimen(f, loader, cache / f"{key}-{_sha256(f)}.npy"))
+                except (SigpipeError, OSError, ValueError) as e:
+                    g.errors[str(f)] = str(e)
+                    log.warning("reference %s skipped: %s", f, e)
+            if embs:
+                g.embeddings[person_dir.name] = np.concatenate(embs).astype(np.float32)
+        return g
+
+    def _embed_specimen(self, f: Path, loader: SpecimenLoader | None, cached: Path) -> np.ndarray:
+        if cached.is_file():
+            return np.load(cached)
+        if f.suffix.lower() == ".pdf" or (loader is not None and _looks_like_page(f)):
+            if loader is None:
+                raise InputError(f"{f}: a PDF or page specimen needs the detector to find the signature")
+            crops = loader(f)
+            if not crops:
+                raise InputError(f"{f}: no signature found in this specimen")
+        else:
+            crops = [read_gray(f)]
+        emb = self.verifier.embed(crops)
+        tmp = cached.with_suffix(".tmp.npy")
+        np.save(tmp, emb)
+        tmp.replace(cached)
+        return emb
+
+    def compare(self, query: np.ndarray, identity: str) -> Match:
+        """Compare one embedding ``(D,)`` with a named person's references."""
+        return Match(identity, self.verifier.decide(query, self.embeddings[identity]))
+
+    def best_match(self, query: np.ndarray) -> Match | None:
+        """One-to-many: the enrolled person whose references are closest (by the decision's aggregated distance)."""
+        best: Match | None = None
+        for person in self.people:
+            m = self.compare(query, person)
+            if best is None or m.decision.distance < best.decision.distance:
+                best = m
+        return best
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _looks_like_page(path: Path, min_side: int = 1400) -> bool:
+    """A specimen image this large is a scanned page rather than a signature crop."""
+    try:
+        img = read_gray(path)
+    except InputError:
+        return False
+    return min(img.shape) >= min_side // 2 and max(img.shape) >= min_side

@@ -1,0 +1,117 @@
+"""Embedding networks: shared-weight CNNs producing L2-normalised signature embeddings.
+
+Two architectures are registered: ``resnet-s``, a compact residual net, and ``signet-s``, a SigNet-like plain CNN
+(Dey et al. 2017) scaled to the same input. The Siamese/triplet view is simply the same network applied to anchor,
+positive and negative (:class:`SiameseTriplet`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with a residual shortcut (1x1 projection when the shape changes)."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.short: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + self.short(x), inplace=True)
+
+
+class GeM(nn.Module):
+    """Generalised-mean pooling (p=3), a learnable middle ground between average and max pooling."""
+
+    def __init__(self, p: float = 3.0) -> None:
+        super().__init__()
+        self.p = nn.Parameter(torch.tensor(p))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(min=1e-6).pow(self.p).mean(dim=(2, 3)).pow(1.0 / self.p)
+
+
+class EmbeddingNet(nn.Module):
+    """Backbone + pooling + linear projection + L2 normalisation.
+
+    Input: ``(N, 1, H, W)`` float32 in [0, 1] (preprocessed signatures). Output: ``(N, dim)`` float32, unit norm.
+    """
+
+    def __init__(self, backbone: nn.Module, channels: int, dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.pool = GeM()
+        self.drop = nn.Dropout(0.1)
+        self.fc = nn.Linear(channels, dim)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.pool(self.backbone(x))
+        return F.normalize(self.fc(self.drop(z)), dim=1)
+
+
+def resnet_s(dim: int = 128, width: int = 32) -> EmbeddingNet:
+    """Compact residual net: stem (5x5, stride 2) and four residual stages, each halving the resolution."""
+    w = width
+    backbone = nn.Sequential(
+        nn.Conv2d(1, w, 5, 2, 2, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+        BasicBlock(w, 2 * w, 2),
+        BasicBlock(2 * w, 3 * w, 2),
+        BasicBlock(3 * w, 4 * w, 2),
+        BasicBlock(4 * w, 6 * w, 1),
+    )
+    return EmbeddingNet(backbone, 6 * w, dim)
+
+
+def signet_s(dim: int = 128, width: int = 32) -> EmbeddingNet:
+    """SigNet-like plain CNN (large first kernel, conv-BN-ReLU-maxpool stages), scaled to the small input."""
+    w = width
+
+    def cbr(cin: int, cout: int, k: int, s: int = 1) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, k, s, k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+    backbone = nn.Sequential(
+        *cbr(1, w, 7, 2), nn.MaxPool2d(2),
+        *cbr(w, 3 * w, 5), nn.MaxPool2d(2),
+        *cbr(3 * w, 4 * w, 3), *cbr(4 * w, 4 * w, 3), nn.MaxPool2d(2),
+        *cbr(4 * w, 6 * w, 3),
+    )
+    return EmbeddingNet(backbone, 6 * w, dim)
+
+
+ARCHITECTURES: dict[str, Callable[..., EmbeddingNet]] = {"resnet-s": resnet_s, "signet-s": signet_s}
+
+
+def build_model(architecture: str, dim: int = 128, width: int = 32) -> EmbeddingNet:
+    """Build a registered architecture by name."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown verifier architecture {architecture!r}; known: {sorted(ARCHITECTURES)}")
+    return ARCHITECTURES[architecture](dim=dim, width=width)
+
+
+class SiameseTriplet(nn.Module):
+    """The Siamese view: one shared network over anchor, positive and negative batches."""
+
+    def __init__(self, net: EmbeddingNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(
+        self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        n = anchor.shape[0]
+        z = self.net(torch.cat([anchor, positive, negative]))
+        return z[:n], z[n : 2 * n], z[2 * n :]

@@ -1,0 +1,72 @@
+"""The evaluation protocol of DESIGN.md, shared by training (validation), calibration and ``verifier eval``.
+
+Per writer: the first K genuine signatures (sorted by name) are the references; the other genuine ones are positive
+queries; the writer's skilled forgeries are negative queries; one genuine signature of each other writer is a
+random-forgery query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sigpipe.verifier.decide import aggregate, distances, reference_spread
+
+
+@dataclass(frozen=True)
+class QueryDistances:
+    """Aggregated distances of every query kind, pooled over writers (1-D float arrays)."""
+
+    genuine: np.ndarray
+    skilled: np.ndarray
+    random: np.ndarray
+    writers: int
+
+    @property
+    def queries(self) -> int:
+        return int(self.genuine.size + self.skilled.size + self.random.size)
+
+
+def protocol_distances(
+    emb: np.ndarray, writer: np.ndarray, forged: np.ndarray, name: np.ndarray, k: int, aggregation: str
+) -> QueryDistances:
+    """Distances of all protocol queries.
+
+    Args:
+        emb: ``(N, D)`` embeddings; writer, forged, name: ``(N,)`` per-image metadata (see ``SignatureArrays``).
+        k: references per writer. Writers with fewer than ``k + 1`` genuine signatures are skipped.
+        aggregation: how the K distances are combined (``decide.AGGREGATIONS``).
+    """
+    gen_d: list[float] = []
+    sk_d: list[float] = []
+    rnd_d: list[float] = []
+    ws = sorted(set(writer.tolist()))
+    first_genuine: dict[str, int] = {}
+    per_writer: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for w in ws:
+        gi = np.flatnonzero((writer == w) & ~forged)
+        gi = gi[np.argsort(name[gi], kind="stable")]
+        fi = np.flatnonzero((writer == w) & forged)
+        per_writer[w] = (gi, fi)
+        if gi.size:
+            first_genuine[w] = int(gi[-1])  # the last genuine by name: never a reference
+    used = 0
+    for w in ws:
+        gi, fi = per_writer[w]
+        if gi.size < k + 1:
+            continue
+        used += 1
+        refs = emb[gi[:k]]
+        spread = reference_spread(refs)
+
+        def agg(idx: np.ndarray, refs: np.ndarray = refs, spread: float = spread) -> list[float]:
+            if idx.size == 0:
+                return []
+            return [aggregate(d, aggregation, spread) for d in distances(emb[idx], refs)]
+
+        gen_d += agg(gi[k:])
+        sk_d += agg(fi)
+        others = np.array([first_genuine[o] for o in ws if o != w and o in first_genuine], int)
+        rnd_d += agg(others)
+    return QueryDistances(np.array(gen_d), np.array(sk_d), np.array(rnd_d), used)

@@ -1,0 +1,302 @@
+"""Triplet training of the embedding network (pytorch-metric-learning), writer-disjoint validation.
+
+Triplets: anchor = a genuine signature of a person, positive = another genuine of that person, negative = a skilled
+forgery of that person or another person's signature (random forgery). Batches come from ``MPerClassSampler`` over
+*writers* (m images of each writer, genuine and forged mixed); for the loss, genuine signatures carry their writer's
+label and every forgery a label of its own, so forgeries are only ever negatives. ``TripletMarginMiner`` keeps the
+triplets that violate the margin (hard and semi-hard) and ``TripletMarginLoss`` trains on them, with the same
+Euclidean distance on unit embeddings that the decision uses.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pytorch_metric_learning import losses, miners, samplers
+
+from sigpipe.datasets.corpus import Corpus, split_writers
+from sigpipe.verifier.data import SignatureArrays, load_arrays
+from sigpipe.verifier.decide import AGGREGATIONS, DecisionRule, fit_logistic
+from sigpipe.verifier.metrics import eer
+from sigpipe.verifier.model import EmbeddingNet, build_model
+from sigpipe.verifier.preprocess import PreprocessConfig
+from sigpipe.verifier.protocol import protocol_distances
+from sigpipe.weights import write_manifest
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_KS = (1, 2, 3, 5, 8)
+
+
+@dataclass(frozen=True)
+class VerifierTrainConfig:
+    """Settings of a verifier training run (all recorded in the manifest)."""
+
+    data: tuple[Path, ...]
+    out: Path = Path("runs/verifier")
+    architecture: str = "resnet-s"
+    width: int = 32
+    dim: int = 128
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    epochs: int = 40
+    steps_per_epoch: int = 100
+    m_per_writer: int = 8
+    batch: int = 96
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    margin: float = 0.25
+    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    split_seed: int = 0
+    seed: int = 0
+    patience: int = 10
+    threads: int | None = None
+    device: str | None = None
+    init: Path | None = None
+    resume: bool = False
+    tag: str = "v1"
+
+
+def writer_splits(cfg: VerifierTrainConfig) -> dict[str, dict[str, list[str]]]:
+    """Per corpus: ``{"train": [...], "val": [...], "test": [...]}`` writer ids (seeded, writer-disjoint)."""
+    out = {}
+    for root in cfg.data:
+        c = Corpus(root)
+        tr, va, te = split_writers(c.writers, cfg.split, cfg.split_seed)
+        out[c.name] = {"train": tr, "val": va, "test": te}
+    return out
+
+
+def load_split(cfg: VerifierTrainConfig, part: str) -> SignatureArrays:
+    splits = writer_splits(cfg)
+    parts = []
+    for root in cfg.data:
+        c = Corpus(root)
+        if splits[c.name][part]:
+            parts.append(load_arrays(c, cfg.preprocess, splits[c.name][part]))
+    return SignatureArrays.concat(parts)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random affine (rotation, scale, aspect, shear, shift), smooth elastic jitter, stroke width and ink level.
+
+    Args:
+        x: ``(B, 1, H, W)`` float in [0, 1], ink bright.
+    """
+    b, _, h, w = x.shape
+    dev = x.device
+
+    def u(lo: float, hi: float) -> torch.Tensor:
+        return (torch.rand(b, generator=gen) * (hi - lo) + lo).to(dev)
+
+    ang = u(-5, 5) * math.pi / 180
+    s = u(0.88, 1.08)
+    asp = u(0.92, 1.08)
+    sh = u(-0.15, 0.15)
+    cos, sin = torch.cos(ang), torch.sin(ang)
+    theta = torch.stack(
+        [
+            torch.stack([cos / (s * asp), -sin / s + sh, u(-0.06, 0.06)], 1),
+            torch.stack([sin / (s * asp), cos / s, u(-0.08, 0.08)], 1),
+        ],
+        1,
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    noise = (torch.rand(b, 2, 3, 6, generator=gen) * 2 - 1).to(dev) * 0.03
+    grid = grid + F.interpolate(noise, size=(h, w), mode="bicubic", align_corners=False).permute(0, 2, 3, 1)
+    y = F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+    r = torch.rand(b, generator=gen).to(dev)
+    thick = F.max_pool2d(y, 3, 1, 1)
+    thin = -F.max_pool2d(-y, 3, 1, 1)
+    y = torch.where((r < 0.2)[:, None, None, None], 0.5 * (y + thick), y)
+    y = torch.where((r > 0.9)[:, None, None, None], 0.5 * (y + thin), y)
+    return (y * u(0.75, 1.15)[:, None, None, None]).clamp(0, 1)
+
+
+@torch.no_grad()
+def embed_arrays(net: EmbeddingNet, x: np.ndarray | torch.Tensor, device: str, batch: int = 256) -> np.ndarray:
+    """Embed ``(N, 1, H, W)`` float32 [0, 1] (or uint8 ``(N, H, W)``) inputs; returns ``(N, D)`` float32."""
+    net.eval()
+    t = torch.as_tensor(x)
+    if t.dtype == torch.uint8:
+        t = t.float().div(255.0).unsqueeze(1)
+    outs = [net(t[i : i + batch].to(device)).cpu() for i in range(0, len(t), batch)]
+    return torch.cat(outs).numpy() if outs else np.zeros((0, net.dim), np.float32)
+
+
+def validate(net: EmbeddingNet, val: SignatureArrays, device: str) -> dict[str, float]:
+    emb = embed_arrays(net, val.images, device)
+    res = {}
+    for k in (1, 5):
+        q = protocol_distances(emb, val.writer, val.forged, val.name, k, "mean")
+        res[f"eer_k{k}"] = eer(q.genuine, q.skilled).eer
+    res["score"] = (res["eer_k1"] + res["eer_k5"]) / 2
+    return res
+
+
+def calibrate(emb: np.ndarray, val: SignatureArrays) -> tuple[DecisionRule, dict[str, Any]]:
+    """Choose the aggregation by validation EER, then thresholds per K (at the EER point) and the score's logistic."""
+    report: dict[str, Any] = {}
+    best_agg, best_e = "mean", float("inf")
+    for agg in AGGREGATIONS:
+        e = np.mean([
+            eer(q.genuine, q.skilled).eer
+            for k in (1, 5)
+            for q in [protocol_distances(emb, val.writer, val.forged, val.name, k, agg)]
+            if q.genuine.size and q.skilled.size
+        ])
+        report[f"val_eer_{agg}"] = float(e)
+        if e < best_e - 1e-9:
+            best_agg, best_e = agg, float(e)
+    thresholds: dict[int, float] = {}
+    xs, ys = [], []
+    for k in CALIBRATION_KS:
+        q = protocol_distances(emb, val.writer, val.forged, val.name, k, best_agg)
+        if not (q.genuine.size and q.skilled.size):
+            continue
+        thresholds[k] = eer(q.genuine, q.skilled).threshold
+        neg = np.concatenate([q.skilled, q.random])
+        xs += [q.genuine - thresholds[k], neg - thresholds[k]]
+        ys += [np.ones(q.genuine.size), np.zeros(neg.size)]
+    a, b = fit_logistic(np.concatenate(xs), np.concatenate(ys))
+    rule = DecisionRule(
+        best_agg, thresholds, a, b,
+        calibration={
+            "method": "threshold at the equal-error point of genuine vs skilled forgeries of the validation writers, "
+            "per number of references K; score = logistic fit on validation distances "
+            "(genuine vs skilled + random forgeries)",
+            **report,
+        },
+    )
+    return rule, report
+
+
+def _checkpoint(path: Path, **state: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def train_verifier(cfg: VerifierTrainConfig) -> Path:
+    """Train, keep the best epoch by validation EER, calibrate, and write ``verifier.pt`` + manifest to ``cfg.out``.
+
+    Returns:
+        Path of the weights file (its manifest is ``<path>.json``).
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.time()
+    train = load_split(cfg, "train")
+    val = load_split(cfg, "val")
+    log.info("train: %d images of %d writers; val: %d images of %d writers (%.0fs)",
+             len(train.images), len(set(train.writer)), len(val.images), len(set(val.writer)), time.time() - t0)
+
+    writers = sorted(set(train.writer.tolist()))
+    wid = {w: i for i, w in enumerate(writers)}
+    sample_labels = np.array([wid[w] for w in train.writer])
+    loss_labels = torch.as_tensor(
+        np.where(train.forged, len(writers) + np.arange(len(train.writer)), sample_labels)
+    )
+    images = torch.as_tensor(train.images)
+
+    net = build_model(cfg.architecture, cfg.dim, cfg.width).to(device)
+    if cfg.init:
+        net.load_state_dict(torch.load(cfg.init, map_location=device, weights_only=True))
+    loss_fn = losses.TripletMarginLoss(margin=cfg.margin)
+    miner = miners.TripletMarginMiner(margin=cfg.margin, type_of_triplets="all")
+    sampler = samplers.MPerClassSampler(
+        sample_labels, m=cfg.m_per_writer, batch_size=cfg.batch, length_before_new_iter=cfg.steps_per_epoch * cfg.batch
+    )
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.epochs * cfg.steps_per_epoch, pct_start=0.1
+    )
+    start, best_score, best_state, history, stale = 0, float("inf"), None, [], 0
+    last = out / "last.ckpt"
+    if cfg.resume and last.is_file():
+        ck = torch.load(last, map_location=device, weights_only=False)  # our own checkpoint, not a shipped model
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        start, best_score, best_state, history = ck["epoch"], ck["best_score"], ck["best_state"], ck["history"]
+        gen.set_state(ck["gen"])
+        log.info("resumed from %s at epoch %d", last, start)
+
+    for epoch in range(start, cfg.epochs):
+        net.train()
+        te, tot, ntrip = time.time(), 0.0, 0
+        idx = np.fromiter(iter(sampler), int)
+        for step in range(cfg.steps_per_epoch):
+            bi = torch.as_tensor(idx[step * cfg.batch : (step + 1) * cfg.batch])
+            x = augment(images[bi].float().div(255.0).unsqueeze(1), gen).to(device)
+            lab = loss_labels[bi].to(device)
+            emb = net(x)
+            trip = miner(emb, lab)
+            loss = loss_fn(emb, lab, trip)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += float(loss.detach())
+            ntrip += int(trip[0].numel())
+        v = validate(net, val, device)
+        rec = {"epoch": epoch + 1, "loss": tot / cfg.steps_per_epoch, "triplets": ntrip / cfg.steps_per_epoch,
+               "seconds": round(time.time() - te, 1), **{k: round(x, 4) for k, x in v.items()}}
+        history.append(rec)
+        log.info("epoch %s", json.dumps(rec))
+        if v["score"] < best_score:
+            best_score, best_state, stale = v["score"], copy.deepcopy(net.state_dict()), 0
+        else:
+            stale += 1
+        _checkpoint(last, model=net.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), epoch=epoch + 1,
+                    best_score=best_score, best_state=best_state, history=history, gen=gen.get_state())
+        if stale >= cfg.patience:
+            log.info("early stop: validation EER did not improve for %d epochs", cfg.patience)
+            break
+
+    assert best_state is not None, "no epoch was trained"
+    net.load_state_dict(best_state)
+    rule, _ = calibrate(embed_arrays(net, val.images, device), val)
+    weights = out / "verifier.pt"
+    torch.save({k: v.cpu() for k, v in best_state.items()}, weights)
+    splits = writer_splits(cfg)
+    manifest = {
+        "name": "signet-triplet",
+        "tag": cfg.tag,
+        "architecture": cfg.architecture,
+        "width": cfg.width,
+        "embedding_dim": cfg.dim,
+        "distance": "euclidean on L2-normalised embeddings",
+        "input": {"channels": 1, "height": cfg.preprocess.height, "width": cfg.preprocess.width,
+                  "range": "[0,1], ink bright"},
+        "preprocess": cfg.preprocess.to_dict(),
+        "decision": rule.to_dict(),
+        "training": {
+            "data": [str(p) for p in cfg.data],
+            "splits": splits,
+            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
+                       if k not in ("data", "preprocess", "out", "init")},
+            "best_epoch_val": min(history, key=lambda r: r["score"]),
+            "epochs_run": len(history),
+            "history": history,
+            "provenance": "CEDAR (Univ. at Buffalo) and BHSig260 (Bengali, Hindi): research-use signature corpora",
+        },
+        "benchmarks": {},
+    }
+    write_manifest(weights, manifest)
+    return weights

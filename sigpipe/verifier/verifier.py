@@ -1,0 +1,105 @@
+"""The verifier at inference time: a hash-checked model, its preprocessing and its decision rule, from one manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sigpipe.errors import ModelError
+from sigpipe.verifier.decide import DecisionRule, aggregate, distances, reference_spread
+from sigpipe.verifier.model import EmbeddingNet, build_model
+from sigpipe.verifier.preprocess import PreprocessConfig, preprocess_batch
+from sigpipe.weights import Manifest, bundled_manifest
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The comparison of one questioned signature with one person's references.
+
+    Attributes:
+        distance: aggregated distance (lower = more similar).
+        threshold: the threshold applied for this number of references.
+        score: calibrated probability that the signature is genuine, in [0, 1].
+        genuine: ``distance <= threshold``.
+        references: K, the number of references compared with.
+    """
+
+    distance: float
+    threshold: float
+    score: float
+    genuine: bool
+    references: int
+
+    def to_dict(self) -> dict[str, float | bool | int]:
+        return {"distance": self.distance, "threshold": self.threshold, "score": self.score,
+                "genuine": self.genuine, "references": self.references}
+
+
+class Verifier:
+    """Embeds signature images and compares them with references.
+
+    Build with :meth:`from_manifest`; the weights' sha256 is checked and the state dict loaded strictly with
+    ``weights_only=True``. Preprocessing and the decision rule come from the same manifest as the weights.
+    """
+
+    def __init__(self, manifest: Manifest, device: str = "cpu", threads: int | None = None) -> None:
+        if threads:
+            torch.set_num_threads(threads)
+        path = manifest.verify()
+        try:
+            self.preprocess_cfg = PreprocessConfig.from_dict(manifest["preprocess"])
+            self.rule = DecisionRule.from_dict(manifest["decision"])
+            net = build_model(manifest.architecture, int(manifest["embedding_dim"]), int(manifest.get("width", 32)))
+        except (KeyError, ValueError, TypeError) as e:
+            raise ModelError(f"verifier manifest {manifest.path} is incomplete or inconsistent: {e}") from e
+        try:
+            state = torch.load(path, map_location=device, weights_only=True)
+            net.load_state_dict(state, strict=True)
+        except Exception as e:  # noqa: BLE001 - any unpickling/shape error means the file is unusable
+            raise ModelError(f"cannot load verifier weights {path}: {e}") from e
+        self.net: EmbeddingNet = net.to(device).eval()
+        self.device = device
+        self.manifest = manifest
+
+    @classmethod
+    def from_manifest(cls, path: str | Path | None = None, device: str = "cpu", threads: int | None = None) -> Verifier:
+        """Load the verifier described by the manifest at ``path`` (default: the bundled one)."""
+        m = bundled_manifest("verifier") if path is None else Manifest.load(path)
+        return cls(m, device=device, threads=threads)
+
+    @property
+    def ident(self) -> str:
+        return self.manifest.ident
+
+    @property
+    def dim(self) -> int:
+        return self.net.dim
+
+    def prepare(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Preprocess raw crops: ``(N, 1, H, W)`` float32 in [0, 1]."""
+        return preprocess_batch(list(images), self.preprocess_cfg)
+
+    @torch.no_grad()
+    def embed_prepared(self, x: np.ndarray, batch: int = 128) -> np.ndarray:
+        """Embed preprocessed inputs ``(N, 1, H, W)`` float32; returns ``(N, D)`` float32 unit vectors."""
+        out = [self.net(torch.from_numpy(x[i : i + batch]).to(self.device)).cpu().numpy()
+               for i in range(0, len(x), batch)]
+        return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
+
+    def embed(self, images: Sequence[np.ndarray], batch: int = 128) -> np.ndarray:
+        """Embed raw signature crops (grayscale or BGR uint8, dark ink on light paper, any size); ``(N, D)``."""
+        return self.embed_prepared(self.prepare(images), batch)
+
+    def decide(self, query: np.ndarray, refs: np.ndarray) -> Decision:
+        """Compare one embedding ``(D,)`` with a person's reference embeddings ``(K, D)``."""
+        refs = np.atleast_2d(refs)
+        if refs.shape[0] == 0:
+            raise ValueError("no reference embeddings to compare with")
+        k = refs.shape[0]
+        d = aggregate(distances(query, refs), self.rule.aggregation, reference_spread(refs))
+        thr = self.rule.threshold(k)
+        return Decision(d, thr, self.rule.score(d, k), bool(d <= thr), k)

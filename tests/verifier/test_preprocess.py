@@ -1,0 +1,81 @@
+import cv2
+import numpy as np
+import pytest
+
+from sigpipe.verifier.preprocess import PreprocessConfig, ink_mask, preprocess, preprocess_batch
+
+CFG = PreprocessConfig()
+
+
+def draw_signature(h: int = 120, w: int = 320, ink: int = 30, paper: int = 235, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w), paper, np.uint8)
+    pts = np.stack([np.linspace(20, w - 20, 12), h / 2 + rng.normal(0, h / 6, 12)], 1).astype(np.int32)
+    cv2.polylines(img, [pts], False, ink, 3, cv2.LINE_AA)
+    cv2.circle(img, (w // 3, h // 2), h // 5, ink, 2, cv2.LINE_AA)
+    return img
+
+
+def test_shape_dtype_range():
+    out = preprocess(draw_signature())
+    assert out.shape == (CFG.height, CFG.width)
+    assert out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert out.max() > 0.9  # ink is bright after inversion and normalisation
+    assert out[0].sum() == 0 and out[:, 0].sum() == 0  # margin stays empty
+
+
+def test_blank_gives_zeros():
+    assert preprocess(np.full((100, 200), 240, np.uint8)).sum() == 0
+
+
+def test_invariant_to_extra_margin():
+    sig = draw_signature()
+    padded = cv2.copyMakeBorder(sig, 80, 40, 150, 60, cv2.BORDER_CONSTANT, value=235)
+    a, b = preprocess(sig), preprocess(padded)
+    assert np.abs(a - b).mean() < 0.01
+
+
+def test_invariant_to_contrast_and_colour():
+    dark = preprocess(draw_signature(ink=20, paper=240))
+    faint = preprocess(draw_signature(ink=150, paper=200))
+    bgr = preprocess(cv2.cvtColor(draw_signature(), cv2.COLOR_GRAY2BGR))
+    assert np.abs(dark - faint).mean() < 0.03
+    assert np.abs(dark - preprocess(draw_signature())).mean() < 0.03
+    assert np.allclose(bgr, preprocess(draw_signature()), atol=1e-6)
+
+
+def test_ruling_line_is_removed():
+    sig = draw_signature(h=160, w=400)
+    lined = sig.copy()
+    lined[150:153, :] = 30  # a ruling line under the signature, crossing the whole crop
+    m_line = ink_mask(lined, CFG)
+    assert not m_line[151, 5:40].any() and not m_line[151, -40:-5].any()
+    assert np.abs(preprocess(lined) - preprocess(sig)).mean() < 0.02
+
+
+def test_specks_do_not_move_the_crop():
+    sig = draw_signature()
+    noisy = cv2.copyMakeBorder(sig, 0, 0, 0, 200, cv2.BORDER_CONSTANT, value=235)
+    noisy[5, -3] = 0  # an isolated dust speck far from the ink
+    assert np.abs(preprocess(noisy) - preprocess(sig)).mean() < 0.01
+
+
+def test_jpeg_noise_is_tolerated():
+    sig = draw_signature()
+    ok, buf = cv2.imencode(".jpg", sig, [cv2.IMWRITE_JPEG_QUALITY, 40])
+    jpg = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    assert np.abs(preprocess(jpg) - preprocess(sig)).mean() < 0.03
+
+
+def test_batch_and_config_round_trip():
+    batch = preprocess_batch([draw_signature(seed=i) for i in range(3)])
+    assert batch.shape == (3, 1, CFG.height, CFG.width)
+    assert PreprocessConfig.from_dict(CFG.to_dict()) == CFG
+    with pytest.raises(ValueError, match="unknown"):
+        PreprocessConfig.from_dict({**CFG.to_dict(), "bogus": 1})
+
+
+def test_rejects_non_uint8():
+    with pytest.raises(ValueError, match="uint8"):
+        preprocess(np.zeros((10, 10), np.float32))
