@@ -1,0 +1,64 @@
+"""Verifier accuracy on held-out writers and embedding throughput; prints JSON.
+
+Usage: .venv/bin/python benchmarks/verifier.py [--weights MANIFEST] [--data-root ../shared/datasets/signatures]
+
+For each corpus the manifest's training record names the writers held out as ``test`` (never used for training,
+early stopping or calibration); the DESIGN.md protocol runs on them with K=1 and K=5 references, at the shipped
+thresholds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sigpipe.verifier.evaluate import evaluate_corpus
+from sigpipe.verifier.verifier import Verifier
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def throughput(v: Verifier, n: int = 512, threads: int = 2) -> dict[str, float]:
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    x = rng.random((n, 1, v.preprocess_cfg.height, v.preprocess_cfg.width)).astype(np.float32)
+    v.embed_prepared(x[:64])
+    t = time.perf_counter()
+    v.embed_prepared(x, batch=128)
+    net = n / (time.perf_counter() - t)
+    crops = [np.where(rng.random((150, 400)) < 0.03, 20, 235).astype(np.uint8) for _ in range(128)]
+    t = time.perf_counter()
+    v.embed(crops)
+    full = len(crops) / (time.perf_counter() - t)
+    return {"threads": threads, "embed_per_s": round(net, 1), "preprocess_and_embed_per_s": round(full, 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--weights", type=Path, default=None, help="verifier manifest (default: bundled)")
+    ap.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "datasets" / "signatures")
+    ap.add_argument("--split", default="test", choices=["test", "val"])
+    args = ap.parse_args()
+    v = Verifier.from_manifest(args.weights)
+    splits = v.manifest["training"]["splits"]
+    out: dict[str, object] = {"model": v.ident, "split": args.split, "corpora": {}}
+    for corpus, parts in splits.items():
+        root = args.data_root / corpus
+        if not root.is_dir():
+            continue
+        res = {}
+        for k in (1, 5):
+            m, _ = evaluate_corpus(v, root, k, parts[args.split])
+            res[f"k{k}"] = {key: round(val, 4) if isinstance(val, float) else val for key, val in m.items()}
+        out["corpora"][corpus] = res  # type: ignore[index]
+    out["throughput"] = throughput(v)
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
