@@ -65,3 +65,55 @@ def synth_signatures(writers: int, per_writer: int, forgeries: int, out: Path, s
         "seed": seed,
     }
     click.echo(json.dumps(summary))
+
+
+# ---- synth-documents (sigpipe.datasets.synth_documents) -------------------------------------------------------
+
+
+@datasets.command("synth-documents")
+@click.option("--signatures", "corpus", type=click.Path(path_type=Path), required=True,
+              help="Per-writer corpus the signatures come from (ROOT/<writer>/genuine/*.png, forged/*.png).")
+@click.option("--pages", type=click.IntRange(min=1), required=True, help="Total number of pages to generate.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--yolo", is_flag=True, help="Also write an Ultralytics dataset under OUT/yolo (data.yaml).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same documents and truth.")
+@click.option("--dpi", type=click.IntRange(50, 600), default=200, show_default=True,
+              help="Rendering resolution; truth boxes are in pixels at this dpi.")
+@click.option("--kinds", default=",".join(("cheque", "letter", "contract", "form")), show_default=True,
+              help="Comma-separated document types to draw from.")
+@click.option("--formats", default="pdf,tiff,png,jpeg", show_default=True,
+              help="Comma-separated output formats to draw from (multi-page documents use pdf/tiff).")
+def synth_documents(corpus: Path, pages: int, out: Path, yolo: bool, seed: int, dpi: int, kinds: str,
+                    formats: str) -> None:
+    """Render synthetic signed documents (cheques, letters, contracts, forms) as scanned PDF/TIFF/PNG/JPEG.
+
+    Writes OUT/NNNN_<type>.<ext>, OUT/truth.json (every signature's page, box in pixels at --dpi, writer,
+    genuine/forged, source image) and, with --yolo, OUT/yolo/{images,labels}/{train,val} + data.yaml.
+    Prints a JSON summary.
+    """
+    from sigpipe.datasets.synth_documents import SynthOptions, generate_documents, load_truth
+
+    kind_list = tuple(k.strip() for k in kinds.split(",") if k.strip())
+    fmt_list = tuple(f.strip() for f in formats.split(",") if f.strip())
+    try:
+        options = SynthOptions(dpi=dpi, kinds=kind_list, formats=fmt_list)
+        truth_path = generate_documents(corpus, pages, out, seed, yolo=yolo, kinds=kind_list, options=options)
+    except InputError as e:
+        raise BadInput(str(e)) from e
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+    truth = load_truth(truth_path)
+    summary = {
+        "out": str(out),
+        "truth": str(truth_path),
+        "documents": len(truth.documents),
+        "pages": sum(d.pages for d in truth.documents),
+        "signatures": sum(len(d.signatures) for d in truth.documents),
+        "seed": seed,
+        "dpi": dpi,
+        "yolo": str(out / "yolo" / "data.yaml") if yolo else None,
+    }
+    click.echo(json.dumps(summary))
+
+
+# ---- end synth-documents ----------------------------------------------------------------------------------------
