@@ -1,10 +1,78 @@
-"""``sigpipe run``: the batch job."""
+"""``sigpipe run``: the batch job (a thin wrapper over :func:`sigpipe.pipeline.runner.run_batch`).
+
+Exit codes: 0 every document was processed (whatever the verdicts), 1 some documents failed (their reports say why),
+2 usage errors (no documents, bad claims CSV, missing model, missing poppler for ``--pdf-backend pdf2image``...).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from sigpipe.errors import SigpipeError
+from sigpipe.pipeline.ingest import DEFAULT_DPI, PDF_BACKENDS
+
+
+class UsageFailure(click.ClickException):
+    """A one-line error on stderr and exit code 2 (no usage text: the problem is a file or model, not syntax)."""
+
+    exit_code = 2
+
+
+manifest_path = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 @click.command()
-def run() -> None:
-    """Find and verify the signatures in every document under SCANS."""
+@click.argument("scans", type=click.Path(exists=True, path_type=Path))
+@click.option("--refs", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="References: REFS/<person>/* genuine specimens (images, or PDFs / whole pages).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("sigpipe-reports"),
+              show_default=True, help="Folder for OUT/<document>.json reports and OUT/summary.json|csv.")
+@click.option("--claims", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="CSV with header 'document,identity' (document relative to SCANS). Unclaimed documents are "
+                   "matched one-to-many against every enrolled person.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Documents processed in parallel (each worker loads the models once).")
+@click.option("--dpi", type=click.IntRange(50, 600), default=DEFAULT_DPI, show_default=True,
+              help="Resolution PDFs are rendered at (images keep their pixels).")
+@click.option("--pdf-backend", type=click.Choice(PDF_BACKENDS), default="pypdfium2", show_default=True,
+              help="PDF rasteriser; pdf2image needs poppler-utils.")
+@click.option("--detector-weights", type=manifest_path, default=None,
+              help="Detector manifest (<weights>.json). Default: the bundled detector.")
+@click.option("--verifier-weights", type=manifest_path, default=None,
+              help="Verifier manifest (<weights>.json). Default: the bundled verifier.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads shared by the workers (default: all cores, or $SIGPIPE_THREADS). On a machine "
+                   "busy with other work, fewer threads than cores can be much faster.")
+@click.option("--force", is_flag=True, help="Reprocess every document, even those with an up-to-date report.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress lines on stderr.")
+def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, dpi: int, pdf_backend: str,
+        detector_weights: Path | None, verifier_weights: Path | None, threads: int | None, force: bool,
+        progress: bool) -> None:
+    """Find and verify the signatures in every document under SCANS.
+
+    Writes OUT/<path relative to SCANS>.json per document, OUT/summary.json and OUT/summary.csv. A re-run skips
+    documents whose report is up to date. Exit 0 when every document was processed, 1 when some failed, 2 on
+    usage errors.
+    """
+    from sigpipe.pipeline.runner import RunConfig, run_batch
+
+    try:
+        config = RunConfig(
+            scans=scans, refs=refs, out=out, claims=claims, workers=workers, dpi=dpi, pdf_backend=pdf_backend,
+            detector_weights=detector_weights, verifier_weights=verifier_weights, threads=threads, force=force,
+            progress=progress,
+        )
+        summary = run_batch(config)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+    except SigpipeError as e:
+        raise UsageFailure(str(e)) from e
+    counts = ", ".join(f"{k} {v}" for k, v in summary.verdicts.items() if v)
+    skipped = f" ({summary.skipped} already done)" if summary.skipped else ""
+    click.echo(f"{summary.documents} documents{skipped}, {summary.pages} pages, {summary.signatures} signatures: "
+               f"{counts or 'nothing'} -> {out / 'summary.json'}")
+    if summary.failed:
+        click.echo(f"{summary.failed} document(s) failed; see 'failures' in {out / 'summary.json'}", err=True)
+        click.get_current_context().exit(1)

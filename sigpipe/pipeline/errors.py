@@ -1,0 +1,71 @@
+"""Errors of the batch pipeline. Each ``kind`` is written into a failed document's report (``error.kind``)."""
+
+from __future__ import annotations
+
+from sigpipe.errors import InputError, SigpipeError
+
+
+class CorruptPdfError(InputError):
+    """A PDF that no backend can open or render (truncated, damaged, or not a PDF at all)."""
+
+    kind = "corrupt_pdf"
+
+
+class EncryptedPdfError(InputError):
+    """A password-protected PDF."""
+
+    kind = "encrypted_pdf"
+
+
+class EmptyDocumentError(InputError):
+    """A document without a single page."""
+
+    kind = "empty_document"
+
+
+class CorruptImageError(InputError):
+    """An image file that cannot be decoded (truncated, damaged, or not an image)."""
+
+    kind = "corrupt_image"
+
+
+class UnsupportedFormatError(InputError):
+    """A file whose format the pipeline does not read."""
+
+    kind = "unsupported_format"
+
+
+class ImageTooLargeError(InputError):
+    """A page whose pixel count is over the decompression-bomb limit."""
+
+    kind = "image_too_large"
+
+
+class MissingDependencyError(SigpipeError):
+    """A system tool the chosen option needs (e.g. poppler's ``pdftoppm`` for pdf2image) is not installed."""
+
+    kind = "missing_dependency"
+
+
+class UnreadableFileError(InputError):
+    """A document that cannot be read from disk (permissions, vanished, I/O error)."""
+
+    kind = "unreadable_file"
+
+
+class ClaimsError(InputError):
+    """The claims CSV is malformed (wrong header, empty or conflicting identities)."""
+
+    kind = "bad_claims"
+
+
+class NoDocumentsError(InputError):
+    """SCANS holds no document the pipeline reads."""
+
+    kind = "no_documents"
+
+
+class WorkerCrashError(SigpipeError):
+    """A worker process died (segfault, killed for memory) while processing this document, twice."""
+
+    kind = "worker_crashed"

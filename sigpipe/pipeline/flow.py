@@ -1,0 +1,297 @@
+"""The per-document flow: pages -> detector (batched) -> crops -> verifier (batched) -> comparison -> verdicts.
+
+:class:`SignaturePredictor` composes the stages, like doctr's ``ocr_predictor(det, reco)``: build it once from a
+detector, a verifier and an enrolled :class:`~sigpipe.verifier.gallery.Gallery`, then call it on documents. It checks
+its parts when built (a gallery embedded with another verifier would compare incompatible vectors).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from sigpipe.errors import SigpipeError
+from sigpipe.pipeline.ingest import IngestConfig, Page, iter_pages
+from sigpipe.pipeline.report import DocumentInfo, DocumentReport, SignatureResult
+from sigpipe.verifier.gallery import Gallery, Match, SpecimenLoader
+from sigpipe.verifier.verifier import Verifier
+
+log = logging.getLogger(__name__)
+
+
+class DetectionLike(Protocol):
+    """What the flow reads from a detection (``sigpipe.detector.detector.Detection`` satisfies it)."""
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]: ...
+
+    @property
+    def confidence(self) -> float: ...
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """What the flow needs from a detector (``SignatureDetector`` satisfies it).
+
+    ``detect_batch`` takes ``(H, W, 3)`` uint8 BGR pages and returns, per page, detections whose ``bbox`` is
+    ``(x1, y1, x2, y2)`` in pixels of that page.
+    """
+
+    @property
+    def ident(self) -> str: ...
+
+    def detect_batch(self, pages: list[np.ndarray]) -> Sequence[Sequence[DetectionLike]]: ...
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Settings of the per-document flow.
+
+    Attributes:
+        crop_margin: margin added on every side of a detector box before cropping, as a fraction of the box's
+            width (left/right) and height (top/bottom); the crop is clipped to the page.
+        page_batch: pages passed to the detector at once (pages are released as soon as they are cropped).
+        embed_batch: crops per forward pass of the verifier.
+        decimals: rounding of distances, thresholds and scores in reports.
+    """
+
+    crop_margin: float = 0.08
+    page_batch: int = 4
+    embed_batch: int = 64
+    decimals: int = 6
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.crop_margin <= 1.0:
+            raise ValueError(f"crop_margin must be in [0, 1], got {self.crop_margin}")
+        if self.page_batch < 1 or self.embed_batch < 1:
+            raise ValueError("page_batch and embed_batch must be >= 1")
+
+
+def crop_box(image: np.ndarray, bbox: Sequence[float], margin: float = 0.08) -> np.ndarray:
+    """Cut a detector box out of a page, with a margin, clipped to the page.
+
+    Args:
+        image: ``(H, W)`` or ``(H, W, C)`` uint8 page.
+        bbox: ``(x1, y1, x2, y2)`` in pixels of ``image``.
+        margin: added on each side as a fraction of the box's width (x) and height (y).
+
+    Returns:
+        A copy of the region, at least 1x1 pixel.
+    """
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    mx, my = (x2 - x1) * margin, (y2 - y1) * margin
+    left = int(np.clip(np.floor(x1 - mx), 0, w - 1))
+    top = int(np.clip(np.floor(y1 - my), 0, h - 1))
+    right = int(np.clip(np.ceil(x2 + mx), left + 1, w))
+    bottom = int(np.clip(np.ceil(y2 + my), top + 1, h))
+    return image[top:bottom, left:right].copy()
+
+
+def specimen_loader(detector: Detector, ingest: IngestConfig = IngestConfig(), margin: float = 0.08) -> SpecimenLoader:
+    """A :data:`~sigpipe.verifier.gallery.SpecimenLoader` for references that are PDFs or whole pages.
+
+    Each page of the specimen goes through the detector; its most confident detection is cropped (with ``margin``)
+    and returned. Pages where nothing is detected contribute nothing.
+    """
+
+    def load(path: Path) -> list[np.ndarray]:
+        crops: list[np.ndarray] = []
+        for page in iter_pages(path, ingest):
+            dets = detector.detect_batch([page.image])[0]
+            if dets:
+                best = max(dets, key=lambda d: d.confidence)
+                crops.append(crop_box(page.image, best.bbox, margin))
+        return crops
+
+    return load
+
+
+@dataclass(frozen=True)
+class FoundSignature:
+    """Where a detected signature is: 1-based ``page``, its ``page_size`` (w, h) and ``dpi``, the detector's
+    ``bbox`` (x1, y1, x2, y2) in page pixels and ``confidence``."""
+
+    page: int
+    page_size: tuple[int, int]
+    dpi: int
+    bbox: tuple[float, float, float, float]
+    confidence: float
+
+
+class SignaturePredictor:
+    """Finds and verifies the signatures of documents.
+
+    Args:
+        detector: anything with ``ident`` and ``detect_batch`` (see :class:`Detector`).
+        verifier: the :class:`~sigpipe.verifier.verifier.Verifier`.
+        gallery: references enrolled with the same verifier.
+        config: flow settings.
+
+    Raises:
+        TypeError: a part lacks what the flow calls.
+        ValueError: the gallery was embedded with a different verifier.
+    """
+
+    def __init__(self, detector: Detector, verifier: Verifier, gallery: Gallery,
+                 config: FlowConfig = FlowConfig()) -> None:
+        has_detect = callable(getattr(detector, "detect_batch", None))
+        if not has_detect or not isinstance(getattr(detector, "ident", None), str):
+            raise TypeError(f"detector {detector!r} needs a detect_batch(pages) method and an ident string")
+        for name in ("prepare", "embed_prepared", "decide"):
+            if not callable(getattr(verifier, name, None)):
+                raise TypeError(f"verifier {verifier!r} has no {name}() method")
+        if gallery.verifier.ident != verifier.ident:
+            raise ValueError(
+                f"the references were embedded with verifier {gallery.verifier.ident!r}, not {verifier.ident!r}: "
+                "enroll them again with this verifier"
+            )
+        self.detector = detector
+        self.verifier = verifier
+        self.gallery = gallery
+        self.config = config
+
+    @property
+    def models(self) -> dict[str, str]:
+        """``{"detector": ident, "verifier": ident}`` as written into reports."""
+        return {"detector": self.detector.ident, "verifier": self.verifier.ident}
+
+    # -- the stages ---------------------------------------------------------------------------------------------
+    def find_signatures(self, pages: Iterable[Page]) -> tuple[list[FoundSignature], np.ndarray, int]:
+        """Detect and crop the signatures of a stream of pages.
+
+        Pages are consumed ``page_batch`` at a time; each crop is preprocessed for the verifier right away, so the
+        pages can be dropped.
+
+        Returns:
+            ``(found, prepared, pages)``: ``found[i]`` locates signature ``i``; ``prepared`` is its
+            ``(N, 1, h, w)`` float32 verifier input; ``pages`` is the number of pages read.
+        """
+        found: list[FoundSignature] = []
+        prepared: list[np.ndarray] = []
+        batch: list[Page] = []
+        n_pages = 0
+
+        def flush() -> None:
+            dets = self.detector.detect_batch([p.image for p in batch])
+            if len(dets) != len(batch):
+                raise RuntimeError(f"detector returned {len(dets)} results for {len(batch)} pages")
+            for page, page_dets in zip(batch, dets, strict=True):
+                for d in page_dets:
+                    crop = crop_box(page.image, d.bbox, self.config.crop_margin)
+                    prepared.append(self.verifier.prepare([crop]))
+                    x1, y1, x2, y2 = (float(v) for v in d.bbox)
+                    found.append(FoundSignature(page.number, page.size, page.dpi, (x1, y1, x2, y2),
+                                                float(d.confidence)))
+            batch.clear()
+
+        for page in pages:
+            n_pages += 1
+            batch.append(page)
+            if len(batch) >= self.config.page_batch:
+                flush()
+        if batch:
+            flush()
+        x = np.concatenate(prepared) if prepared else np.zeros((0, 1, 1, 1), np.float32)
+        return found, x, n_pages
+
+    def judge(self, embedding: np.ndarray, claimed: str | None) -> tuple[Match | None, str]:
+        """Compare one embedding with the claimed person, or one-to-many without a claim.
+
+        Returns:
+            ``(match, verdict)``: ``match`` is None exactly when the verdict is ``no_reference`` (the claimed person
+            has no references, or the gallery is empty).
+        """
+        if claimed is not None:
+            if claimed not in self.gallery.embeddings:
+                return None, "no_reference"
+            m = self.gallery.compare(embedding, claimed)
+            return m, "genuine" if m.decision.genuine else "forged"
+        best = self.gallery.best_match(embedding)
+        if best is None:
+            return None, "no_reference"
+        return best, "genuine" if best.decision.genuine else "unknown_signer"
+
+    def predict_pages(self, pages: Iterable[Page], claimed: str | None) -> tuple[list[SignatureResult], int]:
+        """Run the flow on a stream of pages.
+
+        Returns:
+            ``(signatures, pages_read)``.
+        """
+        found, x, n_pages = self.find_signatures(pages)
+        emb = self.verifier.embed_prepared(x, batch=self.config.embed_batch) if len(found) else None
+        nd = self.config.decimals
+        results = []
+        for i, f in enumerate(found):
+            assert emb is not None
+            match, verdict = self.judge(emb[i], claimed)
+            d = match.decision if match else None
+            x1, y1, x2, y2 = (round(v, 2) for v in f.bbox)
+            results.append(SignatureResult(
+                page=f.page, bbox=(x1, y1, x2, y2), page_size=f.page_size, dpi=f.dpi,
+                detection_confidence=round(float(np.clip(f.confidence, 0.0, 1.0)), 4),
+                identity=match.identity if match else (claimed if claimed is not None else None),
+                distance=round(max(d.distance, 0.0), nd) if d else None,
+                threshold=round(d.threshold, nd) if d else None,
+                score=round(d.score, nd) if d else None,
+                verdict=verdict,
+            ))
+        return results, n_pages
+
+    def __call__(self, path: str | Path, relative: str | None = None, claimed: str | None = None, *,
+                 sha256: str | None = None, ingest: IngestConfig = IngestConfig()) -> DocumentReport:
+        """Process one document file; never raises for a problem of the document itself.
+
+        Args:
+            path: the file.
+            relative: its name in the report (default: the file name).
+            claimed: the identity claimed for its signatures, or None for one-to-many matching.
+            sha256: the file's sha256 when already known (computed otherwise).
+            ingest: how pages are rendered.
+
+        Returns:
+            A report with status ``ok``, or ``error`` with the reason (bad input, or an unexpected failure).
+        """
+        path = Path(path)
+        rel = relative or path.name
+        t0 = time.perf_counter()
+        pages_read = 0
+
+        def counted(it: Iterable[Page]) -> Iterable[Page]:
+            nonlocal pages_read
+            for p in it:
+                pages_read += 1
+                yield p
+
+        try:
+            digest = sha256 or _sha256(path)
+        except OSError as e:
+            return DocumentReport.failure(DocumentInfo(rel, None, 0), claimed, "unreadable_file",
+                                          f"cannot read the file: {e}", self.models)
+        try:
+            sigs, n = self.predict_pages(counted(iter_pages(path, ingest)), claimed)
+        except SigpipeError as e:
+            log.warning("%s: %s (%s)", rel, e, e.kind)
+            return DocumentReport.failure(DocumentInfo(rel, digest, pages_read), claimed, e.kind, str(e), self.models)
+        except MemoryError:
+            log.error("%s: out of memory", rel)
+            return DocumentReport.failure(DocumentInfo(rel, digest, pages_read), claimed, "out_of_memory",
+                                          "ran out of memory while processing this document", self.models)
+        except Exception as e:  # noqa: BLE001 - one bad document must never stop the batch
+            log.exception("%s: unexpected failure", rel)
+            return DocumentReport.failure(DocumentInfo(rel, digest, pages_read), claimed, "internal",
+                                          f"{type(e).__name__}: {e}", self.models)
+        log.debug("%s: %d pages, %d signatures in %.2fs", rel, n, len(sigs), time.perf_counter() - t0)
+        return DocumentReport.success(DocumentInfo(rel, digest, n), claimed, sigs, self.models)
+
+
+def _sha256(path: Path) -> str:
+    from sigpipe.weights import sha256_file
+
+    return sha256_file(path)

@@ -1,0 +1,407 @@
+"""From files to page images: discovery of the scans and a streaming page reader for PDF, TIFF, PNG and JPEG.
+
+Pages are produced one at a time by generators, so a 500-page PDF never sits in memory whole. Every page comes out as
+an ``(H, W, 3)`` uint8 BGR array (the layout OpenCV and Ultralytics expect) together with its resolution.
+
+PDFs are rendered with pypdfium2 (a wheel, no system package) by default; pdf2image (poppler's ``pdftoppm``) is the
+other backend, and the fallback when pypdfium2 cannot open a file. Images keep their pixels; their dpi is read from
+the file's metadata (assumed :data:`DEFAULT_DPI` when absent).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+from sigpipe.pipeline.errors import (
+    CorruptImageError,
+    CorruptPdfError,
+    EmptyDocumentError,
+    EncryptedPdfError,
+    ImageTooLargeError,
+    MissingDependencyError,
+    UnreadableFileError,
+    UnsupportedFormatError,
+)
+
+log = logging.getLogger(__name__)
+
+PDF_SUFFIXES = frozenset({".pdf"})
+IMAGE_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg"})
+SCAN_SUFFIXES = PDF_SUFFIXES | IMAGE_SUFFIXES
+PDF_BACKENDS = ("pypdfium2", "pdf2image")
+DEFAULT_DPI = 200
+# Decompression-bomb guard: a page over this many pixels is refused (an A4 page at 600 dpi is ~35 Mpx).
+MAX_PAGE_PIXELS = 120_000_000
+
+# PDFium document-loading error codes (fpdfview.h).
+_PDFIUM_PASSWORD = 4
+_PDFIUM_SECURITY = 5
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How files become pages.
+
+    Attributes:
+        dpi: resolution PDFs are rendered at (images keep their own pixels).
+        pdf_backend: ``"pypdfium2"`` (default) or ``"pdf2image"`` (needs poppler-utils).
+        max_pixels: pages with more pixels than this are refused with :class:`ImageTooLargeError`.
+        fallback: when pypdfium2 cannot open a PDF, try pdf2image if poppler is installed.
+    """
+
+    dpi: int = DEFAULT_DPI
+    pdf_backend: str = "pypdfium2"
+    max_pixels: int = MAX_PAGE_PIXELS
+    fallback: bool = True
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.dpi <= 1200:
+            raise ValueError(f"dpi must be between 10 and 1200, got {self.dpi}")
+        if self.pdf_backend not in PDF_BACKENDS:
+            raise ValueError(f"unknown PDF backend {self.pdf_backend!r}; choose one of {', '.join(PDF_BACKENDS)}")
+        if self.max_pixels < 1:
+            raise ValueError("max_pixels must be positive")
+
+
+@dataclass(frozen=True, eq=False)
+class Page:
+    """One rendered page.
+
+    Attributes:
+        number: 1-based page number within its document.
+        image: ``(H, W, 3)`` uint8 BGR, paper light, ink dark.
+        dpi: resolution of ``image`` (rendering dpi for PDFs, metadata or assumed dpi for images).
+    """
+
+    number: int
+    image: np.ndarray = field(repr=False)
+    dpi: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` in pixels."""
+        return int(self.image.shape[1]), int(self.image.shape[0])
+
+
+def is_scan(path: Path) -> bool:
+    """Whether discovery picks up ``path`` (by suffix, case-insensitive)."""
+    return path.suffix.lower() in SCAN_SUFFIXES
+
+
+def discover_scans(root: str | Path) -> list[Path]:
+    """Every document under ``root``, recursively, sorted by relative path.
+
+    Hidden files and anything inside hidden folders (names starting with ``.``) are skipped; files with other
+    suffixes are ignored. A file with a scan suffix is returned whatever its content (a text file named ``.pdf`` is a
+    document that will fail, with a report saying why). ``root`` may also be a single file.
+
+    Raises:
+        UnreadableFileError: ``root`` does not exist.
+    """
+    root = Path(root)
+    if root.is_file():
+        return [root] if is_scan(root) else []
+    if not root.is_dir():
+        raise UnreadableFileError(f"scans folder not found: {root}")
+    found = []
+    for p in root.rglob("*"):
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if p.is_file() and is_scan(p):
+            found.append(p)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def relative_name(path: Path, root: Path) -> str:
+    """The document's name in reports and claims: its POSIX path relative to ``root`` (its name if root is it)."""
+    if path == root or root.is_file():
+        return path.name
+    return path.relative_to(root).as_posix()
+
+
+def poppler_available() -> bool:
+    """Whether poppler's ``pdftoppm`` and ``pdfinfo`` are on ``PATH`` (needed by the pdf2image backend)."""
+    return shutil.which("pdftoppm") is not None and shutil.which("pdfinfo") is not None
+
+
+def check_backend(backend: str) -> None:
+    """Fail early when the chosen PDF backend cannot work on this machine.
+
+    Raises:
+        MissingDependencyError: ``pdf2image`` was chosen and poppler-utils is not installed.
+        ValueError: unknown backend.
+    """
+    if backend not in PDF_BACKENDS:
+        raise ValueError(f"unknown PDF backend {backend!r}; choose one of {', '.join(PDF_BACKENDS)}")
+    if backend == "pdf2image" and not poppler_available():
+        raise MissingDependencyError(
+            "the pdf2image backend needs poppler-utils (pdftoppm, pdfinfo), which is not installed: "
+            "install it (apt-get install poppler-utils) or use --pdf-backend pypdfium2"
+        )
+
+
+def iter_pages(path: str | Path, config: IngestConfig = IngestConfig()) -> Iterator[Page]:
+    """Yield the pages of one document, one at a time.
+
+    Errors surface when the generator is advanced (the first ``next()`` for a file that cannot be opened).
+
+    Raises:
+        CorruptPdfError, EncryptedPdfError, EmptyDocumentError, CorruptImageError, ImageTooLargeError,
+        UnsupportedFormatError, UnreadableFileError, MissingDependencyError: with a message naming the problem.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise UnreadableFileError(f"file not found: {path}")
+    if suffix in PDF_SUFFIXES:
+        if config.pdf_backend == "pdf2image":
+            yield from _pdf_pages_poppler(path, config)
+        else:
+            yield from _pdf_pages_pdfium(path, config)
+    elif suffix in IMAGE_SUFFIXES:
+        yield from _image_pages(path, config)
+    else:
+        raise UnsupportedFormatError(
+            f"unsupported file type {path.suffix!r}: expected one of {', '.join(sorted(SCAN_SUFFIXES))}"
+        )
+
+
+def count_pixels_guard(width: int, height: int, config: IngestConfig, what: str) -> None:
+    """Refuse a page over the pixel limit (decompression-bomb guard).
+
+    Raises:
+        ImageTooLargeError: ``width * height > config.max_pixels``.
+    """
+    if width * height > config.max_pixels:
+        raise ImageTooLargeError(
+            f"{what} is {width}x{height} px ({width * height / 1e6:.0f} Mpx), over the "
+            f"{config.max_pixels / 1e6:.0f} Mpx limit per page"
+        )
+
+
+# --- PDF via pypdfium2 -------------------------------------------------------------------------------------------
+
+def _pdf_pages_pdfium(path: Path, config: IngestConfig) -> Iterator[Page]:
+    import pypdfium2 as pdfium
+
+    try:
+        doc = pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as e:
+        # PDFium's error code is process-global and not reset by a success, so it may describe an earlier file:
+        # it is only believed when the bytes agree.
+        code = getattr(e, "err_code", None)
+        head, has_encrypt, empty = _sniff_pdf(path)
+        if not head.startswith(b"%PDF-"):
+            raise CorruptPdfError(f"not a PDF: the file does not start with '%PDF-' (starts with {head[:16]!r})") from e
+        if code in (_PDFIUM_PASSWORD, _PDFIUM_SECURITY) and has_encrypt:
+            raise EncryptedPdfError("the PDF is password-protected (encrypted); decrypt it first") from e
+        if empty:
+            raise EmptyDocumentError("the PDF has no pages") from e
+        if config.fallback and poppler_available():
+            log.info("%s: pypdfium2 cannot open it; trying pdf2image/poppler", path)
+            yield from _pdf_pages_poppler(path, config, pdfium_error="cannot open it")
+            return
+        hint = "" if poppler_available() else " (and the poppler fallback is not installed)"
+        raise CorruptPdfError(f"corrupt or truncated PDF: pypdfium2 cannot open it{hint}") from e
+    except OSError as e:
+        raise UnreadableFileError(f"cannot read {path}: {e}") from e
+    try:
+        n = len(doc)
+        if n == 0:
+            raise EmptyDocumentError("the PDF has no pages")
+        scale = config.dpi / 72.0
+        for i in range(n):
+            try:
+                page = doc[i]
+            except pdfium.PdfiumError as e:
+                raise CorruptPdfError(f"page {i + 1} of {n} cannot be loaded: {e}") from e
+            try:
+                w_pt, h_pt = page.get_size()
+                count_pixels_guard(round(w_pt * scale), round(h_pt * scale), config,
+                                   f"page {i + 1} at {config.dpi} dpi")
+                try:
+                    bitmap = page.render(scale=scale)
+                    arr = _to_bgr_array(bitmap.to_numpy())
+                    bitmap.close()
+                except pdfium.PdfiumError as e:
+                    raise CorruptPdfError(f"page {i + 1} of {n} cannot be rendered: {e}") from e
+            finally:
+                page.close()
+            yield Page(i + 1, arr, config.dpi)
+    finally:
+        doc.close()
+
+
+_COUNT_ZERO = re.compile(rb"/Type\s*/Pages\b[^>]*?/Count\s+0\b|/Count\s+0\b[^>]*?/Type\s*/Pages\b")
+_PAGE_OBJECT = re.compile(rb"/Type\s*/Page\b(?!s)")
+
+
+def _sniff_pdf(path: Path, limit: int = 64 << 20) -> tuple[bytes, bool, bool]:
+    """Look at the bytes of a PDF that PDFium refused.
+
+    Returns:
+        ``(head, encrypted, empty)``: the first KiB (leading whitespace removed), whether the file has an
+        ``/Encrypt`` dictionary, and whether its page tree is empty (``/Count 0`` and no page object).
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit)
+    except OSError as e:
+        raise UnreadableFileError(f"cannot read {path.name}: {e}") from e
+    head = data[:1024].lstrip()
+    is_pdf = head.startswith(b"%PDF-")
+    empty = is_pdf and bool(_COUNT_ZERO.search(data)) and not _PAGE_OBJECT.search(data)
+    return head, is_pdf and b"/Encrypt" in data, empty
+
+
+def _to_bgr_array(a: np.ndarray) -> np.ndarray:
+    """A rendered bitmap (gray, BGR or BGRA/BGRx) as a fresh, contiguous ``(H, W, 3)`` uint8 BGR array."""
+    if a.ndim == 2:
+        return cv2.cvtColor(a, cv2.COLOR_GRAY2BGR)
+    if a.shape[2] == 4:
+        return cv2.cvtColor(a, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(a, dtype=np.uint8).copy()
+
+
+# --- PDF via pdf2image / poppler ---------------------------------------------------------------------------------
+
+_PAGE_SIZE = re.compile(r"([\d.]+)\s*x\s*([\d.]+)\s*pts")
+
+
+def _pdf_pages_poppler(path: Path, config: IngestConfig, pdfium_error: str | None = None) -> Iterator[Page]:
+    from pdf2image import convert_from_path, pdfinfo_from_path
+    from pdf2image.exceptions import (
+        PDFInfoNotInstalledError,
+        PDFPageCountError,
+        PDFPopplerTimeoutError,
+        PDFSyntaxError,
+        PopplerNotInstalledError,
+    )
+
+    before = f"pypdfium2: {pdfium_error}; " if pdfium_error else ""
+    try:
+        info = pdfinfo_from_path(str(path), timeout=120)
+    except (PDFInfoNotInstalledError, PopplerNotInstalledError) as e:
+        raise MissingDependencyError(
+            "the pdf2image backend needs poppler-utils (pdfinfo, pdftoppm), which is not installed"
+        ) from e
+    except (PDFPageCountError, PDFSyntaxError, PDFPopplerTimeoutError, ValueError) as e:
+        msg = str(e)
+        if "password" in msg.lower() or "encrypt" in msg.lower():
+            raise EncryptedPdfError("the PDF is password-protected (encrypted); decrypt it first") from e
+        raise CorruptPdfError(f"not a readable PDF: corrupt, truncated or not a PDF at all ({before}poppler: "
+                              f"{msg.strip()[:300]})") from e
+    n = int(info.get("Pages", 0))
+    if n == 0:
+        raise EmptyDocumentError("the PDF has no pages")
+    for i in range(1, n + 1):
+        try:
+            page_info = pdfinfo_from_path(str(path), first_page=i, last_page=i, timeout=120)
+        except (PDFPageCountError, PDFSyntaxError, PDFPopplerTimeoutError, ValueError) as e:
+            raise CorruptPdfError(f"page {i} of {n} cannot be read: {e}") from e
+        size = next((v for k, v in page_info.items() if "size" in k.lower() and "pts" in str(v)), None)
+        m = _PAGE_SIZE.search(str(size)) if size else None
+        if m:
+            w_pt, h_pt = float(m.group(1)), float(m.group(2))
+            count_pixels_guard(round(w_pt * config.dpi / 72), round(h_pt * config.dpi / 72), config,
+                               f"page {i} at {config.dpi} dpi")
+        try:
+            images = convert_from_path(str(path), dpi=config.dpi, first_page=i, last_page=i, fmt="ppm",
+                                       timeout=600)
+        except (PDFPageCountError, PDFSyntaxError, PDFPopplerTimeoutError) as e:
+            raise CorruptPdfError(f"page {i} of {n} cannot be rendered: {e}") from e
+        if not images:
+            raise CorruptPdfError(f"poppler rendered nothing for page {i} of {n}")
+        img = images[0]
+        count_pixels_guard(img.width, img.height, config, f"page {i}")
+        arr = _pil_to_bgr(img)
+        img.close()
+        yield Page(i, arr, config.dpi)
+
+
+# --- images ------------------------------------------------------------------------------------------------------
+
+def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel limit applies; PIL's warning threshold (89 Mpx) is below it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = _pil_open(path)
+    except Image.DecompressionBombError as e:
+        raise ImageTooLargeError(f"image is over the pixel limit: {e}") from e
+    except (UnidentifiedImageError, ImportError) as e:
+        raise CorruptImageError(f"not a readable image: a {path.suffix} file that PIL cannot identify") from e
+    except OSError as e:
+        raise UnreadableFileError(f"cannot read {path.name}: {e}") from e
+    with img:
+        number = 0
+        try:
+            for frame in ImageSequence.Iterator(img):
+                number += 1
+                count_pixels_guard(frame.width, frame.height, config, f"page {number}")
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                    try:
+                        frame.load()
+                        oriented = ImageOps.exif_transpose(frame)
+                        arr = _pil_to_bgr(oriented if oriented is not None else frame)
+                    except Image.DecompressionBombError as e:
+                        raise ImageTooLargeError(f"page {number} is over the pixel limit: {e}") from e
+                    except (OSError, ValueError, SyntaxError) as e:
+                        raise CorruptImageError(f"page {number} cannot be decoded (truncated or damaged): {e}") from e
+                yield Page(number, arr, _image_dpi(frame))
+        except EOFError as e:  # a multi-frame file cut short
+            raise CorruptImageError(f"page {number + 1} cannot be read (truncated file): {e}") from e
+        if number == 0:
+            raise EmptyDocumentError("the image has no frames")
+
+
+def _pil_open(path: Path) -> Image.Image:
+    """``PIL.Image.open``, bypassing Ultralytics' patch of it when present.
+
+    Importing Ultralytics replaces ``Image.open`` with a wrapper that, on a file PIL cannot identify, tries to
+    install and import a HEIF plugin (``ModuleNotFoundError`` offline) instead of raising ``UnidentifiedImageError``.
+    """
+    opener = Image.open
+    module = sys.modules.get(getattr(opener, "__module__", "") or "")
+    if module is not None and module.__name__.startswith("ultralytics"):
+        opener = getattr(module, "_image_open", opener)
+    return opener(path)
+
+
+def _image_dpi(img: Image.Image) -> int:
+    """Horizontal dpi from the image's metadata, or :data:`DEFAULT_DPI` when absent or implausible."""
+    dpi = img.info.get("dpi")
+    try:
+        value = float(dpi[0]) if isinstance(dpi, tuple | list) else float(dpi) if dpi is not None else 0.0
+    except (TypeError, ValueError):
+        value = 0.0
+    return int(round(value)) if 20 <= value <= 4800 else DEFAULT_DPI
+
+
+def _pil_to_bgr(img: Image.Image) -> np.ndarray:
+    """Any PIL image as ``(H, W, 3)`` uint8 BGR: alpha composited on white, 16-bit scaled to 8-bit."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if mode.startswith("I;16") else max(float(a.max()), 1.0)
+        gray = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return np.ascontiguousarray(rgb[:, :, ::-1])

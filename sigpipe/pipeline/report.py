@@ -1,0 +1,393 @@
+"""Per-document reports (``schema_version`` "1") and the batch summary: frozen dataclasses, JSON, atomic files.
+
+The JSON layout is a contract (see ``report.schema.json`` beside this module and the README). ``to_dict`` produces
+exactly that layout and ``from_dict`` reads it back, so ``DocumentReport.from_dict(r.to_dict()) == r``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = "1"
+SIGNATURE_VERDICTS = ("genuine", "forged", "unknown_signer", "no_reference")
+DOCUMENT_VERDICTS = ("genuine", "forged", "unsigned", "needs_review", "error")
+REPORT_SUFFIX = ".json"
+TMP_SUFFIX = ".sigpipe-tmp"
+SUMMARY_JSON = "summary.json"
+SUMMARY_CSV = "summary.csv"
+CSV_COLUMNS = ("document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
+               "verdict", "document_verdict")
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """The input file: ``path`` relative to SCANS (POSIX), its ``sha256`` (None if unreadable), page count."""
+
+    path: str
+    sha256: str | None
+    pages: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "pages": self.pages}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DocumentInfo:
+        return cls(path=str(d["path"]), sha256=d["sha256"], pages=int(d["pages"]))
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """Why a document failed: a stable machine-readable ``kind`` and a human ``message``."""
+
+    kind: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "message": self.message}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ErrorInfo:
+        return cls(kind=str(d["kind"]), message=str(d["message"]))
+
+
+@dataclass(frozen=True)
+class SignatureResult:
+    """One detected signature and its verdict.
+
+    Attributes:
+        page: 1-based page number.
+        bbox: ``(x1, y1, x2, y2)`` detector box in pixels of the rendered page (before the crop margin).
+        page_size: ``(width, height)`` of the rendered page in pixels.
+        dpi: resolution of the rendered page.
+        detection_confidence: detector confidence in [0, 1].
+        identity: the person compared with (claimed, or nearest enrolled one); None when nobody could be.
+        distance, threshold, score: the verifier's decision (None for ``no_reference``); ``score`` is the calibrated
+            probability that the signature is genuine for ``identity``.
+        verdict: one of :data:`SIGNATURE_VERDICTS`.
+    """
+
+    page: int
+    bbox: tuple[float, float, float, float]
+    page_size: tuple[int, int]
+    dpi: int
+    detection_confidence: float
+    identity: str | None
+    distance: float | None
+    threshold: float | None
+    score: float | None
+    verdict: str
+
+    def __post_init__(self) -> None:
+        if self.verdict not in SIGNATURE_VERDICTS:
+            raise ValueError(f"unknown signature verdict {self.verdict!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "page": self.page, "bbox": list(self.bbox), "page_size": list(self.page_size), "dpi": self.dpi,
+            "detection_confidence": self.detection_confidence, "identity": self.identity,
+            "distance": self.distance, "threshold": self.threshold, "score": self.score, "verdict": self.verdict,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SignatureResult:
+        x1, y1, x2, y2 = (float(v) for v in d["bbox"])
+        w, h = (int(v) for v in d["page_size"])
+        return cls(
+            page=int(d["page"]), bbox=(x1, y1, x2, y2), page_size=(w, h), dpi=int(d["dpi"]),
+            detection_confidence=float(d["detection_confidence"]), identity=d["identity"],
+            distance=_opt_float(d["distance"]), threshold=_opt_float(d["threshold"]), score=_opt_float(d["score"]),
+            verdict=str(d["verdict"]),
+        )
+
+
+def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False) -> str:
+    """The document verdict from its signatures.
+
+    failed -> ``error``; no signature -> ``unsigned``; any forged -> ``forged``; any ``unknown_signer`` or
+    ``no_reference`` -> ``needs_review``; otherwise (all genuine) -> ``genuine``.
+    """
+    if failed:
+        return "error"
+    if not signatures:
+        return "unsigned"
+    verdicts = {s.verdict for s in signatures}
+    if "forged" in verdicts:
+        return "forged"
+    if verdicts & {"unknown_signer", "no_reference"}:
+        return "needs_review"
+    return "genuine"
+
+
+@dataclass(frozen=True)
+class DocumentReport:
+    """Everything sigpipe concluded about one document (the per-document JSON file)."""
+
+    document: DocumentInfo
+    claimed_identity: str | None
+    status: str
+    error: ErrorInfo | None
+    signatures: tuple[SignatureResult, ...]
+    verdict: str
+    models: dict[str, str] = field(default_factory=dict)
+    schema_version: str = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.status not in ("ok", "error"):
+            raise ValueError(f"unknown status {self.status!r}")
+        if self.verdict not in DOCUMENT_VERDICTS:
+            raise ValueError(f"unknown document verdict {self.verdict!r}")
+        if (self.status == "error") != (self.error is not None):
+            raise ValueError("a report has an error exactly when its status is 'error'")
+        if (self.status == "error") != (self.verdict == "error"):
+            raise ValueError("the verdict is 'error' exactly when the status is 'error'")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @classmethod
+    def success(cls, document: DocumentInfo, claimed: str | None, signatures: Sequence[SignatureResult],
+                models: dict[str, str]) -> DocumentReport:
+        """A processed document; its verdict is derived with :func:`document_verdict`."""
+        sigs = tuple(signatures)
+        return cls(document, claimed, "ok", None, sigs, document_verdict(sigs), dict(models))
+
+    @classmethod
+    def failure(cls, document: DocumentInfo, claimed: str | None, kind: str, message: str,
+                models: dict[str, str]) -> DocumentReport:
+        """A document that could not be processed (verdict ``error``)."""
+        return cls(document, claimed, "error", ErrorInfo(kind, message), (), "error", dict(models))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "document": self.document.to_dict(),
+            "claimed_identity": self.claimed_identity,
+            "status": self.status,
+            "error": self.error.to_dict() if self.error else None,
+            "signatures": [s.to_dict() for s in self.signatures],
+            "verdict": self.verdict,
+            "models": dict(self.models),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DocumentReport:
+        """Read a report dict.
+
+        Raises:
+            ValueError: not a schema-version-1 report, or a field is missing or malformed.
+        """
+        try:
+            if d["schema_version"] != SCHEMA_VERSION:
+                raise ValueError(f"unsupported report schema_version {d['schema_version']!r}")
+            return cls(
+                document=DocumentInfo.from_dict(d["document"]),
+                claimed_identity=d["claimed_identity"],
+                status=str(d["status"]),
+                error=ErrorInfo.from_dict(d["error"]) if d["error"] is not None else None,
+                signatures=tuple(SignatureResult.from_dict(s) for s in d["signatures"]),
+                verdict=str(d["verdict"]),
+                models={str(k): str(v) for k, v in d["models"].items()},
+            )
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"malformed report: {e!r}") from e
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else float(v)
+
+
+def report_path(out: Path, relative: str) -> Path:
+    """Where the report of the document at ``relative`` (POSIX, relative to SCANS) goes: ``out/<relative>.json``."""
+    return out.joinpath(*relative.split("/")).with_name(Path(relative).name + REPORT_SUFFIX)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    The text goes to a temporary file in the same folder (named ``.<name>.*.sigpipe-tmp``), is flushed and fsynced,
+    then renamed over ``path`` with :func:`os.replace`.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_report(out: Path, report: DocumentReport) -> Path:
+    """Write ``report`` atomically to :func:`report_path`; returns the path."""
+    path = report_path(out, report.document.path)
+    write_text_atomic(path, report.to_json())
+    return path
+
+
+def read_report(path: Path) -> DocumentReport | None:
+    """The report at ``path``, or None when it is absent, unreadable, or not a complete schema-1 report."""
+    try:
+        return DocumentReport.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def remove_stale_temporaries(out: Path) -> int:
+    """Delete temporary files left in ``out`` by a run that was killed mid-write; returns how many."""
+    n = 0
+    if out.is_dir():
+        for p in out.rglob(f".*{TMP_SUFFIX}"):
+            try:
+                p.unlink()
+                n += 1
+            except OSError:
+                pass
+    return n
+
+
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a document report."""
+    text = resources.files("sigpipe.pipeline").joinpath("report.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+# --- the batch summary -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Failure:
+    """A document that failed, for the summary."""
+
+    document: str
+    kind: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"document": self.document, "kind": self.kind, "message": self.message}
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a batch run did, written to ``OUT/summary.json``.
+
+    Attributes:
+        documents: documents found under SCANS (processed now + skipped as already done).
+        processed: documents processed in this run; skipped: documents whose existing report was kept.
+        pages: pages of all documents (from their reports); pages_processed: pages rendered in this run.
+        signatures: signatures in all reports.
+        verdicts: document count per document verdict (every verdict present, zeros included).
+        signature_verdicts: signature count per signature verdict.
+        failures: the failed documents with their error.
+        reference_errors: specimen files of REFS that could not be used, with the reason.
+        warnings: other problems worth a look (claims naming missing documents, people without references, ...).
+        people: enrolled people (with at least one usable specimen).
+        elapsed_s: wall time of the whole run, model loading included.
+        pages_per_s: ``pages_processed / elapsed_s``.
+        workers: worker processes used.
+        models: the models' identities.
+    """
+
+    documents: int
+    processed: int
+    skipped: int
+    pages: int
+    pages_processed: int
+    signatures: int
+    verdicts: dict[str, int]
+    signature_verdicts: dict[str, int]
+    failures: tuple[Failure, ...]
+    reference_errors: dict[str, str]
+    warnings: tuple[str, ...]
+    people: int
+    elapsed_s: float
+    pages_per_s: float
+    workers: int
+    models: dict[str, str]
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    @classmethod
+    def from_reports(
+        cls, reports: Iterable[DocumentReport], *, processed: int, pages_processed: int, elapsed_s: float,
+        reference_errors: dict[str, str], warnings: Sequence[str], people: int, workers: int,
+        models: dict[str, str],
+    ) -> RunSummary:
+        reps = list(reports)
+        verdicts = dict.fromkeys(DOCUMENT_VERDICTS, 0)
+        sig_verdicts = dict.fromkeys(SIGNATURE_VERDICTS, 0)
+        for r in reps:
+            verdicts[r.verdict] += 1
+            for s in r.signatures:
+                sig_verdicts[s.verdict] += 1
+        failures = tuple(Failure(r.document.path, r.error.kind, r.error.message)
+                         for r in reps if r.error is not None)
+        return cls(
+            documents=len(reps), processed=processed, skipped=len(reps) - processed,
+            pages=sum(r.document.pages for r in reps), pages_processed=pages_processed,
+            signatures=sum(len(r.signatures) for r in reps), verdicts=verdicts, signature_verdicts=sig_verdicts,
+            failures=failures, reference_errors=dict(reference_errors), warnings=tuple(warnings), people=people,
+            elapsed_s=round(elapsed_s, 3),
+            pages_per_s=round(pages_processed / elapsed_s, 3) if elapsed_s > 0 else 0.0,
+            workers=workers, models=dict(models),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "documents": self.documents, "processed": self.processed, "skipped": self.skipped,
+            "failed": self.failed, "pages": self.pages, "pages_processed": self.pages_processed,
+            "signatures": self.signatures, "verdicts": dict(self.verdicts),
+            "signature_verdicts": dict(self.signature_verdicts),
+            "failures": [f.to_dict() for f in self.failures],
+            "reference_errors": [{"file": k, "message": v} for k, v in sorted(self.reference_errors.items())],
+            "warnings": list(self.warnings), "people": self.people,
+            "elapsed_s": self.elapsed_s, "pages_per_s": self.pages_per_s, "workers": self.workers,
+            "models": dict(self.models),
+        }
+
+
+def summary_csv(reports: Iterable[DocumentReport]) -> str:
+    """One row per signature (columns :data:`CSV_COLUMNS`); a document without signatures gets one row with only
+    its document and verdict filled, so every document appears."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in reports:
+        if not r.signatures:
+            w.writerow([r.document.path, "", "", "", "", "", "", "", "", "", "", r.verdict])
+        for s in r.signatures:
+            w.writerow([r.document.path, s.page, *s.bbox, s.identity or "", _fmt(s.distance), _fmt(s.threshold),
+                        _fmt(s.score), s.verdict, r.verdict])
+    return buf.getvalue()
+
+
+def _fmt(v: float | None) -> str:
+    return "" if v is None else repr(v)
+
+
+def write_summary(out: Path, summary: RunSummary, reports: Iterable[DocumentReport]) -> tuple[Path, Path]:
+    """Write ``out/summary.json`` and ``out/summary.csv`` atomically; returns their paths."""
+    js, cs = out / SUMMARY_JSON, out / SUMMARY_CSV
+    write_text_atomic(js, json.dumps(summary.to_dict(), indent=2) + "\n")
+    write_text_atomic(cs, summary_csv(reports))
+    return js, cs

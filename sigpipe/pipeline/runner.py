@@ -1,0 +1,425 @@
+"""The batch runner behind ``sigpipe run``: discovery, claims, references, resumable parallel processing, summary.
+
+Every document gets exactly one report, ``OUT/<relative path>.json``, written atomically (temporary file, fsync,
+``os.replace``), so a run killed at any moment leaves only complete reports; the next run keeps those (same input
+sha256, same claim, same models, status ok) and processes the rest. One bad document never stops the batch: it gets a
+report with status ``error``. With ``workers > 1`` documents are processed in parallel by spawned worker processes
+that each load the models once (in the pool's initializer) and use ``cores // workers`` torch threads; a worker that
+dies (segfault, killed for memory) is replaced and the documents it may have been holding are retried one at a time,
+so only the culprit gets a ``worker_crashed`` report.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import logging
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sigpipe.errors import InputError, ModelError
+from sigpipe.pipeline.claims import claim_warnings, load_claims
+from sigpipe.pipeline.errors import NoDocumentsError
+from sigpipe.pipeline.flow import Detector, FlowConfig, SignaturePredictor, specimen_loader
+from sigpipe.pipeline.ingest import (
+    DEFAULT_DPI,
+    MAX_PAGE_PIXELS,
+    SCAN_SUFFIXES,
+    IngestConfig,
+    check_backend,
+    discover_scans,
+    relative_name,
+)
+from sigpipe.pipeline.progress import Progress
+from sigpipe.pipeline.report import (
+    DocumentInfo,
+    DocumentReport,
+    RunSummary,
+    read_report,
+    remove_stale_temporaries,
+    report_path,
+    write_report,
+    write_summary,
+)
+from sigpipe.verifier.gallery import Gallery
+from sigpipe.verifier.verifier import Verifier
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Settings of one batch run (what ``sigpipe run`` parses its options into).
+
+    Attributes:
+        scans: folder of documents (searched recursively), or a single document.
+        refs: ``REFS/<person>/*`` genuine specimens.
+        out: where reports go (created).
+        claims: optional CSV ``document,identity``.
+        workers: documents processed in parallel (1 = in this process).
+        dpi: PDF rendering resolution.
+        pdf_backend: ``pypdfium2`` or ``pdf2image``.
+        detector_weights, verifier_weights: model manifests (None = the bundled models).
+        crop_margin: margin around detector boxes, as a fraction of the box size.
+        max_pixels: pages over this many pixels are refused.
+        force: reprocess every document even when its report is up to date.
+        cache: embedding cache of the references (None = ``sigpipe._ultralytics.cache_dir()/gallery``).
+        progress: write progress lines to stderr.
+        threads: total CPU threads to share among workers (None = the cores this process may use, or
+            ``$SIGPIPE_THREADS``).
+    """
+
+    scans: Path
+    refs: Path
+    out: Path = Path("sigpipe-reports")
+    claims: Path | None = None
+    workers: int = 1
+    dpi: int = DEFAULT_DPI
+    pdf_backend: str = "pypdfium2"
+    detector_weights: Path | None = None
+    verifier_weights: Path | None = None
+    crop_margin: float = 0.08
+    max_pixels: int = MAX_PAGE_PIXELS
+    force: bool = False
+    cache: Path | None = None
+    progress: bool = True
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+        self.ingest  # noqa: B018 - validates dpi, backend and pixel limit
+        self.flow  # noqa: B018
+
+    @property
+    def ingest(self) -> IngestConfig:
+        return IngestConfig(dpi=self.dpi, pdf_backend=self.pdf_backend, max_pixels=self.max_pixels)
+
+    @property
+    def flow(self) -> FlowConfig:
+        return FlowConfig(crop_margin=self.crop_margin)
+
+
+class ModelProvider(Protocol):
+    """Builds the two models; must be picklable (worker processes call it in their initializer)."""
+
+    def __call__(self, threads: int) -> tuple[Detector, Verifier]: ...
+
+
+@dataclass(frozen=True)
+class ManifestModels:
+    """The :class:`ModelProvider` used by ``sigpipe run``: models from manifests (None = bundled)."""
+
+    detector: Path | None = None
+    verifier: Path | None = None
+
+    def __call__(self, threads: int) -> tuple[Detector, Verifier]:
+        """Load both models; when either fails, one :class:`ModelError` names every problem.
+
+        Raises:
+            ModelError: a manifest or weights file is missing, corrupt, or does not match its hash.
+        """
+        errors: list[str] = []
+        verifier: Verifier | None = None
+        detector: Detector | None = None
+        try:
+            verifier = Verifier.from_manifest(self.verifier, threads=threads)
+        except ModelError as e:
+            errors.append(f"verifier: {e}")
+        try:
+            from sigpipe.detector.detector import SignatureDetector
+
+            detector = SignatureDetector.from_manifest(self.detector, threads=threads)
+        except ModelError as e:
+            errors.append(f"detector: {e}")
+        if errors or detector is None or verifier is None:
+            raise ModelError("; ".join(e.rstrip(".") for e in errors))
+        return detector, verifier
+
+
+@dataclass(frozen=True)
+class _Task:
+    name: str
+    path: str
+    claimed: str | None
+    sha256: str | None
+
+
+@dataclass
+class _Outcome:
+    """What the parent keeps while the batch runs."""
+
+    reports: dict[str, DocumentReport] = field(default_factory=dict)
+    pages_processed: int = 0
+    processed: int = 0
+
+
+def available_cores() -> int:
+    """CPU threads this process may use: ``$SIGPIPE_THREADS`` if set, else the CPUs in its affinity mask."""
+    env = os.environ.get("SIGPIPE_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSummary:
+    """Process every document under ``config.scans`` and write reports and the summary to ``config.out``.
+
+    Args:
+        config: the run's settings.
+        models: builds the detector and verifier (default :class:`ManifestModels` from the config's manifests).
+            Tests inject doubles here; it must be picklable when ``config.workers > 1``.
+
+    Returns:
+        The summary (also written to ``OUT/summary.json`` and ``OUT/summary.csv``).
+
+    Raises:
+        NoDocumentsError: SCANS holds no document.
+        ClaimsError: malformed claims CSV.
+        MissingDependencyError: the chosen PDF backend is not installed.
+        ModelError: a model cannot be loaded.
+        InputError: REFS is not a folder, or OUT cannot be written.
+    """
+    t0 = time.monotonic()
+    check_backend(config.pdf_backend)
+    docs = discover_scans(config.scans)
+    if not docs:
+        raise NoDocumentsError(
+            f"no documents found in {config.scans} (looked for {', '.join(sorted(SCAN_SUFFIXES))}, "
+            "recursively, case-insensitive)"
+        )
+    names = {relative_name(p, config.scans): p for p in docs}
+    claims = load_claims(config.claims) if config.claims else {}
+    if not Path(config.refs).is_dir():
+        raise InputError(f"references folder not found: {config.refs}")
+
+    cores = config.threads or available_cores()
+    provider: ModelProvider = models or ManifestModels(config.detector_weights, config.verifier_weights)
+    detector, verifier = provider(cores)
+    idents = {"detector": detector.ident, "verifier": verifier.ident}
+    _check_writable(config.out)
+    gallery = Gallery.enroll(config.refs, verifier, loader=specimen_loader(detector, config.ingest,
+                                                                           config.crop_margin),
+                             cache=config.cache)
+    ref_errors, n_people = dict(gallery.errors), len(gallery.people)
+    warnings = claim_warnings(claims, names, gallery.people)
+    if not gallery.people:
+        warnings.append(f"no usable references in {config.refs}: every signature will be 'no_reference'")
+    for w in warnings:
+        log.warning("%s", w)
+    if gallery.errors:
+        log.warning("%d reference file(s) could not be used (see summary.json reference_errors)",
+                     len(gallery.errors))
+    log.info("%d documents, %d people enrolled, models: %s", len(names), len(gallery.people), idents)
+
+    removed = remove_stale_temporaries(config.out)
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted run", removed)
+    outcome = _Outcome()
+    tasks: list[_Task] = []
+    for name, path in names.items():
+        claimed = claims.get(name)
+        digest = _sha256_or_none(path)
+        if not config.force:
+            old = read_report(report_path(config.out, name))
+            if (old is not None and old.ok and digest is not None and old.document.sha256 == digest
+                    and old.claimed_identity == claimed and old.models == idents):
+                outcome.reports[name] = old
+                continue
+        tasks.append(_Task(name, str(path), claimed, digest))
+    if len(outcome.reports):
+        log.info("%d document(s) already have an up-to-date report; %d to process", len(outcome.reports),
+                 len(tasks))
+
+    progress = Progress(len(tasks), enabled=config.progress)
+    workers = min(config.workers, max(1, len(tasks)))
+    if workers > cores:
+        log.warning("%d workers on %d cores: each worker gets 1 thread; fewer workers would be faster",
+                    workers, cores)
+    if workers == 1:
+        predictor = SignaturePredictor(detector, verifier, gallery, config.flow)
+        for task in tasks:
+            report = predictor(task.path, task.name, task.claimed, sha256=task.sha256, ingest=config.ingest)
+            _record(outcome, config.out, report, progress)
+    else:
+        embeddings, threads = dict(gallery.embeddings), max(1, cores // workers)
+        del detector, verifier, gallery  # the workers load their own; free the parent's copy
+        gc.collect()
+        init = _WorkerInit(provider, threads, embeddings, config.flow, config.ingest, str(config.out), idents,
+                           logging.getLogger().getEffectiveLevel())
+        for report in _run_pool(tasks, workers, init):
+            _record(outcome, config.out, report, progress, written=True)
+
+    ordered = [outcome.reports[n] for n in sorted(outcome.reports)]
+    summary = RunSummary.from_reports(
+        ordered, processed=outcome.processed, pages_processed=outcome.pages_processed,
+        elapsed_s=time.monotonic() - t0, reference_errors=ref_errors, warnings=warnings, people=n_people,
+        workers=workers, models=idents,
+    )
+    write_summary(config.out, summary, ordered)
+    return summary
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".sigpipe-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise InputError(f"cannot write reports to {out}: {e}") from e
+
+
+def _record(outcome: _Outcome, out: Path, report: DocumentReport, progress: Progress, written: bool = False) -> None:
+    if not written:
+        write_report(out, report)
+    outcome.reports[report.document.path] = report
+    outcome.processed += 1
+    outcome.pages_processed += report.document.pages
+    progress.update(report.document.pages, failed=not report.ok)
+
+
+# --- worker processes --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _WorkerInit:
+    """Everything a worker needs, pickled once per worker process."""
+
+    provider: Any
+    threads: int
+    embeddings: dict[str, Any]
+    flow: FlowConfig
+    ingest: IngestConfig
+    out: str
+    idents: dict[str, str]
+    log_level: int
+
+
+_STATE: dict[str, Any] = {}
+
+
+def _init_worker(init: _WorkerInit) -> None:
+    """Pool initializer: configure logging and threads, load the models once, rebuild the gallery."""
+    import torch
+
+    logging.basicConfig(level=init.log_level, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(init.threads)
+    detector, verifier = init.provider(init.threads)
+    got = {"detector": detector.ident, "verifier": verifier.ident}
+    if got != init.idents:
+        raise ModelError(f"worker loaded different models {got} than the parent {init.idents}")
+    gallery = Gallery(verifier, dict(init.embeddings))
+    _STATE.update(predictor=SignaturePredictor(detector, verifier, gallery, init.flow), ingest=init.ingest,
+                  out=Path(init.out))
+
+
+def _ping() -> int:
+    return os.getpid()
+
+
+def _process(task: _Task) -> dict[str, Any]:
+    """Worker task: process one document, write its report, return it as a dict."""
+    predictor: SignaturePredictor = _STATE["predictor"]
+    report = predictor(task.path, task.name, task.claimed, sha256=task.sha256, ingest=_STATE["ingest"])
+    write_report(_STATE["out"], report)
+    return report.to_dict()
+
+
+def _start_pool(workers: int, init: _WorkerInit) -> ProcessPoolExecutor:
+    """A fresh pool whose first worker has started (its models loaded).
+
+    Raises:
+        ModelError: the worker could not start (its initializer failed).
+    """
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker, initargs=(init,))
+    try:
+        ex.submit(_ping).result()
+    except BrokenProcessPool as e:
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise ModelError("worker processes could not start (loading the models failed in a worker; "
+                         "see the log above)") from e
+    return ex
+
+
+def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit) -> Iterator[DocumentReport]:
+    """Process ``tasks`` in a spawned process pool; yields each report (already written) as it completes.
+
+    At most ``workers + 1`` documents are submitted at a time. When the pool breaks (a worker died), the documents
+    that were in flight become suspects and are retried one at a time in a fresh pool: a document that breaks the
+    pool alone is the culprit and gets a ``worker_crashed`` report; the others are processed normally.
+    """
+    pending: deque[_Task] = deque(tasks)
+    suspects: deque[_Task] = deque()
+    out = Path(init.out)
+    while pending or suspects:
+        ex = _start_pool(workers, init)
+        inflight: dict[Future[dict[str, Any]], _Task] = {}
+        try:
+            while pending or suspects or inflight:
+                if suspects:
+                    if not inflight:
+                        t = suspects.popleft()
+                        inflight[ex.submit(_process, t)] = t
+                else:
+                    while pending and len(inflight) < workers + 1:
+                        t = pending.popleft()
+                        inflight[ex.submit(_process, t)] = t
+                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    report = _collect(fut, inflight[fut], init, out)  # raises BrokenProcessPool with fut in flight
+                    del inflight[fut]
+                    yield report
+        except BrokenProcessPool:
+            lost = list(inflight.values())
+            if len(lost) == 1:
+                t = lost[0]
+                log.error("%s: the worker process died while processing it", t.name)
+                report = DocumentReport.failure(
+                    DocumentInfo(t.name, t.sha256, 0), t.claimed, "worker_crashed",
+                    "the worker process died while processing this document (crash, or killed for memory)",
+                    init.idents)
+                write_report(out, report)
+                yield report
+            else:
+                log.warning("a worker process died; retrying its %d document(s) one at a time", len(lost))
+                suspects.extend(lost)
+        finally:
+            ex.shutdown(wait=False, cancel_futures=True)
+
+
+def _collect(fut: Future[dict[str, Any]], task: _Task, init: _WorkerInit, out: Path) -> DocumentReport:
+    """The report of a finished task (re-raises :class:`BrokenProcessPool`; other task errors become a report)."""
+    try:
+        return DocumentReport.from_dict(fut.result())
+    except BrokenProcessPool:
+        raise
+    except Exception as e:  # noqa: BLE001 - e.g. the worker could not write its report: record it and go on
+        report = DocumentReport.failure(DocumentInfo(task.name, task.sha256, 0), task.claimed, "internal",
+                                        f"{type(e).__name__}: {e}", init.idents)
+        write_report(out, report)
+        return report

@@ -1,0 +1,87 @@
+"""Fixtures for the pipeline tests: a tiny random verifier, test documents built offline, a small batch."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))  # pipeline_doubles, for this process and spawned workers
+
+from pipeline_doubles import page_with, scribble  # noqa: E402
+
+from sigpipe.verifier.decide import DecisionRule  # noqa: E402
+from sigpipe.verifier.model import build_model  # noqa: E402
+from sigpipe.verifier.preprocess import PreprocessConfig  # noqa: E402
+from sigpipe.verifier.verifier import Verifier  # noqa: E402
+from sigpipe.weights import write_manifest  # noqa: E402
+
+SIG_A, SIG_B = 1, 2  # scribble seeds of alice's and bob's signatures
+
+
+@pytest.fixture(scope="session")
+def verifier_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init tiny verifier (resnet-s, width 8, 128-d) with a complete manifest; returns the manifest."""
+    torch.manual_seed(0)
+    net = build_model("resnet-s", 128, 8)
+    weights = tmp_path_factory.mktemp("verifier") / "tiny-verifier.pt"
+    torch.save(net.state_dict(), weights)
+    return write_manifest(weights, {
+        "name": "tiny-verifier", "tag": "test", "architecture": "resnet-s", "width": 8, "embedding_dim": 128,
+        "preprocess": PreprocessConfig().to_dict(),
+        "decision": DecisionRule("mean", {1: 0.5, 5: 0.5}, 10.0, 0.0).to_dict(),
+    })
+
+
+@pytest.fixture(scope="session")
+def verifier(verifier_manifest: Path) -> Verifier:
+    return Verifier.from_manifest(verifier_manifest, threads=1)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep gallery caches out of ~/.cache; one torch thread (tiny models; the CI machine may be busy, where
+    several threads per process are much slower)."""
+    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SIGPIPE_THREADS", "1")
+
+
+def save_pdf(path: Path, pages: list[np.ndarray], resolution: float = 100.0) -> Path:
+    """Write grayscale/BGR pages as a PDF (one image per page) with PIL."""
+    ims = [Image.fromarray(p) for p in pages]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ims[0].save(path, "PDF", resolution=resolution, save_all=True, append_images=ims[1:])
+    return path
+
+
+def save_image(path: Path, page: np.ndarray, **kw: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(page).save(path, **kw)
+    return path
+
+
+@pytest.fixture
+def batch(tmp_path: Path) -> dict[str, Path]:
+    """SCANS with good, unsigned and broken documents; REFS for alice and bob (plus one unreadable specimen);
+    a claims CSV. Returns the paths by name."""
+    a, b = scribble(SIG_A), scribble(SIG_B)
+    scans, refs = tmp_path / "scans", tmp_path / "refs"
+    save_pdf(scans / "alice_letter.pdf", [page_with([]), page_with([(a, 300, 400)])])
+    save_image(scans / "sub" / "bob_form.png", page_with([(b, 100, 100)]), dpi=(150, 150))
+    frames = [Image.fromarray(page_with([])), Image.fromarray(page_with([(a, 500, 50)]))]
+    (scans / "sub" / "deeper").mkdir(parents=True)
+    frames[0].save(scans / "sub" / "deeper" / "multi.TIF", save_all=True, append_images=frames[1:], dpi=(300, 300))
+    save_image(scans / "unsigned.jpg", page_with([]), quality=95)
+    (scans / "broken.pdf").write_text("this is a text file, not a PDF\n")
+    save_image(scans / ".hidden.png", page_with([(a, 10, 10)]))
+    (scans / "notes.txt").write_text("ignored\n")
+    save_image(refs / "alice" / "a1.png", a)
+    save_image(refs / "bob" / "b1.png", b)
+    (refs / "bob" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    claims = tmp_path / "claims.csv"
+    claims.write_text("document,identity\nalice_letter.pdf,alice\nsub/bob_form.png,carol\nmissing.pdf,alice\n")
+    return {"scans": scans, "refs": refs, "claims": claims, "out": tmp_path / "out", "cache": tmp_path / "gcache"}

@@ -1,0 +1,106 @@
+"""``sigpipe run`` through click: exit codes and outputs, with tiny fixture models passed as manifests."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+from conftest import save_image, save_pdf
+from pipeline_doubles import page_with, scribble
+
+from sigpipe.cli import cli
+from sigpipe.pipeline.ingest import poppler_available
+from sigpipe.pipeline.report import load_schema
+
+
+@pytest.fixture(scope="session")
+def detector_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained YOLOv8n (seconds to build, offline) with a manifest; it finds nothing meaningful."""
+    from sigpipe.detector.testing import make_untrained_detector
+
+    path = tmp_path_factory.mktemp("detector") / "tiny-detector.pt"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SIGPIPE_THREADS", "1")
+        make_untrained_detector(path, seed=0, manifest={
+            "name": "tiny-detector", "tag": "test", "architecture": "yolov8n", "imgsz": 320, "conf": 0.5,
+            "iou": 0.7, "max_det": 5,
+        })
+    return path.with_name(path.name + ".json")
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> dict[str, Path]:
+    scans, refs = tmp_path / "scans", tmp_path / "refs"
+    save_image(scans / "a.png", page_with([(scribble(1), 100, 100)], (400, 300)))
+    save_pdf(scans / "b" / "c.pdf", [page_with([], (400, 300))] * 2)
+    save_image(refs / "alice" / "1.png", scribble(1))
+    return {"scans": scans, "refs": refs, "out": tmp_path / "out"}
+
+
+def invoke(f: dict[str, Path], *extra: str, models: tuple[Path, Path] | None = None):  # type: ignore[no-untyped-def]
+    args = ["run", str(f["scans"]), "--refs", str(f["refs"]), "--out", str(f["out"]), *extra]
+    if models:
+        args += ["--detector-weights", str(models[0]), "--verifier-weights", str(models[1])]
+    return CliRunner().invoke(cli, args)
+
+
+def test_run_exit_0_then_1_when_a_document_fails(folders: dict[str, Path], detector_manifest: Path,
+                                                 verifier_manifest: Path):
+    models = (detector_manifest, verifier_manifest)
+    r = invoke(folders, "--workers", "1", "--dpi", "100", models=models)
+    assert r.exit_code == 0, r.output
+    assert "2 documents, 3 pages" in r.stdout and "summary.json" in r.stdout
+    assert "2/2 documents" in r.stderr  # line-based progress (stderr is not a terminal here)
+    out = folders["out"]
+    for name in ("a.png.json", "b/c.pdf.json"):
+        report = json.loads((out / name).read_text())
+        jsonschema.validate(report, load_schema())
+        assert report["models"]["detector"].startswith("tiny-detector.test ")
+        assert report["signatures"] == [] or report["signatures"][0]["dpi"] in (100, 200)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["documents"] == 2 and summary["failed"] == 0 and (out / "summary.csv").is_file()
+
+    (folders["scans"] / "bad.pdf").write_text("not a pdf")
+    r = invoke(folders, models=models)
+    assert r.exit_code == 1, r.output
+    assert "already done" in r.stdout and "1 document(s) failed" in r.stderr
+    assert json.loads((out / "bad.pdf.json").read_text())["error"]["kind"] == "corrupt_pdf"
+
+
+def test_usage_errors_exit_2(folders: dict[str, Path], tmp_path: Path, verifier_manifest: Path,
+                             detector_manifest: Path):
+    models = (detector_manifest, verifier_manifest)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = CliRunner().invoke(cli, ["run", str(empty), "--refs", str(folders["refs"]), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "no documents found" in r.stderr
+
+    claims = tmp_path / "claims.csv"
+    claims.write_text("file,person\na.png,alice\n")
+    r = invoke(folders, "--claims", str(claims), models=models)
+    assert r.exit_code == 2 and "document,identity" in r.stderr
+
+    r = invoke(folders, "--workers", "0", models=models)
+    assert r.exit_code == 2
+    r = invoke(folders, "--dpi", "5000", models=models)
+    assert r.exit_code == 2 and "--dpi" in r.stderr
+    r = CliRunner().invoke(cli, ["run", str(folders["scans"])])
+    assert r.exit_code == 2 and "--refs" in r.stderr
+    if not poppler_available():
+        r = invoke(folders, "--pdf-backend", "pdf2image", models=models)
+        assert r.exit_code == 2 and "poppler-utils" in r.stderr
+    assert not folders["out"].exists()
+
+
+def test_missing_bundled_models_is_one_clear_line(folders: dict[str, Path], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch):
+    import sigpipe.weights
+
+    monkeypatch.setattr(sigpipe.weights, "WEIGHTS_DIR", tmp_path / "no-weights")
+    r = invoke(folders)
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in r.output
+    assert "verifier" in lines[0] and "detector" in lines[0] and "--verifier-weights" in lines[0]
+    assert not folders["out"].exists()

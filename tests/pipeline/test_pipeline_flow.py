@@ -1,0 +1,120 @@
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+from conftest import SIG_A, SIG_B, save_image, save_pdf
+from pipeline_doubles import InkBlobDetector, page_with, scribble
+
+from sigpipe.pipeline.flow import FlowConfig, SignaturePredictor, crop_box, specimen_loader
+from sigpipe.pipeline.ingest import IngestConfig
+from sigpipe.pipeline.report import load_schema
+from sigpipe.verifier.gallery import Gallery
+from sigpipe.verifier.verifier import Verifier
+
+
+def test_crop_box_adds_margin_and_clips():
+    page = np.arange(100 * 200, dtype=np.int64).reshape(100, 200)
+    c = crop_box(page, (50, 20, 150, 70), margin=0.1)  # box 100x50 -> margins 10 and 5
+    assert c.shape == (60, 120) and c[0, 0] == page[15, 40]
+    assert crop_box(page, (0, 0, 200, 100), margin=0.5).shape == (100, 200)
+    assert crop_box(page, (190.2, 95.7, 199.9, 99.9), margin=0).shape == (5, 10)
+    assert crop_box(page, (199.5, 99.5, 199.6, 99.6), margin=0).shape == (1, 1)
+
+
+@pytest.fixture
+def doc_a(tmp_path: Path) -> Path:
+    """Two pages: the first blank, alice's signature on the second."""
+    return save_pdf(tmp_path / "a.pdf", [page_with([]), page_with([(scribble(SIG_A), 300, 400)])])
+
+
+def ink_box(sig: np.ndarray, x: int, y: int, scale: float) -> tuple[float, float, float, float]:
+    """Where a signature pasted at (x, y) has ink, in pixels of the page rendered at ``scale``."""
+    ys, xs = np.nonzero(sig < 128)
+    return ((x + xs.min()) * scale, (y + ys.min()) * scale, (x + xs.max() + 1) * scale, (y + ys.max() + 1) * scale)
+
+
+def predictor(verifier: Verifier, embeddings: dict[str, np.ndarray], detector: InkBlobDetector | None = None,
+              **cfg: float) -> SignaturePredictor:
+    return SignaturePredictor(detector or InkBlobDetector(), verifier, Gallery(verifier, embeddings),
+                              FlowConfig(**cfg))  # type: ignore[arg-type]
+
+
+def test_claims_and_one_to_many_verdicts(verifier: Verifier, doc_a: Path):
+    emb_a = verifier.embed([scribble(SIG_A)])  # alice's specimen is the very signature on the page
+    far = -emb_a  # a person whose references are as far as can be (distance 2)
+    cases = [
+        ({"alice": emb_a, "mallory": far}, "alice", "genuine", "alice", "genuine"),
+        ({"alice": emb_a, "mallory": far}, "mallory", "forged", "mallory", "forged"),
+        ({"alice": emb_a, "mallory": far}, "carol", "no_reference", "carol", "needs_review"),
+        ({"alice": emb_a, "mallory": far}, None, "genuine", "alice", "genuine"),  # best match
+        ({"mallory": far}, None, "unknown_signer", "mallory", "needs_review"),  # nearest, beyond threshold
+        ({}, None, "no_reference", None, "needs_review"),  # empty gallery
+    ]
+    for embeddings, claimed, sig_verdict, identity, doc_verdict in cases:
+        report = predictor(verifier, embeddings)(doc_a, "a.pdf", claimed)
+        jsonschema.validate(report.to_dict(), load_schema())
+        assert report.status == "ok" and report.document.pages == 2 and report.claimed_identity == claimed
+        (s,) = report.signatures
+        assert (s.verdict, s.identity, report.verdict) == (sig_verdict, identity, doc_verdict), (claimed, embeddings)
+        assert s.page == 2 and s.page_size == (1600, 1200) and s.dpi == 200
+        assert np.allclose(s.bbox, ink_box(scribble(SIG_A), 300, 400, scale=2.0), atol=6)  # at 200 dpi
+        if sig_verdict == "no_reference":
+            assert s.distance is s.threshold is s.score is None
+        else:
+            assert s.threshold == 0.5 and 0.0 <= s.score <= 1.0
+            assert (s.distance < 0.1) == (identity == "alice")
+
+
+def test_signatures_of_several_pages_are_embedded_in_one_batch(verifier: Verifier, tmp_path: Path):
+    a, b = scribble(SIG_A), scribble(SIG_B)
+    pages = [page_with([(a, 50, 50), (b, 400, 400)]), page_with([]), page_with([(b, 200, 300)])]
+    pdf = save_pdf(tmp_path / "three.pdf", pages)
+    det = InkBlobDetector()
+    p = predictor(verifier, {"alice": verifier.embed([a]), "bob": verifier.embed([b])}, det, page_batch=2)
+    calls = []
+    embed = verifier.embed_prepared
+    p.verifier = type("Spy", (), {"prepare": verifier.prepare, "decide": verifier.decide, "ident": verifier.ident,
+                                  "embed_prepared": lambda self, x, batch: calls.append(len(x)) or embed(x, batch)})()
+    report = p(pdf, "three.pdf", None, ingest=IngestConfig(dpi=72))
+    assert [(s.page, s.identity) for s in report.signatures] == [(1, "alice"), (1, "bob"), (3, "bob")]
+    assert report.verdict == "genuine" and report.document.pages == 3
+    assert det.calls == [2, 1] and calls == [3]
+
+
+def test_a_bad_document_gives_an_error_report_not_an_exception(verifier: Verifier, tmp_path: Path):
+    (tmp_path / "bad.pdf").write_text("text")
+    r = predictor(verifier, {})(tmp_path / "bad.pdf", "x/bad.pdf", "alice")
+    assert (r.status, r.verdict, r.error.kind, r.document.path) == ("error", "error", "corrupt_pdf", "x/bad.pdf")
+    assert r.document.sha256 and r.signatures == ()
+    jsonschema.validate(r.to_dict(), load_schema())
+
+    class Boom(InkBlobDetector):
+        def detect_batch(self, pages):  # type: ignore[no-untyped-def]
+            raise RuntimeError("detector exploded")
+
+    ok = save_image(tmp_path / "ok.png", page_with([]))
+    r = predictor(verifier, {}, Boom())(ok)
+    assert r.error.kind == "internal" and "exploded" in r.error.message and r.document.pages == 1
+    r = predictor(verifier, {})(tmp_path / "vanished.png")
+    assert r.error.kind == "unreadable_file" and r.document.sha256 is None
+
+
+def test_predictor_validates_its_parts(verifier: Verifier, verifier_manifest: Path, tmp_path: Path):
+    with pytest.raises(TypeError, match="detect_batch"):
+        SignaturePredictor(object(), verifier, Gallery(verifier))  # type: ignore[arg-type]
+    other = Verifier.from_manifest(verifier_manifest)
+    other.manifest = type(other.manifest)(**{**other.manifest.__dict__, "tag": "other"})
+    with pytest.raises(ValueError, match="enroll them again"):
+        SignaturePredictor(InkBlobDetector(), other, Gallery(verifier))
+    with pytest.raises(ValueError):
+        FlowConfig(crop_margin=-0.1)
+    assert predictor(verifier, {}).models == {"detector": InkBlobDetector.ident, "verifier": verifier.ident}
+
+
+def test_specimen_loader_crops_the_best_detection_per_page(tmp_path: Path):
+    a = scribble(SIG_A)
+    pdf = save_pdf(tmp_path / "spec.pdf", [page_with([(a, 100, 100)]), page_with([])])
+    crops = specimen_loader(InkBlobDetector(), IngestConfig(dpi=72), margin=0.0)(pdf)
+    x1, y1, x2, y2 = ink_box(a, 100, 100, scale=0.72)  # 100 dpi pages read at 72 dpi
+    assert len(crops) == 1 and crops[0].shape[:2] == pytest.approx((y2 - y1, x2 - x1), abs=4)

@@ -1,0 +1,226 @@
+import inspect
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import save_image, save_pdf
+from PIL import Image
+from pipeline_doubles import page_with, scribble
+
+from sigpipe.pipeline.errors import MissingDependencyError
+from sigpipe.pipeline.ingest import (
+    DEFAULT_DPI,
+    IngestConfig,
+    check_backend,
+    discover_scans,
+    iter_pages,
+    poppler_available,
+    relative_name,
+)
+
+
+def _pdf_bytes(objects: list[str], trailer_extra: str = "") -> bytes:
+    """A minimal hand-written PDF with a correct xref table."""
+    out, offsets = b"%PDF-1.4\n", []
+    for i, o in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n{o}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R {trailer_extra}>>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+def zero_page_pdf(path: Path) -> Path:
+    path.write_bytes(_pdf_bytes(["<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [] /Count 0 >>"]))
+    return path
+
+
+def encrypted_pdf(path: Path) -> Path:
+    """A PDF with a standard-security /Encrypt dictionary whose user password is not empty."""
+    enc = "<< /Filter /Standard /V 1 /R 2 /O <" + "11" * 32 + "> /U <" + "22" * 32 + "> /P -44 >>"
+    path.write_bytes(_pdf_bytes(
+        ["<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [4 0 R] /Count 1 >>", enc,
+         "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>"],
+        "/Encrypt 3 0 R /ID [<0123456789abcdef0123456789abcdef> <0123456789abcdef0123456789abcdef>] "))
+    return path
+
+
+def kind_of(path: Path, config: IngestConfig = IngestConfig()) -> str:
+    with pytest.raises(Exception) as ei:
+        list(iter_pages(path, config))
+    return ei.value.kind  # type: ignore[attr-defined]
+
+
+def test_discovery_is_recursive_case_insensitive_and_skips_hidden(tmp_path: Path):
+    page = page_with([])
+    for name in ("a.pdf", "B.PDF", "sub/c.Tiff", "sub/d.tif", "sub/deep/e.JPG", "f.jpeg", "g.png"):
+        p = tmp_path / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+    save_image(tmp_path / ".hidden.png", page)
+    save_image(tmp_path / ".cache" / "inside_hidden.png", page)
+    (tmp_path / "notes.txt").write_text("no")
+    (tmp_path / "scan.bmp").write_bytes(b"BM")
+    found = [relative_name(p, tmp_path) for p in discover_scans(tmp_path)]
+    assert found == ["B.PDF", "a.pdf", "f.jpeg", "g.png", "sub/c.Tiff", "sub/d.tif", "sub/deep/e.JPG"]
+    single = tmp_path / "g.png"
+    assert discover_scans(single) == [single] and relative_name(single, single) == "g.png"
+
+
+def test_pdf_pages_stream_at_the_chosen_dpi(tmp_path: Path):
+    pdf = save_pdf(tmp_path / "two.pdf", [page_with([], (400, 300)), page_with([], (300, 400))], resolution=100)
+    gen = iter_pages(pdf, IngestConfig(dpi=200))
+    assert inspect.isgenerator(gen)
+    first = next(gen)
+    assert (first.number, first.size, first.dpi) == (1, (800, 600), 200)
+    assert first.image.dtype == np.uint8 and first.image.shape == (600, 800, 3)
+    second = next(gen)
+    assert (second.number, second.size) == (2, (600, 800))
+    assert next(gen, None) is None
+    assert [p.size for p in iter_pages(pdf, IngestConfig(dpi=72))] == [(288, 216), (216, 288)]
+
+
+def test_multipage_tiff_keeps_pixels_and_metadata_dpi(tmp_path: Path):
+    frames = [Image.fromarray(page_with([], (200, 100))), Image.fromarray(page_with([(scribble(0), 0, 0)], (300, 150))),
+              Image.fromarray(page_with([], (120, 80)))]
+    path = tmp_path / "m.tiff"
+    frames[0].save(path, save_all=True, append_images=frames[1:], dpi=(300, 300))
+    pages = list(iter_pages(path, IngestConfig(dpi=100)))
+    assert [(p.number, p.size, p.dpi) for p in pages] == [(1, (200, 100), 300), (2, (300, 150), 300),
+                                                          (3, (120, 80), 300)]
+    assert pages[1].image.min() < 50  # the ink survived
+
+
+def test_images_exif_orientation_alpha_16bit_and_default_dpi(tmp_path: Path):
+    img = np.full((100, 200, 3), 255, np.uint8)
+    img[:10, :10] = 0  # a black corner, top-left as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    jpg = tmp_path / "rot.jpg"
+    Image.fromarray(img).save(jpg, exif=exif, quality=95)
+    (page,) = iter_pages(jpg)
+    assert page.size == (100, 200)
+    assert page.image[:10, -10:].mean() < 60  # the corner is now top-right
+    (page,) = iter_pages(save_image(tmp_path / "plain.png", img))
+    assert page.dpi == DEFAULT_DPI  # no metadata: assumed
+
+    rgba = np.zeros((50, 60, 4), np.uint8)  # fully transparent: paper must come out white
+    save_image(tmp_path / "alpha.png", rgba)
+    (page,) = iter_pages(tmp_path / "alpha.png")
+    assert page.image.min() == 255
+
+    g16 = Image.fromarray(np.full((40, 30), 65535, np.uint16))
+    g16.save(tmp_path / "g16.png", dpi=(150, 150))
+    (page,) = iter_pages(tmp_path / "g16.png")
+    assert page.image.shape == (40, 30, 3) and page.image.min() == 255 and page.dpi == 150
+
+
+@pytest.mark.parametrize("case,kind", [
+    ("text", "corrupt_pdf"), ("truncated", "corrupt_pdf"), ("zero_pages", "empty_document"),
+    ("encrypted", "encrypted_pdf"),
+])
+def test_bad_pdfs_fail_with_their_kind(tmp_path: Path, case: str, kind: str):
+    good = save_pdf(tmp_path / "good.pdf", [page_with([]), page_with([])])
+    path = tmp_path / f"{case}.pdf"
+    if case == "text":
+        path.write_text("hello, I am not a PDF\n")
+    elif case == "truncated":
+        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif case == "zero_pages":
+        zero_page_pdf(path)
+    else:
+        encrypted_pdf(path)
+    assert kind_of(path) == kind
+
+
+def test_pdfium_stale_error_code_is_not_believed(tmp_path: Path):
+    """PDFium's last-error code is global: an empty PDF read after an encrypted one is still 'empty'."""
+    enc, zero = encrypted_pdf(tmp_path / "e.pdf"), zero_page_pdf(tmp_path / "z.pdf")
+    assert [kind_of(enc), kind_of(zero), kind_of(enc)] == ["encrypted_pdf", "empty_document", "encrypted_pdf"]
+
+
+def test_bad_images(tmp_path: Path):
+    (tmp_path / "text.png").write_text("not a png")
+    assert kind_of(tmp_path / "text.png") == "corrupt_image"
+    good = save_image(tmp_path / "good.png", np.random.default_rng(0).integers(0, 255, (300, 300), np.uint8))
+    (tmp_path / "cut.png").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    assert kind_of(tmp_path / "cut.png") == "corrupt_image"
+    (tmp_path / "x.gif").write_bytes(b"GIF89a")
+    assert kind_of(tmp_path / "x.gif") == "unsupported_format"
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path):
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (11_000, 11_000), 1).save(bomb)  # 121 Mpx, a few hundred KB on disk
+    assert kind_of(bomb) == "image_too_large"
+    small = save_pdf(tmp_path / "p.pdf", [page_with([], (400, 300))], resolution=100)
+    assert kind_of(small, IngestConfig(max_pixels=100_000)) == "image_too_large"
+    assert kind_of(save_image(tmp_path / "s.png", page_with([])), IngestConfig(max_pixels=1000)) == "image_too_large"
+
+
+@pytest.mark.skipif(poppler_available(), reason="poppler-utils is installed here")
+def test_pdf2image_without_poppler_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(MissingDependencyError, match="poppler-utils"):
+        check_backend("pdf2image")
+    pdf = save_pdf(tmp_path / "p.pdf", [page_with([])])
+    assert kind_of(pdf, IngestConfig(pdf_backend="pdf2image")) == "missing_dependency"
+    check_backend("pypdfium2")
+
+
+@pytest.mark.skipif(not shutil.which("pdftoppm"), reason="poppler-utils is not installed")
+def test_pdf2image_backend_renders_like_pdfium(tmp_path: Path):  # pragma: no cover - needs poppler
+    pdf = save_pdf(tmp_path / "p.pdf", [page_with([], (400, 300))], resolution=100)
+    (a,) = iter_pages(pdf, IngestConfig(pdf_backend="pdf2image"))
+    (b,) = iter_pages(pdf)
+    assert a.size == b.size == (800, 600)
+
+
+def test_ingest_config_validates():
+    with pytest.raises(ValueError):
+        IngestConfig(dpi=5)
+    with pytest.raises(ValueError):
+        IngestConfig(pdf_backend="ghostscript")
+
+
+def test_poppler_backend_and_fallback_with_a_stand_in_poppler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The pdf2image code path, with pdf2image's two calls replaced (poppler is not needed to test our side)."""
+    import pdf2image
+
+    from sigpipe.pipeline import ingest
+
+    calls: list[tuple[int | None, int | None]] = []
+
+    def pdfinfo(path: str, first_page: int | None = None, last_page: int | None = None, **_: object) -> dict:
+        if Path(path).read_bytes()[:5] != b"%PDF-":
+            raise pdf2image.exceptions.PDFPageCountError("Unable to get page count. Syntax Error")
+        return {"Pages": 2, f"Page {first_page or 1:>4} size": "288 x 216 pts"}
+
+    def convert(path: str, dpi: int, first_page: int, last_page: int, **_: object) -> list[Image.Image]:
+        calls.append((first_page, last_page))
+        return [Image.new("L", (round(288 * dpi / 72), round(216 * dpi / 72)), 255)]
+
+    monkeypatch.setattr(pdf2image, "pdfinfo_from_path", pdfinfo)
+    monkeypatch.setattr(pdf2image, "convert_from_path", convert)
+    monkeypatch.setattr(ingest, "poppler_available", lambda: True)
+    pdf = save_pdf(tmp_path / "p.pdf", [page_with([])])
+    pages = list(iter_pages(pdf, IngestConfig(pdf_backend="pdf2image", dpi=100)))
+    assert [(p.number, p.size, p.dpi) for p in pages] == [(1, (400, 300), 100), (2, (400, 300), 100)]
+    assert calls == [(1, 1), (2, 2)]  # one page at a time
+    assert kind_of(pdf, IngestConfig(pdf_backend="pdf2image", max_pixels=1000)) == "image_too_large"
+    # pypdfium2 cannot open a truncated file -> poppler is tried (and here it reads the page count)
+    cut = tmp_path / "cut.pdf"
+    cut.write_bytes(pdf.read_bytes()[:200])
+    assert len(list(iter_pages(cut))) == 2
+    (tmp_path / "t.pdf").write_text("plain text")
+    assert kind_of(tmp_path / "t.pdf", IngestConfig(pdf_backend="pdf2image")) == "corrupt_pdf"
+
+
+def test_a_non_image_is_corrupt_even_after_ultralytics_patched_pil(tmp_path: Path):
+    from sigpipe._ultralytics import yolo_class
+
+    yolo_class()  # imports Ultralytics, which wraps PIL.Image.open
+    (tmp_path / "text.jpg").write_text("not a jpeg")
+    assert kind_of(tmp_path / "text.jpg") == "corrupt_image"

@@ -1,0 +1,140 @@
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from sigpipe.pipeline.claims import claim_warnings, load_claims
+from sigpipe.pipeline.errors import ClaimsError
+from sigpipe.pipeline.report import (
+    DocumentInfo,
+    DocumentReport,
+    RunSummary,
+    SignatureResult,
+    document_verdict,
+    load_schema,
+    read_report,
+    remove_stale_temporaries,
+    report_path,
+    summary_csv,
+    write_report,
+)
+
+MODELS = {"detector": "det.v1 0123456789ab", "verifier": "ver.v1 ba9876543210"}
+SHA = "ab" * 32
+
+
+def sig(verdict: str = "genuine", identity: str | None = "alice", page: int = 1) -> SignatureResult:
+    decided = verdict != "no_reference"
+    return SignatureResult(
+        page=page, bbox=(10.5, 20.0, 110.25, 60.0), page_size=(1654, 2339), dpi=200, detection_confidence=0.93,
+        identity=identity, distance=0.41 if decided else None, threshold=0.62 if decided else None,
+        score=0.87 if decided else None, verdict=verdict,
+    )
+
+
+def reports() -> list[DocumentReport]:
+    return [
+        DocumentReport.success(DocumentInfo("a/b.pdf", SHA, 2), "alice", [sig(), sig("forged", page=2)], MODELS),
+        DocumentReport.success(DocumentInfo("c.png", SHA, 1), None, [sig("unknown_signer", "bob")], MODELS),
+        DocumentReport.success(DocumentInfo("d.tif", SHA, 3), "carol", [sig("no_reference", "carol")], MODELS),
+        DocumentReport.success(DocumentInfo("e.jpg", SHA, 1), None, [], MODELS),
+        DocumentReport.failure(DocumentInfo("f.pdf", None, 0), None, "corrupt_pdf", "not a PDF", MODELS),
+    ]
+
+
+@pytest.mark.parametrize("report", reports(), ids=lambda r: r.document.path)
+def test_report_round_trips_and_validates(report: DocumentReport):
+    d = json.loads(report.to_json())
+    jsonschema.validate(d, load_schema())
+    assert DocumentReport.from_dict(d) == report
+    assert list(d) == ["schema_version", "document", "claimed_identity", "status", "error", "signatures",
+                       "verdict", "models"]
+    assert d["schema_version"] == "1"
+
+
+def test_schema_rejects_inconsistent_reports():
+    schema = load_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    good = reports()[0].to_dict()
+    bad = [
+        {**good, "verdict": "maybe"},
+        {**good, "status": "error"},  # error status without an error object
+        {**good, "signatures": [{**good["signatures"][0], "verdict": "genuine", "distance": None}]},
+        {**good, "document": {**good["document"], "sha256": "xyz"}},
+        {**good, "extra": 1},
+        {k: v for k, v in good.items() if k != "models"},
+    ]
+    for b in bad:
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(b, schema)
+
+
+@pytest.mark.parametrize("verdicts,expected", [
+    ([], "unsigned"), (["genuine"], "genuine"), (["genuine", "forged"], "forged"),
+    (["genuine", "unknown_signer"], "needs_review"), (["no_reference"], "needs_review"),
+    (["forged", "no_reference"], "forged"), (["genuine", "genuine"], "genuine"),
+])
+def test_document_verdict(verdicts: list[str], expected: str):
+    sigs = [sig(v) for v in verdicts]
+    assert document_verdict(sigs) == expected
+    assert document_verdict(sigs, failed=True) == "error"
+
+
+def test_dataclasses_refuse_inconsistent_values():
+    with pytest.raises(ValueError):
+        sig("maybe")
+    with pytest.raises(ValueError):
+        DocumentReport(DocumentInfo("x", SHA, 1), None, "ok", None, (), "error", MODELS)
+    with pytest.raises(ValueError):
+        DocumentReport.from_dict({**reports()[0].to_dict(), "schema_version": "2"})
+
+
+def test_atomic_write_read_back_and_paths(tmp_path: Path):
+    r = reports()[0]
+    path = write_report(tmp_path, r)
+    assert path == tmp_path / "a" / "b.pdf.json" == report_path(tmp_path, "a/b.pdf")
+    assert read_report(path) == r
+    assert [p.name for p in path.parent.iterdir()] == ["b.pdf.json"]  # no temporary left
+    path.write_text(r.to_json()[:100])  # a torn file is not a complete report
+    assert read_report(path) is None
+    assert read_report(tmp_path / "absent.json") is None
+    (path.parent / ".b.pdf.json.x1.sigpipe-tmp").write_text("{")
+    assert remove_stale_temporaries(tmp_path) == 1
+
+
+def test_summary_counts_and_csv():
+    reps = reports()
+    s = RunSummary.from_reports(reps, processed=3, pages_processed=4, elapsed_s=2.0,
+                                reference_errors={"r/x.png": "bad"}, warnings=["w"], people=2, workers=1,
+                                models=MODELS)
+    d = s.to_dict()
+    assert d["documents"] == 5 and d["skipped"] == 2 and d["failed"] == 1 and d["pages"] == 7
+    assert d["verdicts"] == {"genuine": 0, "forged": 1, "unsigned": 1, "needs_review": 2, "error": 1}
+    assert d["signature_verdicts"] == {"genuine": 1, "forged": 1, "unknown_signer": 1, "no_reference": 1}
+    assert d["failures"] == [{"document": "f.pdf", "kind": "corrupt_pdf", "message": "not a PDF"}]
+    assert d["reference_errors"] == [{"file": "r/x.png", "message": "bad"}]
+    assert d["pages_per_s"] == 2.0 and d["models"] == MODELS
+    rows = [line.split(",") for line in summary_csv(reps).splitlines()]
+    assert rows[0] == ["document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
+                       "verdict", "document_verdict"]
+    assert rows[1] == ["a/b.pdf", "1", "10.5", "20.0", "110.25", "60.0", "alice", "0.41", "0.62", "0.87", "genuine",
+                       "forged"]
+    assert rows[4][6:] == ["carol", "", "", "", "no_reference", "needs_review"]
+    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned"] and rows[6][-1] == "error"
+    assert len(rows) == 1 + 4 + 2  # 4 signatures + one row per document without signatures
+
+
+def test_claims(tmp_path: Path):
+    p = tmp_path / "claims.csv"
+    p.write_text("\ufeffDocument , Identity,notes\n./a/b.pdf,alice,x\n\nc\\d.png,bob,\n")
+    assert load_claims(p) == {"a/b.pdf": "alice", "c/d.png": "bob"}
+    for text, match in [("doc,who\na,b\n", "header"), ("", "header"), ("document,identity\na.pdf,\n", "empty"),
+                        ("document,identity\na.pdf,x\na.pdf,y\n", "both")]:
+        p.write_text(text)
+        with pytest.raises(ClaimsError, match=match):
+            load_claims(p)
+    p.write_text("document,identity\na.pdf,x\na.pdf,x\n")  # a repeated identical claim is fine
+    assert load_claims(p) == {"a.pdf": "x"}
+    w = claim_warnings({"a.pdf": "alice", "gone.pdf": "alice", "b.pdf": "carol"}, ["a.pdf", "b.pdf"], ["alice"])
+    assert any("gone.pdf" in x for x in w) and any("'carol'" in x for x in w) and len(w) == 2

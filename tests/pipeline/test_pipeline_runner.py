@@ -1,0 +1,170 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+from conftest import save_image, save_pdf
+from pipeline_doubles import DoubleModels, page_with, scribble
+
+from sigpipe.pipeline.errors import ClaimsError, MissingDependencyError, NoDocumentsError
+from sigpipe.pipeline.ingest import poppler_available
+from sigpipe.pipeline.report import load_schema, read_report
+from sigpipe.pipeline.runner import RunConfig, run_batch
+
+DOCS = ["alice_letter.pdf", "broken.pdf", "sub/bob_form.png", "sub/deeper/multi.TIF", "unsigned.jpg"]
+
+
+def config(b: dict[str, Path], **kw: object) -> RunConfig:
+    base: dict[str, object] = {"scans": b["scans"], "refs": b["refs"], "out": b["out"], "claims": b["claims"],
+                               "cache": b["cache"], "progress": False}
+    return RunConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def all_reports(out: Path) -> dict[str, dict]:
+    return {p.relative_to(out).as_posix()[: -len(".json")]: json.loads(p.read_text())
+            for p in out.rglob("*.json") if p.name != "summary.json"}
+
+
+def test_batch_reports_validate_and_summary_covers_everything(batch: dict[str, Path], verifier_manifest: Path):
+    s = run_batch(config(batch), DoubleModels(verifier_manifest))
+    reps = all_reports(batch["out"])
+    assert sorted(reps) == DOCS  # hidden and non-scan files skipped; the text "PDF" has a report
+    schema = load_schema()
+    for r in reps.values():
+        jsonschema.validate(r, schema)
+    assert reps["alice_letter.pdf"]["verdict"] == "genuine"  # claimed alice, alice's signature
+    assert reps["alice_letter.pdf"]["claimed_identity"] == "alice"
+    bob = reps["sub/bob_form.png"]  # claimed carol, who has no references
+    assert bob["verdict"] == "needs_review" and bob["signatures"][0]["verdict"] == "no_reference"
+    assert bob["signatures"][0]["dpi"] == 150  # from the PNG's metadata
+    multi = reps["sub/deeper/multi.TIF"]  # no claim: one-to-many, alice is the nearest
+    assert multi["claimed_identity"] is None and multi["signatures"][0]["identity"] == "alice"
+    assert multi["signatures"][0]["page"] == 2 and multi["document"]["pages"] == 2
+    assert reps["unsigned.jpg"]["verdict"] == "unsigned"
+    broken = reps["broken.pdf"]
+    assert (broken["status"], broken["verdict"], broken["error"]["kind"]) == ("error", "error", "corrupt_pdf")
+
+    d = json.loads((batch["out"] / "summary.json").read_text())
+    assert d == s.to_dict()
+    assert (d["documents"], d["processed"], d["skipped"], d["failed"], d["pages"]) == (5, 5, 0, 1, 6)
+    assert d["verdicts"] == {"genuine": 2, "forged": 0, "unsigned": 1, "needs_review": 1, "error": 1}
+    assert d["failures"][0]["document"] == "broken.pdf"
+    assert [e["file"] for e in d["reference_errors"]] == [str(batch["refs"] / "bob" / "corrupt.png")]
+    assert any("missing.pdf" in w for w in d["warnings"]) and any("'carol'" in w for w in d["warnings"])
+    assert d["people"] == 2 and d["models"]["verifier"].startswith("tiny-verifier.test ")
+    assert d["elapsed_s"] > 0 and d["pages_per_s"] > 0
+    rows = (batch["out"] / "summary.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3 + 2 and rows[1].startswith("alice_letter.pdf,2,")
+
+
+def test_rerun_skips_done_documents_and_redoes_changed_or_failed_ones(batch: dict[str, Path],
+                                                                      verifier_manifest: Path):
+    models = DoubleModels(verifier_manifest)
+    run_batch(config(batch), models)
+    before = {p: p.stat().st_mtime_ns for p in batch["out"].rglob("*.pdf.json")}
+    s = run_batch(config(batch), models)
+    assert (s.processed, s.skipped, s.documents, s.failed) == (1, 4, 5, 1)  # only the failed one is retried
+    assert s.verdicts["genuine"] == 2 and s.pages == 6  # skipped documents are counted from their reports
+    assert before[batch["out"] / "alice_letter.pdf.json"] == (batch["out"] / "alice_letter.pdf.json").stat().st_mtime_ns
+
+    save_image(batch["scans"] / "unsigned.jpg", page_with([(scribble(1), 50, 50)]), quality=95)  # edited
+    batch["claims"].write_text("document,identity\nalice_letter.pdf,bob\n")  # claim changed
+    s = run_batch(config(batch), models)
+    assert s.processed == 4 and s.skipped == 1  # edited, re-claimed, un-claimed, failed; multi.TIF kept
+    reps = all_reports(batch["out"])
+    assert reps["unsigned.jpg"]["verdict"] != "unsigned"
+    assert reps["alice_letter.pdf"]["claimed_identity"] == "bob"
+    assert reps["sub/bob_form.png"]["claimed_identity"] is None  # no longer claimed: redone one-to-many
+    s = run_batch(config(batch, force=True), models)
+    assert s.processed == 5 and s.skipped == 0
+
+
+def test_parallel_workers_give_the_same_reports(batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path):
+    models = DoubleModels(verifier_manifest)
+    run_batch(config(batch), models)
+    one = all_reports(batch["out"])
+    s = run_batch(config(batch, out=tmp_path / "par", workers=2), models)
+    assert s.workers == 2 and s.processed == 5
+    assert all_reports(tmp_path / "par") == one
+
+
+def test_usage_errors(batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path):
+    models = DoubleModels(verifier_manifest)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no scans here")
+    with pytest.raises(NoDocumentsError, match="no documents found"):
+        run_batch(config(batch, scans=tmp_path / "empty"), models)
+    batch["claims"].write_text("file,person\na.pdf,alice\n")
+    with pytest.raises(ClaimsError, match="header"):
+        run_batch(config(batch), models)
+    with pytest.raises(ValueError):
+        config(batch, workers=0)
+    if not poppler_available():
+        with pytest.raises(MissingDependencyError):
+            run_batch(config(batch, claims=None, pdf_backend="pdf2image"), models)
+    assert not batch["out"].exists()  # nothing written before the inputs were checked
+
+
+def test_empty_references_make_every_signature_no_reference(batch: dict[str, Path], verifier_manifest: Path,
+                                                            tmp_path: Path):
+    (tmp_path / "norefs").mkdir()
+    s = run_batch(config(batch, refs=tmp_path / "norefs", claims=None), DoubleModels(verifier_manifest))
+    assert s.signature_verdicts["no_reference"] == 3 and s.people == 0
+    assert s.verdicts["needs_review"] == 3 and any("no usable references" in w for w in s.warnings)
+
+
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from pipeline_doubles import DoubleModels
+from sigpipe.pipeline.runner import RunConfig, run_batch
+run_batch(RunConfig(scans=Path({scans!r}), refs=Path({refs!r}), out=Path({out!r}), cache=Path({cache!r}),
+                    progress=False), DoubleModels(Path({manifest!r}), delay={delay}))
+"""
+
+
+def test_a_killed_run_resumes_with_nothing_lost_or_duplicated(tmp_path: Path, verifier_manifest: Path):
+    scans, refs, out, cache = tmp_path / "scans", tmp_path / "refs", tmp_path / "out", tmp_path / "cache"
+    for i in range(12):
+        save_pdf(scans / f"d{i:02d}.pdf", [page_with([(scribble(i % 3), 100, 100)], (400, 300))])
+    save_image(refs / "p0" / "s.png", scribble(0))
+    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), scans=str(scans), refs=str(refs), out=str(out),
+                                cache=str(cache), manifest=str(verifier_manifest), delay=0.4)
+    env = {**os.environ, "SIGPIPE_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.glob("*.pdf.json"))) < 3 and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+    done_before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.pdf.json")}
+    assert 3 <= len(done_before) < 12
+    assert all(read_report(out / n) is not None for n in done_before)  # every report on disk is complete
+    assert not (out / "summary.json").exists()
+
+    s = run_batch(RunConfig(scans=scans, refs=refs, out=out, cache=cache, progress=False),
+                  DoubleModels(verifier_manifest))
+    assert s.documents == 12 and s.skipped == len(done_before) and s.processed == 12 - len(done_before)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"d{i:02d}.pdf.json" for i in range(12)] + ["summary.csv", "summary.json"])  # no temporaries left
+    assert all(read_report(p) is not None and read_report(p).ok for p in out.glob("*.pdf.json"))
+    assert {n: (out / n).stat().st_mtime_ns for n in done_before} == done_before  # not redone
+
+
+def test_a_worker_crash_fails_only_the_culprit(batch: dict[str, Path], verifier_manifest: Path):
+    import numpy as np
+
+    save_image(batch["scans"] / "poison.png", np.zeros((300, 400), np.uint8))  # the double "segfaults" on it
+    s = run_batch(config(batch, workers=2, claims=None), DoubleModels(verifier_manifest, crash_on_black=True))
+    reps = all_reports(batch["out"])
+    assert sorted(reps) == sorted([*DOCS, "poison.png"])
+    assert reps["poison.png"]["error"]["kind"] == "worker_crashed"
+    assert {f.document for f in s.failures} == {"poison.png", "broken.pdf"}
+    assert s.verdicts["genuine"] == 3 and s.verdicts["unsigned"] == 1  # no claims: bob is recognised
