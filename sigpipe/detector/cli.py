@@ -1,10 +1,119 @@
-"""``sigpipe detector train|eval|export``."""
+"""``sigpipe detector train|eval|export``: thin wrappers over :mod:`sigpipe.detector`.
+
+Exit codes: 0 success; 2 usage or input errors (a missing/malformed dataset or file); 1 other failures (e.g. a
+model that is missing or does not match its manifest).
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+
+from sigpipe.errors import InputError, SigpipeError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class BadInput(click.ClickException):
+    """A missing or malformed input: message on stderr, exit code 2 (as usage errors)."""
+
+    exit_code = 2
+
+
+def _fail(e: SigpipeError) -> click.ClickException:
+    return BadInput(str(e)) if isinstance(e, InputError) else click.ClickException(str(e))
+
+
+def _weights_option(f: F) -> F:
+    return click.option(
+        "--weights", type=click.Path(exists=True, path_type=Path), default=None,
+        help="Detector .pt/.onnx/OpenVINO folder, or its manifest (.json). Default: the bundled detector.",
+    )(f)
 
 
 @click.group()
 def detector() -> None:
     """Train, evaluate and export the YOLOv8 signature detector."""
+
+
+@detector.command()
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Ultralytics dataset yaml (one class: signature).")
+@click.option("--model", default="yolov8n.yaml", show_default=True,
+              help="Architecture yaml (from scratch) or a local .pt to continue from.")
+@click.option("--epochs", type=int, default=100, show_default=True)
+@click.option("--imgsz", type=int, default=640, show_default=True)
+@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/detector"),
+              show_default=True)
+@click.option("--name", default="train", show_default=True, help="Run folder under --out.")
+@click.option("--resume", is_flag=True, help="Resume the interrupted run whose last.pt is --model.")
+@click.option("--device", default=None, help="cpu, 0, 0,1 ... (default: first GPU when available, else cpu).")
+@click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train(**kw: Any) -> None:
+    """Train the detector; prints the path of the best weights."""
+    from sigpipe.detector.train import DetectorTrainConfig, train_detector
+
+    try:
+        best = train_detector(DetectorTrainConfig(**kw))
+    except SigpipeError as e:
+        raise _fail(e) from e
+    click.echo(str(best))
+
+
+@detector.command("eval")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Ultralytics dataset yaml.")
+@_weights_option
+@click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True)
+@click.option("--imgsz", type=int, default=None, help="Input size (default: the manifest's, else 640).")
+@click.option("--conf", type=float, default=0.001, show_default=True,
+              help="Candidate-box threshold (keep low: mAP integrates over all thresholds).")
+@click.option("--iou", type=float, default=None, help="NMS IoU (default: the manifest's, else 0.7).")
+@click.option("--batch", type=int, default=8, show_default=True)
+@click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+def eval_cmd(
+    data: Path, weights: Path | None, split: str, imgsz: int | None, conf: float, iou: float | None, batch: int,
+    threads: int | None, as_json: bool,
+) -> None:
+    """Evaluate on a split of a labelled dataset: mAP50, mAP50-95, precision, recall."""
+    from sigpipe.detector.detector import DEFAULT_IMGSZ, DEFAULT_IOU, resolve_model
+    from sigpipe.detector.evaluate import evaluate
+
+    try:
+        path, manifest = resolve_model(weights)
+        if imgsz is None:
+            imgsz = int(manifest.get("imgsz", DEFAULT_IMGSZ)) if manifest else DEFAULT_IMGSZ
+        if iou is None:
+            iou = float(manifest.get("iou", DEFAULT_IOU)) if manifest else DEFAULT_IOU
+        res = evaluate(data, path, split=split, imgsz=imgsz, conf=conf, iou=iou, batch=batch, threads=threads)
+    except SigpipeError as e:
+        raise _fail(e) from e
+    if as_json:
+        click.echo(json.dumps(res))
+    else:
+        for key, val in res.items():
+            click.echo(f"{key:10s} {val:.4f}" if isinstance(val, float) else f"{key:10s} {val}")
+
+
+@detector.command()
+@_weights_option
+@click.option("--format", "fmt", type=click.Choice(["onnx", "openvino"]), default="onnx", show_default=True)
+@click.option("--imgsz", type=int, default=None, help="Input size baked into the export (default: the manifest's).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: beside the weights, updating their manifest).")
+def export(weights: Path | None, fmt: str, imgsz: int | None, out: Path | None) -> None:
+    """Export the detector to ONNX or OpenVINO; prints the exported path."""
+    from sigpipe.detector.export import export as export_model
+
+    try:
+        path = export_model(weights, fmt, imgsz=imgsz, out_dir=out)
+    except SigpipeError as e:
+        raise _fail(e) from e
+    click.echo(str(path))

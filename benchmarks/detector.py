@@ -1,0 +1,174 @@
+"""Detector benchmark: accuracy on the real test split, recall / false boxes on synthetic documents, and latency per
+backend. Prints one JSON object on stdout (logs go to stderr).
+
+    python benchmarks/detector.py [--weights W] [--split test] [--limit N] [--synthetic DIR] [--runs 20]
+
+- ``accuracy``: mAP50, mAP50-95, precision, recall (Ultralytics val, conf 0.001) on ``--split`` of
+  ``--data-root`` (default ``../shared/datasets/detection/docs`` relative to the repo root). The dataset is
+  linked into a temporary folder, so nothing (e.g. label caches) is written beside it.
+- ``synthetic``: with ``--synthetic DIR`` holding ``truth.json``: recall, precision and false boxes per page at the
+  model's own confidence threshold (IoU >= 0.5).
+- ``latency``: ms per page (median of ``--runs``, after a warm-up) for pt / onnx / openvino, where the export
+  exists in the manifest or can be made (into a temporary folder); single pages and batches of 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sigpipe.detector.detector import (  # noqa: E402
+    DEFAULT_CONF,
+    DEFAULT_IMGSZ,
+    DEFAULT_IOU,
+    DEFAULT_MAX_DET,
+    SignatureDetector,
+    resolve_model,
+)
+from sigpipe.detector.evaluate import evaluate, evaluate_documents  # noqa: E402
+from sigpipe.detector.export import export  # noqa: E402
+
+log = logging.getLogger("benchmarks.detector")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def linked_dataset(data_root: Path, split: str, limit: int | None, tmp: Path) -> tuple[Path, list[Path]]:
+    """Symlink ``split`` (or its first ``limit`` images) of a YOLO dataset into ``tmp``; return (yaml, images)."""
+    images = sorted(p for p in (data_root / "images" / split).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    if not images:
+        raise SystemExit(f"no images in {data_root / 'images' / split}")
+    images = images[:limit] if limit else images
+    (tmp / "images" / split).mkdir(parents=True)
+    (tmp / "labels" / split).mkdir(parents=True)
+    for img in images:
+        (tmp / "images" / split / img.name).symlink_to(img)
+        label = data_root / "labels" / split / (img.stem + ".txt")
+        if label.is_file():
+            (tmp / "labels" / split / label.name).symlink_to(label)
+    yaml = tmp / "data.yaml"
+    yaml.write_text(f"path: {tmp}\ntrain: images/{split}\nval: images/{split}\n{split}: images/{split}\n"
+                    "names:\n  0: signature\n")
+    return yaml, images
+
+
+def backend_models(weights: Path, manifest: Any, tmp: Path, imgsz: int) -> dict[str, Path | str]:
+    """Model path per backend, or the reason it is unavailable."""
+    out: dict[str, Path | str] = {"pt": weights} if weights.suffix == ".pt" else {}
+    if weights.suffix != ".pt":  # an export was passed directly: benchmark just that
+        return {"onnx" if weights.suffix == ".onnx" else "openvino": weights}
+    known = (manifest.get("backends") or {}) if manifest is not None else {}
+    for fmt, pkg in (("onnx", "onnxruntime"), ("openvino", "openvino")):
+        if fmt in known and (manifest.path.parent / known[fmt]).exists():
+            out[fmt] = manifest.path.parent / known[fmt]
+        elif importlib.util.find_spec(pkg) is None:
+            out[fmt] = f"skipped: python package {pkg!r} is not installed"
+        else:
+            try:
+                out[fmt] = export(weights, format=fmt, imgsz=imgsz, out_dir=tmp / fmt)
+            except Exception as e:  # report, do not abort the benchmark
+                out[fmt] = f"skipped: export failed: {e}"
+    return out
+
+
+def latency(det: SignatureDetector, pages: list[np.ndarray], runs: int) -> dict[str, float]:
+    """Median ms per page: one page at a time, and in batches of 8."""
+    det.detect(pages[0])  # warm-up
+    single = []
+    for i in range(runs):
+        t = time.perf_counter()
+        det.detect(pages[i % len(pages)])
+        single.append((time.perf_counter() - t) * 1000)
+    batch = [pages[i % len(pages)] for i in range(8)]
+    det.detect_batch(batch)
+    batched = []
+    for _ in range(max(1, runs // 8)):
+        t = time.perf_counter()
+        det.detect_batch(batch)
+        batched.append((time.perf_counter() - t) * 1000 / len(batch))
+    return {
+        "ms_per_page": round(statistics.median(single), 2),
+        "ms_per_page_p90": round(float(np.percentile(single, 90)), 2),
+        "ms_per_page_batch8": round(statistics.median(batched), 2),
+        "runs": runs,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--weights", type=Path, default=None, help="Model or manifest (default: the bundled detector).")
+    ap.add_argument("--data-root", type=Path, default=ROOT.parent / "shared/datasets/detection/docs")
+    ap.add_argument("--split", default="test", choices=["val", "test"])
+    ap.add_argument("--limit", type=int, default=None, help="Use only the first N images of the split.")
+    ap.add_argument("--synthetic", type=Path, default=None, help="Folder with truth.json (synthetic documents).")
+    ap.add_argument("--synthetic-limit", type=int, default=None)
+    ap.add_argument("--imgsz", type=int, default=None, help="Default: the manifest's, else 640.")
+    ap.add_argument("--conf", type=float, default=None, help="Operating threshold (default: the manifest's).")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=20, help="Timed pages per backend.")
+    ap.add_argument("--backends", default="pt,onnx,openvino")
+    ap.add_argument("--skip-accuracy", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+    weights, manifest = resolve_model(args.weights)
+    imgsz = args.imgsz or (int(manifest.get("imgsz", DEFAULT_IMGSZ)) if manifest else DEFAULT_IMGSZ)
+    conf = args.conf if args.conf is not None else (float(manifest.get("conf", DEFAULT_CONF)) if manifest
+                                                     else DEFAULT_CONF)
+    iou = float(manifest.get("iou", DEFAULT_IOU)) if manifest else DEFAULT_IOU
+    max_det = int(manifest.get("max_det", DEFAULT_MAX_DET)) if manifest else DEFAULT_MAX_DET
+    result: dict[str, Any] = {
+        "model": {"weights": str(weights), "ident": manifest.ident if manifest else weights.name,
+                  "imgsz": imgsz, "conf": conf, "iou": iou, "max_det": max_det},
+        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+                    "threads": args.threads},
+    }
+    with tempfile.TemporaryDirectory(prefix="sigpipe-detbench-") as tmp_s:
+        tmp = Path(tmp_s)
+        yaml, images = linked_dataset(args.data_root, args.split, args.limit, tmp / "data")
+        if not args.skip_accuracy:
+            t = time.perf_counter()
+            acc = evaluate(yaml, weights, split=args.split, imgsz=imgsz, conf=0.001, iou=iou, threads=args.threads)
+            result["accuracy"] = {"split": args.split, "data": str(args.data_root), **acc,
+                                  "seconds": round(time.perf_counter() - t, 1)}
+            log.info("accuracy: %s", result["accuracy"])
+        if args.synthetic is not None:
+            det = SignatureDetector(weights, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, threads=args.threads)
+            result["synthetic"] = {"dir": str(args.synthetic), "conf": conf, "iou_match": 0.5,
+                                   **evaluate_documents(det, args.synthetic / "truth.json",
+                                                        limit=args.synthetic_limit)}
+            log.info("synthetic: %s", result["synthetic"])
+        pages = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in images[:8]]
+        result["latency_pages"] = {"count": len(pages), "shapes": sorted({f"{p.shape[1]}x{p.shape[0]}"
+                                                                           for p in pages})}
+        wanted = [b.strip() for b in args.backends.split(",") if b.strip()]
+        models = backend_models(weights, manifest, tmp / "exports", imgsz)
+        result["latency"] = {}
+        for backend in wanted:
+            model = models.get(backend, "skipped: not available for this model")
+            if isinstance(model, str):
+                result["latency"][backend] = model
+                continue
+            det = SignatureDetector(model, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, threads=args.threads)
+            result["latency"][backend] = latency(det, pages, args.runs)
+            log.info("latency %s: %s", backend, result["latency"][backend])
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,387 @@
+"""Signature detection on page images: a thin, typed wrapper over an Ultralytics YOLOv8 model.
+
+One :class:`SignatureDetector` runs a PyTorch (``.pt``), ONNX (``.onnx``) or OpenVINO (``*_openvino_model/``) export
+of the same detector. Its thresholds (input size, confidence, NMS IoU, max detections) come from the model's manifest
+so the settings the figures were measured with are the settings used. Boxes are returned in pixels of the page image
+that was passed in, whatever its size or aspect ratio: Ultralytics letterboxes each page to the network input and
+maps the boxes back (``ultralytics.utils.ops.scale_boxes``); ``tests/detector`` checks that mapping independently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sigpipe._ultralytics import configure, default_threads, yolo_class
+from sigpipe.errors import InputError, ModelError
+from sigpipe.weights import Manifest, bundled_manifest, sha256_file
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("pt", "onnx", "openvino")
+
+# Defaults for a raw weights file without a manifest (Ultralytics' own predict defaults, except max_det).
+DEFAULT_IMGSZ = 640
+DEFAULT_CONF = 0.25
+DEFAULT_IOU = 0.7
+DEFAULT_MAX_DET = 100
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected signature.
+
+    Attributes:
+        bbox: ``(x1, y1, x2, y2)`` in pixels of the page image passed to the detector (float, ``0 <= x1 < x2 <= W``,
+            ``0 <= y1 < y2 <= H``).
+        confidence: detector score in ``[0, 1]``.
+    """
+
+    bbox: tuple[float, float, float, float]
+    confidence: float
+
+    @property
+    def width(self) -> float:
+        return self.bbox[2] - self.bbox[0]
+
+    @property
+    def height(self) -> float:
+        return self.bbox[3] - self.bbox[1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: ``{"bbox": [x1, y1, x2, y2], "confidence": c}``."""
+        return {"bbox": [float(v) for v in self.bbox], "confidence": float(self.confidence)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Detection:
+        """Inverse of :meth:`to_dict`."""
+        x1, y1, x2, y2 = (float(v) for v in d["bbox"])
+        return cls(bbox=(x1, y1, x2, y2), confidence=float(d["confidence"]))
+
+
+def backend_of(path: str | Path) -> str:
+    """The backend a model path runs on: ``"pt"``, ``"onnx"`` or ``"openvino"``.
+
+    Raises:
+        ModelError: for any other kind of file.
+    """
+    p = Path(path)
+    if p.suffix == ".pt":
+        return "pt"
+    if p.suffix == ".onnx":
+        return "onnx"
+    if p.name.endswith("_openvino_model") or (p.is_dir() and any(p.glob("*.xml"))):
+        return "openvino"
+    raise ModelError(
+        f"unsupported detector model {p}: expected a .pt file, an .onnx file or an *_openvino_model/ folder"
+    )
+
+
+def model_sha256(path: Path) -> str:
+    """sha256 of a model file, or of a model folder (OpenVINO): over the sorted ``name  sha256`` lines of its files."""
+    if path.is_file():
+        return sha256_file(path)
+    if path.is_dir():
+        import hashlib
+
+        h = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(f"{f.relative_to(path).as_posix()}  {sha256_file(f)}\n".encode())
+        return h.hexdigest()
+    raise ModelError(f"detector model not found: {path}")
+
+
+def resolve_model(weights: str | Path | None) -> tuple[Path, Manifest | None]:
+    """Find a detector model and its manifest.
+
+    Args:
+        weights: ``None`` (the bundled detector), a manifest ``.json``, or a model path (``.pt``/``.onnx``/OpenVINO
+            folder); a model with a manifest beside it (``<model>.json``) gets that manifest.
+
+    Returns:
+        ``(model path, manifest or None)``; when there is a manifest, the model's sha256 has been checked.
+
+    Raises:
+        ModelError: missing model, invalid manifest, or a hash mismatch.
+    """
+    if weights is None:
+        m = bundled_manifest("detector")
+        return m.weights_path, m
+    p = Path(weights)
+    if p.suffix == ".json":
+        m = Manifest.load(p)
+        return m.verify(), m
+    if not p.exists():
+        raise ModelError(f"detector model not found: {p}")
+    mp = p.with_name(p.name + ".json")
+    if mp.is_file():
+        m = Manifest.load(mp)
+        if m.file == p.name:
+            m.verify()
+            return p, m
+    return p, None
+
+
+def as_bgr(page: np.ndarray) -> np.ndarray:
+    """Validate a page image and return it as a contiguous HxWx3 BGR uint8 array.
+
+    Args:
+        page: ``(H, W)`` grayscale, ``(H, W, 1)``, ``(H, W, 3)`` BGR or ``(H, W, 4)`` BGRA; uint8 in ``[0, 255]``
+            (bool is taken as black/white).
+
+    Returns:
+        ``(H, W, 3)`` uint8 array (the input itself when it is already that).
+
+    Raises:
+        InputError: for anything else (wrong type, dtype, rank, channel count, or an empty image).
+    """
+    if not isinstance(page, np.ndarray):
+        raise InputError(f"page must be a numpy array, got {type(page).__name__}")
+    if page.dtype == np.bool_:
+        page = np.where(page, 255, 0).astype(np.uint8)
+    if page.dtype != np.uint8:
+        raise InputError(f"page must be uint8 (0-255), got dtype {page.dtype}")
+    if page.ndim == 3 and page.shape[2] == 1:
+        page = page[:, :, 0]
+    if page.ndim == 2:
+        if page.size == 0:
+            raise InputError(f"page is empty (shape {page.shape})")
+        return np.ascontiguousarray(np.repeat(page[:, :, None], 3, axis=2))
+    if page.ndim != 3 or page.shape[2] not in (3, 4):
+        raise InputError(f"page must be HxW grayscale or HxWx3 BGR, got shape {page.shape}")
+    if page.shape[0] == 0 or page.shape[1] == 0:
+        raise InputError(f"page is empty (shape {page.shape})")
+    if page.shape[2] == 4:
+        page = page[:, :, :3]
+    return np.ascontiguousarray(page)
+
+
+class SignatureDetector:
+    """Finds signatures on page images with a YOLOv8 model (PyTorch, ONNX or OpenVINO).
+
+    Build it from a manifest with :meth:`from_manifest` (the bundled model by default; hash-checked), or directly
+    from a model path and explicit thresholds (tests, evaluating a training run). Construction loads the model and
+    runs one tiny warm-up prediction, so a broken model fails here rather than on the first page.
+
+    Args:
+        weights: a ``.pt`` file, an ``.onnx`` file or an ``*_openvino_model/`` folder.
+        imgsz: network input size in pixels (square, a multiple of 32); pages are letterboxed to it.
+        conf: confidence threshold in ``[0, 1]``; detections below it are dropped.
+        iou: NMS IoU threshold in ``(0, 1]``.
+        max_det: most detections kept per page.
+        threads: torch / ONNX Runtime threads (``None``: :func:`sigpipe._ultralytics.default_threads`).
+        device: ``"cpu"``, ``"0"`` (first GPU) ...; ``None``: the GPU for ``.pt`` models when there is one, else CPU.
+        batch: pages per forward pass in :meth:`detect_batch`.
+        ident: the ``name.tag sha256-prefix`` written into reports; ``None``: ``<file stem> <sha256-prefix>``.
+        manifest: the manifest the model came from, if any (kept for reference).
+
+    Raises:
+        ModelError: the model is missing, of an unknown kind, or cannot be loaded.
+        ValueError: a threshold is out of range.
+    """
+
+    def __init__(
+        self,
+        weights: str | Path,
+        *,
+        imgsz: int = DEFAULT_IMGSZ,
+        conf: float = DEFAULT_CONF,
+        iou: float = DEFAULT_IOU,
+        max_det: int = DEFAULT_MAX_DET,
+        threads: int | None = None,
+        device: str | None = None,
+        batch: int = 8,
+        ident: str | None = None,
+        manifest: Manifest | None = None,
+    ) -> None:
+        path = Path(weights)
+        if not path.exists():
+            raise ModelError(f"detector model not found: {path}")
+        if int(imgsz) <= 0 or int(imgsz) % 32:
+            raise ValueError(f"imgsz must be a positive multiple of 32, got {imgsz}")
+        if not 0.0 <= conf <= 1.0:
+            raise ValueError(f"conf must be in [0, 1], got {conf}")
+        if not 0.0 < iou <= 1.0:
+            raise ValueError(f"iou must be in (0, 1], got {iou}")
+        if max_det < 1 or batch < 1:
+            raise ValueError(f"max_det and batch must be >= 1, got {max_det}, {batch}")
+        self.path = path
+        self.backend = backend_of(path)
+        self.imgsz = int(imgsz)
+        self.conf = float(conf)
+        self.iou = float(iou)
+        self.max_det = int(max_det)
+        self.batch = int(batch)
+        self.threads = int(threads or default_threads())
+        self.manifest = manifest
+        if device is None:
+            device = "0" if self.backend == "pt" and torch.cuda.is_available() else "cpu"
+        self.device = device
+        self._ident = ident or f"{path.stem} {model_sha256(path)[:12]}"
+        configure(self.threads)
+        YOLO = yolo_class()
+        try:
+            self._model = YOLO(str(path), task="detect")
+            self._predict([np.full((32, 32, 3), 255, np.uint8)])  # loads the backend; fails here if it is broken
+        except ModelError:
+            raise
+        except Exception as e:  # Ultralytics raises many kinds for unreadable/incompatible models
+            raise ModelError(f"cannot load detector model {path}: {type(e).__name__}: {e}") from e
+        self._set_backend_threads()
+
+    # -- construction from a manifest ------------------------------------------------------------------------
+    @classmethod
+    def from_manifest(
+        cls,
+        path: str | Path | None = None,
+        backend: str | None = None,
+        threads: int | None = None,
+        device: str | None = None,
+    ) -> SignatureDetector:
+        """Build the detector described by a manifest (``None``: the bundled detector).
+
+        The manifest holds ``imgsz``, ``conf``, ``iou``, ``max_det`` and optionally
+        ``backends: {"onnx": "<file>", "openvino": "<folder>"}`` (paths relative to the manifest),
+        ``backend_sha256: {<backend>: <sha256>}`` and ``default_backend``.
+
+        Args:
+            path: the manifest JSON (``<weights>.json``), or ``None`` for the bundled model.
+            backend: ``"pt"``, ``"onnx"`` or ``"openvino"``; ``None``: the manifest's ``default_backend`` (else pt).
+            threads: inference threads (``None``: all cores).
+            device: see :class:`SignatureDetector`.
+
+        Raises:
+            ModelError: missing/invalid manifest, weights not matching their sha256, unknown or missing backend.
+        """
+        if path is None:
+            m = bundled_manifest("detector")
+        else:
+            m = Manifest.load(path)
+            m.verify()
+        backend = backend or m.get("default_backend") or "pt"
+        if backend not in BACKENDS:
+            raise ModelError(f"unknown detector backend {backend!r}; expected one of {list(BACKENDS)}")
+        if backend == "pt":
+            model_path = m.weights_path
+        else:
+            backends = m.get("backends") or {}
+            if backend not in backends:
+                raise ModelError(
+                    f"{m.name}.{m.tag} has no {backend} export (available: {['pt', *sorted(backends)]}); "
+                    f"create one with 'sigpipe detector export --format {backend}'"
+                )
+            model_path = m.path.parent / backends[backend]
+            if not model_path.exists():
+                raise ModelError(f"{backend} export of {m.name}.{m.tag} is missing: {model_path}")
+            expected = (m.get("backend_sha256") or {}).get(backend)
+            if expected and model_sha256(model_path) != expected:
+                raise ModelError(
+                    f"{backend} export {model_path} does not match its manifest sha256: refusing to load a modified "
+                    "or corrupt model"
+                )
+        try:
+            imgsz = int((m.get("export_imgsz") or {}).get(backend, m["imgsz"]))  # static exports: their own size
+            conf, iou = float(m["conf"]), float(m["iou"])
+            max_det = int(m.get("max_det", DEFAULT_MAX_DET))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelError(f"detector manifest {m.path} lacks a valid imgsz/conf/iou: {e}") from e
+        return cls(
+            model_path, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, threads=threads, device=device,
+            ident=m.ident, manifest=m,
+        )
+
+    @property
+    def ident(self) -> str:
+        """``name.tag sha256-prefix`` of the model (for reports)."""
+        return self._ident
+
+    def __repr__(self) -> str:
+        return (
+            f"SignatureDetector({self.ident!r}, backend={self.backend!r}, imgsz={self.imgsz}, conf={self.conf}, "
+            f"iou={self.iou}, max_det={self.max_det})"
+        )
+
+    # -- inference -------------------------------------------------------------------------------------------
+    def detect(self, page: np.ndarray) -> list[Detection]:
+        """Detect signatures on one page.
+
+        Args:
+            page: ``(H, W)`` grayscale or ``(H, W, 3)`` BGR uint8 image of any size.
+
+        Returns:
+            Detections with boxes in pixels of ``page``, highest confidence first; all with ``confidence >= conf``.
+        """
+        return self.detect_batch([page])[0]
+
+    def detect_batch(self, pages: Sequence[np.ndarray]) -> list[list[Detection]]:
+        """Detect signatures on several pages, ``batch`` pages per forward pass.
+
+        Args:
+            pages: page images as in :meth:`detect`; sizes may differ (pages of equal shape share a forward pass).
+
+        Returns:
+            One list of detections per page, in input order.
+        """
+        images = [as_bgr(p) for p in pages]
+        # Batch pages of the same shape together: Ultralytics letterboxes a batch of equal shapes to the smallest
+        # stride-aligned rectangle (fast for A4), a mixed batch to the full square. Grouping keeps every page's
+        # result independent of what it was batched with.
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, img in enumerate(images):
+            groups.setdefault(img.shape, []).append(i)
+        out: list[list[Detection]] = [[] for _ in images]
+        for idx in groups.values():
+            for start in range(0, len(idx), self.batch):
+                chunk = idx[start : start + self.batch]
+                for i, dets in zip(chunk, self._predict([images[i] for i in chunk]), strict=True):
+                    out[i] = dets
+        return out
+
+    def _predict(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        results = self._model.predict(
+            images, imgsz=self.imgsz, conf=self.conf, iou=self.iou, max_det=self.max_det, device=self.device,
+            batch=len(images), verbose=False, save=False,
+        )
+        out = []
+        for img, r in zip(images, results, strict=True):
+            h, w = img.shape[:2]
+            xyxy = r.boxes.xyxy.cpu().numpy().astype(np.float64)
+            confs = r.boxes.conf.cpu().numpy().astype(np.float64)
+            dets = []
+            for (x1, y1, x2, y2), c in zip(xyxy, confs, strict=True):
+                # scale_boxes already clips to the page; clip again so rounding can never leave it.
+                x1, x2 = float(np.clip(x1, 0, w)), float(np.clip(x2, 0, w))
+                y1, y2 = float(np.clip(y1, 0, h)), float(np.clip(y2, 0, h))
+                if x2 > x1 and y2 > y1 and c >= self.conf:
+                    dets.append(Detection((x1, y1, x2, y2), float(c)))
+            dets.sort(key=lambda d: -d.confidence)
+            out.append(dets)
+        return out
+
+    def _set_backend_threads(self) -> None:
+        """Give ONNX Runtime / OpenVINO the same thread count as torch (Ultralytics leaves them at all cores)."""
+        if self.backend == "pt":
+            return
+        try:
+            be = self._model.predictor.model.backend
+            if self.backend == "onnx":
+                import onnxruntime as ort
+
+                so = ort.SessionOptions()
+                so.intra_op_num_threads = self.threads
+                so.inter_op_num_threads = 1
+                be.session = ort.InferenceSession(str(self.path), so, providers=be.session.get_providers())
+            elif self.backend == "openvino" and getattr(be, "read_model", None) is None:
+                xml = self.path if self.path.is_file() else next(self.path.glob("*.xml"))
+                core = be.ov.Core()
+                model = core.read_model(model=str(xml), weights=str(xml.with_suffix(".bin")))
+                config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self.threads}
+                be.ov_compiled_model = core.compile_model(model, "CPU", config)
+        except Exception as e:  # pragma: no cover - internals of another library: keep its own settings
+            log.debug("could not set %s threads: %s", self.backend, e)

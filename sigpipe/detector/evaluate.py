@@ -1,0 +1,279 @@
+"""Detector evaluation: COCO-style metrics on a labelled split, and recall / false boxes per page at the shipped
+threshold on documents whose true signature boxes are known."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sigpipe._ultralytics import configure, yolo_class
+from sigpipe.detector.detector import Detection, SignatureDetector
+from sigpipe.errors import InputError, ModelError
+
+log = logging.getLogger(__name__)
+
+EVAL_KEYS = ("map50", "map50_95", "precision", "recall", "images", "instances")
+
+
+def evaluate(
+    data_yaml: str | Path,
+    weights: str | Path,
+    split: str = "val",
+    imgsz: int = 640,
+    conf: float = 0.001,
+    iou: float = 0.7,
+    *,
+    batch: int = 8,
+    threads: int | None = None,
+    device: str | None = None,
+) -> dict[str, float | int]:
+    """mAP, precision and recall of a detector on one split of an Ultralytics dataset.
+
+    Args:
+        data_yaml: Ultralytics dataset yaml (``path``, ``train``/``val``/``test``, ``names``).
+        weights: a ``.pt``, ``.onnx`` or ``*_openvino_model/`` detector.
+        split: ``"val"`` or ``"test"``.
+        imgsz: network input size (a multiple of 32).
+        conf: confidence threshold for the candidate boxes. mAP is computed over the whole precision-recall curve,
+            so keep it low (Ultralytics' 0.001); precision/recall are Ultralytics' figures at the max-F1 point.
+        iou: NMS IoU threshold.
+        batch: images per forward pass.
+        threads: torch threads (``None``: all cores).
+        device: ``"cpu"``, ``"0"``...; ``None``: the first GPU if there is one, else CPU.
+
+    Returns:
+        ``{"map50", "map50_95", "precision", "recall", "images", "instances"}``: floats in ``[0, 1]`` and the number
+        of images and true boxes evaluated.
+
+    Raises:
+        InputError: the yaml is missing or has no such split.
+        ModelError: the weights cannot be loaded.
+    """
+    data_yaml = Path(data_yaml)
+    if not data_yaml.is_file():
+        raise InputError(f"dataset yaml not found: {data_yaml}")
+    if split not in ("val", "test"):
+        raise InputError(f"split must be 'val' or 'test', got {split!r}")
+    weights = Path(weights)
+    if not weights.exists():
+        raise ModelError(f"detector weights not found: {weights}")
+    configure(threads)
+    if device is None:
+        device = "0" if torch.cuda.is_available() and weights.suffix == ".pt" else "cpu"
+    YOLO = yolo_class()
+    try:
+        model = YOLO(str(weights), task="detect")
+    except Exception as e:
+        raise ModelError(f"cannot load detector model {weights}: {type(e).__name__}: {e}") from e
+    seen: dict[str, int] = {}
+
+    def on_val_end(validator: Any) -> None:
+        seen["images"] = int(validator.seen)
+
+    model.add_callback("on_val_end", on_val_end)
+    # The validator always creates a run folder (under the git root's runs/ by default): keep it out of the way.
+    with tempfile.TemporaryDirectory(prefix="sigpipe-detval-") as tmp:
+        try:
+            metrics = model.val(
+                data=str(data_yaml.resolve()), split=split, imgsz=imgsz, conf=conf, iou=iou, batch=batch,
+                device=device, plots=False, save_json=False, verbose=False, workers=0, project=tmp, name="val",
+                exist_ok=True,
+            )
+        except (FileNotFoundError, SyntaxError, KeyError) as e:  # Ultralytics' ways of saying the data is unusable
+            raise InputError(f"cannot evaluate on {data_yaml} split {split!r}: {e}") from e
+    nt = getattr(metrics, "nt_per_class", None)
+    mp, mr, map50, map50_95 = (float(v) for v in metrics.box.mean_results())
+    return {
+        "map50": map50,
+        "map50_95": map50_95,
+        "precision": mp,
+        "recall": mr,
+        "images": seen.get("images", 0),
+        "instances": int(np.sum(nt)) if nt is not None else 0,
+    }
+
+
+# -- recall / false boxes on documents with known truth --------------------------------------------------------
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of two sets of ``x1, y1, x2, y2`` boxes.
+
+    Args:
+        a: ``(N, 4)`` float array.
+        b: ``(M, 4)`` float array.
+
+    Returns:
+        ``(N, M)`` float64 array in ``[0, 1]``.
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def match_boxes(pred: np.ndarray, truth: np.ndarray, iou_thr: float = 0.5) -> tuple[int, int, int]:
+    """Greedy one-to-one matching, predictions in the given order (highest confidence first).
+
+    Args:
+        pred: ``(N, 4)`` predicted boxes, sorted by decreasing confidence.
+        truth: ``(M, 4)`` true boxes.
+        iou_thr: a prediction matches a still-unmatched truth box when their IoU is ``>= iou_thr``.
+
+    Returns:
+        ``(true_positives, false_positives, false_negatives)``.
+    """
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1, 4)
+    truth = np.asarray(truth, dtype=np.float64).reshape(-1, 4)
+    if len(pred) == 0 or len(truth) == 0:
+        return 0, len(pred), len(truth)
+    ious = box_iou(pred, truth)
+    used = np.zeros(len(truth), dtype=bool)
+    tp = 0
+    for i in range(len(pred)):
+        cand = np.where(~used, ious[i], -1.0)
+        j = int(np.argmax(cand))
+        if cand[j] >= iou_thr:
+            used[j] = True
+            tp += 1
+    return tp, len(pred) - tp, len(truth) - tp
+
+
+@dataclass(frozen=True)
+class PageTruth:
+    """True signature boxes of one page image.
+
+    Attributes:
+        image: path of the page image.
+        boxes: ``(x1, y1, x2, y2)`` boxes in pixels of that image.
+    """
+
+    image: Path
+    boxes: tuple[tuple[float, float, float, float], ...]
+
+
+def load_truth(path: str | Path) -> list[PageTruth]:
+    """Read a ``truth.json`` describing page images and their true signature boxes.
+
+    Accepted layouts (image paths relative to the json's folder)::
+
+        {"pages": [{"image": "p1.png", "boxes": [[x1, y1, x2, y2], ...]}, ...]}
+        [{"image": "p1.png", "boxes": [...]}, ...]
+        {"p1.png": [[x1, y1, x2, y2], ...], ...}
+
+    Each page may also give its boxes as ``"signatures": [{"bbox": [...]}, ...]``.
+
+    Raises:
+        InputError: the file is missing or not in one of these layouts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"truth file not found: {path}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid truth file {path}: {e}") from e
+    if isinstance(data, dict) and "pages" in data:
+        items: Iterable[Any] = data["pages"]
+    elif isinstance(data, list):
+        items = data
+    elif isinstance(data, dict):
+        items = [{"image": k, "boxes": v} for k, v in data.items()]
+    else:
+        raise InputError(f"invalid truth file {path}: expected a list or an object")
+    pages = []
+    try:
+        for it in items:
+            raw = it.get("boxes")
+            if raw is None:
+                raw = [s["bbox"] for s in it.get("signatures", [])]
+            boxes = tuple((float(b[0]), float(b[1]), float(b[2]), float(b[3])) for b in raw)
+            pages.append(PageTruth(image=path.parent / it["image"], boxes=boxes))
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as e:
+        raise InputError(f"invalid truth file {path}: {e}") from e
+    return pages
+
+
+def page_detection_stats(
+    predictions: Sequence[Sequence[Detection]],
+    truths: Sequence[Sequence[Sequence[float]]],
+    iou_thr: float = 0.5,
+) -> dict[str, float | int | None]:
+    """Recall and false boxes per page for detections already thresholded at the operating confidence.
+
+    Args:
+        predictions: per page, the detector's output (as returned by :meth:`SignatureDetector.detect`).
+        truths: per page, the true ``x1, y1, x2, y2`` boxes (possibly none).
+        iou_thr: IoU needed for a detection to count as finding a true box.
+
+    Returns:
+        ``{"pages", "signatures", "detections", "true_positives", "recall", "precision", "false_boxes_per_page",
+        "pages_with_false_boxes", "blank_pages", "blank_pages_with_boxes"}``; a ratio with nothing to divide by
+        (no true boxes, no detections, no pages) is ``None`` (JSON ``null``).
+    """
+    if len(predictions) != len(truths):
+        raise ValueError(f"{len(predictions)} predictions for {len(truths)} pages")
+    tp = fp = fn = pages_fp = blank = blank_fp = 0
+    for dets, truth in zip(predictions, truths, strict=True):
+        ordered = sorted(dets, key=lambda d: -d.confidence)
+        t, f, n = match_boxes(np.array([d.bbox for d in ordered]), np.array(truth, dtype=np.float64))
+        tp, fp, fn = tp + t, fp + f, fn + n
+        pages_fp += f > 0
+        if len(truth) == 0:
+            blank += 1
+            blank_fp += len(dets) > 0
+    n_pages = len(truths)
+    return {
+        "pages": n_pages,
+        "signatures": tp + fn,
+        "detections": tp + fp,
+        "true_positives": tp,
+        "recall": tp / (tp + fn) if tp + fn else None,
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "false_boxes_per_page": fp / n_pages if n_pages else None,
+        "pages_with_false_boxes": pages_fp,
+        "blank_pages": blank,
+        "blank_pages_with_boxes": blank_fp,
+    }
+
+
+def evaluate_documents(
+    detector: SignatureDetector, truth_json: str | Path, iou_thr: float = 0.5, limit: int | None = None
+) -> dict[str, float | int | None]:
+    """Run ``detector`` (at its own confidence threshold) over the pages of a ``truth.json`` and score them.
+
+    Args:
+        detector: the detector, configured with the shipped thresholds.
+        truth_json: see :func:`load_truth`.
+        iou_thr: IoU for a match.
+        limit: score only the first ``limit`` pages (quick checks).
+
+    Returns:
+        :func:`page_detection_stats`'s dict.
+    """
+    import cv2
+
+    pages = load_truth(truth_json)[:limit]
+    preds, truths = [], []
+    for p in pages:
+        img = cv2.imread(str(p.image), cv2.IMREAD_COLOR)
+        if img is None:
+            raise InputError(f"cannot read page image {p.image}")
+        preds.append(detector.detect(img))
+        truths.append(p.boxes)
+    return page_detection_stats(preds, truths, iou_thr)

@@ -1,0 +1,272 @@
+"""SignatureDetector: box mapping to page pixels, thresholds, batching, input checks, manifests."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from sigpipe._ultralytics import yolo_class
+from sigpipe.detector import Detection, SignatureDetector
+from sigpipe.detector.detector import as_bgr, backend_of
+from sigpipe.errors import InputError, ModelError
+from sigpipe.weights import WEIGHTS_DIR, Manifest
+
+from .conftest import CONF, IMGSZ, document_page
+
+# (height, width): A4 portrait/landscape at 200 dpi, a cheque strip, square, small/odd, very tall.
+PAGE_SHAPES = [(2339, 1654), (1654, 2339), (550, 1200), (320, 320), (97, 301), (1000, 333)]
+
+
+@functools.lru_cache(maxsize=4)
+def _torch_model(pt: str) -> torch.nn.Module:
+    """The plain (unfused) torch module inside an Ultralytics checkpoint."""
+    return yolo_class()(pt, task="detect").model.float().eval()
+
+
+def reference_boxes(
+    pt: Path, page: np.ndarray, imgsz: int, conf: float, iou: float, max_det: int, rect: bool = True
+) -> np.ndarray:
+    """Independent re-implementation of letterbox -> forward -> NMS -> inverse mapping -> clip to the page.
+
+    Returns:
+        ``(N, 5)`` float64 array of ``x1, y1, x2, y2, conf`` in page pixels, highest confidence first.
+    """
+    from ultralytics.utils.nms import non_max_suppression
+
+    if page.ndim == 2:
+        page = cv2.cvtColor(page, cv2.COLOR_GRAY2BGR)
+    h, w = page.shape[:2]
+    r = min(imgsz / h, imgsz / w)
+    nw, nh = max(round(w * r), 1), max(round(h * r), 1)
+    dw, dh = imgsz - nw, imgsz - nh
+    if rect:  # smallest stride-32 rectangle
+        dw, dh = dw % 32, dh % 32
+    left, top = round(dw / 2 - 0.1), round(dh / 2 - 0.1)
+    img = cv2.resize(page, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nw, nh) != (w, h) else page
+    img = cv2.copyMakeBorder(img, top, dh - top, left, dw - left, cv2.BORDER_CONSTANT, value=(114, 114, 114))
+    x = torch.from_numpy(np.ascontiguousarray(img[:, :, ::-1])).permute(2, 0, 1)[None].float() / 255
+    model = _torch_model(str(pt))
+    with torch.no_grad():
+        out = model(x)
+    pred = out[0] if isinstance(out, (list, tuple)) else out
+    det = non_max_suppression(pred, conf, iou, max_det=max_det, nc=1)[0].double().numpy()
+    boxes = det[:, :4].copy()
+    boxes[:, [0, 2]] = (boxes[:, [0, 2]] - left) / (nw / w)
+    boxes[:, [1, 3]] = (boxes[:, [1, 3]] - top) / (nh / h)
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])  # boxes wholly in the padding are dropped
+    return np.concatenate([boxes, det[:, 4:5]], axis=1)[keep]
+
+
+def as_array(dets: list[Detection]) -> np.ndarray:
+    return np.array([[*d.bbox, d.confidence] for d in dets], dtype=np.float64).reshape(-1, 5)
+
+
+def assert_same_boxes(a: np.ndarray, b: np.ndarray, px: float, conf_tol: float = 1e-3) -> None:
+    """Every box of ``a`` has a box in ``b`` within ``px`` pixels per coordinate and ``conf_tol`` in confidence."""
+    assert len(a) == len(b), (len(a), len(b))
+    for row in a:
+        d = np.abs(b[:, :4] - row[:4]).max(axis=1)
+        j = int(np.argmin(d))
+        assert d[j] <= px, f"box {row[:4]} has no match within {px}px (nearest {b[j, :4]})"
+        assert abs(b[j, 4] - row[4]) <= conf_tol
+
+
+# -- Detection -------------------------------------------------------------------------------------------------
+
+
+def test_detection_dict_round_trip() -> None:
+    d = Detection((1.5, 2.0, 30.25, 40.0), 0.875)
+    assert d.to_dict() == {"bbox": [1.5, 2.0, 30.25, 40.0], "confidence": 0.875}
+    assert Detection.from_dict(json.loads(json.dumps(d.to_dict()))) == d
+    assert d.width == pytest.approx(28.75) and d.height == pytest.approx(38.0)
+
+
+# -- box mapping ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", PAGE_SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_boxes_match_independent_letterbox_mapping(low_conf_det: SignatureDetector, shape: tuple[int, int]) -> None:
+    page = document_page(*shape, seed=sum(shape), gray=False)
+    got = as_array(low_conf_det.detect(page))
+    assert len(got) > 0
+    h, w = shape
+    assert (got[:, 0] >= 0).all() and (got[:, 2] <= w).all() and (got[:, 1] >= 0).all() and (got[:, 3] <= h).all()
+    assert (got[:, 2] > got[:, 0]).all() and (got[:, 3] > got[:, 1]).all()
+    ref = reference_boxes(low_conf_det.path, page, IMGSZ, 0.001, 0.7, 50)
+    # Only confident, well-separated boxes: fused vs unfused conv+BN differ in the last float bits, which may flip
+    # near-ties in NMS. Tolerance in page pixels: a hundredth of a letterbox pixel, scaled to the page.
+    scale = max(h, w) / IMGSZ
+    top = ref[ref[:, 4] >= np.quantile(ref[:, 4], 0.5)]
+    for row in top:
+        d = np.abs(got[:, :4] - row[:4]).max(axis=1)
+        assert d.min() <= 0.01 * scale + 1e-3, f"{shape}: reference box {row} not found (nearest off by {d.min()})"
+
+
+@pytest.mark.parametrize("shape", [(240, 320), (320, 160), (320, 320)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("k", [2, 3])
+def test_upscaled_page_gives_scaled_boxes(low_conf_det: SignatureDetector, shape: tuple[int, int], k: int) -> None:
+    """A page enlarged k times (nearest) letterboxes to the very same network input, so boxes must scale by k."""
+    page = document_page(*shape, seed=k)
+    big = np.repeat(np.repeat(page, k, axis=0), k, axis=1)
+    small = as_array(low_conf_det.detect(page))
+    large = as_array(low_conf_det.detect(big))
+    assert len(small) > 0
+    np.testing.assert_allclose(large[:, :4], small[:, :4] * k, atol=1e-3 * k)
+    np.testing.assert_allclose(large[:, 4], small[:, 4], atol=1e-6)
+
+
+def test_grayscale_and_bgr_give_the_same_boxes(det: SignatureDetector) -> None:
+    gray = document_page(550, 1200, seed=3)
+    a = as_array(det.detect(gray))
+    b = as_array(det.detect(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)))
+    c = as_array(det.detect(gray[:, :, None]))
+    np.testing.assert_allclose(a, b)
+    np.testing.assert_allclose(a, c)
+
+
+def test_detect_batch_equals_detect(det: SignatureDetector) -> None:
+    pages = [document_page(400, 300, seed=1), document_page(550, 1200, seed=2), document_page(400, 300, seed=3)]
+    batched = det.detect_batch(pages)
+    assert len(batched) == 3
+    for page, dets in zip(pages, batched, strict=True):
+        np.testing.assert_allclose(as_array(dets), as_array(det.detect(page)), atol=1e-3)
+    assert det.detect_batch([]) == []
+
+
+# -- thresholds -------------------------------------------------------------------------------------------------
+
+
+def test_confidence_threshold(model_dir: Path) -> None:
+    page = document_page(1100, 850, seed=7)
+    previous: np.ndarray | None = None
+    counts = []
+    for conf in (0.001, 0.1, 0.5):
+        d = SignatureDetector(model_dir / "detector.pt", imgsz=IMGSZ, conf=conf, max_det=300, threads=2)
+        got = as_array(d.detect(page))
+        counts.append(len(got))
+        assert (got[:, 4] >= conf).all()
+        assert (np.diff(got[:, 4]) <= 0).all(), "sorted by confidence, highest first"
+        if previous is not None:  # raising the threshold never adds a box: every box was already there
+            for row in got:
+                assert np.abs(previous - row).max(axis=1).min() < 1e-4
+        previous = got
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
+
+
+def test_max_det(model_dir: Path) -> None:
+    d = SignatureDetector(model_dir / "detector.pt", imgsz=IMGSZ, conf=0.001, max_det=3, threads=2)
+    assert len(d.detect(document_page(600, 800))) == 3
+
+
+def test_manifest_settings_are_used(det: SignatureDetector, manifest_path: Path) -> None:
+    m = Manifest.load(manifest_path)
+    assert (det.imgsz, det.conf, det.iou, det.max_det) == (IMGSZ, CONF, 0.7, 100)
+    assert det.ident == m.ident == f"sigdet-test.v0 {m.sha256[:12]}"
+    assert det.backend == "pt"
+
+
+# -- input checks -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((10, 10), np.float32),
+        np.zeros((3, 10, 10), np.uint8),
+        np.zeros((0, 10), np.uint8),
+        np.zeros((10, 0, 3), np.uint8),
+        np.zeros((2, 10, 10, 3), np.uint8),
+        [[0, 1], [1, 0]],
+    ],
+    ids=["float", "chw", "empty", "empty-bgr", "4d", "list"],
+)
+def test_bad_pages_are_refused(det: SignatureDetector, bad: object) -> None:
+    with pytest.raises(InputError):
+        det.detect(bad)  # type: ignore[arg-type]
+
+
+def test_as_bgr_conversions() -> None:
+    gray = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    out = as_bgr(gray)
+    assert out.shape == (3, 4, 3) and out.dtype == np.uint8 and (out[:, :, 1] == gray).all()
+    bgra = np.zeros((3, 4, 4), np.uint8)
+    assert as_bgr(bgra).shape == (3, 4, 3)
+    assert as_bgr(np.ones((2, 2), bool)).max() == 255
+
+
+def test_constructor_checks(model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        SignatureDetector(tmp_path / "nope.pt")
+    with pytest.raises(ValueError, match="multiple of 32"):
+        SignatureDetector(model_dir / "detector.pt", imgsz=300)
+    with pytest.raises(ValueError, match="conf"):
+        SignatureDetector(model_dir / "detector.pt", conf=1.5)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelError, match="cannot load"):
+        SignatureDetector(junk)
+    other = tmp_path / "model.bin"
+    other.write_bytes(b"x")
+    with pytest.raises(ModelError, match="unsupported"):
+        backend_of(other)
+
+
+# -- manifests --------------------------------------------------------------------------------------------------
+
+
+def test_tampered_weights_are_refused(model_dir: Path, tmp_path: Path) -> None:
+    d = tmp_path / "m"
+    shutil.copytree(model_dir, d)
+    with open(d / "detector.pt", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelError, match="does not match its manifest"):
+        SignatureDetector.from_manifest(d / "detector.pt.json")
+
+
+def test_missing_weights_and_backends(model_dir: Path, tmp_path: Path) -> None:
+    d = tmp_path / "m"
+    shutil.copytree(model_dir, d)
+    with pytest.raises(ModelError, match="has no openvino export"):
+        SignatureDetector.from_manifest(d / "detector.pt.json", backend="openvino")
+    with pytest.raises(ModelError, match="unknown detector backend"):
+        SignatureDetector.from_manifest(d / "detector.pt.json", backend="tflite")
+    (d / "detector.pt").unlink()
+    with pytest.raises(ModelError, match="missing"):
+        SignatureDetector.from_manifest(d / "detector.pt.json")
+    with pytest.raises(ModelError, match="not found"):
+        SignatureDetector.from_manifest(tmp_path / "absent.json")
+
+
+def test_manifest_without_thresholds(model_dir: Path, tmp_path: Path) -> None:
+    d = tmp_path / "m"
+    shutil.copytree(model_dir, d)
+    data = json.loads((d / "detector.pt.json").read_text())
+    del data["conf"]
+    (d / "detector.pt.json").write_text(json.dumps(data))
+    with pytest.raises(ModelError, match="imgsz/conf/iou"):
+        SignatureDetector.from_manifest(d / "detector.pt.json")
+
+
+# -- the shipped model ------------------------------------------------------------------------------------------
+
+SHIPPED = WEIGHTS_DIR / "detector.pt.json"
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="no shipped detector yet (sigpipe/weights/detector.pt.json)")
+def test_shipped_model_finds_nothing_on_blank_pages() -> None:
+    d = SignatureDetector.from_manifest(None, threads=2)
+    assert d.ident.startswith(Manifest.load(SHIPPED).name)
+    rng = np.random.default_rng(0)
+    white = np.full((2339, 1654), 255, np.uint8)
+    noisy = np.clip(white.astype(np.int16) - rng.integers(0, 25, white.shape), 0, 255).astype(np.uint8)
+    strip = np.full((550, 1200, 3), 245, np.uint8)
+    assert d.detect_batch([white, noisy, strip]) == [[], [], []]
