@@ -266,14 +266,36 @@ def evaluate_documents(
     Returns:
         :func:`page_detection_stats`'s dict.
     """
+    preds, truths = [], []
+    for img, boxes in _truth_pages(Path(truth_json), limit):
+        preds.append(detector.detect(img))
+        truths.append(boxes)
+    return page_detection_stats(preds, truths, iou_thr)
+
+
+def _truth_pages(truth_json: Path, limit: int | None) -> Iterable[tuple[np.ndarray, tuple[tuple[float, ...], ...]]]:
+    """``(page image, true boxes)`` pairs: page images listed by :func:`load_truth`, or the documents of a
+    ``sigpipe datasets synth-documents`` truth file rendered through the pipeline's ingest at their dpi."""
     import cv2
 
-    pages = load_truth(truth_json)[:limit]
-    preds, truths = [], []
-    for p in pages:
+    data = json.loads(truth_json.read_text()) if truth_json.is_file() else None
+    if isinstance(data, dict) and "documents" in data:
+        from sigpipe.pipeline.ingest import IngestConfig, iter_pages
+
+        n = 0
+        root = truth_json.parent
+        if data["documents"] and not (root / data["documents"][0]["path"]).exists():
+            root = root / "scans"  # the layout of examples/: truth.json beside scans/
+        for doc in data["documents"]:
+            cfg = IngestConfig(dpi=int(doc.get("dpi", 200)))
+            for page in iter_pages(root / doc["path"], cfg):
+                if limit is not None and n >= limit:
+                    return
+                n += 1
+                yield page.image, tuple(tuple(s["bbox"]) for s in doc["signatures"] if s["page"] == page.number)
+        return
+    for p in load_truth(truth_json)[:limit]:
         img = cv2.imread(str(p.image), cv2.IMREAD_COLOR)
         if img is None:
             raise InputError(f"cannot read page image {p.image}")
-        preds.append(detector.detect(img))
-        truths.append(p.boxes)
-    return page_detection_stats(preds, truths, iou_thr)
+        yield img, p.boxes

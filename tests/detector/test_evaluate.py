@@ -140,3 +140,23 @@ def test_evaluate_documents(det: SignatureDetector, tmp_path: Path) -> None:
     s = evaluate_documents(det, tmp_path / "truth.json")
     assert s["pages"] == 2 and s["signatures"] == 1 and s["blank_pages"] == 1
     assert 0.0 <= s["recall"] <= 1.0 and s["false_boxes_per_page"] >= 0
+
+
+def test_evaluate_documents_renders_a_synthetic_truth_file():
+    """A synth-documents truth.json (documents, not page images) is rendered through ingest and scored."""
+    import json
+    from pathlib import Path
+
+    from sigpipe.detector.evaluate import evaluate_documents
+
+    truth = Path(__file__).resolve().parents[2] / "examples" / "truth.json"
+    docs = json.loads(truth.read_text())["documents"]
+
+    class Nothing:
+        def detect(self, page):
+            return []
+
+    res = evaluate_documents(Nothing(), truth)  # type: ignore[arg-type]
+    assert res["pages"] == sum(d["pages"] for d in docs)
+    assert res["signatures"] == sum(len(d["signatures"]) for d in docs)
+    assert res["recall"] == 0.0 and res["detections"] == 0
