@@ -28,6 +28,8 @@ def verifier() -> None:
 @click.option("--data", "data", multiple=True, required=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Per-writer corpus (ROOT/<writer>/genuine|forged/*.png); repeat for several.")
+@click.option("--extra", "extra", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Corpus used for training only, all its writers (e.g. synthetic writers); repeatable.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/verifier"),
               show_default=True)
 @click.option("--epochs", type=int, default=40, show_default=True)
@@ -42,12 +44,12 @@ def verifier() -> None:
               help="Start from these weights (e.g. the shipped verifier.pt) instead of random.")
 @click.option("--resume", is_flag=True, help="Resume the interrupted run in --out from its last checkpoint.")
 @click.option("--tag", default="v1", show_default=True)
-def train(data: tuple[Path, ...], **kw: object) -> None:
+def train(data: tuple[Path, ...], extra: tuple[Path, ...], **kw: object) -> None:
     """Train the triplet verifier; writes OUT/verifier.pt and its manifest."""
     from sigpipe.verifier.train import VerifierTrainConfig, train_verifier
 
     try:
-        path = train_verifier(VerifierTrainConfig(data=data, **kw))  # type: ignore[arg-type]
+        path = train_verifier(VerifierTrainConfig(data=data, extra=extra, **kw))  # type: ignore[arg-type]
     except SigpipeError as e:
         raise click.ClickException(str(e)) from e
     click.echo(str(path))

@@ -44,6 +44,7 @@ class VerifierTrainConfig:
 
     data: tuple[Path, ...]
     out: Path = Path("runs/verifier")
+    extra: tuple[Path, ...] = ()  # corpora used for training only (e.g. synthetic writers): never validated on
     architecture: str = "resnet-s"
     width: int = 32
     dim: int = 128
@@ -73,13 +74,16 @@ def writer_splits(cfg: VerifierTrainConfig) -> dict[str, dict[str, list[str]]]:
         c = Corpus(root)
         tr, va, te = split_writers(c.writers, cfg.split, cfg.split_seed)
         out[c.name] = {"train": tr, "val": va, "test": te}
+    for root in cfg.extra:
+        c = Corpus(root)
+        out[c.name] = {"train": c.writers, "val": [], "test": []}
     return out
 
 
 def load_split(cfg: VerifierTrainConfig, part: str) -> SignatureArrays:
     splits = writer_splits(cfg)
     parts = []
-    for root in cfg.data:
+    for root in (*cfg.data, *cfg.extra):
         c = Corpus(root)
         if splits[c.name][part]:
             parts.append(load_arrays(c, cfg.preprocess, splits[c.name][part]))
@@ -138,8 +142,11 @@ def validate(net: EmbeddingNet, val: SignatureArrays, device: str) -> dict[str, 
     res = {}
     for k in (1, 5):
         q = protocol_distances(emb, val.writer, val.forged, val.name, k, "mean")
-        res[f"eer_k{k}"] = eer(q.genuine, q.skilled).eer
-    res["score"] = (res["eer_k1"] + res["eer_k5"]) / 2
+        if q.genuine.size and q.skilled.size:  # K=5 needs writers with at least 6 genuine signatures
+            res[f"eer_k{k}"] = eer(q.genuine, q.skilled).eer
+    if not res:
+        raise ValueError("the validation writers have too few genuine signatures or no skilled forgeries")
+    res["score"] = float(np.mean(list(res.values())))
     return res
 
 
@@ -288,9 +295,10 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
         "decision": rule.to_dict(),
         "training": {
             "data": [str(p) for p in cfg.data],
+            "extra_training_only": [str(p) for p in cfg.extra],
             "splits": splits,
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
-                       if k not in ("data", "preprocess", "out", "init")},
+                       if k not in ("data", "extra", "preprocess", "out", "init")},
             "best_epoch_val": min(history, key=lambda r: r["score"]),
             "epochs_run": len(history),
             "history": history,

@@ -1,0 +1,40 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sigpipe.verifier.train import VerifierTrainConfig, train_verifier, writer_splits
+from sigpipe.verifier.verifier import Verifier
+
+
+def test_tiny_training_run_writes_a_loadable_calibrated_model(tiny_corpus: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
+    # 6 writers so that the 0.5/0.5/0 split gives 3 train and 3 validation writers
+    corpus = tmp_path / "six"
+    for w in sorted(tiny_corpus.iterdir()):
+        for suffix in ("a", "b"):
+            shutil.copytree(w, corpus / f"{w.name}{suffix}")
+    extra = tiny_corpus
+    cfg = VerifierTrainConfig(
+        data=(corpus,), extra=(extra,), out=tmp_path / "run", width=8, dim=16, epochs=2, steps_per_epoch=2,
+        batch=8, m_per_writer=4, split=(0.5, 0.5, 0.0), threads=1, patience=5,
+    )
+    splits = writer_splits(cfg)
+    assert set(splits["six"]["train"]).isdisjoint(splits["six"]["val"])
+    assert splits["corpus"] == {"train": ["001", "002", "003"], "val": [], "test": []}
+    weights = train_verifier(cfg)
+    manifest = json.loads(weights.with_name(weights.name + ".json").read_text())
+    assert manifest["training"]["epochs_run"] == 2 and len(manifest["training"]["history"]) == 2
+    assert manifest["decision"]["aggregation"] in ("mean", "min", "normalised")
+    assert set(manifest["decision"]["thresholds"]) >= {"1", "2", "3"}
+    assert manifest["training"]["splits"] == splits
+    v = Verifier.from_manifest(weights.with_name(weights.name + ".json"))
+    e = v.embed([np.full((40, 90), 230, np.uint8)])
+    assert e.shape == (1, 16)
+    # resuming a finished run trains no more epochs and gives the same best state
+    cfg2 = VerifierTrainConfig(**{**cfg.__dict__, "resume": True})
+    assert train_verifier(cfg2) == weights
+    with pytest.raises(Exception):
+        train_verifier(VerifierTrainConfig(data=(tmp_path / "missing",), out=tmp_path / "x"))
