@@ -1,0 +1,42 @@
+"""Ship a trained verifier: copy ``verifier.pt`` + manifest into sigpipe/weights and record benchmark figures.
+
+    .venv/bin/python scripts/ship_verifier.py RUN_DIR/verifier.pt.json BENCH.json
+
+BENCH.json is the output of ``benchmarks/verifier.py --weights RUN_DIR/verifier.pt.json`` (held-out test writers).
+The manifest's sha256 covers the weights file only, so adding figures does not change the model's identity.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sigpipe.weights import WEIGHTS_DIR, Manifest  # noqa: E402
+
+
+def main() -> None:
+    src, bench = Path(sys.argv[1]), Path(sys.argv[2])
+    m = Manifest.load(src)
+    m.verify()
+    data = dict(m.data)
+    figures = json.loads(bench.read_text())
+    if figures.get("model") != m.ident:
+        raise SystemExit(f"{bench} was measured on {figures.get('model')}, not {m.ident}")
+    data["benchmarks"] = {
+        "command": "python benchmarks/verifier.py (held-out test writers of each corpus, DESIGN.md protocol)",
+        "test_writers": figures["corpora"],
+        "throughput": figures["throughput"],
+    }
+    shutil.copyfile(m.weights_path, WEIGHTS_DIR / "verifier.pt")
+    (WEIGHTS_DIR / "verifier.pt.json").write_text(json.dumps(data, indent=2) + "\n")
+    Manifest.load(WEIGHTS_DIR / "verifier.pt.json").verify()
+    print(f"shipped {m.ident} to {WEIGHTS_DIR}")
+
+
+if __name__ == "__main__":
+    main()
