@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sigpipe.errors import InputError
 from sigpipe.verifier.train import VerifierTrainConfig, train_verifier, writer_splits
 from sigpipe.verifier.verifier import Verifier
 
@@ -36,5 +37,5 @@ def test_tiny_training_run_writes_a_loadable_calibrated_model(tiny_corpus: Path,
     # resuming a finished run trains no more epochs and gives the same best state
     cfg2 = VerifierTrainConfig(**{**cfg.__dict__, "resume": True})
     assert train_verifier(cfg2) == weights
-    with pytest.raises(Exception):
+    with pytest.raises(InputError, match="corpus folder not found"):
         train_verifier(VerifierTrainConfig(data=(tmp_path / "missing",), out=tmp_path / "x"))
