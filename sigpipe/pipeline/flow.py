@@ -21,6 +21,7 @@ from sigpipe.pipeline.ingest import IngestConfig, Page, iter_pages
 from sigpipe.pipeline.report import DocumentInfo, DocumentReport, SignatureResult
 from sigpipe.verifier.gallery import Gallery, Match, SpecimenLoader
 from sigpipe.verifier.verifier import Verifier
+from sigpipe.weights import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +271,7 @@ class SignaturePredictor:
                 yield p
 
         try:
-            digest = sha256 or _sha256(path)
+            digest = sha256 or sha256_file(path)
         except OSError as e:
             return DocumentReport.failure(DocumentInfo(rel, None, 0), claimed, "unreadable_file",
                                           f"cannot read the file: {e}", self.models)
@@ -290,8 +291,3 @@ class SignaturePredictor:
         log.debug("%s: %d pages, %d signatures in %.2fs", rel, n, len(sigs), time.perf_counter() - t0)
         return DocumentReport.success(DocumentInfo(rel, digest, n), claimed, sigs, self.models)
 
-
-def _sha256(path: Path) -> str:
-    from sigpipe.weights import sha256_file
-
-    return sha256_file(path)

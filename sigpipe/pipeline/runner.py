@@ -12,7 +12,6 @@ so only the culprit gets a ``worker_crashed`` report.
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 import multiprocessing
 import os
@@ -51,6 +50,7 @@ from sigpipe.pipeline.report import (
 )
 from sigpipe.verifier.gallery import Gallery
 from sigpipe.verifier.verifier import Verifier
+from sigpipe.weights import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -176,14 +176,10 @@ def available_cores() -> int:
 
 
 def _sha256_or_none(path: Path) -> str | None:
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
+        return sha256_file(path)
     except OSError:
         return None
-    return h.hexdigest()
 
 
 def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSummary:

@@ -19,6 +19,7 @@ from sigpipe._ultralytics import cache_dir
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES, read_gray
 from sigpipe.errors import InputError, SigpipeError
 from sigpipe.verifier.verifier import Decision, Verifier
+from sigpipe.weights import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ class Gallery:
                 if f.suffix.lower() not in SPECIMEN_SUFFIXES:
                     continue
                 try:
-                    embs.append(g._embed_specimen(f, loader, cache / f"{key}-{_sha256(f)}.npy"))
+                    embs.append(g._embed_specimen(f, loader, cache / f"{key}-{sha256_file(f)}.npy"))
                 except (SigpipeError, OSError, ValueError) as e:
                     g.errors[str(f)] = str(e)
                     log.warning("reference %s skipped: %s", f, e)
@@ -114,10 +115,6 @@ class Gallery:
             if best is None or m.decision.distance < best.decision.distance:
                 best = m
         return best
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _looks_like_page(path: Path, min_side: int = 1400) -> bool:
