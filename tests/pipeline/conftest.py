@@ -5,22 +5,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))  # pipeline_doubles, for this process and spawned workers
 
-from pipeline_doubles import page_with, scribble  # noqa: E402
+from pipeline_doubles import SIG_A, SIG_B, page_with, save_image, save_pdf, scribble  # noqa: E402
 
 from sigpipe.verifier.decide import DecisionRule  # noqa: E402
 from sigpipe.verifier.model import build_model  # noqa: E402
 from sigpipe.verifier.preprocess import PreprocessConfig  # noqa: E402
 from sigpipe.verifier.verifier import Verifier  # noqa: E402
 from sigpipe.weights import write_manifest  # noqa: E402
-
-SIG_A, SIG_B = 1, 2  # scribble seeds of alice's and bob's signatures
 
 
 @pytest.fixture(scope="session")
@@ -48,20 +45,6 @@ def _private_cache_one_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     several threads per process are much slower)."""
     monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SIGPIPE_THREADS", "1")
-
-
-def save_pdf(path: Path, pages: list[np.ndarray], resolution: float = 100.0) -> Path:
-    """Write grayscale/BGR pages as a PDF (one image per page) with PIL."""
-    ims = [Image.fromarray(p) for p in pages]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ims[0].save(path, "PDF", resolution=resolution, save_all=True, append_images=ims[1:])
-    return path
-
-
-def save_image(path: Path, page: np.ndarray, **kw: object) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(page).save(path, **kw)
-    return path
 
 
 @pytest.fixture

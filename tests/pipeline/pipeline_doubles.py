@@ -9,8 +9,25 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from sigpipe.verifier.verifier import Verifier
+
+SIG_A, SIG_B = 1, 2  # scribble seeds of alice's and bob's signatures
+
+
+def save_pdf(path: Path, pages: list[np.ndarray], resolution: float = 100.0) -> Path:
+    """Write grayscale/BGR pages as a PDF (one image per page) with PIL."""
+    ims = [Image.fromarray(p) for p in pages]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ims[0].save(path, "PDF", resolution=resolution, save_all=True, append_images=ims[1:])
+    return path
+
+
+def save_image(path: Path, page: np.ndarray, **kw: object) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(page).save(path, **kw)
+    return path
 
 
 @dataclass(frozen=True)

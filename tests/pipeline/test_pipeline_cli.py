@@ -6,8 +6,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from click.testing import CliRunner
-from conftest import save_image, save_pdf
-from pipeline_doubles import page_with, scribble
+from pipeline_doubles import page_with, save_image, save_pdf, scribble
 
 from sigpipe.cli import cli
 from sigpipe.pipeline.ingest import poppler_available

@@ -3,8 +3,7 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from conftest import SIG_A, SIG_B, save_image, save_pdf
-from pipeline_doubles import InkBlobDetector, page_with, scribble
+from pipeline_doubles import SIG_A, SIG_B, InkBlobDetector, page_with, save_image, save_pdf, scribble
 
 from sigpipe.pipeline.flow import FlowConfig, SignaturePredictor, crop_box, specimen_loader
 from sigpipe.pipeline.ingest import IngestConfig

@@ -4,9 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import save_image, save_pdf
 from PIL import Image
-from pipeline_doubles import page_with, scribble
+from pipeline_doubles import page_with, save_image, save_pdf, scribble
 
 from sigpipe.pipeline.errors import MissingDependencyError
 from sigpipe.pipeline.ingest import (

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import save_image, save_pdf
-from pipeline_doubles import DoubleModels, page_with, scribble
+from pipeline_doubles import DoubleModels, page_with, save_image, save_pdf, scribble
 
 from sigpipe.pipeline.errors import ClaimsError, MissingDependencyError, NoDocumentsError
 from sigpipe.pipeline.ingest import poppler_available
