@@ -1,4 +1,4 @@
-"""Ship a trained verifier: copy ``verifier.pt`` + manifest into sigpipe/weights and record benchmark figures.
+"""Ship a trained verifier: copy ``verifier.pt`` + manifest into sigpipe/weights, record benchmark figures, export ONNX.
 
     .venv/bin/python scripts/ship_verifier.py RUN_DIR/verifier.pt.json BENCH.json
 
@@ -16,6 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sigpipe.verifier.export import export_onnx  # noqa: E402
 from sigpipe.weights import WEIGHTS_DIR, Manifest  # noqa: E402
 
 
@@ -33,8 +34,13 @@ def main() -> None:
         "throughput": figures["throughput"],
     }
     shutil.copyfile(m.weights_path, WEIGHTS_DIR / "verifier.pt")
+    for f in ("verifier.onnx", "verifier.pt.json"):
+        (WEIGHTS_DIR / f).unlink(missing_ok=True)
+    for key in ("backends", "backend_sha256", "default_backend"):  # re-derived below from the shipped .pt
+        data.pop(key, None)
     (WEIGHTS_DIR / "verifier.pt.json").write_text(json.dumps(data, indent=2) + "\n")
     Manifest.load(WEIGHTS_DIR / "verifier.pt.json").verify()
+    export_onnx(WEIGHTS_DIR / "verifier.pt.json")  # ONNX Runtime: the default CPU backend
     print(f"shipped {m.ident} to {WEIGHTS_DIR}")
 
 

@@ -115,3 +115,22 @@ class SiameseTriplet(nn.Module):
         n = anchor.shape[0]
         z = self.net(torch.cat([anchor, positive, negative]))
         return z[:n], z[n : 2 * n], z[2 * n :]
+
+
+def fuse_for_inference(net: EmbeddingNet) -> EmbeddingNet:
+    """A copy of ``net`` in eval mode with every BatchNorm folded into the convolution before it (same outputs up
+    to float rounding; fewer operators for exported graphs)."""
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    net = copy.deepcopy(net).eval()
+    for mod in net.modules():
+        if isinstance(mod, BasicBlock):
+            mod.conv1, mod.bn1 = fuse_conv_bn_eval(mod.conv1, mod.bn1), nn.Identity()
+            mod.conv2, mod.bn2 = fuse_conv_bn_eval(mod.conv2, mod.bn2), nn.Identity()
+        elif isinstance(mod, nn.Sequential):
+            for i in range(len(mod) - 1):
+                if isinstance(mod[i], nn.Conv2d) and isinstance(mod[i + 1], nn.BatchNorm2d):
+                    mod[i], mod[i + 1] = fuse_conv_bn_eval(mod[i], mod[i + 1]), nn.Identity()
+    return net

@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sigpipe._ultralytics import default_threads
 from sigpipe.errors import ModelError
 from sigpipe.verifier.decide import DecisionRule, aggregate, distances, reference_spread
 from sigpipe.verifier.model import EmbeddingNet, build_model
 from sigpipe.verifier.preprocess import PreprocessConfig, preprocess_batch
-from sigpipe.weights import Manifest, bundled_manifest
+from sigpipe.weights import Manifest, bundled_manifest, sha256_file
+
+BACKENDS = ("pt", "onnx")
 
 
 @dataclass(frozen=True)
@@ -44,9 +47,17 @@ class Verifier:
 
     Build with :meth:`from_manifest`; the weights' sha256 is checked and the state dict loaded strictly with
     ``weights_only=True``. Preprocessing and the decision rule come from the same manifest as the weights.
+
+    Args:
+        manifest: the model's manifest.
+        device: ``"cpu"`` or ``"cuda"`` (the ONNX backend runs on the CPU only).
+        threads: CPU threads for inference (default: :func:`~sigpipe._ultralytics.default_threads`).
+        backend: ``"pt"`` (PyTorch) or ``"onnx"`` (ONNX Runtime, an export recorded in the manifest);
+            ``None``: the manifest's ``default_backend`` on the CPU, else ``"pt"``.
     """
 
-    def __init__(self, manifest: Manifest, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, manifest: Manifest, device: str = "cpu", threads: int | None = None,
+                 backend: str | None = None) -> None:
         if threads:
             torch.set_num_threads(threads)
         path = manifest.verify()
@@ -64,12 +75,43 @@ class Verifier:
         self.net: EmbeddingNet = net.to(device).eval()
         self.device = device
         self.manifest = manifest
+        if backend is None:
+            backend = manifest.get("default_backend", "pt") if device == "cpu" else "pt"
+        if backend not in BACKENDS:
+            raise ModelError(f"unknown verifier backend {backend!r}; expected one of {list(BACKENDS)}")
+        if backend == "onnx" and device != "cpu":
+            raise ModelError("the ONNX verifier backend runs on the CPU only; use backend='pt' on a GPU")
+        self.backend = backend
+        self._session = self._onnx_session(threads or default_threads()) if backend == "onnx" else None
+
+    def _onnx_session(self, threads: int):  # noqa: ANN202 - onnxruntime is imported lazily
+        m = self.manifest
+        name = (m.get("backends") or {}).get("onnx")
+        if not name:
+            raise ModelError(f"{m.name}.{m.tag} has no ONNX export; create one with 'sigpipe verifier export'")
+        path = m.path.parent / name
+        if not path.is_file():
+            raise ModelError(f"ONNX export of {m.name}.{m.tag} is missing: {path}")
+        expected = (m.get("backend_sha256") or {}).get("onnx")
+        if expected is None or sha256_file(path) != expected:
+            raise ModelError(f"ONNX export {path} does not match its manifest sha256: refusing to load a modified "
+                             "or corrupt model")
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        try:
+            return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelError(f"cannot load ONNX verifier {path}: {e}") from e
 
     @classmethod
-    def from_manifest(cls, path: str | Path | None = None, device: str = "cpu", threads: int | None = None) -> Verifier:
+    def from_manifest(cls, path: str | Path | None = None, device: str = "cpu", threads: int | None = None,
+                      backend: str | None = None) -> Verifier:
         """Load the verifier described by the manifest at ``path`` (default: the bundled one)."""
         m = bundled_manifest("verifier") if path is None else Manifest.load(path)
-        return cls(m, device=device, threads=threads)
+        return cls(m, device=device, threads=threads, backend=backend)
 
     @property
     def ident(self) -> str:
@@ -86,8 +128,12 @@ class Verifier:
     @torch.no_grad()
     def embed_prepared(self, x: np.ndarray, batch: int = 128) -> np.ndarray:
         """Embed preprocessed inputs ``(N, 1, H, W)`` float32; returns ``(N, D)`` float32 unit vectors."""
-        out = [self.net(torch.from_numpy(x[i : i + batch]).to(self.device)).cpu().numpy()
-               for i in range(0, len(x), batch)]
+        if self._session is not None:
+            out = [self._session.run(None, {"image": np.ascontiguousarray(x[i : i + batch], np.float32)})[0]
+                   for i in range(0, len(x), batch)]
+        else:
+            out = [self.net(torch.from_numpy(x[i : i + batch]).to(self.device)).cpu().numpy()
+                   for i in range(0, len(x), batch)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
     def embed(self, images: Sequence[np.ndarray], batch: int = 128) -> np.ndarray:

@@ -15,20 +15,21 @@ GOLDEN = ROOT / "tests" / "fixtures" / "verifier_golden.json"
 IMAGES = [ROOT / "examples" / "refs" / "j-kowalski" / "01.png", ROOT / "examples" / "refs" / "i-wright" / "02.png"]
 
 
-def compute() -> dict:
+def compute(backend: str | None = None) -> dict:
     from sigpipe.datasets.corpus import read_gray
     from sigpipe.verifier.verifier import Verifier
 
-    v = Verifier.from_manifest()
+    v = Verifier.from_manifest(backend=backend)
     emb = v.embed([read_gray(p) for p in IMAGES])
     return {"model": v.ident, "images": [str(p.relative_to(ROOT)) for p in IMAGES],
             "embeddings": np.round(emb, 6).tolist(), "distance": float(v.decide(emb[0], emb[1:]).distance)}
 
 
 @pytest.mark.skipif(not (ROOT / "sigpipe" / "weights" / "verifier.pt.json").exists(), reason="no shipped verifier")
-def test_shipped_verifier_reproduces_golden_embeddings():
+@pytest.mark.parametrize("backend", [None, "pt", "onnx"])
+def test_shipped_verifier_reproduces_golden_embeddings(backend: str | None):
     golden = json.loads(GOLDEN.read_text())
-    now = compute()
+    now = compute(backend)
     assert now["model"] == golden["model"], "shipped verifier changed: regenerate tests/fixtures/verifier_golden.json"
     np.testing.assert_allclose(np.array(now["embeddings"]), np.array(golden["embeddings"]), atol=2e-4)
     assert now["distance"] == pytest.approx(golden["distance"], abs=2e-4)
@@ -37,5 +38,5 @@ def test_shipped_verifier_reproduces_golden_embeddings():
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    GOLDEN.write_text(json.dumps(compute(), indent=1) + "\n")
+    GOLDEN.write_text(json.dumps(compute("pt"), indent=1) + "\n")
     print(f"wrote {GOLDEN}")

@@ -1,0 +1,78 @@
+"""The verifier's ONNX export: same embeddings as PyTorch, recorded and hash-checked in the manifest."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sigpipe.cli import cli
+from sigpipe.errors import ModelError
+from sigpipe.verifier.model import build_model, fuse_for_inference
+from sigpipe.verifier.verifier import Verifier
+
+
+@pytest.fixture
+def exported(tiny_verifier: Path) -> Path:
+    r = CliRunner().invoke(cli, ["verifier", "export", "--weights", str(tiny_verifier)])
+    assert r.exit_code == 0, r.output
+    assert Path(r.output.strip().splitlines()[-1]) == tiny_verifier.with_name("tiny.onnx")
+    return tiny_verifier
+
+
+def test_fused_network_matches_unfused():
+    import torch
+
+    for arch in ("resnet-s", "signet-s"):
+        torch.manual_seed(0)
+        net = build_model(arch, 16, 8)
+        net.train()
+        net(torch.rand(8, 1, 80, 160))  # move BatchNorm running statistics away from their initial values
+        net.eval()
+        fused = fuse_for_inference(net)
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+        x = torch.rand(3, 1, 80, 160)
+        with torch.no_grad():
+            np.testing.assert_allclose(fused(x).numpy(), net(x).numpy(), atol=1e-5)
+
+
+def test_export_is_recorded_and_becomes_the_default(exported: Path):
+    data = json.loads(exported.read_text())
+    assert data["backends"] == {"onnx": "tiny.onnx"} and data["default_backend"] == "onnx"
+    assert len(data["backend_sha256"]["onnx"]) == 64
+    assert Verifier.from_manifest(exported).backend == "onnx"
+    assert Verifier.from_manifest(exported, backend="pt").backend == "pt"
+
+
+def test_onnx_and_pt_give_the_same_embeddings_and_decisions(exported: Path):
+    rng = np.random.default_rng(0)
+    crops = [np.full((60, 150), 235, np.uint8) for _ in range(5)]
+    for c in crops:
+        c[rng.integers(10, 40) : 50, rng.integers(5, 60) : 140] = 20
+    a, b = Verifier.from_manifest(exported), Verifier.from_manifest(exported, backend="pt")
+    ea, eb = a.embed(crops), b.embed(crops)
+    assert ea.shape == eb.shape == (5, 16)
+    np.testing.assert_allclose(ea, eb, atol=1e-5)
+    assert a.decide(ea[0], ea[1:]).genuine == b.decide(eb[0], eb[1:]).genuine
+    assert a.ident == b.ident  # the .pt names the model; the export is a derived copy
+    assert a.embed_prepared(np.zeros((0, 1, 80, 160), np.float32)).shape == (0, 16)
+
+
+def test_tampered_or_missing_export_is_refused(exported: Path):
+    onnx = exported.with_name("tiny.onnx")
+    onnx.write_bytes(onnx.read_bytes()[:-10])
+    with pytest.raises(ModelError, match="does not match its manifest"):
+        Verifier.from_manifest(exported)
+    Verifier.from_manifest(exported, backend="pt")  # the PyTorch weights are still fine
+    onnx.unlink()
+    with pytest.raises(ModelError, match="missing"):
+        Verifier.from_manifest(exported)
+
+
+def test_unknown_or_unexported_backend_is_a_clear_error(tiny_verifier: Path):
+    with pytest.raises(ModelError, match="no ONNX export"):
+        Verifier.from_manifest(tiny_verifier, backend="onnx")
+    with pytest.raises(ModelError, match="unknown verifier backend"):
+        Verifier.from_manifest(tiny_verifier, backend="tensorrt")
+    assert Verifier.from_manifest(tiny_verifier).backend == "pt"  # no export recorded: PyTorch
