@@ -24,6 +24,7 @@ from sigpipe.weights import sha256_file
 log = logging.getLogger(__name__)
 
 SPECIMEN_SUFFIXES = IMAGE_SUFFIXES | {".pdf"}
+ENROLL_BATCH = 128  # specimen crops embedded per forward pass at enrolment
 
 # (path) -> list of signature crops found in a specimen file that is a PDF or a whole page.
 SpecimenLoader = Callable[[Path], list[np.ndarray]]
@@ -72,36 +73,47 @@ class Gallery:
         cache.mkdir(parents=True, exist_ok=True)
         key = hashlib.sha256(verifier.ident.encode()).hexdigest()[:12]
         g = cls(verifier)
+        # Cached embeddings are read back; the crops of the other specimens are embedded in batched forward passes
+        # (one pass per specimen costs far more on a CPU), a bounded number of crops held at a time.
+        found: dict[str, list[np.ndarray | None]] = {}
+        pending: list[tuple[str, int, Path, list[np.ndarray]]] = []
+
+        def flush() -> None:
+            embs = verifier.embed([c for *_, crops in pending for c in crops])
+            at = 0
+            for person, slot, cached, crops in pending:
+                emb = embs[at : at + len(crops)]
+                at += len(crops)
+                found[person][slot] = emb
+                tmp = cached.with_suffix(".tmp.npy")
+                np.save(tmp, emb)
+                tmp.replace(cached)
+            pending.clear()
+
         for person_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-            embs: list[np.ndarray] = []
+            slots = found.setdefault(person_dir.name, [])
             for f in sorted(p for p in person_dir.iterdir() if p.is_file()):
                 if f.suffix.lower() not in SPECIMEN_SUFFIXES:
                     continue
                 try:
-                    embs.append(g._embed_specimen(f, loader, cache / f"{key}-{sha256_file(f)}.npy"))
+                    cached = cache / f"{key}-{sha256_file(f)}.npy"
+                    if cached.is_file():
+                        slots.append(np.load(cached))
+                        continue
+                    pending.append((person_dir.name, len(slots), cached, _specimen_crops(f, loader)))
+                    slots.append(None)
                 except (SigpipeError, OSError, ValueError) as e:
                     g.errors[str(f)] = str(e)
                     log.warning("reference %s skipped: %s", f, e)
-            if embs:
-                g.embeddings[person_dir.name] = np.concatenate(embs).astype(np.float32)
+                if sum(len(item[3]) for item in pending) >= ENROLL_BATCH:
+                    flush()
+        if pending:
+            flush()
+        for person, slots in found.items():
+            done = [e for e in slots if e is not None]
+            if done:
+                g.embeddings[person] = np.concatenate(done).astype(np.float32)
         return g
-
-    def _embed_specimen(self, f: Path, loader: SpecimenLoader | None, cached: Path) -> np.ndarray:
-        if cached.is_file():
-            return np.load(cached)
-        if f.suffix.lower() == ".pdf" or (loader is not None and _looks_like_page(f)):
-            if loader is None:
-                raise InputError(f"{f}: a PDF or page specimen needs the detector to find the signature")
-            crops = loader(f)
-            if not crops:
-                raise InputError(f"{f}: no signature found in this specimen")
-        else:
-            crops = [read_gray(f)]
-        emb = self.verifier.embed(crops)
-        tmp = cached.with_suffix(".tmp.npy")
-        np.save(tmp, emb)
-        tmp.replace(cached)
-        return emb
 
     def compare(self, query: np.ndarray, identity: str) -> Match:
         """Compare one embedding ``(D,)`` with a named person's references."""
@@ -115,6 +127,18 @@ class Gallery:
             if best is None or m.decision.distance < best.decision.distance:
                 best = m
         return best
+
+
+def _specimen_crops(f: Path, loader: SpecimenLoader | None) -> list[np.ndarray]:
+    """The signature crops of one specimen file: the image itself, or what ``loader`` finds in a PDF or page."""
+    if f.suffix.lower() == ".pdf" or (loader is not None and _looks_like_page(f)):
+        if loader is None:
+            raise InputError(f"{f}: a PDF or page specimen needs the detector to find the signature")
+        crops = loader(f)
+        if not crops:
+            raise InputError(f"{f}: no signature found in this specimen")
+        return crops
+    return [read_gray(f)]
 
 
 def _looks_like_page(path: Path, min_side: int = 1400) -> bool:

@@ -109,6 +109,30 @@ def test_gallery_enrols_and_caches_by_content(tiny_verifier: Path, tiny_corpus: 
     assert len(list(cache.glob("*.npy"))) == 4
 
 
+def test_gallery_batched_enrolment_matches_one_by_one(tiny_verifier: Path, tiny_corpus: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    from sigpipe.datasets.corpus import read_gray
+    from sigpipe.verifier import gallery
+
+    refs = tmp_path / "refs"
+    files: dict[str, list[Path]] = {}
+    for w in ("001", "002", "003"):
+        (refs / w).mkdir(parents=True)
+        for f in sorted((tiny_corpus / w / "genuine").glob("*.png")):
+            (refs / w / f.name).write_bytes(f.read_bytes())
+            files.setdefault(w, []).append(refs / w / f.name)
+    monkeypatch.setattr(gallery, "ENROLL_BATCH", 5)  # 12 specimens: three forward passes
+    v = Verifier.from_manifest(tiny_verifier)
+    calls = []
+    embed = v.embed
+    monkeypatch.setattr(v, "embed", lambda crops: calls.append(len(crops)) or embed(crops))
+    g = Gallery.enroll(refs, v, cache=tmp_path / "cache")
+    assert calls == [5, 5, 2]
+    for w, fs in files.items():
+        one_by_one = np.concatenate([embed([read_gray(f)]) for f in fs])
+        np.testing.assert_allclose(g.embeddings[w], one_by_one, atol=1e-5)
+
+
 def test_eval_cli_prints_design_keys(tiny_verifier: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
     roc = tmp_path / "roc.png"
