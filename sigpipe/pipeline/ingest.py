@@ -403,5 +403,7 @@ def _pil_to_bgr(img: Image.Image) -> np.ndarray:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba)
-    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    return np.ascontiguousarray(rgb[:, :, ::-1])
+    if mode in ("1", "L"):  # most scans: expand gray to three channels in one vectorised pass
+        return cv2.cvtColor(np.asarray(img if mode == "L" else img.convert("L"), dtype=np.uint8), cv2.COLOR_GRAY2BGR)
+    rgb = np.asarray(img if mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
