@@ -55,6 +55,10 @@ def detector() -> None:
 @click.option("--device", default=None, help="cpu, 0, 0,1 ... (default: first GPU when available, else cpu).")
 @click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lr0", type=float, default=0.01, show_default=True,
+              help="Initial learning rate; lower it (e.g. 0.002) when continuing from trained weights.")
+@click.option("--close-mosaic", type=int, default=10, show_default=True,
+              help="Train the last N epochs without mosaic augmentation.")
 def train(**kw: Any) -> None:
     """Train the detector; prints the path of the best weights."""
     from sigpipe.detector.train import DetectorTrainConfig, train_detector

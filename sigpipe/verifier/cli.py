@@ -44,12 +44,24 @@ def verifier() -> None:
               help="Start from these weights (e.g. the shipped verifier.pt) instead of random.")
 @click.option("--resume", is_flag=True, help="Resume the interrupted run in --out from its last checkpoint.")
 @click.option("--tag", default="v1", show_default=True)
-def train(data: tuple[Path, ...], extra: tuple[Path, ...], **kw: object) -> None:
+@click.option("--input-size", default="80x160", show_default=True,
+              help="Network input HEIGHTxWIDTH (the preprocessing canvas; recorded in the manifest).")
+@click.option("--margin", type=float, default=0.25, show_default=True, help="Triplet loss margin.")
+def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw: object) -> None:
     """Train the triplet verifier; writes OUT/verifier.pt and its manifest."""
+    from sigpipe.verifier.preprocess import PreprocessConfig
     from sigpipe.verifier.train import VerifierTrainConfig, train_verifier
 
     try:
-        path = train_verifier(VerifierTrainConfig(data=data, extra=extra, **kw))  # type: ignore[arg-type]
+        h, w = (int(v) for v in input_size.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected HEIGHTxWIDTH, got {input_size!r}", param_hint="--input-size") from None
+    if min(h, w) < 32:
+        raise click.BadParameter("height and width must be at least 32 pixels", param_hint="--input-size")
+    try:
+        cfg = VerifierTrainConfig(data=data, extra=extra, preprocess=PreprocessConfig(height=h, width=w),
+                                  **kw)  # type: ignore[arg-type]
+        path = train_verifier(cfg)
     except SigpipeError as e:
         raise click.ClickException(str(e)) from e
     click.echo(str(path))
@@ -109,3 +121,17 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, as_js
     else:
         click.echo(f"{out['verdict']}  distance {d.distance:.3f} (threshold {d.threshold:.3f})  score {d.score:.2f}",
                    file=sys.stdout)
+
+
+@verifier.command()
+@click.option("--weights", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Manifest of the verifier to export (<weights>.json); it is updated in place.")
+@click.option("--keep-default", is_flag=True, help="Record the export without making it the default backend.")
+def export(weights: Path, keep_default: bool) -> None:
+    """Export a verifier to ONNX (run by ONNX Runtime, the default CPU backend); prints the file's path."""
+    from sigpipe.verifier.export import export_onnx
+
+    try:
+        click.echo(str(export_onnx(weights, make_default=not keep_default)))
+    except SigpipeError as e:
+        raise click.ClickException(str(e)) from e

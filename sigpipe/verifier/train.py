@@ -298,7 +298,7 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
             "extra_training_only": [str(p) for p in cfg.extra],
             "splits": splits,
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
-                       if k not in ("data", "extra", "preprocess", "out", "init")},
+                       if k not in ("data", "extra", "preprocess", "out")},
             "best_epoch_val": min(history, key=lambda r: r["score"]),
             "epochs_run": len(history),
             "history": history,

@@ -39,3 +39,31 @@ def test_tiny_training_run_writes_a_loadable_calibrated_model(tiny_corpus: Path,
     assert train_verifier(cfg2) == weights
     with pytest.raises(InputError, match="corpus folder not found"):
         train_verifier(VerifierTrainConfig(data=(tmp_path / "missing",), out=tmp_path / "x"))
+
+
+def test_fine_tuning_at_a_larger_input_starts_from_given_weights(tiny_corpus: Path, tmp_path: Path, monkeypatch):
+    from sigpipe.verifier.preprocess import PreprocessConfig
+
+    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "six"
+    for w in sorted(tiny_corpus.iterdir()):
+        for suffix in ("a", "b"):
+            shutil.copytree(w, corpus / f"{w.name}{suffix}")
+    base = dict(data=(corpus,), width=8, dim=16, epochs=1, steps_per_epoch=1, batch=8, m_per_writer=4,
+                split=(0.5, 0.5, 0.0), threads=1)
+    import torch
+
+    first = train_verifier(VerifierTrainConfig(out=tmp_path / "a", **base))
+    state = torch.load(first, weights_only=True)
+    state["fc.weight"] += 0.5  # a mark that a random initialisation would not have
+    torch.save(state, first)
+    # the network is fully convolutional up to its pooling: weights trained at 80x160 load at 48x96
+    second = train_verifier(VerifierTrainConfig(out=tmp_path / "b", init=first, lr=1e-9,
+                                                preprocess=PreprocessConfig(height=48, width=96), **base))
+    m = json.loads(second.with_name(second.name + ".json").read_text())
+    assert (m["input"]["height"], m["input"]["width"]) == (48, 96)
+    assert m["preprocess"]["height"] == 48 and m["training"]["config"]["init"] == str(first)
+    v = Verifier.from_manifest(second.with_name(second.name + ".json"))
+    assert v.prepare([np.full((40, 90), 230, np.uint8)]).shape == (1, 1, 48, 96)
+    b = torch.load(second, weights_only=True)
+    assert torch.allclose(state["fc.weight"], b["fc.weight"], atol=1e-3)  # started from `first` (lr ~ 0)
