@@ -99,9 +99,10 @@ def test_openvino_round_trip(manifest_path: Path, tmp_path: Path) -> None:
     assert ov.backend == "openvino"
     page = document_page(960, 960, seed=5)
     a, b = as_array(pt.detect(page)), as_array(ov.detect(page))
-    # OpenVINO runs in bf16 on CPUs that support it: compare the confident boxes loosely.
+    # Compiled in f32 (not bf16, OpenVINO's default on CPUs that support it): the confident boxes and their
+    # confidences agree with the .pt model up to float rounding.
     top = a[a[:, 4] > 0.5]
     assert len(top) > 0
     for row in top:
         d = np.abs(b[:, :4] - row[:4]).max(axis=1)
-        assert d.min() <= 1.0 and abs(b[int(np.argmin(d)), 4] - row[4]) < 0.05
+        assert d.min() <= 0.1 and abs(b[int(np.argmin(d)), 4] - row[4]) < 1e-3
