@@ -35,7 +35,28 @@ def throughput(v: Verifier, n: int = 512, threads: int = 2) -> dict[str, float]:
     t = time.perf_counter()
     v.embed(crops)
     full = len(crops) / (time.perf_counter() - t)
-    return {"threads": threads, "embed_per_s": round(net, 1), "preprocess_and_embed_per_s": round(full, 1)}
+    return {"backend": v.backend, "threads": threads, "embed_per_s": round(net, 1),
+            "preprocess_and_embed_per_s": round(full, 1)}
+
+
+def architecture_speed(v: Verifier, n: int = 384, threads: int = 2) -> dict[str, dict[str, float]]:
+    """Embeddings/s of every registered architecture at this model's input size and width (PyTorch, batches of 128;
+    speed does not depend on the weights, so untrained networks are timed)."""
+    from sigpipe.verifier.model import ARCHITECTURES, build_model
+
+    torch.set_num_threads(threads)
+    x = torch.rand(n, 1, v.preprocess_cfg.height, v.preprocess_cfg.width)
+    out = {}
+    for name in ARCHITECTURES:
+        net = build_model(name, v.dim, int(v.manifest.get("width", 32))).eval()
+        with torch.no_grad():
+            net(x[:32])
+            t = time.perf_counter()
+            for i in range(0, n, 128):
+                net(x[i : i + 128])
+        out[name] = {"params_m": round(sum(p.numel() for p in net.parameters()) / 1e6, 2),
+                     "embed_per_s_pt": round(n / (time.perf_counter() - t), 1)}
+    return out
 
 
 def main() -> None:
@@ -57,6 +78,9 @@ def main() -> None:
             res[f"k{k}"] = {key: round(val, 4) if isinstance(val, float) else val for key, val in m.items()}
         out["corpora"][corpus] = res  # type: ignore[index]
     out["throughput"] = throughput(v)
+    if v.backend != "pt":
+        out["throughput_pt"] = throughput(Verifier.from_manifest(args.weights, backend="pt"))
+    out["architectures"] = architecture_speed(v)
     print(json.dumps(out, indent=2))
 
 

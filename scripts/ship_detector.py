@@ -105,7 +105,7 @@ def main() -> None:
     onnx = export(dst, "onnx", imgsz=args.imgsz)
     openvino = export(dst, "openvino", imgsz=args.imgsz)
     m = json.loads((WEIGHTS_DIR / "detector.pt.json").read_text())
-    m["default_backend"] = "openvino"  # f32 OpenVINO: the .pt's confidences, fastest on this CPU (benchmarks/detector.py)
+    m["default_backend"] = "openvino"  # f32: the .pt's confidences, fastest here (benchmarks/detector.py)
     (WEIGHTS_DIR / "detector.pt.json").write_text(json.dumps(m, indent=2) + "\n")
     print(json.dumps({"onnx": str(onnx), "openvino": str(openvino), **manifest["benchmarks"], "conf": best["conf"]},
                      indent=2))

@@ -32,6 +32,8 @@ def main() -> None:
         "command": "python benchmarks/verifier.py (held-out test writers of each corpus, DESIGN.md protocol)",
         "test_writers": figures["corpora"],
         "throughput": figures["throughput"],
+        **({"throughput_pt": figures["throughput_pt"]} if "throughput_pt" in figures else {}),
+        **({"architectures": figures["architectures"]} if "architectures" in figures else {}),
     }
     shutil.copyfile(m.weights_path, WEIGHTS_DIR / "verifier.pt")
     for f in ("verifier.onnx", "verifier.pt.json"):
