@@ -10,14 +10,20 @@ from sigpipe.verifier.train import VerifierTrainConfig, train_verifier, writer_s
 from sigpipe.verifier.verifier import Verifier
 
 
-def test_tiny_training_run_writes_a_loadable_calibrated_model(tiny_corpus: Path, tmp_path: Path, monkeypatch):
+@pytest.fixture
+def six_writers(tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """6 writers (each tiny-corpus writer twice), so that a 0.5/0.5/0 split gives 3 train and 3 validation writers;
+    preprocessed arrays are cached under tmp_path."""
     monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
-    # 6 writers so that the 0.5/0.5/0 split gives 3 train and 3 validation writers
     corpus = tmp_path / "six"
     for w in sorted(tiny_corpus.iterdir()):
         for suffix in ("a", "b"):
             shutil.copytree(w, corpus / f"{w.name}{suffix}")
-    extra = tiny_corpus
+    return corpus
+
+
+def test_tiny_training_run_writes_a_loadable_calibrated_model(six_writers: Path, tiny_corpus: Path, tmp_path: Path):
+    corpus, extra = six_writers, tiny_corpus
     cfg = VerifierTrainConfig(
         data=(corpus,), extra=(extra,), out=tmp_path / "run", width=8, dim=16, epochs=2, steps_per_epoch=2,
         batch=8, m_per_writer=4, split=(0.5, 0.5, 0.0), threads=1, patience=5,
@@ -41,15 +47,10 @@ def test_tiny_training_run_writes_a_loadable_calibrated_model(tiny_corpus: Path,
         train_verifier(VerifierTrainConfig(data=(tmp_path / "missing",), out=tmp_path / "x"))
 
 
-def test_fine_tuning_at_a_larger_input_starts_from_given_weights(tiny_corpus: Path, tmp_path: Path, monkeypatch):
+def test_fine_tuning_at_a_different_input_starts_from_given_weights(six_writers: Path, tmp_path: Path):
     from sigpipe.verifier.preprocess import PreprocessConfig
 
-    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
-    corpus = tmp_path / "six"
-    for w in sorted(tiny_corpus.iterdir()):
-        for suffix in ("a", "b"):
-            shutil.copytree(w, corpus / f"{w.name}{suffix}")
-    base = dict(data=(corpus,), width=8, dim=16, epochs=1, steps_per_epoch=1, batch=8, m_per_writer=4,
+    base = dict(data=(six_writers,), width=8, dim=16, epochs=1, steps_per_epoch=1, batch=8, m_per_writer=4,
                 split=(0.5, 0.5, 0.0), threads=1)
     import torch
 
