@@ -51,7 +51,8 @@ class Verifier:
     Args:
         manifest: the model's manifest.
         device: ``"cpu"`` or ``"cuda"`` (the ONNX backend runs on the CPU only).
-        threads: CPU threads for inference (default: :func:`~sigpipe._ultralytics.default_threads`).
+        threads: CPU threads for inference (torch's setting is left alone when None; ONNX Runtime then uses
+            :func:`~sigpipe._ultralytics.default_threads`).
         backend: ``"pt"`` (PyTorch) or ``"onnx"`` (ONNX Runtime, an export recorded in the manifest);
             ``None``: the manifest's ``default_backend`` on the CPU, else ``"pt"``.
     """
