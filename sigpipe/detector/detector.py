@@ -20,7 +20,7 @@ import torch
 
 from sigpipe._ultralytics import configure, default_threads, yolo_class
 from sigpipe.errors import InputError, ModelError
-from sigpipe.weights import Manifest, bundled_manifest, sha256_file
+from sigpipe.weights import Manifest, bundled_manifest, sha256_path
 
 log = logging.getLogger(__name__)
 
@@ -84,17 +84,10 @@ def backend_of(path: str | Path) -> str:
 
 
 def model_sha256(path: Path) -> str:
-    """sha256 of a model file, or of a model folder (OpenVINO): over the sorted ``name  sha256`` lines of its files."""
-    if path.is_file():
-        return sha256_file(path)
-    if path.is_dir():
-        import hashlib
-
-        h = hashlib.sha256()
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
-            h.update(f"{f.relative_to(path).as_posix()}  {sha256_file(f)}\n".encode())
-        return h.hexdigest()
-    raise ModelError(f"detector model not found: {path}")
+    """sha256 of a model file or folder (OpenVINO); see :func:`sigpipe.weights.sha256_path`."""
+    if not path.exists():
+        raise ModelError(f"detector model not found: {path}")
+    return sha256_path(path)
 
 
 def resolve_model(weights: str | Path | None) -> tuple[Path, Manifest | None]:
@@ -270,21 +263,7 @@ class SignatureDetector:
         if backend == "pt":
             model_path = m.weights_path
         else:
-            backends = m.get("backends") or {}
-            if backend not in backends:
-                raise ModelError(
-                    f"{m.name}.{m.tag} has no {backend} export (available: {['pt', *sorted(backends)]}); "
-                    f"create one with 'sigpipe detector export --format {backend}'"
-                )
-            model_path = m.path.parent / backends[backend]
-            if not model_path.exists():
-                raise ModelError(f"{backend} export of {m.name}.{m.tag} is missing: {model_path}")
-            expected = (m.get("backend_sha256") or {}).get(backend)
-            if expected and model_sha256(model_path) != expected:
-                raise ModelError(
-                    f"{backend} export {model_path} does not match its manifest sha256: refusing to load a modified "
-                    "or corrupt model"
-                )
+            model_path = m.export_path(backend, f"sigpipe detector export --format {backend}")
         try:
             imgsz = int((m.get("export_imgsz") or {}).get(backend, m["imgsz"]))  # static exports: their own size
             conf, iou = float(m["conf"]), float(m["iou"])

@@ -14,7 +14,7 @@ from sigpipe.errors import ModelError
 from sigpipe.verifier.decide import DecisionRule, aggregate, distances, reference_spread
 from sigpipe.verifier.model import EmbeddingNet, build_model
 from sigpipe.verifier.preprocess import PreprocessConfig, preprocess_batch
-from sigpipe.weights import Manifest, bundled_manifest, sha256_file
+from sigpipe.weights import Manifest, bundled_manifest
 
 BACKENDS = ("pt", "onnx")
 
@@ -86,17 +86,7 @@ class Verifier:
         self._session = self._onnx_session(threads or default_threads()) if backend == "onnx" else None
 
     def _onnx_session(self, threads: int):  # noqa: ANN202 - onnxruntime is imported lazily
-        m = self.manifest
-        name = (m.get("backends") or {}).get("onnx")
-        if not name:
-            raise ModelError(f"{m.name}.{m.tag} has no ONNX export; create one with 'sigpipe verifier export'")
-        path = m.path.parent / name
-        if not path.is_file():
-            raise ModelError(f"ONNX export of {m.name}.{m.tag} is missing: {path}")
-        expected = (m.get("backend_sha256") or {}).get("onnx")
-        if expected is None or sha256_file(path) != expected:
-            raise ModelError(f"ONNX export {path} does not match its manifest sha256: refusing to load a modified "
-                             "or corrupt model")
+        path = self.manifest.export_path("onnx", "sigpipe verifier export", label="ONNX")
         import onnxruntime as ort
 
         so = ort.SessionOptions()

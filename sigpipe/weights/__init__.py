@@ -33,6 +33,17 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def sha256_path(path: Path) -> str:
+    """sha256 of a model file, or of a model folder (e.g. OpenVINO): over the sorted ``name  sha256`` lines of its
+    files."""
+    if path.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+            h.update(f"{f.relative_to(path).as_posix()}  {sha256_file(f)}\n".encode())
+        return h.hexdigest()
+    return sha256_file(path)
+
+
 @dataclass(frozen=True)
 class Manifest:
     """A model's manifest. ``data`` keeps every field; the typed ones are those code relies on."""
@@ -89,6 +100,32 @@ class Manifest:
                 f"{self.sha256[:12]}...): refusing to load a modified or corrupt model"
             )
         return wp
+
+    def export_path(self, backend: str, create_with: str, label: str | None = None) -> Path:
+        """The export recorded as ``backends[backend]`` (relative to the manifest), checked against
+        ``backend_sha256[backend]``.
+
+        Args:
+            backend: key in ``backends``, e.g. ``"onnx"``.
+            create_with: the command that makes such an export (named in the error when there is none).
+            label: how errors name the backend (default: ``backend``).
+
+        Raises:
+            ModelError: no such export recorded, its file is missing, or it does not match its recorded sha256.
+        """
+        label = label or backend
+        backends = self.get("backends") or {}
+        if backend not in backends:
+            raise ModelError(f"{self.name}.{self.tag} has no {label} export (available: {['pt', *sorted(backends)]}); "
+                             f"create one with '{create_with}'")
+        path = self.path.parent / backends[backend]
+        if not path.exists():
+            raise ModelError(f"{label} export of {self.name}.{self.tag} is missing: {path}")
+        expected = (self.get("backend_sha256") or {}).get(backend)
+        if expected is None or sha256_path(path) != expected:
+            raise ModelError(f"{label} export {path} does not match its manifest sha256: refusing to load a modified "
+                             "or corrupt model")
+        return path
 
 
 def write_manifest(weights: Path, data: dict[str, Any]) -> Path:
