@@ -12,8 +12,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import torch
-
 _configured = False
 
 
@@ -51,6 +49,8 @@ def _install_font(config_dir: Path) -> None:
 def configure(threads: int | None = None) -> None:
     """Set the offline environment for Ultralytics (idempotent). Must run before ``import ultralytics``."""
     global _configured
+    import torch  # here, not at module level: the exported-model inference path never imports torch
+
     n = threads or default_threads()
     torch.set_num_threads(n)
     if _configured:

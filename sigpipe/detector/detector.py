@@ -3,8 +3,11 @@
 One :class:`SignatureDetector` runs a PyTorch (``.pt``), ONNX (``.onnx``) or OpenVINO (``*_openvino_model/``) export
 of the same detector. Its thresholds (input size, confidence, NMS IoU, max detections) come from the model's manifest
 so the settings the figures were measured with are the settings used. Boxes are returned in pixels of the page image
-that was passed in, whatever its size or aspect ratio: Ultralytics letterboxes each page to the network input and
-maps the boxes back (``ultralytics.utils.ops.scale_boxes``); ``tests/detector`` checks that mapping independently.
+that was passed in, whatever its size or aspect ratio; ``tests/detector`` checks that mapping independently.
+
+A ``.pt`` model runs through Ultralytics ``predict`` (which letterboxes and maps the boxes back). The exports run
+through :mod:`sigpipe.detector.runtime`: the same letterbox, NMS and mapping in numpy, without importing torch or
+Ultralytics, which is the production path (``sigpipe run`` with the bundled OpenVINO model).
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from sigpipe._ultralytics import configure, default_threads, yolo_class
+from sigpipe._ultralytics import default_threads
+from sigpipe.detector import runtime
 from sigpipe.errors import InputError, ModelError
 from sigpipe.weights import Manifest, bundled_manifest, sha256_path
 
@@ -213,20 +216,28 @@ class SignatureDetector:
         self.batch = int(batch)
         self.threads = int(threads or default_threads())
         self.manifest = manifest
-        if device is None:
-            device = "0" if self.backend == "pt" and torch.cuda.is_available() else "cpu"
-        self.device = device
         self._ident = ident or f"{path.stem} {model_sha256(path)[:12]}"
-        configure(self.threads)
-        YOLO = yolo_class()
+        self._model: Any = None  # Ultralytics YOLO (.pt)
+        self._net: runtime.Network | None = None  # exported network (ONNX / OpenVINO)
         try:
-            self._model = YOLO(str(path), task="detect")
-            self._predict([np.full((32, 32, 3), 255, np.uint8)])  # loads the backend; fails here if it is broken
+            if self.backend == "pt":
+                import torch
+
+                from sigpipe._ultralytics import configure, yolo_class
+
+                self.device = device or ("0" if torch.cuda.is_available() else "cpu")
+                configure(self.threads)
+                self._model = yolo_class()(str(path), task="detect")
+            else:
+                self.device = "cpu"
+                self._net = runtime.load_network(path, self.backend, self.threads)
+                if self._net.fixed_size is not None:
+                    self.imgsz = self._net.fixed_size  # a static export only takes its own size
+            self._predict([np.full((32, 32, 3), 255, np.uint8)])  # fails here, not on page 1, if the model is broken
         except ModelError:
             raise
-        except Exception as e:  # Ultralytics raises many kinds for unreadable/incompatible models
+        except Exception as e:  # Ultralytics / ONNX Runtime / OpenVINO raise many kinds for unusable models
             raise ModelError(f"cannot load detector model {path}: {type(e).__name__}: {e}") from e
-        self._set_backend_threads()
 
     # -- construction from a manifest ------------------------------------------------------------------------
     @classmethod
@@ -323,6 +334,19 @@ class SignatureDetector:
         return out
 
     def _predict(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """Detections for pages of one shape (one forward pass, or one per page for batch-1 exports)."""
+        if self._net is None:
+            return self._predict_ultralytics(images)
+        shape = runtime.input_shape(images[0].shape[:2], self.imgsz, rect=self._net.dynamic)
+        xs, boxes = zip(*(runtime.letterbox(img, shape) for img in images), strict=True)
+        preds = self._net(np.stack(xs))
+        out = []
+        for img, lb, pred in zip(images, boxes, preds, strict=True):
+            xyxy, confs = runtime.decode(pred, lb, img.shape[:2], self.conf, self.iou, self.max_det)
+            out.append(self._detections(xyxy, confs))
+        return out
+
+    def _predict_ultralytics(self, images: list[np.ndarray]) -> list[list[Detection]]:
         results = self._model.predict(
             images, imgsz=self.imgsz, conf=self.conf, iou=self.iou, max_det=self.max_det, device=self.device,
             batch=len(images), verbose=False, save=False,
@@ -330,41 +354,19 @@ class SignatureDetector:
         out = []
         for img, r in zip(images, results, strict=True):
             h, w = img.shape[:2]
+            # scale_boxes already clips to the page; clip again so rounding can never leave it.
             xyxy = r.boxes.xyxy.cpu().numpy().astype(np.float64)
-            confs = r.boxes.conf.cpu().numpy().astype(np.float64)
-            dets = []
-            for (x1, y1, x2, y2), c in zip(xyxy, confs, strict=True):
-                # scale_boxes already clips to the page; clip again so rounding can never leave it.
-                x1, x2 = float(np.clip(x1, 0, w)), float(np.clip(x2, 0, w))
-                y1, y2 = float(np.clip(y1, 0, h)), float(np.clip(y2, 0, h))
-                if x2 > x1 and y2 > y1 and c >= self.conf:
-                    dets.append(Detection((x1, y1, x2, y2), float(c)))
-            dets.sort(key=lambda d: -d.confidence)
-            out.append(dets)
+            xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, w)
+            xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, h)
+            out.append(self._detections(xyxy, r.boxes.conf.cpu().numpy().astype(np.float64)))
         return out
 
-    def _set_backend_threads(self) -> None:
-        """Give ONNX Runtime / OpenVINO the same thread count as torch (Ultralytics leaves them at all cores)."""
-        if self.backend == "pt":
-            return
-        try:
-            be = self._model.predictor.model.backend
-            if self.backend == "onnx":
-                import onnxruntime as ort
-
-                so = ort.SessionOptions()
-                so.intra_op_num_threads = self.threads
-                so.inter_op_num_threads = 1
-                be.session = ort.InferenceSession(str(self.path), so, providers=be.session.get_providers())
-            elif self.backend == "openvino" and getattr(be, "read_model", None) is None:
-                xml = self.path if self.path.is_file() else next(self.path.glob("*.xml"))
-                core = be.ov.Core()
-                model = core.read_model(model=str(xml), weights=str(xml.with_suffix(".bin")))
-                # f32, not OpenVINO's default bf16 on CPUs with AVX512-BF16/AMX: bf16 shifts confidences by up to
-                # ~0.01, enough to move detections across the calibrated threshold; f32 matches the .pt to 1e-4
-                # and is still faster than ONNX Runtime here.
-                config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": self.threads,
-                          "INFERENCE_PRECISION_HINT": "f32"}
-                be.ov_compiled_model = core.compile_model(model, "CPU", config)
-        except Exception as e:  # pragma: no cover - internals of another library: keep its own settings
-            log.debug("could not set %s threads: %s", self.backend, e)
+    def _detections(self, xyxy: np.ndarray, confs: np.ndarray) -> list[Detection]:
+        """Non-empty boxes at or above the threshold, highest confidence first."""
+        dets = [
+            Detection((float(x1), float(y1), float(x2), float(y2)), float(c))
+            for (x1, y1, x2, y2), c in zip(xyxy, confs, strict=True)
+            if x2 > x1 and y2 > y1 and c >= self.conf
+        ]
+        dets.sort(key=lambda d: -d.confidence)
+        return dets

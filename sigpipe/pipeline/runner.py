@@ -15,6 +15,7 @@ import gc
 import logging
 import multiprocessing
 import os
+import sys
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -320,10 +321,9 @@ _STATE: dict[str, Any] = {}
 
 def _init_worker(init: _WorkerInit) -> None:
     """Pool initializer: configure logging and threads, load the models once, rebuild the gallery."""
-    import torch
-
     logging.basicConfig(level=init.log_level, format="%(levelname)s %(name)s: %(message)s")
-    torch.set_num_threads(init.threads)
+    if "torch" in sys.modules:  # inherited from the parent; the exported-model backends never import it
+        sys.modules["torch"].set_num_threads(init.threads)
     detector, verifier = init.provider(init.threads)
     got = {"detector": detector.ident, "verifier": verifier.ident}
     if got != init.idents:

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from sigpipe._ultralytics import default_threads
 from sigpipe.errors import ModelError
 from sigpipe.verifier.decide import DecisionRule, aggregate, distances, reference_spread
-from sigpipe.verifier.model import EmbeddingNet, build_model
 from sigpipe.verifier.preprocess import PreprocessConfig, preprocess_batch
 from sigpipe.weights import Manifest, bundled_manifest
+
+if TYPE_CHECKING:
+    from sigpipe.verifier.model import EmbeddingNet
 
 BACKENDS = ("pt", "onnx")
 
@@ -59,21 +61,13 @@ class Verifier:
 
     def __init__(self, manifest: Manifest, device: str = "cpu", threads: int | None = None,
                  backend: str | None = None) -> None:
-        if threads:
-            torch.set_num_threads(threads)
         path = manifest.verify()
         try:
             self.preprocess_cfg = PreprocessConfig.from_dict(manifest["preprocess"])
             self.rule = DecisionRule.from_dict(manifest["decision"])
-            net = build_model(manifest.architecture, int(manifest["embedding_dim"]), int(manifest.get("width", 32)))
+            self._dim = int(manifest["embedding_dim"])
         except (KeyError, ValueError, TypeError) as e:
             raise ModelError(f"verifier manifest {manifest.path} is incomplete or inconsistent: {e}") from e
-        try:
-            state = torch.load(path, map_location=device, weights_only=True)
-            net.load_state_dict(state, strict=True)
-        except Exception as e:  # noqa: BLE001 - any unpickling/shape error means the file is unusable
-            raise ModelError(f"cannot load verifier weights {path}: {e}") from e
-        self.net: EmbeddingNet = net.to(device).eval()
         self.device = device
         self.manifest = manifest
         if backend is None:
@@ -83,7 +77,28 @@ class Verifier:
         if backend == "onnx" and device != "cpu":
             raise ModelError("the ONNX verifier backend runs on the CPU only; use backend='pt' on a GPU")
         self.backend = backend
+        # Only the PyTorch backend imports torch: the ONNX path (sigpipe run's default) starts ~1 s faster without it.
+        self.net: EmbeddingNet | None = self._torch_net(path, threads) if backend == "pt" else None
         self._session = self._onnx_session(threads or default_threads()) if backend == "onnx" else None
+
+    def _torch_net(self, path: Path, threads: int | None) -> EmbeddingNet:
+        import torch
+
+        from sigpipe.verifier.model import build_model
+
+        if threads:
+            torch.set_num_threads(threads)
+        m = self.manifest
+        try:
+            net = build_model(m.architecture, self._dim, int(m.get("width", 32)))
+        except (KeyError, ValueError, TypeError) as e:
+            raise ModelError(f"verifier manifest {m.path} is incomplete or inconsistent: {e}") from e
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+            net.load_state_dict(state, strict=True)
+        except Exception as e:  # noqa: BLE001 - any unpickling/shape error means the file is unusable
+            raise ModelError(f"cannot load verifier weights {path}: {e}") from e
+        return net.to(self.device).eval()
 
     def _onnx_session(self, threads: int):  # noqa: ANN202 - onnxruntime is imported lazily
         path = self.manifest.export_path("onnx", "sigpipe verifier export", label="ONNX")
@@ -110,21 +125,23 @@ class Verifier:
 
     @property
     def dim(self) -> int:
-        return self.net.dim
+        return self._dim
 
     def prepare(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Preprocess raw crops: ``(N, 1, H, W)`` float32 in [0, 1]."""
         return preprocess_batch(list(images), self.preprocess_cfg)
 
-    @torch.no_grad()
     def embed_prepared(self, x: np.ndarray, batch: int = 128) -> np.ndarray:
         """Embed preprocessed inputs ``(N, 1, H, W)`` float32; returns ``(N, D)`` float32 unit vectors."""
         if self._session is not None:
             out = [self._session.run(None, {"image": np.ascontiguousarray(x[i : i + batch], np.float32)})[0]
                    for i in range(0, len(x), batch)]
         else:
-            out = [self.net(torch.from_numpy(x[i : i + batch]).to(self.device)).cpu().numpy()
-                   for i in range(0, len(x), batch)]
+            import torch
+
+            with torch.no_grad():
+                out = [self.net(torch.from_numpy(x[i : i + batch]).to(self.device)).cpu().numpy()
+                       for i in range(0, len(x), batch)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
     def embed(self, images: Sequence[np.ndarray], batch: int = 128) -> np.ndarray:

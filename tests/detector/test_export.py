@@ -25,7 +25,9 @@ HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 @pytest.fixture(scope="module")
 def onnx_dir(manifest_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("onnx")
-    res = CliRunner().invoke(cli, ["detector", "export", "--weights", str(manifest_path), "--out", str(out)])
+    res = CliRunner().invoke(
+        cli, ["detector", "export", "--weights", str(manifest_path), "--out", str(out), "--dynamic"]
+    )
     assert res.exit_code == 0, res.output
     assert Path(res.stdout.strip().splitlines()[-1]) == out / "detector.onnx"
     return out
@@ -52,16 +54,34 @@ def test_onnx_matches_pt(onnx_dir: Path) -> None:
         d = np.abs(b[:, :4] - row[:4]).max(axis=1)
         j = int(np.argmin(d))
         assert d[j] <= 0.05 and abs(b[j, 4] - row[4]) <= 1e-4, (row, b[j])
-    # Non-square pages: the static ONNX model always gets the full square letterbox; its boxes must still map back
-    # to page pixels exactly (checked against the independent re-implementation with square padding).
+    # Non-square pages: the export has dynamic axes, so sigpipe's own runtime letterboxes to the smallest
+    # stride-aligned rectangle as Ultralytics does for the .pt model; boxes must agree with the .pt model and
+    # with the independent re-implementation, in page pixels.
     for shape in ((550, 1200), (2339, 1654)):
         page = document_page(*shape, seed=6)
         got = as_array(ox.detect(page))
+        ref = reference_boxes(onnx_dir / "detector.pt", page, IMGSZ, ox.conf, ox.iou, ox.max_det, rect=True)
+        want = as_array(pt.detect(page))
+        assert len(got) == len(ref) == len(want) > 0
+        scale = max(shape) / IMGSZ
+        for row in (*ref, *want):
+            d = np.abs(got[:, :4] - row[:4]).max(axis=1)
+            assert d.min() <= 0.05 * scale and abs(got[int(np.argmin(d)), 4] - row[4]) <= 1e-4
+
+
+def test_static_export_gets_the_square_letterbox(onnx_dir: Path, tmp_path: Path) -> None:
+    """A static export (the default) gets the full square letterbox and still maps boxes back to page pixels."""
+    static = export(onnx_dir / "detector.pt.json", format="onnx", out_dir=tmp_path)
+    pt = SignatureDetector.from_manifest(onnx_dir / "detector.pt.json")
+    ox = SignatureDetector(static, imgsz=640, conf=pt.conf, iou=pt.iou, max_det=pt.max_det, threads=2)
+    assert ox.imgsz == IMGSZ  # the export's own size wins over a wrong argument
+    for shape in ((550, 1200), (960, 960)):
+        page = document_page(*shape, seed=6)
+        got = as_array(ox.detect_batch([page, page])[1])  # a batch on a batch-1 model runs page by page
         ref = reference_boxes(onnx_dir / "detector.pt", page, IMGSZ, ox.conf, ox.iou, ox.max_det, rect=False)
         assert len(got) == len(ref) > 0
-        scale = max(shape) / IMGSZ
         for row in ref:
-            assert np.abs(got[:, :4] - row[:4]).max(axis=1).min() <= 0.05 * scale
+            assert np.abs(got[:, :4] - row[:4]).max(axis=1).min() <= 0.05 * max(shape) / IMGSZ
 
 
 def test_tampered_onnx_is_refused(onnx_dir: Path, tmp_path: Path) -> None:
@@ -91,18 +111,23 @@ def test_openvino_export_names_missing_package(manifest_path: Path, tmp_path: Pa
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="openvino is not installed")
-def test_openvino_round_trip(manifest_path: Path, tmp_path: Path) -> None:
-    path = export(manifest_path, format="openvino", out_dir=tmp_path)
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+def test_openvino_round_trip(manifest_path: Path, tmp_path: Path, dynamic: bool) -> None:
+    path = export(manifest_path, format="openvino", out_dir=tmp_path, dynamic=dynamic)
     assert path == tmp_path / "detector_openvino_model" and path.is_dir()
-    pt = SignatureDetector.from_manifest(tmp_path / "detector.pt.json", threads=2)
     ov = SignatureDetector.from_manifest(tmp_path / "detector.pt.json", backend="openvino", threads=2)
     assert ov.backend == "openvino"
-    page = document_page(960, 960, seed=5)
-    a, b = as_array(pt.detect(page)), as_array(ov.detect(page))
     # Compiled in f32 (not bf16, OpenVINO's default on CPUs that support it): the confident boxes and their
-    # confidences agree with the .pt model up to float rounding.
-    top = a[a[:, 4] > 0.5]
-    assert len(top) > 0
-    for row in top:
-        d = np.abs(b[:, :4] - row[:4]).max(axis=1)
-        assert d.min() <= 0.1 and abs(b[int(np.argmin(d)), 4] - row[4]) < 1e-3
+    # confidences agree with the .pt model (run independently, letterboxed the same way) up to float rounding, on
+    # a square page and on pages letterboxed to the square or, for the dynamic export, to rectangles (each input
+    # shape compiled on first use; a batch of one shape reuses it).
+    for shape in ((960, 960), (550, 1200), (2339, 1654)):
+        page = document_page(*shape, seed=5)
+        a = reference_boxes(tmp_path / "detector.pt", page, IMGSZ, ov.conf, ov.iou, ov.max_det, rect=dynamic)
+        b1, b2 = (as_array(d) for d in ov.detect_batch([page, page]))
+        np.testing.assert_array_equal(b1, b2)
+        top = a[a[:, 4] >= np.median(a[:, 4])]
+        assert len(top) > 0
+        for row in top:
+            d = np.abs(b1[:, :4] - row[:4]).max(axis=1)
+            assert d.min() <= 0.1 * max(shape) / 960 and abs(b1[int(np.argmin(d)), 4] - row[4]) < 1e-3

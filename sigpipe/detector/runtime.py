@@ -1,0 +1,178 @@
+"""YOLOv8 inference on exported models (ONNX Runtime, OpenVINO) without Ultralytics or torch.
+
+``Ultralytics.predict`` costs about as much again as the forward pass of this small model on a 2-core CPU
+(letterboxing through torch tensors, per-call setup, a torch NMS), and importing it pulls in torch and torchvision.
+The production path needs none of that: this module letterboxes with OpenCV, runs the exported network, and applies
+the same confidence filter, NMS and box mapping as Ultralytics, in numpy.
+
+Letterboxing follows ``ultralytics.data.augment.LetterBox``: scale the page so its long side is ``imgsz`` and pad with
+grey 114, centred. A static export (fixed ``1x3xSxS`` input) gets the full square; a dynamic export gets the
+smallest stride-aligned rectangle, as Ultralytics does for PyTorch models: an A4 page at 512 becomes 512x416 and a
+cheque strip 192x512, which is a third of the square's work. ``tests/detector`` checks the result against the ``.pt``
+model run by Ultralytics.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+STRIDE = 32  # YOLOv8's largest stride: network inputs are multiples of it
+PAD_VALUE = 114  # Ultralytics' letterbox grey
+MAX_NMS = 30000  # Ultralytics' cap on boxes entering NMS
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """Where a page went in the network input: per-axis scale and the left/top padding, in input pixels."""
+
+    gain_x: float
+    gain_y: float
+    pad_x: int
+    pad_y: int
+
+
+def input_shape(page_hw: tuple[int, int], imgsz: int, rect: bool) -> tuple[int, int]:
+    """The network input ``(H, W)`` for a page: ``(imgsz, imgsz)``, or with ``rect`` the smallest multiple of
+    :data:`STRIDE` that holds the page scaled to a long side of ``imgsz``."""
+    if not rect:
+        return imgsz, imgsz
+    h, w = page_hw
+    r = min(imgsz / h, imgsz / w)
+    nh, nw = max(round(h * r), 1), max(round(w * r), 1)
+    return -(-nh // STRIDE) * STRIDE, -(-nw // STRIDE) * STRIDE
+
+
+def letterbox(page: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
+    """Scale a BGR page into ``shape`` keeping its aspect ratio and pad it centred; returns ``(3, H, W)`` RGB
+    float32 in [0, 1] and the mapping back to page pixels."""
+    h, w = page.shape[:2]
+    r = min(shape[0] / h, shape[1] / w)
+    nh, nw = max(round(h * r), 1), max(round(w * r), 1)
+    img = cv2.resize(page, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nh, nw) != (h, w) else page
+    dh, dw = (shape[0] - nh) / 2, (shape[1] - nw) / 2
+    top, left = round(dh - 0.1), round(dw - 0.1)
+    img = cv2.copyMakeBorder(img, top, shape[0] - nh - top, left, shape[1] - nw - left, cv2.BORDER_CONSTANT,
+                             value=(PAD_VALUE,) * 3)
+    x = img[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) * np.float32(1 / 255)
+    return x, Letterbox(nw / w, nh / h, left, top)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy non-maximum suppression (as ``torchvision.ops.nms``): indices kept, highest score first; a box is
+    dropped when its IoU with a kept, higher-scoring box exceeds ``iou``."""
+    order = np.argsort(-scores, kind="stable")
+    x1, y1, x2, y2 = boxes.T
+    areas = (x2 - x1) * (y2 - y1)
+    keep = []
+    while order.size:
+        i, rest = order[0], order[1:]
+        keep.append(i)
+        iw = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        ih = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = iw * ih
+        order = rest[inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9) <= iou]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def decode(
+    pred: np.ndarray, lb: Letterbox, page_hw: tuple[int, int], conf: float, iou: float, max_det: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One image's raw YOLOv8 output ``(4 + classes, anchors)`` -> boxes ``(N, 4)`` xyxy in page pixels (clipped)
+    and confidences ``(N,)``, after the confidence filter (``> conf``) and NMS, highest first."""
+    scores = pred[4:].max(axis=0)
+    cand = np.flatnonzero(scores > conf)
+    if cand.size > MAX_NMS:
+        cand = cand[np.argsort(-scores[cand])[:MAX_NMS]]
+    cx, cy, bw, bh = pred[:4, cand].astype(np.float64)
+    boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+    s = scores[cand].astype(np.float64)
+    keep = nms(boxes, s, iou)[:max_det]
+    boxes, s = boxes[keep], s[keep]
+    h, w = page_hw
+    boxes[:, [0, 2]] = np.clip((boxes[:, [0, 2]] - lb.pad_x) / lb.gain_x, 0, w)
+    boxes[:, [1, 3]] = np.clip((boxes[:, [1, 3]] - lb.pad_y) / lb.gain_y, 0, h)
+    return boxes, s
+
+
+class Network(Protocol):
+    """An exported detector: ``(N, 3, H, W)`` float32 -> ``(N, 4 + classes, anchors)`` float32."""
+
+    dynamic: bool  # accepts any stride-aligned H, W (and batch); else only its fixed input
+    fixed_size: int | None  # the square input size of a static export
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+
+class OnnxNetwork:
+    """An ONNX export on ONNX Runtime's CPU provider."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        inp = self._session.get_inputs()[0]
+        self._name = inp.name
+        self.dynamic = not all(isinstance(d, int) for d in inp.shape)
+        self.fixed_size = None if self.dynamic else int(inp.shape[2])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.dynamic:
+            return self._session.run(None, {self._name: x})[0]
+        return np.concatenate([self._session.run(None, {self._name: x[i : i + 1]})[0] for i in range(len(x))])
+
+
+class OpenVinoNetwork:
+    """An OpenVINO IR on the CPU, compiled in f32 (OpenVINO's default bf16 shifts confidences by ~0.01, enough to
+    move detections across the calibrated threshold). A dynamic IR is compiled once per input shape, reshaped to
+    that static shape (dynamic-shape inference is ~30% slower here); the last few compilations are kept."""
+
+    CACHE = 8
+
+    def __init__(self, path: Path, threads: int) -> None:
+        import openvino as ov
+
+        xml = path if path.is_file() else next(path.glob("*.xml"))
+        self._core = ov.Core()
+        self._model = self._core.read_model(model=str(xml), weights=str(xml.with_suffix(".bin")))
+        shape = self._model.inputs[0].get_partial_shape()
+        self.dynamic = shape.is_dynamic
+        self.fixed_size = None if self.dynamic else int(shape[2].get_length())
+        self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
+                        "INFERENCE_PRECISION_HINT": "f32"}
+        self._compiled: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        if not self.dynamic:
+            self._compiled[()] = self._core.compile_model(self._model, "CPU", self._config)
+
+    def _compiled_for(self, shape: tuple[int, ...]):  # noqa: ANN202 - an openvino CompiledModel
+        key = shape if self.dynamic else ()
+        if key in self._compiled:
+            self._compiled.move_to_end(key)
+            return self._compiled[key]
+        model = self._model.clone()
+        model.reshape(list(shape))
+        self._compiled[key] = compiled = self._core.compile_model(model, "CPU", self._config)
+        while len(self._compiled) > self.CACHE:
+            self._compiled.popitem(last=False)
+        return compiled
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        compiled = self._compiled_for((1, *x.shape[1:]))
+        return np.concatenate([compiled(x[i : i + 1])[0] for i in range(len(x))])
+
+
+def load_network(path: Path, backend: str, threads: int) -> Network:
+    """Open an ONNX file or OpenVINO folder/IR for inference."""
+    if backend == "onnx":
+        return OnnxNetwork(path, threads)
+    if backend == "openvino":
+        return OpenVinoNetwork(path, threads)
+    raise ValueError(f"no exported runtime for backend {backend!r}")

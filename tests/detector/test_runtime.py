@@ -1,0 +1,65 @@
+"""The exported-model runtime's own pieces: input shapes, letterbox geometry and NMS against torchvision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from sigpipe.detector.runtime import Letterbox, decode, input_shape, letterbox, nms
+
+
+@pytest.mark.parametrize(
+    ("page", "rect", "want"),
+    [
+        ((2200, 1700), True, (512, 416)),  # A4 portrait at 200 dpi: 396 px wide -> next multiple of 32
+        ((600, 1600), True, (192, 512)),  # cheque strip
+        ((512, 512), True, (512, 512)),
+        ((10, 3000), True, (32, 512)),  # very thin: at least one stride
+        ((600, 1600), False, (512, 512)),
+    ],
+)
+def test_input_shape(page: tuple[int, int], rect: bool, want: tuple[int, int]) -> None:
+    assert input_shape(page, 512, rect) == want
+
+
+def test_letterbox_places_the_page_centred_and_maps_back() -> None:
+    page = np.full((600, 1600, 3), 255, np.uint8)
+    page[100:200, 400:800] = 0  # a black block
+    x, lb = letterbox(page, (192, 512))
+    assert x.shape == (3, 192, 512) and x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert lb == Letterbox(512 / 1600, 192 / 600, 0, 0)
+    x, lb = letterbox(page, (512, 512))  # square: 192 px of height, padded 160 above and below
+    assert (lb.pad_x, lb.pad_y) == (0, 160)
+    assert np.allclose(x[:, :160], 114 / 255) and np.allclose(x[:, -160:], 114 / 255)
+    ys, xs = np.nonzero(x[0] < 0.1)  # the block, in input pixels, maps back to where it was on the page
+    assert abs((xs.min() - lb.pad_x) / lb.gain_x - 400) < 4 and abs((ys.max() - lb.pad_y) / lb.gain_y - 200) < 4
+
+
+def test_nms_matches_torchvision() -> None:
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 200, (300, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(5, 60, (300, 2))], axis=1)
+    scores = rng.uniform(0, 1, 300)
+    for iou in (0.3, 0.5, 0.7):
+        want = torchvision.ops.nms(torch.from_numpy(boxes), torch.from_numpy(scores), iou).numpy()
+        np.testing.assert_array_equal(nms(boxes, scores, iou), want)
+
+
+def test_decode_filters_suppresses_and_maps() -> None:
+    # Raw output for 4 anchors: (cx, cy, w, h, score) in input pixels of a 192x512 input of a 600x1600 page.
+    pred = np.array([
+        [100, 102, 300, 50],  # cx
+        [50, 50, 100, 20],  # cy
+        [40, 40, 20, 10],  # w
+        [20, 20, 10, 10],  # h
+        [0.9, 0.8, 0.2, 0.6],  # score
+    ], dtype=np.float32)
+    lb = Letterbox(0.32, 0.32, 0, 0)
+    boxes, conf = decode(pred, lb, (600, 1600), conf=0.25, iou=0.5, max_det=10)
+    np.testing.assert_allclose(conf, [0.9, 0.6], atol=1e-6)  # anchor 1 suppressed by 0, anchor 2 below conf
+    np.testing.assert_allclose(boxes[0], np.array([80, 40, 120, 60]) / 0.32, atol=1e-3)
+    np.testing.assert_allclose(boxes[1], [(50 - 5) / 0.32, 15 / 0.32, 55 / 0.32, 25 / 0.32], atol=1e-3)
+    boxes, conf = decode(pred, lb, (600, 1600), conf=0.25, iou=0.5, max_det=1)
+    assert len(boxes) == 1
