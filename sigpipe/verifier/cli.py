@@ -47,6 +47,9 @@ def verifier() -> None:
 @click.option("--input-size", default="80x160", show_default=True,
               help="Network input HEIGHTxWIDTH (the preprocessing canvas; recorded in the manifest).")
 @click.option("--margin", type=float, default=0.25, show_default=True, help="Triplet loss margin.")
+@click.option("--aux-loss", type=click.Choice(["none", "arcface"]), default="none", show_default=True,
+              help="Add an ArcFace loss over (writer, genuine|forged) classes to the triplet loss.")
+@click.option("--aux-weight", type=float, default=1.0, show_default=True, help="Weight of --aux-loss.")
 def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw: object) -> None:
     """Train the triplet verifier; writes OUT/verifier.pt and its manifest."""
     from sigpipe.verifier.preprocess import PreprocessConfig

@@ -56,6 +56,8 @@ class VerifierTrainConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     margin: float = 0.25
+    aux_loss: str = "none"  # "arcface": also an ArcFace loss over classes (writer, genuine|forged); see train_verifier
+    aux_weight: float = 1.0
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
     split_seed: int = 0
     seed: int = 0
@@ -226,10 +228,20 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
         net.load_state_dict(torch.load(cfg.init, map_location=device, weights_only=True))
     loss_fn = losses.TripletMarginLoss(margin=cfg.margin)
     miner = miners.TripletMarginMiner(margin=cfg.margin, type_of_triplets="all")
+    # Optional auxiliary loss (SigNet-F's idea in metric-learning form): ArcFace over 2 classes per writer, genuine
+    # and "forgery of this writer", so every training writer's forgeries are pushed an angular margin away from
+    # that writer's genuine signatures, not only the ones that happen to form violating triplets in a batch.
+    aux_fn = None
+    if cfg.aux_loss == "arcface":
+        aux_fn = losses.ArcFaceLoss(num_classes=2 * len(writers), embedding_size=cfg.dim).to(device)
+    elif cfg.aux_loss != "none":
+        raise ValueError(f"unknown auxiliary loss {cfg.aux_loss!r}; expected 'none' or 'arcface'")
+    aux_labels = torch.as_tensor(2 * sample_labels + train.forged.astype(np.int64))
     sampler = samplers.MPerClassSampler(
         sample_labels, m=cfg.m_per_writer, batch_size=cfg.batch, length_before_new_iter=cfg.steps_per_epoch * cfg.batch
     )
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = list(net.parameters()) + (list(aux_fn.parameters()) if aux_fn is not None else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=cfg.epochs * cfg.steps_per_epoch, pct_start=0.1
     )
@@ -238,6 +250,8 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
     if cfg.resume and last.is_file():
         ck = torch.load(last, map_location=device, weights_only=False)  # our own checkpoint, not a shipped model
         net.load_state_dict(ck["model"])
+        if aux_fn is not None:
+            aux_fn.load_state_dict(ck["aux"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         start, best_score, best_state, history = ck["epoch"], ck["best_score"], ck["best_state"], ck["history"]
@@ -255,6 +269,8 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
             emb = net(x)
             trip = miner(emb, lab)
             loss = loss_fn(emb, lab, trip)
+            if aux_fn is not None:
+                loss = loss + cfg.aux_weight * aux_fn(emb, aux_labels[bi].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -271,7 +287,8 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
         else:
             stale += 1
         _checkpoint(last, model=net.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), epoch=epoch + 1,
-                    best_score=best_score, best_state=best_state, history=history, gen=gen.get_state())
+                    best_score=best_score, best_state=best_state, history=history, gen=gen.get_state(),
+                    aux=aux_fn.state_dict() if aux_fn is not None else None)
         if stale >= cfg.patience:
             log.info("early stop: validation EER did not improve for %d epochs", cfg.patience)
             break

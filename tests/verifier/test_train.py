@@ -68,3 +68,25 @@ def test_fine_tuning_at_a_different_input_starts_from_given_weights(six_writers:
     assert v.prepare([np.full((40, 90), 230, np.uint8)]).shape == (1, 1, 48, 96)
     b = torch.load(second, weights_only=True)
     assert torch.allclose(state["fc.weight"], b["fc.weight"], atol=1e-3)  # started from `first` (lr ~ 0)
+
+
+def test_arcface_auxiliary_loss_is_trained_and_resumable(six_writers: Path, tmp_path: Path):
+    base = dict(data=(six_writers,), width=8, dim=16, epochs=2, steps_per_epoch=2, batch=8, m_per_writer=4,
+                split=(0.5, 0.5, 0.0), threads=1)
+    plain = train_verifier(VerifierTrainConfig(out=tmp_path / "plain", **base))
+    cfg = VerifierTrainConfig(out=tmp_path / "arc", aux_loss="arcface", aux_weight=0.5, **base)
+    arc = train_verifier(cfg)
+
+    def history(w: Path) -> list[dict]:
+        return json.loads(w.with_name(w.name + ".json").read_text())["training"]["history"]
+
+    # ArcFace at scale 64 is a softmax cross-entropy over 6 classes: far above the triplet loss (< margin + 2)
+    assert history(arc)[0]["loss"] > history(plain)[0]["loss"] + 1.0
+    assert json.loads(arc.with_name(arc.name + ".json").read_text())["training"]["config"]["aux_loss"] == "arcface"
+    import torch
+
+    ck = torch.load(tmp_path / "arc" / "last.ckpt", weights_only=False)
+    assert ck["aux"]["W"].shape == (16, 6)  # (embedding, 2 classes per training writer)
+    assert train_verifier(VerifierTrainConfig(**{**cfg.__dict__, "resume": True})) == arc
+    with pytest.raises(ValueError, match="auxiliary loss"):
+        train_verifier(VerifierTrainConfig(out=tmp_path / "bad", aux_loss="cosface", **base))
