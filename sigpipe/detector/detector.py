@@ -12,7 +12,6 @@ Ultralytics, which is the production path (``sigpipe run`` with the bundled Open
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,6 @@ from sigpipe._ultralytics import default_threads
 from sigpipe.detector import runtime
 from sigpipe.errors import InputError, ModelError
 from sigpipe.weights import Manifest, bundled_manifest, sha256_path
-
-log = logging.getLogger(__name__)
 
 BACKENDS = ("pt", "onnx", "openvino")
 
