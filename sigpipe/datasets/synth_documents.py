@@ -874,6 +874,24 @@ class _Signatures:
         cv.placed.append(_Placed(cv.page, hull, src.writer, src.genuine, src.rel))
 
 
+class QueuedSignatures(_Signatures):
+    """A :class:`_Signatures` that places given specimens in order (then random ones once the queue is empty).
+
+    Used to render chosen signatures inside documents (e.g. the verifier's document views of its training images).
+    """
+
+    def __init__(self, corpus: Corpus, queue: Sequence[tuple[str, bool, Path]]) -> None:
+        super().__init__(corpus)
+        self.queue = list(reversed(queue))  # (writer, genuine, path), popped from the end
+
+    def pick(self, rng: np.random.Generator, forged_p: float, exclude: Sequence[str] = ()) -> _SigSource:
+        while self.queue:
+            writer, genuine, path = self.queue.pop()
+            if self.usable(path):
+                return _SigSource(writer, genuine, path, path.relative_to(self.corpus.root).as_posix())
+        return super().pick(rng, forged_p, exclude)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Document layouts
 

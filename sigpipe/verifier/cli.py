@@ -50,6 +50,9 @@ def verifier() -> None:
 @click.option("--aux-loss", type=click.Choice(["none", "arcface"]), default="none", show_default=True,
               help="Add an ArcFace loss over (writer, genuine|forged) classes to the triplet loss.")
 @click.option("--aux-weight", type=float, default=1.0, show_default=True, help="Weight of --aux-loss.")
+@click.option("--doc-views", type=int, default=0, show_default=True,
+              help="Also train on N crops per image of the image placed in synthetic scanned documents "
+                   "(what `sigpipe run` verifies); validation then scores those crops too.")
 def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw: object) -> None:
     """Train the triplet verifier; writes OUT/verifier.pt and its manifest."""
     from sigpipe.verifier.preprocess import PreprocessConfig

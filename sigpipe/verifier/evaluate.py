@@ -14,8 +14,12 @@ from sigpipe.verifier.protocol import QueryDistances, protocol_distances
 from sigpipe.verifier.verifier import Verifier
 
 
-def evaluate_arrays(verifier: Verifier, arrays: SignatureArrays, k: int) -> tuple[dict[str, Any], QueryDistances]:
+def evaluate_arrays(verifier: Verifier, arrays: SignatureArrays, k: int, views: np.ndarray | None = None
+                    ) -> tuple[dict[str, Any], QueryDistances]:
     """Protocol metrics for preprocessed signatures.
+
+    With ``views`` (``(N, H, W)`` uint8 document views aligned with ``arrays``, see ``docviews``) the queries are
+    those crops, the references stay the clean specimens: the situation of ``sigpipe run``.
 
     Returns:
         The DESIGN.md keys ``eer, far_skilled, far_random, frr, accuracy, auc, threshold, writers, queries`` and the
@@ -23,7 +27,8 @@ def evaluate_arrays(verifier: Verifier, arrays: SignatureArrays, k: int) -> tupl
         threshold for K references; accuracy = correct decisions over genuine and skilled-forgery queries.
     """
     emb = verifier.embed_prepared(arrays.as_float())
-    q = protocol_distances(emb, arrays.writer, arrays.forged, arrays.name, k, verifier.rule.aggregation)
+    qemb = None if views is None else verifier.embed_prepared(views.astype(np.float32)[:, None] / 255.0)
+    q = protocol_distances(emb, arrays.writer, arrays.forged, arrays.name, k, verifier.rule.aggregation, qemb)
     if q.genuine.size == 0 or q.skilled.size == 0:
         raise ValueError(f"need writers with more than {k} genuine signatures and some skilled forgeries")
     thr = verifier.rule.threshold(k)

@@ -29,7 +29,8 @@ class QueryDistances:
 
 
 def protocol_distances(
-    emb: np.ndarray, writer: np.ndarray, forged: np.ndarray, name: np.ndarray, k: int, aggregation: str
+    emb: np.ndarray, writer: np.ndarray, forged: np.ndarray, name: np.ndarray, k: int, aggregation: str,
+    query_emb: np.ndarray | None = None,
 ) -> QueryDistances:
     """Distances of all protocol queries.
 
@@ -37,7 +38,10 @@ def protocol_distances(
         emb: ``(N, D)`` embeddings; writer, forged, name: ``(N,)`` per-image metadata (see ``SignatureArrays``).
         k: references per writer. Writers with fewer than ``k + 1`` genuine signatures are skipped.
         aggregation: how the K distances are combined (``decide.AGGREGATIONS``).
+        query_emb: ``(N, D)`` embeddings the queries are taken from instead of ``emb`` (aligned with it), e.g. of
+            the same signatures cropped from documents, while the references stay ``emb`` (clean specimens).
     """
+    qemb = emb if query_emb is None else query_emb
     gen_d: list[float] = []
     sk_d: list[float] = []
     rnd_d: list[float] = []
@@ -63,7 +67,7 @@ def protocol_distances(
         def agg(idx: np.ndarray, refs: np.ndarray = refs, spread: float = spread) -> list[float]:
             if idx.size == 0:
                 return []
-            return [aggregate(d, aggregation, spread) for d in distances(emb[idx], refs)]
+            return [aggregate(d, aggregation, spread) for d in distances(qemb[idx], refs)]
 
         gen_d += agg(gi[k:])
         sk_d += agg(fi)

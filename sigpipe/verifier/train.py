@@ -14,6 +14,7 @@ import copy
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,10 +28,11 @@ from pytorch_metric_learning import losses, miners, samplers
 from sigpipe.datasets.corpus import Corpus, split_writers
 from sigpipe.verifier.data import SignatureArrays, load_arrays
 from sigpipe.verifier.decide import AGGREGATIONS, DecisionRule, fit_logistic
+from sigpipe.verifier.docviews import document_views
 from sigpipe.verifier.metrics import eer
 from sigpipe.verifier.model import EmbeddingNet, build_model
 from sigpipe.verifier.preprocess import PreprocessConfig
-from sigpipe.verifier.protocol import protocol_distances
+from sigpipe.verifier.protocol import QueryDistances, protocol_distances
 from sigpipe.weights import write_manifest
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class VerifierTrainConfig:
     margin: float = 0.25
     aux_loss: str = "none"  # "arcface": also an ArcFace loss over classes (writer, genuine|forged); see train_verifier
     aux_weight: float = 1.0
+    doc_views: int = 0  # document views per training image (docviews.py); validation then also scores doc crops
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
     split_seed: int = 0
     seed: int = 0
@@ -90,6 +93,18 @@ def load_split(cfg: VerifierTrainConfig, part: str) -> SignatureArrays:
         if splits[c.name][part]:
             parts.append(load_arrays(c, cfg.preprocess, splits[c.name][part]))
     return SignatureArrays.concat(parts)
+
+
+def load_views(cfg: VerifierTrainConfig, part: str, views: int, seed: int) -> np.ndarray:
+    """``(views, N, H, W)`` document views aligned with ``load_split(cfg, part)``."""
+    splits = writer_splits(cfg)
+    parts = []
+    for root in (*cfg.data, *cfg.extra):
+        c = Corpus(root)
+        if splits[c.name][part]:
+            parts.append(document_views(c, cfg.preprocess, splits[c.name][part], views, seed,
+                                        workers=cfg.threads or os.cpu_count() or 1))
+    return np.concatenate(parts, axis=1)
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -139,28 +154,49 @@ def embed_arrays(net: EmbeddingNet, x: np.ndarray | torch.Tensor, device: str, b
     return torch.cat(outs).numpy() if outs else np.zeros((0, net.dim), np.float32)
 
 
-def validate(net: EmbeddingNet, val: SignatureArrays, device: str) -> dict[str, float]:
+def validate(net: EmbeddingNet, val: SignatureArrays, device: str, views: np.ndarray | None = None
+             ) -> dict[str, float]:
+    """Validation EERs at K=1 and K=5 (mean aggregation) and their mean, ``score``.
+
+    With ``views`` (``(N, H, W)`` document views aligned with ``val``) also ``doc_eer_k*``: the queries are the
+    document crops and the references clean specimens, as in ``sigpipe run``; ``score`` averages all of them.
+    """
     emb = embed_arrays(net, val.images, device)
+    qembs = {"": None} if views is None else {"": None, "doc_": embed_arrays(net, views, device)}
     res = {}
-    for k in (1, 5):
-        q = protocol_distances(emb, val.writer, val.forged, val.name, k, "mean")
-        if q.genuine.size and q.skilled.size:  # K=5 needs writers with at least 6 genuine signatures
-            res[f"eer_k{k}"] = eer(q.genuine, q.skilled).eer
+    for prefix, qemb in qembs.items():
+        for k in (1, 5):
+            q = protocol_distances(emb, val.writer, val.forged, val.name, k, "mean", qemb)
+            if q.genuine.size and q.skilled.size:  # K=5 needs writers with at least 6 genuine signatures
+                res[f"{prefix}eer_k{k}"] = eer(q.genuine, q.skilled).eer
     if not res:
         raise ValueError("the validation writers have too few genuine signatures or no skilled forgeries")
     res["score"] = float(np.mean(list(res.values())))
     return res
 
 
-def calibrate(emb: np.ndarray, val: SignatureArrays) -> tuple[DecisionRule, dict[str, Any]]:
-    """Choose the aggregation by validation EER, then thresholds per K (at the EER point) and the score's logistic."""
+def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None = None
+              ) -> tuple[DecisionRule, dict[str, Any]]:
+    """Choose the aggregation by validation EER, then thresholds per K (at the EER point) and the score's logistic.
+
+    With ``view_emb`` (embeddings of document views aligned with ``val``) the queries of both kinds are pooled:
+    one threshold serves clean specimens (``sigpipe verify``) and document crops (``sigpipe run``).
+    """
+
+    def pooled(k: int, agg: str) -> QueryDistances:
+        qs = [protocol_distances(emb, val.writer, val.forged, val.name, k, agg)]
+        if view_emb is not None:
+            qs.append(protocol_distances(emb, val.writer, val.forged, val.name, k, agg, view_emb))
+        return QueryDistances(*(np.concatenate([getattr(q, f) for q in qs]) for f in ("genuine", "skilled", "random")),
+                              qs[0].writers)
+
     report: dict[str, Any] = {}
     best_agg, best_e = "mean", float("inf")
     for agg in AGGREGATIONS:
         e = np.mean([
             eer(q.genuine, q.skilled).eer
             for k in (1, 5)
-            for q in [protocol_distances(emb, val.writer, val.forged, val.name, k, agg)]
+            for q in [pooled(k, agg)]
             if q.genuine.size and q.skilled.size
         ])
         report[f"val_eer_{agg}"] = float(e)
@@ -169,7 +205,7 @@ def calibrate(emb: np.ndarray, val: SignatureArrays) -> tuple[DecisionRule, dict
     thresholds: dict[int, float] = {}
     xs, ys = [], []
     for k in CALIBRATION_KS:
-        q = protocol_distances(emb, val.writer, val.forged, val.name, k, best_agg)
+        q = pooled(k, best_agg)
         if not (q.genuine.size and q.skilled.size):
             continue
         thresholds[k] = eer(q.genuine, q.skilled).threshold
@@ -212,6 +248,12 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
     t0 = time.time()
     train = load_split(cfg, "train")
     val = load_split(cfg, "val")
+    val_views = None
+    if cfg.doc_views:  # the same signatures cropped from synthetic documents: extra samples of the same writers
+        views = load_views(cfg, "train", cfg.doc_views, cfg.seed)
+        train = SignatureArrays.concat([train, *(SignatureArrays(v, train.writer, train.forged, train.name)
+                                                 for v in views)])
+        val_views = load_views(cfg, "val", 1, cfg.seed + 1)[0]
     log.info("train: %d images of %d writers; val: %d images of %d writers (%.0fs)",
              len(train.images), len(set(train.writer)), len(val.images), len(set(val.writer)), time.time() - t0)
 
@@ -277,7 +319,7 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
             sched.step()
             tot += float(loss.detach())
             ntrip += int(trip[0].numel())
-        v = validate(net, val, device)
+        v = validate(net, val, device, val_views)
         rec = {"epoch": epoch + 1, "loss": tot / cfg.steps_per_epoch, "triplets": ntrip / cfg.steps_per_epoch,
                "seconds": round(time.time() - te, 1), **{k: round(x, 4) for k, x in v.items()}}
         history.append(rec)
@@ -295,7 +337,8 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
 
     assert best_state is not None, "no epoch was trained"
     net.load_state_dict(best_state)
-    rule, _ = calibrate(embed_arrays(net, val.images, device), val)
+    view_emb = embed_arrays(net, val_views, device) if val_views is not None else None
+    rule, _ = calibrate(embed_arrays(net, val.images, device), val, view_emb)
     weights = out / "verifier.pt"
     torch.save({k: v.cpu() for k, v in best_state.items()}, weights)
     splits = writer_splits(cfg)

@@ -90,3 +90,16 @@ def test_arcface_auxiliary_loss_is_trained_and_resumable(six_writers: Path, tmp_
     assert train_verifier(VerifierTrainConfig(**{**cfg.__dict__, "resume": True})) == arc
     with pytest.raises(ValueError, match="auxiliary loss"):
         train_verifier(VerifierTrainConfig(out=tmp_path / "bad", aux_loss="cosface", **base))
+
+
+def test_document_views_are_trained_on_and_validated(six_writers: Path, tmp_path: Path):
+    base = dict(data=(six_writers,), width=8, dim=16, epochs=1, steps_per_epoch=2, batch=8, m_per_writer=4,
+                split=(0.5, 0.5, 0.0), threads=1)
+    w = train_verifier(VerifierTrainConfig(out=tmp_path / "doc", doc_views=1, **base))
+    m = json.loads(w.with_name(w.name + ".json").read_text())
+    rec = m["training"]["history"][0]
+    assert {"eer_k1", "doc_eer_k1", "score"} <= set(rec)
+    scores = [rec[k] for k in rec if k.startswith(("eer_", "doc_eer_"))]
+    assert rec["score"] == pytest.approx(np.mean(scores), abs=1e-3)  # the doc crops count in model selection
+    assert m["training"]["config"]["doc_views"] == 1
+    assert len(list((tmp_path / "cache" / "verifier").glob("*-views-*.npz"))) == 2  # train and val writers
