@@ -38,6 +38,8 @@ from sigpipe.weights import write_manifest
 log = logging.getLogger(__name__)
 
 CALIBRATION_KS = (1, 2, 3, 5, 8)
+POOLED_NOTE = ("; queries pooled: the clean validation signatures and their document views (docviews.py), both "
+               "against clean references")
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None
         calibration={
             "method": "threshold at the equal-error point of genuine vs skilled forgeries of the validation writers, "
             "per number of references K; score = logistic fit on validation distances "
-            "(genuine vs skilled + random forgeries)",
+            "(genuine vs skilled + random forgeries)" + (POOLED_NOTE if view_emb is not None else ""),
             **report,
         },
     )
@@ -253,7 +255,7 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
         views = load_views(cfg, "train", cfg.doc_views, cfg.seed)
         train = SignatureArrays.concat([train, *(SignatureArrays(v, train.writer, train.forged, train.name)
                                                  for v in views)])
-        val_views = load_views(cfg, "val", 1, cfg.seed + 1)[0]
+        val_views = load_views(cfg, "val", 1, cfg.seed + 1)[0]  # another seed than training's views
     log.info("train: %d images of %d writers; val: %d images of %d writers (%.0fs)",
              len(train.images), len(set(train.writer)), len(val.images), len(set(val.writer)), time.time() - t0)
 

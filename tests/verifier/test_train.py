@@ -99,6 +99,7 @@ def test_document_views_are_trained_on_and_validated(six_writers: Path, tmp_path
     m = json.loads(w.with_name(w.name + ".json").read_text())
     rec = m["training"]["history"][0]
     assert {"eer_k1", "doc_eer_k1", "score"} <= set(rec)
+    assert "document views" in m["decision"]["calibration"]["method"]
     scores = [rec[k] for k in rec if k.startswith(("eer_", "doc_eer_"))]
     assert rec["score"] == pytest.approx(np.mean(scores), abs=1e-3)  # the doc crops count in model selection
     assert m["training"]["config"]["doc_views"] == 1
