@@ -77,7 +77,7 @@ def _render_chunk(args: tuple[str, list[tuple[str, bool, str]], list[int], list[
 
 
 def document_views(corpus: Corpus, cfg: PreprocessConfig, writers: list[str], views: int = 1, seed: int = 0,
-                   margin: float = 0.08, jitter: float = 0.03, workers: int = 1) -> np.ndarray:
+                   margin: float | None = None, jitter: float = 0.03, workers: int = 1) -> np.ndarray:
     """Render ``views`` document crops of every signature of ``writers`` (or load them from the cache).
 
     Args:
@@ -86,7 +86,7 @@ def document_views(corpus: Corpus, cfg: PreprocessConfig, writers: list[str], vi
         writers: writer ids, as for ``load_arrays``.
         views: crops per image, each in another document.
         seed: seed of all rendering.
-        margin: crop margin as a fraction of the box (the pipeline's ``crop_margin``).
+        margin: crop margin as a fraction of the box (default: the pipeline's ``FlowConfig.crop_margin``).
         jitter: standard deviation of each box side's offset, as a fraction of the box size (detector error).
         workers: processes to render with.
 
@@ -94,6 +94,10 @@ def document_views(corpus: Corpus, cfg: PreprocessConfig, writers: list[str], vi
         ``(views, N, H, W)`` uint8, ``[v, i]`` a view of the ``i``-th image of ``load_arrays(corpus, cfg, writers)``.
         An image the generator could not place (rare: it fell off a skewed page) keeps its clean preprocessing.
     """
+    if margin is None:
+        from sigpipe.pipeline.flow import FlowConfig  # lazily: the pipeline imports the verifier
+
+        margin = FlowConfig().crop_margin
     files = _files(corpus, writers)
     key = hashlib.sha256(json.dumps([VERSION, cfg.to_dict(), str(corpus.root.resolve()), writers, views, seed,
                                      margin, jitter]).encode()).hexdigest()[:16]
