@@ -78,20 +78,21 @@ def main() -> None:
     v = Verifier.from_manifest(args.weights)
     splits = v.manifest["training"]["splits"]
     out: dict[str, object] = {"model": v.ident, "split": args.split, "corpora": {}}
-    for corpus, parts in splits.items():
-        root = args.data_root / corpus
+    for name, parts in splits.items():
+        root = args.data_root / name
         if not root.is_dir():
             continue
         res = {}
-        arrays = load_arrays(Corpus(root), v.preprocess_cfg, parts[args.split])
-        views = document_views(Corpus(root), v.preprocess_cfg, parts[args.split], args.doc_views, seed=7,
+        corpus = Corpus(root)
+        arrays = load_arrays(corpus, v.preprocess_cfg, parts[args.split])
+        views = document_views(corpus, v.preprocess_cfg, parts[args.split], args.doc_views, seed=7,
                                workers=2) if args.doc_views else []
         for k in (1, 5):
             res[f"k{k}"] = rounded(evaluate_arrays(v, arrays, k)[0])
             for i, view in enumerate(views):  # document crops as queries, clean references
                 key = f"k{k}_doc" + (f"{i + 1}" if len(views) > 1 else "")
                 res[key] = rounded(evaluate_arrays(v, arrays, k, view)[0])
-        out["corpora"][corpus] = res  # type: ignore[index]
+        out["corpora"][name] = res  # type: ignore[index]
     out["throughput"] = throughput(v)
     if v.backend != "pt":
         out["throughput_pt"] = throughput(Verifier.from_manifest(args.weights, backend="pt"))
