@@ -53,6 +53,9 @@ def verifier() -> None:
 @click.option("--doc-views", type=int, default=0, show_default=True,
               help="Also train on N crops per image of the image placed in synthetic scanned documents "
                    "(what `sigpipe run` verifies); validation then scores those crops too.")
+@click.option("--ema", type=float, default=0.0, show_default=True,
+              help="Validate and keep an exponential moving average of the weights with this decay per step "
+                   "(e.g. 0.998; 0 = off).")
 def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw: object) -> None:
     """Train the triplet verifier; writes OUT/verifier.pt and its manifest."""
     from sigpipe.verifier.preprocess import PreprocessConfig

@@ -63,6 +63,7 @@ class VerifierTrainConfig:
     aux_loss: str = "none"  # "arcface": also an ArcFace loss over classes (writer, genuine|forged); see train_verifier
     aux_weight: float = 1.0
     doc_views: int = 0  # document views per training image (docviews.py); validation then also scores doc crops
+    ema: float = 0.0  # > 0: validate, keep and ship an exponential moving average of the weights with this decay
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
     split_seed: int = 0
     seed: int = 0
@@ -289,11 +290,21 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=cfg.lr, total_steps=cfg.epochs * cfg.steps_per_epoch, pct_start=0.1
     )
+    # Weight averaging: the validation score swings from epoch to epoch (few validation writers, small batches), so
+    # a moving average of the weights (buffers too: BatchNorm statistics) is validated and kept instead of the raw
+    # weights of whichever epoch happened to land low.
+    ema = (torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema),
+                                               use_buffers=True) if cfg.ema > 0 else None)
+    if ema is not None:
+        ema.update_parameters(net)  # the average starts at the initial weights (its first update copies)
+    kept = ema.module if ema is not None else net  # the network that is validated, checkpointed as best and shipped
     start, best_score, best_state, history, stale = 0, float("inf"), None, [], 0
     last = out / "last.ckpt"
     if cfg.resume and last.is_file():
         ck = torch.load(last, map_location=device, weights_only=False)  # our own checkpoint, not a shipped model
         net.load_state_dict(ck["model"])
+        if ema is not None:
+            ema.load_state_dict(ck["ema"])
         if aux_fn is not None:
             aux_fn.load_state_dict(ck["aux"])
         opt.load_state_dict(ck["opt"])
@@ -319,20 +330,23 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(net)
             tot += float(loss.detach())
             ntrip += int(trip[0].numel())
-        v = validate(net, val, device, val_views)
+        v = validate(kept, val, device, val_views)
         rec = {"epoch": epoch + 1, "loss": tot / cfg.steps_per_epoch, "triplets": ntrip / cfg.steps_per_epoch,
                "seconds": round(time.time() - te, 1), **{k: round(x, 4) for k, x in v.items()}}
         history.append(rec)
         log.info("epoch %s", json.dumps(rec))
         if v["score"] < best_score:
-            best_score, best_state, stale = v["score"], copy.deepcopy(net.state_dict()), 0
+            best_score, best_state, stale = v["score"], copy.deepcopy(kept.state_dict()), 0
         else:
             stale += 1
         _checkpoint(last, model=net.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), epoch=epoch + 1,
                     best_score=best_score, best_state=best_state, history=history, gen=gen.get_state(),
-                    aux=aux_fn.state_dict() if aux_fn is not None else None)
+                    aux=aux_fn.state_dict() if aux_fn is not None else None,
+                    ema=ema.state_dict() if ema is not None else None)
         if stale >= cfg.patience:
             log.info("early stop: validation EER did not improve for %d epochs", cfg.patience)
             break

@@ -104,3 +104,23 @@ def test_document_views_are_trained_on_and_validated(six_writers: Path, tmp_path
     assert rec["score"] == pytest.approx(np.mean(scores), abs=1e-3)  # the doc crops count in model selection
     assert m["training"]["config"]["doc_views"] == 1
     assert len(list((tmp_path / "cache" / "verifier").glob("*-views-*.npz"))) == 2  # train and val writers
+
+
+def test_weight_average_is_what_is_validated_and_shipped(six_writers: Path, tmp_path: Path):
+    import torch
+
+    base = dict(data=(six_writers,), width=8, dim=16, epochs=2, steps_per_epoch=2, batch=8, m_per_writer=4,
+                split=(0.5, 0.5, 0.0), threads=1, lr=0.05)
+    init = train_verifier(VerifierTrainConfig(out=tmp_path / "init", **{**base, "epochs": 1}))
+    w0 = torch.load(init, weights_only=True)
+    # a decay of ~1 keeps the average at the initial weights while the trained weights move away
+    cfg = VerifierTrainConfig(out=tmp_path / "ema", init=init, ema=0.999999, **base)
+    shipped = torch.load(train_verifier(cfg), weights_only=True)
+    raw = torch.load(tmp_path / "ema" / "last.ckpt", weights_only=False)["model"]
+    for k, v in w0.items():
+        if v.is_floating_point():
+            assert torch.allclose(shipped[k], v, atol=1e-4), k
+    assert max(float((raw[k] - w0[k]).abs().max()) for k in w0 if w0[k].is_floating_point()) > 1e-2
+    m = json.loads((tmp_path / "ema" / "verifier.pt.json").read_text())
+    assert m["training"]["config"]["ema"] == 0.999999
+    assert train_verifier(VerifierTrainConfig(**{**cfg.__dict__, "resume": True})).is_file()
