@@ -56,6 +56,12 @@ def verifier() -> None:
 @click.option("--ema", type=float, default=0.0, show_default=True,
               help="Validate and keep an exponential moving average of the weights with this decay per step "
                    "(e.g. 0.998; 0 = off).")
+@click.option("--mirror-writers", type=click.Choice(["1", "2", "4"]), default="1", show_default=True,
+              callback=lambda _c, _p, v: int(v),
+              help="Count mirror images of each training writer as new writers: 2 = left-right, 4 = also upside-down.")
+@click.option("--writer-warp", type=float, default=0.0, show_default=True,
+              help="Warp each writer's images in a batch by one random affine + elastic field of its own "
+                   "(genuine and forged alike; 1 = rotation 6 deg, shear 0.3, one axis squeezed x1.28; 0 = off).")
 def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw: object) -> None:
     """Train the triplet verifier; writes OUT/verifier.pt and its manifest."""
     from sigpipe.verifier.preprocess import PreprocessConfig

@@ -124,3 +124,44 @@ def test_weight_average_is_what_is_validated_and_shipped(six_writers: Path, tmp_
     m = json.loads((tmp_path / "ema" / "verifier.pt.json").read_text())
     assert m["training"]["config"]["ema"] == 0.999999
     assert train_verifier(VerifierTrainConfig(**{**cfg.__dict__, "resume": True})).is_file()
+
+
+def test_mirror_codes_flip_left_right_and_upside_down():
+    import torch
+
+    from sigpipe.verifier.train import mirror
+
+    x = torch.arange(4 * 6, dtype=torch.float32).reshape(1, 1, 4, 6).repeat(4, 1, 1, 1)
+    y = mirror(x, torch.tensor([0, 1, 2, 3])).numpy()[:, 0]
+    a = x[0, 0].numpy()
+    for got, want in zip(y, (a, a[:, ::-1], a[::-1], a[::-1, ::-1]), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_writer_warp_moves_a_writers_genuine_and_forged_images_together():
+    import torch
+
+    from sigpipe.verifier.train import writer_warp
+
+    rng = np.random.default_rng(0)
+    img = torch.as_tensor((rng.random((1, 1, 40, 80)) < 0.1).astype(np.float32))
+    img = torch.nn.functional.avg_pool2d(img, 3, 1, 1)  # smooth strokes, so bilinear resampling is meaningful
+    x = img.repeat(4, 1, 1, 1)  # the same picture as 4 images of writers 7, 7, 9, 9
+    writers = torch.tensor([7, 7, 9, 9])
+    y = writer_warp(x, writers, torch.Generator().manual_seed(1), 1.0)
+    assert torch.equal(y[0], y[1]) and torch.equal(y[2], y[3])  # one warp per writer
+    assert (y[0] - y[2]).abs().max() > 0.1  # another writer, another warp
+    assert (y[0] - img[0]).abs().max() > 0.1  # it does move the ink
+    same = writer_warp(x, writers, torch.Generator().manual_seed(1), 0.0)
+    assert torch.allclose(same, x, atol=1e-5)  # strength 0 is the identity
+
+
+def test_mirrored_and_warped_writers_train(six_writers: Path, tmp_path: Path):
+    # width 16: the CPU trains in channels-last memory format from this width on
+    base = dict(data=(six_writers,), width=16, dim=16, epochs=1, steps_per_epoch=2, batch=8, m_per_writer=4,
+                split=(0.5, 0.5, 0.0), threads=1)
+    w = train_verifier(VerifierTrainConfig(out=tmp_path / "m", mirror_writers=4, writer_warp=1.0, **base))
+    m = json.loads(w.with_name(w.name + ".json").read_text())
+    assert (m["training"]["config"]["mirror_writers"], m["training"]["config"]["writer_warp"]) == (4, 1.0)
+    with pytest.raises(ValueError, match="mirror_writers"):
+        train_verifier(VerifierTrainConfig(out=tmp_path / "bad", mirror_writers=3, **base))
