@@ -44,15 +44,15 @@ def throughput(v: Verifier, n: int = 512, threads: int = 2) -> dict[str, float]:
 
 
 def architecture_speed(v: Verifier, n: int = 384, threads: int = 2) -> dict[str, dict[str, float]]:
-    """Embeddings/s of every registered architecture at this model's input size and width (PyTorch, batches of 128;
-    speed does not depend on the weights, so untrained networks are timed)."""
+    """Embeddings/s of every registered architecture at its default size on this model's input (PyTorch, batches
+    of 128; speed does not depend on the weights, so untrained networks are timed)."""
     from sigpipe.verifier.model import ARCHITECTURES, build_model
 
     torch.set_num_threads(threads)
     x = torch.rand(n, 1, v.preprocess_cfg.height, v.preprocess_cfg.width)
     out = {}
     for name in ARCHITECTURES:
-        net = build_model(name, v.dim, int(v.manifest.get("width", 32))).eval()
+        net = build_model(name).eval()  # the registered default size (dim 128, width 32)
         with torch.no_grad():
             net(x[:32])
             t = time.perf_counter()

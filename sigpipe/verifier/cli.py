@@ -82,6 +82,27 @@ def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw
     click.echo(str(path))
 
 
+@verifier.command()
+@click.argument("members", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data", "data", multiple=True, required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The corpora the members were trained on (their validation writers calibrate the ensemble).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/verifier-ensemble"),
+              show_default=True)
+@click.option("--tag", required=True, help="Tag of the joined model, e.g. v3.")
+@click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
+def ensemble(members: tuple[Path, ...], data: tuple[Path, ...], out: Path, tag: str, threads: int | None) -> None:
+    """Join trained verifiers (their manifests, MEMBERS) into one model; writes OUT/verifier.pt and its manifest."""
+    from sigpipe.verifier.ensemble import build_ensemble
+
+    try:
+        path = build_ensemble(members, data, out, tag, threads=threads)
+    except SigpipeError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(str(path))
+
+
 @verifier.command("eval")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @weights_option

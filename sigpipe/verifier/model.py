@@ -2,12 +2,15 @@
 
 Two architectures are registered: ``resnet-s``, a compact residual net, and ``signet-s``, a SigNet-like plain CNN
 (Dey et al. 2017) scaled to the same input. The Siamese/triplet view is simply the same network applied to anchor,
-positive and negative (:class:`SiameseTriplet`).
+positive and negative (:class:`SiameseTriplet`). :class:`EnsembleNet` joins trained networks into one embedding;
+:func:`build_network` builds whatever a manifest describes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -93,6 +96,7 @@ def signet_s(dim: int = 128, width: int = 32) -> EmbeddingNet:
 
 
 ARCHITECTURES: dict[str, Callable[..., EmbeddingNet]] = {"resnet-s": resnet_s, "signet-s": signet_s}
+ENSEMBLE = "ensemble"
 
 
 def build_model(architecture: str, dim: int = 128, width: int = 32) -> EmbeddingNet:
@@ -100,6 +104,45 @@ def build_model(architecture: str, dim: int = 128, width: int = 32) -> Embedding
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown verifier architecture {architecture!r}; known: {sorted(ARCHITECTURES)}")
     return ARCHITECTURES[architecture](dim=dim, width=width)
+
+
+class EnsembleNet(nn.Module):
+    """Several embedding networks over the same input, their unit embeddings concatenated and scaled by
+    ``1/sqrt(n)``: again a unit vector, whose squared Euclidean distance to another is the mean of the members'
+    squared distances. Independently trained members err on different signatures, so the mean distance separates
+    genuine from forged better than any one of them.
+
+    Input: ``(N, 1, H, W)`` float32 in [0, 1]. Output: ``(N, sum of the members' dims)`` float32, unit norm.
+    """
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.dim = sum(int(m.dim) for m in members)
+        self.scale = 1.0 / math.sqrt(len(members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m(x) for m in self.members], dim=1) * self.scale
+
+
+def build_network(spec: Mapping[str, Any]) -> nn.Module:
+    """The network a verifier manifest describes.
+
+    Args:
+        spec: ``{"architecture": <registered name>, "embedding_dim": D, "width": W}``, or
+            ``{"architecture": "ensemble", "members": [spec, ...]}``.
+
+    Raises:
+        ValueError: an unknown architecture or an incomplete spec.
+    """
+    try:
+        if spec["architecture"] == ENSEMBLE:
+            return EnsembleNet([build_network(m) for m in spec["members"]])
+        return build_model(spec["architecture"], int(spec["embedding_dim"]), int(spec.get("width", 32)))
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"incomplete network spec ({type(e).__name__}: {e})") from e
 
 
 class SiameseTriplet(nn.Module):
@@ -117,7 +160,7 @@ class SiameseTriplet(nn.Module):
         return z[:n], z[n : 2 * n], z[2 * n :]
 
 
-def fuse_for_inference(net: EmbeddingNet) -> EmbeddingNet:
+def fuse_for_inference(net: nn.Module) -> nn.Module:
     """A copy of ``net`` in eval mode with every BatchNorm folded into the convolution before it (same outputs up
     to float rounding; fewer operators for exported graphs)."""
     import copy

@@ -16,7 +16,7 @@ from sigpipe.verifier.preprocess import PreprocessConfig, preprocess_batch
 from sigpipe.weights import Manifest, bundled_manifest
 
 if TYPE_CHECKING:
-    from sigpipe.verifier.model import EmbeddingNet
+    from torch import nn
 
 BACKENDS = ("pt", "onnx")
 
@@ -78,21 +78,24 @@ class Verifier:
             raise ModelError("the ONNX verifier backend runs on the CPU only; use backend='pt' on a GPU")
         self.backend = backend
         # Only the PyTorch backend imports torch: the ONNX path (sigpipe run's default) starts ~1 s faster without it.
-        self.net: EmbeddingNet | None = self._torch_net(path, threads) if backend == "pt" else None
+        self.net: nn.Module | None = self._torch_net(path, threads) if backend == "pt" else None
         self._session = self._onnx_session(threads or default_threads()) if backend == "onnx" else None
 
-    def _torch_net(self, path: Path, threads: int | None) -> EmbeddingNet:
+    def _torch_net(self, path: Path, threads: int | None) -> nn.Module:
         import torch
 
-        from sigpipe.verifier.model import build_model
+        from sigpipe.verifier.model import build_network
 
         if threads:
             torch.set_num_threads(threads)
         m = self.manifest
         try:
-            net = build_model(m.architecture, self._dim, int(m.get("width", 32)))
-        except (KeyError, ValueError, TypeError) as e:
+            net = build_network(m.data)
+        except ValueError as e:
             raise ModelError(f"verifier manifest {m.path} is incomplete or inconsistent: {e}") from e
+        if getattr(net, "dim", None) != self._dim:
+            raise ModelError(f"verifier manifest {m.path} says embedding_dim {self._dim}, its network gives "
+                             f"{getattr(net, 'dim', None)}")
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
             net.load_state_dict(state, strict=True)

@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import cv2
@@ -44,3 +45,15 @@ def tiny_corpus(tmp_path: Path) -> Path:
             for i in range(n):
                 cv2.imwrite(str(d / f"{i + 1:02d}.png"), scribble(rng))
     return root
+
+
+@pytest.fixture
+def six_writers(tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """6 writers (each tiny-corpus writer twice), so that a 0.5/0.5/0 split gives 3 train and 3 validation writers;
+    preprocessed arrays are cached under tmp_path."""
+    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
+    corpus = tmp_path / "six"
+    for w in sorted(tiny_corpus.iterdir()):
+        for suffix in ("a", "b"):
+            shutil.copytree(w, corpus / f"{w.name}{suffix}")
+    return corpus

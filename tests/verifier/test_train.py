@@ -1,5 +1,4 @@
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -8,18 +7,6 @@ import pytest
 from sigpipe.errors import InputError
 from sigpipe.verifier.train import VerifierTrainConfig, train_verifier, writer_splits
 from sigpipe.verifier.verifier import Verifier
-
-
-@pytest.fixture
-def six_writers(tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """6 writers (each tiny-corpus writer twice), so that a 0.5/0.5/0 split gives 3 train and 3 validation writers;
-    preprocessed arrays are cached under tmp_path."""
-    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
-    corpus = tmp_path / "six"
-    for w in sorted(tiny_corpus.iterdir()):
-        for suffix in ("a", "b"):
-            shutil.copytree(w, corpus / f"{w.name}{suffix}")
-    return corpus
 
 
 def test_tiny_training_run_writes_a_loadable_calibrated_model(six_writers: Path, tiny_corpus: Path, tmp_path: Path):
