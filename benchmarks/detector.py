@@ -6,8 +6,11 @@ backend. Prints one JSON object on stdout (logs go to stderr).
 - ``accuracy``: mAP50, mAP50-95, precision, recall (Ultralytics val, conf 0.001) on ``--split`` of
   ``--data-root`` (default ``../shared/datasets/detection/docs`` relative to the repo root). The dataset is
   linked into a temporary folder, so nothing (e.g. label caches) is written beside it.
-- ``synthetic``: with ``--synthetic DIR`` holding ``truth.json``: recall, precision and false boxes per page at the
-  model's own confidence threshold (IoU >= 0.5).
+- ``accuracy_<backend>``: the same for the manifest's default backend, the model ``sigpipe run`` runs (a static
+  square letterbox, where Ultralytics letterboxes the ``.pt`` to rectangles, so the figures differ a little).
+- ``at_shipped_conf``: recall, precision and false boxes per page on ``--split`` at the shipped confidence (IoU >= 0.5),
+  with the default backend.
+- ``synthetic``: with ``--synthetic DIR`` holding ``truth.json``: the same on those documents, default backend.
 - ``latency``: ms per page (median of ``--runs``, after a warm-up) for pt / onnx / openvino, where the export
   exists in the manifest or can be made (into a temporary folder); single pages and batches of 8.
 """
@@ -40,7 +43,12 @@ from sigpipe.detector.detector import (  # noqa: E402
     SignatureDetector,
     resolve_model,
 )
-from sigpipe.detector.evaluate import evaluate, evaluate_documents  # noqa: E402
+from sigpipe.detector.evaluate import (  # noqa: E402
+    evaluate,
+    evaluate_documents,
+    page_detection_stats,
+    yolo_split_pages,
+)
 from sigpipe.detector.export import export  # noqa: E402
 
 log = logging.getLogger("benchmarks.detector")
@@ -146,10 +154,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["accuracy"] = {"split": args.split, "data": str(args.data_root), **acc,
                                   "seconds": round(time.perf_counter() - t, 1)}
             log.info("accuracy: %s", result["accuracy"])
+        # the detector as `sigpipe run` builds it: the manifest's default backend
+        if manifest is not None:
+            shipped = SignatureDetector.from_manifest(manifest.path, threads=args.threads, conf=conf)
+        else:
+            shipped = SignatureDetector(weights, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det,
+                                        threads=args.threads)
+        if not args.skip_accuracy:
+            if shipped.backend != "pt":
+                t = time.perf_counter()
+                acc = evaluate(yaml, shipped.path, split=args.split, imgsz=shipped.imgsz, conf=0.001, iou=iou,
+                               batch=1, threads=args.threads)
+                result[f"accuracy_{shipped.backend}"] = {**acc, "seconds": round(time.perf_counter() - t, 1)}
+                log.info("accuracy %s: %s", shipped.backend, result[f"accuracy_{shipped.backend}"])
+            pages = yolo_split_pages(args.data_root, args.split)[: args.limit]
+            preds = [shipped.detect(cv2.imread(str(p), cv2.IMREAD_COLOR)) for p, _ in pages]
+            result["at_shipped_conf"] = {"split": args.split, "backend": shipped.backend, "conf": conf,
+                                         "iou_match": 0.5,
+                                         **page_detection_stats(preds, [b for _, b in pages])}
+            log.info("at shipped conf: %s", result["at_shipped_conf"])
         if args.synthetic is not None:
-            det = SignatureDetector(weights, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, threads=args.threads)
-            result["synthetic"] = {"dir": str(args.synthetic), "conf": conf, "iou_match": 0.5,
-                                   **evaluate_documents(det, args.synthetic / "truth.json",
+            result["synthetic"] = {"dir": str(args.synthetic), "backend": shipped.backend, "conf": conf,
+                                   "iou_match": 0.5,
+                                   **evaluate_documents(shipped, args.synthetic / "truth.json",
                                                         limit=args.synthetic_limit)}
             log.info("synthetic: %s", result["synthetic"])
         pages = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in images[:8]]

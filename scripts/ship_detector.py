@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sigpipe.detector.detector import SignatureDetector  # noqa: E402
-from sigpipe.detector.evaluate import evaluate, match_boxes  # noqa: E402
+from sigpipe.detector.evaluate import evaluate, match_boxes, yolo_split_pages  # noqa: E402
 from sigpipe.detector.export import export  # noqa: E402
 from sigpipe.weights import WEIGHTS_DIR, write_manifest  # noqa: E402
 
@@ -32,17 +32,7 @@ DOCS = ROOT.parent / "shared" / "datasets" / "detection" / "docs"
 
 
 def split_pages(split: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    out = []
-    for img_path in sorted((DOCS / "images" / split).iterdir()):
-        img = cv2.imread(str(img_path), cv2.IMREAD_COLOR)
-        h, w = img.shape[:2]
-        lab = DOCS / "labels" / split / (img_path.stem + ".txt")
-        text = lab.read_text() if lab.exists() else ""
-        rows = [list(map(float, r.split()[1:])) for r in text.splitlines() if r.strip()]
-        boxes = np.array([[(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]
-                          for cx, cy, bw, bh in rows]).reshape(-1, 4)
-        out.append((img, boxes))
-    return out
+    return [(cv2.imread(str(img), cv2.IMREAD_COLOR), boxes) for img, boxes in yolo_split_pages(DOCS, split)]
 
 
 def sweep(det: SignatureDetector, pages: list[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, float]]:

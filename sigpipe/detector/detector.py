@@ -244,6 +244,7 @@ class SignatureDetector:
         backend: str | None = None,
         threads: int | None = None,
         device: str | None = None,
+        conf: float | None = None,
     ) -> SignatureDetector:
         """Build the detector described by a manifest (``None``: the bundled detector).
 
@@ -256,6 +257,7 @@ class SignatureDetector:
             backend: ``"pt"``, ``"onnx"`` or ``"openvino"``; ``None``: the manifest's ``default_backend`` (else pt).
             threads: inference threads (``None``: all cores).
             device: see :class:`SignatureDetector`.
+            conf: confidence threshold instead of the manifest's (e.g. to sweep it in a benchmark).
 
         Raises:
             ModelError: missing/invalid manifest, weights not matching their sha256, unknown or missing backend.
@@ -274,7 +276,7 @@ class SignatureDetector:
             model_path = m.export_path(backend, f"sigpipe detector export --format {backend}")
         try:
             imgsz = int((m.get("export_imgsz") or {}).get(backend, m["imgsz"]))  # static exports: their own size
-            conf, iou = float(m["conf"]), float(m["iou"])
+            conf, iou = float(m["conf"] if conf is None else conf), float(m["iou"])
             max_det = int(m.get("max_det", DEFAULT_MAX_DET))
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"detector manifest {m.path} lacks a valid imgsz/conf/iou: {e}") from e

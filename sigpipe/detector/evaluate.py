@@ -252,6 +252,40 @@ def page_detection_stats(
     }
 
 
+def yolo_split_pages(root: str | Path, split: str) -> list[tuple[Path, np.ndarray]]:
+    """True boxes of every page of one split of an Ultralytics dataset (``root/images/<split>``,
+    ``root/labels/<split>``).
+
+    Returns:
+        ``(image path, (M, 4) float64 x1, y1, x2, y2 boxes in pixels of that image)`` per page, sorted by name; a
+        page without a label file has no boxes.
+
+    Raises:
+        InputError: the split has no images, or an image cannot be read.
+    """
+    from PIL import Image
+
+    folder = Path(root) / "images" / split
+    exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in exts) if folder.is_dir() else []
+    if not images:
+        raise InputError(f"no images in {folder}")
+    out = []
+    for img_path in images:
+        try:
+            with Image.open(img_path) as im:  # reads the header only
+                w, h = im.size
+        except OSError as e:
+            raise InputError(f"cannot read page image {img_path}: {e}") from e
+        lab = Path(root) / "labels" / split / (img_path.stem + ".txt")
+        rows = [[float(v) for v in r.split()[1:5]] for r in (lab.read_text() if lab.is_file() else "").splitlines()
+                if r.strip()]
+        boxes = np.array([[(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]
+                          for cx, cy, bw, bh in rows], dtype=np.float64).reshape(-1, 4)
+        out.append((img_path, boxes))
+    return out
+
+
 def evaluate_documents(
     detector: SignatureDetector, truth_json: str | Path, iou_thr: float = 0.5, limit: int | None = None
 ) -> dict[str, float | int | None]:

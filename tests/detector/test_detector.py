@@ -172,6 +172,7 @@ def test_manifest_settings_are_used(det: SignatureDetector, manifest_path: Path)
     assert (det.imgsz, det.conf, det.iou, det.max_det) == (IMGSZ, CONF, 0.7, 100)
     assert det.ident == m.ident == f"sigdet-test.v0 {m.sha256[:12]}"
     assert det.backend == "pt"
+    assert SignatureDetector.from_manifest(manifest_path, conf=0.9).conf == 0.9  # an explicit threshold wins
 
 
 # -- input checks -----------------------------------------------------------------------------------------------

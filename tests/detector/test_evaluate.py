@@ -21,6 +21,7 @@ from sigpipe.detector.evaluate import (
     load_truth,
     match_boxes,
     page_detection_stats,
+    yolo_split_pages,
 )
 from sigpipe.errors import InputError
 
@@ -160,3 +161,19 @@ def test_evaluate_documents_renders_a_synthetic_truth_file():
     assert res["pages"] == sum(d["pages"] for d in docs)
     assert res["signatures"] == sum(len(d["signatures"]) for d in docs)
     assert res["recall"] == 0.0 and res["detections"] == 0
+
+
+def test_yolo_split_pages_gives_pixel_boxes(tmp_path: Path) -> None:
+    for split in ("val",):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        (tmp_path / "labels" / split).mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "images/val/a.png"), np.full((100, 200), 255, np.uint8))
+    cv2.imwrite(str(tmp_path / "images/val/b.jpg"), np.full((50, 40, 3), 255, np.uint8))
+    (tmp_path / "labels/val/a.txt").write_text("0 0.5 0.25 0.2 0.1\n0 0.1 0.9 0.1 0.2\n")
+    (tmp_path / "images/val/notes.txt").write_text("not a page")
+    pages = yolo_split_pages(tmp_path, "val")
+    assert [p.name for p, _ in pages] == ["a.png", "b.jpg"]
+    np.testing.assert_allclose(pages[0][1], [[80, 20, 120, 30], [10, 80, 30, 100]])
+    assert pages[1][1].shape == (0, 4)  # no label file: a page without signatures
+    with pytest.raises(InputError, match="no images"):
+        yolo_split_pages(tmp_path, "test")
