@@ -167,11 +167,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                batch=1, threads=args.threads)
                 result[f"accuracy_{shipped.backend}"] = {**acc, "seconds": round(time.perf_counter() - t, 1)}
                 log.info("accuracy %s: %s", shipped.backend, result[f"accuracy_{shipped.backend}"])
-            pages = yolo_split_pages(args.data_root, args.split)[: args.limit]
-            preds = [shipped.detect(cv2.imread(str(p), cv2.IMREAD_COLOR)) for p, _ in pages]
+            truth = yolo_split_pages(args.data_root, args.split)[: args.limit]
+            preds = [shipped.detect(cv2.imread(str(p), cv2.IMREAD_COLOR)) for p, _ in truth]
             result["at_shipped_conf"] = {"split": args.split, "backend": shipped.backend, "conf": conf,
                                          "iou_match": 0.5,
-                                         **page_detection_stats(preds, [b for _, b in pages])}
+                                         **page_detection_stats(preds, [b for _, b in truth])}
             log.info("at shipped conf: %s", result["at_shipped_conf"])
         if args.synthetic is not None:
             result["synthetic"] = {"dir": str(args.synthetic), "backend": shipped.backend, "conf": conf,

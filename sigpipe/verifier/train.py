@@ -285,6 +285,8 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
     Returns:
         Path of the weights file (its manifest is ``<path>.json``).
     """
+    if cfg.mirror_writers not in (1, 2, 4):
+        raise ValueError(f"mirror_writers must be 1, 2 or 4, got {cfg.mirror_writers}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -308,8 +310,6 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
     writers = sorted(set(train.writer.tolist()))
     wid = {w: i for i, w in enumerate(writers)}
     sample_labels = np.array([wid[w] for w in train.writer])
-    if cfg.mirror_writers not in (1, 2, 4):
-        raise ValueError(f"mirror_writers must be 1, 2 or 4, got {cfg.mirror_writers}")
     # Sample j is image j % n mirrored by code j // n; a mirrored writer is a writer of its own (its genuine
     # signatures and forgeries mirrored alike), so the training set holds mirror_writers times as many writers.
     n = len(train.images)
