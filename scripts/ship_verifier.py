@@ -16,9 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sigpipe.verifier.decide import WHITENING_FILE  # noqa: E402
 from sigpipe.verifier.export import export_onnx  # noqa: E402
-from sigpipe.verifier.verifier import Verifier  # noqa: E402
 from sigpipe.weights import WEIGHTS_DIR, Manifest  # noqa: E402
 
 
@@ -38,15 +36,12 @@ def main() -> None:
         **({"architectures": figures["architectures"]} if "architectures" in figures else {}),
     }
     shutil.copyfile(m.weights_path, WEIGHTS_DIR / "verifier.pt")
-    for f in ("verifier.onnx", "verifier.pt.json", WHITENING_FILE):
+    for f in ("verifier.onnx", "verifier.pt.json"):
         (WEIGHTS_DIR / f).unlink(missing_ok=True)
-    whitening = data["decision"].get("whitening")
-    if whitening:  # the decision's whitening matrix travels with the weights (its sha256 is in the manifest)
-        shutil.copyfile(m.weights_path.parent / whitening["file"], WEIGHTS_DIR / whitening["file"])
     for key in ("backends", "backend_sha256", "default_backend"):  # re-derived below from the shipped .pt
         data.pop(key, None)
     (WEIGHTS_DIR / "verifier.pt.json").write_text(json.dumps(data, indent=2) + "\n")
-    Verifier.from_manifest(WEIGHTS_DIR / "verifier.pt.json", backend="pt")  # checks the weights and whitening
+    Manifest.load(WEIGHTS_DIR / "verifier.pt.json").verify()
     export_onnx(WEIGHTS_DIR / "verifier.pt.json")  # ONNX Runtime: the default CPU backend
     print(f"shipped {m.ident} to {WEIGHTS_DIR}")
 

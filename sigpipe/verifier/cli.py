@@ -103,32 +103,6 @@ def ensemble(members: tuple[Path, ...], data: tuple[Path, ...], out: Path, tag: 
     click.echo(str(path))
 
 
-@verifier.command()
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--data", "data", multiple=True, required=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="The corpora the model was trained on (its validation writers calibrate it).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/verifier-calibrated"),
-              show_default=True)
-@click.option("--tag", required=True, help="Tag of the recalibrated model (not the old one's), e.g. v4.")
-@click.option("--train-views", type=int, default=0, show_default=True,
-              help="Document views of each training signature added to the data the whitening is fitted on.")
-@click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
-def calibrate(manifest: Path, data: tuple[Path, ...], out: Path, tag: str, train_views: int,
-              threads: int | None) -> None:
-    """Choose a trained verifier's decision rule again (aggregation, whitening, thresholds, score) on its validation
-    writers; writes OUT/verifier.pt (the same weights) and a manifest with the new rule."""
-    from sigpipe.verifier.recalibrate import recalibrate
-
-    if train_views < 0:
-        raise click.UsageError("--train-views must be 0 or more")
-    try:
-        path = recalibrate(manifest, data, out, tag, train_views=train_views, threads=threads)
-    except SigpipeError as e:
-        raise click.ClickException(str(e)) from e
-    click.echo(str(path))
-
-
 @verifier.command("eval")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @weights_option

@@ -24,7 +24,6 @@ from sigpipe.verifier.train import (
     load_split,
     load_views,
     validate,
-    whitening_data,
     writer_splits,
 )
 from sigpipe.verifier.verifier import Verifier
@@ -89,8 +88,7 @@ def build_ensemble(members: Sequence[str | Path], data: Sequence[Path], out: Pat
     val = load_split(cfg, "val")
     views = load_views(cfg, "val", 1, view_seed)[0]
     score = validate(net, val, "cpu", views)
-    rule, _ = calibrate(embed_arrays(net, val.images, "cpu"), val, embed_arrays(net, views, "cpu"),
-                        whitening_data(net, load_split(cfg, "train"), "cpu"))
+    rule, _ = calibrate(embed_arrays(net, val.images, "cpu"), val, embed_arrays(net, views, "cpu"))
     log.info("ensemble of %s: validation %s", [m.ident for m in manifests], score)
     out.mkdir(parents=True, exist_ok=True)
     weights = out / "verifier.pt"
@@ -105,7 +103,7 @@ def build_ensemble(members: Sequence[str | Path], data: Sequence[Path], out: Pat
                     "1/sqrt(members): squared distance = mean of the members' squared distances)",
         "input": first["input"],
         "preprocess": pcfg.to_dict(),
-        "decision": rule.to_dict(out),
+        "decision": rule.to_dict(),
         "training": {
             "method": "ensemble of independently trained members (see members), calibrated on the validation "
                       "writers none of them was trained on",

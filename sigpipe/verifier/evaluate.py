@@ -28,9 +28,7 @@ def evaluate_arrays(verifier: Verifier, arrays: SignatureArrays, k: int, views: 
     """
     emb = verifier.embed_prepared(arrays.as_float())
     qemb = None if views is None else verifier.embed_prepared(views.astype(np.float32)[:, None] / 255.0)
-    w = verifier.rule.whitening
-    q = protocol_distances(emb, arrays.writer, arrays.forged, arrays.name, k, verifier.rule.aggregation, qemb,
-                           None if w is None else w.matrix)
+    q = protocol_distances(emb, arrays.writer, arrays.forged, arrays.name, k, verifier.rule.aggregation, qemb)
     if q.genuine.size == 0 or q.skilled.size == 0:
         raise ValueError(f"need writers with more than {k} genuine signatures and some skilled forgeries")
     thr = verifier.rule.threshold(k)

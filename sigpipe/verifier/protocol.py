@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sigpipe.verifier.decide import person_distances
+from sigpipe.verifier.decide import aggregate, distances, reference_spread
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class QueryDistances:
 
 def protocol_distances(
     emb: np.ndarray, writer: np.ndarray, forged: np.ndarray, name: np.ndarray, k: int, aggregation: str,
-    query_emb: np.ndarray | None = None, whitening: np.ndarray | None = None,
+    query_emb: np.ndarray | None = None,
 ) -> QueryDistances:
     """Distances of all protocol queries.
 
@@ -40,7 +40,6 @@ def protocol_distances(
         aggregation: how the K distances are combined (``decide.AGGREGATIONS``).
         query_emb: ``(N, D)`` embeddings the queries are taken from instead of ``emb`` (aligned with it), e.g. of
             the same signatures cropped from documents, while the references stay ``emb`` (clean specimens).
-        whitening: ``(D, D)`` matrix applied before distances (``decide.person_distances``), or None.
     """
     qemb = emb if query_emb is None else query_emb
     gen_d: list[float] = []
@@ -63,11 +62,12 @@ def protocol_distances(
             continue
         used += 1
         refs = emb[gi[:k]]
+        spread = reference_spread(refs)
 
-        def agg(idx: np.ndarray, refs: np.ndarray = refs) -> list[float]:
+        def agg(idx: np.ndarray, refs: np.ndarray = refs, spread: float = spread) -> list[float]:
             if idx.size == 0:
                 return []
-            return person_distances(qemb[idx], refs, aggregation, whitening).tolist()
+            return [aggregate(d, aggregation, spread) for d in distances(qemb[idx], refs)]
 
         gen_d += agg(gi[k:])
         sk_d += agg(fi)

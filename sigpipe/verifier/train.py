@@ -27,7 +27,7 @@ from pytorch_metric_learning import losses, miners, samplers
 
 from sigpipe.datasets.corpus import Corpus, split_writers
 from sigpipe.verifier.data import SignatureArrays, load_arrays
-from sigpipe.verifier.decide import AGGREGATIONS, DecisionRule, Whitening, fit_logistic, fit_whitening
+from sigpipe.verifier.decide import AGGREGATIONS, DecisionRule, fit_logistic
 from sigpipe.verifier.docviews import document_views
 from sigpipe.verifier.metrics import eer
 from sigpipe.verifier.model import EmbeddingNet, build_model
@@ -38,35 +38,8 @@ from sigpipe.weights import write_manifest
 log = logging.getLogger(__name__)
 
 CALIBRATION_KS = (1, 2, 3, 5, 8)
-WHITENING_SHRINKAGES = (0.1, 0.2, 0.3, 0.5)  # candidates for the decision's whitening, chosen on validation
 POOLED_NOTE = ("; queries pooled: the clean validation signatures and their document views (docviews.py), both "
                "against clean references")
-
-
-@dataclass(frozen=True)
-class WhiteningData:
-    """Embeddings a decision whitening is fitted on: genuine signatures of training writers (``emb`` ``(N, D)``,
-    ``writer`` ``(N,)``; document views of a signature carry its writer), and ``note``, how they were chosen."""
-
-    emb: np.ndarray
-    writer: np.ndarray
-    note: str
-
-
-def whitening_data(net: EmbeddingNet, train: SignatureArrays, device: str, views: np.ndarray | None = None
-                   ) -> WhiteningData:
-    """Embed the genuine training signatures (and their document ``views``, ``(V, N, H, W)`` aligned with
-    ``train``) for :func:`calibrate`."""
-    keep = ~train.forged
-    embs = [embed_arrays(net, train.images[keep], device)]
-    writers = [train.writer[keep]]
-    for v in views if views is not None else []:
-        embs.append(embed_arrays(net, v[keep], device))
-        writers.append(train.writer[keep])
-    n_writers = len(set(train.writer[keep].tolist()))
-    note = (f"within-person covariance of {int(keep.sum())} genuine signatures of {n_writers} training writers"
-            + (f" and {len(views)} document view(s) of each" if views is not None and len(views) else ""))
-    return WhiteningData(np.concatenate(embs), np.concatenate(writers), note)
 
 
 @dataclass(frozen=True)
@@ -250,49 +223,37 @@ def validate(net: EmbeddingNet, val: SignatureArrays, device: str, views: np.nda
     return res
 
 
-def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None = None,
-              whiten_on: WhiteningData | None = None) -> tuple[DecisionRule, dict[str, Any]]:
-    """Choose the aggregation (and whitening) by validation EER, then thresholds per K (at the EER point) and the
-    score's logistic.
+def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None = None
+              ) -> tuple[DecisionRule, dict[str, Any]]:
+    """Choose the aggregation by validation EER, then thresholds per K (at the EER point) and the score's logistic.
 
     With ``view_emb`` (embeddings of document views aligned with ``val``) the queries of both kinds are pooled:
-    one threshold serves clean specimens (``sigpipe verify``) and document crops (``sigpipe run``). With
-    ``whiten_on`` (genuine signatures of the training writers, never validation ones) whitenings fitted at each of
-    :data:`WHITENING_SHRINKAGES` compete with the plain distance, under every aggregation.
+    one threshold serves clean specimens (``sigpipe verify``) and document crops (``sigpipe run``).
     """
-    whitenings: dict[str, Whitening | None] = {"": None}
-    if whiten_on is not None:
-        for s in WHITENING_SHRINKAGES:
-            whitenings[f"_whitened_{s}"] = Whitening(fit_whitening(whiten_on.emb, whiten_on.writer, s), s,
-                                                     whiten_on.note)
 
-    def pooled(k: int, agg: str, w: Whitening | None) -> QueryDistances:
-        m = None if w is None else w.matrix
-        qs = [protocol_distances(emb, val.writer, val.forged, val.name, k, agg, whitening=m)]
+    def pooled(k: int, agg: str) -> QueryDistances:
+        qs = [protocol_distances(emb, val.writer, val.forged, val.name, k, agg)]
         if view_emb is not None:
-            qs.append(protocol_distances(emb, val.writer, val.forged, val.name, k, agg, view_emb, m))
+            qs.append(protocol_distances(emb, val.writer, val.forged, val.name, k, agg, view_emb))
         return QueryDistances(*(np.concatenate([getattr(q, f) for q in qs]) for f in ("genuine", "skilled", "random")),
                               qs[0].writers)
 
     report: dict[str, Any] = {}
-    best: tuple[str, Whitening | None] = ("mean", None)
-    best_e = float("inf")
-    for suffix, w in whitenings.items():
-        for agg in AGGREGATIONS:
-            e = np.mean([
-                eer(q.genuine, q.skilled).eer
-                for k in (1, 5)
-                for q in [pooled(k, agg, w)]
-                if q.genuine.size and q.skilled.size
-            ])
-            report[f"val_eer_{agg}{suffix}"] = float(e)
-            if e < best_e - 1e-9:
-                best, best_e = (agg, w), float(e)
-    best_agg, best_w = best
+    best_agg, best_e = "mean", float("inf")
+    for agg in AGGREGATIONS:
+        e = np.mean([
+            eer(q.genuine, q.skilled).eer
+            for k in (1, 5)
+            for q in [pooled(k, agg)]
+            if q.genuine.size and q.skilled.size
+        ])
+        report[f"val_eer_{agg}"] = float(e)
+        if e < best_e - 1e-9:
+            best_agg, best_e = agg, float(e)
     thresholds: dict[int, float] = {}
     xs, ys = [], []
     for k in CALIBRATION_KS:
-        q = pooled(k, best_agg, best_w)
+        q = pooled(k, best_agg)
         if not (q.genuine.size and q.skilled.size):
             continue
         thresholds[k] = eer(q.genuine, q.skilled).threshold
@@ -303,13 +264,11 @@ def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None
     rule = DecisionRule(
         best_agg, thresholds, a, b,
         calibration={
-            "method": "aggregation and whitening chosen by the mean validation EER at K=1 and K=5; threshold at the "
-            "equal-error point of genuine vs skilled forgeries of the validation writers, per number of references "
-            "K; score = logistic fit on validation distances (genuine vs skilled + random forgeries)"
-            + (POOLED_NOTE if view_emb is not None else ""),
+            "method": "threshold at the equal-error point of genuine vs skilled forgeries of the validation writers, "
+            "per number of references K; score = logistic fit on validation distances "
+            "(genuine vs skilled + random forgeries)" + (POOLED_NOTE if view_emb is not None else ""),
             **report,
         },
-        whitening=best_w,
     )
     return rule, report
 
@@ -458,7 +417,7 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
     assert best_state is not None, "no epoch was trained"
     net.load_state_dict(best_state)
     view_emb = embed_arrays(net, val_views, device) if val_views is not None else None
-    rule, _ = calibrate(embed_arrays(net, val.images, device), val, view_emb, whitening_data(net, train, device))
+    rule, _ = calibrate(embed_arrays(net, val.images, device), val, view_emb)
     weights = out / "verifier.pt"
     torch.save({k: v.cpu() for k, v in best_state.items()}, weights)
     splits = writer_splits(cfg)
@@ -472,7 +431,7 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
         "input": {"channels": 1, "height": cfg.preprocess.height, "width": cfg.preprocess.width,
                   "range": "[0,1], ink bright"},
         "preprocess": cfg.preprocess.to_dict(),
-        "decision": rule.to_dict(out),
+        "decision": rule.to_dict(),
         "training": {
             "data": [str(p) for p in cfg.data],
             "extra_training_only": [str(p) for p in cfg.extra],

@@ -11,7 +11,7 @@ import numpy as np
 
 from sigpipe._ultralytics import default_threads
 from sigpipe.errors import ModelError
-from sigpipe.verifier.decide import DecisionRule
+from sigpipe.verifier.decide import DecisionRule, aggregate, distances, reference_spread
 from sigpipe.verifier.preprocess import PreprocessConfig, preprocess_batch
 from sigpipe.weights import Manifest, bundled_manifest
 
@@ -64,7 +64,7 @@ class Verifier:
         path = manifest.verify()
         try:
             self.preprocess_cfg = PreprocessConfig.from_dict(manifest["preprocess"])
-            self.rule = DecisionRule.from_dict(manifest["decision"], manifest.path.parent)
+            self.rule = DecisionRule.from_dict(manifest["decision"])
             self._dim = int(manifest["embedding_dim"])
         except (KeyError, ValueError, TypeError) as e:
             raise ModelError(f"verifier manifest {manifest.path} is incomplete or inconsistent: {e}") from e
@@ -157,8 +157,6 @@ class Verifier:
         if refs.shape[0] == 0:
             raise ValueError("no reference embeddings to compare with")
         k = refs.shape[0]
-        if self.rule.whitening is not None and self.rule.whitening.matrix.shape[0] != refs.shape[1]:
-            raise ValueError(f"embeddings of dimension {refs.shape[1]} do not fit this verifier's whitening")
-        d = float(self.rule.distances(query, refs)[0])
+        d = aggregate(distances(query, refs), self.rule.aggregation, reference_spread(refs))
         thr = self.rule.threshold(k)
         return Decision(d, thr, self.rule.score(d, k), bool(d <= thr), k)

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from sigpipe.errors import InputError
-from sigpipe.verifier.decide import AGGREGATIONS
 from sigpipe.verifier.train import VerifierTrainConfig, train_verifier, writer_splits
 from sigpipe.verifier.verifier import Verifier
 
@@ -22,7 +21,7 @@ def test_tiny_training_run_writes_a_loadable_calibrated_model(six_writers: Path,
     weights = train_verifier(cfg)
     manifest = json.loads(weights.with_name(weights.name + ".json").read_text())
     assert manifest["training"]["epochs_run"] == 2 and len(manifest["training"]["history"]) == 2
-    assert manifest["decision"]["aggregation"] in AGGREGATIONS
+    assert manifest["decision"]["aggregation"] in ("mean", "min", "normalised")
     assert set(manifest["decision"]["thresholds"]) >= {"1", "2", "3"}
     assert manifest["training"]["splits"] == splits
     v = Verifier.from_manifest(weights.with_name(weights.name + ".json"))
