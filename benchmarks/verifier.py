@@ -6,6 +6,12 @@ For each corpus the manifest's training record names the writers held out as ``t
 early stopping or calibration); the DESIGN.md protocol runs on them with K=1 and K=5 references, at the shipped
 thresholds. ``k1_doc``/``k5_doc``: the same with each query signature cropped from a synthetic scanned document
 (``sigpipe.verifier.docviews``, seed 7) and clean references, as ``sigpipe run`` sees them.
+
+Each EER comes with ``eer_ci95``, a 95% bootstrap interval over the writers (the writers are what varies from one
+population to the next; a test split holds 9 to 20 per corpus). ``mean_eer`` is the mean of all those EERs with its
+interval (writers resampled within each corpus). With ``--baseline OTHER_MANIFEST`` (same writer splits),
+``versus_baseline`` gives the difference of the two models' ``mean_eer`` with a paired interval (the same resampled
+writers for both): a difference whose interval holds 0 is not one the test writers can tell apart.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import torch
 from sigpipe.datasets.corpus import Corpus
 from sigpipe.verifier.data import load_arrays
 from sigpipe.verifier.docviews import document_views
-from sigpipe.verifier.evaluate import evaluate_arrays
+from sigpipe.verifier.evaluate import protocol_metrics
+from sigpipe.verifier.metrics import bootstrap_interval, eer
+from sigpipe.verifier.protocol import QueryDistances, pool, writer_distances
 from sigpipe.verifier.verifier import Verifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,32 +75,94 @@ def rounded(metrics: dict[str, object]) -> dict[str, object]:
     return {key: round(val, 4) if isinstance(val, float) else val for key, val in metrics.items()}
 
 
+Cells = dict[str, dict[str, QueryDistances]]  # figure key ("k1", "k5_doc", ...) -> writer -> its query distances
+
+
+def figure_cells(v: Verifier, arrays, views: list[np.ndarray]) -> Cells:  # noqa: ANN001 - SignatureArrays
+    """Per-writer protocol distances of every figure of one corpus: K=1 and 5, clean and each document view."""
+    emb = v.embed_prepared(arrays.as_float())
+    qembs: dict[str, np.ndarray | None] = {"": None}
+    for i, view in enumerate(views):  # document crops as queries, clean references
+        qembs["_doc" + (f"{i + 1}" if len(views) > 1 else "")] = v.embed_prepared(view.astype(np.float32)[:, None]
+                                                                                  / 255.0)
+    return {f"k{k}{suffix}": writer_distances(emb, arrays.writer, arrays.forged, arrays.name, k,
+                                              v.rule.aggregation, q)
+            for k in (1, 5) for suffix, q in qembs.items()}
+
+
+def cell_eer(per_writer: dict[str, QueryDistances], writers: list[str]) -> float | None:
+    q = pool(per_writer[w] for w in writers if w in per_writer)
+    return eer(q.genuine, q.skilled).eer if q.genuine.size and q.skilled.size else None
+
+
+def nan_if_none(x: float | None) -> float:
+    return float("nan") if x is None else x
+
+
+def mean_eer(cells: dict[str, Cells], sample: list[list[str]]) -> float:
+    """Mean EER over every figure of every corpus, with ``sample[i]`` the writers of the i-th corpus."""
+    vals = [cell_eer(per_writer, ws) for ws, c in zip(sample, cells.values(), strict=True)
+            for per_writer in c.values()]
+    return float(np.mean([x for x in vals if x is not None]))
+
+
+def ci(lo_hi: tuple[float, float]) -> list[float]:
+    return [round(lo_hi[0], 4), round(lo_hi[1], 4)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--weights", type=Path, default=None, help="verifier manifest (default: bundled)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another verifier manifest with the same writer splits: report the paired difference")
     ap.add_argument("--data-root", type=Path, default=ROOT.parent / "shared" / "datasets" / "signatures")
     ap.add_argument("--split", default="test", choices=["test", "val"])
     ap.add_argument("--doc-views", type=int, default=1, metavar="N",
                     help="also score the writers' signatures cropped from N synthetic documents each (0: skip)")
+    ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the writers")
     args = ap.parse_args()
     v = Verifier.from_manifest(args.weights)
     splits = v.manifest["training"]["splits"]
+    base = Verifier.from_manifest(args.baseline) if args.baseline else None
+    if base is not None and base.manifest["training"]["splits"] != splits:
+        raise SystemExit(f"{args.baseline} was trained with other writer splits: its test writers are not ours")
     out: dict[str, object] = {"model": v.ident, "split": args.split, "corpora": {}}
+    cells: dict[str, Cells] = {}
+    base_cells: dict[str, Cells] = {}
     for name, parts in splits.items():
         root = args.data_root / name
-        if not root.is_dir():
+        if not root.is_dir() or not parts[args.split]:
             continue
-        res = {}
         corpus = Corpus(root)
         arrays = load_arrays(corpus, v.preprocess_cfg, parts[args.split])
-        views = document_views(corpus, v.preprocess_cfg, parts[args.split], args.doc_views, seed=7,
-                               workers=2) if args.doc_views else []
-        for k in (1, 5):
-            res[f"k{k}"] = rounded(evaluate_arrays(v, arrays, k)[0])
-            for i, view in enumerate(views):  # document crops as queries, clean references
-                key = f"k{k}_doc" + (f"{i + 1}" if len(views) > 1 else "")
-                res[key] = rounded(evaluate_arrays(v, arrays, k, view)[0])
+        views = list(document_views(corpus, v.preprocess_cfg, parts[args.split], args.doc_views, seed=7,
+                                    workers=2)) if args.doc_views else []
+        cells[name] = figure_cells(v, arrays, views)
+        res = {}
+        for key, per_writer in cells[name].items():
+            writers = sorted(per_writer)
+            k = int(key[1:].split("_")[0])
+            res[key] = rounded(protocol_metrics(pool(per_writer.values()), v.rule.threshold(k)))
+            res[key]["eer_ci95"] = ci(bootstrap_interval(
+                [writers], lambda s, pw=per_writer: nan_if_none(cell_eer(pw, s[0])), n=args.bootstrap))
         out["corpora"][name] = res  # type: ignore[index]
+        if base is not None:
+            if base.preprocess_cfg != v.preprocess_cfg:
+                arrays = load_arrays(corpus, base.preprocess_cfg, parts[args.split])
+                views = list(document_views(corpus, base.preprocess_cfg, parts[args.split], args.doc_views,
+                                            seed=7, workers=2)) if args.doc_views else []
+            base_cells[name] = figure_cells(base, arrays, views)
+    strata = [sorted(next(iter(c.values()))) for c in cells.values()]
+    out["mean_eer"] = {"value": round(mean_eer(cells, strata), 4),
+                       "ci95": ci(bootstrap_interval(strata, lambda s: mean_eer(cells, s), n=args.bootstrap))}
+    if base is not None:
+        out["versus_baseline"] = {
+            "baseline": base.ident,
+            "baseline_mean_eer": round(mean_eer(base_cells, strata), 4),
+            "mean_eer_difference": round(mean_eer(cells, strata) - mean_eer(base_cells, strata), 4),
+            "ci95": ci(bootstrap_interval(strata, lambda s: mean_eer(cells, s) - mean_eer(base_cells, s),
+                                          n=args.bootstrap)),
+        }
     out["throughput"] = throughput(v)
     if v.backend != "pt":
         out["throughput_pt"] = throughput(Verifier.from_manifest(args.weights, backend="pt"))

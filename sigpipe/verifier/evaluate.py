@@ -31,22 +31,31 @@ def evaluate_arrays(verifier: Verifier, arrays: SignatureArrays, k: int, views: 
     q = protocol_distances(emb, arrays.writer, arrays.forged, arrays.name, k, verifier.rule.aggregation, qemb)
     if q.genuine.size == 0 or q.skilled.size == 0:
         raise ValueError(f"need writers with more than {k} genuine signatures and some skilled forgeries")
-    thr = verifier.rule.threshold(k)
-    far_s, frr = far_frr(q.genuine, q.skilled, thr)
-    far_r, _ = far_frr(q.genuine, q.random, thr) if q.random.size else (0.0, 0.0)
-    correct = np.sum(q.genuine <= thr) + np.sum(q.skilled > thr)
-    res = {
+    return protocol_metrics(q, verifier.rule.threshold(k)), q
+
+
+def protocol_metrics(q: QueryDistances, threshold: float) -> dict[str, Any]:
+    """The DESIGN.md keys for pooled protocol distances at ``threshold`` (see :func:`evaluate_arrays`).
+
+    Raises:
+        ValueError: no genuine or no skilled-forgery queries.
+    """
+    if q.genuine.size == 0 or q.skilled.size == 0:
+        raise ValueError("need writers with more genuine signatures than references, and some skilled forgeries")
+    far_s, frr = far_frr(q.genuine, q.skilled, threshold)
+    far_r, _ = far_frr(q.genuine, q.random, threshold) if q.random.size else (0.0, 0.0)
+    correct = np.sum(q.genuine <= threshold) + np.sum(q.skilled > threshold)
+    return {
         "eer": eer(q.genuine, q.skilled).eer,
         "far_skilled": far_s,
         "far_random": far_r,
         "frr": frr,
         "accuracy": float(correct / (q.genuine.size + q.skilled.size)),
         "auc": auc(q.genuine, q.skilled),
-        "threshold": thr,
+        "threshold": threshold,
         "writers": q.writers,
         "queries": q.queries,
     }
-    return res, q
 
 
 def evaluate_corpus(

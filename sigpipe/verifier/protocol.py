@@ -7,6 +7,7 @@ random-forgery query.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,23 +29,16 @@ class QueryDistances:
         return int(self.genuine.size + self.skilled.size + self.random.size)
 
 
-def protocol_distances(
+def writer_distances(
     emb: np.ndarray, writer: np.ndarray, forged: np.ndarray, name: np.ndarray, k: int, aggregation: str,
     query_emb: np.ndarray | None = None,
-) -> QueryDistances:
-    """Distances of all protocol queries.
+) -> dict[str, QueryDistances]:
+    """Distances of the protocol queries of each writer (``writers`` = 1 in each); see :func:`protocol_distances`.
 
-    Args:
-        emb: ``(N, D)`` embeddings; writer, forged, name: ``(N,)`` per-image metadata (see ``SignatureArrays``).
-        k: references per writer. Writers with fewer than ``k + 1`` genuine signatures are skipped.
-        aggregation: how the K distances are combined (``decide.AGGREGATIONS``).
-        query_emb: ``(N, D)`` embeddings the queries are taken from instead of ``emb`` (aligned with it), e.g. of
-            the same signatures cropped from documents, while the references stay ``emb`` (clean specimens).
+    Per writer, so that figures can be resampled by writer (``metrics.bootstrap_interval``): a corpus' writers, not
+    its images, are what varies from one population to the next.
     """
     qemb = emb if query_emb is None else query_emb
-    gen_d: list[float] = []
-    sk_d: list[float] = []
-    rnd_d: list[float] = []
     ws = sorted(set(writer.tolist()))
     first_genuine: dict[str, int] = {}
     per_writer: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -55,22 +49,44 @@ def protocol_distances(
         per_writer[w] = (gi, fi)
         if gi.size:
             first_genuine[w] = int(gi[-1])  # the last genuine by name: never a reference
-    used = 0
+    out: dict[str, QueryDistances] = {}
     for w in ws:
         gi, fi = per_writer[w]
         if gi.size < k + 1:
             continue
-        used += 1
         refs = emb[gi[:k]]
         spread = reference_spread(refs)
 
-        def agg(idx: np.ndarray, refs: np.ndarray = refs, spread: float = spread) -> list[float]:
+        def agg(idx: np.ndarray, refs: np.ndarray = refs, spread: float = spread) -> np.ndarray:
             if idx.size == 0:
-                return []
-            return [aggregate(d, aggregation, spread) for d in distances(qemb[idx], refs)]
+                return np.zeros(0)
+            return np.array([aggregate(d, aggregation, spread) for d in distances(qemb[idx], refs)])
 
-        gen_d += agg(gi[k:])
-        sk_d += agg(fi)
         others = np.array([first_genuine[o] for o in ws if o != w and o in first_genuine], int)
-        rnd_d += agg(others)
-    return QueryDistances(np.array(gen_d), np.array(sk_d), np.array(rnd_d), used)
+        out[w] = QueryDistances(agg(gi[k:]), agg(fi), agg(others), 1)
+    return out
+
+
+def pool(per_writer: Iterable[QueryDistances]) -> QueryDistances:
+    """All writers' query distances together."""
+    qs = list(per_writer)
+    if not qs:
+        return QueryDistances(np.zeros(0), np.zeros(0), np.zeros(0), 0)
+    return QueryDistances(*(np.concatenate([getattr(q, f) for q in qs]) for f in ("genuine", "skilled", "random")),
+                          sum(q.writers for q in qs))
+
+
+def protocol_distances(
+    emb: np.ndarray, writer: np.ndarray, forged: np.ndarray, name: np.ndarray, k: int, aggregation: str,
+    query_emb: np.ndarray | None = None,
+) -> QueryDistances:
+    """Distances of all protocol queries, pooled over writers.
+
+    Args:
+        emb: ``(N, D)`` embeddings; writer, forged, name: ``(N,)`` per-image metadata (see ``SignatureArrays``).
+        k: references per writer. Writers with fewer than ``k + 1`` genuine signatures are skipped.
+        aggregation: how the K distances are combined (``decide.AGGREGATIONS``).
+        query_emb: ``(N, D)`` embeddings the queries are taken from instead of ``emb`` (aligned with it), e.g. of
+            the same signatures cropped from documents, while the references stay ``emb`` (clean specimens).
+    """
+    return pool(writer_distances(emb, writer, forged, name, k, aggregation, query_emb).values())
