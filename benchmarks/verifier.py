@@ -86,7 +86,7 @@ def figure_cells(v: Verifier, arrays, views: list[np.ndarray]) -> Cells:  # noqa
         qembs["_doc" + (f"{i + 1}" if len(views) > 1 else "")] = v.embed_prepared(view.astype(np.float32)[:, None]
                                                                                   / 255.0)
     return {f"k{k}{suffix}": writer_distances(emb, arrays.writer, arrays.forged, arrays.name, k,
-                                              v.rule.aggregation, q)
+                                              v.rule.aggregation, q, v.rule.spread_weight)
             for k in (1, 5) for suffix, q in qembs.items()}
 
 

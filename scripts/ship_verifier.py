@@ -32,6 +32,7 @@ def main() -> None:
         "command": "python benchmarks/verifier.py (held-out test writers of each corpus, DESIGN.md protocol)",
         "test_writers": figures["corpora"],
         **({"mean_eer": figures["mean_eer"]} if "mean_eer" in figures else {}),
+        **({"versus_baseline": figures["versus_baseline"]} if "versus_baseline" in figures else {}),
         "throughput": figures["throughput"],
         **({"throughput_pt": figures["throughput_pt"]} if "throughput_pt" in figures else {}),
         **({"architectures": figures["architectures"]} if "architectures" in figures else {}),

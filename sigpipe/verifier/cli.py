@@ -103,6 +103,27 @@ def ensemble(members: tuple[Path, ...], data: tuple[Path, ...], out: Path, tag: 
     click.echo(str(path))
 
 
+@verifier.command()
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data", "data", multiple=True, required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The corpora the model was trained on (its validation writers calibrate it).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/verifier-calibrated"),
+              show_default=True)
+@click.option("--tag", required=True, help="Tag of the recalibrated model (not the old one's), e.g. v4.")
+@click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
+def calibrate(manifest: Path, data: tuple[Path, ...], out: Path, tag: str, threads: int | None) -> None:
+    """Choose a trained verifier's decision rule again (aggregation, spread weight, thresholds, score) on its
+    validation writers; writes OUT/verifier.pt (the same weights) and a manifest with the new rule."""
+    from sigpipe.verifier.recalibrate import recalibrate
+
+    try:
+        path = recalibrate(manifest, data, out, tag, threads=threads)
+    except SigpipeError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(str(path))
+
+
 @verifier.command("eval")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @weights_option

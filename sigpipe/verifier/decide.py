@@ -66,6 +66,9 @@ class DecisionRule:
             to larger galleries.
         score_a, score_b: ``score = 1 / (1 + exp(score_a * (distance - threshold) + score_b))`` — the probability
             that the signature is genuine, fitted on validation writers.
+        spread_weight: with two or more references, the threshold a person gets is ``thresholds[K] + spread_weight
+            * spread``, ``spread`` being the mean distance among that person's references: someone whose genuine
+            signatures vary more is judged more leniently. 0 = one threshold for everybody.
     """
 
     aggregation: str
@@ -73,20 +76,24 @@ class DecisionRule:
     score_a: float
     score_b: float
     calibration: dict[str, Any] = field(default_factory=dict, compare=False)
+    spread_weight: float = 0.0
 
-    def threshold(self, k: int) -> float:
+    def threshold(self, k: int, spread: float = 0.0) -> float:
+        """The threshold for a person with ``k`` references whose mutual mean distance is ``spread``."""
         ks = sorted(self.thresholds)
         usable = [x for x in ks if x <= max(k, 1)]
-        return self.thresholds[usable[-1] if usable else ks[0]]
+        base = self.thresholds[usable[-1] if usable else ks[0]]
+        return base + self.spread_weight * spread if k >= 2 else base
 
-    def score(self, distance: float, k: int) -> float:
-        z = self.score_a * (distance - self.threshold(k)) + self.score_b
+    def score(self, distance: float, k: int, spread: float = 0.0) -> float:
+        z = self.score_a * (distance - self.threshold(k, spread)) + self.score_b
         return float(1.0 / (1.0 + math.exp(min(max(z, -60.0), 60.0))))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "aggregation": self.aggregation,
             "thresholds": {str(k): v for k, v in sorted(self.thresholds.items())},
+            "spread_weight": self.spread_weight,
             "score_a": self.score_a,
             "score_b": self.score_b,
             "calibration": self.calibration,
@@ -100,6 +107,7 @@ class DecisionRule:
             score_a=float(d["score_a"]),
             score_b=float(d["score_b"]),
             calibration=d.get("calibration", {}),
+            spread_weight=float(d.get("spread_weight", 0.0)),
         )
 
 

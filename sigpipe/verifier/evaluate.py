@@ -28,7 +28,8 @@ def evaluate_arrays(verifier: Verifier, arrays: SignatureArrays, k: int, views: 
     """
     emb = verifier.embed_prepared(arrays.as_float())
     qemb = None if views is None else verifier.embed_prepared(views.astype(np.float32)[:, None] / 255.0)
-    q = protocol_distances(emb, arrays.writer, arrays.forged, arrays.name, k, verifier.rule.aggregation, qemb)
+    q = protocol_distances(emb, arrays.writer, arrays.forged, arrays.name, k, verifier.rule.aggregation, qemb,
+                           verifier.rule.spread_weight)
     if q.genuine.size == 0 or q.skilled.size == 0:
         raise ValueError(f"need writers with more than {k} genuine signatures and some skilled forgeries")
     return protocol_metrics(q, verifier.rule.threshold(k)), q

@@ -120,11 +120,13 @@ class Gallery:
         return Match(identity, self.verifier.decide(query, self.embeddings[identity]))
 
     def best_match(self, query: np.ndarray) -> Match | None:
-        """One-to-many: the enrolled person whose references are closest (by the decision's aggregated distance)."""
+        """One-to-many: the enrolled person the query is most clearly genuine for, i.e. with the lowest distance
+        relative to that person's own threshold (which depends on their number of references and their spread)."""
         best: Match | None = None
         for person in self.people:
             m = self.compare(query, person)
-            if best is None or m.decision.distance < best.decision.distance:
+            margin = m.decision.distance - m.decision.threshold
+            if best is None or margin < best.decision.distance - best.decision.threshold:
                 best = m
         return best
 

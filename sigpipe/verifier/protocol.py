@@ -31,7 +31,7 @@ class QueryDistances:
 
 def writer_distances(
     emb: np.ndarray, writer: np.ndarray, forged: np.ndarray, name: np.ndarray, k: int, aggregation: str,
-    query_emb: np.ndarray | None = None,
+    query_emb: np.ndarray | None = None, spread_weight: float = 0.0,
 ) -> dict[str, QueryDistances]:
     """Distances of the protocol queries of each writer (``writers`` = 1 in each); see :func:`protocol_distances`.
 
@@ -57,10 +57,12 @@ def writer_distances(
         refs = emb[gi[:k]]
         spread = reference_spread(refs)
 
-        def agg(idx: np.ndarray, refs: np.ndarray = refs, spread: float = spread) -> np.ndarray:
+        shift = spread_weight * spread if k >= 2 else 0.0  # a per-person threshold moves the distances instead
+
+        def agg(idx: np.ndarray, refs: np.ndarray = refs, spread: float = spread, shift: float = shift) -> np.ndarray:
             if idx.size == 0:
                 return np.zeros(0)
-            return np.array([aggregate(d, aggregation, spread) for d in distances(qemb[idx], refs)])
+            return np.array([aggregate(d, aggregation, spread) - shift for d in distances(qemb[idx], refs)])
 
         others = np.array([first_genuine[o] for o in ws if o != w and o in first_genuine], int)
         out[w] = QueryDistances(agg(gi[k:]), agg(fi), agg(others), 1)
@@ -78,7 +80,7 @@ def pool(per_writer: Iterable[QueryDistances]) -> QueryDistances:
 
 def protocol_distances(
     emb: np.ndarray, writer: np.ndarray, forged: np.ndarray, name: np.ndarray, k: int, aggregation: str,
-    query_emb: np.ndarray | None = None,
+    query_emb: np.ndarray | None = None, spread_weight: float = 0.0,
 ) -> QueryDistances:
     """Distances of all protocol queries, pooled over writers.
 
@@ -88,5 +90,7 @@ def protocol_distances(
         aggregation: how the K distances are combined (``decide.AGGREGATIONS``).
         query_emb: ``(N, D)`` embeddings the queries are taken from instead of ``emb`` (aligned with it), e.g. of
             the same signatures cropped from documents, while the references stay ``emb`` (clean specimens).
+        spread_weight: ``DecisionRule.spread_weight``; each distance is returned minus ``spread_weight`` times its
+            person's reference spread (K >= 2), so that one threshold per K applies to all writers.
     """
-    return pool(writer_distances(emb, writer, forged, name, k, aggregation, query_emb).values())
+    return pool(writer_distances(emb, writer, forged, name, k, aggregation, query_emb, spread_weight).values())

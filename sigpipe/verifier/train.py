@@ -38,6 +38,7 @@ from sigpipe.weights import write_manifest
 log = logging.getLogger(__name__)
 
 CALIBRATION_KS = (1, 2, 3, 5, 8)
+SPREAD_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)  # candidates for DecisionRule.spread_weight, chosen on validation
 POOLED_NOTE = ("; queries pooled: the clean validation signatures and their document views (docviews.py), both "
                "against clean references")
 
@@ -225,35 +226,43 @@ def validate(net: EmbeddingNet, val: SignatureArrays, device: str, views: np.nda
 
 def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None = None
               ) -> tuple[DecisionRule, dict[str, Any]]:
-    """Choose the aggregation by validation EER, then thresholds per K (at the EER point) and the score's logistic.
+    """Choose the aggregation by validation EER, then the weight of each person's reference spread in their
+    threshold (``DecisionRule.spread_weight``, among :data:`SPREAD_WEIGHTS`, by the mean validation EER over the
+    K >= 2 it applies to), then thresholds per K (at the EER point) and the score's logistic.
 
     With ``view_emb`` (embeddings of document views aligned with ``val``) the queries of both kinds are pooled:
     one threshold serves clean specimens (``sigpipe verify``) and document crops (``sigpipe run``).
     """
 
-    def pooled(k: int, agg: str) -> QueryDistances:
-        qs = [protocol_distances(emb, val.writer, val.forged, val.name, k, agg)]
+    def pooled(k: int, agg: str, spread_weight: float = 0.0) -> QueryDistances:
+        qs = [protocol_distances(emb, val.writer, val.forged, val.name, k, agg, spread_weight=spread_weight)]
         if view_emb is not None:
-            qs.append(protocol_distances(emb, val.writer, val.forged, val.name, k, agg, view_emb))
+            qs.append(protocol_distances(emb, val.writer, val.forged, val.name, k, agg, view_emb, spread_weight))
         return QueryDistances(*(np.concatenate([getattr(q, f) for q in qs]) for f in ("genuine", "skilled", "random")),
                               qs[0].writers)
+
+    def mean_eer(ks: tuple[int, ...], agg: str, spread_weight: float = 0.0) -> float:
+        return float(np.mean([eer(q.genuine, q.skilled).eer for k in ks for q in [pooled(k, agg, spread_weight)]
+                              if q.genuine.size and q.skilled.size]))
 
     report: dict[str, Any] = {}
     best_agg, best_e = "mean", float("inf")
     for agg in AGGREGATIONS:
-        e = np.mean([
-            eer(q.genuine, q.skilled).eer
-            for k in (1, 5)
-            for q in [pooled(k, agg)]
-            if q.genuine.size and q.skilled.size
-        ])
-        report[f"val_eer_{agg}"] = float(e)
+        e = mean_eer((1, 5), agg)
+        report[f"val_eer_{agg}"] = e
         if e < best_e - 1e-9:
-            best_agg, best_e = agg, float(e)
+            best_agg, best_e = agg, e
+    multi = tuple(k for k in CALIBRATION_KS if k >= 2)
+    best_w, best_e = 0.0, float("inf")
+    for w in SPREAD_WEIGHTS:
+        e = mean_eer(multi, best_agg, w)
+        report[f"val_eer_k2+_spread_weight_{w}"] = e
+        if e < best_e - 1e-9:
+            best_w, best_e = w, e
     thresholds: dict[int, float] = {}
     xs, ys = [], []
     for k in CALIBRATION_KS:
-        q = pooled(k, best_agg)
+        q = pooled(k, best_agg, best_w)
         if not (q.genuine.size and q.skilled.size):
             continue
         thresholds[k] = eer(q.genuine, q.skilled).threshold
@@ -264,11 +273,13 @@ def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None
     rule = DecisionRule(
         best_agg, thresholds, a, b,
         calibration={
-            "method": "threshold at the equal-error point of genuine vs skilled forgeries of the validation writers, "
-            "per number of references K; score = logistic fit on validation distances "
+            "method": "aggregation, then spread weight, chosen by validation EER; threshold at the equal-error point "
+            "of genuine vs skilled forgeries of the validation writers, per number of references K (plus the spread "
+            "weight times each person's reference spread); score = logistic fit on validation distances "
             "(genuine vs skilled + random forgeries)" + (POOLED_NOTE if view_emb is not None else ""),
             **report,
         },
+        spread_weight=best_w,
     )
     return rule, report
 

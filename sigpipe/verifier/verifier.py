@@ -27,7 +27,7 @@ class Decision:
 
     Attributes:
         distance: aggregated distance (lower = more similar).
-        threshold: the threshold applied for this number of references.
+        threshold: the threshold applied for this person and number of references.
         score: calibrated probability that the signature is genuine, in [0, 1].
         genuine: ``distance <= threshold``.
         references: K, the number of references compared with.
@@ -157,6 +157,7 @@ class Verifier:
         if refs.shape[0] == 0:
             raise ValueError("no reference embeddings to compare with")
         k = refs.shape[0]
-        d = aggregate(distances(query, refs), self.rule.aggregation, reference_spread(refs))
-        thr = self.rule.threshold(k)
-        return Decision(d, thr, self.rule.score(d, k), bool(d <= thr), k)
+        spread = reference_spread(refs)
+        d = aggregate(distances(query, refs), self.rule.aggregation, spread)
+        thr = self.rule.threshold(k, spread)
+        return Decision(d, thr, self.rule.score(d, k, spread), bool(d <= thr), k)

@@ -1,0 +1,126 @@
+"""Per-person thresholds: ``DecisionRule.spread_weight`` and its calibration, and ``sigpipe verifier calibrate``."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sigpipe.cli import cli
+from sigpipe.verifier.data import SignatureArrays
+from sigpipe.verifier.decide import DecisionRule, reference_spread
+from sigpipe.verifier.metrics import eer
+from sigpipe.verifier.protocol import protocol_distances
+from sigpipe.verifier.train import calibrate
+from sigpipe.verifier.verifier import Verifier
+
+
+def test_threshold_grows_with_the_references_spread_from_two_references_on():
+    rule = DecisionRule("min", {1: 0.6, 5: 0.4}, 10.0, 0.0, spread_weight=0.5)
+    assert rule.threshold(1, spread=0.8) == 0.6  # one reference has no spread
+    assert rule.threshold(5) == 0.4
+    assert rule.threshold(5, spread=0.2) == pytest.approx(0.5)
+    assert rule.score(0.5, 5, spread=0.2) == pytest.approx(0.5)
+    back = DecisionRule.from_dict(json.loads(json.dumps(rule.to_dict())))
+    assert back == rule and back.spread_weight == 0.5
+    old = {k: v for k, v in rule.to_dict().items() if k != "spread_weight"}  # manifests written before the field
+    assert DecisionRule.from_dict(old).spread_weight == 0.0
+
+
+def test_protocol_distances_move_by_the_spread_for_k_of_two_or_more():
+    emb = np.array([[0, 0], [0.3, 0], [0.1, 0.1], [1, 1], [1, 1.5], [1.2, 1.1]], float)
+    writer, forged = np.array(["a"] * 3 + ["b"] * 3), np.zeros(6, bool)
+    name = np.array(["1", "2", "3"] * 2)
+    plain = protocol_distances(emb, writer, forged, name, 2, "min")
+    moved = protocol_distances(emb, writer, forged, name, 2, "min", spread_weight=1.0)
+    spreads = [reference_spread(emb[[0, 1]]), reference_spread(emb[[3, 4]])]
+    np.testing.assert_allclose(moved.genuine, plain.genuine - spreads)
+    np.testing.assert_allclose(protocol_distances(emb, writer, forged, name, 1, "min", spread_weight=1.0).genuine,
+                               protocol_distances(emb, writer, forged, name, 1, "min").genuine)
+
+
+def writers_of_varied_spread(n: int, seed: int) -> SignatureArrays:
+    """Embeddings of writers whose genuine signatures vary from little to a lot, queries (not references) with some
+    noise of their own, and forgeries a fixed offset from their writer: one threshold for all confuses the variable
+    writers' genuine signatures with forgeries, and dividing by the spread over-corrects for the steady writers."""
+    rng = np.random.default_rng(seed)
+    emb, writer, forged, name = [], [], [], []
+    for w in range(n):
+        centre, sigma = rng.normal(0, 3, 8), [0.02, 0.12][w % 2]
+        g = centre + rng.normal(0, sigma, (10, 8))
+        g[5:] += rng.normal(0, 0.05, (5, 8))
+        f = centre + rng.normal(0, sigma, (6, 8)) + rng.normal(0, 0.05, (6, 8)) + 0.35 * np.eye(8)[w % 8]
+        emb += [g, f]
+        writer += [f"w{w:02d}"] * 16
+        forged += [False] * 10 + [True] * 6
+        name += [f"{i:02d}" for i in range(16)]
+    x = np.concatenate(emb)
+    return SignatureArrays(x.astype(np.float32), np.array(writer), np.array(forged), np.array(name))
+
+
+def test_calibration_gives_variable_writers_more_lenient_thresholds_when_that_helps():
+    val = writers_of_varied_spread(20, 0)
+    emb = val.images  # the test's "embeddings" travel in the images slot
+    rule, report = calibrate(emb, val)
+    assert rule.spread_weight > 0
+    assert report[f"val_eer_k2+_spread_weight_{rule.spread_weight}"] < report["val_eer_k2+_spread_weight_0.0"]
+    held_out = writers_of_varied_spread(20, 1)
+    args = (held_out.images, held_out.writer, held_out.forged, held_out.name, 5, rule.aggregation)
+    plain, adaptive = protocol_distances(*args), protocol_distances(*args, spread_weight=rule.spread_weight)
+    assert eer(adaptive.genuine, adaptive.skilled).eer < eer(plain.genuine, plain.skilled).eer
+
+
+def test_verifier_applies_the_person_threshold(tiny_verifier: Path):
+    m = json.loads(tiny_verifier.read_text())
+    m["decision"] = DecisionRule("min", {1: 0.3, 2: 0.3}, 12.0, 0.0, spread_weight=0.5).to_dict()
+    tiny_verifier.write_text(json.dumps(m))
+    v = Verifier.from_manifest(tiny_verifier, backend="pt")
+    refs = np.zeros((2, 16), np.float32)
+    refs[1, 0] = 0.4  # spread 0.4: threshold 0.3 + 0.5 * 0.4
+    q = np.zeros(16, np.float32)
+    q[1] = 0.45
+    d = v.decide(q, refs)
+    assert d.threshold == pytest.approx(0.5) and d.distance == pytest.approx(0.45) and d.genuine
+    assert not v.decide(q, refs[:1]).genuine  # one reference: the plain 0.3
+
+
+def test_calibrate_cli_keeps_the_weights_and_changes_the_tag(six_writers: Path, tiny_corpus: Path, tmp_path: Path):
+    from sigpipe.verifier.train import VerifierTrainConfig, train_verifier
+
+    trained = train_verifier(VerifierTrainConfig(
+        data=(six_writers,), out=tmp_path / "m", width=8, dim=16, epochs=1, steps_per_epoch=2, batch=8,
+        m_per_writer=4, split=(0.5, 0.5, 0.0), threads=1)).with_suffix(".pt.json")
+    runner = CliRunner()
+    base = ["verifier", "calibrate", str(trained), "--threads", "1"]
+    res = runner.invoke(cli, [*base, "--data", str(six_writers), "--tag", "v1", "--out", str(tmp_path / "same")])
+    assert res.exit_code != 0 and "tag other than" in res.output
+    res = runner.invoke(cli, [*base, "--data", str(tiny_corpus), "--tag", "r2", "--out", str(tmp_path / "r2")])
+    assert res.exit_code != 0 and "lacks the corpora" in res.output
+    res = runner.invoke(cli, [*base, "--data", str(six_writers), "--tag", "r1", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    old, new = json.loads(trained.read_text()), json.loads((tmp_path / "r" / "verifier.pt.json").read_text())
+    assert new["sha256"] == old["sha256"] and new["tag"] == "r1" and "backends" not in new
+    assert new["training"]["recalibrated"]["from"] == Verifier.from_manifest(trained, backend="pt").ident
+    assert "spread_weight" in new["decision"] and "val_eer_k2+_spread_weight_0.0" in new["decision"]["calibration"]
+    assert Verifier.from_manifest(tmp_path / "r" / "verifier.pt.json", backend="pt").ident.startswith(
+        "signet-triplet.r1 ")
+
+
+def test_one_to_many_picks_the_person_the_query_is_most_clearly_genuine_for(tiny_verifier: Path):
+    from sigpipe.verifier.gallery import Gallery
+
+    m = json.loads(tiny_verifier.read_text())
+    m["decision"] = DecisionRule("min", {1: 0.3, 2: 0.3}, 12.0, 0.0, spread_weight=1.0).to_dict()
+    tiny_verifier.write_text(json.dumps(m))
+    v = Verifier.from_manifest(tiny_verifier, backend="pt")
+    e = np.eye(16, dtype=np.float32)
+    steady = np.stack([e[0], e[0] + 0.01 * e[1]])  # spread 0.01: threshold 0.31
+    loose = np.stack([e[0] + 0.6 * e[6], e[0] + 0.6 * e[6] + 0.5 * e[3]])  # spread 0.5: threshold 0.8
+    g = Gallery(v, {"steady": steady, "loose": loose})
+    q = e[0] + 0.25 * e[6]  # 0.25 from steady (margin -0.06), 0.35 from loose (margin -0.45)
+    to_steady, to_loose = g.compare(q, "steady").decision, g.compare(q, "loose").decision
+    assert to_steady.distance == pytest.approx(0.25, abs=1e-3) and to_loose.distance == pytest.approx(0.35)
+    assert to_steady.genuine and to_loose.genuine
+    best = g.best_match(q)  # nearer to steady, but far more clearly within loose's own variation
+    assert best is not None and best.identity == "loose"
