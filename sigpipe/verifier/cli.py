@@ -5,18 +5,28 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from sigpipe.errors import SigpipeError
 
 log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., object])
 
 weights_option = click.option(
     "--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
     help="Verifier manifest (<weights>.json). Default: the bundled model.",
 )
+threads_option = click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
+
+
+def corpora_option(help_text: str) -> Callable[[F], F]:
+    """``--data`` (repeatable): per-writer corpora."""
+    return click.option("--data", "data", multiple=True, required=True,
+                        type=click.Path(exists=True, file_okay=False, path_type=Path), help=help_text)
 
 
 @click.group()
@@ -25,9 +35,7 @@ def verifier() -> None:
 
 
 @verifier.command()
-@click.option("--data", "data", multiple=True, required=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Per-writer corpus (ROOT/<writer>/genuine|forged/*.png); repeat for several.")
+@corpora_option("Per-writer corpus (ROOT/<writer>/genuine|forged/*.png); repeat for several.")
 @click.option("--extra", "extra", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Corpus used for training only, all its writers (e.g. synthetic writers); repeatable.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/verifier"),
@@ -38,7 +46,7 @@ def verifier() -> None:
 @click.option("--architecture", type=click.Choice(["resnet-s", "signet-s"]), default="resnet-s", show_default=True)
 @click.option("--lr", type=float, default=2e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
+@threads_option
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Start from these weights (e.g. the shipped verifier.pt) instead of random.")
@@ -85,13 +93,11 @@ def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw
 @verifier.command()
 @click.argument("members", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--data", "data", multiple=True, required=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="The corpora the members were trained on (their validation writers calibrate the ensemble).")
+@corpora_option("The corpora the members were trained on (their validation writers calibrate the ensemble).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/verifier-ensemble"),
               show_default=True)
 @click.option("--tag", required=True, help="Tag of the joined model, e.g. v3.")
-@click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
+@threads_option
 def ensemble(members: tuple[Path, ...], data: tuple[Path, ...], out: Path, tag: str, threads: int | None) -> None:
     """Join trained verifiers (their manifests, MEMBERS) into one model; writes OUT/verifier.pt and its manifest."""
     from sigpipe.verifier.ensemble import build_ensemble
@@ -105,13 +111,11 @@ def ensemble(members: tuple[Path, ...], data: tuple[Path, ...], out: Path, tag: 
 
 @verifier.command()
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--data", "data", multiple=True, required=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="The corpora the model was trained on (its validation writers calibrate it).")
+@corpora_option("The corpora the model was trained on (its validation writers calibrate it).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/verifier-calibrated"),
               show_default=True)
 @click.option("--tag", required=True, help="Tag of the recalibrated model (not the old one's), e.g. v4.")
-@click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
+@threads_option
 def calibrate(manifest: Path, data: tuple[Path, ...], out: Path, tag: str, threads: int | None) -> None:
     """Choose a trained verifier's decision rule again (aggregation, spread weight, thresholds, score) on its
     validation writers; writes OUT/verifier.pt (the same weights) and a manifest with the new rule."""
