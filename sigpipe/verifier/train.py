@@ -242,8 +242,10 @@ def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None
                               qs[0].writers)
 
     def mean_eer(ks: tuple[int, ...], agg: str, spread_weight: float = 0.0) -> float:
-        return float(np.mean([eer(q.genuine, q.skilled).eer for k in ks for q in [pooled(k, agg, spread_weight)]
-                              if q.genuine.size and q.skilled.size]))
+        """Mean EER over the K that the validation writers allow; NaN when they allow none of ``ks``."""
+        es = [eer(q.genuine, q.skilled).eer for k in ks for q in [pooled(k, agg, spread_weight)]
+              if q.genuine.size and q.skilled.size]
+        return float(np.mean(es)) if es else float("nan")
 
     report: dict[str, Any] = {}
     best_agg, best_e = "mean", float("inf")
@@ -256,6 +258,8 @@ def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None
     best_w, best_e = 0.0, float("inf")
     for w in SPREAD_WEIGHTS:
         e = mean_eer(multi, best_agg, w)
+        if np.isnan(e):  # no validation writer has 3 genuine signatures: nothing to choose the weight on
+            break
         report[f"val_eer_k2+_spread_weight_{w}"] = e
         if e < best_e - 1e-9:
             best_w, best_e = w, e

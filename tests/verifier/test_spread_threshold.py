@@ -124,3 +124,13 @@ def test_one_to_many_picks_the_person_the_query_is_most_clearly_genuine_for(tiny
     assert to_steady.genuine and to_loose.genuine
     best = g.best_match(q)  # nearer to steady, but far more clearly within loose's own variation
     assert best is not None and best.identity == "loose"
+
+
+def test_calibration_without_writers_for_two_references_keeps_one_threshold():
+    val = writers_of_varied_spread(6, 2)
+    keep = np.isin(val.name, ["00", "01", "10", "11"])  # 2 genuine signatures and 2 forgeries a writer
+    small = val.select(keep)
+    rule, report = calibrate(small.images, small)
+    assert rule.spread_weight == 0.0 and not any("spread_weight" in k for k in report)
+    assert all(np.isfinite(v) for v in report.values())
+    assert json.loads(json.dumps(rule.to_dict(), allow_nan=False))["spread_weight"] == 0.0
