@@ -90,20 +90,16 @@ def figure_cells(v: Verifier, arrays, views: list[np.ndarray]) -> Cells:  # noqa
             for k in (1, 5) for suffix, q in qembs.items()}
 
 
-def cell_eer(per_writer: dict[str, QueryDistances], writers: list[str]) -> float | None:
+def cell_eer(per_writer: dict[str, QueryDistances], writers: list[str]) -> float:
+    """EER of one figure over ``writers`` (repeats allowed); NaN when they hold no genuine or no forged query."""
     q = pool(per_writer[w] for w in writers if w in per_writer)
-    return eer(q.genuine, q.skilled).eer if q.genuine.size and q.skilled.size else None
-
-
-def nan_if_none(x: float | None) -> float:
-    return float("nan") if x is None else x
+    return eer(q.genuine, q.skilled).eer if q.genuine.size and q.skilled.size else float("nan")
 
 
 def mean_eer(cells: dict[str, Cells], sample: list[list[str]]) -> float:
     """Mean EER over every figure of every corpus, with ``sample[i]`` the writers of the i-th corpus."""
-    vals = [cell_eer(per_writer, ws) for ws, c in zip(sample, cells.values(), strict=True)
-            for per_writer in c.values()]
-    return float(np.mean([x for x in vals if x is not None]))
+    return float(np.nanmean([cell_eer(per_writer, ws) for ws, c in zip(sample, cells.values(), strict=True)
+                             for per_writer in c.values()]))
 
 
 def ci(lo_hi: tuple[float, float]) -> list[float]:
@@ -144,7 +140,7 @@ def main() -> None:
             k = int(key[1:].split("_")[0])
             res[key] = rounded(protocol_metrics(pool(per_writer.values()), v.rule.threshold(k)))
             res[key]["eer_ci95"] = ci(bootstrap_interval(
-                [writers], lambda s, pw=per_writer: nan_if_none(cell_eer(pw, s[0])), n=args.bootstrap))
+                [writers], lambda s, pw=per_writer: cell_eer(pw, s[0]), n=args.bootstrap))
         out["corpora"][name] = res  # type: ignore[index]
         if base is not None:
             if base.preprocess_cfg != v.preprocess_cfg:
