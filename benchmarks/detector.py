@@ -139,9 +139,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                                      else DEFAULT_CONF)
     iou = float(manifest.get("iou", DEFAULT_IOU)) if manifest else DEFAULT_IOU
     max_det = int(manifest.get("max_det", DEFAULT_MAX_DET)) if manifest else DEFAULT_MAX_DET
+    downscale = str(manifest.get("downscale", "bilinear")) if manifest else "bilinear"
     result: dict[str, Any] = {
         "model": {"weights": str(weights), "ident": manifest.ident if manifest else weights.name,
-                  "imgsz": imgsz, "conf": conf, "iou": iou, "max_det": max_det},
+                  "imgsz": imgsz, "conf": conf, "iou": iou, "max_det": max_det, "downscale": downscale},
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
                     "threads": args.threads},
     }
@@ -150,7 +151,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         yaml, images = linked_dataset(args.data_root, args.split, args.limit, tmp / "data")
         if not args.skip_accuracy:
             t = time.perf_counter()
-            acc = evaluate(yaml, weights, split=args.split, imgsz=imgsz, conf=0.001, iou=iou, threads=args.threads)
+            acc = evaluate(yaml, weights, split=args.split, imgsz=imgsz, conf=0.001, iou=iou, threads=args.threads,
+                           downscale=downscale)
             result["accuracy"] = {"split": args.split, "data": str(args.data_root), **acc,
                                   "seconds": round(time.perf_counter() - t, 1)}
             log.info("accuracy: %s", result["accuracy"])
@@ -159,12 +161,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             shipped = SignatureDetector.from_manifest(manifest.path, threads=args.threads, conf=conf)
         else:
             shipped = SignatureDetector(weights, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det,
-                                        threads=args.threads)
+                                        threads=args.threads, downscale=downscale)
         if not args.skip_accuracy:
             if shipped.backend != "pt":
                 t = time.perf_counter()
                 acc = evaluate(yaml, shipped.path, split=args.split, imgsz=shipped.imgsz, conf=0.001, iou=iou,
-                               batch=1, threads=args.threads)
+                               batch=1, threads=args.threads, downscale=downscale)
                 result[f"accuracy_{shipped.backend}"] = {**acc, "seconds": round(time.perf_counter() - t, 1)}
                 log.info("accuracy %s: %s", shipped.backend, result[f"accuracy_{shipped.backend}"])
             truth = yolo_split_pages(args.data_root, args.split)[: args.limit]
@@ -190,7 +192,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if isinstance(model, str):
                 result["latency"][backend] = model
                 continue
-            det = SignatureDetector(model, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, threads=args.threads)
+            det = SignatureDetector(model, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, threads=args.threads,
+                                    downscale=downscale)
             result["latency"][backend] = latency(det, pages, args.runs)
             log.info("latency %s: %s", backend, result["latency"][backend])
     print(json.dumps(result, indent=2))

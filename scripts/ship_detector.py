@@ -57,13 +57,15 @@ def main() -> None:
     ap.add_argument("--imgsz", type=int, default=512)
     ap.add_argument("--tag", default="v1")
     ap.add_argument("--training", default="", help="free text: how it was trained (epochs, schedule)")
+    ap.add_argument("--downscale", default="bilinear", choices=["bilinear", "area"],
+                    help="how the model was trained to see pages shrunk (sigpipe detector train --downscale)")
     args = ap.parse_args()
 
     dst = WEIGHTS_DIR / "detector.pt"
     shutil.copyfile(args.weights, dst)
     with tempfile.TemporaryDirectory() as tmp:
         probe = SignatureDetector(export(args.weights, "openvino", imgsz=args.imgsz, out_dir=tmp), imgsz=args.imgsz,
-                                  conf=0.05, iou=0.5)
+                                  conf=0.05, iou=0.5, downscale=args.downscale)
         val_rows = sweep(probe, split_pages("val"))
         test_rows = sweep(probe, split_pages("test"))
     best = max(val_rows, key=lambda r: (r["f1"], r["conf"]))
@@ -72,13 +74,15 @@ def main() -> None:
         yaml.write_text(
             f"path: {DOCS}\ntrain: images/train\nval: images/val\ntest: images/test\nnames:\n  0: signature\n"
         )
-        figures = {split: evaluate(yaml, dst, split=split, imgsz=args.imgsz) for split in ("val", "test")}
+        figures = {split: evaluate(yaml, dst, split=split, imgsz=args.imgsz, downscale=args.downscale)
+                   for split in ("val", "test")}
     at_conf = min(test_rows, key=lambda r: abs(r["conf"] - best["conf"]))
     manifest = {
         "name": "yolov8n-signature",
         "tag": args.tag,
         "architecture": "yolov8n (Ultralytics 8.4, from yolov8n.yaml; no pretrained weights), 1 class: signature",
         "imgsz": args.imgsz,
+        "downscale": args.downscale,
         "conf": best["conf"],
         "iou": 0.5,  # signatures rarely overlap: merge duplicate boxes of one signature (IoU ~0.7 seen)
         "max_det": 50,

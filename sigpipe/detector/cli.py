@@ -55,10 +55,17 @@ def detector() -> None:
 @click.option("--device", default=None, help="cpu, 0, 0,1 ... (default: first GPU when available, else cpu).")
 @click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--lr0", type=float, default=0.01, show_default=True,
-              help="Initial learning rate; lower it (e.g. 0.002) when continuing from trained weights.")
+@click.option("--lr0", type=float, default=None,
+              help="Initial learning rate (e.g. 0.0005 when continuing from trained weights). Default: Ultralytics' "
+                   "automatic choice (AdamW at 0.002 for short runs), which ignores any lr0; with --lr0 and the auto "
+                   "optimizer, AdamW at this rate.")
+@click.option("--optimizer", default="auto", show_default=True,
+              type=click.Choice(["auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSprop"]))
 @click.option("--close-mosaic", type=int, default=10, show_default=True,
               help="Train the last N epochs without mosaic augmentation.")
+@click.option("--downscale", type=click.Choice(["bilinear", "area"]), default="bilinear", show_default=True,
+              help="How pages are shrunk to --imgsz. area: a copy of the dataset shrunk by area averaging is made "
+                   "under --out first (thin strokes stay continuous); ship the model with the same setting.")
 def train(**kw: Any) -> None:
     """Train the detector; prints the path of the best weights."""
     from sigpipe.detector.train import DetectorTrainConfig, train_detector
@@ -96,7 +103,9 @@ def eval_cmd(
             imgsz = int(manifest.get("imgsz", DEFAULT_IMGSZ)) if manifest else DEFAULT_IMGSZ
         if iou is None:
             iou = float(manifest.get("iou", DEFAULT_IOU)) if manifest else DEFAULT_IOU
-        res = evaluate(data, path, split=split, imgsz=imgsz, conf=conf, iou=iou, batch=batch, threads=threads)
+        downscale = str(manifest.get("downscale", "bilinear")) if manifest else "bilinear"
+        res = evaluate(data, path, split=split, imgsz=imgsz, conf=conf, iou=iou, batch=batch, threads=threads,
+                       downscale=downscale)
     except SigpipeError as e:
         raise _fail(e) from e
     if as_json:

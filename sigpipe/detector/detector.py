@@ -173,6 +173,8 @@ class SignatureDetector:
         batch: pages per forward pass in :meth:`detect_batch`.
         ident: the ``name.tag sha256-prefix`` written into reports; ``None``: ``<file stem> <sha256-prefix>``.
         manifest: the manifest the model came from, if any (kept for reference).
+        downscale: how pages are shrunk to ``imgsz``, as the model was trained (``"bilinear"``, Ultralytics' own,
+            or ``"area"``; :data:`sigpipe.detector.runtime.DOWNSCALE`).
 
     Raises:
         ModelError: the model is missing, of an unknown kind, or cannot be loaded.
@@ -192,6 +194,7 @@ class SignatureDetector:
         batch: int = 8,
         ident: str | None = None,
         manifest: Manifest | None = None,
+        downscale: str = "bilinear",
     ) -> None:
         path = Path(weights)
         if not path.exists():
@@ -204,6 +207,8 @@ class SignatureDetector:
             raise ValueError(f"iou must be in (0, 1], got {iou}")
         if max_det < 1 or batch < 1:
             raise ValueError(f"max_det and batch must be >= 1, got {max_det}, {batch}")
+        if downscale not in runtime.DOWNSCALE:
+            raise ValueError(f"downscale must be one of {sorted(runtime.DOWNSCALE)}, got {downscale!r}")
         self.path = path
         self.backend = backend_of(path)
         self.imgsz = int(imgsz)
@@ -211,6 +216,7 @@ class SignatureDetector:
         self.iou = float(iou)
         self.max_det = int(max_det)
         self.batch = int(batch)
+        self.downscale = downscale
         self.threads = int(threads or default_threads())
         self.manifest = manifest
         self._ident = ident or f"{path.stem} {model_sha256(path)[:12]}"
@@ -248,9 +254,9 @@ class SignatureDetector:
     ) -> SignatureDetector:
         """Build the detector described by a manifest (``None``: the bundled detector).
 
-        The manifest holds ``imgsz``, ``conf``, ``iou``, ``max_det`` and optionally
-        ``backends: {"onnx": "<file>", "openvino": "<folder>"}`` (paths relative to the manifest),
-        ``backend_sha256: {<backend>: <sha256>}`` and ``default_backend``.
+        The manifest holds ``imgsz``, ``conf``, ``iou``, ``max_det`` and optionally ``downscale`` (how pages were
+        shrunk in training; default bilinear), ``backends: {"onnx": "<file>", "openvino": "<folder>"}`` (paths
+        relative to the manifest), ``backend_sha256: {<backend>: <sha256>}`` and ``default_backend``.
 
         Args:
             path: the manifest JSON (``<weights>.json``), or ``None`` for the bundled model.
@@ -278,11 +284,14 @@ class SignatureDetector:
             imgsz = int((m.get("export_imgsz") or {}).get(backend, m["imgsz"]))  # static exports: their own size
             conf, iou = float(m["conf"] if conf is None else conf), float(m["iou"])
             max_det = int(m.get("max_det", DEFAULT_MAX_DET))
+            downscale = str(m.get("downscale", "bilinear"))
+            if downscale not in runtime.DOWNSCALE:
+                raise ValueError(f"unknown downscale {downscale!r}")
         except (KeyError, TypeError, ValueError) as e:
-            raise ModelError(f"detector manifest {m.path} lacks a valid imgsz/conf/iou: {e}") from e
+            raise ModelError(f"detector manifest {m.path} lacks a valid imgsz/conf/iou/downscale: {e}") from e
         return cls(
             model_path, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, threads=threads, device=device,
-            ident=m.ident, manifest=m,
+            ident=m.ident, manifest=m, downscale=downscale,
         )
 
     @property
@@ -337,7 +346,7 @@ class SignatureDetector:
         if self._net is None:
             return self._predict_ultralytics(images)
         shape = runtime.input_shape(images[0].shape[:2], self.imgsz, rect=self._net.dynamic)
-        xs, boxes = zip(*(runtime.letterbox(img, shape) for img in images), strict=True)
+        xs, boxes = zip(*(runtime.letterbox(img, shape, self.downscale) for img in images), strict=True)
         preds = self._net(np.stack(xs))
         out = []
         for img, lb, pred in zip(images, boxes, preds, strict=True):
@@ -346,15 +355,21 @@ class SignatureDetector:
         return out
 
     def _predict_ultralytics(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        inputs = images
+        if self.downscale != "bilinear":  # shrink as in training: Ultralytics' own letterbox only interpolates
+            inputs = [runtime.resize(img, runtime.fit_long_side(img.shape[:2], self.imgsz), self.downscale)
+                      if max(img.shape[:2]) > self.imgsz else img for img in images]
         results = self._model.predict(
-            images, imgsz=self.imgsz, conf=self.conf, iou=self.iou, max_det=self.max_det, device=self.device,
-            batch=len(images), verbose=False, save=False,
+            inputs, imgsz=self.imgsz, conf=self.conf, iou=self.iou, max_det=self.max_det, device=self.device,
+            batch=len(inputs), verbose=False, save=False,
         )
         out = []
-        for img, r in zip(images, results, strict=True):
+        for img, inp, r in zip(images, inputs, results, strict=True):
             h, w = img.shape[:2]
-            # scale_boxes already clips to the page; clip again so rounding can never leave it.
             xyxy = r.boxes.xyxy.cpu().numpy().astype(np.float64)
+            xyxy[:, [0, 2]] *= w / inp.shape[1]  # back from the shrunk input to page pixels (1 when not shrunk)
+            xyxy[:, [1, 3]] *= h / inp.shape[0]
+            # scale_boxes already clips to the page; clip again so rounding can never leave it.
             xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, w)
             xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, h)
             out.append(self._detections(xyxy, r.boxes.conf.cpu().numpy().astype(np.float64)))

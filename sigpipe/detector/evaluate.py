@@ -34,6 +34,7 @@ def evaluate(
     batch: int = 8,
     threads: int | None = None,
     device: str | None = None,
+    downscale: str = "bilinear",
 ) -> dict[str, float | int]:
     """mAP, precision and recall of a detector on one split of an Ultralytics dataset.
 
@@ -48,6 +49,8 @@ def evaluate(
         batch: images per forward pass.
         threads: torch threads (``None``: all cores).
         device: ``"cpu"``, ``"0"``...; ``None``: the first GPU if there is one, else CPU.
+        downscale: how the model shrinks pages (its manifest's ``downscale``); other than bilinear, Ultralytics'
+            own, the split is first shrunk into a temporary copy (:func:`sigpipe.detector.train.downscaled_dataset`).
 
     Returns:
         ``{"map50", "map50_95", "precision", "recall", "images", "instances"}``: floats in ``[0, 1]`` and the number
@@ -81,6 +84,10 @@ def evaluate(
     model.add_callback("on_val_end", on_val_end)
     # The validator always creates a run folder (under the git root's runs/ by default): keep it out of the way.
     with tempfile.TemporaryDirectory(prefix="sigpipe-detval-") as tmp:
+        if downscale != "bilinear":
+            from sigpipe.detector.train import downscaled_dataset
+
+            data_yaml = downscaled_dataset(data_yaml, imgsz, Path(tmp) / "data", downscale, splits=(split,))
         try:
             metrics = model.val(
                 data=str(data_yaml.resolve()), split=split, imgsz=imgsz, conf=conf, iou=iou, batch=batch,

@@ -14,6 +14,7 @@ model run by Ultralytics.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,10 @@ import numpy as np
 STRIDE = 32  # YOLOv8's largest stride: network inputs are multiples of it
 PAD_VALUE = 114  # Ultralytics' letterbox grey
 MAX_NMS = 30000  # Ultralytics' cap on boxes entering NMS
+# How pages are shrunk to the network input. Ultralytics' loaders and ``predict`` use bilinear; "area" averages the
+# pixels each input pixel covers, which keeps thin strokes continuous instead of aliased. A model is run with the
+# downscaling it was trained with (its manifest's ``downscale``; ``sigpipe detector train --downscale``).
+DOWNSCALE = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
 
 
 @dataclass(frozen=True)
@@ -48,13 +53,31 @@ def input_shape(page_hw: tuple[int, int], imgsz: int, rect: bool) -> tuple[int, 
     return -(-nh // STRIDE) * STRIDE, -(-nw // STRIDE) * STRIDE
 
 
-def letterbox(page: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, Letterbox]:
-    """Scale a BGR page into ``shape`` keeping its aspect ratio and pad it centred; returns ``(3, H, W)`` RGB
-    float32 in [0, 1] and the mapping back to page pixels."""
+def fit_long_side(page_hw: tuple[int, int], imgsz: int) -> tuple[int, int]:
+    """``(H, W)`` of a page shrunk to a long side of ``imgsz``, rounded as Ultralytics' dataset loader rounds
+    (``ceil``, capped at ``imgsz``), so that its loader leaves an image of this size as it is."""
+    h, w = page_hw
+    r = imgsz / max(h, w)
+    return min(math.ceil(h * r), imgsz), min(math.ceil(w * r), imgsz)
+
+
+def resize(page: np.ndarray, hw: tuple[int, int], downscale: str = "bilinear") -> np.ndarray:
+    """Resize a page to ``hw`` (H, W): shrinking with the ``downscale`` method (:data:`DOWNSCALE`), enlarging
+    always bilinear (area interpolation is nearest-neighbour-like when enlarging)."""
+    h, w = page.shape[:2]
+    if (h, w) == tuple(hw):
+        return page
+    shrink = hw[0] * hw[1] < h * w
+    return cv2.resize(page, (hw[1], hw[0]), interpolation=DOWNSCALE[downscale] if shrink else cv2.INTER_LINEAR)
+
+
+def letterbox(page: np.ndarray, shape: tuple[int, int], downscale: str = "bilinear") -> tuple[np.ndarray, Letterbox]:
+    """Scale a BGR page into ``shape`` keeping its aspect ratio (shrinking with ``downscale``) and pad it centred;
+    returns ``(3, H, W)`` RGB float32 in [0, 1] and the mapping back to page pixels."""
     h, w = page.shape[:2]
     r = min(shape[0] / h, shape[1] / w)
     nh, nw = max(round(h * r), 1), max(round(w * r), 1)
-    img = cv2.resize(page, (nw, nh), interpolation=cv2.INTER_LINEAR) if (nh, nw) != (h, w) else page
+    img = resize(page, (nh, nw), downscale)
     dh, dw = (shape[0] - nh) / 2, (shape[1] - nw) / 2
     top, left = round(dh - 0.1), round(dw - 0.1)
     img = cv2.copyMakeBorder(img, top, shape[0] - nh - top, left, shape[1] - nw - left, cv2.BORDER_CONSTANT,

@@ -6,9 +6,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import torch
+import yaml
 
 from sigpipe._ultralytics import configure, yolo_class
+from sigpipe.detector.runtime import DOWNSCALE, fit_long_side, resize
 from sigpipe.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -24,6 +27,13 @@ class DetectorTrainConfig:
             (continue from earlier weights, e.g. the shipped detector). Names like ``yolov8n.pt`` would download and
             are refused.
         resume: resume the interrupted run whose ``last.pt`` is ``model`` (same epochs/optimizer state).
+        lr0, optimizer: Ultralytics' ``optimizer="auto"`` ignores ``lr0`` (it picks AdamW at 0.002 for one class
+            when the run has at most 10,000 iterations, else its own SGD variant at 0.01); so an ``lr0`` with the
+            ``auto`` optimizer trains with AdamW at that rate. ``lr0=None``: Ultralytics' choice.
+        downscale: how pages are shrunk to ``imgsz`` (:data:`sigpipe.detector.runtime.DOWNSCALE`). Ultralytics'
+            loaders shrink bilinearly; with ``"area"`` every split is first shrunk by area averaging into a copy
+            under ``out`` (:func:`downscaled_dataset`), so the loaders have nothing left to shrink. Ship the model
+            with the same ``downscale`` in its manifest.
     """
 
     data: Path
@@ -40,8 +50,89 @@ class DetectorTrainConfig:
     patience: int = 50
     cache: bool = True
     close_mosaic: int = 10
-    lr0: float = 0.01
+    lr0: float | None = None
+    optimizer: str = "auto"
     workers: int = 4
+    downscale: str = "bilinear"
+
+
+IMAGE_SUFFIXES = {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"}
+SPLITS = ("train", "val", "test")
+
+
+def _split_dirs(data: Path) -> tuple[dict, dict[str, list[Path]]]:
+    """A dataset yaml's contents and its splits' image folders (absolute), as Ultralytics resolves them."""
+    try:
+        d = yaml.safe_load(data.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise InputError(f"cannot read dataset yaml {data}: {e}") from e
+    root = Path(d.get("path") or data.parent)
+    root = root if root.is_absolute() else (data.parent / root)
+    dirs: dict[str, list[Path]] = {}
+    for split in SPLITS:
+        entries = d.get(split) or []
+        for entry in [entries] if isinstance(entries, str) else entries:
+            folder = Path(entry) if Path(entry).is_absolute() else root / entry
+            if not folder.is_dir():
+                raise InputError(f"{data}: {split} entry {entry!r} is not an image folder ({folder})")
+            dirs.setdefault(split, []).append(folder.resolve())
+    if "train" not in dirs or "val" not in dirs:
+        raise InputError(f"{data}: needs train and val image folders")
+    return d, dirs
+
+
+def _label_path(image: Path) -> Path:
+    """Ultralytics' rule: the last ``images`` folder in the path becomes ``labels``, the suffix ``.txt``."""
+    parts = list(image.parts)
+    i = len(parts) - 1 - parts[::-1].index("images")
+    parts[i] = "labels"
+    return Path(*parts).with_suffix(".txt")
+
+
+def downscaled_dataset(
+    data: Path, imgsz: int, out: Path, downscale: str = "area", splits: tuple[str, ...] = SPLITS
+) -> Path:
+    """Copy a YOLO dataset with every image shrunk to a long side of ``imgsz`` by ``downscale``.
+
+    Ultralytics' loader scales each image to a long side of ``imgsz`` (``ceil`` of the short side) before any
+    augmentation; after this copy that step is the identity, so training and validation see the pages exactly as
+    the exported detector does with the same ``downscale``. Labels (normalised) are copied unchanged; images are
+    written as PNG (no second lossy encoding); smaller images are copied at their size. Only ``splits`` are copied
+    (an evaluation needs one); Ultralytics insists on ``train`` and ``val`` keys, so a missing one names the first
+    copied split. Returns the new yaml.
+    """
+    if downscale not in DOWNSCALE:
+        raise InputError(f"unknown downscale {downscale!r}; one of {sorted(DOWNSCALE)}")
+    spec, dirs = _split_dirs(Path(data))
+    out = Path(out)
+    new = {"path": str(out.resolve()), "names": spec.get("names", {0: "signature"})}
+    for split, folders in dirs.items():
+        if split not in splits:
+            continue
+        (out / split / "images").mkdir(parents=True, exist_ok=True)
+        (out / split / "labels").mkdir(parents=True, exist_ok=True)
+        for k, folder in enumerate(folders):
+            for image in sorted(f for f in folder.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES):
+                page = cv2.imread(str(image), cv2.IMREAD_COLOR)
+                if page is None:
+                    raise InputError(f"unreadable image in the dataset: {image}")
+                if max(page.shape[:2]) > imgsz:
+                    page = resize(page, fit_long_side(page.shape[:2], imgsz), downscale)
+                stem = f"{k}_{image.relative_to(folder).with_suffix('').as_posix().replace('/', '_')}"
+                cv2.imwrite(str(out / split / "images" / f"{stem}.png"), page)
+                label = _label_path(image)
+                text = label.read_text() if label.is_file() else ""
+                (out / split / "labels" / f"{stem}.txt").write_text(text)
+        new[split] = f"{split}/images"
+    copied = [k for k in SPLITS if k in new]
+    if not copied:
+        raise InputError(f"{data}: none of the splits {splits} to copy")
+    for key in ("train", "val"):
+        new.setdefault(key, new[copied[0]])
+    path = out / "data.yaml"
+    path.write_text(yaml.safe_dump(new, sort_keys=False))
+    log.info("dataset shrunk to %d px by %s: %s", imgsz, downscale, path)
+    return path
 
 
 def train_detector(cfg: DetectorTrainConfig) -> Path:
@@ -55,6 +146,13 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
             "(pretrained names such as yolov8n.pt would need a download, which is not available offline)"
         )
     configure(cfg.threads)
+    data = Path(cfg.data)
+    if cfg.downscale != "bilinear" and not cfg.resume:
+        data = downscaled_dataset(data, cfg.imgsz, Path(cfg.out) / f"{cfg.name}-data-{cfg.downscale}{cfg.imgsz}",
+                                  cfg.downscale)
+    optimizer = cfg.optimizer
+    if cfg.lr0 is not None and optimizer == "auto":
+        optimizer = "AdamW"  # what "auto" picks for runs this size, at the rate asked for instead of its own
     device = cfg.device or ("0" if torch.cuda.is_available() else "cpu")
     on_cpu = device == "cpu"
     YOLO = yolo_class()
@@ -63,7 +161,7 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
         results = model.train(resume=True)
     else:
         results = model.train(
-            data=str(Path(cfg.data).resolve()),
+            data=str(data.resolve()),
             epochs=cfg.epochs,
             imgsz=cfg.imgsz,
             batch=cfg.batch,
@@ -78,7 +176,8 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
             patience=cfg.patience,
             cache="ram" if cfg.cache else False,
             close_mosaic=cfg.close_mosaic,
-            lr0=cfg.lr0,
+            optimizer=optimizer,
+            **({} if cfg.lr0 is None else {"lr0": cfg.lr0}),
             workers=0 if on_cpu else cfg.workers,
             single_cls=True,
             verbose=True,

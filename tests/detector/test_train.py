@@ -1,0 +1,44 @@
+"""The training layer: one tiny epoch through the real Ultralytics trainer, checking what it was asked to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from sigpipe.detector.train import DetectorTrainConfig, train_detector
+from sigpipe.errors import InputError
+
+
+def run_args(best: Path) -> dict:
+    """The settings the trainer ended up using (the checkpoint's, after its optimizer choice; args.yaml is written
+    before it)."""
+    return torch.load(best, map_location="cpu", weights_only=False)["train_args"]
+
+
+def test_lr0_is_applied_and_area_trains_on_the_shrunk_copy(tiny_dataset: Path, tmp_path: Path) -> None:
+    cfg = DetectorTrainConfig(data=tiny_dataset, epochs=1, imgsz=64, batch=2, out=tmp_path, name="t", threads=2,
+                              cache=False, lr0=0.0005, downscale="area")
+    best = train_detector(cfg)
+    assert best.is_file()
+    args = run_args(best)
+    # Ultralytics' optimizer="auto" would have ignored lr0 (AdamW at 0.002): the rate asked for must be the one used
+    assert (args["optimizer"], args["lr0"]) == ("AdamW", 0.0005)
+    assert Path(args["data"]) == (tmp_path / "t-data-area64" / "data.yaml").resolve()
+    assert len(list((tmp_path / "t-data-area64" / "val" / "images").glob("*.png"))) == 4
+
+
+def test_default_optimizer_is_ultralytics_choice(tiny_dataset: Path, tmp_path: Path) -> None:
+    best = train_detector(DetectorTrainConfig(data=tiny_dataset, epochs=1, imgsz=64, batch=2, out=tmp_path,
+                                              threads=2, cache=False))
+    args = run_args(best)
+    assert args["optimizer"] == "AdamW" and args["lr0"] == pytest.approx(0.002)  # auto, for one class
+    assert Path(args["data"]) == tiny_dataset.resolve()
+
+
+def test_refuses_downloads_and_missing_data(tiny_dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="download"):
+        train_detector(DetectorTrainConfig(data=tiny_dataset, model="yolov8n.pt", out=tmp_path))
+    with pytest.raises(InputError, match="not found"):
+        train_detector(DetectorTrainConfig(data=tmp_path / "none.yaml", out=tmp_path))
