@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def downscaled_dataset(
     the exported detector does with the same ``downscale``. Labels (normalised) are copied unchanged; images are
     written as PNG (no second lossy encoding); smaller images are copied at their size. Only ``splits`` are copied
     (an evaluation needs one); Ultralytics insists on ``train`` and ``val`` keys, so a missing one names the first
-    copied split. Returns the new yaml.
+    copied split. A copied split's folder under ``out`` is replaced. Returns the new yaml.
     """
     if downscale not in DOWNSCALE:
         raise InputError(f"unknown downscale {downscale!r}; one of {sorted(DOWNSCALE)}")
@@ -109,6 +110,7 @@ def downscaled_dataset(
     for split, folders in dirs.items():
         if split not in splits:
             continue
+        shutil.rmtree(out / split, ignore_errors=True)  # a re-run must not keep pages of an earlier copy
         (out / split / "images").mkdir(parents=True, exist_ok=True)
         (out / split / "labels").mkdir(parents=True, exist_ok=True)
         for k, folder in enumerate(folders):

@@ -106,6 +106,10 @@ def test_downscaled_dataset_copies_every_split_shrunk(big_dataset: Path, tmp_pat
     src = cv2.imread(str(big_dataset.parent / "images/val/sub/p0.jpg"))
     copy = cv2.imread(str(next((tmp_path / "small/val/images").glob("*.png"))))
     assert np.array_equal(copy, resize(src, (355, 512), "area"))
+    # copying again after a page left the dataset: the copy follows, no stale page trains on
+    (big_dataset.parent / "images/train/sub/p1.jpg").unlink()
+    downscaled_dataset(big_dataset, 512, tmp_path / "small")
+    assert [p.name for p in (tmp_path / "small/train/images").glob("*.png")] == ["0_sub_p0.png"]
 
 
 def test_ultralytics_loader_leaves_the_copy_as_it_is(big_dataset: Path, tmp_path: Path) -> None:
