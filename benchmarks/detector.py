@@ -35,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sigpipe.datasets.corpus import IMAGE_SUFFIXES  # noqa: E402
 from sigpipe.detector.detector import (  # noqa: E402
     DEFAULT_CONF,
     DEFAULT_IMGSZ,
@@ -52,12 +53,11 @@ from sigpipe.detector.evaluate import (  # noqa: E402
 from sigpipe.detector.export import export  # noqa: E402
 
 log = logging.getLogger("benchmarks.detector")
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 def linked_dataset(data_root: Path, split: str, limit: int | None, tmp: Path) -> tuple[Path, list[Path]]:
     """Symlink ``split`` (or its first ``limit`` images) of a YOLO dataset into ``tmp``; return (yaml, images)."""
-    images = sorted(p for p in (data_root / "images" / split).iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    images = sorted(p for p in (data_root / "images" / split).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise SystemExit(f"no images in {data_root / 'images' / split}")
     images = images[:limit] if limit else images

@@ -357,8 +357,7 @@ class SignatureDetector:
     def _predict_ultralytics(self, images: list[np.ndarray]) -> list[list[Detection]]:
         inputs = images
         if self.downscale != "bilinear":  # shrink as in training: Ultralytics' own letterbox only interpolates
-            inputs = [runtime.resize(img, runtime.fit_long_side(img.shape[:2], self.imgsz), self.downscale)
-                      if max(img.shape[:2]) > self.imgsz else img for img in images]
+            inputs = [runtime.shrink_long_side(img, self.imgsz, self.downscale) for img in images]
         results = self._model.predict(
             inputs, imgsz=self.imgsz, conf=self.conf, iou=self.iou, max_det=self.max_det, device=self.device,
             batch=len(inputs), verbose=False, save=False,

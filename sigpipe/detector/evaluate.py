@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from sigpipe._ultralytics import configure, yolo_class
+from sigpipe.datasets.corpus import IMAGE_SUFFIXES
 from sigpipe.detector.detector import Detection, SignatureDetector
 from sigpipe.errors import InputError, ModelError
 
@@ -273,8 +274,7 @@ def yolo_split_pages(root: str | Path, split: str) -> list[tuple[Path, np.ndarra
     from PIL import Image
 
     folder = Path(root) / "images" / split
-    exts = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
-    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in exts) if folder.is_dir() else []
+    images = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
     if not images:
         raise InputError(f"no images in {folder}")
     out = []

@@ -80,6 +80,14 @@ def resize(page: np.ndarray, hw: tuple[int, int], downscale: str = "bilinear") -
     return cv2.resize(page, (hw[1], hw[0]), interpolation=DOWNSCALE[downscale])
 
 
+def shrink_long_side(page: np.ndarray, imgsz: int, downscale: str) -> np.ndarray:
+    """A page larger than ``imgsz`` shrunk to a long side of ``imgsz`` (:func:`fit_long_side`, :func:`resize`), as
+    Ultralytics' loader would; a page that fits is returned as it is."""
+    if max(page.shape[:2]) <= imgsz:
+        return page
+    return resize(page, fit_long_side(page.shape[:2], imgsz), downscale)
+
+
 def letterbox(page: np.ndarray, shape: tuple[int, int], downscale: str = "bilinear") -> tuple[np.ndarray, Letterbox]:
     """Scale a BGR page into ``shape`` keeping its aspect ratio (shrinking with ``downscale``) and pad it centred;
     returns ``(3, H, W)`` RGB float32 in [0, 1] and the mapping back to page pixels."""

@@ -12,7 +12,8 @@ import torch
 import yaml
 
 from sigpipe._ultralytics import configure, yolo_class
-from sigpipe.detector.runtime import DOWNSCALE, fit_long_side, resize
+from sigpipe.datasets.corpus import IMAGE_SUFFIXES
+from sigpipe.detector.runtime import DOWNSCALE, shrink_long_side
 from sigpipe.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,6 @@ class DetectorTrainConfig:
     downscale: str = "bilinear"
 
 
-IMAGE_SUFFIXES = {".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"}
 SPLITS = ("train", "val", "test")
 
 
@@ -118,8 +118,7 @@ def downscaled_dataset(
                 page = cv2.imread(str(image), cv2.IMREAD_COLOR)
                 if page is None:
                     raise InputError(f"unreadable image in the dataset: {image}")
-                if max(page.shape[:2]) > imgsz:
-                    page = resize(page, fit_long_side(page.shape[:2], imgsz), downscale)
+                page = shrink_long_side(page, imgsz, downscale)
                 stem = f"{k}_{image.relative_to(folder).with_suffix('').as_posix().replace('/', '_')}"
                 cv2.imwrite(str(out / split / "images" / f"{stem}.png"), page)
                 label = _label_path(image)
