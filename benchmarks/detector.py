@@ -9,8 +9,12 @@ backend. Prints one JSON object on stdout (logs go to stderr).
 - ``accuracy_<backend>``: the same for the manifest's default backend, the model ``sigpipe run`` runs (a static
   square letterbox, where Ultralytics letterboxes the ``.pt`` to rectangles, so the figures differ a little).
 - ``at_shipped_conf``: recall, precision and false boxes per page on ``--split`` at the shipped confidence (IoU >= 0.5),
-  with the default backend.
+  with the default backend; ``recall_ci95`` and ``false_boxes_per_page_ci95`` are 95% bootstrap intervals over the
+  pages (``--bootstrap`` resamples): how far figures on 64 test pages can be trusted.
 - ``synthetic``: with ``--synthetic DIR`` holding ``truth.json``: the same on those documents, default backend.
+- ``versus_baseline``: with ``--baseline OTHER`` (a manifest), the differences of recall and false boxes per page
+  (this model minus OTHER, each at its own shipped confidence and default backend) on the same pages, with paired
+  bootstrap intervals: an interval that holds 0 is a difference these pages cannot tell from chance.
 - ``latency``: ms per page (median of ``--runs``, after a warm-up) for pt / onnx / openvino, where the export
   exists in the manifest or can be made (into a temporary folder); single pages and batches of 8.
 """
@@ -45,8 +49,9 @@ from sigpipe.detector.detector import (  # noqa: E402
     resolve_model,
 )
 from sigpipe.detector.evaluate import (  # noqa: E402
+    compare_detections,
+    document_predictions,
     evaluate,
-    evaluate_documents,
     page_detection_stats,
     yolo_split_pages,
 )
@@ -130,6 +135,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--runs", type=int, default=20, help="Timed pages per backend.")
     ap.add_argument("--backends", default="pt,onnx,openvino")
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--bootstrap", type=int, default=1000, help="Resamples of the pages for the intervals (0: none).")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="Another detector manifest: paired differences of recall and false boxes per page.")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
@@ -170,17 +178,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 result[f"accuracy_{shipped.backend}"] = {**acc, "seconds": round(time.perf_counter() - t, 1)}
                 log.info("accuracy %s: %s", shipped.backend, result[f"accuracy_{shipped.backend}"])
             truth = yolo_split_pages(args.data_root, args.split)[: args.limit]
-            preds = [shipped.detect(cv2.imread(str(p), cv2.IMREAD_COLOR)) for p, _ in truth]
+            real_pages = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p, _ in truth]
+            real_truth = [b for _, b in truth]
+            preds = [shipped.detect(img) for img in real_pages]
             result["at_shipped_conf"] = {"split": args.split, "backend": shipped.backend, "conf": conf,
                                          "iou_match": 0.5,
-                                         **page_detection_stats(preds, [b for _, b in truth])}
+                                         **page_detection_stats(preds, real_truth, bootstrap=args.bootstrap)}
             log.info("at shipped conf: %s", result["at_shipped_conf"])
+        baseline = SignatureDetector.from_manifest(args.baseline, threads=args.threads) if args.baseline else None
+        if baseline is not None:
+            result["versus_baseline"] = {"baseline": baseline.ident, "conf": baseline.conf}
+            if not args.skip_accuracy:
+                result["versus_baseline"][args.split] = compare_detections(
+                    preds, [baseline.detect(img) for img in real_pages], real_truth, bootstrap=args.bootstrap)
         if args.synthetic is not None:
+            syn_preds, syn_truth = document_predictions(shipped, args.synthetic / "truth.json", args.synthetic_limit)
             result["synthetic"] = {"dir": str(args.synthetic), "backend": shipped.backend, "conf": conf,
                                    "iou_match": 0.5,
-                                   **evaluate_documents(shipped, args.synthetic / "truth.json",
-                                                        limit=args.synthetic_limit)}
+                                   **page_detection_stats(syn_preds, syn_truth, bootstrap=args.bootstrap)}
             log.info("synthetic: %s", result["synthetic"])
+            if baseline is not None:
+                base_preds, _ = document_predictions(baseline, args.synthetic / "truth.json", args.synthetic_limit)
+                result["versus_baseline"]["synthetic"] = compare_detections(syn_preds, base_preds, syn_truth,
+                                                                            bootstrap=args.bootstrap)
+        if baseline is not None:
+            log.info("versus baseline: %s", result["versus_baseline"])
         pages = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in images[:8]]
         result["latency_pages"] = {"count": len(pages), "shapes": sorted({f"{p.shape[1]}x{p.shape[0]}"
                                                                            for p in pages})}

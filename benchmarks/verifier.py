@@ -25,10 +25,11 @@ import numpy as np
 import torch
 
 from sigpipe.datasets.corpus import Corpus
+from sigpipe.stats import bootstrap_interval
 from sigpipe.verifier.data import load_arrays
 from sigpipe.verifier.docviews import document_views
 from sigpipe.verifier.evaluate import protocol_metrics
-from sigpipe.verifier.metrics import bootstrap_interval, eer
+from sigpipe.verifier.metrics import eer
 from sigpipe.verifier.protocol import QueryDistances, pool, writer_distances
 from sigpipe.verifier.verifier import Verifier
 

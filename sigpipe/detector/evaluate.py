@@ -18,6 +18,7 @@ from sigpipe._ultralytics import configure, yolo_class
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES
 from sigpipe.detector.detector import Detection, SignatureDetector
 from sigpipe.errors import InputError, ModelError
+from sigpipe.stats import bootstrap_interval
 
 log = logging.getLogger(__name__)
 
@@ -217,36 +218,70 @@ def load_truth(path: str | Path) -> list[PageTruth]:
     return pages
 
 
+PageCounts = tuple[int, int, int]  # (true positives, false boxes, missed signatures) of one page
+
+
+def page_counts(
+    predictions: Sequence[Sequence[Detection]],
+    truths: Sequence[Sequence[Sequence[float]]],
+    iou_thr: float = 0.5,
+) -> list[PageCounts]:
+    """Per page, ``(true positives, false boxes, missed signatures)`` of detections already thresholded at the
+    operating confidence (matched greedily, most confident first, at ``iou_thr``).
+
+    Raises:
+        ValueError: not one prediction list per page.
+    """
+    if len(predictions) != len(truths):
+        raise ValueError(f"{len(predictions)} predictions for {len(truths)} pages")
+    out = []
+    for dets, truth in zip(predictions, truths, strict=True):
+        ordered = sorted(dets, key=lambda d: -d.confidence)
+        out.append(match_boxes(np.array([d.bbox for d in ordered]), np.array(truth, dtype=np.float64), iou_thr))
+    return out
+
+
+def _recall(counts: Sequence[PageCounts]) -> float:
+    found = sum(c[0] for c in counts)
+    total = found + sum(c[2] for c in counts)
+    return found / total if total else float("nan")
+
+
+def _false_boxes_per_page(counts: Sequence[PageCounts]) -> float:
+    return sum(c[1] for c in counts) / len(counts) if counts else float("nan")
+
+
+def _interval(lo_hi: tuple[float, float]) -> list[float]:
+    return [round(lo_hi[0], 4), round(lo_hi[1], 4)]
+
+
 def page_detection_stats(
     predictions: Sequence[Sequence[Detection]],
     truths: Sequence[Sequence[Sequence[float]]],
     iou_thr: float = 0.5,
-) -> dict[str, float | int | None]:
+    bootstrap: int = 0,
+) -> dict[str, Any]:
     """Recall and false boxes per page for detections already thresholded at the operating confidence.
 
     Args:
         predictions: per page, the detector's output (as returned by :meth:`SignatureDetector.detect`).
         truths: per page, the true ``x1, y1, x2, y2`` boxes (possibly none).
         iou_thr: IoU needed for a detection to count as finding a true box.
+        bootstrap: when > 0, also ``recall_ci95`` and ``false_boxes_per_page_ci95``: 95% bootstrap intervals over
+            the pages (this many resamples; a page's signatures and false boxes are resampled together).
 
     Returns:
         ``{"pages", "signatures", "detections", "true_positives", "recall", "precision", "false_boxes_per_page",
-        "pages_with_false_boxes", "blank_pages", "blank_pages_with_boxes"}``; a ratio with nothing to divide by
-        (no true boxes, no detections, no pages) is ``None`` (JSON ``null``).
+        "pages_with_false_boxes", "blank_pages", "blank_pages_with_boxes"}`` (+ the intervals); a ratio with
+        nothing to divide by (no true boxes, no detections, no pages) is ``None`` (JSON ``null``).
     """
-    if len(predictions) != len(truths):
-        raise ValueError(f"{len(predictions)} predictions for {len(truths)} pages")
-    tp = fp = fn = pages_fp = blank = blank_fp = 0
-    for dets, truth in zip(predictions, truths, strict=True):
-        ordered = sorted(dets, key=lambda d: -d.confidence)
-        t, f, n = match_boxes(np.array([d.bbox for d in ordered]), np.array(truth, dtype=np.float64))
-        tp, fp, fn = tp + t, fp + f, fn + n
-        pages_fp += f > 0
-        if len(truth) == 0:
-            blank += 1
-            blank_fp += len(dets) > 0
+    counts = page_counts(predictions, truths, iou_thr)
+    tp = sum(c[0] for c in counts)
+    fp = sum(c[1] for c in counts)
+    fn = sum(c[2] for c in counts)
     n_pages = len(truths)
-    return {
+    blank = [len(t) == 0 for t in truths]
+    out: dict[str, Any] = {
         "pages": n_pages,
         "signatures": tp + fn,
         "detections": tp + fp,
@@ -254,10 +289,48 @@ def page_detection_stats(
         "recall": tp / (tp + fn) if tp + fn else None,
         "precision": tp / (tp + fp) if tp + fp else None,
         "false_boxes_per_page": fp / n_pages if n_pages else None,
-        "pages_with_false_boxes": pages_fp,
-        "blank_pages": blank,
-        "blank_pages_with_boxes": blank_fp,
+        "pages_with_false_boxes": sum(c[1] > 0 for c in counts),
+        "blank_pages": sum(blank),
+        "blank_pages_with_boxes": sum(b and len(d) > 0 for b, d in zip(blank, predictions, strict=True)),
     }
+    if bootstrap > 0 and n_pages:
+        if tp + fn:
+            out["recall_ci95"] = _interval(bootstrap_interval([counts], lambda s: _recall(s[0]), n=bootstrap))
+        out["false_boxes_per_page_ci95"] = _interval(
+            bootstrap_interval([counts], lambda s: _false_boxes_per_page(s[0]), n=bootstrap))
+    return out
+
+
+def compare_detections(
+    predictions: Sequence[Sequence[Detection]],
+    baseline: Sequence[Sequence[Detection]],
+    truths: Sequence[Sequence[Sequence[float]]],
+    iou_thr: float = 0.5,
+    bootstrap: int = 1000,
+) -> dict[str, Any]:
+    """Two detectors on the same pages: differences (``predictions`` minus ``baseline``) of recall and of false
+    boxes per page, with paired 95% bootstrap intervals (the same resampled pages for both; ``bootstrap``
+    resamples, 0 for none). An interval that holds 0 is a difference these pages cannot tell from chance.
+
+    Raises:
+        ValueError: not one prediction list per page, or no pages.
+    """
+    a, b = page_counts(predictions, truths, iou_thr), page_counts(baseline, truths, iou_thr)
+    if not a:
+        raise ValueError("no pages to compare on")
+    pairs = list(zip(a, b, strict=True))
+
+    def diff(stat: Any) -> Any:
+        return lambda s: stat([p[0] for p in s[0]]) - stat([p[1] for p in s[0]])
+
+    out: dict[str, Any] = {}
+    for key, stat in (("recall", _recall), ("false_boxes_per_page", _false_boxes_per_page)):
+        value = stat(a) - stat(b)
+        if np.isfinite(value):
+            out[f"{key}_difference"] = round(value, 4)
+            if bootstrap > 0:
+                out[f"{key}_difference_ci95"] = _interval(bootstrap_interval([pairs], diff(stat), n=bootstrap))
+    return out
 
 
 def yolo_split_pages(root: str | Path, split: str) -> list[tuple[Path, np.ndarray]]:
@@ -293,25 +366,34 @@ def yolo_split_pages(root: str | Path, split: str) -> list[tuple[Path, np.ndarra
     return out
 
 
-def evaluate_documents(
-    detector: SignatureDetector, truth_json: str | Path, iou_thr: float = 0.5, limit: int | None = None
-) -> dict[str, float | int | None]:
-    """Run ``detector`` (at its own confidence threshold) over the pages of a ``truth.json`` and score them.
+def document_predictions(
+    detector: SignatureDetector, truth_json: str | Path, limit: int | None = None
+) -> tuple[list[list[Detection]], list[tuple[tuple[float, ...], ...]]]:
+    """Run ``detector`` (at its own confidence threshold) over the pages of a ``truth.json``.
 
     Args:
         detector: the detector, configured with the shipped thresholds.
-        truth_json: see :func:`load_truth`.
-        iou_thr: IoU for a match.
-        limit: score only the first ``limit`` pages (quick checks).
+        truth_json: see :func:`load_truth` (or a ``sigpipe datasets synth-documents`` truth file).
+        limit: only the first ``limit`` pages (quick checks).
 
     Returns:
-        :func:`page_detection_stats`'s dict.
+        ``(predictions, truths)``, one entry per page, as :func:`page_detection_stats` takes them.
     """
     preds, truths = [], []
     for img, boxes in _truth_pages(Path(truth_json), limit):
         preds.append(detector.detect(img))
         truths.append(boxes)
-    return page_detection_stats(preds, truths, iou_thr)
+    return preds, truths
+
+
+def evaluate_documents(
+    detector: SignatureDetector, truth_json: str | Path, iou_thr: float = 0.5, limit: int | None = None,
+    bootstrap: int = 0,
+) -> dict[str, Any]:
+    """:func:`page_detection_stats` of ``detector`` on the pages of a ``truth.json`` (see
+    :func:`document_predictions`)."""
+    preds, truths = document_predictions(detector, truth_json, limit)
+    return page_detection_stats(preds, truths, iou_thr, bootstrap)
 
 
 def _truth_pages(truth_json: Path, limit: int | None) -> Iterable[tuple[np.ndarray, tuple[tuple[float, ...], ...]]]:

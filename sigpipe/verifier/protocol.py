@@ -35,8 +35,8 @@ def writer_distances(
 ) -> dict[str, QueryDistances]:
     """Distances of the protocol queries of each writer (``writers`` = 1 in each); see :func:`protocol_distances`.
 
-    Per writer, so that figures can be resampled by writer (``metrics.bootstrap_interval``): a corpus' writers, not
-    its images, are what varies from one population to the next.
+    Per writer, so that figures can be resampled by writer (``sigpipe.stats.bootstrap_interval``): a corpus'
+    writers, not its images, are what varies from one population to the next.
     """
     qemb = emb if query_emb is None else query_emb
     ws = sorted(set(writer.tolist()))

@@ -16,6 +16,7 @@ from sigpipe.detector import Detection, SignatureDetector
 from sigpipe.detector.evaluate import (
     EVAL_KEYS,
     box_iou,
+    compare_detections,
     evaluate,
     evaluate_documents,
     load_truth,
@@ -113,6 +114,55 @@ def test_page_detection_stats() -> None:
     assert s["pages_with_false_boxes"] == 2 and s["blank_pages"] == 2 and s["blank_pages_with_boxes"] == 1
     with pytest.raises(ValueError):
         page_detection_stats(preds, truths[:2])
+    assert "recall_ci95" not in s  # intervals only when asked for
+
+
+def _found(n_found: int, n_missed: int, false_boxes: int = 0) -> tuple[list[Detection], list[tuple[float, ...]]]:
+    """One page: ``n_found + n_missed`` true boxes, the first ``n_found`` detected, plus ``false_boxes``."""
+    truth = [(100.0 * i, 0.0, 100.0 * i + 50, 20.0) for i in range(n_found + n_missed)]
+    dets = [Detection(truth[i], 0.9) for i in range(n_found)]
+    dets += [Detection((100.0 * i + 10, 500.0, 100.0 * i + 60, 520.0), 0.5) for i in range(false_boxes)]
+    return dets, truth
+
+
+def test_page_detection_stats_bootstrap_intervals() -> None:
+    # 20 pages: 18 with their one signature found, 2 with it missed and a false box -> recall 0.9, 0.1 false/page
+    pages = [_found(1, 0)] * 18 + [_found(0, 1, 1)] * 2
+    preds, truths = [p[0] for p in pages], [p[1] for p in pages]
+    s = page_detection_stats(preds, truths, bootstrap=500)
+    assert s["recall"] == pytest.approx(0.9) and s["false_boxes_per_page"] == pytest.approx(0.1)
+    lo, hi = s["recall_ci95"]
+    assert 0.7 <= lo < 0.9 < hi <= 1.0  # ~ binomial: 0.9 +- 1.96 * sqrt(0.09 / 20) = 0.77 .. 1.0
+    lo, hi = s["false_boxes_per_page_ci95"]
+    assert 0.0 <= lo < 0.1 < hi <= 0.3
+    # the same pages ten times over: a narrower interval around the same figures
+    s10 = page_detection_stats(preds * 10, truths * 10, bootstrap=500)
+    assert s10["recall"] == s["recall"]
+    assert s10["recall_ci95"][1] - s10["recall_ci95"][0] < 0.5 * (hi - lo + s["recall_ci95"][1] - s["recall_ci95"][0])
+    # every page alike: nothing varies between resamples
+    same = page_detection_stats([_found(2, 1)[0]] * 5, [_found(2, 1)[1]] * 5, bootstrap=100)
+    assert same["recall_ci95"] == [pytest.approx(2 / 3, abs=1e-4)] * 2 and same["false_boxes_per_page_ci95"] == [0, 0]
+    # no true boxes at all: no recall interval, a false-box interval still
+    blank = page_detection_stats([[Detection((0, 0, 5, 5), 0.9)], []], [[], []], bootstrap=100)
+    assert "recall_ci95" not in blank and blank["false_boxes_per_page_ci95"][1] == pytest.approx(1.0)
+
+
+def test_compare_detections_pairs_the_pages() -> None:
+    truths = [_found(1, 0)[1]] * 30
+    base = [_found(1, 0)[0]] * 27 + [_found(0, 1)[0]] * 3  # misses 3 of 30
+    better = [_found(1, 0)[0]] * 29 + [_found(0, 1)[0]]  # misses 1 of them (two of the same pages found)
+    c = compare_detections(better, base, truths, bootstrap=500)
+    assert c["recall_difference"] == pytest.approx(2 / 30, abs=1e-4)
+    lo, hi = c["recall_difference_ci95"]
+    assert lo == pytest.approx(0.0) and 0.0 < hi <= 0.2  # paired: never worse on a resample, not always better
+    assert c["false_boxes_per_page_difference"] == 0 and c["false_boxes_per_page_difference_ci95"] == [0, 0]
+    same = compare_detections(base, base, truths, bootstrap=100)
+    assert same["recall_difference"] == 0 and same["recall_difference_ci95"] == [0, 0]
+    assert "recall_difference_ci95" not in compare_detections(better, base, truths, bootstrap=0)
+    with pytest.raises(ValueError):
+        compare_detections(better, base[:5], truths)
+    with pytest.raises(ValueError):
+        compare_detections([], [], [])
 
 
 def test_load_truth_layouts(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from sigpipe.verifier.metrics import auc, bootstrap_interval, eer, far_frr
+from sigpipe.stats import bootstrap_interval
+from sigpipe.verifier.metrics import auc, eer, far_frr
 from sigpipe.verifier.protocol import pool, protocol_distances, writer_distances
 
 
