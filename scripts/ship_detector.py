@@ -1,7 +1,12 @@
 """Ship a trained detector: copy its weights into sigpipe/weights, calibrate the confidence threshold on the real
 validation split, measure it, export ONNX and OpenVINO (the default backend), and write the manifest.
 
-    .venv/bin/python scripts/ship_detector.py RUN_DIR/weights/best.pt --imgsz 512 --tag v1 [--epochs-note "..."]
+    .venv/bin/python scripts/ship_detector.py RUN_DIR/weights/best.pt --imgsz 512 --tag v1 [--training "..."]
+        [--dest DIR]
+
+``--dest`` ships into another folder (default: sigpipe/weights), to measure a candidate with
+``benchmarks/detector.py --weights DIR/detector.pt.json --baseline sigpipe/weights/detector.pt.json`` before
+deciding whether it replaces the bundled model.
 
 The confidence threshold maximises F1 (IoU >= 0.5) on the validation pages, swept with the OpenVINO export that
 ``sigpipe run`` uses (a static 512 square letterbox; the .pt under Ultralytics letterboxes to rectangles and scores a
@@ -59,9 +64,11 @@ def main() -> None:
     ap.add_argument("--training", default="", help="free text: how it was trained (epochs, schedule)")
     ap.add_argument("--downscale", default="bilinear", choices=["bilinear", "area"],
                     help="how the model was trained to see pages shrunk (sigpipe detector train --downscale)")
+    ap.add_argument("--dest", type=Path, default=WEIGHTS_DIR, help="folder to ship into (default: sigpipe/weights)")
     args = ap.parse_args()
 
-    dst = WEIGHTS_DIR / "detector.pt"
+    args.dest.mkdir(parents=True, exist_ok=True)
+    dst = args.dest / "detector.pt"
     shutil.copyfile(args.weights, dst)
     with tempfile.TemporaryDirectory() as tmp:
         probe = SignatureDetector(export(args.weights, "openvino", imgsz=args.imgsz, out_dir=tmp), imgsz=args.imgsz,
@@ -99,12 +106,12 @@ def main() -> None:
         },
     }
     write_manifest(dst, manifest)
-    shutil.rmtree(WEIGHTS_DIR / "detector_openvino_model", ignore_errors=True)
+    shutil.rmtree(args.dest / "detector_openvino_model", ignore_errors=True)
     onnx = export(dst, "onnx", imgsz=args.imgsz)
     openvino = export(dst, "openvino", imgsz=args.imgsz)
-    m = json.loads((WEIGHTS_DIR / "detector.pt.json").read_text())
+    m = json.loads((args.dest / "detector.pt.json").read_text())
     m["default_backend"] = "openvino"  # f32: the .pt's confidences, fastest here (benchmarks/detector.py)
-    (WEIGHTS_DIR / "detector.pt.json").write_text(json.dumps(m, indent=2) + "\n")
+    (args.dest / "detector.pt.json").write_text(json.dumps(m, indent=2) + "\n")
     print(json.dumps({"onnx": str(onnx), "openvino": str(openvino), **manifest["benchmarks"], "conf": best["conf"]},
                      indent=2))
 
