@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -320,7 +320,7 @@ def compare_detections(
         raise ValueError("no pages to compare on")
     pairs = list(zip(a, b, strict=True))
 
-    def diff(stat: Any) -> Any:
+    def diff(stat: Callable[[Sequence[PageCounts]], float]) -> Callable[[list[list[tuple]]], float]:
         return lambda s: stat([p[0] for p in s[0]]) - stat([p[1] for p in s[0]])
 
     out: dict[str, Any] = {}
@@ -387,13 +387,12 @@ def document_predictions(
 
 
 def evaluate_documents(
-    detector: SignatureDetector, truth_json: str | Path, iou_thr: float = 0.5, limit: int | None = None,
-    bootstrap: int = 0,
+    detector: SignatureDetector, truth_json: str | Path, iou_thr: float = 0.5, limit: int | None = None
 ) -> dict[str, Any]:
     """:func:`page_detection_stats` of ``detector`` on the pages of a ``truth.json`` (see
     :func:`document_predictions`)."""
     preds, truths = document_predictions(detector, truth_json, limit)
-    return page_detection_stats(preds, truths, iou_thr, bootstrap)
+    return page_detection_stats(preds, truths, iou_thr)
 
 
 def _truth_pages(truth_json: Path, limit: int | None) -> Iterable[tuple[np.ndarray, tuple[tuple[float, ...], ...]]]:
