@@ -17,6 +17,9 @@ backend. Prints one JSON object on stdout (logs go to stderr).
   bootstrap intervals: an interval that holds 0 is a difference these pages cannot tell from chance.
 - ``latency``: ms per page (median of ``--runs``, after a warm-up) for pt / onnx / openvino, where the export
   exists in the manifest or can be made (into a temporary folder); single pages and batches of 8.
+- ``--tta``: everything at the shipped confidence (and latency) with test-time augmentation, each page and its
+  mirror image fused (``sigpipe run --detector-tta``), at the manifest's ``tta_conf``; mAP stays the plain network's.
+  With ``--baseline`` the same manifest, the paired difference of TTA against the plain detector.
 """
 
 from __future__ import annotations
@@ -136,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--backends", default="pt,onnx,openvino")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--bootstrap", type=int, default=1000, help="Resamples of the pages for the intervals (0: none).")
+    ap.add_argument("--tta", action="store_true", help="Test-time augmentation (mirror image), at tta_conf.")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="Another detector manifest: paired differences of recall and false boxes per page.")
     args = ap.parse_args(argv)
@@ -143,14 +147,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     weights, manifest = resolve_model(args.weights)
     imgsz = args.imgsz or (int(manifest.get("imgsz", DEFAULT_IMGSZ)) if manifest else DEFAULT_IMGSZ)
-    conf = args.conf if args.conf is not None else (float(manifest.get("conf", DEFAULT_CONF)) if manifest
+    conf_key = "tta_conf" if args.tta else "conf"
+    if args.conf is None and args.tta and (manifest is None or manifest.get(conf_key) is None):
+        raise SystemExit("--tta needs --conf or a manifest with tta_conf (scripts/ship_detector.py --tta-only)")
+    conf = args.conf if args.conf is not None else (float(manifest.get(conf_key, DEFAULT_CONF)) if manifest
                                                      else DEFAULT_CONF)
     iou = float(manifest.get("iou", DEFAULT_IOU)) if manifest else DEFAULT_IOU
     max_det = int(manifest.get("max_det", DEFAULT_MAX_DET)) if manifest else DEFAULT_MAX_DET
     downscale = str(manifest.get("downscale", "bilinear")) if manifest else "bilinear"
     result: dict[str, Any] = {
         "model": {"weights": str(weights), "ident": manifest.ident if manifest else weights.name,
-                  "imgsz": imgsz, "conf": conf, "iou": iou, "max_det": max_det, "downscale": downscale},
+                  "imgsz": imgsz, "conf": conf, "iou": iou, "max_det": max_det, "downscale": downscale,
+                  "tta": args.tta},
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
                     "threads": args.threads},
     }
@@ -166,10 +174,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log.info("accuracy: %s", result["accuracy"])
         # the detector as `sigpipe run` builds it: the manifest's default backend
         if manifest is not None:
-            shipped = SignatureDetector.from_manifest(manifest.path, threads=args.threads, conf=conf)
+            shipped = SignatureDetector.from_manifest(manifest.path, threads=args.threads, conf=conf, tta=args.tta)
         else:
             shipped = SignatureDetector(weights, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det,
-                                        threads=args.threads, downscale=downscale)
+                                        threads=args.threads, downscale=downscale, tta=args.tta)
         if not args.skip_accuracy:
             if shipped.backend != "pt":
                 t = time.perf_counter()
@@ -215,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 result["latency"][backend] = model
                 continue
             det = SignatureDetector(model, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, threads=args.threads,
-                                    downscale=downscale)
+                                    downscale=downscale, tta=args.tta)
             result["latency"][backend] = latency(det, pages, args.runs)
             log.info("latency %s: %s", backend, result["latency"][backend])
     print(json.dumps(result, indent=2))

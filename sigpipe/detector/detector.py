@@ -31,6 +31,10 @@ DEFAULT_IMGSZ = 640
 DEFAULT_CONF = 0.25
 DEFAULT_IOU = 0.7
 DEFAULT_MAX_DET = 100
+# With test-time augmentation each view's boxes down to this confidence go into the fusion: a box fused from two
+# views needs both views' confidences, even the one below the threshold.
+TTA_CANDIDATE_CONF = 0.01
+TTA_SUFFIX = " +flip"  # appended to the ident: reports of a run with and without TTA are told apart
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,9 @@ class SignatureDetector:
         manifest: the manifest the model came from, if any (kept for reference).
         downscale: how pages are shrunk to ``imgsz``, as the model was trained (``"bilinear"``, Ultralytics' own,
             or ``"area"``; :data:`sigpipe.detector.runtime.DOWNSCALE`).
+        tta: test-time augmentation: each page is also run mirrored left-right and the two views' boxes are fused
+            (:func:`sigpipe.detector.runtime.fuse_views`). Twice the forward passes; the manifest's ``tta_conf`` is
+            the threshold calibrated for it. The ident gets :data:`TTA_SUFFIX`.
 
     Raises:
         ModelError: the model is missing, of an unknown kind, or cannot be loaded.
@@ -195,6 +202,7 @@ class SignatureDetector:
         ident: str | None = None,
         manifest: Manifest | None = None,
         downscale: str = "bilinear",
+        tta: bool = False,
     ) -> None:
         path = Path(weights)
         if not path.exists():
@@ -217,9 +225,10 @@ class SignatureDetector:
         self.max_det = int(max_det)
         self.batch = int(batch)
         self.downscale = downscale
+        self.tta = bool(tta)
         self.threads = int(threads or default_threads())
         self.manifest = manifest
-        self._ident = ident or f"{path.stem} {model_sha256(path)[:12]}"
+        self._ident = (ident or f"{path.stem} {model_sha256(path)[:12]}") + (TTA_SUFFIX if self.tta else "")
         self._model: Any = None  # Ultralytics YOLO (.pt)
         self._net: runtime.Network | None = None  # exported network (ONNX / OpenVINO)
         try:
@@ -236,7 +245,8 @@ class SignatureDetector:
                 self._net = runtime.load_network(path, self.backend, self.threads)
                 if self._net.fixed_size is not None:
                     self.imgsz = self._net.fixed_size  # a static export only takes its own size
-            self._predict([np.full((32, 32, 3), 255, np.uint8)])  # fails here, not on page 1, if the model is broken
+            # Fails here, not on page 1, if the model is broken.
+            self._predict([np.full((32, 32, 3), 255, np.uint8)], self.conf)
         except ModelError:
             raise
         except Exception as e:  # Ultralytics / ONNX Runtime / OpenVINO raise many kinds for unusable models
@@ -251,6 +261,7 @@ class SignatureDetector:
         threads: int | None = None,
         device: str | None = None,
         conf: float | None = None,
+        tta: bool = False,
     ) -> SignatureDetector:
         """Build the detector described by a manifest (``None``: the bundled detector).
 
@@ -264,9 +275,12 @@ class SignatureDetector:
             threads: inference threads (``None``: all cores).
             device: see :class:`SignatureDetector`.
             conf: confidence threshold instead of the manifest's (e.g. to sweep it in a benchmark).
+            tta: run each page and its mirror image and fuse their boxes (see :class:`SignatureDetector`), at the
+                manifest's ``tta_conf``.
 
         Raises:
-            ModelError: missing/invalid manifest, weights not matching their sha256, unknown or missing backend.
+            ModelError: missing/invalid manifest, weights not matching their sha256, unknown or missing backend,
+                or ``tta`` with a manifest that has no ``tta_conf``.
         """
         if path is None:
             m = bundled_manifest("detector")
@@ -282,7 +296,12 @@ class SignatureDetector:
             model_path = m.export_path(backend, f"sigpipe detector export --format {backend}")
         try:
             imgsz = int((m.get("export_imgsz") or {}).get(backend, m["imgsz"]))  # static exports: their own size
-            conf, iou = float(m["conf"] if conf is None else conf), float(m["iou"])
+            if conf is None:
+                if tta and m.get("tta_conf") is None:
+                    raise ModelError(f"detector manifest {m.path} has no tta_conf: calibrate one with "
+                                     f"scripts/ship_detector.py --tta-only {m.path}")
+                conf = m["tta_conf"] if tta else m["conf"]
+            conf, iou = float(conf), float(m["iou"])
             max_det = int(m.get("max_det", DEFAULT_MAX_DET))
             downscale = str(m.get("downscale", "bilinear"))
             if downscale not in runtime.DOWNSCALE:
@@ -291,7 +310,7 @@ class SignatureDetector:
             raise ModelError(f"detector manifest {m.path} lacks a valid imgsz/conf/iou/downscale: {e}") from e
         return cls(
             model_path, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, threads=threads, device=device,
-            ident=m.ident, manifest=m, downscale=downscale,
+            ident=m.ident, manifest=m, downscale=downscale, tta=tta,
         )
 
     @property
@@ -337,29 +356,46 @@ class SignatureDetector:
         for idx in groups.values():
             for start in range(0, len(idx), self.batch):
                 chunk = idx[start : start + self.batch]
-                for i, dets in zip(chunk, self._predict([images[i] for i in chunk]), strict=True):
+                predict = self._predict_tta if self.tta else self._predict
+                for i, dets in zip(chunk, predict([images[i] for i in chunk], self.conf), strict=True):
                     out[i] = dets
         return out
 
-    def _predict(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        """Detections for pages of one shape (one forward pass, or one per page for batch-1 exports)."""
+    def _predict_tta(self, images: list[np.ndarray], conf: float) -> list[list[Detection]]:
+        """Detections fused from each page and its left-right mirror image."""
+        low = min(conf, TTA_CANDIDATE_CONF)
+        plain = self._predict(images, low)
+        mirrored = self._predict([np.ascontiguousarray(img[:, ::-1]) for img in images], low)
+        out = []
+        for img, a, b in zip(images, plain, mirrored, strict=True):
+            w = img.shape[1]
+            unflipped = np.array([(w - d.bbox[2], d.bbox[1], w - d.bbox[0], d.bbox[3]) for d in b]).reshape(-1, 4)
+            views = [(np.array([d.bbox for d in a]).reshape(-1, 4), np.array([d.confidence for d in a])),
+                     (unflipped, np.array([d.confidence for d in b]))]
+            xyxy, confs = runtime.fuse_views(views)
+            out.append(self._detections(xyxy[: self.max_det], confs[: self.max_det], conf))
+        return out
+
+    def _predict(self, images: list[np.ndarray], conf: float) -> list[list[Detection]]:
+        """Detections at or above ``conf`` for pages of one shape (one forward pass, or one per page for batch-1
+        exports)."""
         if self._net is None:
-            return self._predict_ultralytics(images)
+            return self._predict_ultralytics(images, conf)
         shape = runtime.input_shape(images[0].shape[:2], self.imgsz, rect=self._net.dynamic)
         xs, boxes = zip(*(runtime.letterbox(img, shape, self.downscale) for img in images), strict=True)
         preds = self._net(np.stack(xs))
         out = []
         for img, lb, pred in zip(images, boxes, preds, strict=True):
-            xyxy, confs = runtime.decode(pred, lb, img.shape[:2], self.conf, self.iou, self.max_det)
-            out.append(self._detections(xyxy, confs))
+            xyxy, confs = runtime.decode(pred, lb, img.shape[:2], conf, self.iou, self.max_det)
+            out.append(self._detections(xyxy, confs, conf))
         return out
 
-    def _predict_ultralytics(self, images: list[np.ndarray]) -> list[list[Detection]]:
+    def _predict_ultralytics(self, images: list[np.ndarray], conf: float) -> list[list[Detection]]:
         inputs = images
         if self.downscale != "bilinear":  # shrink as in training: Ultralytics' own letterbox only interpolates
             inputs = [runtime.shrink_long_side(img, self.imgsz, self.downscale) for img in images]
         results = self._model.predict(
-            inputs, imgsz=self.imgsz, conf=self.conf, iou=self.iou, max_det=self.max_det, device=self.device,
+            inputs, imgsz=self.imgsz, conf=conf, iou=self.iou, max_det=self.max_det, device=self.device,
             batch=len(inputs), verbose=False, save=False,
         )
         out = []
@@ -371,15 +407,15 @@ class SignatureDetector:
             # scale_boxes already clips to the page; clip again so rounding can never leave it.
             xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, w)
             xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, h)
-            out.append(self._detections(xyxy, r.boxes.conf.cpu().numpy().astype(np.float64)))
+            out.append(self._detections(xyxy, r.boxes.conf.cpu().numpy().astype(np.float64), conf))
         return out
 
-    def _detections(self, xyxy: np.ndarray, confs: np.ndarray) -> list[Detection]:
-        """Non-empty boxes at or above the threshold, highest confidence first."""
+    def _detections(self, xyxy: np.ndarray, confs: np.ndarray, conf: float) -> list[Detection]:
+        """Non-empty boxes at or above ``conf``, highest confidence first."""
         dets = [
             Detection((float(x1), float(y1), float(x2), float(y2)), float(c))
             for (x1, y1, x2, y2), c in zip(xyxy, confs, strict=True)
-            if x2 > x1 and y2 > y1 and c >= self.conf
+            if x2 > x1 and y2 > y1 and c >= conf
         ]
         dets.sort(key=lambda d: -d.confidence)
         return dets

@@ -30,6 +30,7 @@ MAX_NMS = 30000  # Ultralytics' cap on boxes entering NMS
 # pixels each input pixel covers, which keeps thin strokes continuous instead of aliased. A model is run with the
 # downscaling it was trained with (its manifest's ``downscale``; ``sigpipe detector train --downscale``).
 DOWNSCALE = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
+FUSE_IOU = 0.55  # boxes of one signature seen in two views of a page overlap at least this much (fuse_views)
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,54 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
         inter = iw * ih
         order = rest[inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9) <= iou]
     return np.asarray(keep, dtype=np.int64)
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one xyxy box with each of ``boxes`` ``(N, 4)``."""
+    iw = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    ih = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = iw * ih
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    return inter / np.maximum(union, 1e-9)
+
+
+def fuse_views(views: list[tuple[np.ndarray, np.ndarray]], iou: float = FUSE_IOU) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted box fusion of one page's detections from several views (test-time augmentation).
+
+    Boxes are taken highest confidence first; each opens a cluster of the boxes overlapping it (IoU >= ``iou``),
+    at most one per view (that view's most confident; the cluster's other boxes are dropped, as NMS would). The
+    fused box is the confidence-weighted mean of the cluster's boxes and its confidence the sum of their
+    confidences over the number of views: a signature every view finds keeps its confidence, one that only one view
+    of two finds gets half of it. So agreement between views raises a box above the threshold, and what a single
+    view fires on alone falls below it.
+
+    Args:
+        views: per view, ``(N, 4)`` xyxy boxes in page pixels and ``(N,)`` confidences.
+        iou: overlap that puts two boxes in one cluster.
+
+    Returns:
+        Fused ``(M, 4)`` boxes and ``(M,)`` confidences, highest first.
+    """
+    boxes = np.concatenate([np.asarray(b, np.float64).reshape(-1, 4) for b, _ in views])
+    confs = np.concatenate([np.asarray(c, np.float64).reshape(-1) for _, c in views])
+    view = np.concatenate([np.full(len(np.asarray(c).reshape(-1)), i) for i, (_, c) in enumerate(views)])
+    used = np.zeros(len(boxes), bool)
+    out_boxes, out_confs = [], []
+    for i in np.argsort(-confs, kind="stable"):
+        if used[i]:
+            continue
+        cluster = ~used & (box_iou(boxes[i], boxes) >= iou)
+        members = []
+        for v in range(len(views)):
+            idx = np.flatnonzero(cluster & (view == v))
+            if idx.size:
+                members.append(idx[np.argmax(confs[idx])])
+        used |= cluster
+        w = confs[members]
+        out_boxes.append((boxes[members] * w[:, None]).sum(0) / w.sum())
+        out_confs.append(w.sum() / len(views))
+    order = np.argsort(-np.asarray(out_confs), kind="stable")
+    return np.asarray(out_boxes, np.float64).reshape(-1, 4)[order], np.asarray(out_confs, np.float64)[order]
 
 
 def decode(

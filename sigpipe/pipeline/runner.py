@@ -69,6 +69,8 @@ class RunConfig:
         dpi: PDF rendering resolution.
         pdf_backend: ``pypdfium2`` or ``pdf2image``.
         detector_weights, verifier_weights: model manifests (None = the bundled models).
+        detector_tta: run the detector on each page and its mirror image and fuse the boxes (twice the detector's
+            time; its manifest's ``tta_conf``).
         crop_margin: margin around detector boxes, as a fraction of the box size.
         max_pixels: pages over this many pixels are refused.
         force: reprocess every document even when its report is up to date.
@@ -87,6 +89,7 @@ class RunConfig:
     pdf_backend: str = "pypdfium2"
     detector_weights: Path | None = None
     verifier_weights: Path | None = None
+    detector_tta: bool = False
     crop_margin: float = 0.08
     max_pixels: int = MAX_PAGE_PIXELS
     force: bool = False
@@ -123,6 +126,7 @@ class ManifestModels:
 
     detector: Path | None = None
     verifier: Path | None = None
+    detector_tta: bool = False
 
     def __call__(self, threads: int) -> tuple[Detector, Verifier]:
         """Load both models; when either fails, one :class:`ModelError` names every problem.
@@ -140,7 +144,7 @@ class ManifestModels:
         try:
             from sigpipe.detector.detector import SignatureDetector
 
-            detector = SignatureDetector.from_manifest(self.detector, threads=threads)
+            detector = SignatureDetector.from_manifest(self.detector, threads=threads, tta=self.detector_tta)
         except ModelError as e:
             errors.append(f"detector: {e}")
         if errors or detector is None or verifier is None:
@@ -215,7 +219,8 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         raise InputError(f"references folder not found: {config.refs}")
 
     cores = config.threads or available_cores()
-    provider: ModelProvider = models or ManifestModels(config.detector_weights, config.verifier_weights)
+    provider: ModelProvider = models or ManifestModels(config.detector_weights, config.verifier_weights,
+                                                       config.detector_tta)
     detector, verifier = provider(cores)
     idents = {"detector": detector.ident, "verifier": verifier.ident}
     _check_writable(config.out)

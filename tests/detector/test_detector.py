@@ -175,6 +175,56 @@ def test_manifest_settings_are_used(det: SignatureDetector, manifest_path: Path)
     assert SignatureDetector.from_manifest(manifest_path, conf=0.9).conf == 0.9  # an explicit threshold wins
 
 
+# -- test-time augmentation ------------------------------------------------------------------------------------
+
+
+def mirrored(boxes: np.ndarray, width: int) -> np.ndarray:
+    out = boxes.copy()
+    out[:, [0, 2]] = width - boxes[:, [2, 0]]
+    return out
+
+
+@pytest.mark.parametrize("shape", [(1100, 850), (550, 1200)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_tta_is_mirror_symmetric_and_maps_to_page_pixels(model_dir: Path, shape: tuple[int, int]) -> None:
+    """Fused from a page and its mirror image, the boxes of a mirrored page are the mirrored boxes of the page: a
+    wrong mapping of the mirror view's boxes back onto the page breaks this."""
+    tta = SignatureDetector(model_dir / "detector.pt", imgsz=IMGSZ, conf=0.02, max_det=50, threads=2, tta=True)
+    page = document_page(*shape, seed=3, gray=False)
+    got = as_array(tta.detect(page))
+    flipped = as_array(tta.detect(np.ascontiguousarray(page[:, ::-1])))
+    assert len(got) > 0 and (got[:, 4] >= 0.02).all() and (np.diff(got[:, 4]) <= 0).all()
+    assert_same_boxes(np.column_stack([mirrored(got[:, :4], shape[1]), got[:, 4]]), flipped, px=0.5, conf_tol=1e-4)
+    assert (got[:, [0, 1]] >= 0).all() and (got[:, 2] <= shape[1]).all() and (got[:, 3] <= shape[0]).all()
+
+
+def test_tta_agrees_with_fusing_two_plain_passes(model_dir: Path) -> None:
+    from sigpipe.detector.runtime import fuse_views
+
+    plain = SignatureDetector(model_dir / "detector.pt", imgsz=IMGSZ, conf=0.01, max_det=50, threads=2)
+    tta = SignatureDetector(model_dir / "detector.pt", imgsz=IMGSZ, conf=0.1, max_det=50, threads=2, tta=True)
+    page = document_page(900, 700, seed=5)
+    a, b = as_array(plain.detect(page)), as_array(plain.detect(np.ascontiguousarray(page[:, ::-1])))
+    boxes, conf = fuse_views([(a[:, :4], a[:, 4]), (mirrored(b[:, :4], 700), b[:, 4])])
+    want = np.column_stack([boxes, conf])[:50]  # max_det applies to the fused boxes
+    want = want[want[:, 4] >= 0.1]
+    assert len(want) > 0
+    assert_same_boxes(as_array(tta.detect(page)), want, px=1e-3, conf_tol=1e-6)
+
+
+def test_tta_from_manifest_uses_tta_conf_and_marks_the_ident(model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="tta_conf"):
+        SignatureDetector.from_manifest(model_dir / "detector.pt.json", tta=True)
+    d = tmp_path / "m"
+    shutil.copytree(model_dir, d)
+    data = json.loads((d / "detector.pt.json").read_text())
+    (d / "detector.pt.json").write_text(json.dumps({**data, "tta_conf": 0.3}))
+    tta = SignatureDetector.from_manifest(d / "detector.pt.json", tta=True)
+    plain = SignatureDetector.from_manifest(d / "detector.pt.json")
+    assert (tta.conf, plain.conf) == (0.3, CONF)
+    assert tta.ident == plain.ident + " +flip" and tta.tta and not plain.tta
+    assert SignatureDetector.from_manifest(model_dir / "detector.pt.json", tta=True, conf=0.2).conf == 0.2
+
+
 # -- input checks -----------------------------------------------------------------------------------------------
 
 

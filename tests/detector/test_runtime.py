@@ -1,4 +1,5 @@
-"""The exported-model runtime's own pieces: input shapes, letterbox geometry and NMS against torchvision."""
+"""The exported-model runtime's own pieces: input shapes, letterbox geometry, NMS against torchvision, and the
+fusion of test-time augmentation views."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 import torchvision
 
-from sigpipe.detector.runtime import Letterbox, decode, input_shape, letterbox, nms
+from sigpipe.detector.runtime import Letterbox, decode, fuse_views, input_shape, letterbox, nms
 
 
 @pytest.mark.parametrize(
@@ -63,3 +64,26 @@ def test_decode_filters_suppresses_and_maps() -> None:
     np.testing.assert_allclose(boxes[1], [(50 - 5) / 0.32, 15 / 0.32, 55 / 0.32, 25 / 0.32], atol=1e-3)
     boxes, conf = decode(pred, lb, (600, 1600), conf=0.25, iou=0.5, max_det=1)
     assert len(boxes) == 1
+
+
+def test_fuse_views_by_hand() -> None:
+    a = (np.array([[0, 0, 10, 10], [100, 100, 120, 110], [0, 0, 10, 9]], float), np.array([0.8, 0.3, 0.5]))
+    b = (np.array([[2, 0, 12, 10], [200, 0, 210, 5]], float), np.array([0.4, 0.6]))
+    boxes, conf = fuse_views([a, b])
+    # Cluster 1: a[0] (0.8) with b[0] (0.4, IoU 0.67); a[2] overlaps too but is a second box of view a: dropped.
+    # Cluster 2: b[1] alone (0.6 / 2 views); cluster 3: a[1] alone (0.3 / 2).
+    np.testing.assert_allclose(conf, [0.6, 0.3, 0.15])
+    np.testing.assert_allclose(boxes[0], [(0 * 0.8 + 2 * 0.4) / 1.2, 0, (10 * 0.8 + 12 * 0.4) / 1.2, 10])
+    np.testing.assert_allclose(boxes[1:], [[200, 0, 210, 5], [100, 100, 120, 110]])
+
+
+def test_fuse_views_keeps_apart_what_overlaps_too_little_and_handles_empty_views() -> None:
+    a = (np.array([[0, 0, 10, 10]], float), np.array([0.9]))
+    b = (np.array([[6, 0, 16, 10]], float), np.array([0.9]))  # IoU 4/16 = 0.25 < 0.55
+    boxes, conf = fuse_views([a, b])
+    assert len(boxes) == 2 and np.allclose(conf, 0.45)
+    boxes, conf = fuse_views([a, (np.zeros((0, 4)), np.zeros(0))])
+    np.testing.assert_allclose(conf, [0.45])
+    np.testing.assert_allclose(boxes, [[0, 0, 10, 10]])
+    boxes, conf = fuse_views([(np.zeros((0, 4)), np.zeros(0))] * 2)
+    assert boxes.shape == (0, 4) and conf.shape == (0,)

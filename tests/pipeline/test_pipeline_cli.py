@@ -1,6 +1,7 @@
 """``sigpipe run`` through click: exit codes and outputs, with tiny fixture models passed as manifests."""
 
 import json
+import shutil
 from pathlib import Path
 
 import jsonschema
@@ -103,3 +104,27 @@ def test_missing_bundled_models_is_one_clear_line(folders: dict[str, Path], tmp_
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in r.output
     assert "verifier" in lines[0] and "detector" in lines[0] and "--verifier-weights" in lines[0]
     assert not folders["out"].exists()
+
+
+def test_detector_tta_needs_its_threshold_and_marks_the_reports(folders: dict[str, Path], tmp_path: Path,
+                                                                detector_manifest: Path, verifier_manifest: Path):
+    models = (detector_manifest, verifier_manifest)
+    r = invoke(folders, "--detector-tta", models=models)
+    assert r.exit_code == 2 and "tta_conf" in r.stderr and not folders["out"].exists()
+
+    tta_dir = tmp_path / "tta-detector"
+    tta_dir.mkdir()
+    weights = detector_manifest.with_name(detector_manifest.name.removesuffix(".json"))
+    shutil.copy(weights, tta_dir / weights.name)
+    data = json.loads(detector_manifest.read_text())
+    (tta_dir / detector_manifest.name).write_text(json.dumps({**data, "tta_conf": 0.5}))
+    tta_models = (tta_dir / detector_manifest.name, verifier_manifest)
+    r = invoke(folders, "--detector-tta", "--dpi", "100", models=tta_models)
+    assert r.exit_code == 0, r.output
+    report = json.loads((folders["out"] / "a.png.json").read_text())
+    jsonschema.validate(report, load_schema())
+    assert report["models"]["detector"].startswith("tiny-detector.test ") and report["models"]["detector"].endswith(
+        " +flip")
+    r = invoke(folders, "--dpi", "100", models=tta_models)  # without TTA the reports are stale: redone
+    assert r.exit_code == 0 and "already done" not in r.stdout
+    assert not json.loads((folders["out"] / "a.png.json").read_text())["models"]["detector"].endswith("+flip")
