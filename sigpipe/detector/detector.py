@@ -353,10 +353,10 @@ class SignatureDetector:
         for i, img in enumerate(images):
             groups.setdefault(img.shape, []).append(i)
         out: list[list[Detection]] = [[] for _ in images]
+        predict = self._predict_tta if self.tta else self._predict
         for idx in groups.values():
             for start in range(0, len(idx), self.batch):
                 chunk = idx[start : start + self.batch]
-                predict = self._predict_tta if self.tta else self._predict
                 for i, dets in zip(chunk, predict([images[i] for i in chunk], self.conf), strict=True):
                     out[i] = dets
         return out

@@ -17,6 +17,7 @@ import torch
 from sigpipe._ultralytics import configure, yolo_class
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES
 from sigpipe.detector.detector import Detection, SignatureDetector
+from sigpipe.detector.runtime import box_iou
 from sigpipe.errors import InputError, ModelError
 from sigpipe.stats import bootstrap_interval
 
@@ -111,29 +112,6 @@ def evaluate(
 
 
 # -- recall / false boxes on documents with known truth --------------------------------------------------------
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of two sets of ``x1, y1, x2, y2`` boxes.
-
-    Args:
-        a: ``(N, 4)`` float array.
-        b: ``(M, 4)`` float array.
-
-    Returns:
-        ``(N, M)`` float64 array in ``[0, 1]``.
-    """
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def match_boxes(pred: np.ndarray, truth: np.ndarray, iou_thr: float = 0.5) -> tuple[int, int, int]:

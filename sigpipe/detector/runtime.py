@@ -121,13 +121,27 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one xyxy box with each of ``boxes`` ``(N, 4)``."""
-    iw = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    ih = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = iw * ih
-    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
-    return inter / np.maximum(union, 1e-9)
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of two sets of ``x1, y1, x2, y2`` boxes.
+
+    Args:
+        a: ``(N, 4)`` float array.
+        b: ``(M, 4)`` float array.
+
+    Returns:
+        ``(N, M)`` float64 array in ``[0, 1]``.
+    """
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def fuse_views(views: list[tuple[np.ndarray, np.ndarray]], iou: float = FUSE_IOU) -> tuple[np.ndarray, np.ndarray]:
@@ -150,12 +164,13 @@ def fuse_views(views: list[tuple[np.ndarray, np.ndarray]], iou: float = FUSE_IOU
     boxes = np.concatenate([np.asarray(b, np.float64).reshape(-1, 4) for b, _ in views])
     confs = np.concatenate([np.asarray(c, np.float64).reshape(-1) for _, c in views])
     view = np.concatenate([np.full(len(np.asarray(c).reshape(-1)), i) for i, (_, c) in enumerate(views)])
+    overlaps = box_iou(boxes, boxes) >= iou
     used = np.zeros(len(boxes), bool)
     out_boxes, out_confs = [], []
     for i in np.argsort(-confs, kind="stable"):
         if used[i]:
             continue
-        cluster = ~used & (box_iou(boxes[i], boxes) >= iou)
+        cluster = ~used & overlaps[i]
         members = []
         for v in range(len(views)):
             idx = np.flatnonzero(cluster & (view == v))
