@@ -59,6 +59,8 @@ def detector() -> None:
               help="Initial learning rate (e.g. 0.0005 when continuing from trained weights). Default: Ultralytics' "
                    "automatic choice (AdamW at 0.002 for short runs), which ignores any lr0; with --lr0 and the auto "
                    "optimizer, AdamW at this rate.")
+@click.option("--warmup-epochs", type=float, default=None,
+              help="Learning-rate warm-up epochs (default: Ultralytics' 3); 0 when continuing from trained weights.")
 @click.option("--optimizer", default="auto", show_default=True,
               type=click.Choice(["auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSprop"]))
 @click.option("--close-mosaic", type=int, default=10, show_default=True,

@@ -32,6 +32,8 @@ class DetectorTrainConfig:
         lr0, optimizer: Ultralytics' ``optimizer="auto"`` ignores ``lr0`` (it picks AdamW at 0.002 for one class
             when the run has at most 10,000 iterations, else its own SGD variant at 0.01); so an ``lr0`` with the
             ``auto`` optimizer trains with AdamW at that rate. ``lr0=None``: Ultralytics' choice.
+        warmup_epochs: epochs of Ultralytics' learning-rate warm-up (``None``: its default, 3), during which the
+            bias learning rate starts at 0.1; 0 when continuing from trained weights at a small ``lr0``.
         downscale: how pages are shrunk to ``imgsz`` (:data:`sigpipe.detector.runtime.DOWNSCALE`). Ultralytics'
             loaders shrink bilinearly; with ``"area"`` every split is first shrunk by area averaging into a copy
             under ``out`` (:func:`downscaled_dataset`), so the loaders have nothing left to shrink. Ship the model
@@ -53,6 +55,7 @@ class DetectorTrainConfig:
     cache: bool = True
     close_mosaic: int = 10
     lr0: float | None = None
+    warmup_epochs: float | None = None
     optimizer: str = "auto"
     workers: int = 4
     downscale: str = "bilinear"
@@ -179,6 +182,7 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
             close_mosaic=cfg.close_mosaic,
             optimizer=optimizer,
             **({} if cfg.lr0 is None else {"lr0": cfg.lr0}),
+            **({} if cfg.warmup_epochs is None else {"warmup_epochs": cfg.warmup_epochs}),
             workers=0 if on_cpu else cfg.workers,
             single_cls=True,
             verbose=True,

@@ -17,14 +17,14 @@ def run_args(best: Path) -> dict:
     return torch.load(best, map_location="cpu", weights_only=False)["train_args"]
 
 
-def test_lr0_is_applied_and_area_trains_on_the_shrunk_copy(tiny_dataset: Path, tmp_path: Path) -> None:
+def test_lr0_warmup_are_applied_and_area_trains_on_the_shrunk_copy(tiny_dataset: Path, tmp_path: Path) -> None:
     cfg = DetectorTrainConfig(data=tiny_dataset, epochs=1, imgsz=64, batch=2, out=tmp_path, name="t", threads=2,
-                              cache=False, lr0=0.0005, downscale="area")
+                              cache=False, lr0=0.0005, warmup_epochs=0, downscale="area")
     best = train_detector(cfg)
     assert best.is_file()
     args = run_args(best)
     # Ultralytics' optimizer="auto" would have ignored lr0 (AdamW at 0.002): the rate asked for must be the one used
-    assert (args["optimizer"], args["lr0"]) == ("AdamW", 0.0005)
+    assert (args["optimizer"], args["lr0"], args["warmup_epochs"]) == ("AdamW", 0.0005, 0)
     assert Path(args["data"]) == (tmp_path / "t-data-area64" / "data.yaml").resolve()
     assert len(list((tmp_path / "t-data-area64" / "val" / "images").glob("*.png"))) == 4
 
@@ -34,6 +34,7 @@ def test_default_optimizer_is_ultralytics_choice(tiny_dataset: Path, tmp_path: P
                                               threads=2, cache=False))
     args = run_args(best)
     assert args["optimizer"] == "AdamW" and args["lr0"] == pytest.approx(0.002)  # auto, for one class
+    assert args["warmup_epochs"] == 3  # Ultralytics' default when not asked otherwise
     assert Path(args["data"]) == tiny_dataset.resolve()
 
 
