@@ -14,6 +14,7 @@ the peak-memory ratio: sigpipe streams pages, so its peak should not grow with t
 
     python benchmarks/throughput.py --pages 200
     python benchmarks/throughput.py --pages 100 400 --skip-baseline
+    python benchmarks/throughput.py --pages 200 --kinds cheque   # a bank's overnight cheques
 """
 
 from __future__ import annotations
@@ -159,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     ap.add_argument("--max-writers", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kinds", default="cheque,letter",
+                    help="document types of the batch (synth-documents --kinds), e.g. cheque for a bank's cheque run")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--dpi", type=int, default=200)
     ap.add_argument("--detector-weights", type=Path, default=None)
@@ -178,9 +181,11 @@ def main(argv: list[str] | None = None) -> int:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="sigpipe-throughput-"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    results: dict[str, Any] = {"runs": [], "workers": args.workers, "dpi": args.dpi, "cpus": os.cpu_count()}
+    results: dict[str, Any] = {"runs": [], "kinds": args.kinds, "workers": args.workers, "dpi": args.dpi,
+                               "cpus": os.cpu_count()}
     for n in args.pages:
-        batch = make_batch(args.corpus, n, work / f"batch-{n}", args.seed, max_writers=args.max_writers)
+        batch = make_batch(args.corpus, n, work / f"batch-{n}", args.seed, max_writers=args.max_writers,
+                           kinds=tuple(args.kinds.split(",")))
         run: dict[str, Any] = {"pages": n}
         out = work / f"out-{n}"
         shutil.rmtree(out, ignore_errors=True)
