@@ -6,7 +6,8 @@ For each size given with ``--pages`` a batch of cheques and letters is generated
 (a) ``sigpipe run`` (a subprocess, exactly as a user runs it; model loading and reference enrolment included);
 (b) a naive baseline (a subprocess too): each PDF converted whole with pdf2image (pypdfium2 rendering every page up
     front when poppler is not installed), Ultralytics ``predict`` called once per page with its default settings
-    (and its default thread count), and each crop verified on its own (one verifier forward pass per signature).
+    (and its default thread count), and each crop verified on its own (one verifier forward pass per signature, then
+    the product's own decision: ``Gallery.compare`` or ``best_match``, second stage included).
 
 Both runs use the same models, references and claims. Peak memory is the largest sum of the resident set sizes of
 the process and all its children, sampled every 50 ms. With two sizes (``--pages 100 400``) the output also gives
@@ -107,6 +108,7 @@ def baseline(scans: Path, refs: Path, claims_csv: Path, dpi: int, detector: Path
     from sigpipe._ultralytics import configure
     from sigpipe.datasets.corpus import read_gray
     from sigpipe.pipeline.ingest import discover_scans, poppler_available, relative_name
+    from sigpipe.verifier.gallery import Gallery
     from sigpipe.verifier.verifier import Verifier
     from sigpipe.weights import Manifest, bundled_manifest
 
@@ -118,8 +120,12 @@ def baseline(scans: Path, refs: Path, claims_csv: Path, dpi: int, detector: Path
     ver = Verifier.from_manifest(verifier_manifest, threads=max(1, (os.cpu_count() or 2) - 1))
     with open(claims_csv, newline="") as f:
         claims = {row["document"]: row["identity"] for row in csv.DictReader(f)}
-    gallery = {p.name: np.concatenate([ver.embed([read_gray(s)]) for s in sorted(p.iterdir())])
-               for p in sorted(refs.iterdir()) if p.is_dir()}
+    gallery = Gallery(ver)  # one forward pass per specimen; the product's decisions (second stage included)
+    for p in sorted(refs.iterdir()):
+        if p.is_dir():
+            x = np.concatenate([ver.prepare([read_gray(s)]) for s in sorted(p.iterdir())])
+            gallery.embeddings[p.name] = np.concatenate([ver.embed_prepared(x[i : i + 1]) for i in range(len(x))])
+            gallery.images[p.name] = np.round(x[:, 0] * 255).astype(np.uint8)
     use_poppler = poppler_available()
     pages = signatures = 0
     for path in discover_scans(scans):
@@ -145,10 +151,12 @@ def baseline(scans: Path, refs: Path, claims_csv: Path, dpi: int, detector: Path
                 crop = bgr[max(0, y1):y2, max(0, x1):x2]
                 if crop.size == 0:
                     continue
-                emb = ver.embed([crop])[0]
-                people = [claimed] if claimed in gallery else list(gallery)
-                for person in people:
-                    ver.decide(emb, gallery[person])
+                x = ver.prepare([crop])
+                emb = ver.embed_prepared(x)[0]
+                if claimed in gallery.embeddings:
+                    gallery.compare(emb, claimed, x[0])
+                else:
+                    gallery.best_match(emb, x[0])
                 signatures += 1
     return {"pages": pages, "signatures": signatures, "pdf": "pdf2image" if use_poppler else
             "pypdfium2, whole document (poppler not installed)"}

@@ -30,6 +30,7 @@ from sigpipe.verifier.data import load_arrays
 from sigpipe.verifier.docviews import document_views
 from sigpipe.verifier.evaluate import protocol_metrics
 from sigpipe.verifier.metrics import eer
+from sigpipe.verifier.pairnet import protocol_pairs
 from sigpipe.verifier.protocol import QueryDistances, pool, writer_distances
 from sigpipe.verifier.verifier import Verifier
 
@@ -83,11 +84,14 @@ def figure_cells(v: Verifier, arrays, views: list[np.ndarray]) -> Cells:  # noqa
     """Per-writer protocol distances of every figure of one corpus: K=1 and 5, clean and each document view."""
     emb = v.embed_prepared(arrays.as_float())
     qembs: dict[str, np.ndarray | None] = {"": None}
+    pairs = {"": protocol_pairs(v.pair, arrays.images) if v.pair else None}
     for i, view in enumerate(views):  # document crops as queries, clean references
-        qembs["_doc" + (f"{i + 1}" if len(views) > 1 else "")] = v.embed_prepared(view.astype(np.float32)[:, None]
-                                                                                  / 255.0)
+        suffix = "_doc" + (f"{i + 1}" if len(views) > 1 else "")
+        qembs[suffix] = v.embed_prepared(view.astype(np.float32)[:, None] / 255.0)
+        pairs[suffix] = protocol_pairs(v.pair, arrays.images, view) if v.pair else None
     return {f"k{k}{suffix}": writer_distances(emb, arrays.writer, arrays.forged, arrays.name, k,
-                                              v.rule.aggregation, q, v.rule.spread_weight)
+                                              v.rule.aggregation, q, v.rule.spread_weight, pairs[suffix],
+                                              v.rule.pair_weight)
             for k in (1, 5) for suffix, q in qembs.items()}
 
 

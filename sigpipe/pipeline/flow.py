@@ -202,8 +202,10 @@ class SignaturePredictor:
         x = np.concatenate(prepared) if prepared else np.zeros((0, 1, 1, 1), np.float32)
         return found, x, n_pages
 
-    def judge(self, embedding: np.ndarray, claimed: str | None) -> tuple[Match | None, str]:
-        """Compare one embedding with the claimed person, or one-to-many without a claim.
+    def judge(self, embedding: np.ndarray, claimed: str | None, image: np.ndarray | None = None
+              ) -> tuple[Match | None, str]:
+        """Compare one embedding (and its preprocessed image ``(1, H, W)``, which a verifier with a second stage
+        needs) with the claimed person, or one-to-many without a claim.
 
         Returns:
             ``(match, verdict)``: ``match`` is None exactly when the verdict is ``no_reference`` (the claimed person
@@ -212,9 +214,9 @@ class SignaturePredictor:
         if claimed is not None:
             if claimed not in self.gallery.embeddings:
                 return None, "no_reference"
-            m = self.gallery.compare(embedding, claimed)
+            m = self.gallery.compare(embedding, claimed, image)
             return m, "genuine" if m.decision.genuine else "forged"
-        best = self.gallery.best_match(embedding)
+        best = self.gallery.best_match(embedding, image)
         if best is None:
             return None, "no_reference"
         return best, "genuine" if best.decision.genuine else "unknown_signer"
@@ -231,7 +233,7 @@ class SignaturePredictor:
         results = []
         for i, f in enumerate(found):
             assert emb is not None
-            match, verdict = self.judge(emb[i], claimed)
+            match, verdict = self.judge(emb[i], claimed, x[i])
             d = match.decision if match else None
             x1, y1, x2, y2 = (round(v, 2) for v in f.bbox)
             results.append(SignatureResult(

@@ -268,11 +268,12 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
             report = predictor(task.path, task.name, task.claimed, sha256=task.sha256, ingest=config.ingest)
             _record(outcome, config.out, report, progress)
     else:
-        embeddings, threads = dict(gallery.embeddings), max(1, cores // workers)
+        embeddings, images = dict(gallery.embeddings), dict(gallery.images)
+        threads = max(1, cores // workers)
         del detector, verifier, gallery  # the workers load their own; free the parent's copy
         gc.collect()
-        init = _WorkerInit(provider, threads, embeddings, config.flow, config.ingest, str(config.out), idents,
-                           logging.getLogger().getEffectiveLevel())
+        init = _WorkerInit(provider, threads, embeddings, images, config.flow, config.ingest, str(config.out),
+                           idents, logging.getLogger().getEffectiveLevel())
         for report in _run_pool(tasks, workers, init):
             _record(outcome, config.out, report, progress, written=True)
 
@@ -314,6 +315,7 @@ class _WorkerInit:
     provider: Any
     threads: int
     embeddings: dict[str, Any]
+    images: dict[str, Any]
     flow: FlowConfig
     ingest: IngestConfig
     out: str
@@ -333,7 +335,7 @@ def _init_worker(init: _WorkerInit) -> None:
     got = {"detector": detector.ident, "verifier": verifier.ident}
     if got != init.idents:
         raise ModelError(f"worker loaded different models {got} than the parent {init.idents}")
-    gallery = Gallery(verifier, dict(init.embeddings))
+    gallery = Gallery(verifier, dict(init.embeddings), images=dict(init.images))
     _STATE.update(predictor=SignaturePredictor(detector, verifier, gallery, init.flow), ingest=init.ingest,
                   out=Path(init.out))
 

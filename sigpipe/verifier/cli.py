@@ -109,20 +109,57 @@ def ensemble(members: tuple[Path, ...], data: tuple[Path, ...], out: Path, tag: 
     click.echo(str(path))
 
 
+@verifier.command("train-pair")
+@click.option("--like", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="The Siamese verifier's manifest: the pair network trains on its training writers, with its "
+                   "preprocessing.")
+@corpora_option("The corpora that verifier was trained on.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/verifier-pair"),
+              show_default=True)
+@click.option("--epochs", type=int, default=14, show_default=True)
+@click.option("--steps", type=int, default=300, show_default=True, help="Batches per epoch.")
+@click.option("--batch", type=int, default=64, show_default=True, help="Pairs per batch.")
+@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--warp", type=float, default=0.5, show_default=True, help="Writer-warp strength (0 = off).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Continue from these pair-network weights.")
+@click.option("--tag", default="v1", show_default=True)
+@threads_option
+@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+def train_pair(data: tuple[Path, ...], **kw: object) -> None:
+    """Train the pair network (the verifier's second stage); writes OUT/pair.pt and its manifest. Attach it with
+    `verifier calibrate --pair`."""
+    from sigpipe.verifier.pairtrain import PairTrainConfig, train_pairnet
+
+    try:
+        path = train_pairnet(PairTrainConfig(data=data, **kw))  # type: ignore[arg-type]
+    except SigpipeError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(str(path))
+
+
 @verifier.command()
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @corpora_option("The corpora the model was trained on (its validation writers calibrate it).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/verifier-calibrated"),
               show_default=True)
 @click.option("--tag", required=True, help="Tag of the recalibrated model (not the old one's), e.g. v4.")
+@click.option("--pair", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Manifest of a pair network (`verifier train-pair`) to attach as the second stage.")
+@click.option("--orders", type=click.Choice(["1", "2"]), default="2", show_default=True,
+              callback=lambda _c, _p, v: int(v),
+              help="Second stage: score each (reference, query) pair in one order or in both (twice the cost).")
 @threads_option
-def calibrate(manifest: Path, data: tuple[Path, ...], out: Path, tag: str, threads: int | None) -> None:
-    """Choose a trained verifier's decision rule again (aggregation, spread weight, thresholds, score) on its
-    validation writers; writes OUT/verifier.pt (the same weights) and a manifest with the new rule."""
+def calibrate(manifest: Path, data: tuple[Path, ...], out: Path, tag: str, pair: Path | None, orders: int,
+              threads: int | None) -> None:
+    """Choose a trained verifier's decision rule again (aggregation, spread weight, second-stage weight,
+    thresholds, score) on its validation writers; writes OUT/verifier.pt (the same weights) and a manifest with the
+    new rule. Run `verifier export` on the result for the ONNX backend."""
     from sigpipe.verifier.recalibrate import recalibrate
 
     try:
-        path = recalibrate(manifest, data, out, tag, threads=threads)
+        path = recalibrate(manifest, data, out, tag, threads=threads, pair=pair, orders=orders)
     except SigpipeError as e:
         raise click.ClickException(str(e)) from e
     click.echo(str(path))
@@ -171,10 +208,11 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, as_js
 
     try:
         v = Verifier.from_manifest(weights)
-        embs = v.embed([read_gray(p) for p in (questioned, *refs)])
+        x = v.prepare([read_gray(p) for p in (questioned, *refs)])
+        embs = v.embed_prepared(x)
     except SigpipeError as e:
         raise click.ClickException(str(e)) from e
-    d = v.decide(embs[0], embs[1:])
+    d = v.decide(embs[0], embs[1:], x[0], x[1:, 0])
     out = {**d.to_dict(), "questioned": str(questioned), "references": [str(r) for r in refs],
            "verdict": "genuine" if d.genuine else "forged", "model": v.ident}
     if as_json:

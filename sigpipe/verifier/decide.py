@@ -56,6 +56,17 @@ def aggregate(dists: np.ndarray, method: str, spread: float = 0.0) -> float:
     raise ValueError(f"unknown aggregation {method!r}; known: {AGGREGATIONS}")
 
 
+def fuse(distance: np.ndarray | float, pair_logit: np.ndarray | float, weight: float) -> np.ndarray | float:
+    """The Siamese distance with the second stage's evidence added: ``distance + weight * softplus(-pair_logit)``.
+
+    ``softplus(-logit) = -log P(genuine)`` under the pair network: near 0 for a query it is sure is genuine, growing
+    linearly with its certainty that it is not. The sum stays >= 0 and lower = more similar, like a distance.
+    """
+    z = -np.asarray(pair_logit, float)
+    out = np.asarray(distance, float) + weight * (np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z))))
+    return float(out) if out.ndim == 0 else out
+
+
 @dataclass(frozen=True)
 class DecisionRule:
     """Threshold(s) and the logistic score calibration, as stored in the verifier manifest.
@@ -69,6 +80,8 @@ class DecisionRule:
         spread_weight: with two or more references, the threshold a person gets is ``thresholds[K] + spread_weight
             * spread``, ``spread`` being the mean distance among that person's references: someone whose genuine
             signatures vary more is judged more leniently. 0 = one threshold for everybody.
+        pair_weight: weight of the second stage (``sigpipe.verifier.pairnet``) in the distance, see :func:`fuse`;
+            0 = the Siamese distance alone (a verifier without a second stage).
     """
 
     aggregation: str
@@ -77,6 +90,7 @@ class DecisionRule:
     score_b: float
     calibration: dict[str, Any] = field(default_factory=dict, compare=False)
     spread_weight: float = 0.0
+    pair_weight: float = 0.0
 
     def threshold(self, k: int, spread: float = 0.0) -> float:
         """The threshold for a person with ``k`` references whose mutual mean distance is ``spread``."""
@@ -94,6 +108,7 @@ class DecisionRule:
             "aggregation": self.aggregation,
             "thresholds": {str(k): v for k, v in sorted(self.thresholds.items())},
             "spread_weight": self.spread_weight,
+            "pair_weight": self.pair_weight,
             "score_a": self.score_a,
             "score_b": self.score_b,
             "calibration": self.calibration,
@@ -108,6 +123,7 @@ class DecisionRule:
             score_b=float(d["score_b"]),
             calibration=d.get("calibration", {}),
             spread_weight=float(d.get("spread_weight", 0.0)),
+            pair_weight=float(d.get("pair_weight", 0.0)),
         )
 
 

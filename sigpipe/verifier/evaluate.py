@@ -10,6 +10,7 @@ import numpy as np
 from sigpipe.datasets.corpus import Corpus
 from sigpipe.verifier.data import SignatureArrays, load_arrays
 from sigpipe.verifier.metrics import auc, eer, far_frr, roc_curve
+from sigpipe.verifier.pairnet import protocol_pairs
 from sigpipe.verifier.protocol import QueryDistances, protocol_distances
 from sigpipe.verifier.verifier import Verifier
 
@@ -28,8 +29,11 @@ def evaluate_arrays(verifier: Verifier, arrays: SignatureArrays, k: int, views: 
     """
     emb = verifier.embed_prepared(arrays.as_float())
     qemb = None if views is None else verifier.embed_prepared(views.astype(np.float32)[:, None] / 255.0)
+    pair = None
+    if verifier.pair is not None:  # the second stage compares images: clean references, queries as given
+        pair = protocol_pairs(verifier.pair, arrays.images, views)
     q = protocol_distances(emb, arrays.writer, arrays.forged, arrays.name, k, verifier.rule.aggregation, qemb,
-                           verifier.rule.spread_weight)
+                           verifier.rule.spread_weight, pair, verifier.rule.pair_weight)
     if q.genuine.size == 0 or q.skilled.size == 0:
         raise ValueError(f"need writers with more than {k} genuine signatures and some skilled forgeries")
     return protocol_metrics(q, verifier.rule.threshold(k)), q

@@ -1,8 +1,9 @@
 """References gallery: the genuine specimens of each person, embedded once and cached by content hash.
 
-``REFS/<person>/*`` holds images (or PDFs / whole pages, from which a detector crops the signature). Embeddings are
-cached in ``REFS``-independent storage keyed by the file's sha256 and the verifier's identity, so a re-run is instant
-and an edited specimen is re-embedded.
+``REFS/<person>/*`` holds images (or PDFs / whole pages, from which a detector crops the signature). Embeddings and
+the preprocessed images (which a verifier's second stage compares with the questioned signature) are cached in
+``REFS``-independent storage keyed by the file's sha256 and the verifier's identity, so a re-run is instant and an
+edited specimen is enrolled again.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 SPECIMEN_SUFFIXES = IMAGE_SUFFIXES | {".pdf"}
 ENROLL_BATCH = 128  # specimen crops embedded per forward pass at enrolment
+SHORTLIST = 3  # one-to-many with a second stage: the people it re-scores, best by Siamese margin
 
 # (path) -> list of signature crops found in a specimen file that is a PDF or a whole page.
 SpecimenLoader = Callable[[Path], list[np.ndarray]]
@@ -40,11 +42,13 @@ class Match:
 
 @dataclass
 class Gallery:
-    """Enrolled people: ``embeddings[person]`` is ``(K, D)`` float32; ``errors`` lists unusable specimen files."""
+    """Enrolled people: ``embeddings[person]`` is ``(K, D)`` float32 and ``images[person]`` the ``(K, H, W)`` uint8
+    preprocessed specimens (0 = background, 255 = ink); ``errors`` lists unusable specimen files."""
 
     verifier: Verifier
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    images: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def people(self) -> list[str]:
@@ -61,7 +65,7 @@ class Gallery:
             refs: folder with one sub-folder per person.
             loader: turns a PDF or whole-page specimen into signature crops (the pipeline passes the detector);
                 without it, every image file is taken as a signature crop and PDFs are reported as errors.
-            cache: embedding cache folder (default ``cache_dir()/gallery``).
+            cache: cache folder of embeddings and preprocessed specimens (default ``cache_dir()/gallery``).
 
         Raises:
             InputError: ``refs`` is not a folder.
@@ -75,18 +79,20 @@ class Gallery:
         g = cls(verifier)
         # Cached embeddings are read back; the crops of the other specimens are embedded in batched forward passes
         # (one pass per specimen costs far more on a CPU), a bounded number of crops held at a time.
-        found: dict[str, list[np.ndarray | None]] = {}
+        found: dict[str, list[tuple[np.ndarray, np.ndarray] | None]] = {}
         pending: list[tuple[str, int, Path, list[np.ndarray]]] = []
 
         def flush() -> None:
-            embs = verifier.embed([c for *_, crops in pending for c in crops])
+            x = verifier.prepare([c for *_, crops in pending for c in crops])
+            embs = verifier.embed_prepared(x)
+            imgs = np.round(x[:, 0] * 255).astype(np.uint8)
             at = 0
             for person, slot, cached, crops in pending:
-                emb = embs[at : at + len(crops)]
+                item = (embs[at : at + len(crops)], imgs[at : at + len(crops)])
                 at += len(crops)
-                found[person][slot] = emb
-                tmp = cached.with_suffix(".tmp.npy")
-                np.save(tmp, emb)
+                found[person][slot] = item
+                tmp = cached.with_suffix(".tmp.npz")
+                np.savez(tmp, embedding=item[0], image=item[1])
                 tmp.replace(cached)
             pending.clear()
 
@@ -96,9 +102,10 @@ class Gallery:
                 if f.suffix.lower() not in SPECIMEN_SUFFIXES:
                     continue
                 try:
-                    cached = cache / f"{key}-{sha256_file(f)}.npy"
+                    cached = cache / f"{key}-{sha256_file(f)}.npz"
                     if cached.is_file():
-                        slots.append(np.load(cached))
+                        with np.load(cached) as z:
+                            slots.append((z["embedding"], z["image"]))
                         continue
                     pending.append((person_dir.name, len(slots), cached, _specimen_crops(f, loader)))
                     slots.append(None)
@@ -112,21 +119,36 @@ class Gallery:
         for person, slots in found.items():
             done = [e for e in slots if e is not None]
             if done:
-                g.embeddings[person] = np.concatenate(done).astype(np.float32)
+                g.embeddings[person] = np.concatenate([e for e, _ in done]).astype(np.float32)
+                g.images[person] = np.concatenate([i for _, i in done])
         return g
 
-    def compare(self, query: np.ndarray, identity: str) -> Match:
-        """Compare one embedding ``(D,)`` with a named person's references."""
-        return Match(identity, self.verifier.decide(query, self.embeddings[identity]))
+    def compare(self, query: np.ndarray, identity: str, query_image: np.ndarray | None = None,
+                second_stage: bool = True) -> Match:
+        """Compare one embedding ``(D,)`` (and its preprocessed image ``(1, H, W)``, which a verifier with a second
+        stage needs) with a named person's references."""
+        return Match(identity, self.verifier.decide(query, self.embeddings[identity], query_image,
+                                                    self.images.get(identity), second_stage=second_stage))
 
-    def best_match(self, query: np.ndarray) -> Match | None:
+    def best_match(self, query: np.ndarray, query_image: np.ndarray | None = None,
+                   shortlist: int = SHORTLIST) -> Match | None:
         """One-to-many: the enrolled person the query is most clearly genuine for, i.e. with the lowest distance
-        relative to that person's own threshold (which depends on their number of references and their spread)."""
+        relative to that person's own threshold (which depends on their number of references and their spread).
+
+        With a second stage, everybody is ranked by the Siamese distance alone and only the ``shortlist`` best are
+        compared in full (the pair network costs K forward passes per person).
+        """
+
+        def margin(m: Match) -> float:
+            return m.decision.distance - m.decision.threshold
+
+        people = self.people
+        if self.verifier.needs_images and len(people) > shortlist:
+            people = sorted(people, key=lambda p: margin(self.compare(query, p, second_stage=False)))[:shortlist]
         best: Match | None = None
-        for person in self.people:
-            m = self.compare(query, person)
-            margin = m.decision.distance - m.decision.threshold
-            if best is None or margin < best.decision.distance - best.decision.threshold:
+        for person in people:
+            m = self.compare(query, person, query_image)
+            if best is None or margin(m) < margin(best):
                 best = m
         return best
 

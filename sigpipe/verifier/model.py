@@ -145,6 +145,32 @@ def build_network(spec: Mapping[str, Any]) -> nn.Module:
         raise ValueError(f"incomplete network spec ({type(e).__name__}: {e})") from e
 
 
+class PairNet(nn.Module):
+    """The verifier's second stage (``sigpipe.verifier.pairnet``): a reference and a questioned signature stacked as
+    the 2 channels of one input, residual stages, GeM pooling, one logit (high = genuine signature of the
+    reference's writer).
+
+    Input: two ``(N, 1, H, W)`` float32 batches in [0, 1]. Output: ``(N,)`` float32 logits.
+    """
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        w = width
+        self.body = nn.Sequential(
+            nn.Conv2d(2, w, 5, 2, 2, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+            BasicBlock(w, 2 * w, 2), BasicBlock(2 * w, 2 * w, 1),
+            BasicBlock(2 * w, 3 * w, 2),
+            BasicBlock(3 * w, 4 * w, 2),
+            BasicBlock(4 * w, 6 * w, 1),
+        )
+        self.pool = GeM()
+        self.drop = nn.Dropout(0.2)
+        self.fc = nn.Linear(6 * w, 1)
+
+    def forward(self, ref: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(self.pool(self.body(torch.cat([ref, query], 1))))).squeeze(1)
+
+
 class SiameseTriplet(nn.Module):
     """The Siamese view: one shared network over anchor, positive and negative batches."""
 

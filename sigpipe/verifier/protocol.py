@@ -7,12 +7,15 @@ random-forgery query.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from sigpipe.verifier.decide import aggregate, distances, reference_spread
+from sigpipe.verifier.decide import aggregate, distances, fuse, reference_spread
+
+# (reference indices (K,), query indices (Q,)) -> (Q,) second-stage mean logits (``pairnet.protocol_pairs``)
+PairTerm = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,8 @@ class QueryDistances:
 
 def writer_distances(
     emb: np.ndarray, writer: np.ndarray, forged: np.ndarray, name: np.ndarray, k: int, aggregation: str,
-    query_emb: np.ndarray | None = None, spread_weight: float = 0.0,
+    query_emb: np.ndarray | None = None, spread_weight: float = 0.0, pair: PairTerm | None = None,
+    pair_weight: float = 0.0,
 ) -> dict[str, QueryDistances]:
     """Distances of the protocol queries of each writer (``writers`` = 1 in each); see :func:`protocol_distances`.
 
@@ -59,10 +63,14 @@ def writer_distances(
 
         shift = spread_weight * spread if k >= 2 else 0.0  # a per-person threshold moves the distances instead
 
-        def agg(idx: np.ndarray, refs: np.ndarray = refs, spread: float = spread, shift: float = shift) -> np.ndarray:
+        def agg(idx: np.ndarray, refs: np.ndarray = refs, spread: float = spread, shift: float = shift,
+                ref_idx: np.ndarray = gi[:k]) -> np.ndarray:
             if idx.size == 0:
                 return np.zeros(0)
-            return np.array([aggregate(d, aggregation, spread) - shift for d in distances(qemb[idx], refs)])
+            d = np.array([aggregate(d, aggregation, spread) for d in distances(qemb[idx], refs)])
+            if pair is not None:
+                d = fuse(d, pair(ref_idx, idx), pair_weight)
+            return d - shift
 
         others = np.array([first_genuine[o] for o in ws if o != w and o in first_genuine], int)
         out[w] = QueryDistances(agg(gi[k:]), agg(fi), agg(others), 1)
@@ -80,7 +88,8 @@ def pool(per_writer: Iterable[QueryDistances]) -> QueryDistances:
 
 def protocol_distances(
     emb: np.ndarray, writer: np.ndarray, forged: np.ndarray, name: np.ndarray, k: int, aggregation: str,
-    query_emb: np.ndarray | None = None, spread_weight: float = 0.0,
+    query_emb: np.ndarray | None = None, spread_weight: float = 0.0, pair: PairTerm | None = None,
+    pair_weight: float = 0.0,
 ) -> QueryDistances:
     """Distances of all protocol queries, pooled over writers.
 
@@ -92,5 +101,9 @@ def protocol_distances(
             the same signatures cropped from documents, while the references stay ``emb`` (clean specimens).
         spread_weight: ``DecisionRule.spread_weight``; each distance is returned minus ``spread_weight`` times its
             person's reference spread (K >= 2), so that one threshold per K applies to all writers.
+        pair, pair_weight: the second stage: the mean pair logits of queries against references (indices into the
+            arrays ``emb`` came from; the queries' images are those ``query_emb`` came from), added to the
+            distances as ``decide.fuse`` does.
     """
-    return pool(writer_distances(emb, writer, forged, name, k, aggregation, query_emb, spread_weight).values())
+    return pool(writer_distances(emb, writer, forged, name, k, aggregation, query_emb, spread_weight, pair,
+                                 pair_weight).values())

@@ -32,12 +32,15 @@ from sigpipe.verifier.docviews import document_views
 from sigpipe.verifier.metrics import eer
 from sigpipe.verifier.model import EmbeddingNet, build_model
 from sigpipe.verifier.preprocess import PreprocessConfig
-from sigpipe.verifier.protocol import QueryDistances, protocol_distances
+from sigpipe.verifier.protocol import PairTerm, QueryDistances, protocol_distances
 from sigpipe.weights import write_manifest
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_KS = (1, 2, 3, 5, 8)
+PAIR_WEIGHTS = (0.04, 0.06, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3)  # for DecisionRule.pair_weight, chosen on validation
+PAIR_NOTE = ("; second stage: the pair network's term (decide.fuse) added to the distances, its weight chosen "
+             "among PAIR_WEIGHTS by the mean validation EER at K=1 and 5 before the thresholds")
 SPREAD_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)  # candidates for DecisionRule.spread_weight, chosen on validation
 POOLED_NOTE = ("; queries pooled: the clean validation signatures and their document views (docviews.py), both "
                "against clean references")
@@ -224,26 +227,35 @@ def validate(net: EmbeddingNet, val: SignatureArrays, device: str, views: np.nda
     return res
 
 
-def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None = None
-              ) -> tuple[DecisionRule, dict[str, Any]]:
+def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None = None,
+              pairs: tuple[PairTerm, PairTerm | None] | None = None) -> tuple[DecisionRule, dict[str, Any]]:
     """Choose the aggregation by validation EER, then the weight of each person's reference spread in their
     threshold (``DecisionRule.spread_weight``, among :data:`SPREAD_WEIGHTS`, by the mean validation EER over the
-    K >= 2 it applies to), then thresholds per K (at the EER point) and the score's logistic.
+    K >= 2 it applies to), then -- with a second stage -- its weight (``DecisionRule.pair_weight``, among
+    :data:`PAIR_WEIGHTS`, by the mean validation EER at K = 1 and 5), then thresholds per K (at the EER point) and
+    the score's logistic.
 
     With ``view_emb`` (embeddings of document views aligned with ``val``) the queries of both kinds are pooled:
     one threshold serves clean specimens (``sigpipe verify``) and document crops (``sigpipe run``).
+
+    Args:
+        pairs: the second stage's pair terms (``pairnet.protocol_pairs``) for clean queries and for the document
+            views (None when ``view_emb`` is).
     """
 
-    def pooled(k: int, agg: str, spread_weight: float = 0.0) -> QueryDistances:
-        qs = [protocol_distances(emb, val.writer, val.forged, val.name, k, agg, spread_weight=spread_weight)]
+    def pooled(k: int, agg: str, spread_weight: float = 0.0, pair_weight: float = 0.0) -> QueryDistances:
+        pc, pv = pairs if pairs is not None and pair_weight > 0 else (None, None)
+        qs = [protocol_distances(emb, val.writer, val.forged, val.name, k, agg, spread_weight=spread_weight,
+                                 pair=pc, pair_weight=pair_weight)]
         if view_emb is not None:
-            qs.append(protocol_distances(emb, val.writer, val.forged, val.name, k, agg, view_emb, spread_weight))
+            qs.append(protocol_distances(emb, val.writer, val.forged, val.name, k, agg, view_emb, spread_weight,
+                                         pv, pair_weight))
         return QueryDistances(*(np.concatenate([getattr(q, f) for q in qs]) for f in ("genuine", "skilled", "random")),
                               qs[0].writers)
 
-    def mean_eer(ks: tuple[int, ...], agg: str, spread_weight: float = 0.0) -> float:
+    def mean_eer(ks: tuple[int, ...], agg: str, spread_weight: float = 0.0, pair_weight: float = 0.0) -> float:
         """Mean EER over the K that the validation writers allow; NaN when they allow none of ``ks``."""
-        es = [eer(q.genuine, q.skilled).eer for k in ks for q in [pooled(k, agg, spread_weight)]
+        es = [eer(q.genuine, q.skilled).eer for k in ks for q in [pooled(k, agg, spread_weight, pair_weight)]
               if q.genuine.size and q.skilled.size]
         return float(np.mean(es)) if es else float("nan")
 
@@ -263,10 +275,19 @@ def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None
         report[f"val_eer_k2+_spread_weight_{w}"] = e
         if e < best_e - 1e-9:
             best_w, best_e = w, e
+    best_p = 0.0
+    if pairs is not None:
+        best_e = mean_eer((1, 5), best_agg, best_w)
+        report["val_eer_k1,5_pair_weight_0.0"] = best_e
+        for pw in PAIR_WEIGHTS:
+            e = mean_eer((1, 5), best_agg, best_w, pw)
+            report[f"val_eer_k1,5_pair_weight_{pw}"] = e
+            if e < best_e - 1e-9:
+                best_p, best_e = pw, e
     thresholds: dict[int, float] = {}
     xs, ys = [], []
     for k in CALIBRATION_KS:
-        q = pooled(k, best_agg, best_w)
+        q = pooled(k, best_agg, best_w, best_p)
         if not (q.genuine.size and q.skilled.size):
             continue
         thresholds[k] = eer(q.genuine, q.skilled).threshold
@@ -280,10 +301,12 @@ def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None
             "method": "aggregation, then spread weight, chosen by validation EER; threshold at the equal-error point "
             "of genuine vs skilled forgeries of the validation writers, per number of references K (plus the spread "
             "weight times each person's reference spread); score = logistic fit on validation distances "
-            "(genuine vs skilled + random forgeries)" + (POOLED_NOTE if view_emb is not None else ""),
+            "(genuine vs skilled + random forgeries)" + (POOLED_NOTE if view_emb is not None else "")
+            + (PAIR_NOTE if pairs is not None else ""),
             **report,
         },
         spread_weight=best_w,
+        pair_weight=best_p,
     )
     return rule, report
 

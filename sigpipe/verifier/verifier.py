@@ -11,7 +11,8 @@ import numpy as np
 
 from sigpipe._ultralytics import default_threads
 from sigpipe.errors import ModelError
-from sigpipe.verifier.decide import DecisionRule, aggregate, distances, reference_spread
+from sigpipe.verifier.decide import DecisionRule, aggregate, distances, fuse, reference_spread
+from sigpipe.verifier.pairnet import PairScorer
 from sigpipe.verifier.preprocess import PreprocessConfig, preprocess_batch
 from sigpipe.weights import Manifest, bundled_manifest
 
@@ -26,11 +27,13 @@ class Decision:
     """The comparison of one questioned signature with one person's references.
 
     Attributes:
-        distance: aggregated distance (lower = more similar).
+        distance: aggregated distance (lower = more similar); with a second stage, the Siamese distance plus the
+            pair network's term (``decide.fuse``).
         threshold: the threshold applied for this person and number of references.
         score: calibrated probability that the signature is genuine, in [0, 1].
         genuine: ``distance <= threshold``.
         references: K, the number of references compared with.
+        pair_logit: the second stage's mean logit over the references (None without a second stage).
     """
 
     distance: float
@@ -38,17 +41,20 @@ class Decision:
     score: float
     genuine: bool
     references: int
+    pair_logit: float | None = None
 
-    def to_dict(self) -> dict[str, float | bool | int]:
+    def to_dict(self) -> dict[str, float | bool | int | None]:
         return {"distance": self.distance, "threshold": self.threshold, "score": self.score,
-                "genuine": self.genuine, "references": self.references}
+                "genuine": self.genuine, "references": self.references, "pair_logit": self.pair_logit}
 
 
 class Verifier:
     """Embeds signature images and compares them with references.
 
     Build with :meth:`from_manifest`; the weights' sha256 is checked and the state dict loaded strictly with
-    ``weights_only=True``. Preprocessing and the decision rule come from the same manifest as the weights.
+    ``weights_only=True``. Preprocessing and the decision rule come from the same manifest as the weights, and so
+    does the optional second stage (``second_stage``: a pair network, :mod:`sigpipe.verifier.pairnet`), whose
+    decisions need the preprocessed images beside the embeddings (:meth:`decide`).
 
     Args:
         manifest: the model's manifest.
@@ -80,6 +86,12 @@ class Verifier:
         # Only the PyTorch backend imports torch: the ONNX path (sigpipe run's default) starts ~1 s faster without it.
         self.net: nn.Module | None = self._torch_net(path, threads) if backend == "pt" else None
         self._session = self._onnx_session(threads or default_threads()) if backend == "onnx" else None
+        self.pair: PairScorer | None = None
+        if manifest.get("second_stage"):
+            if self.rule.pair_weight <= 0:
+                raise ModelError(f"verifier manifest {manifest.path} has a second stage but no decision.pair_weight: "
+                                 "calibrate it with 'sigpipe verifier calibrate --pair'")
+            self.pair = PairScorer(manifest, backend, device, threads or default_threads())
 
     def _torch_net(self, path: Path, threads: int | None) -> nn.Module:
         import torch
@@ -151,13 +163,37 @@ class Verifier:
         """Embed raw signature crops (grayscale or BGR uint8, dark ink on light paper, any size); ``(N, D)``."""
         return self.embed_prepared(self.prepare(images), batch)
 
-    def decide(self, query: np.ndarray, refs: np.ndarray) -> Decision:
-        """Compare one embedding ``(D,)`` with a person's reference embeddings ``(K, D)``."""
+    @property
+    def needs_images(self) -> bool:
+        """True when :meth:`decide` needs the preprocessed images (the model has a second stage)."""
+        return self.pair is not None
+
+    def decide(self, query: np.ndarray, refs: np.ndarray, query_image: np.ndarray | None = None,
+               ref_images: np.ndarray | None = None, second_stage: bool = True) -> Decision:
+        """Compare one embedding ``(D,)`` with a person's reference embeddings ``(K, D)``.
+
+        Args:
+            query_image, ref_images: the preprocessed query ``(1, H, W)`` and references ``(K, H, W)`` (float in
+                [0, 1] as :meth:`prepare` gives, or uint8), aligned with the embeddings; required when the model
+                has a second stage (:attr:`needs_images`), ignored otherwise.
+            second_stage: False skips the second stage: the Siamese distance against thresholds calibrated for
+                the fused one, only good for ranking people cheaply (``Gallery.best_match``).
+
+        Raises:
+            ValueError: no references, or a second stage without the images it needs.
+        """
         refs = np.atleast_2d(refs)
         if refs.shape[0] == 0:
             raise ValueError("no reference embeddings to compare with")
         k = refs.shape[0]
         spread = reference_spread(refs)
         d = aggregate(distances(query, refs), self.rule.aggregation, spread)
+        logit = None
+        if self.pair is not None and second_stage:
+            if query_image is None or ref_images is None or len(ref_images) != k:
+                raise ValueError(f"{self.ident} has a second stage: decide() needs the query's and the {k} "
+                                 "references' preprocessed images")
+            logit = self.pair.mean_logit(ref_images, query_image)
+            d = float(fuse(d, logit, self.rule.pair_weight))
         thr = self.rule.threshold(k, spread)
-        return Decision(d, thr, self.rule.score(d, k, spread), bool(d <= thr), k)
+        return Decision(d, thr, self.rule.score(d, k, spread), bool(d <= thr), k, logit)

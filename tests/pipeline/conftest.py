@@ -35,6 +35,28 @@ def verifier_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def staged_manifest(verifier_manifest: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny verifier with a random-init pair network (width 8) as its second stage, weight 0.5."""
+    import json
+    import shutil
+
+    from sigpipe.verifier.model import PairNet
+    from sigpipe.weights import sha256_file
+
+    d = tmp_path_factory.mktemp("staged")
+    shutil.copyfile(verifier_manifest.with_suffix(""), d / "tiny-verifier.pt")
+    torch.manual_seed(1)
+    torch.save(PairNet(8).state_dict(), d / "tiny-pair.pt")
+    m = json.loads(verifier_manifest.read_text())
+    m["tag"] = "staged"
+    m["second_stage"] = {"architecture": "pairnet-2ch", "width": 8, "file": "tiny-pair.pt",
+                         "sha256": sha256_file(d / "tiny-pair.pt"), "orders": 2}
+    m["decision"] = DecisionRule("mean", {1: 0.5, 5: 0.5}, 10.0, 0.0, pair_weight=0.5).to_dict()
+    (d / "tiny-verifier.pt.json").write_text(json.dumps(m))
+    return d / "tiny-verifier.pt.json"
+
+
+@pytest.fixture(scope="session")
 def verifier(verifier_manifest: Path) -> Verifier:
     return Verifier.from_manifest(verifier_manifest, threads=1)
 

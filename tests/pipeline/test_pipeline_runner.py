@@ -92,6 +92,21 @@ def test_parallel_workers_give_the_same_reports(batch: dict[str, Path], verifier
     assert all_reports(tmp_path / "par") == one
 
 
+def test_a_second_stage_reaches_the_workers_and_moves_every_distance(batch: dict[str, Path], verifier_manifest: Path,
+                                                                    staged_manifest: Path, tmp_path: Path):
+    run_batch(config(batch), DoubleModels(verifier_manifest))
+    plain = all_reports(batch["out"])
+    run_batch(config(batch, out=tmp_path / "one"), DoubleModels(staged_manifest))
+    staged = all_reports(tmp_path / "one")
+    s = run_batch(config(batch, out=tmp_path / "par", workers=2), DoubleModels(staged_manifest))
+    assert s.workers == 2 and all_reports(tmp_path / "par") == staged
+    pairs = [(a, b) for doc in plain for a, b in zip(plain[doc]["signatures"], staged[doc]["signatures"], strict=True)
+             if a["distance"] is not None]
+    assert len(pairs) >= 2
+    for a, b in pairs:  # the same signatures, each distance plus the pair network's term (> 0)
+        assert a["bbox"] == b["bbox"] and b["distance"] > a["distance"]
+
+
 def test_usage_errors(batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path):
     models = DoubleModels(verifier_manifest)
     (tmp_path / "empty").mkdir()

@@ -1,4 +1,4 @@
-"""Golden test: the shipped verifier gives the recorded embedding for a fixture image.
+"""Golden test: the shipped verifier gives the recorded embeddings, pair logit and distance for fixture images.
 
 Regenerate after shipping new weights: ``.venv/bin/python tests/verifier/test_golden.py``.
 """
@@ -20,9 +20,11 @@ def compute(backend: str | None = None) -> dict:
     from sigpipe.verifier.verifier import Verifier
 
     v = Verifier.from_manifest(backend=backend)
-    emb = v.embed([read_gray(p) for p in IMAGES])
+    x = v.prepare([read_gray(p) for p in IMAGES])
+    emb = v.embed_prepared(x)
+    d = v.decide(emb[0], emb[1:], x[0], x[1:, 0])
     return {"model": v.ident, "images": [str(p.relative_to(ROOT)) for p in IMAGES],
-            "embeddings": np.round(emb, 6).tolist(), "distance": float(v.decide(emb[0], emb[1:]).distance)}
+            "embeddings": np.round(emb, 6).tolist(), "distance": d.distance, "pair_logit": d.pair_logit}
 
 
 @pytest.mark.skipif(not (ROOT / "sigpipe" / "weights" / "verifier.pt.json").exists(), reason="no shipped verifier")
@@ -33,6 +35,8 @@ def test_shipped_verifier_reproduces_golden_embeddings(backend: str | None):
     assert now["model"] == golden["model"], "shipped verifier changed: regenerate tests/fixtures/verifier_golden.json"
     np.testing.assert_allclose(np.array(now["embeddings"]), np.array(golden["embeddings"]), atol=2e-4)
     assert now["distance"] == pytest.approx(golden["distance"], abs=2e-4)
+    if golden.get("pair_logit") is not None:  # the second stage, on both backends
+        assert now["pair_logit"] == pytest.approx(golden["pair_logit"], abs=2e-3)
     assert np.allclose(np.linalg.norm(now["embeddings"], axis=1), 1.0, atol=1e-4)
 
 

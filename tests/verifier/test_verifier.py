@@ -98,7 +98,7 @@ def test_gallery_enrols_and_caches_by_content(tiny_verifier: Path, tiny_corpus: 
     assert g.people == ["alice", "bob"]
     assert g.embeddings["alice"].shape == (2, 16)
     assert any("broken.png" in k for k in g.errors)
-    assert len(list(cache.glob("*.npy"))) == 3
+    assert len(list(cache.glob("*.npz"))) == 3
     q = v.embed([np.full((10, 10), 255, np.uint8)])[0]
     best = g.best_match(g.embeddings["bob"][0])
     assert best is not None and best.identity == "bob" and best.decision.distance == pytest.approx(0, abs=1e-5)
@@ -106,7 +106,7 @@ def test_gallery_enrols_and_caches_by_content(tiny_verifier: Path, tiny_corpus: 
     # an edited specimen is re-embedded (new cache entry), an unchanged one is not
     (refs / "bob" / "0.png").write_bytes((tiny_corpus / "003" / "genuine" / "01.png").read_bytes())
     Gallery.enroll(refs, v, cache=cache)
-    assert len(list(cache.glob("*.npy"))) == 4
+    assert len(list(cache.glob("*.npz"))) == 4
 
 
 def test_gallery_batched_enrolment_matches_one_by_one(tiny_verifier: Path, tiny_corpus: Path, tmp_path: Path,
@@ -124,13 +124,15 @@ def test_gallery_batched_enrolment_matches_one_by_one(tiny_verifier: Path, tiny_
     monkeypatch.setattr(gallery, "ENROLL_BATCH", 5)  # 12 specimens: three forward passes
     v = Verifier.from_manifest(tiny_verifier)
     calls = []
-    embed = v.embed
-    monkeypatch.setattr(v, "embed", lambda crops: calls.append(len(crops)) or embed(crops))
+    embed_prepared = v.embed_prepared
+    monkeypatch.setattr(v, "embed_prepared", lambda x, batch=128: calls.append(len(x)) or embed_prepared(x, batch))
     g = Gallery.enroll(refs, v, cache=tmp_path / "cache")
     assert calls == [5, 5, 2]
     for w, fs in files.items():
-        one_by_one = np.concatenate([embed([read_gray(f)]) for f in fs])
+        one_by_one = np.concatenate([v.embed([read_gray(f)]) for f in fs])
         np.testing.assert_allclose(g.embeddings[w], one_by_one, atol=1e-5)
+        prepared = v.prepare([read_gray(f) for f in fs])[:, 0]
+        np.testing.assert_array_equal(g.images[w], np.round(prepared * 255).astype(np.uint8))
 
 
 def test_eval_cli_prints_design_keys(tiny_verifier: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch):
