@@ -49,8 +49,17 @@ def throughput(v: Verifier, n: int = 512, threads: int = 2) -> dict[str, float]:
     t = time.perf_counter()
     v.embed(crops)
     full = len(crops) / (time.perf_counter() - t)
-    return {"backend": v.backend, "threads": threads, "embed_per_s": round(net, 1),
-            "preprocess_and_embed_per_s": round(full, 1)}
+    out = {"backend": v.backend, "threads": threads, "embed_per_s": round(net, 1),
+           "preprocess_and_embed_per_s": round(full, 1)}
+    if v.pair is not None:  # the second stage: one query against K=5 references, as the pipeline calls it
+        refs, q = x[:5], x[5:6]
+        v.pair.mean_logit(refs, q)
+        t = time.perf_counter()
+        for i in range(40):
+            v.pair.mean_logit(refs, x[6 + i : 7 + i])
+        out["second_stage_ms_per_signature_k5"] = round(1000 * (time.perf_counter() - t) / 40, 2)
+        out["second_stage_orders"] = v.pair.orders
+    return out
 
 
 def architecture_speed(v: Verifier, n: int = 384, threads: int = 2) -> dict[str, dict[str, float]]:

@@ -1,4 +1,5 @@
-"""Ship a trained verifier: copy ``verifier.pt`` + manifest into sigpipe/weights, record benchmark figures, export ONNX.
+"""Ship a trained verifier: copy ``verifier.pt`` (and its second stage, ``verifier-pair.pt``) + manifest into
+sigpipe/weights, record benchmark figures, export ONNX.
 
     .venv/bin/python scripts/ship_verifier.py RUN_DIR/verifier.pt.json BENCH.json
 
@@ -38,8 +39,13 @@ def main() -> None:
         **({"architectures": figures["architectures"]} if "architectures" in figures else {}),
     }
     shutil.copyfile(m.weights_path, WEIGHTS_DIR / "verifier.pt")
-    for f in ("verifier.onnx", "verifier.pt.json"):
+    for f in ("verifier.onnx", "verifier.pt.json", "verifier-pair.pt", "verifier-pair.onnx"):
         (WEIGHTS_DIR / f).unlink(missing_ok=True)
+    stage = data.get("second_stage")
+    if stage:  # the pair network travels with the model; its ONNX export is re-derived below
+        shutil.copyfile(m.path.parent / stage["file"], WEIGHTS_DIR / "verifier-pair.pt")
+        data["second_stage"] = {k: v for k, v in stage.items() if k not in ("onnx", "onnx_sha256")}
+        data["second_stage"]["file"] = "verifier-pair.pt"
     for key in ("backends", "backend_sha256", "default_backend"):  # re-derived below from the shipped .pt
         data.pop(key, None)
     (WEIGHTS_DIR / "verifier.pt.json").write_text(json.dumps(data, indent=2) + "\n")
