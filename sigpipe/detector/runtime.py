@@ -217,12 +217,9 @@ class OnnxNetwork:
     """An ONNX export on ONNX Runtime's CPU provider."""
 
     def __init__(self, path: Path, threads: int) -> None:
-        import onnxruntime as ort
+        from sigpipe._onnx import cpu_session
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(path, threads)
         inp = self._session.get_inputs()[0]
         self._name = inp.name
         self.dynamic = not all(isinstance(d, int) for d in inp.shape)

@@ -67,13 +67,10 @@ class PairScorer:
                 raise ModelError(f"{manifest.ident} has no ONNX export of its second stage; create one with "
                                  "'sigpipe verifier export'")
             path = self._checked(manifest, spec["onnx"], spec.get("onnx_sha256"))
-            import onnxruntime as ort
+            from sigpipe._onnx import cpu_session
 
-            so = ort.SessionOptions()
-            so.intra_op_num_threads = threads
-            so.inter_op_num_threads = 1
             try:
-                self._session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+                self._session = cpu_session(path, threads)
             except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
                 raise ModelError(f"cannot load ONNX pair network {path}: {e}") from e
         else:

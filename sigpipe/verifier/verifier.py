@@ -117,13 +117,10 @@ class Verifier:
 
     def _onnx_session(self, threads: int):  # noqa: ANN202 - onnxruntime is imported lazily
         path = self.manifest.export_path("onnx", "sigpipe verifier export", label="ONNX")
-        import onnxruntime as ort
+        from sigpipe._onnx import cpu_session
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
         try:
-            return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            return cpu_session(path, threads)
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelError(f"cannot load ONNX verifier {path}: {e}") from e
 
