@@ -7,7 +7,8 @@ For each size given with ``--pages`` a batch of cheques and letters is generated
 (b) a naive baseline (a subprocess too): each PDF converted whole with pdf2image (pypdfium2 rendering every page up
     front when poppler is not installed), Ultralytics ``predict`` called once per page with its default settings
     (and its default thread count), and each crop verified on its own (one verifier forward pass per signature, then
-    the product's own decision: ``Gallery.compare`` or ``best_match``, second stage included).
+    the product's own decision: ``Gallery.compare`` or ``best_match``, second stage included), with ONNX Runtime's
+    default spinning threads (``SIGPIPE_ORT_SPINNING=1``; sigpipe turns them off, ``sigpipe/_onnx.py``).
 
 Both runs use the same models, references and claims. Peak memory is the largest sum of the resident set sizes of
 the process and all its children, sampled every 50 ms. With two sizes (``--pages 100 400``) the output also gives
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                           "failed": summary["failed"]}
         results["models"] = summary["models"]
         if not args.skip_baseline:
-            b = measure(baseline_cmd(batch, args), env)
+            b = measure(baseline_cmd(batch, args), {**env, "SIGPIPE_ORT_SPINNING": "1"})  # ONNX Runtime's defaults
             if b["rc"] != 0:
                 run["baseline"] = {"error": b["stderr"]}
             else:

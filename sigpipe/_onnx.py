@@ -8,8 +8,11 @@ threads of one steal the cores from the next: on 2 cores, a pair-network call ri
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+
+SPIN_ENV = "SIGPIPE_ORT_SPINNING"  # "1": ONNX Runtime's default spinning (benchmarks/throughput.py's naive baseline)
 
 
 def cpu_session(path: str | Path, threads: int) -> Any:
@@ -19,5 +22,6 @@ def cpu_session(path: str | Path, threads: int) -> Any:
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if os.environ.get(SPIN_ENV) != "1":
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
