@@ -200,7 +200,14 @@ def train_pairnet(cfg: PairTrainConfig) -> Path:
             state = {k: t.detach().cpu().contiguous() for k, t in ema.module.state_dict().items()
                      if k != "n_averaged"}
             torch.save(state, weights)
-    assert best is not None
+        # the manifest after every epoch: an interrupted run leaves its best weights usable and described
+        assert best is not None
+        _write_manifest(weights, cfg, vcfg, like, best, history)
+    return weights
+
+
+def _write_manifest(weights: Path, cfg: PairTrainConfig, vcfg: VerifierTrainConfig, like: Manifest,
+                    best: dict[str, Any], history: list[dict[str, Any]]) -> None:
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     config["data"] = [str(p) for p in cfg.data]
     write_manifest(weights, {
@@ -208,7 +215,6 @@ def train_pairnet(cfg: PairTrainConfig) -> Path:
         "input": like["input"], "preprocess": like["preprocess"],
         "training": {"config": config, "like": like.ident, "splits": like["training"]["splits"],
                      "data": config["data"], "view_seeds": {"train": vcfg.seed, "val": vcfg.seed + 1},
-                     "best_epoch_val": best, "history": history,
+                     "best_epoch_val": best, "epochs_run": len(history), "history": history,
                      "provenance": like["training"].get("provenance")},
     })
-    return weights
