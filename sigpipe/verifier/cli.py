@@ -147,11 +147,12 @@ def train_pair(data: tuple[Path, ...], **kw: object) -> None:
 @click.option("--tag", required=True, help="Tag of the recalibrated model (not the old one's), e.g. v4.")
 @click.option("--pair", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Manifest of a pair network (`verifier train-pair`) to attach as the second stage.")
-@click.option("--orders", type=click.Choice(["1", "2"]), default="2", show_default=True,
-              callback=lambda _c, _p, v: int(v),
-              help="Second stage: score each (reference, query) pair in one order or in both (twice the cost).")
+@click.option("--orders", type=click.Choice(["1", "2"]), default=None,
+              callback=lambda _c, _p, v: None if v is None else int(v),
+              help="Second stage: score each (reference, query) pair in one order or in both (twice the cost). "
+                   "Default: as the kept second stage does; 2 for a new one.")
 @threads_option
-def calibrate(manifest: Path, data: tuple[Path, ...], out: Path, tag: str, pair: Path | None, orders: int,
+def calibrate(manifest: Path, data: tuple[Path, ...], out: Path, tag: str, pair: Path | None, orders: int | None,
               threads: int | None) -> None:
     """Choose a trained verifier's decision rule again (aggregation, spread weight, second-stage weight,
     thresholds, score) on its validation writers; writes OUT/verifier.pt (the same weights) and a manifest with the

@@ -7,9 +7,10 @@ Siamese model's training writers (``sigpipe verifier train-pair``), it errs on o
 distance does, and the two together separate genuine from skilled forgeries better than either (README, "Verifier").
 
 At decision time (``decide.fuse``) the pair logits of a query against each of a person's K references are averaged
-(each pair scored as (reference, query), or in both orders averaged: ``second_stage.orders``) and ``pair_weight * softplus(-mean logit)`` -- the pair network's negative
-log-likelihood of "genuine" -- is added to the Siamese distance. The weights file, its sha256 and its ONNX export are
-recorded in the verifier manifest under ``second_stage``; the weight and thresholds in its ``decision``.
+(each pair scored as (reference, query), or in both orders averaged: ``second_stage.orders``) and
+``pair_weight * softplus(-mean logit)`` -- the pair network's negative log-likelihood of "genuine" -- is added to
+the Siamese distance. The weights file, its sha256 and its ONNX export are recorded in the verifier manifest under
+``second_stage``; the weight and thresholds in its ``decision``.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ DROPPED_KEYS = ("backends", "backend_sha256", "default_backend", "file", "sha256
 
 
 def recalibrate(manifest: str | Path, data: Sequence[Path], out: Path, tag: str, threads: int | None = None,
-                pair: str | Path | None = None, orders: int = 2) -> Path:
+                pair: str | Path | None = None, orders: int | None = None) -> Path:
     """Write ``out/verifier.pt`` (the same weights) with a manifest holding a newly calibrated decision rule.
 
     Args:
@@ -43,7 +43,8 @@ def recalibrate(manifest: str | Path, data: Sequence[Path], out: Path, tag: str,
         threads: torch CPU threads.
         pair: manifest of a pair network (``sigpipe verifier train-pair``) to attach as the second stage, trained
             on the same writer splits; without it a second stage the model already has is kept and recalibrated.
-        orders: score each pair in 1 or both (2) orders (the second stage costs that many forward passes).
+        orders: score each pair in 1 or both (2) orders (the second stage costs that many forward passes); None:
+            as the kept second stage does, or 2 for a new one.
 
     Raises:
         ModelError: the weights fail their hash check, the tag is unchanged, a corpus with validation writers
@@ -105,10 +106,10 @@ def recalibrate(manifest: str | Path, data: Sequence[Path], out: Path, tag: str,
     return weights
 
 
-def _second_stage(m: Manifest, pair: str | Path | None, orders: int, out: Path,
+def _second_stage(m: Manifest, pair: str | Path | None, orders: int | None, out: Path,
                   splits: dict[str, dict[str, list[str]]]) -> dict[str, Any] | None:
     """The ``second_stage`` record of the recalibrated model, its weights copied into ``out`` (None: no stage)."""
-    if orders not in (1, 2):
+    if orders not in (None, 1, 2):
         raise ModelError(f"orders must be 1 or 2, got {orders}")
     if pair is None:
         old = m.get("second_stage")
@@ -116,6 +117,7 @@ def _second_stage(m: Manifest, pair: str | Path | None, orders: int, out: Path,
             return None
         src = m.path.parent / old["file"]
         spec = {k: v for k, v in old.items() if k not in ("onnx", "onnx_sha256")}
+        orders = orders or int(old.get("orders", 2))
     else:
         pm = Manifest.load(pair)
         src = pm.verify()
@@ -131,4 +133,4 @@ def _second_stage(m: Manifest, pair: str | Path | None, orders: int, out: Path,
         shutil.copyfile(src, dst)
     if pair is None and sha256_file(dst) != old["sha256"]:
         raise ModelError(f"second-stage file {src} does not match its manifest sha256")
-    return {**spec, "file": dst.name, "sha256": sha256_file(dst), "orders": orders}
+    return {**spec, "file": dst.name, "sha256": sha256_file(dst), "orders": orders or 2}

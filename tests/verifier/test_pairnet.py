@@ -236,6 +236,7 @@ def test_train_pair_then_calibrate_attaches_a_working_second_stage(six_writers: 
     assert res.exit_code == 0, res.output
     again = json.loads((tmp_path / "cal2" / "verifier.pt.json").read_text())
     assert again["second_stage"]["sha256"] == m["second_stage"]["sha256"]
+    assert again["second_stage"]["orders"] == 1  # kept, not reset to the default
 
 
 def test_eval_and_verify_commands_use_the_second_stage(staged_verifier: Path, tiny_corpus: Path,
@@ -269,3 +270,18 @@ def test_eval_and_verify_commands_use_the_second_stage(staged_verifier: Path, ti
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert isinstance(out["pair_logit"], float) and out["distance"] > 0
+
+
+def test_recalibrating_keeps_the_second_stage_and_its_orders_unless_told(staged_verifier: Path, tmp_path: Path):
+    from sigpipe.verifier.recalibrate import _second_stage
+
+    m = json.loads(staged_verifier.read_text())
+    m["second_stage"]["orders"] = 1
+    staged_verifier.write_text(json.dumps(m))
+    kept = _second_stage(Manifest.load(staged_verifier), None, None, tmp_path, {})
+    assert kept is not None and kept["orders"] == 1 and kept["file"] == "verifier-pair.pt"
+    assert kept["sha256"] == m["second_stage"]["sha256"] == sha256_file(tmp_path / "verifier-pair.pt")
+    assert _second_stage(Manifest.load(staged_verifier), None, 2, tmp_path, {})["orders"] == 2
+    (staged_verifier.parent / "tiny-pair.pt").write_bytes(b"tampered")
+    with pytest.raises(ModelError, match="sha256"):
+        _second_stage(Manifest.load(staged_verifier), None, None, tmp_path, {})
