@@ -62,8 +62,7 @@ def fuse(distance: np.ndarray | float, pair_logit: np.ndarray | float, weight: f
     ``softplus(-logit) = -log P(genuine)`` under the pair network: near 0 for a query it is sure is genuine, growing
     linearly with its certainty that it is not. The sum stays >= 0 and lower = more similar, like a distance.
     """
-    z = -np.asarray(pair_logit, float)
-    out = np.asarray(distance, float) + weight * (np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z))))
+    out = np.asarray(distance, float) + weight * np.logaddexp(0.0, -np.asarray(pair_logit, float))
     return float(out) if out.ndim == 0 else out
 
 

@@ -28,13 +28,6 @@ ARCHITECTURE = "pairnet-2ch"
 PAIR_BATCH = 256  # pairs per forward pass
 
 
-def build_pairnet(width: int = 32):  # noqa: ANN201 - torch is imported lazily (the ONNX path runs without it)
-    """The 2-channel pair network (:class:`sigpipe.verifier.model.PairNet`)."""
-    from sigpipe.verifier.model import PairNet
-
-    return PairNet(width)
-
-
 class PairScorer:
     """The pair network of a verifier manifest's ``second_stage``, hash-checked, on PyTorch or ONNX Runtime.
 
@@ -75,10 +68,12 @@ class PairScorer:
             except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
                 raise ModelError(f"cannot load ONNX pair network {path}: {e}") from e
         else:
-            import torch
+            import torch  # lazily, with the network: the ONNX path runs without torch
+
+            from sigpipe.verifier.model import PairNet
 
             path = self._checked(manifest, spec["file"], spec.get("sha256"))
-            net = build_pairnet(int(spec.get("width", 32)))
+            net = PairNet(int(spec.get("width", 32)))
             try:
                 net.load_state_dict(torch.load(path, map_location=device, weights_only=True), strict=True)
             except Exception as e:  # noqa: BLE001 - any unpickling/shape error means the file is unusable
