@@ -146,8 +146,13 @@ def match(truth: list[dict[str, Any]], found: list[dict[str, Any]], threshold: f
 
 
 def score(truth_path: Path, out: Path, claims: bool, iou_threshold: float = 0.5) -> dict[str, Any]:
-    """Compare the reports in ``out`` with the truth manifest; see the module docstring for the definitions."""
+    """Compare the reports in ``out`` with the truth manifest; see the module docstring for the definitions.
+
+    Also writes ``out/summary-labelled.csv``: ``summary.csv`` with a ``truth`` column (``genuine`` for a matched
+    positive, ``forged`` for a matched negative, empty otherwise), the input of ``sigpipe verifier operating-point``.
+    """
     truth = json.loads(truth_path.read_text())
+    labels: dict[tuple[str, int, tuple[float, ...]], str] = {}
     c: dict[str, int] = {k: 0 for k in ("truth", "detections", "matched", "pos", "pos_accepted", "pos_missed",
                                          "neg", "neg_accepted", "skilled", "skilled_accepted", "random",
                                          "random_accepted", "docs", "docs_correct", "docs_failed",
@@ -177,6 +182,8 @@ def score(truth_path: Path, out: Path, claims: bool, iou_threshold: float = 0.5)
                 t, f = sigs[t_idx[a]], found[f_idx[b]]
                 c["matched"] += 1
                 accepted = f["verdict"] == "genuine"
+                box = tuple(float(v) for v in f["bbox"])
+                labels[doc["path"], page, box] = "genuine" if positives[t_idx[a]] else "forged"
                 if positives[t_idx[a]]:
                     c["pos"] += 1
                     right_person = f["identity"] == t["writer"]
@@ -195,6 +202,7 @@ def score(truth_path: Path, out: Path, claims: bool, iou_threshold: float = 0.5)
     def rate(num: int, den: int) -> float | None:
         return round(num / den, 4) if den else None
 
+    write_labelled(out, labels)
     all_pos = c["pos"] + c["pos_missed"]
     return {
         "mode": "claims" if claims else "one-to-many",
@@ -212,6 +220,22 @@ def score(truth_path: Path, out: Path, claims: bool, iou_threshold: float = 0.5)
         "document_accuracy": rate(c["docs_correct"], c["docs"] - c["docs_failed"]),
         "iou_threshold": iou_threshold,
     }
+
+
+def write_labelled(out: Path, labels: dict[tuple[str, int, tuple[float, ...]], str]) -> Path:
+    """``out/summary.csv`` with a ``truth`` column from ``labels`` keyed by (document, page, bbox)."""
+    with open(out / "summary.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    cols = rows[0]
+    i_doc, i_page, i_box = cols.index("document"), cols.index("page"), cols.index("x1")
+    lines = [[*cols, "truth"]]
+    for r in rows[1:]:
+        key = (r[i_doc], int(r[i_page]), tuple(float(v) for v in r[i_box:i_box + 4])) if r[i_page] else None
+        lines.append([*r, labels.get(key, "") if key else ""])
+    path = out / "summary-labelled.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows(lines)
+    return path
 
 
 def main(argv: list[str] | None = None) -> int:

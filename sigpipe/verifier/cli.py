@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -235,3 +236,41 @@ def export(weights: Path, keep_default: bool) -> None:
         click.echo(str(export_onnx(weights, make_default=not keep_default)))
     except SigpipeError as e:
         raise click.ClickException(str(e)) from e
+
+
+@verifier.command("operating-point")
+@click.argument("labelled", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--far", "target_far", type=float, required=True,
+              help="Target false-accept rate of forgeries, e.g. 0.01.")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Manifest of the verifier the run used. Default: the bundled model.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write the verifier with the shifted thresholds here (OUT/verifier.pt.json and its files).")
+@click.option("--tag", default=None, help="With --out: the new model's tag (default: <tag>-far<FAR>).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def operating_point(labelled: Path, target_far: float, weights: Path | None, out: Path | None, tag: str | None,
+                    as_json: bool) -> None:
+    """Choose the threshold offset for a target false-accept rate from LABELLED: a run's OUT/summary.csv with a
+    column 'truth' (genuine or forged; empty = unknown) added. Prints the offset and the FAR/FRR it gives on the
+    labelled signatures; with --out, writes a verifier whose thresholds include it (pass it to `sigpipe run
+    --verifier-weights`)."""
+    from sigpipe.verifier.operating import check_same_verifier, choose_offset, read_labelled, shifted_manifest
+    from sigpipe.weights import Manifest, bundled_manifest
+
+    try:
+        m = Manifest.load(weights) if weights else bundled_manifest("verifier")
+        check_same_verifier(labelled, m)
+        op = choose_offset(*read_labelled(labelled), target_far)
+        written = shifted_manifest(m, op.offset, tag or f"{m.tag}-far{target_far:g}", out) if out else None
+    except SigpipeError as e:
+        raise click.ClickException(str(e)) from e
+    if not op.resolvable:
+        log.warning("%d labelled forgeries cannot measure a FAR of %g (need at least %d): the offset only keeps "
+                    "every labelled forgery out", op.forged, target_far, math.ceil(1 / target_far))
+    if as_json:
+        click.echo(json.dumps({**op.to_dict(), "manifest": str(written) if written else None}))
+        return
+    click.echo(f"offset {op.offset:+.4f}: FAR {op.far:.1%} (now {op.far_before:.1%}), FRR {op.frr:.1%} (now "
+               f"{op.frr_before:.1%}) on {op.genuine} genuine and {op.forged} forged labelled signatures")
+    if written:
+        click.echo(f"wrote {written}; use it with: sigpipe run SCANS --refs REFS --verifier-weights {written}")

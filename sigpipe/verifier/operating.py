@@ -1,0 +1,181 @@
+"""Move the verifier's operating point to a target false-accept rate, measured on the user's own labelled batch.
+
+The shipped thresholds sit at the equal-error point of the validation writers (README, "Verifier"). A bank that wants
+at most 1% of forgeries accepted labels a batch it has run (``sigpipe run ... --claims``): it adds a ``truth`` column
+(``genuine`` / ``forged``) to ``OUT/summary.csv``. :func:`choose_offset` then picks the offset ``d`` to add to every
+threshold so that at most that share of the labelled forgeries stays within its threshold, and
+:func:`shifted_manifest` writes a verifier with those thresholds under a new tag (so earlier reports are recomputed
+on a re-run). Each row's ``distance - threshold`` is what the decision compares with 0, so the offset applies to
+every person and every K alike; the score keeps its values (the logistic is shifted with the thresholds).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sigpipe.errors import ModelError, SigpipeError
+from sigpipe.weights import Manifest, sha256_path
+
+TRUTH_VALUES = {"genuine": True, "forged": False}
+
+
+class LabelsError(SigpipeError):
+    """A labelled summary CSV that cannot be used (missing columns, unknown truth values, too few labels)."""
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """The offset for a target FAR and what it gives on the labelled batch.
+
+    Attributes:
+        offset: add to every threshold (``genuine`` iff ``distance <= threshold + offset``).
+        target_far: the false-accept rate asked for.
+        far, frr: measured on the labelled signatures at ``offset`` (``frr``: genuine ones rejected).
+        far_before, frr_before: the same at the current thresholds (offset 0).
+        genuine, forged: labelled signatures of each kind.
+        resolvable: whether ``forged`` is large enough to measure ``target_far`` (at least ``1 / target_far``
+            forgeries); when not, the offset only guarantees that no labelled forgery is accepted.
+    """
+
+    offset: float
+    target_far: float
+    far: float
+    frr: float
+    far_before: float
+    frr_before: float
+    genuine: int
+    forged: int
+    resolvable: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def read_labelled(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Margins ``distance - threshold`` of the labelled rows of a ``summary.csv`` with a ``truth`` column.
+
+    Rows with an empty ``truth`` (or without a distance: no signature, ``no_reference``) are skipped.
+
+    Returns:
+        ``(genuine_margins, forged_margins)``.
+
+    Raises:
+        LabelsError: unreadable file, no ``truth``/``distance``/``threshold`` column, a truth other than
+            ``genuine`` or ``forged``, or a labelled row without a distance.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise LabelsError(f"cannot read labelled summary {path}: {e}") from e
+    rows = csv.DictReader(text.splitlines())
+    cols = {c.strip().lower(): c for c in rows.fieldnames or []}
+    missing = [c for c in ("truth", "distance", "threshold") if c not in cols]
+    if missing:
+        raise LabelsError(f"{path}: no column {', '.join(missing)}; label a run's summary.csv by adding a column "
+                          "'truth' with genuine or forged for each signature whose truth you know")
+    margins: dict[bool, list[float]] = {True: [], False: []}
+    for lineno, row in enumerate(rows, start=2):
+        truth = (row.get(cols["truth"]) or "").strip().lower()
+        if not truth:
+            continue
+        if truth not in TRUTH_VALUES:
+            raise LabelsError(f"{path}, line {lineno}: truth must be genuine or forged, got {truth!r}")
+        try:
+            d, t = float(row[cols["distance"]]), float(row[cols["threshold"]])
+        except (TypeError, ValueError):
+            raise LabelsError(f"{path}, line {lineno}: labelled {truth} but has no distance (no signature, or "
+                              "no references for its identity)") from None
+        margins[TRUTH_VALUES[truth]].append(d - t)
+    return np.array(margins[True]), np.array(margins[False])
+
+
+def choose_offset(genuine: np.ndarray, forged: np.ndarray, target_far: float) -> OperatingPoint:
+    """An offset at which at most ``target_far`` of the forgeries are accepted (``margin <= offset``): halfway
+    between the first forgery it must reject and the highest labelled margin below that one (just below that
+    forgery if there is none), so that it does not sit on a measured value.
+
+    Raises:
+        LabelsError: no labelled forgeries or genuine signatures, or ``target_far`` outside (0, 1).
+    """
+    if not 0 < target_far < 1:
+        raise LabelsError(f"the target false-accept rate must be between 0 and 1, got {target_far}")
+    if not forged.size or not genuine.size:
+        raise LabelsError(f"need labelled genuine and forged signatures, got {genuine.size} genuine and "
+                          f"{forged.size} forged")
+    f = np.sort(forged)
+    allowed = min(math.floor(target_far * f.size + 1e-9), f.size - 1)  # forgeries that may stay accepted
+    upper = float(f[allowed])  # the first forgery that must be rejected: offset < upper
+    below = [float(x) for x in (*genuine, *f[:allowed]) if x < upper]
+    offset = (max(below) + upper) / 2 if below else upper - 1e-6
+
+    def rates(d: float) -> tuple[float, float]:
+        return float(np.mean(forged <= d)), float(np.mean(genuine > d))
+
+    far, frr = rates(offset)
+    far0, frr0 = rates(0.0)
+    return OperatingPoint(offset, target_far, far, frr, far0, frr0, int(genuine.size), int(forged.size),
+                          forged.size >= 1 / target_far)
+
+
+def shifted_manifest(manifest: Manifest, offset: float, tag: str, out: Path) -> Path:
+    """Write ``out/<weights file>.json``: ``manifest`` with ``offset`` added to every threshold, the score's
+    logistic shifted with them, and ``tag``; the files it names are copied beside it (hash-checked).
+
+    Raises:
+        ModelError: the tag is unchanged, ``out`` is the manifest's own folder, or a file fails its hash check.
+    """
+    if tag == manifest.tag:
+        raise ModelError(f"the shifted model needs a tag other than {manifest.tag!r}: its decisions differ")
+    out.mkdir(parents=True, exist_ok=True)
+    if out.resolve() == manifest.path.parent.resolve():
+        raise ModelError(f"write the shifted model to another folder than {out}: it would overwrite its source")
+    data = json.loads(json.dumps(manifest.data))
+    files = [(manifest.file, manifest.sha256)]
+    files += [(name, (data.get("backend_sha256") or {}).get(b)) for b, name in (data.get("backends") or {}).items()]
+    stage = data.get("second_stage") or {}
+    files += [(stage[k], stage.get(h)) for k, h in (("file", "sha256"), ("onnx", "onnx_sha256")) if k in stage]
+    for name, expected in files:
+        src = manifest.path.parent / name
+        if not src.exists() or sha256_path(src) != expected:
+            raise ModelError(f"{src} is missing or does not match its manifest sha256")
+        dst = out / name
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(src, dst)
+    dec = data["decision"]
+    dec["thresholds"] = {k: float(v) + offset for k, v in dec["thresholds"].items()}
+    # score = 1 / (1 + exp(a (distance - threshold) + b)): keep it unchanged when the thresholds move by offset
+    dec["score_b"] = float(dec["score_b"]) + float(dec["score_a"]) * offset
+    data["tag"] = tag
+    data["operating_point"] = {"from": manifest.ident, "offset": offset}
+    data["benchmarks"] = {}
+    path = out / f"{manifest.file}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def check_same_verifier(labelled: str | Path, manifest: Manifest) -> None:
+    """Refuse margins measured with another verifier: ``summary.json`` beside the labelled CSV names the run's
+    models (nothing is checked when it is absent, e.g. a CSV copied elsewhere).
+
+    Raises:
+        LabelsError: the run's verifier is not ``manifest``'s.
+    """
+    summary = Path(labelled).with_name("summary.json")
+    try:
+        used = json.loads(summary.read_text())["models"]["verifier"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if used != manifest.ident:
+        raise LabelsError(f"{labelled} was produced by the verifier {used!r} ({summary}), not {manifest.ident!r}: "
+                          "pass that verifier's manifest with --weights")
