@@ -239,28 +239,34 @@ def export(weights: Path, keep_default: bool) -> None:
 
 
 @verifier.command("operating-point")
-@click.argument("labelled", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("labelled", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--far", "target_far", type=float, required=True,
               help="Target false-accept rate of forgeries, e.g. 0.01.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Manifest of the verifier the run used. Default: the bundled model.")
+              help="Manifest of the verifier the runs used. Default: the bundled model.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write the verifier with the shifted thresholds here (OUT/verifier.pt.json and its files).")
 @click.option("--tag", default=None, help="With --out: the new model's tag (default: <tag>-far<FAR>).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def operating_point(labelled: Path, target_far: float, weights: Path | None, out: Path | None, tag: str | None,
-                    as_json: bool) -> None:
+def operating_point(labelled: tuple[Path, ...], target_far: float, weights: Path | None, out: Path | None,
+                    tag: str | None, as_json: bool) -> None:
     """Choose the threshold offset for a target false-accept rate from LABELLED: a run's OUT/summary.csv with a
-    column 'truth' (genuine or forged; empty = unknown) added. Prints the offset and the FAR/FRR it gives on the
-    labelled signatures; with --out, writes a verifier whose thresholds include it (pass it to `sigpipe run
-    --verifier-weights`)."""
+    column 'truth' (genuine or forged; empty = unknown) added; several such files (runs with the same verifier) are
+    pooled. Prints the offset and the FAR/FRR it gives on the labelled signatures; with --out, writes a verifier
+    whose thresholds include it (pass it to `sigpipe run --verifier-weights`)."""
+    import numpy as np
+
     from sigpipe.verifier.operating import check_same_verifier, choose_offset, read_labelled, shifted_manifest
     from sigpipe.weights import Manifest, bundled_manifest
 
     try:
         m = Manifest.load(weights) if weights else bundled_manifest("verifier")
-        check_same_verifier(labelled, m)
-        op = choose_offset(*read_labelled(labelled), target_far)
+        margins = []
+        for path in labelled:
+            check_same_verifier(path, m)
+            margins.append(read_labelled(path))
+        op = choose_offset(np.concatenate([g for g, _ in margins]), np.concatenate([f for _, f in margins]),
+                           target_far)
         written = shifted_manifest(m, op.offset, tag or f"{m.tag}-far{target_far:g}", out) if out else None
     except SigpipeError as e:
         raise click.ClickException(str(e)) from e

@@ -142,3 +142,17 @@ def test_cli_prints_the_offset_and_writes_a_usable_verifier(tmp_path: Path):
     bad = labelled_csv(tmp_path, [(0.1, 0.2, "yes")])
     res = CliRunner().invoke(cli, ["verifier", "operating-point", str(bad), "--far", "0.01"])
     assert res.exit_code == 1 and "truth must be genuine or forged" in res.output
+
+
+def test_cli_pools_several_labelled_runs(tmp_path: Path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = labelled_csv(tmp_path / "a", [(0.5 + m, 0.5, "genuine") for m in GENUINE[:2]]
+                     + [(0.5 + FORGED[0], 0.5, "forged")])
+    b = labelled_csv(tmp_path / "b", [(0.5 + m, 0.5, "genuine") for m in GENUINE[2:]]
+                     + [(0.5 + m, 0.5, "forged") for m in FORGED[1:]])
+    res = CliRunner().invoke(cli, ["verifier", "operating-point", str(a), str(b), "--far", "0.25", "--json"])
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.output.strip().splitlines()[-1])
+    assert (got["genuine"], got["forged"]) == (4, 4)
+    assert got["offset"] == pytest.approx(0.075) and got["manifest"] is None
