@@ -139,15 +139,18 @@ def shifted_manifest(manifest: Manifest, offset: float, tag: str, out: Path) -> 
     if out.resolve() == manifest.path.parent.resolve():
         raise ModelError(f"write the shifted model to another folder than {out}: it would overwrite its source")
     data = json.loads(json.dumps(manifest.data))
-    files = [(manifest.file, manifest.sha256)]
-    files += [(name, (data.get("backend_sha256") or {}).get(b)) for b, name in (data.get("backends") or {}).items()]
+    # the weights and their exports through the manifest's own checks; the second stage's files alike
+    backends = data.get("backends") or {}
+    sources = [manifest.verify(), *(manifest.export_path(b, "sigpipe verifier export") for b in backends)]
     stage = data.get("second_stage") or {}
-    files += [(stage[k], stage.get(h)) for k, h in (("file", "sha256"), ("onnx", "onnx_sha256")) if k in stage]
-    for name, expected in files:
-        src = manifest.path.parent / name
-        if not src.exists() or sha256_path(src) != expected:
-            raise ModelError(f"{src} is missing or does not match its manifest sha256")
-        dst = out / name
+    for key, digest in (("file", "sha256"), ("onnx", "onnx_sha256")):
+        if key in stage:
+            src = manifest.path.parent / stage[key]
+            if not src.is_file() or sha256_path(src) != stage.get(digest):
+                raise ModelError(f"second-stage file {src} is missing or does not match its manifest sha256")
+            sources.append(src)
+    for src in sources:
+        dst = out / src.relative_to(manifest.path.parent)  # the names the manifest gives, relative to it
         if src.is_dir():
             shutil.copytree(src, dst, dirs_exist_ok=True)
         else:
