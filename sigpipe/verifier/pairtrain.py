@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from sigpipe.errors import ModelError
 from sigpipe.verifier.data import SignatureArrays
 from sigpipe.verifier.metrics import eer
-from sigpipe.verifier.model import PairNet
+from sigpipe.verifier.model import PairNet, training_memory_format
 from sigpipe.verifier.pairnet import ARCHITECTURE
 from sigpipe.verifier.preprocess import PreprocessConfig
 from sigpipe.verifier.train import (
@@ -140,7 +140,8 @@ def train_pairnet(cfg: PairTrainConfig) -> Path:
     net = PairNet(cfg.width)
     if cfg.init:
         net.load_state_dict(torch.load(cfg.init, map_location="cpu", weights_only=True))
-    net = net.to(device).to(memory_format=torch.channels_last)
+    memory_format = training_memory_format(device, cfg.width)
+    net = net.to(device).to(memory_format=memory_format)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * cfg.steps,
                                                 pct_start=0.1)
@@ -181,8 +182,8 @@ def train_pairnet(cfg: PairTrainConfig) -> Path:
             xa, xb = x[: cfg.batch], x[cfg.batch :]
             swap = (torch.rand(cfg.batch, generator=gen) < 0.5)[:, None, None, None]
             xa, xb = torch.where(swap, xb, xa), torch.where(swap, xa, xb)
-            logit = net(xa.to(device).contiguous(memory_format=torch.channels_last),
-                        xb.to(device).contiguous(memory_format=torch.channels_last))
+            logit = net(xa.to(device).contiguous(memory_format=memory_format),
+                        xb.to(device).contiguous(memory_format=memory_format))
             loss = F.binary_cross_entropy_with_logits(logit, torch.as_tensor(lab, dtype=torch.float32, device=device))
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -30,7 +30,7 @@ from sigpipe.verifier.data import SignatureArrays, load_arrays
 from sigpipe.verifier.decide import AGGREGATIONS, DecisionRule, fit_logistic
 from sigpipe.verifier.docviews import document_views
 from sigpipe.verifier.metrics import eer
-from sigpipe.verifier.model import EmbeddingNet, build_model
+from sigpipe.verifier.model import EmbeddingNet, build_model, training_memory_format
 from sigpipe.verifier.preprocess import PreprocessConfig
 from sigpipe.verifier.protocol import PairTerm, QueryDistances, protocol_distances
 from sigpipe.weights import write_manifest
@@ -363,9 +363,7 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
     net = build_model(cfg.architecture, cfg.dim, cfg.width).to(device)
     if cfg.init:
         net.load_state_dict(torch.load(cfg.init, map_location=device, weights_only=True))
-    # NHWC makes a training step ~25% faster on the CPU (oneDNN); its backward pass segfaults for convolutions of
-    # 8 channels or fewer (torch 2.14.1), so narrow test networks stay NCHW.
-    memory_format = torch.channels_last if device == "cpu" and cfg.width >= 16 else torch.contiguous_format
+    memory_format = training_memory_format(device, cfg.width)
     net = net.to(memory_format=memory_format)
     loss_fn = losses.TripletMarginLoss(margin=cfg.margin)
     miner = miners.TripletMarginMiner(margin=cfg.margin, type_of_triplets="all")
