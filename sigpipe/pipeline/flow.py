@@ -18,7 +18,7 @@ import numpy as np
 
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.ingest import IngestConfig, Page, iter_pages
-from sigpipe.pipeline.report import DocumentInfo, DocumentReport, SignatureResult
+from sigpipe.pipeline.report import DocumentInfo, DocumentReport, ReferenceSet, RunSettings, SignatureResult
 from sigpipe.verifier.gallery import Gallery, Match, SpecimenLoader
 from sigpipe.verifier.verifier import Verifier
 from sigpipe.weights import sha256_file
@@ -163,6 +163,15 @@ class SignaturePredictor:
         """``{"detector": ident, "verifier": ident}`` as written into reports."""
         return {"detector": self.detector.ident, "verifier": self.verifier.ident}
 
+    def references(self, claimed: str | None) -> ReferenceSet:
+        """The references a document with this claim (None: one-to-many) is compared with, as written into reports
+        and compared by re-runs."""
+        return ReferenceSet(*self.gallery.fingerprint(claimed))
+
+    def settings(self, ingest: IngestConfig) -> RunSettings:
+        """The options the report depends on, as written into reports and compared by re-runs."""
+        return RunSettings(ingest.dpi, ingest.pdf_backend, self.config.crop_margin)
+
     # -- the stages ---------------------------------------------------------------------------------------------
     def find_signatures(self, pages: Iterable[Page]) -> tuple[list[FoundSignature], np.ndarray, int]:
         """Detect and crop the signatures of a stream of pages.
@@ -265,6 +274,7 @@ class SignaturePredictor:
         rel = relative or path.name
         t0 = time.perf_counter()
         pages_read = 0
+        basis = {"references": self.references(claimed), "settings": self.settings(ingest)}
 
         def counted(it: Iterable[Page]) -> Iterable[Page]:
             nonlocal pages_read
@@ -272,24 +282,24 @@ class SignaturePredictor:
                 pages_read += 1
                 yield p
 
+        def failure(info: DocumentInfo, kind: str, message: str) -> DocumentReport:
+            return DocumentReport.failure(info, claimed, kind, message, self.models, **basis)
+
         try:
             digest = sha256 or sha256_file(path)
         except OSError as e:
-            return DocumentReport.failure(DocumentInfo(rel, None, 0), claimed, "unreadable_file",
-                                          f"cannot read the file: {e}", self.models)
+            return failure(DocumentInfo(rel, None, 0), "unreadable_file", f"cannot read the file: {e}")
         try:
             sigs, n = self.predict_pages(counted(iter_pages(path, ingest)), claimed)
         except SigpipeError as e:
             log.warning("%s: %s (%s)", rel, e, e.kind)
-            return DocumentReport.failure(DocumentInfo(rel, digest, pages_read), claimed, e.kind, str(e), self.models)
+            return failure(DocumentInfo(rel, digest, pages_read), e.kind, str(e))
         except MemoryError:
             log.error("%s: out of memory", rel)
-            return DocumentReport.failure(DocumentInfo(rel, digest, pages_read), claimed, "out_of_memory",
-                                          "ran out of memory while processing this document", self.models)
+            return failure(DocumentInfo(rel, digest, pages_read), "out_of_memory",
+                           "ran out of memory while processing this document")
         except Exception as e:  # noqa: BLE001 - one bad document must never stop the batch
             log.exception("%s: unexpected failure", rel)
-            return DocumentReport.failure(DocumentInfo(rel, digest, pages_read), claimed, "internal",
-                                          f"{type(e).__name__}: {e}", self.models)
+            return failure(DocumentInfo(rel, digest, pages_read), "internal", f"{type(e).__name__}: {e}")
         log.debug("%s: %d pages, %d signatures in %.2fs", rel, n, len(sigs), time.perf_counter() - t0)
-        return DocumentReport.success(DocumentInfo(rel, digest, n), claimed, sigs, self.models)
-
+        return DocumentReport.success(DocumentInfo(rel, digest, n), claimed, sigs, self.models, **basis)

@@ -109,6 +109,52 @@ class SignatureResult:
         )
 
 
+@dataclass(frozen=True)
+class ReferenceSet:
+    """The references a document's signatures were compared with: the claimed person's, or without a claim every
+    enrolled person's. ``sha256`` fingerprints their specimen files' contents (see
+    :meth:`sigpipe.verifier.gallery.Gallery.fingerprint`), so a re-run notices a specimen added, removed or edited.
+
+    Attributes:
+        people: people in the set (0 when the claimed person has no usable references).
+        specimens: reference signatures in the set (a PDF or page specimen may give several).
+        sha256: the fingerprint.
+    """
+
+    people: int
+    specimens: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"people": self.people, "specimens": self.specimens, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ReferenceSet:
+        return cls(people=int(d["people"]), specimens=int(d["specimens"]), sha256=str(d["sha256"]))
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The run options a report depends on besides its input, claim, models and references.
+
+    Attributes:
+        dpi: PDF rendering resolution (``--dpi``).
+        pdf_backend: the PDF renderer asked for (``--pdf-backend``; poppler is still the fallback).
+        crop_margin: margin around detector boxes before the verifier, as a fraction of the box size.
+    """
+
+    dpi: int
+    pdf_backend: str
+    crop_margin: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dpi": self.dpi, "pdf_backend": self.pdf_backend, "crop_margin": self.crop_margin}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSettings:
+        return cls(dpi=int(d["dpi"]), pdf_backend=str(d["pdf_backend"]), crop_margin=float(d["crop_margin"]))
+
+
 def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False) -> str:
     """The document verdict from its signatures.
 
@@ -138,6 +184,8 @@ class DocumentReport:
     signatures: tuple[SignatureResult, ...]
     verdict: str
     models: dict[str, str] = field(default_factory=dict)
+    references: ReferenceSet | None = None
+    settings: RunSettings | None = None
     schema_version: str = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -156,16 +204,19 @@ class DocumentReport:
 
     @classmethod
     def success(cls, document: DocumentInfo, claimed: str | None, signatures: Sequence[SignatureResult],
-                models: dict[str, str]) -> DocumentReport:
+                models: dict[str, str], references: ReferenceSet | None = None,
+                settings: RunSettings | None = None) -> DocumentReport:
         """A processed document; its verdict is derived with :func:`document_verdict`."""
         sigs = tuple(signatures)
-        return cls(document, claimed, "ok", None, sigs, document_verdict(sigs), dict(models))
+        return cls(document, claimed, "ok", None, sigs, document_verdict(sigs), dict(models), references, settings)
 
     @classmethod
     def failure(cls, document: DocumentInfo, claimed: str | None, kind: str, message: str,
-                models: dict[str, str]) -> DocumentReport:
+                models: dict[str, str], references: ReferenceSet | None = None,
+                settings: RunSettings | None = None) -> DocumentReport:
         """A document that could not be processed (verdict ``error``)."""
-        return cls(document, claimed, "error", ErrorInfo(kind, message), (), "error", dict(models))
+        return cls(document, claimed, "error", ErrorInfo(kind, message), (), "error", dict(models), references,
+                   settings)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -177,11 +228,13 @@ class DocumentReport:
             "signatures": [s.to_dict() for s in self.signatures],
             "verdict": self.verdict,
             "models": dict(self.models),
+            "references": self.references.to_dict() if self.references else None,
+            "settings": self.settings.to_dict() if self.settings else None,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DocumentReport:
-        """Read a report dict.
+        """Read a report dict (``references`` and ``settings`` may be absent: reports of older sigpipe releases).
 
         Raises:
             ValueError: not a schema-version-1 report, or a field is missing or malformed.
@@ -197,6 +250,8 @@ class DocumentReport:
                 signatures=tuple(SignatureResult.from_dict(s) for s in d["signatures"]),
                 verdict=str(d["verdict"]),
                 models={str(k): str(v) for k, v in d["models"].items()},
+                references=ReferenceSet.from_dict(d["references"]) if d.get("references") is not None else None,
+                settings=RunSettings.from_dict(d["settings"]) if d.get("settings") is not None else None,
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"malformed report: {e!r}") from e

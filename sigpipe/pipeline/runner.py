@@ -2,11 +2,11 @@
 
 Every document gets exactly one report, ``OUT/<relative path>.json``, written atomically (temporary file, fsync,
 ``os.replace``), so a run killed at any moment leaves only complete reports; the next run keeps those (same input
-sha256, same claim, same models, status ok) and processes the rest. One bad document never stops the batch: it gets a
-report with status ``error``. With ``workers > 1`` documents are processed in parallel by spawned worker processes
-that each load the models once (in the pool's initializer) and use ``cores // workers`` torch threads; a worker that
-dies (segfault, killed for memory) is replaced and the documents it may have been holding are retried one at a time,
-so only the culprit gets a ``worker_crashed`` report.
+sha256, same claim, same models, same references, same settings, status ok; :func:`stale_reason`) and processes the
+rest. One bad document never stops the batch: it gets a report with status ``error``. With ``workers > 1`` documents
+are processed in parallel by spawned worker processes that each load the models once (in the pool's initializer) and
+use ``cores // workers`` torch threads; a worker that dies (segfault, killed for memory) is replaced and the
+documents it may have been holding are retried one at a time, so only the culprit gets a ``worker_crashed`` report.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import multiprocessing
 import os
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -42,6 +42,8 @@ from sigpipe.pipeline.progress import Progress
 from sigpipe.pipeline.report import (
     DocumentInfo,
     DocumentReport,
+    ReferenceSet,
+    RunSettings,
     RunSummary,
     read_report,
     remove_stale_temporaries,
@@ -243,19 +245,24 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         log.info("removed %d temporary file(s) left by an interrupted run", removed)
     outcome = _Outcome()
     tasks: list[_Task] = []
+    predictor = SignaturePredictor(detector, verifier, gallery, config.flow)
+    settings = predictor.settings(config.ingest)
+    redo: Counter[str] = Counter()
     for name, path in names.items():
         claimed = claims.get(name)
         digest = _sha256_or_none(path)
         if not config.force:
             old = read_report(report_path(config.out, name))
-            if (old is not None and old.ok and digest is not None and old.document.sha256 == digest
-                    and old.claimed_identity == claimed and old.models == idents):
-                outcome.reports[name] = old
-                continue
+            if old is not None:
+                why = stale_reason(old, digest, claimed, idents, predictor.references(claimed), settings)
+                if why is None:
+                    outcome.reports[name] = old
+                    continue
+                redo[why] += 1
         tasks.append(_Task(name, str(path), claimed, digest))
-    if len(outcome.reports):
-        log.info("%d document(s) already have an up-to-date report; %d to process", len(outcome.reports),
-                 len(tasks))
+    if len(outcome.reports) or redo:
+        log.info("%d document(s) already have an up-to-date report; %d to process%s", len(outcome.reports),
+                 len(tasks), "".join(f"; {n} because {why}" for why, n in sorted(redo.items())))
 
     progress = Progress(len(tasks), enabled=config.progress)
     workers = min(config.workers, max(1, len(tasks)))
@@ -263,17 +270,16 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         log.warning("%d workers on %d cores: each worker gets 1 thread; fewer workers would be faster",
                     workers, cores)
     if workers == 1:
-        predictor = SignaturePredictor(detector, verifier, gallery, config.flow)
         for task in tasks:
             report = predictor(task.path, task.name, task.claimed, sha256=task.sha256, ingest=config.ingest)
             _record(outcome, config.out, report, progress)
     else:
-        embeddings, images = dict(gallery.embeddings), dict(gallery.images)
+        embeddings, images, digests = dict(gallery.embeddings), dict(gallery.images), dict(gallery.digests)
         threads = max(1, cores // workers)
-        del detector, verifier, gallery  # the workers load their own; free the parent's copy
+        del detector, verifier, gallery, predictor  # the workers load their own; free the parent's copy
         gc.collect()
-        init = _WorkerInit(provider, threads, embeddings, images, config.flow, config.ingest, str(config.out),
-                           idents, logging.getLogger().getEffectiveLevel())
+        init = _WorkerInit(provider, threads, embeddings, images, digests, config.flow, config.ingest,
+                           str(config.out), idents, logging.getLogger().getEffectiveLevel())
         for report in _run_pool(tasks, workers, init):
             _record(outcome, config.out, report, progress, written=True)
 
@@ -285,6 +291,25 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     )
     write_summary(config.out, summary, ordered)
     return summary
+
+
+def stale_reason(old: DocumentReport, sha256: str | None, claimed: str | None, models: dict[str, str],
+                 references: ReferenceSet, settings: RunSettings) -> str | None:
+    """Why a document's existing report must be redone, or None when it is up to date (status ok, and the same
+    input, claim, models, references and settings as this run)."""
+    if not old.ok:
+        return "it failed"
+    if sha256 is None or old.document.sha256 != sha256:
+        return "the input changed"
+    if old.claimed_identity != claimed:
+        return "the claim changed"
+    if old.models != models:
+        return "the models changed"
+    if old.references != references:
+        return "the references changed"
+    if old.settings != settings:
+        return "the settings changed"
+    return None
 
 
 def _check_writable(out: Path) -> None:
@@ -316,6 +341,7 @@ class _WorkerInit:
     threads: int
     embeddings: dict[str, Any]
     images: dict[str, Any]
+    digests: dict[str, tuple[str, ...]]
     flow: FlowConfig
     ingest: IngestConfig
     out: str
@@ -335,7 +361,7 @@ def _init_worker(init: _WorkerInit) -> None:
     got = {"detector": detector.ident, "verifier": verifier.ident}
     if got != init.idents:
         raise ModelError(f"worker loaded different models {got} than the parent {init.idents}")
-    gallery = Gallery(verifier, dict(init.embeddings), images=dict(init.images))
+    gallery = Gallery(verifier, dict(init.embeddings), images=dict(init.images), digests=dict(init.digests))
     _STATE.update(predictor=SignaturePredictor(detector, verifier, gallery, init.flow), ingest=init.ingest,
                   out=Path(init.out))
 

@@ -3,7 +3,8 @@
 ``REFS/<person>/*`` holds images (or PDFs / whole pages, from which a detector crops the signature). Embeddings and
 the preprocessed images (which a verifier's second stage compares with the questioned signature) are cached in
 ``REFS``-independent storage keyed by the file's sha256 and the verifier's identity, so a re-run is instant and an
-edited specimen is enrolled again.
+edited specimen is enrolled again. The same file hashes fingerprint each person's references
+(:meth:`Gallery.fingerprint`), which reports record so that a re-run redoes what a changed reference affects.
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ class Match:
 @dataclass
 class Gallery:
     """Enrolled people: ``embeddings[person]`` is ``(K, D)`` float32 and ``images[person]`` the ``(K, H, W)`` uint8
-    preprocessed specimens (0 = background, 255 = ink); ``errors`` lists unusable specimen files."""
+    preprocessed specimens (0 = background, 255 = ink); ``errors`` lists unusable specimen files; ``digests[person]``
+    the sha256 of each of that person's enrolled specimen files."""
 
     verifier: Verifier
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     images: dict[str, np.ndarray] = field(default_factory=dict)
+    digests: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def people(self) -> list[str]:
@@ -80,6 +83,7 @@ class Gallery:
         # Cached embeddings are read back; the crops of the other specimens are embedded in batched forward passes
         # (one pass per specimen costs far more on a CPU), a bounded number of crops held at a time.
         found: dict[str, list[tuple[np.ndarray, np.ndarray] | None]] = {}
+        digests: dict[str, list[str | None]] = {}
         pending: list[tuple[str, int, Path, list[np.ndarray]]] = []
 
         def flush() -> None:
@@ -98,17 +102,21 @@ class Gallery:
 
         for person_dir in sorted(p for p in root.iterdir() if p.is_dir()):
             slots = found.setdefault(person_dir.name, [])
+            hashes = digests.setdefault(person_dir.name, [])
             for f in sorted(p for p in person_dir.iterdir() if p.is_file()):
                 if f.suffix.lower() not in SPECIMEN_SUFFIXES:
                     continue
                 try:
-                    cached = cache / f"{key}-{sha256_file(f)}.npz"
+                    digest = sha256_file(f)
+                    cached = cache / f"{key}-{digest}.npz"
                     if cached.is_file():
                         with np.load(cached) as z:
                             slots.append((z["embedding"], z["image"]))
+                        hashes.append(digest)
                         continue
                     pending.append((person_dir.name, len(slots), cached, _specimen_crops(f, loader)))
                     slots.append(None)
+                    hashes.append(digest)
                 except (SigpipeError, OSError, ValueError) as e:
                     g.errors[str(f)] = str(e)
                     log.warning("reference %s skipped: %s", f, e)
@@ -121,7 +129,30 @@ class Gallery:
             if done:
                 g.embeddings[person] = np.concatenate([e for e, _ in done]).astype(np.float32)
                 g.images[person] = np.concatenate([i for _, i in done])
+                g.digests[person] = tuple(d for d, e in zip(digests[person], slots, strict=True) if e is not None)
         return g
+
+    def fingerprint(self, identity: str | None) -> tuple[int, int, str]:
+        """What a signature of a document is compared with: ``(people, specimens, sha256)`` of the claimed person's
+        references (nobody's when ``identity`` is not enrolled), or of every enrolled person's for ``None``
+        (one-to-many).
+
+        The sha256 covers each person's name and the contents of their specimen files (sorted, so renaming or
+        reordering files changes nothing; adding, removing or editing one does). A person enrolled without file
+        digests (a gallery built from arrays) is fingerprinted by their embeddings instead.
+        """
+        if identity is None:
+            people = self.people
+        else:
+            people = [identity] if identity in self.embeddings else []
+        lines = []
+        for person in people:
+            files = self.digests.get(person)
+            part = ("\n".join(sorted(files)).encode() if files is not None
+                    else np.ascontiguousarray(self.embeddings[person], np.float32).tobytes())
+            lines.append(f"{person}\t{hashlib.sha256(part).hexdigest()}\n")
+        specimens = sum(len(self.embeddings[p]) for p in people)
+        return len(people), specimens, hashlib.sha256("".join(lines).encode()).hexdigest()
 
     def compare(self, query: np.ndarray, identity: str, query_image: np.ndarray | None = None,
                 second_stage: bool = True) -> Match:

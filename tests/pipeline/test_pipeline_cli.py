@@ -62,9 +62,9 @@ def test_run_exit_0_then_1_when_a_document_fails(folders: dict[str, Path], detec
     assert summary["documents"] == 2 and summary["failed"] == 0 and (out / "summary.csv").is_file()
 
     (folders["scans"] / "bad.pdf").write_text("not a pdf")
-    r = invoke(folders, models=models)
+    r = invoke(folders, "--dpi", "100", models=models)
     assert r.exit_code == 1, r.output
-    assert "already done" in r.stdout and "1 document(s) failed" in r.stderr
+    assert "(2 already done)" in r.stdout and "1 document(s) failed" in r.stderr
     assert json.loads((out / "bad.pdf.json").read_text())["error"]["kind"] == "corrupt_pdf"
 
 

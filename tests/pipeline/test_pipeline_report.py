@@ -9,6 +9,8 @@ from sigpipe.pipeline.errors import ClaimsError
 from sigpipe.pipeline.report import (
     DocumentInfo,
     DocumentReport,
+    ReferenceSet,
+    RunSettings,
     RunSummary,
     SignatureResult,
     document_verdict,
@@ -22,6 +24,8 @@ from sigpipe.pipeline.report import (
 
 MODELS = {"detector": "det.v1 0123456789ab", "verifier": "ver.v1 ba9876543210"}
 SHA = "ab" * 32
+REFS = ReferenceSet(1, 5, "cd" * 32)
+SETTINGS = RunSettings(200, "pypdfium2", 0.08)
 
 
 def sig(verdict: str = "genuine", identity: str | None = "alice", page: int = 1) -> SignatureResult:
@@ -35,9 +39,11 @@ def sig(verdict: str = "genuine", identity: str | None = "alice", page: int = 1)
 
 def reports() -> list[DocumentReport]:
     return [
-        DocumentReport.success(DocumentInfo("a/b.pdf", SHA, 2), "alice", [sig(), sig("forged", page=2)], MODELS),
+        DocumentReport.success(DocumentInfo("a/b.pdf", SHA, 2), "alice", [sig(), sig("forged", page=2)], MODELS,
+                               REFS, SETTINGS),
         DocumentReport.success(DocumentInfo("c.png", SHA, 1), None, [sig("unknown_signer", "bob")], MODELS),
-        DocumentReport.success(DocumentInfo("d.tif", SHA, 3), "carol", [sig("no_reference", "carol")], MODELS),
+        DocumentReport.success(DocumentInfo("d.tif", SHA, 3), "carol", [sig("no_reference", "carol")], MODELS,
+                               ReferenceSet(0, 0, "ef" * 32), SETTINGS),
         DocumentReport.success(DocumentInfo("e.jpg", SHA, 1), None, [], MODELS),
         DocumentReport.failure(DocumentInfo("f.pdf", None, 0), None, "corrupt_pdf", "not a PDF", MODELS),
     ]
@@ -49,8 +55,18 @@ def test_report_round_trips_and_validates(report: DocumentReport):
     jsonschema.validate(d, load_schema())
     assert DocumentReport.from_dict(d) == report
     assert list(d) == ["schema_version", "document", "claimed_identity", "status", "error", "signatures",
-                       "verdict", "models"]
+                       "verdict", "models", "references", "settings"]
     assert d["schema_version"] == "1"
+
+
+def test_reports_of_older_releases_still_read_and_validate():
+    """Reports written before ``references`` and ``settings`` existed: valid schema-1 reports, read back with
+    both None (so a re-run redoes them once)."""
+    d = reports()[0].to_dict()
+    old = {k: v for k, v in d.items() if k not in ("references", "settings")}
+    jsonschema.validate(old, load_schema())
+    r = DocumentReport.from_dict(old)
+    assert (r.references, r.settings) == (None, None) and r.signatures == reports()[0].signatures
 
 
 def test_schema_rejects_inconsistent_reports():
@@ -64,6 +80,10 @@ def test_schema_rejects_inconsistent_reports():
         {**good, "document": {**good["document"], "sha256": "xyz"}},
         {**good, "extra": 1},
         {k: v for k, v in good.items() if k != "models"},
+        {**good, "references": {**good["references"], "sha256": "short"}},
+        {**good, "references": {"people": 1, "specimens": 5}},
+        {**good, "settings": {**good["settings"], "pdf_backend": "ghostscript"}},
+        {**good, "settings": {**good["settings"], "extra": 1}},
     ]
     for b in bad:
         with pytest.raises(jsonschema.ValidationError):

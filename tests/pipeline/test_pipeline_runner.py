@@ -83,6 +83,41 @@ def test_rerun_skips_done_documents_and_redoes_changed_or_failed_ones(batch: dic
     assert s.processed == 5 and s.skipped == 0
 
 
+def test_rerun_redoes_what_changed_references_or_settings_affect(batch: dict[str, Path], verifier_manifest: Path,
+                                                                 caplog: pytest.LogCaptureFixture):
+    models = DoubleModels(verifier_manifest)
+    run_batch(config(batch), models)
+    first = all_reports(batch["out"])
+    assert first["alice_letter.pdf"]["references"]["people"] == 1
+    assert first["alice_letter.pdf"]["references"]["specimens"] == 1
+    assert first["sub/bob_form.png"]["references"]["people"] == 0  # claimed carol, who has no references
+    assert first["sub/deeper/multi.TIF"]["references"]["people"] == 2  # one-to-many: everybody
+    assert first["unsigned.jpg"]["settings"] == {"dpi": 200, "pdf_backend": "pypdfium2", "crop_margin": 0.08}
+
+    save_image(batch["refs"] / "alice" / "a2.png", scribble(11))  # alice gets a second specimen
+    with caplog.at_level("INFO", logger="sigpipe.pipeline.runner"):
+        s = run_batch(config(batch), models)
+    # alice's claim and the two one-to-many documents are redone (and the failed one); carol's claim is kept
+    assert (s.processed, s.skipped) == (4, 1)
+    assert "3 because the references changed" in caplog.text and "1 because it failed" in caplog.text
+    reps = all_reports(batch["out"])
+    assert reps["alice_letter.pdf"]["references"]["specimens"] == 2
+    assert reps["sub/bob_form.png"] == first["sub/bob_form.png"]
+
+    save_image(batch["refs"] / "carol" / "c1.png", scribble(3))  # carol is enrolled
+    s = run_batch(config(batch), models)
+    assert (s.processed, s.skipped) == (4, 1)  # carol's claim and the one-to-many ones (and the failed one)
+    reps = all_reports(batch["out"])
+    assert reps["sub/bob_form.png"]["signatures"][0]["verdict"] != "no_reference"
+
+    (batch["refs"] / "alice" / "a2.png").rename(batch["refs"] / "alice" / "renamed.png")  # same contents
+    assert run_batch(config(batch), models).processed == 1  # only the failed one
+
+    s = run_batch(config(batch, dpi=150), models)
+    assert (s.processed, s.skipped) == (5, 0)
+    assert all_reports(batch["out"])["unsigned.jpg"]["settings"]["dpi"] == 150
+
+
 def test_parallel_workers_give_the_same_reports(batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path):
     models = DoubleModels(verifier_manifest)
     run_batch(config(batch), models)
