@@ -157,6 +157,7 @@ class SignaturePredictor:
         self.verifier = verifier
         self.gallery = gallery
         self.config = config
+        self._references: dict[str | None, ReferenceSet] = {}
 
     @property
     def models(self) -> dict[str, str]:
@@ -165,8 +166,11 @@ class SignaturePredictor:
 
     def references(self, claimed: str | None) -> ReferenceSet:
         """The references a document with this claim (None: one-to-many) is compared with, as written into reports
-        and compared by re-runs."""
-        return ReferenceSet(*self.gallery.fingerprint(claimed))
+        and compared by re-runs (computed once per claim: one-to-many hashes every enrolled person, ~20 ms for
+        10,000 people)."""
+        if claimed not in self._references:
+            self._references[claimed] = ReferenceSet(*self.gallery.fingerprint(claimed))
+        return self._references[claimed]
 
     def settings(self, ingest: IngestConfig) -> RunSettings:
         """The options the report depends on, as written into reports and compared by re-runs."""
