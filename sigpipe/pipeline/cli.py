@@ -48,11 +48,14 @@ manifest_path = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads shared by the workers (default: all cores, or $SIGPIPE_THREADS). On a machine "
                    "busy with other work, fewer threads than cores can be much faster.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Stop a document that takes longer than this and fail it (error kind 'timeout'), so one file "
+                   "that hangs a library cannot stall the batch. Documents then run in worker processes.")
 @click.option("--force", is_flag=True, help="Reprocess every document, even those with an up-to-date report.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress lines on stderr.")
 def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, dpi: int, pdf_backend: str,
         detector_weights: Path | None, detector_tta: bool, verifier_weights: Path | None, threads: int | None,
-        force: bool, progress: bool) -> None:
+        timeout: float | None, force: bool, progress: bool) -> None:
     """Find and verify the signatures in every document under SCANS.
 
     Writes OUT/<path relative to SCANS>.json per document, OUT/summary.json and OUT/summary.csv. A re-run skips
@@ -65,7 +68,7 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, d
         config = RunConfig(
             scans=scans, refs=refs, out=out, claims=claims, workers=workers, dpi=dpi, pdf_backend=pdf_backend,
             detector_weights=detector_weights, detector_tta=detector_tta, verifier_weights=verifier_weights,
-            threads=threads, force=force, progress=progress,
+            threads=threads, timeout=timeout, force=force, progress=progress,
         )
         summary = run_batch(config)
     except ValueError as e:

@@ -66,6 +66,12 @@ class NoDocumentsError(InputError):
 
 
 class WorkerCrashError(SigpipeError):
-    """A worker process died (segfault, killed for memory) while processing this document, twice."""
+    """A worker process died (segfault, killed for memory) while processing this document alone."""
 
     kind = "worker_crashed"
+
+
+class DocumentTimeoutError(SigpipeError):
+    """A document was still being processed after ``--timeout`` seconds; its worker was killed."""
+
+    kind = "timeout"

@@ -7,6 +7,9 @@ rest. One bad document never stops the batch: it gets a report with status ``err
 are processed in parallel by spawned worker processes that each load the models once (in the pool's initializer) and
 use ``cores // workers`` torch threads; a worker that dies (segfault, killed for memory) is replaced and the
 documents it may have been holding are retried one at a time, so only the culprit gets a ``worker_crashed`` report.
+With a ``timeout``, documents always run in worker processes (one per worker, none queued behind another), and a
+document still running after ``timeout`` seconds has its worker killed and gets a ``timeout`` report, so one file that
+hangs a native library cannot stall an overnight batch.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any, Protocol
 
 from sigpipe.errors import InputError, ModelError
 from sigpipe.pipeline.claims import claim_warnings, load_claims
-from sigpipe.pipeline.errors import NoDocumentsError
+from sigpipe.pipeline.errors import DocumentTimeoutError, NoDocumentsError, WorkerCrashError
 from sigpipe.pipeline.flow import Detector, FlowConfig, SignaturePredictor, specimen_loader
 from sigpipe.pipeline.ingest import (
     DEFAULT_DPI,
@@ -80,6 +83,8 @@ class RunConfig:
         progress: write progress lines to stderr.
         threads: total CPU threads to share among workers (None = the cores this process may use, or
             ``$SIGPIPE_THREADS``).
+        timeout: seconds one document may take before its worker is killed and it fails with kind ``timeout``
+            (None = no limit; with a limit, documents run in worker processes even with one worker).
     """
 
     scans: Path
@@ -98,10 +103,13 @@ class RunConfig:
     cache: Path | None = None
     progress: bool = True
     threads: int | None = None
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError(f"timeout must be positive seconds, got {self.timeout}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         self.ingest  # noqa: B018 - validates dpi, backend and pixel limit
@@ -269,7 +277,7 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     if workers > cores:
         log.warning("%d workers on %d cores: each worker gets 1 thread; fewer workers would be faster",
                     workers, cores)
-    if workers == 1:
+    if workers == 1 and config.timeout is None:
         for task in tasks:
             report = predictor(task.path, task.name, task.claimed, sha256=task.sha256, ingest=config.ingest)
             _record(outcome, config.out, report, progress)
@@ -280,7 +288,7 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         gc.collect()
         init = _WorkerInit(provider, threads, embeddings, images, digests, config.flow, config.ingest,
                            str(config.out), idents, logging.getLogger().getEffectiveLevel())
-        for report in _run_pool(tasks, workers, init):
+        for report in _run_pool(tasks, workers, init, config.timeout):
             _record(outcome, config.out, report, progress, written=True)
 
     ordered = [outcome.reports[n] for n in sorted(outcome.reports)]
@@ -395,19 +403,25 @@ def _start_pool(workers: int, init: _WorkerInit) -> ProcessPoolExecutor:
     return ex
 
 
-def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit) -> Iterator[DocumentReport]:
+def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: float | None = None
+              ) -> Iterator[DocumentReport]:
     """Process ``tasks`` in a spawned process pool; yields each report (already written) as it completes.
 
-    At most ``workers + 1`` documents are submitted at a time. When the pool breaks (a worker died), the documents
-    that were in flight become suspects and are retried one at a time in a fresh pool: a document that breaks the
-    pool alone is the culprit and gets a ``worker_crashed`` report; the others are processed normally.
+    At most ``workers + 1`` documents are submitted at a time (``workers`` with a ``timeout``, so that a document's
+    clock starts when a worker takes it). When the pool breaks (a worker died), the documents that were in flight
+    become suspects and are retried one at a time in a fresh pool: a document that breaks the pool alone is the
+    culprit and gets a ``worker_crashed`` report; the others are processed normally. A document still running after
+    ``timeout`` seconds gets a ``timeout`` report; the pool is killed and the other documents in flight are retried
+    first in a fresh one.
     """
     pending: deque[_Task] = deque(tasks)
     suspects: deque[_Task] = deque()
     out = Path(init.out)
+    depth = workers if timeout is not None else workers + 1
     while pending or suspects:
         ex = _start_pool(workers, init)
         inflight: dict[Future[dict[str, Any]], _Task] = {}
+        started: dict[Future[dict[str, Any]], float] = {}
         try:
             while pending or suspects or inflight:
                 if suspects:
@@ -415,10 +429,32 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit) -> Iterator[D
                         t = suspects.popleft()
                         inflight[ex.submit(_process, t)] = t
                 else:
-                    while pending and len(inflight) < workers + 1:
+                    while pending and len(inflight) < depth:
                         t = pending.popleft()
                         inflight[ex.submit(_process, t)] = t
-                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+                now = time.monotonic()
+                for fut in inflight:
+                    started.setdefault(fut, now)
+                wait_s = None if timeout is None else max(0.0, min(started[f] for f in inflight) + timeout - now)
+                done, _ = wait(inflight, timeout=wait_s, return_when=FIRST_COMPLETED)
+                if not done and timeout is not None:
+                    now = time.monotonic()
+                    late = [f for f in inflight if now - started[f] >= timeout]
+                    if late:
+                        _kill_workers(ex)
+                        for fut in late:
+                            t = inflight.pop(fut)
+                            log.error("%s: still running after %gs; its worker was stopped", t.name, timeout)
+                            report = DocumentReport.failure(
+                                DocumentInfo(t.name, t.sha256, 0), t.claimed, DocumentTimeoutError.kind,
+                                f"processing took longer than the {timeout:g}s limit (--timeout); stopped",
+                                init.idents)
+                            write_report(out, report)
+                            yield report
+                        # the others were cut short through no fault of their own: first in the next pool
+                        pending.extendleft(reversed([inflight[f] for f in inflight]))
+                        inflight.clear()
+                        break
                 for fut in done:
                     report = _collect(fut, inflight[fut], init, out)  # raises BrokenProcessPool with fut in flight
                     del inflight[fut]
@@ -429,7 +465,7 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit) -> Iterator[D
                 t = lost[0]
                 log.error("%s: the worker process died while processing it", t.name)
                 report = DocumentReport.failure(
-                    DocumentInfo(t.name, t.sha256, 0), t.claimed, "worker_crashed",
+                    DocumentInfo(t.name, t.sha256, 0), t.claimed, WorkerCrashError.kind,
                     "the worker process died while processing this document (crash, or killed for memory)",
                     init.idents)
                 write_report(out, report)
@@ -439,6 +475,17 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit) -> Iterator[D
                 suspects.extend(lost)
         finally:
             ex.shutdown(wait=False, cancel_futures=True)
+
+
+def _kill_workers(ex: ProcessPoolExecutor) -> None:
+    """Kill the pool's worker processes (a stuck native call cannot be interrupted otherwise; Python 3.14 has
+    ``ProcessPoolExecutor.kill_workers``, 3.11 only the private process table)."""
+    for proc in list((getattr(ex, "_processes", None) or {}).values()):
+        try:
+            proc.kill()
+            proc.join(5)
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 def _collect(fut: Future[dict[str, Any]], task: _Task, init: _WorkerInit, out: Path) -> DocumentReport:

@@ -46,10 +46,12 @@ class InkBlobDetector:
 
     ident = "ink-blob.test 000000000000"
 
-    def __init__(self, delay: float = 0.0, min_area: int = 200, crash_on_black: bool = False) -> None:
+    def __init__(self, delay: float = 0.0, min_area: int = 200, crash_on_black: bool = False,
+                 hang_on_black: bool = False) -> None:
         self.delay = delay
         self.min_area = min_area
         self.crash_on_black = crash_on_black
+        self.hang_on_black = hang_on_black
         self.calls: list[int] = []
 
     def detect_batch(self, pages: list[np.ndarray]) -> list[list[Box]]:
@@ -60,6 +62,9 @@ class InkBlobDetector:
                 time.sleep(self.delay)
             if self.crash_on_black and page.mean() < 10:
                 os._exit(70)  # like a segfault in native code: the process is gone, no exception
+            if self.hang_on_black and page.mean() < 10:
+                while True:  # like a native call that never returns
+                    time.sleep(60)
             gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY) if page.ndim == 3 else page
             mask = (gray < 128).astype(np.uint8)
             mask = cv2.dilate(mask, np.ones((21, 21), np.uint8))
@@ -83,9 +88,10 @@ class DoubleModels:
     verifier_manifest: Path
     delay: float = 0.0
     crash_on_black: bool = False
+    hang_on_black: bool = False
 
     def __call__(self, threads: int) -> tuple[InkBlobDetector, Verifier]:
-        return (InkBlobDetector(self.delay, crash_on_black=self.crash_on_black),
+        return (InkBlobDetector(self.delay, crash_on_black=self.crash_on_black, hang_on_black=self.hang_on_black),
                 Verifier.from_manifest(self.verifier_manifest, threads=threads))
 
 

@@ -85,6 +85,8 @@ def test_usage_errors_exit_2(folders: dict[str, Path], tmp_path: Path, verifier_
     assert r.exit_code == 2
     r = invoke(folders, "--dpi", "5000", models=models)
     assert r.exit_code == 2 and "--dpi" in r.stderr
+    r = invoke(folders, "--timeout", "0", models=models)
+    assert r.exit_code == 2 and "--timeout" in r.stderr
     r = CliRunner().invoke(cli, ["run", str(folders["scans"])])
     assert r.exit_code == 2 and "--refs" in r.stderr
     if not poppler_available():

@@ -217,3 +217,22 @@ def test_a_worker_crash_fails_only_the_culprit(batch: dict[str, Path], verifier_
     assert reps["poison.png"]["error"]["kind"] == "worker_crashed"
     assert {f.document for f in s.failures} == {"poison.png", "broken.pdf"}
     assert s.verdicts["genuine"] == 3 and s.verdicts["unsigned"] == 1  # no claims: bob is recognised
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_document_past_the_timeout_is_stopped_and_the_batch_goes_on(batch: dict[str, Path],
+                                                                      verifier_manifest: Path, workers: int):
+    import numpy as np
+
+    save_image(batch["scans"] / "poison.png", np.zeros((300, 400), np.uint8))  # the double hangs on it for ever
+    t0 = time.monotonic()
+    s = run_batch(config(batch, timeout=5.0, workers=workers), DoubleModels(verifier_manifest, hang_on_black=True))
+    assert time.monotonic() - t0 < 60
+    reps = all_reports(batch["out"])
+    assert sorted(reps) == sorted([*DOCS, "poison.png"])  # the documents after it were processed too
+    poison = reps["poison.png"]
+    assert (poison["status"], poison["error"]["kind"]) == ("error", "timeout") and "5s" in poison["error"]["message"]
+    assert {f.document for f in s.failures} == {"poison.png", "broken.pdf"}
+    assert s.verdicts["genuine"] == 2 and s.verdicts["unsigned"] == 1 and s.verdicts["needs_review"] == 1
+    with pytest.raises(ValueError, match="timeout"):
+        config(batch, timeout=0)
