@@ -100,7 +100,10 @@ def letterbox(page: np.ndarray, shape: tuple[int, int], downscale: str = "biline
     top, left = round(dh - 0.1), round(dw - 0.1)
     img = cv2.copyMakeBorder(img, top, shape[0] - nh - top, left, shape[1] - nw - left, cv2.BORDER_CONSTANT,
                              value=(PAD_VALUE,) * 3)
-    x = img[:, :, ::-1].transpose(2, 0, 1).astype(np.float32) * np.float32(1 / 255)
+    # C-contiguous, so the runtimes take it without a copy of their own (astype on the transposed view kept its
+    # strides: 1.6 ms a page in all, against 0.3 ms)
+    x = np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1), dtype=np.float32)
+    x *= np.float32(1 / 255)
     return x, Letterbox(nw / w, nh / h, left, top)
 
 

@@ -355,8 +355,8 @@ def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
                     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                     try:
                         frame.load()
-                        oriented = ImageOps.exif_transpose(frame)
-                        arr = _pil_to_bgr(oriented if oriented is not None else frame)
+                        ImageOps.exif_transpose(frame, in_place=True)  # a copy of every page otherwise
+                        arr = _pil_to_bgr(frame)
                     except Image.DecompressionBombError as e:
                         raise ImageTooLargeError(f"page {number} is over the pixel limit: {e}") from e
                     except (OSError, ValueError, SyntaxError) as e:
