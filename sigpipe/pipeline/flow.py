@@ -95,23 +95,35 @@ def crop_box(image: np.ndarray, bbox: Sequence[float], margin: float = 0.08) -> 
     return image[top:bottom, left:right].copy()
 
 
-def specimen_loader(detector: Detector, ingest: IngestConfig = IngestConfig(), margin: float = 0.08) -> SpecimenLoader:
-    """A :data:`~sigpipe.verifier.gallery.SpecimenLoader` for references that are PDFs or whole pages.
+@dataclass(frozen=True)
+class SpecimenCropper:
+    """The pipeline's :class:`~sigpipe.verifier.gallery.SpecimenLoader` for references that are PDFs or whole pages:
+    each page goes through the detector, and its most confident detection is cropped (with ``margin``) and returned;
+    pages where nothing is detected contribute nothing."""
 
-    Each page of the specimen goes through the detector; its most confident detection is cropped (with ``margin``)
-    and returned. Pages where nothing is detected contribute nothing.
-    """
+    detector: Detector
+    ingest: IngestConfig = IngestConfig()
+    margin: float = 0.08
 
-    def load(path: Path) -> list[np.ndarray]:
+    @property
+    def ident(self) -> str:
+        """What the crops depend on (part of the gallery's cache key)."""
+        return f"{self.detector.ident} dpi={self.ingest.dpi} pdf={self.ingest.pdf_backend} margin={self.margin}"
+
+    def __call__(self, path: Path) -> list[np.ndarray]:
         crops: list[np.ndarray] = []
-        for page in iter_pages(path, ingest):
-            dets = detector.detect_batch([page.image])[0]
+        for page in iter_pages(path, self.ingest):
+            dets = self.detector.detect_batch([page.image])[0]
             if dets:
                 best = max(dets, key=lambda d: d.confidence)
-                crops.append(crop_box(page.image, best.bbox, margin))
+                crops.append(crop_box(page.image, best.bbox, self.margin))
         return crops
 
-    return load
+
+def specimen_loader(detector: Detector, ingest: IngestConfig = IngestConfig(), margin: float = 0.08) -> SpecimenLoader:
+    """The loader :func:`~sigpipe.verifier.gallery.Gallery.enroll` takes for PDF and whole-page references (see
+    :class:`SpecimenCropper`)."""
+    return SpecimenCropper(detector, ingest, margin)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -29,8 +29,17 @@ SPECIMEN_SUFFIXES = IMAGE_SUFFIXES | {".pdf"}
 ENROLL_BATCH = 128  # specimen crops embedded per forward pass at enrolment
 SHORTLIST = 3  # one-to-many with a second stage: the people it re-scores, best by Siamese margin
 
-# (path) -> list of signature crops found in a specimen file that is a PDF or a whole page.
-SpecimenLoader = Callable[[Path], list[np.ndarray]]
+
+
+class SpecimenLoader(Protocol):
+    """Turns a specimen file that is a PDF or a whole page into the signature crops found in it (the pipeline's
+    detector). ``ident`` names everything the crops depend on (detector, rendering, margin): it is part of the
+    embedding cache's key, so a new detector re-crops such specimens instead of reusing the old crops' embeddings."""
+
+    @property
+    def ident(self) -> str: ...
+
+    def __call__(self, path: Path) -> list[np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,9 @@ class Gallery:
             refs: folder with one sub-folder per person.
             loader: turns a PDF or whole-page specimen into signature crops (the pipeline passes the detector);
                 without it, every image file is taken as a signature crop and PDFs are reported as errors.
-            cache: cache folder of embeddings and preprocessed specimens (default ``cache_dir()/gallery``).
+            cache: cache folder of embeddings and preprocessed specimens (default ``cache_dir()/gallery``), keyed by
+                each file's sha256, the verifier and, with a loader, the loader's ``ident`` (for every specimen:
+                telling a page from a crop would mean reading each cached file again).
 
         Raises:
             InputError: ``refs`` is not a folder.
@@ -78,7 +89,8 @@ class Gallery:
             raise InputError(f"references folder not found: {root}")
         cache = cache or cache_dir() / "gallery"
         cache.mkdir(parents=True, exist_ok=True)
-        key = hashlib.sha256(verifier.ident.encode()).hexdigest()[:12]
+        basis = verifier.ident if loader is None else f"{verifier.ident}|{loader.ident}"
+        key = hashlib.sha256(basis.encode()).hexdigest()[:12]
         g = cls(verifier)
         # Cached embeddings are read back; the crops of the other specimens are embedded in batched forward passes
         # (one pass per specimen costs far more on a CPU), a bounded number of crops held at a time.

@@ -117,3 +117,22 @@ def test_specimen_loader_crops_the_best_detection_per_page(tmp_path: Path):
     crops = specimen_loader(InkBlobDetector(), IngestConfig(dpi=72), margin=0.0)(pdf)
     x1, y1, x2, y2 = ink_box(a, 100, 100, scale=0.72)  # 100 dpi pages read at 72 dpi
     assert len(crops) == 1 and crops[0].shape[:2] == pytest.approx((y2 - y1, x2 - x1), abs=4)
+
+
+def test_page_specimens_are_cropped_again_when_the_loader_changes(verifier: Verifier, tmp_path: Path):
+    a = scribble(SIG_A)
+    refs, cache = tmp_path / "refs", tmp_path / "cache"
+    save_pdf(refs / "alice" / "page.pdf", [page_with([(a, 100, 100)])])
+
+    def enroll(margin: float) -> tuple[Gallery, InkBlobDetector]:
+        det = InkBlobDetector()
+        g = Gallery.enroll(refs, verifier, loader=specimen_loader(det, IngestConfig(dpi=72), margin), cache=cache)
+        return g, det
+
+    first, det = enroll(0.0)
+    assert det.calls == [1] and first.embeddings["alice"].shape[0] == 1
+    again, det = enroll(0.0)
+    assert det.calls == [] and np.array_equal(again.embeddings["alice"], first.embeddings["alice"])  # cached
+    wider, det = enroll(0.3)  # another crop of the same file: not the cached one
+    assert det.calls == [1] and not np.array_equal(wider.embeddings["alice"], first.embeddings["alice"])
+    assert specimen_loader(det, IngestConfig(dpi=72), 0.3).ident != specimen_loader(det, IngestConfig(dpi=72)).ident
