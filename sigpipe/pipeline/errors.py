@@ -75,3 +75,10 @@ class DocumentTimeoutError(SigpipeError):
     """A document was still being processed after ``--timeout`` seconds; its worker was killed."""
 
     kind = "timeout"
+
+
+class OutputWriteError(SigpipeError):
+    """A report or the summary cannot be written to OUT (disk full, permissions, a vanished folder). The run stops:
+    the reports already written are complete, and a re-run resumes from them."""
+
+    kind = "output_write"

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from sigpipe.errors import InputError, ModelError
 from sigpipe.pipeline.claims import claim_warnings, load_claims
-from sigpipe.pipeline.errors import DocumentTimeoutError, NoDocumentsError, WorkerCrashError
+from sigpipe.pipeline.errors import DocumentTimeoutError, NoDocumentsError, OutputWriteError, WorkerCrashError
 from sigpipe.pipeline.flow import Detector, FlowConfig, SignaturePredictor, specimen_loader
 from sigpipe.pipeline.ingest import (
     DEFAULT_DPI,
@@ -297,7 +297,10 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         elapsed_s=time.monotonic() - t0, reference_errors=ref_errors, warnings=warnings, people=n_people,
         workers=workers, models=idents,
     )
-    write_summary(config.out, summary, ordered)
+    try:
+        write_summary(config.out, summary, ordered)
+    except OSError as e:
+        raise OutputWriteError(f"cannot write the summary to {config.out}: {e}") from e
     return summary
 
 
@@ -330,9 +333,23 @@ def _check_writable(out: Path) -> None:
         raise InputError(f"cannot write reports to {out}: {e}") from e
 
 
+def _save(out: Path, report: DocumentReport) -> None:
+    """Write a report; a failure to write stops the run with one clear error (the next document would fail too).
+
+    Raises:
+        OutputWriteError: the report cannot be written.
+    """
+    try:
+        write_report(out, report)
+    except OSError as e:
+        raise OutputWriteError(
+            f"cannot write the report of {report.document.path} to {out}: {e}. The reports written so far are "
+            "complete; run again to resume") from e
+
+
 def _record(outcome: _Outcome, out: Path, report: DocumentReport, progress: Progress, written: bool = False) -> None:
     if not written:
-        write_report(out, report)
+        _save(out, report)
     outcome.reports[report.document.path] = report
     outcome.processed += 1
     outcome.pages_processed += report.document.pages
@@ -449,7 +466,7 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: floa
                                 DocumentInfo(t.name, t.sha256, 0), t.claimed, DocumentTimeoutError.kind,
                                 f"processing took longer than the {timeout:g}s limit (--timeout); stopped",
                                 init.idents)
-                            write_report(out, report)
+                            _save(out, report)
                             yield report
                         # the others were cut short through no fault of their own: first in the next pool
                         pending.extendleft(reversed([inflight[f] for f in inflight]))
@@ -468,7 +485,7 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: floa
                     DocumentInfo(t.name, t.sha256, 0), t.claimed, WorkerCrashError.kind,
                     "the worker process died while processing this document (crash, or killed for memory)",
                     init.idents)
-                write_report(out, report)
+                _save(out, report)
                 yield report
             else:
                 log.warning("a worker process died; retrying its %d document(s) one at a time", len(lost))
@@ -497,5 +514,5 @@ def _collect(fut: Future[dict[str, Any]], task: _Task, init: _WorkerInit, out: P
     except Exception as e:  # noqa: BLE001 - e.g. the worker could not write its report: record it and go on
         report = DocumentReport.failure(DocumentInfo(task.name, task.sha256, 0), task.claimed, "internal",
                                         f"{type(e).__name__}: {e}", init.idents)
-        write_report(out, report)
+        _save(out, report)
         return report

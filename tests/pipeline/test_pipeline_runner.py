@@ -236,3 +236,19 @@ def test_a_document_past_the_timeout_is_stopped_and_the_batch_goes_on(batch: dic
     assert s.verdicts["genuine"] == 2 and s.verdicts["unsigned"] == 1 and s.verdicts["needs_review"] == 1
     with pytest.raises(ValueError, match="timeout"):
         config(batch, timeout=0)
+
+
+def test_a_report_that_cannot_be_written_stops_the_run_with_one_clear_error(batch: dict[str, Path],
+                                                                            verifier_manifest: Path):
+    from sigpipe.pipeline.errors import OutputWriteError
+
+    models = DoubleModels(verifier_manifest)
+    batch["out"].mkdir()
+    (batch["out"] / "sub").write_text("a file where the report folder must go")  # as a full disk would, mid-run
+    with pytest.raises(OutputWriteError, match=r"sub/bob_form\.png.*run again to resume"):
+        run_batch(config(batch), models)
+    assert sorted(all_reports(batch["out"])) == ["alice_letter.pdf", "broken.pdf"]  # written before it: complete
+    assert not list(batch["out"].rglob("*.sigpipe-tmp"))
+    (batch["out"] / "sub").unlink()
+    s = run_batch(config(batch), models)
+    assert (s.processed, s.skipped, s.documents) == (4, 1, 5)  # resumed: the failed one and the three not done
