@@ -1,7 +1,7 @@
 """The claims CSV: which person each document's signatures are claimed to be from.
 
 Header ``document,identity`` (other columns are ignored); ``document`` is the path relative to SCANS, with ``/``
-separators. Blank lines are skipped.
+separators. Blank lines are skipped. A document signed by several people (a contract) is listed once per signatory.
 """
 
 from __future__ import annotations
@@ -14,6 +14,16 @@ from sigpipe.pipeline.errors import ClaimsError
 
 REQUIRED_COLUMNS = ("document", "identity")
 
+# Who a document is claimed to be signed by: one person, or several (in the order of the claims file).
+Claim = str | tuple[str, ...]
+
+
+def claimants(claim: Claim | None) -> tuple[str, ...]:
+    """The people of a claim as a tuple (empty without a claim)."""
+    if claim is None:
+        return ()
+    return (claim,) if isinstance(claim, str) else tuple(claim)
+
 
 def normalise_document(name: str) -> str:
     """A document name as written by people (``./a\\b.pdf``) in the form reports use (``a/b.pdf``)."""
@@ -23,15 +33,16 @@ def normalise_document(name: str) -> str:
     return name
 
 
-def load_claims(path: str | Path) -> dict[str, str]:
+def load_claims(path: str | Path) -> dict[str, Claim]:
     """Read a claims CSV.
 
     Returns:
-        ``{document (relative POSIX path): identity}``.
+        ``{document (relative POSIX path): identity}``, or ``(identity, ...)`` for a document listed with several
+        identities (in the order of their first row; a repeated row counts once).
 
     Raises:
-        ClaimsError: unreadable file, header without ``document`` and ``identity``, a row with an empty value, or
-            a document claimed for two different identities. The message names the file and the row.
+        ClaimsError: unreadable file, header without ``document`` and ``identity``, or a row with an empty value.
+            The message names the file and the row.
     """
     path = Path(path)
     try:
@@ -47,7 +58,7 @@ def load_claims(path: str | Path) -> dict[str, str]:
             f"{','.join(header) if header else 'an empty file'!r}"
         )
     di, ii = cols.index("document"), cols.index("identity")
-    claims: dict[str, str] = {}
+    people: dict[str, list[str]] = {}
     for lineno, row in enumerate(reader, start=2):
         if not row or all(not c.strip() for c in row):
             continue
@@ -56,20 +67,19 @@ def load_claims(path: str | Path) -> dict[str, str]:
         doc, ident = normalise_document(row[di]), row[ii].strip()
         if not doc or not ident:
             raise ClaimsError(f"claims file {path}, line {lineno}: empty document or identity")
-        if claims.get(doc, ident) != ident:
-            raise ClaimsError(
-                f"claims file {path}, line {lineno}: {doc} is claimed for both {claims[doc]!r} and {ident!r}"
-            )
-        claims[doc] = ident
-    return claims
+        names = people.setdefault(doc, [])
+        if ident not in names:
+            names.append(ident)
+    return {doc: names[0] if len(names) == 1 else tuple(names) for doc, names in people.items()}
 
 
-def claim_warnings(claims: dict[str, str], documents: Collection[str], people: Collection[str]) -> list[str]:
+def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people: Collection[str]) -> list[str]:
     """Problems with claims that do not stop a run: claimed documents that are not in SCANS, claimed people
-    without references (their documents get ``no_reference`` signatures)."""
+    without references (their documents get ``no_reference`` signatures or need review)."""
     docs, enrolled = set(documents), set(people)
     out = [f"claims name a document that is not in SCANS: {d}" for d in sorted(set(claims) - docs)]
-    for person in sorted({p for d, p in claims.items() if d in docs} - enrolled):
-        n = sum(1 for d, p in claims.items() if p == person and d in docs)
+    claimed = {d: claimants(c) for d, c in claims.items() if d in docs}
+    for person in sorted({p for names in claimed.values() for p in names} - enrolled):
+        n = sum(1 for names in claimed.values() if person in names)
         out.append(f"claimed identity {person!r} has no usable references in REFS ({n} document(s) need review)")
     return out

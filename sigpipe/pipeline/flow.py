@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from sigpipe.errors import SigpipeError
+from sigpipe.pipeline.claims import Claim, claimants
 from sigpipe.pipeline.ingest import IngestConfig, Page, iter_pages
 from sigpipe.pipeline.report import DocumentInfo, DocumentReport, ReferenceSet, RunSettings, SignatureResult
 from sigpipe.verifier.gallery import Gallery, Match, SpecimenLoader
@@ -169,19 +170,20 @@ class SignaturePredictor:
         self.verifier = verifier
         self.gallery = gallery
         self.config = config
-        self._references: dict[str | None, ReferenceSet] = {}
+        self._references: dict[Claim | None, ReferenceSet] = {}
 
     @property
     def models(self) -> dict[str, str]:
         """``{"detector": ident, "verifier": ident}`` as written into reports."""
         return {"detector": self.detector.ident, "verifier": self.verifier.ident}
 
-    def references(self, claimed: str | None) -> ReferenceSet:
+    def references(self, claimed: Claim | None) -> ReferenceSet:
         """The references a document with this claim (None: one-to-many) is compared with, as written into reports
         and compared by re-runs (computed once per claim: one-to-many hashes every enrolled person, ~20 ms for
         10,000 people)."""
         if claimed not in self._references:
-            self._references[claimed] = ReferenceSet(*self.gallery.fingerprint(claimed))
+            people = None if claimed is None else claimants(claimed)
+            self._references[claimed] = ReferenceSet(*self.gallery.fingerprint(people))
         return self._references[claimed]
 
     def settings(self, ingest: IngestConfig) -> RunSettings:
@@ -227,26 +229,36 @@ class SignaturePredictor:
         x = np.concatenate(prepared) if prepared else np.zeros((0, 1, 1, 1), np.float32)
         return found, x, n_pages
 
-    def judge(self, embedding: np.ndarray, claimed: str | None, image: np.ndarray | None = None
+    def judge(self, embedding: np.ndarray, claimed: Claim | None, image: np.ndarray | None = None
               ) -> tuple[Match | None, str]:
         """Compare one embedding (and its preprocessed image ``(1, H, W)``, which a verifier with a second stage
-        needs) with the claimed person, or one-to-many without a claim.
+        needs) with the claimed person, with the claimed people (a document signed by several), or one-to-many
+        without a claim.
+
+        With several people claimed, the signature is judged against the one it matches best (lowest distance
+        relative to that person's threshold): ``genuine`` when within that threshold; ``forged`` when it matches
+        nobody, unless a claimed person has no references (it may be theirs: ``no_reference``).
 
         Returns:
-            ``(match, verdict)``: ``match`` is None exactly when the verdict is ``no_reference`` (the claimed person
-            has no references, or the gallery is empty).
+            ``(match, verdict)``: ``match`` is None exactly when the verdict is ``no_reference`` (no claimed person
+            has references, or the gallery is empty).
         """
-        if claimed is not None:
-            if claimed not in self.gallery.embeddings:
+        if claimed is None:
+            best = self.gallery.best_match(embedding, image)
+            if best is None:
                 return None, "no_reference"
-            m = self.gallery.compare(embedding, claimed, image)
-            return m, "genuine" if m.decision.genuine else "forged"
-        best = self.gallery.best_match(embedding, image)
-        if best is None:
+            return best, "genuine" if best.decision.genuine else "unknown_signer"
+        people = claimants(claimed)
+        enrolled = [p for p in people if p in self.gallery.embeddings]
+        if not enrolled:
             return None, "no_reference"
-        return best, "genuine" if best.decision.genuine else "unknown_signer"
+        m = min((self.gallery.compare(embedding, p, image) for p in enrolled),
+                key=lambda m: m.decision.distance - m.decision.threshold)
+        if m.decision.genuine:
+            return m, "genuine"
+        return (None, "no_reference") if len(enrolled) < len(people) else (m, "forged")
 
-    def predict_pages(self, pages: Iterable[Page], claimed: str | None) -> tuple[list[SignatureResult], int]:
+    def predict_pages(self, pages: Iterable[Page], claimed: Claim | None) -> tuple[list[SignatureResult], int]:
         """Run the flow on a stream of pages.
 
         Returns:
@@ -264,7 +276,7 @@ class SignaturePredictor:
             results.append(SignatureResult(
                 page=f.page, bbox=(x1, y1, x2, y2), page_size=f.page_size, dpi=f.dpi,
                 detection_confidence=round(float(np.clip(f.confidence, 0.0, 1.0)), 4),
-                identity=match.identity if match else (claimed if claimed is not None else None),
+                identity=match.identity if match else (claimed if isinstance(claimed, str) else None),
                 distance=round(max(d.distance, 0.0), nd) if d else None,
                 threshold=round(d.threshold, nd) if d else None,
                 score=round(d.score, nd) if d else None,
@@ -272,14 +284,15 @@ class SignaturePredictor:
             ))
         return results, n_pages
 
-    def __call__(self, path: str | Path, relative: str | None = None, claimed: str | None = None, *,
+    def __call__(self, path: str | Path, relative: str | None = None, claimed: Claim | None = None, *,
                  sha256: str | None = None, ingest: IngestConfig = IngestConfig()) -> DocumentReport:
         """Process one document file; never raises for a problem of the document itself.
 
         Args:
             path: the file.
             relative: its name in the report (default: the file name).
-            claimed: the identity claimed for its signatures, or None for one-to-many matching.
+            claimed: the identity claimed for its signatures (a tuple for a document signed by several people), or
+                None for one-to-many matching.
             sha256: the file's sha256 when already known (computed otherwise).
             ingest: how pages are rendered.
 

@@ -111,12 +111,12 @@ class SignatureResult:
 
 @dataclass(frozen=True)
 class ReferenceSet:
-    """The references a document's signatures were compared with: the claimed person's, or without a claim every
-    enrolled person's. ``sha256`` fingerprints their specimen files' contents (see
+    """The references a document's signatures were compared with: the claimed person's (people's), or without a
+    claim every enrolled person's. ``sha256`` fingerprints their specimen files' contents (see
     :meth:`sigpipe.verifier.gallery.Gallery.fingerprint`), so a re-run notices a specimen added, removed or edited.
 
     Attributes:
-        people: people in the set (0 when the claimed person has no usable references).
+        people: people in the set (0 when no claimed person has usable references).
         specimens: reference signatures in the set (a PDF or page specimen may give several).
         sha256: the fingerprint.
     """
@@ -155,11 +155,13 @@ class RunSettings:
         return cls(dpi=int(d["dpi"]), pdf_backend=str(d["pdf_backend"]), crop_margin=float(d["crop_margin"]))
 
 
-def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False) -> str:
-    """The document verdict from its signatures.
+def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False,
+                     claimed: str | tuple[str, ...] | None = None) -> str:
+    """The document verdict from its signatures (and, for a document claimed by several people, the claim).
 
     failed -> ``error``; no signature -> ``unsigned``; any forged -> ``forged``; any ``unknown_signer`` or
-    ``no_reference`` -> ``needs_review``; otherwise (all genuine) -> ``genuine``.
+    ``no_reference`` -> ``needs_review``; all genuine but a claimed signatory without a genuine signature of theirs
+    (several claimed, one missing) -> ``needs_review``; otherwise (all genuine) -> ``genuine``.
     """
     if failed:
         return "error"
@@ -170,15 +172,21 @@ def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False
         return "forged"
     if verdicts & {"unknown_signer", "no_reference"}:
         return "needs_review"
+    if isinstance(claimed, tuple) and not set(claimed) <= {s.identity for s in signatures}:
+        return "needs_review"
     return "genuine"
 
 
 @dataclass(frozen=True)
 class DocumentReport:
-    """Everything sigpipe concluded about one document (the per-document JSON file)."""
+    """Everything sigpipe concluded about one document (the per-document JSON file).
+
+    ``claimed_identity`` is the person the claims file names for the document, a tuple of people for a document it
+    lists with several (a JSON list), or None without a claim.
+    """
 
     document: DocumentInfo
-    claimed_identity: str | None
+    claimed_identity: str | tuple[str, ...] | None
     status: str
     error: ErrorInfo | None
     signatures: tuple[SignatureResult, ...]
@@ -203,15 +211,17 @@ class DocumentReport:
         return self.status == "ok"
 
     @classmethod
-    def success(cls, document: DocumentInfo, claimed: str | None, signatures: Sequence[SignatureResult],
+    def success(cls, document: DocumentInfo, claimed: str | tuple[str, ...] | None,
+                signatures: Sequence[SignatureResult],
                 models: dict[str, str], references: ReferenceSet | None = None,
                 settings: RunSettings | None = None) -> DocumentReport:
         """A processed document; its verdict is derived with :func:`document_verdict`."""
         sigs = tuple(signatures)
-        return cls(document, claimed, "ok", None, sigs, document_verdict(sigs), dict(models), references, settings)
+        return cls(document, claimed, "ok", None, sigs, document_verdict(sigs, claimed=claimed), dict(models),
+                   references, settings)
 
     @classmethod
-    def failure(cls, document: DocumentInfo, claimed: str | None, kind: str, message: str,
+    def failure(cls, document: DocumentInfo, claimed: str | tuple[str, ...] | None, kind: str, message: str,
                 models: dict[str, str], references: ReferenceSet | None = None,
                 settings: RunSettings | None = None) -> DocumentReport:
         """A document that could not be processed (verdict ``error``)."""
@@ -222,7 +232,8 @@ class DocumentReport:
         return {
             "schema_version": self.schema_version,
             "document": self.document.to_dict(),
-            "claimed_identity": self.claimed_identity,
+            "claimed_identity": (list(self.claimed_identity) if isinstance(self.claimed_identity, tuple)
+                                 else self.claimed_identity),
             "status": self.status,
             "error": self.error.to_dict() if self.error else None,
             "signatures": [s.to_dict() for s in self.signatures],
@@ -244,7 +255,8 @@ class DocumentReport:
                 raise ValueError(f"unsupported report schema_version {d['schema_version']!r}")
             return cls(
                 document=DocumentInfo.from_dict(d["document"]),
-                claimed_identity=d["claimed_identity"],
+                claimed_identity=(tuple(d["claimed_identity"]) if isinstance(d["claimed_identity"], list)
+                                  else d["claimed_identity"]),
                 status=str(d["status"]),
                 error=ErrorInfo.from_dict(d["error"]) if d["error"] is not None else None,
                 signatures=tuple(SignatureResult.from_dict(s) for s in d["signatures"]),

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sigpipe.errors import InputError, ModelError
-from sigpipe.pipeline.claims import claim_warnings, load_claims
+from sigpipe.pipeline.claims import Claim, claim_warnings, load_claims
 from sigpipe.pipeline.errors import DocumentTimeoutError, NoDocumentsError, OutputWriteError, WorkerCrashError
 from sigpipe.pipeline.flow import Detector, FlowConfig, SignaturePredictor, specimen_loader
 from sigpipe.pipeline.ingest import (
@@ -166,7 +166,7 @@ class ManifestModels:
 class _Task:
     name: str
     path: str
-    claimed: str | None
+    claimed: Claim | None
     sha256: str | None
 
 
@@ -304,7 +304,7 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     return summary
 
 
-def stale_reason(old: DocumentReport, sha256: str | None, claimed: str | None, models: dict[str, str],
+def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None, models: dict[str, str],
                  references: ReferenceSet, settings: RunSettings) -> str | None:
     """Why a document's existing report must be redone, or None when it is up to date (status ok, and the same
     input, claim, models, references and settings as this run)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -144,19 +145,18 @@ class Gallery:
                 g.digests[person] = tuple(d for d, e in zip(digests[person], slots, strict=True) if e is not None)
         return g
 
-    def fingerprint(self, identity: str | None) -> tuple[int, int, str]:
-        """What a signature of a document is compared with: ``(people, specimens, sha256)`` of the claimed person's
-        references (nobody's when ``identity`` is not enrolled), or of every enrolled person's for ``None``
-        (one-to-many).
+    def fingerprint(self, identities: Sequence[str] | None) -> tuple[int, int, str]:
+        """What a signature of a document is compared with: ``(people, specimens, sha256)`` of the references of the
+        claimed people (those of them enrolled), or of every enrolled person for ``None`` (one-to-many).
 
         The sha256 covers each person's name and the contents of their specimen files (sorted, so renaming or
         reordering files changes nothing; adding, removing or editing one does). A person enrolled without file
         digests (a gallery built from arrays) is fingerprinted by their embeddings instead.
         """
-        if identity is None:
+        if identities is None:
             people = self.people
         else:
-            people = [identity] if identity in self.embeddings else []
+            people = sorted({p for p in identities if p in self.embeddings})
         lines = []
         for person in people:
             files = self.digests.get(person)

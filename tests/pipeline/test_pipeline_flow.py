@@ -49,6 +49,11 @@ def test_claims_and_one_to_many_verdicts(verifier: Verifier, doc_a: Path):
         ({"alice": emb_a, "mallory": far}, None, "genuine", "alice", "genuine"),  # best match
         ({"mallory": far}, None, "unknown_signer", "mallory", "needs_review"),  # nearest, beyond threshold
         ({}, None, "no_reference", None, "needs_review"),  # empty gallery
+        # documents claimed by several people: the signature is judged against the claimant it matches best
+        ({"alice": emb_a, "mallory": far}, ("mallory", "alice"), "genuine", "alice", "needs_review"),  # no mallory
+        ({"mallory": far, "trent": far}, ("trent", "mallory"), "forged", "trent", "forged"),  # nobody's
+        ({"alice": emb_a, "mallory": far}, ("mallory", "carol"), "no_reference", None, "needs_review"),  # carol's?
+        ({"alice": emb_a}, ("carol", "dave"), "no_reference", None, "needs_review"),
     ]
     for embeddings, claimed, sig_verdict, identity, doc_verdict in cases:
         report = predictor(verifier, embeddings)(doc_a, "a.pdf", claimed)

@@ -101,6 +101,23 @@ def test_document_verdict(verdicts: list[str], expected: str):
     assert document_verdict(sigs, failed=True) == "error"
 
 
+def test_document_verdict_of_a_document_signed_by_several():
+    both = [sig("genuine", "alice"), sig("genuine", "bob", page=2)]
+    assert document_verdict(both, claimed=("alice", "bob")) == "genuine"
+    assert document_verdict(both[:1], claimed=("alice", "bob")) == "needs_review"  # bob's signature is missing
+    assert document_verdict([sig("genuine", "alice"), sig("genuine", "alice")], claimed=("alice", "bob")) == \
+        "needs_review"  # both signatures look like alice's: bob has not signed
+    assert document_verdict([*both, sig("forged", "bob")], claimed=("alice", "bob")) == "forged"
+    assert document_verdict(both[:1], claimed="alice") == "genuine"
+    r = DocumentReport.success(DocumentInfo("c.pdf", SHA, 2), ("alice", "bob"), both, MODELS, REFS, SETTINGS)
+    d = json.loads(r.to_json())
+    assert d["claimed_identity"] == ["alice", "bob"] and d["verdict"] == "genuine"
+    jsonschema.validate(d, load_schema())
+    assert DocumentReport.from_dict(d) == r
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**d, "claimed_identity": ["alice"]}, load_schema())  # a list names several people
+
+
 def test_dataclasses_refuse_inconsistent_values():
     with pytest.raises(ValueError):
         sig("maybe")
@@ -149,12 +166,16 @@ def test_claims(tmp_path: Path):
     p = tmp_path / "claims.csv"
     p.write_text("\ufeffDocument , Identity,notes\n./a/b.pdf,alice,x\n\nc\\d.png,bob,\n")
     assert load_claims(p) == {"a/b.pdf": "alice", "c/d.png": "bob"}
-    for text, match in [("doc,who\na,b\n", "header"), ("", "header"), ("document,identity\na.pdf,\n", "empty"),
-                        ("document,identity\na.pdf,x\na.pdf,y\n", "both")]:
+    for text, match in [("doc,who\na,b\n", "header"), ("", "header"), ("document,identity\na.pdf,\n", "empty")]:
         p.write_text(text)
         with pytest.raises(ClaimsError, match=match):
             load_claims(p)
     p.write_text("document,identity\na.pdf,x\na.pdf,x\n")  # a repeated identical claim is fine
     assert load_claims(p) == {"a.pdf": "x"}
-    w = claim_warnings({"a.pdf": "alice", "gone.pdf": "alice", "b.pdf": "carol"}, ["a.pdf", "b.pdf"], ["alice"])
-    assert any("gone.pdf" in x for x in w) and any("'carol'" in x for x in w) and len(w) == 2
+    # a contract signed by several people: one row each, in the file's order, repeats counted once
+    p.write_text("document,identity\nc.pdf,bob\na.pdf,x\nc.pdf,alice\nc.pdf,bob\n")
+    assert load_claims(p) == {"c.pdf": ("bob", "alice"), "a.pdf": "x"}
+    w = claim_warnings({"a.pdf": "alice", "gone.pdf": "alice", "b.pdf": "carol", "c.pdf": ("alice", "dave")},
+                       ["a.pdf", "b.pdf", "c.pdf"], ["alice"])
+    assert any("gone.pdf" in x for x in w) and any("'carol'" in x for x in w) and any("'dave'" in x for x in w)
+    assert len(w) == 3

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from pipeline_doubles import DoubleModels, page_with, save_image, save_pdf, scribble
+from pipeline_doubles import SIG_A, SIG_B, DoubleModels, page_with, save_image, save_pdf, scribble
 
 from sigpipe.pipeline.errors import ClaimsError, MissingDependencyError, NoDocumentsError
 from sigpipe.pipeline.ingest import poppler_available
@@ -252,3 +252,28 @@ def test_a_report_that_cannot_be_written_stops_the_run_with_one_clear_error(batc
     (batch["out"] / "sub").unlink()
     s = run_batch(config(batch), models)
     assert (s.processed, s.skipped, s.documents) == (4, 1, 5)  # resumed: the failed one and the three not done
+
+
+def test_a_document_claimed_by_several_people(batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path):
+    a, b = scribble(SIG_A), scribble(SIG_B)
+    scans = tmp_path / "contracts"
+    save_pdf(scans / "both.pdf", [page_with([(a, 300, 400)]), page_with([(b, 100, 100)])])
+    save_image(scans / "alice_only.png", page_with([(a, 300, 400)]))
+    claims = tmp_path / "contracts.csv"
+    claims.write_text("document,identity\nboth.pdf,alice\nboth.pdf,bob\nalice_only.png,alice\nalice_only.png,bob\n")
+    run_batch(config(batch, scans=scans, claims=claims), DoubleModels(verifier_manifest))
+    reps = all_reports(batch["out"])
+    for r in reps.values():
+        jsonschema.validate(r, load_schema())
+    both = reps["both.pdf"]
+    assert both["claimed_identity"] == ["alice", "bob"] and both["verdict"] == "genuine"
+    assert [(s["page"], s["identity"], s["verdict"]) for s in both["signatures"]] == [(1, "alice", "genuine"),
+                                                                                     (2, "bob", "genuine")]
+    assert both["references"]["people"] == 2
+    only = reps["alice_only.png"]  # bob's signature is missing
+    assert [s["identity"] for s in only["signatures"]] == ["alice"] and only["verdict"] == "needs_review"
+    # (forged and no_reference verdicts of such documents: tests/pipeline/test_pipeline_flow.py, with controlled
+    # embeddings; this random test verifier accepts any signature for anybody)
+    claims.write_text("document,identity\nboth.pdf,bob\nboth.pdf,alice\nalice_only.png,alice\nalice_only.png,bob\n")
+    assert run_batch(config(batch, scans=scans, claims=claims), DoubleModels(verifier_manifest)).processed == 1
+    assert all_reports(batch["out"])["both.pdf"]["claimed_identity"] == ["bob", "alice"]  # the claim changed
