@@ -2,9 +2,10 @@
 
 ``REFS/<person>/*`` holds images (or PDFs / whole pages, from which a detector crops the signature). Embeddings and
 the preprocessed images (which a verifier's second stage compares with the questioned signature) are cached in
-``REFS``-independent storage keyed by the file's sha256 and the verifier's identity, so a re-run is instant and an
-edited specimen is enrolled again. The same file hashes fingerprint each person's references
-(:meth:`Gallery.fingerprint`), which reports record so that a re-run redoes what a changed reference affects.
+``REFS``-independent storage keyed by the file's sha256, the verifier's identity and the loader's (the detector that
+crops page and PDF specimens), so a re-run is instant and an edited specimen is enrolled again. The same file
+hashes fingerprint each person's references (:meth:`Gallery.fingerprint`), which reports record so that a re-run
+redoes what a changed reference affects.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 SPECIMEN_SUFFIXES = IMAGE_SUFFIXES | {".pdf"}
 ENROLL_BATCH = 128  # specimen crops embedded per forward pass at enrolment
 SHORTLIST = 3  # one-to-many with a second stage: the people it re-scores, best by Siamese margin
-
 
 
 class SpecimenLoader(Protocol):
