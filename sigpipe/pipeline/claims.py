@@ -2,6 +2,8 @@
 
 Header ``document,identity`` (other columns are ignored); ``document`` is the path relative to SCANS, with ``/``
 separators. Blank lines are skipped. A document signed by several people (a contract) is listed once per signatory.
+Spreadsheets saved as CSV in locales whose decimal mark is a comma separate fields with ``;``; a header separated by
+``;`` or by tabs is read that way.
 """
 
 from __future__ import annotations
@@ -49,7 +51,10 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise ClaimsError(f"cannot read claims file {path}: {e}") from e
-    reader = csv.reader(text.splitlines())
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
+    reader = csv.reader(lines, delimiter=delimiter)
     header = next(reader, None)
     cols = [c.strip().lower() for c in header] if header else []
     if not header or any(c not in cols for c in REQUIRED_COLUMNS):

@@ -170,6 +170,9 @@ def test_claims(tmp_path: Path):
         p.write_text(text)
         with pytest.raises(ClaimsError, match=match):
             load_claims(p)
+    for sep in (";", "\t"):  # as spreadsheets save CSV in some locales, and TSV
+        p.write_text(f"\ufeffdocument{sep}identity\na/b.pdf{sep}alice\nc, d.png{sep}bob\n")
+        assert load_claims(p) == {"a/b.pdf": "alice", "c, d.png": "bob"}
     p.write_text("document,identity\na.pdf,x\na.pdf,x\n")  # a repeated identical claim is fine
     assert load_claims(p) == {"a.pdf": "x"}
     # a contract signed by several people: one row each, in the file's order, repeats counted once
