@@ -25,7 +25,7 @@ TMP_SUFFIX = ".sigpipe-tmp"
 SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
 CSV_COLUMNS = ("document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
-               "verdict", "document_verdict")
+               "verdict", "document_verdict", "detection_confidence", "claimed_identity")
 
 
 @dataclass(frozen=True)
@@ -435,16 +435,19 @@ class RunSummary:
 
 def summary_csv(reports: Iterable[DocumentReport]) -> str:
     """One row per signature (columns :data:`CSV_COLUMNS`); a document without signatures gets one row with only
-    its document and verdict filled, so every document appears."""
+    its document, verdict and claim filled, so every document appears. ``claimed_identity`` joins several claimed
+    people with ``;``."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for r in reports:
+        c = r.claimed_identity
+        claimed = ";".join(c) if isinstance(c, tuple) else (c or "")
         if not r.signatures:
-            w.writerow([r.document.path, "", "", "", "", "", "", "", "", "", "", r.verdict])
+            w.writerow([r.document.path, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed])
         for s in r.signatures:
             w.writerow([r.document.path, s.page, *s.bbox, s.identity or "", _fmt(s.distance), _fmt(s.threshold),
-                        _fmt(s.score), s.verdict, r.verdict])
+                        _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed])
     return buf.getvalue()
 
 

@@ -154,12 +154,15 @@ def test_summary_counts_and_csv():
     assert d["pages_per_s"] == 2.0 and d["models"] == MODELS
     rows = [line.split(",") for line in summary_csv(reps).splitlines()]
     assert rows[0] == ["document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
-                       "verdict", "document_verdict"]
+                       "verdict", "document_verdict", "detection_confidence", "claimed_identity"]
     assert rows[1] == ["a/b.pdf", "1", "10.5", "20.0", "110.25", "60.0", "alice", "0.41", "0.62", "0.87", "genuine",
-                       "forged"]
-    assert rows[4][6:] == ["carol", "", "", "", "no_reference", "needs_review"]
-    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned"] and rows[6][-1] == "error"
+                       "forged", "0.93", "alice"]
+    assert rows[3][-1] == ""  # no claim
+    assert rows[4][6:] == ["carol", "", "", "", "no_reference", "needs_review", "0.93", "carol"]
+    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned", "", ""] and rows[6][11] == "error"
     assert len(rows) == 1 + 4 + 2  # 4 signatures + one row per document without signatures
+    several = DocumentReport.success(DocumentInfo("c.pdf", SHA, 1), ("alice", "bob"), [], MODELS)
+    assert summary_csv([several]).splitlines()[1].endswith(",unsigned,,alice;bob")
 
 
 def test_claims(tmp_path: Path):
