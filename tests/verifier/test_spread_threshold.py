@@ -134,3 +134,34 @@ def test_calibration_without_writers_for_two_references_keeps_one_threshold():
     assert rule.spread_weight == 0.0 and not any("spread_weight" in k for k in report)
     assert all(np.isfinite(v) for v in report.values())
     assert json.loads(json.dumps(rule.to_dict(), allow_nan=False))["spread_weight"] == 0.0
+
+
+@pytest.mark.parametrize("aggregation", ["mean", "min", "normalised"])
+def test_one_to_many_ranks_everybody_at_once_as_one_comparison_each_would(tiny_verifier: Path, aggregation: str):
+    from sigpipe.verifier.gallery import Gallery
+
+    m = json.loads(tiny_verifier.read_text())
+    m["decision"] = DecisionRule(aggregation, {1: 0.9, 2: 0.8, 5: 0.7}, 12.0, 0.0, spread_weight=0.5).to_dict()
+    tiny_verifier.write_text(json.dumps(m))
+    v = Verifier.from_manifest(tiny_verifier, backend="pt")
+    rng = np.random.default_rng(3)
+
+    def unit(n: int) -> np.ndarray:
+        x = rng.normal(size=(n, 16)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    g = Gallery(v, {f"p{i:02d}": unit(int(rng.integers(1, 7))) for i in range(30)})
+    for q in unit(8):
+        people, margins = g.margins(q)
+        one_by_one = [g.compare(q, p).decision for p in people]
+        assert list(people) == g.people
+        assert margins == pytest.approx([d.distance - d.threshold for d in one_by_one], abs=1e-9)
+        best = g.best_match(q)
+        assert best is not None and best.identity == people[int(np.argmin(margins))]
+        assert best.decision == g.compare(q, best.identity).decision
+    g.embeddings["zz"] = unit(3)  # a person enrolled later is ranked too
+    q = g.embeddings["zz"][0]
+    assert g.margins(q)[0][-1] == "zz" and g.best_match(q).identity == "zz"  # type: ignore[union-attr]
+    g.embeddings["zz"] = unit(3)  # replaced references are not served from the old index
+    assert g.margins(q)[1][-1] == pytest.approx(g.compare(q, "zz").decision.distance
+                                                - g.compare(q, "zz").decision.threshold)
