@@ -391,7 +391,8 @@ def _init_worker(init: _WorkerInit) -> None:
                   out=Path(init.out))
 
 
-def _ping() -> int:
+def _ping(hold: float = 0.0) -> int:
+    time.sleep(hold)  # a busy worker makes the pool hand the next ping to another one
     return os.getpid()
 
 
@@ -403,8 +404,9 @@ def _process(task: _Task) -> dict[str, Any]:
     return report.to_dict()
 
 
-def _start_pool(workers: int, init: _WorkerInit) -> ProcessPoolExecutor:
-    """A fresh pool whose first worker has started (its models loaded).
+def _start_pool(workers: int, init: _WorkerInit, all_started: bool = False) -> ProcessPoolExecutor:
+    """A fresh pool whose first worker has started (its models loaded), or with ``all_started`` every worker (so
+    that a document's time limit does not count a worker's start-up).
 
     Raises:
         ModelError: the worker could not start (its initializer failed).
@@ -412,7 +414,12 @@ def _start_pool(workers: int, init: _WorkerInit) -> ProcessPoolExecutor:
     ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_init_worker, initargs=(init,))
     try:
-        ex.submit(_ping).result()
+        if not all_started:
+            ex.submit(_ping).result()
+        else:  # the pool spawns a worker per submission while none is idle: one ping each, until all have answered
+            pids: set[int] = set()
+            while len(pids) < workers:
+                pids |= {f.result() for f in [ex.submit(_ping, 0.05) for _ in range(workers)]}
     except BrokenProcessPool as e:
         ex.shutdown(wait=False, cancel_futures=True)
         raise ModelError("worker processes could not start (loading the models failed in a worker; "
@@ -436,7 +443,7 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: floa
     out = Path(init.out)
     depth = workers if timeout is not None else workers + 1
     while pending or suspects:
-        ex = _start_pool(workers, init)
+        ex = _start_pool(workers, init, all_started=timeout is not None)
         inflight: dict[Future[dict[str, Any]], _Task] = {}
         started: dict[Future[dict[str, Any]], float] = {}
         try:

@@ -89,8 +89,10 @@ class DoubleModels:
     delay: float = 0.0
     crash_on_black: bool = False
     hang_on_black: bool = False
+    start_delay: float = 0.0  # seconds each call (a worker's start-up) takes, like loading real models
 
     def __call__(self, threads: int) -> tuple[InkBlobDetector, Verifier]:
+        time.sleep(self.start_delay)
         return (InkBlobDetector(self.delay, crash_on_black=self.crash_on_black, hang_on_black=self.hang_on_black),
                 Verifier.from_manifest(self.verifier_manifest, threads=threads))
 

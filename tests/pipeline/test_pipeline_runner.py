@@ -238,6 +238,27 @@ def test_a_document_past_the_timeout_is_stopped_and_the_batch_goes_on(batch: dic
         config(batch, timeout=0)
 
 
+def test_with_a_timeout_every_worker_has_started_before_documents_are_timed(verifier_manifest: Path, tmp_path: Path):
+    """Otherwise a document queued for a worker still loading its models would spend its time limit waiting."""
+    from sigpipe.pipeline.flow import FlowConfig
+    from sigpipe.pipeline.ingest import IngestConfig
+    from sigpipe.pipeline.runner import _ping, _start_pool, _WorkerInit
+
+    models = DoubleModels(verifier_manifest, start_delay=2.0)  # each worker takes 2 s to start
+    det, ver = DoubleModels(verifier_manifest)(1)
+    init = _WorkerInit(models, 1, {}, {}, {}, FlowConfig(), IngestConfig(), str(tmp_path),
+                       {"detector": det.ident, "verifier": ver.ident}, 30)
+    for all_started, both_ready in ((True, True), (False, False)):
+        ex = _start_pool(2, init, all_started=all_started)
+        try:
+            t0 = time.monotonic()
+            pids = {f.result() for f in [ex.submit(_ping, 0.5) for _ in range(2)]}
+            # both workers ready: two pings at once, 0.5 s; otherwise one worker answers both in turn (1 s)
+            assert (len(pids) == 2 and time.monotonic() - t0 < 0.9) == both_ready
+        finally:
+            ex.shutdown(wait=True, cancel_futures=True)
+
+
 def test_a_report_that_cannot_be_written_stops_the_run_with_one_clear_error(batch: dict[str, Path],
                                                                             verifier_manifest: Path):
     from sigpipe.pipeline.errors import OutputWriteError
