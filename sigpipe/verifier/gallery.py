@@ -116,7 +116,7 @@ class Gallery:
         # Cached embeddings are read back; the crops of the other specimens are embedded in batched forward passes
         # (one pass per specimen costs far more on a CPU), a bounded number of crops held at a time.
         found: dict[str, list[tuple[np.ndarray, np.ndarray] | None]] = {}
-        digests: dict[str, list[str | None]] = {}
+        digests: dict[str, list[str]] = {}
         pending: list[tuple[str, int, Path, list[np.ndarray]]] = []
 
         def flush() -> None:
@@ -220,6 +220,8 @@ class Gallery:
         One distance computation over all the references stacked (built once, and again when ``embeddings``
         changes): ranking 10,000 people this way takes milliseconds, not a Python call per person.
         """
+        if not self.embeddings:
+            return (), np.zeros(0)
         idx = self._stacked()
         rule = self.verifier.rule
         d = distances(query, idx.refs)

@@ -165,3 +165,5 @@ def test_one_to_many_ranks_everybody_at_once_as_one_comparison_each_would(tiny_v
     g.embeddings["zz"] = unit(3)  # replaced references are not served from the old index
     assert g.margins(q)[1][-1] == pytest.approx(g.compare(q, "zz").decision.distance
                                                 - g.compare(q, "zz").decision.threshold)
+    nobody, none = Gallery(v).margins(q)
+    assert nobody == () and none.size == 0 and Gallery(v).best_match(q) is None
