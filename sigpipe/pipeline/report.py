@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sigpipe.pipeline.claims import Claim, claimants
+
 SCHEMA_VERSION = "1"
 SIGNATURE_VERDICTS = ("genuine", "forged", "unknown_signer", "no_reference")
 DOCUMENT_VERDICTS = ("genuine", "forged", "unsigned", "needs_review", "error")
@@ -156,12 +158,12 @@ class RunSettings:
 
 
 def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False,
-                     claimed: str | tuple[str, ...] | None = None) -> str:
-    """The document verdict from its signatures (and, for a document claimed by several people, the claim).
+                     claimed: Claim | None = None) -> str:
+    """The document verdict from its signatures and the claim.
 
     failed -> ``error``; no signature -> ``unsigned``; any forged -> ``forged``; any ``unknown_signer`` or
-    ``no_reference`` -> ``needs_review``; all genuine but a claimed signatory without a genuine signature of theirs
-    (several claimed, one missing) -> ``needs_review``; otherwise (all genuine) -> ``genuine``.
+    ``no_reference`` -> ``needs_review``; all genuine but a claimed person without a genuine signature of theirs
+    (with several claimed, one missing) -> ``needs_review``; otherwise (all genuine) -> ``genuine``.
     """
     if failed:
         return "error"
@@ -172,7 +174,7 @@ def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False
         return "forged"
     if verdicts & {"unknown_signer", "no_reference"}:
         return "needs_review"
-    if isinstance(claimed, tuple) and not set(claimed) <= {s.identity for s in signatures}:
+    if not set(claimants(claimed)) <= {s.identity for s in signatures}:
         return "needs_review"
     return "genuine"
 
@@ -186,7 +188,7 @@ class DocumentReport:
     """
 
     document: DocumentInfo
-    claimed_identity: str | tuple[str, ...] | None
+    claimed_identity: Claim | None
     status: str
     error: ErrorInfo | None
     signatures: tuple[SignatureResult, ...]
@@ -211,7 +213,7 @@ class DocumentReport:
         return self.status == "ok"
 
     @classmethod
-    def success(cls, document: DocumentInfo, claimed: str | tuple[str, ...] | None,
+    def success(cls, document: DocumentInfo, claimed: Claim | None,
                 signatures: Sequence[SignatureResult],
                 models: dict[str, str], references: ReferenceSet | None = None,
                 settings: RunSettings | None = None) -> DocumentReport:
@@ -221,7 +223,7 @@ class DocumentReport:
                    references, settings)
 
     @classmethod
-    def failure(cls, document: DocumentInfo, claimed: str | tuple[str, ...] | None, kind: str, message: str,
+    def failure(cls, document: DocumentInfo, claimed: Claim | None, kind: str, message: str,
                 models: dict[str, str], references: ReferenceSet | None = None,
                 settings: RunSettings | None = None) -> DocumentReport:
         """A document that could not be processed (verdict ``error``)."""
@@ -441,8 +443,7 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for r in reports:
-        c = r.claimed_identity
-        claimed = ";".join(c) if isinstance(c, tuple) else (c or "")
+        claimed = ";".join(claimants(r.claimed_identity))
         if not r.signatures:
             w.writerow([r.document.path, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed])
         for s in r.signatures:

@@ -56,6 +56,25 @@ def aggregate(dists: np.ndarray, method: str, spread: float = 0.0) -> float:
     raise ValueError(f"unknown aggregation {method!r}; known: {AGGREGATIONS}")
 
 
+def aggregate_groups(dists: np.ndarray, starts: np.ndarray, counts: np.ndarray, method: str,
+                     spreads: np.ndarray) -> np.ndarray:
+    """:func:`aggregate` for many people at once: ``dists`` holds one query's distances to everybody's references,
+    person after person (person ``i`` from ``starts[i]``, ``counts[i]`` of them, spread ``spreads[i]``).
+
+    Returns:
+        ``(P,)`` aggregated distances (equal to :func:`aggregate` per person up to float rounding).
+    """
+    d = np.asarray(dists, float)
+    if method == "min":
+        return np.minimum.reduceat(d, starts)
+    if method not in ("mean", "normalised"):
+        raise ValueError(f"unknown aggregation {method!r}; known: {AGGREGATIONS}")
+    mean = np.add.reduceat(d, starts) / counts
+    if method == "normalised":
+        return np.where(spreads > 1e-6, mean / np.maximum(spreads, 1e-6), mean)
+    return mean
+
+
 def fuse(distance: np.ndarray | float, pair_logit: np.ndarray | float, weight: float) -> np.ndarray | float:
     """The Siamese distance with the second stage's evidence added: ``distance + weight * softplus(-pair_logit)``.
 

@@ -22,7 +22,7 @@ import numpy as np
 from sigpipe._ultralytics import cache_dir
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES, read_gray
 from sigpipe.errors import InputError, SigpipeError
-from sigpipe.verifier.decide import distances, reference_spread
+from sigpipe.verifier.decide import aggregate_groups, distances, reference_spread
 from sigpipe.verifier.verifier import Decision, Verifier
 from sigpipe.weights import sha256_file
 
@@ -223,14 +223,8 @@ class Gallery:
         if not self.embeddings:
             return (), np.zeros(0)
         idx = self._stacked()
-        rule = self.verifier.rule
-        d = distances(query, idx.refs)
-        if rule.aggregation == "min":
-            agg = np.minimum.reduceat(d, idx.starts)
-        else:
-            agg = np.add.reduceat(d, idx.starts) / idx.counts
-            if rule.aggregation == "normalised":
-                agg = np.where(idx.spreads > 1e-6, agg / np.maximum(idx.spreads, 1e-6), agg)
+        agg = aggregate_groups(distances(query, idx.refs), idx.starts, idx.counts, self.verifier.rule.aggregation,
+                               idx.spreads)
         return idx.people, agg - idx.thresholds
 
     def _stacked(self) -> _Index:
