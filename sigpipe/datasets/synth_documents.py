@@ -441,7 +441,7 @@ def _font(name: str, size: int, weight: int = 400) -> ImageFont.FreeTypeFont:
         elif tag == "Optical Size":
             values.append(float(np.clip(size / 3.0, ax["minimum"], ax["maximum"])))
         else:
-            values.append(float(ax["default"]))
+            values.append(float(ax["default"] or 0))
     font.set_variation_by_axes(values)
     return font
 
@@ -454,7 +454,7 @@ def _squeezed_glyph(font_name: str, size: int, weight: int, ch: str, width: int)
     gw = int(math.ceil(font.getlength(ch)))
     im = Image.new("L", (gw + 2, asc + desc), 0)
     ImageDraw.Draw(im).text((1, 0), ch, font=font, fill=255, anchor="la")
-    return im.resize((max(1, width), im.height), Image.LANCZOS)
+    return im.resize((max(1, width), im.height), Image.Resampling.LANCZOS)
 
 
 def ink_alpha(gray: np.ndarray) -> np.ndarray:
@@ -723,7 +723,7 @@ def _stamp_alpha(rng: np.random.Generator, dpi: int) -> np.ndarray:
             rr = (r + ri) / 2
             g = Image.new("L", (int(r * 0.3), int(r * 0.3)), 0)
             ImageDraw.Draw(g).text((g.width / 2, g.height / 2), ch, font=f, fill=255, anchor="mm")
-            g = g.rotate(-math.degrees(ang) - 90, resample=Image.BILINEAR)
+            g = g.rotate(-math.degrees(ang) - 90, resample=Image.Resampling.BILINEAR)
             im.paste(255, (int(c + rr * math.cos(ang) - g.width / 2), int(c + rr * math.sin(ang) - g.height / 2)),
                      g)
         word = str(_pick(rng, ("SEAL", "NOTARY", "OFFICIAL", "APPROVED", "CERTIFIED")))
@@ -1315,7 +1315,7 @@ def _render_form(ctx: _DocContext, n_pages: int, signed: bool) -> list[_Canvas]:
                 y += cv.px(0.35)
             y += cv.px(0.2)
         if last:
-            st = _TextStyle(lab_font, lab_font.size, int(lab_font.size * 1.4), False, 0.0)
+            st = _TextStyle(lab_font, int(lab_font.size), int(lab_font.size * 1.4), False, 0.0)
             decl = ("I certify that the information given on this form is true and complete to the best of my "
                     "knowledge. " + _legal_text(rng))
             y = st.paragraph(cv, left, y, right - left, decl, y + st.line * 4) + cv.px(0.1)
@@ -1359,7 +1359,8 @@ def _render_cheque(ctx: _DocContext, n_pages: int, signed: bool) -> list[_Canvas
     cv = _Canvas((int(round(wi * dpi)), int(round(hi * dpi))), dpi, 0)
     bg = _pick(rng, ((232, 242, 236), (236, 240, 250), (250, 244, 228), (246, 246, 246), (240, 232, 244)))
     cv.draw.rectangle([0, 0, cv.w, cv.h], fill=bg)
-    _guilloche(cv, rng, tuple(int(c * rng.uniform(0.9, 0.95)) for c in bg))
+    r, g, b = (int(c * rng.uniform(0.9, 0.95)) for c in bg)
+    _guilloche(cv, rng, (r, g, b))
     ink = (25, 25, 30)
     small, mid = _font(SANS, cv.pt(7)), _font(SANS, cv.pt(8.5), 600)
     m = cv.px(0.25)
@@ -1530,7 +1531,7 @@ def scan_page(page: np.ndarray, profile: ScanProfile, rng: np.random.Generator) 
         img = (img.astype(np.float32) * (np.asarray(profile.paper, np.float32) / 255.0)).astype(np.uint8)
     angle = rng.uniform(-profile.skew, profile.skew)
     shift = rng.normal(0, 0.02 * min(h, w), size=2) if profile.skew > 0 else np.zeros(2)
-    mat = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+    mat = np.asarray(cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), np.float64)
     mat[:, 2] += shift
     if profile.skew > 0:
         border = (20.0 if img.ndim == 2 else (20.0, 20.0, 20.0)) if profile.band > 0 else paper
@@ -1570,7 +1571,7 @@ def scan_page(page: np.ndarray, profile: ScanProfile, rng: np.random.Generator) 
     if profile.jpeg is not None and profile.mode != "binary":
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, profile.jpeg])
         if ok:
-            img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+            img = np.asarray(cv2.imdecode(buf, cv2.IMREAD_UNCHANGED))
     if profile.mode == "binary":
         return Image.fromarray(img > profile.threshold).convert("1"), mat
     return Image.fromarray(img, "RGB" if img.ndim == 3 else "L"), mat

@@ -522,16 +522,16 @@ def _distance_field(
     # so that the hand's personal deformation field keeps its shape).
     h, w = g.skeleton.shape
     ox, oy = g.origin
-    pad = [0, 0, 0, 0]  # top, bottom, left, right
+    pad = (0, 0, 0, 0)  # top, bottom, left, right
     if style.strokes:
         allpts = np.vstack([np.asarray(s_, dtype=np.float64) for s_ in style.strokes]) * (stretch, 1.0) * size
         margin = 0.3 * size + style.pen
-        pad = [
+        pad = (
             int(max(0.0, margin - (oy + allpts[:, 1].min()))),
             int(max(0.0, oy + allpts[:, 1].max() + margin - h)),
             int(max(0.0, margin - (ox + allpts[:, 0].min()))),
             int(max(0.0, ox + allpts[:, 0].max() + margin - w)),
-        ]
+        )
     skel = cv2.copyMakeBorder(g.skeleton.astype(np.uint8), *pad, cv2.BORDER_CONSTANT, value=0)
     h, w = skel.shape
     ox, oy = ox + pad[2], oy + pad[0]

@@ -78,7 +78,8 @@ def make_untrained_detector(
         for _ in range(4):
             model(pages())
     model.eval()
-    head = model.model[-1]
+    layers: Any = model.model
+    head = layers[-1]  # Ultralytics' Detect head (cv2: box branches, cv3: class branches)
     reg_max = int(head.reg_max)
     logits: list[torch.Tensor] = []
     hooks = [seq[-1].register_forward_hook(lambda _m, _i, out: logits.append(out)) for seq in head.cv3]

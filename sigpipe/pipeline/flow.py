@@ -303,7 +303,7 @@ class SignaturePredictor:
         rel = relative or path.name
         t0 = time.perf_counter()
         pages_read = 0
-        basis = {"references": self.references(claimed), "settings": self.settings(ingest)}
+        refs, settings = self.references(claimed), self.settings(ingest)  # what the report's result rests on
 
         def counted(it: Iterable[Page]) -> Iterable[Page]:
             nonlocal pages_read
@@ -312,7 +312,7 @@ class SignaturePredictor:
                 yield p
 
         def failure(info: DocumentInfo, kind: str, message: str) -> DocumentReport:
-            return DocumentReport.failure(info, claimed, kind, message, self.models, **basis)
+            return DocumentReport.failure(info, claimed, kind, message, self.models, refs, settings)
 
         try:
             digest = sha256 or sha256_file(path)
@@ -331,4 +331,4 @@ class SignaturePredictor:
             log.exception("%s: unexpected failure", rel)
             return failure(DocumentInfo(rel, digest, pages_read), "internal", f"{type(e).__name__}: {e}")
         log.debug("%s: %d pages, %d signatures in %.2fs", rel, n, len(sigs), time.perf_counter() - t0)
-        return DocumentReport.success(DocumentInfo(rel, digest, n), claimed, sigs, self.models, **basis)
+        return DocumentReport.success(DocumentInfo(rel, digest, n), claimed, sigs, self.models, refs, settings)

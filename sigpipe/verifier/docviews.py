@@ -64,10 +64,10 @@ def _render_chunk(args: tuple[str, list[tuple[str, bool, str]], list[int], list[
             i = rel_to_idx.get(t.source)
             if i is None:  # a random signer placed after the queue ran out
                 continue
-            page = np.asarray(pages[t.page - 1].convert("L"))
+            page: np.ndarray = np.asarray(pages[t.page - 1].convert("L"))
             if pages[t.page - 1].mode != "1" and rng.random() < 0.5:  # saved as JPEG (or a PDF of JPEGs)
                 ok, buf = cv2.imencode(".jpg", page, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 93))])
-                page = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else page
+                page = np.asarray(cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)) if ok else page
             x1, y1, x2, y2 = t.bbox
             bw, bh = x2 - x1, y2 - y1
             d = rng.normal(0.0, jitter, 4) * (bw, bh, bw, bh)

@@ -84,7 +84,7 @@ def build_ensemble(members: Sequence[str | Path], data: Sequence[Path], out: Pat
             if theirs.get(corpus) != parts:
                 raise ModelError(f"{m.ident} was not trained with the writer splits of {corpus} given here: its "
                                  "validation writers could be another member's training writers")
-    net = EnsembleNet([v.net for v in verifiers]).eval()
+    net = EnsembleNet([v.torch_net for v in verifiers]).eval()
     val = load_split(cfg, "val")
     views = load_views(cfg, "val", 1, view_seed)[0]
     score = validate(net, val, "cpu", views)

@@ -43,7 +43,7 @@ def export_onnx(manifest_path: str | Path, make_default: bool = True, atol: floa
 
     m = Manifest.load(manifest_path)
     v = Verifier(m, backend="pt")
-    net = fuse_for_inference(v.net)
+    net = fuse_for_inference(v.torch_net)
     h, w = v.preprocess_cfg.height, v.preprocess_cfg.width
     out = m.weights_path.with_suffix(".onnx")
     x = torch.rand(2, 1, h, w, generator=torch.Generator().manual_seed(0))
@@ -55,7 +55,7 @@ def export_onnx(manifest_path: str | Path, make_default: bool = True, atol: floa
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     xs = torch.rand(5, 1, h, w, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        want = v.net(xs).numpy()
+        want = v.torch_net(xs).numpy()
     got = sess.run(None, {"image": xs.numpy()})[0]
     err = float(np.abs(got - want).max())
     if err > atol:

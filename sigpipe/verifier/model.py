@@ -23,9 +23,9 @@ class BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
+        self.bn1: nn.Module = nn.BatchNorm2d(cout)  # nn.Identity once folded (fuse_for_inference)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
+        self.bn2: nn.Module = nn.BatchNorm2d(cout)
         self.short: nn.Module = nn.Identity()
         if stride != 1 or cin != cout:
             self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
@@ -59,7 +59,7 @@ class EmbeddingNet(nn.Module):
         self.pool = GeM()
         self.drop = nn.Dropout(0.1)
         self.fc = nn.Linear(channels, dim)
-        self.dim = dim
+        self.dim: int = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.pool(self.backbone(x))
@@ -115,19 +115,19 @@ class EnsembleNet(nn.Module):
     Input: ``(N, 1, H, W)`` float32 in [0, 1]. Output: ``(N, sum of the members' dims)`` float32, unit norm.
     """
 
-    def __init__(self, members: Sequence[nn.Module]) -> None:
+    def __init__(self, members: Sequence[EmbeddingNet | EnsembleNet]) -> None:
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
         self.members = nn.ModuleList(members)
-        self.dim = sum(int(m.dim) for m in members)
+        self.dim: int = sum(m.dim for m in members)
         self.scale = 1.0 / math.sqrt(len(members))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([m(x) for m in self.members], dim=1) * self.scale
 
 
-def build_network(spec: Mapping[str, Any]) -> nn.Module:
+def build_network(spec: Mapping[str, Any]) -> Embedder:
     """The network a verifier manifest describes.
 
     Args:
@@ -143,6 +143,9 @@ def build_network(spec: Mapping[str, Any]) -> nn.Module:
         return build_model(spec["architecture"], int(spec["embedding_dim"]), int(spec.get("width", 32)))
     except (KeyError, TypeError) as e:
         raise ValueError(f"incomplete network spec ({type(e).__name__}: {e})") from e
+
+
+Embedder = EmbeddingNet | EnsembleNet  # what build_network builds: ``(N, 1, H, W)`` -> ``(N, dim)`` unit vectors
 
 
 class PairNet(nn.Module):
@@ -207,10 +210,12 @@ def fuse_for_inference(net: nn.Module) -> nn.Module:
     net = copy.deepcopy(net).eval()
     for mod in net.modules():
         if isinstance(mod, BasicBlock):
-            mod.conv1, mod.bn1 = fuse_conv_bn_eval(mod.conv1, mod.bn1), nn.Identity()
-            mod.conv2, mod.bn2 = fuse_conv_bn_eval(mod.conv2, mod.bn2), nn.Identity()
+            if isinstance(mod.bn1, nn.BatchNorm2d) and isinstance(mod.bn2, nn.BatchNorm2d):
+                mod.conv1, mod.bn1 = fuse_conv_bn_eval(mod.conv1, mod.bn1), nn.Identity()
+                mod.conv2, mod.bn2 = fuse_conv_bn_eval(mod.conv2, mod.bn2), nn.Identity()
         elif isinstance(mod, nn.Sequential):
             for i in range(len(mod) - 1):
-                if isinstance(mod[i], nn.Conv2d) and isinstance(mod[i + 1], nn.BatchNorm2d):
-                    mod[i], mod[i + 1] = fuse_conv_bn_eval(mod[i], mod[i + 1]), nn.Identity()
+                conv, bn = mod[i], mod[i + 1]
+                if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                    mod[i], mod[i + 1] = fuse_conv_bn_eval(conv, bn), nn.Identity()
     return net

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from sigpipe.errors import ModelError
 from sigpipe.verifier.data import SignatureArrays
@@ -83,7 +84,7 @@ def _splits_config(cfg: PairTrainConfig) -> tuple[VerifierTrainConfig, Manifest]
     return vcfg, like
 
 
-def quick_val(net: PairNet, val: SignatureArrays, views: np.ndarray, device: str) -> dict[str, float]:
+def quick_val(net: nn.Module, val: SignatureArrays, views: np.ndarray, device: str) -> dict[str, float]:
     """The pair network's EER at K=1 (mean logit against the writer's first genuine signature by name) on clean and
     document-view queries of the validation writers; ``score`` = their mean."""
     net.eval()
@@ -95,9 +96,9 @@ def quick_val(net: PairNet, val: SignatureArrays, views: np.ndarray, device: str
         fi = np.flatnonzero((val.writer == w) & val.forged)
         if gi.size < 2 or fi.size == 0:
             continue
-        for q, kind in [(int(i), 1) for i in gi[1:]] + [(int(i), 0) for i in fi]:
+        for qi, kind in [(int(i), 1) for i in gi[1:]] + [(int(i), 0) for i in fi]:
             refs.append(int(gi[0]))
-            queries.append(q)
+            queries.append(qi)
             kinds.append(kind)
     r, q, y = np.array(refs), np.array(queries), np.array(kinds)
     for name, qimgs in (("eer_k1", val.images), ("doc_eer_k1", views)):

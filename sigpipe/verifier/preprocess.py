@@ -73,10 +73,10 @@ def ink_mask(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     if int(g.max()) - int(g.min()) < 16:  # blank: no ink at all
         return np.zeros(gray.shape, bool)
     thr, _ = cv2.threshold(g, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    mask = (g <= thr).astype(np.uint8)
+    mask: np.ndarray = (g <= thr).astype(np.uint8)
     h, w = mask.shape
     if cfg.line_frac > 0:
-        lines = np.zeros_like(mask)
+        lines: np.ndarray = np.zeros_like(mask)
         kw = max(int(w * cfg.line_frac), 15)
         kh = max(int(h * cfg.line_frac), 15)
         if kw < w:

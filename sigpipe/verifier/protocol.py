@@ -69,7 +69,7 @@ def writer_distances(
                 return np.zeros(0)
             d = np.array([aggregate(d, aggregation, spread) for d in distances(qemb[idx], refs)])
             if pair is not None:
-                d = fuse(d, pair(ref_idx, idx), pair_weight)
+                d = np.asarray(fuse(d, pair(ref_idx, idx), pair_weight))
             return d - shift
 
         others = np.array([first_genuine[o] for o in ws if o != w and o in first_genuine], int)
@@ -82,8 +82,8 @@ def pool(per_writer: Iterable[QueryDistances]) -> QueryDistances:
     qs = list(per_writer)
     if not qs:
         return QueryDistances(np.zeros(0), np.zeros(0), np.zeros(0), 0)
-    return QueryDistances(*(np.concatenate([getattr(q, f) for q in qs]) for f in ("genuine", "skilled", "random")),
-                          sum(q.writers for q in qs))
+    return QueryDistances(np.concatenate([q.genuine for q in qs]), np.concatenate([q.skilled for q in qs]),
+                          np.concatenate([q.random for q in qs]), sum(q.writers for q in qs))
 
 
 def protocol_distances(

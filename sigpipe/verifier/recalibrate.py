@@ -58,8 +58,7 @@ def recalibrate(manifest: str | Path, data: Sequence[Path], out: Path, tag: str,
     if tag == m.tag:
         raise ModelError(f"the recalibrated model needs a tag other than {m.tag!r}: its decisions differ")
     verifier = Verifier(m, backend="pt")  # checks the weights' sha256
-    net = verifier.net
-    assert net is not None
+    net = verifier.torch_net
     cfg = verifier.preprocess_cfg
     splits: dict[str, dict[str, list[str]]] = m["training"]["splits"]
     corpora = {c.name: c for c in (Corpus(p) for p in data)}

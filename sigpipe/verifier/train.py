@@ -18,7 +18,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from sigpipe.verifier.data import SignatureArrays, load_arrays
 from sigpipe.verifier.decide import AGGREGATIONS, DecisionRule, fit_logistic
 from sigpipe.verifier.docviews import document_views
 from sigpipe.verifier.metrics import eer
-from sigpipe.verifier.model import EmbeddingNet, build_model, training_memory_format
+from sigpipe.verifier.model import Embedder, build_model, training_memory_format
 from sigpipe.verifier.preprocess import PreprocessConfig
 from sigpipe.verifier.protocol import PairTerm, QueryDistances, protocol_distances
 from sigpipe.weights import write_manifest
@@ -196,7 +196,7 @@ def writer_warp(x: torch.Tensor, writers: torch.Tensor, gen: torch.Generator, st
 
 
 @torch.no_grad()
-def embed_arrays(net: EmbeddingNet, x: np.ndarray | torch.Tensor, device: str, batch: int = 256) -> np.ndarray:
+def embed_arrays(net: Embedder, x: np.ndarray | torch.Tensor, device: str, batch: int = 256) -> np.ndarray:
     """Embed ``(N, 1, H, W)`` float32 [0, 1] (or uint8 ``(N, H, W)``) inputs; returns ``(N, D)`` float32."""
     net.eval()
     t = torch.as_tensor(x)
@@ -206,7 +206,7 @@ def embed_arrays(net: EmbeddingNet, x: np.ndarray | torch.Tensor, device: str, b
     return torch.cat(outs).numpy() if outs else np.zeros((0, net.dim), np.float32)
 
 
-def validate(net: EmbeddingNet, val: SignatureArrays, device: str, views: np.ndarray | None = None
+def validate(net: Embedder, val: SignatureArrays, device: str, views: np.ndarray | None = None
              ) -> dict[str, float]:
     """Validation EERs at K=1 and K=5 (mean aggregation) and their mean, ``score``.
 
@@ -250,8 +250,8 @@ def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None
         if view_emb is not None:
             qs.append(protocol_distances(emb, val.writer, val.forged, val.name, k, agg, view_emb, spread_weight,
                                          pv, pair_weight))
-        return QueryDistances(*(np.concatenate([getattr(q, f) for q in qs]) for f in ("genuine", "skilled", "random")),
-                              qs[0].writers)
+        return QueryDistances(np.concatenate([q.genuine for q in qs]), np.concatenate([q.skilled for q in qs]),
+                              np.concatenate([q.random for q in qs]), qs[0].writers)
 
     def mean_eer(ks: tuple[int, ...], agg: str, spread_weight: float = 0.0, pair_weight: float = 0.0) -> float:
         """Mean EER over the K that the validation writers allow; NaN when they allow none of ``ks``."""
@@ -391,7 +391,8 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
                                                use_buffers=True) if cfg.ema > 0 else None)
     if ema is not None:
         ema.update_parameters(net)  # the average starts at the initial weights (its first update copies)
-    kept = ema.module if ema is not None else net  # the network that is validated, checkpointed as best and shipped
+    # the network that is validated, checkpointed as best and shipped
+    kept = cast(Embedder, ema.module) if ema is not None else net
     start, best_score, best_state, history, stale = 0, float("inf"), None, [], 0
     last = out / "last.ckpt"
     if cfg.resume and last.is_file():

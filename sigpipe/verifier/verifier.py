@@ -17,7 +17,7 @@ from sigpipe.verifier.preprocess import PreprocessConfig, preprocess_batch
 from sigpipe.weights import Manifest, bundled_manifest
 
 if TYPE_CHECKING:
-    from torch import nn
+    from sigpipe.verifier.model import Embedder
 
 BACKENDS = ("pt", "onnx")
 
@@ -84,7 +84,7 @@ class Verifier:
             raise ModelError("the ONNX verifier backend runs on the CPU only; use backend='pt' on a GPU")
         self.backend = backend
         # Only the PyTorch backend imports torch: the ONNX path (sigpipe run's default) starts ~1 s faster without it.
-        self.net: nn.Module | None = self._torch_net(path, threads) if backend == "pt" else None
+        self.net: Embedder | None = self._torch_net(path, threads) if backend == "pt" else None
         self._session = self._onnx_session(threads or default_threads()) if backend == "onnx" else None
         self.pair: PairScorer | None = None
         if manifest.get("second_stage"):
@@ -93,7 +93,7 @@ class Verifier:
                                  "calibrate it with 'sigpipe verifier calibrate --pair'")
             self.pair = PairScorer(manifest, backend, device, threads or default_threads())
 
-    def _torch_net(self, path: Path, threads: int | None) -> nn.Module:
+    def _torch_net(self, path: Path, threads: int | None) -> Embedder:
         import torch
 
         from sigpipe.verifier.model import build_network
@@ -139,6 +139,17 @@ class Verifier:
     def dim(self) -> int:
         return self._dim
 
+    @property
+    def torch_net(self) -> Embedder:
+        """The PyTorch network (for training, calibration and export).
+
+        Raises:
+            ModelError: this verifier runs ONNX Runtime (``backend="onnx"``).
+        """
+        if self.net is None:
+            raise ModelError("this verifier runs ONNX Runtime; load it with backend='pt' for its PyTorch network")
+        return self.net
+
     def prepare(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """Preprocess raw crops: ``(N, 1, H, W)`` float32 in [0, 1]."""
         return preprocess_batch(list(images), self.preprocess_cfg)
@@ -152,7 +163,7 @@ class Verifier:
             import torch
 
             with torch.no_grad():
-                out = [self.net(torch.from_numpy(x[i : i + batch]).to(self.device)).cpu().numpy()
+                out = [self.torch_net(torch.from_numpy(x[i : i + batch]).to(self.device)).cpu().numpy()
                        for i in range(0, len(x), batch)]
         return np.concatenate(out) if out else np.zeros((0, self.dim), np.float32)
 
