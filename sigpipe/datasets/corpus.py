@@ -5,12 +5,14 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, ImageOps
 
 from sigpipe.errors import InputError
 
@@ -37,7 +39,32 @@ def read_gray(path: str | Path) -> np.ndarray:
     img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if buf.size else None
     if img is None or img.size == 0:
         raise InputError(f"cannot decode image: {path}")
+    if _has_alpha(buf):  # OpenCV drops the alpha channel: ink drawn only in it (an exported e-signature) vanishes
+        with Image.open(io.BytesIO(buf.tobytes())) as im:
+            img = np.asarray(on_white(ImageOps.exif_transpose(im)).convert("L"))
     return img
+
+
+def _has_alpha(buf: np.ndarray) -> bool:
+    """Whether an encoded image has transparency (reads the header only)."""
+    try:
+        with Image.open(io.BytesIO(buf.tobytes())) as im:
+            return has_alpha(im)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
+
+
+def has_alpha(img: Image.Image) -> bool:
+    """Whether a PIL image has an alpha channel or a transparent palette entry."""
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
+
+
+def on_white(img: Image.Image) -> Image.Image:
+    """A PIL image with transparency composited on white paper (``RGBA``); others are returned unchanged."""
+    if not has_alpha(img):
+        return img
+    rgba = img.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Spreadsheets saved as CSV in locales whose decimal mark is a comma separate fiel
 from __future__ import annotations
 
 import csv
+import unicodedata
 from collections.abc import Collection
 from pathlib import Path
 
@@ -69,13 +70,37 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
             continue
         if len(row) <= max(di, ii):
             raise ClaimsError(f"claims file {path}, line {lineno}: expected {len(cols)} columns, got {len(row)}")
-        doc, ident = normalise_document(row[di]), row[ii].strip()
+        doc, ident = normalise_document(row[di]), unicodedata.normalize("NFC", row[ii].strip())
         if not doc or not ident:
             raise ClaimsError(f"claims file {path}, line {lineno}: empty document or identity")
         names = people.setdefault(doc, [])
         if ident not in names:
             names.append(ident)
     return {doc: names[0] if len(names) == 1 else tuple(names) for doc, names in people.items()}
+
+
+def match_documents(claims: dict[str, Claim], documents: Collection[str], scans: str | Path) -> dict[str, Claim]:
+    """The claims keyed by the names of the documents they mean.
+
+    A claim names a document as people write it; it is matched to a document name (POSIX path relative to SCANS)
+    whatever the Unicode form of its accents (macOS writes file names decomposed, spreadsheets composed) and when it
+    is an absolute path inside SCANS. Claims that match no document keep their name (see :func:`claim_warnings`).
+    """
+    def nfc(s: str) -> str:
+        return unicodedata.normalize("NFC", s)
+
+    root = Path(scans).resolve()
+    by_form = {nfc(d): d for d in documents}
+    out: dict[str, Claim] = {}
+    for doc, claim in claims.items():
+        key = doc
+        if Path(doc).is_absolute():
+            try:
+                key = Path(doc).resolve().relative_to(root).as_posix() if root.is_dir() else Path(doc).name
+            except ValueError:
+                pass
+        out[by_form.get(nfc(key), doc)] = claim
+    return out
 
 
 def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people: Collection[str]) -> list[str]:

@@ -11,6 +11,7 @@ the file's metadata (assumed :data:`DEFAULT_DPI` when absent).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import sys
@@ -23,6 +24,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
+from sigpipe._names import readable
+from sigpipe.datasets.corpus import on_white
 from sigpipe.pipeline.errors import (
     CorruptImageError,
     CorruptPdfError,
@@ -104,7 +107,8 @@ def discover_scans(root: str | Path) -> list[Path]:
 
     Hidden files and anything inside hidden folders (names starting with ``.``) are skipped; files with other
     suffixes are ignored. A file with a scan suffix is returned whatever its content (a text file named ``.pdf`` is a
-    document that will fail, with a report saying why). ``root`` may also be a single file.
+    document that will fail, with a report saying why), and so is a broken symbolic link with one. Linked folders are
+    followed (each real folder once). ``root`` may also be a single file.
 
     Raises:
         UnreadableFileError: ``root`` does not exist.
@@ -114,21 +118,27 @@ def discover_scans(root: str | Path) -> list[Path]:
         return [root] if is_scan(root) else []
     if not root.is_dir():
         raise UnreadableFileError(f"scans folder not found: {root}")
-    found = []
-    for p in root.rglob("*"):
-        rel = p.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts):
+    found, seen = [], set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree, or a second link to the same folder
+            dirs.clear()
             continue
-        if p.is_file() and is_scan(p):
-            found.append(p)
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            p = Path(folder, name)
+            if not name.startswith(".") and is_scan(p) and (p.is_file() or p.is_symlink() and not p.exists()):
+                found.append(p)
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
 def relative_name(path: Path, root: Path) -> str:
-    """The document's name in reports and claims: its POSIX path relative to ``root`` (its name if root is it)."""
+    """The document's name in reports and claims: its POSIX path relative to ``root`` (its name if root is it), as
+    valid Unicode (bytes that are not UTF-8 as ``\\xNN``, :func:`sigpipe._names.readable`)."""
     if path == root or root.is_file():
-        return path.name
-    return path.relative_to(root).as_posix()
+        return readable(path.name)
+    return readable(path.relative_to(root).as_posix())
 
 
 def poppler_available() -> bool:
@@ -399,10 +409,7 @@ def _pil_to_bgr(img: Image.Image) -> np.ndarray:
         hi = 65535.0 if mode.startswith("I;16") else max(float(a.max()), 1.0)
         gray = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
+    img = on_white(img)
     if mode in ("1", "L"):  # most scans: expand gray to three channels in one vectorised pass
         return cv2.cvtColor(np.asarray(img if mode == "L" else img.convert("L"), dtype=np.uint8), cv2.COLOR_GRAY2BGR)
     rgb = np.asarray(img if mode == "RGB" else img.convert("RGB"), dtype=np.uint8)

@@ -7,6 +7,7 @@ exactly that layout and ``from_dict`` reads it back, so ``DocumentReport.from_di
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -283,6 +284,14 @@ def report_path(out: Path, relative: str) -> Path:
     return out.joinpath(*relative.split("/")).with_name(Path(relative).name + REPORT_SUFFIX)
 
 
+@functools.cache
+def _file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the process's umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part.
 
@@ -292,6 +301,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
+        os.fchmod(fd, _file_mode())  # mkstemp's 0600 would hide the reports from the back office's accounts
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()

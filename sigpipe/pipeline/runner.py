@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sigpipe.errors import InputError, ModelError
-from sigpipe.pipeline.claims import Claim, claim_warnings, load_claims
+from sigpipe.pipeline.claims import Claim, claim_warnings, load_claims, match_documents
 from sigpipe.pipeline.errors import DocumentTimeoutError, NoDocumentsError, OutputWriteError, WorkerCrashError
 from sigpipe.pipeline.flow import Detector, FlowConfig, SignaturePredictor, specimen_loader
 from sigpipe.pipeline.ingest import (
@@ -224,7 +224,7 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
             "recursively, case-insensitive)"
         )
     names = {relative_name(p, config.scans): p for p in docs}
-    claims = load_claims(config.claims) if config.claims else {}
+    claims = match_documents(load_claims(config.claims), names, config.scans) if config.claims else {}
     if not Path(config.refs).is_dir():
         raise InputError(f"references folder not found: {config.refs}")
 

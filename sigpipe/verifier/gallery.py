@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from sigpipe._names import readable
 from sigpipe._ultralytics import cache_dir
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES, read_gray
 from sigpipe.errors import InputError, SigpipeError
@@ -92,7 +94,10 @@ class Gallery:
         cls, refs: str | Path, verifier: Verifier, loader: SpecimenLoader | None = None,
         cache: Path | None = None,
     ) -> Gallery:
-        """Embed every ``refs/<person>/*`` specimen (cached by content hash).
+        """Embed every specimen in ``refs/<person>/`` and its sub-folders (cached by content hash).
+
+        A specimen without ink (blank, or too small to hold a signature) and specimen files outside a person's folder
+        are listed in ``errors`` instead of being enrolled.
 
         Args:
             refs: folder with one sub-folder per person.
@@ -103,7 +108,8 @@ class Gallery:
                 telling a page from a crop would mean reading each cached file again).
 
         Raises:
-            InputError: ``refs`` is not a folder.
+            InputError: ``refs`` is not a folder, or holds specimen files but nobody could be enrolled from person
+                folders (``--refs`` given one person's folder).
         """
         root = Path(refs)
         if not root.is_dir():
@@ -117,46 +123,60 @@ class Gallery:
         # (one pass per specimen costs far more on a CPU), a bounded number of crops held at a time.
         found: dict[str, list[tuple[np.ndarray, np.ndarray] | None]] = {}
         digests: dict[str, list[str]] = {}
-        pending: list[tuple[str, int, Path, list[np.ndarray]]] = []
+        pending: list[tuple[str, int, Path, Path, list[np.ndarray]]] = []
+
+        def skip(f: Path, why: str) -> None:
+            g.errors[readable(str(f))] = why
+            log.warning("reference %s skipped: %s", readable(str(f)), why)
 
         def flush() -> None:
             x = verifier.prepare([c for *_, crops in pending for c in crops])
             embs = verifier.embed_prepared(x)
             imgs = np.round(x[:, 0] * 255).astype(np.uint8)
             at = 0
-            for person, slot, cached, crops in pending:
-                item = (embs[at : at + len(crops)], imgs[at : at + len(crops)])
-                at += len(crops)
+            for person, slot, f, cached, crops in pending:
+                n, at = len(crops), at + len(crops)
+                inked = imgs[at - n : at].any(axis=(1, 2))
+                if not inked.any():  # blank, uniform, or a few pixels: nothing to compare a signature with
+                    skip(f, "no ink found: the specimen is blank or too small to hold a signature")
+                    continue
+                item = (embs[at - n : at][inked], imgs[at - n : at][inked])
                 found[person][slot] = item
                 tmp = cached.with_suffix(".tmp.npz")
                 np.savez(tmp, embedding=item[0], image=item[1])
                 tmp.replace(cached)
             pending.clear()
 
-        for person_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-            slots = found.setdefault(person_dir.name, [])
-            hashes = digests.setdefault(person_dir.name, [])
-            for f in sorted(p for p in person_dir.iterdir() if p.is_file()):
-                if f.suffix.lower() not in SPECIMEN_SUFFIXES:
-                    continue
+        loose = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in SPECIMEN_SUFFIXES)
+        for f in loose:
+            skip(f, "not in a person's folder: specimens go in REFS/<person>/")
+        for person_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            person = unicodedata.normalize("NFC", readable(person_dir.name))  # as claims CSVs spell it
+            slots = found.setdefault(person, [])
+            hashes = digests.setdefault(person, [])
+            for f in _specimen_files(person_dir):
                 try:
                     digest = sha256_file(f)
                     cached = cache / f"{key}-{digest}.npz"
                     if cached.is_file():
                         with np.load(cached) as z:
-                            slots.append((z["embedding"], z["image"]))
-                        hashes.append(digest)
-                        continue
-                    pending.append((person_dir.name, len(slots), cached, _specimen_crops(f, loader)))
+                            item = (z["embedding"], z["image"])
+                        if item[1].any():  # written by a version that enrolled blank specimens: redo below
+                            slots.append(item)
+                            hashes.append(digest)
+                            continue
+                    pending.append((person, len(slots), f, cached, _specimen_crops(f, loader)))
                     slots.append(None)
                     hashes.append(digest)
                 except (SigpipeError, OSError, ValueError) as e:
-                    g.errors[str(f)] = str(e)
-                    log.warning("reference %s skipped: %s", f, e)
-                if sum(len(item[3]) for item in pending) >= ENROLL_BATCH:
+                    skip(f, str(e))
+                if sum(len(item[4]) for item in pending) >= ENROLL_BATCH:
                     flush()
         if pending:
             flush()
+        if loose and not any(any(s is not None for s in slots) for slots in found.values()):
+            raise InputError(f"{root} holds specimen files but no person folders: it should hold one folder per "
+                             "person (REFS/<person>/<specimens>), not one person's specimens")
         for person, slots in found.items():
             done = [e for e in slots if e is not None]
             if done:
@@ -246,6 +266,17 @@ class Gallery:
 
 def _margin(m: Match) -> float:
     return m.decision.distance - m.decision.threshold
+
+
+def _specimen_files(person_dir: Path) -> list[Path]:
+    """A person's specimen files: in their folder and its sub-folders (``REFS/<person>/2019/...``), hidden names
+    skipped, sorted by relative path."""
+    files = []
+    for p in person_dir.rglob("*"):
+        rel = p.relative_to(person_dir)
+        if p.suffix.lower() in SPECIMEN_SUFFIXES and p.is_file() and not any(s.startswith(".") for s in rel.parts):
+            files.append(p)
+    return sorted(files, key=lambda p: p.relative_to(person_dir).as_posix())
 
 
 def _specimen_crops(f: Path, loader: SpecimenLoader | None) -> list[np.ndarray]:

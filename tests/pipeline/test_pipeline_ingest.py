@@ -1,4 +1,5 @@
 import inspect
+import os
 import shutil
 from pathlib import Path
 
@@ -67,6 +68,30 @@ def test_discovery_is_recursive_case_insensitive_and_skips_hidden(tmp_path: Path
     assert found == ["B.PDF", "a.pdf", "f.jpeg", "g.png", "sub/c.Tiff", "sub/d.tif", "sub/deep/e.JPG"]
     single = tmp_path / "g.png"
     assert discover_scans(single) == [single] and relative_name(single, single) == "g.png"
+
+
+def test_discovery_follows_linked_folders_once_and_keeps_broken_links(tmp_path: Path):
+    scans, elsewhere = tmp_path / "scans", tmp_path / "elsewhere"
+    (scans / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    for p in (scans / "a.png", elsewhere / "b.png"):
+        p.write_bytes(b"x")
+    (scans / "linked").symlink_to(elsewhere)
+    (elsewhere / "back").symlink_to(scans)  # a loop
+    (scans / "sub" / "again").symlink_to(elsewhere)  # the same folder twice
+    (scans / "broken.pdf").symlink_to(tmp_path / "gone.pdf")  # gets a report saying it cannot be read
+    found = [relative_name(p, scans) for p in discover_scans(scans)]
+    assert found in (["a.png", "broken.pdf", "linked/b.png"], ["a.png", "broken.pdf", "sub/again/b.png"])
+
+
+def test_names_that_are_not_utf8_are_escaped(tmp_path: Path):
+    bad = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.png"))
+    bad.write_bytes(b"x")
+    (tmp_path / "café.png").write_bytes(b"x")
+    names = sorted(relative_name(p, tmp_path) for p in discover_scans(tmp_path))
+    assert names == ["caf\\xe9.png", "café.png"]
+    for n in names:
+        n.encode("utf-8")  # writable to JSON and CSV
 
 
 def test_pdf_pages_stream_at_the_chosen_dpi(tmp_path: Path):

@@ -1,10 +1,13 @@
 import json
+import os
+import stat
+import unicodedata
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from sigpipe.pipeline.claims import claim_warnings, load_claims
+from sigpipe.pipeline.claims import claim_warnings, load_claims, match_documents
 from sigpipe.pipeline.errors import ClaimsError
 from sigpipe.pipeline.report import (
     DocumentInfo,
@@ -140,6 +143,13 @@ def test_atomic_write_read_back_and_paths(tmp_path: Path):
     assert remove_stale_temporaries(tmp_path) == 1
 
 
+def test_reports_get_the_permissions_of_ordinary_files(tmp_path: Path):
+    mask = os.umask(0o027)
+    os.umask(mask)
+    path = write_report(tmp_path, reports()[0])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask  # not mkstemp's 0600: other accounts read reports
+
+
 def test_summary_counts_and_csv():
     reps = reports()
     s = RunSummary.from_reports(reps, processed=3, pages_processed=4, elapsed_s=2.0,
@@ -185,3 +195,13 @@ def test_claims(tmp_path: Path):
                        ["a.pdf", "b.pdf", "c.pdf"], ["alice"])
     assert any("gone.pdf" in x for x in w) and any("'carol'" in x for x in w) and any("'dave'" in x for x in w)
     assert len(w) == 3
+
+
+def test_claims_match_documents_whatever_the_unicode_form_or_an_absolute_path(tmp_path: Path):
+    nfd, nfc = unicodedata.normalize("NFD", "été.pdf"), unicodedata.normalize("NFC", "été.pdf")
+    (tmp_path / "sub").mkdir()
+    claims = {nfc: "zoë", str(tmp_path / "sub" / "b.pdf"): "bob", "gone.pdf": "x"}
+    assert match_documents(claims, [nfd, "sub/b.pdf"], tmp_path) == {nfd: "zoë", "sub/b.pdf": "bob", "gone.pdf": "x"}
+    p = tmp_path / "claims.csv"
+    p.write_text(f"document,identity\na.pdf,{unicodedata.normalize('NFD', 'zoë')}\n")
+    assert load_claims(p) == {"a.pdf": unicodedata.normalize("NFC", "zoë")}  # identities compared as NFC

@@ -109,6 +109,39 @@ def test_gallery_enrols_and_caches_by_content(tiny_verifier: Path, tiny_corpus: 
     assert len(list(cache.glob("*.npz"))) == 4
 
 
+def test_gallery_reads_transparent_specimens_and_refuses_blank_ones(tiny_verifier: Path, tiny_corpus: Path,
+                                                                     tmp_path: Path):
+    from PIL import Image
+
+    from sigpipe.errors import InputError
+
+    src = sorted((tiny_corpus / "001" / "genuine").glob("*.png"))[:2]
+    refs = tmp_path / "refs"
+    for person in ("opaque", "clear"):
+        (refs / person / "2019").mkdir(parents=True)
+    for i, f in enumerate(src):  # the second specimen in a sub-folder: enrolled too
+        where = "" if i == 0 else "2019"
+        (refs / "opaque" / where / f.name).write_bytes(f.read_bytes())
+        ink = 255 - np.asarray(Image.open(f).convert("L"))  # an exported e-signature: black, drawn in the alpha
+        rgba = np.dstack([np.zeros_like(ink)] * 3 + [ink])
+        Image.fromarray(rgba, "RGBA").save(refs / "clear" / where / f.name)
+    Image.fromarray(np.full((60, 150), 255, np.uint8)).save(refs / "clear" / "blank.png")
+    Image.fromarray(np.zeros((3, 3), np.uint8)).save(refs / "clear" / "dot.png")
+    Image.fromarray(np.zeros((3, 3), np.uint8)).save(refs / "loose.png")  # not in a person's folder
+    v = Verifier.from_manifest(tiny_verifier)
+    g = Gallery.enroll(refs, v, cache=tmp_path / "cache")
+    assert g.people == ["clear", "opaque"] and len(g.embeddings["opaque"]) == 2
+    np.testing.assert_allclose(g.embeddings["clear"], g.embeddings["opaque"], atol=1e-5)
+    assert sorted(Path(k).name for k in g.errors) == ["blank.png", "dot.png", "loose.png"]
+    assert "no ink" in g.errors[str(refs / "clear" / "blank.png")]
+    assert "person's folder" in g.errors[str(refs / "loose.png")]
+    one = tmp_path / "one-person"  # --refs given one person's folder by mistake
+    one.mkdir()
+    (one / "a.png").write_bytes(src[0].read_bytes())
+    with pytest.raises(InputError, match="one folder per person"):
+        Gallery.enroll(one, v, cache=tmp_path / "cache")
+
+
 def test_gallery_batched_enrolment_matches_one_by_one(tiny_verifier: Path, tiny_corpus: Path, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch):
     from sigpipe.datasets.corpus import read_gray
