@@ -175,6 +175,13 @@ def iter_pages(path: str | Path, config: IngestConfig = IngestConfig()) -> Itera
     suffix = path.suffix.lower()
     if not path.is_file():
         raise UnreadableFileError(f"file not found: {path}")
+    kind = _sniff(path)
+    if kind == "empty":
+        raise EmptyDocumentError("the file is empty (0 bytes)")
+    if kind == "pdf" and suffix in IMAGE_SUFFIXES or kind == "image" and suffix in PDF_SUFFIXES:
+        log.info("%s: its content is %s whatever its name; read as such", path.name, "a PDF" if kind == "pdf"
+                 else "an image")
+        suffix = ".pdf" if kind == "pdf" else ".png"
     if suffix in PDF_SUFFIXES:
         if config.pdf_backend == "pdf2image":
             yield from _pdf_pages_poppler(path, config)
@@ -186,6 +193,24 @@ def iter_pages(path: str | Path, config: IngestConfig = IngestConfig()) -> Itera
         raise UnsupportedFormatError(
             f"unsupported file type {path.suffix!r}: expected one of {', '.join(sorted(SCAN_SUFFIXES))}"
         )
+
+
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
+
+
+def _sniff(path: Path) -> str:
+    """What a file holds by its first bytes: ``"pdf"``, ``"image"`` (PNG, JPEG, TIFF), ``"empty"`` or ``""``
+    (unknown: its suffix decides). Scans get misnamed (a PDF saved as ``.tif``); the content routes them."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(1024)
+    except OSError as e:
+        raise UnreadableFileError(f"cannot read the file: {e}") from e
+    if not head:
+        return "empty"
+    if head.startswith(_IMAGE_MAGIC):
+        return "image"
+    return "pdf" if b"%PDF-" in head else ""  # PDF readers accept junk before the header
 
 
 def count_pixels_guard(width: int, height: int, config: IngestConfig, what: str) -> None:
@@ -349,8 +374,10 @@ def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
             # Our own pixel limit applies; PIL's warning threshold (89 Mpx) is below it.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = _pil_open(path)
-    except Image.DecompressionBombError as e:
-        raise ImageTooLargeError(f"image is over the pixel limit: {e}") from e
+    except Image.DecompressionBombError as e:  # PIL refuses over twice its own limit before we see the size
+        n = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(n.group(1)) / 1e6:.0f} Mpx, " if n else ""
+        raise ImageTooLargeError(f"the image is {size}over the {config.max_pixels / 1e6:.0f} Mpx limit per page") from e
     except (UnidentifiedImageError, ImportError) as e:
         raise CorruptImageError(f"not a readable image: a {path.suffix} file that PIL cannot identify") from e
     except OSError as e:

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from pipeline_doubles import page_with, save_image, save_pdf, scribble
 
-from sigpipe.pipeline.errors import MissingDependencyError
+from sigpipe.pipeline.errors import EmptyDocumentError, ImageTooLargeError, MissingDependencyError
 from sigpipe.pipeline.ingest import (
     DEFAULT_DPI,
     IngestConfig,
@@ -176,10 +176,27 @@ def test_bad_images(tmp_path: Path):
     assert kind_of(tmp_path / "x.gif") == "unsupported_format"
 
 
+def test_files_are_read_by_their_content_when_misnamed(tmp_path: Path):
+    pdf = save_pdf(tmp_path / "a.pdf", [page_with([], (400, 300))], resolution=100)
+    (tmp_path / "pdf.tif").write_bytes(pdf.read_bytes())  # a PDF saved with an image's name
+    png = save_image(tmp_path / "b.png", page_with([], (200, 100)))
+    (tmp_path / "png.pdf").write_bytes(png.read_bytes())
+    assert [p.size for p in iter_pages(tmp_path / "pdf.tif", IngestConfig(dpi=100))] == [(400, 300)]
+    assert [p.size for p in iter_pages(tmp_path / "png.pdf")] == [(200, 100)]
+    for name in ("empty.pdf", "empty.png"):
+        (tmp_path / name).write_bytes(b"")
+        with pytest.raises(EmptyDocumentError, match="empty \\(0 bytes\\)"):
+            list(iter_pages(tmp_path / name))
+
+
 def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path):
     bomb = tmp_path / "bomb.png"
     Image.new("1", (11_000, 11_000), 1).save(bomb)  # 121 Mpx, a few hundred KB on disk
     assert kind_of(bomb) == "image_too_large"
+    huge = tmp_path / "huge.png"
+    Image.new("1", (20_000, 20_000), 1).save(huge)  # over twice PIL's own limit: PIL refuses it at open
+    with pytest.raises(ImageTooLargeError, match="is 400 Mpx, over the 120 Mpx limit"):
+        list(iter_pages(huge))
     small = save_pdf(tmp_path / "p.pdf", [page_with([], (400, 300))], resolution=100)
     assert kind_of(small, IngestConfig(max_pixels=100_000)) == "image_too_large"
     assert kind_of(save_image(tmp_path / "s.png", page_with([])), IngestConfig(max_pixels=1000)) == "image_too_large"
