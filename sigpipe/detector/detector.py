@@ -345,20 +345,37 @@ class SignatureDetector:
         Returns:
             One list of detections per page, in input order.
         """
-        images = [as_bgr(p) for p in pages]
-        # Batch pages of the same shape together: Ultralytics letterboxes a batch of equal shapes to the smallest
+        # Very long pages are seen through overlapping windows (runtime.windows); every other page is one view.
+        views: list[np.ndarray] = []
+        spans: list[list[tuple[int, int, int, int]]] = []
+        for p in pages:
+            img = as_bgr(p)
+            spans.append(runtime.windows(img.shape[:2]))
+            views.extend(img[y0:y1, x0:x1] for y0, x0, y1, x1 in spans[-1])
+        # Batch views of the same shape together: Ultralytics letterboxes a batch of equal shapes to the smallest
         # stride-aligned rectangle (fast for A4), a mixed batch to the full square. Grouping keeps every page's
         # result independent of what it was batched with.
         groups: dict[tuple[int, ...], list[int]] = {}
-        for i, img in enumerate(images):
+        for i, img in enumerate(views):
             groups.setdefault(img.shape, []).append(i)
-        out: list[list[Detection]] = [[] for _ in images]
+        found: list[list[Detection]] = [[] for _ in views]
         predict = self._predict_tta if self.tta else self._predict
         for idx in groups.values():
             for start in range(0, len(idx), self.batch):
                 chunk = idx[start : start + self.batch]
-                for i, dets in zip(chunk, predict([images[i] for i in chunk], self.conf), strict=True):
-                    out[i] = dets
+                for i, dets in zip(chunk, predict([views[i] for i in chunk], self.conf), strict=True):
+                    found[i] = dets
+        out, at = [], 0
+        for span in spans:
+            if len(span) == 1:
+                out.append(found[at])
+            else:
+                per_window = [(np.array([d.bbox for d in ds]).reshape(-1, 4), np.array([d.confidence for d in ds]))
+                              for ds in found[at : at + len(span)]]
+                hw = (span[-1][2], span[-1][3])  # the last window reaches the page's far corner
+                xyxy, confs = runtime.merge_windows(per_window, span, hw, self.iou)
+                out.append(self._detections(xyxy[: self.max_det], confs[: self.max_det], self.conf))
+            at += len(span)
         return out
 
     def _predict_tta(self, images: list[np.ndarray], conf: float) -> list[list[Detection]]:

@@ -30,6 +30,14 @@ MAX_NMS = 30000  # Ultralytics' cap on boxes entering NMS
 # pixels each input pixel covers, which keeps thin strokes continuous instead of aliased. A model is run with the
 # downscaling it was trained with (its manifest's ``downscale``; ``sigpipe detector train --downscale``).
 DOWNSCALE = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
+# Pages longer than this for their width (a strip of cheques, documents scanned as one long image) are cut into
+# overlapping windows: letterboxed whole, their signatures shrink below what the network finds (v5 found those of
+# three cheques side by side, aspect 6.5, and of three letters stacked, 4.2, but none of five). Training pages reach
+# 2.7 (cheques); windows are WINDOW_ASPECT long and overlap by the page's short side, more than a signature's length
+# on a cheque, so each signature lies whole in one window.
+MAX_ASPECT = 4.0
+WINDOW_ASPECT = 2.5
+WINDOW_CONTAINED = 0.6  # a box mostly inside a more confident one from another window gives way to it
 FUSE_IOU = 0.55  # boxes of one signature seen in two views of a page overlap at least this much (fuse_views)
 
 
@@ -122,6 +130,66 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
         inter = iw * ih
         order = rest[inter / np.maximum(areas[i] + areas[rest] - inter, 1e-9) <= iou]
     return np.asarray(keep, dtype=np.int64)
+
+
+def windows(page_hw: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Where the detector looks at a page: the whole page, or for a page over :data:`MAX_ASPECT` overlapping windows
+    along its long side, evenly spaced from end to end.
+
+    Returns:
+        ``(y0, x0, y1, x1)`` windows in page pixels.
+    """
+    h, w = page_hw
+    short, long_ = min(h, w), max(h, w)
+    if long_ <= MAX_ASPECT * short:
+        return [(0, 0, h, w)]
+    size = int(round(WINDOW_ASPECT * short))
+    n = int(np.ceil((long_ - size) / (size - short))) + 1
+    starts = np.round(np.linspace(0, long_ - size, n)).astype(int)
+    if w >= h:
+        return [(0, int(s), h, int(s) + size) for s in starts]
+    return [(int(s), 0, int(s) + size, w) for s in starts]
+
+
+def merge_windows(found: list[tuple[np.ndarray, np.ndarray]], spans: list[tuple[int, int, int, int]],
+                  page_hw: tuple[int, int], iou: float) -> tuple[np.ndarray, np.ndarray]:
+    """One page's detections from its :func:`windows`.
+
+    A box touching a window's edge inside the page is a signature the edge cut: the overlap puts it whole in the
+    next window, so the cut box is dropped. The rest, moved to page pixels, go through NMS (a signature whole in two
+    windows is found in both), where a box also gives way to a more confident one holding most of it.
+
+    Args:
+        found: per window, ``(N, 4)`` xyxy boxes in window pixels and ``(N,)`` confidences.
+        spans: the windows, ``(y0, x0, y1, x1)`` in page pixels.
+        page_hw: the page's ``(height, width)``.
+        iou: the NMS threshold.
+
+    Returns:
+        ``(M, 4)`` boxes in page pixels and ``(M,)`` confidences, highest first.
+    """
+    h, w = page_hw
+    boxes, confs = [], []
+    for (y0, x0, y1, x1), (b, c) in zip(spans, found, strict=True):
+        b = np.asarray(b, np.float64).reshape(-1, 4)
+        tol = 0.005 * max(y1 - y0, x1 - x0) + 1
+        cut = ((x0 > 0) & (b[:, 0] <= tol)) | ((x1 < w) & (b[:, 2] >= x1 - x0 - tol))
+        cut |= ((y0 > 0) & (b[:, 1] <= tol)) | ((y1 < h) & (b[:, 3] >= y1 - y0 - tol))
+        boxes.append(b[~cut] + (x0, y0, x0, y0))
+        confs.append(np.asarray(c, np.float64).reshape(-1)[~cut])
+    xyxy, conf = np.concatenate(boxes), np.concatenate(confs)
+    areas = np.maximum((xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1]), 1e-9)
+    keep: list[int] = []
+    for i in np.argsort(-conf, kind="stable"):
+        if keep:
+            k = xyxy[keep]
+            iw = np.clip(np.minimum(k[:, 2], xyxy[i, 2]) - np.maximum(k[:, 0], xyxy[i, 0]), 0, None)
+            ih = np.clip(np.minimum(k[:, 3], xyxy[i, 3]) - np.maximum(k[:, 1], xyxy[i, 1]), 0, None)
+            inter = iw * ih
+            if np.any(inter / (areas[keep] + areas[i] - inter) > iou) or np.any(inter / areas[i] > WINDOW_CONTAINED):
+                continue
+        keep.append(int(i))
+    return xyxy[keep], conf[keep]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

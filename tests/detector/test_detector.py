@@ -15,6 +15,7 @@ import torch
 from sigpipe._ultralytics import yolo_class
 from sigpipe.detector import Detection, SignatureDetector
 from sigpipe.detector.detector import as_bgr, backend_of
+from sigpipe.detector.runtime import windows
 from sigpipe.errors import InputError, ModelError
 from sigpipe.weights import WEIGHTS_DIR, Manifest
 
@@ -321,3 +322,26 @@ def test_shipped_model_finds_nothing_on_blank_pages() -> None:
     noisy = np.clip(white.astype(np.int16) - rng.integers(0, 25, white.shape), 0, 255).astype(np.uint8)
     strip = np.full((550, 1200, 3), 245, np.uint8)
     assert d.detect_batch([white, noisy, strip]) == [[], [], []]
+
+
+def test_long_pages_are_seen_through_windows(det: SignatureDetector, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A strip of cheques side by side: each signature found once, whole, in page pixels, wherever the windows'
+    edges fall (the network replaced by a blob finder, so only the windowing is tested)."""
+    def blobs(images: list[np.ndarray], conf: float) -> list[list[Detection]]:
+        out = []
+        for img in images:
+            _, _, stats, _ = cv2.connectedComponentsWithStats((img[..., 0] < 128).astype(np.uint8))
+            out.append([Detection((float(x), float(y), float(x + w), float(y + h)), 0.9)
+                        for x, y, w, h, _ in stats[1:]])
+        return out
+
+    monkeypatch.setattr(det, "_predict", blobs)
+    page = np.full((300, 4000), 255, np.uint8)
+    want = [(x, 100 + x % 7, x + 230, 160 + x % 7) for x in range(150, 3700, 520)]
+    for x1, y1, x2, y2 in want:
+        page[y1:y2, x1:x2] = 0
+    edges = {e for _, x0, _, x1 in windows(page.shape) for e in (x0, x1)} - {0, 4000}
+    assert sum(any(x1 < e < x2 for e in edges) for x1, _, x2, _ in want) >= 3  # windows cut through signatures
+    got = sorted(tuple(round(v) for v in d.bbox) for d in det.detect(page))
+    assert got == sorted(want)
+    assert [tuple(round(v) for v in d.bbox) for d in det.detect(page[:, :900])] == sorted(want)[:2]  # one window

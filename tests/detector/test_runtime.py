@@ -8,7 +8,18 @@ import pytest
 import torch
 import torchvision
 
-from sigpipe.detector.runtime import Letterbox, decode, fuse_views, input_shape, letterbox, nms
+from sigpipe.detector.runtime import (
+    MAX_ASPECT,
+    WINDOW_ASPECT,
+    Letterbox,
+    decode,
+    fuse_views,
+    input_shape,
+    letterbox,
+    merge_windows,
+    nms,
+    windows,
+)
 
 
 @pytest.mark.parametrize(
@@ -87,3 +98,32 @@ def test_fuse_views_keeps_apart_what_overlaps_too_little_and_handles_empty_views
     np.testing.assert_allclose(boxes, [[0, 0, 10, 10]])
     boxes, conf = fuse_views([(np.zeros((0, 4)), np.zeros(0))] * 2)
     assert boxes.shape == (0, 4) and conf.shape == (0,)
+
+
+@pytest.mark.parametrize("hw", [(2339, 1654), (550, 1200), (100, 400), (550, 6000), (11695, 1654), (300, 12000)])
+def test_windows_cover_long_pages_with_overlaps_a_signature_fits_in(hw: tuple[int, int]) -> None:
+    h, w = hw
+    spans = windows(hw)
+    if max(h, w) <= MAX_ASPECT * min(h, w):
+        assert spans == [(0, 0, h, w)]
+        return
+    short = min(h, w)
+    along = [(x0, x1) if w > h else (y0, y1) for y0, x0, y1, x1 in spans]
+    assert along[0][0] == 0 and along[-1][1] == max(h, w)
+    for (_, a1), (b0, _) in zip(along[:-1], along[1:], strict=True):
+        assert a1 - b0 >= short  # consecutive windows overlap by at least the short side
+    for y0, x0, y1, x1 in spans:
+        assert max(y1 - y0, x1 - x0) <= WINDOW_ASPECT * short + 1 and min(y1 - y0, x1 - x0) == short
+
+
+def test_merge_windows_drops_cut_boxes_and_duplicates() -> None:
+    spans = [(0, 0, 100, 250), (0, 150, 100, 400)]  # a 100x400 page, windows overlapping over x 150..250
+    found = [
+        (np.array([[10, 10, 60, 40], [200, 20, 250, 50], [160, 5, 240, 45]]), np.array([0.9, 0.8, 0.7])),
+        # in the second window: the cut box's signature whole (x 200..290), the shared one again, one more
+        (np.array([[50, 20, 140, 50], [10, 5, 90, 45], [200, 10, 240, 30]]), np.array([0.6, 0.75, 0.5])),
+    ]
+    boxes, confs = merge_windows(found, spans, (100, 400), iou=0.5)
+    got = sorted(zip(map(tuple, boxes.tolist()), confs.tolist(), strict=True))
+    assert got == [((10, 10, 60, 40), 0.9), ((160, 5, 240, 45), 0.75), ((200, 20, 290, 50), 0.6),
+                   ((350, 10, 390, 30), 0.5)]
