@@ -140,6 +140,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--bootstrap", type=int, default=1000, help="Resamples of the pages for the intervals (0: none).")
     ap.add_argument("--tta", action="store_true", help="Test-time augmentation (mirror image), at tta_conf.")
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                    help="The default backend's precision (bf16: OpenVINO in bfloat16, sigpipe run --precision "
+                         "bf16); latency is then also timed for openvino_bf16.")
     ap.add_argument("--baseline", type=Path, default=None,
                     help="Another detector manifest: paired differences of recall and false boxes per page.")
     args = ap.parse_args(argv)
@@ -174,7 +177,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log.info("accuracy: %s", result["accuracy"])
         # the detector as `sigpipe run` builds it: the manifest's default backend
         if manifest is not None:
-            shipped = SignatureDetector.from_manifest(manifest.path, threads=args.threads, conf=conf, tta=args.tta)
+            shipped = SignatureDetector.from_manifest(manifest.path, threads=args.threads, conf=conf, tta=args.tta,
+                                                      precision=args.precision)
         else:
             shipped = SignatureDetector(weights, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det,
                                         threads=args.threads, downscale=downscale, tta=args.tta)
@@ -189,7 +193,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             real_pages = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p, _ in truth]
             real_truth = [b for _, b in truth]
             preds = [shipped.detect(img) for img in real_pages]
-            result["at_shipped_conf"] = {"split": args.split, "backend": shipped.backend, "conf": conf,
+            result["at_shipped_conf"] = {"split": args.split, "backend": shipped.backend,
+                                         "precision": shipped.precision, "conf": conf,
                                          "iou_match": 0.5,
                                          **page_detection_stats(preds, real_truth, bootstrap=args.bootstrap)}
             log.info("at shipped conf: %s", result["at_shipped_conf"])
@@ -201,7 +206,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     preds, [baseline.detect(img) for img in real_pages], real_truth, bootstrap=args.bootstrap)
         if args.synthetic is not None:
             syn_preds, syn_truth = document_predictions(shipped, args.synthetic / "truth.json", args.synthetic_limit)
-            result["synthetic"] = {"dir": str(args.synthetic), "backend": shipped.backend, "conf": conf,
+            result["synthetic"] = {"dir": str(args.synthetic), "backend": shipped.backend,
+                                   "precision": shipped.precision, "conf": conf,
                                    "iou_match": 0.5,
                                    **page_detection_stats(syn_preds, syn_truth, bootstrap=args.bootstrap)}
             log.info("synthetic: %s", result["synthetic"])
@@ -217,15 +223,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         wanted = [b.strip() for b in args.backends.split(",") if b.strip()]
         models = backend_models(weights, manifest, tmp / "exports", imgsz)
         result["latency"] = {}
-        for backend in wanted:
+        if args.precision == "bf16" and "openvino" in wanted:
+            wanted.append("openvino_bf16")
+        for name in wanted:
+            backend, precision = (name[: -len("_bf16")], "bf16") if name.endswith("_bf16") else (name, "f32")
             model = models.get(backend, "skipped: not available for this model")
             if isinstance(model, str):
-                result["latency"][backend] = model
+                result["latency"][name] = model
                 continue
             det = SignatureDetector(model, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, threads=args.threads,
-                                    downscale=downscale, tta=args.tta)
-            result["latency"][backend] = latency(det, pages, args.runs)
-            log.info("latency %s: %s", backend, result["latency"][backend])
+                                    downscale=downscale, tta=args.tta, precision=precision)
+            result["latency"][name] = latency(det, pages, args.runs)
+            log.info("latency %s: %s", name, result["latency"][name])
     print(json.dumps(result, indent=2))
     return result
 

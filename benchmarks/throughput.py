@@ -80,7 +80,8 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
 def sigpipe_cmd(batch: dict[str, Path], out: Path, args: argparse.Namespace) -> list[str]:
     cmd = [sys.executable, "-c", "from sigpipe.cli import main; main()", "run", str(batch["scans"]),
            "--refs", str(batch["refs"]), "--claims", str(batch["claims"]), "--out", str(out),
-           "--workers", str(args.workers), "--dpi", str(args.dpi), "--no-progress"]
+           "--workers", str(args.workers), "--dpi", str(args.dpi), "--no-progress",
+           "--precision", args.precision]
     if args.detector_weights:
         cmd += ["--detector-weights", str(args.detector_weights)]
     if args.verifier_weights:
@@ -175,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dpi", type=int, default=200)
     ap.add_argument("--detector-weights", type=Path, default=None)
     ap.add_argument("--verifier-weights", type=Path, default=None)
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                    help="sigpipe run --precision (bf16: both models on OpenVINO in bfloat16)")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--work", type=Path, default=None, help="folder for batches and reports (default: temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -191,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="sigpipe-throughput-"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     results: dict[str, Any] = {"runs": [], "kinds": args.kinds, "workers": args.workers, "dpi": args.dpi,
+                               "precision": args.precision,
                                "cpus": os.cpu_count()}
     for n in args.pages:
         batch = make_batch(args.corpus, n, work / f"batch-{n}", args.seed, max_writers=args.max_writers,

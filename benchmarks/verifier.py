@@ -130,8 +130,11 @@ def main() -> None:
     ap.add_argument("--doc-views", type=int, default=1, metavar="N",
                     help="also score the writers' signatures cropped from N synthetic documents each (0: skip)")
     ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the writers")
+    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
+                    help="bf16: the ONNX networks on OpenVINO in bfloat16 (sigpipe run --precision bf16); with "
+                         "--baseline the same manifest, the paired difference against f32")
     args = ap.parse_args()
-    v = Verifier.from_manifest(args.weights)
+    v = Verifier.from_manifest(args.weights, precision=args.precision)
     splits = v.manifest["training"]["splits"]
     base = Verifier.from_manifest(args.baseline) if args.baseline else None
     if base is not None and base.manifest["training"]["splits"] != splits:

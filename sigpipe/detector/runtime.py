@@ -303,13 +303,14 @@ class OnnxNetwork:
 
 
 class OpenVinoNetwork:
-    """An OpenVINO IR on the CPU, compiled in f32 (OpenVINO's default bf16 shifts confidences by ~0.01, enough to
-    move detections across the calibrated threshold). A dynamic IR is compiled once per input shape, reshaped to
-    that static shape (dynamic-shape inference is ~30% slower here); the last few compilations are kept."""
+    """An OpenVINO IR on the CPU, compiled in f32 by default (OpenVINO's own default where the CPU has bf16 is bf16,
+    which shifts confidences by up to ~0.02, enough to move detections across the calibrated threshold), or in
+    ``precision`` bf16 on request. A dynamic IR is compiled once per input shape, reshaped to that static shape
+    (dynamic-shape inference is ~30% slower here); the last few compilations are kept."""
 
     CACHE = 8
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, precision: str = "f32") -> None:
         import openvino as ov
 
         xml = path if path.is_file() else next(path.glob("*.xml"))
@@ -319,7 +320,7 @@ class OpenVinoNetwork:
         self.dynamic = shape.is_dynamic
         self.fixed_size = None if self.dynamic else int(shape[2].get_length())
         self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
-                        "INFERENCE_PRECISION_HINT": "f32"}
+                        "INFERENCE_PRECISION_HINT": precision}
         self._compiled: OrderedDict[tuple[int, ...], object] = OrderedDict()
         if not self.dynamic:
             self._compiled[()] = self._core.compile_model(self._model, "CPU", self._config)
@@ -341,10 +342,10 @@ class OpenVinoNetwork:
         return np.concatenate([compiled(x[i : i + 1])[0] for i in range(len(x))])
 
 
-def load_network(path: Path, backend: str, threads: int) -> Network:
-    """Open an ONNX file or OpenVINO folder/IR for inference."""
-    if backend == "onnx":
+def load_network(path: Path, backend: str, threads: int, precision: str = "f32") -> Network:
+    """Open an ONNX file or OpenVINO folder/IR for inference (``precision`` bf16: OpenVINO only)."""
+    if backend == "onnx" and precision == "f32":
         return OnnxNetwork(path, threads)
     if backend == "openvino":
-        return OpenVinoNetwork(path, threads)
-    raise ValueError(f"no exported runtime for backend {backend!r}")
+        return OpenVinoNetwork(path, threads, precision)
+    raise ValueError(f"no exported runtime for backend {backend!r} in {precision}")

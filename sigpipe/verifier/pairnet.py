@@ -37,12 +37,14 @@ class PairScorer:
         backend: ``"pt"`` or ``"onnx"``.
         device: torch device for ``"pt"``.
         threads: ONNX Runtime intra-op threads.
+        precision: ``"f32"``, or ``"bf16"`` (ONNX backend: OpenVINO in bfloat16, :mod:`sigpipe._onnx`).
 
     Raises:
         ModelError: no second stage, a missing file, a sha256 mismatch or an unloadable file.
     """
 
-    def __init__(self, manifest: Manifest, backend: str = "pt", device: str = "cpu", threads: int = 1) -> None:
+    def __init__(self, manifest: Manifest, backend: str = "pt", device: str = "cpu", threads: int = 1,
+                 precision: str = "f32") -> None:
         spec: dict[str, Any] | None = manifest.get("second_stage")
         if not spec:
             raise ModelError(f"{manifest.ident} has no second stage")
@@ -64,7 +66,7 @@ class PairScorer:
             from sigpipe._onnx import cpu_session
 
             try:
-                self._session = cpu_session(path, threads)
+                self._session = cpu_session(path, threads, precision)
             except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
                 raise ModelError(f"cannot load ONNX pair network {path}: {e}") from e
         else:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sigpipe._onnx import BF16_SUFFIX, PRECISIONS
 from sigpipe._ultralytics import default_threads
 from sigpipe.errors import ModelError
 from sigpipe.verifier.decide import DecisionRule, aggregate, distances, fuse, reference_spread
@@ -63,10 +64,16 @@ class Verifier:
             :func:`~sigpipe._ultralytics.default_threads`).
         backend: ``"pt"`` (PyTorch) or ``"onnx"`` (ONNX Runtime, an export recorded in the manifest);
             ``None``: the manifest's ``default_backend`` on the CPU, else ``"pt"``.
+        precision: ``"f32"``, or ``"bf16"`` with the ONNX backend: its networks then run on OpenVINO in bfloat16
+            (:mod:`sigpipe._onnx`), and the ident gets ``" bf16"``.
+
+    Raises:
+        ModelError: an unusable manifest or model file, or an unknown backend.
+        ValueError: bf16 without the ONNX backend.
     """
 
     def __init__(self, manifest: Manifest, device: str = "cpu", threads: int | None = None,
-                 backend: str | None = None) -> None:
+                 backend: str | None = None, precision: str = "f32") -> None:
         path = manifest.verify()
         try:
             self.preprocess_cfg = PreprocessConfig.from_dict(manifest["preprocess"])
@@ -82,16 +89,19 @@ class Verifier:
             raise ModelError(f"unknown verifier backend {backend!r}; expected one of {list(BACKENDS)}")
         if backend == "onnx" and device != "cpu":
             raise ModelError("the ONNX verifier backend runs on the CPU only; use backend='pt' on a GPU")
+        if precision not in PRECISIONS or precision == "bf16" and backend != "onnx":
+            raise ValueError(f"precision must be f32, or bf16 with the ONNX backend; got {precision!r} with {backend}")
         self.backend = backend
+        self.precision = precision
         # Only the PyTorch backend imports torch: the ONNX path (sigpipe run's default) starts ~1 s faster without it.
         self.net: Embedder | None = self._torch_net(path, threads) if backend == "pt" else None
-        self._session = self._onnx_session(threads or default_threads()) if backend == "onnx" else None
+        self._session = self._onnx_session(threads or default_threads(), precision) if backend == "onnx" else None
         self.pair: PairScorer | None = None
         if manifest.get("second_stage"):
             if self.rule.pair_weight <= 0:
                 raise ModelError(f"verifier manifest {manifest.path} has a second stage but no decision.pair_weight: "
                                  "calibrate it with 'sigpipe verifier calibrate --pair'")
-            self.pair = PairScorer(manifest, backend, device, threads or default_threads())
+            self.pair = PairScorer(manifest, backend, device, threads or default_threads(), precision)
 
     def _torch_net(self, path: Path, threads: int | None) -> Embedder:
         import torch
@@ -115,25 +125,25 @@ class Verifier:
             raise ModelError(f"cannot load verifier weights {path}: {e}") from e
         return net.to(self.device).eval()
 
-    def _onnx_session(self, threads: int):  # noqa: ANN202 - onnxruntime is imported lazily
+    def _onnx_session(self, threads: int, precision: str):  # noqa: ANN202 - onnxruntime is imported lazily
         path = self.manifest.export_path("onnx", "sigpipe verifier export", label="ONNX")
         from sigpipe._onnx import cpu_session
 
         try:
-            return cpu_session(path, threads)
+            return cpu_session(path, threads, precision)
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelError(f"cannot load ONNX verifier {path}: {e}") from e
 
     @classmethod
     def from_manifest(cls, path: str | Path | None = None, device: str = "cpu", threads: int | None = None,
-                      backend: str | None = None) -> Verifier:
+                      backend: str | None = None, precision: str = "f32") -> Verifier:
         """Load the verifier described by the manifest at ``path`` (default: the bundled one)."""
         m = bundled_manifest("verifier") if path is None else Manifest.load(path)
-        return cls(m, device=device, threads=threads, backend=backend)
+        return cls(m, device=device, threads=threads, backend=backend, precision=precision)
 
     @property
     def ident(self) -> str:
-        return self.manifest.ident
+        return self.manifest.ident + (BF16_SUFFIX if self.precision == "bf16" else "")
 
     @property
     def dim(self) -> int:

@@ -131,3 +131,21 @@ def test_openvino_round_trip(manifest_path: Path, tmp_path: Path, dynamic: bool)
         for row in top:
             d = np.abs(b1[:, :4] - row[:4]).max(axis=1)
             assert d.min() <= 0.1 * max(shape) / 960 and abs(b1[int(np.argmin(d)), 4] - row[4]) < 1e-3
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino is not installed")
+def test_openvino_in_bf16_is_marked_and_close_to_f32(manifest_path: Path, onnx_dir: Path, tmp_path: Path) -> None:
+    export(manifest_path, format="openvino", out_dir=tmp_path)
+    f32 = SignatureDetector.from_manifest(tmp_path / "detector.pt.json", backend="openvino", threads=2)
+    bf16 = SignatureDetector.from_manifest(tmp_path / "detector.pt.json", backend="openvino", threads=2,
+                                           precision="bf16")
+    assert bf16.precision == "bf16" and bf16.ident == f32.ident + " bf16"  # reports and re-runs tell them apart
+    page = document_page(960, 960, seed=5)
+    a, b = as_array(f32.detect(page)), as_array(bf16.detect(page))
+    top = a[a[:, 4] >= np.median(a[:, 4])]
+    assert len(top) > 0
+    for row in top:  # bfloat16 keeps 8 bits of mantissa: boxes move by pixels, confidences by hundredths
+        d = np.abs(b[:, :4] - row[:4]).max(axis=1)
+        assert d.min() <= 8 and abs(b[int(np.argmin(d)), 4] - row[4]) < 0.05
+    with pytest.raises(ValueError, match="bf16 with the OpenVINO backend"):
+        SignatureDetector.from_manifest(onnx_dir / "detector.pt.json", backend="onnx", precision="bf16")

@@ -130,3 +130,10 @@ def test_detector_tta_needs_its_threshold_and_marks_the_reports(folders: dict[st
     r = invoke(folders, "--dpi", "100", models=tta_models)  # without TTA the reports are stale: redone
     assert r.exit_code == 0 and "already done" not in r.stdout
     assert not json.loads((folders["out"] / "a.png.json").read_text())["models"]["detector"].endswith("+flip")
+
+
+def test_precision_bf16_needs_exported_models(folders: dict[str, Path], detector_manifest: Path,
+                                              verifier_manifest: Path):
+    r = invoke(folders, "--precision", "bf16", models=(detector_manifest, verifier_manifest))  # PyTorch models
+    assert r.exit_code == 2 and "bf16 with the" in r.stderr and "Traceback" not in r.output
+    assert invoke(folders, "--precision", "f16").exit_code == 2  # not a choice

@@ -76,3 +76,17 @@ def test_unknown_or_unexported_backend_is_a_clear_error(tiny_verifier: Path):
     with pytest.raises(ModelError, match="unknown verifier backend"):
         Verifier.from_manifest(tiny_verifier, backend="tensorrt")
     assert Verifier.from_manifest(tiny_verifier).backend == "pt"  # no export recorded: PyTorch
+
+
+def test_bf16_runs_the_export_on_openvino_close_to_f32(exported: Path):
+    rng = np.random.default_rng(1)
+    crops = [np.full((60, 150), 235, np.uint8) for _ in range(4)]
+    for c in crops:
+        c[rng.integers(10, 40) : 50, rng.integers(5, 60) : 140] = 20
+    f32, bf16 = Verifier.from_manifest(exported), Verifier.from_manifest(exported, precision="bf16")
+    assert bf16.ident == f32.ident + " bf16"  # reports, caches and re-runs tell the two apart
+    e32, e16 = f32.embed(crops), bf16.embed(crops)
+    np.testing.assert_allclose(np.linalg.norm(e16, axis=1), 1.0, atol=0.02)
+    np.testing.assert_allclose(e16, e32, atol=0.03)  # bfloat16 keeps 8 bits of mantissa
+    with pytest.raises(ValueError, match="bf16 with the ONNX backend"):
+        Verifier.from_manifest(exported, backend="pt", precision="bf16")

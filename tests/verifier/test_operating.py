@@ -124,6 +124,8 @@ def test_labels_from_another_verifier_are_refused(tmp_path: Path):
     check_same_verifier(path, m)  # no summary.json: nothing to compare
     (tmp_path / "summary.json").write_text(json.dumps({"models": {"verifier": m.ident}}))
     check_same_verifier(path, m)
+    (tmp_path / "summary.json").write_text(json.dumps({"models": {"verifier": m.ident + " bf16"}}))
+    check_same_verifier(path, m)  # the same networks run in bf16 (sigpipe run --precision bf16)
     (tmp_path / "summary.json").write_text(json.dumps({"models": {"verifier": "other.v1 0123456789ab"}}))
     with pytest.raises(LabelsError, match="other.v1"):
         check_same_verifier(path, m)

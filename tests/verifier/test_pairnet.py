@@ -120,6 +120,9 @@ def test_onnx_export_of_the_second_stage_matches_pytorch(staged_verifier: Path):
     a, b = pt.decide(e[0], e[1:], x[0], x[1:, 0]), ox.decide(e[0], e[1:], x[0], x[1:, 0])
     assert a.pair_logit == pytest.approx(b.pair_logit, abs=1e-4)
     assert a.distance == pytest.approx(b.distance, abs=1e-5)
+    bf = Verifier.from_manifest(staged_verifier, precision="bf16")  # the same ONNX files on OpenVINO in bf16
+    c = bf.decide(e[0], e[1:], x[0], x[1:, 0])
+    assert c.pair_logit == pytest.approx(b.pair_logit, abs=0.1) and c.distance == pytest.approx(b.distance, abs=0.02)
 
 
 def test_protocol_pairs_score_each_pair_once(staged_verifier: Path):
