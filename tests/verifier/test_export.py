@@ -45,11 +45,17 @@ def test_export_is_recorded_and_becomes_the_default(exported: Path):
     assert Verifier.from_manifest(exported, backend="pt").backend == "pt"
 
 
-def test_onnx_and_pt_give_the_same_embeddings_and_decisions(exported: Path):
-    rng = np.random.default_rng(0)
-    crops = [np.full((60, 150), 235, np.uint8) for _ in range(5)]
+def bar_crops(n: int, seed: int) -> list[np.ndarray]:
+    """Crops with one dark bar each, placed at random."""
+    rng = np.random.default_rng(seed)
+    crops = [np.full((60, 150), 235, np.uint8) for _ in range(n)]
     for c in crops:
         c[rng.integers(10, 40) : 50, rng.integers(5, 60) : 140] = 20
+    return crops
+
+
+def test_onnx_and_pt_give_the_same_embeddings_and_decisions(exported: Path):
+    crops = bar_crops(5, seed=0)
     a, b = Verifier.from_manifest(exported), Verifier.from_manifest(exported, backend="pt")
     ea, eb = a.embed(crops), b.embed(crops)
     assert ea.shape == eb.shape == (5, 16)
@@ -79,10 +85,7 @@ def test_unknown_or_unexported_backend_is_a_clear_error(tiny_verifier: Path):
 
 
 def test_bf16_runs_the_export_on_openvino_close_to_f32(exported: Path):
-    rng = np.random.default_rng(1)
-    crops = [np.full((60, 150), 235, np.uint8) for _ in range(4)]
-    for c in crops:
-        c[rng.integers(10, 40) : 50, rng.integers(5, 60) : 140] = 20
+    crops = bar_crops(4, seed=1)
     f32, bf16 = Verifier.from_manifest(exported), Verifier.from_manifest(exported, precision="bf16")
     assert bf16.ident == f32.ident + " bf16"  # reports, caches and re-runs tell the two apart
     e32, e16 = f32.embed(crops), bf16.embed(crops)
