@@ -59,8 +59,7 @@ manifest_path = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress lines on stderr.")
 def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, dpi: int, pdf_backend: str,
         detector_weights: Path | None, detector_tta: bool, precision: str, verifier_weights: Path | None,
-        threads: int | None,
-        timeout: float | None, force: bool, progress: bool) -> None:
+        threads: int | None, timeout: float | None, force: bool, progress: bool) -> None:
     """Find and verify the signatures in every document under SCANS.
 
     Writes OUT/<path relative to SCANS>.json per document, OUT/summary.json and OUT/summary.csv. A re-run skips
@@ -73,8 +72,7 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, d
         config = RunConfig(
             scans=scans, refs=refs, out=out, claims=claims, workers=workers, dpi=dpi, pdf_backend=pdf_backend,
             detector_weights=detector_weights, detector_tta=detector_tta, precision=precision,
-            verifier_weights=verifier_weights,
-            threads=threads, timeout=timeout, force=force, progress=progress,
+            verifier_weights=verifier_weights, threads=threads, timeout=timeout, force=force, progress=progress,
         )
         summary = run_batch(config)
     except ValueError as e:
