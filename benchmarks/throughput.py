@@ -176,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dpi", type=int, default=200)
     ap.add_argument("--detector-weights", type=Path, default=None)
     ap.add_argument("--verifier-weights", type=Path, default=None)
-    ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
-                    help="sigpipe run --precision (bf16: both models on OpenVINO in bfloat16)")
+    ap.add_argument("--precision", choices=["f32", "bf16", "auto"], default="f32",
+                    help="sigpipe run --precision (bf16: both models on OpenVINO in bfloat16; auto: bf16 where native)")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--work", type=Path, default=None, help="folder for batches and reports (default: temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")

@@ -8,6 +8,7 @@ threads of one steal the cores from the next: on 2 cores, a pair-network call ri
 In ``bf16`` precision the same ONNX file runs on OpenVINO computing in bfloat16: on CPUs that do so natively
 (AVX512_BF16, AMX) the verifier's networks run in half the time, with embeddings moved by < 0.001 and pair logits by
 ~0.02; where bf16 is emulated it is slower. Models run that way carry :data:`BF16_SUFFIX` in their ident.
+``auto`` (:func:`resolve_precision`) picks bf16 where OpenVINO reports that this CPU computes it natively.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 PRECISIONS = ("f32", "bf16")
+REQUESTED_PRECISIONS = (*PRECISIONS, "auto")  # what a caller may ask for; "auto" resolves to one of PRECISIONS
 BF16_SUFFIX = " bf16"  # appended to a model's ident when it runs in bf16: reports and re-runs tell the two apart
 SPIN_ENV = "SIGPIPE_ORT_SPINNING"  # "1": ONNX Runtime's default spinning (benchmarks/throughput.py's naive baseline)
 
@@ -36,6 +38,30 @@ def cpu_session(path: str | Path, threads: int, precision: str = "f32") -> Any:
     if os.environ.get(SPIN_ENV) != "1":
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def native_bf16() -> bool:
+    """Whether OpenVINO computes bfloat16 natively on this CPU (AVX512_BF16 or AMX): its ``BF16`` capability."""
+    try:
+        import openvino as ov
+
+        return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # noqa: BLE001 - no OpenVINO, or a CPU plugin that cannot say: compute in f32
+        return False
+
+
+def resolve_precision(precision: str, exported: bool) -> str:
+    """The precision a model runs in: ``auto`` is bf16 for a model on an exported backend (``exported``) on a CPU
+    with native bf16, else f32; ``f32`` and ``bf16`` are themselves.
+
+    Raises:
+        ValueError: an unknown precision.
+    """
+    if precision not in REQUESTED_PRECISIONS:
+        raise ValueError(f"precision must be one of {REQUESTED_PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    return "bf16" if exported and native_bf16() else "f32"
 
 
 class OpenVinoSession:

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from sigpipe._onnx import SPIN_ENV, cpu_session
+import sigpipe._onnx
+from sigpipe._onnx import SPIN_ENV, cpu_session, resolve_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIR_ONNX = ROOT / "sigpipe" / "weights" / "verifier-pair.onnx"
@@ -34,3 +35,21 @@ def test_the_shipped_verifier_opens_both_networks_without_spinning(monkeypatch: 
     v = Verifier.from_manifest(backend="onnx", threads=1)
     assert v.pair is not None
     assert spinning(v._session) == "0" and spinning(v.pair._session) == "0"
+
+
+def test_auto_precision_follows_the_cpu_and_the_backend(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(sigpipe._onnx, "native_bf16", lambda: True)
+    assert resolve_precision("auto", exported=True) == "bf16"
+    assert resolve_precision("auto", exported=False) == "f32"  # PyTorch models run in f32
+    monkeypatch.setattr(sigpipe._onnx, "native_bf16", lambda: False)
+    assert resolve_precision("auto", exported=True) == "f32"
+    assert resolve_precision("bf16", exported=True) == "bf16" and resolve_precision("f32", exported=True) == "f32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("fp16", exported=True)
+
+
+def test_native_bf16_is_found_on_a_cpu_that_has_it():
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if "avx512_bf16" not in flags and "amx_bf16" not in flags:
+        pytest.skip("this CPU does not compute bfloat16 natively")
+    assert sigpipe._onnx.native_bf16()

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sigpipe._onnx import BF16_SUFFIX, PRECISIONS
+from sigpipe._onnx import BF16_SUFFIX, PRECISIONS, resolve_precision
 from sigpipe._ultralytics import default_threads
 from sigpipe.detector import runtime
 from sigpipe.errors import InputError, ModelError
@@ -185,7 +185,8 @@ class SignatureDetector:
             the threshold calibrated for it. The ident gets :data:`TTA_SUFFIX`.
         precision: ``"f32"``, or ``"bf16"`` for the OpenVINO backend: about twice as fast on CPUs that compute in
             bfloat16 (AVX512_BF16, AMX), slower where it is emulated; confidences move by up to ~0.025 (README,
-            "The whole pipeline"). The ident gets :data:`~sigpipe._onnx.BF16_SUFFIX`.
+            "The whole pipeline"). The ident gets :data:`~sigpipe._onnx.BF16_SUFFIX`. ``"auto"``: bf16 with the
+            OpenVINO backend on a CPU that computes it natively, else f32.
 
     Raises:
         ModelError: the model is missing, of an unknown kind, or cannot be loaded.
@@ -224,6 +225,7 @@ class SignatureDetector:
             raise ValueError(f"downscale must be one of {sorted(runtime.DOWNSCALE)}, got {downscale!r}")
         self.path = path
         self.backend = backend_of(path)
+        precision = resolve_precision(precision, exported=self.backend == "openvino")
         if precision not in PRECISIONS or precision == "bf16" and self.backend != "openvino":
             raise ValueError(f"precision must be f32, or bf16 with the OpenVINO backend; got {precision!r} with "
                              f"{self.backend}")

@@ -43,10 +43,10 @@ manifest_path = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--detector-tta", is_flag=True,
               help="Also run the detector on each page's mirror image and fuse the boxes: fewer false boxes and "
                    "a few more faint signatures found, for twice the detector's time (README, Detector).")
-@click.option("--precision", type=click.Choice(["f32", "bf16"]), default="f32", show_default=True,
+@click.option("--precision", type=click.Choice(["f32", "bf16", "auto"]), default="f32", show_default=True,
               help="bf16: run both models on OpenVINO in bfloat16, about twice as fast on CPUs that compute in it "
                    "(AVX512_BF16, AMX), slower where it is emulated; results move slightly (README, The whole "
-                   "pipeline).")
+                   "pipeline). auto: bf16 where this CPU computes it natively, else f32.")
 @click.option("--verifier-weights", type=manifest_path, default=None,
               help="Verifier manifest (<weights>.json). Default: the bundled verifier.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sigpipe._onnx import PRECISIONS
+from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
 from sigpipe.pipeline.claims import Claim, claim_warnings, load_claims, match_documents
 from sigpipe.pipeline.errors import DocumentTimeoutError, NoDocumentsError, OutputWriteError, WorkerCrashError
@@ -78,7 +78,8 @@ class RunConfig:
         detector_tta: run the detector on each page and its mirror image and fuse the boxes (twice the detector's
             time; its manifest's ``tta_conf``).
         precision: ``f32``, or ``bf16`` to run both models' networks on OpenVINO in bfloat16 (about twice as fast on
-            CPUs that compute in it, slower where it is emulated; :mod:`sigpipe._onnx`).
+            CPUs that compute in it, slower where it is emulated; :mod:`sigpipe._onnx`), or ``auto``: bf16 where this
+            CPU computes it natively, else f32 (each model's ident says which it ran in).
         crop_margin: margin around detector boxes, as a fraction of the box size.
         max_pixels: pages over this many pixels are refused.
         force: reprocess every document even when its report is up to date.
@@ -116,8 +117,8 @@ class RunConfig:
             raise ValueError(f"timeout must be positive seconds, got {self.timeout}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.precision not in REQUESTED_PRECISIONS:
+            raise ValueError(f"precision must be one of {REQUESTED_PRECISIONS}, got {self.precision!r}")
         self.ingest  # noqa: B018 - validates dpi, backend and pixel limit
         self.flow  # noqa: B018
 
@@ -255,6 +256,9 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         log.warning("%d reference file(s) could not be used (see summary.json reference_errors)",
                      len(gallery.errors))
     log.info("%d documents, %d people enrolled, models: %s", len(names), len(gallery.people), idents)
+    if config.precision == "bf16" and not native_bf16():
+        log.warning("this CPU does not compute bfloat16 natively: bf16 is emulated, slower than f32 "
+                    "(--precision auto picks bf16 only where it is native)")
 
     removed = remove_stale_temporaries(config.out)
     if removed:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sigpipe._onnx import BF16_SUFFIX, PRECISIONS
+from sigpipe._onnx import BF16_SUFFIX, PRECISIONS, resolve_precision
 from sigpipe._ultralytics import default_threads
 from sigpipe.errors import ModelError
 from sigpipe.verifier.decide import DecisionRule, aggregate, distances, fuse, reference_spread
@@ -65,7 +65,8 @@ class Verifier:
         backend: ``"pt"`` (PyTorch) or ``"onnx"`` (ONNX Runtime, an export recorded in the manifest);
             ``None``: the manifest's ``default_backend`` on the CPU, else ``"pt"``.
         precision: ``"f32"``, or ``"bf16"`` with the ONNX backend: its networks then run on OpenVINO in bfloat16
-            (:mod:`sigpipe._onnx`), and the ident gets ``" bf16"``.
+            (:mod:`sigpipe._onnx`), and the ident gets ``" bf16"``; ``"auto"``: bf16 with the ONNX backend on a CPU
+            that computes it natively, else f32.
 
     Raises:
         ModelError: an unusable manifest or model file, or an unknown backend.
@@ -89,6 +90,7 @@ class Verifier:
             raise ModelError(f"unknown verifier backend {backend!r}; expected one of {list(BACKENDS)}")
         if backend == "onnx" and device != "cpu":
             raise ModelError("the ONNX verifier backend runs on the CPU only; use backend='pt' on a GPU")
+        precision = resolve_precision(precision, exported=backend == "onnx")
         if precision not in PRECISIONS or precision == "bf16" and backend != "onnx":
             raise ValueError(f"precision must be f32, or bf16 with the ONNX backend; got {precision!r} with {backend}")
         self.backend = backend

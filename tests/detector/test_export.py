@@ -134,7 +134,8 @@ def test_openvino_round_trip(manifest_path: Path, tmp_path: Path, dynamic: bool)
 
 
 @pytest.mark.skipif(not HAS_OPENVINO, reason="openvino is not installed")
-def test_openvino_in_bf16_is_marked_and_close_to_f32(manifest_path: Path, onnx_dir: Path, tmp_path: Path) -> None:
+def test_openvino_in_bf16_is_marked_and_close_to_f32(manifest_path: Path, onnx_dir: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     export(manifest_path, format="openvino", out_dir=tmp_path)
     f32 = SignatureDetector.from_manifest(tmp_path / "detector.pt.json", backend="openvino", threads=2)
     bf16 = SignatureDetector.from_manifest(tmp_path / "detector.pt.json", backend="openvino", threads=2,
@@ -149,3 +150,13 @@ def test_openvino_in_bf16_is_marked_and_close_to_f32(manifest_path: Path, onnx_d
         assert d.min() <= 8 and abs(b[int(np.argmin(d)), 4] - row[4]) < 0.05
     with pytest.raises(ValueError, match="bf16 with the OpenVINO backend"):
         SignatureDetector.from_manifest(onnx_dir / "detector.pt.json", backend="onnx", precision="bf16")
+    import sigpipe._onnx
+
+    for native in (True, False):  # auto: bf16 for OpenVINO on a CPU that computes it natively, else f32
+        monkeypatch.setattr(sigpipe._onnx, "native_bf16", lambda native=native: native)
+        auto = SignatureDetector.from_manifest(tmp_path / "detector.pt.json", backend="openvino", threads=2,
+                                               precision="auto")
+        assert auto.precision == ("bf16" if native else "f32")
+        assert auto.ident == (bf16.ident if native else f32.ident)
+        assert SignatureDetector.from_manifest(onnx_dir / "detector.pt.json", backend="onnx",
+                                               precision="auto").precision == "f32"

@@ -137,3 +137,7 @@ def test_precision_bf16_needs_exported_models(folders: dict[str, Path], detector
     r = invoke(folders, "--precision", "bf16", models=(detector_manifest, verifier_manifest))  # PyTorch models
     assert r.exit_code == 2 and "bf16 with the" in r.stderr and "Traceback" not in r.output
     assert invoke(folders, "--precision", "f16").exit_code == 2  # not a choice
+    r = invoke(folders, "--precision", "auto", models=(detector_manifest, verifier_manifest))
+    assert r.exit_code == 0, r.output  # auto never asks PyTorch models for bf16
+    report = json.loads((folders["out"] / "a.png.json").read_text())
+    assert not any(ident.endswith(" bf16") for ident in report["models"].values())

@@ -93,3 +93,15 @@ def test_bf16_runs_the_export_on_openvino_close_to_f32(exported: Path):
     np.testing.assert_allclose(e16, e32, atol=0.03)  # bfloat16 keeps 8 bits of mantissa
     with pytest.raises(ValueError, match="bf16 with the ONNX backend"):
         Verifier.from_manifest(exported, backend="pt", precision="bf16")
+
+
+def test_auto_precision_is_bf16_only_for_the_export_on_a_native_bf16_cpu(exported: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    import sigpipe._onnx
+
+    monkeypatch.setattr(sigpipe._onnx, "native_bf16", lambda: True)
+    assert Verifier.from_manifest(exported, precision="auto").precision == "bf16"
+    assert Verifier.from_manifest(exported, backend="pt", precision="auto").precision == "f32"  # no error: f32
+    monkeypatch.setattr(sigpipe._onnx, "native_bf16", lambda: False)
+    v = Verifier.from_manifest(exported, precision="auto")
+    assert v.precision == "f32" and not v.ident.endswith(" bf16")
