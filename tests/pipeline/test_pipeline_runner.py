@@ -298,3 +298,19 @@ def test_a_document_claimed_by_several_people(batch: dict[str, Path], verifier_m
     claims.write_text("document,identity\nboth.pdf,bob\nboth.pdf,alice\nalice_only.png,alice\nalice_only.png,bob\n")
     assert run_batch(config(batch, scans=scans, claims=claims), DoubleModels(verifier_manifest)).processed == 1
     assert all_reports(batch["out"])["both.pdf"]["claimed_identity"] == ["bob", "alice"]  # the claim changed
+
+
+def test_bf16_on_a_cpu_without_it_is_run_with_a_warning(batch: dict[str, Path], verifier_manifest: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture):
+    import sigpipe.pipeline.runner as runner
+
+    models = DoubleModels(verifier_manifest)  # the doubles ignore the precision; the warning is the runner's
+    for native in (True, False):
+        monkeypatch.setattr(runner, "native_bf16", lambda native=native: native)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="sigpipe.pipeline.runner"):
+            run_batch(config(batch, precision="bf16", force=True), models)
+        assert ("bf16 is emulated" in caplog.text) is (not native)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        config(batch, precision="fp16")
