@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import cv2
 import jsonschema
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from pipeline_doubles import SIG_A, SIG_B, InkBlobDetector, page_with, save_imag
 from sigpipe.pipeline.flow import FlowConfig, SignaturePredictor, crop_box, specimen_loader
 from sigpipe.pipeline.ingest import IngestConfig
 from sigpipe.pipeline.report import load_schema
-from sigpipe.verifier.gallery import Gallery
+from sigpipe.verifier.gallery import Gallery, ink_marks, looks_like_page
 from sigpipe.verifier.verifier import Verifier
 
 
@@ -141,3 +142,47 @@ def test_page_specimens_are_cropped_again_when_the_loader_changes(verifier: Veri
     wider, det = enroll(0.3)  # another crop of the same file: not the cached one
     assert det.calls == [1] and not np.array_equal(wider.embeddings["alice"], first.embeddings["alice"])
     assert specimen_loader(det, IngestConfig(dpi=72), 0.3).ident != specimen_loader(det, IngestConfig(dpi=72)).ident
+
+
+def cheque_image(seed: int = 0) -> np.ndarray:
+    """A 550x1200 cheque-like scan: lines of printed text and a signature."""
+    img = np.full((550, 1200), 245, np.uint8)
+    for y in (60, 110, 160, 300):
+        cv2.putText(img, "PAY TO THE ORDER OF 0123456789", (40, y), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 30, 2)
+    sig = scribble(SIG_A + seed)
+    img[380:470, 800:1040] = np.minimum(img[380:470, 800:1040], sig)
+    return img
+
+
+def test_cheque_images_are_pages_and_signature_images_are_not():
+    assert looks_like_page(cheque_image())
+    assert looks_like_page(np.full((1400, 1000), 250, np.uint8))  # page-sized: a page whatever it holds
+    assert not looks_like_page(scribble(SIG_A))  # a signature crop
+    big = cv2.resize(scribble(SIG_A), (1200, 450))  # a large, clean signature scan: few ink marks
+    assert not looks_like_page(big)
+    rng = np.random.default_rng(0)  # a faint, noisy specimen: many speck marks, but signature-sized
+    noisy = scribble(SIG_A, 480, 610)
+    for y, x in rng.integers(0, (470, 600), (300, 2)):
+        noisy[y:y + 4, x:x + 4] = 120
+    assert ink_marks(noisy) >= 60 and not looks_like_page(noisy)
+
+
+def test_a_cheque_image_among_the_specimens_is_cropped_by_the_loader(verifier: Verifier, tmp_path: Path):
+    refs = tmp_path / "refs"
+    save_image(refs / "alice" / "cheque.png", cheque_image())
+    save_image(refs / "alice" / "clean.png", scribble(SIG_A))
+
+    class Loader:
+        ident = "stub-loader"
+
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def __call__(self, path: Path) -> list[np.ndarray]:
+            self.calls.append(path.name)
+            return [scribble(SIG_A)]
+
+    loader = Loader()
+    g = Gallery.enroll(refs, verifier, loader=loader, cache=tmp_path / "cache")
+    assert loader.calls == ["cheque.png"] and g.embeddings["alice"].shape[0] == 2
+    np.testing.assert_allclose(g.embeddings["alice"][0], g.embeddings["alice"][1], atol=1e-5)  # the crop, not the page
