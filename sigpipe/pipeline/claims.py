@@ -3,12 +3,15 @@
 Header ``document,identity`` (other columns are ignored); ``document`` is the path relative to SCANS, with ``/``
 separators. Blank lines are skipped. A document signed by several people (a contract) is listed once per signatory.
 Spreadsheets saved as CSV in locales whose decimal mark is a comma separate fields with ``;``; a header separated by
-``;`` or by tabs is read that way.
+``;`` or by tabs is read that way, and so is a file whose first line names its delimiter as Excel writes it (``sep=;``).
+The file is UTF-8 (with or without a BOM), or UTF-16 with a BOM (Excel's "Unicode Text").
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import re
 import unicodedata
 from collections.abc import Collection
 from pathlib import Path
@@ -44,32 +47,39 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
         identities (in the order of their first row; a repeated row counts once).
 
     Raises:
-        ClaimsError: unreadable file, header without ``document`` and ``identity``, or a row with an empty value.
-            The message names the file and the row.
+        ClaimsError: unreadable file or one that is not UTF-8 (or UTF-16 with a BOM) text, header without
+            ``document`` and ``identity``, a row with an empty value, or a row with more fields than a header of just
+            these two (an unquoted delimiter in a name). The message names the file and the line.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ClaimsError(f"cannot read claims file {path}: {e}") from e
-    lines = text.splitlines()
-    first = next((line for line in lines if line.strip()), "")
-    delimiter = next((d for d in (",", ";", "\t") if d in first), ",")
-    reader = csv.reader(lines, delimiter=delimiter)
+    lines = _read_lines(path)
+    start = _next_content(lines, 0)
+    sep = re.fullmatch(r"sep=(.)", lines[start].strip(" "), re.IGNORECASE) if start < len(lines) else None
+    if sep:  # Excel's first line naming the delimiter; the header follows
+        start = _next_content(lines, start + 1)
+    first = lines[start] if start < len(lines) else ""
+    delimiter = sep.group(1) if sep else next((d for d in (",", ";", "\t") if d in first), ",")
+    reader = csv.reader(lines[start:], delimiter=delimiter)
     header = next(reader, None)
     cols = [c.strip().lower() for c in header] if header else []
     if not header or any(c not in cols for c in REQUIRED_COLUMNS):
         raise ClaimsError(
-            f"claims file {path}: the first line must be the header 'document,identity', got "
-            f"{','.join(header) if header else 'an empty file'!r}"
+            f"claims file {path}{f', line {start + 1}' if first else ''}: the first line must be the header "
+            f"'document,identity', got {first or 'an empty file'!r}"
         )
     di, ii = cols.index("document"), cols.index("identity")
     people: dict[str, list[str]] = {}
-    for lineno, row in enumerate(reader, start=2):
+    for row in reader:
+        lineno = start + reader.line_num
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) <= max(di, ii):
             raise ClaimsError(f"claims file {path}, line {lineno}: expected {len(cols)} columns, got {len(row)}")
+        if len(cols) == len(REQUIRED_COLUMNS) and any(c.strip() for c in row[len(cols):]):
+            raise ClaimsError(
+                f"claims file {path}, line {lineno}: {len(row)} fields under a header of {len(cols)}; put double "
+                f"quotes around a document or identity that contains {delimiter!r}"
+            )
         doc, ident = normalise_document(row[di]), unicodedata.normalize("NFC", row[ii].strip())
         if not doc or not ident:
             raise ClaimsError(f"claims file {path}, line {lineno}: empty document or identity")
@@ -77,6 +87,33 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
         if ident not in names:
             names.append(ident)
     return {doc: names[0] if len(names) == 1 else tuple(names) for doc, names in people.items()}
+
+
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a claims file: UTF-8 (BOM or not) or UTF-16 with a BOM; anything else is an error naming the
+    line (guessing Latin-1 would silently mangle the names that claims are matched by)."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ClaimsError(f"cannot read claims file {path}: {e}") from e
+    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as e:  # cut at the first byte that is not text, marked as a NUL is
+        text = e.object[: e.start].decode(encoding) + "\0"
+    bad = text.find("\0")  # a NUL is not text either: UTF-16 without a BOM, or binary content
+    if bad >= 0:
+        line = len((text[:bad] + ".").splitlines())
+        raise ClaimsError(
+            f"claims file {path} is not {'UTF-16' if encoding == 'utf-16' else 'UTF-8'} text (line {line}): "
+            "save it as 'CSV UTF-8 (Comma delimited)'"
+        )
+    return text.splitlines()
+
+
+def _next_content(lines: list[str], i: int) -> int:
+    """The index of the first line from ``i`` on that is not blank (``len(lines)`` if none)."""
+    return next((j for j in range(i, len(lines)) if lines[j].strip()), len(lines))
 
 
 def match_documents(claims: dict[str, Claim], documents: Collection[str], scans: str | Path) -> dict[str, Claim]:

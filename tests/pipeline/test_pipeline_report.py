@@ -205,3 +205,45 @@ def test_claims_match_documents_whatever_the_unicode_form_or_an_absolute_path(tm
     p = tmp_path / "claims.csv"
     p.write_text(f"document,identity\na.pdf,{unicodedata.normalize('NFD', 'zoë')}\n")
     assert load_claims(p) == {"a.pdf": unicodedata.normalize("NFC", "zoë")}  # identities compared as NFC
+
+
+def test_claims_blank_lines_before_the_header_and_excel_sep_line(tmp_path: Path):
+    p = tmp_path / "claims.csv"
+    for data in (b"\ndocument,identity\na.pdf,alice\n", b"\xef\xbb\xbf\r\ndocument;identity\r\na.pdf;alice\r\n",
+                 b"sep=;\r\ndocument;identity\r\na.pdf;alice\r\n", b"sep=,\n\ndocument,identity\na.pdf,alice\n"):
+        p.write_bytes(data)
+        assert load_claims(p) == {"a.pdf": "alice"}, data
+    p.write_bytes(b"sep=|\ndocument|identity\nc; d.pdf|bob\n")  # the delimiter it names, not the one guessed
+    assert load_claims(p) == {"c; d.pdf": "bob"}
+    p.write_bytes(b"\n\ndocument,identity\n\na.pdf\n")  # lines counted in the file, blank ones included
+    with pytest.raises(ClaimsError, match="line 5: expected 2 columns"):
+        load_claims(p)
+    p.write_bytes(b"\n\nsep=;;\ndocument;identity\n")  # not a delimiter line: quoted as written
+    with pytest.raises(ClaimsError, match="line 3: the first line must be the header .* got 'sep=;;'"):
+        load_claims(p)
+
+
+def test_claims_row_with_more_fields_than_the_header(tmp_path: Path):
+    p = tmp_path / "claims.csv"
+    p.write_text("document,identity\na.pdf,alice\nKowalski, J 0002.pdf,j-kowalski\n")  # an unquoted comma
+    with pytest.raises(ClaimsError, match="line 3: 3 fields under a header of 2; put double quotes around"):
+        load_claims(p)
+    p.write_text('document,identity\n"Kowalski, J 0002.pdf",j-kowalski\nb.pdf,bob,\n')  # quoted; a trailing comma
+    assert load_claims(p) == {"Kowalski, J 0002.pdf": "j-kowalski", "b.pdf": "bob"}
+    p.write_text("identity,document,notes\nalice,a.pdf,late, resent\nbob,b.pdf\n")  # a header with other columns
+    assert load_claims(p) == {"a.pdf": "alice", "b.pdf": "bob"}
+
+
+def test_claims_encodings(tmp_path: Path):
+    p = tmp_path / "claims.csv"
+    text = "\ufeffdocument\tidentity\r\ncafé.pdf\tjosé\r\n"  # Excel's "Unicode Text": UTF-16 with a BOM, tabs
+    for encoding in ("utf-16-le", "utf-16-be"):
+        p.write_bytes(text.encode(encoding))
+        assert load_claims(p) == {"café.pdf": "josé"}
+    p.write_bytes("document;identity\na.pdf;x\ncafé.pdf;josé\n".encode("latin-1"))  # not guessed
+    with pytest.raises(ClaimsError, match=r"is not UTF-8 text \(line 3\): save it as 'CSV UTF-8"):
+        load_claims(p)
+    for data in ("document,identity\na.pdf,x\n".encode("utf-16-le"), b"\x89PNG\r\n\x1a\n\x00\x00"):  # no BOM; binary
+        p.write_bytes(data)
+        with pytest.raises(ClaimsError, match=r"is not UTF-8 text \(line 1\)"):
+            load_claims(p)
