@@ -77,6 +77,12 @@ class DocumentTimeoutError(SigpipeError):
     kind = "timeout"
 
 
+class OutputBusyError(SigpipeError):
+    """Another sigpipe run is writing to the same OUT folder."""
+
+    kind = "output_busy"
+
+
 class OutputWriteError(SigpipeError):
     """A report or the summary cannot be written to OUT (disk full, permissions, a vanished folder). The run stops:
     the reports already written are complete, and a re-run resumes from them."""

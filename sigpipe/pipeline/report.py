@@ -11,14 +11,17 @@ import functools
 import io
 import json
 import os
+import socket
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from sigpipe.pipeline.claims import Claim, claimants
+from sigpipe.pipeline.errors import OutputBusyError
 
 SCHEMA_VERSION = "1"
 SIGNATURE_VERDICTS = ("genuine", "forged", "unknown_signer", "no_reference")
@@ -27,6 +30,7 @@ REPORT_SUFFIX = ".json"
 TMP_SUFFIX = ".sigpipe-tmp"
 SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
+LOCK_FILE = ".sigpipe.lock"
 CSV_COLUMNS = ("document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                "verdict", "document_verdict", "detection_confidence", "claimed_identity")
 
@@ -343,6 +347,53 @@ def remove_stale_temporaries(out: Path) -> int:
     return n
 
 
+@contextmanager
+def out_lock(out: Path) -> Iterator[None]:
+    """Hold OUT for one run: a second run into the same OUT fails at once, instead of deleting the first one's
+    temporary files as a killed run's and overwriting its summary. An advisory lock (``flock``) on
+    ``OUT/.sigpipe.lock``, released when the run ends or its process dies (no stale lock after a kill); where
+    ``fcntl`` does not exist (Windows), no lock.
+
+    Raises:
+        OutputBusyError: another process holds OUT.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(out / LOCK_FILE, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise OutputBusyError(f"another sigpipe run ({holder}) is writing to {out}: wait for it to end, or give "
+                                  "this run another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def orphaned_reports(out: Path, documents: Iterable[str]) -> list[str]:
+    """The documents (relative names) that have a report in ``out`` but are not among ``documents``: inputs renamed
+    or removed since an earlier run into the same OUT. Only files that read as reports count."""
+    if not out.is_dir():
+        return []
+    current = set(documents)
+    found = []
+    for p in out.rglob(f"*{REPORT_SUFFIX}"):
+        name = p.relative_to(out).as_posix()[: -len(REPORT_SUFFIX)]
+        if p.name != SUMMARY_JSON and name not in current and read_report(p) is not None:
+            found.append(name)
+    return sorted(found)
+
+
 def load_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a document report."""
     text = resources.files("sigpipe.pipeline").joinpath("report.schema.json").read_text(encoding="utf-8")
@@ -448,18 +499,25 @@ class RunSummary:
 def summary_csv(reports: Iterable[DocumentReport]) -> str:
     """One row per signature (columns :data:`CSV_COLUMNS`); a document without signatures gets one row with only
     its document, verdict and claim filled, so every document appears. ``claimed_identity`` joins several claimed
-    people with ``;``."""
+    people with ``;``. Names that a spreadsheet would run as a formula are escaped (:func:`_cell`)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
     for r in reports:
-        claimed = ";".join(claimants(r.claimed_identity))
+        doc, claimed = _cell(r.document.path), _cell(";".join(claimants(r.claimed_identity)))
         if not r.signatures:
-            w.writerow([r.document.path, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed])
+            w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed])
         for s in r.signatures:
-            w.writerow([r.document.path, s.page, *s.bbox, s.identity or "", _fmt(s.distance), _fmt(s.threshold),
+            w.writerow([doc, s.page, *s.bbox, _cell(s.identity or ""), _fmt(s.distance), _fmt(s.threshold),
                         _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed])
     return buf.getvalue()
+
+
+def _cell(name: str) -> str:
+    """A file or person name as a CSV cell that Excel and LibreOffice show rather than run: a leading ``= + - @``,
+    tab or carriage return (a formula: CSV injection, CWE-1236) gets a ``'`` in front, as OWASP advises. Names come
+    from outside (an e-mailed scan's file name); the JSON reports keep them as they are."""
+    return "'" + name if name[:1] in ("=", "+", "-", "@", "\t", "\r") else name
 
 
 def _fmt(v: float | None) -> str:

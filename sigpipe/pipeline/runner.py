@@ -49,6 +49,8 @@ from sigpipe.pipeline.report import (
     ReferenceSet,
     RunSettings,
     RunSummary,
+    orphaned_reports,
+    out_lock,
     read_report,
     remove_stale_temporaries,
     report_path,
@@ -223,6 +225,7 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         MissingDependencyError: the chosen PDF backend is not installed.
         ModelError: a model cannot be loaded.
         InputError: REFS is not a folder, or OUT cannot be written.
+        OutputBusyError: another run is writing to OUT.
     """
     t0 = time.monotonic()
     check_backend(config.pdf_backend)
@@ -243,77 +246,83 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     detector, verifier = provider(cores)
     idents = {"detector": detector.ident, "verifier": verifier.ident}
     _check_writable(config.out)
-    gallery = Gallery.enroll(config.refs, verifier, loader=specimen_loader(detector, config.ingest,
-                                                                           config.crop_margin),
-                             cache=config.cache)
-    ref_errors, n_people = dict(gallery.errors), len(gallery.people)
-    warnings = claim_warnings(claims, names, gallery.people)
-    if not gallery.people:
-        warnings.append(f"no usable references in {config.refs}: every signature will be 'no_reference'")
-    for w in warnings:
-        log.warning("%s", w)
-    if gallery.errors:
-        log.warning("%d reference file(s) could not be used (see summary.json reference_errors)",
-                     len(gallery.errors))
-    log.info("%d documents, %d people enrolled, models: %s", len(names), len(gallery.people), idents)
-    if config.precision == "bf16" and not native_bf16():
-        log.warning("this CPU does not compute bfloat16 natively: bf16 is emulated, slower than f32 "
-                    "(--precision auto picks bf16 only where it is native)")
+    with out_lock(config.out):  # one run at a time per OUT
+        gallery = Gallery.enroll(config.refs, verifier, loader=specimen_loader(detector, config.ingest,
+                                                                               config.crop_margin),
+                                 cache=config.cache)
+        ref_errors, n_people = dict(gallery.errors), len(gallery.people)
+        warnings = claim_warnings(claims, names, gallery.people)
+        orphans = orphaned_reports(config.out, names)
+        if orphans:
+            warnings.append(f"{len(orphans)} report(s) in {config.out} are of documents no longer in SCANS (renamed "
+                            f"or removed): {', '.join(orphans[:5])}{', ...' if len(orphans) > 5 else ''}; this "
+                            "summary leaves them out")
+        if not gallery.people:
+            warnings.append(f"no usable references in {config.refs}: every signature will be 'no_reference'")
+        for w in warnings:
+            log.warning("%s", w)
+        if gallery.errors:
+            log.warning("%d reference file(s) could not be used (see summary.json reference_errors)",
+                         len(gallery.errors))
+        log.info("%d documents, %d people enrolled, models: %s", len(names), len(gallery.people), idents)
+        if config.precision == "bf16" and not native_bf16():
+            log.warning("this CPU does not compute bfloat16 natively: bf16 is emulated, slower than f32 "
+                        "(--precision auto picks bf16 only where it is native)")
 
-    removed = remove_stale_temporaries(config.out)
-    if removed:
-        log.info("removed %d temporary file(s) left by an interrupted run", removed)
-    outcome = _Outcome()
-    tasks: list[_Task] = []
-    predictor = SignaturePredictor(detector, verifier, gallery, config.flow)
-    settings = predictor.settings(config.ingest)
-    redo: Counter[str] = Counter()
-    for name, path in names.items():
-        claimed = claims.get(name)
-        digest = _sha256_or_none(path)
-        if not config.force:
-            old = read_report(report_path(config.out, name))
-            if old is not None:
-                why = stale_reason(old, digest, claimed, idents, predictor.references(claimed), settings)
-                if why is None:
-                    outcome.reports[name] = old
-                    continue
-                redo[why] += 1
-        tasks.append(_Task(name, str(path), claimed, digest))
-    if len(outcome.reports) or redo:
-        log.info("%d document(s) already have an up-to-date report; %d to process%s", len(outcome.reports),
-                 len(tasks), "".join(f"; {n} because {why}" for why, n in sorted(redo.items())))
+        removed = remove_stale_temporaries(config.out)
+        if removed:
+            log.info("removed %d temporary file(s) left by an interrupted run", removed)
+        outcome = _Outcome()
+        tasks: list[_Task] = []
+        predictor = SignaturePredictor(detector, verifier, gallery, config.flow)
+        settings = predictor.settings(config.ingest)
+        redo: Counter[str] = Counter()
+        for name, path in names.items():
+            claimed = claims.get(name)
+            digest = _sha256_or_none(path)
+            if not config.force:
+                old = read_report(report_path(config.out, name))
+                if old is not None:
+                    why = stale_reason(old, digest, claimed, idents, predictor.references(claimed), settings)
+                    if why is None:
+                        outcome.reports[name] = old
+                        continue
+                    redo[why] += 1
+            tasks.append(_Task(name, str(path), claimed, digest))
+        if len(outcome.reports) or redo:
+            log.info("%d document(s) already have an up-to-date report; %d to process%s", len(outcome.reports),
+                     len(tasks), "".join(f"; {n} because {why}" for why, n in sorted(redo.items())))
 
-    progress = Progress(len(tasks), enabled=config.progress)
-    workers = min(config.workers, max(1, len(tasks)))
-    if workers > cores:
-        log.warning("%d workers on %d cores: each worker gets 1 thread; fewer workers would be faster",
-                    workers, cores)
-    if workers == 1 and config.timeout is None:
-        for task in tasks:
-            report = predictor(task.path, task.name, task.claimed, sha256=task.sha256, ingest=config.ingest)
-            _record(outcome, config.out, report, progress)
-    else:
-        embeddings, images, digests = dict(gallery.embeddings), dict(gallery.images), dict(gallery.digests)
-        threads = max(1, cores // workers)
-        del detector, verifier, gallery, predictor  # the workers load their own; free the parent's copy
-        gc.collect()
-        init = _WorkerInit(provider, threads, embeddings, images, digests, config.flow, config.ingest,
-                           str(config.out), idents, logging.getLogger().getEffectiveLevel())
-        for report in _run_pool(tasks, workers, init, config.timeout):
-            _record(outcome, config.out, report, progress, written=True)
+        progress = Progress(len(tasks), enabled=config.progress)
+        workers = min(config.workers, max(1, len(tasks)))
+        if workers > cores:
+            log.warning("%d workers on %d cores: each worker gets 1 thread; fewer workers would be faster",
+                        workers, cores)
+        if workers == 1 and config.timeout is None:
+            for task in tasks:
+                report = predictor(task.path, task.name, task.claimed, sha256=task.sha256, ingest=config.ingest)
+                _record(outcome, config.out, report, progress)
+        else:
+            embeddings, images, digests = dict(gallery.embeddings), dict(gallery.images), dict(gallery.digests)
+            threads = max(1, cores // workers)
+            del detector, verifier, gallery, predictor  # the workers load their own; free the parent's copy
+            gc.collect()
+            init = _WorkerInit(provider, threads, embeddings, images, digests, config.flow, config.ingest,
+                               str(config.out), idents, logging.getLogger().getEffectiveLevel())
+            for report in _run_pool(tasks, workers, init, config.timeout):
+                _record(outcome, config.out, report, progress, written=True)
 
-    ordered = [outcome.reports[n] for n in sorted(outcome.reports)]
-    summary = RunSummary.from_reports(
-        ordered, processed=outcome.processed, pages_processed=outcome.pages_processed,
-        elapsed_s=time.monotonic() - t0, reference_errors=ref_errors, warnings=warnings, people=n_people,
-        workers=workers, models=idents,
-    )
-    try:
-        write_summary(config.out, summary, ordered)
-    except OSError as e:
-        raise OutputWriteError(f"cannot write the summary to {config.out}: {e}") from e
-    return summary
+        ordered = [outcome.reports[n] for n in sorted(outcome.reports)]
+        summary = RunSummary.from_reports(
+            ordered, processed=outcome.processed, pages_processed=outcome.pages_processed,
+            elapsed_s=time.monotonic() - t0, reference_errors=ref_errors, warnings=warnings, people=n_people,
+            workers=workers, models=idents,
+        )
+        try:
+            write_summary(config.out, summary, ordered)
+        except OSError as e:
+            raise OutputWriteError(f"cannot write the summary to {config.out}: {e}") from e
+        return summary
 
 
 def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None, models: dict[str, str],

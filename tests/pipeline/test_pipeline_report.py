@@ -1,3 +1,5 @@
+import csv
+import io
 import json
 import os
 import stat
@@ -173,6 +175,17 @@ def test_summary_counts_and_csv():
     assert len(rows) == 1 + 4 + 2  # 4 signatures + one row per document without signatures
     several = DocumentReport.success(DocumentInfo("c.pdf", SHA, 1), ("alice", "bob"), [], MODELS)
     assert summary_csv([several]).splitlines()[1].endswith(",unsigned,,alice;bob")
+
+
+
+def test_summary_csv_escapes_names_a_spreadsheet_would_run_as_formulas():
+    doc = '=HYPERLINK("http://x.example","open").png'
+    rep = DocumentReport.success(DocumentInfo(doc, SHA, 1), "@SUM(1+1)", [sig(identity="-2+3")], MODELS)
+    row = next(csv.reader(io.StringIO(summary_csv([rep]).splitlines()[1])))
+    assert row[0] == "'" + doc and row[6] == "'-2+3" and row[-1] == "'@SUM(1+1)"
+    assert rep.to_dict()["document"]["path"] == doc  # the JSON report keeps the name as it is
+    plain = DocumentReport.success(DocumentInfo("a-1.pdf", SHA, 1), "alice", [sig()], MODELS)
+    assert summary_csv([plain]).splitlines()[1].startswith("a-1.pdf,1,")
 
 
 def test_claims(tmp_path: Path):

@@ -10,9 +10,9 @@ import jsonschema
 import pytest
 from pipeline_doubles import SIG_A, SIG_B, DoubleModels, page_with, save_image, save_pdf, scribble
 
-from sigpipe.pipeline.errors import ClaimsError, MissingDependencyError, NoDocumentsError
+from sigpipe.pipeline.errors import ClaimsError, MissingDependencyError, NoDocumentsError, OutputBusyError
 from sigpipe.pipeline.ingest import poppler_available
-from sigpipe.pipeline.report import load_schema, read_report
+from sigpipe.pipeline.report import TMP_SUFFIX, load_schema, out_lock, read_report
 from sigpipe.pipeline.runner import RunConfig, run_batch
 
 DOCS = ["alice_letter.pdf", "broken.pdf", "sub/bob_form.png", "sub/deeper/multi.TIF", "unsigned.jpg"]
@@ -199,10 +199,10 @@ def test_a_killed_run_resumes_with_nothing_lost_or_duplicated(tmp_path: Path, ve
     assert not (out / "summary.json").exists()
 
     s = run_batch(RunConfig(scans=scans, refs=refs, out=out, cache=cache, progress=False),
-                  DoubleModels(verifier_manifest))
+                  DoubleModels(verifier_manifest))  # the killed run's lock on OUT died with it
     assert s.documents == 12 and s.skipped == len(done_before) and s.processed == 12 - len(done_before)
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"d{i:02d}.pdf.json" for i in range(12)] + ["summary.csv", "summary.json"])  # no temporaries left
+        [f"d{i:02d}.pdf.json" for i in range(12)] + ["summary.csv", "summary.json", ".sigpipe.lock"])  # no temporaries
     assert all(read_report(p) is not None and read_report(p).ok for p in out.glob("*.pdf.json"))
     assert {n: (out / n).stat().st_mtime_ns for n in done_before} == done_before  # not redone
 
@@ -314,3 +314,30 @@ def test_bf16_on_a_cpu_without_it_is_run_with_a_warning(batch: dict[str, Path], 
         assert ("bf16 is emulated" in caplog.text) is (not native)
     with pytest.raises(ValueError, match="precision must be one of"):
         config(batch, precision="fp16")
+
+
+def test_a_second_run_into_the_same_out_is_refused_while_the_first_holds_it(batch: dict[str, Path],
+                                                                             verifier_manifest: Path):
+    models = DoubleModels(verifier_manifest)
+    batch["out"].mkdir(parents=True)
+    tmp = batch["out"] / f".a.png.json.x1{TMP_SUFFIX}"  # a file the other run is writing
+    tmp.write_text("{")
+    with out_lock(batch["out"]):
+        with pytest.raises(OutputBusyError, match=r"another sigpipe run \(pid \d+ on .+\) is writing to"):
+            run_batch(config(batch), models)
+        assert tmp.exists()  # the other run's temporary file is left alone
+    s = run_batch(config(batch), models)  # released when the first run ends
+    assert s.processed == 5 and not tmp.exists()
+
+
+def test_reports_of_documents_no_longer_in_scans_are_named_in_the_summary(batch: dict[str, Path],
+                                                                          verifier_manifest: Path):
+    models = DoubleModels(verifier_manifest)
+    run_batch(config(batch, claims=None), models)
+    (batch["scans"] / "unsigned.jpg").rename(batch["scans"] / "renamed.jpg")
+    (batch["scans"] / "sub" / "bob_form.png").unlink()
+    s = run_batch(config(batch, claims=None), models)
+    assert s.documents == 4 and "renamed.jpg" in all_reports(batch["out"])
+    stale = [w for w in s.warnings if "no longer in SCANS" in w]
+    assert len(stale) == 1 and "2 report(s)" in stale[0] and "sub/bob_form.png, unsigned.jpg" in stale[0]
+    assert json.loads((batch["out"] / "summary.json").read_text())["warnings"] == list(s.warnings)
