@@ -28,6 +28,34 @@ def _fail(e: SigpipeError) -> click.ClickException:
     return BadInput(str(e)) if isinstance(e, InputError) else click.ClickException(str(e))
 
 
+def _imgsz(_ctx: click.Context, _param: click.Parameter, value: int | None) -> int | None:
+    """``--imgsz``: a positive multiple of 32 (the network's stride), as :class:`SignatureDetector` requires."""
+    if value is not None and (value <= 0 or value % 32):
+        raise click.BadParameter(f"must be a positive multiple of 32, got {value}")
+    return value
+
+
+def _check_dataset_yaml(path: Path) -> None:
+    """Refuse a dataset yaml that does not parse or is not a mapping, before Ultralytics raises on it.
+
+    Raises:
+        BadInput: the file cannot be read, is not valid YAML, or its top level is not a mapping.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise BadInput(f"cannot read dataset yaml {path}: {e}") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise BadInput(f"dataset yaml {path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}") from e
+    if not isinstance(data, dict):
+        got = "an empty file" if data is None else f"a {type(data).__name__}"
+        raise BadInput(f"dataset yaml {path} must be a mapping (keys path, train, val, names), got {got}")
+
+
 def _weights_option(f: F) -> F:
     return click.option(
         "--weights", type=click.Path(exists=True, path_type=Path), default=None,
@@ -84,11 +112,12 @@ def train(**kw: Any) -> None:
               help="Ultralytics dataset yaml.")
 @_weights_option
 @click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True)
-@click.option("--imgsz", type=int, default=None, help="Input size (default: the manifest's, else 640).")
-@click.option("--conf", type=float, default=0.001, show_default=True,
+@click.option("--imgsz", type=int, default=None, callback=_imgsz,
+              help="Input size, a multiple of 32 (default: the manifest's, else 640).")
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.001, show_default=True,
               help="Candidate-box threshold (keep low: mAP integrates over all thresholds).")
-@click.option("--iou", type=float, default=None, help="NMS IoU (default: the manifest's, else 0.7).")
-@click.option("--batch", type=int, default=8, show_default=True)
+@click.option("--iou", type=click.FloatRange(0, 1), default=None, help="NMS IoU (default: the manifest's, else 0.7).")
+@click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 def eval_cmd(
@@ -99,6 +128,7 @@ def eval_cmd(
     from sigpipe.detector.detector import DEFAULT_IMGSZ, DEFAULT_IOU, resolve_model
     from sigpipe.detector.evaluate import evaluate
 
+    _check_dataset_yaml(data)
     try:
         path, manifest = resolve_model(weights)
         if imgsz is None:

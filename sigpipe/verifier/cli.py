@@ -6,13 +6,17 @@ import json
 import logging
 import math
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from sigpipe.errors import SigpipeError
+from sigpipe.errors import InputError, SigpipeError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., object])
@@ -22,6 +26,17 @@ weights_option = click.option(
     help="Verifier manifest (<weights>.json). Default: the bundled model.",
 )
 threads_option = click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
+
+
+class BadInput(click.ClickException):
+    """A missing or malformed input: message on stderr, exit code 2 (as usage errors)."""
+
+    exit_code = 2
+
+
+def _fail(e: Exception) -> click.ClickException:
+    """Input errors exit 2, other failures (a model that does not match its manifest) 1."""
+    return BadInput(str(e)) if isinstance(e, InputError | ValueError) else click.ClickException(str(e))
 
 
 def corpora_option(help_text: str) -> Callable[[F], F]:
@@ -170,24 +185,36 @@ def calibrate(manifest: Path, data: tuple[Path, ...], out: Path, tag: str, pair:
 @verifier.command("eval")
 @click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @weights_option
-@click.option("--references", "k", type=int, default=5, show_default=True, help="K references per writer.")
+@click.option("--references", "k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="K references per writer.")
 @click.option("--writers", default=None, help="Comma-separated writer ids to evaluate (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write a ROC PNG.")
 def eval_cmd(data: Path, weights: Path | None, k: int, writers: str | None, as_json: bool, plot: Path | None) -> None:
     """Evaluate on a per-writer corpus (first K genuine by name = references)."""
+    from sigpipe.datasets.corpus import Corpus
     from sigpipe.verifier.evaluate import evaluate_corpus, plot_roc
     from sigpipe.verifier.verifier import Verifier
 
-    if k < 1:
-        raise click.UsageError("--references must be at least 1")
     try:
+        chosen = [w.strip() for w in writers.split(",") if w.strip()] if writers else None
+        unknown = sorted(set(chosen or ()) - set(Corpus(data).writers))
+        if unknown:
+            raise InputError(f"no writer {', '.join(unknown)} in {data} (writers are its sub-folders)")
+        if plot:
+            try:
+                plot.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:  # a regular file on the path, no permission
+                raise InputError(f"cannot create the folder of --plot {plot}: {e.strerror or e}") from e
         v = Verifier.from_manifest(weights)
-        res, q = evaluate_corpus(v, data, k, writers.split(",") if writers else None)
+        res, q = evaluate_corpus(v, data, k, chosen)
     except (SigpipeError, ValueError) as e:
-        raise click.ClickException(str(e)) from e
+        raise _fail(e) from e
     if plot:
-        plot_roc(q, plot)
+        try:
+            plot_roc(q, plot)
+        except (OSError, ValueError) as e:  # no permission, a full disk, a suffix matplotlib cannot write
+            raise BadInput(f"cannot write the ROC plot {plot}: {e}") from e
     if as_json:
         click.echo(json.dumps(res))
     else:
@@ -203,17 +230,33 @@ def eval_cmd(data: Path, weights: Path | None, k: int, writers: str | None, as_j
 def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, as_json: bool) -> None:
     """Verify one QUESTIONED signature image against REF specimen images of the claimed person.
 
-    Exit code 0 whatever the verdict; the verdict is in the output.
+    Exit code 0 whatever the verdict; the verdict is in the output; 2 for an image that cannot be read, is over
+    `sigpipe run`'s pixel limit or holds no ink.
     """
-    from sigpipe.datasets.corpus import read_gray
+    import numpy as np
+
+    from sigpipe.verifier.gallery import looks_like_page
     from sigpipe.verifier.verifier import Verifier
 
+    if questioned.resolve() in {r.resolve() for r in refs}:
+        log.warning("%s is also given as a reference: it matches itself, so the verdict says nothing", questioned)
     try:
         v = Verifier.from_manifest(weights)
-        x = v.prepare([read_gray(p) for p in (questioned, *refs)])
+        files = (questioned, *refs)
+        images = [_read_signature(p) for p in files]
+        for f, img in zip(files, images, strict=True):
+            if looks_like_page(img):  # its specks and strokes are judged at the scale of the whole page
+                log.warning("%s looks like a whole page, not a signature crop: crop the signature, or use "
+                            "'sigpipe run', which finds it", f)
+        x = v.prepare(images)
+        # the check `sigpipe run` applies to specimens (Gallery.enroll): no ink left after preprocessing
+        inked = np.round(x[:, 0] * 255).astype(np.uint8).any(axis=(1, 2))
+        if not inked.all():
+            blank = files[int(np.argmin(inked))]
+            raise InputError(f"no ink found in {blank}: the image is blank or too small to hold a signature")
         embs = v.embed_prepared(x)
     except SigpipeError as e:
-        raise click.ClickException(str(e)) from e
+        raise _fail(e) from e
     d = v.decide(embs[0], embs[1:], x[0], x[1:, 0])
     out = {**d.to_dict(), "questioned": str(questioned), "references": [str(r) for r in refs],
            "verdict": "genuine" if d.genuine else "forged", "model": v.ident}
@@ -222,6 +265,33 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, as_js
     else:
         click.echo(f"{out['verdict']}  distance {d.distance:.3f} (threshold {d.threshold:.3f})  score {d.score:.2f}",
                    file=sys.stdout)
+
+
+def _read_signature(path: Path) -> np.ndarray:
+    """:func:`read_gray`, refusing an image over `sigpipe run`'s pixel limit before it is decoded.
+
+    Raises:
+        InputError: the file cannot be decoded (:func:`read_gray`), or is over
+            :data:`~sigpipe.pipeline.ingest.MAX_PAGE_PIXELS` (:class:`ImageTooLargeError`).
+    """
+    from PIL import Image
+
+    from sigpipe.datasets.corpus import read_gray
+    from sigpipe.pipeline.errors import ImageTooLargeError
+    from sigpipe.pipeline.ingest import MAX_PAGE_PIXELS, IngestConfig, count_pixels_guard
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:  # reads the header only
+                size = im.size
+    except Image.DecompressionBombError as e:  # PIL's own refusal, at twice its limit, which is over ours
+        raise ImageTooLargeError(f"{path} is over the {MAX_PAGE_PIXELS / 1e6:.0f} Mpx limit per image") from e
+    except (OSError, ValueError, SyntaxError):
+        size = None  # not an image PIL knows: read_gray decodes it or says it cannot
+    if size is not None:
+        count_pixels_guard(*size, IngestConfig(), str(path))
+    return read_gray(path)
 
 
 @verifier.command()
@@ -240,7 +310,7 @@ def export(weights: Path, keep_default: bool) -> None:
 
 @verifier.command("operating-point")
 @click.argument("labelled", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--far", "target_far", type=float, required=True,
+@click.option("--far", "target_far", type=click.FloatRange(0, 1, min_open=True, max_open=True), required=True,
               help="Target false-accept rate of forgeries, e.g. 0.01.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Manifest of the verifier the runs used. Default: the bundled model.")
@@ -259,6 +329,12 @@ def operating_point(labelled: tuple[Path, ...], target_far: float, weights: Path
     from sigpipe.verifier.operating import check_same_verifier, choose_offset, read_labelled, shifted_manifest
     from sigpipe.weights import Manifest, bundled_manifest
 
+    seen: dict[Path, Path] = {}
+    for path in labelled:
+        if path.resolve() in seen:
+            raise click.BadParameter(f"{path} is given twice (as {seen[path.resolve()]}): its labels would count "
+                                     "twice", param_hint="LABELLED")
+        seen[path.resolve()] = path
     try:
         m = Manifest.load(weights) if weights else bundled_manifest("verifier")
         margins = []
@@ -269,7 +345,7 @@ def operating_point(labelled: tuple[Path, ...], target_far: float, weights: Path
                            target_far)
         written = shifted_manifest(m, op.offset, tag or f"{m.tag}-far{target_far:g}", out) if out else None
     except SigpipeError as e:
-        raise click.ClickException(str(e)) from e
+        raise _fail(e) from e
     if not op.resolvable:
         log.warning("%d labelled forgeries cannot measure a FAR of %g (need at least %d): the offset only keeps "
                     "every labelled forgery out", op.forged, target_far, math.ceil(1 / target_far))

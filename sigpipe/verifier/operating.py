@@ -22,13 +22,13 @@ from typing import Any
 import numpy as np
 
 from sigpipe._onnx import BF16_SUFFIX
-from sigpipe.errors import ModelError, SigpipeError
+from sigpipe.errors import InputError, ModelError
 from sigpipe.weights import Manifest, sha256_path
 
 TRUTH_VALUES = {"genuine": True, "forged": False}
 
 
-class LabelsError(SigpipeError):
+class LabelsError(InputError):
     """A labelled summary CSV that cannot be used (missing columns, unknown truth values, too few labels)."""
 
 
@@ -63,38 +63,46 @@ class OperatingPoint:
 def read_labelled(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Margins ``distance - threshold`` of the labelled rows of a ``summary.csv`` with a ``truth`` column.
 
-    Rows with an empty ``truth`` (or without a distance: no signature, ``no_reference``) are skipped.
+    Rows with an empty ``truth`` (or without a distance: no signature, ``no_reference``) are skipped. The file may
+    be separated by ``;`` or tabs and have decimal commas, as spreadsheets save CSV in some locales.
 
     Returns:
         ``(genuine_margins, forged_margins)``.
 
     Raises:
         LabelsError: unreadable file, no ``truth``/``distance``/``threshold`` column, a truth other than
-            ``genuine`` or ``forged``, or a labelled row without a distance.
+            ``genuine`` or ``forged``, or a labelled row without a finite distance and threshold.
     """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise LabelsError(f"cannot read labelled summary {path}: {e}") from e
-    rows = csv.DictReader(text.splitlines())
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    delimiter = next((d for d in (",", ";", "\t") if d in first), ",")  # as the claims CSV is read
+    rows = csv.DictReader(lines, delimiter=delimiter)
     cols = {c.strip().lower(): c for c in rows.fieldnames or []}
     missing = [c for c in ("truth", "distance", "threshold") if c not in cols]
     if missing:
         raise LabelsError(f"{path}: no column {', '.join(missing)}; label a run's summary.csv by adding a column "
                           "'truth' with genuine or forged for each signature whose truth you know")
     margins: dict[bool, list[float]] = {True: [], False: []}
-    for lineno, row in enumerate(rows, start=2):
+    for row in rows:
+        lineno = rows.line_num
         truth = (row.get(cols["truth"]) or "").strip().lower()
         if not truth:
             continue
         if truth not in TRUTH_VALUES:
             raise LabelsError(f"{path}, line {lineno}: truth must be genuine or forged, got {truth!r}")
-        try:
-            d, t = float(row[cols["distance"]]), float(row[cols["threshold"]])
-        except (TypeError, ValueError):
-            raise LabelsError(f"{path}, line {lineno}: labelled {truth} but has no distance (no signature, or "
-                              "no references for its identity)") from None
+        cells = [(row[cols[c]] or "").strip() for c in ("distance", "threshold")]
+        try:  # a decimal comma (0,41) as some locales' spreadsheets write numbers
+            d, t = (float(c.replace(",", ".")) for c in cells)
+        except ValueError:
+            d = t = math.nan
+        if not (math.isfinite(d) and math.isfinite(t)):
+            raise LabelsError(f"{path}, line {lineno}: labelled {truth} but has no distance (no signature, or no "
+                              f"references for its identity): distance {cells[0]!r}, threshold {cells[1]!r}")
         margins[TRUTH_VALUES[truth]].append(d - t)
     return np.array(margins[True]), np.array(margins[False])
 
@@ -133,10 +141,14 @@ def shifted_manifest(manifest: Manifest, offset: float, tag: str, out: Path) -> 
 
     Raises:
         ModelError: the tag is unchanged, ``out`` is the manifest's own folder, or a file fails its hash check.
+        InputError: ``out`` cannot be created or written (a regular file on its path, no permission, a full disk).
     """
     if tag == manifest.tag:
         raise ModelError(f"the shifted model needs a tag other than {manifest.tag!r}: its decisions differ")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a regular file on the path, no permission
+        raise InputError(f"cannot create the folder {out}: {e.strerror or e}") from e
     if out.resolve() == manifest.path.parent.resolve():
         raise ModelError(f"write the shifted model to another folder than {out}: it would overwrite its source")
     data = json.loads(json.dumps(manifest.data))
@@ -150,12 +162,6 @@ def shifted_manifest(manifest: Manifest, offset: float, tag: str, out: Path) -> 
             if not src.is_file() or sha256_path(src) != stage.get(digest):
                 raise ModelError(f"second-stage file {src} is missing or does not match its manifest sha256")
             sources.append(src)
-    for src in sources:
-        dst = out / src.relative_to(manifest.path.parent)  # the names the manifest gives, relative to it
-        if src.is_dir():
-            shutil.copytree(src, dst, dirs_exist_ok=True)
-        else:
-            shutil.copyfile(src, dst)
     dec = data["decision"]
     dec["thresholds"] = {k: float(v) + offset for k, v in dec["thresholds"].items()}
     # score = 1 / (1 + exp(a (distance - threshold) + b)): keep it unchanged when the thresholds move by offset
@@ -164,7 +170,16 @@ def shifted_manifest(manifest: Manifest, offset: float, tag: str, out: Path) -> 
     data["operating_point"] = {"from": manifest.ident, "offset": offset}
     data["benchmarks"] = {}
     path = out / f"{manifest.file}.json"
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    try:
+        for src in sources:
+            dst = out / src.relative_to(manifest.path.parent)  # the names the manifest gives, relative to it
+            if src.is_dir():
+                shutil.copytree(src, dst, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(src, dst)
+        path.write_text(json.dumps(data, indent=2) + "\n")
+    except OSError as e:  # a full disk
+        raise InputError(f"cannot write the shifted model to {out}: {e}") from e
     return path
 
 

@@ -143,7 +143,7 @@ def test_cli_prints_the_offset_and_writes_a_usable_verifier(tmp_path: Path):
     assert Manifest.load(got["manifest"]).tag == bundled_manifest("verifier").tag + "-far0.25"
     bad = labelled_csv(tmp_path, [(0.1, 0.2, "yes")])
     res = CliRunner().invoke(cli, ["verifier", "operating-point", str(bad), "--far", "0.01"])
-    assert res.exit_code == 1 and "truth must be genuine or forged" in res.output
+    assert res.exit_code == 2 and "truth must be genuine or forged" in res.output  # an input error
 
 
 def test_cli_pools_several_labelled_runs(tmp_path: Path):
