@@ -230,10 +230,14 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     t0 = time.monotonic()
     check_backend(config.pdf_backend)
     docs = discover_scans(config.scans)
+    refs_root = Path(config.refs).resolve()
+    specimens = {p for p in docs if p.resolve().is_relative_to(refs_root)}  # REFS inside SCANS: not documents
+    docs = [p for p in docs if p not in specimens]
     if not docs:
         raise NoDocumentsError(
             f"no documents found in {config.scans} (looked for {', '.join(sorted(SCAN_SUFFIXES))}, "
-            "recursively, case-insensitive)"
+            "recursively, case-insensitive" + (f"; the {len(specimens)} under REFS are references" if specimens
+                                               else "") + ")"
         )
     names = {relative_name(p, config.scans): p for p in docs}
     claims = match_documents(load_claims(config.claims), names, config.scans) if config.claims else {}
@@ -252,6 +256,9 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
                                  cache=config.cache)
         ref_errors, n_people = dict(gallery.errors), len(gallery.people)
         warnings = claim_warnings(claims, names, gallery.people)
+        if specimens:
+            warnings.append(f"REFS ({config.refs}) lies inside SCANS: its {len(specimens)} file(s) are references, "
+                            "not processed as documents")
         orphans = orphaned_reports(config.out, names)
         if orphans:
             warnings.append(f"{len(orphans)} report(s) in {config.out} are of documents no longer in SCANS (renamed "

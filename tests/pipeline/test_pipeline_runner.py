@@ -341,3 +341,17 @@ def test_reports_of_documents_no_longer_in_scans_are_named_in_the_summary(batch:
     stale = [w for w in s.warnings if "no longer in SCANS" in w]
     assert len(stale) == 1 and "2 report(s)" in stale[0] and "sub/bob_form.png, unsigned.jpg" in stale[0]
     assert json.loads((batch["out"] / "summary.json").read_text())["warnings"] == list(s.warnings)
+
+
+def test_references_inside_scans_are_not_processed_as_documents(tmp_path: Path, verifier_manifest: Path):
+    scans, out, cache = tmp_path / "scans", tmp_path / "out", tmp_path / "cache"
+    refs = scans / "references"
+    save_image(scans / "a.png", page_with([(scribble(SIG_A), 100, 100)]))
+    save_image(refs / "alice" / "s1.png", scribble(SIG_A))
+    save_image(refs / "alice" / "s2.png", scribble(SIG_A + 1))
+    models = DoubleModels(verifier_manifest)
+    s = run_batch(RunConfig(scans=scans, refs=refs, out=out, cache=cache, progress=False), models)
+    assert s.documents == 1 and sorted(all_reports(out)) == ["a.png"]
+    assert any("lies inside SCANS: its 2 file(s) are references" in w for w in s.warnings)
+    with pytest.raises(NoDocumentsError, match="the 2 under REFS are references"):
+        run_batch(RunConfig(scans=refs, refs=refs, out=tmp_path / "out2", cache=cache, progress=False), models)
