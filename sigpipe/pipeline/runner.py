@@ -14,6 +14,7 @@ hangs a native library cannot stall an overnight batch.
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import multiprocessing
@@ -315,9 +316,9 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
             del detector, verifier, gallery, predictor  # the workers load their own; free the parent's copy
             gc.collect()
             init = _WorkerInit(provider, threads, embeddings, images, digests, config.flow, config.ingest,
-                               str(config.out), idents, logging.getLogger().getEffectiveLevel())
+                               idents, logging.getLogger().getEffectiveLevel())
             for report in _run_pool(tasks, workers, init, config.timeout):
-                _record(outcome, config.out, report, progress, written=True)
+                _record(outcome, config.out, report, progress)
 
         ordered = [outcome.reports[n] for n in sorted(outcome.reports)]
         summary = RunSummary.from_reports(
@@ -361,23 +362,31 @@ def _check_writable(out: Path) -> None:
         raise InputError(f"cannot write reports to {out}: {e}") from e
 
 
-def _save(out: Path, report: DocumentReport) -> None:
-    """Write a report; a failure to write stops the run with one clear error (the next document would fail too).
+def _save(out: Path, report: DocumentReport) -> DocumentReport:
+    """Write a report; returns it, or for a document whose report cannot have a file name (longer than the file
+    system allows) a failure report kept in the summary only. Any other failure to write stops the run with one clear
+    error (the next document would fail too).
 
     Raises:
         OutputWriteError: the report cannot be written.
     """
     try:
         write_report(out, report)
+        return report
     except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:
+            log.error("%s: its report's file name is longer than the file system allows", report.document.path)
+            return DocumentReport.failure(
+                report.document, report.claimed_identity, OutputWriteError.kind,
+                f"no report file: {report_path(out, report.document.path).name!r} is longer than the file system "
+                "allows; shorten the document's name", report.models)
         raise OutputWriteError(
             f"cannot write the report of {report.document.path} to {out}: {e}. The reports written so far are "
             "complete; run again to resume") from e
 
 
-def _record(outcome: _Outcome, out: Path, report: DocumentReport, progress: Progress, written: bool = False) -> None:
-    if not written:
-        _save(out, report)
+def _record(outcome: _Outcome, out: Path, report: DocumentReport, progress: Progress) -> None:
+    report = _save(out, report)
     outcome.reports[report.document.path] = report
     outcome.processed += 1
     outcome.pages_processed += report.document.pages
@@ -397,7 +406,6 @@ class _WorkerInit:
     digests: dict[str, tuple[str, ...]]
     flow: FlowConfig
     ingest: IngestConfig
-    out: str
     idents: dict[str, str]
     log_level: int
 
@@ -415,8 +423,7 @@ def _init_worker(init: _WorkerInit) -> None:
     if got != init.idents:
         raise ModelError(f"worker loaded different models {got} than the parent {init.idents}")
     gallery = Gallery(verifier, dict(init.embeddings), images=dict(init.images), digests=dict(init.digests))
-    _STATE.update(predictor=SignaturePredictor(detector, verifier, gallery, init.flow), ingest=init.ingest,
-                  out=Path(init.out))
+    _STATE.update(predictor=SignaturePredictor(detector, verifier, gallery, init.flow), ingest=init.ingest)
 
 
 def _ping(hold: float = 0.0) -> int:
@@ -425,10 +432,10 @@ def _ping(hold: float = 0.0) -> int:
 
 
 def _process(task: _Task) -> dict[str, Any]:
-    """Worker task: process one document, write its report, return it as a dict."""
+    """Worker task: process one document and return its report as a dict (the parent writes it: one place that
+    handles a full disk the same way whatever the number of workers)."""
     predictor: SignaturePredictor = _STATE["predictor"]
     report = predictor(task.path, task.name, task.claimed, sha256=task.sha256, ingest=_STATE["ingest"])
-    write_report(_STATE["out"], report)
     return report.to_dict()
 
 
@@ -457,7 +464,7 @@ def _start_pool(workers: int, init: _WorkerInit, all_started: bool = False) -> P
 
 def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: float | None = None
               ) -> Iterator[DocumentReport]:
-    """Process ``tasks`` in a spawned process pool; yields each report (already written) as it completes.
+    """Process ``tasks`` in a spawned process pool; yields each report as it completes (the caller writes it).
 
     At most ``workers + 1`` documents are submitted at a time (``workers`` with a ``timeout``, so that a document's
     clock starts when a worker takes it). When the pool breaks (a worker died), the documents that were in flight
@@ -468,7 +475,6 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: floa
     """
     pending: deque[_Task] = deque(tasks)
     suspects: deque[_Task] = deque()
-    out = Path(init.out)
     depth = workers if timeout is not None else workers + 1
     while pending or suspects:
         ex = _start_pool(workers, init, all_started=timeout is not None)
@@ -501,14 +507,13 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: floa
                                 DocumentInfo(t.name, t.sha256, 0), t.claimed, DocumentTimeoutError.kind,
                                 f"processing took longer than the {timeout:g}s limit (--timeout); stopped",
                                 init.idents)
-                            _save(out, report)
                             yield report
                         # the others were cut short through no fault of their own: first in the next pool
                         pending.extendleft(reversed([inflight[f] for f in inflight]))
                         inflight.clear()
                         break
                 for fut in done:
-                    report = _collect(fut, inflight[fut], init, out)  # raises BrokenProcessPool with fut in flight
+                    report = _collect(fut, inflight[fut], init)  # raises BrokenProcessPool with fut in flight
                     del inflight[fut]
                     yield report
         except BrokenProcessPool:
@@ -520,7 +525,6 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: floa
                     DocumentInfo(t.name, t.sha256, 0), t.claimed, WorkerCrashError.kind,
                     "the worker process died while processing this document (crash, or killed for memory)",
                     init.idents)
-                _save(out, report)
                 yield report
             else:
                 log.warning("a worker process died; retrying its %d document(s) one at a time", len(lost))
@@ -540,14 +544,12 @@ def _kill_workers(ex: ProcessPoolExecutor) -> None:
             pass
 
 
-def _collect(fut: Future[dict[str, Any]], task: _Task, init: _WorkerInit, out: Path) -> DocumentReport:
+def _collect(fut: Future[dict[str, Any]], task: _Task, init: _WorkerInit) -> DocumentReport:
     """The report of a finished task (re-raises :class:`BrokenProcessPool`; other task errors become a report)."""
     try:
         return DocumentReport.from_dict(fut.result())
     except BrokenProcessPool:
         raise
-    except Exception as e:  # noqa: BLE001 - e.g. the worker could not write its report: record it and go on
-        report = DocumentReport.failure(DocumentInfo(task.name, task.sha256, 0), task.claimed, "internal",
-                                        f"{type(e).__name__}: {e}", init.idents)
-        _save(out, report)
-        return report
+    except Exception as e:  # noqa: BLE001 - a failure outside the document flow: record it and go on
+        return DocumentReport.failure(DocumentInfo(task.name, task.sha256, 0), task.claimed, "internal",
+                                      f"{type(e).__name__}: {e}", init.idents)

@@ -246,7 +246,7 @@ def test_with_a_timeout_every_worker_has_started_before_documents_are_timed(veri
 
     models = DoubleModels(verifier_manifest, start_delay=2.0)  # each worker takes 2 s to start
     det, ver = DoubleModels(verifier_manifest)(1)
-    init = _WorkerInit(models, 1, {}, {}, {}, FlowConfig(), IngestConfig(), str(tmp_path),
+    init = _WorkerInit(models, 1, {}, {}, {}, FlowConfig(), IngestConfig(),
                        {"detector": det.ident, "verifier": ver.ident}, 30)
     for all_started, both_ready in ((True, True), (False, False)):
         ex = _start_pool(2, init, all_started=all_started)
@@ -259,16 +259,19 @@ def test_with_a_timeout_every_worker_has_started_before_documents_are_timed(veri
             ex.shutdown(wait=True, cancel_futures=True)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_a_report_that_cannot_be_written_stops_the_run_with_one_clear_error(batch: dict[str, Path],
-                                                                            verifier_manifest: Path):
+                                                                            verifier_manifest: Path, workers: int):
     from sigpipe.pipeline.errors import OutputWriteError
 
     models = DoubleModels(verifier_manifest)
     batch["out"].mkdir()
     (batch["out"] / "sub").write_text("a file where the report folder must go")  # as a full disk would, mid-run
     with pytest.raises(OutputWriteError, match=r"sub/bob_form\.png.*run again to resume"):
-        run_batch(config(batch), models)
-    assert sorted(all_reports(batch["out"])) == ["alice_letter.pdf", "broken.pdf"]  # written before it: complete
+        run_batch(config(batch, workers=workers), models)  # the same whatever the workers: the parent writes
+    done = sorted(all_reports(batch["out"]))
+    assert done == ["alice_letter.pdf", "broken.pdf"] if workers == 1 else "sub/bob_form.png" not in done
+    assert all(read_report(p) is not None for p in batch["out"].rglob("*.json"))  # written before it: complete
     assert not list(batch["out"].rglob("*.sigpipe-tmp"))
     (batch["out"] / "sub").unlink()
     s = run_batch(config(batch), models)
@@ -355,3 +358,16 @@ def test_references_inside_scans_are_not_processed_as_documents(tmp_path: Path, 
     assert any("lies inside SCANS: its 2 file(s) are references" in w for w in s.warnings)
     with pytest.raises(NoDocumentsError, match="the 2 under REFS are references"):
         run_batch(RunConfig(scans=refs, refs=refs, out=tmp_path / "out2", cache=cache, progress=False), models)
+
+
+def test_a_long_document_name_fails_only_that_document(tmp_path: Path, verifier_manifest: Path):
+    scans, refs, out = tmp_path / "scans", tmp_path / "refs", tmp_path / "out"
+    long_ok, too_long = "a" * 240 + ".png", "b" * 248 + ".png"  # reports: 249 bytes (fits); 257 (over 255)
+    for name in (long_ok, too_long, "c.png"):
+        save_image(scans / name, page_with([(scribble(SIG_A), 100, 100)]))
+    save_image(refs / "alice" / "s.png", scribble(SIG_A))
+    s = run_batch(RunConfig(scans=scans, refs=refs, out=out, cache=tmp_path / "cache", progress=False),
+                  DoubleModels(verifier_manifest))
+    assert s.processed == 3 and sorted(all_reports(out)) == sorted([long_ok, "c.png"])
+    assert [(f.document, f.kind) for f in s.failures] == [(too_long, "output_write")]
+    assert "longer than the file system allows" in s.failures[0].message
