@@ -122,13 +122,16 @@ def match_documents(claims: dict[str, Claim], documents: Collection[str], scans:
     A claim names a document as people write it; it is matched to a document name (POSIX path relative to SCANS)
     whatever the Unicode form of its accents (macOS writes file names decomposed, spreadsheets composed) and when it
     is an absolute path inside SCANS. Claims that match no document keep their name (see :func:`claim_warnings`).
+    Spellings that mean the same document (a contract listed once per signatory, as ``deed.pdf`` and as
+    ``/scans/deed.pdf``) have their people merged, each person once: those of the spelling that comes first in the
+    claims, then those of the next spelling.
     """
     def nfc(s: str) -> str:
         return unicodedata.normalize("NFC", s)
 
     root = Path(scans).resolve()
     by_form = {nfc(d): d for d in documents}
-    out: dict[str, Claim] = {}
+    people: dict[str, list[str]] = {}
     for doc, claim in claims.items():
         key = doc
         if Path(doc).is_absolute():
@@ -136,8 +139,11 @@ def match_documents(claims: dict[str, Claim], documents: Collection[str], scans:
                 key = Path(doc).resolve().relative_to(root).as_posix() if root.is_dir() else Path(doc).name
             except ValueError:
                 pass
-        out[by_form.get(nfc(key), doc)] = claim
-    return out
+        names = people.setdefault(by_form.get(nfc(key), doc), [])
+        for person in claimants(claim):
+            if person not in names:
+                names.append(person)
+    return {doc: names[0] if len(names) == 1 else tuple(names) for doc, names in people.items()}
 
 
 def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people: Collection[str]) -> list[str]:

@@ -1,12 +1,17 @@
 """``sigpipe run``: the batch job (a thin wrapper over :func:`sigpipe.pipeline.runner.run_batch`).
 
 Exit codes: 0 every document was processed (whatever the verdicts), 1 some documents failed (their reports say why),
-2 usage errors (no documents, bad claims CSV, missing model, missing poppler for ``--pdf-backend pdf2image``...).
+2 usage errors (no documents, bad claims CSV, missing model, missing poppler for ``--pdf-backend pdf2image``...),
+130 / 143 interrupted (SIGINT / SIGTERM: the reports written so far are complete, a re-run resumes).
 """
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -21,6 +26,15 @@ class UsageFailure(click.ClickException):
 
 
 manifest_path = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler's time limit), raised in the main thread to stop the run as Ctrl-C does: the
+    worker processes are stopped with it instead of living on."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated()
 
 
 @click.command()
@@ -74,7 +88,17 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, d
             detector_weights=detector_weights, detector_tta=detector_tta, precision=precision,
             verifier_weights=verifier_weights, threads=threads, timeout=timeout, force=force, progress=progress,
         )
-        summary = run_batch(config)
+        main = threading.current_thread() is threading.main_thread()  # only there can a handler be set
+        previous = signal.signal(signal.SIGTERM, _terminate) if main else None
+        try:
+            summary = run_batch(config)
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: one line, the shell's exit code for the signal
+        name, code = ("terminated", 143) if isinstance(e, Terminated) else ("interrupted", 130)
+        click.echo(f"sigpipe: {name}; the reports written so far are complete: run again to resume", err=True)
+        sys.exit(code)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
     except SigpipeError as e:

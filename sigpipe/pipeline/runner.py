@@ -45,6 +45,8 @@ from sigpipe.pipeline.ingest import (
 )
 from sigpipe.pipeline.progress import Progress
 from sigpipe.pipeline.report import (
+    SUMMARY_CSV,
+    SUMMARY_JSON,
     DocumentInfo,
     DocumentReport,
     ReferenceSet,
@@ -269,6 +271,7 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
             warnings.append(f"no usable references in {config.refs}: every signature will be 'no_reference'")
         for w in warnings:
             log.warning("%s", w)
+        warnings += gallery.warnings  # logged as they happened
         if gallery.errors:
             log.warning("%d reference file(s) could not be used (see summary.json reference_errors)",
                          len(gallery.errors))
@@ -277,6 +280,8 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
             log.warning("this CPU does not compute bfloat16 natively: bf16 is emulated, slower than f32 "
                         "(--precision auto picks bf16 only where it is native)")
 
+        for name in (SUMMARY_JSON, SUMMARY_CSV):  # an earlier run's: this run's is written when it ends
+            (config.out / name).unlink(missing_ok=True)
         removed = remove_stale_temporaries(config.out)
         if removed:
             log.info("removed %d temporary file(s) left by an interrupted run", removed)
@@ -516,6 +521,9 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: floa
                     report = _collect(fut, inflight[fut], init)  # raises BrokenProcessPool with fut in flight
                     del inflight[fut]
                     yield report
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM: the workers stop with the run, not after
+            _kill_workers(ex)
+            raise
         except BrokenProcessPool:
             lost = list(inflight.values())
             if len(lost) == 1:

@@ -10,8 +10,10 @@ redoes what a changed reference affects.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -80,13 +82,15 @@ class _Index:
 class Gallery:
     """Enrolled people: ``embeddings[person]`` is ``(K, D)`` float32 and ``images[person]`` the ``(K, H, W)`` uint8
     preprocessed specimens (0 = background, 255 = ink); ``errors`` lists unusable specimen files; ``digests[person]``
-    the sha256 of each of that person's enrolled specimen files."""
+    the sha256 of each of that person's enrolled specimen files; ``warnings`` what else went wrong at enrolment (an
+    unusable cache, person folders taken as one person), also logged."""
 
     verifier: Verifier
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     images: dict[str, np.ndarray] = field(default_factory=dict)
     digests: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     _index: _Index | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -101,7 +105,10 @@ class Gallery:
         """Embed every specimen in ``refs/<person>/`` and its sub-folders (cached by content hash).
 
         A specimen without ink (blank, or too small to hold a signature) and specimen files outside a person's folder
-        are listed in ``errors`` instead of being enrolled.
+        are listed in ``errors`` instead of being enrolled. The cache is an optimisation: a cache folder that cannot be
+        created or written is warned about once and the specimens are embedded without it; an unreadable cache entry
+        (a crash can leave an empty one) is embedded again and rewritten. Person folders whose names differ only in
+        Unicode form (``Zoë`` composed and decomposed) are one person, as claims name them either way (a warning).
 
         Args:
             refs: folder with one sub-folder per person.
@@ -118,16 +125,27 @@ class Gallery:
         root = Path(refs)
         if not root.is_dir():
             raise InputError(f"references folder not found: {root}")
-        cache = cache or cache_dir() / "gallery"
-        cache.mkdir(parents=True, exist_ok=True)
+        g = cls(verifier)
+
+        def warn(message: str) -> None:
+            g.warnings.append(message)
+            log.warning("%s", message)
+
+        folder = cache or cache_dir() / "gallery"
+        store: Path | None = folder  # None: no caching
+        writing = True  # False after a failed write: entries are still read
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            warn(f"cannot use the embedding cache {folder} ({e}): the references are embedded without caching")
+            store = None
         basis = verifier.ident if loader is None else f"{verifier.ident}|{loader.ident}|{PAGE_RULE}"
         key = hashlib.sha256(basis.encode()).hexdigest()[:12]
-        g = cls(verifier)
         # Cached embeddings are read back; the crops of the other specimens are embedded in batched forward passes
         # (one pass per specimen costs far more on a CPU), a bounded number of crops held at a time.
         found: dict[str, list[tuple[np.ndarray, np.ndarray] | None]] = {}
         digests: dict[str, list[str]] = {}
-        pending: list[tuple[str, int, Path, Path, list[np.ndarray]]] = []
+        pending: list[tuple[str, int, Path, Path | None, list[np.ndarray]]] = []
 
         def skip(f: Path, why: str) -> None:
             g.errors[readable(str(f))] = why
@@ -146,29 +164,43 @@ class Gallery:
                     continue
                 item = (embs[at - n : at][inked], imgs[at - n : at][inked])
                 found[person][slot] = item
-                tmp = cached.with_suffix(".tmp.npz")
+                if cached is not None and writing:
+                    save(cached, item)
+            pending.clear()
+
+        def save(cached: Path, item: tuple[np.ndarray, np.ndarray]) -> None:
+            nonlocal writing
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")  # runs sharing a cache do not share a temporary
+            try:
                 np.savez(tmp, embedding=item[0], image=item[1])
                 tmp.replace(cached)
-            pending.clear()
+            except OSError as e:  # a full disk, a read-only folder: the embeddings are in memory all the same
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
+                warn(f"cannot write to the embedding cache {cached.parent} ({e}): new embeddings are not cached")
+                writing = False
 
         loose = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in SPECIMEN_SUFFIXES)
         for f in loose:
             skip(f, "not in a person's folder: specimens go in REFS/<person>/")
+        folders: dict[str, str] = {}  # person: the first folder of theirs
         for person_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             person = unicodedata.normalize("NFC", readable(person_dir.name))  # as claims CSVs spell it
+            first = folders.setdefault(person, person_dir.name)
+            if first != person_dir.name:
+                warn(f"REFS folders {ascii(first)} and {ascii(person_dir.name)} differ only in Unicode form: their "
+                     f"specimens are taken as one person, {person!r}")
             slots = found.setdefault(person, [])
             hashes = digests.setdefault(person, [])
             for f in _specimen_files(person_dir):
                 try:
                     digest = sha256_file(f)
-                    cached = cache / f"{key}-{digest}.npz"
-                    if cached.is_file():
-                        with np.load(cached) as z:
-                            item = (z["embedding"], z["image"])
-                        if item[1].any():  # written by a version that enrolled blank specimens: redo below
-                            slots.append(item)
-                            hashes.append(digest)
-                            continue
+                    cached = None if store is None else store / f"{key}-{digest}.npz"
+                    item = None if cached is None else _read_cached(cached)
+                    if item is not None:
+                        slots.append(item)
+                        hashes.append(digest)
+                        continue
                     pending.append((person, len(slots), f, cached, _specimen_crops(f, loader)))
                     slots.append(None)
                     hashes.append(digest)
@@ -266,6 +298,24 @@ class Gallery:
             thresholds=np.array([rule.threshold(int(k), float(sp)) for k, sp in zip(counts, spreads, strict=True)]),
         )
         return self._index
+
+
+def _read_cached(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """A cache entry's ``(embeddings, images)``, or None to embed the specimen again: no entry, an unreadable one, or
+    one written by a version that enrolled blank specimens."""
+    try:
+        if not path.is_file():
+            return None
+        with np.load(path) as z:
+            emb, img = z["embedding"], z["image"]
+        if emb.ndim != 2 or img.ndim != 3 or len(emb) != len(img) or not len(img):
+            raise ValueError(f"arrays of shapes {emb.shape} and {img.shape}")
+    except Exception as e:  # noqa: BLE001 - a damaged entry (empty after a crash, truncated, not a .npz) fails in
+        # numpy, zipfile or zlib in many ways; each is a cache miss
+        log.info("embedding cache entry %s is unreadable (%s: %s): the specimen is embedded again", path,
+                 type(e).__name__, e)
+        return None
+    return (emb, img) if img.any() else None
 
 
 def _margin(m: Match) -> float:

@@ -220,6 +220,19 @@ def test_claims_match_documents_whatever_the_unicode_form_or_an_absolute_path(tm
     assert load_claims(p) == {"a.pdf": unicodedata.normalize("NFC", "zoë")}  # identities compared as NFC
 
 
+def test_claims_of_one_document_in_two_spellings_are_merged(tmp_path: Path):
+    # a contract listed once per signatory, by its relative and its absolute path, or in NFC and in NFD: no claim lost
+    nfd, nfc = unicodedata.normalize("NFD", "Zoë.pdf"), unicodedata.normalize("NFC", "Zoë.pdf")
+    p = tmp_path / "claims.csv"
+    p.write_text(f"document,identity\n{tmp_path / 'deed.pdf'},kowalski\ndeed.pdf,wright\ndeed.pdf,kowalski\n"
+                 f"{nfc},kowalski\n{nfd},wright\n{nfd},lee\n{nfc},lee\n")
+    claims = match_documents(load_claims(p), ["deed.pdf", nfd], tmp_path)
+    # people in order of first appearance, spelling by spelling (each spelling in the order it first appears)
+    assert claims == {"deed.pdf": ("kowalski", "wright"), nfd: ("kowalski", "lee", "wright")}
+    # spellings of one person each stay a single claim
+    assert match_documents({"a.pdf": "x", str(tmp_path / "a.pdf"): "x"}, ["a.pdf"], tmp_path) == {"a.pdf": "x"}
+
+
 def test_claims_blank_lines_before_the_header_and_excel_sep_line(tmp_path: Path):
     p = tmp_path / "claims.csv"
     for data in (b"\ndocument,identity\na.pdf,alice\n", b"\xef\xbb\xbf\r\ndocument;identity\r\na.pdf;alice\r\n",

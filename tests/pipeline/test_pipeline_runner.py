@@ -371,3 +371,75 @@ def test_a_long_document_name_fails_only_that_document(tmp_path: Path, verifier_
     assert s.processed == 3 and sorted(all_reports(out)) == sorted([long_ok, "c.png"])
     assert [(f.document, f.kind) for f in s.failures] == [(too_long, "output_write")]
     assert "longer than the file system allows" in s.failures[0].message
+
+
+TERM_SCRIPT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from pipeline_doubles import DoubleModels
+import sigpipe.pipeline.runner as runner
+from sigpipe.cli import cli
+runner.ManifestModels = lambda *a, **k: DoubleModels(Path({manifest!r}), delay={delay})
+cli.main(["run", {scans!r}, "--refs", {refs!r}, "--out", {out!r}, "--workers", "2", "--no-progress"])
+"""
+
+
+def _children(pid: int) -> set[int]:
+    """The live processes whose parent is ``pid`` (Linux /proc)."""
+    kids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            kids.add(int(stat.parent.name))
+    return kids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_sigterm_stops_the_run_and_its_workers_and_a_rerun_resumes(tmp_path: Path, verifier_manifest: Path):
+    scans, refs, out = tmp_path / "scans", tmp_path / "refs", tmp_path / "out"
+    for i in range(12):
+        save_image(scans / f"d{i:02d}.png", page_with([(scribble(i % 3), 100, 100)], (400, 300)))
+    save_image(refs / "p0" / "s.png", scribble(0))
+    out.mkdir()
+    (out / "summary.json").write_text("{}")  # an earlier run's summary: not this run's
+    script = TERM_SCRIPT.format(tests=str(Path(__file__).parent), scans=str(scans), refs=str(refs), out=str(out),
+                                manifest=str(verifier_manifest), delay=0.5)
+    env = {**os.environ, "SIGPIPE_THREADS": "2", "SIGPIPE_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.glob("*.png.json"))) < 2 and proc.poll() is None:
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    proc.send_signal(signal.SIGTERM)  # the parent alone, as kill and schedulers do
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err.decode()[-2000:]
+    assert "terminated; the reports written so far are complete" in err.decode()
+    assert "Traceback" not in err.decode()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(map(_alive, workers)):
+        time.sleep(0.1)
+    assert workers and not any(map(_alive, workers))  # stopped with the run, not left running
+    assert not (out / "summary.json").exists()  # no summary of an unfinished run
+    done = len(list(out.glob("*.png.json")))
+    s = run_batch(RunConfig(scans=scans, refs=refs, out=out, cache=tmp_path / "cache", progress=False),
+                  DoubleModels(verifier_manifest))
+    assert s.documents == 12 and s.skipped == done and s.processed == 12 - done
+
+
+def test_an_unusable_reference_cache_is_a_warning_in_the_summary(batch: dict[str, Path], verifier_manifest: Path,
+                                                                   tmp_path: Path):
+    (tmp_path / "afile").write_text("")
+    s = run_batch(config(batch, cache=tmp_path / "afile" / "cache"), DoubleModels(verifier_manifest))
+    assert s.processed == 5 and any("cannot use the embedding cache" in w for w in s.warnings)
+    assert s.warnings == tuple(json.loads((batch["out"] / "summary.json").read_text())["warnings"])

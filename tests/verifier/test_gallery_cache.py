@@ -1,0 +1,86 @@
+"""The gallery's embedding cache is an optimisation: an unusable cache folder, a failing write or a damaged entry never
+costs a specimen or the run."""
+
+import errno
+import logging
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sigpipe.verifier.gallery import Gallery
+from sigpipe.verifier.verifier import Verifier
+
+
+def make_refs(tiny_corpus: Path, root: Path, people: dict[str, str]) -> Path:
+    """``root/<folder>/`` with the first two genuine specimens of each corpus writer, for ``{folder: writer}``."""
+    for folder, writer in people.items():
+        (root / folder).mkdir(parents=True)
+        for f in sorted((tiny_corpus / writer / "genuine").glob("*.png"))[:2]:
+            (root / folder / f.name).write_bytes(f.read_bytes())
+    return root
+
+
+def test_an_unusable_cache_folder_is_warned_about_and_enrolment_goes_on(tiny_verifier: Path, tiny_corpus: Path,
+                                                                        tmp_path: Path):
+    refs = make_refs(tiny_corpus, tmp_path / "refs", {"alice": "001", "bob": "002"})
+    v = Verifier.from_manifest(tiny_verifier)
+    (tmp_path / "afile").write_text("")
+    g = Gallery.enroll(refs, v, cache=tmp_path / "afile" / "cache")  # under a regular file: cannot be created
+    assert g.people == ["alice", "bob"] and not g.errors
+    assert len(g.warnings) == 1 and str(tmp_path / "afile" / "cache") in g.warnings[0]
+    cached = Gallery.enroll(refs, v, cache=tmp_path / "cache")
+    for p in g.people:
+        np.testing.assert_array_equal(g.embeddings[p], cached.embeddings[p])
+
+
+def test_a_failing_cache_write_is_warned_about_once(tiny_verifier: Path, tiny_corpus: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch):
+    refs = make_refs(tiny_corpus, tmp_path / "refs", {"alice": "001", "bob": "002"})
+    v = Verifier.from_manifest(tiny_verifier)
+    cache = tmp_path / "cache"
+    Gallery.enroll(refs, v, cache=cache)  # alice's and bob's entries written
+    make_refs(tiny_corpus, refs, {"carol": "003"})
+
+    def disk_full(file: Path, **arrays: np.ndarray) -> None:
+        Path(file).write_bytes(b"PK")  # a partial temporary file
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    g = Gallery.enroll(refs, v, cache=cache)
+    assert g.people == ["alice", "bob", "carol"] and len(g.embeddings["carol"]) == 2 and not g.errors
+    assert len(g.warnings) == 1 and str(cache) in g.warnings[0] and "No space" in g.warnings[0]
+    assert len(list(cache.iterdir())) == 4  # alice's and bob's entries: no temporary file left, nothing of carol's
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage\n", b"PK\x03\x04truncated"])
+def test_a_damaged_cache_entry_is_embedded_again_and_rewritten(damage: bytes, tiny_verifier: Path, tiny_corpus: Path,
+                                                               tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    refs = make_refs(tiny_corpus, tmp_path / "refs", {"alice": "001", "bob": "002"})
+    v = Verifier.from_manifest(tiny_verifier)
+    cache = tmp_path / "cache"
+    first = Gallery.enroll(refs, v, cache=cache)
+    entries = sorted(cache.glob("*.npz"))
+    entries[0].write_bytes(damage)  # what a crash or a bad disk leaves
+    with caplog.at_level(logging.INFO, logger="sigpipe.verifier.gallery"):
+        g = Gallery.enroll(refs, v, cache=cache)
+    assert not g.errors and not g.warnings and not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("unreadable" in r.getMessage() for r in caplog.records)
+    for p in first.people:
+        np.testing.assert_allclose(g.embeddings[p], first.embeddings[p], atol=1e-6)
+    with np.load(entries[0]) as z:  # rewritten
+        assert z["embedding"].shape[1] == 16
+
+
+def test_person_folders_differing_only_in_unicode_form_are_one_person_with_a_warning(tiny_verifier: Path,
+                                                                                     tiny_corpus: Path,
+                                                                                     tmp_path: Path):
+    nfc, nfd = unicodedata.normalize("NFC", "Zoë"), unicodedata.normalize("NFD", "Zoë")
+    refs = make_refs(tiny_corpus, tmp_path / "refs", {nfc: "001", nfd: "002", "laura": "003", "Laura": "003"})
+    if len({p.name for p in refs.iterdir()}) < 4:
+        pytest.skip("this file system normalises names")
+    g = Gallery.enroll(refs, Verifier.from_manifest(tiny_verifier), cache=tmp_path / "cache")
+    assert g.people == sorted(["Laura", "laura", nfc]) and len(g.embeddings[nfc]) == 4
+    assert len(g.warnings) == 1
+    assert ascii(nfc) in g.warnings[0] and ascii(nfd) in g.warnings[0] and "one person" in g.warnings[0]
