@@ -20,11 +20,14 @@ from sigpipe.verifier.cli import verifier, verify
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sigpipe")
-@click.option("-v", "--verbose", count=True, help="More logging on stderr (-v info, -vv debug).")
-def cli(verbose: int) -> None:
+@click.option("-v", "--verbose", count=True, help="More logging on stderr: sigpipe's debug lines.")
+@click.option("-q", "--quiet", count=True, help="Less logging on stderr: -q warnings and errors, -qq errors only.")
+def cli(verbose: int, quiet: int) -> None:
     """Find handwritten signatures on scanned documents and verify them."""
-    level = logging.WARNING - 10 * min(verbose, 2) if verbose else logging.INFO
+    level = (logging.WARNING if quiet == 1 else logging.ERROR) if quiet else logging.INFO
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if verbose and not quiet:  # sigpipe's own debug lines; libraries (PIL dumps every image tag) stay at INFO
+        logging.getLogger("sigpipe").setLevel(logging.DEBUG)
 
 
 cli.add_command(run)

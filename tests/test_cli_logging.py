@@ -1,0 +1,30 @@
+"""``sigpipe -q`` / ``-v``: how much goes to stderr (a subprocess: pytest's own log handlers would hide the CLI's)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples"
+
+
+def run(tmp_path: Path, *flags: str) -> str:
+    docs = tmp_path / "scans"
+    docs.mkdir(exist_ok=True)
+    for name in ("0001_cheque.png", "0006_letter.tif"):  # a PNG and a TIFF: PIL logs debug lines for both
+        (docs / name).write_bytes((EXAMPLE / "scans" / name).read_bytes())
+    code = "from sigpipe.cli import main; main()"
+    args = [*flags, "run", str(docs), "--refs", str(EXAMPLE / "refs"), "--out", str(tmp_path / f"out{flags}"),
+            "--no-progress"]
+    r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
+                       env={"SIGPIPE_CACHE": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "2 documents" in r.stdout  # the result line is on stdout whatever the logging
+    return r.stderr
+
+
+def test_quiet_and_verbose(tmp_path: Path):
+    default, quiet, verbose = run(tmp_path), run(tmp_path, "-q"), run(tmp_path, "-v")
+    assert "INFO sigpipe.pipeline.runner" in default and "DEBUG" not in default
+    assert "INFO" not in quiet
+    assert "DEBUG sigpipe.pipeline.flow" in verbose and "DEBUG PIL" not in verbose  # sigpipe's, not PIL's tag dumps
