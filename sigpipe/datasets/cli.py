@@ -7,14 +7,9 @@ from pathlib import Path
 
 import click
 
+from sigpipe._cli import BadInput, out_folder
 from sigpipe.datasets.importers import FORMATS, import_corpus
 from sigpipe.errors import InputError
-
-
-class BadInput(click.ClickException):
-    """A missing or malformed input: message on stderr, exit code 2 (as usage errors)."""
-
-    exit_code = 2
 
 
 @click.group()
@@ -33,6 +28,7 @@ def import_cmd(fmt: str, src: Path, dst: Path) -> None:
     W/B-S-W-F-NN.tif; Hindi H-S-...) or sign_data (W/, W_forg/, optionally under train/ and test/; duplicate images
     are kept once). DST must not exist or be empty. Prints a JSON summary.
     """
+    out_folder(dst, "DST")
     try:
         summary = import_corpus(fmt, src, dst)
     except InputError as e:
@@ -45,7 +41,8 @@ def import_cmd(fmt: str, src: Path, dst: Path) -> None:
 @click.option("--per-writer", type=click.IntRange(min=1), default=24, show_default=True, help="Genuine per writer.")
 @click.option("--forgeries", type=click.IntRange(min=0), default=24, show_default=True, help="Forgeries per writer.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Corpus folder to create (empty).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, byte-identical files.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Same seed, byte-identical files.")
 def synth_signatures(writers: int, per_writer: int, forgeries: int, out: Path, seed: int) -> None:
     """Write a synthetic per-writer corpus: OUT/<writer>/genuine/NN.png and OUT/<writer>/forged/NN.png.
 
@@ -53,6 +50,7 @@ def synth_signatures(writers: int, per_writer: int, forgeries: int, out: Path, s
     """
     from sigpipe.datasets.synth_signatures import write_corpus
 
+    out_folder(out, "--out")
     try:
         write_corpus(out, writers, per_writer, forgeries, seed=seed)
     except InputError as e:
@@ -76,7 +74,8 @@ def synth_signatures(writers: int, per_writer: int, forgeries: int, out: Path, s
 @click.option("--pages", type=click.IntRange(min=1), required=True, help="Total number of pages to generate.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option("--yolo", is_flag=True, help="Also write an Ultralytics dataset under OUT/yolo (data.yaml).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same documents and truth.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Same seed, same documents and truth.")
 @click.option("--dpi", type=click.IntRange(50, 600), default=200, show_default=True,
               help="Rendering resolution; truth boxes are in pixels at this dpi.")
 @click.option("--kinds", default=",".join(("cheque", "letter", "contract", "form")), show_default=True,
@@ -95,6 +94,7 @@ def synth_documents(corpus: Path, pages: int, out: Path, yolo: bool, seed: int, 
 
     kind_list = tuple(k.strip() for k in kinds.split(",") if k.strip())
     fmt_list = tuple(f.strip() for f in formats.split(",") if f.strip())
+    out_folder(out, "--out")
     try:
         options = SynthOptions(dpi=dpi, kinds=kind_list, formats=fmt_list)
         truth_path = generate_documents(corpus, pages, out, seed, yolo=yolo, kinds=kind_list, options=options)

@@ -7,21 +7,17 @@ model that is missing or does not match its manifest).
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from sigpipe._cli import BadInput, out_folder
 from sigpipe.errors import InputError, SigpipeError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class BadInput(click.ClickException):
-    """A missing or malformed input: message on stderr, exit code 2 (as usage errors)."""
-
-    exit_code = 2
 
 
 def _fail(e: SigpipeError) -> click.ClickException:
@@ -56,6 +52,48 @@ def _check_dataset_yaml(path: Path) -> None:
         raise BadInput(f"dataset yaml {path} must be a mapping (keys path, train, val, names), got {got}")
 
 
+def _check_checkpoint(path: Path, option: str) -> None:
+    """Refuse a ``.pt`` that is not an Ultralytics checkpoint, without loading it: a PyTorch checkpoint is a zip
+    archive whose pickle (``data.pkl``) names the Ultralytics model classes it holds.
+
+    Raises:
+        BadInput: not a zip archive, no pickle in it, or a pickle of no Ultralytics model (e.g. a verifier's weights).
+    """
+    try:
+        with zipfile.ZipFile(path) as z:
+            pkl = next((n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            ours = pkl is not None and b"ultralytics" in z.read(pkl)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise BadInput(f"{option} {path} is not a PyTorch checkpoint: {e}") from e
+    if not ours:
+        raise BadInput(f"{option} {path} is not an Ultralytics YOLO checkpoint")
+
+
+def _check_model_arg(model: str) -> None:
+    """``detector train --model``: a local architecture yaml must be a model mapping, a local ``.pt`` an Ultralytics
+    checkpoint; other files are refused. Architecture names (``yolov8n.yaml``) are left to Ultralytics.
+
+    Raises:
+        BadInput: a local file that is not a model.
+    """
+    import yaml
+
+    path = Path(model)
+    if not path.is_file():
+        return  # a bundled architecture name, or a missing .pt that train_detector refuses
+    if path.suffix in (".yaml", ".yml"):
+        try:
+            spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+            raise BadInput(f"--model {path} is not a readable YAML file: {str(e).splitlines()[0]}") from e
+        if not isinstance(spec, dict) or not {"backbone", "head"} <= spec.keys():
+            raise BadInput(f"--model {path} is not a model architecture yaml (keys backbone and head)")
+    elif path.suffix == ".pt":
+        _check_checkpoint(path, "--model")
+    else:
+        raise BadInput(f"--model {path} is neither an architecture yaml nor a .pt checkpoint")
+
+
 def _weights_option(f: F) -> F:
     return click.option(
         "--weights", type=click.Path(exists=True, path_type=Path), default=None,
@@ -73,35 +111,46 @@ def detector() -> None:
               help="Ultralytics dataset yaml (one class: signature).")
 @click.option("--model", default="yolov8n.yaml", show_default=True,
               help="Architecture yaml (from scratch) or a local .pt to continue from.")
-@click.option("--epochs", type=int, default=100, show_default=True)
-@click.option("--imgsz", type=int, default=640, show_default=True)
-@click.option("--batch", type=int, default=16, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--imgsz", type=int, default=640, show_default=True, callback=_imgsz,
+              help="Input size, a multiple of 32.")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/detector"),
               show_default=True)
 @click.option("--name", default="train", show_default=True, help="Run folder under --out.")
 @click.option("--resume", is_flag=True, help="Resume the interrupted run whose last.pt is --model.")
 @click.option("--device", default=None, help="cpu, 0, 0,1 ... (default: first GPU when available, else cpu).")
-@click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=0), default=None,
+              help="Torch CPU threads (default or 0: all cores).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--lr0", type=float, default=None,
+@click.option("--lr0", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="Initial learning rate (e.g. 0.0005 when continuing from trained weights). Default: Ultralytics' "
                    "automatic choice (AdamW at 0.002 for short runs), which ignores any lr0; with --lr0 and the auto "
                    "optimizer, AdamW at this rate.")
-@click.option("--warmup-epochs", type=float, default=None,
+@click.option("--warmup-epochs", type=click.FloatRange(min=0), default=None,
               help="Learning-rate warm-up epochs (default: Ultralytics' 3); 0 when continuing from trained weights.")
 @click.option("--optimizer", default="auto", show_default=True,
               type=click.Choice(["auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSprop"]))
-@click.option("--close-mosaic", type=int, default=10, show_default=True,
+@click.option("--close-mosaic", type=click.IntRange(min=0), default=10, show_default=True,
               help="Train the last N epochs without mosaic augmentation.")
 @click.option("--downscale", type=click.Choice(["bilinear", "area"]), default="bilinear", show_default=True,
               help="How pages are shrunk to --imgsz. area: a copy of the dataset shrunk by area averaging is made "
                    "under --out first (thin strokes stay continuous); ship the model with the same setting.")
 def train(**kw: Any) -> None:
     """Train the detector; prints the path of the best weights."""
-    from sigpipe.detector.train import DetectorTrainConfig, train_detector
+    from sigpipe.detector.train import DetectorTrainConfig, split_dirs, train_detector
 
+    cfg = DetectorTrainConfig(**kw)
+    if not cfg.resume:  # a resumed run reads its dataset and model from the checkpoint's own settings
+        _check_dataset_yaml(cfg.data)
+        try:
+            split_dirs(cfg.data)  # train and val image folders exist
+        except InputError as e:
+            raise BadInput(str(e)) from e
+        out_folder(cfg.out)
+    _check_model_arg(cfg.model)
     try:
-        best = train_detector(DetectorTrainConfig(**kw))
+        best = train_detector(cfg)
     except SigpipeError as e:
         raise _fail(e) from e
     click.echo(str(best))
@@ -150,7 +199,8 @@ def eval_cmd(
 @detector.command()
 @_weights_option
 @click.option("--format", "fmt", type=click.Choice(["onnx", "openvino"]), default="onnx", show_default=True)
-@click.option("--imgsz", type=int, default=None, help="Input size of the export (default: the manifest's).")
+@click.option("--imgsz", type=int, default=None, callback=_imgsz,
+              help="Input size of the export, a multiple of 32 (default: the manifest's).")
 @click.option("--dynamic/--static", default=False, show_default=True,
               help="Dynamic input axes: each page letterboxed to its smallest rectangle instead of the full square "
                    "(faster on cheques; measure recall before shipping one).")
@@ -159,7 +209,20 @@ def eval_cmd(
 def export(weights: Path | None, fmt: str, imgsz: int | None, dynamic: bool, out: Path | None) -> None:
     """Export the detector to ONNX or OpenVINO; prints the exported path."""
     from sigpipe.detector.export import export as export_model
+    from sigpipe.errors import ModelError
+    from sigpipe.weights import Manifest
 
+    if weights is not None:
+        try:  # a file that is not a manifest is an input error; a model that does not match it (found below) is not
+            src = Manifest.load(weights).weights_path if weights.suffix == ".json" else weights
+        except ModelError as e:
+            raise BadInput(str(e)) from e
+        except (OSError, UnicodeDecodeError) as e:
+            raise BadInput(f"--weights {weights} is not a model manifest (<weights>.json)") from e
+        if src.suffix == ".pt" and src.is_file():
+            _check_checkpoint(src, "--weights")
+    if out is not None:
+        out_folder(out)
     try:
         path = export_model(weights, fmt, imgsz=imgsz, out_dir=out, dynamic=dynamic)
     except SigpipeError as e:

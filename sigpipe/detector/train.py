@@ -64,7 +64,7 @@ class DetectorTrainConfig:
 SPLITS = ("train", "val", "test")
 
 
-def _split_dirs(data: Path) -> tuple[dict, dict[str, list[Path]]]:
+def split_dirs(data: Path) -> tuple[dict, dict[str, list[Path]]]:
     """A dataset yaml's contents and its splits' image folders (absolute), as Ultralytics resolves them."""
     try:
         d = yaml.safe_load(data.read_text())
@@ -107,7 +107,7 @@ def downscaled_dataset(
     """
     if downscale not in DOWNSCALE:
         raise InputError(f"unknown downscale {downscale!r}; one of {sorted(DOWNSCALE)}")
-    spec, dirs = _split_dirs(Path(data))
+    spec, dirs = split_dirs(Path(data))
     out = Path(out)
     new = {"path": str(out.resolve()), "names": spec.get("names", {0: "signature"})}
     for split, folders in dirs.items():

@@ -13,10 +13,15 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from sigpipe._cli import BadInput, out_folder
 from sigpipe.errors import InputError, SigpipeError
 
 if TYPE_CHECKING:
     import numpy as np
+    from torch import nn
+
+    from sigpipe.verifier.train import VerifierTrainConfig
+    from sigpipe.weights import Manifest
 
 log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., object])
@@ -25,18 +30,123 @@ weights_option = click.option(
     "--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
     help="Verifier manifest (<weights>.json). Default: the bundled model.",
 )
-threads_option = click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
-
-
-class BadInput(click.ClickException):
-    """A missing or malformed input: message on stderr, exit code 2 (as usage errors)."""
-
-    exit_code = 2
+threads_option = click.option("--threads", type=click.IntRange(min=0), default=None,
+                              help="Torch CPU threads (default or 0: all cores).")
+POSITIVE_INT = click.IntRange(min=1)
+POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
+NON_NEGATIVE_FLOAT = click.FloatRange(min=0)
 
 
 def _fail(e: Exception) -> click.ClickException:
     """Input errors exit 2, other failures (a model that does not match its manifest) 1."""
     return BadInput(str(e)) if isinstance(e, InputError | ValueError) else click.ClickException(str(e))
+
+
+def _manifest_arg(path: Path, what: str) -> Manifest:
+    """Read a model manifest named on the command line: a file that is not one is an input error (exit 2); a model
+    whose weights do not match it is found later, when it loads (exit 1).
+
+    Raises:
+        BadInput: the file is not JSON, or lacks a manifest's keys.
+    """
+    from sigpipe.errors import ModelError
+    from sigpipe.weights import Manifest
+
+    try:
+        return Manifest.load(path)
+    except ModelError as e:
+        raise BadInput(f"{what}: {e}") from e
+    except (OSError, UnicodeDecodeError) as e:  # binary (e.g. the .pt itself), unreadable
+        hint = f"; pass its manifest {path}.json" if path.suffix == ".pt" else ""
+        raise BadInput(f"{what}: {path} is not a model manifest (<weights>.json){hint}") from e
+
+
+def _trained_manifest(path: Path, what: str) -> Manifest:
+    """:func:`_manifest_arg` of a verifier trained by ``sigpipe verifier train`` (or joined by ``verifier ensemble``):
+    its manifest records the writer splits it was trained on.
+
+    Raises:
+        BadInput: not a manifest, or one without ``training.splits`` and ``preprocess``.
+    """
+    m = _manifest_arg(path, what)
+    training = m.get("training")
+    if not isinstance(training, dict) or not isinstance(training.get("splits"), dict) or "preprocess" not in m.data:
+        raise BadInput(f"{what}: {path} records no training writer splits: pass the manifest of a verifier trained "
+                       "by 'sigpipe verifier train'")
+    return m
+
+
+def _check_init(path: Path | None, net: Callable[[], nn.Module], what: str) -> None:
+    """Refuse ``--init`` weights that are not a PyTorch state dict of ``net()``'s shape, before any data is read.
+
+    Raises:
+        BadInput: the file does not load with ``torch.load(weights_only=True)``, or does not fit the network.
+    """
+    if path is None:
+        return
+    import torch
+
+    hint = " (pass the .pt file, not its manifest)" if path.suffix == ".json" else ""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises assorted errors (pickle, zip, EOF) for non-weights
+        raise BadInput(f"--init {path} is not a PyTorch weights file{hint}: {type(e).__name__}") from e
+    if not isinstance(state, dict):
+        raise BadInput(f"--init {path} holds a {type(state).__name__}, not a network's weights (state dict){hint}")
+    try:
+        net().load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as e:
+        first = str(e).strip().splitlines()
+        detail = (first[1] if len(first) > 1 else first[0]).strip() if first else type(e).__name__
+        raise BadInput(f"--init {path} does not fit {what}: {detail}") from e
+
+
+def _check_corpora(cfg: VerifierTrainConfig) -> None:
+    """What ``train_verifier`` would find only after loading images or training an epoch: corpora that are not
+    per-writer corpora, two corpora with one name, no validation writers to choose the best epoch on, or a batch the
+    training writers cannot fill. Lists folders only.
+
+    Raises:
+        BadInput: any of those.
+    """
+    from sigpipe.datasets.corpus import Corpus
+    from sigpipe.verifier.train import writer_splits
+
+    try:
+        corpora = [Corpus(p) for p in (*cfg.data, *cfg.extra)]
+        splits = writer_splits(cfg)
+    except (InputError, ValueError) as e:
+        raise BadInput(str(e)) from e
+    seen: dict[str, Path] = {}
+    for c in corpora:
+        if c.name in seen:
+            raise BadInput(f"{seen[c.name]} and {c.root} are both named {c.name!r}: corpora are told apart by their "
+                           "folder names (rename one, or give it once)")
+        seen[c.name] = c.root
+    val = [c[w] for c in corpora[: len(cfg.data)] for w in splits[c.name]["val"]]
+    if not any(len(s.genuine) >= 2 and s.forged for s in val):
+        raise BadInput(f"no validation writer with 2 genuine signatures and a forgery among the {len(val)} that the "
+                       f"split {'/'.join(f'{f:g}' for f in cfg.split)} leaves in --data: add writers")
+    writers = sum(len(parts["train"]) for parts in splits.values()) * cfg.mirror_writers
+    if cfg.batch % cfg.m_per_writer or cfg.batch > writers * cfg.m_per_writer:
+        raise BadInput(f"--batch {cfg.batch}: must be a multiple of {cfg.m_per_writer} (images per writer in a batch) "
+                       f"and at most {writers * cfg.m_per_writer} ({writers} training writers x {cfg.m_per_writer})")
+
+
+def _device(value: str | None) -> str | None:
+    """``--device``: a device string torch knows, and CUDA only where it is available."""
+    if value is None:
+        return None
+    import torch
+
+    try:
+        kind = torch.device(value).type
+    except (RuntimeError, ValueError) as e:
+        raise click.BadParameter(f"unknown device {value!r}; expected cpu, cuda or cuda:N", param_hint="--device") \
+            from e
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter(f"{value!r}: CUDA is not available on this machine", param_hint="--device")
+    return value
 
 
 def corpora_option(help_text: str) -> Callable[[F], F]:
@@ -56,38 +166,42 @@ def verifier() -> None:
               help="Corpus used for training only, all its writers (e.g. synthetic writers); repeatable.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/verifier"),
               show_default=True)
-@click.option("--epochs", type=int, default=40, show_default=True)
-@click.option("--steps", "steps_per_epoch", type=int, default=100, show_default=True, help="Batches per epoch.")
-@click.option("--batch", type=int, default=96, show_default=True)
+@click.option("--epochs", type=POSITIVE_INT, default=40, show_default=True)
+@click.option("--steps", "steps_per_epoch", type=POSITIVE_INT, default=100, show_default=True,
+              help="Batches per epoch.")
+@click.option("--batch", type=POSITIVE_INT, default=96, show_default=True,
+              help="Images per batch: a multiple of 8 (images per writer).")
 @click.option("--architecture", type=click.Choice(["resnet-s", "signet-s"]), default="resnet-s", show_default=True)
-@click.option("--lr", type=float, default=2e-3, show_default=True)
+@click.option("--lr", type=POSITIVE_FLOAT, default=2e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @threads_option
-@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@click.option("--device", default=None, callback=lambda _c, _p, v: _device(v),
+              help="cpu or cuda (default: cuda when available).")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Start from these weights (e.g. the shipped verifier.pt) instead of random.")
 @click.option("--resume", is_flag=True, help="Resume the interrupted run in --out from its last checkpoint.")
 @click.option("--tag", default="v1", show_default=True)
 @click.option("--input-size", default="80x160", show_default=True,
               help="Network input HEIGHTxWIDTH (the preprocessing canvas; recorded in the manifest).")
-@click.option("--margin", type=float, default=0.25, show_default=True, help="Triplet loss margin.")
+@click.option("--margin", type=POSITIVE_FLOAT, default=0.25, show_default=True, help="Triplet loss margin.")
 @click.option("--aux-loss", type=click.Choice(["none", "arcface"]), default="none", show_default=True,
               help="Add an ArcFace loss over (writer, genuine|forged) classes to the triplet loss.")
-@click.option("--aux-weight", type=float, default=1.0, show_default=True, help="Weight of --aux-loss.")
-@click.option("--doc-views", type=int, default=0, show_default=True,
+@click.option("--aux-weight", type=NON_NEGATIVE_FLOAT, default=1.0, show_default=True, help="Weight of --aux-loss.")
+@click.option("--doc-views", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also train on N crops per image of the image placed in synthetic scanned documents "
                    "(what `sigpipe run` verifies); validation then scores those crops too.")
-@click.option("--ema", type=float, default=0.0, show_default=True,
+@click.option("--ema", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="Validate and keep an exponential moving average of the weights with this decay per step "
                    "(e.g. 0.998; 0 = off).")
 @click.option("--mirror-writers", type=click.Choice(["1", "2", "4"]), default="1", show_default=True,
               callback=lambda _c, _p, v: int(v),
               help="Count mirror images of each training writer as new writers: 2 = left-right, 4 = also upside-down.")
-@click.option("--writer-warp", type=float, default=0.0, show_default=True,
+@click.option("--writer-warp", type=NON_NEGATIVE_FLOAT, default=0.0, show_default=True,
               help="Warp each writer's images in a batch by one random affine + elastic field of its own "
                    "(genuine and forged alike; 1 = rotation 6 deg, shear 0.3, one axis squeezed x1.28; 0 = off).")
 def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw: object) -> None:
     """Train the triplet verifier; writes OUT/verifier.pt and its manifest."""
+    from sigpipe.verifier.model import build_model
     from sigpipe.verifier.preprocess import PreprocessConfig
     from sigpipe.verifier.train import VerifierTrainConfig, train_verifier
 
@@ -97,12 +211,16 @@ def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw
         raise click.BadParameter(f"expected HEIGHTxWIDTH, got {input_size!r}", param_hint="--input-size") from None
     if min(h, w) < 32:
         raise click.BadParameter("height and width must be at least 32 pixels", param_hint="--input-size")
+    cfg = VerifierTrainConfig(data=data, extra=extra, preprocess=PreprocessConfig(height=h, width=w),
+                              **kw)  # type: ignore[arg-type]
+    out_folder(cfg.out)
+    _check_corpora(cfg)
+    _check_init(cfg.init, lambda: build_model(cfg.architecture, cfg.dim, cfg.width),
+                f"a {cfg.architecture} network of width {cfg.width} and {cfg.dim} dimensions")
     try:
-        cfg = VerifierTrainConfig(data=data, extra=extra, preprocess=PreprocessConfig(height=h, width=w),
-                                  **kw)  # type: ignore[arg-type]
         path = train_verifier(cfg)
-    except SigpipeError as e:
-        raise click.ClickException(str(e)) from e
+    except (SigpipeError, ValueError) as e:
+        raise _fail(e) from e
     click.echo(str(path))
 
 
@@ -118,10 +236,13 @@ def ensemble(members: tuple[Path, ...], data: tuple[Path, ...], out: Path, tag: 
     """Join trained verifiers (their manifests, MEMBERS) into one model; writes OUT/verifier.pt and its manifest."""
     from sigpipe.verifier.ensemble import build_ensemble
 
+    for path in members:
+        _trained_manifest(path, "MEMBERS")
+    out_folder(out)
     try:
         path = build_ensemble(members, data, out, tag, threads=threads)
     except SigpipeError as e:
-        raise click.ClickException(str(e)) from e
+        raise _fail(e) from e
     click.echo(str(path))
 
 
@@ -132,26 +253,36 @@ def ensemble(members: tuple[Path, ...], data: tuple[Path, ...], out: Path, tag: 
 @corpora_option("The corpora that verifier was trained on.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/verifier-pair"),
               show_default=True)
-@click.option("--epochs", type=int, default=14, show_default=True)
-@click.option("--steps", type=int, default=300, show_default=True, help="Batches per epoch.")
-@click.option("--batch", type=int, default=64, show_default=True, help="Pairs per batch.")
-@click.option("--lr", type=float, default=2e-3, show_default=True)
-@click.option("--warp", type=float, default=0.5, show_default=True, help="Writer-warp strength (0 = off).")
+@click.option("--epochs", type=POSITIVE_INT, default=14, show_default=True)
+@click.option("--steps", type=POSITIVE_INT, default=300, show_default=True, help="Batches per epoch.")
+@click.option("--batch", type=POSITIVE_INT, default=64, show_default=True, help="Pairs per batch.")
+@click.option("--lr", type=POSITIVE_FLOAT, default=2e-3, show_default=True)
+@click.option("--warp", type=NON_NEGATIVE_FLOAT, default=0.5, show_default=True, help="Writer-warp strength (0 = off).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Continue from these pair-network weights.")
 @click.option("--tag", default="v1", show_default=True)
 @threads_option
-@click.option("--device", default=None, help="cpu or cuda (default: cuda when available).")
+@click.option("--device", default=None, callback=lambda _c, _p, v: _device(v),
+              help="cpu or cuda (default: cuda when available).")
 def train_pair(data: tuple[Path, ...], **kw: object) -> None:
     """Train the pair network (the verifier's second stage); writes OUT/pair.pt and its manifest. Attach it with
     `verifier calibrate --pair`."""
-    from sigpipe.verifier.pairtrain import PairTrainConfig, train_pairnet
+    from sigpipe.verifier.model import PairNet
+    from sigpipe.verifier.pairtrain import PairTrainConfig, splits_config, train_pairnet
 
-    try:
-        path = train_pairnet(PairTrainConfig(data=data, **kw))  # type: ignore[arg-type]
+    cfg = PairTrainConfig(data=data, **kw)  # type: ignore[arg-type]
+    out_folder(cfg.out)
+    _trained_manifest(cfg.like, "--like")
+    try:  # the manifest's writer splits, and --data giving them: checked on folder listings only
+        splits_config(cfg)
     except SigpipeError as e:
-        raise click.ClickException(str(e)) from e
+        raise BadInput(str(e)) from e
+    _check_init(cfg.init, lambda: PairNet(cfg.width), f"a pair network of width {cfg.width}")
+    try:
+        path = train_pairnet(cfg)
+    except (SigpipeError, ValueError) as e:
+        raise _fail(e) from e
     click.echo(str(path))
 
 
@@ -173,12 +304,34 @@ def calibrate(manifest: Path, data: tuple[Path, ...], out: Path, tag: str, pair:
     """Choose a trained verifier's decision rule again (aggregation, spread weight, second-stage weight,
     thresholds, score) on its validation writers; writes OUT/verifier.pt (the same weights) and a manifest with the
     new rule. Run `verifier export` on the result for the ONNX backend."""
+    from sigpipe.datasets.corpus import Corpus
+    from sigpipe.verifier.pairnet import ARCHITECTURE
     from sigpipe.verifier.recalibrate import recalibrate
 
+    m = _trained_manifest(manifest, "MANIFEST")
+    if tag == m.tag:
+        raise BadInput(f"the recalibrated model needs a tag other than {m.tag!r}: its decisions differ")
+    splits = m["training"]["splits"]
+    try:
+        names = {Corpus(p).name for p in data}
+    except InputError as e:
+        raise BadInput(str(e)) from e
+    missing = sorted(c for c, parts in splits.items() if isinstance(parts, dict) and parts.get("val")
+                     and c not in names)
+    if missing:
+        raise BadInput(f"--data lacks the corpora {missing}, whose validation writers calibrate the model")
+    if pair is not None:
+        pm = _manifest_arg(pair, "--pair")
+        if pm.architecture != ARCHITECTURE:
+            raise BadInput(f"--pair {pair} is a {pm.architecture!r} model, not a pair network ({ARCHITECTURE})")
+        if (pm.get("training") or {}).get("splits") != splits:
+            raise BadInput(f"--pair: {pm.ident} was trained on other writer splits than {m.ident}: its training "
+                           "writers could be the validation writers that calibrate, or the test writers")
+    out_folder(out)
     try:
         path = recalibrate(manifest, data, out, tag, threads=threads, pair=pair, orders=orders)
-    except SigpipeError as e:
-        raise click.ClickException(str(e)) from e
+    except (SigpipeError, ValueError) as e:
+        raise _fail(e) from e
     click.echo(str(path))
 
 
@@ -287,8 +440,8 @@ def _read_signature(path: Path) -> np.ndarray:
                 size = im.size
     except Image.DecompressionBombError as e:  # PIL's own refusal, at twice its limit, which is over ours
         raise ImageTooLargeError(f"{path} is over the {MAX_PAGE_PIXELS / 1e6:.0f} Mpx limit per image") from e
-    except (OSError, ValueError, SyntaxError):
-        size = None  # not an image PIL knows: read_gray decodes it or says it cannot
+    except Exception:  # noqa: BLE001 - not an image PIL knows (where Ultralytics is imported, its patched
+        size = None  # Image.open raises ModuleNotFoundError for pi_heif then): read_gray decodes it or says it cannot
     if size is not None:
         count_pixels_guard(*size, IngestConfig(), str(path))
     return read_gray(path)
@@ -302,10 +455,11 @@ def export(weights: Path, keep_default: bool) -> None:
     """Export a verifier to ONNX (run by ONNX Runtime, the default CPU backend); prints the file's path."""
     from sigpipe.verifier.export import export_onnx
 
+    _manifest_arg(weights, "--weights")
     try:
         click.echo(str(export_onnx(weights, make_default=not keep_default)))
     except SigpipeError as e:
-        raise click.ClickException(str(e)) from e
+        raise _fail(e) from e
 
 
 @verifier.command("operating-point")

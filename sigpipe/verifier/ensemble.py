@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sigpipe.errors import ModelError
+from sigpipe.errors import InputError
 from sigpipe.verifier.model import ENSEMBLE, EnsembleNet
 from sigpipe.verifier.preprocess import PreprocessConfig
 from sigpipe.verifier.train import (
@@ -59,30 +59,36 @@ def build_ensemble(members: Sequence[str | Path], data: Sequence[Path], out: Pat
         Path of the weights file (its manifest is ``<path>.json``).
 
     Raises:
-        ModelError: fewer than two members, a member that fails its hash check, or members that differ in
-            preprocessing or writer splits.
+        InputError: fewer than two members, members that are not trained verifiers, or that differ in preprocessing
+            or writer splits.
+        ModelError: a member that fails its hash check.
     """
     import torch
 
     if len(members) < 2:
-        raise ModelError("an ensemble needs at least two member models")
+        raise InputError("an ensemble needs at least two member models")
     if threads:
         torch.set_num_threads(threads)
     manifests = [Manifest.load(p) for p in members]
     verifiers = [Verifier(m, backend="pt") for m in manifests]  # checks each member's sha256
     first = manifests[0]
-    pcfg = PreprocessConfig.from_dict(first["preprocess"])
-    tcfg = first["training"]["config"]
-    cfg = VerifierTrainConfig(data=tuple(Path(p) for p in data), preprocess=pcfg, split=tuple(tcfg["split"]),
-                              split_seed=int(tcfg["split_seed"]), threads=threads)
+    try:
+        pcfg = PreprocessConfig.from_dict(first["preprocess"])
+        tcfg = first["training"]["config"]
+        split, split_seed = tuple(tcfg["split"]), int(tcfg["split_seed"])
+        member_splits = [m["training"]["splits"] for m in manifests]
+    except (KeyError, TypeError, ValueError) as e:
+        raise InputError(f"the members must be verifiers trained by 'sigpipe verifier train' (their manifests record "
+                         f"the writer splits): {type(e).__name__} {e}") from e
+    cfg = VerifierTrainConfig(data=tuple(Path(p) for p in data), preprocess=pcfg, split=split, split_seed=split_seed,
+                              threads=threads)
     splits = writer_splits(cfg)
-    for m in manifests:
+    for m, theirs in zip(manifests, member_splits, strict=True):
         if m["preprocess"] != first["preprocess"]:
-            raise ModelError(f"{m.ident} preprocesses differently from {first.ident}: members must share it")
-        theirs = m["training"]["splits"]
+            raise InputError(f"{m.ident} preprocesses differently from {first.ident}: members must share it")
         for corpus, parts in splits.items():
             if theirs.get(corpus) != parts:
-                raise ModelError(f"{m.ident} was not trained with the writer splits of {corpus} given here: its "
+                raise InputError(f"{m.ident} was not trained with the writer splits of {corpus} given here: its "
                                  "validation writers could be another member's training writers")
     net = EnsembleNet([v.torch_net for v in verifiers]).eval()
     val = load_split(cfg, "val")

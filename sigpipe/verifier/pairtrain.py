@@ -70,7 +70,7 @@ class PairTrainConfig:
     tag: str = "v1"
 
 
-def _splits_config(cfg: PairTrainConfig) -> tuple[VerifierTrainConfig, Manifest]:
+def splits_config(cfg: PairTrainConfig) -> tuple[VerifierTrainConfig, Manifest]:
     like = Manifest.load(cfg.like)
     try:  # a trained model records its config; an ensemble, its members'
         tc = like["training"].get("config") or like["members"][0]["training"]["config"]
@@ -125,7 +125,7 @@ def train_pairnet(cfg: PairTrainConfig) -> Path:
     if not 0 <= cfg.p_genuine + cfg.p_skilled <= 1:
         raise ValueError("p_genuine + p_skilled must be within [0, 1]")
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    vcfg, like = _splits_config(cfg)
+    vcfg, like = splits_config(cfg)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)

@@ -8,7 +8,7 @@ import torch
 from click.testing import CliRunner
 
 from sigpipe.cli import cli
-from sigpipe.errors import ModelError
+from sigpipe.errors import InputError
 from sigpipe.verifier.ensemble import build_ensemble
 from sigpipe.verifier.model import EnsembleNet, build_model, build_network
 from sigpipe.verifier.train import VerifierTrainConfig, train_verifier
@@ -72,16 +72,16 @@ def test_ensemble_of_trained_members_is_calibrated_loadable_and_exportable(membe
 
 
 def test_ensemble_refuses_members_it_cannot_calibrate(members: list[Path], six_writers: Path, tmp_path: Path):
-    with pytest.raises(ModelError, match="at least two"):
+    with pytest.raises(InputError, match="at least two"):
         build_ensemble(members[:1], [six_writers], tmp_path / "one", "e1")
     other = json.loads(members[1].read_text())
     other["training"]["splits"]["six"]["val"] = other["training"]["splits"]["six"]["train"]
     members[1].write_text(json.dumps(other))
-    with pytest.raises(ModelError, match="writer splits"):
+    with pytest.raises(InputError, match="writer splits"):
         build_ensemble(members, [six_writers], tmp_path / "bad", "e1")
     res = CliRunner().invoke(cli, ["verifier", "ensemble", *map(str, members), "--data", str(six_writers),
                                    "--out", str(tmp_path / "cli"), "--tag", "e1"])
-    assert res.exit_code == 1 and "writer splits" in res.output
+    assert res.exit_code == 2 and "writer splits" in res.output  # an input error: members that do not fit together
 
 
 def test_ensemble_cli_writes_the_joined_model(members: list[Path], six_writers: Path, tmp_path: Path):

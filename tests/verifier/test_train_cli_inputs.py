@@ -1,0 +1,221 @@
+"""``sigpipe verifier train|ensemble|calibrate|train-pair|export`` on bad input: one line on stderr and exit 2 (the
+convention's "usage or input error"), before any image is read or model loaded; a model that does not match its
+manifest stays exit 1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from sigpipe.cli import cli
+from sigpipe.verifier.train import VerifierTrainConfig, writer_splits
+
+SMALL = ["--epochs", "1", "--steps", "1", "--batch", "8", "--threads", "1"]
+
+
+def small(but: str = "") -> list[str]:
+    """:data:`SMALL` without ``but`` (the option a test sets): a run stays tiny even where the check is missing."""
+    i = SMALL.index(but) if but in SMALL else len(SMALL)
+    return SMALL[:i] + SMALL[i + 2:]
+
+
+def input_error(res: Result, message: str) -> None:
+    """Exit 2 with ``message`` on one line of stderr, through click (not an escaped exception)."""
+    assert res.exit_code == 2, res.output
+    assert isinstance(res.exception, SystemExit)
+    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def usage_error(res: Result, option: str) -> None:
+    assert res.exit_code == 2, res.output
+    assert isinstance(res.exception, SystemExit) and option in res.stderr, res.stderr
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["verifier", *args])
+
+
+@pytest.fixture
+def trained(tiny_verifier: Path, six_writers: Path) -> Path:
+    """The tiny verifier's manifest with what training records: its split settings and the writer splits of
+    ``six_writers`` (half train, half validation)."""
+    m = json.loads(tiny_verifier.read_text())
+    split = (0.5, 0.5, 0.0)
+    m["training"] = {"config": {"split": list(split), "split_seed": 0},
+                     "splits": writer_splits(VerifierTrainConfig(data=(six_writers,), split=split))}
+    tiny_verifier.write_text(json.dumps(m))
+    return tiny_verifier
+
+
+@pytest.fixture
+def afile(tmp_path: Path) -> Path:
+    path = tmp_path / "afile"
+    path.write_text("x")
+    return path
+
+
+# -- verifier train -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--epochs", "-1"), ("--steps", "0"), ("--batch", "0"), ("--batch", "-8"), ("--lr", "0"),
+    ("--lr", "-1"), ("--margin", "-0.1"), ("--ema", "1.5"), ("--ema", "-0.1"), ("--doc-views", "-1"),
+    ("--writer-warp", "-1"), ("--aux-weight", "-1"), ("--threads", "-1"), ("--device", "bogus"),
+])
+def test_train_refuses_out_of_range_options(six_writers: Path, tmp_path: Path, option: str, value: str):
+    usage_error(invoke("train", "--data", str(six_writers), "--out", str(tmp_path / "o"), *small(option), option,
+                       value), option)
+    assert not (tmp_path / "o" / "verifier.pt").exists()
+
+
+def test_train_refuses_folders_that_are_not_corpora(six_writers: Path, tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "flat" / "a" / "b").mkdir(parents=True)
+    out = ["--out", str(tmp_path / "o"), *SMALL]
+    input_error(invoke("train", "--data", str(tmp_path / "empty"), *out), f"no writers in {tmp_path / 'empty'}")
+    input_error(invoke("train", "--data", str(tmp_path / "flat"), *out), f"no writers in {tmp_path / 'flat'}")
+    input_error(invoke("train", "--data", str(six_writers), "--extra", str(tmp_path / "empty"), *out),
+                "no writers in")
+
+
+def test_train_refuses_corpora_it_cannot_split_or_batch(tiny_corpus: Path, six_writers: Path, tmp_path: Path):
+    out = ["--out", str(tmp_path / "o")]
+    # 3 writers at the 0.7/0.1/0.2 split: none left to validate on (found after loading every image before)
+    input_error(invoke("train", "--data", str(tiny_corpus), *out, *SMALL), "no validation writer")
+    # the same folder twice: corpora are keyed by folder name
+    input_error(invoke("train", "--data", str(six_writers), "--data", str(six_writers / "." / ".." / "six"), *out,
+                       *SMALL), "are both named 'six'")
+    input_error(invoke("train", "--data", str(six_writers), *out, *small("--batch"), "--batch", "12"),
+                "--batch 12: must be")
+    input_error(invoke("train", "--data", str(six_writers), *out, *small("--batch"), "--batch", "96"),
+                "(4 training writers")
+    assert not (tmp_path / "o" / "verifier.pt").exists()
+
+
+def test_train_refuses_init_that_is_not_weights_of_the_network(tiny_verifier: Path, six_writers: Path,
+                                                              tmp_path: Path, afile: Path):
+    out = ["--data", str(six_writers), "--out", str(tmp_path / "o"), *SMALL]
+    input_error(invoke("train", *out, "--init", str(afile)), "is not a PyTorch weights file")
+    input_error(invoke("train", *out, "--init", str(tiny_verifier)), "(pass the .pt file, not its manifest)")
+    # width 8 weights into the default width-32 network
+    input_error(invoke("train", *out, "--init", str(tiny_verifier.with_suffix(""))),
+                "does not fit a resnet-s network of width 32")
+
+
+def test_training_commands_refuse_an_out_under_a_file(trained: Path, six_writers: Path, afile: Path):
+    out = str(afile / "sub")
+    message = f"cannot create --out {out}: {afile} is a file"
+    input_error(invoke("train", "--data", str(six_writers), "--out", out, *SMALL), message)
+    input_error(invoke("train-pair", "--like", str(trained), "--data", str(six_writers), "--out", out, *SMALL),
+                message)
+    input_error(invoke("calibrate", str(trained), "--data", str(six_writers), "--tag", "c2", "--out", out), message)
+    input_error(invoke("ensemble", str(trained), str(trained), "--data", str(six_writers), "--tag", "e", "--out",
+                       out), message)
+
+
+# -- manifests given as arguments -----------------------------------------------------------------------------------
+
+
+def test_manifest_arguments_that_are_not_manifests_exit_2(trained: Path, tiny_verifier: Path, six_writers: Path,
+                                                         tmp_path: Path, afile: Path):
+    other = tmp_path / "other.json"
+    other.write_text('{"a": 1}')
+    weights = tiny_verifier.with_suffix("")
+    data = ["--data", str(six_writers)]
+    o = ["--out", str(tmp_path / "o")]
+    input_error(invoke("export", "--weights", str(afile)), f"--weights: invalid model manifest {afile}")
+    input_error(invoke("export", "--weights", str(weights)), f"pass its manifest {weights}.json")
+    input_error(invoke("export", "--weights", str(other)), "--weights: invalid model manifest")
+    input_error(invoke("calibrate", str(other), *data, "--tag", "c", *o), "MANIFEST: invalid model manifest")
+    input_error(invoke("ensemble", str(weights), str(trained), *data, "--tag", "e", *o), "MEMBERS:")
+    input_error(invoke("train-pair", "--like", str(afile), *data, *o, *SMALL), "--like:")
+    input_error(invoke("calibrate", str(trained), *data, "--tag", "c", *o, "--pair", str(other)),
+                "--pair: invalid model manifest")
+
+
+def test_a_model_that_does_not_match_its_manifest_still_exits_1(trained: Path, tmp_path: Path):
+    m = json.loads(trained.read_text())
+    m["sha256"] = "0" * 64
+    trained.write_text(json.dumps(m))
+    res = invoke("export", "--weights", str(trained))
+    assert res.exit_code == 1 and "does not match its manifest" in res.stderr, res.output
+
+
+def test_untrained_manifests_are_refused_where_writer_splits_are_needed(tiny_verifier: Path, six_writers: Path,
+                                                                       tmp_path: Path):
+    data, o = ["--data", str(six_writers)], ["--out", str(tmp_path / "o")]
+    for res in (invoke("calibrate", str(tiny_verifier), *data, "--tag", "c", *o),  # a KeyError traceback before
+                invoke("ensemble", str(tiny_verifier), str(tiny_verifier), *data, "--tag", "e", *o),
+                invoke("train-pair", "--like", str(tiny_verifier), *data, *o, *SMALL)):
+        input_error(res, "records no training writer splits")
+
+
+# -- verifier ensemble ----------------------------------------------------------------------------------------------
+
+
+def test_ensemble_input_errors_exit_2(trained: Path, tiny_corpus: Path, six_writers: Path, tmp_path: Path):
+    o = ["--out", str(tmp_path / "o"), "--tag", "e"]
+    input_error(invoke("ensemble", str(trained), "--data", str(six_writers), *o), "at least two member models")
+    # --data that is not the corpus the members were trained on: other writer splits
+    input_error(invoke("ensemble", str(trained), str(trained), "--data", str(tiny_corpus), *o),
+                "not trained with the writer splits of corpus")
+    other = tmp_path / "other.pt.json"
+    m = json.loads(trained.read_text())
+    m["file"] = str(trained.with_suffix(""))
+    m["training"]["splits"]["six"]["val"] = m["training"]["splits"]["six"]["train"]
+    other.write_text(json.dumps(m))
+    input_error(invoke("ensemble", str(trained), str(other), "--data", str(six_writers), *o), "writer splits")
+    m = json.loads(trained.read_text())
+    m["file"] = str(trained.with_suffix(""))
+    m["preprocess"] = {**m["preprocess"], "height": 64}
+    other.write_text(json.dumps(m))
+    input_error(invoke("ensemble", str(trained), str(other), "--data", str(six_writers), *o),
+                "preprocesses differently")
+
+
+# -- verifier calibrate ---------------------------------------------------------------------------------------------
+
+
+def test_calibrate_input_errors_exit_2(trained: Path, tiny_corpus: Path, six_writers: Path, tmp_path: Path):
+    o = ["--out", str(tmp_path / "o")]
+    input_error(invoke("calibrate", str(trained), "--data", str(six_writers), "--tag", "test", *o),
+                "needs a tag other than 'test'")
+    input_error(invoke("calibrate", str(trained), "--data", str(tiny_corpus), "--tag", "c", *o),
+                "--data lacks the corpora ['six']")
+    input_error(invoke("calibrate", str(trained), "--data", str(six_writers), "--tag", "c", *o, "--pair",
+                       str(trained)), "not a pair network")
+    pair = tmp_path / "pair.pt.json"
+    pair.write_text(json.dumps({**json.loads(trained.read_text()), "architecture": "pairnet-2ch",
+                                "training": {"splits": {}}}))
+    input_error(invoke("calibrate", str(trained), "--data", str(six_writers), "--tag", "c", *o, "--pair",
+                       str(pair)), "trained on other writer splits")
+    assert not (tmp_path / "o").exists()
+
+
+# -- verifier train-pair --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option, value", [
+    ("--epochs", "0"), ("--steps", "0"), ("--batch", "0"), ("--lr", "0"), ("--lr", "-1"), ("--warp", "-1"),
+    ("--threads", "-2"), ("--device", "nope"),
+])
+def test_train_pair_refuses_out_of_range_options(trained: Path, six_writers: Path, tmp_path: Path, option: str,
+                                                 value: str):
+    usage_error(invoke("train-pair", "--like", str(trained), "--data", str(six_writers), "--out",
+                       str(tmp_path / "p"), *small(option), option, value), option)
+    assert not (tmp_path / "p").exists()
+
+
+def test_train_pair_input_errors_exit_2(trained: Path, tiny_corpus: Path, six_writers: Path, tmp_path: Path,
+                                       afile: Path):
+    o = ["--out", str(tmp_path / "p"), *SMALL]
+    input_error(invoke("train-pair", "--like", str(trained), "--data", str(tiny_corpus), *o),
+                "--data does not give the writer splits")
+    input_error(invoke("train-pair", "--like", str(trained), "--data", str(six_writers), *o, "--init", str(afile)),
+                "is not a PyTorch weights file")
+    input_error(invoke("train-pair", "--like", str(trained), "--data", str(six_writers), *o, "--init",
+                       str(trained.with_suffix(""))), "does not fit a pair network")
+    assert not (tmp_path / "p").exists()
