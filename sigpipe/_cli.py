@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from sigpipe.errors import SigpipeError
+
 
 class BadInput(click.ClickException):
     """A missing or malformed input: one line on stderr, exit code 2 (as usage errors; 1 is for failed items)."""
@@ -28,3 +30,9 @@ def out_folder(path: Path, option: str = "--out") -> None:
             if not os.access(p, os.W_OK | os.X_OK):
                 raise BadInput(f"cannot create {option} {path}: no permission to write in {p}")
             return
+
+
+def fail(e: Exception) -> click.ClickException:
+    """The click exception for an error a command caught: sigpipe's own errors (bad input, a model missing or not
+    matching its manifest) and bad values (``ValueError``) exit 2 as ``sigpipe run`` does for them; anything else 1."""
+    return BadInput(str(e)) if isinstance(e, SigpipeError | ValueError) else click.ClickException(str(e))

@@ -1,6 +1,7 @@
 """The ``sigpipe`` command: a thin click group. Each subpackage owns its commands; this file only wires them.
 
-Exit codes: 0 success, 1 some documents/items failed, 2 usage or input errors.
+Exit codes: 0 success, 1 some documents/items failed, 2 usage or input errors (a missing model, or one that does not
+match its manifest, included; :func:`sigpipe._cli.fail`), 130 / 143 for ``sigpipe run`` stopped by SIGINT / SIGTERM.
 """
 
 from __future__ import annotations

@@ -14,14 +14,10 @@ from typing import Any, TypeVar
 
 import click
 
-from sigpipe._cli import BadInput, out_folder
+from sigpipe._cli import BadInput, fail, out_folder
 from sigpipe.errors import InputError, SigpipeError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(e: SigpipeError) -> click.ClickException:
-    return BadInput(str(e)) if isinstance(e, InputError) else click.ClickException(str(e))
 
 
 def _imgsz(_ctx: click.Context, _param: click.Parameter, value: int | None) -> int | None:
@@ -152,7 +148,7 @@ def train(**kw: Any) -> None:
     try:
         best = train_detector(cfg)
     except SigpipeError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     click.echo(str(best))
 
 
@@ -188,7 +184,7 @@ def eval_cmd(
         res = evaluate(data, path, split=split, imgsz=imgsz, conf=conf, iou=iou, batch=batch, threads=threads,
                        downscale=downscale)
     except SigpipeError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     if as_json:
         click.echo(json.dumps(res))
     else:
@@ -226,5 +222,5 @@ def export(weights: Path | None, fmt: str, imgsz: int | None, dynamic: bool, out
     try:
         path = export_model(weights, fmt, imgsz=imgsz, out_dir=out, dynamic=dynamic)
     except SigpipeError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     click.echo(str(path))

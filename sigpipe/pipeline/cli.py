@@ -56,7 +56,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
               help="Detector manifest (<weights>.json). Default: the bundled detector.")
 @click.option("--detector-tta", is_flag=True,
               help="Also run the detector on each page's mirror image and fuse the boxes: fewer false boxes and "
-                   "a few more faint signatures found, for twice the detector's time (README, Detector).")
+                   "a few more faint signatures found, for about 2.3x the detector's time (README, Detector).")
 @click.option("--precision", type=click.Choice(["f32", "bf16", "auto"]), default="f32", show_default=True,
               help="bf16: run both models on OpenVINO in bfloat16, about twice as fast on CPUs that compute in it "
                    "(AVX512_BF16, AMX), slower where it is emulated; results move slightly (README, The whole "

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from sigpipe._cli import BadInput, out_folder
+from sigpipe._cli import BadInput, fail, out_folder
 from sigpipe.errors import InputError, SigpipeError
 
 if TYPE_CHECKING:
@@ -35,11 +35,6 @@ threads_option = click.option("--threads", type=click.IntRange(min=0), default=N
 POSITIVE_INT = click.IntRange(min=1)
 POSITIVE_FLOAT = click.FloatRange(min=0, min_open=True)
 NON_NEGATIVE_FLOAT = click.FloatRange(min=0)
-
-
-def _fail(e: Exception) -> click.ClickException:
-    """Input errors exit 2, other failures (a model that does not match its manifest) 1."""
-    return BadInput(str(e)) if isinstance(e, InputError | ValueError) else click.ClickException(str(e))
 
 
 def _manifest_arg(path: Path, what: str) -> Manifest:
@@ -220,7 +215,7 @@ def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw
     try:
         path = train_verifier(cfg)
     except (SigpipeError, ValueError) as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     click.echo(str(path))
 
 
@@ -242,7 +237,7 @@ def ensemble(members: tuple[Path, ...], data: tuple[Path, ...], out: Path, tag: 
     try:
         path = build_ensemble(members, data, out, tag, threads=threads)
     except SigpipeError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     click.echo(str(path))
 
 
@@ -282,7 +277,7 @@ def train_pair(data: tuple[Path, ...], **kw: object) -> None:
     try:
         path = train_pairnet(cfg)
     except (SigpipeError, ValueError) as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     click.echo(str(path))
 
 
@@ -331,7 +326,7 @@ def calibrate(manifest: Path, data: tuple[Path, ...], out: Path, tag: str, pair:
     try:
         path = recalibrate(manifest, data, out, tag, threads=threads, pair=pair, orders=orders)
     except (SigpipeError, ValueError) as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     click.echo(str(path))
 
 
@@ -362,7 +357,7 @@ def eval_cmd(data: Path, weights: Path | None, k: int, writers: str | None, as_j
         v = Verifier.from_manifest(weights)
         res, q = evaluate_corpus(v, data, k, chosen)
     except (SigpipeError, ValueError) as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     if plot:
         try:
             plot_roc(q, plot)
@@ -409,7 +404,7 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, as_js
             raise InputError(f"no ink found in {blank}: the image is blank or too small to hold a signature")
         embs = v.embed_prepared(x)
     except SigpipeError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     d = v.decide(embs[0], embs[1:], x[0], x[1:, 0])
     out = {**d.to_dict(), "questioned": str(questioned), "references": [str(r) for r in refs],
            "verdict": "genuine" if d.genuine else "forged", "model": v.ident}
@@ -459,7 +454,7 @@ def export(weights: Path, keep_default: bool) -> None:
     try:
         click.echo(str(export_onnx(weights, make_default=not keep_default)))
     except SigpipeError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
 
 
 @verifier.command("operating-point")
@@ -499,7 +494,7 @@ def operating_point(labelled: tuple[Path, ...], target_far: float, weights: Path
                            target_far)
         written = shifted_manifest(m, op.offset, tag or f"{m.tag}-far{target_far:g}", out) if out else None
     except SigpipeError as e:
-        raise _fail(e) from e
+        raise fail(e) from e
     if not op.resolvable:
         log.warning("%d labelled forgeries cannot measure a FAR of %g (need at least %d): the offset only keeps "
                     "every labelled forgery out", op.forged, target_far, math.ceil(1 / target_far))
