@@ -136,12 +136,12 @@ def test_manifest_arguments_that_are_not_manifests_exit_2(trained: Path, tiny_ve
                 "--pair: invalid model manifest")
 
 
-def test_a_model_that_does_not_match_its_manifest_still_exits_1(trained: Path, tmp_path: Path):
+def test_a_model_that_does_not_match_its_manifest_exits_2_as_in_run(trained: Path, tmp_path: Path):
     m = json.loads(trained.read_text())
     m["sha256"] = "0" * 64
     trained.write_text(json.dumps(m))
     res = invoke("export", "--weights", str(trained))
-    assert res.exit_code == 1 and "does not match its manifest" in res.stderr, res.output
+    assert res.exit_code == 2 and "does not match its manifest" in res.stderr, res.output
 
 
 def test_untrained_manifests_are_refused_where_writer_splits_are_needed(tiny_verifier: Path, six_writers: Path,
