@@ -116,6 +116,10 @@ class RunConfig:
     timeout: float | None = None
 
     def __post_init__(self) -> None:
+        for name in ("scans", "refs", "out", "claims", "detector_weights", "verifier_weights", "cache"):
+            value = getattr(self, name)
+            if isinstance(value, str):  # a library caller's str paths: as Paths
+                object.__setattr__(self, name, Path(value))
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
         if self.timeout is not None and not self.timeout > 0:

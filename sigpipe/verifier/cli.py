@@ -492,7 +492,9 @@ def operating_point(labelled: tuple[Path, ...], target_far: float, weights: Path
             margins.append(read_labelled(path))
         op = choose_offset(np.concatenate([g for g, _ in margins]), np.concatenate([f for _, f in margins]),
                            target_far)
-        written = shifted_manifest(m, op.offset, tag or f"{m.tag}-far{target_far:g}", out) if out else None
+        # the default tag names the offset too: two calibrations at one FAR (other labels) are two models
+        default_tag = f"{m.tag}-far{target_far:g}-offset{op.offset:+.3f}"
+        written = shifted_manifest(m, op.offset, tag or default_tag, out) if out else None
     except SigpipeError as e:
         raise fail(e) from e
     if not op.resolvable:

@@ -110,6 +110,23 @@ class DecisionRule:
     spread_weight: float = 0.0
     pair_weight: float = 0.0
 
+    def __post_init__(self) -> None:
+        """Refuse a rule no calibration writes (a manifest edited by hand): NaN or infinite numbers would make every
+        verdict the same and the reports invalid JSON; a threshold of 0 or less would make nothing genuine."""
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+        if not self.thresholds or any(k < 1 for k in self.thresholds):
+            raise ValueError(f"thresholds must be given for K >= 1, got {self.thresholds}")
+        numbers = {f"thresholds[{k}]": t for k, t in self.thresholds.items()} | {
+            "score_a": self.score_a, "score_b": self.score_b, "spread_weight": self.spread_weight,
+            "pair_weight": self.pair_weight}
+        bad = {k: v for k, v in numbers.items() if not math.isfinite(v)}
+        if bad:
+            raise ValueError(f"decision values must be finite numbers, got {bad}")
+        if min(self.thresholds.values()) <= 0 or self.spread_weight < 0 or self.pair_weight < 0:
+            raise ValueError("thresholds must be positive and spread_weight, pair_weight at least 0, got "
+                             f"{self.thresholds}, {self.spread_weight}, {self.pair_weight}")
+
     def threshold(self, k: int, spread: float = 0.0) -> float:
         """The threshold for a person with ``k`` references whose mutual mean distance is ``spread``."""
         ks = sorted(self.thresholds)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import unicodedata
@@ -139,7 +140,9 @@ class Gallery:
         except OSError as e:
             warn(f"cannot use the embedding cache {folder} ({e}): the references are embedded without caching")
             store = None
-        basis = verifier.ident if loader is None else f"{verifier.ident}|{loader.ident}|{PAGE_RULE}"
+        # the preprocessing too: a manifest edited by hand keeps its ident, and cached specimens must match the queries
+        prep = json.dumps(verifier.preprocess_cfg.to_dict(), sort_keys=True)
+        basis = f"{verifier.ident}|{prep}" + ("" if loader is None else f"|{loader.ident}|{PAGE_RULE}")
         key = hashlib.sha256(basis.encode()).hexdigest()[:12]
         # Cached embeddings are read back; the crops of the other specimens are embedded in batched forward passes
         # (one pass per specimen costs far more on a CPU), a bounded number of crops held at a time.

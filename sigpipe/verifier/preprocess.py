@@ -50,11 +50,15 @@ class PreprocessConfig:
 
 
 def to_gray(img: np.ndarray) -> np.ndarray:
-    """Any ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8 image (BGR order for colour) to ``(H, W)`` uint8."""
+    """Any ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8 image (BGR order for colour) to ``(H, W)`` uint8; with an
+    alpha channel, the transparent parts are white paper (an e-signature's ink is often in the alpha channel alone),
+    as files with transparency are read."""
     if img.ndim == 2:
         return img
     if img.ndim == 3 and img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2GRAY)
+        gray = cv2.cvtColor(np.ascontiguousarray(img[..., :3]), cv2.COLOR_BGR2GRAY).astype(np.float32)
+        alpha = img[..., 3].astype(np.float32) / 255.0
+        return np.round(gray * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
     if img.ndim == 3 and img.shape[2] == 3:
         return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     raise ValueError(f"expected a 2-D grayscale or 3-D colour image, got shape {img.shape}")

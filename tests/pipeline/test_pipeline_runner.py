@@ -443,3 +443,10 @@ def test_an_unusable_reference_cache_is_a_warning_in_the_summary(batch: dict[str
     s = run_batch(config(batch, cache=tmp_path / "afile" / "cache"), DoubleModels(verifier_manifest))
     assert s.processed == 5 and any("cannot use the embedding cache" in w for w in s.warnings)
     assert s.warnings == tuple(json.loads((batch["out"] / "summary.json").read_text())["warnings"])
+
+
+def test_run_config_takes_str_paths(batch: dict[str, Path], verifier_manifest: Path):
+    c = RunConfig(scans=str(batch["scans"]), refs=str(batch["refs"]), out=str(batch["out"]),  # type: ignore[arg-type]
+                  claims=str(batch["claims"]), cache=str(batch["cache"]), progress=False)  # type: ignore[arg-type]
+    assert isinstance(c.scans, Path) and isinstance(c.out, Path) and isinstance(c.cache, Path)
+    assert run_batch(c, DoubleModels(verifier_manifest)).documents == 5

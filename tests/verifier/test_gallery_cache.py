@@ -84,3 +84,20 @@ def test_person_folders_differing_only_in_unicode_form_are_one_person_with_a_war
     assert g.people == sorted(["Laura", "laura", nfc]) and len(g.embeddings[nfc]) == 4
     assert len(g.warnings) == 1
     assert ascii(nfc) in g.warnings[0] and ascii(nfd) in g.warnings[0] and "one person" in g.warnings[0]
+
+
+def test_cached_specimens_follow_the_manifest_preprocessing(tiny_verifier: Path, tiny_corpus: Path, tmp_path: Path):
+    import json
+
+    refs = make_refs(tiny_corpus, tmp_path / "refs", {"alice": "001"})
+    cache = tmp_path / "cache"
+    before = Gallery.enroll(refs, Verifier.from_manifest(tiny_verifier), cache=cache)
+    m = json.loads(tiny_verifier.read_text())  # edited by hand, same name, tag and weights: the same ident
+    m["preprocess"]["margin"] = 20
+    tiny_verifier.write_text(json.dumps(m))
+    v = Verifier.from_manifest(tiny_verifier)
+    after = Gallery.enroll(refs, v, cache=cache)
+    fresh = Gallery.enroll(refs, v, cache=tmp_path / "fresh")
+    assert v.ident == before.verifier.ident  # the ident cannot tell; the cache key can
+    assert not np.array_equal(after.images["alice"], before.images["alice"])
+    np.testing.assert_array_equal(after.images["alice"], fresh.images["alice"])

@@ -140,7 +140,7 @@ def test_cli_prints_the_offset_and_writes_a_usable_verifier(tmp_path: Path):
     assert res.exit_code == 0, res.output
     got = json.loads(res.output.strip().splitlines()[-1])
     assert got["offset"] == pytest.approx(0.075) and got["far"] == 0.25 and got["frr"] == 0.0
-    assert Manifest.load(got["manifest"]).tag == bundled_manifest("verifier").tag + "-far0.25"
+    assert Manifest.load(got["manifest"]).tag == bundled_manifest("verifier").tag + "-far0.25-offset+0.075"
     bad = labelled_csv(tmp_path, [(0.1, 0.2, "yes")])
     res = CliRunner().invoke(cli, ["verifier", "operating-point", str(bad), "--far", "0.01"])
     assert res.exit_code == 2 and "truth must be genuine or forged" in res.output  # an input error

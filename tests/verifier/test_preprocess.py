@@ -45,6 +45,15 @@ def test_invariant_to_contrast_and_colour():
     assert np.allclose(bgr, preprocess(draw_signature()), atol=1e-6)
 
 
+def test_transparent_pixels_are_paper():
+    sig = draw_signature(ink=20, paper=255)
+    e_signature = np.zeros((*sig.shape, 4), np.uint8)  # black everywhere, the ink only in the alpha channel
+    e_signature[..., 3] = 255 - sig
+    opaque = cv2.cvtColor(sig, cv2.COLOR_GRAY2BGRA)
+    assert np.abs(preprocess(e_signature) - preprocess(sig)).mean() < 0.01 and preprocess(e_signature).max() > 0.9
+    assert np.allclose(preprocess(opaque), preprocess(sig), atol=1e-6)  # opaque: as before
+
+
 def test_ruling_line_is_removed():
     sig = draw_signature(h=160, w=400)
     lined = sig.copy()

@@ -65,6 +65,19 @@ def test_tampered_weights_are_refused(tiny_verifier: Path):
         Verifier.from_manifest(tiny_verifier)
 
 
+@pytest.mark.parametrize("edit", [
+    {"thresholds": {"1": float("nan")}}, {"thresholds": {"1": float("inf")}}, {"thresholds": {"1": -0.1}},
+    {"thresholds": {}}, {"pair_weight": float("nan")}, {"score_a": float("nan")}, {"aggregation": "median"}])
+def test_a_decision_rule_no_calibration_writes_is_refused_at_load(tiny_verifier: Path, edit: dict):
+    import json
+
+    m = json.loads(tiny_verifier.read_text())  # a manifest edited by hand: NaN would make every verdict the same
+    m["decision"] = {**m["decision"], **edit}
+    tiny_verifier.write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="incomplete or inconsistent"):
+        Verifier.from_manifest(tiny_verifier)
+
+
 def test_missing_weights_file_is_a_clear_error(tiny_verifier: Path):
     tiny_verifier.with_suffix("").unlink()
     with pytest.raises(ModelError, match="missing"):
