@@ -99,6 +99,9 @@ class Verifier:
         self.net: Embedder | None = self._torch_net(path, threads) if backend == "pt" else None
         self._session = self._onnx_session(threads or default_threads(), precision) if backend == "onnx" else None
         self.pair: PairScorer | None = None
+        if self.rule.pair_weight > 0 and not manifest.get("second_stage"):
+            raise ModelError(f"verifier manifest {manifest.path} was calibrated with a second stage (decision."
+                             "pair_weight) but names none: its thresholds do not hold without it")
         if manifest.get("second_stage"):
             if self.rule.pair_weight <= 0:
                 raise ModelError(f"verifier manifest {manifest.path} has a second stage but no decision.pair_weight: "

@@ -35,10 +35,11 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def sha256_path(path: Path) -> str:
     """sha256 of a model file, or of a model folder (e.g. OpenVINO): over the sorted ``name  sha256`` lines of its
-    files."""
+    files, hidden ones (``.DS_Store`` left by a copy on a Mac) left out."""
     if path.is_dir():
         h = hashlib.sha256()
-        for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        for f in sorted(p for p in path.rglob("*")
+                        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)):
             h.update(f"{f.relative_to(path).as_posix()}  {sha256_file(f)}\n".encode())
         return h.hexdigest()
     return sha256_file(path)

@@ -104,6 +104,10 @@ def test_a_tampered_or_uncalibrated_second_stage_is_refused(staged_verifier: Pat
     pair.unlink()
     with pytest.raises(ModelError, match="missing"):
         Verifier.from_manifest(staged_verifier, backend="pt")
+    del m["second_stage"]  # the thresholds were calibrated on the fused distance: they do not hold without it
+    staged_verifier.write_text(json.dumps(m))
+    with pytest.raises(ModelError, match="calibrated with a second stage"):
+        Verifier.from_manifest(staged_verifier, backend="pt")
 
 
 def test_onnx_export_of_the_second_stage_matches_pytorch(staged_verifier: Path):
