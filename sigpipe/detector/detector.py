@@ -320,6 +320,9 @@ class SignatureDetector:
             downscale = str(m.get("downscale", "bilinear"))
             if downscale not in runtime.DOWNSCALE:
                 raise ValueError(f"unknown downscale {downscale!r}")
+            if not (0 <= conf <= 1 and 0 < iou <= 1 and max_det >= 1 and imgsz > 0 and imgsz % 32 == 0):
+                raise ValueError(f"out of range: conf {conf}, iou {iou}, max_det {max_det}, imgsz {imgsz} (a "
+                                 "multiple of 32)")
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError(f"detector manifest {m.path} lacks a valid imgsz/conf/iou/downscale: {e}") from e
         return cls(

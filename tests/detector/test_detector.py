@@ -198,6 +198,17 @@ def test_tta_is_mirror_symmetric_and_maps_to_page_pixels(model_dir: Path, shape:
     assert (got[:, [0, 1]] >= 0).all() and (got[:, 2] <= shape[1]).all() and (got[:, 3] <= shape[0]).all()
 
 
+@pytest.mark.parametrize("edit", [{"conf": 2.0}, {"iou": 0.0}, {"max_det": 0}, {"imgsz": 100}])
+def test_a_manifest_value_out_of_range_is_a_model_error_naming_the_manifest(model_dir: Path, tmp_path: Path,
+                                                                          edit: dict) -> None:
+    d = tmp_path / "m"
+    shutil.copytree(model_dir, d)
+    data = json.loads((d / "detector.pt.json").read_text())
+    (d / "detector.pt.json").write_text(json.dumps({**data, **edit}))
+    with pytest.raises(ModelError, match=r"detector manifest .*detector\.pt\.json lacks a valid"):
+        SignatureDetector.from_manifest(d / "detector.pt.json")
+
+
 def test_tta_agrees_with_fusing_two_plain_passes(model_dir: Path) -> None:
     from sigpipe.detector.runtime import fuse_views
 
