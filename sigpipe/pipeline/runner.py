@@ -237,8 +237,9 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     t0 = time.monotonic()
     check_backend(config.pdf_backend)
     docs = discover_scans(config.scans)
-    refs_root = Path(config.refs).resolve()
-    specimens = {p for p in docs if p.resolve().is_relative_to(refs_root)}  # REFS inside SCANS: not documents
+    refs_root, scans_root = Path(config.refs).resolve(), Path(config.scans).resolve()
+    specimens = ({p for p in docs if p.resolve().is_relative_to(refs_root)}  # REFS inside SCANS: not documents
+                 if scans_root.is_dir() and refs_root.is_relative_to(scans_root) else set())
     docs = [p for p in docs if p not in specimens]
     if not docs:
         raise NoDocumentsError(
