@@ -19,7 +19,9 @@ import gc
 import logging
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
@@ -418,13 +420,38 @@ class _WorkerInit:
     ingest: IngestConfig
     idents: dict[str, str]
     log_level: int
+    parent: int = field(default_factory=os.getpid)  # the run's process, which a worker must not outlive
 
 
 _STATE: dict[str, Any] = {}
 
 
+def _die_with_parent(parent: int) -> None:
+    """End this worker when the run's process dies, even by SIGKILL (a scheduler, the out-of-memory killer), which no
+    handler sees: otherwise the worker lives on, holding its models' memory, and one stuck on a file that hangs a
+    library holds a core for ever. On Linux the kernel sends SIGKILL (``PR_SET_PDEATHSIG``, which works even while
+    native code holds the interpreter); everywhere a thread checks the parent every second."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _init_worker(init: _WorkerInit) -> None:
-    """Pool initializer: configure logging and threads, load the models once, rebuild the gallery."""
+    """Pool initializer: die with the run, configure logging and threads, load the models once, rebuild the
+    gallery."""
+    _die_with_parent(init.parent)
     logging.basicConfig(level=init.log_level, format="%(levelname)s %(name)s: %(message)s")
     if "torch" in sys.modules:  # inherited from the parent; the exported-model backends never import it
         sys.modules["torch"].set_num_threads(init.threads)

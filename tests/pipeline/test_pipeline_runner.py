@@ -450,3 +450,28 @@ def test_run_config_takes_str_paths(batch: dict[str, Path], verifier_manifest: P
                   claims=str(batch["claims"]), cache=str(batch["cache"]), progress=False)  # type: ignore[arg-type]
     assert isinstance(c.scans, Path) and isinstance(c.out, Path) and isinstance(c.cache, Path)
     assert run_batch(c, DoubleModels(verifier_manifest)).documents == 5
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_workers_do_not_outlive_a_killed_run(tmp_path: Path, verifier_manifest: Path):
+    scans, refs, out = tmp_path / "scans", tmp_path / "refs", tmp_path / "out"
+    for i in range(12):
+        save_image(scans / f"d{i:02d}.png", page_with([(scribble(i % 3), 100, 100)], (400, 300)))
+    save_image(refs / "p0" / "s.png", scribble(0))
+    script = TERM_SCRIPT.format(tests=str(Path(__file__).parent), scans=str(scans), refs=str(refs), out=str(out),
+                                manifest=str(verifier_manifest), delay=0.5)
+    env = {**os.environ, "SIGPIPE_THREADS": "2", "SIGPIPE_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.glob("*.png.json"))) < 2 and proc.poll() is None:
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    proc.kill()  # SIGKILL: no handler runs, as when a scheduler or the out-of-memory killer stops the run
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(map(_alive, workers)):
+        time.sleep(0.1)
+    alive = [p for p in workers if _alive(p)]
+    for p in alive:  # do not leave them behind if the test fails
+        os.kill(p, signal.SIGKILL)
+    assert workers and not alive
