@@ -405,14 +405,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-def test_sigterm_stops_the_run_and_its_workers_and_a_rerun_resumes(tmp_path: Path, verifier_manifest: Path):
+def _cli_run_with_two_workers(tmp_path: Path, verifier_manifest: Path) -> tuple[subprocess.Popen, set[int]]:
+    """``sigpipe run --workers 2`` on 12 slow pages in a subprocess, once two reports are written: the process and
+    its workers."""
     scans, refs, out = tmp_path / "scans", tmp_path / "refs", tmp_path / "out"
     for i in range(12):
         save_image(scans / f"d{i:02d}.png", page_with([(scribble(i % 3), 100, 100)], (400, 300)))
     save_image(refs / "p0" / "s.png", scribble(0))
-    out.mkdir()
-    (out / "summary.json").write_text("{}")  # an earlier run's summary: not this run's
     script = TERM_SCRIPT.format(tests=str(Path(__file__).parent), scans=str(scans), refs=str(refs), out=str(out),
                                 manifest=str(verifier_manifest), delay=0.5)
     env = {**os.environ, "SIGPIPE_THREADS": "2", "SIGPIPE_CACHE": str(tmp_path / "cache")}
@@ -420,7 +419,15 @@ def test_sigterm_stops_the_run_and_its_workers_and_a_rerun_resumes(tmp_path: Pat
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(out.glob("*.png.json"))) < 2 and proc.poll() is None:
         time.sleep(0.05)
-    workers = _children(proc.pid)
+    return proc, _children(proc.pid)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_sigterm_stops_the_run_and_its_workers_and_a_rerun_resumes(tmp_path: Path, verifier_manifest: Path):
+    scans, refs, out = tmp_path / "scans", tmp_path / "refs", tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")  # an earlier run's summary: not this run's
+    proc, workers = _cli_run_with_two_workers(tmp_path, verifier_manifest)
     proc.send_signal(signal.SIGTERM)  # the parent alone, as kill and schedulers do
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 143, err.decode()[-2000:]
@@ -454,20 +461,9 @@ def test_run_config_takes_str_paths(batch: dict[str, Path], verifier_manifest: P
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_workers_do_not_outlive_a_killed_run(tmp_path: Path, verifier_manifest: Path):
-    scans, refs, out = tmp_path / "scans", tmp_path / "refs", tmp_path / "out"
-    for i in range(12):
-        save_image(scans / f"d{i:02d}.png", page_with([(scribble(i % 3), 100, 100)], (400, 300)))
-    save_image(refs / "p0" / "s.png", scribble(0))
-    script = TERM_SCRIPT.format(tests=str(Path(__file__).parent), scans=str(scans), refs=str(refs), out=str(out),
-                                manifest=str(verifier_manifest), delay=0.5)
-    env = {**os.environ, "SIGPIPE_THREADS": "2", "SIGPIPE_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(out.glob("*.png.json"))) < 2 and proc.poll() is None:
-        time.sleep(0.05)
-    workers = _children(proc.pid)
+    proc, workers = _cli_run_with_two_workers(tmp_path, verifier_manifest)
     proc.kill()  # SIGKILL: no handler runs, as when a scheduler or the out-of-memory killer stops the run
-    proc.wait()
+    proc.communicate(timeout=30)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(map(_alive, workers)):
         time.sleep(0.1)
