@@ -213,8 +213,6 @@ def export(weights: Path | None, fmt: str, imgsz: int | None, dynamic: bool, out
             src = Manifest.load(weights).weights_path if weights.suffix == ".json" else weights
         except ModelError as e:
             raise BadInput(str(e)) from e
-        except (OSError, UnicodeDecodeError) as e:
-            raise BadInput(f"--weights {weights} is not a model manifest (<weights>.json)") from e
         if src.suffix == ".pt" and src.is_file():
             _check_checkpoint(src, "--weights")
     if out is not None:

@@ -58,7 +58,7 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
     if sep:  # Excel's first line naming the delimiter; the header follows
         start = _next_content(lines, start + 1)
     first = lines[start] if start < len(lines) else ""
-    delimiter = sep.group(1) if sep else next((d for d in (",", ";", "\t") if d in first), ",")
+    delimiter = sep.group(1) if sep else header_delimiter(first)
     reader = csv.reader(lines[start:], delimiter=delimiter)
     header = next(reader, None)
     cols = [c.strip().lower() for c in header] if header else []
@@ -87,6 +87,12 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
         if ident not in names:
             names.append(ident)
     return {doc: names[0] if len(names) == 1 else tuple(names) for doc, names in people.items()}
+
+
+def header_delimiter(header: str) -> str:
+    """The delimiter of a CSV whose header line is ``header``: ``,``, or ``;`` as spreadsheets save CSV in locales
+    whose decimal mark is a comma, or a tab."""
+    return next((d for d in (",", ";", "\t") if d in header), ",")
 
 
 def _read_lines(path: Path) -> list[str]:

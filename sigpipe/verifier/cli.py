@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     import numpy as np
     from torch import nn
 
-    from sigpipe.verifier.train import VerifierTrainConfig
     from sigpipe.weights import Manifest
 
 log = logging.getLogger(__name__)
@@ -38,11 +37,11 @@ NON_NEGATIVE_FLOAT = click.FloatRange(min=0)
 
 
 def _manifest_arg(path: Path, what: str) -> Manifest:
-    """Read a model manifest named on the command line: a file that is not one is an input error (exit 2); a model
-    whose weights do not match it is found later, when it loads (exit 1).
+    """Read a model manifest named on the command line, naming the option in the error: a file that is not one is
+    refused here, a model whose weights do not match it later, when it loads (both exit 2).
 
     Raises:
-        BadInput: the file is not JSON, or lacks a manifest's keys.
+        BadInput: the file is not a manifest (:meth:`Manifest.load`).
     """
     from sigpipe.errors import ModelError
     from sigpipe.weights import Manifest
@@ -51,9 +50,6 @@ def _manifest_arg(path: Path, what: str) -> Manifest:
         return Manifest.load(path)
     except ModelError as e:
         raise BadInput(f"{what}: {e}") from e
-    except (OSError, UnicodeDecodeError) as e:  # binary (e.g. the .pt itself), unreadable
-        hint = f"; pass its manifest {path}.json" if path.suffix == ".pt" else ""
-        raise BadInput(f"{what}: {path} is not a model manifest (<weights>.json){hint}") from e
 
 
 def _trained_manifest(path: Path, what: str) -> Manifest:
@@ -94,38 +90,6 @@ def _check_init(path: Path | None, net: Callable[[], nn.Module], what: str) -> N
         first = str(e).strip().splitlines()
         detail = (first[1] if len(first) > 1 else first[0]).strip() if first else type(e).__name__
         raise BadInput(f"--init {path} does not fit {what}: {detail}") from e
-
-
-def _check_corpora(cfg: VerifierTrainConfig) -> None:
-    """What ``train_verifier`` would find only after loading images or training an epoch: corpora that are not
-    per-writer corpora, two corpora with one name, no validation writers to choose the best epoch on, or a batch the
-    training writers cannot fill. Lists folders only.
-
-    Raises:
-        BadInput: any of those.
-    """
-    from sigpipe.datasets.corpus import Corpus
-    from sigpipe.verifier.train import writer_splits
-
-    try:
-        corpora = [Corpus(p) for p in (*cfg.data, *cfg.extra)]
-        splits = writer_splits(cfg)
-    except (InputError, ValueError) as e:
-        raise BadInput(str(e)) from e
-    seen: dict[str, Path] = {}
-    for c in corpora:
-        if c.name in seen:
-            raise BadInput(f"{seen[c.name]} and {c.root} are both named {c.name!r}: corpora are told apart by their "
-                           "folder names (rename one, or give it once)")
-        seen[c.name] = c.root
-    val = [c[w] for c in corpora[: len(cfg.data)] for w in splits[c.name]["val"]]
-    if not any(len(s.genuine) >= 2 and s.forged for s in val):
-        raise BadInput(f"no validation writer with 2 genuine signatures and a forgery among the {len(val)} that the "
-                       f"split {'/'.join(f'{f:g}' for f in cfg.split)} leaves in --data: add writers")
-    writers = sum(len(parts["train"]) for parts in splits.values()) * cfg.mirror_writers
-    if cfg.batch % cfg.m_per_writer or cfg.batch > writers * cfg.m_per_writer:
-        raise BadInput(f"--batch {cfg.batch}: must be a multiple of {cfg.m_per_writer} (images per writer in a batch) "
-                       f"and at most {writers * cfg.m_per_writer} ({writers} training writers x {cfg.m_per_writer})")
 
 
 def _device(value: str | None) -> str | None:
@@ -209,7 +173,6 @@ def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw
     cfg = VerifierTrainConfig(data=data, extra=extra, preprocess=PreprocessConfig(height=h, width=w),
                               **kw)  # type: ignore[arg-type]
     out_folder(cfg.out)
-    _check_corpora(cfg)
     _check_init(cfg.init, lambda: build_model(cfg.architecture, cfg.dim, cfg.width),
                 f"a {cfg.architecture} network of width {cfg.width} and {cfg.dim} dimensions")
     try:

@@ -23,6 +23,7 @@ import numpy as np
 
 from sigpipe._onnx import BF16_SUFFIX
 from sigpipe.errors import InputError, ModelError
+from sigpipe.pipeline.claims import header_delimiter
 from sigpipe.weights import Manifest, sha256_path
 
 TRUTH_VALUES = {"genuine": True, "forged": False}
@@ -80,8 +81,7 @@ def read_labelled(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise LabelsError(f"cannot read labelled summary {path}: {e}") from e
     lines = text.splitlines()
     first = next((line for line in lines if line.strip()), "")
-    delimiter = next((d for d in (",", ";", "\t") if d in first), ",")  # as the claims CSV is read
-    rows = csv.DictReader(lines, delimiter=delimiter)
+    rows = csv.DictReader(lines, delimiter=header_delimiter(first))
     cols = {c.strip().lower(): c for c in rows.fieldnames or []}
     missing = [c for c in ("truth", "distance", "threshold") if c not in cols]
     if missing:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from pytorch_metric_learning import losses, miners, samplers
 
 from sigpipe.datasets.corpus import Corpus, split_writers
+from sigpipe.errors import InputError
 from sigpipe.verifier.data import SignatureArrays, load_arrays
 from sigpipe.verifier.decide import AGGREGATIONS, DecisionRule, fit_logistic
 from sigpipe.verifier.docviews import document_views
@@ -317,14 +318,48 @@ def _checkpoint(path: Path, **state: Any) -> None:
     tmp.replace(path)
 
 
+def check_training_data(cfg: VerifierTrainConfig) -> None:
+    """What training would otherwise find only after loading images or training an epoch: corpora that are not
+    per-writer corpora, two corpora with one name, no validation writers to choose the best epoch on, or a batch the
+    training writers cannot fill. Lists folders only.
+
+    Raises:
+        InputError: any of those.
+    """
+    try:
+        corpora = [Corpus(p) for p in (*cfg.data, *cfg.extra)]
+        splits = writer_splits(cfg)
+    except ValueError as e:
+        raise InputError(str(e)) from e
+    seen: dict[str, Path] = {}
+    for c in corpora:
+        if c.name in seen:
+            raise InputError(f"{seen[c.name]} and {c.root} are both named {c.name!r}: corpora are told apart by their "
+                             "folder names (rename one, or give it once)")
+        seen[c.name] = c.root
+    val = [c[w] for c in corpora[: len(cfg.data)] for w in splits[c.name]["val"]]
+    if not any(len(s.genuine) >= 2 and s.forged for s in val):
+        raise InputError(f"no validation writer with 2 genuine signatures and a forgery among the {len(val)} that the "
+                         f"split {'/'.join(f'{f:g}' for f in cfg.split)} leaves in --data: add writers")
+    writers = sum(len(parts["train"]) for parts in splits.values()) * cfg.mirror_writers
+    if cfg.batch % cfg.m_per_writer or cfg.batch > writers * cfg.m_per_writer:
+        raise InputError(f"--batch {cfg.batch}: must be a multiple of {cfg.m_per_writer} (images per writer in a "
+                         f"batch) and at most {writers * cfg.m_per_writer} ({writers} training writers x "
+                         f"{cfg.m_per_writer})")
+
+
 def train_verifier(cfg: VerifierTrainConfig) -> Path:
     """Train, keep the best epoch by validation EER, calibrate, and write ``verifier.pt`` + manifest to ``cfg.out``.
 
     Returns:
         Path of the weights file (its manifest is ``<path>.json``).
+
+    Raises:
+        InputError: data that cannot train (:func:`check_training_data`), checked before any image is loaded.
     """
     if cfg.mirror_writers not in (1, 2, 4):
         raise ValueError(f"mirror_writers must be 1, 2 or 4, got {cfg.mirror_writers}")
+    check_training_data(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")

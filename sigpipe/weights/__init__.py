@@ -83,6 +83,9 @@ class Manifest:
                 name=data["name"], tag=data["tag"], file=data["file"], sha256=data["sha256"],
                 architecture=data["architecture"], path=path, data=data,
             )
+        except (OSError, UnicodeDecodeError) as e:  # unreadable, or binary (e.g. the .pt itself)
+            hint = f"; pass its manifest {path}.json" if path.suffix == ".pt" else ""
+            raise ModelError(f"{path} is not a model manifest (<weights>.json){hint}") from e
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise ModelError(f"invalid model manifest {path}: {e}") from e
 
