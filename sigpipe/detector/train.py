@@ -6,11 +6,13 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import torch
 import yaml
 
+from sigpipe._training import check_precision, training_autocast
 from sigpipe._ultralytics import configure, yolo_class
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES
 from sigpipe.detector.runtime import DOWNSCALE, shrink_long_side
@@ -38,6 +40,10 @@ class DetectorTrainConfig:
             loaders shrink bilinearly; with ``"area"`` every split is first shrunk by area averaging into a copy
             under ``out`` (:func:`downscaled_dataset`), so the loaders have nothing left to shrink. Ship the model
             with the same ``downscale`` in its manifest.
+        precision: ``"bf16"`` trains in bfloat16 mixed precision: on a GPU Ultralytics' own ``amp="bf16"``; on the
+            CPU, where Ultralytics has no mixed precision, the whole run (its validations included) inside a
+            bfloat16 ``torch.autocast`` (:mod:`sigpipe._training`). ``"f32"``: Ultralytics' default, fp16 AMP on a
+            GPU and f32 on the CPU.
     """
 
     data: Path
@@ -58,6 +64,7 @@ class DetectorTrainConfig:
     warmup_epochs: float | None = None
     optimizer: str = "auto"
     workers: int = 4
+    precision: str = "f32"
     downscale: str = "bilinear"
 
 
@@ -149,6 +156,7 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
             f"model {cfg.model!r} is neither an architecture yaml nor a local weights file "
             "(pretrained names such as yolov8n.pt would need a download, which is not available offline)"
         )
+    check_precision(cfg.precision)
     configure(cfg.threads)
     data = Path(cfg.data)
     if cfg.downscale != "bilinear" and not cfg.resume:
@@ -160,36 +168,46 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
     device = cfg.device or ("0" if torch.cuda.is_available() else "cpu")
     on_cpu = device == "cpu"
     YOLO = yolo_class()
-    model = YOLO(cfg.model)
-    if cfg.resume:
-        results = model.train(resume=True)
-    else:
-        results = model.train(
-            data=str(data.resolve()),
-            epochs=cfg.epochs,
-            imgsz=cfg.imgsz,
-            batch=cfg.batch,
-            device=device,
-            project=str(Path(cfg.out).resolve()),
-            name=cfg.name,
-            exist_ok=True,
-            pretrained=not is_yaml,
-            amp=not on_cpu,
-            plots=False,
-            seed=cfg.seed,
-            patience=cfg.patience,
-            cache="ram" if cfg.cache else False,
-            close_mosaic=cfg.close_mosaic,
-            optimizer=optimizer,
-            **({} if cfg.lr0 is None else {"lr0": cfg.lr0}),
-            **({} if cfg.warmup_epochs is None else {"warmup_epochs": cfg.warmup_epochs}),
-            workers=0 if on_cpu else cfg.workers,
-            single_cls=True,
-            verbose=True,
-        )
+    try:
+        model = YOLO(cfg.model)
+    except FileNotFoundError as e:  # an architecture name Ultralytics does not bundle, e.g. a typo
+        raise InputError(f"model {cfg.model!r}: no such architecture yaml (Ultralytics bundles e.g. yolov8n.yaml "
+                         f"and yolov8s.yaml) or local file ({e})") from e
+    # a resumed run takes its amp setting from its checkpoint; the CPU autocast is this process's to give again
+    with training_autocast("cpu", cfg.precision if on_cpu else "f32"):
+        results = _train(model, cfg, data, device, optimizer, on_cpu, is_yaml)
     save_dir = Path(getattr(results, "save_dir", None) or model.trainer.save_dir)
     best = save_dir / "weights" / "best.pt"
     if not best.is_file():
         best = save_dir / "weights" / "last.pt"
     log.info("detector weights: %s", best)
     return best
+
+
+def _train(model: Any, cfg: DetectorTrainConfig, data: Path, device: str, optimizer: str, on_cpu: bool,
+           is_yaml: bool) -> Any:
+    if cfg.resume:
+        return model.train(resume=True)
+    return model.train(
+        data=str(data.resolve()),
+        epochs=cfg.epochs,
+        imgsz=cfg.imgsz,
+        batch=cfg.batch,
+        device=device,
+        project=str(Path(cfg.out).resolve()),
+        name=cfg.name,
+        exist_ok=True,
+        pretrained=not is_yaml,
+        amp=False if on_cpu else ("bf16" if cfg.precision == "bf16" else True),
+        plots=False,
+        seed=cfg.seed,
+        patience=cfg.patience,
+        cache="ram" if cfg.cache else False,
+        close_mosaic=cfg.close_mosaic,
+        optimizer=optimizer,
+        **({} if cfg.lr0 is None else {"lr0": cfg.lr0}),
+        **({} if cfg.warmup_epochs is None else {"warmup_epochs": cfg.warmup_epochs}),
+        workers=0 if on_cpu else cfg.workers,
+        single_cls=True,
+        verbose=True,
+    )

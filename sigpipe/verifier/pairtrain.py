@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sigpipe._training import check_precision, training_autocast
 from sigpipe.errors import ModelError
 from sigpipe.verifier.data import SignatureArrays
 from sigpipe.verifier.metrics import eer
@@ -68,6 +69,7 @@ class PairTrainConfig:
     device: str | None = None
     init: Path | None = None
     tag: str = "v1"
+    precision: str = "f32"  # "bf16": forward passes under bfloat16 autocast (sigpipe._training)
 
 
 def splits_config(cfg: PairTrainConfig) -> tuple[VerifierTrainConfig, Manifest]:
@@ -124,6 +126,7 @@ def train_pairnet(cfg: PairTrainConfig) -> Path:
         torch.set_num_threads(cfg.threads)
     if not 0 <= cfg.p_genuine + cfg.p_skilled <= 1:
         raise ValueError("p_genuine + p_skilled must be within [0, 1]")
+    check_precision(cfg.precision)
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     vcfg, like = splits_config(cfg)
     torch.manual_seed(cfg.seed)
@@ -183,9 +186,11 @@ def train_pairnet(cfg: PairTrainConfig) -> Path:
             xa, xb = x[: cfg.batch], x[cfg.batch :]
             swap = (torch.rand(cfg.batch, generator=gen) < 0.5)[:, None, None, None]
             xa, xb = torch.where(swap, xb, xa), torch.where(swap, xa, xb)
-            logit = net(xa.to(device).contiguous(memory_format=memory_format),
-                        xb.to(device).contiguous(memory_format=memory_format))
-            loss = F.binary_cross_entropy_with_logits(logit, torch.as_tensor(lab, dtype=torch.float32, device=device))
+            with training_autocast(device, cfg.precision):
+                logit = net(xa.to(device).contiguous(memory_format=memory_format),
+                            xb.to(device).contiguous(memory_format=memory_format))
+            target = torch.as_tensor(lab, dtype=torch.float32, device=device)
+            loss = F.binary_cross_entropy_with_logits(logit.float(), target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -52,7 +52,15 @@ class PreprocessConfig:
 def to_gray(img: np.ndarray) -> np.ndarray:
     """Any ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8 image (BGR order for colour) to ``(H, W)`` uint8; with an
     alpha channel, the transparent parts are white paper (an e-signature's ink is often in the alpha channel alone),
-    as files with transparency are read."""
+    as files with transparency are read.
+
+    Raises:
+        ValueError: not uint8, no pixels, or another shape.
+    """
+    if img.dtype != np.uint8:
+        raise ValueError(f"expected uint8 pixels, got {img.dtype}")
+    if img.size == 0:
+        raise ValueError(f"expected an image with pixels, got shape {img.shape}")
     if img.ndim == 2:
         return img
     if img.ndim == 3 and img.shape[2] == 4:
@@ -109,10 +117,11 @@ def preprocess(img: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> n
     Returns:
         ``(cfg.height, cfg.width)`` float32 in [0, 1]: 0 = background, ~1 = ink, the ink's bounding box centred
         and scaled to fit inside the margin. An image without ink gives all zeros.
+
+    Raises:
+        ValueError: not a uint8 image with pixels (:func:`to_gray`).
     """
     gray = to_gray(np.asarray(img))
-    if gray.dtype != np.uint8:
-        raise ValueError(f"expected uint8 pixels, got {gray.dtype}")
     out = np.zeros((cfg.height, cfg.width), np.float32)
     mask = ink_mask(gray, cfg)
     ys, xs = np.nonzero(mask)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_metric_learning import losses, miners, samplers
 
+from sigpipe._training import check_precision, training_autocast
 from sigpipe.datasets.corpus import Corpus, split_writers
 from sigpipe.errors import InputError
 from sigpipe.verifier.data import SignatureArrays, load_arrays
@@ -80,6 +81,7 @@ class VerifierTrainConfig:
     init: Path | None = None
     resume: bool = False
     tag: str = "v1"
+    precision: str = "f32"  # "bf16": forward passes under bfloat16 autocast (sigpipe._training)
 
 
 def writer_splits(cfg: VerifierTrainConfig) -> dict[str, dict[str, list[str]]]:
@@ -359,6 +361,7 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
     """
     if cfg.mirror_writers not in (1, 2, 4):
         raise ValueError(f"mirror_writers must be 1, 2 or 4, got {cfg.mirror_writers}")
+    check_precision(cfg.precision)
     check_training_data(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -456,7 +459,9 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
                 x = writer_warp(x, sample_t[bi], gen, cfg.writer_warp)
             x = augment(x, gen).to(device, memory_format=memory_format)
             lab = loss_labels[bi].to(device)
-            emb = net(x)
+            with training_autocast(device, cfg.precision):
+                emb = net(x)
+            emb = emb.float()  # mining and the losses in f32
             trip = miner(emb, lab)
             loss = loss_fn(emb, lab, trip)
             if aux_fn is not None:

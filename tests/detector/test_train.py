@@ -43,3 +43,16 @@ def test_refuses_downloads_and_missing_data(tiny_dataset: Path, tmp_path: Path) 
         train_detector(DetectorTrainConfig(data=tiny_dataset, model="yolov8n.pt", out=tmp_path))
     with pytest.raises(InputError, match="not found"):
         train_detector(DetectorTrainConfig(data=tmp_path / "none.yaml", out=tmp_path))
+    with pytest.raises(InputError, match="no such architecture"):  # not Ultralytics' FileNotFoundError
+        train_detector(DetectorTrainConfig(data=tiny_dataset, model="yolov8z.yaml", out=tmp_path))
+
+
+def test_bf16_trains_under_autocast_on_the_cpu(tiny_dataset: Path, tmp_path: Path,
+                                               conv_dtypes: list[torch.dtype]) -> None:
+    best = train_detector(DetectorTrainConfig(data=tiny_dataset, epochs=1, imgsz=64, batch=2, out=tmp_path,
+                                              threads=2, cache=False, precision="bf16"))
+    assert best.is_file() and torch.bfloat16 in conv_dtypes  # Ultralytics alone has no CPU mixed precision
+    assert not torch.is_autocast_enabled("cpu")  # the context ends with the run
+    assert run_args(best)["amp"] is False
+    with pytest.raises(ValueError, match="precision"):
+        train_detector(DetectorTrainConfig(data=tiny_dataset, out=tmp_path, precision="fp16"))

@@ -88,3 +88,15 @@ def test_batch_and_config_round_trip():
 def test_rejects_non_uint8():
     with pytest.raises(ValueError, match="uint8"):
         preprocess(np.zeros((10, 10), np.float32))
+
+
+@pytest.mark.parametrize("img", [np.zeros((10, 10, 3), np.float64), np.zeros((10, 10, 4), np.uint16)])
+def test_rejects_non_uint8_colour_before_opencv(img: np.ndarray):
+    with pytest.raises(ValueError, match="expected uint8 pixels"):  # not OpenCV's own assertion
+        preprocess(img)
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (0, 12), (0, 5, 3)])
+def test_rejects_images_without_pixels(shape: tuple[int, ...]):
+    with pytest.raises(ValueError, match="with pixels"):
+        preprocess(np.zeros(shape, np.uint8))
