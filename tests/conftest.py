@@ -8,13 +8,15 @@ import torch
 
 @pytest.fixture
 def conv_dtypes(monkeypatch: pytest.MonkeyPatch) -> list[torch.dtype]:
-    """The dtype of every ``nn.Conv2d`` output computed while the test runs."""
+    """The dtype of every ``nn.Conv2d`` output computed in training mode with gradients (a training step) while
+    the test runs."""
     seen: list[torch.dtype] = []
     forward = torch.nn.Conv2d.forward
 
     def spy(self: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
         out = forward(self, x)
-        seen.append(out.dtype)
+        if torch.is_grad_enabled() and self.training:
+            seen.append(out.dtype)
         return out
 
     monkeypatch.setattr(torch.nn.Conv2d, "forward", spy)

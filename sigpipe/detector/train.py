@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +43,8 @@ class DetectorTrainConfig:
             under ``out`` (:func:`downscaled_dataset`), so the loaders have nothing left to shrink. Ship the model
             with the same ``downscale`` in its manifest.
         precision: ``"bf16"`` trains in bfloat16 mixed precision: on a GPU Ultralytics' own ``amp="bf16"``; on the
-            CPU, where Ultralytics has no mixed precision, the whole run (its validations included) inside a
-            bfloat16 ``torch.autocast`` (:mod:`sigpipe._training`). ``"f32"``: Ultralytics' default, fp16 AMP on a
+            CPU, where Ultralytics has no mixed precision, its training steps inside a bfloat16 ``torch.autocast``
+            (:func:`_cpu_training_precision`; validation stays f32). ``"f32"``: Ultralytics' default, fp16 AMP on a
             GPU and f32 on the CPU.
     """
 
@@ -173,8 +175,8 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
     except FileNotFoundError as e:  # an architecture name Ultralytics does not bundle, e.g. a typo
         raise InputError(f"model {cfg.model!r}: no such architecture yaml (Ultralytics bundles e.g. yolov8n.yaml "
                          f"and yolov8s.yaml) or local file ({e})") from e
-    # a resumed run takes its amp setting from its checkpoint; the CPU autocast is this process's to give again
-    with training_autocast("cpu", cfg.precision if on_cpu else "f32"):
+    # a resumed run takes its amp setting from its checkpoint; the CPU's bf16 is this process's to give again
+    with _cpu_training_precision(cfg.precision if on_cpu else "f32"):
         results = _train(model, cfg, data, device, optimizer, on_cpu, is_yaml)
     save_dir = Path(getattr(results, "save_dir", None) or model.trainer.save_dir)
     best = save_dir / "weights" / "best.pt"
@@ -182,6 +184,32 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
         best = save_dir / "weights" / "last.pt"
     log.info("detector weights: %s", best)
     return best
+
+
+@contextlib.contextmanager
+def _cpu_training_precision(precision: str) -> Iterator[None]:
+    """Ultralytics' training steps on the CPU in ``precision``.
+
+    Its loop wraps each step in ``ultralytics.utils.torch_utils.autocast(amp, device)``, which on the CPU is
+    ``torch.autocast("cpu", enabled=False)`` (AMP is for accelerators) and would switch off any autocast around the
+    run; so for bf16 the trainer module's ``autocast`` gives a bfloat16 autocast on the CPU while the run lasts.
+    Validation (the validator's own ``autocast``) stays f32, so the best epoch is chosen as in an f32 run.
+    """
+    if check_precision(precision) == "f32":
+        yield
+        return
+    import ultralytics.engine.trainer as trainer
+
+    original = trainer.autocast
+
+    def autocast(enabled: bool | torch.dtype, device: str = "cuda") -> contextlib.AbstractContextManager[object]:
+        return training_autocast("cpu", "bf16") if device == "cpu" else original(enabled, device)
+
+    trainer.autocast = autocast
+    try:
+        yield
+    finally:
+        trainer.autocast = original
 
 
 def _train(model: Any, cfg: DetectorTrainConfig, data: Path, device: str, optimizer: str, on_cpu: bool,

@@ -47,12 +47,20 @@ def test_refuses_downloads_and_missing_data(tiny_dataset: Path, tmp_path: Path) 
         train_detector(DetectorTrainConfig(data=tiny_dataset, model="yolov8z.yaml", out=tmp_path))
 
 
-def test_bf16_trains_under_autocast_on_the_cpu(tiny_dataset: Path, tmp_path: Path,
-                                               conv_dtypes: list[torch.dtype]) -> None:
+def test_bf16_training_steps_run_in_bf16_on_the_cpu(tiny_dataset: Path, tmp_path: Path,
+                                                     conv_dtypes: list[torch.dtype]) -> None:
+    import ultralytics.engine.trainer
+
+    original = ultralytics.engine.trainer.autocast
     best = train_detector(DetectorTrainConfig(data=tiny_dataset, epochs=1, imgsz=64, batch=2, out=tmp_path,
                                               threads=2, cache=False, precision="bf16"))
-    assert best.is_file() and torch.bfloat16 in conv_dtypes  # Ultralytics alone has no CPU mixed precision
-    assert not torch.is_autocast_enabled("cpu")  # the context ends with the run
+    # every training step in bf16: Ultralytics' own autocast(False, "cpu") would have switched an outer one off
+    assert best.is_file() and conv_dtypes and set(conv_dtypes) == {torch.bfloat16}
+    assert ultralytics.engine.trainer.autocast is original and not torch.is_autocast_enabled("cpu")
     assert run_args(best)["amp"] is False
+    conv_dtypes.clear()
+    train_detector(DetectorTrainConfig(data=tiny_dataset, epochs=1, imgsz=64, batch=2, out=tmp_path, name="f32",
+                                       threads=2, cache=False))
+    assert conv_dtypes and set(conv_dtypes) == {torch.float32}
     with pytest.raises(ValueError, match="precision"):
         train_detector(DetectorTrainConfig(data=tiny_dataset, out=tmp_path, precision="fp16"))
