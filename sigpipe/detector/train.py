@@ -214,6 +214,7 @@ def _cpu_training_precision(precision: str) -> Iterator[None]:
 
 def _train(model: Any, cfg: DetectorTrainConfig, data: Path, device: str, optimizer: str, on_cpu: bool,
            is_yaml: bool) -> Any:
+    """Ultralytics' ``model.train`` with the run's settings (a resumed run: its checkpoint's)."""
     if cfg.resume:
         return model.train(resume=True)
     return model.train(
