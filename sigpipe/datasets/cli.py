@@ -82,8 +82,13 @@ def synth_signatures(writers: int, per_writer: int, forgeries: int, out: Path, s
               help="Comma-separated document types to draw from.")
 @click.option("--formats", default="pdf,tiff,png,jpeg", show_default=True,
               help="Comma-separated output formats to draw from (multi-page documents use pdf/tiff).")
+@click.option("--two-signers", type=click.FloatRange(0, 1), default=None,
+              help="Probability of a second signer on cheques, letters and forms (on cheques the two signatures "
+                   "are stacked); default: the generator's (SynthOptions).")
+@click.option("--unsigned", type=click.FloatRange(0, 1), default=None,
+              help="Probability that a document carries no signature; default: the generator's (SynthOptions).")
 def synth_documents(corpus: Path, pages: int, out: Path, yolo: bool, seed: int, dpi: int, kinds: str,
-                    formats: str) -> None:
+                    formats: str, two_signers: float | None, unsigned: float | None) -> None:
     """Render synthetic signed documents (cheques, letters, contracts, forms) as scanned PDF/TIFF/PNG/JPEG.
 
     Writes OUT/NNNN_<type>.<ext>, OUT/truth.json (every signature's page, box in pixels at --dpi, writer,
@@ -96,7 +101,9 @@ def synth_documents(corpus: Path, pages: int, out: Path, yolo: bool, seed: int, 
     fmt_list = tuple(f.strip() for f in formats.split(",") if f.strip())
     out_folder(out, "--out")
     try:
-        options = SynthOptions(dpi=dpi, kinds=kind_list, formats=fmt_list)
+        given = {"two_signers": two_signers, "unsigned": unsigned}
+        options = SynthOptions(dpi=dpi, kinds=kind_list, formats=fmt_list,
+                               **{k: v for k, v in given.items() if v is not None})
         truth_path = generate_documents(corpus, pages, out, seed, yolo=yolo, kinds=kind_list, options=options)
     except InputError as e:
         raise BadInput(str(e)) from e

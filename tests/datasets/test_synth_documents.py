@@ -323,3 +323,20 @@ def test_yolo_export_of_a_lone_document_replaces_stale_pages(corpus: Path, tmp_p
     assert [p.parent.name for p in images] == ["train"]  # one document: it trains, and validates
     assert "val: images/train" in (tmp_path / "yolo" / "data.yaml").read_text()
     assert len(list((tmp_path / "yolo" / "labels").glob("*/*.txt"))) == 1
+
+
+def test_cli_two_signers_and_unsigned_probabilities(corpus: Path, tmp_path: Path) -> None:
+    def signatures_per_document(*extra: str) -> list[int]:
+        out = tmp_path / "_".join(extra)
+        res = CliRunner().invoke(cli, ["datasets", "synth-documents", "--signatures", str(corpus), "--pages", "3",
+                                       "--out", str(out), "--seed", "5", "--dpi", str(DPI), "--kinds", "cheque",
+                                       *extra])
+        assert res.exit_code == 0, res.output
+        return [len(d.signatures) for d in load_truth(out / "truth.json").documents]
+
+    assert signatures_per_document("--two-signers", "1", "--unsigned", "0") == [2, 2, 2]  # joint-account cheques
+    assert signatures_per_document("--two-signers", "0", "--unsigned", "0") == [1, 1, 1]
+    assert signatures_per_document("--unsigned", "1") == [0, 0, 0]
+    res = CliRunner().invoke(cli, ["datasets", "synth-documents", "--signatures", str(corpus), "--pages", "1",
+                                   "--out", str(tmp_path / "bad"), "--two-signers", "1.5"])
+    assert res.exit_code == 2 and "--two-signers" in res.output
