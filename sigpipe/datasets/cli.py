@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -101,7 +102,7 @@ def synth_documents(corpus: Path, pages: int, out: Path, yolo: bool, seed: int, 
     fmt_list = tuple(f.strip() for f in formats.split(",") if f.strip())
     out_folder(out, "--out")
     try:
-        given = {"two_signers": two_signers, "unsigned": unsigned}
+        given: dict[str, Any] = {"two_signers": two_signers, "unsigned": unsigned}  # None: the generator's default
         options = SynthOptions(dpi=dpi, kinds=kind_list, formats=fmt_list,
                                **{k: v for k, v in given.items() if v is not None})
         truth_path = generate_documents(corpus, pages, out, seed, yolo=yolo, kinds=kind_list, options=options)
