@@ -1,9 +1,9 @@
 """Numeric precision of training runs, shared by the verifier's and the detector's trainers.
 
-``bf16`` runs the forward passes under ``torch.autocast`` in bfloat16 (convolutions and matrix products in bf16,
-weights, optimiser state and the losses in f32). On a CPU that computes bf16 natively (Intel AMX, AVX512_BF16) a
-training step takes about half the time: one ``resnet-s`` verifier step on 96 inputs 347 ms against 158 ms, one
-YOLOv8n step on 16 pages at 512 px 1.83 s against 0.97 s (Intel Xeon with AMX, 2 threads; docs/models.md).
+``bf16`` runs the forward passes under ``torch.autocast`` in bfloat16 (convolutions and matrix products in bf16;
+weights, optimiser state and the losses in f32). On an Intel Xeon with AMX, which computes bf16 natively, a training
+step takes about half the time: one ``resnet-s`` verifier step on 96 inputs 347 ms against 158 ms, one YOLOv8n step
+on 16 pages at 512 px 1.83 s against 0.97 s (2 threads; docs/models.md). Not measured on other CPUs.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ weights_option = click.option(
 )
 precision_option = click.option(
     "--precision", type=click.Choice(TRAINING_PRECISIONS), default="f32", show_default=True,
-    help="bf16: forward passes in bfloat16 (autocast), about twice as fast on CPUs with AMX or AVX512_BF16.")
+    help="bf16: forward passes in bfloat16 (autocast), for CPUs that compute it natively (about twice as fast "
+         "on an Intel Xeon with AMX).")
 threads_option = click.option("--threads", type=click.IntRange(min=0), default=None,
                               help="Torch CPU threads (default or 0: all cores).")
 POSITIVE_INT = click.IntRange(min=1)
