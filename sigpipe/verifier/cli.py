@@ -7,7 +7,8 @@ import logging
 import math
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
     from torch import nn
 
+    from sigpipe.pipeline.flow import Detector
     from sigpipe.weights import Manifest
 
 log = logging.getLogger(__name__)
@@ -344,29 +346,31 @@ def eval_cmd(data: Path, weights: Path | None, k: int, writers: str | None, as_j
 @click.argument("questioned", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("refs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @weights_option
+@click.option("--detector-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Detector manifest for PDFs and whole pages (<weights>.json). Default: the bundled detector.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, as_json: bool) -> None:
-    """Verify one QUESTIONED signature image against REF specimen images of the claimed person.
+def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detector_weights: Path | None,
+           as_json: bool) -> None:
+    """Verify one QUESTIONED signature against REF specimens of the claimed person.
 
-    Exit code 0 whatever the verdict; the verdict is in the output; 2 for an image that cannot be read, is over
-    `sigpipe run`'s pixel limit or holds no ink.
+    Each file is a signature image, or a PDF or scanned page (a cheque, a letter) in which the detector finds the
+    signature, as `sigpipe run` does: QUESTIONED must then hold exactly one signature; each REF gives its most
+    confident signature per page. Exit code 0 whatever the verdict; the verdict is in the output; 2 for a file that
+    cannot be read, is over `sigpipe run`'s pixel limit, holds no ink or no signature (or, for QUESTIONED, several).
     """
     import numpy as np
 
-    from sigpipe.verifier.gallery import looks_like_page
     from sigpipe.verifier.verifier import Verifier
 
     if questioned.resolve() in {r.resolve() for r in refs}:
         log.warning("%s is also given as a reference: it matches itself, so the verdict says nothing", questioned)
+    pages = _PageCropper(detector_weights)
     try:
         v = Verifier.from_manifest(weights)
-        files = (questioned, *refs)
-        images = [_read_signature(p) for p in files]
-        for f, img in zip(files, images, strict=True):
-            if looks_like_page(img):  # its specks and strokes are judged at the scale of the whole page
-                log.warning("%s looks like a whole page, not a signature crop: crop the signature, or use "
-                            "'sigpipe run', which finds it", f)
-        x = v.prepare(images)
+        found = pages.questioned(questioned)
+        ref_images = [img for r in refs for img in pages.reference(r)]
+        files = (questioned, *(r for r in refs for _ in range(pages.counts[r])))
+        x = v.prepare([found.image, *ref_images])
         # the check `sigpipe run` applies to specimens (Gallery.enroll): no ink left after preprocessing
         inked = np.round(x[:, 0] * 255).astype(np.uint8).any(axis=(1, 2))
         if not inked.all():
@@ -376,13 +380,102 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, as_js
     except SigpipeError as e:
         raise fail(e) from e
     d = v.decide(embs[0], embs[1:], x[0], x[1:, 0])
-    out = {**d.to_dict(), "questioned": str(questioned), "references": [str(r) for r in refs],
-           "verdict": "genuine" if d.genuine else "forged", "model": v.ident}
+    out: dict[str, object] = {**d.to_dict(), "questioned": str(questioned), "references": [str(r) for r in refs],
+                              "verdict": "genuine" if d.genuine else "forged", "model": v.ident}
+    if found.detection is not None:
+        out["questioned_detection"] = found.detection
+    if pages.detector is not None:
+        out["reference_crops"] = len(ref_images)
+        out["detector"] = pages.detector.ident
     if as_json:
         click.echo(json.dumps(out))
     else:
         click.echo(f"{out['verdict']}  distance {d.distance:.3f} (threshold {d.threshold:.3f})  score {d.score:.2f}",
                    file=sys.stdout)
+
+
+class _Questioned:
+    """The questioned signature: its image, and where the detector found it when the file was a PDF or a page."""
+
+    def __init__(self, image: np.ndarray, detection: dict[str, object] | None = None) -> None:
+        self.image = image
+        self.detection = detection
+
+
+class _PageCropper:
+    """Signature images for ``sigpipe verify``: an image file that is a signature is read as it is; a PDF, or an
+    image that looks like a whole page (:func:`~sigpipe.verifier.gallery.looks_like_page`), goes through the
+    detector (loaded on first need) and is cropped as ``sigpipe run`` crops (its page rendering and box margin)."""
+
+    def __init__(self, manifest: Path | None) -> None:
+        self.manifest = manifest
+        self.detector: Detector | None = None
+        self.counts: dict[Path, int] = {}
+
+    def _detector(self) -> Detector:
+        if self.detector is None:
+            from sigpipe.detector.detector import SignatureDetector
+
+            self.detector = SignatureDetector.from_manifest(self.manifest)
+        return self.detector
+
+    @staticmethod
+    def _signature(path: Path) -> np.ndarray | None:
+        """The image itself when ``path`` is a signature image; None for a PDF or a page."""
+        from sigpipe.pipeline.ingest import PDF_SUFFIXES
+        from sigpipe.verifier.gallery import looks_like_page
+
+        if path.suffix.lower() in PDF_SUFFIXES:
+            return None
+        img = _read_signature(path)
+        return None if looks_like_page(img) else img
+
+    def questioned(self, path: Path) -> _Questioned:
+        img = self._signature(path)
+        if img is not None:
+            return _Questioned(img)
+        from sigpipe.pipeline.flow import FlowConfig, crop_box
+        from sigpipe.pipeline.ingest import IngestConfig, iter_pages
+
+        detector = self._detector()
+        with _naming(path):
+            found = [(page, det) for page in iter_pages(path, IngestConfig())
+                     for det in detector.detect_batch([page.image])[0]]
+        if not found:
+            raise InputError(f"no signature found in {path}")
+        if len(found) > 1:
+            where = ", ".join(f"page {page.number} ({det.confidence:.2f})" for page, det in found)
+            raise InputError(f"{path} holds {len(found)} signatures ({where}): verify one signature at a time (crop "
+                             "it), or use 'sigpipe run', which verifies each")
+        page, det = found[0]
+        box = [round(float(c), 1) for c in det.bbox]
+        return _Questioned(crop_box(page.image, det.bbox, FlowConfig().crop_margin),
+                           {"page": page.number, "bbox": box, "confidence": round(float(det.confidence), 4)})
+
+    def reference(self, path: Path) -> list[np.ndarray]:
+        img = self._signature(path)
+        if img is not None:
+            crops = [img]
+        else:
+            from sigpipe.pipeline.flow import FlowConfig, specimen_loader
+
+            loader = specimen_loader(self._detector(), margin=FlowConfig().crop_margin)
+            with _naming(path):
+                crops = loader(path)
+            if not crops:
+                raise InputError(f"no signature found in {path}")
+        self.counts[path] = len(crops)
+        return crops
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Re-raise an input error of reading ``path`` (whose message, written for a per-document report, does not name
+    it) with the file's name in front, on one line."""
+    try:
+        yield
+    except InputError as e:
+        raise type(e)(f"{path}: {' '.join(str(e).split())}") from e
 
 
 def _read_signature(path: Path) -> np.ndarray:

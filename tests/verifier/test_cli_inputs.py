@@ -92,19 +92,6 @@ def test_verify_warns_when_the_questioned_image_is_also_a_reference(tiny_verifie
     assert res.exit_code == 0 and "also given as a reference" not in caplog.text
 
 
-def test_verify_warns_when_an_image_is_a_whole_page(tiny_verifier: Path, genuine: list[Path], tmp_path: Path,
-                                                    caplog: pytest.LogCaptureFixture):
-    page = np.full((1400, 1000), 250, np.uint8)  # an A4 page at 120 dpi with the signature pasted in
-    sig = cv2.imread(str(genuine[0]), cv2.IMREAD_GRAYSCALE)
-    page[900:900 + sig.shape[0], 500:500 + sig.shape[1]] = sig
-    cv2.imwrite(str(tmp_path / "page.png"), page)
-    with caplog.at_level(logging.WARNING):
-        res = CliRunner().invoke(cli, ["verify", str(tmp_path / "page.png"), str(genuine[1]), "--weights",
-                                       str(tiny_verifier)])
-    assert res.exit_code == 0 and "page.png looks like a whole page" in caplog.text
-    assert "genuine" not in caplog.text  # only the page is named
-
-
 # -- verifier eval --------------------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,93 @@
+"""``sigpipe verify`` on PDFs and whole pages: the shipped detector finds the signature and it is cropped as
+``sigpipe run`` crops it, so the two commands give the same distance for the same document."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sigpipe.cli import cli
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples"
+KOWALSKI = sorted((EXAMPLE / "refs" / "j-kowalski").glob("*.png"))
+
+
+def verify(*args: Path | str) -> tuple[int, dict | None, str]:
+    res = CliRunner().invoke(cli, ["verify", *map(str, args), "--json"])
+    return res.exit_code, json.loads(res.stdout) if res.exit_code == 0 else None, res.stderr
+
+
+def letter(tmp_path: Path, signatures: list[Path], name: str = "page.png") -> Path:
+    """A blank A4 page at 150 dpi with ``signatures`` pasted one under the other, well apart."""
+    page = np.full((1754, 1240), 248, np.uint8)
+    for i, f in enumerate(signatures):
+        sig = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+        y = 500 + 600 * i
+        page[y : y + sig.shape[0], 600 : 600 + sig.shape[1]] = np.minimum(page[y : y + sig.shape[0],
+                                                                               600 : 600 + sig.shape[1]], sig)
+    cv2.imwrite(str(tmp_path / name), page)
+    return tmp_path / name
+
+
+def test_a_pdf_cheque_gives_the_distance_sigpipe_run_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    (scans / "0002_cheque.pdf").write_bytes((EXAMPLE / "scans" / "0002_cheque.pdf").read_bytes())
+    (tmp_path / "claims.csv").write_text("document,identity\n0002_cheque.pdf,j-kowalski\n")
+    res = CliRunner().invoke(cli, ["run", str(scans), "--refs", str(EXAMPLE / "refs"), "--claims",
+                                   str(tmp_path / "claims.csv"), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    (sig,) = json.loads((tmp_path / "out" / "0002_cheque.pdf.json").read_text())["signatures"]
+
+    code, out, err = verify(scans / "0002_cheque.pdf", *KOWALSKI)
+    assert code == 0, err
+    assert out["questioned_detection"]["page"] == 1
+    assert out["questioned_detection"]["bbox"] == pytest.approx(sig["bbox"], abs=0.1)
+    assert out["distance"] == pytest.approx(sig["distance"], abs=1e-5)
+    assert out["threshold"] == pytest.approx(sig["threshold"], abs=1e-5)
+    assert out["verdict"] == sig["verdict"] and out["reference_crops"] == len(KOWALSKI)
+
+
+def test_a_signature_image_is_taken_whole_without_the_detector(tmp_path: Path):
+    code, out, err = verify(KOWALSKI[0], *KOWALSKI[1:])
+    assert code == 0, err
+    assert "questioned_detection" not in out and "detector" not in out
+
+
+def test_references_can_be_pages(tmp_path: Path):
+    pages = [letter(tmp_path, [f], f"ref{i}.png") for i, f in enumerate(KOWALSKI[1:])]
+    code, out, err = verify(KOWALSKI[0], *pages)
+    code_crops, out_crops, _ = verify(KOWALSKI[0], *KOWALSKI[1:])
+    assert code == 0 and code_crops == 0, err
+    assert out["reference_crops"] == len(pages) and out["verdict"] == out_crops["verdict"] == "genuine"
+    # cropped with a margin from a page rather than given tight: close, not identical
+    assert out["distance"] == pytest.approx(out_crops["distance"], abs=0.15)
+
+
+def test_a_questioned_page_with_two_signatures_is_refused(tmp_path: Path):
+    page = letter(tmp_path, KOWALSKI[:2])
+    code, _, err = verify(page, *KOWALSKI[2:])
+    assert code == 2
+    assert "holds 2 signatures" in err and "sigpipe run" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_page_without_a_signature_is_refused(tmp_path: Path):
+    page = letter(tmp_path, [])
+    code, _, err = verify(page, *KOWALSKI)
+    assert code == 2 and f"no signature found in {page}" in err
+    code, _, err = verify(KOWALSKI[0], page)
+    assert code == 2 and f"no signature found in {page}" in err
+
+
+def test_a_corrupt_pdf_is_an_input_error(tmp_path: Path):
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(b"%PDF-1.4\n1 0 obj <<>> garbage")
+    code, _, err = verify(bad, *KOWALSKI)
+    assert code == 2 and f"{bad}: not a readable PDF" in err, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
