@@ -138,6 +138,8 @@ def verifier() -> None:
 @click.option("--batch", type=POSITIVE_INT, default=96, show_default=True,
               help="Images per batch: a multiple of 8 (images per writer).")
 @click.option("--architecture", type=click.Choice(["resnet-s", "signet-s"]), default="resnet-s", show_default=True)
+@click.option("--width", type=click.IntRange(min=4), default=32, show_default=True,
+              help="Channels of the network's first stage; the later stages scale with it (cost grows as its square).")
 @click.option("--lr", type=POSITIVE_FLOAT, default=2e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @threads_option

@@ -63,12 +63,24 @@ def afile(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("option, value", [
     ("--epochs", "0"), ("--epochs", "-1"), ("--steps", "0"), ("--batch", "0"), ("--batch", "-8"), ("--lr", "0"),
     ("--lr", "-1"), ("--margin", "-0.1"), ("--ema", "1.5"), ("--ema", "-0.1"), ("--doc-views", "-1"),
-    ("--writer-warp", "-1"), ("--aux-weight", "-1"), ("--threads", "-1"), ("--device", "bogus"),
+    ("--writer-warp", "-1"), ("--aux-weight", "-1"), ("--threads", "-1"), ("--device", "bogus"), ("--width", "0"),
 ])
 def test_train_refuses_out_of_range_options(six_writers: Path, tmp_path: Path, option: str, value: str):
     usage_error(invoke("train", "--data", str(six_writers), "--out", str(tmp_path / "o"), *small(option), option,
                        value), option)
     assert not (tmp_path / "o" / "verifier.pt").exists()
+
+
+def test_train_builds_the_network_at_the_width_asked(six_writers: Path, tmp_path: Path):
+    import torch
+
+    res = invoke("train", "--data", str(six_writers), "--out", str(tmp_path / "o"), *SMALL, "--width", "12")
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "o" / "verifier.pt.json").read_text())
+    assert m["width"] == 12
+    state = torch.load(tmp_path / "o" / "verifier.pt", weights_only=True)
+    first = next(v for k, v in state.items() if v.ndim == 4)  # the stem convolution
+    assert first.shape[0] == 12
 
 
 def test_train_refuses_folders_that_are_not_corpora(six_writers: Path, tmp_path: Path):
