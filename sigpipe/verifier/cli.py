@@ -392,16 +392,32 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     if as_json:
         click.echo(json.dumps(out))
     else:
-        click.echo(f"{out['verdict']}  distance {d.distance:.3f} (threshold {d.threshold:.3f})  score {d.score:.2f}",
-                   file=sys.stdout)
+        where = ""
+        if found.bbox is not None:
+            x1, y1, x2, y2 = (round(c) for c in found.bbox)
+            where = f"  (found on page {found.page} at x {x1}-{x2}, y {y1}-{y2})"
+        click.echo(f"{out['verdict']}  distance {d.distance:.3f} (threshold {d.threshold:.3f})  score {d.score:.2f}"
+                   + where, file=sys.stdout)
 
 
 class _Questioned:
-    """The questioned signature: its image, and where the detector found it when the file was a PDF or a page."""
+    """The questioned signature: its image, and where the detector found it when the file was a PDF or a page
+    (1-based ``page``, ``bbox`` (x1, y1, x2, y2) in page pixels, ``confidence``)."""
 
-    def __init__(self, image: np.ndarray, detection: dict[str, object] | None = None) -> None:
+    def __init__(self, image: np.ndarray, page: int | None = None,
+                 bbox: tuple[float, float, float, float] | None = None, confidence: float = 0.0) -> None:
         self.image = image
-        self.detection = detection
+        self.page = page
+        self.bbox = bbox
+        self.confidence = confidence
+
+    @property
+    def detection(self) -> dict[str, object] | None:
+        """The detection for the JSON output; None when the file was taken whole."""
+        if self.page is None or self.bbox is None:
+            return None
+        return {"page": self.page, "bbox": [round(float(c), 1) for c in self.bbox],
+                "confidence": round(self.confidence, 4)}
 
 
 class _PageCropper:
@@ -450,9 +466,9 @@ class _PageCropper:
             raise InputError(f"{path} holds {len(found)} signatures ({where}): verify one signature at a time (crop "
                              "it), or use 'sigpipe run', which verifies each")
         page, det = found[0]
-        box = [round(float(c), 1) for c in det.bbox]
-        return _Questioned(crop_box(page.image, det.bbox, FlowConfig().crop_margin),
-                           {"page": page.number, "bbox": box, "confidence": round(float(det.confidence), 4)})
+        x1, y1, x2, y2 = (float(c) for c in det.bbox)
+        return _Questioned(crop_box(page.image, det.bbox, FlowConfig().crop_margin), page.number, (x1, y1, x2, y2),
+                           float(det.confidence))
 
     def reference(self, path: Path) -> list[np.ndarray]:
         img = self._signature(path)

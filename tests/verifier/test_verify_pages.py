@@ -54,6 +54,16 @@ def test_a_pdf_cheque_gives_the_distance_sigpipe_run_reports(tmp_path: Path, mon
     assert out["verdict"] == sig["verdict"] and out["reference_crops"] == len(KOWALSKI)
 
 
+def test_the_text_output_says_where_the_signature_was_found():
+    res = CliRunner().invoke(cli, ["verify", str(EXAMPLE / "scans" / "0003_cheque.pdf"),
+                                   *map(str, sorted((EXAMPLE / "refs" / "i-wright").glob("*.png")))])
+    assert res.exit_code == 0, res.output
+    line = res.stdout.strip()
+    assert line.startswith(("genuine  distance", "forged  distance")) and "found on page 1 at x " in line, line
+    res = CliRunner().invoke(cli, ["verify", *map(str, KOWALSKI)])
+    assert res.exit_code == 0 and "found on page" not in res.stdout
+
+
 def test_a_signature_image_is_taken_whole_without_the_detector(tmp_path: Path):
     code, out, err = verify(KOWALSKI[0], *KOWALSKI[1:])
     assert code == 0, err
