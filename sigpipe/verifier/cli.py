@@ -226,6 +226,9 @@ def ensemble(members: tuple[Path, ...], data: tuple[Path, ...], out: Path, tag: 
 @click.option("--batch", type=POSITIVE_INT, default=64, show_default=True, help="Pairs per batch.")
 @click.option("--lr", type=POSITIVE_FLOAT, default=2e-3, show_default=True)
 @click.option("--warp", type=NON_NEGATIVE_FLOAT, default=0.5, show_default=True, help="Writer-warp strength (0 = off).")
+@click.option("--view-prob", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Share of queries that are document views (crops of the signature in a synthetic scanned page, "
+                   "what `sigpipe run` verifies) rather than the clean image.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Continue from these pair-network weights.")

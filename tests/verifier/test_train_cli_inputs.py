@@ -212,7 +212,7 @@ def test_calibrate_input_errors_exit_2(trained: Path, tiny_corpus: Path, six_wri
 
 @pytest.mark.parametrize("option, value", [
     ("--epochs", "0"), ("--steps", "0"), ("--batch", "0"), ("--lr", "0"), ("--lr", "-1"), ("--warp", "-1"),
-    ("--threads", "-2"), ("--device", "nope"),
+    ("--threads", "-2"), ("--device", "nope"), ("--view-prob", "1.5"), ("--view-prob", "-0.1"),
 ])
 def test_train_pair_refuses_out_of_range_options(trained: Path, six_writers: Path, tmp_path: Path, option: str,
                                                  value: str):
@@ -231,3 +231,17 @@ def test_train_pair_input_errors_exit_2(trained: Path, tiny_corpus: Path, six_wr
     input_error(invoke("train-pair", "--like", str(trained), "--data", str(six_writers), *o, "--init",
                        str(trained.with_suffix(""))), "does not fit a pair network")
     assert not (tmp_path / "p").exists()
+
+
+def test_train_pair_takes_the_share_of_document_view_queries(six_writers: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch):
+    from sigpipe.verifier.train import train_verifier
+
+    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
+    siamese = train_verifier(VerifierTrainConfig(
+        data=(six_writers,), out=tmp_path / "m", width=8, dim=16, epochs=1, steps_per_epoch=1, batch=8,
+        m_per_writer=4, split=(0.5, 0.5, 0.0), threads=1)).with_suffix(".pt.json")
+    res = invoke("train-pair", "--like", str(siamese), "--data", str(six_writers), "--out", str(tmp_path / "p"),
+                 *SMALL, "--view-prob", "0.9")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "p" / "pair.pt.json").read_text())["training"]["config"]["view_prob"] == 0.9
