@@ -459,19 +459,20 @@ class _PageCropper:
         from sigpipe.pipeline.ingest import IngestConfig, iter_pages
 
         detector = self._detector()
+        found = []  # (page number, detection, crop): pages are streamed, only their crops are kept
         with _naming(path):
-            found = [(page, det) for page in iter_pages(path, IngestConfig())
-                     for det in detector.detect_batch([page.image])[0]]
+            for page in iter_pages(path, IngestConfig()):
+                for det in detector.detect_batch([page.image])[0]:
+                    found.append((page.number, det, crop_box(page.image, det.bbox, FlowConfig().crop_margin)))
         if not found:
             raise InputError(f"no signature found in {path}")
         if len(found) > 1:
-            where = ", ".join(f"page {page.number} ({det.confidence:.2f})" for page, det in found)
+            where = ", ".join(f"page {number} ({det.confidence:.2f})" for number, det, _ in found)
             raise InputError(f"{path} holds {len(found)} signatures ({where}): verify one signature at a time (crop "
                              "it), or use 'sigpipe run', which verifies each")
-        page, det = found[0]
+        number, det, crop = found[0]
         x1, y1, x2, y2 = (float(c) for c in det.bbox)
-        return _Questioned(crop_box(page.image, det.bbox, FlowConfig().crop_margin), page.number, (x1, y1, x2, y2),
-                           float(det.confidence))
+        return _Questioned(crop, number, (x1, y1, x2, y2), float(det.confidence))
 
     def reference(self, path: Path) -> list[np.ndarray]:
         img = self._signature(path)

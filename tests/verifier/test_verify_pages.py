@@ -80,6 +80,22 @@ def test_references_can_be_pages(tmp_path: Path):
     assert out["distance"] == pytest.approx(out_crops["distance"], abs=0.15)
 
 
+def test_a_multi_page_pdf_gives_the_page_its_one_signature_is_on(tmp_path: Path):
+    from PIL import Image
+
+    blank, signed = letter(tmp_path, [], "blank.png"), letter(tmp_path, KOWALSKI[:1], "signed.png")
+    first, *rest = (Image.open(p).convert("RGB") for p in (blank, signed, blank))
+    first.save(tmp_path / "contract.pdf", save_all=True, append_images=rest, resolution=150)
+    code, out, err = verify(tmp_path / "contract.pdf", *KOWALSKI[1:])
+    assert code == 0, err
+    assert out["questioned_detection"]["page"] == 2 and out["verdict"] == "genuine"
+    # the box lies where the signature was pasted (letter(): x 600, y 500 at 150 dpi; the PDF renders at 200)
+    x1, y1, x2, y2 = out["questioned_detection"]["bbox"]
+    h, w = cv2.imread(str(KOWALSKI[0]), cv2.IMREAD_GRAYSCALE).shape
+    s = 200 / 150
+    assert abs(x1 - 600 * s) < 0.2 * w * s and abs(y1 - 500 * s) < 0.2 * h * s
+
+
 def test_a_questioned_page_with_two_signatures_is_refused(tmp_path: Path):
     page = letter(tmp_path, KOWALSKI[:2])
     code, _, err = verify(page, *KOWALSKI[2:])
