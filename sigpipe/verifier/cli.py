@@ -9,6 +9,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -373,8 +374,12 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     try:
         v = Verifier.from_manifest(weights)
         found = pages.questioned(questioned)
-        ref_images = [img for r in refs for img in pages.reference(r)]
-        files = (questioned, *(r for r in refs for _ in range(pages.counts[r])))
+        ref_images: list[np.ndarray] = []
+        files = [questioned]  # the file each image came from: a PDF or page reference may give several
+        for r in refs:
+            crops = pages.reference(r)
+            ref_images += crops
+            files += [r] * len(crops)
         x = v.prepare([found.image, *ref_images])
         # the check `sigpipe run` applies to specimens (Gallery.enroll): no ink left after preprocessing
         inked = np.round(x[:, 0] * 255).astype(np.uint8).any(axis=(1, 2))
@@ -403,16 +408,15 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
                    + where, file=sys.stdout)
 
 
+@dataclass(frozen=True)
 class _Questioned:
     """The questioned signature: its image, and where the detector found it when the file was a PDF or a page
     (1-based ``page``, ``bbox`` (x1, y1, x2, y2) in page pixels, ``confidence``)."""
 
-    def __init__(self, image: np.ndarray, page: int | None = None,
-                 bbox: tuple[float, float, float, float] | None = None, confidence: float = 0.0) -> None:
-        self.image = image
-        self.page = page
-        self.bbox = bbox
-        self.confidence = confidence
+    image: np.ndarray
+    page: int | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    confidence: float = 0.0
 
     @property
     def detection(self) -> dict[str, object] | None:
@@ -431,7 +435,6 @@ class _PageCropper:
     def __init__(self, manifest: Path | None) -> None:
         self.manifest = manifest
         self.detector: Detector | None = None
-        self.counts: dict[Path, int] = {}
 
     def _detector(self) -> Detector:
         if self.detector is None:
@@ -486,7 +489,6 @@ class _PageCropper:
                 crops = loader(path)
             if not crops:
                 raise InputError(f"no signature found in {path}")
-        self.counts[path] = len(crops)
         return crops
 
 
