@@ -15,7 +15,7 @@ from sigpipe import __version__
 from sigpipe.datasets.cli import datasets
 from sigpipe.detector.cli import detector
 from sigpipe.errors import SigpipeError
-from sigpipe.pipeline.cli import run
+from sigpipe.pipeline.cli import orientation, run
 from sigpipe.verifier.cli import verifier, verify
 
 
@@ -36,6 +36,7 @@ cli.add_command(verify)
 cli.add_command(verifier)
 cli.add_command(detector)
 cli.add_command(datasets)
+cli.add_command(orientation)
 
 
 def main() -> None:

@@ -57,6 +57,9 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 @click.option("--detector-tta", is_flag=True,
               help="Also run the detector on each page's mirror image and fuse the boxes: fewer false boxes and "
                    "a few more faint signatures found, for about 2.3x the detector's time (README, Detector).")
+@click.option("--orient/--no-orient", default=True, show_default=True,
+              help="Turn pages scanned upside down or sideways upright before looking for signatures (the bundled "
+                   "orientation model; README, Pages turned).")
 @click.option("--precision", type=click.Choice(["f32", "bf16", "auto"]), default="f32", show_default=True,
               help="bf16: run both models on OpenVINO in bfloat16, about twice as fast on CPUs that compute in it "
                    "(AVX512_BF16, AMX), slower where it is emulated; results move slightly (README, The whole "
@@ -72,7 +75,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 @click.option("--force", is_flag=True, help="Reprocess every document, even those with an up-to-date report.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress lines on stderr.")
 def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, dpi: int, pdf_backend: str,
-        detector_weights: Path | None, detector_tta: bool, precision: str, verifier_weights: Path | None,
+        detector_weights: Path | None, detector_tta: bool, orient: bool, precision: str, verifier_weights: Path | None,
         threads: int | None, timeout: float | None, force: bool, progress: bool) -> None:
     """Find and verify the signatures in every document under SCANS.
 
@@ -85,7 +88,7 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, d
     try:
         config = RunConfig(
             scans=scans, refs=refs, out=out, claims=claims, workers=workers, dpi=dpi, pdf_backend=pdf_backend,
-            detector_weights=detector_weights, detector_tta=detector_tta, precision=precision,
+            detector_weights=detector_weights, detector_tta=detector_tta, orient=orient, precision=precision,
             verifier_weights=verifier_weights, threads=threads, timeout=timeout, force=force, progress=progress,
         )
         main = threading.current_thread() is threading.main_thread()  # only there can a handler be set
@@ -110,3 +113,58 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, d
     if summary.failed:
         click.echo(f"{summary.failed} document(s) failed; see 'failures' in {out / 'summary.json'}", err=True)
         click.get_current_context().exit(1)
+
+
+@click.group()
+def orientation() -> None:
+    """The page-orientation model: which way up a page is (sigpipe run turns pages upright with it)."""
+
+
+@orientation.command("train")
+@click.option("--pages", "train_dirs", multiple=True, required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of upright documents or page images to train on (repeatable; searched recursively).")
+@click.option("--val", "val_dirs", multiple=True, required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of upright pages that chooses the epoch and the confidence a page is turned at.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for orientation.pt, orientation.onnx and the manifest orientation.pt.json.")
+@click.option("--size", type=click.IntRange(128, 1024), default=512, show_default=True, help="Input side, pixels.")
+@click.option("--width", type=click.IntRange(4, 128), default=16, show_default=True, help="Channels of stage 1.")
+@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--precision", type=click.Choice(["f32", "bf16"]), default="f32", show_default=True,
+              help="bf16: forward passes in bfloat16 (about half the time on CPUs with AMX).")
+def orientation_train(train_dirs: tuple[Path, ...], val_dirs: tuple[Path, ...], out: Path, size: int, width: int,
+                      epochs: int, lr: float, seed: int, precision: str) -> None:
+    """Train the orientation network on upright pages, each shown turned by 0, 90, 180 and 270 degrees."""
+    from sigpipe.pipeline.orientation_train import OrientTrainConfig, train
+
+    try:
+        manifest = train(train_dirs, val_dirs, out, OrientTrainConfig(size=size, width=width, epochs=epochs, lr=lr,
+                                                                      seed=seed, precision=precision))
+    except (SigpipeError, ValueError) as e:
+        raise UsageFailure(str(e)) from e
+    click.echo(str(manifest))
+
+
+@orientation.command("eval")
+@click.option("--pages", "dirs", multiple=True, required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of upright documents or page images (repeatable; searched recursively).")
+@click.option("--weights", type=manifest_path, default=None,
+              help="Orientation manifest (<weights>.json). Default: the bundled model.")
+def orientation_eval(dirs: tuple[Path, ...], weights: Path | None) -> None:
+    """Turn every page by 0, 90, 180 and 270 degrees and print, as JSON, what the model makes of them: upright pages
+    it would turn (upright_turned), turned pages it puts upright (turned_fixed of turned_pages), pages it would turn
+    the wrong way (wrong_turn), and its accuracy."""
+    import json
+
+    from sigpipe.pipeline.orientation_train import evaluate
+    from sigpipe.weights import bundled_manifest
+
+    try:
+        click.echo(json.dumps(evaluate(weights or bundled_manifest("orientation").path, dirs)))
+    except SigpipeError as e:
+        raise UsageFailure(str(e)) from e

@@ -19,6 +19,7 @@ import numpy as np
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.claims import Claim, claimants
 from sigpipe.pipeline.ingest import IngestConfig, Page, iter_pages
+from sigpipe.pipeline.orientation import turn_upright
 from sigpipe.pipeline.report import DocumentInfo, DocumentReport, ReferenceSet, RunSettings, SignatureResult
 from sigpipe.verifier.gallery import Gallery, Match, SpecimenLoader
 from sigpipe.verifier.verifier import Verifier
@@ -96,6 +97,17 @@ def crop_box(image: np.ndarray, bbox: Sequence[float], margin: float = 0.08) -> 
     return image[top:bottom, left:right].copy()
 
 
+def crop_detection(image: np.ndarray, detection: DetectionLike, margin: float = 0.08) -> np.ndarray:
+    """:func:`crop_box` of a detection, turned upright when the detector turned its page first (a detection with a
+    ``rotation``: :class:`~sigpipe.pipeline.orientation.OrientingDetector`)."""
+    return turn_upright(crop_box(image, detection.bbox, margin), rotation_of(detection) // 90)
+
+
+def rotation_of(detection: DetectionLike) -> int:
+    """Degrees counter-clockwise the detection's page was turned from upright (0 for a plain detector's)."""
+    return int(getattr(detection, "rotation", 0))
+
+
 @dataclass(frozen=True)
 class SpecimenCropper:
     """The pipeline's :class:`~sigpipe.verifier.gallery.SpecimenLoader` for references that are PDFs or whole pages:
@@ -109,7 +121,10 @@ class SpecimenCropper:
     @property
     def ident(self) -> str:
         """What the crops depend on (part of the gallery's cache key)."""
-        return f"{self.detector.ident} dpi={self.ingest.dpi} pdf={self.ingest.pdf_backend} margin={self.margin}"
+        orientation = getattr(self.detector, "orientation_ident", None)
+        turned = f" orientation={orientation}" if orientation else ""
+        return (f"{self.detector.ident}{turned} dpi={self.ingest.dpi} pdf={self.ingest.pdf_backend} "
+                f"margin={self.margin}")
 
     def __call__(self, path: Path) -> list[np.ndarray]:
         crops: list[np.ndarray] = []
@@ -117,7 +132,7 @@ class SpecimenCropper:
             dets = self.detector.detect_batch([page.image])[0]
             if dets:
                 best = max(dets, key=lambda d: d.confidence)
-                crops.append(crop_box(page.image, best.bbox, self.margin))
+                crops.append(crop_detection(page.image, best, self.margin))
         return crops
 
 
@@ -127,16 +142,28 @@ def specimen_loader(detector: Detector, ingest: IngestConfig = IngestConfig(), m
     return SpecimenCropper(detector, ingest, margin)
 
 
+def model_idents(detector: Detector, verifier: Verifier) -> dict[str, str]:
+    """The models a report rests on, by role: ``detector``, ``verifier``, and ``orientation`` for a detector that
+    turns pages upright first (its ``orientation_ident``)."""
+    idents = {"detector": detector.ident, "verifier": verifier.ident}
+    orientation = getattr(detector, "orientation_ident", None)
+    if orientation:
+        idents["orientation"] = str(orientation)
+    return idents
+
+
 @dataclass(frozen=True)
 class FoundSignature:
     """Where a detected signature is: 1-based ``page``, its ``page_size`` (w, h) and ``dpi``, the detector's
-    ``bbox`` (x1, y1, x2, y2) in page pixels and ``confidence``."""
+    ``bbox`` (x1, y1, x2, y2) in page pixels and ``confidence``, and the page's ``rotation`` (degrees
+    counter-clockwise from upright, as the orientation model found it; 0 without one)."""
 
     page: int
     page_size: tuple[int, int]
     dpi: int
     bbox: tuple[float, float, float, float]
     confidence: float
+    rotation: int = 0
 
 
 class SignaturePredictor:
@@ -174,8 +201,9 @@ class SignaturePredictor:
 
     @property
     def models(self) -> dict[str, str]:
-        """``{"detector": ident, "verifier": ident}`` as written into reports."""
-        return {"detector": self.detector.ident, "verifier": self.verifier.ident}
+        """``{"detector": ident, "verifier": ident}`` (and ``"orientation"`` when the detector turns pages upright
+        first) as written into reports."""
+        return model_idents(self.detector, self.verifier)
 
     def references(self, claimed: Claim | None) -> ReferenceSet:
         """The references a document with this claim (None: one-to-many) is compared with, as written into reports
@@ -212,11 +240,11 @@ class SignaturePredictor:
                 raise RuntimeError(f"detector returned {len(dets)} results for {len(batch)} pages")
             for page, page_dets in zip(batch, dets, strict=True):
                 for d in page_dets:
-                    crop = crop_box(page.image, d.bbox, self.config.crop_margin)
+                    crop = crop_detection(page.image, d, self.config.crop_margin)
                     prepared.append(self.verifier.prepare([crop]))
                     x1, y1, x2, y2 = (float(v) for v in d.bbox)
                     found.append(FoundSignature(page.number, page.size, page.dpi, (x1, y1, x2, y2),
-                                                float(d.confidence)))
+                                                float(d.confidence), rotation_of(d)))
             batch.clear()
 
         for page in pages:
@@ -280,7 +308,7 @@ class SignaturePredictor:
                 distance=round(max(d.distance, 0.0), nd) if d else None,
                 threshold=round(d.threshold, nd) if d else None,
                 score=round(d.score, nd) if d else None,
-                verdict=verdict,
+                verdict=verdict, page_rotation=f.rotation,
             ))
         return results, n_pages
 

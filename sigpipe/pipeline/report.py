@@ -32,7 +32,7 @@ SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
 LOCK_FILE = ".sigpipe.lock"
 CSV_COLUMNS = ("document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
-               "verdict", "document_verdict", "detection_confidence", "claimed_identity")
+               "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation")
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,9 @@ class SignatureResult:
         distance, threshold, score: the verifier's decision (None for ``no_reference``); ``score`` is the calibrated
             probability that the signature is genuine for ``identity``.
         verdict: one of :data:`SIGNATURE_VERDICTS`.
+        page_rotation: degrees counter-clockwise the page as scanned is turned from upright (0, 90, 180, 270), as the
+            orientation model found it; the signature was verified turned back upright. ``bbox`` and ``page_size``
+            stay in pixels of the page as scanned.
     """
 
     page: int
@@ -92,16 +95,20 @@ class SignatureResult:
     threshold: float | None
     score: float | None
     verdict: str
+    page_rotation: int = 0
 
     def __post_init__(self) -> None:
         if self.verdict not in SIGNATURE_VERDICTS:
             raise ValueError(f"unknown signature verdict {self.verdict!r}")
+        if self.page_rotation not in (0, 90, 180, 270):
+            raise ValueError(f"page_rotation must be 0, 90, 180 or 270, got {self.page_rotation!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "page": self.page, "bbox": list(self.bbox), "page_size": list(self.page_size), "dpi": self.dpi,
             "detection_confidence": self.detection_confidence, "identity": self.identity,
             "distance": self.distance, "threshold": self.threshold, "score": self.score, "verdict": self.verdict,
+            "page_rotation": self.page_rotation,
         }
 
     @classmethod
@@ -112,7 +119,7 @@ class SignatureResult:
             page=int(d["page"]), bbox=(x1, y1, x2, y2), page_size=(w, h), dpi=int(d["dpi"]),
             detection_confidence=float(d["detection_confidence"]), identity=d["identity"],
             distance=_opt_float(d["distance"]), threshold=_opt_float(d["threshold"]), score=_opt_float(d["score"]),
-            verdict=str(d["verdict"]),
+            verdict=str(d["verdict"]), page_rotation=int(d.get("page_rotation", 0)),
         )
 
 
@@ -507,10 +514,10 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
     for r in reports:
         doc, claimed = _cell(r.document.path), _cell(";".join(claimants(r.claimed_identity)))
         if not r.signatures:
-            w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed])
+            w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, ""])
         for s in r.signatures:
             w.writerow([doc, s.page, *s.bbox, _cell(s.identity or ""), _fmt(s.distance), _fmt(s.threshold),
-                        _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed])
+                        _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed, s.page_rotation])
     return buf.getvalue()
 
 

@@ -35,7 +35,7 @@ from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
 from sigpipe.pipeline.claims import Claim, claim_warnings, load_claims, match_documents
 from sigpipe.pipeline.errors import DocumentTimeoutError, NoDocumentsError, OutputWriteError, WorkerCrashError
-from sigpipe.pipeline.flow import Detector, FlowConfig, SignaturePredictor, specimen_loader
+from sigpipe.pipeline.flow import Detector, FlowConfig, SignaturePredictor, model_idents, specimen_loader
 from sigpipe.pipeline.ingest import (
     DEFAULT_DPI,
     MAX_PAGE_PIXELS,
@@ -45,6 +45,7 @@ from sigpipe.pipeline.ingest import (
     discover_scans,
     relative_name,
 )
+from sigpipe.pipeline.orientation import OrientingDetector, PageOrienter
 from sigpipe.pipeline.progress import Progress
 from sigpipe.pipeline.report import (
     SUMMARY_CSV,
@@ -84,6 +85,8 @@ class RunConfig:
         detector_weights, verifier_weights: model manifests (None = the bundled models).
         detector_tta: run the detector on each page and its mirror image and fuse the boxes (twice the detector's
             time; its manifest's ``tta_conf``).
+        orient: turn pages scanned upside down or sideways upright before detection (the bundled orientation
+            model, :mod:`sigpipe.pipeline.orientation`; about 4 ms a page on 2 cores).
         precision: ``f32``, or ``bf16`` to run both models' networks on OpenVINO in bfloat16 (about twice as fast on
             CPUs that compute in it, slower where it is emulated; :mod:`sigpipe._onnx`), or ``auto``: bf16 where this
             CPU computes it natively, else f32 (each model's ident says which it ran in).
@@ -108,6 +111,7 @@ class RunConfig:
     detector_weights: Path | None = None
     verifier_weights: Path | None = None
     detector_tta: bool = False
+    orient: bool = True
     precision: str = "f32"
     crop_margin: float = 0.08
     max_pixels: int = MAX_PAGE_PIXELS
@@ -156,6 +160,7 @@ class ManifestModels:
     verifier: Path | None = None
     detector_tta: bool = False
     precision: str = "f32"
+    orient: bool = True
 
     def __call__(self, threads: int) -> tuple[Detector, Verifier]:
         """Load both models; when either fails, one :class:`ModelError` names every problem.
@@ -177,6 +182,11 @@ class ManifestModels:
                                                        precision=self.precision)
         except ModelError as e:
             errors.append(f"detector: {e}")
+        if self.orient and detector is not None:
+            try:
+                detector = OrientingDetector(detector, PageOrienter(threads=threads, precision=self.precision))
+            except ModelError as e:
+                errors.append(f"orientation: {e}")
         if errors or detector is None or verifier is None:
             raise ModelError("; ".join(e.rstrip(".") for e in errors))
         return detector, verifier
@@ -256,9 +266,9 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
 
     cores = config.threads or available_cores()
     provider: ModelProvider = models or ManifestModels(config.detector_weights, config.verifier_weights,
-                                                       config.detector_tta, config.precision)
+                                                       config.detector_tta, config.precision, config.orient)
     detector, verifier = provider(cores)
-    idents = {"detector": detector.ident, "verifier": verifier.ident}
+    idents = model_idents(detector, verifier)
     _check_writable(config.out)
     with out_lock(config.out):  # one run at a time per OUT
         gallery = Gallery.enroll(config.refs, verifier, loader=specimen_loader(detector, config.ingest,
@@ -456,7 +466,7 @@ def _init_worker(init: _WorkerInit) -> None:
     if "torch" in sys.modules:  # inherited from the parent; the exported-model backends never import it
         sys.modules["torch"].set_num_threads(init.threads)
     detector, verifier = init.provider(init.threads)
-    got = {"detector": detector.ident, "verifier": verifier.ident}
+    got = model_idents(detector, verifier)
     if got != init.idents:
         raise ModelError(f"worker loaded different models {got} than the parent {init.idents}")
     gallery = Gallery(verifier, dict(init.embeddings), images=dict(init.images), digests=dict(init.digests))

@@ -354,9 +354,11 @@ def eval_cmd(data: Path, weights: Path | None, k: int, writers: str | None, as_j
 @weights_option
 @click.option("--detector-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Detector manifest for PDFs and whole pages (<weights>.json). Default: the bundled detector.")
+@click.option("--orient/--no-orient", default=True, show_default=True,
+              help="Turn PDF and page files scanned upside down or sideways upright first, as 'sigpipe run' does.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detector_weights: Path | None,
-           as_json: bool) -> None:
+           orient: bool, as_json: bool) -> None:
     """Verify one QUESTIONED signature against REF specimens of the claimed person.
 
     Each file is a signature image, or a PDF or scanned page (a cheque, a letter) in which the detector finds the
@@ -370,7 +372,7 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
 
     if questioned.resolve() in {r.resolve() for r in refs}:
         log.warning("%s is also given as a reference: it matches itself, so the verdict says nothing", questioned)
-    pages = _PageCropper(detector_weights)
+    pages = _PageCropper(detector_weights, orient)
     try:
         v = Verifier.from_manifest(weights)
         found = pages.questioned(questioned)
@@ -397,13 +399,17 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     if pages.detector is not None:
         out["reference_crops"] = len(ref_images)
         out["detector"] = pages.detector.ident
+        orientation = getattr(pages.detector, "orientation_ident", None)
+        if orientation:
+            out["orientation"] = orientation
     if as_json:
         click.echo(json.dumps(out))
     else:
         where = ""
         if found.bbox is not None:
             x1, y1, x2, y2 = (round(c) for c in found.bbox)
-            where = f"  (found on page {found.page} at x {x1}-{x2}, y {y1}-{y2})"
+            turned = f", the page turned {found.rotation} degrees" if found.rotation else ""
+            where = f"  (found on page {found.page} at x {x1}-{x2}, y {y1}-{y2}{turned})"
         click.echo(f"{out['verdict']}  distance {d.distance:.3f} (threshold {d.threshold:.3f})  score {d.score:.2f}"
                    + where, file=sys.stdout)
 
@@ -411,12 +417,14 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
 @dataclass(frozen=True)
 class _Questioned:
     """The questioned signature: its image, and where the detector found it when the file was a PDF or a page
-    (1-based ``page``, ``bbox`` (x1, y1, x2, y2) in page pixels, ``confidence``)."""
+    (1-based ``page``, ``bbox`` (x1, y1, x2, y2) in page pixels, ``confidence``, and the page's ``rotation``:
+    degrees counter-clockwise from upright, the crop turned back upright)."""
 
     image: np.ndarray
     page: int | None = None
     bbox: tuple[float, float, float, float] | None = None
     confidence: float = 0.0
+    rotation: int = 0
 
     @property
     def detection(self) -> dict[str, object] | None:
@@ -424,7 +432,7 @@ class _Questioned:
         if self.page is None or self.bbox is None:
             return None
         return {"page": self.page, "bbox": [round(float(c), 1) for c in self.bbox],
-                "confidence": round(self.confidence, 4)}
+                "confidence": round(self.confidence, 4), "page_rotation": self.rotation}
 
 
 class _PageCropper:
@@ -432,15 +440,21 @@ class _PageCropper:
     image that looks like a whole page (:func:`~sigpipe.verifier.gallery.looks_like_page`), goes through the
     detector (loaded on first need) and is cropped as ``sigpipe run`` crops (its page rendering and box margin)."""
 
-    def __init__(self, manifest: Path | None) -> None:
+    def __init__(self, manifest: Path | None, orient: bool = True) -> None:
         self.manifest = manifest
+        self.orient = orient
         self.detector: Detector | None = None
 
     def _detector(self) -> Detector:
         if self.detector is None:
             from sigpipe.detector.detector import SignatureDetector
 
-            self.detector = SignatureDetector.from_manifest(self.manifest)
+            detector: Detector = SignatureDetector.from_manifest(self.manifest)
+            if self.orient:
+                from sigpipe.pipeline.orientation import OrientingDetector, PageOrienter
+
+                detector = OrientingDetector(detector, PageOrienter())
+            self.detector = detector
         return self.detector
 
     @staticmethod
@@ -458,7 +472,7 @@ class _PageCropper:
         img = self._signature(path)
         if img is not None:
             return _Questioned(img)
-        from sigpipe.pipeline.flow import FlowConfig, crop_box
+        from sigpipe.pipeline.flow import FlowConfig, crop_detection, rotation_of
         from sigpipe.pipeline.ingest import IngestConfig, iter_pages
 
         detector = self._detector()
@@ -466,7 +480,7 @@ class _PageCropper:
         with _naming(path):
             for page in iter_pages(path, IngestConfig()):
                 for det in detector.detect_batch([page.image])[0]:
-                    found.append((page.number, det, crop_box(page.image, det.bbox, FlowConfig().crop_margin)))
+                    found.append((page.number, det, crop_detection(page.image, det, FlowConfig().crop_margin)))
         if not found:
             raise InputError(f"no signature found in {path}")
         if len(found) > 1:
@@ -475,7 +489,7 @@ class _PageCropper:
                              "it), or use 'sigpipe run', which verifies each")
         number, det, crop = found[0]
         x1, y1, x2, y2 = (float(c) for c in det.bbox)
-        return _Questioned(crop, number, (x1, y1, x2, y2), float(det.confidence))
+        return _Questioned(crop, number, (x1, y1, x2, y2), float(det.confidence), rotation_of(det))
 
     def reference(self, path: Path) -> list[np.ndarray]:
         img = self._signature(path)

@@ -21,6 +21,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent
 BUNDLED = {
     "verifier": "verifier.pt.json",
     "detector": "detector.pt.json",
+    "orientation": "orientation.pt.json",
 }
 
 
@@ -143,7 +144,7 @@ def write_manifest(weights: Path, data: dict[str, Any]) -> Path:
 
 
 def bundled_manifest(role: str) -> Manifest:
-    """The manifest of a bundled model (``"verifier"`` or ``"detector"``), hash-checked."""
+    """The manifest of a bundled model (a role of :data:`BUNDLED`), hash-checked."""
     if role not in BUNDLED:
         raise ModelError(f"unknown bundled model role {role!r}; known: {sorted(BUNDLED)}")
     path = WEIGHTS_DIR / BUNDLED[role]

@@ -140,4 +140,4 @@ def test_precision_bf16_needs_exported_models(folders: dict[str, Path], detector
     r = invoke(folders, "--precision", "auto", models=(detector_manifest, verifier_manifest))
     assert r.exit_code == 0, r.output  # auto never asks PyTorch models for bf16
     report = json.loads((folders["out"] / "a.png.json").read_text())
-    assert not any(ident.endswith(" bf16") for ident in report["models"].values())
+    assert not any(report["models"][role].endswith(" bf16") for role in ("detector", "verifier"))

@@ -166,15 +166,15 @@ def test_summary_counts_and_csv():
     assert d["pages_per_s"] == 2.0 and d["models"] == MODELS
     rows = [line.split(",") for line in summary_csv(reps).splitlines()]
     assert rows[0] == ["document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
-                       "verdict", "document_verdict", "detection_confidence", "claimed_identity"]
+                       "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation"]
     assert rows[1] == ["a/b.pdf", "1", "10.5", "20.0", "110.25", "60.0", "alice", "0.41", "0.62", "0.87", "genuine",
-                       "forged", "0.93", "alice"]
-    assert rows[3][-1] == ""  # no claim
-    assert rows[4][6:] == ["carol", "", "", "", "no_reference", "needs_review", "0.93", "carol"]
-    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned", "", ""] and rows[6][11] == "error"
+                       "forged", "0.93", "alice", "0"]
+    assert rows[3][-2] == ""  # no claim
+    assert rows[4][6:] == ["carol", "", "", "", "no_reference", "needs_review", "0.93", "carol", "0"]
+    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned", "", "", ""] and rows[6][11] == "error"
     assert len(rows) == 1 + 4 + 2  # 4 signatures + one row per document without signatures
     several = DocumentReport.success(DocumentInfo("c.pdf", SHA, 1), ("alice", "bob"), [], MODELS)
-    assert summary_csv([several]).splitlines()[1].endswith(",unsigned,,alice;bob")
+    assert summary_csv([several]).splitlines()[1].endswith(",unsigned,,alice;bob,")
 
 
 
@@ -182,7 +182,7 @@ def test_summary_csv_escapes_names_a_spreadsheet_would_run_as_formulas():
     doc = '=HYPERLINK("http://x.example","open").png'
     rep = DocumentReport.success(DocumentInfo(doc, SHA, 1), "@SUM(1+1)", [sig(identity="-2+3")], MODELS)
     row = next(csv.reader(io.StringIO(summary_csv([rep]).splitlines()[1])))
-    assert row[0] == "'" + doc and row[6] == "'-2+3" and row[-1] == "'@SUM(1+1)"
+    assert row[0] == "'" + doc and row[6] == "'-2+3" and row[13] == "'@SUM(1+1)"
     assert rep.to_dict()["document"]["path"] == doc  # the JSON report keeps the name as it is
     plain = DocumentReport.success(DocumentInfo("a-1.pdf", SHA, 1), "alice", [sig()], MODELS)
     assert summary_csv([plain]).splitlines()[1].startswith("a-1.pdf,1,")

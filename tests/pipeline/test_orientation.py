@@ -1,0 +1,190 @@
+"""Pages scanned upside down or sideways: the orientation model's input, box mapping, the flow with a turning
+detector, training wiring, and the shipped model on real example pages."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import jsonschema
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from pipeline_doubles import SIG_A, InkBlobDetector, page_with, save_image, scribble
+
+from sigpipe.cli import cli
+from sigpipe.errors import ModelError
+from sigpipe.pipeline.flow import FlowConfig, SignaturePredictor
+from sigpipe.pipeline.ingest import IngestConfig, iter_pages
+from sigpipe.pipeline.orientation import (
+    OrientingDetector,
+    PageOrienter,
+    box_to_scanned,
+    orientation_input,
+    turn_upright,
+)
+from sigpipe.pipeline.report import load_schema, summary_csv
+from sigpipe.verifier.gallery import Gallery
+from sigpipe.verifier.verifier import Verifier
+from sigpipe.weights import bundled_manifest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+@pytest.mark.parametrize("size", [(300, 200), (120, 333)])
+def test_box_to_scanned_matches_numpy_rot90(k: int, size: tuple[int, int]):
+    w, h = size
+    upright = np.zeros((h, w), np.uint8)
+    x1, y1, x2, y2 = 17, 40, 95, 61
+    upright[y1:y2, x1:x2] = 1
+    scanned = np.rot90(upright, k)  # the page as scanned: upright turned k x 90 degrees counter-clockwise
+    ys, xs = np.nonzero(scanned)
+    expected = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    assert box_to_scanned((x1, y1, x2, y2), k, (w, h)) == pytest.approx(expected)
+    assert np.array_equal(turn_upright(scanned, k), upright)
+    assert turn_upright(scanned, k).flags.c_contiguous
+
+
+def test_orientation_input_is_the_page_gray_inverted_centred_in_a_square():
+    page = np.full((400, 200, 3), 255, np.uint8)
+    page[100:120, 50:150] = 0  # a black bar
+    x = orientation_input(page, 100)
+    assert x.shape == (100, 100) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    # 200x400 -> 50x100, centred (25 px of canvas each side): the bar at x 50-150, y 100-120 lands at 37-62, 25-30
+    rows, cols = (np.nonzero(x.any(axis=a))[0] for a in (1, 0))
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (25, 29, 37, 62)
+    assert x[27, 50] == pytest.approx(1.0) and x[60, 50] == pytest.approx(0.0)  # ink 1, paper 0
+    # a large page takes the cheap two-step reduction; its input is close to a straight area average
+    big = cv2.resize(page, (2000, 4000), interpolation=cv2.INTER_NEAREST)
+    assert np.abs(orientation_input(big, 100) - x).mean() < 0.01
+
+
+@dataclass
+class FixedOrienter:
+    """Says every page is turned by ``k`` (a stand-in for PageOrienter)."""
+
+    k: int
+    ident: str = "fixed.test 000000000000"
+
+    def turns(self, images: list[np.ndarray]) -> list[int]:
+        return [self.k] * len(images)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_a_turned_page_is_verified_upright_and_boxed_as_scanned(verifier: Verifier, tmp_path: Path, k: int):
+    sig = scribble(SIG_A)
+    upright = page_with([(sig, 300, 400)])
+    scanned = save_image(tmp_path / "turned.png", np.ascontiguousarray(np.rot90(upright, k)))
+    gallery = Gallery(verifier, {"alice": verifier.embed([sig])})
+    plain = SignaturePredictor(InkBlobDetector(), verifier, gallery, FlowConfig())
+    turning = SignaturePredictor(OrientingDetector(InkBlobDetector(), FixedOrienter(k)),  # type: ignore[arg-type]
+                                 verifier, gallery, FlowConfig())
+    report = turning(scanned, "turned.png", "alice")
+    jsonschema.validate(report.to_dict(), load_schema())
+    (s,) = report.signatures
+    assert s.page_rotation == 90 * k and report.models["orientation"] == "fixed.test 000000000000"
+    (box,) = InkBlobDetector().detect_batch([np.rot90(upright, k)])[0]
+    assert np.allclose(s.bbox, box.bbox, atol=1)  # in pixels of the page as scanned
+    assert s.page_size == (np.rot90(upright, k).shape[1], np.rot90(upright, k).shape[0])
+    upright_report = plain(save_image(tmp_path / "upright.png", upright), "upright.png", "alice")
+    assert s.distance == pytest.approx(upright_report.signatures[0].distance, abs=1e-4)  # the same crop, upright
+    assert s.verdict == "genuine"
+    assert report.to_dict()["signatures"][0]["page_rotation"] == 90 * k
+    header, row = summary_csv([report]).splitlines()
+    assert header.split(",")[-1] == "page_rotation" and row.split(",")[-1] == str(90 * k)
+
+
+def test_train_writes_a_loadable_model_and_eval_reports_turns(tmp_path: Path):
+    from sigpipe.pipeline.orientation_train import OrientTrainConfig, train
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("val", 2)):
+        for i in range(n):  # "text": short dark bars in left-aligned lines at the top of the page
+            page = np.full((300, 220), 250, np.uint8)
+            for line in range(8):
+                y = 20 + 18 * line
+                page[y:y + 6, 20:20 + int(rng.integers(80, 180))] = 30
+            save_image(tmp_path / split / f"{i}.png", page)
+    manifest = train([tmp_path / "train"], [tmp_path / "val"], tmp_path / "out",
+                     OrientTrainConfig(size=64, width=4, epochs=1, batch=8))
+    data = json.loads(manifest.read_text())
+    assert data["architecture"] == "orient-cnn" and data["preprocessing"]["size"] == 64
+    assert 0.5 <= data["decision"]["min_confidence"] < 1.0
+    assert data["validation"]["pages"] == 8 and data["validation"]["upright_pages"] == 2
+    orienter = PageOrienter(manifest, threads=1)
+    p = orienter.probabilities([np.full((50, 40, 3), 255, np.uint8)] * 3)
+    assert p.shape == (3, 4) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    result = CliRunner().invoke(cli, ["orientation", "eval", "--pages", str(tmp_path / "val"), "--weights",
+                                      str(manifest)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output)
+    assert figures["pages"] == 8 and figures["turned_pages"] == 6 and figures["model"] == orienter.ident
+    (tmp_path / "out" / "orientation.onnx").write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="does not match its manifest"):
+        PageOrienter(manifest)
+
+
+# -- the shipped model ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def orienter() -> PageOrienter:
+    return PageOrienter()
+
+
+def example_pages() -> list[tuple[str, np.ndarray]]:
+    pages = []
+    for name in ("0001_cheque.png", "0002_cheque.pdf", "0006_letter.tif", "0007_letter.pdf", "0009_cheque.jpg"):
+        pages += [(name, p.image) for p in iter_pages(EXAMPLES / "scans" / name, IngestConfig())]
+    return pages
+
+
+def test_shipped_model_finds_which_way_up_example_pages_are(orienter: PageOrienter):
+    pages = example_pages()
+    for k in range(4):
+        turned = [np.rot90(p, k) for _, p in pages]
+        assert orienter.turns(turned) == [k] * len(pages), k
+
+
+def test_shipped_model_is_hash_checked(tmp_path: Path):
+    m = bundled_manifest("orientation")
+    for f in (m.path, m.weights_path, m.path.parent / m["backends"]["onnx"]):
+        shutil.copy(f, tmp_path / f.name)
+    PageOrienter(tmp_path / m.path.name, threads=1)
+    onnx = tmp_path / m["backends"]["onnx"]
+    onnx.write_bytes(onnx.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ModelError, match="does not match its manifest"):
+        PageOrienter(tmp_path / m.path.name)
+
+
+def test_run_turns_an_upside_down_cheque_and_gives_the_upright_verdict(tmp_path: Path):
+    (page,) = iter_pages(EXAMPLES / "scans" / "0002_cheque.pdf", IngestConfig())
+    scans = tmp_path / "scans"
+    save_image(scans / "upright.png", cv2.cvtColor(page.image, cv2.COLOR_BGR2RGB))
+    save_image(scans / "turned.png", cv2.cvtColor(np.ascontiguousarray(np.rot90(page.image, 2)), cv2.COLOR_BGR2RGB))
+    claims = tmp_path / "claims.csv"
+    claims.write_text("document,identity\nupright.png,j-kowalski\nturned.png,j-kowalski\n")
+    out = tmp_path / "out"
+    args = ["run", str(scans), "--refs", str(EXAMPLES / "refs"), "--claims", str(claims), "--no-progress",
+            "--out"]
+    result = CliRunner().invoke(cli, [*args, str(out)])
+    assert result.exit_code == 0, result.output
+    upright, turned = (json.loads((out / f"{n}.png.json").read_text()) for n in ("upright", "turned"))
+    assert "orientation" in turned["models"]
+    (a,), (b,) = upright["signatures"], turned["signatures"]
+    assert (a["page_rotation"], b["page_rotation"]) == (0, 180)
+    assert b["verdict"] == a["verdict"] and b["distance"] == pytest.approx(a["distance"], abs=0.03)
+    w, h = a["page_size"]
+    assert b["bbox"] == pytest.approx([w - a["bbox"][2], h - a["bbox"][3], w - a["bbox"][0], h - a["bbox"][1]],
+                                      abs=4)
+    # without the orientation model the turned cheque is compared upside down
+    result = CliRunner().invoke(cli, [*args, str(tmp_path / "plain"), "--no-orient"])
+    assert result.exit_code == 0, result.output
+    plain = json.loads((tmp_path / "plain" / "turned.png.json").read_text())
+    assert "orientation" not in plain["models"]
+    assert all(s["page_rotation"] == 0 for s in plain["signatures"])
