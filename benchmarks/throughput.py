@@ -82,6 +82,8 @@ def sigpipe_cmd(batch: dict[str, Path], out: Path, args: argparse.Namespace) -> 
            "--refs", str(batch["refs"]), "--claims", str(batch["claims"]), "--out", str(out),
            "--workers", str(args.workers), "--dpi", str(args.dpi), "--no-progress",
            "--precision", args.precision]
+    if args.no_orient:
+        cmd.append("--no-orient")
     if args.detector_weights:
         cmd += ["--detector-weights", str(args.detector_weights)]
     if args.verifier_weights:
@@ -178,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verifier-weights", type=Path, default=None)
     ap.add_argument("--precision", choices=["f32", "bf16", "auto"], default="f32",
                     help="sigpipe run --precision (bf16: both models on OpenVINO in bfloat16; auto: bf16 where native)")
+    ap.add_argument("--no-orient", action="store_true", help="sigpipe run --no-orient (pages not turned upright)")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--work", type=Path, default=None, help="folder for batches and reports (default: temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="sigpipe-throughput-"))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     results: dict[str, Any] = {"runs": [], "kinds": args.kinds, "workers": args.workers, "dpi": args.dpi,
-                               "precision": args.precision,
+                               "precision": args.precision, "orient": not args.no_orient,
                                "cpus": os.cpu_count()}
     for n in args.pages:
         batch = make_batch(args.corpus, n, work / f"batch-{n}", args.seed, max_writers=args.max_writers,
