@@ -86,7 +86,7 @@ class RunConfig:
         detector_tta: run the detector on each page and its mirror image and fuse the boxes (twice the detector's
             time; its manifest's ``tta_conf``).
         orient: turn pages scanned upside down or sideways upright before detection (the bundled orientation
-            model, :mod:`sigpipe.pipeline.orientation`; about 4 ms a page on 2 cores).
+            model, :mod:`sigpipe.pipeline.orientation`; about 2.5 ms a page on 2 cores).
         precision: ``f32``, or ``bf16`` to run both models' networks on OpenVINO in bfloat16 (about twice as fast on
             CPUs that compute in it, slower where it is emulated; :mod:`sigpipe._onnx`), or ``auto``: bf16 where this
             CPU computes it natively, else f32 (each model's ident says which it ran in).
