@@ -127,6 +127,12 @@ def orientation() -> None:
 @click.option("--val", "val_dirs", multiple=True, required=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of upright pages that chooses the epoch and the confidence a page is turned at.")
+@click.option("--no-cue", "no_cue_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder of images that carry no orientation cue (signature images), taught as 'leave as it is' "
+                   "in any turn (repeatable).")
+@click.option("--no-cue-val", "no_cue_val_dirs", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Likewise for validation: none of them may be turned at the chosen confidence (repeatable).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for orientation.pt, orientation.onnx and the manifest orientation.pt.json.")
 @click.option("--size", type=click.IntRange(128, 1024), default=512, show_default=True, help="Input side, pixels.")
@@ -136,14 +142,16 @@ def orientation() -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--precision", type=click.Choice(["f32", "bf16"]), default="f32", show_default=True,
               help="bf16: forward passes in bfloat16 (about half the time on CPUs with AMX).")
-def orientation_train(train_dirs: tuple[Path, ...], val_dirs: tuple[Path, ...], out: Path, size: int, width: int,
-                      epochs: int, lr: float, seed: int, precision: str) -> None:
+def orientation_train(train_dirs: tuple[Path, ...], val_dirs: tuple[Path, ...], no_cue_dirs: tuple[Path, ...],
+                      no_cue_val_dirs: tuple[Path, ...], out: Path, size: int, width: int, epochs: int, lr: float,
+                      seed: int, precision: str) -> None:
     """Train the orientation network on upright pages, each shown turned by 0, 90, 180 and 270 degrees."""
     from sigpipe.pipeline.orientation_train import OrientTrainConfig, train
 
     try:
         manifest = train(train_dirs, val_dirs, out, OrientTrainConfig(size=size, width=width, epochs=epochs, lr=lr,
-                                                                      seed=seed, precision=precision))
+                                                                      seed=seed, precision=precision),
+                         no_cue_dirs, no_cue_val_dirs)
     except (SigpipeError, ValueError) as e:
         raise UsageFailure(str(e)) from e
     click.echo(str(manifest))

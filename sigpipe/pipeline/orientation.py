@@ -88,6 +88,8 @@ class PageOrienter:
         self.manifest = m
         self.size = int(m["preprocessing"]["size"])
         self.min_confidence = float(m["decision"]["min_confidence"])
+        # smaller images are taken as they are: a signature on its own says nothing about which way up it is
+        self.min_page = tuple(int(v) for v in m["decision"].get("min_page_size", (0, 0)))
         self.precision = resolve_precision(precision, exported=True)
         self._session = cpu_session(m.export_path("onnx", "sigpipe orientation train"), threads, self.precision)
 
@@ -98,7 +100,7 @@ class PageOrienter:
         return self.manifest.ident + (BF16_SUFFIX if self.precision == "bf16" else "")
 
     def probabilities(self, images: list[np.ndarray]) -> np.ndarray:
-        """``(N, 4)`` class probabilities of pages (see :data:`ROTATIONS`)."""
+        """``(N, 4)`` class probabilities of pages (see :data:`ROTATIONS`), whatever their size."""
         if not images:
             return np.zeros((0, 4), np.float32)
         x = np.stack([orientation_input(im, self.size) for im in images])[:, None]
@@ -108,9 +110,16 @@ class PageOrienter:
 
     def turns(self, images: list[np.ndarray]) -> list[int]:
         """For each page, the class ``k`` to undo (:func:`turn_upright`): the most likely one when it is not 0 and
-        at least ``min_confidence`` likely, else 0 (leave the page as it is)."""
-        p = self.probabilities(images)
-        return [int(k) if k and p[i, k] >= self.min_confidence else 0 for i, k in enumerate(p.argmax(axis=1))]
+        at least ``min_confidence`` likely, else 0 (leave the page as it is). Images smaller than the manifest's
+        ``min_page_size`` (short, long side) are left as they are without asking the network."""
+        sized = [i for i, im in enumerate(images) if min(im.shape[:2]) >= self.min_page[0]
+                 and max(im.shape[:2]) >= self.min_page[1]]
+        ks = [0] * len(images)
+        p = self.probabilities([images[i] for i in sized])
+        for row, i in enumerate(sized):
+            k = int(p[row].argmax())
+            ks[i] = k if k and p[row, k] >= self.min_confidence else 0
+        return ks
 
 def box_to_scanned(bbox: tuple[float, float, float, float], k: int, upright_size: tuple[int, int]
                    ) -> tuple[float, float, float, float]:

@@ -94,14 +94,15 @@ def augmented(page: np.ndarray, k: int, size: int, rng: np.random.Generator) -> 
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
-def all_turns(pages: Sequence[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every page in each of the four turns, as the network sees it at inference: ``(4N, 1, S, S)`` inputs and
-    their classes."""
+def all_turns(pages: Sequence[np.ndarray], size: int, no_cue: Sequence[np.ndarray] = ()
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Every page (and image without an orientation cue, class 0 whatever its turn) in each of the four turns, as
+    the network sees it at inference: ``(4N, 1, S, S)`` inputs and their classes."""
     xs, ys = [], []
-    for page in pages:
+    for image, cue in [(p, True) for p in pages] + [(p, False) for p in no_cue]:
         for k in range(len(ROTATIONS)):
-            xs.append(orientation_input(np.rot90(page, k), size))
-            ys.append(k)
+            xs.append(orientation_input(np.rot90(image, k), size))
+            ys.append(k if cue else 0)
     return np.stack(xs)[:, None], np.asarray(ys, np.int64)
 
 
@@ -150,6 +151,13 @@ def turn_figures(probs: np.ndarray, labels: np.ndarray, min_confidence: float) -
     }
 
 
+def no_cue_figures(probs: np.ndarray, min_confidence: float) -> dict[str, int]:
+    """Of images without an orientation cue (each in its four turns), how many the pipeline would turn (all wrongly)."""
+    k = probs.argmax(axis=1)
+    turned = (k != 0) & (probs[np.arange(len(k)), k] >= min_confidence)
+    return {"images": int(len(k)), "turned": int(turned.sum())}
+
+
 def choose_min_confidence(probs: np.ndarray, labels: np.ndarray, floor: float = 0.5) -> float:
     """The lowest confidence (at least ``floor``) at which no upright page of the validation set would be turned and
     no page turned the wrong way: just above the most confident such mistake."""
@@ -161,9 +169,14 @@ def choose_min_confidence(probs: np.ndarray, labels: np.ndarray, floor: float = 
 
 
 def train(train_dirs: Sequence[str | Path], val_dirs: Sequence[str | Path], out: str | Path,
-          config: OrientTrainConfig = OrientTrainConfig()) -> Path:
+          config: OrientTrainConfig = OrientTrainConfig(), no_cue_dirs: Sequence[str | Path] = (),
+          no_cue_val_dirs: Sequence[str | Path] = ()) -> Path:
     """Train, keep the epoch with the lowest validation loss, choose ``min_confidence`` on the validation pages,
-    export ONNX and write the manifest. Returns the manifest's path."""
+    export ONNX and write the manifest. Returns the manifest's path.
+
+    ``no_cue_dirs`` hold images that say nothing about which way up they are (signature images: a bank may run
+    clipped signatures as documents): they are shown in a random turn as class 0, "leave it as it is", so the model
+    does not turn such a page; ``no_cue_val_dirs`` likewise join the validation set, in all four turns."""
     import torch
     from torch import nn
 
@@ -177,13 +190,16 @@ def train(train_dirs: Sequence[str | Path], val_dirs: Sequence[str | Path], out:
     t0 = time.perf_counter()
     pages = load_pages(train_dirs)
     val_pages = load_pages(val_dirs)
+    no_cue, no_cue_val = load_pages(no_cue_dirs), load_pages(no_cue_val_dirs)
     if not pages or not val_pages:
         raise ValueError(f"no pages to train on ({len(pages)}) or to validate on ({len(val_pages)})")
-    xv, yv = all_turns(val_pages, config.size)
+    xv, yv = all_turns(val_pages, config.size, no_cue_val)
+    images = pages + no_cue
     log.info("%d training and %d validation pages loaded in %.0f s", len(pages), len(val_pages),
              time.perf_counter() - t0)
     net = build_net(config.width)
-    steps = math.ceil(len(pages) * len(ROTATIONS) / config.batch)
+    n_items = len(pages) * len(ROTATIONS) + len(no_cue)  # each page in four turns, each no-cue image once
+    steps = math.ceil(n_items / config.batch)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps * config.epochs, pct_start=0.15)
     loss_fn = nn.CrossEntropyLoss()
@@ -192,14 +208,16 @@ def train(train_dirs: Sequence[str | Path], val_dirs: Sequence[str | Path], out:
     for epoch in range(1, config.epochs + 1):
         net.train()
         t = time.perf_counter()
-        order = rng.permutation(np.repeat(np.arange(len(pages)), len(ROTATIONS)))
+        order = rng.permutation(np.concatenate([np.repeat(np.arange(len(pages)), len(ROTATIONS)),
+                                                len(pages) + np.arange(len(no_cue))]))
         turns = rng.integers(0, len(ROTATIONS), len(order))
+        labels = np.where(order < len(pages), turns, 0)
         total = 0.0
         for s in range(steps):
             idx = slice(s * config.batch, (s + 1) * config.batch)
-            x = np.stack([augmented(pages[i], int(k), config.size, rng) for i, k in
+            x = np.stack([augmented(images[i], int(k), config.size, rng) for i, k in
                           zip(order[idx], turns[idx], strict=True)])[:, None]
-            y = torch.from_numpy(turns[idx].astype(np.int64))
+            y = torch.from_numpy(labels[idx].astype(np.int64))
             with training_autocast("cpu", config.precision):
                 logits = net(torch.from_numpy(x))
             loss = loss_fn(logits.float(), y)
@@ -220,6 +238,7 @@ def train(train_dirs: Sequence[str | Path], val_dirs: Sequence[str | Path], out:
     net.load_state_dict(torch.load(out / "orientation.pt", weights_only=True))
     probs = _predict(net, xv)
     min_conf = choose_min_confidence(probs, yv)
+    n_val = len(val_pages) * len(ROTATIONS)
     onnx_path = out / "orientation.onnx"
     net.eval()
     torch.onnx.export(net, (torch.zeros(1, 1, config.size, config.size),), str(onnx_path), input_names=["page"],
@@ -234,8 +253,11 @@ def train(train_dirs: Sequence[str | Path], val_dirs: Sequence[str | Path], out:
                              "the lowest such value at which no validation page was turned wrongly"},
         "backends": {"onnx": onnx_path.name}, "backend_sha256": {"onnx": sha256_path(onnx_path)},
         "training": {**asdict(config), "train": [str(d) for d in train_dirs], "val": [str(d) for d in val_dirs],
-                     "pages": len(pages), "val_pages": len(val_pages), "best_epoch": best[1], "history": history},
-        "validation": turn_figures(probs, yv, min_conf),
+                     "no_cue": [str(d) for d in no_cue_dirs], "no_cue_val": [str(d) for d in no_cue_val_dirs],
+                     "pages": len(pages), "val_pages": len(val_pages), "no_cue_images": len(no_cue),
+                     "no_cue_val_images": len(no_cue_val), "best_epoch": best[1], "history": history},
+        "validation": turn_figures(probs[:n_val], yv[:n_val], min_conf),
+        "validation_no_cue": no_cue_figures(probs[n_val:], min_conf),
     })
 
 
@@ -262,3 +284,18 @@ def evaluate(manifest: str | Path | Manifest, dirs: Sequence[str | Path], min_co
     conf = orienter.min_confidence if min_confidence is None else min_confidence
     return {"model": orienter.ident, "min_confidence": conf, **turn_figures(probs, labels, conf),
             "ms_per_page": round(ms, 2)}
+
+
+def evaluate_no_cue(manifest: str | Path | Manifest, dirs: Sequence[str | Path]) -> dict[str, Any]:
+    """How many images without an orientation cue (signature images) under ``dirs``, each in its four turns, the
+    pipeline would turn (``turned``: all wrongly; the manifest's ``min_page_size`` included) and how many the network
+    alone would (``network_would_turn``, :func:`no_cue_figures`)."""
+    from sigpipe.pipeline.orientation import PageOrienter
+
+    orienter = PageOrienter(manifest)
+    images = [np.ascontiguousarray(np.rot90(im, k)) for im in load_pages(dirs, keep_side=None)
+              for k in range(len(ROTATIONS))]
+    probs = orienter.probabilities(images) if images else np.zeros((0, len(ROTATIONS)), np.float32)
+    network = no_cue_figures(probs, orienter.min_confidence)
+    return {"model": orienter.ident, "images": network["images"],
+            "turned": sum(k != 0 for k in orienter.turns(images)), "network_would_turn": network["turned"]}

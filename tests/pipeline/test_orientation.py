@@ -110,12 +110,16 @@ def test_train_writes_a_loadable_model_and_eval_reports_turns(tmp_path: Path):
                 y = 20 + 18 * line
                 page[y:y + 6, 20:20 + int(rng.integers(80, 180))] = 30
             save_image(tmp_path / split / f"{i}.png", page)
+    for i in range(3):  # signature-like images: no cue to which way up they are
+        save_image(tmp_path / "sigs" / f"{i}.png", scribble(i))
     manifest = train([tmp_path / "train"], [tmp_path / "val"], tmp_path / "out",
-                     OrientTrainConfig(size=64, width=4, epochs=1, batch=8))
+                     OrientTrainConfig(size=64, width=4, epochs=1, batch=8), [tmp_path / "sigs"], [tmp_path / "sigs"])
     data = json.loads(manifest.read_text())
     assert data["architecture"] == "orient-cnn" and data["preprocessing"]["size"] == 64
     assert 0.5 <= data["decision"]["min_confidence"] < 1.0
     assert data["validation"]["pages"] == 8 and data["validation"]["upright_pages"] == 2
+    assert data["validation_no_cue"] == {"images": 12, "turned": 0}  # the confidence is chosen so that none is
+    assert data["training"]["no_cue_images"] == 3
     orienter = PageOrienter(manifest, threads=1)
     p = orienter.probabilities([np.full((50, 40, 3), 255, np.uint8)] * 3)
     assert p.shape == (3, 4) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
@@ -149,6 +153,15 @@ def test_shipped_model_finds_which_way_up_example_pages_are(orienter: PageOrient
     for k in range(4):
         turned = [np.rot90(p, k) for _, p in pages]
         assert orienter.turns(turned) == [k] * len(pages), k
+
+
+def test_shipped_model_leaves_signature_images_alone(orienter: PageOrienter):
+    """A signature on its own says nothing about which way up it is: it must never be turned (a bank may run
+    clipped signatures as documents)."""
+    images = [cv2.imread(str(p)) for p in sorted((EXAMPLES / "refs").rglob("*.png"))]
+    assert len(images) >= 10
+    for k in range(4):
+        assert orienter.turns([np.ascontiguousarray(np.rot90(im, k)) for im in images]) == [0] * len(images), k
 
 
 def test_shipped_model_is_hash_checked(tmp_path: Path):
