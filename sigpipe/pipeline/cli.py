@@ -136,8 +136,8 @@ def orientation() -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for orientation.pt, orientation.onnx and the manifest orientation.pt.json.")
 @click.option("--size", type=click.IntRange(128, 1024), default=512, show_default=True, help="Input side, pixels.")
-@click.option("--width", type=click.IntRange(4, 128), default=16, show_default=True, help="Channels of stage 1.")
-@click.option("--epochs", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--width", type=click.IntRange(4, 128), default=8, show_default=True, help="Channels of stage 1.")
+@click.option("--epochs", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--precision", type=click.Choice(["f32", "bf16"]), default="f32", show_default=True,

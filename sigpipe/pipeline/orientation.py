@@ -121,6 +121,7 @@ class PageOrienter:
             ks[i] = k if k and p[row, k] >= self.min_confidence else 0
         return ks
 
+
 def box_to_scanned(bbox: tuple[float, float, float, float], k: int, upright_size: tuple[int, int]
                    ) -> tuple[float, float, float, float]:
     """A box ``(x1, y1, x2, y2)`` on the page turned upright (``(width, height)`` ``upright_size``) in pixels of the

@@ -111,8 +111,8 @@ class OrientTrainConfig:
     """Settings of a training run (recorded in the manifest)."""
 
     size: int = 512
-    width: int = 16
-    epochs: int = 12
+    width: int = 8
+    epochs: int = 16
     batch: int = 16
     lr: float = 2e-3
     weight_decay: float = 1e-4
