@@ -59,17 +59,19 @@ def aggregate(dists: np.ndarray, method: str, spread: float = 0.0) -> float:
 def aggregate_groups(dists: np.ndarray, starts: np.ndarray, counts: np.ndarray, method: str,
                      spreads: np.ndarray) -> np.ndarray:
     """:func:`aggregate` for many people at once: ``dists`` holds one query's distances to everybody's references,
-    person after person (person ``i`` from ``starts[i]``, ``counts[i]`` of them, spread ``spreads[i]``).
+    person after person (person ``i`` from ``starts[i]``, ``counts[i]`` of them, spread ``spreads[i]``), or
+    ``(Q, N)`` for Q queries.
 
     Returns:
-        ``(P,)`` aggregated distances (equal to :func:`aggregate` per person up to float rounding).
+        ``(P,)`` aggregated distances (equal to :func:`aggregate` per person up to float rounding), ``(Q, P)`` for
+        Q queries.
     """
     d = np.asarray(dists, float)
     if method == "min":
-        return np.minimum.reduceat(d, starts)
+        return np.minimum.reduceat(d, starts, axis=-1)
     if method not in ("mean", "normalised"):
         raise ValueError(f"unknown aggregation {method!r}; known: {AGGREGATIONS}")
-    mean = np.add.reduceat(d, starts) / counts
+    mean = np.add.reduceat(d, starts, axis=-1) / counts
     if method == "normalised":
         return np.where(spreads > 1e-6, mean / np.maximum(spreads, 1e-6), mean)
     return mean
@@ -100,6 +102,10 @@ class DecisionRule:
             signatures vary more is judged more leniently. 0 = one threshold for everybody.
         pair_weight: weight of the second stage (``sigpipe.verifier.pairnet``) in the distance, see :func:`fuse`;
             0 = the Siamese distance alone (a verifier without a second stage).
+        outlier_margin: a reference specimen whose distance to its person's other specimens exceeds their
+            threshold by more than this is reported as a suspect (``sigpipe.verifier.refcheck``); None = no check.
+        outlier_screen: only specimens whose Siamese distance (without the second stage) exceeds that threshold
+            by more than this are compared in full for that check; None = ``outlier_margin``.
     """
 
     aggregation: str
@@ -109,6 +115,8 @@ class DecisionRule:
     calibration: dict[str, Any] = field(default_factory=dict, compare=False)
     spread_weight: float = 0.0
     pair_weight: float = 0.0
+    outlier_margin: float | None = None
+    outlier_screen: float | None = None
 
     def __post_init__(self) -> None:
         """Refuse a rule no calibration writes (a manifest edited by hand): NaN or infinite numbers would make every
@@ -120,6 +128,8 @@ class DecisionRule:
         numbers = {f"thresholds[{k}]": t for k, t in self.thresholds.items()} | {
             "score_a": self.score_a, "score_b": self.score_b, "spread_weight": self.spread_weight,
             "pair_weight": self.pair_weight}
+        numbers |= {k: v for k, v in (("outlier_margin", self.outlier_margin),
+                                      ("outlier_screen", self.outlier_screen)) if v is not None}
         bad = {k: v for k, v in numbers.items() if not math.isfinite(v)}
         if bad:
             raise ValueError(f"decision values must be finite numbers, got {bad}")
@@ -146,6 +156,8 @@ class DecisionRule:
             "pair_weight": self.pair_weight,
             "score_a": self.score_a,
             "score_b": self.score_b,
+            **({} if self.outlier_margin is None else {"outlier_margin": self.outlier_margin}),
+            **({} if self.outlier_screen is None else {"outlier_screen": self.outlier_screen}),
             "calibration": self.calibration,
         }
 
@@ -159,6 +171,8 @@ class DecisionRule:
             calibration=d.get("calibration", {}),
             spread_weight=float(d.get("spread_weight", 0.0)),
             pair_weight=float(d.get("pair_weight", 0.0)),
+            outlier_margin=None if d.get("outlier_margin") is None else float(d["outlier_margin"]),
+            outlier_screen=None if d.get("outlier_screen") is None else float(d["outlier_screen"]),
         )
 
 

@@ -83,14 +83,16 @@ class _Index:
 class Gallery:
     """Enrolled people: ``embeddings[person]`` is ``(K, D)`` float32 and ``images[person]`` the ``(K, H, W)`` uint8
     preprocessed specimens (0 = background, 255 = ink); ``errors`` lists unusable specimen files; ``digests[person]``
-    the sha256 of each of that person's enrolled specimen files; ``warnings`` what else went wrong at enrolment (an
-    unusable cache, person folders taken as one person), also logged."""
+    the sha256 of each of that person's enrolled specimen files; ``sources[person]`` the file each row of
+    ``embeddings[person]`` came from (a PDF or page specimen can give several); ``warnings`` what else went wrong at
+    enrolment (an unusable cache, person folders taken as one person), also logged."""
 
     verifier: Verifier
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     images: dict[str, np.ndarray] = field(default_factory=dict)
     digests: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     _index: _Index | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -148,6 +150,7 @@ class Gallery:
         # (one pass per specimen costs far more on a CPU), a bounded number of crops held at a time.
         found: dict[str, list[tuple[np.ndarray, np.ndarray] | None]] = {}
         digests: dict[str, list[str]] = {}
+        files: dict[str, list[str]] = {}  # each slot's file, as errors name files
         pending: list[tuple[str, int, Path, Path | None, list[np.ndarray]]] = []
 
         def skip(f: Path, why: str) -> None:
@@ -195,6 +198,7 @@ class Gallery:
                      f"specimens are taken as one person, {person!r}")
             slots = found.setdefault(person, [])
             hashes = digests.setdefault(person, [])
+            named = files.setdefault(person, [])
             for f in _specimen_files(person_dir):
                 try:
                     digest = sha256_file(f)
@@ -203,10 +207,12 @@ class Gallery:
                     if item is not None:
                         slots.append(item)
                         hashes.append(digest)
+                        named.append(readable(str(f)))
                         continue
                     pending.append((person, len(slots), f, cached, _specimen_crops(f, loader)))
                     slots.append(None)
                     hashes.append(digest)
+                    named.append(readable(str(f)))
                 except (SigpipeError, OSError, ValueError) as e:
                     skip(f, str(e))
                 if sum(len(item[4]) for item in pending) >= ENROLL_BATCH:
@@ -222,6 +228,8 @@ class Gallery:
                 g.embeddings[person] = np.concatenate([e for e, _ in done]).astype(np.float32)
                 g.images[person] = np.concatenate([i for _, i in done])
                 g.digests[person] = tuple(d for d, e in zip(digests[person], slots, strict=True) if e is not None)
+                g.sources[person] = tuple(name for name, e in zip(files[person], slots, strict=True)
+                                          if e is not None for _ in range(len(e[0])))
         return g
 
     def fingerprint(self, identities: Sequence[str] | None) -> tuple[int, int, str]:
@@ -274,13 +282,14 @@ class Gallery:
 
     def margins(self, query: np.ndarray) -> tuple[tuple[str, ...], np.ndarray]:
         """The Siamese margin (aggregated distance minus threshold, as :meth:`Verifier.decide` computes them
-        without a second stage) of ``query`` ``(D,)`` for every enrolled person: ``(people, (P,) margins)``.
+        without a second stage) of ``query`` ``(D,)`` for every enrolled person: ``(people, (P,) margins)``; for
+        ``(Q, D)`` queries, ``(people, (Q, P) margins)``.
 
         One distance computation over all the references stacked (built once, and again when ``embeddings``
         changes): ranking 10,000 people this way takes milliseconds, not a Python call per person.
         """
         if not self.embeddings:
-            return (), np.zeros(0)
+            return (), np.zeros(np.shape(query)[:-1] + (0,))
         idx = self._stacked()
         agg = aggregate_groups(distances(query, idx.refs), idx.starts, idx.counts, self.verifier.rule.aggregation,
                                idx.spreads)

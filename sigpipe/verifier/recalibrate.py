@@ -21,6 +21,7 @@ from sigpipe.errors import ModelError
 from sigpipe.verifier.data import SignatureArrays, load_arrays
 from sigpipe.verifier.docviews import document_views
 from sigpipe.verifier.pairnet import ARCHITECTURE, PairScorer, protocol_pairs
+from sigpipe.verifier.refcheck import calibrate_manifest
 from sigpipe.verifier.train import calibrate, embed_arrays, validate
 from sigpipe.verifier.verifier import Verifier
 from sigpipe.weights import Manifest, sha256_file, write_manifest
@@ -32,7 +33,8 @@ DROPPED_KEYS = ("backends", "backend_sha256", "default_backend", "file", "sha256
 
 def recalibrate(manifest: str | Path, data: Sequence[Path], out: Path, tag: str, threads: int | None = None,
                 pair: str | Path | None = None, orders: int | None = None) -> Path:
-    """Write ``out/verifier.pt`` (the same weights) with a manifest holding a newly calibrated decision rule.
+    """Write ``out/verifier.pt`` (the same weights) with a manifest holding a newly calibrated decision rule (and
+    the margin of the references check, ``sigpipe.verifier.refcheck``).
 
     Args:
         manifest: the trained verifier's manifest; its ``training.splits`` name the validation writers that
@@ -101,7 +103,7 @@ def recalibrate(manifest: str | Path, data: Sequence[Path], out: Path, tag: str,
         "recalibrated": {"from": m.ident, "data": [str(p) for p in data], "view_seed": view_seed},
     }
     new["benchmarks"] = {}
-    write_manifest(weights, new)
+    calibrate_manifest(write_manifest(weights, new), val)
     return weights
 
 

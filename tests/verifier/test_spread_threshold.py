@@ -103,6 +103,9 @@ def test_calibrate_cli_keeps_the_weights_and_changes_the_tag(six_writers: Path, 
     assert new["sha256"] == old["sha256"] and new["tag"] == "r1" and "backends" not in new
     assert new["training"]["recalibrated"]["from"] == Verifier.from_manifest(trained, backend="pt").ident
     assert "spread_weight" in new["decision"] and "val_eer_k2+_spread_weight_0.0" in new["decision"]["calibration"]
+    # the references check is calibrated too: margin and screen on the same validation writers
+    assert new["decision"]["outlier_screen"] <= new["decision"]["outlier_margin"]
+    assert new["decision"]["calibration"]["outlier"]["writers"] == 3
     assert Verifier.from_manifest(tmp_path / "r" / "verifier.pt.json", backend="pt").ident.startswith(
         "signet-triplet.r1 ")
 
