@@ -176,3 +176,69 @@ def orientation_eval(dirs: tuple[Path, ...], weights: Path | None) -> None:
         click.echo(json.dumps(evaluate(weights or bundled_manifest("orientation").path, dirs)))
     except SigpipeError as e:
         raise UsageFailure(str(e)) from e
+
+
+@click.command("check-refs")
+@click.argument("refs", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--dpi", type=click.IntRange(50, 600), default=DEFAULT_DPI, show_default=True,
+              help="Resolution PDF specimens are rendered at (as 'sigpipe run --dpi').")
+@click.option("--pdf-backend", type=click.Choice(PDF_BACKENDS), default="pypdfium2", show_default=True,
+              help="PDF rasteriser; pdf2image needs poppler-utils.")
+@click.option("--detector-weights", type=manifest_path, default=None,
+              help="Detector manifest (<weights>.json) for PDF and page specimens. Default: the bundled detector.")
+@click.option("--verifier-weights", type=manifest_path, default=None,
+              help="Verifier manifest (<weights>.json). Default: the bundled verifier.")
+@click.option("--orient/--no-orient", default=True, show_default=True,
+              help="Turn page specimens scanned upside down or sideways upright first, as 'sigpipe run' does.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | None, verifier_weights: Path | None,
+               orient: bool, as_json: bool) -> None:
+    """Check a references folder REFS/<person>/* before a run.
+
+    Enrols the specimens as 'sigpipe run' does (filling the same embedding cache) and lists the files it cannot use
+    and the suspect specimens: those unlike the rest of their person's specimens, perhaps someone else's signature
+    filed under that person (README, References check). Exit 0 when every specimen is usable and none is suspect,
+    1 otherwise, 2 on usage errors.
+    """
+    import json
+
+    from sigpipe.pipeline.flow import model_idents, specimen_loader
+    from sigpipe.pipeline.ingest import IngestConfig, check_backend
+    from sigpipe.pipeline.runner import ManifestModels, available_cores
+    from sigpipe.verifier.gallery import Gallery
+    from sigpipe.verifier.refcheck import suspect_specimens
+
+    try:
+        check_backend(pdf_backend)
+        detector, verifier = ManifestModels(detector_weights, verifier_weights, orient=orient)(available_cores())
+        gallery = Gallery.enroll(refs, verifier, loader=specimen_loader(detector, IngestConfig(dpi=dpi,
+                                                                                               pdf_backend=pdf_backend)))
+        suspects = suspect_specimens(gallery)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+    except SigpipeError as e:
+        raise UsageFailure(str(e)) from e
+    if as_json:
+        click.echo(json.dumps({
+            "people": len(gallery.people),
+            "specimens": {p: len(gallery.embeddings[p]) for p in gallery.people},
+            "reference_errors": [{"file": k, "message": v} for k, v in sorted(gallery.errors.items())],
+            "suspect_references": [s.to_dict() for s in suspects],
+            "warnings": gallery.warnings,
+            "outlier_margin": verifier.rule.outlier_margin,
+            "models": model_idents(detector, verifier),
+        }, indent=2))
+    else:
+        for f, why in sorted(gallery.errors.items()):
+            click.echo(f"unusable  {f}: {why}")
+        for s in suspects:
+            also = f"; within the threshold of {s.resembles}" if s.resembles else ""
+            click.echo(f"suspect   {s.file}: unlike {s.person}'s other specimens (distance {s.margin:+.3f} beyond "
+                       f"their threshold){also}")
+        specimens = sum(len(e) for e in gallery.embeddings.values())
+        check = ("" if verifier.rule.outlier_margin is not None
+                 else f" (not checked for suspects: {verifier.ident} has no decision.outlier_margin)")
+        click.echo(f"{len(gallery.people)} people, {specimens} specimens: {len(gallery.errors)} unusable file(s), "
+                   f"{len(suspects)} suspect(s){check}")
+    if gallery.errors or suspects:
+        click.get_current_context().exit(1)

@@ -18,10 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sigpipe.pipeline.claims import Claim, claimants
 from sigpipe.pipeline.errors import OutputBusyError
+
+if TYPE_CHECKING:
+    from sigpipe.verifier.refcheck import SuspectSpecimen
 
 SCHEMA_VERSION = "1"
 SIGNATURE_VERDICTS = ("genuine", "forged", "unknown_signer", "no_reference")
@@ -435,6 +438,8 @@ class RunSummary:
         signature_verdicts: signature count per signature verdict.
         failures: the failed documents with their error.
         reference_errors: specimen files of REFS that could not be used, with the reason.
+        suspect_references: specimens unlike the rest of their person's references, perhaps someone else's
+            signature filed under that person (``sigpipe.verifier.refcheck``); they are used all the same.
         warnings: other problems worth a look (claims naming missing documents, people without references, ...).
         people: enrolled people (with at least one usable specimen).
         elapsed_s: wall time of the whole run, model loading included.
@@ -459,6 +464,7 @@ class RunSummary:
     pages_per_s: float
     workers: int
     models: dict[str, str]
+    suspect_references: tuple[SuspectSpecimen, ...] = ()
 
     @property
     def failed(self) -> int:
@@ -468,7 +474,7 @@ class RunSummary:
     def from_reports(
         cls, reports: Iterable[DocumentReport], *, processed: int, pages_processed: int, elapsed_s: float,
         reference_errors: dict[str, str], warnings: Sequence[str], people: int, workers: int,
-        models: dict[str, str],
+        models: dict[str, str], suspect_references: Sequence[SuspectSpecimen] = (),
     ) -> RunSummary:
         reps = list(reports)
         verdicts = dict.fromkeys(DOCUMENT_VERDICTS, 0)
@@ -486,7 +492,7 @@ class RunSummary:
             failures=failures, reference_errors=dict(reference_errors), warnings=tuple(warnings), people=people,
             elapsed_s=round(elapsed_s, 3),
             pages_per_s=round(pages_processed / elapsed_s, 3) if elapsed_s > 0 else 0.0,
-            workers=workers, models=dict(models),
+            workers=workers, models=dict(models), suspect_references=tuple(suspect_references),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -498,6 +504,7 @@ class RunSummary:
             "signature_verdicts": dict(self.signature_verdicts),
             "failures": [f.to_dict() for f in self.failures],
             "reference_errors": [{"file": k, "message": v} for k, v in sorted(self.reference_errors.items())],
+            "suspect_references": [s.to_dict() for s in self.suspect_references],
             "warnings": list(self.warnings), "people": self.people,
             "elapsed_s": self.elapsed_s, "pages_per_s": self.pages_per_s, "workers": self.workers,
             "models": dict(self.models),

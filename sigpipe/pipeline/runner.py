@@ -64,6 +64,7 @@ from sigpipe.pipeline.report import (
     write_summary,
 )
 from sigpipe.verifier.gallery import Gallery
+from sigpipe.verifier.refcheck import suspect_specimens
 from sigpipe.verifier.verifier import Verifier
 from sigpipe.weights import sha256_file
 
@@ -292,6 +293,9 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         if gallery.errors:
             log.warning("%d reference file(s) could not be used (see summary.json reference_errors)",
                          len(gallery.errors))
+        suspects = suspect_specimens(gallery)
+        for s in suspects:
+            log.warning("%s", s.message())
         log.info("%d documents, %d people enrolled, models: %s", len(names), len(gallery.people), idents)
         if config.precision == "bf16" and not native_bf16():
             log.warning("this CPU does not compute bfloat16 natively: bf16 is emulated, slower than f32 "
@@ -346,7 +350,7 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         summary = RunSummary.from_reports(
             ordered, processed=outcome.processed, pages_processed=outcome.pages_processed,
             elapsed_s=time.monotonic() - t0, reference_errors=ref_errors, warnings=warnings, people=n_people,
-            workers=workers, models=idents,
+            workers=workers, models=idents, suspect_references=suspects,
         )
         try:
             write_summary(config.out, summary, ordered)

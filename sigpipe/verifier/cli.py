@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from sigpipe.pipeline.flow import Detector
+    from sigpipe.verifier.verifier import Verifier
     from sigpipe.weights import Manifest
 
 log = logging.getLogger(__name__)
@@ -394,6 +395,9 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     d = v.decide(embs[0], embs[1:], x[0], x[1:, 0])
     out: dict[str, object] = {**d.to_dict(), "questioned": str(questioned), "references": [str(r) for r in refs],
                               "verdict": "genuine" if d.genuine else "forged", "model": v.ident}
+    suspects = _suspect_references(v, embs[1:], x[1:, 0], [str(f) for f in files[1:]])
+    if suspects is not None:
+        out["suspect_references"] = suspects
     if found.detection is not None:
         out["questioned_detection"] = found.detection
     if pages.detector is not None:
@@ -412,6 +416,25 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
             where = f"  (found on page {found.page} at x {x1}-{x2}, y {y1}-{y2}{turned})"
         click.echo(f"{out['verdict']}  distance {d.distance:.3f} (threshold {d.threshold:.3f})  score {d.score:.2f}"
                    + where, file=sys.stdout)
+
+
+def _suspect_references(v: Verifier, embs: np.ndarray, images: np.ndarray, files: list[str]) -> list[str] | None:
+    """The REF files unlike the other references (``sigpipe.verifier.refcheck``, as ``sigpipe run`` checks REFS),
+    each also logged as a warning; None when the verifier's manifest has no such check."""
+    import numpy as np
+
+    from sigpipe.verifier.gallery import Gallery
+    from sigpipe.verifier.refcheck import suspect_specimens
+
+    if v.rule.outlier_margin is None:
+        return None
+    g = Gallery(v, embeddings={"claimed": embs}, images={"claimed": np.round(images * 255).astype(np.uint8)},
+                sources={"claimed": tuple(files)})
+    suspects = suspect_specimens(g)
+    for s in suspects:
+        log.warning("reference %s does not match the other references (distance %+.3f beyond their threshold): is "
+                    "it another person's signature? The verdict rests on it all the same", s.file, s.margin)
+    return sorted({s.file for s in suspects})
 
 
 @dataclass(frozen=True)

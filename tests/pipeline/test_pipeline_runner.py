@@ -471,3 +471,31 @@ def test_workers_do_not_outlive_a_killed_run(tmp_path: Path, verifier_manifest: 
     for p in alive:  # do not leave them behind if the test fails
         os.kill(p, signal.SIGKILL)
     assert workers and not alive
+
+
+def test_a_specimen_filed_under_the_wrong_person_is_named_in_the_summary(batch: dict[str, Path],
+                                                                         verifier_manifest: Path, tmp_path: Path):
+    import shutil
+
+    from sigpipe.verifier.decide import DecisionRule
+
+    # a manifest whose references check flags any specimen not identical to one of its person's others (the tiny
+    # random network puts different scribbles only ~0.01 apart; the minimum distance to the others decides)
+    d = tmp_path / "checked"
+    d.mkdir()
+    shutil.copyfile(verifier_manifest.with_suffix(""), d / verifier_manifest.with_suffix("").name)
+    m = json.loads(verifier_manifest.read_text())
+    m["decision"] = {**m["decision"], "aggregation": "min", "outlier_margin": -0.4999, "outlier_screen": -0.4999}
+    assert DecisionRule.from_dict(m["decision"]).threshold(2) == 0.5
+    (d / verifier_manifest.name).write_text(json.dumps(m))
+    refs = batch["refs"]
+    shutil.copyfile(refs / "alice" / "a1.png", refs / "alice" / "a2.png")
+    shutil.copyfile(refs / "bob" / "b1.png", refs / "alice" / "from-bob.png")
+    s = run_batch(config(batch), DoubleModels(d / verifier_manifest.name))
+    [suspect] = json.loads((batch["out"] / "summary.json").read_text())["suspect_references"]
+    assert suspect["person"] == "alice" and suspect["file"] == str(refs / "alice" / "from-bob.png")
+    assert suspect["resembles"] == "bob" and suspect["margin"] > -0.4999
+    assert s.suspect_references[0].file == suspect["file"]
+    # the bundled-style manifest without a margin: no check, an empty list
+    run_batch(config(batch, out=tmp_path / "plain"), DoubleModels(verifier_manifest))
+    assert json.loads((tmp_path / "plain" / "summary.json").read_text())["suspect_references"] == []
