@@ -309,6 +309,7 @@ class SignaturePredictor:
                 threshold=round(d.threshold, nd) if d else None,
                 score=round(d.score, nd) if d else None,
                 verdict=verdict, page_rotation=f.rotation,
+                nearest_reference=self.gallery.source(match.identity, d.nearest) if match and d else None,
             ))
         return results, n_pages
 

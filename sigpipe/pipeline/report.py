@@ -35,7 +35,8 @@ SUMMARY_JSON = "summary.json"
 SUMMARY_CSV = "summary.csv"
 LOCK_FILE = ".sigpipe.lock"
 CSV_COLUMNS = ("document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
-               "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation")
+               "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
+               "nearest_reference")
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class SignatureResult:
         page_rotation: degrees counter-clockwise the page as scanned is turned from upright (0, 90, 180, 270), as the
             orientation model found it; the signature was verified turned back upright. ``bbox`` and ``page_size``
             stay in pixels of the page as scanned.
+        nearest_reference: the specimen of ``identity`` closest to the signature (relative to REFS), the one a
+            reviewer should compare it with; None for ``no_reference``, or when not known.
     """
 
     page: int
@@ -99,6 +102,7 @@ class SignatureResult:
     score: float | None
     verdict: str
     page_rotation: int = 0
+    nearest_reference: str | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in SIGNATURE_VERDICTS:
@@ -111,7 +115,7 @@ class SignatureResult:
             "page": self.page, "bbox": list(self.bbox), "page_size": list(self.page_size), "dpi": self.dpi,
             "detection_confidence": self.detection_confidence, "identity": self.identity,
             "distance": self.distance, "threshold": self.threshold, "score": self.score, "verdict": self.verdict,
-            "page_rotation": self.page_rotation,
+            "page_rotation": self.page_rotation, "nearest_reference": self.nearest_reference,
         }
 
     @classmethod
@@ -123,6 +127,7 @@ class SignatureResult:
             detection_confidence=float(d["detection_confidence"]), identity=d["identity"],
             distance=_opt_float(d["distance"]), threshold=_opt_float(d["threshold"]), score=_opt_float(d["score"]),
             verdict=str(d["verdict"]), page_rotation=int(d.get("page_rotation", 0)),
+            nearest_reference=d.get("nearest_reference"),
         )
 
 
@@ -521,10 +526,11 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
     for r in reports:
         doc, claimed = _cell(r.document.path), _cell(";".join(claimants(r.claimed_identity)))
         if not r.signatures:
-            w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, ""])
+            w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, "", ""])
         for s in r.signatures:
             w.writerow([doc, s.page, *s.bbox, _cell(s.identity or ""), _fmt(s.distance), _fmt(s.threshold),
-                        _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed, s.page_rotation])
+                        _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed, s.page_rotation,
+                        _cell(s.nearest_reference or "")])
     return buf.getvalue()
 
 

@@ -338,10 +338,11 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
                 _record(outcome, config.out, report, progress)
         else:
             embeddings, images, digests = dict(gallery.embeddings), dict(gallery.images), dict(gallery.digests)
+            sources = dict(gallery.sources)
             threads = max(1, cores // workers)
             del detector, verifier, gallery, predictor  # the workers load their own; free the parent's copy
             gc.collect()
-            init = _WorkerInit(provider, threads, embeddings, images, digests, config.flow, config.ingest,
+            init = _WorkerInit(provider, threads, embeddings, images, digests, sources, config.flow, config.ingest,
                                idents, logging.getLogger().getEffectiveLevel())
             for report in _run_pool(tasks, workers, init, config.timeout):
                 _record(outcome, config.out, report, progress)
@@ -430,6 +431,7 @@ class _WorkerInit:
     embeddings: dict[str, Any]
     images: dict[str, Any]
     digests: dict[str, tuple[str, ...]]
+    sources: dict[str, tuple[str, ...]]
     flow: FlowConfig
     ingest: IngestConfig
     idents: dict[str, str]
@@ -473,7 +475,8 @@ def _init_worker(init: _WorkerInit) -> None:
     got = model_idents(detector, verifier)
     if got != init.idents:
         raise ModelError(f"worker loaded different models {got} than the parent {init.idents}")
-    gallery = Gallery(verifier, dict(init.embeddings), images=dict(init.images), digests=dict(init.digests))
+    gallery = Gallery(verifier, dict(init.embeddings), images=dict(init.images), digests=dict(init.digests),
+                      sources=dict(init.sources))
     _STATE.update(predictor=SignaturePredictor(detector, verifier, gallery, init.flow), ingest=init.ingest)
 
 

@@ -393,8 +393,11 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     except SigpipeError as e:
         raise fail(e) from e
     d = v.decide(embs[0], embs[1:], x[0], x[1:, 0])
-    out: dict[str, object] = {**d.to_dict(), "questioned": str(questioned), "references": [str(r) for r in refs],
-                              "verdict": "genuine" if d.genuine else "forged", "model": v.ident}
+    decision = d.to_dict()
+    nearest = decision.pop("nearest")
+    out: dict[str, object] = {**decision, "questioned": str(questioned), "references": [str(r) for r in refs],
+                              "verdict": "genuine" if d.genuine else "forged", "model": v.ident,
+                              "nearest_reference": None if nearest is None else str(files[1 + int(nearest)])}
     suspects = _suspect_references(v, embs[1:], x[1:, 0], [str(f) for f in files[1:]])
     if suspects is not None:
         out["suspect_references"] = suspects

@@ -84,8 +84,9 @@ class Gallery:
     """Enrolled people: ``embeddings[person]`` is ``(K, D)`` float32 and ``images[person]`` the ``(K, H, W)`` uint8
     preprocessed specimens (0 = background, 255 = ink); ``errors`` lists unusable specimen files; ``digests[person]``
     the sha256 of each of that person's enrolled specimen files; ``sources[person]`` the file each row of
-    ``embeddings[person]`` came from (a PDF or page specimen can give several); ``warnings`` what else went wrong at
-    enrolment (an unusable cache, person folders taken as one person), also logged."""
+    ``embeddings[person]`` came from (a PDF or page specimen can give several), relative to ``root`` (REFS) in
+    POSIX form (``alice/2019/a.png``); ``warnings`` what else went wrong at enrolment (an unusable cache, person
+    folders taken as one person), also logged."""
 
     verifier: Verifier
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
@@ -93,6 +94,7 @@ class Gallery:
     images: dict[str, np.ndarray] = field(default_factory=dict)
     digests: dict[str, tuple[str, ...]] = field(default_factory=dict)
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    root: Path | None = None
     warnings: list[str] = field(default_factory=list)
     _index: _Index | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -128,7 +130,7 @@ class Gallery:
         root = Path(refs)
         if not root.is_dir():
             raise InputError(f"references folder not found: {root}")
-        g = cls(verifier)
+        g = cls(verifier, root=root)
 
         def warn(message: str) -> None:
             g.warnings.append(message)
@@ -150,7 +152,7 @@ class Gallery:
         # (one pass per specimen costs far more on a CPU), a bounded number of crops held at a time.
         found: dict[str, list[tuple[np.ndarray, np.ndarray] | None]] = {}
         digests: dict[str, list[str]] = {}
-        files: dict[str, list[str]] = {}  # each slot's file, as errors name files
+        files: dict[str, list[str]] = {}  # each slot's file, relative to root
         pending: list[tuple[str, int, Path, Path | None, list[np.ndarray]]] = []
 
         def skip(f: Path, why: str) -> None:
@@ -207,12 +209,12 @@ class Gallery:
                     if item is not None:
                         slots.append(item)
                         hashes.append(digest)
-                        named.append(readable(str(f)))
+                        named.append(readable(f.relative_to(root).as_posix()))
                         continue
                     pending.append((person, len(slots), f, cached, _specimen_crops(f, loader)))
                     slots.append(None)
                     hashes.append(digest)
-                    named.append(readable(str(f)))
+                    named.append(readable(f.relative_to(root).as_posix()))
                 except (SigpipeError, OSError, ValueError) as e:
                     skip(f, str(e))
                 if sum(len(item[4]) for item in pending) >= ENROLL_BATCH:
@@ -231,6 +233,16 @@ class Gallery:
                 g.sources[person] = tuple(name for name, e in zip(files[person], slots, strict=True)
                                           if e is not None for _ in range(len(e[0])))
         return g
+
+    def source(self, person: str, index: int | None) -> str | None:
+        """The specimen file (relative to REFS) of row ``index`` of ``person``'s references; None when unknown (a
+        gallery built from arrays)."""
+        files = self.sources.get(person)
+        return files[index] if files is not None and index is not None and 0 <= index < len(files) else None
+
+    def specimen_path(self, relative: str) -> str:
+        """A specimen file as ``errors`` name files: under ``root`` when the gallery was enrolled from a folder."""
+        return relative if self.root is None else str(self.root / relative)
 
     def fingerprint(self, identities: Sequence[str] | None) -> tuple[int, int, str]:
         """What a signature of a document is compared with: ``(people, specimens, sha256)`` of the references of the

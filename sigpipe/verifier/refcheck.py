@@ -178,11 +178,12 @@ def suspect_specimens(gallery: Gallery) -> list[SuspectSpecimen]:
             continue
         images = gallery.images.get(person) if gallery.verifier.needs_images else None
         full = full_loo_margins(gallery.verifier, emb, images, candidates)
-        files = gallery.sources.get(person) or tuple(f"{person}[{i}]" for i in range(len(emb)))
         for j in np.argsort(-full, kind="stable"):
             if full[j] > rule.outlier_margin:
                 i = candidates[j]
-                found.append((person, files[i], float(full[j]), emb[i], None if images is None else images[i][None]))
+                rel = gallery.source(person, int(i))
+                file = f"{person}[{i}]" if rel is None else gallery.specimen_path(rel)
+                found.append((person, file, float(full[j]), emb[i], None if images is None else images[i][None]))
     out = []
     for at in range(0, len(found), RESEMBLE_BATCH):  # everybody's Siamese margins for a batch of suspects at once
         batch = found[at : at + RESEMBLE_BATCH]

@@ -35,6 +35,8 @@ class Decision:
         genuine: ``distance <= threshold``.
         references: K, the number of references compared with.
         pair_logit: the second stage's mean logit over the references (None without a second stage).
+        nearest: index of the reference closest to the signature by the Siamese distance (the one the minimum
+            distance is measured to), for showing a reviewer what it was compared with.
     """
 
     distance: float
@@ -43,10 +45,12 @@ class Decision:
     genuine: bool
     references: int
     pair_logit: float | None = None
+    nearest: int | None = None
 
     def to_dict(self) -> dict[str, float | bool | int | None]:
         return {"distance": self.distance, "threshold": self.threshold, "score": self.score,
-                "genuine": self.genuine, "references": self.references, "pair_logit": self.pair_logit}
+                "genuine": self.genuine, "references": self.references, "pair_logit": self.pair_logit,
+                "nearest": self.nearest}
 
 
 class Verifier:
@@ -210,7 +214,8 @@ class Verifier:
             raise ValueError("no reference embeddings to compare with")
         k = refs.shape[0]
         spread = reference_spread(refs)
-        d = aggregate(distances(query, refs), self.rule.aggregation, spread)
+        dists = distances(query, refs)
+        d = aggregate(dists, self.rule.aggregation, spread)
         logit = None
         if self.pair is not None and second_stage:
             if query_image is None or ref_images is None or len(ref_images) != k:
@@ -219,4 +224,4 @@ class Verifier:
             logit = self.pair.mean_logit(ref_images, query_image)
             d = float(fuse(d, logit, self.rule.pair_weight))
         thr = self.rule.threshold(k, spread)
-        return Decision(d, thr, self.rule.score(d, k, spread), bool(d <= thr), k, logit)
+        return Decision(d, thr, self.rule.score(d, k, spread), bool(d <= thr), k, logit, int(np.argmin(dists)))

@@ -96,7 +96,7 @@ def test_a_turned_page_is_verified_upright_and_boxed_as_scanned(verifier: Verifi
     assert s.verdict == "genuine"
     assert report.to_dict()["signatures"][0]["page_rotation"] == 90 * k
     header, row = summary_csv([report]).splitlines()
-    assert header.split(",")[-1] == "page_rotation" and row.split(",")[-1] == str(90 * k)
+    assert dict(zip(header.split(","), row.split(","), strict=True))["page_rotation"] == str(90 * k)
 
 
 def test_train_writes_a_loadable_model_and_eval_reports_turns(tmp_path: Path):

@@ -41,8 +41,12 @@ def test_batch_reports_validate_and_summary_covers_everything(batch: dict[str, P
     bob = reps["sub/bob_form.png"]  # claimed carol, who has no references
     assert bob["verdict"] == "needs_review" and bob["signatures"][0]["verdict"] == "no_reference"
     assert bob["signatures"][0]["dpi"] == 150  # from the PNG's metadata
+    assert bob["signatures"][0]["nearest_reference"] is None
+    # what each signature was compared with, relative to REFS
+    assert reps["alice_letter.pdf"]["signatures"][0]["nearest_reference"] == "alice/a1.png"
     multi = reps["sub/deeper/multi.TIF"]  # no claim: one-to-many, alice is the nearest
     assert multi["claimed_identity"] is None and multi["signatures"][0]["identity"] == "alice"
+    assert multi["signatures"][0]["nearest_reference"] == "alice/a1.png"
     assert multi["signatures"][0]["page"] == 2 and multi["document"]["pages"] == 2
     assert reps["unsigned.jpg"]["verdict"] == "unsigned"
     broken = reps["broken.pdf"]
@@ -58,7 +62,7 @@ def test_batch_reports_validate_and_summary_covers_everything(batch: dict[str, P
     assert d["people"] == 2 and d["models"]["verifier"].startswith("tiny-verifier.test ")
     assert d["elapsed_s"] > 0 and d["pages_per_s"] > 0
     rows = (batch["out"] / "summary.csv").read_text().splitlines()
-    assert len(rows) == 1 + 3 + 2 and rows[1].startswith("alice_letter.pdf,2,")
+    assert len(rows) == 1 + 3 + 2 and rows[1].startswith("alice_letter.pdf,2,") and rows[1].endswith(",alice/a1.png")
 
 
 def test_rerun_skips_done_documents_and_redoes_changed_or_failed_ones(batch: dict[str, Path],
@@ -246,7 +250,7 @@ def test_with_a_timeout_every_worker_has_started_before_documents_are_timed(veri
 
     models = DoubleModels(verifier_manifest, start_delay=2.0)  # each worker takes 2 s to start
     det, ver = DoubleModels(verifier_manifest)(1)
-    init = _WorkerInit(models, 1, {}, {}, {}, FlowConfig(), IngestConfig(),
+    init = _WorkerInit(models, 1, {}, {}, {}, {}, FlowConfig(), IngestConfig(),
                        {"detector": det.ident, "verifier": ver.ident}, 30)
     for all_started, both_ready in ((True, True), (False, False)):
         ex = _start_pool(2, init, all_started=all_started)
