@@ -296,6 +296,7 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         suspects = suspect_specimens(gallery)
         for s in suspects:
             log.warning("%s", s.message())
+        suspect_files, gallery_root = {s.file for s in suspects}, gallery.root
         log.info("%d documents, %d people enrolled, models: %s", len(names), len(gallery.people), idents)
         if config.precision == "bf16" and not native_bf16():
             log.warning("this CPU does not compute bfloat16 natively: bf16 is emulated, slower than f32 "
@@ -348,6 +349,13 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
                 _record(outcome, config.out, report, progress)
 
         ordered = [outcome.reports[n] for n in sorted(outcome.reports)]
+        resting = [r.document.path for r in ordered for s in r.signatures if s.verdict == "genuine"
+                   and s.nearest_reference and gallery_root is not None
+                   and str(gallery_root / s.nearest_reference) in suspect_files]
+        if resting:
+            warnings.append(f"{len(resting)} signature(s) judged genuine are closest to a suspect reference (see "
+                            f"suspect_references): {', '.join(resting[:5])}{', ...' if len(resting) > 5 else ''}")
+            log.warning("%s", warnings[-1])
         summary = RunSummary.from_reports(
             ordered, processed=outcome.processed, pages_processed=outcome.pages_processed,
             elapsed_s=time.monotonic() - t0, reference_errors=ref_errors, warnings=warnings, people=n_people,

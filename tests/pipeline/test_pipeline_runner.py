@@ -500,6 +500,14 @@ def test_a_specimen_filed_under_the_wrong_person_is_named_in_the_summary(batch: 
     assert suspect["person"] == "alice" and suspect["file"] == str(refs / "alice" / "from-bob.png")
     assert suspect["resembles"] == "bob" and suspect["margin"] > -0.4999
     assert s.suspect_references[0].file == suspect["file"]
+    assert not any("suspect reference" in w for w in s.warnings)
+    # bob's form claimed as alice's: genuine, but only by the specimen of bob's in alice's folder
+    batch["claims"].write_text("document,identity\nsub/bob_form.png,alice\n")
+    s = run_batch(config(batch, out=tmp_path / "claimed"), DoubleModels(d / verifier_manifest.name))
+    form = json.loads((tmp_path / "claimed" / "sub" / "bob_form.png.json").read_text())["signatures"][0]
+    assert (form["verdict"], form["nearest_reference"]) == ("genuine", "alice/from-bob.png")
+    assert any(w.startswith("1 signature(s) judged genuine are closest to a suspect reference") and
+               w.endswith(": sub/bob_form.png") for w in s.warnings)
     # the bundled-style manifest without a margin: no check, an empty list
     run_batch(config(batch, out=tmp_path / "plain"), DoubleModels(verifier_manifest))
     assert json.loads((tmp_path / "plain" / "summary.json").read_text())["suspect_references"] == []
