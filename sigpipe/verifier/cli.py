@@ -357,15 +357,19 @@ def eval_cmd(data: Path, weights: Path | None, k: int, writers: str | None, as_j
               help="Detector manifest for PDFs and whole pages (<weights>.json). Default: the bundled detector.")
 @click.option("--orient/--no-orient", default=True, show_default=True,
               help="Turn PDF and page files scanned upside down or sideways upright first, as 'sigpipe run' does.")
+@click.option("--signature", "which", type=click.IntRange(min=1), default=None, metavar="N",
+              help="QUESTIONED holds several signatures (a contract signed by two parties): verify the N-th, counted "
+                   "page by page, top to bottom, then left to right, as the error listing them numbers them.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detector_weights: Path | None,
-           orient: bool, as_json: bool) -> None:
+           orient: bool, which: int | None, as_json: bool) -> None:
     """Verify one QUESTIONED signature against REF specimens of the claimed person.
 
     Each file is a signature image, or a PDF or scanned page (a cheque, a letter) in which the detector finds the
-    signature, as `sigpipe run` does: QUESTIONED must then hold exactly one signature; each REF gives its most
-    confident signature per page. Exit code 0 whatever the verdict; the verdict is in the output; 2 for a file that
-    cannot be read, is over `sigpipe run`'s pixel limit, holds no ink or no signature (or, for QUESTIONED, several).
+    signature, as `sigpipe run` does: QUESTIONED must then hold exactly one signature, or `--signature N` picks one;
+    each REF gives its most confident signature per page. Exit code 0 whatever the verdict; the verdict is in the
+    output; 2 for a file that cannot be read, is over `sigpipe run`'s pixel limit, holds no ink or no signature (or,
+    for QUESTIONED, several without `--signature`, or fewer than N).
     """
     import numpy as np
 
@@ -376,7 +380,7 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     pages = _PageCropper(detector_weights, orient)
     try:
         v = Verifier.from_manifest(weights)
-        found = pages.questioned(questioned)
+        found = pages.questioned(questioned, which)
         ref_images: list[np.ndarray] = []
         files = [questioned]  # the file each image came from: a PDF or page reference may give several
         for r in refs:
@@ -494,9 +498,13 @@ class _PageCropper:
         img = _read_signature(path)
         return None if looks_like_page(img) else img
 
-    def questioned(self, path: Path) -> _Questioned:
+    def questioned(self, path: Path, which: int | None = None) -> _Questioned:
+        """The questioned signature of ``path``: the image itself, or the one signature the detector finds in a PDF or
+        page, or with several the ``which``-th (1-based; page by page, top to bottom, then left to right)."""
         img = self._signature(path)
         if img is not None:
+            if which not in (None, 1):
+                raise InputError(f"{path} is a signature image, not a page: --signature {which} does not apply")
             return _Questioned(img)
         from sigpipe.pipeline.flow import FlowConfig, crop_detection, rotation_of
         from sigpipe.pipeline.ingest import IngestConfig, iter_pages
@@ -509,11 +517,15 @@ class _PageCropper:
                     found.append((page.number, det, crop_detection(page.image, det, FlowConfig().crop_margin)))
         if not found:
             raise InputError(f"no signature found in {path}")
-        if len(found) > 1:
-            where = ", ".join(f"page {number} ({det.confidence:.2f})" for number, det, _ in found)
-            raise InputError(f"{path} holds {len(found)} signatures ({where}): verify one signature at a time (crop "
-                             "it), or use 'sigpipe run', which verifies each")
-        number, det, crop = found[0]
+        found.sort(key=lambda f: (f[0], float(f[1].bbox[1]), float(f[1].bbox[0])))  # reading order
+        if len(found) > 1 and which is None or which is not None and which > len(found):
+            where = "; ".join(f"{i}: page {number} at x {round(float(det.bbox[0]))}-{round(float(det.bbox[2]))}, "
+                              f"y {round(float(det.bbox[1]))}-{round(float(det.bbox[3]))} ({det.confidence:.2f})"
+                              for i, (number, det, _) in enumerate(found, 1))
+            pick = ("choose one with --signature N, or use 'sigpipe run', which verifies each" if which is None
+                    else f"there is no signature {which}")
+            raise InputError(f"{path} holds {len(found)} signature(s) ({where}): {pick}")
+        number, det, crop = found[(which or 1) - 1]
         x1, y1, x2, y2 = (float(c) for c in det.bbox)
         return _Questioned(crop, number, (x1, y1, x2, y2), float(det.confidence), rotation_of(det))
 

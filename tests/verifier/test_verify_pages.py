@@ -96,11 +96,24 @@ def test_a_multi_page_pdf_gives_the_page_its_one_signature_is_on(tmp_path: Path)
     assert abs(x1 - 600 * s) < 0.2 * w * s and abs(y1 - 500 * s) < 0.2 * h * s
 
 
-def test_a_questioned_page_with_two_signatures_is_refused(tmp_path: Path):
+def test_a_questioned_page_with_two_signatures_needs_signature_n(tmp_path: Path):
     page = letter(tmp_path, KOWALSKI[:2])
     code, _, err = verify(page, *KOWALSKI[2:])
     assert code == 2
-    assert "holds 2 signatures" in err and "sigpipe run" in err and len(err.strip().splitlines()) == 1
+    assert "holds 2 signature(s) (1: page 1 at x" in err and "; 2: page 1 at x" in err
+    assert "--signature N" in err and "sigpipe run" in err and len(err.strip().splitlines()) == 1
+    # numbered top to bottom: the second lies 600 px (at 150 dpi) under the first
+    code, first, err = verify(page, *KOWALSKI[2:], "--signature", "1")
+    assert code == 0, err
+    code, second, err = verify(page, *KOWALSKI[2:], "--signature", "2")
+    assert code == 0, err
+    assert second["questioned_detection"]["bbox"][1] - first["questioned_detection"]["bbox"][1] == pytest.approx(
+        600, abs=60)
+    assert second["distance"] != first["distance"]
+    code, _, err = verify(page, *KOWALSKI[2:], "--signature", "3")
+    assert code == 2 and "there is no signature 3" in err
+    code, _, err = verify(KOWALSKI[0], *KOWALSKI[2:], "--signature", "2")
+    assert code == 2 and "is a signature image, not a page" in err
 
 
 def test_a_page_without_a_signature_is_refused(tmp_path: Path):
