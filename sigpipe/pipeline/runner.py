@@ -293,9 +293,14 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         if gallery.errors:
             log.warning("%d reference file(s) could not be used (see summary.json reference_errors)",
                          len(gallery.errors))
+        t_check = time.monotonic()
         suspects = suspect_specimens(gallery)
         for s in suspects:
             log.warning("%s", s.message())
+        if gallery.verifier.rule.outlier_margin is not None:
+            log.info("references checked: %d suspect(s) among %d specimens of %d people (%.1f s)", len(suspects),
+                     sum(len(e) for e in gallery.embeddings.values()), len(gallery.people),
+                     time.monotonic() - t_check)
         suspect_files, gallery_root = {s.file for s in suspects}, gallery.root
         log.info("%d documents, %d people enrolled, models: %s", len(names), len(gallery.people), idents)
         if config.precision == "bf16" and not native_bf16():

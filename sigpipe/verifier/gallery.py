@@ -232,6 +232,9 @@ class Gallery:
                 g.digests[person] = tuple(d for d, e in zip(digests[person], slots, strict=True) if e is not None)
                 g.sources[person] = tuple(name for name, e in zip(files[person], slots, strict=True)
                                           if e is not None for _ in range(len(e[0])))
+        for message in _duplicates({p: [(d, f) for d, f, e in zip(digests[p], files[p], found[p], strict=True)
+                                        if e is not None] for p in g.embeddings}):
+            warn(message)
         return g
 
     def source(self, person: str, index: int | None) -> str | None:
@@ -322,6 +325,29 @@ class Gallery:
             thresholds=np.array([rule.threshold(int(k), float(sp)) for k, sp in zip(counts, spreads, strict=True)]),
         )
         return self._index
+
+
+def _duplicates(enrolled: dict[str, list[tuple[str, str]]]) -> list[str]:
+    """Warnings for specimen files of the same content enrolled more than once: under several people (a file filed
+    under both: it belongs to one of them), or twice for one person (counted twice, it narrows that person's spread
+    and so their threshold). One warning per group of people. ``enrolled[person]`` lists ``(sha256, file)`` of the
+    person's enrolled specimens."""
+    where: dict[str, list[tuple[str, str]]] = {}
+    for person, items in enrolled.items():
+        for digest, file in items:
+            where.setdefault(digest, []).append((person, file))
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for places in where.values():
+        if len(places) > 1:
+            groups.setdefault(tuple(sorted({p for p, _ in places})), []).append(" = ".join(f for _, f in places))
+    out = []
+    for people, same in sorted(groups.items()):
+        shown = "; ".join(same[:3]) + ("; ..." if len(same) > 3 else "")
+        out.append(f"{len(same)} specimen(s) enrolled for {len(people)} people, {', '.join(map(repr, people))}, are "
+                   f"the same files ({shown}): each belongs to one of them" if len(people) > 1 else
+                   f"{people[0]!r} has {len(same)} specimen(s) more than once ({shown}): each copy counts in their "
+                   "threshold; keep one")
+    return out
 
 
 def _read_cached(path: Path) -> tuple[np.ndarray, np.ndarray] | None:

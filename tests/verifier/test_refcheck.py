@@ -149,3 +149,14 @@ def test_verify_names_a_reference_unlike_the_others():
     assert json.loads(res.stdout)["nearest_reference"] in jk[1:] + [stray]
     res = CliRunner().invoke(cli, ["verify", jk[0], *jk[1:], "--json"])
     assert json.loads(res.stdout)["suspect_references"] == []
+
+
+def test_the_same_specimen_enrolled_twice_is_a_warning(mixed_refs: Path, tmp_path: Path):
+    shutil.copyfile(mixed_refs / "i-wright" / "01.png", mixed_refs / "i-wright" / "01-copy.png")
+    g = Gallery.enroll(mixed_refs, Verifier.from_manifest(), cache=tmp_path / "cache")
+    assert sorted(g.warnings) == [
+        "'i-wright' has 1 specimen(s) more than once (i-wright/01-copy.png = i-wright/01.png): each copy counts in "
+        "their threshold; keep one",
+        "1 specimen(s) enrolled for 2 people, 'j-kowalski', 'peter-harris', are the same files (j-kowalski/05.png = "
+        "peter-harris/02.png): each belongs to one of them"]
+    assert Gallery.enroll(EXAMPLE_REFS, Verifier.from_manifest(), cache=tmp_path / "cache").warnings == []
