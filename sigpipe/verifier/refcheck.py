@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sigpipe.verifier.decide import DecisionRule, aggregate, distances, reference_spread
+from sigpipe.verifier.decide import DecisionRule
 from sigpipe.verifier.gallery import SHORTLIST
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 GALLERY_SIZES = (2, 3, 5, 8)  # reference counts the margin is calibrated over
 RESEMBLE_BATCH = 256  # suspects ranked against everybody per distance matrix
+SCREEN_BATCH = 4096  # people screened per batched distance product
 FLAG_RATE = 0.005  # share of validation writers' genuine specimens flagged at the calibrated margin
 SCREEN_PASS = 0.1  # share of validation writers' genuine specimens the Siamese screen passes to the full decision
 
@@ -74,17 +75,34 @@ def loo_margins(emb: np.ndarray, rule: DecisionRule) -> np.ndarray:
     threshold those others give (their number and spread, as :meth:`Verifier.decide` computes it without a second
     stage). ``(n,)``; empty for fewer than two specimens."""
     e = np.atleast_2d(np.asarray(emb, np.float64))
-    n = len(e)
-    if n < 2:
-        return np.zeros(0)
-    d = distances(e, e)
-    out = np.empty(n)
-    for i in range(n):
-        others = np.delete(np.arange(n), i)
-        spread = reference_spread(e[others])
-        agg = aggregate(d[i, others], rule.aggregation, spread)
-        out[i] = agg - rule.threshold(n - 1, spread)
-    return out
+    return loo_margins_many(e[None], rule)[0] if len(e) >= 2 else np.zeros(0)
+
+
+def loo_margins_many(emb: np.ndarray, rule: DecisionRule) -> np.ndarray:
+    """:func:`loo_margins` of P people with n >= 2 specimens each at once: ``(P, n, D)`` -> ``(P, n)``.
+
+    The distances among each person's specimens come from one batched product; the others' spread, leaving
+    specimen i out, is the mean of the pairwise distances not involving i: ``(total - row_i) / C(n-1, 2)``.
+    """
+    e = np.asarray(emb, np.float64)
+    p, n, _ = e.shape
+    sq = (e * e).sum(-1)
+    d = np.sqrt(np.clip(sq[:, :, None] + sq[:, None, :] - 2.0 * e @ e.transpose(0, 2, 1), 0.0, None))
+    eye = np.eye(n, dtype=bool)
+    d[:, eye] = 0.0
+    rows = d.sum(-1)  # (P, n): each specimen's distances to the others, summed
+    k = n - 1
+    pairs = k * (k - 1) / 2
+    spread = (rows.sum(-1, keepdims=True) / 2 - rows) / pairs if k >= 2 else np.zeros((p, n))
+    if rule.aggregation == "min":
+        agg = np.where(eye, np.inf, d).min(-1)
+    else:
+        agg = rows / k
+        if rule.aggregation == "normalised":
+            agg = np.where(spread > 1e-6, agg / np.maximum(spread, 1e-6), agg)
+    base = rule.threshold(k, 0.0)
+    threshold = base + rule.spread_weight * spread if k >= 2 else np.full((p, n), base)
+    return agg - threshold
 
 
 def full_loo_margins(verifier: Verifier, emb: np.ndarray, images: np.ndarray | None,
@@ -171,9 +189,21 @@ def suspect_specimens(gallery: Gallery) -> list[SuspectSpecimen]:
         return []
     screen = rule.outlier_margin if rule.outlier_screen is None else rule.outlier_screen
     found: list[tuple[str, str, float, np.ndarray, np.ndarray | None]] = []
+    by_size: dict[int, list[str]] = {}  # people by number of specimens: each group screened in one product
     for person in gallery.people:
+        by_size.setdefault(len(gallery.embeddings[person]), []).append(person)
+    screened: dict[str, np.ndarray] = {}
+    for n, size_group in by_size.items():
+        if n >= 2:
+            for at in range(0, len(size_group), SCREEN_BATCH):
+                group = size_group[at : at + SCREEN_BATCH]
+                margins = loo_margins_many(np.stack([gallery.embeddings[q] for q in group]), rule)
+                screened.update(zip(group, margins, strict=True))
+    for person in gallery.people:
+        if person not in screened:
+            continue
         emb = gallery.embeddings[person]
-        candidates = np.flatnonzero(loo_margins(emb, rule) > screen)
+        candidates = np.flatnonzero(screened[person] > screen)
         if not candidates.size:
             continue
         images = gallery.images.get(person) if gallery.verifier.needs_images else None

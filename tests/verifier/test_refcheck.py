@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from sigpipe.cli import cli
 from sigpipe.verifier.decide import DecisionRule
 from sigpipe.verifier.gallery import Gallery
-from sigpipe.verifier.refcheck import calibrate_outlier_check, loo_margins, suspect_specimens
+from sigpipe.verifier.refcheck import calibrate_outlier_check, loo_margins, loo_margins_many, suspect_specimens
 from sigpipe.verifier.verifier import Verifier
 
 EXAMPLE_REFS = Path(__file__).resolve().parents[2] / "examples" / "refs"
@@ -21,16 +21,21 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def test_loo_margins_are_the_verifiers_decision_on_each_specimen_against_the_others(tiny_verifier: Path):
+@pytest.mark.parametrize("aggregation", ["min", "mean", "normalised"])
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_loo_margins_are_the_verifiers_decision_on_each_specimen_against_the_others(tiny_verifier: Path,
+                                                                                   aggregation: str, n: int):
     v = Verifier.from_manifest(tiny_verifier, backend="pt")
-    rule = DecisionRule("min", {1: 0.6, 3: 0.5}, 10.0, 0.0, spread_weight=0.3)
+    rule = DecisionRule(aggregation, {1: 0.6, 3: 0.5}, 10.0, 0.0, spread_weight=0.3)
     object.__setattr__(v, "rule", rule)
-    emb = unit(np.random.default_rng(0).normal(size=(5, 16)))
-    got = loo_margins(emb, rule)
-    for i in range(5):
-        d = v.decide(emb[i], np.delete(emb, i, axis=0))
-        assert got[i] == pytest.approx(d.distance - d.threshold, abs=1e-9)
-    assert loo_margins(emb[:1], rule).size == 0
+    people = unit(np.random.default_rng(n).normal(size=(3, n, 16)))
+    got = loo_margins_many(people, rule)
+    for p in range(3):
+        assert loo_margins(people[p], rule) == pytest.approx(got[p], abs=1e-12)
+        for i in range(n):
+            d = v.decide(people[p, i], np.delete(people[p], i, axis=0))
+            assert got[p, i] == pytest.approx(d.distance - d.threshold, abs=1e-9)
+    assert loo_margins(people[0, :1], rule).size == 0
 
 
 class SiameseOnly:
