@@ -26,6 +26,15 @@ class UsageFailure(click.ClickException):
 
 
 manifest_path = click.Path(exists=True, dir_okay=False, path_type=Path)
+# options that sigpipe run and sigpipe check-refs share (a specimen is read as run reads it)
+dpi_option = click.option("--dpi", type=click.IntRange(50, 600), default=DEFAULT_DPI, show_default=True,
+                          help="Resolution PDFs are rendered at (images keep their pixels).")
+pdf_backend_option = click.option("--pdf-backend", type=click.Choice(PDF_BACKENDS), default="pypdfium2",
+                                  show_default=True, help="PDF rasteriser; pdf2image needs poppler-utils.")
+detector_option = click.option("--detector-weights", type=manifest_path, default=None,
+                               help="Detector manifest (<weights>.json). Default: the bundled detector.")
+verifier_option = click.option("--verifier-weights", type=manifest_path, default=None,
+                               help="Verifier manifest (<weights>.json). Default: the bundled verifier.")
 
 
 class Terminated(KeyboardInterrupt):
@@ -48,12 +57,9 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
                    "matched one-to-many against every enrolled person.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Documents processed in parallel (each worker loads the models once).")
-@click.option("--dpi", type=click.IntRange(50, 600), default=DEFAULT_DPI, show_default=True,
-              help="Resolution PDFs are rendered at (images keep their pixels).")
-@click.option("--pdf-backend", type=click.Choice(PDF_BACKENDS), default="pypdfium2", show_default=True,
-              help="PDF rasteriser; pdf2image needs poppler-utils.")
-@click.option("--detector-weights", type=manifest_path, default=None,
-              help="Detector manifest (<weights>.json). Default: the bundled detector.")
+@dpi_option
+@pdf_backend_option
+@detector_option
 @click.option("--detector-tta", is_flag=True,
               help="Also run the detector on each page's mirror image and fuse the boxes: fewer false boxes and "
                    "a few more faint signatures found, for about 2.3x the detector's time (README, Detector).")
@@ -64,8 +70,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
               help="bf16: run both models on OpenVINO in bfloat16, about twice as fast on CPUs that compute in it "
                    "(AVX512_BF16, AMX), slower where it is emulated; results move slightly (README, The whole "
                    "pipeline). auto: bf16 where this CPU computes it natively, else f32.")
-@click.option("--verifier-weights", type=manifest_path, default=None,
-              help="Verifier manifest (<weights>.json). Default: the bundled verifier.")
+@verifier_option
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads shared by the workers (default: all cores, or $SIGPIPE_THREADS). On a machine "
                    "busy with other work, fewer threads than cores can be much faster.")
@@ -180,14 +185,10 @@ def orientation_eval(dirs: tuple[Path, ...], weights: Path | None) -> None:
 
 @click.command("check-refs")
 @click.argument("refs", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--dpi", type=click.IntRange(50, 600), default=DEFAULT_DPI, show_default=True,
-              help="Resolution PDF specimens are rendered at (as 'sigpipe run --dpi').")
-@click.option("--pdf-backend", type=click.Choice(PDF_BACKENDS), default="pypdfium2", show_default=True,
-              help="PDF rasteriser; pdf2image needs poppler-utils.")
-@click.option("--detector-weights", type=manifest_path, default=None,
-              help="Detector manifest (<weights>.json) for PDF and page specimens. Default: the bundled detector.")
-@click.option("--verifier-weights", type=manifest_path, default=None,
-              help="Verifier manifest (<weights>.json). Default: the bundled verifier.")
+@dpi_option
+@pdf_backend_option
+@detector_option
+@verifier_option
 @click.option("--orient/--no-orient", default=True, show_default=True,
               help="Turn page specimens scanned upside down or sideways upright first, as 'sigpipe run' does.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
