@@ -50,8 +50,9 @@ class SuspectSpecimen:
         file: the specimen file (as ``reference_errors`` names files).
         margin: its distance to the person's other specimens minus the threshold they give (> the manifest's
             ``decision.outlier_margin``; above 0 means it would be judged ``forged`` as a questioned signature).
-        resembles: another enrolled person whose references it is within the threshold of (the closest), e.g. the
-            person it really belongs to; None when it matches nobody.
+        resembles: the other enrolled person it is most clearly genuine for, as one-to-many matching picks them
+            (``Gallery.best_match``), e.g. the person it really belongs to; None when it is within nobody's
+            threshold.
     """
 
     person: str
