@@ -69,6 +69,7 @@ from sigpipe.verifier.verifier import Verifier
 from sigpipe.weights import sha256_file
 
 log = logging.getLogger(__name__)
+LOGGED_SUSPECTS = 20  # suspect references logged one by one; the rest in one line
 
 
 @dataclass(frozen=True)
@@ -295,8 +296,11 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
                          len(gallery.errors))
         t_check = time.monotonic()
         suspects = suspect_specimens(gallery)
-        for s in suspects:
+        for s in suspects[:LOGGED_SUSPECTS]:  # a large gallery can have hundreds: summary.json lists them all
             log.warning("%s", s.message())
+        if len(suspects) > LOGGED_SUSPECTS:
+            log.warning("%d more suspect references (summary.json suspect_references; sigpipe check-refs lists them)",
+                        len(suspects) - LOGGED_SUSPECTS)
         if gallery.verifier.rule.outlier_margin is not None:
             log.info("references checked: %d suspect(s) among %d specimens of %d people (%.1f s)", len(suspects),
                      sum(len(e) for e in gallery.embeddings.values()), len(gallery.people),

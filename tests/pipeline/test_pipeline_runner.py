@@ -1,4 +1,5 @@
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -478,7 +479,9 @@ def test_workers_do_not_outlive_a_killed_run(tmp_path: Path, verifier_manifest: 
 
 
 def test_a_specimen_filed_under_the_wrong_person_is_named_in_the_summary(batch: dict[str, Path],
-                                                                         verifier_manifest: Path, tmp_path: Path):
+                                                                         verifier_manifest: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         caplog: pytest.LogCaptureFixture):
     import shutil
 
     from sigpipe.verifier.decide import DecisionRule
@@ -501,6 +504,14 @@ def test_a_specimen_filed_under_the_wrong_person_is_named_in_the_summary(batch: 
     assert suspect["resembles"] == "bob" and suspect["margin"] > -0.4999
     assert s.suspect_references[0].file == suspect["file"]
     assert not any("suspect reference" in w for w in s.warnings)
+    # past LOGGED_SUSPECTS, the log says how many more there are instead of naming each
+    monkeypatch.setattr("sigpipe.pipeline.runner.LOGGED_SUSPECTS", 0)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sigpipe.pipeline.runner"):
+        run_batch(config(batch, out=tmp_path / "quiet"), DoubleModels(d / verifier_manifest.name))
+    lines = [r.getMessage() for r in caplog.records if r.name == "sigpipe.pipeline.runner"]
+    assert any(m.startswith("1 more suspect references") for m in lines)
+    assert not any("does not match the other specimens" in m for m in lines)
     # bob's form claimed as alice's: genuine, but only by the specimen of bob's in alice's folder
     batch["claims"].write_text("document,identity\nsub/bob_form.png,alice\n")
     s = run_batch(config(batch, out=tmp_path / "claimed"), DoubleModels(d / verifier_manifest.name))
