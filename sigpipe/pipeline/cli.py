@@ -199,7 +199,7 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
     Enrols the specimens as 'sigpipe run' does (filling the same embedding cache) and lists the files it cannot use
     and the suspect specimens: those unlike the rest of their person's specimens, perhaps someone else's signature
     filed under that person (README, References check). Exit 0 when every specimen is usable and none is suspect,
-    1 otherwise, 2 on usage errors.
+    1 otherwise (or when nobody could be enrolled), 2 on usage errors.
     """
     import json
 
@@ -241,5 +241,7 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
                  else f" (not checked for suspects: {verifier.ident} has no decision.outlier_margin)")
         click.echo(f"{len(gallery.people)} people, {specimens} specimens: {len(gallery.errors)} unusable file(s), "
                    f"{len(suspects)} suspect(s){check}")
-    if gallery.errors or suspects:
+    if not gallery.people and not as_json:
+        click.echo(f"nobody to check: {refs} holds no person folder with a usable specimen", err=True)
+    if gallery.errors or suspects or not gallery.people:
         click.get_current_context().exit(1)

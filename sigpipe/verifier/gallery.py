@@ -343,9 +343,10 @@ def _duplicates(enrolled: dict[str, list[tuple[str, str]]]) -> list[str]:
     out = []
     for people, same in sorted(groups.items()):
         shown = "; ".join(same[:3]) + ("; ..." if len(same) > 3 else "")
-        out.append(f"{len(same)} specimen(s) enrolled for {len(people)} people, {', '.join(map(repr, people))}, are "
-                   f"the same files ({shown}): each belongs to one of them" if len(people) > 1 else
-                   f"{people[0]!r} has {len(same)} specimen(s) more than once ({shown}): each copy counts in their "
+        names = ", ".join(f"'{p}'" for p in people)  # names are readable() already: repr would escape twice
+        out.append(f"{len(same)} specimen(s) enrolled for {len(people)} people, {names}, are the same files "
+                   f"({shown}): each belongs to one of them" if len(people) > 1 else
+                   f"{names} has {len(same)} specimen(s) more than once ({shown}): each copy counts in their "
                    "threshold; keep one")
     return out
 

@@ -65,8 +65,8 @@ class SuspectSpecimen:
                 "resembles": self.resembles}
 
     def message(self) -> str:
-        also = f" and is within the threshold of {self.resembles!r}" if self.resembles else ""
-        return (f"reference {self.file} does not match the other specimens of {self.person!r} (distance "
+        also = f" and is within the threshold of '{self.resembles}'" if self.resembles else ""
+        return (f"reference {self.file} does not match the other specimens of '{self.person}' (distance "
                 f"{self.margin:+.3f} beyond their threshold){also}: is it someone else's signature? It is used all "
                 "the same (summary.json suspect_references)")
 

@@ -143,6 +143,9 @@ def test_check_refs_cli_exit_codes_and_json(mixed_refs: Path, tmp_path: Path, mo
     assert set(d["models"]) == {"detector", "verifier", "orientation"}
     res = runner.invoke(cli, ["check-refs", str(tmp_path / "missing")])
     assert res.exit_code == 2
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(cli, ["check-refs", str(tmp_path / "empty")])
+    assert res.exit_code == 1 and "nobody to check" in res.stderr
 
 
 def test_verify_names_a_reference_unlike_the_others():
