@@ -12,11 +12,15 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.ingest import DEFAULT_DPI, PDF_BACKENDS
+
+if TYPE_CHECKING:
+    from sigpipe.verifier.gallery import SpecimenLoader
 
 
 class UsageFailure(click.ClickException):
@@ -244,4 +248,62 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
     if not gallery.people and not as_json:
         click.echo(f"nobody to check: {refs} holds no person folder with a usable specimen", err=True)
     if gallery.errors or suspects or not gallery.people:
+        click.get_current_context().exit(1)
+
+
+@click.command("review")
+@click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--scans", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The SCANS the run read (the documents are rendered again from there).")
+@click.option("--refs", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The REFS the run compared with (the nearest references are shown from there).")
+@click.option("--to", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the sheets and index.html.  [default: OUT/review]")
+@click.option("--all", "everything", is_flag=True,
+              help="A sheet for every signature, those judged genuine included.")
+@dpi_option
+@pdf_backend_option
+@detector_option
+@click.option("--orient/--no-orient", default=True, show_default=True,
+              help="As 'sigpipe run': used only for references that are PDFs or whole pages.")
+def review(out: Path, scans: Path, refs: Path, to: Path | None, everything: bool, dpi: int, pdf_backend: str,
+           detector_weights: Path | None, orient: bool) -> None:
+    """Write review sheets for the signatures of a run's reports in OUT that a person should look at.
+
+    Each sheet (TO/<document>.sig<N>.png) shows the page with the signature's box, the signature as the verifier
+    saw it, and the reference specimen it was closest to, under its verdict and figures; TO/index.html lists them,
+    forged first, then the unsigned and failed documents. By default the signatures not judged genuine, and every
+    signature of a document whose verdict is not genuine. A document changed since its report is not reviewed.
+    Exit 0 when every document could be reviewed, 1 otherwise, 2 on usage errors.
+    """
+    from contextlib import nullcontext
+
+    from sigpipe.pipeline.flow import specimen_loader
+    from sigpipe.pipeline.ingest import IngestConfig, check_backend
+    from sigpipe.pipeline.report import out_lock
+    from sigpipe.pipeline.review import LazyLoader, specimen_reader, write_review
+    from sigpipe.pipeline.runner import ManifestModels, available_cores
+
+    target = to or out / "review"
+
+    def make_loader() -> SpecimenLoader:
+        detector, _ = ManifestModels(detector_weights, None, orient=orient)(available_cores())
+        return specimen_loader(detector, IngestConfig(dpi=dpi, pdf_backend=pdf_backend))
+
+    try:
+        check_backend(pdf_backend)
+        inside = target.resolve().is_relative_to(out.resolve())
+        with out_lock(out) if inside else nullcontext():  # a run into OUT would take the sheets' temporaries
+            result = write_review(out, scans, refs, target, specimen_reader(LazyLoader(make_loader)), everything)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from e
+    except SigpipeError as e:
+        raise UsageFailure(str(e)) from e
+    if not result.reports:
+        raise UsageFailure(f"{out} holds no sigpipe report: give the --out folder of a 'sigpipe run'")
+    click.echo(f"{result.reports} reports: {len(result.sheets)} signature(s) to review, {len(result.unsigned)} "
+               f"unsigned, {len(result.failed)} failed -> {target / 'index.html'}")
+    for doc, why in result.problems:
+        click.echo(f"not reviewed: {doc}: {why}", err=True)
+    if result.problems:
         click.get_current_context().exit(1)

@@ -312,18 +312,23 @@ def _file_mode() -> int:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part.
+    """Write ``text`` (UTF-8) to ``path`` atomically: :func:`write_bytes_atomic`."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
-    The text goes to a temporary file in the same folder (named ``.<start of name>.*.sigpipe-tmp``: short, so that
-    any name the file system allows for ``path`` fits), is flushed and fsynced, then renamed over ``path`` with
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part.
+
+    The data go to a temporary file in the same folder (named ``.<start of name>.*.sigpipe-tmp``: short, so that
+    any name the file system allows for ``path`` fits), are flushed and fsynced, then renamed over ``path`` with
     :func:`os.replace`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=TMP_SUFFIX)
     try:
         os.fchmod(fd, _file_mode())  # mkstemp's 0600 would hide the reports from the back office's accounts
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -211,7 +211,7 @@ class Gallery:
                         hashes.append(digest)
                         named.append(readable(f.relative_to(root).as_posix()))
                         continue
-                    pending.append((person, len(slots), f, cached, _specimen_crops(f, loader)))
+                    pending.append((person, len(slots), f, cached, specimen_crops(f, loader)))
                     slots.append(None)
                     hashes.append(digest)
                     named.append(readable(f.relative_to(root).as_posix()))
@@ -384,7 +384,7 @@ def _specimen_files(person_dir: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(person_dir).as_posix())
 
 
-def _specimen_crops(f: Path, loader: SpecimenLoader | None) -> list[np.ndarray]:
+def specimen_crops(f: Path, loader: SpecimenLoader | None) -> list[np.ndarray]:
     """The signature crops of one specimen file: the image itself, or what ``loader`` finds in a PDF or page."""
     if f.suffix.lower() != ".pdf":
         img = read_gray(f)

@@ -1,0 +1,404 @@
+"""Review sheets: the signatures a person should look at after a run, as images beside what they were compared with.
+
+``sigpipe review OUT --scans SCANS --refs REFS`` reads the reports a run wrote and, for each signature to review,
+renders its page again (at the report's dpi, with its PDF backend), cuts the signature out as the verifier saw it
+(the report's box, crop margin and page turn) and writes one PNG sheet: the page with the box drawn, the questioned
+signature upright, and the reference specimen it was closest to (``nearest_reference``), under a caption with the
+verdict and the figures. ``index.html`` lists the sheets, the unsigned and the failed documents. No model runs,
+unless a nearest reference is a PDF or whole page, whose signature the detector finds again.
+
+The reports are the record: a document changed since its report is not reviewed (its sha256 differs) but listed, so
+the sheet never shows other pixels than those the verdict rests on.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import quote
+
+import cv2
+import numpy as np
+
+from sigpipe.errors import SigpipeError
+from sigpipe.pipeline.flow import crop_box
+from sigpipe.pipeline.ingest import DEFAULT_DPI, IngestConfig, iter_pages
+from sigpipe.pipeline.orientation import turn_upright
+from sigpipe.pipeline.report import (
+    REPORT_SUFFIX,
+    SUMMARY_JSON,
+    DocumentReport,
+    SignatureResult,
+    read_report,
+    write_bytes_atomic,
+    write_text_atomic,
+)
+from sigpipe.verifier.gallery import SpecimenLoader, specimen_crops
+from sigpipe.weights import sha256_file
+
+log = logging.getLogger(__name__)
+
+SHEET_SUFFIX = ".png"
+INDEX_HTML = "index.html"
+PANEL_H = 300  # pixels: height of the three panels of a sheet
+PANEL_W = 480  # pixels: their widest
+_CAPTION_LINE = 26
+_DEFAULT_MARGIN = 0.08  # the crop margin of reports written before reports recorded their settings
+# the order sheets are listed in: the verdicts a reviewer must act on first
+_VERDICT_ORDER = {"forged": 0, "unknown_signer": 1, "no_reference": 2, "genuine": 3}
+_COLOURS = {"genuine": (40, 140, 40), "forged": (30, 30, 210)}  # BGR; the other verdicts orange
+_OTHER_COLOUR = (0, 140, 235)
+
+SpecimenReader = Callable[[Path], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """One signature put up for review.
+
+    Attributes:
+        document: the document (relative to SCANS); number: the signature's 1-based place in its report.
+        signature: what the report says of it; document_verdict: the document's verdict.
+        file: the sheet (relative to the review folder).
+        reference_note: why the reference panel is empty, or that the reference is a suspect specimen; None when
+            shown plainly.
+    """
+
+    document: str
+    number: int
+    signature: SignatureResult
+    document_verdict: str
+    claimed: str | None
+    file: str
+    reference_note: str | None = None
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    """What :func:`write_review` did.
+
+    Attributes:
+        sheets: the sheets written, in the order of the index (forged first).
+        unsigned: documents without a signature. failed: ``(document, error kind, message)`` of failed documents.
+        problems: ``(document, why)`` for documents that could not be reviewed (missing, changed since the report,
+            unreadable); their sheets are not written.
+        reports: reports read.
+    """
+
+    sheets: tuple[Sheet, ...]
+    unsigned: tuple[str, ...]
+    failed: tuple[tuple[str, str, str], ...]
+    problems: tuple[tuple[str, str], ...]
+    reports: int
+
+
+class LazyLoader:
+    """A :class:`~sigpipe.verifier.gallery.SpecimenLoader` built at its first use: the detector is loaded only when
+    a reference to show is a PDF or a whole page."""
+
+    def __init__(self, make: Callable[[], SpecimenLoader]) -> None:
+        self._make = make
+        self._loader: SpecimenLoader | None = None
+
+    @property
+    def ident(self) -> str:
+        return self._get().ident
+
+    def _get(self) -> SpecimenLoader:
+        if self._loader is None:
+            self._loader = self._make()
+        return self._loader
+
+    def __call__(self, path: Path) -> list[np.ndarray]:
+        return self._get()(path)
+
+
+def specimen_reader(loader: SpecimenLoader | None) -> SpecimenReader:
+    """Reads a reference specimen as enrolment does (:func:`~sigpipe.verifier.gallery.specimen_crops`): an image
+    as it is, a PDF or whole page through ``loader`` (its first signature); without a loader such specimens cannot
+    be shown."""
+    return lambda path: specimen_crops(path, loader)[0]
+
+
+def iter_reports(out: Path) -> Iterator[DocumentReport]:
+    """The document reports under ``out`` (not the summary, nor files that do not read as reports), sorted by
+    document."""
+    found = []
+    for p in out.rglob(f"*{REPORT_SUFFIX}"):
+        if p.parent == out and p.name == SUMMARY_JSON:
+            continue
+        r = read_report(p)
+        if r is not None:
+            found.append(r)
+    yield from sorted(found, key=lambda r: r.document.path)
+
+
+def to_review(report: DocumentReport, everything: bool = False) -> list[int]:
+    """Indexes of ``report``'s signatures to review: every one when ``everything``; else those not judged
+    ``genuine``, and all of a document whose verdict is not ``genuine`` (e.g. ``needs_review`` because a claimed
+    person's signature is missing)."""
+    if everything or report.verdict not in ("genuine", "unsigned"):
+        return list(range(len(report.signatures)))
+    return [i for i, s in enumerate(report.signatures) if s.verdict != "genuine"]
+
+
+def sheet_name(document: str, number: int) -> str:
+    """The sheet of signature ``number`` (1-based) of ``document``: ``<document>.sig<number>.png``, relative to the
+    review folder."""
+    return f"{document}.sig{number}{SHEET_SUFFIX}"
+
+
+def suspect_files(out: Path) -> set[str]:
+    """The suspect specimens named in ``out``'s summary (as the summary names them), empty without one."""
+    try:
+        data = json.loads((out / SUMMARY_JSON).read_text(encoding="utf-8"))
+        return {str(s["file"]) for s in data.get("suspect_references", [])}
+    except (OSError, ValueError, TypeError, KeyError):
+        return set()
+
+
+def _is_suspect(reference: str, suspects: set[str]) -> bool:
+    """Whether ``reference`` (relative to REFS) is among ``suspects`` (named with the run's REFS path before it)."""
+    parts = tuple(reference.split("/"))
+    return any(Path(s).parts[-len(parts):] == parts for s in suspects)
+
+
+def _ascii(text: str) -> str:
+    """``text`` as OpenCV's fonts can draw it: non-ASCII characters escaped (the index shows them as they are)."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def _fit(image: np.ndarray, width: int, height: int, upscale: float = 2.0) -> np.ndarray:
+    """``image`` (BGR) scaled to fit ``width`` x ``height``, enlarged at most ``upscale`` times."""
+    h, w = image.shape[:2]
+    s = min(width / w, height / h, upscale)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+
+
+def _bgr(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
+
+
+def _panel(image: np.ndarray | None, label: str, note: str | None = None) -> np.ndarray:
+    """A labelled panel ``PANEL_W`` wide: the image fitted in, or ``note`` where there is none."""
+    panel = np.full((PANEL_H + _CAPTION_LINE, PANEL_W, 3), 255, np.uint8)
+    cv2.putText(panel, _ascii(label)[:62], (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (90, 90, 90), 1, cv2.LINE_AA)
+    if image is not None:
+        fitted = _fit(_bgr(image), PANEL_W - 8, PANEL_H - 8)
+        h, w = fitted.shape[:2]
+        y0, x0 = _CAPTION_LINE + (PANEL_H - h) // 2, (PANEL_W - w) // 2
+        panel[y0:y0 + h, x0:x0 + w] = fitted
+        cv2.rectangle(panel, (x0 - 1, y0 - 1), (x0 + w, y0 + h), (200, 200, 200), 1)
+    if note:
+        cv2.putText(panel, _ascii(note)[:62], (4, _CAPTION_LINE + PANEL_H // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    _OTHER_COLOUR, 1, cv2.LINE_AA)
+    return panel
+
+
+def _figure(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def render_sheet(page: np.ndarray, sig: SignatureResult, crop: np.ndarray, reference: np.ndarray | None,
+                 caption: Sequence[str], reference_label: str, reference_note: str | None = None) -> np.ndarray:
+    """Compose a sheet: caption lines above three panels (the page with the box in red and the questioned signature,
+    both turned upright, and the reference).
+
+    Args:
+        page: ``(H, W, 3)`` or ``(H, W)`` uint8 page as scanned, in the pixels of ``sig.bbox``.
+        crop: the questioned signature as the verifier saw it (upright). reference: the specimen, or None.
+
+    Returns:
+        ``(H', 3 * PANEL_W, 3)`` uint8 BGR image.
+    """
+    page = _bgr(page).copy()
+    x1, y1, x2, y2 = (round(v) for v in sig.bbox)
+    thick = max(2, round(max(page.shape[:2]) / 400))
+    cv2.rectangle(page, (x1, y1), (x2, y2), (0, 0, 230), thick)
+    turned = f" (turned upright: scanned {sig.page_rotation} deg round)" if sig.page_rotation else ""
+    panels = np.hstack([
+        _panel(turn_upright(page, sig.page_rotation // 90), f"page {sig.page}{turned}"),
+        _panel(crop, "questioned signature"),
+        _panel(reference, reference_label, reference_note),
+    ])
+    head = np.full((_CAPTION_LINE * len(caption) + 8, panels.shape[1], 3), 255, np.uint8)
+    for i, line in enumerate(caption):
+        colour = _COLOURS.get(sig.verdict, _OTHER_COLOUR) if i == 1 else (0, 0, 0)
+        cv2.putText(head, _ascii(line)[:150], (6, 20 + i * _CAPTION_LINE), cv2.FONT_HERSHEY_SIMPLEX, 0.55, colour,
+                    1, cv2.LINE_AA)
+    return np.vstack([head, panels])
+
+
+def caption_lines(document: str, number: int, sig: SignatureResult, document_verdict: str,
+                  claimed: str | None) -> list[str]:
+    """The sheet's caption: where the signature is, its verdict, the figures."""
+    claim = f"claimed: {claimed}" if claimed else "no claim (matched one-to-many)"
+    return [
+        f"{document}  page {sig.page}  signature {number}  (document: {document_verdict}; {claim})",
+        f"{sig.verdict}  identity: {sig.identity or '-'}",
+        f"distance {_figure(sig.distance)}  threshold {_figure(sig.threshold)}  score {_figure(sig.score)}  "
+        f"detection {sig.detection_confidence:.2f}",
+    ]
+
+
+def _claim_text(report: DocumentReport) -> str | None:
+    c = report.claimed_identity
+    return ", ".join(c) if isinstance(c, tuple) else c
+
+
+def _pages(path: Path, report: DocumentReport, wanted: set[int]) -> dict[int, np.ndarray]:
+    """The pages numbered ``wanted`` of the document, rendered as its run rendered them."""
+    s = report.settings
+    config = IngestConfig(dpi=s.dpi if s else DEFAULT_DPI, pdf_backend=s.pdf_backend if s else "pypdfium2")
+    pages: dict[int, np.ndarray] = {}
+    for p in iter_pages(path, config):
+        if p.number in wanted:
+            pages[p.number] = p.image
+        if len(pages) == len(wanted):
+            break
+    return pages
+
+
+def _in_page_pixels(sig: SignatureResult, page: np.ndarray) -> SignatureResult:
+    """``sig`` with its box scaled to ``page`` when the page renders at another size than the report's (another
+    rasteriser version)."""
+    h, w = page.shape[:2]
+    pw, ph = sig.page_size
+    if (w, h) == (pw, ph):
+        return sig
+    sx, sy = w / pw, h / ph
+    x1, y1, x2, y2 = sig.bbox
+    return replace(sig, bbox=(x1 * sx, y1 * sy, x2 * sx, y2 * sy), page_size=(w, h))
+
+
+def questioned_crop(page: np.ndarray, sig: SignatureResult, margin: float) -> np.ndarray:
+    """The signature as the pipeline cut it out for the verifier: ``sig.bbox`` on the page as scanned, with
+    ``margin``, turned upright by ``sig.page_rotation``."""
+    return turn_upright(crop_box(page, sig.bbox, margin), sig.page_rotation // 90)
+
+
+def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: SpecimenReader,
+                 everything: bool = False) -> ReviewResult:
+    """Write the review sheets of the reports in ``out`` and ``to/index.html``.
+
+    Args:
+        out: the run's output folder (its reports). scans, refs: the run's SCANS and REFS.
+        to: the folder for the sheets and the index (may be inside ``out``).
+        read_specimen: reads a reference specimen file as the signature image to show (see
+            :func:`specimen_reader`); raises :class:`SigpipeError` when it cannot.
+        everything: sheets for every signature, genuine ones included.
+
+    Returns:
+        What was written and what could not be reviewed. A document that cannot be reviewed is listed and skipped;
+        it never stops the others.
+    """
+    suspects = suspect_files(out)
+    sheets: list[Sheet] = []
+    unsigned: list[str] = []
+    failed: list[tuple[str, str, str]] = []
+    problems: list[tuple[str, str]] = []
+    specimens: dict[str, tuple[np.ndarray | None, str | None]] = {}
+    n_reports = 0
+    for report in iter_reports(out):
+        n_reports += 1
+        doc = report.document.path
+        if report.error is not None:
+            failed.append((doc, report.error.kind, report.error.message))
+            continue
+        if not report.signatures:
+            unsigned.append(doc)
+            continue
+        chosen = to_review(report, everything)
+        if not chosen:
+            continue
+        path = scans.joinpath(*doc.split("/"))
+        try:
+            if not path.is_file():
+                raise SigpipeError(f"not found under {scans}")
+            if sha256_file(path) != report.document.sha256:
+                raise SigpipeError("changed since its report (sha256 differs): run 'sigpipe run' again first")
+            pages = _pages(path, report, {report.signatures[i].page for i in chosen})
+        except (SigpipeError, OSError) as e:
+            log.warning("%s: not reviewed: %s", doc, e)
+            problems.append((doc, str(e)))
+            continue
+        margin = report.settings.crop_margin if report.settings else _DEFAULT_MARGIN
+        for i in chosen:
+            sig = report.signatures[i]
+            page = pages.get(sig.page)
+            if page is None:
+                problems.append((doc, f"page {sig.page} of signature {i + 1} is not in the file"))
+                continue
+            sig_px = _in_page_pixels(sig, page)
+            crop = questioned_crop(page, sig_px, margin)
+            ref = sig.nearest_reference
+            reference: np.ndarray | None
+            note: str | None
+            if ref is None:
+                reference, note, label = None, "no reference specimen", "nearest reference"
+            else:
+                if ref not in specimens:
+                    try:
+                        specimens[ref] = (read_specimen(refs.joinpath(*ref.split("/"))), None)
+                    except (SigpipeError, OSError) as e:
+                        specimens[ref] = (None, f"cannot show it: {e}")
+                reference, note = specimens[ref]
+                if note is None and _is_suspect(ref, suspects):
+                    note = "SUSPECT specimen (summary.json suspect_references)"
+                label = f"nearest reference: {ref}"
+            name = sheet_name(doc, i + 1)
+            image = render_sheet(page, sig_px, crop, reference,
+                                 caption_lines(doc, i + 1, sig, report.verdict, _claim_text(report)), label, note)
+            ok, png = cv2.imencode(SHEET_SUFFIX, image)
+            if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
+                raise RuntimeError(f"cannot encode the sheet of {doc} signature {i + 1}")
+            write_bytes_atomic(to.joinpath(*name.split("/")), png.tobytes())
+            sheets.append(Sheet(doc, i + 1, sig, report.verdict, _claim_text(report), name, note))
+    sheets.sort(key=lambda s: (_VERDICT_ORDER[s.signature.verdict], s.document, s.number))
+    result = ReviewResult(tuple(sheets), tuple(unsigned), tuple(failed), tuple(problems), n_reports)
+    write_text_atomic(to / INDEX_HTML, index_html(result, out))
+    return result
+
+
+def index_html(result: ReviewResult, out: Path) -> str:
+    """A self-contained HTML page listing the sheets (forged first), then the documents not reviewed, the unsigned
+    and the failed ones."""
+    e = html.escape
+    rows = []
+    for s in result.sheets:
+        sig = s.signature
+        note = f"<br><b>{e(s.reference_note)}</b>" if s.reference_note else ""
+        rows.append(
+            f'<tr class="{e(sig.verdict)}"><td>{e(s.document)}<br>page {sig.page}, signature {s.number}<br>'
+            f"document: {e(s.document_verdict)}<br>claimed: {e(s.claimed or '-')}</td>"
+            f"<td><b>{e(sig.verdict)}</b><br>identity: {e(sig.identity or '-')}<br>distance {_figure(sig.distance)}"
+            f"<br>threshold {_figure(sig.threshold)}<br>score {_figure(sig.score)}<br>"
+            f"reference: {e(sig.nearest_reference or '-')}{note}</td>"
+            f'<td><a href="{e(quote(s.file))}"><img src="{e(quote(s.file))}" width="720" loading="lazy" '
+            f'alt="sheet"></a></td></tr>')
+
+    def listing(title: str, items: list[str]) -> str:
+        if not items:
+            return ""
+        return f"<h2>{e(title)} ({len(items)})</h2><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>sigpipe review</title><style>"
+        "body{font-family:sans-serif}td{vertical-align:top;padding:6px;border-bottom:1px solid #ccc}"
+        "tr.forged td:first-child{border-left:6px solid #d22}tr.genuine td:first-child{border-left:6px solid #282}"
+        "tr.unknown_signer td:first-child,tr.no_reference td:first-child{border-left:6px solid #eb8c00}"
+        "</style></head><body>",
+        f"<h1>sigpipe review of {e(str(out))}</h1>",
+        f"<p>{result.reports} reports; {len(result.sheets)} signatures to review.</p>",
+        f"<table>{''.join(rows)}</table>" if rows else "<p>No signature to review.</p>",
+        listing("Not reviewed", [f"{e(d)}: {e(why)}" for d, why in result.problems]),
+        listing("Unsigned documents", [e(d) for d in result.unsigned]),
+        listing("Failed documents", [f"{e(d)}: {e(k)}: {e(m)}" for d, k, m in result.failed]),
+        "</body></html>\n",
+    ]
+    return "\n".join(p for p in parts if p)

@@ -1,0 +1,223 @@
+"""Review sheets (``sigpipe review``): built from a run's reports, the documents rendered again, no model run."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from pipeline_doubles import SIG_A, SIG_B, DoubleModels, page_with, save_image, scribble
+
+from sigpipe.cli import cli
+from sigpipe.pipeline.report import DocumentInfo, DocumentReport, SignatureResult, read_report, write_report
+from sigpipe.pipeline.review import (
+    INDEX_HTML,
+    PANEL_W,
+    _in_page_pixels,
+    questioned_crop,
+    sheet_name,
+    specimen_reader,
+    to_review,
+    write_review,
+)
+from sigpipe.pipeline.runner import RunConfig, run_batch
+
+
+def _run(batch: dict[str, Path], verifier_manifest: Path) -> Path:
+    run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"], claims=batch["claims"],
+                        cache=batch["cache"], progress=False), DoubleModels(verifier_manifest))
+    return batch["out"]
+
+
+def _reports(out: Path) -> dict[str, DocumentReport]:
+    found = {}
+    for p in out.rglob("*.json"):
+        r = read_report(p)
+        if r is not None:
+            found[r.document.path] = r
+    return found
+
+
+def _sig(verdict: str, page: int = 1, **kw: object) -> SignatureResult:
+    base: dict[str, object] = {"page": page, "bbox": (10.0, 20.0, 110.0, 60.0), "page_size": (600, 400), "dpi": 200,
+                               "detection_confidence": 0.9, "identity": "alice", "distance": 0.5,
+                               "threshold": 0.6, "score": 0.7, "verdict": verdict}
+    return SignatureResult(**{**base, **kw})  # type: ignore[arg-type]
+
+
+def _report(*sigs: SignatureResult, claimed: object = "alice") -> DocumentReport:
+    return DocumentReport.success(DocumentInfo("d.png", "0" * 64, 1), claimed, sigs, {})  # type: ignore[arg-type]
+
+
+def test_to_review_picks_what_is_not_plainly_genuine():
+    mixed = _report(_sig("genuine"), _sig("forged"), _sig("genuine"))
+    assert mixed.verdict == "forged"
+    assert to_review(mixed) == [0, 1, 2]  # a forged document: all its signatures, for context
+    genuine = _report(_sig("genuine"), _sig("genuine"))
+    assert to_review(genuine) == [] and to_review(genuine, everything=True) == [0, 1]
+    # two people claimed, only alice's signature found: needs_review, and her signature is shown
+    one_of_two = _report(_sig("genuine"), claimed=("alice", "bob"))
+    assert one_of_two.verdict == "needs_review" and to_review(one_of_two) == [0]
+    assert to_review(_report(_sig("genuine"), _sig("unknown_signer"), claimed=None)) == [0, 1]
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3])
+def test_questioned_crop_is_upright_whichever_way_the_page_was_scanned(turns: int):
+    sig = scribble(SIG_A)
+    sig[:, :20] = 0  # a black band on the signature's left: which way up it is
+    upright = page_with([(sig, 200, 150)])
+    scanned = np.ascontiguousarray(np.rot90(upright, turns))  # turned 90 x turns degrees counter-clockwise
+    ys, xs = np.nonzero(np.rot90(np.pad(np.ones(sig.shape, np.uint8), ((150, 600 - 240), (200, 800 - 440))),
+                                 turns))
+    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    s = _sig("forged", bbox=box, page_size=(scanned.shape[1], scanned.shape[0]), page_rotation=90 * turns)
+    crop = questioned_crop(scanned, s, margin=0.0)
+    np.testing.assert_array_equal(crop, upright[150:240, 200:440])
+
+
+def test_a_page_rendered_at_another_size_has_its_box_scaled():
+    s = _sig("forged", bbox=(100.0, 50.0, 300.0, 150.0), page_size=(600, 400))
+    scaled = _in_page_pixels(s, np.zeros((200, 300), np.uint8))
+    assert scaled.bbox == (50.0, 25.0, 150.0, 75.0) and scaled.page_size == (300, 200)
+    assert _in_page_pixels(s, np.zeros((400, 600), np.uint8)) is s
+
+
+def test_review_writes_a_sheet_per_signature_and_an_index(batch: dict[str, Path], verifier_manifest: Path):
+    out = _run(batch, verifier_manifest)
+    reports = _reports(out)
+    to = out / "review"
+    result = write_review(out, batch["scans"], batch["refs"], to, specimen_reader(None), everything=True)
+    assert result.reports == len(reports) == 5 and not result.problems
+    expected = {(d, i + 1) for d, r in reports.items() for i in range(len(r.signatures))}
+    assert {(s.document, s.number) for s in result.sheets} == expected and len(expected) == 3
+    for s in result.sheets:
+        img = cv2.imread(str(to / s.file))
+        assert img is not None and img.shape[1] == 3 * PANEL_W
+        assert s.file == sheet_name(s.document, s.number)
+        assert s.signature == reports[s.document].signatures[s.number - 1]
+        # the nearest reference is an image in REFS, shown; carol (claimed for bob_form) has none
+        assert s.reference_note == (None if s.signature.nearest_reference else "no reference specimen")
+    assert result.unsigned == ("unsigned.jpg",)
+    assert [(d, k) for d, k, _ in result.failed] == [("broken.pdf", "corrupt_pdf")]
+    assert {s.document for s in result.sheets if s.reference_note} == {"sub/bob_form.png"}
+    index = (to / INDEX_HTML).read_text(encoding="utf-8")
+    for s in result.sheets:
+        assert f'src="{s.file}"' in index
+    assert "unsigned.jpg" in index and "broken.pdf" in index
+    # by default only what a person must look at: here every signature that is not in a genuine document
+    default = write_review(out, batch["scans"], batch["refs"], out / "r2", specimen_reader(None))
+    assert {(s.document, s.number) for s in default.sheets} == {
+        (d, i + 1) for d, r in reports.items() for i in to_review(r)}
+    # the sheets and index in OUT are not taken for reports, and a second review replaces the first
+    again = write_review(out, batch["scans"], batch["refs"], to, specimen_reader(None), everything=True)
+    assert again.reports == 5 and again.sheets == result.sheets
+
+
+def test_the_sheet_shows_the_signature_the_report_points_at(batch: dict[str, Path], verifier_manifest: Path):
+    out = _run(batch, verifier_manifest)
+    result = write_review(out, batch["scans"], batch["refs"], out / "review", specimen_reader(None), everything=True)
+    sheet = next(s for s in result.sheets if s.document == "sub/bob_form.png")
+    img = cv2.imread(str(out / "review" / sheet.file), cv2.IMREAD_GRAYSCALE)
+    # the questioned panel (the middle third) holds the dark strokes of bob's signature; the page panel too
+    head = img.shape[0] - (300 + 26)
+    middle, left = img[head:, PANEL_W:2 * PANEL_W], img[head:, :PANEL_W]
+    assert (middle < 100).sum() > 200 and (left < 100).sum() > 20
+    write_review(out, batch["scans"], batch["refs"], out / "again", specimen_reader(None), everything=True)
+    again = cv2.imread(str(out / "again" / sheet.file), cv2.IMREAD_GRAYSCALE)
+    np.testing.assert_array_equal(img, again)  # deterministic
+
+
+def test_changed_or_missing_documents_are_listed_not_reviewed(batch: dict[str, Path], verifier_manifest: Path):
+    out = _run(batch, verifier_manifest)
+    save_image(batch["scans"] / "sub" / "bob_form.png", page_with([(scribble(SIG_B), 300, 300)]))
+    (batch["scans"] / "alice_letter.pdf").unlink()
+    result = write_review(out, batch["scans"], batch["refs"], out / "review", specimen_reader(None), everything=True)
+    problems = dict(result.problems)
+    assert set(problems) == {"sub/bob_form.png", "alice_letter.pdf"}
+    assert "changed since its report" in problems["sub/bob_form.png"] and "not found" in problems["alice_letter.pdf"]
+    assert {s.document for s in result.sheets} == {"sub/deeper/multi.TIF"}
+    assert not (out / "review" / sheet_name("sub/bob_form.png", 1)).exists()
+    assert "changed since its report" in (out / "review" / INDEX_HTML).read_text(encoding="utf-8")
+
+
+def test_suspect_and_unreadable_references_are_marked(batch: dict[str, Path], verifier_manifest: Path):
+    out = _run(batch, verifier_manifest)
+    reports = _reports(out)
+    alice = reports["alice_letter.pdf"].signatures[0]
+    multi = reports["sub/deeper/multi.TIF"].signatures[0]  # unclaimed: the nearest of everybody's
+    assert alice.nearest_reference == "alice/a1.png" and multi.nearest_reference in ("alice/a1.png", "bob/b1.png")
+    suspect = "bob/b1.png" if multi.nearest_reference == "bob/b1.png" else "alice/a1.png"
+    summary = json.loads((out / "summary.json").read_text())
+    summary["suspect_references"] = [{"person": suspect.split("/")[0], "file": str(batch["refs"] / suspect),
+                                      "margin": 0.4, "resembles": None}]
+    (out / "summary.json").write_text(json.dumps(summary))
+    result = write_review(out, batch["scans"], batch["refs"], out / "review", specimen_reader(None), everything=True)
+    notes = {s.document: s.reference_note for s in result.sheets}
+    assert (notes["sub/deeper/multi.TIF"] or "").startswith("SUSPECT")
+    (batch["refs"] / "alice" / "a1.png").write_bytes(b"not an image")
+    (batch["refs"] / "bob" / "b1.png").write_bytes(b"not an image")
+    result = write_review(out, batch["scans"], batch["refs"], out / "review", specimen_reader(None), everything=True)
+    notes = {s.document: s.reference_note for s in result.sheets}
+    assert "cannot show it" in (notes["alice_letter.pdf"] or "")
+    assert "cannot show it" in (notes["sub/deeper/multi.TIF"] or "")
+    assert not result.problems  # the sheets are written all the same
+
+
+def test_names_are_escaped_in_the_index(tmp_path: Path):
+    scans, refs, out = tmp_path / "scans", tmp_path / "refs", tmp_path / "out"
+    doc = "a&b <x>.png"
+    save_image(scans / doc, page_with([(scribble(SIG_A), 100, 100)]))
+    save_image(refs / "o'neil" / "1.png", scribble(SIG_A))
+    from sigpipe.weights import sha256_file
+
+    sig = _sig("forged", bbox=(100.0, 100.0, 340.0, 190.0), page_size=(800, 600), identity="o'neil",
+               nearest_reference="o'neil/1.png")
+    write_report(out, replace(_report(sig, claimed="o'neil"), document=DocumentInfo(doc, sha256_file(scans / doc), 1)))
+    result = write_review(out, scans, refs, out / "review", specimen_reader(None))
+    assert [s.document for s in result.sheets] == [doc] and result.sheets[0].reference_note is None
+    index = (out / "review" / INDEX_HTML).read_text(encoding="utf-8")
+    assert "a&amp;b &lt;x&gt;.png" in index and "<x>" not in index
+    assert 'src="a%26b%20%3Cx%3E.png.sig1.png"' in index
+    assert (out / "review" / f"{doc}.sig1.png").is_file()
+
+
+def test_cli_review_exit_codes(batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path):
+    out = _run(batch, verifier_manifest)
+    runner = CliRunner()
+    args = ["review", str(out), "--scans", str(batch["scans"]), "--refs", str(batch["refs"])]
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert "5 reports" in r.output and (out / "review" / INDEX_HTML).is_file()
+    (batch["scans"] / "unsigned.jpg").unlink()  # unsigned: nothing to render, still not a problem
+    save_image(batch["scans"] / "sub" / "bob_form.png", page_with([]))
+    r = runner.invoke(cli, [*args, "--all", "--to", str(tmp_path / "elsewhere")])
+    assert r.exit_code == 1 and "not reviewed: sub/bob_form.png" in r.output
+    assert (tmp_path / "elsewhere" / INDEX_HTML).is_file()
+    (tmp_path / "empty").mkdir()
+    r = runner.invoke(cli, ["review", str(tmp_path / "empty"), "--scans", str(batch["scans"]),
+                            "--refs", str(batch["refs"])])
+    assert r.exit_code == 2 and "holds no sigpipe report" in r.output
+
+
+def test_the_detector_is_loaded_only_for_a_page_reference(tmp_path: Path):
+    from pipeline_doubles import InkBlobDetector
+
+    from sigpipe.pipeline.flow import specimen_loader
+    from sigpipe.pipeline.review import LazyLoader
+
+    made = []
+
+    def make() -> object:
+        made.append(1)
+        return specimen_loader(InkBlobDetector())
+
+    read = specimen_reader(LazyLoader(make))  # type: ignore[arg-type]
+    crop = read(save_image(tmp_path / "crop.png", scribble(SIG_A)))
+    assert crop.shape == (90, 240) and made == []
+    cheque = page_with([(scribble(SIG_B), 500, 300)], size=(1700, 1400))
+    found = read(save_image(tmp_path / "page.png", cheque))
+    assert made == [1] and found.shape[0] < 200 and found.shape[1] < 400  # the signature, not the page
+    read(save_image(tmp_path / "page2.png", cheque))
+    assert made == [1]
