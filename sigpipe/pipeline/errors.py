@@ -23,6 +23,12 @@ class EmptyDocumentError(InputError):
     kind = "empty_document"
 
 
+class NoSelectedPageError(InputError):
+    """A document none of whose pages the run's page selection (``--pages``) picks."""
+
+    kind = "no_selected_page"
+
+
 class CorruptImageError(InputError):
     """An image file that cannot be decoded (truncated, damaged, or not an image)."""
 

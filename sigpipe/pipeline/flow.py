@@ -216,7 +216,8 @@ class SignaturePredictor:
 
     def settings(self, ingest: IngestConfig) -> RunSettings:
         """The options the report depends on, as written into reports and compared by re-runs."""
-        return RunSettings(ingest.dpi, ingest.pdf_backend, self.config.crop_margin)
+        return RunSettings(ingest.dpi, ingest.pdf_backend, self.config.crop_margin,
+                           ingest.pages.spec if ingest.pages is not None else None)
 
     # -- the stages ---------------------------------------------------------------------------------------------
     def find_signatures(self, pages: Iterable[Page]) -> tuple[list[FoundSignature], np.ndarray, int]:

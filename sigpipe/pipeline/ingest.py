@@ -33,6 +33,7 @@ from sigpipe.pipeline.errors import (
     EncryptedPdfError,
     ImageTooLargeError,
     MissingDependencyError,
+    NoSelectedPageError,
     UnreadableFileError,
     UnsupportedFormatError,
 )
@@ -52,6 +53,81 @@ _PDFIUM_PASSWORD = 4
 _PDFIUM_SECURITY = 5
 
 
+_PAGE_ITEM = re.compile(r"(-?[1-9]\d*)|([1-9]\d*)-([1-9]\d*)?")
+
+
+@dataclass(frozen=True)
+class PageSelection:
+    """Which pages of each document to read (``sigpipe run --pages``), e.g. only the first (a cheque's front, not the
+    endorsement on its back) or only the last (a contract's signature page).
+
+    Attributes:
+        spec: the selection as written: comma-separated items, each a page number (``1``), a page counted from the
+            end (``-1`` the last, ``-2`` the one before), a range (``2-4``) or an open range (``3-``: page 3 to the
+            end). Parse one with :meth:`parse`.
+    """
+
+    spec: str
+    items: tuple[tuple[int, int | None], ...] = field(repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, spec: str) -> PageSelection:
+        """Read a selection such as ``"1"``, ``"-1"``, ``"1,-1"``, ``"2-4"`` or ``"3-"``.
+
+        Raises:
+            ValueError: not such a selection; the message shows the forms that are.
+        """
+        items: list[tuple[int, int | None]] = []
+        parts = [t.strip() for t in spec.split(",")]
+        for t in parts:
+            m = _PAGE_ITEM.fullmatch(t)
+            if m is None:
+                raise ValueError(f"cannot read page selection {spec!r} at {t!r}: give page numbers (1), pages from "
+                                 "the end (-1 is the last), ranges (2-4) or open ranges (3-), separated by commas")
+            if m.group(1) is not None:
+                n = int(m.group(1))
+                items.append((n, n))
+            else:
+                first, last = int(m.group(2)), int(m.group(3)) if m.group(3) else None
+                if last is not None and last < first:
+                    raise ValueError(f"page range {t!r} in {spec!r} ends before it starts")
+                items.append((first, last))
+        return cls(",".join(parts), tuple(items))
+
+    def pages(self, n: int) -> list[int]:
+        """The 1-based page numbers selected of a document of ``n`` pages, ascending, each once."""
+        chosen: set[int] = set()
+        for first, last in self.items:
+            if first < 0:  # counted from the end: (-k, -k)
+                if -first <= n:
+                    chosen.add(n + 1 + first)
+            else:
+                chosen.update(range(first, min(n, last if last is not None else n) + 1))
+        return sorted(chosen)
+
+    def last(self) -> int | None:
+        """The highest page number the selection can pick, or None when it reaches the end (``3-``, ``-1``)."""
+        if any(first < 0 or last is None for first, last in self.items):
+            return None
+        return max(last for _, last in self.items if last is not None)
+
+    def needs_count(self) -> bool:
+        """Whether the selection depends on how many pages a document has (a page counted from the end)."""
+        return any(first < 0 for first, _ in self.items)
+
+    def check(self, n: int) -> list[int]:
+        """:meth:`pages`, refusing a document of which it selects nothing.
+
+        Raises:
+            NoSelectedPageError: no page of the ``n`` is selected.
+        """
+        chosen = self.pages(n)
+        if not chosen:
+            raise NoSelectedPageError(f"the document has {n} page{'s' if n != 1 else ''}; --pages {self.spec} "
+                                      "selects none of them")
+        return chosen
+
+
 @dataclass(frozen=True)
 class IngestConfig:
     """How files become pages.
@@ -61,12 +137,14 @@ class IngestConfig:
         pdf_backend: ``"pypdfium2"`` (default) or ``"pdf2image"`` (needs poppler-utils).
         max_pixels: pages with more pixels than this are refused with :class:`ImageTooLargeError`.
         fallback: when pypdfium2 cannot open a PDF, try pdf2image if poppler is installed.
+        pages: read only these pages of each document (None: all); the others are not rendered or decoded.
     """
 
     dpi: int = DEFAULT_DPI
     pdf_backend: str = "pypdfium2"
     max_pixels: int = MAX_PAGE_PIXELS
     fallback: bool = True
+    pages: PageSelection | None = None
 
     def __post_init__(self) -> None:
         if not 10 <= self.dpi <= 1200:
@@ -257,7 +335,7 @@ def _pdf_pages_pdfium(path: Path, config: IngestConfig) -> Iterator[Page]:
         if n == 0:
             raise EmptyDocumentError("the PDF has no pages")
         scale = config.dpi / 72.0
-        for i in range(n):
+        for i in _selected(n, config):
             try:
                 page = doc[i]
             except pdfium.PdfiumError as e:
@@ -277,6 +355,12 @@ def _pdf_pages_pdfium(path: Path, config: IngestConfig) -> Iterator[Page]:
             yield Page(i + 1, arr, config.dpi)
     finally:
         doc.close()
+
+
+def _selected(n: int, config: IngestConfig, first: int = 0) -> list[int]:
+    """The pages to read of a document of ``n`` (0-based indexes, or 1-based numbers with ``first=1``)."""
+    numbers = config.pages.check(n) if config.pages is not None else range(1, n + 1)
+    return [p - 1 + first for p in numbers]
 
 
 _COUNT_ZERO = re.compile(rb"/Type\s*/Pages\b[^>]*?/Count\s+0\b|/Count\s+0\b[^>]*?/Type\s*/Pages\b")
@@ -341,7 +425,7 @@ def _pdf_pages_poppler(path: Path, config: IngestConfig, pdfium_error: str | Non
     n = int(info.get("Pages", 0))
     if n == 0:
         raise EmptyDocumentError("the PDF has no pages")
-    for i in range(1, n + 1):
+    for i in _selected(n, config, first=1):
         try:
             page_info = pdfinfo_from_path(str(path), first_page=i, last_page=i, timeout=120)
         except (PDFPageCountError, PDFSyntaxError, PDFPopplerTimeoutError, ValueError) as e:
@@ -384,9 +468,23 @@ def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
         raise UnreadableFileError(f"cannot read {path.name}: {e}") from e
     with img:
         number = 0
+        sel = config.pages
+        wanted: set[int] | None = None
+        if sel is not None and sel.needs_count():
+            try:
+                wanted = set(sel.check(int(getattr(img, "n_frames", 1))))
+            except (OSError, ValueError, SyntaxError, EOFError) as e:
+                raise CorruptImageError(f"cannot count the pages (truncated or damaged): {e}") from e
+        seen = 0
+        stop = sel.last() if sel is not None else None  # no need to seek through the frames after it
         try:
             for frame in ImageSequence.Iterator(img):
                 number += 1
+                if sel is not None and number not in (wanted if wanted is not None else sel.pages(number)):
+                    if stop is not None and number >= stop:
+                        break
+                    continue
+                seen += 1
                 count_pixels_guard(frame.width, frame.height, config, f"page {number}")
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -403,6 +501,8 @@ def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
             raise CorruptImageError(f"page {number + 1} cannot be read (truncated file): {e}") from e
         if number == 0:
             raise EmptyDocumentError("the image has no frames")
+        if sel is not None and seen == 0:
+            sel.check(number)  # raises: nothing selected
 
 
 def _pil_open(path: Path) -> Image.Image:

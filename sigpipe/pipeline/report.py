@@ -163,18 +163,26 @@ class RunSettings:
         dpi: PDF rendering resolution (``--dpi``).
         pdf_backend: the PDF renderer asked for (``--pdf-backend``; poppler is still the fallback).
         crop_margin: margin around detector boxes before the verifier, as a fraction of the box size.
+        pages: the pages read of each document (``--pages``, e.g. ``"1"``); None for all of them (and then absent
+            from the JSON, as in reports of releases without the option).
     """
 
     dpi: int
     pdf_backend: str
     crop_margin: float
+    pages: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dpi": self.dpi, "pdf_backend": self.pdf_backend, "crop_margin": self.crop_margin}
+        d: dict[str, Any] = {"dpi": self.dpi, "pdf_backend": self.pdf_backend, "crop_margin": self.crop_margin}
+        if self.pages is not None:
+            d["pages"] = self.pages
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSettings:
-        return cls(dpi=int(d["dpi"]), pdf_backend=str(d["pdf_backend"]), crop_margin=float(d["crop_margin"]))
+        pages = d.get("pages")
+        return cls(dpi=int(d["dpi"]), pdf_backend=str(d["pdf_backend"]), crop_margin=float(d["crop_margin"]),
+                   pages=None if pages is None else str(pages))
 
 
 def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False,

@@ -26,7 +26,7 @@ import numpy as np
 
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.flow import crop_box
-from sigpipe.pipeline.ingest import DEFAULT_DPI, IngestConfig, iter_pages
+from sigpipe.pipeline.ingest import DEFAULT_DPI, IngestConfig, PageSelection, iter_pages
 from sigpipe.pipeline.orientation import turn_upright
 from sigpipe.pipeline.report import (
     REPORT_SUFFIX,
@@ -254,14 +254,9 @@ def _claim_text(report: DocumentReport) -> str | None:
 def _pages(path: Path, report: DocumentReport, wanted: set[int]) -> dict[int, np.ndarray]:
     """The pages numbered ``wanted`` of the document, rendered as its run rendered them."""
     s = report.settings
-    config = IngestConfig(dpi=s.dpi if s else DEFAULT_DPI, pdf_backend=s.pdf_backend if s else "pypdfium2")
-    pages: dict[int, np.ndarray] = {}
-    for p in iter_pages(path, config):
-        if p.number in wanted:
-            pages[p.number] = p.image
-        if len(pages) == len(wanted):
-            break
-    return pages
+    config = IngestConfig(dpi=s.dpi if s else DEFAULT_DPI, pdf_backend=s.pdf_backend if s else "pypdfium2",
+                          pages=PageSelection.parse(",".join(map(str, sorted(wanted)))))
+    return {p.number: p.image for p in iter_pages(path, config)}
 
 
 def _in_page_pixels(sig: SignatureResult, page: np.ndarray) -> SignatureResult:

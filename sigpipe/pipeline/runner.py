@@ -27,7 +27,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ from sigpipe.pipeline.ingest import (
     MAX_PAGE_PIXELS,
     SCAN_SUFFIXES,
     IngestConfig,
+    PageSelection,
     check_backend,
     discover_scans,
     relative_name,
@@ -101,6 +102,8 @@ class RunConfig:
             ``$SIGPIPE_THREADS``).
         timeout: seconds one document may take before its worker is killed and it fails with kind ``timeout``
             (None = no limit; with a limit, documents run in worker processes even with one worker).
+        pages: which pages of each document to read (``--pages``, :class:`~sigpipe.pipeline.ingest.PageSelection`
+            syntax, e.g. ``"1"`` or ``"-1"``); None reads them all.
     """
 
     scans: Path
@@ -122,6 +125,7 @@ class RunConfig:
     progress: bool = True
     threads: int | None = None
     timeout: float | None = None
+    pages: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("scans", "refs", "out", "claims", "detector_weights", "verifier_weights", "cache"):
@@ -136,12 +140,13 @@ class RunConfig:
             raise ValueError(f"threads must be at least 1, got {self.threads}")
         if self.precision not in REQUESTED_PRECISIONS:
             raise ValueError(f"precision must be one of {REQUESTED_PRECISIONS}, got {self.precision!r}")
-        self.ingest  # noqa: B018 - validates dpi, backend and pixel limit
+        self.ingest  # noqa: B018 - validates dpi, backend, pixel limit and page selection
         self.flow  # noqa: B018
 
     @property
     def ingest(self) -> IngestConfig:
-        return IngestConfig(dpi=self.dpi, pdf_backend=self.pdf_backend, max_pixels=self.max_pixels)
+        return IngestConfig(dpi=self.dpi, pdf_backend=self.pdf_backend, max_pixels=self.max_pixels,
+                            pages=PageSelection.parse(self.pages) if self.pages is not None else None)
 
     @property
     def flow(self) -> FlowConfig:
@@ -273,7 +278,9 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     idents = model_idents(detector, verifier)
     _check_writable(config.out)
     with out_lock(config.out):  # one run at a time per OUT
-        gallery = Gallery.enroll(config.refs, verifier, loader=specimen_loader(detector, config.ingest,
+        # a specimen PDF is read whole, whatever --pages selects of the documents
+        specimen_ingest = replace(config.ingest, pages=None)
+        gallery = Gallery.enroll(config.refs, verifier, loader=specimen_loader(detector, specimen_ingest,
                                                                                config.crop_margin),
                                  cache=config.cache)
         ref_errors, n_people = dict(gallery.errors), len(gallery.people)

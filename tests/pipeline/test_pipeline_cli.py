@@ -87,6 +87,8 @@ def test_usage_errors_exit_2(folders: dict[str, Path], tmp_path: Path, verifier_
     assert r.exit_code == 2 and "--dpi" in r.stderr
     r = invoke(folders, "--timeout", "0", models=models)
     assert r.exit_code == 2 and "--timeout" in r.stderr
+    r = invoke(folders, "--pages", "first", models=models)
+    assert r.exit_code == 2 and "cannot read page selection 'first'" in r.stderr
     r = CliRunner().invoke(cli, ["run", str(folders["scans"])])
     assert r.exit_code == 2 and "--refs" in r.stderr
     if not poppler_available():

@@ -250,6 +250,11 @@ def test_poppler_backend_and_fallback_with_a_stand_in_poppler(tmp_path: Path, mo
     pages = list(iter_pages(pdf, IngestConfig(pdf_backend="pdf2image", dpi=100)))
     assert [(p.number, p.size, p.dpi) for p in pages] == [(1, (400, 300), 100), (2, (400, 300), 100)]
     assert calls == [(1, 1), (2, 2)]  # one page at a time
+    calls.clear()
+    from sigpipe.pipeline.ingest import PageSelection
+
+    last = list(iter_pages(pdf, IngestConfig(pdf_backend="pdf2image", pages=PageSelection.parse("-1"))))
+    assert [p.number for p in last] == [2] and calls == [(2, 2)]  # the other page is not rendered
     assert kind_of(pdf, IngestConfig(pdf_backend="pdf2image", max_pixels=1000)) == "image_too_large"
     # pypdfium2 cannot open a truncated file -> poppler is tried (and here it reads the page count)
     cut = tmp_path / "cut.pdf"
@@ -265,3 +270,49 @@ def test_a_non_image_is_corrupt_even_after_ultralytics_patched_pil(tmp_path: Pat
     yolo_class()  # imports Ultralytics, which wraps PIL.Image.open
     (tmp_path / "text.jpg").write_text("not a jpeg")
     assert kind_of(tmp_path / "text.jpg") == "corrupt_image"
+
+
+@pytest.mark.parametrize(("spec", "n", "pages"), [
+    ("1", 3, [1]), ("-1", 3, [3]), ("1,-1", 1, [1]), ("1,-1", 4, [1, 4]), ("2-4", 3, [2, 3]), ("3-", 5, [3, 4, 5]),
+    (" 2 , -2 ", 2, [1, 2]), ("-3", 2, []), ("2", 1, []), ("1-1,1", 2, [1]),
+])
+def test_page_selection(spec: str, n: int, pages: list[int]):
+    from sigpipe.pipeline.ingest import PageSelection
+
+    sel = PageSelection.parse(spec)
+    assert sel.pages(n) == pages
+    assert sel == PageSelection.parse(sel.spec)  # the spec as written is the identity (reports record it)
+
+
+@pytest.mark.parametrize("spec", ["", "0", "a", "3-2", "-1-2", "1,,2", "1.5", "--1", "-0", "01"])
+def test_page_selection_refuses_what_it_cannot_read(spec: str):
+    from sigpipe.pipeline.ingest import PageSelection
+
+    with pytest.raises(ValueError, match="page"):
+        PageSelection.parse(spec)
+
+
+def test_only_the_selected_pages_are_read(tmp_path: Path):
+    from sigpipe.pipeline.errors import NoSelectedPageError
+    from sigpipe.pipeline.ingest import PageSelection
+
+    sizes = [(400, 300), (300, 400), (200, 100)]
+    pdf = save_pdf(tmp_path / "three.pdf", [page_with([], s) for s in sizes], resolution=100)
+    tif = tmp_path / "three.tif"
+    frames = [Image.fromarray(page_with([], s)) for s in sizes]
+    frames[0].save(tif, save_all=True, append_images=frames[1:], dpi=(100, 100))
+    for path in (pdf, tif):
+        def read(spec: str, p: Path = path) -> list[tuple[int, tuple[int, int]]]:
+            return [(pg.number, pg.size) for pg in iter_pages(p, IngestConfig(dpi=100,
+                                                                              pages=PageSelection.parse(spec)))]
+        assert read("1") == [(1, sizes[0])]
+        assert read("-1") == [(3, sizes[2])]
+        assert read("2-") == [(2, sizes[1]), (3, sizes[2])]
+        assert read("3,1") == [(1, sizes[0]), (3, sizes[2])]
+        with pytest.raises(NoSelectedPageError, match="has 3 pages; --pages 4 selects none"):
+            read("4")
+        with pytest.raises(NoSelectedPageError):
+            read("-4")
+    png = save_image(tmp_path / "one.png", page_with([]))
+    assert [p.number for p in iter_pages(png, IngestConfig(pages=PageSelection.parse("-1")))] == [1]
+    assert kind_of(png, IngestConfig(pages=PageSelection.parse("2"))) == "no_selected_page"

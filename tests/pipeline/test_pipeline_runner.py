@@ -123,6 +123,39 @@ def test_rerun_redoes_what_changed_references_or_settings_affect(batch: dict[str
     assert all_reports(batch["out"])["unsigned.jpg"]["settings"]["dpi"] == 150
 
 
+def test_pages_selects_what_is_read_and_a_rerun_notices_the_change(batch: dict[str, Path], verifier_manifest: Path,
+                                                                   tmp_path: Path):
+    models = DoubleModels(verifier_manifest)
+    # the PDF specimen of a third person has its signature on page 2: --pages never narrows the references
+    from pipeline_doubles import save_pdf
+
+    save_pdf(batch["refs"] / "dora" / "card.pdf", [page_with([]), page_with([(scribble(5), 100, 100)])])
+    s = run_batch(config(batch, pages="1", workers=2), models)
+    reps = all_reports(batch["out"])
+    schema = load_schema()
+    for r in reps.values():
+        jsonschema.validate(r, schema)
+    # alice's letter and the TIFF are signed on page 2, which is not read
+    assert reps["alice_letter.pdf"]["verdict"] == reps["sub/deeper/multi.TIF"]["verdict"] == "unsigned"
+    assert reps["alice_letter.pdf"]["document"]["pages"] == 1 and s.pages == 4
+    assert reps["sub/bob_form.png"]["signatures"][0]["page"] == 1
+    assert reps["unsigned.jpg"]["settings"]["pages"] == "1" and s.people == 3
+
+    s = run_batch(config(batch, pages="-1"), models)  # another selection: every document is redone
+    assert (s.processed, s.skipped) == (5, 0)
+    reps = all_reports(batch["out"])
+    assert reps["alice_letter.pdf"]["verdict"] == "genuine" and reps["alice_letter.pdf"]["document"]["pages"] == 1
+    assert reps["sub/deeper/multi.TIF"]["signatures"][0]["page"] == 2
+    assert run_batch(config(batch, pages="-1"), models).processed == 1  # the failed one only
+
+    s = run_batch(config(batch, pages="2"), models)  # one-page documents have nothing selected: they fail alone
+    assert {f.document: f.kind for f in s.failures} == {"broken.pdf": "corrupt_pdf",
+                                                        "sub/bob_form.png": "no_selected_page",
+                                                        "unsigned.jpg": "no_selected_page"}
+    with pytest.raises(ValueError, match="ends before it starts"):
+        config(batch, pages="3-2")
+
+
 def test_parallel_workers_give_the_same_reports(batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path):
     models = DoubleModels(verifier_manifest)
     run_batch(config(batch), models)
