@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -372,6 +372,12 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
             warnings.append(f"{len(resting)} signature(s) judged genuine are closest to a suspect reference (see "
                             f"suspect_references): {', '.join(resting[:5])}{', ...' if len(resting) > 5 else ''}")
             log.warning("%s", warnings[-1])
+        copies = duplicate_documents(ordered)
+        if copies:
+            shown = "; ".join(" = ".join(g) for g in copies[:5])
+            warnings.append(f"{len(copies)} set(s) of documents have identical contents (the same file under two "
+                            f"names: a cheque presented twice?): {shown}{'; ...' if len(copies) > 5 else ''}")
+            log.warning("%s", warnings[-1])
         summary = RunSummary.from_reports(
             ordered, processed=outcome.processed, pages_processed=outcome.pages_processed,
             elapsed_s=time.monotonic() - t0, reference_errors=ref_errors, warnings=warnings, people=n_people,
@@ -382,6 +388,16 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         except OSError as e:
             raise OutputWriteError(f"cannot write the summary to {config.out}: {e}") from e
         return summary
+
+
+def duplicate_documents(reports: Sequence[DocumentReport]) -> list[list[str]]:
+    """Documents whose files have the same contents (sha256), as sorted groups of their names, groups in the order of
+    their first name. Only byte-identical files count: a second scan of the same paper is not found."""
+    by_digest: dict[str, list[str]] = {}
+    for r in reports:
+        if r.document.sha256 is not None:
+            by_digest.setdefault(r.document.sha256, []).append(r.document.path)
+    return sorted((sorted(g) for g in by_digest.values() if len(g) > 1), key=lambda g: g[0])
 
 
 def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None, models: dict[str, str],

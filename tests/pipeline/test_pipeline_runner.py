@@ -156,6 +156,19 @@ def test_pages_selects_what_is_read_and_a_rerun_notices_the_change(batch: dict[s
         config(batch, pages="3-2")
 
 
+def test_identical_documents_are_warned_about(batch: dict[str, Path], verifier_manifest: Path):
+    import shutil
+
+    (batch["scans"] / "again").mkdir()
+    shutil.copyfile(batch["scans"] / "sub" / "bob_form.png", batch["scans"] / "again" / "bob_form_copy.png")
+    shutil.copyfile(batch["scans"] / "unsigned.jpg", batch["scans"] / "unsigned2.jpg")
+    s = run_batch(config(batch), DoubleModels(verifier_manifest))
+    (w,) = [w for w in s.warnings if "identical contents" in w]
+    assert w.startswith("2 set(s)")
+    assert "again/bob_form_copy.png = sub/bob_form.png; unsigned.jpg = unsigned2.jpg" in w
+    assert "broken.pdf" not in w  # one of a kind, though it failed
+
+
 def test_parallel_workers_give_the_same_reports(batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path):
     models = DoubleModels(verifier_manifest)
     run_batch(config(batch), models)
