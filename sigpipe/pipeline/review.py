@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -293,6 +294,7 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
         it never stops the others.
     """
     suspects = suspect_files(out)
+    earlier_review = (to / INDEX_HTML).is_file()  # then sheets of signatures no longer to review are removed
     sheets: list[Sheet] = []
     unsigned: list[str] = []
     failed: list[tuple[str, str, str]] = []
@@ -311,7 +313,7 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
         chosen = to_review(report, everything)
         if not chosen:
             continue
-        path = scans.joinpath(*doc.split("/"))
+        path = scans if scans.is_file() else scans.joinpath(*doc.split("/"))  # SCANS may be one document
         try:
             if not path.is_file():
                 raise SigpipeError(f"not found under {scans}")
@@ -355,9 +357,25 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
             write_bytes_atomic(to.joinpath(*name.split("/")), png.tobytes())
             sheets.append(Sheet(doc, i + 1, sig, report.verdict, _claim_text(report), name, note))
     sheets.sort(key=lambda s: (_VERDICT_ORDER[s.signature.verdict], s.document, s.number))
+    if earlier_review:
+        _remove_stale_sheets(to, {s.file for s in sheets})
     result = ReviewResult(tuple(sheets), tuple(unsigned), tuple(failed), tuple(problems), n_reports)
     write_text_atomic(to / INDEX_HTML, index_html(result, out))
     return result
+
+
+_SHEET_NAME = re.compile(r".+\.sig[1-9]\d*\.png")
+
+
+def _remove_stale_sheets(to: Path, current: set[str]) -> None:
+    """Delete the sheets an earlier review wrote into ``to`` (named ``<document>.sig<N>.png``) that this one did
+    not: signatures now judged genuine, documents gone. Nothing else in ``to`` is touched."""
+    stale = [p for p in to.rglob("*.png") if _SHEET_NAME.fullmatch(p.name)
+             and p.relative_to(to).as_posix() not in current]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    if stale:
+        log.info("removed %d sheet(s) of an earlier review that this one does not list", len(stale))
 
 
 def index_html(result: ReviewResult, out: Path) -> str:

@@ -181,6 +181,9 @@ def test_names_are_escaped_in_the_index(tmp_path: Path):
     assert "a&amp;b &lt;x&gt;.png" in index and "<x>" not in index
     assert 'src="a%26b%20%3Cx%3E.png.sig1.png"' in index
     assert (out / "review" / f"{doc}.sig1.png").is_file()
+    # a run given one document as SCANS: the review is given it too
+    alone = write_review(out, scans / doc, refs, out / "alone", specimen_reader(None))
+    assert [s.file for s in alone.sheets] == [f"{doc}.sig1.png"] and not alone.problems
 
 
 def test_cli_review_exit_codes(batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path):
@@ -221,3 +224,18 @@ def test_the_detector_is_loaded_only_for_a_page_reference(tmp_path: Path):
     assert made == [1] and found.shape[0] < 200 and found.shape[1] < 400  # the signature, not the page
     read(save_image(tmp_path / "page2.png", cheque))
     assert made == [1]
+
+
+def test_a_second_review_removes_the_sheets_it_no_longer_lists(batch: dict[str, Path], verifier_manifest: Path,
+                                                               tmp_path: Path):
+    out = _run(batch, verifier_manifest)
+    to = tmp_path / "sheets"
+    to.mkdir()
+    (to / "scan.sig1.png").write_bytes(b"not ours: no index.html here yet")
+    full = write_review(out, batch["scans"], batch["refs"], to, specimen_reader(None), everything=True)
+    assert (to / "scan.sig1.png").exists()  # the first review into a folder removes nothing
+    (to / "notes.png").write_bytes(b"the reviewer's own file")
+    part = write_review(out, batch["scans"], batch["refs"], to, specimen_reader(None))
+    assert len(part.sheets) < len(full.sheets)
+    on_disk = {p.relative_to(to).as_posix() for p in to.rglob("*.png")}
+    assert on_disk == {s.file for s in part.sheets} | {"notes.png"}
