@@ -216,6 +216,42 @@ class _Outcome:
     processed: int = 0
 
 
+def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, verifier_weights: Path | None = None,
+                   orient: bool = True, precision: str = "f32", threads: int | None = None,
+                   ingest: IngestConfig = IngestConfig(), crop_margin: float = 0.08,
+                   cache: Path | None = None) -> SignaturePredictor:
+    """The library's way into the pipeline: the bundled models (or the manifests given) with ``refs`` enrolled, as
+    ``sigpipe run`` builds them, ready to judge one document at a time::
+
+        predictor = load_predictor("examples/refs")
+        report = predictor("examples/scans/0008_cheque.tif", claimed="peter-harris")
+        report.verdict, [s.verdict for s in report.signatures], report.to_dict()
+
+    Args:
+        refs: ``REFS/<person>/*`` genuine specimens.
+        detector_weights, verifier_weights: model manifests (None: the bundled models).
+        orient: turn pages scanned upside down or sideways upright first.
+        precision: ``f32``, ``bf16`` or ``auto`` (``sigpipe run --precision``).
+        threads: CPU threads for the models (None: :func:`available_cores`).
+        ingest: how specimen PDFs and pages are rendered; pass the same to the predictor's calls for documents
+            (``predictor(path, ingest=...)``) when not the default.
+        crop_margin: margin around detector boxes before the verifier.
+        cache: embedding cache of the references (None: the default cache folder).
+
+    Raises:
+        ModelError: a model is missing or fails its hash check. InputError: ``refs`` is not a references folder.
+    """
+    detector, verifier = ManifestModels(detector_weights, verifier_weights, precision=precision,
+                                        orient=orient)(threads or available_cores())
+    gallery = Gallery.enroll(refs, verifier, loader=specimen_loader(detector, replace(ingest, pages=None),
+                                                                    crop_margin), cache=cache)
+    for w in gallery.warnings:
+        log.warning("%s", w)
+    for f, why in gallery.errors.items():
+        log.warning("reference %s not used: %s", f, why)
+    return SignaturePredictor(detector, verifier, gallery, FlowConfig(crop_margin=crop_margin))
+
+
 def available_cores() -> int:
     """CPU threads this process may use: ``$SIGPIPE_THREADS`` if set, else the CPUs in its affinity mask."""
     env = os.environ.get("SIGPIPE_THREADS")

@@ -1,0 +1,44 @@
+"""The library entry points re-exported by ``sigpipe`` (DESIGN.md: ``__init__.py`` public API)."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sigpipe
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_import_sigpipe_loads_no_runtime():
+    code = ("import sys, sigpipe; heavy = [m for m in ('numpy', 'cv2', 'torch', 'onnxruntime', 'openvino') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_every_public_name_resolves():
+    for name in sigpipe.__all__:
+        assert getattr(sigpipe, name) is not None, name
+    assert sigpipe.run_batch.__module__ == "sigpipe.pipeline.runner"
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        sigpipe.nothing  # noqa: B018
+
+
+def test_load_predictor_judges_the_example_documents_as_run_does(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
+    predictor = sigpipe.load_predictor(EXAMPLE / "refs", threads=2)
+    assert isinstance(predictor, sigpipe.SignaturePredictor)
+    assert predictor.gallery.people == ["i-wright", "j-kowalski", "laura-wogrons", "peter-harris"]
+    claims = {r["document"]: r["identity"] for r in csv.DictReader((EXAMPLE / "claims.csv").open())}
+    truth = {d["path"]: d for d in json.loads((EXAMPLE / "truth.json").read_text())["documents"]}
+    for doc in ("0008_cheque.tif", "0001_cheque.png", "0005_letter.png"):
+        report = predictor(EXAMPLE / "scans" / doc, claimed=claims.get(doc))
+        assert isinstance(report, sigpipe.DocumentReport) and report.ok
+        expected = [s["genuine"] for s in truth[doc]["signatures"]]
+        assert [s.verdict == "genuine" for s in report.signatures] == expected, doc
+    assert report.verdict == "unsigned"  # 0005 holds no signature
