@@ -66,6 +66,10 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
               help="Read only these pages of each document: 1 (a cheque's front, not the endorsement on its back), "
                    "-1 (the last: a contract's signature page), 1,-1, 2-4, 3- (to the end). A document with none "
                    "of them fails (error kind no_selected_page). Default: every page.")
+@click.option("--accept-score", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              metavar="P", help="A document whose signatures are all judged genuine is 'genuine' only when each has a "
+                                "score of at least P, else 'needs_review': close calls go to a person (README, "
+                                "Close calls). Default: no such bar.")
 @pdf_backend_option
 @detector_option
 @click.option("--detector-tta", is_flag=True,
@@ -88,9 +92,9 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 @click.option("--force", is_flag=True, help="Reprocess every document, even those with an up-to-date report.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress lines on stderr.")
 def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, dpi: int, page_spec: str | None,
-        pdf_backend: str, detector_weights: Path | None, detector_tta: bool, orient: bool, precision: str,
-        verifier_weights: Path | None, threads: int | None, timeout: float | None, force: bool,
-        progress: bool) -> None:
+        accept_score: float | None, pdf_backend: str, detector_weights: Path | None, detector_tta: bool,
+        orient: bool, precision: str, verifier_weights: Path | None, threads: int | None, timeout: float | None,
+        force: bool, progress: bool) -> None:
     """Find and verify the signatures in every document under SCANS.
 
     Writes OUT/<path relative to SCANS>.json per document, OUT/summary.json and OUT/summary.csv. A re-run skips
@@ -104,7 +108,7 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, d
             scans=scans, refs=refs, out=out, claims=claims, workers=workers, dpi=dpi, pdf_backend=pdf_backend,
             detector_weights=detector_weights, detector_tta=detector_tta, orient=orient, precision=precision,
             verifier_weights=verifier_weights, threads=threads, timeout=timeout, force=force, progress=progress,
-            pages=page_spec,
+            pages=page_spec, accept_score=accept_score,
         )
         main = threading.current_thread() is threading.main_thread()  # only there can a handler be set
         previous = signal.signal(signal.SIGTERM, _terminate) if main else None

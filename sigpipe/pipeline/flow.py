@@ -62,16 +62,21 @@ class FlowConfig:
         page_batch: pages passed to the detector at once (pages are released as soon as they are cropped).
         embed_batch: crops per forward pass of the verifier.
         decimals: rounding of distances, thresholds and scores in reports.
+        accept_score: a document whose signatures are all judged genuine is ``genuine`` only when each has at least
+            this score, else ``needs_review`` (a close call goes to a person); None: no such bar.
     """
 
     crop_margin: float = 0.08
     page_batch: int = 4
     embed_batch: int = 64
     decimals: int = 6
+    accept_score: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.crop_margin <= 1.0:
             raise ValueError(f"crop_margin must be in [0, 1], got {self.crop_margin}")
+        if self.accept_score is not None and not 0.0 < self.accept_score < 1.0:
+            raise ValueError(f"accept_score must be between 0 and 1 (exclusive), got {self.accept_score}")
         if self.page_batch < 1 or self.embed_batch < 1:
             raise ValueError("page_batch and embed_batch must be >= 1")
 
@@ -217,7 +222,7 @@ class SignaturePredictor:
     def settings(self, ingest: IngestConfig) -> RunSettings:
         """The options the report depends on, as written into reports and compared by re-runs."""
         return RunSettings(ingest.dpi, ingest.pdf_backend, self.config.crop_margin,
-                           ingest.pages.spec if ingest.pages is not None else None)
+                           ingest.pages.spec if ingest.pages is not None else None, self.config.accept_score)
 
     # -- the stages ---------------------------------------------------------------------------------------------
     def find_signatures(self, pages: Iterable[Page]) -> tuple[list[FoundSignature], np.ndarray, int]:

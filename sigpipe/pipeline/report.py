@@ -163,35 +163,43 @@ class RunSettings:
         dpi: PDF rendering resolution (``--dpi``).
         pdf_backend: the PDF renderer asked for (``--pdf-backend``; poppler is still the fallback).
         crop_margin: margin around detector boxes before the verifier, as a fraction of the box size.
-        pages: the pages read of each document (``--pages``, e.g. ``"1"``); None for all of them (and then absent
-            from the JSON, as in reports of releases without the option).
+        pages: the pages read of each document (``--pages``, e.g. ``"1"``); None for all of them.
+        accept_score: the score a signature judged genuine needs for its document to be ``genuine`` rather than
+            ``needs_review`` (``--accept-score``); None: no such bar.
+
+    ``pages`` and ``accept_score`` are absent from the JSON when None, as in reports of releases without them.
     """
 
     dpi: int
     pdf_backend: str
     crop_margin: float
     pages: str | None = None
+    accept_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"dpi": self.dpi, "pdf_backend": self.pdf_backend, "crop_margin": self.crop_margin}
         if self.pages is not None:
             d["pages"] = self.pages
+        if self.accept_score is not None:
+            d["accept_score"] = self.accept_score
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSettings:
-        pages = d.get("pages")
+        pages, accept = d.get("pages"), d.get("accept_score")
         return cls(dpi=int(d["dpi"]), pdf_backend=str(d["pdf_backend"]), crop_margin=float(d["crop_margin"]),
-                   pages=None if pages is None else str(pages))
+                   pages=None if pages is None else str(pages),
+                   accept_score=None if accept is None else float(accept))
 
 
 def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False,
-                     claimed: Claim | None = None) -> str:
+                     claimed: Claim | None = None, accept_score: float | None = None) -> str:
     """The document verdict from its signatures and the claim.
 
     failed -> ``error``; no signature -> ``unsigned``; any forged -> ``forged``; any ``unknown_signer`` or
     ``no_reference`` -> ``needs_review``; all genuine but a claimed person without a genuine signature of theirs
-    (with several claimed, one missing) -> ``needs_review``; otherwise (all genuine) -> ``genuine``.
+    (with several claimed, one missing) -> ``needs_review``; with ``accept_score``, a signature judged genuine with
+    a lower ``score`` (a close call) -> ``needs_review``; otherwise (all genuine) -> ``genuine``.
     """
     if failed:
         return "error"
@@ -203,6 +211,8 @@ def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False
     if verdicts & {"unknown_signer", "no_reference"}:
         return "needs_review"
     if not set(claimants(claimed)) <= {s.identity for s in signatures}:
+        return "needs_review"
+    if accept_score is not None and any(s.score is None or s.score < accept_score for s in signatures):
         return "needs_review"
     return "genuine"
 
@@ -245,10 +255,11 @@ class DocumentReport:
                 signatures: Sequence[SignatureResult],
                 models: dict[str, str], references: ReferenceSet | None = None,
                 settings: RunSettings | None = None) -> DocumentReport:
-        """A processed document; its verdict is derived with :func:`document_verdict`."""
+        """A processed document; its verdict is derived with :func:`document_verdict` (with the settings'
+        ``accept_score``)."""
         sigs = tuple(signatures)
-        return cls(document, claimed, "ok", None, sigs, document_verdict(sigs, claimed=claimed), dict(models),
-                   references, settings)
+        verdict = document_verdict(sigs, claimed=claimed, accept_score=settings.accept_score if settings else None)
+        return cls(document, claimed, "ok", None, sigs, verdict, dict(models), references, settings)
 
     @classmethod
     def failure(cls, document: DocumentInfo, claimed: Claim | None, kind: str, message: str,

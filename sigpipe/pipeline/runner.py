@@ -104,6 +104,8 @@ class RunConfig:
             (None = no limit; with a limit, documents run in worker processes even with one worker).
         pages: which pages of each document to read (``--pages``, :class:`~sigpipe.pipeline.ingest.PageSelection`
             syntax, e.g. ``"1"`` or ``"-1"``); None reads them all.
+        accept_score: the score each signature judged genuine needs for its document to be ``genuine``; below it
+            the document is ``needs_review`` (``--accept-score``; None: no such bar).
     """
 
     scans: Path
@@ -126,6 +128,7 @@ class RunConfig:
     threads: int | None = None
     timeout: float | None = None
     pages: str | None = None
+    accept_score: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("scans", "refs", "out", "claims", "detector_weights", "verifier_weights", "cache"):
@@ -150,7 +153,7 @@ class RunConfig:
 
     @property
     def flow(self) -> FlowConfig:
-        return FlowConfig(crop_margin=self.crop_margin)
+        return FlowConfig(crop_margin=self.crop_margin, accept_score=self.accept_score)
 
 
 class ModelProvider(Protocol):
@@ -219,7 +222,7 @@ class _Outcome:
 def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, verifier_weights: Path | None = None,
                    orient: bool = True, precision: str = "f32", threads: int | None = None,
                    ingest: IngestConfig = IngestConfig(), crop_margin: float = 0.08,
-                   cache: Path | None = None) -> SignaturePredictor:
+                   accept_score: float | None = None, cache: Path | None = None) -> SignaturePredictor:
     """The library's way into the pipeline: the bundled models (or the manifests given) with ``refs`` enrolled, as
     ``sigpipe run`` builds them, ready to judge one document at a time::
 
@@ -236,6 +239,7 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
         ingest: how specimen PDFs and pages are rendered; pass the same to the predictor's calls for documents
             (``predictor(path, ingest=...)``) when not the default.
         crop_margin: margin around detector boxes before the verifier.
+        accept_score: the score signatures judged genuine need for a ``genuine`` document (``--accept-score``).
         cache: embedding cache of the references (None: the default cache folder).
 
     Raises:
@@ -249,7 +253,8 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
         log.warning("%s", w)
     for f, why in gallery.errors.items():
         log.warning("reference %s not used: %s", f, why)
-    return SignaturePredictor(detector, verifier, gallery, FlowConfig(crop_margin=crop_margin))
+    return SignaturePredictor(detector, verifier, gallery, FlowConfig(crop_margin=crop_margin,
+                                                                      accept_score=accept_score))
 
 
 def available_cores() -> int:

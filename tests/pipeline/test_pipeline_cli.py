@@ -87,6 +87,8 @@ def test_usage_errors_exit_2(folders: dict[str, Path], tmp_path: Path, verifier_
     assert r.exit_code == 2 and "--dpi" in r.stderr
     r = invoke(folders, "--timeout", "0", models=models)
     assert r.exit_code == 2 and "--timeout" in r.stderr
+    r = invoke(folders, "--accept-score", "1", models=models)
+    assert r.exit_code == 2 and "--accept-score" in r.stderr
     r = invoke(folders, "--pages", "first", models=models)
     assert r.exit_code == 2 and "cannot read page selection 'first'" in r.stderr
     r = CliRunner().invoke(cli, ["run", str(folders["scans"])])

@@ -107,6 +107,24 @@ def test_document_verdict(verdicts: list[str], expected: str):
     assert document_verdict(sigs, failed=True) == "error"
 
 
+def test_accept_score_sends_close_calls_to_review():
+    from dataclasses import replace
+
+    close = replace(sig("genuine"), score=0.55)  # sig() scores 0.87
+    assert document_verdict([sig("genuine"), close]) == "genuine"
+    assert document_verdict([sig("genuine"), close], accept_score=0.6) == "needs_review"
+    assert document_verdict([sig("genuine"), close], accept_score=0.55) == "genuine"  # at least the score
+    assert document_verdict([close, sig("forged")], accept_score=0.6) == "forged"  # a forgery stays one
+    assert document_verdict([], accept_score=0.6) == "unsigned"
+    settings = RunSettings(200, "pypdfium2", 0.08, accept_score=0.6)
+    r = DocumentReport.success(DocumentInfo("c.pdf", SHA, 1), "alice", [close], MODELS, REFS, settings)
+    d = json.loads(r.to_json())
+    assert d["verdict"] == "needs_review" and d["settings"]["accept_score"] == 0.6
+    jsonschema.validate(d, load_schema())
+    assert DocumentReport.from_dict(d) == r
+    assert "accept_score" not in SETTINGS.to_dict() and RunSettings.from_dict(SETTINGS.to_dict()) == SETTINGS
+
+
 def test_document_verdict_of_a_document_signed_by_several():
     both = [sig("genuine", "alice"), sig("genuine", "bob", page=2)]
     assert document_verdict(both, claimed=("alice", "bob")) == "genuine"

@@ -156,6 +156,25 @@ def test_pages_selects_what_is_read_and_a_rerun_notices_the_change(batch: dict[s
         config(batch, pages="3-2")
 
 
+def test_accept_score_reruns_and_routes_close_calls_to_review(batch: dict[str, Path], verifier_manifest: Path):
+    models = DoubleModels(verifier_manifest)
+    run_batch(config(batch), models)
+    alice = all_reports(batch["out"])["alice_letter.pdf"]
+    assert alice["verdict"] == "genuine"
+    score = alice["signatures"][0]["score"]
+    assert 0.002 < score < 0.998  # room for a bar on either side of it
+    s = run_batch(config(batch, accept_score=min(0.999, score + 1e-3)), models)
+    assert s.processed == 5  # the settings changed: every document is judged again
+    reps = all_reports(batch["out"])
+    assert reps["alice_letter.pdf"]["verdict"] == "needs_review"
+    assert reps["alice_letter.pdf"]["signatures"][0]["verdict"] == "genuine"  # the signature's own verdict stays
+    assert reps["unsigned.jpg"]["verdict"] == "unsigned"
+    s = run_batch(config(batch, accept_score=max(0.001, score - 1e-3)), models)
+    assert all_reports(batch["out"])["alice_letter.pdf"]["verdict"] == "genuine"
+    with pytest.raises(ValueError, match="accept_score"):
+        config(batch, accept_score=1.0)
+
+
 def test_identical_documents_are_warned_about(batch: dict[str, Path], verifier_manifest: Path):
     import shutil
 
