@@ -206,20 +206,25 @@ def _figure(v: float | None) -> str:
 
 
 def render_sheet(page: np.ndarray, sig: SignatureResult, crop: np.ndarray, reference: np.ndarray | None,
-                 caption: Sequence[str], reference_label: str, reference_note: str | None = None) -> np.ndarray:
+                 caption: Sequence[str], reference_label: str, reference_note: str | None = None,
+                 others: Sequence[tuple[float, float, float, float]] = ()) -> np.ndarray:
     """Compose a sheet: caption lines above three panels (the page with the box in red and the questioned signature,
     both turned upright, and the reference).
 
     Args:
         page: ``(H, W, 3)`` or ``(H, W)`` uint8 page as scanned, in the pixels of ``sig.bbox``.
         crop: the questioned signature as the verifier saw it (upright). reference: the specimen, or None.
+        others: boxes of the page's other signatures (same pixels), drawn in grey for context.
 
     Returns:
         ``(H', 3 * PANEL_W, 3)`` uint8 BGR image.
     """
     page = _bgr(page).copy()
-    x1, y1, x2, y2 = (round(v) for v in sig.bbox)
     thick = max(2, round(max(page.shape[:2]) / 400))
+    for box in others:
+        a1, b1, a2, b2 = (round(v) for v in box)
+        cv2.rectangle(page, (a1, b1), (a2, b2), (150, 150, 150), thick)
+    x1, y1, x2, y2 = (round(v) for v in sig.bbox)
     cv2.rectangle(page, (x1, y1), (x2, y2), (0, 0, 230), thick)
     turned = f" (turned upright: scanned {sig.page_rotation} deg round)" if sig.page_rotation else ""
     panels = np.hstack([
@@ -349,8 +354,11 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
                     note = "SUSPECT specimen (summary.json suspect_references)"
                 label = f"nearest reference: {ref}"
             name = sheet_name(doc, i + 1)
+            others = [_in_page_pixels(o, page).bbox for j, o in enumerate(report.signatures)
+                      if j != i and o.page == sig.page]
             image = render_sheet(page, sig_px, crop, reference,
-                                 caption_lines(doc, i + 1, sig, report.verdict, _claim_text(report)), label, note)
+                                 caption_lines(doc, i + 1, sig, report.verdict, _claim_text(report)), label, note,
+                                 others)
             ok, png = cv2.imencode(SHEET_SUFFIX, image)
             if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
                 raise RuntimeError(f"cannot encode the sheet of {doc} signature {i + 1}")
