@@ -1,5 +1,6 @@
 """``sigpipe -q`` / ``-v``: how much goes to stderr (a subprocess: pytest's own log handlers would hide the CLI's)."""
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -8,10 +9,10 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples"
 
 
-def run(tmp_path: Path, *flags: str) -> str:
+def run(tmp_path: Path, *flags: str, names: tuple[str, ...] = ("0001_cheque.png", "0006_letter.tif")) -> str:
     docs = tmp_path / "scans"
-    docs.mkdir(exist_ok=True)
-    for name in ("0001_cheque.png", "0006_letter.tif"):  # a PNG and a TIFF: PIL logs debug lines for both
+    docs.mkdir(parents=True, exist_ok=True)
+    for name in names:  # by default a PNG and a TIFF: PIL logs debug lines for both
         (docs / name).write_bytes((EXAMPLE / "scans" / name).read_bytes())
     code = "from sigpipe.cli import main; main()"
     args = [*flags, "run", str(docs), "--refs", str(EXAMPLE / "refs"), "--out", str(tmp_path / f"out{flags}"),
@@ -28,3 +29,13 @@ def test_quiet_and_verbose(tmp_path: Path):
     assert "INFO sigpipe.pipeline.runner" in default and "DEBUG" not in default
     assert "INFO" not in quiet
     assert "DEBUG sigpipe.pipeline.flow" in verbose and "DEBUG PIL" not in verbose  # sigpipe's, not PIL's tag dumps
+
+
+def test_a_run_with_documents_to_review_says_how_to_review_them(tmp_path: Path):
+    assert "sigpipe review" not in run(tmp_path)  # both documents genuine (one-to-many)
+    stderr = run(tmp_path / "x", names=("0001_cheque.png", "0008_cheque.tif"))  # a forged cheque: unknown_signer
+    command = shlex.join(["sigpipe", "review", str(tmp_path / "x" / "out()"), "--scans", str(tmp_path / "x" / "scans"),
+                          "--refs", str(EXAMPLE / "refs")])
+    assert f"1 document(s) forged or needing review; to see their signatures beside the references: {command}" \
+        in stderr
+    assert "sigpipe review" not in run(tmp_path / "x", "-q", names=("0008_cheque.tif",))

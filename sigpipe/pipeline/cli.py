@@ -129,6 +129,15 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, d
     skipped = f" ({summary.skipped} already done)" if summary.skipped else ""
     click.echo(f"{summary.documents} documents{skipped}, {summary.pages} pages, {summary.signatures} signatures: "
                f"{counts or 'nothing'} -> {out / 'summary.json'}")
+    to_review = summary.verdicts.get("forged", 0) + summary.verdicts.get("needs_review", 0)
+    if to_review:
+        import logging
+        import shlex
+
+        logging.getLogger(__name__).info(
+            "%d document(s) forged or needing review; to see their signatures beside the references: sigpipe review "
+            "%s --scans %s --refs %s", to_review, shlex.quote(str(out)), shlex.quote(str(scans)),
+            shlex.quote(str(refs)))
     if summary.failed:
         click.echo(f"{summary.failed} document(s) failed; see 'failures' in {out / 'summary.json'}", err=True)
         click.get_current_context().exit(1)
