@@ -280,11 +280,15 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
               help="Folder for the sheets and index.html.  [default: OUT/review]")
 @click.option("--all", "everything", is_flag=True,
               help="A sheet for every signature, those judged genuine included.")
-@dpi_option
-@pdf_backend_option
-@detector_option
+@click.option("--dpi", type=click.IntRange(50, 600), default=DEFAULT_DPI, show_default=True,
+              help="For references that are PDFs: the run's --dpi (documents are rendered as their reports say).")
+@click.option("--pdf-backend", type=click.Choice(PDF_BACKENDS), default="pypdfium2", show_default=True,
+              help="For references that are PDFs: the run's --pdf-backend.")
+@click.option("--detector-weights", type=manifest_path, default=None,
+              help="For references that are PDFs or whole pages, whose signature the detector finds again: the "
+                   "run's --detector-weights. Default: the bundled detector.")
 @click.option("--orient/--no-orient", default=True, show_default=True,
-              help="As 'sigpipe run': used only for references that are PDFs or whole pages.")
+              help="For references that are PDFs or whole pages: as the run.")
 def review(out: Path, scans: Path, refs: Path, to: Path | None, everything: bool, dpi: int, pdf_backend: str,
            detector_weights: Path | None, orient: bool) -> None:
     """Write review sheets for the signatures of a run's reports in OUT that a person should look at.
