@@ -322,6 +322,8 @@ def review(out: Path, scans: Path, refs: Path, to: Path | None, everything: bool
         raise click.UsageError(str(e)) from e
     except SigpipeError as e:
         raise UsageFailure(str(e)) from e
+    except OSError as e:  # the sheets or the index cannot be written: no use going on
+        raise UsageFailure(f"cannot write the review to {target}: {e}") from e
     if not result.reports:
         raise UsageFailure(f"{out} holds no sigpipe report: give the --out folder of a 'sigpipe run'")
     click.echo(f"{result.reports} reports: {len(result.sheets)} signature(s) to review, {len(result.unsigned)} "

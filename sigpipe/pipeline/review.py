@@ -318,7 +318,11 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
         chosen = to_review(report, everything)
         if not chosen:
             continue
-        path = scans if scans.is_file() else scans.joinpath(*doc.split("/"))  # SCANS may be one document
+        parts = doc.split("/")
+        if doc.startswith("/") or ".." in parts or "" in parts:  # sigpipe writes none such: an edited report
+            problems.append((doc, "its report names no path inside SCANS"))
+            continue
+        path = scans if scans.is_file() else scans.joinpath(*parts)  # SCANS may be one document
         try:
             if not path.is_file():
                 raise SigpipeError(f"not found under {scans}")

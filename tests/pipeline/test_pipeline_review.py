@@ -181,6 +181,12 @@ def test_names_are_escaped_in_the_index(tmp_path: Path):
     assert "a&amp;b &lt;x&gt;.png" in index and "<x>" not in index
     assert 'src="a%26b%20%3Cx%3E.png.sig1.png"' in index
     assert (out / "review" / f"{doc}.sig1.png").is_file()
+    # an edited report naming a path outside SCANS is refused, not followed
+    outside = replace(_report(sig, claimed="o'neil"), document=DocumentInfo("../x.png", "0" * 64, 1))
+    (out / "edited.png.json").write_text(outside.to_json())
+    r = write_review(out, scans, refs, out / "review", specimen_reader(None))
+    assert r.problems == (("../x.png", "its report names no path inside SCANS"),)
+    (out / "edited.png.json").unlink()
     # a run given one document as SCANS: the review is given it too
     alone = write_review(out, scans / doc, refs, out / "alone", specimen_reader(None))
     assert [s.file for s in alone.sheets] == [f"{doc}.sig1.png"] and not alone.problems
@@ -198,6 +204,9 @@ def test_cli_review_exit_codes(batch: dict[str, Path], verifier_manifest: Path, 
     r = runner.invoke(cli, [*args, "--all", "--to", str(tmp_path / "elsewhere")])
     assert r.exit_code == 1 and "not reviewed: sub/bob_form.png" in r.output
     assert (tmp_path / "elsewhere" / INDEX_HTML).is_file()
+    (tmp_path / "a-file").write_text("")
+    r = runner.invoke(cli, [*args, "--to", str(tmp_path / "a-file" / "review")])
+    assert r.exit_code == 2 and "cannot write the review to" in r.output
     (tmp_path / "empty").mkdir()
     r = runner.invoke(cli, ["review", str(tmp_path / "empty"), "--scans", str(batch["scans"]),
                             "--refs", str(batch["refs"])])
