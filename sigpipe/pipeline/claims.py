@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import difflib
 import re
 import unicodedata
 from collections.abc import Collection
@@ -152,13 +153,34 @@ def match_documents(claims: dict[str, Claim], documents: Collection[str], scans:
     return {doc: names[0] if len(names) == 1 else tuple(names) for doc, names in people.items()}
 
 
+FUZZY_HINTS = 20  # claimed names without references given a "did you mean" by spelling (the rest by key only)
+
+
 def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people: Collection[str]) -> list[str]:
     """Problems with claims that do not stop a run: claimed documents that are not in SCANS, claimed people
-    without references (their documents get ``no_reference`` signatures or need review)."""
+    without references (their documents get ``no_reference`` signatures or need review), each with the enrolled
+    person whose name it most likely means, if any (``ALICE`` for ``alice``, a typo): a hint, never a match."""
     docs, enrolled = set(documents), set(people)
     out = [f"claims name a document that is not in SCANS: {d}" for d in sorted(set(claims) - docs)]
     claimed = {d: claimants(c) for d, c in claims.items() if d in docs}
+    by_key: dict[str, list[str]] = {}
+    names = sorted(enrolled)
+    for person in names:
+        by_key.setdefault(_name_key(person), []).append(person)
+    fuzzy_left = FUZZY_HINTS
     for person in sorted({p for names in claimed.values() for p in names} - enrolled):
         n = sum(1 for names in claimed.values() if person in names)
-        out.append(f"claimed identity {person!r} has no usable references in REFS ({n} document(s) need review)")
+        like = by_key.get(_name_key(person), [])
+        if not like and fuzzy_left > 0:  # difflib over every enrolled name: only for the first few
+            fuzzy_left -= 1
+            like = difflib.get_close_matches(person, names, n=1, cutoff=0.85)
+        hint = (f"; REFS has {like[0]!r}: the same person? Claims must name the folder exactly, so nothing is "
+                "matched by likeness" if like else "")
+        out.append(f"claimed identity {person!r} has no usable references in REFS ({n} document(s) need review)"
+                   f"{hint}")
     return out
+
+
+def _name_key(name: str) -> str:
+    """A name with case, accents' form, spaces and punctuation ignored: ``"Alice Smith"`` and ``alice-smith`` agree."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", name).casefold() if ch.isalnum())

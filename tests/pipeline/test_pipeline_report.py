@@ -230,6 +230,22 @@ def test_claims(tmp_path: Path):
     assert len(w) == 3
 
 
+def test_a_claimed_name_without_references_names_the_enrolled_one_it_likely_means():
+    people = ["alice-smith", "bob", "Jan Kowalski", "zoë"]
+    claims = {"1.pdf": "Alice Smith", "2.pdf": "JAN_KOWALSKI", "3.pdf": "bobb", "4.pdf": "carol", "5.pdf": "bob"}
+    w = {x.split("'")[1]: x for x in claim_warnings(claims, list(claims), people)}
+    assert set(w) == {"Alice Smith", "JAN_KOWALSKI", "bobb", "carol"}  # bob is enrolled: no warning
+    assert w["Alice Smith"].endswith("; REFS has 'alice-smith': the same person? Claims must name the folder "
+                                     "exactly, so nothing is matched by likeness")
+    assert "REFS has 'Jan Kowalski'" in w["JAN_KOWALSKI"]  # case, spaces and punctuation ignored
+    assert "REFS has 'bob'" in w["bobb"]  # a typo, by spelling
+    assert "REFS has" not in w["carol"]
+    # the spelling search (every enrolled name, slow for large REFS) runs for the first few only
+    many = {f"{c}.pdf": f"Jan Kowalsk{c}" for c in "abcdefghjklmnopqrstuvwxyz"}  # 25 typos of one name
+    hints = [x for x in claim_warnings(many, list(many), people) if "REFS has 'Jan Kowalski'" in x]
+    assert len(hints) == 20
+
+
 def test_claims_match_documents_whatever_the_unicode_form_or_an_absolute_path(tmp_path: Path):
     nfd, nfc = unicodedata.normalize("NFD", "été.pdf"), unicodedata.normalize("NFC", "été.pdf")
     (tmp_path / "sub").mkdir()
