@@ -163,12 +163,15 @@ def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people:
     docs, enrolled = set(documents), set(people)
     out = [f"claims name a document that is not in SCANS: {d}" for d in sorted(set(claims) - docs)]
     claimed = {d: claimants(c) for d, c in claims.items() if d in docs}
+    missing = sorted({p for names in claimed.values() for p in names} - enrolled)
+    if not missing:
+        return out
     by_key: dict[str, list[str]] = {}
     names = sorted(enrolled)
     for person in names:
         by_key.setdefault(_name_key(person), []).append(person)
     fuzzy_left = FUZZY_HINTS
-    for person in sorted({p for names in claimed.values() for p in names} - enrolled):
+    for person in missing:
         n = sum(1 for names in claimed.values() if person in names)
         like = by_key.get(_name_key(person), [])
         if not like and fuzzy_left > 0:  # difflib over every enrolled name: only for the first few
