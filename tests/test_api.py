@@ -42,3 +42,8 @@ def test_load_predictor_judges_the_example_documents_as_run_does(tmp_path: Path,
         expected = [s["genuine"] for s in truth[doc]["signatures"]]
         assert [s.verdict == "genuine" for s in report.signatures] == expected, doc
     assert report.verdict == "unsigned"  # 0005 holds no signature
+    # enrolling only some people: the others' documents have nobody to be compared with
+    some = sigpipe.load_predictor(EXAMPLE / "refs", threads=2, people=["peter-harris"])
+    assert some.gallery.people == ["peter-harris"] and len(some.gallery.folders) == 4
+    report = some(EXAMPLE / "scans" / "0001_cheque.png", claimed=claims["0001_cheque.png"])
+    assert claims["0001_cheque.png"] != "peter-harris" and report.signatures[0].verdict == "no_reference"

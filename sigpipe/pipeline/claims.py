@@ -156,10 +156,17 @@ def match_documents(claims: dict[str, Claim], documents: Collection[str], scans:
 FUZZY_HINTS = 20  # claimed names without references given a "did you mean" by spelling (the rest by key only)
 
 
-def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people: Collection[str]) -> list[str]:
+def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people: Collection[str],
+                   folders: Collection[str] = ()) -> list[str]:
     """Problems with claims that do not stop a run: claimed documents that are not in SCANS, claimed people
-    without references (their documents get ``no_reference`` signatures or need review), each with the enrolled
-    person whose name it most likely means, if any (``ALICE`` for ``alice``, a typo): a hint, never a match."""
+    without references (their documents get ``no_reference`` signatures or need review), each with the person in REFS
+    whose name it most likely means, if any (``ALICE`` for ``alice``, a typo): a hint, never a match.
+
+    Args:
+        people: the enrolled people.
+        folders: every person with a folder in REFS (an enrolment limited to the claimed people reads no other);
+            the hints are drawn from these and ``people``.
+    """
     docs, enrolled = set(documents), set(people)
     out = [f"claims name a document that is not in SCANS: {d}" for d in sorted(set(claims) - docs)]
     claimed = {d: claimants(c) for d, c in claims.items() if d in docs}
@@ -167,14 +174,14 @@ def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people:
     if not missing:
         return out
     by_key: dict[str, list[str]] = {}
-    names = sorted(enrolled)
+    names = sorted((enrolled | set(folders)) - set(missing))
     for person in names:
         by_key.setdefault(_name_key(person), []).append(person)
     fuzzy_left = FUZZY_HINTS
     for person in missing:
         n = sum(1 for names in claimed.values() if person in names)
         like = by_key.get(_name_key(person), [])
-        if not like and fuzzy_left > 0:  # difflib over every enrolled name: only for the first few
+        if not like and fuzzy_left > 0:  # difflib over every name in REFS: only for the first few
             fuzzy_left -= 1
             like = difflib.get_close_matches(person, names, n=1, cutoff=0.85)
         hint = (f"; REFS has {like[0]!r}: the same person? Claims must name the folder exactly, so nothing is "

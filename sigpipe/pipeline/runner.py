@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
-from sigpipe.pipeline.claims import Claim, claim_warnings, load_claims, match_documents
+from sigpipe.pipeline.claims import Claim, claim_warnings, claimants, load_claims, match_documents
 from sigpipe.pipeline.errors import DocumentTimeoutError, NoDocumentsError, OutputWriteError, WorkerCrashError
 from sigpipe.pipeline.flow import Detector, FlowConfig, SignaturePredictor, model_idents, specimen_loader
 from sigpipe.pipeline.ingest import (
@@ -222,7 +222,8 @@ class _Outcome:
 def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, verifier_weights: Path | None = None,
                    orient: bool = True, precision: str = "f32", threads: int | None = None,
                    ingest: IngestConfig = IngestConfig(), crop_margin: float = 0.08,
-                   accept_score: float | None = None, cache: Path | None = None) -> SignaturePredictor:
+                   accept_score: float | None = None, cache: Path | None = None,
+                   people: Collection[str] | None = None) -> SignaturePredictor:
     """The library's way into the pipeline: the bundled models (or the manifests given) with ``refs`` enrolled, as
     ``sigpipe run`` builds them, ready to judge one document at a time::
 
@@ -241,6 +242,8 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
         crop_margin: margin around detector boxes before the verifier.
         accept_score: the score signatures judged genuine need for a ``genuine`` document (``--accept-score``).
         cache: embedding cache of the references (None: the default cache folder).
+        people: enrol only these people of ``refs`` (None: everybody). Documents claimed by others get
+            ``no_reference``, and a document without a claim is matched among these people only.
 
     Raises:
         ModelError: a model is missing or fails its hash check. InputError: ``refs`` is not a references folder.
@@ -248,7 +251,7 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
     detector, verifier = ManifestModels(detector_weights, verifier_weights, precision=precision,
                                         orient=orient)(threads or available_cores())
     gallery = Gallery.enroll(refs, verifier, loader=specimen_loader(detector, replace(ingest, pages=None),
-                                                                    crop_margin), cache=cache)
+                                                                    crop_margin), cache=cache, people=people)
     for w in gallery.warnings:
         log.warning("%s", w)
     for f, why in gallery.errors.items():
@@ -321,11 +324,14 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     with out_lock(config.out):  # one run at a time per OUT
         # a specimen PDF is read whole, whatever --pages selects of the documents
         specimen_ingest = replace(config.ingest, pages=None)
+        # every document claimed: only the claimed people are read, however many REFS holds
+        needed = (None if any(name not in claims for name in names)
+                  else {p for name in names for p in claimants(claims[name])})
         gallery = Gallery.enroll(config.refs, verifier, loader=specimen_loader(detector, specimen_ingest,
                                                                                config.crop_margin),
-                                 cache=config.cache)
+                                 cache=config.cache, people=needed)
         ref_errors, n_people = dict(gallery.errors), len(gallery.people)
-        warnings = claim_warnings(claims, names, gallery.people)
+        warnings = claim_warnings(claims, names, gallery.people, gallery.folders)
         if specimens:
             warnings.append(f"REFS ({config.refs}) lies inside SCANS: its {len(specimens)} file(s) are references, "
                             "not processed as documents")
@@ -354,7 +360,8 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
                      sum(len(e) for e in gallery.embeddings.values()), len(gallery.people),
                      time.monotonic() - t_check)
         suspect_files, gallery_root = {s.file for s in suspects}, gallery.root
-        log.info("%d documents, %d people enrolled, models: %s", len(names), len(gallery.people), idents)
+        log.info("%d documents, %d people enrolled%s, models: %s", len(names), len(gallery.people),
+                 "" if needed is None else f" (those claimed, of {len(gallery.folders)} in REFS)", idents)
         if config.precision == "bf16" and not native_bf16():
             log.warning("this CPU does not compute bfloat16 natively: bf16 is emulated, slower than f32 "
                         "(--precision auto picks bf16 only where it is native)")

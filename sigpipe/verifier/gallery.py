@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -86,7 +86,8 @@ class Gallery:
     the sha256 of each of that person's enrolled specimen files; ``sources[person]`` the file each row of
     ``embeddings[person]`` came from (a PDF or page specimen can give several), relative to ``root`` (REFS) in
     POSIX form (``alice/2019/a.png``); ``warnings`` what else went wrong at enrolment (an unusable cache, person
-    folders taken as one person), also logged."""
+    folders taken as one person), also logged; ``folders`` every person with a folder in ``root``, enrolled or not
+    (an enrolment limited to some people leaves the others unread)."""
 
     verifier: Verifier
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
@@ -96,6 +97,7 @@ class Gallery:
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
     root: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    folders: tuple[str, ...] = ()
     _index: _Index | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -105,7 +107,7 @@ class Gallery:
     @classmethod
     def enroll(
         cls, refs: str | Path, verifier: Verifier, loader: SpecimenLoader | None = None,
-        cache: Path | None = None,
+        cache: Path | None = None, people: Collection[str] | None = None,
     ) -> Gallery:
         """Embed every specimen in ``refs/<person>/`` and its sub-folders (cached by content hash).
 
@@ -122,6 +124,9 @@ class Gallery:
             cache: cache folder of embeddings and preprocessed specimens (default ``cache_dir()/gallery``), keyed by
                 each file's sha256, the verifier and, with a loader, the loader's ``ident`` (for every specimen:
                 telling a page from a crop would mean reading each cached file again).
+            people: enrol only these people (names as claims spell them, either Unicode form); the other folders
+                are listed in ``folders`` but not read. A run whose documents are all claimed needs only the claimed
+                people, however many REFS holds (a bank's whole customer base). Default: everybody.
 
         Raises:
             InputError: ``refs`` is not a folder, or holds specimen files but nobody could be enrolled from person
@@ -191,10 +196,13 @@ class Gallery:
         loose = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in SPECIMEN_SUFFIXES)
         for f in loose:
             skip(f, "not in a person's folder: specimens go in REFS/<person>/")
+        wanted = None if people is None else {unicodedata.normalize("NFC", p) for p in people}
         folders: dict[str, str] = {}  # person: the first folder of theirs
         for person_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
             person = unicodedata.normalize("NFC", readable(person_dir.name))  # as claims CSVs spell it
             first = folders.setdefault(person, person_dir.name)
+            if wanted is not None and person not in wanted:
+                continue
             if first != person_dir.name:
                 warn(f"REFS folders {ascii(first)} and {ascii(person_dir.name)} differ only in Unicode form: their "
                      f"specimens are taken as one person, {person!r}")
@@ -221,7 +229,9 @@ class Gallery:
                     flush()
         if pending:
             flush()
-        if loose and not any(any(s is not None for s in slots) for slots in found.values()):
+        g.folders = tuple(sorted(folders))
+        if loose and not any(any(s is not None for s in slots) for slots in found.values()) and (
+                wanted is None or not folders):
             raise InputError(f"{root} holds specimen files but no person folders: it should hold one folder per "
                              "person (REFS/<person>/<specimens>), not one person's specimens")
         for person, slots in found.items():

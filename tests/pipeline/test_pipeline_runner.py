@@ -237,6 +237,25 @@ def test_empty_references_make_every_signature_no_reference(batch: dict[str, Pat
     assert s.verdicts["needs_review"] == 3 and any("no usable references" in w for w in s.warnings)
 
 
+
+def test_a_fully_claimed_batch_reads_only_the_claimed_peoples_references(batch: dict[str, Path],
+                                                                         verifier_manifest: Path, tmp_path: Path):
+    full = run_batch(config(batch, out=tmp_path / "full"), DoubleModels(verifier_manifest))  # some unclaimed
+    assert full.people == 2 and any(f.endswith("corrupt.png") for f in full.reference_errors)
+    batch["claims"].write_text("document,identity\nalice_letter.pdf,alice\nsub/bob_form.png,alice\n"
+                               "sub/deeper/multi.TIF,alice\nunsigned.jpg,alice\nbroken.pdf,Bob\n")
+    s = run_batch(config(batch, out=tmp_path / "claimed"), DoubleModels(verifier_manifest))
+    assert s.people == 1 and not s.reference_errors  # bob's folder, with its corrupt specimen, was not read
+    reports = all_reports(tmp_path / "claimed")
+    assert reports["alice_letter.pdf"]["verdict"] == "genuine"
+    assert reports["sub/bob_form.png"]["claimed_identity"] == "alice"
+    # the hint for a misspelt claim still names the folder that was not read
+    assert any("'Bob' has no usable references" in w and "REFS has 'bob'" in w for w in s.warnings)
+    # alice's letter, claimed as before, keeps the report of the run that read everybody's references
+    again = run_batch(config(batch, out=tmp_path / "full"), DoubleModels(verifier_manifest))
+    assert again.processed == 4 and again.people == 1  # the others' claims changed (the broken PDF fails again)
+
+
 KILL_SCRIPT = """
 import sys
 from pathlib import Path

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sigpipe.errors import InputError
 from sigpipe.verifier.gallery import Gallery
 from sigpipe.verifier.verifier import Verifier
 
@@ -103,3 +104,27 @@ def test_cached_specimens_follow_the_manifest_preprocessing(tiny_verifier: Path,
     assert v.ident == before.verifier.ident  # the ident cannot tell; the cache key can
     assert not np.array_equal(after.images["alice"], before.images["alice"])
     np.testing.assert_array_equal(after.images["alice"], fresh.images["alice"])
+
+
+def test_enrolment_limited_to_some_people_reads_no_other_folder(tiny_verifier: Path, tiny_corpus: Path,
+                                                               tmp_path: Path):
+    refs = make_refs(tiny_corpus, tmp_path / "refs", {"alice": "001", "bob": "002", "Zoë": "003"})
+    (refs / "alice" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")  # would be an error if read
+    v = Verifier.from_manifest(tiny_verifier)
+    nfd = unicodedata.normalize("NFD", "Zoë")
+    g = Gallery.enroll(refs, v, cache=tmp_path / "cache", people=["bob", nfd, "nobody"])
+    assert g.people == ["Zoë", "bob"] and not g.errors
+    assert g.folders == ("Zoë", "alice", "bob")  # every person folder, enrolled or not
+    everybody = Gallery.enroll(refs, v, cache=tmp_path / "cache")
+    assert everybody.people == ["Zoë", "alice", "bob"] and list(everybody.errors) == [str(refs / "alice" /
+                                                                                          "corrupt.png")]
+    np.testing.assert_array_equal(g.embeddings["bob"], everybody.embeddings["bob"])
+    assert g.fingerprint(["bob"]) == everybody.fingerprint(["bob"])  # reports stay up to date either way
+    # nobody wanted has a folder: loose files in REFS are still the mistake of giving one person's folder
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    (loose / "a.png").write_bytes((refs / "bob" / next(iter(sorted(p.name for p in (refs / "bob").iterdir())))
+                                   ).read_bytes())
+    with pytest.raises(InputError, match="no person folders"):
+        Gallery.enroll(loose, v, cache=tmp_path / "cache", people=["bob"])
+    assert Gallery.enroll(refs, v, cache=tmp_path / "cache", people=[]).people == []
