@@ -15,7 +15,7 @@ from sigpipe import __version__
 from sigpipe.datasets.cli import datasets
 from sigpipe.detector.cli import detector
 from sigpipe.errors import SigpipeError
-from sigpipe.pipeline.cli import check_refs, orientation, review, run
+from sigpipe.pipeline.cli import cache, check_refs, orientation, review, run
 from sigpipe.verifier.cli import verifier, verify
 
 
@@ -35,6 +35,7 @@ cli.add_command(run)
 cli.add_command(verify)
 cli.add_command(check_refs)
 cli.add_command(review)
+cli.add_command(cache)
 cli.add_command(verifier)
 cli.add_command(detector)
 cli.add_command(datasets)

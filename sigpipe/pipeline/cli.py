@@ -332,3 +332,101 @@ def review(out: Path, scans: Path, refs: Path, to: Path | None, everything: bool
         click.echo(f"not reviewed: {doc}: {why}", err=True)
     if result.problems:
         click.get_current_context().exit(1)
+
+
+def _tree_size(folder: Path) -> tuple[int, int]:
+    """(files, bytes) under ``folder`` (0, 0 when it does not exist)."""
+    files = size = 0
+    for f in folder.rglob("*") if folder.is_dir() else []:
+        if f.is_file():
+            files, size = files + 1, size + f.stat().st_size
+    return files, size
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+@click.group("cache")
+def cache() -> None:
+    """sigpipe's cache: the references' embeddings and preprocessed specimen images (biometric data, README,
+    The cache), and the verifier's training arrays. Its folder is $SIGPIPE_CACHE, else ~/.cache/sigpipe."""
+
+
+@cache.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def cache_info(as_json: bool) -> None:
+    """Where the cache is and what it holds."""
+    import json
+
+    from sigpipe._ultralytics import cache_dir
+    from sigpipe.verifier.gallery import gallery_cache
+
+    gallery = gallery_cache()
+    entries = sorted(gallery.glob("*.npz")) if gallery.is_dir() else []
+    g_files, g_bytes = _tree_size(gallery)
+    t_files, t_bytes = _tree_size(cache_dir() / "verifier")
+    keys = len({f.name.split("-", 1)[0] for f in entries})
+    if as_json:
+        click.echo(json.dumps({"folder": str(cache_dir()),
+                               "references": {"folder": str(gallery), "entries": len(entries), "files": g_files,
+                                              "bytes": g_bytes, "model_keys": keys},
+                               "training": {"folder": str(cache_dir() / "verifier"), "files": t_files,
+                                            "bytes": t_bytes}}, indent=2))
+        return
+    click.echo(f"cache folder: {cache_dir()}")
+    click.echo(f"references:   {len(entries)} specimen entries, {_mb(g_bytes)}, of {keys} model/rendering "
+               f"combination(s) ({gallery})")
+    click.echo(f"training:     {t_files} file(s), {_mb(t_bytes)} ({cache_dir() / 'verifier'})")
+
+
+@cache.command("prune")
+@click.option("--refs", "refs", multiple=True, required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A references folder the cache serves; repeat for each (entries of specimens in none are removed).")
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def cache_prune(refs: tuple[Path, ...], dry_run: bool, as_json: bool) -> None:
+    """Remove the cached embeddings and specimen images of specimens no longer in any REFS folder given.
+
+    Deleting a person's folder (or a specimen) from REFS leaves what was cached of it behind; this removes it.
+    Give every references folder the cache serves: the entries of specimens in none of them are removed. Safe
+    beside a run (a run that misses an entry embeds the specimen again). Exit 0, or 1 when a specimen file could
+    not be read (its entry is removed too).
+    """
+    import json
+
+    from sigpipe.verifier.gallery import gallery_cache, prune_cache
+
+    result = prune_cache(refs, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps({**result.to_dict(), "dry_run": dry_run, "folder": str(gallery_cache())}, indent=2))
+    else:
+        for f in result.unreadable:
+            click.echo(f"unreadable {f}: its cache entry, if any, is removed", err=True)
+        verb = "would remove" if dry_run else "removed"
+        click.echo(f"{verb} {result.removed} entries ({_mb(result.removed_bytes)}) and {result.temporaries} "
+                   f"leftover temporaries; kept {result.kept} ({gallery_cache()})")
+    if result.unreadable:
+        click.get_current_context().exit(1)
+
+
+@cache.command("clear")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def cache_clear(yes: bool) -> None:
+    """Remove the whole cache of references and training arrays (everything is computed again when needed)."""
+    import shutil
+
+    from sigpipe._ultralytics import cache_dir
+    from sigpipe.verifier.gallery import gallery_cache
+
+    folders = [gallery_cache(), cache_dir() / "verifier"]
+    files, size = (sum(x) for x in zip(*(_tree_size(f) for f in folders), strict=True))
+    if not yes:
+        click.confirm(f"remove {files} file(s), {_mb(size)}, under {cache_dir()}?", abort=True)
+    for f in folders:
+        shutil.rmtree(f, ignore_errors=True)
+    left = sum(_tree_size(f)[0] for f in folders)
+    click.echo(f"removed {files - left} file(s), {_mb(size)}" + (f"; {left} could not be removed" if left else ""))
+    if left:
+        click.get_current_context().exit(1)

@@ -15,6 +15,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import time
 import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -141,7 +143,7 @@ class Gallery:
             g.warnings.append(message)
             log.warning("%s", message)
 
-        folder = cache or cache_dir() / "gallery"
+        folder = cache or gallery_cache()
         store: Path | None = folder  # None: no caching
         writing = True  # False after a failed write: entries are still read
         try:
@@ -377,6 +379,91 @@ def _read_cached(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
                  type(e).__name__, e)
         return None
     return (emb, img) if img.any() else None
+
+
+# Cache entries as ``Gallery.enroll`` names them: ``<key>-<sha256 of the specimen file>.npz``, and the temporaries
+# of ``save`` (``<key>-<sha256>.<pid>.tmp.npz``).
+_ENTRY = re.compile(r"^[0-9a-f]{12}-([0-9a-f]{64})\.npz$")
+_TEMPORARY = re.compile(r"^[0-9a-f]{12}-[0-9a-f]{64}\.\d+\.tmp\.npz$")
+STALE_TEMPORARY_S = 3600.0  # an enrolment writes its temporary and renames it within seconds
+
+
+def gallery_cache() -> Path:
+    """The default folder of the references' embedding cache."""
+    return cache_dir() / "gallery"
+
+
+@dataclass(frozen=True)
+class CachePrune:
+    """What :func:`prune_cache` found: entries ``kept`` (of a specimen still in REFS) and ``removed`` (of none), the
+    bytes those held, leftover temporaries removed, and the specimen files of REFS it could not read (their entries
+    are removed too: a file that cannot be read cannot be enrolled)."""
+
+    kept: int
+    removed: int
+    removed_bytes: int
+    temporaries: int
+    unreadable: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"kept": self.kept, "removed": self.removed, "removed_bytes": self.removed_bytes,
+                "temporaries": self.temporaries, "unreadable": list(self.unreadable)}
+
+
+def specimen_digests(refs: Path) -> tuple[set[str], list[str]]:
+    """The sha256 of every specimen file under ``refs`` (person folders and their sub-folders, hidden names skipped,
+    as :meth:`Gallery.enroll` reads them), and the files that could not be read."""
+    digests: set[str] = set()
+    unreadable: list[str] = []
+    for person_dir in sorted(p for p in refs.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for f in _specimen_files(person_dir):
+            try:
+                digests.add(sha256_file(f))
+            except OSError:
+                unreadable.append(str(f))
+    return digests, unreadable
+
+
+def prune_cache(refs: Sequence[Path], folder: Path | None = None, dry_run: bool = False) -> CachePrune:
+    """Remove the embedding cache entries of specimens that are no longer in any of the ``refs`` folders.
+
+    An entry holds a specimen's embeddings and its preprocessed image (biometric data), under the sha256 of the
+    file's content: removing a person's folder from REFS leaves their entries behind until pruned. Entries of every
+    model and rendering are considered; files that are not cache entries are left alone. Safe beside a run: a run
+    that misses an entry embeds the specimen again.
+
+    Args:
+        refs: every references folder the cache serves (an entry is kept when its file is in any of them).
+        folder: the cache folder (default :func:`gallery_cache`).
+        dry_run: count, remove nothing.
+    """
+    keep: set[str] = set()
+    unreadable: list[str] = []
+    for r in refs:
+        digests, bad = specimen_digests(Path(r))
+        keep |= digests
+        unreadable += bad
+    folder = folder or gallery_cache()
+    kept = removed = removed_bytes = temporaries = 0
+    now = time.time()
+    for f in sorted(folder.iterdir()) if folder.is_dir() else []:
+        m = _ENTRY.match(f.name)
+        try:
+            if m is not None and f.is_file():
+                if m.group(1) in keep:
+                    kept += 1
+                    continue
+                size = f.stat().st_size
+                if not dry_run:
+                    f.unlink()
+                removed, removed_bytes = removed + 1, removed_bytes + size
+            elif _TEMPORARY.match(f.name) and f.is_file() and now - f.stat().st_mtime > STALE_TEMPORARY_S:
+                if not dry_run:
+                    f.unlink()
+                temporaries += 1
+        except FileNotFoundError:  # removed meanwhile (another prune)
+            continue
+    return CachePrune(kept, removed, removed_bytes, temporaries, tuple(unreadable))
 
 
 def _margin(m: Match) -> float:
