@@ -289,8 +289,12 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
                    "run's --detector-weights. Default: the bundled detector.")
 @click.option("--orient/--no-orient", default=True, show_default=True,
               help="For references that are PDFs or whole pages: as the run.")
+@click.option("--verifier-weights", type=manifest_path, default=None,
+              help="For reference files holding several signatures (a PDF or TIFF of several pages), which one was "
+                   "nearest is found again with the verifier: the run's --verifier-weights. Default: the bundled "
+                   "verifier.")
 def review(out: Path, scans: Path, refs: Path, to: Path | None, everything: bool, dpi: int, pdf_backend: str,
-           detector_weights: Path | None, orient: bool) -> None:
+           detector_weights: Path | None, orient: bool, verifier_weights: Path | None) -> None:
     """Write review sheets for the signatures of a run's reports in OUT that a person should look at.
 
     Each sheet (TO/<document>.sig<N>.png) shows the page with the signature's box, the signature as the verifier
@@ -304,8 +308,9 @@ def review(out: Path, scans: Path, refs: Path, to: Path | None, everything: bool
     from sigpipe.pipeline.flow import specimen_loader
     from sigpipe.pipeline.ingest import IngestConfig, check_backend
     from sigpipe.pipeline.report import out_lock
-    from sigpipe.pipeline.review import LazyLoader, specimen_reader, write_review
+    from sigpipe.pipeline.review import LazyLoader, nearest_crop, specimen_reader, write_review
     from sigpipe.pipeline.runner import ManifestModels, available_cores
+    from sigpipe.verifier.verifier import Verifier
 
     target = to or out / "review"
 
@@ -317,15 +322,15 @@ def review(out: Path, scans: Path, refs: Path, to: Path | None, everything: bool
         check_backend(pdf_backend)
         inside = target.resolve().is_relative_to(out.resolve())
         with out_lock(out) if inside else nullcontext():  # a run into OUT would take the sheets' temporaries
-            result = write_review(out, scans, refs, target, specimen_reader(LazyLoader(make_loader)), everything)
+            result = write_review(out, scans, refs, target, specimen_reader(LazyLoader(make_loader)), everything,
+                                  nearest_crop(lambda: Verifier.from_manifest(verifier_weights,
+                                                                              threads=available_cores())))
     except ValueError as e:
         raise click.UsageError(str(e)) from e
     except SigpipeError as e:
         raise UsageFailure(str(e)) from e
     except OSError as e:  # the sheets or the index cannot be written: no use going on
         raise UsageFailure(f"cannot write the review to {target}: {e}") from e
-    if not result.reports:
-        raise UsageFailure(f"{out} holds no sigpipe report: give the --out folder of a 'sigpipe run'")
     click.echo(f"{result.reports} reports: {len(result.sheets)} signature(s) to review, {len(result.unsigned)} "
                f"unsigned, {len(result.failed)} failed -> {target / 'index.html'}")
     for doc, why in result.problems:

@@ -13,6 +13,7 @@ the sheet never shows other pixels than those the verdict rests on.
 
 from __future__ import annotations
 
+import errno
 import html
 import json
 import logging
@@ -20,11 +21,13 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import cv2
 import numpy as np
 
+from sigpipe._names import from_readable
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.flow import crop_box
 from sigpipe.pipeline.ingest import DEFAULT_DPI, IngestConfig, PageSelection, iter_pages
@@ -41,6 +44,9 @@ from sigpipe.pipeline.report import (
 from sigpipe.verifier.gallery import SpecimenLoader, specimen_crops
 from sigpipe.weights import sha256_file
 
+if TYPE_CHECKING:
+    from sigpipe.verifier.verifier import Verifier
+
 log = logging.getLogger(__name__)
 
 SHEET_SUFFIX = ".png"
@@ -54,7 +60,9 @@ _VERDICT_ORDER = {"forged": 0, "unknown_signer": 1, "no_reference": 2, "genuine"
 _COLOURS = {"genuine": (40, 140, 40), "forged": (30, 30, 210)}  # BGR; the other verdicts orange
 _OTHER_COLOUR = (0, 140, 235)
 
-SpecimenReader = Callable[[Path], np.ndarray]
+SpecimenReader = Callable[[Path], list[np.ndarray]]
+# (questioned crop, the crops of a reference file) -> index of the crop the verifier finds nearest
+NearestCrop = Callable[[np.ndarray, list[np.ndarray]], int]
 
 
 @dataclass(frozen=True)
@@ -120,22 +128,40 @@ class LazyLoader:
 
 def specimen_reader(loader: SpecimenLoader | None) -> SpecimenReader:
     """Reads a reference specimen as enrolment does (:func:`~sigpipe.verifier.gallery.specimen_crops`): an image
-    as it is, a PDF or whole page through ``loader`` (its first signature); without a loader such specimens cannot
-    be shown."""
-    return lambda path: specimen_crops(path, loader)[0]
+    as it is, a PDF or whole page through ``loader`` (every signature it finds, one per page or more); without a
+    loader such specimens cannot be shown."""
+    return lambda path: specimen_crops(path, loader)
 
 
-def iter_reports(out: Path) -> Iterator[DocumentReport]:
-    """The document reports under ``out`` (not the summary, nor files that do not read as reports), sorted by
-    document."""
-    found = []
-    for p in out.rglob(f"*{REPORT_SUFFIX}"):
+def first_crop(_query: np.ndarray, crops: list[np.ndarray]) -> int:
+    """A :data:`NearestCrop` that needs no model: the first crop (right whenever a reference file holds one)."""
+    return 0
+
+
+def nearest_crop(verifier: Callable[[], Verifier]) -> NearestCrop:
+    """A :data:`NearestCrop` that embeds the crops with ``verifier()`` (built at the first file with several
+    signatures) and picks the one nearest the questioned signature by the Siamese distance, as the report's
+    ``nearest_reference`` was chosen: a reference file of several pages holds several signatures."""
+    made: list[Verifier] = []
+
+    def choose(query: np.ndarray, crops: list[np.ndarray]) -> int:
+        if len(crops) < 2:
+            return 0
+        if not made:
+            made.append(verifier())
+        emb = made[0].embed([query, *crops])
+        return int(np.argmin(np.linalg.norm(emb[1:] - emb[0], axis=1)))
+
+    return choose
+
+
+def iter_reports(out: Path) -> Iterator[tuple[str, DocumentReport | None]]:
+    """The report files under ``out`` (not the summary), sorted, each with its report, or None for a file that does
+    not read as one (truncated by a crash, edited by hand); their names relative to ``out``."""
+    for p in sorted(out.rglob(f"*{REPORT_SUFFIX}")):
         if p.parent == out and p.name == SUMMARY_JSON:
             continue
-        r = read_report(p)
-        if r is not None:
-            found.append(r)
-    yield from sorted(found, key=lambda r: r.document.path)
+        yield p.relative_to(out).as_posix(), read_report(p)
 
 
 def to_review(report: DocumentReport, everything: bool = False) -> list[int]:
@@ -195,9 +221,13 @@ def _panel(image: np.ndarray | None, label: str, note: str | None = None) -> np.
         y0, x0 = _CAPTION_LINE + (PANEL_H - h) // 2, (PANEL_W - w) // 2
         panel[y0:y0 + h, x0:x0 + w] = fitted
         cv2.rectangle(panel, (x0 - 1, y0 - 1), (x0 + w, y0 + h), (200, 200, 200), 1)
-    if note:
-        cv2.putText(panel, _ascii(note)[:62], (4, _CAPTION_LINE + PANEL_H // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
-                    _OTHER_COLOUR, 1, cv2.LINE_AA)
+    if note:  # in the middle of an empty panel; under an image, at the bottom on white so that it stays legible
+        y = _CAPTION_LINE + PANEL_H // 2 if image is None else _CAPTION_LINE + PANEL_H - 6
+        text = _ascii(note)[:62]
+        if image is not None:
+            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1)
+            cv2.rectangle(panel, (2, y - th - 4), (8 + tw, y + 4), (255, 255, 255), -1)
+        cv2.putText(panel, text, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.45, _OTHER_COLOUR, 1, cv2.LINE_AA)
     return panel
 
 
@@ -283,31 +313,135 @@ def questioned_crop(page: np.ndarray, sig: SignatureResult, margin: float) -> np
     return turn_upright(crop_box(page, sig.bbox, margin), sig.page_rotation // 90)
 
 
+class NoReportsError(SigpipeError):
+    """The folder given as a run's OUT holds no report."""
+
+
+def _existing(base: Path, name: str) -> Path:
+    """``base/name`` (``name`` relative, ``/``-separated, as reports write it); a name the run escaped
+    (:func:`~sigpipe._names.readable`: not UTF-8) is looked for under its real bytes when the escaped text is not
+    a file."""
+    path = base.joinpath(*name.split("/"))
+    if not path.exists() and "\\x" in name:
+        real = base.joinpath(*from_readable(name).split("/"))
+        if real.exists():
+            return real
+    return path
+
+
+def _checked(sig: SignatureResult) -> None:
+    """Refuse values no run writes (an edited report) before they reach the drawing."""
+    values = (*sig.bbox, *sig.page_size)
+    if not all(np.isfinite(v) for v in values) or min(sig.page_size) <= 0 or sig.page < 1:
+        raise ValueError(f"its report holds impossible values for signature at page {sig.page}: box {sig.bbox}, "
+                         f"page size {sig.page_size}")
+
+
+def _review_document(report: DocumentReport, chosen: list[int], scans: Path, refs: Path, to: Path,
+                     read_specimen: SpecimenReader, nearest: NearestCrop, suspects: set[str],
+                     specimens: dict[str, tuple[list[np.ndarray], str | None]]) -> tuple[list[Sheet], list[str]]:
+    """Write the sheets of one document's ``chosen`` signatures; returns them and the signatures it could not show.
+
+    Raises:
+        SigpipeError, OSError, ValueError: the document cannot be reviewed (missing, changed, unreadable, its
+            report edited into values no run writes).
+    """
+    doc = report.document.path
+    parts = doc.split("/")
+    if doc.startswith("/") or ".." in parts or "" in parts:  # sigpipe writes none such: an edited report
+        raise SigpipeError("its report names no path inside SCANS")
+    path = scans if scans.is_file() else _existing(scans, doc)  # SCANS may be one document
+    if not path.is_file():
+        raise SigpipeError(f"not found under {scans}")
+    if sha256_file(path) != report.document.sha256:
+        raise SigpipeError("changed since its report (sha256 differs): run 'sigpipe run' again first")
+    for i in chosen:
+        _checked(report.signatures[i])
+    pages = _pages(path, report, {report.signatures[i].page for i in chosen})
+    margin = report.settings.crop_margin if report.settings else _DEFAULT_MARGIN
+    sheets: list[Sheet] = []
+    missing: list[str] = []
+    for i in chosen:
+        sig = report.signatures[i]
+        page = pages.get(sig.page)
+        if page is None:
+            missing.append(f"page {sig.page} of signature {i + 1} is not in the file")
+            continue
+        sig_px = _in_page_pixels(sig, page)
+        crop = questioned_crop(page, sig_px, margin)
+        ref = sig.nearest_reference
+        reference: np.ndarray | None = None
+        note: str | None
+        if ref is None:
+            note, label = "no reference specimen", "nearest reference"
+        else:
+            if ref not in specimens:
+                try:
+                    specimens[ref] = (read_specimen(_existing(refs, ref)), None)
+                except (SigpipeError, OSError) as e:
+                    specimens[ref] = ([], f"cannot show it: {e}")
+            crops, note = specimens[ref]
+            if crops:
+                reference = crops[nearest(crop, crops)]
+            if note is None and _is_suspect(ref, suspects):
+                note = "SUSPECT specimen (summary.json suspect_references)"
+            label = f"nearest reference: {ref}"
+        name = sheet_name(doc, i + 1)
+        others = [_in_page_pixels(o, page).bbox for j, o in enumerate(report.signatures)
+                  if j != i and o.page == sig.page]
+        image = render_sheet(page, sig_px, crop, reference,
+                             caption_lines(doc, i + 1, sig, report.verdict, _claim_text(report)), label, note,
+                             others)
+        ok, png = cv2.imencode(SHEET_SUFFIX, image)
+        if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
+            raise RuntimeError(f"cannot encode the sheet of {doc} signature {i + 1}")
+        try:
+            write_bytes_atomic(to.joinpath(*name.split("/")), png.tobytes())
+        except OSError as e:
+            if e.errno != errno.ENAMETOOLONG:
+                raise  # a full disk, a folder that cannot be written: no use going on
+            missing.append(f"signature {i + 1}: its sheet's name is too long for the file system")
+            continue
+        sheets.append(Sheet(doc, i + 1, sig, report.verdict, _claim_text(report), name, note))
+    return sheets, missing
+
+
 def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: SpecimenReader,
-                 everything: bool = False) -> ReviewResult:
+                 everything: bool = False, nearest: NearestCrop = first_crop) -> ReviewResult:
     """Write the review sheets of the reports in ``out`` and ``to/index.html``.
 
     Args:
         out: the run's output folder (its reports). scans, refs: the run's SCANS and REFS.
         to: the folder for the sheets and the index (may be inside ``out``).
-        read_specimen: reads a reference specimen file as the signature image to show (see
-            :func:`specimen_reader`); raises :class:`SigpipeError` when it cannot.
+        read_specimen: reads a reference specimen file as the signatures it holds (see :func:`specimen_reader`);
+            raises :class:`SigpipeError` when it cannot.
         everything: sheets for every signature, genuine ones included.
+        nearest: which of a reference file's signatures to show (see :func:`nearest_crop`).
 
     Returns:
-        What was written and what could not be reviewed. A document that cannot be reviewed is listed and skipped;
-        it never stops the others.
+        What was written and what could not be reviewed. A document that cannot be reviewed (missing, changed, its
+        report unreadable or edited) is listed and skipped; it never stops the others.
+
+    Raises:
+        NoReportsError: ``out`` holds no report file (nothing is written or removed).
+        OSError: a sheet or the index cannot be written.
     """
+    found = list(iter_reports(out))
+    if not found:
+        raise NoReportsError(f"{out} holds no sigpipe report: give the --out folder of a 'sigpipe run'")
     suspects = suspect_files(out)
     earlier_review = (to / INDEX_HTML).is_file()  # then sheets of signatures no longer to review are removed
     sheets: list[Sheet] = []
     unsigned: list[str] = []
     failed: list[tuple[str, str, str]] = []
     problems: list[tuple[str, str]] = []
-    specimens: dict[str, tuple[np.ndarray | None, str | None]] = {}
-    n_reports = 0
-    for report in iter_reports(out):
-        n_reports += 1
+    specimens: dict[str, tuple[list[np.ndarray], str | None]] = {}
+    for file, report in found:
+        if report is None:
+            doc = file[: -len(REPORT_SUFFIX)]
+            problems.append((doc, f"its report {file} cannot be read (truncated or edited): run 'sigpipe run' "
+                                  "again"))
+            continue
         doc = report.document.path
         if report.error is not None:
             failed.append((doc, report.error.kind, report.error.message))
@@ -318,60 +452,22 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
         chosen = to_review(report, everything)
         if not chosen:
             continue
-        parts = doc.split("/")
-        if doc.startswith("/") or ".." in parts or "" in parts:  # sigpipe writes none such: an edited report
-            problems.append((doc, "its report names no path inside SCANS"))
-            continue
-        path = scans if scans.is_file() else scans.joinpath(*parts)  # SCANS may be one document
         try:
-            if not path.is_file():
-                raise SigpipeError(f"not found under {scans}")
-            if sha256_file(path) != report.document.sha256:
-                raise SigpipeError("changed since its report (sha256 differs): run 'sigpipe run' again first")
-            pages = _pages(path, report, {report.signatures[i].page for i in chosen})
-        except (SigpipeError, OSError) as e:
+            done, missing = _review_document(report, chosen, scans, refs, to, read_specimen, nearest, suspects,
+                                             specimens)
+        except (SigpipeError, OSError, ValueError) as e:
+            if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and e.filename is not None and \
+                    Path(e.filename).resolve().is_relative_to(to.resolve()):
+                raise  # writing the review failed, not reading the document
             log.warning("%s: not reviewed: %s", doc, e)
             problems.append((doc, str(e)))
             continue
-        margin = report.settings.crop_margin if report.settings else _DEFAULT_MARGIN
-        for i in chosen:
-            sig = report.signatures[i]
-            page = pages.get(sig.page)
-            if page is None:
-                problems.append((doc, f"page {sig.page} of signature {i + 1} is not in the file"))
-                continue
-            sig_px = _in_page_pixels(sig, page)
-            crop = questioned_crop(page, sig_px, margin)
-            ref = sig.nearest_reference
-            reference: np.ndarray | None
-            note: str | None
-            if ref is None:
-                reference, note, label = None, "no reference specimen", "nearest reference"
-            else:
-                if ref not in specimens:
-                    try:
-                        specimens[ref] = (read_specimen(refs.joinpath(*ref.split("/"))), None)
-                    except (SigpipeError, OSError) as e:
-                        specimens[ref] = (None, f"cannot show it: {e}")
-                reference, note = specimens[ref]
-                if note is None and _is_suspect(ref, suspects):
-                    note = "SUSPECT specimen (summary.json suspect_references)"
-                label = f"nearest reference: {ref}"
-            name = sheet_name(doc, i + 1)
-            others = [_in_page_pixels(o, page).bbox for j, o in enumerate(report.signatures)
-                      if j != i and o.page == sig.page]
-            image = render_sheet(page, sig_px, crop, reference,
-                                 caption_lines(doc, i + 1, sig, report.verdict, _claim_text(report)), label, note,
-                                 others)
-            ok, png = cv2.imencode(SHEET_SUFFIX, image)
-            if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
-                raise RuntimeError(f"cannot encode the sheet of {doc} signature {i + 1}")
-            write_bytes_atomic(to.joinpath(*name.split("/")), png.tobytes())
-            sheets.append(Sheet(doc, i + 1, sig, report.verdict, _claim_text(report), name, note))
+        sheets += done
+        problems += [(doc, why) for why in missing]
     sheets.sort(key=lambda s: (_VERDICT_ORDER[s.signature.verdict], s.document, s.number))
     if earlier_review:
         _remove_stale_sheets(to, {s.file for s in sheets})
-    result = ReviewResult(tuple(sheets), tuple(unsigned), tuple(failed), tuple(problems), n_reports)
+    result = ReviewResult(tuple(sheets), tuple(unsigned), tuple(failed), tuple(problems), len(found))
     write_text_atomic(to / INDEX_HTML, index_html(result, out))
     return result
 

@@ -226,10 +226,10 @@ def test_the_detector_is_loaded_only_for_a_page_reference(tmp_path: Path):
         return specimen_loader(InkBlobDetector())
 
     read = specimen_reader(LazyLoader(make))  # type: ignore[arg-type]
-    crop = read(save_image(tmp_path / "crop.png", scribble(SIG_A)))
+    [crop] = read(save_image(tmp_path / "crop.png", scribble(SIG_A)))
     assert crop.shape == (90, 240) and made == []
     cheque = page_with([(scribble(SIG_B), 500, 300)], size=(1700, 1400))
-    found = read(save_image(tmp_path / "page.png", cheque))
+    [found] = read(save_image(tmp_path / "page.png", cheque))
     assert made == [1] and found.shape[0] < 200 and found.shape[1] < 400  # the signature, not the page
     read(save_image(tmp_path / "page2.png", cheque))
     assert made == [1]
@@ -248,3 +248,104 @@ def test_a_second_review_removes_the_sheets_it_no_longer_lists(batch: dict[str, 
     assert len(part.sheets) < len(full.sheets)
     on_disk = {p.relative_to(to).as_posix() for p in to.rglob("*.png")}
     assert on_disk == {s.file for s in part.sheets} | {"notes.png"}
+
+
+def test_a_usage_error_writes_and_removes_nothing(batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path):
+    out = _run(batch, verifier_manifest)
+    to = tmp_path / "sheets"
+    first = write_review(out, batch["scans"], batch["refs"], to, specimen_reader(None), everything=True)
+    before = {p.name: p.read_bytes() for p in to.rglob("*") if p.is_file()}
+    assert len(first.sheets) == 3 and INDEX_HTML in before
+    (tmp_path / "typo").mkdir()
+    r = CliRunner().invoke(cli, ["review", str(tmp_path / "typo"), "--scans", str(batch["scans"]), "--refs",
+                                 str(batch["refs"]), "--to", str(to)])
+    assert r.exit_code == 2 and "holds no sigpipe report" in r.output
+    assert {p.name: p.read_bytes() for p in to.rglob("*") if p.is_file()} == before  # the earlier review intact
+    assert not (tmp_path / "typo" / "review").exists()
+
+
+def test_edited_truncated_or_unwritable_reports_are_listed_and_the_rest_reviewed(batch: dict[str, Path],
+                                                                                 verifier_manifest: Path,
+                                                                                 tmp_path: Path):
+    out = _run(batch, verifier_manifest)
+    letter = out / "alice_letter.pdf.json"
+    data = json.loads(letter.read_text())
+    data["signatures"][0]["page_size"] = [0, 0]  # no run writes that: it must not divide by zero
+    letter.write_text(json.dumps(data))
+    form = out / "sub" / "bob_form.png.json"
+    data = json.loads(form.read_text())
+    data["settings"]["dpi"] = 5000
+    form.write_text(json.dumps(data))
+    multi = out / "sub" / "deeper" / "multi.TIF.json"
+    multi.write_text(multi.read_text()[:300])  # truncated, as a crash of an editor would leave it
+    result = write_review(out, batch["scans"], batch["refs"], tmp_path / "r", specimen_reader(None), everything=True)
+    problems = dict(result.problems)
+    assert set(problems) == {"alice_letter.pdf", "sub/bob_form.png", "sub/deeper/multi.TIF"}
+    assert "impossible values" in problems["alice_letter.pdf"] and "dpi" in problems["sub/bob_form.png"]
+    assert "cannot be read" in problems["sub/deeper/multi.TIF"]
+    assert result.reports == 5 and result.unsigned == ("unsigned.jpg",)
+    r = CliRunner().invoke(cli, ["review", str(out), "--scans", str(batch["scans"]), "--refs", str(batch["refs"]),
+                                 "--to", str(tmp_path / "cli")])
+    assert r.exit_code == 1 and "not reviewed: sub/deeper/multi.TIF" in r.output
+
+
+def test_names_that_are_not_utf8_and_names_too_long_for_a_sheet(batch: dict[str, Path], verifier_manifest: Path,
+                                                                 tmp_path: Path):
+    import os
+
+    scans = tmp_path / "odd"
+    sig = page_with([(scribble(SIG_A), 300, 300)])
+    latin1 = os.fsdecode(b"caf\xe9.png")  # a Latin-1 name from an old share: reports write it as caf\xe9.png
+    save_image(scans / latin1, sig)
+    long_name = "x" * (250 - len(".png")) + ".png"  # its report's name fits in 255 bytes, its sheet's does not
+    save_image(scans / long_name, sig)
+    ref_dir = batch["refs"] / "alice"
+    (ref_dir / "a1.png").rename(ref_dir / os.fsdecode(b"a\xe91.png"))
+    run_batch(RunConfig(scans=scans, refs=batch["refs"], out=tmp_path / "out", cache=batch["cache"],
+                        progress=False), DoubleModels(verifier_manifest))
+    result = write_review(tmp_path / "out", scans, batch["refs"], tmp_path / "r", specimen_reader(None),
+                          everything=True)
+    assert [s.document for s in result.sheets] == ["caf\\xe9.png"]
+    assert result.sheets[0].signature.nearest_reference == "alice/a\\xe91.png"
+    assert result.sheets[0].reference_note is None  # the specimen was found under its real name and shown
+    assert [d for d, _ in result.problems] == [long_name] and "too long" in result.problems[0][1]
+
+
+def test_a_reference_file_of_several_signatures_shows_the_nearest(batch: dict[str, Path], verifier_manifest: Path,
+                                                                  tmp_path: Path):
+    from sigpipe.pipeline.review import first_crop, nearest_crop
+
+    out = _run(batch, verifier_manifest)
+    blank = np.full((90, 240), 255, np.uint8)
+    shown = []
+
+    def two_pages(path: Path) -> list[np.ndarray]:  # a reference PDF of two pages: a blank one, then the signature
+        return [blank, cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)]
+
+    def pick_second(query: np.ndarray, crops: list[np.ndarray]) -> int:
+        shown.append(len(crops))
+        return 1
+
+    write_review(out, batch["scans"], batch["refs"], tmp_path / "first", two_pages, everything=True,
+                 nearest=first_crop)
+    result = write_review(out, batch["scans"], batch["refs"], tmp_path / "second", two_pages, everything=True,
+                          nearest=pick_second)
+    sheet = next(s for s in result.sheets if s.signature.nearest_reference)
+    head = cv2.imread(str(tmp_path / "first" / sheet.file), cv2.IMREAD_GRAYSCALE).shape[0] - (300 + 26)
+
+    def reference_panel(folder: str) -> np.ndarray:
+        return cv2.imread(str(tmp_path / folder / sheet.file), cv2.IMREAD_GRAYSCALE)[head + 30:, 2 * PANEL_W:]
+
+    assert shown and set(shown) == {2}
+    assert (reference_panel("second") < 100).sum() > 100 and (reference_panel("first") < 100).sum() == 0
+
+    class Embeds:  # a verifier whose embedding of an image is its ink and its size
+        def embed(self, images: list[np.ndarray]) -> np.ndarray:
+            return np.array([[float((im < 128).mean()), im.shape[1] / 100] for im in images])
+
+    made = []
+    choose = nearest_crop(lambda: made.append(1) or Embeds())  # type: ignore[arg-type, func-returns-value]
+    ink = scribble(SIG_A)
+    assert choose(ink, [ink]) == 0 and made == []  # one signature in the file: no verifier needed
+    assert choose(ink, [blank, ink[:, :200], ink]) == 2 and made == [1]
+    assert choose(blank, [ink, blank]) == 1 and made == [1]
