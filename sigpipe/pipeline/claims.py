@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import difflib
+import os
 import re
 import unicodedata
 from collections.abc import Collection
@@ -33,11 +34,16 @@ def claimants(claim: Claim | None) -> tuple[str, ...]:
 
 
 def normalise_document(name: str) -> str:
-    """A document name as written by people (``./a\\b.pdf``) in the form reports use (``a/b.pdf``)."""
-    name = name.strip().replace("\\", "/")
+    """A document name as written by people (``./a\\b.pdf``) in the form reports use (``a/b.pdf``). A ``\\xNN``
+    escape, as reports write the bytes of a name that is not UTF-8 (``caf\\xe9.pdf``), is kept (see
+    :func:`match_documents`)."""
+    name = _BACKSLASH.sub("/", name.strip())
     while name.startswith("./"):
         name = name[2:]
     return name
+
+
+_BACKSLASH = re.compile(r"\\(?!x[0-9a-f]{2})")  # a Windows separator, not an escaped byte
 
 
 def load_claims(path: str | Path) -> dict[str, Claim]:
@@ -136,21 +142,33 @@ def match_documents(claims: dict[str, Claim], documents: Collection[str], scans:
     def nfc(s: str) -> str:
         return unicodedata.normalize("NFC", s)
 
-    root = Path(scans).resolve()
     by_form = {nfc(d): d for d in documents}
     people: dict[str, list[str]] = {}
     for doc, claim in claims.items():
-        key = doc
-        if Path(doc).is_absolute():
-            try:
-                key = Path(doc).resolve().relative_to(root).as_posix() if root.is_dir() else Path(doc).name
-            except ValueError:
-                pass
+        key = _relative(doc, Path(scans)) if Path(doc).is_absolute() else doc
+        if nfc(key) not in by_form and "\\" in key:  # not an escaped byte after all: a folder named x1f...
+            key = key.replace("\\", "/")
         names = people.setdefault(by_form.get(nfc(key), doc), [])
         for person in claimants(claim):
             if person not in names:
                 names.append(person)
     return {doc: names[0] if len(names) == 1 else tuple(names) for doc, names in people.items()}
+
+
+def _relative(doc: str, scans: Path) -> str:
+    """An absolute claim as a name relative to SCANS: as written first (a link inside SCANS is a document of its
+    own, named by where it lies, not by what it points at), else with the folders resolved (SCANS given through a
+    linked path, the claim through the real one). Unchanged when it lies outside SCANS."""
+    if not scans.is_dir():
+        return Path(doc).name  # SCANS is one document
+    path = Path(doc)
+    for base, p in ((Path(os.path.abspath(scans)), Path(os.path.normpath(path))),
+                    (scans.resolve(), path.parent.resolve() / path.name)):
+        try:
+            return p.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return doc
 
 
 FUZZY_HINTS = 20  # claimed names without references given a "did you mean" by spelling (the rest by key only)

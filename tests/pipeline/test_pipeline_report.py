@@ -256,6 +256,33 @@ def test_claims_match_documents_whatever_the_unicode_form_or_an_absolute_path(tm
     assert load_claims(p) == {"a.pdf": unicodedata.normalize("NFC", "zoë")}  # identities compared as NFC
 
 
+
+def test_an_absolute_claim_names_a_linked_document_by_its_own_place(tmp_path: Path):
+    scans = tmp_path / "scans"
+    (scans / "2024").mkdir(parents=True)
+    (scans / "2024" / "a.png").write_bytes(b"x")
+    (scans / "latest.png").symlink_to(Path("2024") / "a.png")  # a link to another document: a document of its own
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (scans / "linked").symlink_to(elsewhere)  # a linked folder, followed by the run
+    claims = {str(scans / "latest.png"): "laura", "2024/a.png": "jan", str(scans / "linked" / "b.jpg"): "bob"}
+    docs = ["2024/a.png", "latest.png", "linked/b.jpg"]
+    assert match_documents(claims, docs, scans) == {"latest.png": "laura", "2024/a.png": "jan",
+                                                     "linked/b.jpg": "bob"}
+    # SCANS given through a link, the claim written with the real path
+    (tmp_path / "via").symlink_to(scans)
+    assert match_documents({str(scans / "2024" / "a.png"): "jan"}, docs, tmp_path / "via") == {"2024/a.png": "jan"}
+
+
+def test_claims_keep_the_escaped_bytes_of_names_that_are_not_utf8(tmp_path: Path):
+    p = tmp_path / "claims.csv"
+    # as reports and summary.csv write caf<0xe9>.png; and a Windows path whose file name starts with x and two hex
+    p.write_text("document,identity\ncaf\\xe9.png,jan\ninvoices\\xab.pdf,bob\nsub\\b.pdf,lee\n")
+    claims = load_claims(p)
+    assert claims == {"caf\\xe9.png": "jan", "invoices\\xab.pdf": "bob", "sub/b.pdf": "lee"}
+    assert match_documents(claims, ["caf\\xe9.png", "invoices/xab.pdf", "sub/b.pdf"], tmp_path) == {
+        "caf\\xe9.png": "jan", "invoices/xab.pdf": "bob", "sub/b.pdf": "lee"}
+
 def test_claims_of_one_document_in_two_spellings_are_merged(tmp_path: Path):
     # a contract listed once per signatory, by its relative and its absolute path, or in NFC and in NFD: no claim lost
     nfd, nfc = unicodedata.normalize("NFD", "Zoë.pdf"), unicodedata.normalize("NFC", "Zoë.pdf")
