@@ -365,10 +365,10 @@ def cache_info(as_json: bool) -> None:
     import json
 
     from sigpipe._ultralytics import cache_dir
-    from sigpipe.verifier.gallery import gallery_cache
+    from sigpipe.verifier.gallery import cache_entries, gallery_cache
 
     gallery = gallery_cache()
-    entries = sorted(gallery.glob("*.npz")) if gallery.is_dir() else []
+    entries = cache_entries(gallery)
     g_files, g_bytes = _tree_size(gallery)
     t_files, t_bytes = _tree_size(cache_dir() / "verifier")
     keys = len({f.name.split("-", 1)[0] for f in entries})
@@ -403,7 +403,10 @@ def cache_prune(refs: tuple[Path, ...], dry_run: bool, as_json: bool) -> None:
 
     from sigpipe.verifier.gallery import gallery_cache, prune_cache
 
-    result = prune_cache(refs, dry_run=dry_run)
+    try:
+        result = prune_cache(refs, dry_run=dry_run)
+    except SigpipeError as e:
+        raise UsageFailure(str(e)) from e
     if as_json:
         click.echo(json.dumps({**result.to_dict(), "dry_run": dry_run, "folder": str(gallery_cache())}, indent=2))
     else:

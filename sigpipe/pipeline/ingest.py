@@ -276,6 +276,17 @@ def iter_pages(path: str | Path, config: IngestConfig = IngestConfig()) -> Itera
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")
 
 
+def reads_as_pdf(path: Path) -> bool:
+    """Whether :func:`iter_pages` reads ``path`` as a PDF: by its first bytes (a PDF saved as ``.tif``, a PNG saved as
+    ``.pdf``), else by its suffix.
+
+    Raises:
+        UnreadableFileError: the file cannot be read.
+    """
+    kind = _sniff(path)
+    return kind == "pdf" or kind != "image" and path.suffix.lower() in PDF_SUFFIXES
+
+
 def _sniff(path: Path) -> str:
     """What a file holds by its first bytes: ``"pdf"``, ``"image"`` (PNG, JPEG, TIFF), ``"empty"`` or ``""``
     (unknown: its suffix decides). Scans get misnamed (a PDF saved as ``.tif``); the content routes them."""

@@ -349,6 +349,22 @@ def eval_cmd(data: Path, weights: Path | None, k: int, writers: str | None, as_j
             click.echo(f"{key:12s} {val:.4f}" if isinstance(val, float) else f"{key:12s} {val}")
 
 
+def _warn_repeated_refs(refs: tuple[Path, ...]) -> None:
+    """Warn about REFs of the same content given more than once: each copy counts in the threshold (the spread of
+    the references), as a specimen filed twice does in a run (which warns the same)."""
+    from sigpipe.weights import sha256_file
+
+    seen: dict[str, list[str]] = {}
+    for r in refs:
+        try:
+            seen.setdefault(sha256_file(r), []).append(str(r))
+        except OSError:
+            continue  # reading it fails below, with its own error
+    for same in (files for files in seen.values() if len(files) > 1):
+        log.warning("the same reference is given %d times (%s): each copy counts in the threshold; give it once",
+                    len(same), " = ".join(same))
+
+
 @click.command()
 @click.argument("questioned", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("refs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -377,6 +393,7 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
 
     if questioned.resolve() in {r.resolve() for r in refs}:
         log.warning("%s is also given as a reference: it matches itself, so the verdict says nothing", questioned)
+    _warn_repeated_refs(refs)
     pages = _PageCropper(detector_weights, orient)
     try:
         v = Verifier.from_manifest(weights)
@@ -490,10 +507,10 @@ class _PageCropper:
     @staticmethod
     def _signature(path: Path) -> np.ndarray | None:
         """The image itself when ``path`` is a signature image; None for a PDF or a page."""
-        from sigpipe.pipeline.ingest import PDF_SUFFIXES
+        from sigpipe.pipeline.ingest import reads_as_pdf
         from sigpipe.verifier.gallery import looks_like_page
 
-        if path.suffix.lower() in PDF_SUFFIXES:
+        if reads_as_pdf(path):  # by its content, as `sigpipe run` reads documents
             return None
         img = _read_signature(path)
         return None if looks_like_page(img) else img

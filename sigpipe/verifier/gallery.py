@@ -232,8 +232,7 @@ class Gallery:
         if pending:
             flush()
         g.folders = tuple(sorted(folders))
-        if loose and not any(any(s is not None for s in slots) for slots in found.values()) and (
-                wanted is None or not folders):
+        if loose and not folders:
             raise InputError(f"{root} holds specimen files but no person folders: it should hold one folder per "
                              "person (REFS/<person>/<specimens>), not one person's specimens")
         for person, slots in found.items():
@@ -388,6 +387,11 @@ _TEMPORARY = re.compile(r"^[0-9a-f]{12}-[0-9a-f]{64}\.\d+\.tmp\.npz$")
 STALE_TEMPORARY_S = 3600.0  # an enrolment writes its temporary and renames it within seconds
 
 
+def cache_entries(folder: Path) -> list[Path]:
+    """The cache entries in ``folder`` (not temporaries, nor other files), sorted."""
+    return sorted(f for f in folder.iterdir() if _ENTRY.match(f.name) and f.is_file()) if folder.is_dir() else []
+
+
 def gallery_cache() -> Path:
     """The default folder of the references' embedding cache."""
     return cache_dir() / "gallery"
@@ -436,10 +440,17 @@ def prune_cache(refs: Sequence[Path], folder: Path | None = None, dry_run: bool 
         refs: every references folder the cache serves (an entry is kept when its file is in any of them).
         folder: the cache folder (default :func:`gallery_cache`).
         dry_run: count, remove nothing.
+
+    Raises:
+        InputError: a folder of ``refs`` holds no person folder (one person's folder given, or a mistyped path):
+            pruning against it would remove everything.
     """
     keep: set[str] = set()
     unreadable: list[str] = []
     for r in refs:
+        if not any(p.is_dir() and not p.name.startswith(".") for p in Path(r).iterdir()):
+            raise InputError(f"{r} holds no person folder: give references folders (REFS/<person>/<specimens>); "
+                             "'sigpipe cache clear' empties the cache")
         digests, bad = specimen_digests(Path(r))
         keep |= digests
         unreadable += bad
@@ -482,8 +493,11 @@ def _specimen_files(person_dir: Path) -> list[Path]:
 
 
 def specimen_crops(f: Path, loader: SpecimenLoader | None) -> list[np.ndarray]:
-    """The signature crops of one specimen file: the image itself, or what ``loader`` finds in a PDF or page."""
-    if f.suffix.lower() != ".pdf":
+    """The signature crops of one specimen file: the image itself, or what ``loader`` finds in a PDF (by its content,
+    whatever its name, as documents are read) or page."""
+    from sigpipe.pipeline.ingest import reads_as_pdf  # lazily: the pipeline imports the verifier
+
+    if not reads_as_pdf(f):
         img = read_gray(f)
         if loader is None or not looks_like_page(img):
             return [img]

@@ -87,14 +87,27 @@ def test_info_and_clear(cached: dict[str, Path]):
     (cache / "verifier" / "cedar-0123.npz").write_bytes(b"x" * 100)
     (cache / "ultralytics").mkdir()
     (cache / "ultralytics" / "settings.json").write_text("{}")
+    (cached["gallery"] / f"{'0' * 12}-{'a' * 64}.77.tmp.npz").write_bytes(b"PK")  # neither is an entry
+    (cached["gallery"] / "mine.npz").write_bytes(b"PK")
     code, out = invoke("cache", "info", "--json")
     info = json.loads(out)
     assert code == 0 and info["folder"] == str(cache)
     assert (info["references"]["entries"], info["references"]["model_keys"]) == (3, 1)
     assert (info["training"]["files"], info["training"]["bytes"]) == (1, 100)
     code, out = invoke("cache", "clear")  # asks first: no answer, nothing removed
-    assert code == 1 and len(list(cached["gallery"].glob("*.npz"))) == 3
+    assert code == 1 and len(list(cached["gallery"].glob("*.npz"))) == 5
     code, out = invoke("cache", "clear", "--yes")
-    assert code == 0 and out.startswith("removed 4 file(s)")
+    assert code == 0 and out.startswith("removed 6 file(s)")
     assert not cached["gallery"].exists() and not (cache / "verifier").exists()
     assert (cache / "ultralytics" / "settings.json").is_file()  # Ultralytics' settings and fonts stay
+
+
+def test_prune_refuses_a_folder_without_person_folders(cached: dict[str, Path], tmp_path: Path):
+    one_person = cached["refs"] / "alice"  # a mistake that would remove every entry
+    for folder in (one_person / "2019", tmp_path / "typo"):
+        shutil.rmtree(folder, ignore_errors=True)
+    (tmp_path / "typo").mkdir()
+    for refs in (one_person, tmp_path / "typo"):
+        code, out = invoke("cache", "prune", "--refs", str(refs))
+        assert code == 2 and "holds no person folder" in out
+    assert len(list(cached["gallery"].glob("*.npz"))) == 3

@@ -79,7 +79,8 @@ def test_verify_refuses_an_image_over_the_run_pixel_limit(tiny_verifier: Path, g
 
 
 def test_verify_warns_when_the_questioned_image_is_also_a_reference(tiny_verifier: Path, genuine: list[Path],
-                                                                    caplog: pytest.LogCaptureFixture):
+                                                                    caplog: pytest.LogCaptureFixture,
+                                                                    tmp_path: Path):
     with caplog.at_level(logging.WARNING):
         res = CliRunner().invoke(cli, ["verify", str(genuine[0]), str(genuine[1]), str(genuine[0]), "--weights",
                                        str(tiny_verifier), "--json"])
@@ -90,6 +91,14 @@ def test_verify_warns_when_the_questioned_image_is_also_a_reference(tiny_verifie
     with caplog.at_level(logging.WARNING):
         res = CliRunner().invoke(cli, ["verify", str(genuine[0]), str(genuine[1]), "--weights", str(tiny_verifier)])
     assert res.exit_code == 0 and "also given as a reference" not in caplog.text
+    # the same reference twice (another path to the same content): each copy narrows the threshold
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(genuine[1].read_bytes())
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        res = CliRunner().invoke(cli, ["verify", str(genuine[0]), str(genuine[1]), str(copy), "--weights",
+                                       str(tiny_verifier)])
+    assert res.exit_code == 0 and "the same reference is given 2 times" in caplog.text and str(copy) in caplog.text
 
 
 # -- verifier eval --------------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import logging
 import unicodedata
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -128,3 +129,12 @@ def test_enrolment_limited_to_some_people_reads_no_other_folder(tiny_verifier: P
     with pytest.raises(InputError, match="no person folders"):
         Gallery.enroll(loose, v, cache=tmp_path / "cache", people=["bob"])
     assert Gallery.enroll(refs, v, cache=tmp_path / "cache", people=[]).people == []
+
+
+def test_a_person_folder_without_usable_specimens_is_no_usage_error(tiny_verifier: Path, tmp_path: Path):
+    refs = tmp_path / "refs"
+    (refs / "alice").mkdir(parents=True)
+    (refs / "alice" / "blank.png").write_bytes(cv2.imencode(".png", np.full((60, 200), 250, np.uint8))[1].tobytes())
+    (refs / "stray.png").write_bytes((refs / "alice" / "blank.png").read_bytes())
+    g = Gallery.enroll(refs, Verifier.from_manifest(tiny_verifier), cache=tmp_path / "cache")
+    assert g.people == [] and set(g.errors) == {str(refs / "alice" / "blank.png"), str(refs / "stray.png")}
