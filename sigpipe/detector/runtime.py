@@ -37,6 +37,10 @@ DOWNSCALE = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
 # on a cheque, so each signature lies whole in one window.
 MAX_ASPECT = 4.0
 WINDOW_ASPECT = 2.5
+# At most this many windows (one forward pass each): a strip only a few pixels high (1x5000 px, far under the pixel
+# limit) would otherwise take thousands of passes and minutes; there the windows grow longer, still overlapping by
+# the short side.
+MAX_WINDOWS = 32
 WINDOW_CONTAINED = 0.6  # a box mostly inside a more confident one from another window gives way to it
 FUSE_IOU = 0.55  # boxes of one signature seen in two views of a page overlap at least this much (fuse_views)
 
@@ -134,7 +138,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
 
 def windows(page_hw: tuple[int, int]) -> list[tuple[int, int, int, int]]:
     """Where the detector looks at a page: the whole page, or for a page over :data:`MAX_ASPECT` overlapping windows
-    along its long side, evenly spaced from end to end.
+    along its long side, evenly spaced from end to end (at most :data:`MAX_WINDOWS`).
 
     Returns:
         ``(y0, x0, y1, x1)`` windows in page pixels.
@@ -145,6 +149,9 @@ def windows(page_hw: tuple[int, int]) -> list[tuple[int, int, int, int]]:
         return [(0, 0, h, w)]
     size = int(round(WINDOW_ASPECT * short))
     n = int(np.ceil((long_ - size) / (size - short))) + 1
+    if n > MAX_WINDOWS:  # windows of n = MAX_WINDOWS, each step at most the window's length less the short side
+        n = MAX_WINDOWS
+        size = int(np.ceil((long_ + (n - 1) * short) / n))
     starts = np.round(np.linspace(0, long_ - size, n)).astype(int)
     if w >= h:
         return [(0, int(s), h, int(s) + size) for s in starts]

@@ -445,6 +445,8 @@ def _pdf_pages_poppler(path: Path, config: IngestConfig, pdfium_error: str | Non
         m = _PAGE_SIZE.search(str(size)) if size else None
         if m:
             w_pt, h_pt = float(m.group(1)), float(m.group(2))
+            if w_pt <= 0 or h_pt <= 0:  # poppler's answer for a page object it could not load
+                raise CorruptPdfError(f"page {i} of {n} cannot be loaded (poppler gives it {w_pt:g} x {h_pt:g} pts)")
             count_pixels_guard(round(w_pt * config.dpi / 72), round(h_pt * config.dpi / 72), config,
                                f"page {i} at {config.dpi} dpi")
         try:
@@ -455,6 +457,8 @@ def _pdf_pages_poppler(path: Path, config: IngestConfig, pdfium_error: str | Non
         if not images:
             raise CorruptPdfError(f"poppler rendered nothing for page {i} of {n}")
         img = images[0]
+        if img.width <= 1 or img.height <= 1:
+            raise CorruptPdfError(f"page {i} of {n} cannot be rendered (poppler gave {img.width} x {img.height} px)")
         count_pixels_guard(img.width, img.height, config, f"page {i}")
         arr = _pil_to_bgr(img)
         img.close()
@@ -476,20 +480,24 @@ def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
     except (UnidentifiedImageError, ImportError) as e:
         raise CorruptImageError(f"not a readable image: a {path.suffix} file that PIL cannot identify") from e
     except OSError as e:
+        if e.errno is None:  # PIL's own complaint about the content ("Truncated File Read"), not the disk's
+            raise CorruptImageError(f"not a readable image (truncated or damaged): {e}") from e
         raise UnreadableFileError(f"cannot read {path.name}: {e}") from e
     with img:
         number = 0
+        # pages: a TIFF's frames; other formats' extra frames are no pages (a JPEG's MPF preview, an APNG's frames)
+        multipage = img.format == "TIFF"
         sel = config.pages
         wanted: set[int] | None = None
         if sel is not None and sel.needs_count():
             try:
-                wanted = set(sel.check(int(getattr(img, "n_frames", 1))))
-            except (OSError, ValueError, SyntaxError, EOFError) as e:
+                wanted = set(sel.check(int(getattr(img, "n_frames", 1)) if multipage else 1))
+            except (OSError, ValueError, SyntaxError, EOFError, TypeError) as e:
                 raise CorruptImageError(f"cannot count the pages (truncated or damaged): {e}") from e
         seen = 0
         stop = sel.last() if sel is not None else None  # no need to seek through the frames after it
         try:
-            for frame in ImageSequence.Iterator(img):
+            for frame in ImageSequence.Iterator(img) if multipage else [img]:
                 number += 1
                 if sel is not None and number not in (wanted if wanted is not None else sel.pages(number)):
                     if stop is not None and number >= stop:
@@ -508,8 +516,8 @@ def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
                     except (OSError, ValueError, SyntaxError) as e:
                         raise CorruptImageError(f"page {number} cannot be decoded (truncated or damaged): {e}") from e
                 yield Page(number, arr, _image_dpi(frame))
-        except EOFError as e:  # a multi-frame file cut short
-            raise CorruptImageError(f"page {number + 1} cannot be read (truncated file): {e}") from e
+        except (EOFError, OSError, TypeError, SyntaxError) as e:  # a multi-page file cut short (seeking the next)
+            raise CorruptImageError(f"page {number + 1} cannot be read (truncated or damaged): {e}") from e
         if number == 0:
             raise EmptyDocumentError("the image has no frames")
         if sel is not None and seen == 0:
@@ -532,6 +540,8 @@ def _pil_open(path: Path) -> Image.Image:
 def _image_dpi(img: Image.Image) -> int:
     """Horizontal dpi from the image's metadata, or :data:`DEFAULT_DPI` when absent or implausible."""
     dpi = img.info.get("dpi")
+    if img.format in ("JPEG", "MPO") and img.info.get("jfif_unit") not in (1, 2) and 0x011A not in img.getexif():
+        dpi = None  # Pillow says 72 for a JPEG whose EXIF (orientation only, say) has no resolution
     try:
         value = float(dpi[0]) if isinstance(dpi, tuple | list) else float(dpi) if dpi is not None else 0.0
     except (TypeError, ValueError):

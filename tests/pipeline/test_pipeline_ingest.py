@@ -262,6 +262,16 @@ def test_poppler_backend_and_fallback_with_a_stand_in_poppler(tmp_path: Path, mo
     assert len(list(iter_pages(cut))) == 2
     (tmp_path / "t.pdf").write_text("plain text")
     assert kind_of(tmp_path / "t.pdf", IngestConfig(pdf_backend="pdf2image")) == "corrupt_pdf"
+    # a page object poppler cannot load: 0 x 0 pts (it renders the next page in its place), or a 1-pixel render
+    sizes = {1: "288 x 216 pts", 2: "0 x 0 pts"}
+    monkeypatch.setattr(pdf2image, "pdfinfo_from_path", lambda path, first_page=None, last_page=None, **_: {
+        "Pages": 2, f"Page {first_page or 1:>4} size": sizes[first_page or 1]})
+    with pytest.raises(Exception, match="page 2 of 2 cannot be loaded") as ei:
+        list(iter_pages(pdf, IngestConfig(pdf_backend="pdf2image")))
+    assert ei.value.kind == "corrupt_pdf"  # type: ignore[attr-defined]
+    sizes[2] = "288 x 216 pts"
+    monkeypatch.setattr(pdf2image, "convert_from_path", lambda *a, **k: [Image.new("L", (1, 1), 255)])
+    assert kind_of(pdf, IngestConfig(pdf_backend="pdf2image")) == "corrupt_pdf"
 
 
 def test_a_non_image_is_corrupt_even_after_ultralytics_patched_pil(tmp_path: Path):
@@ -316,3 +326,44 @@ def test_only_the_selected_pages_are_read(tmp_path: Path):
     png = save_image(tmp_path / "one.png", page_with([]))
     assert [p.number for p in iter_pages(png, IngestConfig(pages=PageSelection.parse("-1")))] == [1]
     assert kind_of(png, IngestConfig(pages=PageSelection.parse("2"))) == "no_selected_page"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # PIL on the damaged files: what is tested is our error
+def test_damaged_multipage_tiffs_and_truncated_images_are_corrupt_images(tmp_path: Path):
+    from sigpipe.pipeline.ingest import PageSelection
+
+    frames = [Image.fromarray(page_with([], (300 + 50 * i, 200))).convert("1") for i in range(3)]
+    tif = tmp_path / "g4.tif"
+    frames[0].save(tif, save_all=True, append_images=frames[1:], compression="group4")
+    data = tif.read_bytes()
+    kinds = set()
+    for cut in range(100, len(data), max(1, len(data) // 40)):  # cut anywhere: never an internal error
+        (tmp_path / "cut.tif").write_bytes(data[:cut])
+        for pages in (None, PageSelection.parse("-1"), PageSelection.parse("1,-1")):
+            try:
+                list(iter_pages(tmp_path / "cut.tif", IngestConfig(pages=pages)))
+            except Exception as e:  # noqa: BLE001 - the kind is what is checked
+                kinds.add(getattr(e, "kind", type(e).__name__))
+    assert kinds <= {"corrupt_image", "no_selected_page"} and "corrupt_image" in kinds
+    png = save_image(tmp_path / "p.png", page_with([], (300, 200)))
+    (tmp_path / "head.png").write_bytes(png.read_bytes()[:60])  # cut inside the header: PIL's "Truncated File Read"
+    assert kind_of(tmp_path / "head.png") == "corrupt_image"
+
+
+def test_a_jpeg_with_a_second_image_is_one_page_and_exif_without_resolution_is_no_dpi(tmp_path: Path):
+    page = Image.fromarray(page_with([(scribble(1), 100, 100)], (600, 400)))
+    mpo = tmp_path / "phone.jpg"  # what many cameras write: the picture and, in its MPF data, a preview
+    page.convert("RGB").save(mpo, format="MPO", save_all=True, append_images=[page.convert("RGB").resize((300, 200))])
+    with Image.open(mpo) as im:
+        assert getattr(im, "n_frames", 1) == 2
+    [only] = list(iter_pages(mpo))
+    assert only.number == 1 and only.size == (600, 400)
+    from sigpipe.pipeline.ingest import PageSelection
+
+    assert [p.size for p in iter_pages(mpo, IngestConfig(pages=PageSelection.parse("-1")))] == [(600, 400)]
+    exif = Image.Exif()
+    exif[0x0112] = 1  # an orientation tag, no resolution: Pillow would say 72 dpi
+    page.save(tmp_path / "exif.jpg", exif=exif)
+    page.save(tmp_path / "dpi.jpg", dpi=(300, 300))
+    assert [p.dpi for p in iter_pages(tmp_path / "exif.jpg")] == [DEFAULT_DPI]
+    assert [p.dpi for p in iter_pages(tmp_path / "dpi.jpg")] == [300]
