@@ -47,3 +47,36 @@ def test_load_predictor_judges_the_example_documents_as_run_does(tmp_path: Path,
     assert some.gallery.people == ["peter-harris"] and len(some.gallery.folders) == 4
     report = some(EXAMPLE / "scans" / "0001_cheque.png", claimed=claims["0001_cheque.png"])
     assert claims["0001_cheque.png"] != "peter-harris" and report.signatures[0].verdict == "no_reference"
+
+
+def test_load_predictor_options_claims_and_reports_as_a_caller_gives_them(tmp_path: Path,
+                                                                          caplog: pytest.LogCaptureFixture):
+    import jsonschema
+
+    from sigpipe.pipeline.report import load_schema
+
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        sigpipe.load_predictor(EXAMPLE / "refs", threads=0)
+    with caplog.at_level("WARNING"):
+        one = sigpipe.load_predictor(str(EXAMPLE / "refs"), threads=2, cache=str(tmp_path / "cache"),
+                                     people="peter-harris", ingest=sigpipe.IngestConfig(dpi=100))
+        sigpipe.load_predictor(EXAMPLE / "refs", threads=2, cache=tmp_path / "cache", people=["nobody"])
+    assert one.gallery.people == ["peter-harris"]  # a str is one name, not its letters
+    assert any(f.name.endswith(".npz") for f in (tmp_path / "cache").iterdir())  # the str cache folder was used
+    assert "'nobody' has no usable references" in caplog.text
+    schema = load_schema()
+    cheque = EXAMPLE / "scans" / "0008_cheque.tif"
+    for given, kept in ((("peter-harris",), "peter-harris"), (["peter-harris", "peter-harris"], "peter-harris"),
+                        (("peter-harris", "x", "peter-harris"), ["peter-harris", "x"])):
+        report = one(cheque, claimed=given)  # type: ignore[arg-type]
+        jsonschema.validate(report.to_dict(), schema)
+        assert report.to_dict()["claimed_identity"] == kept
+    for bad in ((), "", ("peter-harris", "")):
+        with pytest.raises(ValueError, match="claimed must be"):
+            one(cheque, claimed=bad)  # type: ignore[arg-type]
+    pdf = next(p for p in sorted((EXAMPLE / "scans").iterdir()) if p.suffix == ".pdf")
+    assert one(pdf).settings.dpi == 100  # load_predictor's ingest is the documents' too
+    assert one(pdf, ingest=sigpipe.IngestConfig(dpi=150)).settings.dpi == 150
+    empty = one("")  # a directory: an error report, valid like any other
+    assert empty.error is not None and empty.document.path == "."
+    jsonschema.validate(empty.to_dict(), schema)

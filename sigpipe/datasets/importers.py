@@ -133,7 +133,8 @@ _SIGN_DATA_DIR = re.compile(r"^(\d+)(_forg)?$", re.IGNORECASE)
 
 
 def scan_sign_data(src: Path) -> list[SourceImage]:
-    """Locate Kaggle sign_data images: ``W/*`` genuine and ``W_forg/*`` forged, in ``src`` or its ``train``/``test``.
+    """Locate Kaggle sign_data images: ``W/*`` genuine and ``W_forg/*`` forged (the files in those folders, not in
+    folders below them), in ``src`` or its ``train``/``test``.
 
     Images of ``train`` come before those of ``test`` so that, when duplicates are dropped, the train copy is kept.
     """
@@ -146,7 +147,13 @@ def scan_sign_data(src: Path) -> list[SourceImage]:
             if not m:
                 continue
             kind = FORGED if m.group(2) else GENUINE
-            for p in _files(d):
+            if not m.group(2) and any(c.is_dir() and c.name.lower() in ("genuine", "forged") for c in d.iterdir()):
+                raise InputError(f"{src} is not in the sign_data layout ({d} holds genuine/forged folders: that is "
+                                 "sigpipe's own per-writer layout, which needs no import)")
+            for p in sorted((f for f in d.iterdir() if is_image(f)), key=lambda f: f.name):
+                if _BHSIG.match(p.stem) or _CEDAR.match(p.stem):  # their names say genuine or forged, not the folder
+                    raise InputError(f"{src} is not in the sign_data layout: {p} is named as a "
+                                     f"{'BHSig260' if _BHSIG.match(p.stem) else 'CEDAR'} file; import it as such")
                 out.append(SourceImage(p, int(m.group(1)), kind, (rank, *_natural_key(p.name))))
     return out
 

@@ -208,7 +208,8 @@ class SynthOptions:
         formats: output formats to draw from (multi-page documents only use ``pdf``/``tiff``).
         unsigned: probability that a document carries no signature at all.
         forged: probability that a signature is a skilled forgery (when the writer has forgeries).
-        two_signers: probability of a second signer on cheques, letters and forms (contracts usually have two).
+        two_signers: probability of a second signer on cheques and letters (contracts usually have two; forms
+            have a witness box of their own, 40% of the time, signed in 80% of those).
         yolo_long_side: long side in pixels of the page images of the YOLO export.
         yolo_quality: JPEG quality of the YOLO export images.
         val_fraction: fraction of documents whose pages go to the YOLO ``val`` split.

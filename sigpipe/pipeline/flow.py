@@ -171,6 +171,21 @@ class FoundSignature:
     rotation: int = 0
 
 
+def normalise_claim(claimed: Claim | Sequence[str] | None) -> Claim | None:
+    """A claim as reports hold it: a name, or a tuple of two or more different names (a list or a tuple of one
+    name, or names repeated, as a caller may give them), or None.
+
+    Raises:
+        ValueError: an empty name, or no name at all.
+    """
+    if claimed is None:
+        return None
+    names = [claimed] if isinstance(claimed, str) else list(dict.fromkeys(claimed))
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"claimed must be a person's name, several names or None, not {claimed!r}")
+    return names[0] if len(names) == 1 else tuple(names)
+
+
 class SignaturePredictor:
     """Finds and verifies the signatures of documents.
 
@@ -179,6 +194,7 @@ class SignaturePredictor:
         verifier: the :class:`~sigpipe.verifier.verifier.Verifier`.
         gallery: references enrolled with the same verifier.
         config: flow settings.
+        ingest: how documents are rendered when a call gives no ``ingest`` of its own.
 
     Raises:
         TypeError: a part lacks what the flow calls.
@@ -186,7 +202,7 @@ class SignaturePredictor:
     """
 
     def __init__(self, detector: Detector, verifier: Verifier, gallery: Gallery,
-                 config: FlowConfig = FlowConfig()) -> None:
+                 config: FlowConfig = FlowConfig(), ingest: IngestConfig = IngestConfig()) -> None:
         has_detect = callable(getattr(detector, "detect_batch", None))
         if not has_detect or not isinstance(getattr(detector, "ident", None), str):
             raise TypeError(f"detector {detector!r} needs a detect_batch(pages) method and an ident string")
@@ -202,6 +218,7 @@ class SignaturePredictor:
         self.verifier = verifier
         self.gallery = gallery
         self.config = config
+        self.ingest = ingest
         self._references: dict[Claim | None, ReferenceSet] = {}
 
     @property
@@ -319,8 +336,8 @@ class SignaturePredictor:
             ))
         return results, n_pages
 
-    def __call__(self, path: str | Path, relative: str | None = None, claimed: Claim | None = None, *,
-                 sha256: str | None = None, ingest: IngestConfig = IngestConfig()) -> DocumentReport:
+    def __call__(self, path: str | Path, relative: str | None = None, claimed: Claim | Sequence[str] | None = None, *,
+                 sha256: str | None = None, ingest: IngestConfig | None = None) -> DocumentReport:
         """Process one document file; never raises for a problem of the document itself.
 
         Args:
@@ -329,13 +346,18 @@ class SignaturePredictor:
             claimed: the identity claimed for its signatures (a tuple for a document signed by several people), or
                 None for one-to-many matching.
             sha256: the file's sha256 when already known (computed otherwise).
-            ingest: how pages are rendered.
+            ingest: how pages are rendered (default: the predictor's).
 
         Returns:
             A report with status ``ok``, or ``error`` with the reason (bad input, or an unexpected failure).
+
+        Raises:
+            ValueError: ``claimed`` is an empty name or names nobody.
         """
+        claimed = normalise_claim(claimed)
+        ingest = ingest or self.ingest
         path = Path(path)
-        rel = relative or path.name
+        rel = relative or path.name or str(path)
         t0 = time.perf_counter()
         pages_read = 0
         refs, settings = self.references(claimed), self.settings(ingest)  # what the report's result rests on

@@ -222,7 +222,7 @@ class _Outcome:
 def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, verifier_weights: Path | None = None,
                    orient: bool = True, precision: str = "f32", threads: int | None = None,
                    ingest: IngestConfig = IngestConfig(), crop_margin: float = 0.08,
-                   accept_score: float | None = None, cache: Path | None = None,
+                   accept_score: float | None = None, cache: str | Path | None = None,
                    people: Collection[str] | None = None) -> SignaturePredictor:
     """The library's way into the pipeline: the bundled models (or the manifests given) with ``refs`` enrolled, as
     ``sigpipe run`` builds them, ready to judge one document at a time::
@@ -237,17 +237,22 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
         orient: turn pages scanned upside down or sideways upright first.
         precision: ``f32``, ``bf16`` or ``auto`` (``sigpipe run --precision``).
         threads: CPU threads for the models (None: :func:`available_cores`).
-        ingest: how specimen PDFs and pages are rendered; pass the same to the predictor's calls for documents
-            (``predictor(path, ingest=...)``) when not the default.
+        ingest: how documents (and specimen PDFs and pages) are rendered: the predictor's default, which a call
+            can override (``predictor(path, ingest=...)``).
         crop_margin: margin around detector boxes before the verifier.
         accept_score: the score signatures judged genuine need for a ``genuine`` document (``--accept-score``).
-        cache: embedding cache of the references (None: the default cache folder).
-        people: enrol only these people of ``refs`` (None: everybody). Documents claimed by others get
-            ``no_reference``, and a document without a claim is matched among these people only.
+        cache: embedding cache of the references (None: the default cache folder, ``sigpipe cache info``).
+        people: enrol only these people of ``refs`` (None: everybody; a str is one name). Documents claimed by
+            others get ``no_reference``, and a document without a claim is matched among these people only; a name
+            without usable references is warned about.
 
     Raises:
         ModelError: a model is missing or fails its hash check. InputError: ``refs`` is not a references folder.
+        ValueError: an option out of its range (``threads``, ``crop_margin``, ``accept_score``, ``precision``).
     """
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
+    flow = FlowConfig(crop_margin=crop_margin, accept_score=accept_score)  # checks its values before models load
     detector, verifier = ManifestModels(detector_weights, verifier_weights, precision=precision,
                                         orient=orient)(threads or available_cores())
     gallery = Gallery.enroll(refs, verifier, loader=specimen_loader(detector, replace(ingest, pages=None),
@@ -256,8 +261,12 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
         log.warning("%s", w)
     for f, why in gallery.errors.items():
         log.warning("reference %s not used: %s", f, why)
-    return SignaturePredictor(detector, verifier, gallery, FlowConfig(crop_margin=crop_margin,
-                                                                      accept_score=accept_score))
+    if people is not None:
+        absent = sorted({people} if isinstance(people, str) else set(people)) if people else []
+        for person in (p for p in absent if p not in gallery.embeddings):
+            log.warning("%r has no usable references in %s: documents claimed by them get no_reference", person,
+                        refs)
+    return SignaturePredictor(detector, verifier, gallery, flow, ingest)
 
 
 def available_cores() -> int:

@@ -109,7 +109,7 @@ class Gallery:
     @classmethod
     def enroll(
         cls, refs: str | Path, verifier: Verifier, loader: SpecimenLoader | None = None,
-        cache: Path | None = None, people: Collection[str] | None = None,
+        cache: str | Path | None = None, people: Collection[str] | None = None,
     ) -> Gallery:
         """Embed every specimen in ``refs/<person>/`` and its sub-folders (cached by content hash).
 
@@ -143,7 +143,7 @@ class Gallery:
             g.warnings.append(message)
             log.warning("%s", message)
 
-        folder = cache or gallery_cache()
+        folder = Path(cache) if cache is not None else gallery_cache()
         store: Path | None = folder  # None: no caching
         writing = True  # False after a failed write: entries are still read
         try:
@@ -198,6 +198,8 @@ class Gallery:
         loose = sorted(p for p in root.iterdir() if p.is_file() and p.suffix.lower() in SPECIMEN_SUFFIXES)
         for f in loose:
             skip(f, "not in a person's folder: specimens go in REFS/<person>/")
+        if isinstance(people, str):  # one name, not its letters
+            people = [people]
         wanted = None if people is None else {unicodedata.normalize("NFC", p) for p in people}
         folders: dict[str, str] = {}  # person: the first folder of theirs
         for person_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):

@@ -224,3 +224,20 @@ def test_cli_bad_inputs_exit_2_with_clear_message(cedar: Path, tmp_path: Path) -
     assert broken.exit_code == 2
     assert "forgeries_1_2.png" in broken.output
     assert not (tmp_path / "o3").exists()
+
+
+@pytest.mark.parametrize("layout", ["per-writer", "bhsig", "cedar"])
+def test_sign_data_refuses_other_layouts_rather_than_call_forgeries_genuine(tmp_path: Path, layout: str) -> None:
+    src = tmp_path / layout
+    if layout == "per-writer":  # sigpipe's own layout: its forged/ folder would have been read as genuine
+        _write(src / "001" / "genuine" / "01.png", _img(1))
+        _write(src / "001" / "forged" / "01.png", _img(2))
+    elif layout == "bhsig":  # genuine and forged side by side, told apart by their names
+        _write(src / "001" / "B-S-1-G-01.png", _img(1))
+        _write(src / "001" / "B-S-1-F-01.png", _img(2))
+    else:
+        _write(src / "001" / "original_1_1.png", _img(1))
+        _write(src / "001" / "forgeries_1_1.png", _img(2))
+    with pytest.raises(InputError, match="not in the sign_data layout"):
+        import_corpus("sign_data", src, tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
