@@ -310,16 +310,28 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     check_backend(config.pdf_backend)
     docs = discover_scans(config.scans)
     refs_root, scans_root = Path(config.refs).resolve(), Path(config.scans).resolve()
+    out_root = Path(config.out).resolve()
     specimens = ({p for p in docs if p.resolve().is_relative_to(refs_root)}  # REFS inside SCANS: not documents
                  if scans_root.is_dir() and refs_root.is_relative_to(scans_root) else set())
-    docs = [p for p in docs if p not in specimens]
+    # OUT inside SCANS: its files (review sheets, anything put there) are not documents either
+    ours = ({p for p in docs if p.resolve().is_relative_to(out_root)}
+            if scans_root.is_dir() and out_root.is_relative_to(scans_root) else set())
+    docs = [p for p in docs if p not in specimens and p not in ours]
     if not docs:
         raise NoDocumentsError(
             f"no documents found in {config.scans} (looked for {', '.join(sorted(SCAN_SUFFIXES))}, "
             "recursively, case-insensitive" + (f"; the {len(specimens)} under REFS are references" if specimens
-                                               else "") + ")"
+                                               else "") + (f"; the {len(ours)} under OUT are sigpipe's own"
+                                                           if ours else "") + ")"
         )
-    names = {relative_name(p, config.scans): p for p in docs}
+    names: dict[str, Path] = {}
+    clashes: list[str] = []
+    for p in docs:
+        name = relative_name(p, config.scans)
+        if name in names:  # a name that is not UTF-8, escaped, and a file really named so: one report for two
+            clashes.append(f"{ascii(str(p))} (as {ascii(str(names[name]))})")
+            continue
+        names[name] = p
     claims = match_documents(load_claims(config.claims), names, config.scans) if config.claims else {}
     if not Path(config.refs).is_dir():
         raise InputError(f"references folder not found: {config.refs}")
@@ -344,6 +356,13 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         if specimens:
             warnings.append(f"REFS ({config.refs}) lies inside SCANS: its {len(specimens)} file(s) are references, "
                             "not processed as documents")
+        if ours:
+            warnings.append(f"OUT ({config.out}) lies inside SCANS: its {len(ours)} file(s) (review sheets, ...) are "
+                            "not processed as documents")
+        if clashes:
+            warnings.append(f"{len(clashes)} file(s) not processed: each has the report name of another file (a name "
+                            f"that is not UTF-8, escaped, and a file really named so): {'; '.join(clashes[:5])}"
+                            "; rename one of them")
         orphans = orphaned_reports(config.out, names)
         if orphans:
             warnings.append(f"{len(orphans)} report(s) in {config.out} are of documents no longer in SCANS (renamed "
@@ -376,7 +395,10 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
                         "(--precision auto picks bf16 only where it is native)")
 
         for name in (SUMMARY_JSON, SUMMARY_CSV):  # an earlier run's: this run's is written when it ends
-            (config.out / name).unlink(missing_ok=True)
+            try:
+                (config.out / name).unlink(missing_ok=True)
+            except OSError as e:  # a folder of that name (left by an old version for a SCANS folder so named)
+                raise OutputWriteError(f"cannot replace {config.out / name}: {e}; move it out of the way") from e
         removed = remove_stale_temporaries(config.out)
         if removed:
             log.info("removed %d temporary file(s) left by an interrupted run", removed)
@@ -487,23 +509,32 @@ def _check_writable(out: Path) -> None:
 
 
 def _save(out: Path, report: DocumentReport) -> DocumentReport:
-    """Write a report; returns it, or for a document whose report cannot have a file name (longer than the file
-    system allows) a failure report kept in the summary only. Any other failure to write stops the run with one clear
-    error (the next document would fail too).
+    """Write a report; returns it, or for a document whose report cannot have a file (a name longer than the file
+    system allows, a path through another document's report or through OUT's summary) a failure report kept in the
+    summary only. Any other failure to write stops the run with one clear error (the next document would fail too).
 
     Raises:
         OutputWriteError: the report cannot be written.
     """
+    def alone(why: str) -> DocumentReport:  # this document's report cannot be written; the others' can
+        log.error("%s: %s", report.document.path, why)
+        return DocumentReport.failure(report.document, report.claimed_identity, OutputWriteError.kind,
+                                      f"no report file: {why}", report.models)
+
+    top = report.document.path.split("/", 1)[0]
+    if top != report.document.path and top in (SUMMARY_JSON, SUMMARY_CSV):
+        return alone(f"it would go inside {out / top}, where the run's summary goes; rename the folder {top!r} "
+                     "in SCANS")
     try:
         write_report(out, report)
         return report
     except OSError as e:
         if e.errno == errno.ENAMETOOLONG:
-            log.error("%s: its report's file name is longer than the file system allows", report.document.path)
-            return DocumentReport.failure(
-                report.document, report.claimed_identity, OutputWriteError.kind,
-                f"no report file: {report_path(out, report.document.path).name!r} is longer than the file system "
-                "allows; shorten the document's name", report.models)
+            return alone(f"{report_path(out, report.document.path).name!r} is longer than the file system allows; "
+                         "shorten the document's name")
+        if e.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            return alone(f"{report_path(out, report.document.path)} clashes with another document's report or "
+                         f"folder ({e.strerror}); rename one of them")
         raise OutputWriteError(
             f"cannot write the report of {report.document.path} to {out}: {e}. The reports written so far are "
             "complete; run again to resume") from e

@@ -350,19 +350,29 @@ def test_with_a_timeout_every_worker_has_started_before_documents_are_timed(veri
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_report_that_cannot_be_written_stops_the_run_with_one_clear_error(batch: dict[str, Path],
-                                                                            verifier_manifest: Path, workers: int):
+                                                                            verifier_manifest: Path, workers: int,
+                                                                            monkeypatch: pytest.MonkeyPatch):
+    import errno
+
+    import sigpipe.pipeline.runner as runner_module
     from sigpipe.pipeline.errors import OutputWriteError
 
     models = DoubleModels(verifier_manifest)
-    batch["out"].mkdir()
-    (batch["out"] / "sub").write_text("a file where the report folder must go")  # as a full disk would, mid-run
-    with pytest.raises(OutputWriteError, match=r"sub/bob_form\.png.*run again to resume"):
+    real = runner_module.write_report
+
+    def disk_full_at_bob(out: Path, report: object) -> Path:  # the disk fills up mid-run
+        if report.document.path == "sub/bob_form.png":  # type: ignore[attr-defined]
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(out, report)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(runner_module, "write_report", disk_full_at_bob)
+    with pytest.raises(OutputWriteError, match=r"sub/bob_form\.png.*No space left.*run again to resume"):
         run_batch(config(batch, workers=workers), models)  # the same whatever the workers: the parent writes
     done = sorted(all_reports(batch["out"]))
     assert done == ["alice_letter.pdf", "broken.pdf"] if workers == 1 else "sub/bob_form.png" not in done
     assert all(read_report(p) is not None for p in batch["out"].rglob("*.json"))  # written before it: complete
     assert not list(batch["out"].rglob("*.sigpipe-tmp"))
-    (batch["out"] / "sub").unlink()
+    monkeypatch.setattr(runner_module, "write_report", real)
     s = run_batch(config(batch), models)
     assert (s.processed, s.skipped, s.documents) == (4, 1, 5)  # resumed: the failed one and the three not done
 
@@ -606,3 +616,42 @@ def test_a_specimen_filed_under_the_wrong_person_is_named_in_the_summary(batch: 
     # the bundled-style manifest without a margin: no check, an empty list
     run_batch(config(batch, out=tmp_path / "plain"), DoubleModels(verifier_manifest))
     assert json.loads((tmp_path / "plain" / "summary.json").read_text())["suspect_references"] == []
+
+
+def test_out_inside_scans_and_report_paths_that_clash_fail_nothing_else(tmp_path: Path, verifier_manifest: Path):
+    import os
+
+    from sigpipe.pipeline.errors import OutputWriteError
+
+    scans, refs = tmp_path / "scans", tmp_path / "refs"
+    sig = page_with([(scribble(SIG_A), 100, 100)])
+    for name in ("a.png", "a.png.json/b.png", "summary.json/c.png", "z.png"):
+        save_image(scans / name, sig)
+    save_image(refs / "alice" / "a1.png", scribble(SIG_A))
+    out = scans / "out"  # OUT inside SCANS, as people do
+    run = RunConfig(scans=scans, refs=refs, out=out, cache=tmp_path / "cache", progress=False)
+    s = run_batch(run, DoubleModels(verifier_manifest))
+    failed = {f["document"]: f for f in json.loads((out / "summary.json").read_text())["failures"]}
+    # a.png's report is the file OUT/a.png.json, the folder b.png's report needs: one of them fails, alone
+    assert set(failed) == {"summary.json/c.png", "a.png.json/b.png"}, failed
+    assert all(f["kind"] == "output_write" for f in failed.values())
+    assert "where the run's summary goes" in failed["summary.json/c.png"]["message"]
+    assert (out / "z.png.json").is_file() and (out / "a.png.json").is_file() and s.documents == 4
+    # what lies under OUT (a review sheet) is not a document of the next run
+    save_image(out / "review" / "a.png.sig1.png", sig)
+    again = run_batch(run, DoubleModels(verifier_manifest))
+    assert again.documents == 4 and any("lies inside SCANS" in w for w in again.warnings)
+    assert not (out / "review" / "a.png.sig1.png.json").exists() and not (out / "out").exists()
+    # a folder where the summary goes, left by an older version: one clear error, no traceback
+    (out / "summary.csv").unlink()
+    (out / "summary.csv").mkdir()
+    (out / "summary.csv" / "x").write_text("")
+    with pytest.raises(OutputWriteError, match="move it out of the way"):
+        run_batch(run, DoubleModels(verifier_manifest))
+    # a name that is not UTF-8, escaped, and a file really named so: one is processed, the other named in a warning
+    odd = tmp_path / "odd"
+    save_image(odd / os.fsdecode(b"caf\xe9.png"), sig)
+    save_image(odd / "caf\\xe9.png", sig)
+    s = run_batch(RunConfig(scans=odd, refs=refs, out=tmp_path / "o2", cache=tmp_path / "cache", progress=False),
+                  DoubleModels(verifier_manifest))
+    assert s.documents == 1 and any("1 file(s) not processed" in w for w in s.warnings)
