@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+import unicodedata
 from collections import Counter, deque
 from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -261,9 +262,9 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
         log.warning("%s", w)
     for f, why in gallery.errors.items():
         log.warning("reference %s not used: %s", f, why)
-    if people is not None:
-        absent = sorted({people} if isinstance(people, str) else set(people)) if people else []
-        for person in (p for p in absent if p not in gallery.embeddings):
+    wanted = [people] if isinstance(people, str) else sorted(set(people or ()))
+    for person in wanted:
+        if unicodedata.normalize("NFC", person) not in gallery.embeddings:
             log.warning("%r has no usable references in %s: documents claimed by them get no_reference", person,
                         refs)
     return SignaturePredictor(detector, verifier, gallery, flow, ingest)
