@@ -56,7 +56,8 @@ def run(scans: Path, refs: Path, claims: Path, out: Path, *extra: str) -> tuple[
     shutil.rmtree(out, ignore_errors=True)
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", "from sigpipe.cli import main; main()", "-q", "run", str(scans), "--refs",
-                    str(refs), "--claims", str(claims), "--out", str(out), "--no-progress", *extra], check=True)
+                    str(refs), "--claims", str(claims), "--out", str(out), "--no-progress", *extra], check=True,
+                   stdout=subprocess.DEVNULL)  # its summary line: this script's stdout is its JSON alone
     secs = time.perf_counter() - t
     reports = {}
     for p in out.rglob("*.json"):
