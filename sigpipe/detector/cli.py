@@ -47,6 +47,10 @@ def _check_dataset_yaml(path: Path) -> None:
     if not isinstance(data, dict):
         got = "an empty file" if data is None else f"a {type(data).__name__}"
         raise BadInput(f"dataset yaml {path} must be a mapping (keys path, train, val, names), got {got}")
+    if "names" not in data and "nc" not in data:
+        raise BadInput(f"dataset yaml {path} names no classes: add 'names: {{0: signature}}'")
+    if "path" in data and not isinstance(data["path"], str):
+        raise BadInput(f"dataset yaml {path}: 'path' must be a folder path, got {data['path']!r}")
 
 
 def _check_checkpoint(path: Path, option: str) -> None:
@@ -149,11 +153,34 @@ def train(**kw: Any) -> None:
             raise BadInput(str(e)) from e
         out_folder(cfg.out)
     _check_model_arg(cfg.model)
+    if cfg.resume:
+        _check_resumable(Path(cfg.model))
     try:
         best = train_detector(cfg)
     except SigpipeError as e:
         raise fail(e) from e
     click.echo(str(best))
+
+
+def _check_resumable(path: Path) -> None:
+    """Refuse to resume from what is not an interrupted run's ``last.pt``: Ultralytics would fall back to its own
+    default dataset (a download) and write under its own runs folder."""
+    import torch
+
+    if not path.is_file():
+        raise BadInput("--resume needs --model <the interrupted run's last.pt> (runs/.../weights/last.pt)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)  # the user's own run, as Ultralytics loads it
+    except Exception as e:  # noqa: BLE001 - not a checkpoint at all: pickle, zip and torch fail in many ways
+        raise BadInput(f"cannot resume from {path}: not a training checkpoint ({type(e).__name__})") from e
+    args = ckpt.get("train_args") if isinstance(ckpt, dict) else None
+    if not isinstance(args, dict) or ckpt.get("optimizer") is None or int(ckpt.get("epoch", -1)) < 0:
+        raise BadInput(f"cannot resume from {path}: it is not the last.pt of an interrupted run (a finished run's "
+                       "weights and shipped models keep no training state); to continue training from it, give it "
+                       "as --model without --resume")
+    data = args.get("data")
+    if not data or not Path(str(data)).is_file():
+        raise BadInput(f"cannot resume from {path}: its dataset {data!r} is gone")
 
 
 @detector.command("eval")
@@ -167,7 +194,7 @@ def train(**kw: Any) -> None:
               help="Candidate-box threshold (keep low: mAP integrates over all thresholds).")
 @click.option("--iou", type=click.FloatRange(0, 1), default=None, help="NMS IoU (default: the manifest's, else 0.7).")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--threads", type=int, default=None, help="Torch CPU threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 def eval_cmd(
     data: Path, weights: Path | None, split: str, imgsz: int | None, conf: float, iou: float | None, batch: int,

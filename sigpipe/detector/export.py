@@ -87,9 +87,15 @@ def export(
     log.info("exported %s -> %s", src, exported)
     if manifest is not None:
         data = dict(manifest.data)
-        data["backends"] = {**(data.get("backends") or {}), format: exported.name}
-        data["backend_sha256"] = {**(data.get("backend_sha256") or {}), format: model_sha256(exported)}
-        data.setdefault("export_imgsz", {})
-        data["export_imgsz"] = {**data["export_imgsz"], format: int(imgsz)}
+        # the exports the manifest lists that are there beside it (in another folder: only the one just written)
+        listed = {k: v for k, v in (data.get("backends") or {}).items() if (out / str(v)).exists()}
+        backends = {**listed, format: exported.name}
+        data["backends"] = backends
+        data["backend_sha256"] = {**{k: v for k, v in (data.get("backend_sha256") or {}).items() if k in backends},
+                                  format: model_sha256(exported)}
+        data["export_imgsz"] = {**{k: v for k, v in (data.get("export_imgsz") or {}).items() if k in backends},
+                                format: int(imgsz)}
+        if data.get("default_backend") not in (*backends, "pt"):
+            data["default_backend"] = format  # the shipped default's files are not in this folder
         (out / manifest.path.name).write_text(json.dumps(data, indent=2) + "\n")
     return exported

@@ -88,6 +88,8 @@ def split_dirs(data: Path) -> tuple[dict, dict[str, list[Path]]]:
             folder = Path(entry) if Path(entry).is_absolute() else root / entry
             if not folder.is_dir():
                 raise InputError(f"{data}: {split} entry {entry!r} is not an image folder ({folder})")
+            if split in ("train", "val") and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.rglob("*")):
+                raise InputError(f"{data}: {split} folder {folder} holds no images")
             dirs.setdefault(split, []).append(folder.resolve())
     if "train" not in dirs or "val" not in dirs:
         raise InputError(f"{data}: needs train and val image folders")

@@ -174,8 +174,10 @@ def orientation_train(train_dirs: tuple[Path, ...], val_dirs: tuple[Path, ...], 
                       no_cue_val_dirs: tuple[Path, ...], out: Path, size: int, width: int, epochs: int, lr: float,
                       seed: int, precision: str) -> None:
     """Train the orientation network on upright pages, each shown turned by 0, 90, 180 and 270 degrees."""
+    from sigpipe._cli import out_folder
     from sigpipe.pipeline.orientation_train import OrientTrainConfig, train
 
+    out_folder(out)  # a folder under a regular file, or not writable: a usage error before any work
     try:
         manifest = train(train_dirs, val_dirs, out, OrientTrainConfig(size=size, width=width, epochs=epochs, lr=lr,
                                                                       seed=seed, precision=precision),
@@ -201,9 +203,12 @@ def orientation_eval(dirs: tuple[Path, ...], weights: Path | None) -> None:
     from sigpipe.weights import bundled_manifest
 
     try:
-        click.echo(json.dumps(evaluate(weights or bundled_manifest("orientation").path, dirs)))
+        result = evaluate(weights or bundled_manifest("orientation").path, dirs)
     except SigpipeError as e:
         raise UsageFailure(str(e)) from e
+    if not result.get("pages"):
+        raise UsageFailure(f"no pages found in {', '.join(map(str, dirs))}: nothing to evaluate")
+    click.echo(json.dumps(result))
 
 
 @click.command("check-refs")

@@ -325,6 +325,8 @@ def eval_cmd(data: Path, weights: Path | None, k: int, writers: str | None, as_j
 
     try:
         chosen = [w.strip() for w in writers.split(",") if w.strip()] if writers else None
+        if chosen == []:
+            raise BadInput(f"--writers {writers!r} names no writer (leave it out for every writer)")
         unknown = sorted(set(chosen or ()) - set(Corpus(data).writers))
         if unknown:
             raise InputError(f"no writer {', '.join(unknown)} in {data} (writers are its sub-folders)")

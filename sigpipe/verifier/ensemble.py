@@ -67,6 +67,8 @@ def build_ensemble(members: Sequence[str | Path], data: Sequence[Path], out: Pat
 
     if len(members) < 2:
         raise InputError("an ensemble needs at least two member models")
+    if len({Path(m).resolve() for m in members}) < len(members):
+        raise InputError("a member is given twice: an ensemble of a model with itself is that model")
     if threads:
         torch.set_num_threads(threads)
     manifests = [Manifest.load(p) for p in members]

@@ -77,10 +77,13 @@ def splits_config(cfg: PairTrainConfig) -> tuple[VerifierTrainConfig, Manifest]:
     try:  # a trained model records its config; an ensemble, its members'
         tc = like["training"].get("config") or like["members"][0]["training"]["config"]
         splits = like["training"]["splits"]
-    except (KeyError, IndexError, TypeError) as e:
-        raise ModelError(f"{cfg.like} records no writer splits to train the pair network on ({e})") from e
+        split, split_seed = tuple(tc["split"]), int(tc["split_seed"])
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        raise ModelError(f"{cfg.like} records no writer splits of a Siamese verifier to train the pair network on "
+                         f"(a verifier trained by 'sigpipe verifier train' or joined by 'verifier ensemble'; {e!r})"
+                         ) from e
     vcfg = VerifierTrainConfig(data=tuple(cfg.data), preprocess=PreprocessConfig.from_dict(like["preprocess"]),
-                               split=tuple(tc["split"]), split_seed=int(tc["split_seed"]), threads=cfg.threads)
+                               split=split, split_seed=split_seed, threads=cfg.threads)
     if writer_splits(vcfg) != splits:
         raise ModelError(f"--data does not give the writer splits of {like.ident}: pass the corpora it was trained on")
     return vcfg, like

@@ -314,6 +314,15 @@ def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None
     return rule, report
 
 
+# what a resumed run may change: where and how fast it runs, not what it trains
+_RESUME_FREE = ("resume", "threads", "device", "out", "precision", "patience", "tag", "init")
+
+
+def _resumable_config(cfg: VerifierTrainConfig) -> dict[str, Any]:
+    """The settings a checkpoint records, which a resumed run must give again."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k not in _RESUME_FREE}
+
+
 def _checkpoint(path: Path, **state: Any) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -433,8 +442,15 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
     kept = cast(Embedder, ema.module) if ema is not None else net
     start, best_score, best_state, history, stale = 0, float("inf"), None, [], 0
     last = out / "last.ckpt"
-    if cfg.resume and last.is_file():
+    run_config = _resumable_config(cfg)
+    if cfg.resume and not last.is_file():
+        raise InputError(f"nothing to resume: {out} holds no last.ckpt of an interrupted run")
+    if cfg.resume:
         ck = torch.load(last, map_location=device, weights_only=False)  # our own checkpoint, not a shipped model
+        changed = sorted(k for k, v in (ck.get("config") or {}).items() if run_config.get(k) != v)
+        if changed:
+            raise InputError(f"cannot resume {last} with other settings than it was trained with: "
+                             + ", ".join(f"{k} {ck['config'][k]!r} -> {run_config.get(k)!r}" for k in changed))
         net.load_state_dict(ck["model"])
         if ema is not None:
             ema.load_state_dict(ck["ema"])
@@ -483,7 +499,8 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
             best_score, best_state, stale = v["score"], copy.deepcopy(kept.state_dict()), 0
         else:
             stale += 1
-        _checkpoint(last, model=net.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), epoch=epoch + 1,
+        _checkpoint(last, config=run_config, model=net.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(),
+                    epoch=epoch + 1,
                     best_score=best_score, best_state=best_state, history=history, gen=gen.get_state(),
                     aux=aux_fn.state_dict() if aux_fn is not None else None,
                     ema=ema.state_dict() if ema is not None else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,19 @@ def test_openvino_in_bf16_is_marked_and_close_to_f32(manifest_path: Path, onnx_d
         assert auto.ident == (bf16.ident if native else f32.ident)
         assert SignatureDetector.from_manifest(onnx_dir / "detector.pt.json", backend="onnx",
                                                precision="auto").precision == "f32"
+
+
+def test_an_export_to_another_folder_lists_only_what_is_there(manifest_path: Path, tmp_path: Path) -> None:
+    # a manifest like the bundled one: its default backend an export that lives beside it, not in the new folder
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy2(manifest_path.with_name(manifest_path.name[: -len(".json")]), src)
+    data = json.loads(manifest_path.read_text())
+    data.update(default_backend="openvino", backends={"openvino": "detector_openvino_model"},
+                backend_sha256={"openvino": "0" * 64}, export_imgsz={"openvino": 64})
+    (src / manifest_path.name).write_text(json.dumps(data))
+    export(src / manifest_path.name, format="onnx", out_dir=tmp_path / "new")
+    m = json.loads((tmp_path / "new" / manifest_path.name).read_text())
+    assert m["backends"] == {"onnx": "detector.onnx"} and m["default_backend"] == "onnx"
+    assert set(m["backend_sha256"]) == set(m["export_imgsz"]) == {"onnx"}
+    assert SignatureDetector.from_manifest(tmp_path / "new" / manifest_path.name, threads=1).backend == "onnx"

@@ -29,7 +29,10 @@ def train(tiny_dataset: Path, tmp_path: Path, *args: str) -> Result:
     ("[1, 2]\n", "must be a mapping"),
     ("", "got an empty file"),
     ("names:\n  0: signature\n", "needs train and val image folders"),
-    ("train: nowhere\nval: nowhere\n", "is not an image folder"),
+    ("train: nowhere\nval: nowhere\nnames:\n  0: signature\n", "is not an image folder"),
+    ("train: a\nval: b\n", "names no classes"),
+    ("path: 5\ntrain: a\nval: b\nnames:\n  0: signature\n", "'path' must be a folder path"),
+    ("train: .\nval: .\nnames:\n  0: signature\n", "holds no images"),
 ])
 def test_train_refuses_a_yaml_that_is_not_a_dataset(tmp_path: Path, body: str, message: str) -> None:
     data = tmp_path / "data.yaml"
@@ -92,3 +95,15 @@ def test_export_input_errors_exit_2(manifest_path: Path, tmp_path: Path) -> None
                                                            "sha256": "0", "architecture": "resnet-s"}))
     input_error(export("--weights", str(tmp_path / "verifier.pt.json")), "is not an Ultralytics YOLO checkpoint")
     assert not (tmp_path / "x").exists()
+
+
+def test_resume_refuses_what_is_not_an_interrupted_run(tiny_dataset: Path, manifest_path: Path,
+                                                       tmp_path: Path) -> None:
+    # a shipped model keeps no training state: Ultralytics would fall back to its own dataset (a download)
+    shipped = manifest_path.with_name(manifest_path.name[: -len(".json")])
+    input_error(train(tiny_dataset, tmp_path, "--resume", "--model", str(shipped)), "not the last.pt of an interrupted")
+    input_error(train(tiny_dataset, tmp_path, "--resume"), "--resume needs --model")
+    ckpt = torch.load(shipped, map_location="cpu", weights_only=False)
+    gone = tmp_path / "last.pt"  # an interrupted run whose dataset yaml has since been removed
+    torch.save({**ckpt, "epoch": 3, "optimizer": {}, "train_args": {"data": str(tmp_path / "removed.yaml")}}, gone)
+    input_error(train(tiny_dataset, tmp_path, "--resume", "--model", str(gone)), "its dataset")

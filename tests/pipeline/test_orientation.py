@@ -128,6 +128,14 @@ def test_train_writes_a_loadable_model_and_eval_reports_turns(tmp_path: Path):
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output)
     assert figures["pages"] == 8 and figures["turned_pages"] == 6 and figures["model"] == orienter.ident
+    (tmp_path / "no-pages").mkdir()
+    result = CliRunner().invoke(cli, ["orientation", "eval", "--pages", str(tmp_path / "no-pages"), "--weights",
+                                      str(manifest)])
+    assert result.exit_code == 2 and "no pages found" in result.output
+    (tmp_path / "a-file").write_text("")
+    result = CliRunner().invoke(cli, ["orientation", "train", "--pages", str(tmp_path / "val"), "--val",
+                                      str(tmp_path / "val"), "--out", str(tmp_path / "a-file" / "sub")])
+    assert result.exit_code == 2 and "is a file, not a folder" in result.output
     (tmp_path / "out" / "orientation.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelError, match="does not match its manifest"):
         PageOrienter(manifest)

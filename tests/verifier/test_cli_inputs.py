@@ -112,6 +112,8 @@ def test_eval_refuses_unknown_writers_and_empty_corpora(tiny_corpus: Path, tmp_p
     input_error(res, "no writers in")
     res = CliRunner().invoke(cli, ["verifier", "eval", "--data", str(tiny_corpus), "--references", "0"])
     assert res.exit_code == 2 and "--references" in res.stderr
+    res = CliRunner().invoke(cli, ["verifier", "eval", "--data", str(tiny_corpus), "--writers", ","])
+    input_error(res, "names no writer")
 
 
 def test_eval_plot_creates_its_folder_or_says_it_cannot(tiny_verifier: Path, tiny_corpus: Path, tmp_path: Path,

@@ -74,6 +74,8 @@ def test_ensemble_of_trained_members_is_calibrated_loadable_and_exportable(membe
 def test_ensemble_refuses_members_it_cannot_calibrate(members: list[Path], six_writers: Path, tmp_path: Path):
     with pytest.raises(InputError, match="at least two"):
         build_ensemble(members[:1], [six_writers], tmp_path / "one", "e1")
+    with pytest.raises(InputError, match="given twice"):
+        build_ensemble([members[0], members[0]], [six_writers], tmp_path / "twice", "e1")
     other = json.loads(members[1].read_text())
     other["training"]["splits"]["six"]["val"] = other["training"]["splits"]["six"]["train"]
     members[1].write_text(json.dumps(other))

@@ -214,6 +214,8 @@ def test_train_pair_then_calibrate_attaches_a_working_second_stage(six_writers: 
                                          epochs=2, steps=2, batch=8, threads=1)).with_suffix(".pt.json")
     pm = json.loads(pair.read_text())
     assert pm["architecture"] == ARCHITECTURE and len(pm["training"]["history"]) == 2
+    with pytest.raises(ModelError, match="writer splits of a Siamese verifier"):  # --like a pair network's manifest
+        train_pairnet(PairTrainConfig(like=pair, data=(six_writers,), out=tmp_path / "like-pair", threads=1))
     assert pm["training"]["splits"] == json.loads(siamese.read_text())["training"]["splits"]
     runner = CliRunner()
     base = ["verifier", "calibrate", str(siamese), "--data", str(six_writers), "--threads", "1"]

@@ -30,6 +30,11 @@ def test_tiny_training_run_writes_a_loadable_calibrated_model(six_writers: Path,
     # resuming a finished run trains no more epochs and gives the same best state
     cfg2 = VerifierTrainConfig(**{**cfg.__dict__, "resume": True})
     assert train_verifier(cfg2) == weights
+    # ... but not with other settings than it was trained with, nor from a folder with nothing to resume
+    with pytest.raises(InputError, match="other settings than it was trained with: width 8 -> 4"):
+        train_verifier(VerifierTrainConfig(**{**cfg.__dict__, "resume": True, "width": 4}))
+    with pytest.raises(InputError, match="nothing to resume"):
+        train_verifier(VerifierTrainConfig(**{**cfg.__dict__, "resume": True, "out": tmp_path / "empty"}))
     with pytest.raises(InputError, match="corpus folder not found"):
         train_verifier(VerifierTrainConfig(data=(tmp_path / "missing",), out=tmp_path / "x"))
 

@@ -171,8 +171,11 @@ def test_untrained_manifests_are_refused_where_writer_splits_are_needed(tiny_ver
 def test_ensemble_input_errors_exit_2(trained: Path, tiny_corpus: Path, six_writers: Path, tmp_path: Path):
     o = ["--out", str(tmp_path / "o"), "--tag", "e"]
     input_error(invoke("ensemble", str(trained), "--data", str(six_writers), *o), "at least two member models")
+    input_error(invoke("ensemble", str(trained), str(trained), "--data", str(six_writers), *o), "given twice")
     # --data that is not the corpus the members were trained on: other writer splits
-    input_error(invoke("ensemble", str(trained), str(trained), "--data", str(tiny_corpus), *o),
+    copy = tmp_path / "copy.pt.json"
+    copy.write_text(json.dumps({**json.loads(trained.read_text()), "file": str(trained.with_suffix(""))}))
+    input_error(invoke("ensemble", str(trained), str(copy), "--data", str(tiny_corpus), *o),
                 "not trained with the writer splits of corpus")
     other = tmp_path / "other.pt.json"
     m = json.loads(trained.read_text())
