@@ -15,7 +15,7 @@ import difflib
 import os
 import re
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from sigpipe.pipeline.errors import ClaimsError
@@ -31,6 +31,21 @@ def claimants(claim: Claim | None) -> tuple[str, ...]:
     if claim is None:
         return ()
     return (claim,) if isinstance(claim, str) else tuple(claim)
+
+
+def normalise_claim(claimed: Claim | Sequence[str] | None) -> Claim | None:
+    """A claim as reports hold it: a name, or a tuple of two or more different names (a list or a tuple of one
+    name, or names repeated, as a caller may give them), or None.
+
+    Raises:
+        ValueError: an empty name, or no name at all.
+    """
+    if claimed is None:
+        return None
+    names = [claimed] if isinstance(claimed, str) else list(dict.fromkeys(claimed))
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise ValueError(f"claimed must be a person's name, several names or None, not {claimed!r}")
+    return names[0] if len(names) == 1 else tuple(names)
 
 
 def normalise_document(name: str) -> str:

@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from sigpipe.errors import SigpipeError
-from sigpipe.pipeline.claims import Claim, claimants
+from sigpipe.pipeline.claims import Claim, claimants, normalise_claim
 from sigpipe.pipeline.ingest import IngestConfig, Page, iter_pages
 from sigpipe.pipeline.orientation import turn_upright
 from sigpipe.pipeline.report import DocumentInfo, DocumentReport, ReferenceSet, RunSettings, SignatureResult
@@ -169,21 +169,6 @@ class FoundSignature:
     bbox: tuple[float, float, float, float]
     confidence: float
     rotation: int = 0
-
-
-def normalise_claim(claimed: Claim | Sequence[str] | None) -> Claim | None:
-    """A claim as reports hold it: a name, or a tuple of two or more different names (a list or a tuple of one
-    name, or names repeated, as a caller may give them), or None.
-
-    Raises:
-        ValueError: an empty name, or no name at all.
-    """
-    if claimed is None:
-        return None
-    names = [claimed] if isinstance(claimed, str) else list(dict.fromkeys(claimed))
-    if not names or not all(isinstance(n, str) and n for n in names):
-        raise ValueError(f"claimed must be a person's name, several names or None, not {claimed!r}")
-    return names[0] if len(names) == 1 else tuple(names)
 
 
 class SignaturePredictor:

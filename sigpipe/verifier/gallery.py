@@ -202,7 +202,7 @@ class Gallery:
             people = [people]
         wanted = None if people is None else {unicodedata.normalize("NFC", p) for p in people}
         folders: dict[str, str] = {}  # person: the first folder of theirs
-        for person_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for person_dir in _person_dirs(root):
             person = unicodedata.normalize("NFC", readable(person_dir.name))  # as claims CSVs spell it
             first = folders.setdefault(person, person_dir.name)
             if wanted is not None and person not in wanted:
@@ -421,7 +421,7 @@ def specimen_digests(refs: Path) -> tuple[set[str], list[str]]:
     as :meth:`Gallery.enroll` reads them), and the files that could not be read."""
     digests: set[str] = set()
     unreadable: list[str] = []
-    for person_dir in sorted(p for p in refs.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for person_dir in _person_dirs(refs):
         for f in _specimen_files(person_dir):
             try:
                 digests.add(sha256_file(f))
@@ -450,7 +450,7 @@ def prune_cache(refs: Sequence[Path], folder: Path | None = None, dry_run: bool 
     keep: set[str] = set()
     unreadable: list[str] = []
     for r in refs:
-        if not any(p.is_dir() and not p.name.startswith(".") for p in Path(r).iterdir()):
+        if not _person_dirs(Path(r)):
             raise InputError(f"{r} holds no person folder: give references folders (REFS/<person>/<specimens>); "
                              "'sigpipe cache clear' empties the cache")
         digests, bad = specimen_digests(Path(r))
@@ -481,6 +481,11 @@ def prune_cache(refs: Sequence[Path], folder: Path | None = None, dry_run: bool 
 
 def _margin(m: Match) -> float:
     return m.decision.distance - m.decision.threshold
+
+
+def _person_dirs(refs: Path) -> list[Path]:
+    """The person folders of a references folder (hidden ones skipped), sorted."""
+    return sorted(p for p in refs.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def _specimen_files(person_dir: Path) -> list[Path]:
