@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from sigpipe.detector.detector import SignatureDetector  # noqa: E402
 from sigpipe.detector.evaluate import evaluate, match_boxes, yolo_split_pages  # noqa: E402
 from sigpipe.detector.export import export  # noqa: E402
-from sigpipe.weights import WEIGHTS_DIR, write_manifest  # noqa: E402
+from sigpipe.weights import WEIGHTS_DIR, manifest_text, write_manifest  # noqa: E402
 
 DOCS = ROOT.parent / "shared" / "datasets" / "detection" / "docs"
 
@@ -78,7 +78,7 @@ def calibrate_tta(manifest: Path) -> dict[str, object]:
     m = json.loads(manifest.read_text())
     m["tta_conf"], m["tta_calibration"] = added["tta_conf"], added["tta_calibration"]
     m.setdefault("benchmarks", {})["real_test_at_tta_conf"] = added["real_test_at_tta_conf"]
-    manifest.write_text(json.dumps(m, indent=2) + "\n")
+    manifest.write_text(manifest_text(m))
     return added
 
 
@@ -144,7 +144,7 @@ def main() -> None:
     openvino = export(dst, "openvino", imgsz=args.imgsz)
     m = json.loads((args.dest / "detector.pt.json").read_text())
     m["default_backend"] = "openvino"  # f32: the .pt's confidences, fastest here (benchmarks/detector.py)
-    (args.dest / "detector.pt.json").write_text(json.dumps(m, indent=2) + "\n")
+    (args.dest / "detector.pt.json").write_text(manifest_text(m))
     calibrate_tta(args.dest / "detector.pt.json")
     print(json.dumps({"onnx": str(onnx), "openvino": str(openvino), **manifest["benchmarks"], "conf": best["conf"]},
                      indent=2))

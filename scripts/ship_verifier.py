@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sigpipe.verifier.export import export_onnx  # noqa: E402
-from sigpipe.weights import WEIGHTS_DIR, Manifest  # noqa: E402
+from sigpipe.weights import WEIGHTS_DIR, Manifest, manifest_text  # noqa: E402
 
 
 def main() -> None:
@@ -48,7 +48,7 @@ def main() -> None:
         data["second_stage"]["file"] = "verifier-pair.pt"
     for key in ("backends", "backend_sha256", "default_backend"):  # re-derived below from the shipped .pt
         data.pop(key, None)
-    (WEIGHTS_DIR / "verifier.pt.json").write_text(json.dumps(data, indent=2) + "\n")
+    (WEIGHTS_DIR / "verifier.pt.json").write_text(manifest_text(data))
     Manifest.load(WEIGHTS_DIR / "verifier.pt.json").verify()
     export_onnx(WEIGHTS_DIR / "verifier.pt.json")  # ONNX Runtime: the default CPU backend
     print(f"shipped {m.ident} to {WEIGHTS_DIR}")

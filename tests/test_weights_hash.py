@@ -1,8 +1,21 @@
-"""sha256 of a model folder (an OpenVINO export): what a copy may add without the model being refused."""
+"""Model files and manifests: the sha256 of a model folder (an OpenVINO export), and the settings stamp that tells an
+edited manifest from the one a tool wrote."""
 
+import json
+import logging
 from pathlib import Path
 
-from sigpipe.weights import sha256_path
+import pytest
+
+from sigpipe.weights import (
+    BUNDLED,
+    WEIGHTS_DIR,
+    Manifest,
+    bundled_manifest,
+    settings_digest,
+    sha256_path,
+    write_manifest,
+)
 
 
 def test_a_folder_hash_ignores_hidden_files_and_nothing_else(tmp_path: Path):
@@ -20,3 +33,55 @@ def test_a_folder_hash_ignores_hidden_files_and_nothing_else(tmp_path: Path):
     (model / "notes.txt").unlink()
     (model / "model.bin").write_bytes(b"\0\1\3")
     assert sha256_path(model) != digest
+
+
+def _copy_manifest(tmp_path: Path, role: str, **changes: object) -> Manifest:
+    data = json.loads((WEIGHTS_DIR / BUNDLED[role]).read_text())
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            data[section] = {**data[section], field: value}
+        else:
+            data[section] = value
+    path = tmp_path / f"{role}-{len(list(tmp_path.iterdir()))}.json"
+    path.write_text(json.dumps(data, indent=2))
+    return Manifest.load(path)
+
+
+@pytest.mark.parametrize("role", sorted(BUNDLED))
+def test_the_bundled_manifests_are_stamped_with_their_settings(role: str):
+    m = bundled_manifest(role)
+    assert m.get("settings_sha256") == settings_digest(m.data)
+    assert not m.edited and m.ident == f"{m.name}.{m.tag} {m.sha256[:12]}"
+
+
+def test_a_hand_edited_setting_gives_the_model_another_ident(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """A copy of the bundled detector's manifest with another confidence finds other signatures: reports, re-runs and
+    the references' cache must not take it for the bundled model (they know models by their ident)."""
+    bundled = bundled_manifest("detector")
+    with caplog.at_level(logging.WARNING, logger="sigpipe.weights"):
+        edited = _copy_manifest(tmp_path, "detector", conf=0.6)
+    assert edited.edited and edited.ident.startswith(bundled.ident + " edited-") and edited.ident != bundled.ident
+    assert "was edited after it was written" in caplog.text
+    # another edit, another ident; the verifier's thresholds and preprocessing alike
+    assert _copy_manifest(tmp_path, "detector", conf=0.5).ident not in (edited.ident, bundled.ident)
+    verifier = bundled_manifest("verifier")
+    assert _copy_manifest(tmp_path, "verifier", preprocess__blur=5).ident != verifier.ident
+    thresholds = {k: v + 0.1 for k, v in verifier["decision"]["thresholds"].items()}
+    assert _copy_manifest(tmp_path, "verifier", decision__thresholds=thresholds).ident != verifier.ident
+    # what was measured and how it was trained change nothing the model computes
+    same = _copy_manifest(tmp_path, "detector", benchmarks={}, training={"notes": "x"}, calibration__conf=0.9)
+    assert not same.edited and same.ident == bundled.ident
+
+
+def test_write_manifest_stamps_what_it_writes(tmp_path: Path):
+    weights = tmp_path / "model.pt"
+    weights.write_bytes(b"weights")
+    m = Manifest.load(write_manifest(weights, {"name": "m", "tag": "t", "architecture": "a", "conf": 0.3}))
+    assert not m.edited and m.ident == f"m.t {m.sha256[:12]}"
+    raw = json.loads(m.path.read_text())
+    m.path.write_text(json.dumps({**raw, "conf": 0.4}))
+    assert Manifest.load(m.path).edited
+    # a manifest written before the stamp (none recorded) is never taken for edited
+    m.path.write_text(json.dumps({k: v for k, v in raw.items() if k != "settings_sha256"} | {"conf": 0.4}))
+    assert not Manifest.load(m.path).edited

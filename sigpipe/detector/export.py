@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import shutil
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from sigpipe._ultralytics import configure, yolo_class
 from sigpipe.detector.detector import DEFAULT_IMGSZ, model_sha256, resolve_model
 from sigpipe.errors import InputError, ModelError, SigpipeError
+from sigpipe.weights import manifest_text
 
 log = logging.getLogger(__name__)
 
@@ -97,5 +97,5 @@ def export(
                                 format: int(imgsz)}
         if data.get("default_backend") not in (*backends, "pt"):
             data["default_backend"] = format  # the shipped default's files are not in this folder
-        (out / manifest.path.name).write_text(json.dumps(data, indent=2) + "\n")
+        (out / manifest.path.name).write_text(manifest_text(data))
     return exported

@@ -7,7 +7,6 @@ model's identity (its sha256 names the model in reports); the export is a derive
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from pathlib import Path
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 
 from sigpipe.errors import ModelError
-from sigpipe.weights import Manifest, sha256_file
+from sigpipe.weights import Manifest, manifest_text, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ def export_onnx(manifest_path: str | Path, make_default: bool = True, atol: floa
     data["backend_sha256"] = {**(data.get("backend_sha256") or {}), "onnx": sha256_file(out)}
     if make_default:
         data["default_backend"] = "onnx"
-    m.path.write_text(json.dumps(data, indent=2) + "\n")
+    m.path.write_text(manifest_text(data))
     log.info("exported %s -> %s (max difference from PyTorch %.1e)", m.weights_path, out, err)
     return out
 

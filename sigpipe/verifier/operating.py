@@ -24,7 +24,7 @@ import numpy as np
 from sigpipe._onnx import BF16_SUFFIX
 from sigpipe.errors import InputError, ModelError
 from sigpipe.pipeline.claims import header_delimiter
-from sigpipe.weights import Manifest, sha256_path
+from sigpipe.weights import Manifest, manifest_text, sha256_path
 
 TRUTH_VALUES = {"genuine": True, "forged": False}
 
@@ -177,7 +177,7 @@ def shifted_manifest(manifest: Manifest, offset: float, tag: str, out: Path) -> 
                 shutil.copytree(src, dst, dirs_exist_ok=True)
             else:
                 shutil.copyfile(src, dst)
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        path.write_text(manifest_text(data))
     except OSError as e:  # a full disk
         raise InputError(f"cannot write the shifted model to {out}: {e}") from e
     return path

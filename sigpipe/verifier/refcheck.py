@@ -18,7 +18,6 @@ more flags.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,7 +165,7 @@ def calibrate_manifest(manifest: Path, val: SignatureArrays) -> dict[str, Any]:
     calibrated on ``val`` (its validation writers' signatures), in place: verdicts do not depend on them, so the
     model keeps its identity. Returns the calibration record (also in ``decision.calibration.outlier``)."""
     from sigpipe.verifier.verifier import Verifier
-    from sigpipe.weights import Manifest
+    from sigpipe.weights import Manifest, manifest_text
 
     m = Manifest.load(manifest)
     v = Verifier(m)  # its default backend: references are embedded that way by sigpipe run
@@ -175,7 +174,7 @@ def calibrate_manifest(manifest: Path, val: SignatureArrays) -> dict[str, Any]:
     record = {**record, "backend": v.backend}
     rule = dataclasses.replace(v.rule, outlier_margin=margin, outlier_screen=screen,
                                calibration={**v.rule.calibration, "outlier": record})
-    manifest.write_text(json.dumps({**m.data, "decision": rule.to_dict()}, indent=2) + "\n")
+    manifest.write_text(manifest_text({**m.data, "decision": rule.to_dict()}))
     return {"outlier_margin": margin, "outlier_screen": screen, **record}
 
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from sigpipe.errors import ModelError
+
+log = logging.getLogger(__name__)
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 
@@ -46,6 +50,29 @@ def sha256_path(path: Path) -> str:
     return sha256_file(path)
 
 
+# Manifest keys that record how a model was made and what was measured, at any depth: they change nothing the model
+# computes, so they are left out of :func:`settings_digest` (and ``settings_sha256`` is the digest itself).
+RECORD_KEYS = frozenset({"training", "benchmarks", "calibration", "tta_calibration", "validation", "measured",
+                         "settings_sha256"})
+
+
+def settings_digest(data: dict[str, Any]) -> str:
+    """sha256 of what in a manifest decides a model's results: every field but :data:`RECORD_KEYS`, canonical JSON."""
+    def settings(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: settings(x) for k, x in v.items() if k not in RECORD_KEYS}
+        return [settings(x) for x in v] if isinstance(v, list) else v
+
+    return hashlib.sha256(json.dumps(settings(data), sort_keys=True).encode()).hexdigest()
+
+
+def manifest_text(data: dict[str, Any]) -> str:
+    """A manifest's file content, stamped with its :func:`settings_digest` (``settings_sha256``), so that a manifest
+    edited afterwards (a threshold, a confidence, the preprocessing) is known for one (:attr:`Manifest.edited`).
+    Every writer of manifests goes through here."""
+    return json.dumps({**data, "settings_sha256": settings_digest(data)}, indent=2) + "\n"
+
+
 @dataclass(frozen=True)
 class Manifest:
     """A model's manifest. ``data`` keeps every field; the typed ones are those code relies on."""
@@ -62,10 +89,19 @@ class Manifest:
     def weights_path(self) -> Path:
         return self.path.parent / self.file
 
-    @property
+    @cached_property
+    def edited(self) -> bool:
+        """The manifest's settings differ from those it was written with (``settings_sha256``; a manifest written
+        before that stamp, or built in code, has none and is never taken for edited)."""
+        recorded = self.data.get("settings_sha256")
+        return recorded is not None and recorded != settings_digest(self.data)
+
+    @cached_property
     def ident(self) -> str:
-        """``name.tag sha256-prefix`` as written into reports."""
-        return f"{self.name}.{self.tag} {self.sha256[:12]}"
+        """``name.tag sha256-prefix`` as written into reports; an :attr:`edited` manifest's gets `` edited-<digest
+        prefix>``, so that reports, re-runs and caches do not take it for the model it was copied from."""
+        base = f"{self.name}.{self.tag} {self.sha256[:12]}"
+        return f"{base} edited-{settings_digest(self.data)[:8]}" if self.edited else base
 
     def __getitem__(self, key: str) -> Any:
         return self.data[key]
@@ -80,7 +116,7 @@ class Manifest:
             raise ModelError(f"model manifest not found: {path}")
         try:
             data = json.loads(path.read_text())
-            return cls(
+            m = cls(
                 name=data["name"], tag=data["tag"], file=data["file"], sha256=data["sha256"],
                 architecture=data["architecture"], path=path, data=data,
             )
@@ -89,6 +125,10 @@ class Manifest:
             raise ModelError(f"{path} is not a model manifest (<weights>.json){hint}") from e
         except (json.JSONDecodeError, KeyError, TypeError) as e:
             raise ModelError(f"invalid model manifest {path}: {e}") from e
+        if m.edited:
+            log.warning("%s was edited after it was written (its settings differ from those stamped in it): reports "
+                        "name the model %r, and reports of the model it was copied from are redone", path, m.ident)
+        return m
 
     def verify(self) -> Path:
         """Check the weights file exists and matches the recorded sha256; return its path."""
@@ -139,7 +179,7 @@ def write_manifest(weights: Path, data: dict[str, Any]) -> Path:
     data["file"] = weights.name
     data["sha256"] = sha256_file(weights)
     out = weights.with_name(weights.name + ".json")
-    out.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    out.write_text(manifest_text(data))
     return out
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -109,7 +110,7 @@ def test_predictor_validates_its_parts(verifier: Verifier, verifier_manifest: Pa
     with pytest.raises(TypeError, match="detect_batch"):
         SignaturePredictor(object(), verifier, Gallery(verifier))  # type: ignore[arg-type]
     other = Verifier.from_manifest(verifier_manifest)
-    other.manifest = type(other.manifest)(**{**other.manifest.__dict__, "tag": "other"})
+    other.manifest = dataclasses.replace(other.manifest, tag="other")
     with pytest.raises(ValueError, match="enroll them again"):
         SignaturePredictor(InkBlobDetector(), other, Gallery(verifier))
     with pytest.raises(ValueError):

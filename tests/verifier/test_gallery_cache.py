@@ -96,8 +96,11 @@ def test_cached_specimens_follow_the_manifest_preprocessing(tiny_verifier: Path,
     refs = make_refs(tiny_corpus, tmp_path / "refs", {"alice": "001"})
     cache = tmp_path / "cache"
     before = Gallery.enroll(refs, Verifier.from_manifest(tiny_verifier), cache=cache)
-    m = json.loads(tiny_verifier.read_text())  # edited by hand, same name, tag and weights: the same ident
+    m = json.loads(tiny_verifier.read_text())  # edited by hand, same name, tag and weights
     m["preprocess"]["margin"] = 20
+    tiny_verifier.write_text(json.dumps(m))
+    assert Verifier.from_manifest(tiny_verifier).ident.startswith(before.verifier.ident + " edited-")  # its stamp
+    del m["settings_sha256"]  # a manifest written before manifests were stamped: the same ident
     tiny_verifier.write_text(json.dumps(m))
     v = Verifier.from_manifest(tiny_verifier)
     after = Gallery.enroll(refs, v, cache=cache)

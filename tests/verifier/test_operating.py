@@ -97,6 +97,7 @@ def test_shifted_manifest_moves_every_threshold_and_keeps_the_scores(tmp_path: P
     new = Manifest.load(path)
     old_rule, new_rule = DecisionRule.from_dict(m["decision"]), DecisionRule.from_dict(new["decision"])
     assert new.tag == "test-far" and new.sha256 == m.sha256 and new.ident != m.ident
+    assert not new.edited  # written by a tool, so stamped with its new settings
     for k in (1, 2, 5, 9):
         assert new_rule.threshold(k, 0.3) == pytest.approx(old_rule.threshold(k, 0.3) - 0.05)
         assert new_rule.score(0.5, k, 0.3) == pytest.approx(old_rule.score(0.5, k, 0.3))
