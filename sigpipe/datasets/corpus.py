@@ -55,8 +55,9 @@ def _has_alpha(buf: np.ndarray) -> bool:
 
 
 def has_alpha(img: Image.Image) -> bool:
-    """Whether a PIL image has an alpha channel or a transparent palette entry."""
-    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
+    """Whether a PIL image has an alpha channel, a transparent palette entry or a transparent colour (a PNG's
+    ``tRNS`` key on a gray or RGB image, as PNG optimisers write all-or-nothing transparency)."""
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
 
 
 def on_white(img: Image.Image) -> Image.Image:

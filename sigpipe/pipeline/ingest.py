@@ -342,6 +342,14 @@ def _pdf_pages_pdfium(path: Path, config: IngestConfig) -> Iterator[Page]:
     except OSError as e:
         raise UnreadableFileError(f"cannot read {path}: {e}") from e
     try:
+        # Form fields are drawn as a viewer shows them: a visible digital signature is a signature field's
+        # appearance, which PDFium leaves out unless the form environment exists before the first page is loaded.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # XFA forms PDFium cannot load: the pages are drawn all the same
+            doc.init_forms()
+    except pdfium.PdfiumError as e:
+        log.info("%s: form fields are not drawn (%s)", path, e)
+    try:
         n = len(doc)
         if n == 0:
             raise EmptyDocumentError("the PDF has no pages")
@@ -450,8 +458,9 @@ def _pdf_pages_poppler(path: Path, config: IngestConfig, pdfium_error: str | Non
             count_pixels_guard(round(w_pt * config.dpi / 72), round(h_pt * config.dpi / 72), config,
                                f"page {i} at {config.dpi} dpi")
         try:
+            # the CropBox, as PDF viewers and PDFium show a page (and as pdfinfo sized it for the pixel check)
             images = convert_from_path(str(path), dpi=config.dpi, first_page=i, last_page=i, fmt="ppm",
-                                       timeout=600)
+                                       use_cropbox=True, timeout=600)
         except (PDFPageCountError, PDFSyntaxError, PDFPopplerTimeoutError) as e:
             raise CorruptPdfError(f"page {i} of {n} cannot be rendered: {e}") from e
         if not images:
@@ -556,8 +565,15 @@ def _pil_to_bgr(img: Image.Image) -> np.ndarray:
         a = np.asarray(img, dtype=np.float64)
         hi = 65535.0 if mode.startswith("I;16") else max(float(a.max()), 1.0)
         gray = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        tags = getattr(img, "tag_v2", None)
+        if tags is not None and tags.get(262) == 0:  # TIFF MinIsWhite: Pillow inverts 8-bit pages, not these
+            gray = 255 - gray
+        key = img.info.get("transparency")
+        if isinstance(key, (int, float)) and not isinstance(key, bool):  # a PNG's transparent gray: paper
+            gray[a == key] = 255
         return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
-    img = on_white(img)
+    img = on_white(img)  # RGBA when it had transparency
+    mode = img.mode
     if mode in ("1", "L"):  # most scans: expand gray to three channels in one vectorised pass
         return cv2.cvtColor(np.asarray(img if mode == "L" else img.convert("L"), dtype=np.uint8), cv2.COLOR_GRAY2BGR)
     rgb = np.asarray(img if mode == "RGB" else img.convert("RGB"), dtype=np.uint8)

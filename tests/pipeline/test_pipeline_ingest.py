@@ -367,3 +367,82 @@ def test_a_jpeg_with_a_second_image_is_one_page_and_exif_without_resolution_is_n
     page.save(tmp_path / "dpi.jpg", dpi=(300, 300))
     assert [p.dpi for p in iter_pages(tmp_path / "exif.jpg")] == [DEFAULT_DPI]
     assert [p.dpi for p in iter_pages(tmp_path / "dpi.jpg")] == [300]
+
+
+def _stream(content: str, extra: str = "") -> str:
+    return f"<< {extra} /Length {len(content)} >>\nstream\n{content}\nendstream"
+
+
+def test_a_visible_digital_signature_is_drawn(tmp_path: Path):
+    """A PDF signed with a visible digital signature shows it as a signature field's appearance (a /Widget
+    annotation of an /AcroForm field), not in the page's content: it must be drawn as a viewer shows it."""
+    pdf = tmp_path / "esigned.pdf"
+    pdf.write_bytes(_pdf_bytes([
+        "<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [4 0 R] /SigFlags 3 >> >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 288 144] /Annots [4 0 R] >>",
+        "<< /Type /Annot /Subtype /Widget /FT /Sig /T (Signature1) /F 4 /Rect [40 40 200 90] /P 3 0 R "
+        "/AP << /N 5 0 R >> >>",
+        _stream("0 g 10 10 140 30 re f", "/Type /XObject /Subtype /Form /BBox [0 0 160 50]"),
+    ]))
+    backends = ["pypdfium2"] + (["pdf2image"] if shutil.which("pdftoppm") else [])
+    for backend in backends:
+        (page,) = iter_pages(pdf, IngestConfig(pdf_backend=backend, dpi=72))
+        gray = page.image.min(axis=2)
+        assert (gray < 64).sum() > 0.8 * 140 * 30, backend  # the field's black bar, drawn
+        assert gray[:40].min() > 200, backend  # nothing above it
+
+
+def test_a_page_is_its_cropbox(tmp_path: Path):
+    """What lies outside a page's CropBox is not shown by any viewer: no backend may search it (nor size the page
+    by the MediaBox)."""
+    pdf = tmp_path / "cropped.pdf"
+    content = "0 g 20 20 60 30 re f 300 300 60 60 re f"  # a mark inside the CropBox, one outside
+    pdf.write_bytes(_pdf_bytes([
+        "<< /Type /Catalog /Pages 2 0 R >>",
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 400 400] /CropBox [0 0 144 72] /Contents 4 0 R >>",
+        _stream(content),
+    ]))
+    backends = ["pypdfium2"] + (["pdf2image"] if shutil.which("pdftoppm") else [])
+    for backend in backends:
+        (page,) = iter_pages(pdf, IngestConfig(pdf_backend=backend, dpi=144))
+        assert page.size == (288, 144), backend
+        dark = page.image.min(axis=2) < 64
+        assert 0.8 * 120 * 60 < dark.sum() < 1.2 * 120 * 60, backend  # the inside mark only
+
+
+def test_a_transparent_colour_key_is_paper(tmp_path: Path):
+    """PNG optimisers write all-or-nothing transparency as a tRNS colour key on a gray or RGB image (no alpha
+    channel): the keyed paper must come out white, on pages and on reference specimens alike."""
+    from sigpipe.datasets.corpus import read_gray
+
+    ink = page_with([(scribble(3), 100, 100)]) < 128
+    gray = np.where(ink, 60, 0).astype(np.uint8)  # paper stored as black, keyed transparent
+    rgb = np.zeros(ink.shape + (3,), np.uint8)
+    rgb[ink] = (20, 30, 160)
+    files = [save_image(tmp_path / "l.png", gray, transparency=0),
+             save_image(tmp_path / "rgb.png", rgb, transparency=(0, 0, 0))]
+    for f in files:
+        (page,) = iter_pages(f)
+        g = page.image.min(axis=2)
+        assert (g[~ink] == 255).all() and (g[ink] < 200).all(), f.name
+        assert (read_gray(f)[~ink] == 255).all(), f.name
+
+
+def test_a_16_bit_tiff_stored_min_is_white_is_not_inverted(tmp_path: Path):
+    import struct
+
+    page = page_with([(scribble(4), 100, 100)])
+    path = tmp_path / "p.tif"
+    Image.frombytes("I;16", (page.shape[1], page.shape[0]),
+                    ((255 - page.astype(np.uint16)) * 257).tobytes()).save(path)  # ink high, as MinIsWhite stores it
+    data = bytearray(path.read_bytes())
+    ifd = struct.unpack("<I", data[4:8])[0]
+    for i in range(struct.unpack("<H", data[ifd:ifd + 2])[0]):  # PhotometricInterpretation (262) := 0, MinIsWhite
+        at = ifd + 2 + 12 * i
+        if struct.unpack("<H", data[at:at + 2])[0] == 262:
+            data[at + 8:at + 10] = struct.pack("<H", 0)
+    path.write_bytes(bytes(data))
+    (got,) = iter_pages(path)
+    assert np.abs(got.image[..., 0].astype(int) - page).max() <= 1
