@@ -15,6 +15,7 @@ import difflib
 import os
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -187,13 +188,16 @@ def _relative(doc: str, scans: Path) -> str:
 
 
 FUZZY_HINTS = 20  # claimed names without references given a "did you mean" by spelling (the rest by key only)
+LISTED = 20  # claimed documents not in SCANS, and claimed people without references, named one by one; then counted
 
 
 def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people: Collection[str],
                    folders: Collection[str] = ()) -> list[str]:
     """Problems with claims that do not stop a run: claimed documents that are not in SCANS, claimed people
     without references (their documents get ``no_reference`` signatures or need review), each with the person in REFS
-    whose name it most likely means, if any (``ALICE`` for ``alice``, a typo): a hint, never a match.
+    whose name it most likely means, if any (``ALICE`` for ``alice``, a typo): a hint, never a match. The first
+    :data:`LISTED` of each kind are named, the others counted in one line (a bank's whole claims table against one
+    night's scans, or a wrong REFS, would otherwise give a line per claim).
 
     Args:
         people: the enrolled people.
@@ -201,9 +205,13 @@ def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people:
             the hints are drawn from these and ``people``.
     """
     docs, enrolled = set(documents), set(people)
-    out = [f"claims name a document that is not in SCANS: {d}" for d in sorted(set(claims) - docs)]
-    claimed = {d: claimants(c) for d, c in claims.items() if d in docs}
-    missing = sorted({p for names in claimed.values() for p in names} - enrolled)
+    absent = sorted(set(claims) - docs)
+    out = [f"claims name a document that is not in SCANS: {d}" for d in absent[:LISTED]]
+    if len(absent) > LISTED:
+        out.append(f"claims name {len(absent) - LISTED} more document(s) that are not in SCANS "
+                   f"({len(absent)} in all)")
+    needing = Counter(p for d, c in claims.items() if d in docs for p in claimants(c))  # documents per person
+    missing = sorted(set(needing) - enrolled)
     if not missing:
         return out
     by_key: dict[str, list[str]] = {}
@@ -211,16 +219,19 @@ def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people:
     for person in names:
         by_key.setdefault(_name_key(person), []).append(person)
     fuzzy_left = FUZZY_HINTS
-    for person in missing:
-        n = sum(1 for names in claimed.values() if person in names)
+    for person in missing[:LISTED]:
         like = by_key.get(_name_key(person), [])
         if not like and fuzzy_left > 0:  # difflib over every name in REFS: only for the first few
             fuzzy_left -= 1
             like = difflib.get_close_matches(person, names, n=1, cutoff=0.85)
         hint = (f"; REFS has {like[0]!r}: the same person? Claims must name the folder exactly, so nothing is "
                 "matched by likeness" if like else "")
-        out.append(f"claimed identity {person!r} has no usable references in REFS ({n} document(s) need review)"
-                   f"{hint}")
+        out.append(f"claimed identity {person!r} has no usable references in REFS ({needing[person]} document(s) "
+                   f"need review){hint}")
+    if len(missing) > LISTED:
+        rest = missing[LISTED:]
+        out.append(f"{len(rest)} more claimed identities have no usable references in REFS "
+                   f"({sum(needing[p] for p in rest)} document(s) need review; {len(missing)} in all)")
     return out
 
 

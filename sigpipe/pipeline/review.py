@@ -18,6 +18,7 @@ import html
 import json
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -54,6 +55,7 @@ INDEX_HTML = "index.html"
 PANEL_H = 300  # pixels: height of the three panels of a sheet
 PANEL_W = 480  # pixels: their widest
 _CAPTION_LINE = 26
+SPECIMENS_KEPT = 64  # reference specimens kept read between sheets (a night's batch names thousands of people)
 _DEFAULT_MARGIN = 0.08  # the crop margin of reports written before reports recorded their settings
 # the order sheets are listed in: the verdicts a reviewer must act on first
 _VERDICT_ORDER = {"forged": 0, "unknown_signer": 1, "no_reference": 2, "genuine": 3}
@@ -339,7 +341,8 @@ def _checked(sig: SignatureResult) -> None:
 
 def _review_document(report: DocumentReport, chosen: list[int], scans: Path, refs: Path, to: Path,
                      read_specimen: SpecimenReader, nearest: NearestCrop, suspects: set[str],
-                     specimens: dict[str, tuple[list[np.ndarray], str | None]]) -> tuple[list[Sheet], list[str]]:
+                     specimens: OrderedDict[str, tuple[list[np.ndarray], str | None]]
+                     ) -> tuple[list[Sheet], list[str]]:
     """Write the sheets of one document's ``chosen`` signatures; returns them and the signatures it could not show.
 
     Raises:
@@ -380,6 +383,9 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
                     specimens[ref] = (read_specimen(_existing(refs, ref)), None)
                 except (SigpipeError, OSError) as e:
                     specimens[ref] = ([], f"cannot show it: {e}")
+                while len(specimens) > SPECIMENS_KEPT:  # memory flat however many people the batch names
+                    specimens.popitem(last=False)
+            specimens.move_to_end(ref)
             crops, note = specimens[ref]
             if crops:
                 reference = crops[nearest(crop, crops)]
@@ -435,7 +441,7 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
     unsigned: list[str] = []
     failed: list[tuple[str, str, str]] = []
     problems: list[tuple[str, str]] = []
-    specimens: dict[str, tuple[list[np.ndarray], str | None]] = {}
+    specimens: OrderedDict[str, tuple[list[np.ndarray], str | None]] = OrderedDict()  # the most recently shown
     for file, report in found:
         if report is None:
             doc = file[: -len(REPORT_SUFFIX)]

@@ -3,6 +3,7 @@ import io
 import json
 import os
 import stat
+import time
 import unicodedata
 from pathlib import Path
 
@@ -244,6 +245,21 @@ def test_a_claimed_name_without_references_names_the_enrolled_one_it_likely_mean
     many = {f"{c}.pdf": f"Jan Kowalsk{c}" for c in "abcdefghjklmnopqrstuvwxyz"}  # 25 typos of one name
     hints = [x for x in claim_warnings(many, list(many), people) if "REFS has 'Jan Kowalski'" in x]
     assert len(hints) == 20
+
+
+def test_claim_warnings_name_the_first_few_and_count_the_rest():
+    """A bank's whole claims table against one night's scans, or a REFS that failed to sync: one line per claim
+    would flood the log and the summary, and counting each person's documents claim by claim took minutes."""
+    claims = {f"{i}.pdf": f"customer-{i}" for i in range(40_000)}
+    claims |= {f"archive/{i}.pdf": "alice" for i in range(30)}
+    t0 = time.monotonic()
+    w = claim_warnings(claims, [f"{i}.pdf" for i in range(40_000)], ["alice"])
+    assert time.monotonic() - t0 < 5
+    assert len(w) == 20 + 1 + 20 + 1
+    assert w[20] == "claims name 10 more document(s) that are not in SCANS (30 in all)"
+    assert w[-1] == ("39980 more claimed identities have no usable references in REFS (39980 document(s) need "
+                     "review; 40000 in all)")
+    assert w[21].startswith("claimed identity 'customer-0' has no usable references in REFS (1 document(s)")
 
 
 def test_claims_match_documents_whatever_the_unicode_form_or_an_absolute_path(tmp_path: Path):

@@ -349,3 +349,38 @@ def test_a_reference_file_of_several_signatures_shows_the_nearest(batch: dict[st
     assert choose(ink, [ink]) == 0 and made == []  # one signature in the file: no verifier needed
     assert choose(ink, [blank, ink[:, :200], ink]) == 2 and made == [1]
     assert choose(blank, [ink, blank]) == 1 and made == [1]
+
+
+def test_reference_specimens_are_kept_only_a_few_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A night's batch names thousands of people: the review keeps a bounded number of their specimens read (its
+    memory grew by a specimen image per person before), and the sheets are the same."""
+    from sigpipe.pipeline import review
+    from sigpipe.weights import sha256_file
+
+    scans, refs, out = tmp_path / "scans", tmp_path / "refs", tmp_path / "out"
+    for person, seed in (("ann", SIG_A), ("bea", SIG_B)):
+        save_image(refs / person / "1.png", scribble(seed))
+    for i, person in enumerate(("ann", "bea", "ann")):  # ann's specimen is evicted by bea's, then read again
+        doc = f"d{i}.png"
+        save_image(scans / doc, page_with([(scribble(SIG_A + i), 100, 100)]))
+        sig = _sig("forged", bbox=(100.0, 100.0, 340.0, 190.0), page_size=(800, 600), identity=person,
+                   nearest_reference=f"{person}/1.png")
+        write_report(out, replace(_report(sig, claimed=person), document=DocumentInfo(doc, sha256_file(scans / doc),
+                                                                                      1)))
+    whole = write_review(out, scans, refs, out / "a", specimen_reader(None))
+    reads: list[str] = []
+
+    def counting(path: Path) -> list[np.ndarray]:
+        reads.append(path.parent.name)
+        return specimen_reader(None)(path)
+
+    monkeypatch.setattr(review, "SPECIMENS_KEPT", 1)
+    kept = write_review(out, scans, refs, out / "b", counting)
+    assert reads == ["ann", "bea", "ann"]
+    assert kept.sheets == whole.sheets and len(kept.sheets) == 3
+    for sheet in kept.sheets:
+        np.testing.assert_array_equal(cv2.imread(str(out / "a" / sheet.file)), cv2.imread(str(out / "b" / sheet.file)))
+    monkeypatch.setattr(review, "SPECIMENS_KEPT", 2)
+    reads.clear()
+    write_review(out, scans, refs, out / "c", counting)
+    assert reads == ["ann", "bea"]
