@@ -147,7 +147,9 @@ class Gallery:
         store: Path | None = folder  # None: no caching
         writing = True  # False after a failed write: entries are still read
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            # biometric data: a folder this run creates is its user's alone (an existing one keeps its permissions,
+            # which a team sharing a cache may have chosen)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as e:
             warn(f"cannot use the embedding cache {folder} ({e}): the references are embedded without caching")
             store = None

@@ -141,3 +141,24 @@ def test_a_person_folder_without_usable_specimens_is_no_usage_error(tiny_verifie
     (refs / "stray.png").write_bytes((refs / "alice" / "blank.png").read_bytes())
     g = Gallery.enroll(refs, Verifier.from_manifest(tiny_verifier), cache=tmp_path / "cache")
     assert g.people == [] and set(g.errors) == {str(refs / "alice" / "blank.png"), str(refs / "stray.png")}
+
+
+def test_a_cache_folder_enrolment_creates_is_its_user_s_alone(tiny_verifier: Path, tiny_corpus: Path,
+                                                             tmp_path: Path):
+    """The cache holds biometric data (embeddings, preprocessed specimens): on a shared server other accounts must
+    not read it. A folder that exists keeps the permissions its owner gave it."""
+    import os
+    import stat
+
+    refs = make_refs(tiny_corpus, tmp_path / "refs", {"alice": "001"})
+    v = Verifier.from_manifest(tiny_verifier)
+    old = os.umask(0o022)
+    try:
+        Gallery.enroll(refs, v, cache=tmp_path / "new" / "gallery")
+        shared = tmp_path / "shared"
+        shared.mkdir(mode=0o750)
+        Gallery.enroll(refs, v, cache=shared)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new" / "gallery").stat().st_mode) == 0o700
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o750 and any(shared.iterdir())
