@@ -247,7 +247,9 @@ class SignaturePredictor:
             if len(dets) != len(batch):
                 raise RuntimeError(f"detector returned {len(dets)} results for {len(batch)} pages")
             for page, page_dets in zip(batch, dets, strict=True):
-                for d in page_dets:
+                # reading order, top to bottom then left to right: how a person numbers them, and how
+                # `sigpipe verify --signature N` does
+                for d in sorted(page_dets, key=lambda d: (float(d.bbox[1]), float(d.bbox[0]))):
                     crop = crop_detection(page.image, d, self.config.crop_margin)
                     prepared.append(self.verifier.prepare([crop]))
                     x1, y1, x2, y2 = (float(v) for v in d.bbox)

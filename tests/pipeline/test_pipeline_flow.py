@@ -88,6 +88,23 @@ def test_signatures_of_several_pages_are_embedded_in_one_batch(verifier: Verifie
     assert det.calls == [2, 1] and calls == [3]
 
 
+def test_a_page_s_signatures_are_listed_in_reading_order(verifier: Verifier, tmp_path: Path):
+    """Detectors list boxes by confidence; a report lists them as a person reads the page (top to bottom, then left
+    to right), as `sigpipe verify --signature N` and the review sheets number them."""
+    a, b = scribble(SIG_A), scribble(SIG_B)
+    doc = save_image(tmp_path / "two.png", page_with([(a, 400, 50), (b, 50, 300), (a, 50, 50)]))
+
+    class ByConfidence(InkBlobDetector):
+        def detect_batch(self, pages):  # type: ignore[no-untyped-def]
+            return [sorted(boxes, key=lambda b: -b.bbox[1] - b.bbox[0]) for boxes in super().detect_batch(pages)]
+
+    report = predictor(verifier, {"alice": verifier.embed([a])}, ByConfidence())(doc)
+    assert [(s.bbox[1], s.bbox[0]) for s in report.signatures] == sorted((s.bbox[1], s.bbox[0])
+                                                                         for s in report.signatures)
+    assert [(s.bbox[0] < 300, s.bbox[1] < 200) for s in report.signatures] == [(True, True), (False, True),
+                                                                               (True, False)]
+
+
 def test_a_bad_document_gives_an_error_report_not_an_exception(verifier: Verifier, tmp_path: Path):
     (tmp_path / "bad.pdf").write_text("text")
     r = predictor(verifier, {})(tmp_path / "bad.pdf", "x/bad.pdf", "alice")
