@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from sigpipe._names import readable
-from sigpipe.datasets.corpus import on_white
+from sigpipe.datasets.corpus import IMAGE_SUFFIXES, on_white  # documents and references: the same images
 from sigpipe.pipeline.errors import (
     CorruptImageError,
     CorruptPdfError,
@@ -41,7 +41,6 @@ from sigpipe.pipeline.errors import (
 log = logging.getLogger(__name__)
 
 PDF_SUFFIXES = frozenset({".pdf"})
-IMAGE_SUFFIXES = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg"})
 SCAN_SUFFIXES = PDF_SUFFIXES | IMAGE_SUFFIXES
 PDF_BACKENDS = ("pypdfium2", "pdf2image")
 DEFAULT_DPI = 200

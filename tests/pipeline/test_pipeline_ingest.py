@@ -63,9 +63,12 @@ def test_discovery_is_recursive_case_insensitive_and_skips_hidden(tmp_path: Path
     save_image(tmp_path / ".hidden.png", page)
     save_image(tmp_path / ".cache" / "inside_hidden.png", page)
     (tmp_path / "notes.txt").write_text("no")
-    (tmp_path / "scan.bmp").write_bytes(b"BM")
+    (tmp_path / "scan.gif").write_bytes(b"GIF89a")
+    save_image(tmp_path / "scan.BMP", page)  # some scanners save BMP; references take it too
     found = [relative_name(p, tmp_path) for p in discover_scans(tmp_path)]
-    assert found == ["B.PDF", "a.pdf", "f.jpeg", "g.png", "sub/c.Tiff", "sub/d.tif", "sub/deep/e.JPG"]
+    assert found == ["B.PDF", "a.pdf", "f.jpeg", "g.png", "scan.BMP", "sub/c.Tiff", "sub/d.tif", "sub/deep/e.JPG"]
+    (bmp,) = iter_pages(tmp_path / "scan.BMP")
+    assert np.array_equal(bmp.image[..., 0], page)
     single = tmp_path / "g.png"
     assert discover_scans(single) == [single] and relative_name(single, single) == "g.png"
 
