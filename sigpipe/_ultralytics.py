@@ -58,6 +58,10 @@ def configure(threads: int | None = None) -> None:
     config_dir = cache_dir() / "ultralytics"
     config_dir.mkdir(parents=True, exist_ok=True)
     os.environ["YOLO_OFFLINE"] = "1"
+    # A .pt checkpoint is a pickle, and Ultralytics unpickles it whole (weights_only=False) unless told otherwise: a
+    # model manifest from elsewhere (--detector-weights, default_backend "pt") could run code. Ultralytics' safe load
+    # (weights_only=True with its own classes allowed) reads every checkpoint sigpipe writes, training ones included.
+    os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
     os.environ["YOLO_AUTOINSTALL"] = "0"
     os.environ["YOLO_VERBOSE"] = os.environ.get("YOLO_VERBOSE", "False")
     os.environ["YOLO_CONFIG_DIR"] = str(config_dir)

@@ -356,3 +356,33 @@ def test_long_pages_are_seen_through_windows(det: SignatureDetector, monkeypatch
     got = sorted(tuple(round(v) for v in d.bbox) for d in det.detect(page))
     assert got == sorted(want)
     assert [tuple(round(v) for v in d.bbox) for d in det.detect(page[:, :900])] == sorted(want)[:2]  # one window
+
+
+class _Payload:
+    """Unpickling this runs a shell command: what a hostile .pt checkpoint would carry."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_checkpoint_is_never_unpickled_whole(tmp_path: Path) -> None:
+    """A model manifest from elsewhere (--detector-weights) choosing the .pt backend: its checkpoint must be read as
+    weights (Ultralytics' safe load), not unpickled, or it could run code on the batch host."""
+    from sigpipe.weights import write_manifest
+
+    marker = tmp_path / "ran"
+    weights = tmp_path / "detector.pt"
+    torch.save({"model": _Payload(marker)}, weights)
+    data = json.loads((WEIGHTS_DIR / "detector.pt.json").read_text())
+    data.update(default_backend="pt", backends={}, backend_sha256={})
+    manifest = write_manifest(weights, data)  # stamped and hash-matched: only the pickle is hostile
+    with pytest.raises(ModelError, match="cannot load"):
+        SignatureDetector.from_manifest(manifest)
+    assert not marker.exists()
+    # the shipped checkpoint and the ones sigpipe trains load so
+    assert SignatureDetector.from_manifest(WEIGHTS_DIR / "detector.pt.json", backend="pt").backend == "pt"
