@@ -6,8 +6,10 @@ match its manifest, included; :func:`sigpipe._cli.fail`), 130 / 143 for ``sigpip
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from typing import TextIO
 
 import click
 
@@ -16,6 +18,7 @@ from sigpipe.datasets.cli import datasets
 from sigpipe.detector.cli import detector
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.cli import cache, check_refs, orientation, review, run
+from sigpipe.pipeline.progress import StderrHandler, printable, silence
 from sigpipe.verifier.cli import verifier, verify
 
 
@@ -26,7 +29,7 @@ from sigpipe.verifier.cli import verifier, verify
 def cli(verbose: int, quiet: int) -> None:
     """Find handwritten signatures on scanned documents and verify them."""
     level = (logging.WARNING if quiet == 1 else logging.ERROR) if quiet else logging.INFO
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, handlers=[StderrHandler()])
     if verbose and not quiet:  # sigpipe's own debug lines; libraries (PIL dumps every image tag) stay at INFO
         logging.getLogger("sigpipe").setLevel(logging.DEBUG)
 
@@ -42,9 +45,25 @@ cli.add_command(datasets)
 cli.add_command(orientation)
 
 
+def _settle(stream: TextIO | None) -> None:
+    """Flush ``stream``, silencing it if it cannot be written: lines left in its buffer by a write that failed (a full
+    disk, a reader gone) would otherwise fail the interpreter's flush at exit and turn the command's exit code, which
+    cron reads, into 120."""
+    if stream is None:  # no such stream at all (a daemon started with its descriptors closed)
+        return
+    try:
+        stream.flush()
+    except OSError:
+        silence(stream)
+
+
 def main() -> None:
     try:
         cli.main(standalone_mode=True)
     except SigpipeError as e:  # library errors that escaped a command: a clear message, no traceback
-        click.echo(f"Error: {e}", err=True)
+        with contextlib.suppress(OSError):
+            click.echo(printable(f"Error: {e}"), err=True)
         sys.exit(2)
+    finally:
+        _settle(sys.stdout)
+        _settle(sys.stderr)

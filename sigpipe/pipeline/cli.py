@@ -18,6 +18,7 @@ import click
 
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.ingest import DEFAULT_DPI, PDF_BACKENDS
+from sigpipe.pipeline.progress import printable, silence
 
 if TYPE_CHECKING:
     from sigpipe.verifier.gallery import SpecimenLoader
@@ -48,6 +49,16 @@ class Terminated(KeyboardInterrupt):
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise Terminated()
+
+
+def _say(message: str, err: bool = False) -> None:
+    """``click.echo`` for a command's closing lines, which must not change its exit code: when they are written the
+    work is done and its files are on disk, and cron reads the code (README), not the line. A stream that fails (a
+    full disk, a reader gone: ``| head``) is silenced, so that the interpreter's flush at exit does not fail on it."""
+    try:
+        click.echo(message, err=err)
+    except OSError:
+        silence(sys.stderr if err else sys.stdout)
 
 
 @click.command()
@@ -119,7 +130,7 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, d
                 signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: one line, the shell's exit code for the signal
         name, code = ("terminated", 143) if isinstance(e, Terminated) else ("interrupted", 130)
-        click.echo(f"sigpipe: {name}; the reports written so far are complete: run again to resume", err=True)
+        _say(f"sigpipe: {name}; the reports written so far are complete: run again to resume", err=True)
         sys.exit(code)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
@@ -127,8 +138,8 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, d
         raise UsageFailure(str(e)) from e
     counts = ", ".join(f"{k} {v}" for k, v in summary.verdicts.items() if v)
     skipped = f" ({summary.skipped} already done)" if summary.skipped else ""
-    click.echo(f"{summary.documents} documents{skipped}, {summary.pages} pages, {summary.signatures} signatures: "
-               f"{counts or 'nothing'} -> {out / 'summary.json'}")
+    _say(f"{summary.documents} documents{skipped}, {summary.pages} pages, {summary.signatures} signatures: "
+         f"{counts or 'nothing'} -> {out / 'summary.json'}")
     to_review = summary.verdicts.get("forged", 0) + summary.verdicts.get("needs_review", 0)
     if to_review:
         import logging
@@ -139,7 +150,7 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, d
             "%s --scans %s --refs %s", to_review, shlex.quote(str(out)), shlex.quote(str(scans)),
             shlex.quote(str(refs)))
     if summary.failed:
-        click.echo(f"{summary.failed} document(s) failed; see 'failures' in {out / 'summary.json'}", err=True)
+        _say(f"{summary.failed} document(s) failed; see 'failures' in {out / 'summary.json'}", err=True)
         click.get_current_context().exit(1)
 
 
@@ -336,10 +347,10 @@ def review(out: Path, scans: Path, refs: Path, to: Path | None, everything: bool
         raise UsageFailure(str(e)) from e
     except OSError as e:  # the sheets or the index cannot be written: no use going on
         raise UsageFailure(f"cannot write the review to {target}: {e}") from e
-    click.echo(f"{result.reports} reports: {len(result.sheets)} signature(s) to review, {len(result.unsigned)} "
-               f"unsigned, {len(result.failed)} failed -> {target / 'index.html'}")
-    for doc, why in result.problems:
-        click.echo(f"not reviewed: {doc}: {why}", err=True)
+    _say(f"{result.reports} reports: {len(result.sheets)} signature(s) to review, {len(result.unsigned)} "
+         f"unsigned, {len(result.failed)} failed -> {target / 'index.html'}")
+    for doc, why in result.problems:  # a document's name, and a reason that may quote it: untrusted text
+        _say(printable(f"not reviewed: {doc}: {why}"), err=True)
     if result.problems:
         click.get_current_context().exit(1)
 
