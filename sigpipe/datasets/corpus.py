@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import io
+import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,10 @@ from PIL import Image, ImageOps
 from sigpipe.errors import InputError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
+# Decompression-bomb guard of read_gray: an image declaring more pixels is refused before it is decoded. The same
+# limit as a document page's (sigpipe.pipeline.ingest.MAX_PAGE_PIXELS, which imports this module: so defined here):
+# a specimen may be a whole scanned page (an A4 page at 600 dpi is ~35 Mpx).
+MAX_IMAGE_PIXELS = 120_000_000
 
 
 def is_image(path: Path) -> bool:
@@ -30,12 +36,14 @@ def read_gray(path: str | Path) -> np.ndarray:
         ``(H, W)`` uint8 array, 0 = black ink, 255 = white paper.
 
     Raises:
-        InputError: the file is missing or cannot be decoded; the message names the file.
+        InputError: the file is missing or cannot be decoded, or declares more than :data:`MAX_IMAGE_PIXELS`; the
+            message names the file.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     buf = np.fromfile(str(path), dtype=np.uint8)
+    _check_pixels(buf, path)
     img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if buf.size else None
     if img is None or img.size == 0:
         raise InputError(f"cannot decode image: {path}")
@@ -43,6 +51,30 @@ def read_gray(path: str | Path) -> np.ndarray:
         with Image.open(io.BytesIO(buf.tobytes())) as im:
             img = np.asarray(on_white(ImageOps.exif_transpose(im)).convert("L"))
     return img
+
+
+def _check_pixels(buf: np.ndarray, path: Path) -> None:
+    """Refuse an encoded image whose header declares more than :data:`MAX_IMAGE_PIXELS`, before OpenCV decodes it:
+    a decompression bomb (a few KB of PNG declaring 699 x 400000 pixels) would take gigabytes. PIL reads the header
+    only; a file it cannot identify is left to OpenCV (and its error).
+
+    Raises:
+        InputError: the image is over the limit.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit applies, not PIL's
+            with Image.open(io.BytesIO(buf.tobytes())) as im:
+                pixels = im.width * im.height
+    except Image.DecompressionBombError as e:  # PIL refuses over twice its own limit before giving the size
+        n = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = int(n.group(1)) if n else MAX_IMAGE_PIXELS + 1
+    # not an image PIL knows; ImportError: once ultralytics is imported, its Image.open looks for a HEIF plugin then
+    except (OSError, ValueError, SyntaxError, ImportError):
+        return
+    if pixels > MAX_IMAGE_PIXELS:
+        raise InputError(f"image {path} declares {pixels / 1e6:.0f} Mpx, over the {MAX_IMAGE_PIXELS / 1e6:.0f} Mpx "
+                         "limit (a decompression bomb?)")
 
 
 def _has_alpha(buf: np.ndarray) -> bool:

@@ -16,7 +16,7 @@ import os
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 from sigpipe.pipeline.errors import ClaimsError
@@ -72,7 +72,8 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
     Raises:
         ClaimsError: unreadable file or one that is not UTF-8 (or UTF-16 with a BOM) text, header without
             ``document`` and ``identity``, a row with an empty value, or a row with more fields than a header of just
-            these two (an unquoted delimiter in a name). The message names the file and the line.
+            these two (an unquoted delimiter in a name), a field over the csv module's size limit. The message names
+            the file and the line.
     """
     path = Path(path)
     lines = _read_lines(path)
@@ -82,8 +83,8 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
         start = _next_content(lines, start + 1)
     first = lines[start] if start < len(lines) else ""
     delimiter = sep.group(1) if sep else header_delimiter(first)
-    reader = csv.reader(lines[start:], delimiter=delimiter)
-    header = next(reader, None)
+    rows = _rows(lines, start, delimiter, path)
+    _, header = next(rows, (start, None))
     cols = [c.strip().lower() for c in header] if header else []
     if not header or any(c not in cols for c in REQUIRED_COLUMNS):
         raise ClaimsError(
@@ -92,8 +93,7 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
         )
     di, ii = cols.index("document"), cols.index("identity")
     people: dict[str, list[str]] = {}
-    for row in reader:
-        lineno = start + reader.line_num
+    for lineno, row in rows:
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) <= max(di, ii):
@@ -110,6 +110,23 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
         if ident not in names:
             names.append(ident)
     return {doc: names[0] if len(names) == 1 else tuple(names) for doc, names in people.items()}
+
+
+def _rows(lines: list[str], start: int, delimiter: str, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """The CSV rows of ``lines`` from index ``start`` on, each with its line number in the file. A line the csv
+    module refuses (a field over its size limit: a quote left open runs the rest of the file into one field) is a
+    :class:`ClaimsError` naming it, not a traceback."""
+    reader = csv.reader(lines[start:], delimiter=delimiter)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            why = (f"a field longer than {csv.field_size_limit()} characters (a quote left open?)"
+                   if "field larger" in str(e) else f"not CSV: {e}")
+            raise ClaimsError(f"claims file {path}, line {start + reader.line_num}: {why}") from e
+        yield start + reader.line_num, row
 
 
 def header_delimiter(header: str) -> str:

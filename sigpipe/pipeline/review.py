@@ -17,6 +17,8 @@ import errno
 import html
 import json
 import logging
+import math
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -40,7 +42,6 @@ from sigpipe.pipeline.report import (
     SignatureResult,
     read_report,
     write_bytes_atomic,
-    write_text_atomic,
 )
 from sigpipe.verifier.gallery import SpecimenLoader, specimen_crops
 from sigpipe.weights import sha256_file
@@ -331,12 +332,58 @@ def _existing(base: Path, name: str) -> Path:
     return path
 
 
+def _relative_name(name: str) -> bool:
+    """Whether ``name`` (a document or reference as a report names it) is a path below its folder, as written and
+    with its ``\\xNN`` escapes read back (:func:`_existing` looks for both: ``\\x2e\\x2e`` is ``..``): not absolute,
+    no ``..`` or empty part, no NUL. sigpipe writes no other; an edited report may, to have another file shown."""
+    for form in {name, from_readable(name)}:
+        parts = form.split("/")
+        if form.startswith("/") or ".." in parts or "" in parts or "\0" in form or \
+                any("\ud800" <= c <= "\udfff" for c in name):  # a lone surrogate: JSON has them, files not
+            return False
+    return True
+
+
+def _below(base: Path, name: str) -> Path | None:
+    """``base/name`` as :func:`_existing` finds it, or None when ``name`` (from a report: it may have been edited)
+    leads out of ``base``. The path found is checked to lie under ``base`` too, with ``..`` resolved but links not
+    followed: a run follows links inside SCANS and REFS (a folder of scans linked in), so their documents and
+    specimens may lie elsewhere."""
+    if not _relative_name(name):
+        return None
+    path = _existing(base, name)
+    return path if Path(os.path.abspath(path)).is_relative_to(os.path.abspath(base)) else None
+
+
+# a box may pass the page's edge by this fraction of its side (the detector clips boxes to the page; a page size
+# rescaled when recorded may round); an edited report's box further out is refused
+_BOX_SLACK = 0.01
+
+
 def _checked(sig: SignatureResult) -> None:
-    """Refuse values no run writes (an edited report) before they reach the drawing."""
-    values = (*sig.bbox, *sig.page_size)
-    if not all(np.isfinite(v) for v in values) or min(sig.page_size) <= 0 or sig.page < 1:
+    """Refuse values no run writes (an edited report) before they reach the drawing: a box not within its page
+    (finite but absurd, 1e300, overflows OpenCV's drawing), a page size or number that is not positive."""
+    (x1, y1, x2, y2), (w, h) = sig.bbox, sig.page_size
+    try:
+        within = w > 0 and h > 0 and all(math.isfinite(v) for v in sig.bbox) and \
+            -_BOX_SLACK * w <= x1 <= x2 <= (1 + _BOX_SLACK) * w and -_BOX_SLACK * h <= y1 <= y2 <= (1 + _BOX_SLACK) * h
+    except OverflowError:  # a page size too large for a float (JSON integers have no bound)
+        within = False
+    if not within or sig.page < 1:
         raise ValueError(f"its report holds impossible values for signature at page {sig.page}: box {sig.bbox}, "
                          f"page size {sig.page_size}")
+
+
+def _reference(refs: Path, ref: str, read_specimen: SpecimenReader) -> tuple[list[np.ndarray], str | None]:
+    """The signatures of reference ``ref`` (a report's ``nearest_reference``, relative to REFS), or none and why the
+    sheet cannot show it: missing, unreadable, or outside REFS (an edited report), which is not read."""
+    try:
+        path = _below(refs, ref)
+        if path is None:
+            return [], "cannot show it: the report names a reference outside REFS"
+        return read_specimen(path), None
+    except (SigpipeError, OSError) as e:
+        return [], f"cannot show it: {e}"
 
 
 def _review_document(report: DocumentReport, chosen: list[int], scans: Path, refs: Path, to: Path,
@@ -350,16 +397,17 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
             report edited into values no run writes).
     """
     doc = report.document.path
-    parts = doc.split("/")
-    if doc.startswith("/") or ".." in parts or "" in parts:  # sigpipe writes none such: an edited report
+    path = _below(scans, doc)
+    if path is None:  # sigpipe writes none such: an edited report
         raise SigpipeError("its report names no path inside SCANS")
-    path = scans if scans.is_file() else _existing(scans, doc)  # SCANS may be one document
+    if scans.is_file():  # SCANS may be one document
+        path = scans
     if not path.is_file():
         raise SigpipeError(f"not found under {scans}")
     if sha256_file(path) != report.document.sha256:
         raise SigpipeError("changed since its report (sha256 differs): run 'sigpipe run' again first")
-    for i in chosen:
-        _checked(report.signatures[i])
+    for sig in report.signatures:  # every box of a chosen signature's page is drawn on its sheet
+        _checked(sig)
     pages = _pages(path, report, {report.signatures[i].page for i in chosen})
     margin = report.settings.crop_margin if report.settings else _DEFAULT_MARGIN
     sheets: list[Sheet] = []
@@ -379,10 +427,7 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
             note, label = "no reference specimen", "nearest reference"
         else:
             if ref not in specimens:
-                try:
-                    specimens[ref] = (read_specimen(_existing(refs, ref)), None)
-                except (SigpipeError, OSError) as e:
-                    specimens[ref] = ([], f"cannot show it: {e}")
+                specimens[ref] = _reference(refs, ref, read_specimen)
                 while len(specimens) > SPECIMENS_KEPT:  # memory flat however many people the batch names
                     specimens.popitem(last=False)
             specimens.move_to_end(ref)
@@ -474,7 +519,8 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
     if earlier_review:
         _remove_stale_sheets(to, {s.file for s in sheets})
     result = ReviewResult(tuple(sheets), tuple(unsigned), tuple(failed), tuple(problems), len(found))
-    write_text_atomic(to / INDEX_HTML, index_html(result, out))
+    # a name from an edited report may hold a lone surrogate, which UTF-8 cannot encode: shown escaped
+    write_bytes_atomic(to / INDEX_HTML, index_html(result, out).encode("utf-8", "backslashreplace"))
     return result
 
 
