@@ -59,6 +59,13 @@ class UnreadableFileError(InputError):
     kind = "unreadable_file"
 
 
+class FileChangedError(InputError):
+    """A document whose contents changed while it was processed (still being written, or replaced): its verdict
+    would be recorded under a sha256 it was not judged on."""
+
+    kind = "file_changed"
+
+
 class ClaimsError(InputError):
     """The claims CSV is malformed (wrong header, empty or conflicting identities)."""
 

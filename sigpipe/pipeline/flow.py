@@ -18,6 +18,7 @@ import numpy as np
 
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.claims import Claim, claimants, normalise_claim
+from sigpipe.pipeline.errors import FileChangedError
 from sigpipe.pipeline.ingest import IngestConfig, Page, iter_pages
 from sigpipe.pipeline.orientation import turn_upright
 from sigpipe.pipeline.report import DocumentInfo, DocumentReport, ReferenceSet, RunSettings, SignatureResult
@@ -374,5 +375,13 @@ class SignaturePredictor:
         except Exception as e:  # noqa: BLE001 - one bad document must never stop the batch
             log.exception("%s: unexpected failure", rel)
             return failure(DocumentInfo(rel, digest, pages_read), "internal", f"{type(e).__name__}: {e}")
+        try:  # the verdict is recorded under the sha256 it was judged on, or not at all
+            same = sha256_file(path) == digest
+        except OSError:
+            same = False
+        if not same:
+            log.warning("%s: the file changed while it was processed", rel)
+            return failure(DocumentInfo(rel, digest, pages_read), FileChangedError.kind,
+                           "the file changed while it was processed (still being written, or replaced): run again")
         log.debug("%s: %d pages, %d signatures in %.2fs", rel, n, len(sigs), time.perf_counter() - t0)
         return DocumentReport.success(DocumentInfo(rel, digest, n), claimed, sigs, self.models, refs, settings)

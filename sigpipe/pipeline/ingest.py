@@ -179,13 +179,14 @@ def is_scan(path: Path) -> bool:
     return path.suffix.lower() in SCAN_SUFFIXES
 
 
-def discover_scans(root: str | Path) -> list[Path]:
+def discover_scans(root: str | Path, unreadable: list[tuple[Path, str]] | None = None) -> list[Path]:
     """Every document under ``root``, recursively, sorted by relative path.
 
     Hidden files and anything inside hidden folders (names starting with ``.``) are skipped; files with other
     suffixes are ignored. A file with a scan suffix is returned whatever its content (a text file named ``.pdf`` is a
     document that will fail, with a report saying why), and so is a broken symbolic link with one. Linked folders are
-    followed (each real folder once). ``root`` may also be a single file.
+    followed (each real folder once). ``root`` may also be a single file. Folders that cannot be read (permissions)
+    go into ``unreadable`` as ``(folder, why)``: their documents cannot even be counted.
 
     Raises:
         UnreadableFileError: ``root`` does not exist.
@@ -196,7 +197,12 @@ def discover_scans(root: str | Path) -> list[Path]:
     if not root.is_dir():
         raise UnreadableFileError(f"scans folder not found: {root}")
     found, seen = [], set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
+
+    def cannot_read(e: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append((Path(e.filename or root), e.strerror or str(e)))
+
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=cannot_read):
         real = os.path.realpath(folder)
         if real in seen:  # a link back up the tree, or a second link to the same folder
             dirs.clear()
@@ -286,6 +292,23 @@ def reads_as_pdf(path: Path) -> bool:
     return kind == "pdf" or kind != "image" and path.suffix.lower() in PDF_SUFFIXES
 
 
+def _looks_like(head: bytes) -> str:
+    """What a file that should be a PDF seems to hold, by its first bytes, without quoting them: a link in SCANS may
+    point at a file that is not the operator's to read (a configuration with a password), and reports are shared."""
+    low = head[:512].lstrip().lower()
+    if low.startswith((b"<!doctype html", b"<html")) or b"<html" in low:
+        return "it looks like a web page: a download that failed?"
+    if head.startswith(b"PK\x03\x04"):
+        return "it looks like a ZIP archive, e.g. a Word or Excel file"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        return "it looks like an old Office file"
+    if head.startswith(_IMAGE_MAGIC):
+        return "it looks like an image"
+    text = head.decode("utf-8", "replace")  # the first bytes may end inside a character
+    textual = sum(c.isprintable() or c.isspace() for c in text) >= 0.95 * len(text)
+    return "it looks like text" if textual else "unknown binary content"
+
+
 def _sniff(path: Path) -> str:
     """What a file holds by its first bytes: ``"pdf"``, ``"image"`` (PNG, JPEG, TIFF), ``"empty"`` or ``""``
     (unknown: its suffix decides). Scans get misnamed (a PDF saved as ``.tif``); the content routes them."""
@@ -327,7 +350,7 @@ def _pdf_pages_pdfium(path: Path, config: IngestConfig) -> Iterator[Page]:
         code = getattr(e, "err_code", None)
         head, has_encrypt, empty = _sniff_pdf(path)
         if not head.startswith(b"%PDF-"):
-            raise CorruptPdfError(f"not a PDF: the file does not start with '%PDF-' (starts with {head[:16]!r})") from e
+            raise CorruptPdfError(f"not a PDF: the file does not start with '%PDF-' ({_looks_like(head)})") from e
         if code in (_PDFIUM_PASSWORD, _PDFIUM_SECURITY) and has_encrypt:
             raise EncryptedPdfError("the PDF is password-protected (encrypted); decrypt it first") from e
         if empty:

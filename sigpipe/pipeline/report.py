@@ -7,6 +7,7 @@ exactly that layout and ``from_dict`` reads it back, so ``DocumentReport.from_di
 from __future__ import annotations
 
 import csv
+import errno
 import functools
 import io
 import json
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sigpipe.pipeline.claims import Claim, claimants
-from sigpipe.pipeline.errors import OutputBusyError
+from sigpipe.pipeline.errors import OutputBusyError, OutputWriteError
 
 if TYPE_CHECKING:
     from sigpipe.verifier.refcheck import SuspectSpecimen
@@ -360,8 +361,18 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 
 def write_report(out: Path, report: DocumentReport) -> Path:
-    """Write ``report`` atomically to :func:`report_path`; returns the path."""
+    """Write ``report`` atomically to :func:`report_path`; returns the path.
+
+    Raises:
+        OSError: as writing does; ``ELOOP`` when a folder between ``out`` and the report is a symbolic link (one
+            planted in a shared OUT would send the report, and the folders made for it, elsewhere).
+    """
     path = report_path(out, report.document.path)
+    folder = out
+    for part in path.relative_to(out).parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink():
+            raise OSError(errno.ELOOP, "a folder on the way is a symbolic link", str(folder))
     write_text_atomic(path, report.to_json())
     return path
 
@@ -370,8 +381,8 @@ def read_report(path: Path) -> DocumentReport | None:
     """The report at ``path``, or None when it is absent, unreadable, or not a complete schema-1 report."""
     try:
         return DocumentReport.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
+    except (OSError, ValueError, UnicodeDecodeError, TypeError, KeyError, AttributeError, OverflowError):
+        return None  # an edited report (a null box, a list for an object, a number too large for a float) too
 
 
 def remove_stale_temporaries(out: Path) -> int:
@@ -402,7 +413,14 @@ def out_lock(out: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    with open(out / LOCK_FILE, "a+", encoding="utf-8") as f:
+    try:  # never through a link: one planted in OUT would have this run overwrite the file it points to
+        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OutputWriteError(f"{out / LOCK_FILE} is a symbolic link: remove it (sigpipe writes its lock "
+                                   "there)") from None
+        raise
+    with open(fd, "r+", encoding="utf-8") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -503,8 +521,10 @@ class RunSummary:
     def from_reports(
         cls, reports: Iterable[DocumentReport], *, processed: int, pages_processed: int, elapsed_s: float,
         reference_errors: dict[str, str], warnings: Sequence[str], people: int, workers: int,
-        models: dict[str, str], suspect_references: Sequence[SuspectSpecimen] = (),
+        models: dict[str, str], suspect_references: Sequence[SuspectSpecimen] = (), unread: Sequence[Failure] = (),
     ) -> RunSummary:
+        """The summary of ``reports``; ``unread``: folders of SCANS that could not be read, listed with the
+        failures (``<folder>/``, kind ``unreadable_folder``) since their documents were not checked."""
         reps = list(reports)
         verdicts = dict.fromkeys(DOCUMENT_VERDICTS, 0)
         sig_verdicts = dict.fromkeys(SIGNATURE_VERDICTS, 0)
@@ -513,7 +533,7 @@ class RunSummary:
             for s in r.signatures:
                 sig_verdicts[s.verdict] += 1
         failures = tuple(Failure(r.document.path, r.error.kind, r.error.message)
-                         for r in reps if r.error is not None)
+                         for r in reps if r.error is not None) + tuple(unread)
         return cls(
             documents=len(reps), processed=processed, skipped=len(reps) - processed,
             pages=sum(r.document.pages for r in reps), pages_processed=pages_processed,
@@ -561,8 +581,9 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
 def _cell(name: str) -> str:
     """A file or person name as a CSV cell that Excel and LibreOffice show rather than run: a leading ``= + - @``,
     tab or carriage return (a formula: CSV injection, CWE-1236) gets a ``'`` in front, as OWASP advises. Names come
-    from outside (an e-mailed scan's file name); the JSON reports keep them as they are."""
-    return "'" + name if name[:1] in ("=", "+", "-", "@", "\t", "\r") else name
+    from outside (an e-mailed scan's file name); the JSON reports keep them as they are. Each ``;``-separated part
+    too (several claimed people are joined by ``;``, which a spreadsheet set to ``;``-separated lists splits on)."""
+    return ";".join("'" + part if part[:1] in ("=", "+", "-", "@", "\t", "\r") else part for part in name.split(";"))
 
 
 def _fmt(v: float | None) -> str:
@@ -570,8 +591,9 @@ def _fmt(v: float | None) -> str:
 
 
 def write_summary(out: Path, summary: RunSummary, reports: Iterable[DocumentReport]) -> tuple[Path, Path]:
-    """Write ``out/summary.json`` and ``out/summary.csv`` atomically; returns their paths."""
+    """Write ``out/summary.csv`` and then ``out/summary.json`` atomically; returns their paths. The JSON comes last:
+    its presence says the run finished, so it is not there unless the CSV is too."""
     js, cs = out / SUMMARY_JSON, out / SUMMARY_CSV
-    write_text_atomic(js, json.dumps(summary.to_dict(), indent=2) + "\n")
     write_text_atomic(cs, summary_csv(reports))
+    write_text_atomic(js, json.dumps(summary.to_dict(), indent=2) + "\n")
     return js, cs

@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 import unicodedata
@@ -48,15 +49,17 @@ from sigpipe.pipeline.ingest import (
     relative_name,
 )
 from sigpipe.pipeline.orientation import OrientingDetector, PageOrienter
-from sigpipe.pipeline.progress import Progress
+from sigpipe.pipeline.progress import Progress, StderrHandler
 from sigpipe.pipeline.report import (
     SUMMARY_CSV,
     SUMMARY_JSON,
     DocumentInfo,
     DocumentReport,
+    Failure,
     ReferenceSet,
     RunSettings,
     RunSummary,
+    document_verdict,
     orphaned_reports,
     out_lock,
     read_report,
@@ -72,6 +75,8 @@ from sigpipe.weights import sha256_file
 
 log = logging.getLogger(__name__)
 LOGGED_SUSPECTS = 20  # suspect references logged one by one; the rest in one line
+SELF_CHECK_TOLERANCE = 1e-4  # reports round distances and thresholds; a hand edit moves them by more
+MAX_IDLE_BREAKS = 3  # worker pools that may break in a row before any document ran in them
 
 
 @dataclass(frozen=True)
@@ -309,7 +314,13 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     """
     t0 = time.monotonic()
     check_backend(config.pdf_backend)
-    docs = discover_scans(config.scans)
+    unread: list[tuple[Path, str]] = []
+    docs = discover_scans(config.scans, unread)
+    unread_failures = [Failure(f"{relative_name(folder, Path(config.scans))}/", "unreadable_folder",
+                               f"cannot read this folder ({why}): its documents were not processed")
+                       for folder, why in unread]
+    for f in unread_failures:
+        log.error("%s: %s", f.document, f.message)
     refs_root, scans_root = Path(config.refs).resolve(), Path(config.scans).resolve()
     out_root = Path(config.out).resolve()
     specimens = ({p for p in docs if p.resolve().is_relative_to(refs_root)}  # REFS inside SCANS: not documents
@@ -321,7 +332,8 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     if not docs:
         raise NoDocumentsError(
             f"no documents found in {config.scans} (looked for {', '.join(sorted(SCAN_SUFFIXES))}, "
-            "recursively, case-insensitive" + (f"; the {len(specimens)} under REFS are references" if specimens
+            "recursively, case-insensitive" + (f"; {len(unread)} folder(s) cannot be read" if unread else "")
+            + (f"; the {len(specimens)} under REFS are references" if specimens
                                                else "") + (f"; the {len(ours)} under OUT are sigpipe's own"
                                                            if ours else "") + ")"
         )
@@ -443,6 +455,12 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
                                idents, logging.getLogger().getEffectiveLevel())
             for report in _run_pool(tasks, workers, init, config.timeout):
                 _record(outcome, config.out, report, progress)
+        for task in tasks:  # every document found has a report, or the summary says why not: none goes missing
+            if task.name not in outcome.reports:
+                log.error("%s: no result came back for it", task.name)
+                _record(outcome, config.out, DocumentReport.failure(
+                    DocumentInfo(task.name, task.sha256, 0), task.claimed, "internal",
+                    "no result came back for this document (a worker lost it); run again", idents), progress)
 
         ordered = [outcome.reports[n] for n in sorted(outcome.reports)]
         resting = [r.document.path for r in ordered for s in r.signatures if s.verdict == "genuine"
@@ -461,7 +479,7 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         summary = RunSummary.from_reports(
             ordered, processed=outcome.processed, pages_processed=outcome.pages_processed,
             elapsed_s=time.monotonic() - t0, reference_errors=ref_errors, warnings=warnings, people=n_people,
-            workers=workers, models=idents, suspect_references=suspects,
+            workers=workers, models=idents, suspect_references=suspects, unread=unread_failures,
         )
         try:
             write_summary(config.out, summary, ordered)
@@ -496,15 +514,31 @@ def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None,
         return "the references changed"
     if old.settings != settings:
         return "the settings changed"
+    if not _agrees_with_itself(old):
+        return "it does not agree with itself (edited?)"
     return None
+
+
+def _agrees_with_itself(r: DocumentReport) -> bool:
+    """Whether each signature's verdict follows from its distance and threshold, and the document's from its
+    signatures (a report edited by hand, e.g. ``forged`` turned ``genuine``, is redone rather than kept)."""
+    for s in r.signatures:
+        if s.distance is None or s.threshold is None:
+            continue
+        margin = s.distance - s.threshold  # a distance and threshold rounded to the same value may sit either side
+        if margin > SELF_CHECK_TOLERANCE and s.verdict == "genuine" or margin < -SELF_CHECK_TOLERANCE and \
+                s.verdict in ("forged", "unknown_signer"):
+            return False
+    accept = r.settings.accept_score if r.settings is not None else None
+    return r.verdict == document_verdict(r.signatures, claimed=r.claimed_identity, accept_score=accept)
 
 
 def _check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".sigpipe-write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(prefix=".sigpipe-write-test-", dir=out)  # a new file: no planted link followed
+        os.close(fd)
+        os.unlink(probe)
     except OSError as e:
         raise InputError(f"cannot write reports to {out}: {e}") from e
 
@@ -533,6 +567,9 @@ def _save(out: Path, report: DocumentReport) -> DocumentReport:
         if e.errno == errno.ENAMETOOLONG:
             return alone(f"{report_path(out, report.document.path).name!r} is longer than the file system allows; "
                          "shorten the document's name")
+        if e.errno == errno.ELOOP:
+            return alone(f"{e.filename} in OUT is a symbolic link: reports are not written through links in OUT; "
+                         "remove it")
         if e.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
             return alone(f"{report_path(out, report.document.path)} clashes with another document's report or "
                          f"folder ({e.strerror}); rename one of them")
@@ -597,7 +634,7 @@ def _init_worker(init: _WorkerInit) -> None:
     """Pool initializer: die with the run, configure logging and threads, load the models once, rebuild the
     gallery."""
     _die_with_parent(init.parent)
-    logging.basicConfig(level=init.log_level, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=init.log_level, handlers=[StderrHandler()])  # as the CLI logs: names escaped
     if "torch" in sys.modules:  # inherited from the parent; the exported-model backends never import it
         sys.modules["torch"].set_num_threads(init.threads)
     detector, verifier = init.provider(init.threads)
@@ -629,20 +666,24 @@ def _start_pool(workers: int, init: _WorkerInit, all_started: bool = False) -> P
     Raises:
         ModelError: the worker could not start (its initializer failed).
     """
-    ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker, initargs=(init,))
-    try:
-        if not all_started:
-            ex.submit(_ping).result()
-        else:  # the pool spawns a worker per submission while none is idle: one ping each, until all have answered
-            pids: set[int] = set()
-            while len(pids) < workers:
-                pids |= {f.result() for f in [ex.submit(_ping, 0.05) for _ in range(workers)]}
-    except BrokenProcessPool as e:
-        ex.shutdown(wait=False, cancel_futures=True)
-        raise ModelError("worker processes could not start (loading the models failed in a worker; "
-                         "see the log above)") from e
-    return ex
+    for attempt in range(1, MAX_IDLE_BREAKS + 1):  # a worker killed as it starts (for memory) is tried again
+        ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(init,))
+        try:
+            if not all_started:
+                ex.submit(_ping).result()
+            else:  # the pool spawns a worker per submission while none is idle: one ping each, until all answered
+                pids: set[int] = set()
+                while len(pids) < workers:
+                    pids |= {f.result() for f in [ex.submit(_ping, 0.05) for _ in range(workers)]}
+            return ex
+        except BrokenProcessPool as e:
+            ex.shutdown(wait=False, cancel_futures=True)
+            if attempt == MAX_IDLE_BREAKS:
+                raise ModelError(f"worker processes could not start, {attempt} times (loading the models failed in a "
+                                 "worker: see the log above; or a worker was killed, e.g. out of memory)") from e
+            log.warning("a worker process died as it started; starting the pool again")
+    raise AssertionError("unreachable")
 
 
 def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: float | None = None
@@ -659,20 +700,31 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: floa
     pending: deque[_Task] = deque(tasks)
     suspects: deque[_Task] = deque()
     depth = workers if timeout is not None else workers + 1
+    idle_breaks = 0  # pools that broke before any document was in flight, in a row
     while pending or suspects:
         ex = _start_pool(workers, init, all_started=timeout is not None)
         inflight: dict[Future[dict[str, Any]], _Task] = {}
         started: dict[Future[dict[str, Any]], float] = {}
+
+        at_submit: list[bool] = []  # the pool broke as a document was handed to it, not while one ran
+
+        def submit(queue: deque[_Task]) -> None:
+            t = queue.popleft()
+            try:
+                inflight[ex.submit(_process, t)] = t  # noqa: B023 - this pool's, called only while it lives
+            except BrokenProcessPool:  # a worker died as the pool started: t never ran, so it waits its turn again
+                queue.appendleft(t)
+                at_submit.append(True)  # noqa: B023
+                raise
+
         try:
             while pending or suspects or inflight:
                 if suspects:
                     if not inflight:
-                        t = suspects.popleft()
-                        inflight[ex.submit(_process, t)] = t
+                        submit(suspects)
                 else:
                     while pending and len(inflight) < depth:
-                        t = pending.popleft()
-                        inflight[ex.submit(_process, t)] = t
+                        submit(pending)
                 now = time.monotonic()
                 for fut in inflight:
                     started.setdefault(fut, now)
@@ -704,7 +756,13 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: floa
             raise
         except BrokenProcessPool:
             lost = list(inflight.values())
-            if len(lost) == 1:
+            idle_breaks = 0 if lost else idle_breaks + 1
+            if idle_breaks >= MAX_IDLE_BREAKS:
+                raise ModelError(f"worker processes keep dying before they take a document ({idle_breaks} pools in a "
+                                 "row; out of memory?); the reports written so far are complete: run again") from None
+            if not lost:
+                log.warning("a worker process died as the pool started; starting another")
+            elif len(lost) == 1 and not at_submit:
                 t = lost[0]
                 log.error("%s: the worker process died while processing it", t.name)
                 report = DocumentReport.failure(

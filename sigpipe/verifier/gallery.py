@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 import time
 import unicodedata
 from collections.abc import Collection, Sequence
@@ -187,13 +188,18 @@ class Gallery:
 
         def save(cached: Path, item: tuple[np.ndarray, np.ndarray]) -> None:
             nonlocal writing
-            tmp = cached.with_suffix(f".{os.getpid()}.tmp.npz")  # runs sharing a cache do not share a temporary
+            tmp: Path | None = None
             try:
-                np.savez(tmp, embedding=item[0], image=item[1])
+                # a new file of its own (runs sharing a cache do not share it; a link planted there is not followed)
+                fd, name = tempfile.mkstemp(prefix=f"{cached.stem}.", suffix=".tmp.npz", dir=cached.parent)
+                tmp = Path(name)
+                with os.fdopen(fd, "wb") as f:
+                    np.savez(f, embedding=item[0], image=item[1])
                 tmp.replace(cached)
             except OSError as e:  # a full disk, a read-only folder: the embeddings are in memory all the same
                 with contextlib.suppress(OSError):
-                    tmp.unlink(missing_ok=True)
+                    if tmp is not None:
+                        tmp.unlink(missing_ok=True)
                 warn(f"cannot write to the embedding cache {cached.parent} ({e}): new embeddings are not cached")
                 writing = False
 
@@ -215,7 +221,8 @@ class Gallery:
             slots = found.setdefault(person, [])
             hashes = digests.setdefault(person, [])
             named = files.setdefault(person, [])
-            for f in _specimen_files(person_dir):
+            problems: dict[Path, str] = {}
+            for f in _specimen_files(person_dir, problems):
                 try:
                     digest = sha256_file(f)
                     cached = None if store is None else store / f"{key}-{digest}.npz"
@@ -233,6 +240,8 @@ class Gallery:
                     skip(f, str(e))
                 if sum(len(item[4]) for item in pending) >= ENROLL_BATCH:
                     flush()
+            for where, why in problems.items():
+                skip(where, why)
         if pending:
             flush()
         g.folders = tuple(sorted(folders))
@@ -385,9 +394,9 @@ def _read_cached(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 # Cache entries as ``Gallery.enroll`` names them: ``<key>-<sha256 of the specimen file>.npz``, and the temporaries
-# of ``save`` (``<key>-<sha256>.<pid>.tmp.npz``).
+# of ``save`` (``<key>-<sha256>.<random>.tmp.npz``; earlier releases put the pid there).
 _ENTRY = re.compile(r"^[0-9a-f]{12}-([0-9a-f]{64})\.npz$")
-_TEMPORARY = re.compile(r"^[0-9a-f]{12}-[0-9a-f]{64}\.\d+\.tmp\.npz$")
+_TEMPORARY = re.compile(r"^[0-9a-f]{12}-[0-9a-f]{64}\.\w+\.tmp\.npz$")
 STALE_TEMPORARY_S = 3600.0  # an enrolment writes its temporary and renames it within seconds
 
 
@@ -424,11 +433,13 @@ def specimen_digests(refs: Path) -> tuple[set[str], list[str]]:
     digests: set[str] = set()
     unreadable: list[str] = []
     for person_dir in _person_dirs(refs):
-        for f in _specimen_files(person_dir):
+        problems: dict[Path, str] = {}
+        for f in _specimen_files(person_dir, problems):
             try:
                 digests.add(sha256_file(f))
             except OSError:
                 unreadable.append(str(f))
+        unreadable += [str(p) for p in problems]
     return digests, unreadable
 
 
@@ -490,14 +501,32 @@ def _person_dirs(refs: Path) -> list[Path]:
     return sorted(p for p in refs.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _specimen_files(person_dir: Path) -> list[Path]:
-    """A person's specimen files: in their folder and its sub-folders (``REFS/<person>/2019/...``), hidden names
-    skipped, sorted by relative path."""
-    files = []
-    for p in person_dir.rglob("*"):
-        rel = p.relative_to(person_dir)
-        if p.suffix.lower() in SPECIMEN_SUFFIXES and p.is_file() and not any(s.startswith(".") for s in rel.parts):
-            files.append(p)
+def _specimen_files(person_dir: Path, problems: dict[Path, str] | None = None) -> list[Path]:
+    """A person's specimen files: in their folder and its sub-folders (``REFS/<person>/2019/...``; linked folders
+    followed, each real folder once), hidden names skipped, sorted by relative path. Sub-folders that cannot be read
+    and broken links with a specimen's suffix go into ``problems`` (file or folder: why), not silently away."""
+    files: list[Path] = []
+    seen: set[str] = set()
+
+    def unreadable(e: OSError) -> None:
+        if problems is not None:
+            problems[Path(e.filename or person_dir)] = f"cannot read this folder: {e.strerror or e}"
+
+    for folder, dirs, names in os.walk(person_dir, followlinks=True, onerror=unreadable):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree
+            dirs.clear()
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in names:
+            p = Path(folder, name)
+            if name.startswith(".") or p.suffix.lower() not in SPECIMEN_SUFFIXES:
+                continue
+            if p.is_file():
+                files.append(p)
+            elif p.is_symlink() and not p.exists() and problems is not None:
+                problems[p] = "a broken link: the specimen it pointed to is gone"
     return sorted(files, key=lambda p: p.relative_to(person_dir).as_posix())
 
 

@@ -449,3 +449,17 @@ def test_a_16_bit_tiff_stored_min_is_white_is_not_inverted(tmp_path: Path):
     path.write_bytes(bytes(data))
     (got,) = iter_pages(path)
     assert np.abs(got.image[..., 0].astype(int) - page).max() <= 1
+
+
+def test_a_file_that_is_no_pdf_is_described_not_quoted(tmp_path: Path):
+    """A link in SCANS may point at a file the report's readers should not see (a configuration with a password):
+    the error says what the file looks like, not what it holds."""
+    secret = tmp_path / "app.conf.pdf"
+    secret.write_text("db_pass=S3cr3t!x\nhost=db.internal\n")
+    page = tmp_path / "download.pdf"
+    page.write_text("<!DOCTYPE html><html><body>Session expired</body></html>")
+    for f, looks in ((secret, "text"), (page, "web page")):
+        with pytest.raises(Exception) as ei:
+            list(iter_pages(f, IngestConfig(fallback=False)))
+        assert ei.value.kind == "corrupt_pdf" and looks in str(ei.value)  # type: ignore[attr-defined]
+        assert "S3cr3t" not in str(ei.value) and "db_pass" not in str(ei.value) and "Session" not in str(ei.value)

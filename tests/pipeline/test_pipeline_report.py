@@ -207,6 +207,11 @@ def test_summary_csv_escapes_names_a_spreadsheet_would_run_as_formulas():
     assert rep.to_dict()["document"]["path"] == doc  # the JSON report keeps the name as it is
     plain = DocumentReport.success(DocumentInfo("a-1.pdf", SHA, 1), "alice", [sig()], MODELS)
     assert summary_csv([plain]).splitlines()[1].startswith("a-1.pdf,1,")
+    # several claimed people are joined by ';', which a spreadsheet set to ';'-separated lists splits on: each part
+    joint = DocumentReport.success(DocumentInfo("a;=1+1.png", SHA, 1), ("laura", "=cmd|' /C calc'!A0"),
+                                   [sig(identity="laura")], MODELS)
+    row = next(csv.reader(io.StringIO(summary_csv([joint]).splitlines()[1])))
+    assert row[0] == "a;'=1+1.png" and row[13] == "laura;'=cmd|' /C calc'!A0"
 
 
 def test_claims(tmp_path: Path):

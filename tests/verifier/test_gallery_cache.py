@@ -5,6 +5,7 @@ import errno
 import logging
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -45,8 +46,8 @@ def test_a_failing_cache_write_is_warned_about_once(tiny_verifier: Path, tiny_co
     Gallery.enroll(refs, v, cache=cache)  # alice's and bob's entries written
     make_refs(tiny_corpus, refs, {"carol": "003"})
 
-    def disk_full(file: Path, **arrays: np.ndarray) -> None:
-        Path(file).write_bytes(b"PK")  # a partial temporary file
+    def disk_full(file: Any, **arrays: np.ndarray) -> None:
+        file.write(b"PK")  # a partial temporary file
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(np, "savez", disk_full)
@@ -162,3 +163,26 @@ def test_a_cache_folder_enrolment_creates_is_its_user_s_alone(tiny_verifier: Pat
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "new" / "gallery").stat().st_mode) == 0o700
     assert stat.S_IMODE(shared.stat().st_mode) == 0o750 and any(shared.iterdir())
+
+
+def test_cache_entries_are_written_through_new_private_files(tiny_verifier: Path, tiny_corpus: Path,
+                                                            tmp_path: Path):
+    """The temporary an entry is written to was named after the pid, so a link planted under that name (a shared
+    cache) made enrolment write the embeddings and specimen image wherever it pointed."""
+    import os
+    import stat
+
+    refs = make_refs(tiny_corpus, tmp_path / "refs", {"alice": "001"})
+    cache, decoy = tmp_path / "cache", tmp_path / "decoy"
+    v = Verifier.from_manifest(tiny_verifier)
+    Gallery.enroll(refs, v, cache=tmp_path / "scratch")  # the entries' names, to plant links beside them
+    cache.mkdir()
+    decoy.write_text("precious")
+    for entry in (tmp_path / "scratch").iterdir():
+        for pid in range(os.getpid() - 2, os.getpid() + 3):  # where the temporary went: its name held the pid
+            (cache / f"{entry.stem}.{pid}.tmp.npz").symlink_to(decoy)
+    g = Gallery.enroll(refs, v, cache=cache)
+    assert decoy.read_text() == "precious" and g.embeddings["alice"].shape[0] > 0
+    entries = [f for f in cache.iterdir() if not f.is_symlink()]
+    assert entries and all(f.name.endswith(".npz") and ".tmp." not in f.name for f in entries)
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in entries)

@@ -1,0 +1,255 @@
+"""The batch under hostile conditions: workers that die as their pool starts, files that change while they are read,
+symlinks planted in OUT, reports edited by hand."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sigpipe.pipeline import runner
+from sigpipe.pipeline.report import DocumentInfo, DocumentReport
+
+
+class _BreaksAtSubmit:
+    """A pool whose ``submit`` raises BrokenProcessPool on chosen calls (a worker killed while the pool starts its
+    second worker), and otherwise runs tasks in a thread."""
+
+    calls = 0
+
+    def __init__(self, break_on: set[int]) -> None:
+        self.pool = ThreadPoolExecutor(1)
+        self.break_on = break_on
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        type(self).calls += 1
+        if type(self).calls in self.break_on:
+            raise BrokenProcessPool("a worker died")
+        return self.pool.submit(fn, *args)
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        self.pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+
+def _done(task: runner._Task) -> dict[str, Any]:
+    return DocumentReport.success(DocumentInfo(task.name, task.sha256, 1), task.claimed, (), {}).to_dict()
+
+
+@pytest.mark.parametrize("break_on", [{2}, {1}, {2, 3}, {3, 5}])
+def test_a_pool_breaking_at_submit_loses_no_document(monkeypatch: pytest.MonkeyPatch, break_on: set[int]):
+    """A document handed to a pool that broke as it was handed over was in neither queue: it got no report, the
+    run exited 0, and the summary counted one document fewer."""
+    _BreaksAtSubmit.calls = 0
+    monkeypatch.setattr(runner, "_start_pool", lambda *a, **k: _BreaksAtSubmit(break_on))
+    monkeypatch.setattr(runner, "_process", _done)
+    tasks = [runner._Task(f"d{i}.png", f"/x/d{i}.png", None, "0" * 64) for i in range(5)]
+    init = runner._WorkerInit(None, 1, {}, {}, {}, {}, None, None, {}, 20)  # type: ignore[arg-type]
+    reports = list(runner._run_pool(tasks, 2, init))
+    assert sorted(r.document.path for r in reports) == [t.name for t in tasks]
+    assert all(r.ok for r in reports)
+
+
+def test_pools_that_keep_breaking_before_any_document_stop_the_run(monkeypatch: pytest.MonkeyPatch):
+    _BreaksAtSubmit.calls = 0
+    monkeypatch.setattr(runner, "_start_pool", lambda *a, **k: _BreaksAtSubmit(set(range(1, 100))))
+    tasks = [runner._Task("d.png", "/x/d.png", None, "0" * 64)]
+    init = runner._WorkerInit(None, 1, {}, {}, {}, {}, None, None, {}, 20)  # type: ignore[arg-type]
+    with pytest.raises(runner.ModelError, match="keep dying"):
+        list(runner._run_pool(tasks, 2, init))
+
+
+def test_links_planted_in_out_are_not_written_through(tmp_path: Path):
+    """A shared or untrusted OUT: a link planted where sigpipe writes its lock or its write probe must not make the
+    run overwrite the file it points to."""
+    import os
+
+    from sigpipe.pipeline.errors import OutputWriteError
+    from sigpipe.pipeline.report import LOCK_FILE, out_lock
+
+    out, decoy = tmp_path / "out", tmp_path / "decoy.txt"
+    out.mkdir()
+    decoy.write_text("precious")
+    (out / LOCK_FILE).symlink_to(decoy)
+    with pytest.raises(OutputWriteError, match="symbolic link"):
+        with out_lock(out):
+            pass
+    (out / LOCK_FILE).unlink()
+    for pid in range(os.getpid() - 2, os.getpid() + 3):  # where the probe used to go: its name was the pid
+        (out / f".sigpipe-write-test-{pid}").symlink_to(decoy)
+    runner._check_writable(out)
+    with out_lock(out):
+        assert (out / LOCK_FILE).read_text().startswith(f"pid {os.getpid()}")
+    assert decoy.read_text() == "precious"
+
+
+def test_a_file_replaced_while_it_is_processed_gets_no_verdict(verifier: Any, tmp_path: Path):
+    """The sha256 in a report is what its verdict was judged on: a scan swapped while it was read (a forged cheque
+    for a genuine one, swapped back after the run) must not leave a verdict under the first file's hash, which
+    re-runs would keep."""
+    from pipeline_doubles import InkBlobDetector, page_with, save_image, scribble
+
+    from sigpipe.pipeline.flow import SignaturePredictor
+    from sigpipe.verifier.gallery import Gallery
+    from sigpipe.weights import sha256_file
+
+    doc = save_image(tmp_path / "cheque.png", page_with([(scribble(1), 100, 100)]))
+    first = sha256_file(doc)
+
+    class Swapping(InkBlobDetector):
+        def detect_batch(self, pages):  # type: ignore[no-untyped-def]
+            save_image(doc, page_with([(scribble(2), 100, 100)]))  # replaced while the pages are looked at
+            return super().detect_batch(pages)
+
+    predictor = SignaturePredictor(Swapping(), verifier, Gallery(verifier, {}))
+    report = predictor(doc, sha256=first)
+    assert report.error is not None and report.error.kind == "file_changed" and report.document.sha256 == first
+    unchanged = SignaturePredictor(InkBlobDetector(), verifier, Gallery(verifier, {}))(doc)
+    assert unchanged.ok and unchanged.document.sha256 == sha256_file(doc)
+
+
+def _locked(monkeypatch: pytest.MonkeyPatch, *folders: Path) -> None:
+    """Folders that cannot be listed, as chmod 000 makes them for an account other than root (tests run as root)."""
+    import os
+
+    real = os.scandir
+    locked = {str(f) for f in folders}
+
+    def scandir(path: Any = ".") -> Any:
+        if str(path) in locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+def test_a_folder_of_scans_that_cannot_be_read_is_a_failure_not_silence(batch: dict[str, Path],
+                                                                      verifier_manifest: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch):
+    """Its documents cannot even be counted: the run must say so and exit 1, not report a smaller batch as done."""
+    from pipeline_doubles import DoubleModels, page_with, save_image
+
+    from sigpipe.pipeline.ingest import discover_scans
+    from sigpipe.pipeline.runner import RunConfig, run_batch
+
+    locked = batch["scans"] / "locked"
+    save_image(locked / "cheque.png", page_with([]))
+    _locked(monkeypatch, locked)
+    unread: list[tuple[Path, str]] = []
+    assert locked / "cheque.png" not in discover_scans(batch["scans"], unread)
+    assert unread == [(locked, "Permission denied")]
+    s = run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"], claims=batch["claims"],
+                            cache=batch["cache"], progress=False), DoubleModels(verifier_manifest))
+    assert [(f.document, f.kind) for f in s.failures if f.kind == "unreadable_folder"] == [("locked/",
+                                                                                           "unreadable_folder")]
+    assert s.failed == 2 and s.documents == 5  # broken.pdf, and the folder (the CLI exits 1); 5 documents read
+    assert "locked/" in (batch["out"] / "summary.json").read_text()
+
+
+def test_reference_folders_that_cannot_be_read_and_broken_links_are_listed(batch: dict[str, Path],
+                                                                           verifier: Any,
+                                                                           monkeypatch: pytest.MonkeyPatch):
+    from pipeline_doubles import SIG_A, save_image, scribble
+
+    from sigpipe.verifier.gallery import Gallery, specimen_digests
+
+    old = batch["refs"] / "alice" / "2019"
+    save_image(old / "a9.png", scribble(SIG_A + 9))
+    (batch["refs"] / "alice" / "gone.png").symlink_to(batch["refs"] / "alice" / "no-such.png")
+    _locked(monkeypatch, old)
+    g = Gallery.enroll(batch["refs"], verifier, cache=batch["cache"])
+    assert "cannot read this folder" in g.errors[str(old)] and "broken link" in g.errors[
+        str(batch["refs"] / "alice" / "gone.png")]
+    assert {str(old), str(batch["refs"] / "alice" / "gone.png")} <= set(specimen_digests(batch["refs"])[1])
+
+
+def test_a_report_edited_to_disagree_with_itself_is_redone(batch: dict[str, Path], verifier_manifest: Path):
+    """A re-run keeps up-to-date reports; one whose verdict was edited ('forged' made 'genuine' at the top, or a
+    signature's verdict against its own distance) must not be kept, nor counted in the summary as it reads."""
+    import json
+
+    from pipeline_doubles import DoubleModels
+
+    from sigpipe.pipeline.runner import RunConfig, run_batch
+
+    def run() -> Any:
+        return run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"],
+                                   claims=batch["claims"], cache=batch["cache"], progress=False),
+                         DoubleModels(verifier_manifest))
+
+    first = run()
+    signed = sorted(p for p in batch["out"].rglob("*.json") if p.name != "summary.json"
+                    and json.loads(p.read_text())["signatures"])
+    a, b = signed[0], signed[1]
+    ra, rb = json.loads(a.read_text()), json.loads(b.read_text())
+    ra["verdict"] = "forged" if ra["verdict"] != "forged" else "genuine"
+    sig = rb["signatures"][0]
+    sig["verdict"] = "forged" if sig["verdict"] == "genuine" else "genuine"
+    a.write_text(json.dumps(ra))
+    b.write_text(json.dumps(rb))
+    again = run()
+    assert again.processed == 2 + first.failed  # the two edited, and the failed one retried as always
+    assert again.verdicts == first.verdicts
+    assert run().processed == first.failed  # redone once, then kept
+
+
+def test_no_summary_json_without_its_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """summary.json is how tools tell a finished run: a failed CSV write must not leave the JSON alone."""
+    from sigpipe.pipeline import report
+
+    real = report.write_text_atomic
+
+    def csv_fails(path: Path, text: str) -> None:
+        if path.name == report.SUMMARY_CSV:
+            raise OSError(27, "File too large")
+        real(path, text)
+
+    monkeypatch.setattr(report, "write_text_atomic", csv_fails)
+    summary = report.RunSummary.from_reports([], processed=0, pages_processed=0, elapsed_s=1.0,
+                                             reference_errors={}, warnings=[], people=0, workers=1, models={})
+    with pytest.raises(OSError):
+        report.write_summary(tmp_path, summary, [])
+    assert not (tmp_path / report.SUMMARY_JSON).exists()
+
+
+def test_a_linked_folder_in_out_gets_no_report_written_through_it(tmp_path: Path):
+    from sigpipe.pipeline.report import write_report
+    from sigpipe.pipeline.runner import _save
+
+    out, victim = tmp_path / "out", tmp_path / "victim"
+    out.mkdir()
+    victim.mkdir()
+    (victim / "x.jpg.json").write_text("precious")
+    (out / "sub").symlink_to(victim)
+    report = DocumentReport.success(DocumentInfo("sub/x.jpg", "0" * 64, 1), None, (), {})
+    with pytest.raises(OSError):
+        write_report(out, report)
+    kept = _save(out, report)  # the run: this document fails alone, the batch goes on
+    assert kept.error is not None and kept.error.kind == "output_write" and "symbolic link" in kept.error.message
+    assert (victim / "x.jpg.json").read_text() == "precious" and [p.name for p in victim.iterdir()] == ["x.jpg.json"]
+    assert write_report(out, DocumentReport.success(DocumentInfo("a/b.jpg", "0" * 64, 1), None, (), {})).is_file()
+
+
+@pytest.mark.parametrize("edit", [
+    lambda r: r["signatures"][0].update(bbox=None),
+    lambda r: r["signatures"][0].update(page_size=[1e400, 1]),
+    lambda r: r.update(signatures={"a": 1}),
+    lambda r: r.update(document=[1, 2]),
+])
+def test_a_report_edited_out_of_shape_reads_as_no_report(tmp_path: Path, edit: Any):
+    """Re-runs and review read every report in OUT: one edited out of shape is no report (redone, or listed), not a
+    traceback that stops them."""
+    import json
+
+    from sigpipe.pipeline.report import SignatureResult, read_report, write_report
+
+    sig = SignatureResult(page=1, bbox=(1.0, 2.0, 3.0, 4.0), page_size=(10, 10), dpi=200, detection_confidence=0.9,
+                          identity="a", distance=0.1, threshold=0.5, score=0.9, verdict="genuine")
+    path = write_report(tmp_path, DocumentReport.success(DocumentInfo("d.png", "0" * 64, 1), "a", [sig], {}))
+    assert read_report(path) is not None
+    r = json.loads(path.read_text())
+    edit(r)
+    path.write_text(json.dumps(r).replace("Infinity", "1e400"))
+    assert read_report(path) is None
