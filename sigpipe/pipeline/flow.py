@@ -21,7 +21,14 @@ from sigpipe.pipeline.claims import Claim, claimants, normalise_claim
 from sigpipe.pipeline.errors import FileChangedError
 from sigpipe.pipeline.ingest import IngestConfig, Page, iter_pages
 from sigpipe.pipeline.orientation import turn_upright
-from sigpipe.pipeline.report import DocumentInfo, DocumentReport, ReferenceSet, RunSettings, SignatureResult
+from sigpipe.pipeline.report import (
+    READER_REVISION,
+    DocumentInfo,
+    DocumentReport,
+    ReferenceSet,
+    RunSettings,
+    SignatureResult,
+)
 from sigpipe.verifier.gallery import Gallery, Match, SpecimenLoader
 from sigpipe.verifier.verifier import Verifier
 from sigpipe.weights import sha256_file
@@ -225,7 +232,8 @@ class SignaturePredictor:
     def settings(self, ingest: IngestConfig) -> RunSettings:
         """The options the report depends on, as written into reports and compared by re-runs."""
         return RunSettings(ingest.dpi, ingest.pdf_backend, self.config.crop_margin,
-                           ingest.pages.spec if ingest.pages is not None else None, self.config.accept_score)
+                           ingest.pages.spec if ingest.pages is not None else None, self.config.accept_score,
+                           READER_REVISION)
 
     # -- the stages ---------------------------------------------------------------------------------------------
     def find_signatures(self, pages: Iterable[Page]) -> tuple[list[FoundSignature], np.ndarray, int]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import errno
-import functools
 import io
 import json
 import os
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sigpipe.pipeline.claims import Claim, claimants
 from sigpipe.pipeline.errors import OutputBusyError, OutputWriteError
+from sigpipe.weights import new_file_mode
 
 if TYPE_CHECKING:
     from sigpipe.verifier.refcheck import SuspectSpecimen
@@ -156,6 +156,13 @@ class ReferenceSet:
         return cls(people=int(d["people"]), specimens=int(d["specimens"]), sha256=str(d["sha256"]))
 
 
+# How this release reads documents and lists their signatures; a change that can alter a report bumps it, and
+# re-runs redo the reports of an earlier revision (RunSettings.reader). 1: up to session 23; 2: PDF form fields
+# (visible digital signatures) drawn, poppler renders the CropBox, a PNG's transparent colour is paper, 16-bit
+# MinIsWhite TIFFs not inverted, a page's signatures in reading order.
+READER_REVISION = 2
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """The run options a report depends on besides its input, claim, models and references.
@@ -167,6 +174,9 @@ class RunSettings:
         pages: the pages read of each document (``--pages``, e.g. ``"1"``); None for all of them.
         accept_score: the score a signature judged genuine needs for its document to be ``genuine`` rather than
             ``needs_review`` (``--accept-score``); None: no such bar.
+        reader: how sigpipe read the document and listed its signatures (:data:`READER_REVISION` of the release
+            that wrote the report; 1 in reports of releases without it): a release that reads documents otherwise
+            redoes older reports.
 
     ``pages`` and ``accept_score`` are absent from the JSON when None, as in reports of releases without them.
     """
@@ -176,9 +186,11 @@ class RunSettings:
     crop_margin: float
     pages: str | None = None
     accept_score: float | None = None
+    reader: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"dpi": self.dpi, "pdf_backend": self.pdf_backend, "crop_margin": self.crop_margin}
+        d: dict[str, Any] = {"dpi": self.dpi, "pdf_backend": self.pdf_backend, "crop_margin": self.crop_margin,
+                             "reader": self.reader}
         if self.pages is not None:
             d["pages"] = self.pages
         if self.accept_score is not None:
@@ -190,7 +202,7 @@ class RunSettings:
         pages, accept = d.get("pages"), d.get("accept_score")
         return cls(dpi=int(d["dpi"]), pdf_backend=str(d["pdf_backend"]), crop_margin=float(d["crop_margin"]),
                    pages=None if pages is None else str(pages),
-                   accept_score=None if accept is None else float(accept))
+                   accept_score=None if accept is None else float(accept), reader=int(d.get("reader", 1)))
 
 
 def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False,
@@ -323,14 +335,6 @@ def report_path(out: Path, relative: str) -> Path:
     return out.joinpath(*relative.split("/")).with_name(Path(relative).name + REPORT_SUFFIX)
 
 
-@functools.cache
-def _file_mode() -> int:
-    """The mode ``open()`` gives a new file: 0666 less the process's umask."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def write_text_atomic(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically: :func:`write_bytes_atomic`."""
     write_bytes_atomic(path, text.encode("utf-8"))
@@ -346,7 +350,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=TMP_SUFFIX)
     try:
-        os.fchmod(fd, _file_mode())  # mkstemp's 0600 would hide the reports from the back office's accounts
+        os.fchmod(fd, new_file_mode())  # mkstemp's 0600 would hide the reports from the back office's accounts
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

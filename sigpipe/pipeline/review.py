@@ -298,14 +298,25 @@ def _pages(path: Path, report: DocumentReport, wanted: set[int]) -> dict[int, np
     return {p.number: p.image for p in iter_pages(path, config)}
 
 
+PAGE_ASPECT_TOLERANCE = 0.02  # another rasteriser version rounds a page's size; other proportions: another page
+
+
 def _in_page_pixels(sig: SignatureResult, page: np.ndarray) -> SignatureResult:
     """``sig`` with its box scaled to ``page`` when the page renders at another size than the report's (another
-    rasteriser version)."""
+    rasteriser version).
+
+    Raises:
+        SigpipeError: the page has other proportions than the report's (an older release read it otherwise: its
+            CropBox, say): a box scaled onto it would frame something else.
+    """
     h, w = page.shape[:2]
     pw, ph = sig.page_size
     if (w, h) == (pw, ph):
         return sig
     sx, sy = w / pw, h / ph
+    if abs(sx / sy - 1.0) > PAGE_ASPECT_TOLERANCE:
+        raise SigpipeError(f"page {sig.page} reads as {w} x {h} px, not {pw} x {ph} as in its report (read "
+                           "otherwise since): run 'sigpipe run' again")
     x1, y1, x2, y2 = sig.bbox
     return replace(sig, bbox=(x1 * sx, y1 * sy, x2 * sx, y2 * sy), page_size=(w, h))
 

@@ -512,6 +512,8 @@ def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None,
         return "the models changed"
     if old.references != references:
         return "the references changed"
+    if old.settings is not None and old.settings.reader != settings.reader:
+        return "this release reads documents otherwise"
     if old.settings != settings:
         return "the settings changed"
     if not _agrees_with_itself(old):

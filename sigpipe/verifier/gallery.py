@@ -33,7 +33,7 @@ from sigpipe.datasets.corpus import IMAGE_SUFFIXES, read_gray
 from sigpipe.errors import InputError, SigpipeError
 from sigpipe.verifier.decide import aggregate_groups, distances, reference_spread
 from sigpipe.verifier.verifier import Decision, Verifier
-from sigpipe.weights import sha256_file
+from sigpipe.weights import new_file_mode, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,20 @@ class Gallery:
                     save(cached, item)
             pending.clear()
 
+        denied = False
+
+        def read_entry(cached: Path) -> tuple[np.ndarray, np.ndarray] | None:
+            nonlocal denied
+            try:
+                return _read_cached(cached)
+            except PermissionError as e:  # another account's entry, in a cache shared without group read
+                if not denied:
+                    denied = True
+                    warn(f"entries of the embedding cache {cached.parent} cannot be read ({e.strerror}): their "
+                         "specimens are embedded again; a cache shared among accounts needs their group's read "
+                         "permission")
+                return None
+
         def save(cached: Path, item: tuple[np.ndarray, np.ndarray]) -> None:
             nonlocal writing
             tmp: Path | None = None
@@ -193,6 +207,7 @@ class Gallery:
                 # a new file of its own (runs sharing a cache do not share it; a link planted there is not followed)
                 fd, name = tempfile.mkstemp(prefix=f"{cached.stem}.", suffix=".tmp.npz", dir=cached.parent)
                 tmp = Path(name)
+                os.fchmod(fd, new_file_mode())  # as a plain write would: a team's cache stays readable to the team
                 with os.fdopen(fd, "wb") as f:
                     np.savez(f, embedding=item[0], image=item[1])
                 tmp.replace(cached)
@@ -226,7 +241,7 @@ class Gallery:
                 try:
                     digest = sha256_file(f)
                     cached = None if store is None else store / f"{key}-{digest}.npz"
-                    item = None if cached is None else _read_cached(cached)
+                    item = None if cached is None else read_entry(cached)
                     if item is not None:
                         slots.append(item)
                         hashes.append(digest)
@@ -376,8 +391,12 @@ def _duplicates(enrolled: dict[str, list[tuple[str, str]]]) -> list[str]:
 
 
 def _read_cached(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """A cache entry's ``(embeddings, images)``, or None to embed the specimen again: no entry, an unreadable one, or
-    one written by a version that enrolled blank specimens."""
+    """A cache entry's ``(embeddings, images)``, or None to embed the specimen again: no entry, a damaged one, or
+    one written by a version that enrolled blank specimens.
+
+    Raises:
+        PermissionError: the entry is not this account's to read (a shared cache): the caller says so.
+    """
     try:
         if not path.is_file():
             return None
@@ -385,6 +404,8 @@ def _read_cached(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
             emb, img = z["embedding"], z["image"]
         if emb.ndim != 2 or img.ndim != 3 or len(emb) != len(img) or not len(img):
             raise ValueError(f"arrays of shapes {emb.shape} and {img.shape}")
+    except PermissionError:
+        raise
     except Exception as e:  # noqa: BLE001 - a damaged entry (empty after a crash, truncated, not a .npz) fails in
         # numpy, zipfile or zlib in many ways; each is a cache miss
         log.info("embedding cache entry %s is unreadable (%s: %s): the specimen is embedded again", path,

@@ -7,9 +7,11 @@ file, so a tampered or truncated weights file is refused with a clear error.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +38,15 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+@functools.cache
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the process's umask (for files written through ``mkstemp``,
+    whose 0600 would hide them from the accounts the umask lets read them)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def sha256_path(path: Path) -> str:

@@ -267,3 +267,20 @@ def test_a_lone_surrogate_in_an_edited_report_is_listed_not_a_crash(folders: dic
     result = write_review(out, folders["scans"], folders["refs"], out / "review", specimen_reader(None))
     assert [d for d, _ in result.problems] == ["x\ud800.png"] and len(result.sheets) == 1
     assert "x\\ud800.png" in (out / "review" / INDEX_HTML).read_text(encoding="utf-8")
+
+
+def test_a_page_read_with_other_proportions_than_its_report_is_listed(folders: dict[str, Path]):
+    """An older release read the page otherwise (a PDF's whole MediaBox where its CropBox shows a cheque): a box
+    scaled onto the page as read now would frame something else under the report's verdict."""
+    out = folders["out"]
+    (out / "d.png.json").unlink()
+    doc = folders["scans"] / "d.png"
+    write_report(out, _report("d.png", sha256_file(doc), _sig(page_size=(800, 1200), bbox=(100.0, 200.0, 340.0,
+                                                                                           380.0))))
+    result = write_review(out, folders["scans"], folders["refs"], out / "review", specimen_reader(None))
+    assert result.sheets == () and len(result.problems) == 1 and "reads as 800 x 600 px" in result.problems[0][1]
+    # the same proportions at another size (another rasteriser's rounding) are scaled as before
+    (out / "d.png.json").unlink()
+    write_report(out, _report("d.png", sha256_file(doc), _sig(page_size=(1600, 1200), bbox=(200.0, 200.0, 680.0,
+                                                                                            380.0))))
+    assert len(write_review(out, folders["scans"], folders["refs"], out / "review", specimen_reader(None)).sheets) == 1

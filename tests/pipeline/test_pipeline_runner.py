@@ -13,7 +13,7 @@ from pipeline_doubles import SIG_A, SIG_B, DoubleModels, page_with, save_image, 
 
 from sigpipe.pipeline.errors import ClaimsError, MissingDependencyError, NoDocumentsError, OutputBusyError
 from sigpipe.pipeline.ingest import poppler_available
-from sigpipe.pipeline.report import TMP_SUFFIX, load_schema, out_lock, read_report
+from sigpipe.pipeline.report import READER_REVISION, TMP_SUFFIX, load_schema, out_lock, read_report
 from sigpipe.pipeline.runner import RunConfig, run_batch
 
 DOCS = ["alice_letter.pdf", "broken.pdf", "sub/bob_form.png", "sub/deeper/multi.TIF", "unsigned.jpg"]
@@ -97,7 +97,8 @@ def test_rerun_redoes_what_changed_references_or_settings_affect(batch: dict[str
     assert first["alice_letter.pdf"]["references"]["specimens"] == 1
     assert first["sub/bob_form.png"]["references"]["people"] == 0  # claimed carol, who has no references
     assert first["sub/deeper/multi.TIF"]["references"]["people"] == 2  # one-to-many: everybody
-    assert first["unsigned.jpg"]["settings"] == {"dpi": 200, "pdf_backend": "pypdfium2", "crop_margin": 0.08}
+    assert first["unsigned.jpg"]["settings"] == {"dpi": 200, "pdf_backend": "pypdfium2", "crop_margin": 0.08,
+                                                  "reader": READER_REVISION}
 
     save_image(batch["refs"] / "alice" / "a2.png", scribble(11))  # alice gets a second specimen
     with caplog.at_level("INFO", logger="sigpipe.pipeline.runner"):

@@ -253,3 +253,35 @@ def test_a_report_edited_out_of_shape_reads_as_no_report(tmp_path: Path, edit: A
     edit(r)
     path.write_text(json.dumps(r).replace("Infinity", "1e400"))
     assert read_report(path) is None
+
+
+def test_reports_of_a_release_that_read_documents_otherwise_are_redone(batch: dict[str, Path],
+                                                                      verifier_manifest: Path,
+                                                                      caplog: pytest.LogCaptureFixture):
+    """A release that fixes how documents are read (a CropBox, a transparent PNG's paper) must not keep the verdicts
+    the older one got wrong: reports without this release's reader revision are redone, once."""
+    import json
+    import logging
+
+    from pipeline_doubles import DoubleModels
+
+    from sigpipe.pipeline.report import READER_REVISION
+    from sigpipe.pipeline.runner import RunConfig, run_batch
+
+    def run() -> Any:
+        return run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"],
+                                   claims=batch["claims"], cache=batch["cache"], progress=False),
+                         DoubleModels(verifier_manifest))
+
+    first = run()
+    ok = sorted(p for p in batch["out"].rglob("*.json") if p.name != "summary.json"
+                and json.loads(p.read_text())["status"] == "ok")
+    assert json.loads(ok[0].read_text())["settings"]["reader"] == READER_REVISION
+    for path in ok[:2]:  # as an older release wrote them
+        r = json.loads(path.read_text())
+        del r["settings"]["reader"]
+        path.write_text(json.dumps(r))
+    with caplog.at_level(logging.INFO, logger="sigpipe"):
+        again = run()
+    assert again.processed == 2 + first.failed and "2 because this release reads documents otherwise" in caplog.text
+    assert run().processed == first.failed

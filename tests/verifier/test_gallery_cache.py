@@ -14,6 +14,7 @@ import pytest
 from sigpipe.errors import InputError
 from sigpipe.verifier.gallery import Gallery
 from sigpipe.verifier.verifier import Verifier
+from sigpipe.weights import new_file_mode
 
 
 def make_refs(tiny_corpus: Path, root: Path, people: dict[str, str]) -> Path:
@@ -181,8 +182,29 @@ def test_cache_entries_are_written_through_new_private_files(tiny_verifier: Path
     for entry in (tmp_path / "scratch").iterdir():
         for pid in range(os.getpid() - 2, os.getpid() + 3):  # where the temporary went: its name held the pid
             (cache / f"{entry.stem}.{pid}.tmp.npz").symlink_to(decoy)
-    g = Gallery.enroll(refs, v, cache=cache)
+    old = os.umask(0o002)  # a team's cache: entries as readable as a plain write under the umask makes them
+    try:
+        new_file_mode.cache_clear()
+        g = Gallery.enroll(refs, v, cache=cache)
+    finally:
+        os.umask(old)
+        new_file_mode.cache_clear()
     assert decoy.read_text() == "precious" and g.embeddings["alice"].shape[0] > 0
     entries = [f for f in cache.iterdir() if not f.is_symlink()]
     assert entries and all(f.name.endswith(".npz") and ".tmp." not in f.name for f in entries)
-    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in entries)
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o664 for f in entries)
+
+
+def test_entries_another_account_cannot_read_are_embedded_again_with_one_warning(
+        tiny_verifier: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    refs = make_refs(tiny_corpus, tmp_path / "refs", {"alice": "001", "bob": "002"})
+    v = Verifier.from_manifest(tiny_verifier)
+    first = Gallery.enroll(refs, v, cache=tmp_path / "cache")
+
+    def denied(*a: object, **k: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(np, "load", denied)
+    g = Gallery.enroll(refs, v, cache=tmp_path / "cache")
+    assert len(g.warnings) == 1 and "cannot be read (Permission denied)" in g.warnings[0] and not g.errors
+    np.testing.assert_allclose(g.embeddings["bob"], first.embeddings["bob"], atol=1e-5)
