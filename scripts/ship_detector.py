@@ -125,7 +125,7 @@ def main() -> None:
         "downscale": args.downscale,
         "conf": best["conf"],
         "iou": 0.5,  # signatures rarely overlap: merge duplicate boxes of one signature (IoU ~0.7 seen)
-        "max_det": 50,
+        "max_det": 300,  # Ultralytics' default: a strip of 60 cheques is one page
         "calibration": {"method": "confidence maximising F1 (IoU >= 0.5) on the real validation split", **best},
         "training": {
             "data": "Tobacco800 + Roboflow signatures pages (../shared/datasets/detection/docs, train split 524 pages)",

@@ -44,13 +44,25 @@ def read_gray(path: str | Path) -> np.ndarray:
         raise InputError(f"image not found: {path}")
     buf = np.fromfile(str(path), dtype=np.uint8)
     _check_pixels(buf, path)
-    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if buf.size else None
+    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH) if buf.size else None
     if img is None or img.size == 0:
         raise InputError(f"cannot decode image: {path}")
+    if img.dtype != np.uint8:  # 16-bit or float scans: scaled as documents' pages are
+        img = to_8bit(img, sixteen=img.dtype == np.uint16)
     if _has_alpha(buf):  # OpenCV drops the alpha channel: ink drawn only in it (an exported e-signature) vanishes
         with Image.open(io.BytesIO(buf.tobytes())) as im:
             img = np.asarray(on_white(ImageOps.exif_transpose(im)).convert("L"))
     return img
+
+
+def to_8bit(a: np.ndarray, sixteen: bool) -> np.ndarray:
+    """A 16-bit (``sixteen``) or other high-depth grayscale image as uint8, full scale to 255. 16-bit data whose
+    values stay within 12 bits (0..4095) are 12-bit scans in a 16-bit container: scaled from 4095, where 65535 would
+    leave them nearly black (a paper that bright cannot be that dark). Other depths scale from their maximum."""
+    a = np.asarray(a, dtype=np.float64)
+    top = float(a.max()) if a.size else 0.0
+    hi = (4095.0 if top <= 4095 else 65535.0) if sixteen else max(top, 1.0)
+    return np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def _check_pixels(buf: np.ndarray, path: Path) -> None:

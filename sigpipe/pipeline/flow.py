@@ -30,6 +30,7 @@ from sigpipe.pipeline.report import (
     SignatureResult,
 )
 from sigpipe.verifier.gallery import Gallery, Match, SpecimenLoader
+from sigpipe.verifier.preprocess import has_ink
 from sigpipe.verifier.verifier import Verifier
 from sigpipe.weights import sha256_file
 
@@ -236,11 +237,12 @@ class SignaturePredictor:
                            READER_REVISION)
 
     # -- the stages ---------------------------------------------------------------------------------------------
-    def find_signatures(self, pages: Iterable[Page]) -> tuple[list[FoundSignature], np.ndarray, int]:
+    def find_signatures(self, pages: Iterable[Page], name: str = "") -> tuple[list[FoundSignature], np.ndarray, int]:
         """Detect and crop the signatures of a stream of pages.
 
         Pages are consumed ``page_batch`` at a time; each crop is preprocessed for the verifier right away, so the
-        pages can be dropped.
+        pages can be dropped. A page with as many boxes as the detector keeps (``max_det``) is warned about, naming
+        the document ``name``.
 
         Returns:
             ``(found, prepared, pages)``: ``found[i]`` locates signature ``i``; ``prepared`` is its
@@ -255,7 +257,11 @@ class SignaturePredictor:
             dets = self.detector.detect_batch([p.image for p in batch])
             if len(dets) != len(batch):
                 raise RuntimeError(f"detector returned {len(dets)} results for {len(batch)} pages")
+            limit = getattr(self.detector, "max_det", None)
             for page, page_dets in zip(batch, dets, strict=True):
+                if limit is not None and len(page_dets) >= limit:  # any more were dropped: forgeries among them?
+                    log.warning("%spage %d holds as many signatures as the detector keeps (max_det %d): any more on "
+                                "it are not verified", f"{name}: " if name else "", page.number, limit)
                 # reading order, top to bottom then left to right: how a person numbers them, and how
                 # `sigpipe verify --signature N` does
                 for d in sorted(page_dets, key=lambda d: (float(d.bbox[1]), float(d.bbox[0]))):
@@ -305,19 +311,21 @@ class SignaturePredictor:
             return m, "genuine"
         return (None, "no_reference") if len(enrolled) < len(people) else (m, "forged")
 
-    def predict_pages(self, pages: Iterable[Page], claimed: Claim | None) -> tuple[list[SignatureResult], int]:
+    def predict_pages(self, pages: Iterable[Page], claimed: Claim | None, name: str = ""
+                      ) -> tuple[list[SignatureResult], int]:
         """Run the flow on a stream of pages.
 
         Returns:
             ``(signatures, pages_read)``.
         """
-        found, x, n_pages = self.find_signatures(pages)
+        found, x, n_pages = self.find_signatures(pages, name)
         emb = self.verifier.embed_prepared(x, batch=self.config.embed_batch) if len(found) else None
+        inked = has_ink(x) if len(found) else np.zeros(0, bool)
         nd = self.config.decimals
         results = []
         for i, f in enumerate(found):
             assert emb is not None
-            match, verdict = self.judge(emb[i], claimed, x[i])
+            match, verdict = self.judge(emb[i], claimed, x[i]) if inked[i] else (None, "no_ink")
             d = match.decision if match else None
             x1, y1, x2, y2 = (round(v, 2) for v in f.bbox)
             results.append(SignatureResult(
@@ -372,7 +380,7 @@ class SignaturePredictor:
         except OSError as e:
             return failure(DocumentInfo(rel, None, 0), "unreadable_file", f"cannot read the file: {e}")
         try:
-            sigs, n = self.predict_pages(counted(iter_pages(path, ingest)), claimed)
+            sigs, n = self.predict_pages(counted(iter_pages(path, ingest)), claimed, rel)
         except SigpipeError as e:
             log.warning("%s: %s (%s)", rel, e, e.kind)
             return failure(DocumentInfo(rel, digest, pages_read), e.kind, str(e))

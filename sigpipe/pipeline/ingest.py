@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from sigpipe._names import readable
-from sigpipe.datasets.corpus import IMAGE_SUFFIXES, on_white  # documents and references: the same images
+from sigpipe.datasets.corpus import IMAGE_SUFFIXES, on_white, to_8bit  # documents and references: the same images
 from sigpipe.pipeline.errors import (
     CorruptImageError,
     CorruptPdfError,
@@ -585,8 +585,7 @@ def _pil_to_bgr(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         a = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if mode.startswith("I;16") else max(float(a.max()), 1.0)
-        gray = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        gray = to_8bit(a, sixteen=mode.startswith("I;16"))
         tags = getattr(img, "tag_v2", None)
         if tags is not None and tags.get(262) == 0:  # TIFF MinIsWhite: Pillow inverts 8-bit pages, not these
             gray = 255 - gray

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from sigpipe.verifier.refcheck import SuspectSpecimen
 
 SCHEMA_VERSION = "1"
-SIGNATURE_VERDICTS = ("genuine", "forged", "unknown_signer", "no_reference")
+# no_ink: found on the page, but its crop holds no ink the verifier can see (strokes fainter than a printed line
+# beside them vanish in the preprocessing): not judged
+SIGNATURE_VERDICTS = ("genuine", "forged", "unknown_signer", "no_reference", "no_ink")
 DOCUMENT_VERDICTS = ("genuine", "forged", "unsigned", "needs_review", "error")
 REPORT_SUFFIX = ".json"
 TMP_SUFFIX = ".sigpipe-tmp"
@@ -82,8 +84,8 @@ class SignatureResult:
         dpi: resolution of the rendered page.
         detection_confidence: detector confidence in [0, 1].
         identity: the person compared with (claimed, or nearest enrolled one); None when nobody could be.
-        distance, threshold, score: the verifier's decision (None for ``no_reference``); ``score`` is the calibrated
-            probability that the signature is genuine for ``identity``.
+        distance, threshold, score: the verifier's decision (None for ``no_reference`` and ``no_ink``); ``score``
+            is the calibrated probability that the signature is genuine for ``identity``.
         verdict: one of :data:`SIGNATURE_VERDICTS`.
         page_rotation: degrees counter-clockwise the page as scanned is turned from upright (0, 90, 180, 270), as the
             orientation model found it; the signature was verified turned back upright. ``bbox`` and ``page_size``
@@ -209,10 +211,10 @@ def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False
                      claimed: Claim | None = None, accept_score: float | None = None) -> str:
     """The document verdict from its signatures and the claim.
 
-    failed -> ``error``; no signature -> ``unsigned``; any forged -> ``forged``; any ``unknown_signer`` or
-    ``no_reference`` -> ``needs_review``; all genuine but a claimed person without a genuine signature of theirs
-    (with several claimed, one missing) -> ``needs_review``; with ``accept_score``, a signature judged genuine with
-    a lower ``score`` (a close call) -> ``needs_review``; otherwise (all genuine) -> ``genuine``.
+    failed -> ``error``; no signature -> ``unsigned``; any forged -> ``forged``; any ``unknown_signer``,
+    ``no_reference`` or ``no_ink`` -> ``needs_review``; all genuine but a claimed person without a genuine signature
+    of theirs (with several claimed, one missing) -> ``needs_review``; with ``accept_score``, a signature judged
+    genuine with a lower ``score`` (a close call) -> ``needs_review``; otherwise (all genuine) -> ``genuine``.
     """
     if failed:
         return "error"
@@ -221,7 +223,7 @@ def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False
     verdicts = {s.verdict for s in signatures}
     if "forged" in verdicts:
         return "forged"
-    if verdicts & {"unknown_signer", "no_reference"}:
+    if verdicts & {"unknown_signer", "no_reference", "no_ink"}:
         return "needs_review"
     if not set(claimants(claimed)) <= {s.identity for s in signatures}:
         return "needs_review"

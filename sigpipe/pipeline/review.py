@@ -59,7 +59,7 @@ _CAPTION_LINE = 26
 SPECIMENS_KEPT = 64  # reference specimens kept read between sheets (a night's batch names thousands of people)
 _DEFAULT_MARGIN = 0.08  # the crop margin of reports written before reports recorded their settings
 # the order sheets are listed in: the verdicts a reviewer must act on first
-_VERDICT_ORDER = {"forged": 0, "unknown_signer": 1, "no_reference": 2, "genuine": 3}
+_VERDICT_ORDER = {"forged": 0, "unknown_signer": 1, "no_ink": 2, "no_reference": 2, "genuine": 3}
 _COLOURS = {"genuine": (40, 140, 40), "forged": (30, 30, 210)}  # BGR; the other verdicts orange
 _OTHER_COLOUR = (0, 140, 235)
 
@@ -575,7 +575,8 @@ def index_html(result: ReviewResult, out: Path) -> str:
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>sigpipe review</title><style>"
         "body{font-family:sans-serif}td{vertical-align:top;padding:6px;border-bottom:1px solid #ccc}"
         "tr.forged td:first-child{border-left:6px solid #d22}tr.genuine td:first-child{border-left:6px solid #282}"
-        "tr.unknown_signer td:first-child,tr.no_reference td:first-child{border-left:6px solid #eb8c00}"
+        "tr.unknown_signer td:first-child,tr.no_reference td:first-child,tr.no_ink td:first-child"
+        "{border-left:6px solid #eb8c00}"
         "</style></head><body>",
         f"<h1>sigpipe review of {e(str(out))}</h1>",
         f"<p>{result.reports} reports; {len(result.sheets)} signatures to review.</p>",

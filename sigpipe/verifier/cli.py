@@ -391,6 +391,7 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     """
     import numpy as np
 
+    from sigpipe.verifier.preprocess import has_ink
     from sigpipe.verifier.verifier import Verifier
 
     if questioned.resolve() in {r.resolve() for r in refs}:
@@ -408,7 +409,7 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
             files += [r] * len(crops)
         x = v.prepare([found.image, *ref_images])
         # the check `sigpipe run` applies to specimens (Gallery.enroll): no ink left after preprocessing
-        inked = np.round(x[:, 0] * 255).astype(np.uint8).any(axis=(1, 2))
+        inked = has_ink(x)
         if not inked.all():
             blank = files[int(np.argmin(inked))]
             raise InputError(f"no ink found in {blank}: the image is blank or too small to hold a signature")

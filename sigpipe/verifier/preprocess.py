@@ -147,3 +147,11 @@ def preprocess_batch(images: list[np.ndarray], cfg: PreprocessConfig = Preproces
     for i, im in enumerate(images):
         out[i, 0] = preprocess(im, cfg)
     return out
+
+
+def has_ink(x: np.ndarray) -> np.ndarray:
+    """Which preprocessed inputs ``(N, 1, H, W)`` in [0, 1] hold ink an 8-bit image would keep: ``(N,)`` bool. An
+    input without any was blank, or lost all its strokes to the preprocessing (ink fainter than a printed line
+    beside it): the verifier sees nothing to judge there."""
+    kept = np.round(np.asarray(x)[:, 0] * 255) > 0
+    return np.asarray(kept.any(axis=(1, 2)), dtype=bool)

@@ -463,3 +463,23 @@ def test_a_file_that_is_no_pdf_is_described_not_quoted(tmp_path: Path):
             list(iter_pages(f, IngestConfig(fallback=False)))
         assert ei.value.kind == "corrupt_pdf" and looks in str(ei.value)  # type: ignore[attr-defined]
         assert "S3cr3t" not in str(ei.value) and "db_pass" not in str(ei.value) and "Session" not in str(ei.value)
+
+
+def test_12_bit_scans_in_16_bit_files_read_at_full_scale(tmp_path: Path):
+    """Some scanners write 12-bit data (0..4095) in 16-bit files: scaled from 65535 the paper came out nearly
+    black and the document 'unsigned'; the references' reader did the same, and could not read float TIFFs at all."""
+    import cv2
+
+    from sigpipe.datasets.corpus import read_gray
+
+    page = page_with([(scribble(5), 100, 100)])
+    twelve = (page.astype(np.uint32) * 4095 // 255).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "p12.tif"), twelve)
+    cv2.imwrite(str(tmp_path / "p12.png"), twelve)
+    cv2.imwrite(str(tmp_path / "p16.png"), (page.astype(np.uint32) * 257).astype(np.uint16))
+    cv2.imwrite(str(tmp_path / "pf.tif"), page.astype(np.float32) / 255)
+    for name in ("p12.tif", "p12.png", "p16.png"):
+        (got,) = iter_pages(tmp_path / name)
+        assert np.abs(got.image[..., 0].astype(int) - page).max() <= 1, name
+        assert np.abs(read_gray(tmp_path / name).astype(int) - page).max() <= 1, name
+    assert np.abs(read_gray(tmp_path / "pf.tif").astype(int) - page).max() <= 1

@@ -285,3 +285,57 @@ def test_reports_of_a_release_that_read_documents_otherwise_are_redone(batch: di
         again = run()
     assert again.processed == 2 + first.failed and "2 because this release reads documents otherwise" in caplog.text
     assert run().processed == first.failed
+
+
+def test_a_signature_the_verifier_sees_no_ink_in_is_not_judged(verifier: Any, tmp_path: Path):
+    """Strokes much fainter than a printed line beside them vanish in the preprocessing: the network then embeds an
+    empty image, which came out a confident 'forged' (one-to-many: 'genuine' for whoever's specimen is plainest)."""
+    import jsonschema
+    from pipeline_doubles import SIG_A, Box, InkBlobDetector, page_with, save_image, scribble
+
+    from sigpipe.pipeline.flow import SignaturePredictor
+    from sigpipe.pipeline.report import load_schema
+    from sigpipe.verifier.gallery import Gallery
+
+    doc = save_image(tmp_path / "faint.png", page_with([(scribble(SIG_A), 100, 100)]))
+
+    class AlsoBlank(InkBlobDetector):  # one box on the signature, one on blank paper
+        def detect_batch(self, pages):  # type: ignore[no-untyped-def]
+            return [boxes + [Box((400.0, 400.0, 640.0, 490.0), 0.8)] for boxes in super().detect_batch(pages)]
+
+    gallery = Gallery(verifier, {"alice": verifier.embed([scribble(SIG_A)])})
+    for claimed in ("alice", None):
+        report = SignaturePredictor(AlsoBlank(), verifier, gallery)(doc, claimed=claimed)
+        jsonschema.validate(report.to_dict(), load_schema())
+        inked, blank = report.signatures
+        assert inked.verdict != "no_ink" and inked.distance is not None
+        assert blank.verdict == "no_ink" and blank.distance is None and blank.score is None
+        assert blank.identity == claimed and report.verdict in ("needs_review", "forged")
+
+
+def test_a_page_with_as_many_signatures_as_the_detector_keeps_is_warned_about(verifier: Any, tmp_path: Path,
+                                                                             caplog: pytest.LogCaptureFixture):
+    """The boxes beyond the detector's max_det are dropped before anyone sees them (a forged cheque among 60 on one
+    strip came out 'genuine'): the shipped limit is Ultralytics' 300, and a page that reaches it is named."""
+    import json
+    import logging
+
+    from pipeline_doubles import SIG_A, InkBlobDetector, page_with, save_image, scribble
+
+    from sigpipe.pipeline.flow import SignaturePredictor
+    from sigpipe.verifier.gallery import Gallery
+    from sigpipe.weights import WEIGHTS_DIR
+
+    assert json.loads((WEIGHTS_DIR / "detector.pt.json").read_text())["max_det"] == 300
+    doc = save_image(tmp_path / "strip.png", page_with([(scribble(SIG_A), 50, 50), (scribble(SIG_A), 50, 300)]))
+
+    class KeepsTwo(InkBlobDetector):
+        max_det = 2
+
+    with caplog.at_level(logging.WARNING, logger="sigpipe"):
+        SignaturePredictor(KeepsTwo(), verifier, Gallery(verifier, {}))(doc, "strip.png")
+    assert "strip.png: page 1 holds as many signatures as the detector keeps (max_det 2)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sigpipe"):
+        SignaturePredictor(InkBlobDetector(), verifier, Gallery(verifier, {}))(doc, "strip.png")
+    assert "max_det" not in caplog.text
