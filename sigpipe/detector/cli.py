@@ -165,12 +165,15 @@ def train(**kw: Any) -> None:
 def _check_resumable(path: Path) -> None:
     """Refuse to resume from what is not an interrupted run's ``last.pt``: Ultralytics would fall back to its own
     default dataset (a download) and write under its own runs folder."""
-    import torch
+    from sigpipe._ultralytics import configure
 
     if not path.is_file():
         raise BadInput("--resume needs --model <the interrupted run's last.pt> (runs/.../weights/last.pt)")
+    configure()
+    from ultralytics.nn.tasks import torch_safe_load
+
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)  # the user's own run, as Ultralytics loads it
+        ckpt, _ = torch_safe_load(str(path), safe_only=True)  # weights and Ultralytics' classes: nothing run
     except Exception as e:  # noqa: BLE001 - not a checkpoint at all: pickle, zip and torch fail in many ways
         raise BadInput(f"cannot resume from {path}: not a training checkpoint ({type(e).__name__})") from e
     args = ckpt.get("train_args") if isinstance(ckpt, dict) else None

@@ -110,15 +110,29 @@ class PageOrienter:
 
     def turns(self, images: list[np.ndarray]) -> list[int]:
         """For each page, the class ``k`` to undo (:func:`turn_upright`): the most likely one when it is not 0 and
-        at least ``min_confidence`` likely, else 0 (leave the page as it is). Images smaller than the manifest's
-        ``min_page_size`` (short, long side) are left as they are without asking the network."""
+        at least ``min_confidence`` likely; for a page at least that likely sideways (90 and 270 together) but
+        neither way alone, the quarter turn after which the network finds the page upright, or upside down, at
+        that confidence; else 0 (leave the page as it is). Images smaller than the manifest's ``min_page_size``
+        (short, long side) are left as they are without asking the network."""
         sized = [i for i, im in enumerate(images) if min(im.shape[:2]) >= self.min_page[0]
                  and max(im.shape[:2]) >= self.min_page[1]]
         ks = [0] * len(images)
         p = self.probabilities([images[i] for i in sized])
+        sideways: list[tuple[int, int]] = []
         for row, i in enumerate(sized):
             k = int(p[row].argmax())
-            ks[i] = k if k and p[row, k] >= self.min_confidence else 0
+            if k and p[row, k] >= self.min_confidence:
+                ks[i] = k
+            elif p[row, 1] + p[row, 3] >= self.min_confidence:
+                # surely sideways, but which way not (a long strip shrunk to a sliver): a quarter turn leaves it
+                # upright or upside down, which the network tells apart; asked again, it decides, or nothing is done
+                sideways.append((i, 1 if p[row, 1] >= p[row, 3] else 3))
+        if sideways:
+            q = self.probabilities([turn_upright(images[i], k) for i, k in sideways])
+            for (i, k), row in zip(sideways, q, strict=True):
+                again = int(row.argmax())
+                if again in (0, 2) and row[again] >= self.min_confidence:
+                    ks[i] = (k + again) % 4
         return ks
 
 

@@ -177,7 +177,7 @@ class Gallery:
             for person, slot, f, cached, crops in pending:
                 n, at = len(crops), at + len(crops)
                 inked = imgs[at - n : at].any(axis=(1, 2))
-                if not inked.any():  # blank, uniform, or a few pixels: nothing to compare a signature with
+                if not inked.any():  # blank or uniform: nothing to compare a signature with (a speck passes)
                     skip(f, "no ink found: the specimen is blank or too small to hold a signature")
                     continue
                 item = (embs[at - n : at][inked], imgs[at - n : at][inked])

@@ -209,3 +209,27 @@ def test_run_turns_an_upside_down_cheque_and_gives_the_upright_verdict(tmp_path:
     plain = json.loads((tmp_path / "plain" / "turned.png.json").read_text())
     assert "orientation" not in plain["models"]
     assert all(s["page_rotation"] == 0 for s in plain["signatures"])
+
+
+def test_a_strip_of_cheques_scanned_sideways_is_turned_upright(orienter: PageOrienter):
+    """Shrunk to 512 px, a sideways strip of three cheques is a sliver: the network is sure it is sideways (90 and
+    270 together) but not which way, so it was left sideways and the detector found nothing ('unsigned'). A
+    quarter turn and a second look decide."""
+    cheques = [p.image for name in ("0009_cheque.jpg", "0001_cheque.png", "0008_cheque.tif")
+               for p in iter_pages(EXAMPLES / "scans" / name, IngestConfig())]
+    strip = np.full((600, sum(c.shape[1] for c in cheques), 3), 255, np.uint8)
+    x = 0
+    for c in cheques:
+        strip[: c.shape[0], x : x + c.shape[1]] = c
+        x += c.shape[1]
+    turned = [np.ascontiguousarray(np.rot90(strip, k)) for k in range(4)]
+    p = orienter.probabilities(turned[1:2])[0]
+    assert max(p[1], p[3]) < orienter.min_confidence <= p[1] + p[3]  # the case: sideways, but which way?
+    assert orienter.turns(turned) == [0, 1, 2, 3]
+
+
+def test_a_sideways_page_is_left_alone_when_the_second_look_is_unsure(monkeypatch: pytest.MonkeyPatch):
+    o = PageOrienter()
+    answers = iter([np.array([[0.05, 0.5, 0.0, 0.45]], np.float32), np.array([[0.5, 0.0, 0.5, 0.0]], np.float32)])
+    monkeypatch.setattr(o, "probabilities", lambda images: next(answers))
+    assert o.turns([np.full((1000, 1400, 3), 255, np.uint8)]) == [0]
