@@ -376,7 +376,8 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
             warnings.append(f"{len(clashes)} file(s) not processed: each has the report name of another file (a name "
                             f"that is not UTF-8, escaped, and a file really named so): {'; '.join(clashes[:5])}"
                             "; rename one of them")
-        orphans = orphaned_reports(config.out, names)
+        unread_prefixes = tuple(f.document for f in unread_failures)  # their documents are there, just not readable
+        orphans = [o for o in orphaned_reports(config.out, names) if not o.startswith(unread_prefixes)]
         if orphans:
             warnings.append(f"{len(orphans)} report(s) in {config.out} are of documents no longer in SCANS (renamed "
                             f"or removed): {', '.join(orphans[:5])}{', ...' if len(orphans) > 5 else ''}; this "

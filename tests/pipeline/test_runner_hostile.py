@@ -140,10 +140,16 @@ def test_a_folder_of_scans_that_cannot_be_read_is_a_failure_not_silence(batch: d
     unread: list[tuple[Path, str]] = []
     assert locked / "cheque.png" not in discover_scans(batch["scans"], unread)
     assert unread == [(locked, "Permission denied")]
+    monkeypatch.undo()  # an earlier night, the folder readable: its document got a report
+    run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"], claims=batch["claims"],
+                        cache=batch["cache"], progress=False), DoubleModels(verifier_manifest))
+    assert (batch["out"] / "locked" / "cheque.png.json").is_file()
+    _locked(monkeypatch, locked)
     s = run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"], claims=batch["claims"],
                             cache=batch["cache"], progress=False), DoubleModels(verifier_manifest))
     assert [(f.document, f.kind) for f in s.failures if f.kind == "unreadable_folder"] == [("locked/",
                                                                                            "unreadable_folder")]
+    assert not any("no longer in SCANS" in w for w in s.warnings)  # its document is there, only unreadable
     assert s.failed == 2 and s.documents == 5  # broken.pdf, and the folder (the CLI exits 1); 5 documents read
     assert "locked/" in (batch["out"] / "summary.json").read_text()
 
