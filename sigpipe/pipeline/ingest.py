@@ -11,7 +11,6 @@ the file's metadata (assumed :data:`DEFAULT_DPI` when absent).
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import sys
@@ -24,6 +23,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
+from sigpipe._files import visible_files
 from sigpipe._names import readable
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES, on_white, to_8bit  # documents and references: the same images
 from sigpipe.pipeline.errors import (
@@ -196,23 +196,12 @@ def discover_scans(root: str | Path, unreadable: list[tuple[Path, str]] | None =
         return [root] if is_scan(root) else []
     if not root.is_dir():
         raise UnreadableFileError(f"scans folder not found: {root}")
-    found, seen = [], set()
-
     def cannot_read(e: OSError) -> None:
         if unreadable is not None:
             unreadable.append((Path(e.filename or root), e.strerror or str(e)))
 
-    for folder, dirs, files in os.walk(root, followlinks=True, onerror=cannot_read):
-        real = os.path.realpath(folder)
-        if real in seen:  # a link back up the tree, or a second link to the same folder
-            dirs.clear()
-            continue
-        seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            p = Path(folder, name)
-            if not name.startswith(".") and is_scan(p) and (p.is_file() or p.is_symlink() and not p.exists()):
-                found.append(p)
+    found = [p for p in visible_files(root, cannot_read)
+             if is_scan(p) and (p.is_file() or p.is_symlink() and not p.exists())]
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 

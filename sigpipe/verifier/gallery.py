@@ -27,6 +27,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from sigpipe._files import visible_files
 from sigpipe._names import readable
 from sigpipe._ultralytics import cache_dir
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES, read_gray
@@ -527,27 +528,18 @@ def _specimen_files(person_dir: Path, problems: dict[Path, str] | None = None) -
     followed, each real folder once), hidden names skipped, sorted by relative path. Sub-folders that cannot be read
     and broken links with a specimen's suffix go into ``problems`` (file or folder: why), not silently away."""
     files: list[Path] = []
-    seen: set[str] = set()
 
     def unreadable(e: OSError) -> None:
         if problems is not None:
             problems[Path(e.filename or person_dir)] = f"cannot read this folder: {e.strerror or e}"
 
-    for folder, dirs, names in os.walk(person_dir, followlinks=True, onerror=unreadable):
-        real = os.path.realpath(folder)
-        if real in seen:  # a link back up the tree
-            dirs.clear()
+    for p in visible_files(person_dir, unreadable):
+        if p.suffix.lower() not in SPECIMEN_SUFFIXES:
             continue
-        seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in names:
-            p = Path(folder, name)
-            if name.startswith(".") or p.suffix.lower() not in SPECIMEN_SUFFIXES:
-                continue
-            if p.is_file():
-                files.append(p)
-            elif p.is_symlink() and not p.exists() and problems is not None:
-                problems[p] = "a broken link: the specimen it pointed to is gone"
+        if p.is_file():
+            files.append(p)
+        elif p.is_symlink() and not p.exists() and problems is not None:
+            problems[p] = "a broken link: the specimen it pointed to is gone"
     return sorted(files, key=lambda p: p.relative_to(person_dir).as_posix())
 
 

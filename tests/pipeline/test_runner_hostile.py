@@ -14,6 +14,16 @@ from sigpipe.pipeline import runner
 from sigpipe.pipeline.report import DocumentInfo, DocumentReport
 
 
+def _run_batch(batch: dict[str, Path], verifier_manifest: Path) -> Any:
+    """``run_batch`` over the ``batch`` fixture with the test doubles."""
+    from pipeline_doubles import DoubleModels
+
+    from sigpipe.pipeline.runner import RunConfig, run_batch
+
+    return run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"], claims=batch["claims"],
+                               cache=batch["cache"], progress=False), DoubleModels(verifier_manifest))
+
+
 class _BreaksAtSubmit:
     """A pool whose ``submit`` raises BrokenProcessPool on chosen calls (a worker killed while the pool starts its
     second worker), and otherwise runs tasks in a thread."""
@@ -129,10 +139,9 @@ def test_a_folder_of_scans_that_cannot_be_read_is_a_failure_not_silence(batch: d
                                                                       verifier_manifest: Path,
                                                                       monkeypatch: pytest.MonkeyPatch):
     """Its documents cannot even be counted: the run must say so and exit 1, not report a smaller batch as done."""
-    from pipeline_doubles import DoubleModels, page_with, save_image
+    from pipeline_doubles import page_with, save_image
 
     from sigpipe.pipeline.ingest import discover_scans
-    from sigpipe.pipeline.runner import RunConfig, run_batch
 
     locked = batch["scans"] / "locked"
     save_image(locked / "cheque.png", page_with([]))
@@ -141,12 +150,10 @@ def test_a_folder_of_scans_that_cannot_be_read_is_a_failure_not_silence(batch: d
     assert locked / "cheque.png" not in discover_scans(batch["scans"], unread)
     assert unread == [(locked, "Permission denied")]
     monkeypatch.undo()  # an earlier night, the folder readable: its document got a report
-    run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"], claims=batch["claims"],
-                        cache=batch["cache"], progress=False), DoubleModels(verifier_manifest))
+    _run_batch(batch, verifier_manifest)
     assert (batch["out"] / "locked" / "cheque.png.json").is_file()
     _locked(monkeypatch, locked)
-    s = run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"], claims=batch["claims"],
-                            cache=batch["cache"], progress=False), DoubleModels(verifier_manifest))
+    s = _run_batch(batch, verifier_manifest)
     assert [(f.document, f.kind) for f in s.failures if f.kind == "unreadable_folder"] == [("locked/",
                                                                                            "unreadable_folder")]
     assert not any("no longer in SCANS" in w for w in s.warnings)  # its document is there, only unreadable
@@ -176,14 +183,8 @@ def test_a_report_edited_to_disagree_with_itself_is_redone(batch: dict[str, Path
     signature's verdict against its own distance) must not be kept, nor counted in the summary as it reads."""
     import json
 
-    from pipeline_doubles import DoubleModels
-
-    from sigpipe.pipeline.runner import RunConfig, run_batch
-
     def run() -> Any:
-        return run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"],
-                                   claims=batch["claims"], cache=batch["cache"], progress=False),
-                         DoubleModels(verifier_manifest))
+        return _run_batch(batch, verifier_manifest)
 
     first = run()
     signed = sorted(p for p in batch["out"].rglob("*.json") if p.name != "summary.json"
@@ -269,15 +270,10 @@ def test_reports_of_a_release_that_read_documents_otherwise_are_redone(batch: di
     import json
     import logging
 
-    from pipeline_doubles import DoubleModels
-
     from sigpipe.pipeline.report import READER_REVISION
-    from sigpipe.pipeline.runner import RunConfig, run_batch
 
     def run() -> Any:
-        return run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"],
-                                   claims=batch["claims"], cache=batch["cache"], progress=False),
-                         DoubleModels(verifier_manifest))
+        return _run_batch(batch, verifier_manifest)
 
     first = run()
     ok = sorted(p for p in batch["out"].rglob("*.json") if p.name != "summary.json"
