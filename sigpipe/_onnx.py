@@ -14,8 +14,11 @@ In ``bf16`` precision the same ONNX file runs on OpenVINO computing in bfloat16:
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 PRECISIONS = ("f32", "bf16")
 REQUESTED_PRECISIONS = (*PRECISIONS, "auto")  # what a caller may ask for; "auto" resolves to one of PRECISIONS
@@ -74,10 +77,13 @@ class OpenVinoSession:
         self._compiled = core.compile_model(core.read_model(str(path)), "CPU", {
             "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision})
         self._outputs = list(self._compiled.outputs)
+        self._lock = threading.Lock()  # one infer request behind a CompiledModel's call: one thread at a time
 
     def run(self, output_names: list[str] | None, feeds: dict[str, Any]) -> list[Any]:
-        """The outputs (all of them; ``output_names`` must be None) for inputs given by name."""
+        """The outputs (all of them; ``output_names`` must be None) for inputs given by name. Safe from several
+        threads, as ``onnxruntime.InferenceSession.run`` is: calls take turns."""
         if output_names is not None:
             raise ValueError("OpenVinoSession.run returns every output; pass None")
-        result = self._compiled(feeds)
-        return [result[o] for o in self._outputs]
+        with self._lock:
+            result = self._compiled(feeds)
+            return [np.array(result[o]) for o in self._outputs]

@@ -80,3 +80,37 @@ def test_load_predictor_options_claims_and_reports_as_a_caller_gives_them(tmp_pa
     empty = one("")  # a directory: an error report, valid like any other
     assert empty.error is not None and empty.document.path == "."
     jsonschema.validate(empty.to_dict(), schema)
+
+
+def test_a_predictor_shared_by_threads_gives_each_document_its_own_report(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch):
+    """A service's thread pool calling one predictor: OpenVINO's compiled model reuses one infer request, so two
+    threads at once swapped inputs and outputs, and pages got each other's boxes and verdicts, all 'ok'."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from sigpipe._onnx import OpenVinoSession
+    from sigpipe.weights import WEIGHTS_DIR
+
+    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
+    p = sigpipe.load_predictor(EXAMPLE / "refs", threads=1)
+    scans = sorted((EXAMPLE / "scans").iterdir())
+
+    def brief(path: Path) -> object:
+        r = p(path)
+        return r.verdict, [(s.verdict, s.bbox, s.distance) for s in r.signatures]
+
+    alone = {s: brief(s) for s in scans}
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda s: (s, brief(s)), scans * 2))
+    assert [s.name for s, got in together if got != alone[s]] == []
+    # the sessions of the bf16 path (verifier, pair network, orientation) take turns the same way
+    session = OpenVinoSession(WEIGHTS_DIR / "orientation.onnx", 1, "f32")
+    name = "page"
+    pages = [np.random.default_rng(i).random((1, 1, 512, 512), dtype=np.float32) for i in range(6)]
+    want = [session.run(None, {name: x})[0] for x in pages]
+    with ThreadPoolExecutor(3) as pool:
+        got = list(pool.map(lambda x: session.run(None, {name: x})[0], pages * 3))
+    for i, g in enumerate(got):
+        np.testing.assert_array_equal(g, want[i % len(pages)])

@@ -15,6 +15,7 @@ model run by Ultralytics.
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -329,6 +330,10 @@ class OpenVinoNetwork:
         self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
                         "INFERENCE_PRECISION_HINT": precision}
         self._compiled: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        # A CompiledModel's call reuses one infer request: two threads at once would swap inputs and outputs (a
+        # predictor shared by a service's threads gave pages each other's boxes). One call at a time, and its output
+        # copied before the next.
+        self._lock = threading.Lock()
         if not self.dynamic:
             self._compiled[()] = self._core.compile_model(self._model, "CPU", self._config)
 
@@ -345,8 +350,9 @@ class OpenVinoNetwork:
         return compiled
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        compiled = self._compiled_for((1, *x.shape[1:]))
-        return np.concatenate([compiled(x[i : i + 1])[0] for i in range(len(x))])
+        with self._lock:
+            compiled = self._compiled_for((1, *x.shape[1:]))
+            return np.concatenate([np.array(compiled(x[i : i + 1])[0]) for i in range(len(x))])
 
 
 def load_network(path: Path, backend: str, threads: int, precision: str = "f32") -> Network:

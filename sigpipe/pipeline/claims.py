@@ -16,7 +16,7 @@ import os
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from sigpipe.pipeline.errors import ClaimsError
@@ -36,16 +36,22 @@ def claimants(claim: Claim | None) -> tuple[str, ...]:
 
 def normalise_claim(claimed: Claim | Sequence[str] | None) -> Claim | None:
     """A claim as reports hold it: a name, or a tuple of two or more different names (a list or a tuple of one
-    name, or names repeated, as a caller may give them), or None.
+    name, or names repeated, as a caller may give them), or None. Names are read as a claims CSV's are: spaces
+    around them dropped, in Unicode's composed form (NFC), as REFS folders are enrolled.
 
     Raises:
         ValueError: an empty name, or no name at all.
     """
     if claimed is None:
         return None
-    names = [claimed] if isinstance(claimed, str) else list(dict.fromkeys(claimed))
-    if not names or not all(isinstance(n, str) and n for n in names):
+    if isinstance(claimed, str):
+        claimed = [claimed]
+    elif not isinstance(claimed, Iterable):
         raise ValueError(f"claimed must be a person's name, several names or None, not {claimed!r}")
+    raw = list(claimed)
+    if not raw or not all(isinstance(n, str) and n.strip() for n in raw):
+        raise ValueError(f"claimed must be a person's name, several names or None, not {raw!r}")
+    names = list(dict.fromkeys(unicodedata.normalize("NFC", n.strip()) for n in raw))
     return names[0] if len(names) == 1 else tuple(names)
 
 

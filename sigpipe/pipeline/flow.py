@@ -340,8 +340,9 @@ class SignaturePredictor:
             ))
         return results, n_pages
 
-    def __call__(self, path: str | Path, relative: str | None = None, claimed: Claim | Sequence[str] | None = None, *,
-                 sha256: str | None = None, ingest: IngestConfig | None = None) -> DocumentReport:
+    def __call__(self, path: str | Path, *, relative: str | None = None,
+                 claimed: Claim | Sequence[str] | None = None, sha256: str | None = None,
+                 ingest: IngestConfig | None = None) -> DocumentReport:
         """Process one document file; never raises for a problem of the document itself.
 
         Args:

@@ -19,6 +19,9 @@ import gc
 import logging
 import multiprocessing
 import os
+import pickle
+import re
+import shutil
 import signal
 import sys
 import tempfile
@@ -29,6 +32,7 @@ from collections import Counter, deque
 from collections.abc import Collection, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -444,18 +448,18 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
                         workers, cores)
         if workers == 1 and config.timeout is None:
             for task in tasks:
-                report = predictor(task.path, task.name, task.claimed, sha256=task.sha256, ingest=config.ingest)
+                report = predictor(task.path, relative=task.name, claimed=task.claimed, sha256=task.sha256,
+                                   ingest=config.ingest)
                 _record(outcome, config.out, report, progress)
         else:
-            embeddings, images, digests = dict(gallery.embeddings), dict(gallery.images), dict(gallery.digests)
-            sources = dict(gallery.sources)
             threads = max(1, cores // workers)
-            del detector, verifier, gallery, predictor  # the workers load their own; free the parent's copy
-            gc.collect()
-            init = _WorkerInit(provider, threads, embeddings, images, digests, sources, config.flow, config.ingest,
-                               idents, logging.getLogger().getEffectiveLevel())
-            for report in _run_pool(tasks, workers, init, config.timeout):
-                _record(outcome, config.out, report, progress)
+            with _handover((gallery.embeddings, gallery.images, gallery.digests, gallery.sources)) as state:
+                del detector, verifier, gallery, predictor  # the workers load their own; free the parent's copy
+                gc.collect()
+                init = _WorkerInit(provider, threads, state, config.flow, config.ingest, idents,
+                                   logging.getLogger().getEffectiveLevel())
+                for report in _run_pool(tasks, workers, init, config.timeout):
+                    _record(outcome, config.out, report, progress)
         for task in tasks:  # every document found has a report, or the summary says why not: none goes missing
             if task.name not in outcome.reports:
                 log.error("%s: no result came back for it", task.name)
@@ -593,14 +597,12 @@ def _record(outcome: _Outcome, out: Path, report: DocumentReport, progress: Prog
 
 @dataclass(frozen=True)
 class _WorkerInit:
-    """Everything a worker needs, pickled once per worker process."""
+    """Everything a worker needs, pickled once per worker process; the enrolled gallery (embeddings, images,
+    digests and sources by person) in the file ``gallery`` (:func:`_handover`)."""
 
     provider: Any
     threads: int
-    embeddings: dict[str, Any]
-    images: dict[str, Any]
-    digests: dict[str, tuple[str, ...]]
-    sources: dict[str, tuple[str, ...]]
+    gallery: str
     flow: FlowConfig
     ingest: IngestConfig
     idents: dict[str, str]
@@ -609,6 +611,42 @@ class _WorkerInit:
 
 
 _STATE: dict[str, Any] = {}
+HANDOVER_PREFIX = "sigpipe-workers-"
+
+
+@contextmanager
+def _handover(state: object) -> Iterator[str]:
+    """``state`` (the enrolled gallery) in a file for the worker processes to read, removed when they are done.
+
+    Through the pool's start-up pipe instead, it could hang the run: Python 3.11's spawn writes it into a pipe whose
+    reading end the parent still holds, so a worker killed before reading it (the out-of-memory killer) leaves that
+    write waiting for ever once it is over the pipe's 64 KiB (16 specimens are 225 KB); it was also a copy per
+    worker. The file is in a folder of the account's own (0700) in the temporary folder; one that a run killed
+    outright (SIGKILL) leaves behind is removed by the account's next run.
+    """
+    _remove_stale_handovers()
+    folder = Path(tempfile.mkdtemp(prefix=f"{HANDOVER_PREFIX}{os.getpid()}-"))
+    try:
+        path = folder / "gallery.pickle"
+        with open(path, "wb") as f:
+            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        yield str(path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_stale_handovers() -> None:
+    """Remove the handover folders (:func:`_handover`) of this account's runs that are no longer running."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{HANDOVER_PREFIX}*"):
+        m = re.match(rf"{HANDOVER_PREFIX}(\d+)-", folder.name)
+        try:
+            if not m or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(m.group(1)), 0)  # raises when no such process
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # another account's process: still running
+            continue
 
 
 def _die_with_parent(parent: int) -> None:
@@ -644,8 +682,9 @@ def _init_worker(init: _WorkerInit) -> None:
     got = model_idents(detector, verifier)
     if got != init.idents:
         raise ModelError(f"worker loaded different models {got} than the parent {init.idents}")
-    gallery = Gallery(verifier, dict(init.embeddings), images=dict(init.images), digests=dict(init.digests),
-                      sources=dict(init.sources))
+    with open(init.gallery, "rb") as f:  # the run's own file, in its own private folder
+        embeddings, images, digests, sources = pickle.load(f)  # noqa: S301
+    gallery = Gallery(verifier, embeddings, images=images, digests=digests, sources=sources)
     _STATE.update(predictor=SignaturePredictor(detector, verifier, gallery, init.flow), ingest=init.ingest)
 
 
@@ -658,7 +697,8 @@ def _process(task: _Task) -> dict[str, Any]:
     """Worker task: process one document and return its report as a dict (the parent writes it: one place that
     handles a full disk the same way whatever the number of workers)."""
     predictor: SignaturePredictor = _STATE["predictor"]
-    report = predictor(task.path, task.name, task.claimed, sha256=task.sha256, ingest=_STATE["ingest"])
+    report = predictor(task.path, relative=task.name, claimed=task.claimed, sha256=task.sha256,
+                       ingest=_STATE["ingest"])
     return report.to_dict()
 
 

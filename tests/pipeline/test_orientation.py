@@ -84,14 +84,14 @@ def test_a_turned_page_is_verified_upright_and_boxed_as_scanned(verifier: Verifi
     plain = SignaturePredictor(InkBlobDetector(), verifier, gallery, FlowConfig())
     turning = SignaturePredictor(OrientingDetector(InkBlobDetector(), FixedOrienter(k)),  # type: ignore[arg-type]
                                  verifier, gallery, FlowConfig())
-    report = turning(scanned, "turned.png", "alice")
+    report = turning(scanned, relative="turned.png", claimed="alice")
     jsonschema.validate(report.to_dict(), load_schema())
     (s,) = report.signatures
     assert s.page_rotation == 90 * k and report.models["orientation"] == "fixed.test 000000000000"
     (box,) = InkBlobDetector().detect_batch([np.rot90(upright, k)])[0]
     assert np.allclose(s.bbox, box.bbox, atol=1)  # in pixels of the page as scanned
     assert s.page_size == (np.rot90(upright, k).shape[1], np.rot90(upright, k).shape[0])
-    upright_report = plain(save_image(tmp_path / "upright.png", upright), "upright.png", "alice")
+    upright_report = plain(save_image(tmp_path / "upright.png", upright), relative="upright.png", claimed="alice")
     assert s.distance == pytest.approx(upright_report.signatures[0].distance, abs=1e-4)  # the same crop, upright
     assert s.verdict == "genuine"
     assert report.to_dict()["signatures"][0]["page_rotation"] == 90 * k

@@ -58,7 +58,7 @@ def test_claims_and_one_to_many_verdicts(verifier: Verifier, doc_a: Path):
         ({"alice": emb_a}, ("carol", "dave"), "no_reference", None, "needs_review"),
     ]
     for embeddings, claimed, sig_verdict, identity, doc_verdict in cases:
-        report = predictor(verifier, embeddings)(doc_a, "a.pdf", claimed)
+        report = predictor(verifier, embeddings)(doc_a, relative="a.pdf", claimed=claimed)
         jsonschema.validate(report.to_dict(), load_schema())
         assert report.status == "ok" and report.document.pages == 2 and report.claimed_identity == claimed
         (s,) = report.signatures
@@ -82,7 +82,7 @@ def test_signatures_of_several_pages_are_embedded_in_one_batch(verifier: Verifie
     embed = verifier.embed_prepared
     p.verifier = type("Spy", (), {"prepare": verifier.prepare, "decide": verifier.decide, "ident": verifier.ident,
                                   "embed_prepared": lambda self, x, batch: calls.append(len(x)) or embed(x, batch)})()
-    report = p(pdf, "three.pdf", None, ingest=IngestConfig(dpi=72))
+    report = p(pdf, relative="three.pdf", ingest=IngestConfig(dpi=72))
     assert [(s.page, s.identity) for s in report.signatures] == [(1, "alice"), (1, "bob"), (3, "bob")]
     assert report.verdict == "genuine" and report.document.pages == 3
     assert det.calls == [2, 1] and calls == [3]
@@ -107,7 +107,7 @@ def test_a_page_s_signatures_are_listed_in_reading_order(verifier: Verifier, tmp
 
 def test_a_bad_document_gives_an_error_report_not_an_exception(verifier: Verifier, tmp_path: Path):
     (tmp_path / "bad.pdf").write_text("text")
-    r = predictor(verifier, {})(tmp_path / "bad.pdf", "x/bad.pdf", "alice")
+    r = predictor(verifier, {})(tmp_path / "bad.pdf", relative="x/bad.pdf", claimed="alice")
     assert (r.status, r.verdict, r.error.kind, r.document.path) == ("error", "error", "corrupt_pdf", "x/bad.pdf")
     assert r.document.sha256 and r.signatures == ()
     jsonschema.validate(r.to_dict(), load_schema())
@@ -204,3 +204,18 @@ def test_a_cheque_image_among_the_specimens_is_cropped_by_the_loader(verifier: V
     g = Gallery.enroll(refs, verifier, loader=loader, cache=tmp_path / "cache")
     assert loader.calls == ["cheque.png"] and g.embeddings["alice"].shape[0] == 2
     np.testing.assert_allclose(g.embeddings["alice"][0], g.embeddings["alice"][1], atol=1e-5)  # the crop, not the page
+
+
+def test_a_claim_is_a_keyword_and_read_as_a_claims_file_reads_it(verifier: Verifier, doc_a: Path):
+    """predictor(path, "bob") named the document 'bob' and matched it one-to-many: a forgery claimed as bob was
+    accepted for matching somebody. And a claim the CLI reads as a REFS folder ('Zoë' decomposed, ' alice ') found
+    nobody from Python."""
+    import unicodedata
+
+    a = scribble(SIG_A)
+    p = predictor(verifier, {"alice": verifier.embed([a]), "Zoë": verifier.embed([a])})
+    with pytest.raises(TypeError):
+        p(doc_a, "alice")  # type: ignore[misc]
+    for claim in (" alice ", ["alice", "alice "], unicodedata.normalize("NFD", "Zoë")):
+        r = p(doc_a, claimed=claim)
+        assert r.claimed_identity in ("alice", "Zoë") and r.signatures[0].verdict != "no_reference", claim

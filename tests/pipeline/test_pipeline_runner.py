@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -260,6 +261,7 @@ def test_a_fully_claimed_batch_reads_only_the_claimed_peoples_references(batch: 
 KILL_SCRIPT = """
 import sys
 from pathlib import Path
+from typing import Any
 sys.path.insert(0, {tests!r})
 from pipeline_doubles import DoubleModels
 from sigpipe.pipeline.runner import RunConfig, run_batch
@@ -332,12 +334,19 @@ def test_with_a_timeout_every_worker_has_started_before_documents_are_timed(veri
     """Otherwise a document queued for a worker still loading its models would spend its time limit waiting."""
     from sigpipe.pipeline.flow import FlowConfig
     from sigpipe.pipeline.ingest import IngestConfig
-    from sigpipe.pipeline.runner import _ping, _start_pool, _WorkerInit
+    from sigpipe.pipeline.runner import _handover, _WorkerInit
 
     models = DoubleModels(verifier_manifest, start_delay=2.0)  # each worker takes 2 s to start
     det, ver = DoubleModels(verifier_manifest)(1)
-    init = _WorkerInit(models, 1, {}, {}, {}, {}, FlowConfig(), IngestConfig(),
-                       {"detector": det.ident, "verifier": ver.ident}, 30)
+    with _handover(({}, {}, {}, {})) as gallery:
+        init = _WorkerInit(models, 1, gallery, FlowConfig(), IngestConfig(),
+                           {"detector": det.ident, "verifier": ver.ident}, 30)
+        _pools_start_as_asked(init)
+
+
+def _pools_start_as_asked(init: Any) -> None:
+    from sigpipe.pipeline.runner import _ping, _start_pool
+
     for all_started, both_ready in ((True, True), (False, False)):
         ex = _start_pool(2, init, all_started=all_started)
         try:
@@ -476,6 +485,7 @@ def test_a_long_document_name_fails_only_that_document(tmp_path: Path, verifier_
 TERM_SCRIPT = """
 import sys
 from pathlib import Path
+from typing import Any
 sys.path.insert(0, {tests!r})
 from pipeline_doubles import DoubleModels
 import sigpipe.pipeline.runner as runner

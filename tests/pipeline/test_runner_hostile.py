@@ -56,7 +56,7 @@ def test_a_pool_breaking_at_submit_loses_no_document(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(runner, "_start_pool", lambda *a, **k: _BreaksAtSubmit(break_on))
     monkeypatch.setattr(runner, "_process", _done)
     tasks = [runner._Task(f"d{i}.png", f"/x/d{i}.png", None, "0" * 64) for i in range(5)]
-    init = runner._WorkerInit(None, 1, {}, {}, {}, {}, None, None, {}, 20)  # type: ignore[arg-type]
+    init = runner._WorkerInit(None, 1, "", None, None, {}, 20)  # type: ignore[arg-type]
     reports = list(runner._run_pool(tasks, 2, init))
     assert sorted(r.document.path for r in reports) == [t.name for t in tasks]
     assert all(r.ok for r in reports)
@@ -66,7 +66,7 @@ def test_pools_that_keep_breaking_before_any_document_stop_the_run(monkeypatch: 
     _BreaksAtSubmit.calls = 0
     monkeypatch.setattr(runner, "_start_pool", lambda *a, **k: _BreaksAtSubmit(set(range(1, 100))))
     tasks = [runner._Task("d.png", "/x/d.png", None, "0" * 64)]
-    init = runner._WorkerInit(None, 1, {}, {}, {}, {}, None, None, {}, 20)  # type: ignore[arg-type]
+    init = runner._WorkerInit(None, 1, "", None, None, {}, 20)  # type: ignore[arg-type]
     with pytest.raises(runner.ModelError, match="keep dying"):
         list(runner._run_pool(tasks, 2, init))
 
@@ -335,9 +335,37 @@ def test_a_page_with_as_many_signatures_as_the_detector_keeps_is_warned_about(ve
         max_det = 2
 
     with caplog.at_level(logging.WARNING, logger="sigpipe"):
-        SignaturePredictor(KeepsTwo(), verifier, Gallery(verifier, {}))(doc, "strip.png")
+        SignaturePredictor(KeepsTwo(), verifier, Gallery(verifier, {}))(doc, relative="strip.png")
     assert "strip.png: page 1 holds as many signatures as the detector keeps (max_det 2)" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="sigpipe"):
-        SignaturePredictor(InkBlobDetector(), verifier, Gallery(verifier, {}))(doc, "strip.png")
+        SignaturePredictor(InkBlobDetector(), verifier, Gallery(verifier, {}))(doc, relative="strip.png")
     assert "max_det" not in caplog.text
+
+
+def test_workers_get_the_gallery_through_a_private_file_removed_after(batch: dict[str, Path], verifier_manifest: Path,
+                                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Through the pool's start-up pipe, a gallery over 64 KiB could hang the run for ever when a worker died before
+    reading it. The file is the account's own and goes with the run; one left by a run killed outright goes with
+    the next."""
+    import os
+    import stat
+    import tempfile
+
+    from sigpipe.pipeline.runner import HANDOVER_PREFIX, RunConfig, _handover, run_batch
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    dead = tmp_path / "tmp" / f"{HANDOVER_PREFIX}999999999-x"  # no such pid
+    dead.mkdir()
+    alive = tmp_path / "tmp" / f"{HANDOVER_PREFIX}{os.getppid()}-x"
+    alive.mkdir()
+    with _handover(({"a": 1}, {}, {}, {})) as path:
+        assert stat.S_IMODE(Path(path).parent.stat().st_mode) == 0o700
+        assert not dead.exists() and alive.exists()
+    assert not Path(path).parent.exists()
+    from pipeline_doubles import DoubleModels
+
+    s = run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"], claims=batch["claims"],
+                            cache=batch["cache"], progress=False, workers=2), DoubleModels(verifier_manifest))
+    assert s.verdicts["genuine"] >= 1 and [p.name for p in (tmp_path / "tmp").iterdir()] == [alive.name]
