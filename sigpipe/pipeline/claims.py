@@ -104,10 +104,10 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
             continue
         if len(row) <= max(di, ii):
             raise ClaimsError(f"claims file {path}, line {lineno}: expected {len(cols)} columns, got {len(row)}")
-        if len(cols) == len(REQUIRED_COLUMNS) and any(c.strip() for c in row[len(cols):]):
+        if any(c.strip() for c in row[len(cols):]):  # an unquoted delimiter in a field: the identity shifted
             raise ClaimsError(
                 f"claims file {path}, line {lineno}: {len(row)} fields under a header of {len(cols)}; put double "
-                f"quotes around a document or identity that contains {delimiter!r}"
+                f"quotes around a field that contains {delimiter!r}"
             )
         doc, ident = normalise_document(row[di]), unicodedata.normalize("NFC", row[ii].strip())
         if not doc or not ident:
@@ -120,9 +120,11 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
 
 def _rows(lines: list[str], start: int, delimiter: str, path: Path) -> Iterator[tuple[int, list[str]]]:
     """The CSV rows of ``lines`` from index ``start`` on, each with its line number in the file. A line the csv
-    module refuses (a field over its size limit: a quote left open runs the rest of the file into one field) is a
-    :class:`ClaimsError` naming it, not a traceback."""
-    reader = csv.reader(lines[start:], delimiter=delimiter)
+    module refuses (a field over its size limit; a quote still open at the end) is a :class:`ClaimsError` naming it,
+    not a traceback; so is a quoted field running over several lines: a quote left open in a note column swallowed
+    the claims of every following line into that note, and their documents went unclaimed without a word."""
+    reader = csv.reader(lines[start:], delimiter=delimiter, strict=True)
+    end = 0  # lines read so far
     while True:
         try:
             row = next(reader)
@@ -130,14 +132,23 @@ def _rows(lines: list[str], start: int, delimiter: str, path: Path) -> Iterator[
             return
         except csv.Error as e:
             why = (f"a field longer than {csv.field_size_limit()} characters (a quote left open?)"
-                   if "field larger" in str(e) else f"not CSV: {e}")
-            raise ClaimsError(f"claims file {path}, line {start + reader.line_num}: {why}") from e
-        yield start + reader.line_num, row
+                   if "field larger" in str(e) else f"not CSV ({e}): a quote left open?")
+            raise ClaimsError(f"claims file {path}, line {start + end + 1}: {why}") from e
+        first, end = end + 1, reader.line_num
+        if end > first:
+            raise ClaimsError(f"claims file {path}, lines {start + first}-{start + end}: one quoted field runs over "
+                              f"{end - first + 1} lines (a quote left open?); each claim must be one line")
+        yield start + end, row
 
 
 def header_delimiter(header: str) -> str:
     """The delimiter of a CSV whose header line is ``header``: ``,``, or ``;`` as spreadsheets save CSV in locales
-    whose decimal mark is a comma, or a tab."""
+    whose decimal mark is a comma, or a tab: the first under which the header has both required columns (a column
+    named ``Name, Vorname`` in a ``;`` file), else the first it holds."""
+    for d in (",", ";", "\t"):
+        cols = {c.strip().strip('"').strip().lower() for c in header.split(d)}
+        if all(c in cols for c in REQUIRED_COLUMNS):
+            return d
     return next((d for d in (",", ";", "\t") if d in header), ",")
 
 
@@ -155,12 +166,12 @@ def _read_lines(path: Path) -> list[str]:
         text = e.object[: e.start].decode(encoding) + "\0"
     bad = text.find("\0")  # a NUL is not text either: UTF-16 without a BOM, or binary content
     if bad >= 0:
-        line = len((text[:bad] + ".").splitlines())
+        line = text[:bad].count("\n") + 1
         raise ClaimsError(
             f"claims file {path} is not {'UTF-16' if encoding == 'utf-16' else 'UTF-8'} text (line {line}): "
             "save it as 'CSV UTF-8 (Comma delimited)'"
         )
-    return text.splitlines()
+    return re.split(r"\r\n|\r|\n", text.removesuffix("\r\n").removesuffix("\n").removesuffix("\r"))
 
 
 def _next_content(lines: list[str], i: int) -> int:
@@ -173,7 +184,8 @@ def match_documents(claims: dict[str, Claim], documents: Collection[str], scans:
 
     A claim names a document as people write it; it is matched to a document name (POSIX path relative to SCANS)
     whatever the Unicode form of its accents (macOS writes file names decomposed, spreadsheets composed) and when it
-    is an absolute path inside SCANS. Claims that match no document keep their name (see :func:`claim_warnings`).
+    is an absolute path inside SCANS; of two files whose names differ only in that form, a claim means the one it
+    names exactly. Claims that match no document keep their name (see :func:`claim_warnings`).
     Spellings that mean the same document (a contract listed once per signatory, as ``deed.pdf`` and as
     ``/scans/deed.pdf``) have their people merged, each person once: those of the spelling that comes first in the
     claims, then those of the next spelling.
@@ -181,13 +193,21 @@ def match_documents(claims: dict[str, Claim], documents: Collection[str], scans:
     def nfc(s: str) -> str:
         return unicodedata.normalize("NFC", s)
 
-    by_form = {nfc(d): d for d in documents}
+    exact = set(documents)
+    forms: dict[str, list[str]] = {}
+    for d in documents:
+        forms.setdefault(nfc(d), []).append(d)
+
+    def meant(key: str) -> str | None:  # the name itself, else the one document of its Unicode form
+        same = forms.get(nfc(key), [])
+        return key if key in exact else same[0] if len(same) == 1 else None  # two such files: only the exact name
+
     people: dict[str, list[str]] = {}
     for doc, claim in claims.items():
         key = _relative(doc, Path(scans)) if Path(doc).is_absolute() else doc
-        if nfc(key) not in by_form and "\\" in key:  # not an escaped byte after all: a folder named x1f...
+        if meant(key) is None and "\\" in key:  # not an escaped byte after all: a folder named x1f...
             key = key.replace("\\", "/")
-        names = people.setdefault(by_form.get(nfc(key), doc), [])
+        names = people.setdefault(meant(key) or doc, [])
         for person in claimants(claim):
             if person not in names:
                 names.append(person)

@@ -370,6 +370,11 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
                                  cache=config.cache, people=needed)
         ref_errors, n_people = dict(gallery.errors), len(gallery.people)
         warnings = claim_warnings(claims, names, gallery.people, gallery.folders)
+        unclaimed = [n for n in names if n not in claims]
+        if config.claims and unclaimed:  # an empty export, or rows lost: one-to-many is not what was asked for
+            warnings.append(f"{len(unclaimed)} of {len(names)} document(s) have no claim in {config.claims}: they are "
+                            f"matched one-to-many against everybody ({', '.join(unclaimed[:5])}"
+                            f"{', ...' if len(unclaimed) > 5 else ''})")
         if specimens:
             warnings.append(f"REFS ({config.refs}) lies inside SCANS: its {len(specimens)} file(s) are references, "
                             "not processed as documents")

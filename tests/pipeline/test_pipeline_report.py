@@ -276,6 +276,10 @@ def test_claims_match_documents_whatever_the_unicode_form_or_an_absolute_path(tm
     p = tmp_path / "claims.csv"
     p.write_text(f"document,identity\na.pdf,{unicodedata.normalize('NFD', 'zoë')}\n")
     assert load_claims(p) == {"a.pdf": unicodedata.normalize("NFC", "zoë")}  # identities compared as NFC
+    # two files whose names differ only in that form: a claim means the one it names exactly, and neither takes
+    # the other's claim (the last one listed used to take both)
+    assert match_documents({nfd: "laura"}, [nfc, nfd], tmp_path) == {nfd: "laura"}
+    assert match_documents({nfc: "laura", nfd: "jan"}, [nfd, nfc], tmp_path) == {nfc: "laura", nfd: "jan"}
 
 
 
@@ -341,8 +345,13 @@ def test_claims_row_with_more_fields_than_the_header(tmp_path: Path):
         load_claims(p)
     p.write_text('document,identity\n"Kowalski, J 0002.pdf",j-kowalski\nb.pdf,bob,\n')  # quoted; a trailing comma
     assert load_claims(p) == {"Kowalski, J 0002.pdf": "j-kowalski", "b.pdf": "bob"}
-    p.write_text("identity,document,notes\nalice,a.pdf,late, resent\nbob,b.pdf\n")  # a header with other columns
+    p.write_text('identity,document,notes\nalice,a.pdf,"late, resent"\nbob,b.pdf\n')  # a header with other columns
     assert load_claims(p) == {"a.pdf": "alice", "b.pdf": "bob"}
+    # an unquoted delimiter under a header of more columns: which field moved cannot be told (an identity
+    # 'Kowalski, J.' read as 'Kowalski'), so the row is refused too
+    p.write_text("document,identity,amount\na.pdf,Kowalski, J.,j-kowalski\n")
+    with pytest.raises(ClaimsError, match="line 2: 4 fields under a header of 3"):
+        load_claims(p)
 
 
 def test_claims_encodings(tmp_path: Path):
@@ -358,3 +367,26 @@ def test_claims_encodings(tmp_path: Path):
         p.write_bytes(data)
         with pytest.raises(ClaimsError, match=r"is not UTF-8 text \(line 1\)"):
             load_claims(p)
+
+
+def test_a_quote_left_open_in_a_claims_file_is_refused_not_swallowed(tmp_path: Path):
+    """A stray opening quote in a note column ran every later line into that note: their documents went unclaimed,
+    were matched one-to-many, and a forged one came out 'genuine', without a word."""
+    p = tmp_path / "claims.csv"
+    p.write_text('document,identity,note\na.pdf,alice,ok\nb.pdf,bob,"urgent - call\nc.pdf,carol,ok\nd.pdf,dan,"\n')
+    with pytest.raises(ClaimsError, match="lines 3-5: one quoted field runs over 3 lines"):
+        load_claims(p)
+    p.write_text('document,identity,note\na.pdf,alice,ok\nb.pdf,bob,"urgent - call\nc.pdf,carol,ok\n')
+    with pytest.raises(ClaimsError, match="line 3: .*a quote left open"):
+        load_claims(p)
+
+
+def test_claims_delimiter_header_and_line_ends_as_spreadsheets_write_them(tmp_path: Path):
+    p = tmp_path / "claims.csv"
+    p.write_text("document;identity;Name, Vorname;Betrag\na.pdf;alice;Smith, Alice;12,50\n")  # German Excel
+    assert load_claims(p) == {"a.pdf": "alice"}
+    # a vertical tab or form feed (a soft line break pasted into a cell), U+2028: inside a line, not line ends
+    p.write_text("document,identity,note\na.pdf,alice,call\x0bafter 5pm\u2028ok\nb.pdf,bob,x\n")
+    assert load_claims(p) == {"a.pdf": "alice", "b.pdf": "bob"}
+    p.write_bytes(b"document,identity\r\na.pdf,alice\rb.pdf,bob\r\n")  # CRLF and old Mac CR
+    assert load_claims(p) == {"a.pdf": "alice", "b.pdf": "bob"}

@@ -369,3 +369,15 @@ def test_workers_get_the_gallery_through_a_private_file_removed_after(batch: dic
     s = run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"], claims=batch["claims"],
                             cache=batch["cache"], progress=False, workers=2), DoubleModels(verifier_manifest))
     assert s.verdicts["genuine"] >= 1 and [p.name for p in (tmp_path / "tmp").iterdir()] == [alive.name]
+
+
+def test_documents_a_claims_file_leaves_unclaimed_are_counted_in_a_warning(batch: dict[str, Path],
+                                                                          verifier_manifest: Path):
+    """An empty export from the core system, or rows lost, sends documents one-to-many, which accepts a forgery
+    that resembles anybody enrolled: with --claims, that is said."""
+    s = _run_batch(batch, verifier_manifest)
+    (w,) = [w for w in s.warnings if "have no claim in" in w]
+    assert w.startswith("3 of 5 document(s) have no claim in") and "sub/deeper/multi.TIF" in w
+    batch["claims"].write_text("document,identity\n")
+    s = _run_batch(batch, verifier_manifest)
+    assert any(w.startswith("5 of 5 document(s) have no claim in") for w in s.warnings)
