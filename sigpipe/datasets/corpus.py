@@ -43,13 +43,16 @@ def read_gray(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     buf = np.fromfile(str(path), dtype=np.uint8)
-    _check_pixels(buf, path)
+    pixels, alpha = _header(buf)
+    if pixels > MAX_IMAGE_PIXELS:  # a decompression bomb (a few KB of PNG declaring 699 x 400000) takes GBs decoded
+        raise InputError(f"image {path} declares {pixels / 1e6:.0f} Mpx, over the {MAX_IMAGE_PIXELS / 1e6:.0f} Mpx "
+                         "limit (a decompression bomb?)")
     img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH) if buf.size else None
     if img is None or img.size == 0:
         raise InputError(f"cannot decode image: {path}")
     if img.dtype != np.uint8:  # 16-bit or float scans: scaled as documents' pages are
         img = to_8bit(img, sixteen=img.dtype == np.uint16)
-    if _has_alpha(buf):  # OpenCV drops the alpha channel: ink drawn only in it (an exported e-signature) vanishes
+    if alpha:  # OpenCV drops the alpha channel: ink drawn only in it (an exported e-signature) vanishes
         with Image.open(io.BytesIO(buf.tobytes())) as im:
             img = np.asarray(on_white(ImageOps.exif_transpose(im)).convert("L"))
     return img
@@ -65,37 +68,20 @@ def to_8bit(a: np.ndarray, sixteen: bool) -> np.ndarray:
     return np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
-def _check_pixels(buf: np.ndarray, path: Path) -> None:
-    """Refuse an encoded image whose header declares more than :data:`MAX_IMAGE_PIXELS`, before OpenCV decodes it:
-    a decompression bomb (a few KB of PNG declaring 699 x 400000 pixels) would take gigabytes. PIL reads the header
-    only; a file it cannot identify is left to OpenCV (and its error).
-
-    Raises:
-        InputError: the image is over the limit.
-    """
+def _header(buf: np.ndarray) -> tuple[int, bool]:
+    """What an encoded image's header declares, read by PIL without decoding the pixels: ``(pixels, transparency)``;
+    ``(0, False)`` for a file PIL cannot identify (OpenCV decodes it, or says it cannot)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit applies, not PIL's
             with Image.open(io.BytesIO(buf.tobytes())) as im:
-                pixels = im.width * im.height
+                return im.width * im.height, has_alpha(im)
     except Image.DecompressionBombError as e:  # PIL refuses over twice its own limit before giving the size
         n = re.search(r"\((\d+) pixels\)", str(e))
-        pixels = int(n.group(1)) if n else MAX_IMAGE_PIXELS + 1
+        return (int(n.group(1)) if n else MAX_IMAGE_PIXELS + 1), False
     # not an image PIL knows; ImportError: once ultralytics is imported, its Image.open looks for a HEIF plugin then
     except (OSError, ValueError, SyntaxError, ImportError):
-        return
-    if pixels > MAX_IMAGE_PIXELS:
-        raise InputError(f"image {path} declares {pixels / 1e6:.0f} Mpx, over the {MAX_IMAGE_PIXELS / 1e6:.0f} Mpx "
-                         "limit (a decompression bomb?)")
-
-
-def _has_alpha(buf: np.ndarray) -> bool:
-    """Whether an encoded image has transparency (reads the header only)."""
-    try:
-        with Image.open(io.BytesIO(buf.tobytes())) as im:
-            return has_alpha(im)
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return False
+        return 0, False
 
 
 def has_alpha(img: Image.Image) -> bool:

@@ -285,7 +285,7 @@ def _looks_like(head: bytes) -> str:
     """What a file that should be a PDF seems to hold, by its first bytes, without quoting them: a link in SCANS may
     point at a file that is not the operator's to read (a configuration with a password), and reports are shared."""
     low = head[:512].lstrip().lower()
-    if low.startswith((b"<!doctype html", b"<html")) or b"<html" in low:
+    if low.startswith(b"<!doctype html") or b"<html" in low:
         return "it looks like a web page: a download that failed?"
     if head.startswith(b"PK\x03\x04"):
         return "it looks like a ZIP archive, e.g. a Word or Excel file"

@@ -347,10 +347,11 @@ def _relative_name(name: str) -> bool:
     """Whether ``name`` (a document or reference as a report names it) is a path below its folder, as written and
     with its ``\\xNN`` escapes read back (:func:`_existing` looks for both: ``\\x2e\\x2e`` is ``..``): not absolute,
     no ``..`` or empty part, no NUL. sigpipe writes no other; an edited report may, to have another file shown."""
+    if any("\ud800" <= c <= "\udfff" for c in name):  # a lone surrogate: JSON has them, file names not
+        return False
     for form in {name, from_readable(name)}:
         parts = form.split("/")
-        if form.startswith("/") or ".." in parts or "" in parts or "\0" in form or \
-                any("\ud800" <= c <= "\udfff" for c in name):  # a lone surrogate: JSON has them, files not
+        if form.startswith("/") or ".." in parts or "" in parts or "\0" in form:
             return False
     return True
 
