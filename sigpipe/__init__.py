@@ -17,6 +17,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sigpipe._offline import quiet_runtimes
+
+quiet_runtimes()  # before any model runtime is imported: no telemetry from OpenVINO or ONNX Runtime
+
 if TYPE_CHECKING:
     from sigpipe.errors import InputError, ModelError, SigpipeError
     from sigpipe.pipeline.flow import SignaturePredictor

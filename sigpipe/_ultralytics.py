@@ -16,11 +16,24 @@ _configured = False
 
 
 def cache_dir() -> Path:
-    """sigpipe's cache folder: ``$SIGPIPE_CACHE`` or ``$XDG_CACHE_HOME/sigpipe`` (``~/.cache/sigpipe``)."""
+    """sigpipe's cache folder: ``$SIGPIPE_CACHE`` or ``$XDG_CACHE_HOME/sigpipe`` (``~/.cache/sigpipe``).
+
+    Raises:
+        InputError: none of these can be named: no variable set and an account without a home folder (an
+            arbitrary uid in a container, ``env -i``).
+    """
     env = os.environ.get("SIGPIPE_CACHE")
     if env:
         return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError as e:  # "Could not determine home directory."
+            from sigpipe.errors import InputError
+
+            raise InputError("no cache folder: this account has no home folder; set SIGPIPE_CACHE (or "
+                             "XDG_CACHE_HOME) to a folder of its own") from e
     return Path(base) / "sigpipe"
 
 

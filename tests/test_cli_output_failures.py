@@ -144,3 +144,10 @@ def test_names_reach_stderr_escaped(home: Path, tmp_path: Path, extra: tuple[str
     assert not any(c in text for c in "\r\x1b")
     report = json.loads((tmp_path / "out" / (HOSTILE + ".json")).read_text())
     assert report["document"]["path"] == HOSTILE  # the reports keep the name as it is
+
+
+def test_a_name_holding_a_newline_cannot_forge_a_log_line():
+    record = logging.LogRecord("sigpipe.x", logging.WARNING, __file__, 1, "%s: corrupt", (
+        "x.png\nINFO sigpipe.pipeline.cli: 0 document(s) forged or needing review.png",), None)
+    text = PrintableFormatter("%(levelname)s %(name)s: %(message)s").format(record)
+    assert "\n" not in text and text.startswith("WARNING sigpipe.x: x.png\\nINFO sigpipe.pipeline.cli: 0 document")

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import re
 import warnings
 from collections.abc import Sequence
@@ -17,6 +18,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from sigpipe.errors import InputError
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 # Decompression-bomb guard of read_gray: an image declaring more pixels is refused before it is decoded. The same
@@ -124,15 +127,26 @@ class Corpus:
         if not self.root.is_dir():
             raise InputError(f"corpus folder not found: {self.root}")
         writers: dict[str, WriterSamples] = {}
+        unread: list[str] = []  # images that a mistaken layout would leave out without a word
         for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
             gen = tuple(sorted(p for p in (d / "genuine").glob("*") if is_image(p)))
             forg = tuple(sorted(p for p in (d / "forged").glob("*") if is_image(p)))
             if gen:
                 writers[d.name] = WriterSamples(d.name, gen, forg)
+            elif forg:
+                unread.append(f"{d.name}/ (forgeries but no genuine/ images)")
+            for p in sorted(d.iterdir()):
+                if p.name not in ("genuine", "forged") and (is_image(p) or p.is_dir() and any(
+                        is_image(q) for q in p.glob("*"))):
+                    unread.append(f"{d.name}/{p.name}{'/' if p.is_dir() else ''}")
         if not writers:
             raise InputError(
                 f"no writers in {self.root}: expected ROOT/<writer>/genuine/*.png (and optional forged/*.png)"
             )
+        if unread:
+            log.warning("%s: %d place(s) holding images that are not read (only <writer>/genuine/ and "
+                        "<writer>/forged/ are, in lower case): %s%s", self.root, len(unread), ", ".join(unread[:8]),
+                        " ..." if len(unread) > 8 else "")
         self._writers = writers
 
     @property

@@ -87,10 +87,12 @@ def evaluate(
     model.add_callback("on_val_end", on_val_end)
     # The validator always creates a run folder (under the git root's runs/ by default): keep it out of the way.
     with tempfile.TemporaryDirectory(prefix="sigpipe-detval-") as tmp:
-        if downscale != "bilinear":
-            from sigpipe.detector.train import downscaled_dataset
+        from sigpipe.detector.train import downscaled_dataset, resolved_dataset
 
+        if downscale != "bilinear":
             data_yaml = downscaled_dataset(data_yaml, imgsz, Path(tmp) / "data", downscale, splits=(split,))
+        else:  # its path resolved as the checks resolve it, whatever the working directory
+            data_yaml = resolved_dataset(data_yaml, Path(tmp) / "data")
         try:
             metrics = model.val(
                 data=str(data_yaml.resolve()), split=split, imgsz=imgsz, conf=conf, iou=iou, batch=batch,

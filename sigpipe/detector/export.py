@@ -97,5 +97,5 @@ def export(
                                 format: int(imgsz)}
         if data.get("default_backend") not in (*backends, "pt"):
             data["default_backend"] = format  # the shipped default's files are not in this folder
-        (out / manifest.path.name).write_text(manifest_text(data))
+        (out / manifest.path.name).write_text(manifest_text(data, keep_mark=manifest.edited))
     return exported

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,12 +89,33 @@ def split_dirs(data: Path) -> tuple[dict, dict[str, list[Path]]]:
             folder = Path(entry) if Path(entry).is_absolute() else root / entry
             if not folder.is_dir():
                 raise InputError(f"{data}: {split} entry {entry!r} is not an image folder ({folder})")
-            if split in ("train", "val") and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.rglob("*")):
+            images = [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+            if split in ("train", "val") and not images:
                 raise InputError(f"{data}: {split} folder {folder} holds no images")
             dirs.setdefault(split, []).append(folder.resolve())
+            if images and not any(_label_path(p).is_file() for p in images if "images" in p.parts):
+                # Ultralytics would take every page for a blank one: eval 0.0 everywhere, training on nothing
+                where = (f"e.g. {_label_path(images[0])} for {images[0]}" if "images" in images[0].parts else
+                         "beside an 'images' folder of the same layout: the path must hold a folder named 'images'")
+                raise InputError(f"{data}: no label file for any image of the {split} folder {folder} (YOLO labels "
+                                 f"go in a 'labels' folder mirroring 'images', {where})")
     if "train" not in dirs or "val" not in dirs:
         raise InputError(f"{data}: needs train and val image folders")
     return d, dirs
+
+
+def resolved_dataset(data: Path, folder: Path) -> Path:
+    """A copy of the dataset yaml ``data`` in ``folder`` (``data.yaml``) whose ``path`` is absolute, resolved as
+    :func:`split_dirs` resolves it (against the yaml's own folder). Ultralytics resolves a relative ``path``
+    against the working directory (``.``) or its datasets folder (anything else): run from another folder it
+    would read other pages than those checked, or none."""
+    spec, _ = split_dirs(data)
+    root = Path(spec.get("path") or data.parent)
+    root = root if root.is_absolute() else (data.parent / root)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "data.yaml"
+    out.write_text(yaml.safe_dump({**spec, "path": str(root.resolve())}, sort_keys=False))
+    return out
 
 
 def _label_path(image: Path) -> Path:
@@ -166,6 +188,8 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
     if cfg.downscale != "bilinear" and not cfg.resume:
         data = downscaled_dataset(data, cfg.imgsz, Path(cfg.out) / f"{cfg.name}-data-{cfg.downscale}{cfg.imgsz}",
                                   cfg.downscale)
+    elif not cfg.resume:  # kept beside the run (a resumed run reads its data from the checkpoint's settings)
+        data = resolved_dataset(data, Path(cfg.out) / f"{cfg.name}-data")
     optimizer = cfg.optimizer
     if cfg.lr0 is not None and optimizer == "auto":
         optimizer = "AdamW"  # what "auto" picks for runs this size, at the rate asked for instead of its own
@@ -178,7 +202,9 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
         raise InputError(f"model {cfg.model!r}: no such architecture yaml (Ultralytics bundles e.g. yolov8n.yaml "
                          f"and yolov8s.yaml) or local file ({e})") from e
     # a resumed run takes its amp setting from its checkpoint; the CPU's bf16 is this process's to give again
-    with _cpu_training_precision(cfg.precision if on_cpu else "f32"):
+    # Ultralytics' progress bars write to stdout, where the command prints the one thing a script reads from it
+    # (BEST=$(sigpipe detector train ...)): they go to stderr with the log
+    with _cpu_training_precision(cfg.precision if on_cpu else "f32"), contextlib.redirect_stdout(sys.stderr):
         results = _train(model, cfg, data, device, optimizer, on_cpu, is_yaml)
     save_dir = Path(getattr(results, "save_dir", None) or model.trainer.save_dir)
     best = save_dir / "weights" / "best.pt"

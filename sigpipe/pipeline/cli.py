@@ -350,7 +350,7 @@ def review(out: Path, scans: Path, refs: Path, to: Path | None, everything: bool
     _say(f"{result.reports} reports: {len(result.sheets)} signature(s) to review, {len(result.unsigned)} "
          f"unsigned, {len(result.failed)} failed -> {target / 'index.html'}")
     for doc, why in result.problems:  # a document's name, and a reason that may quote it: untrusted text
-        _say(printable(f"not reviewed: {doc}: {why}"), err=True)
+        _say(printable(f"not reviewed: {doc}: {why}".replace("\n", "\\n")), err=True)  # one line each
     if result.problems:
         click.get_current_context().exit(1)
 
@@ -372,6 +372,12 @@ def _mb(n: int) -> str:
 def cache() -> None:
     """sigpipe's cache: the references' embeddings and preprocessed specimen images (biometric data, README,
     The cache), and the verifier's training arrays. Its folder is $SIGPIPE_CACHE, else ~/.cache/sigpipe."""
+    from sigpipe._ultralytics import cache_dir
+
+    try:
+        cache_dir()  # a folder to name at all (an account without a home has none): every subcommand needs one
+    except SigpipeError as e:
+        raise UsageFailure(str(e)) from e
 
 
 @cache.command("info")

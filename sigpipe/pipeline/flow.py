@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -120,6 +120,30 @@ def crop_detection(image: np.ndarray, detection: DetectionLike, margin: float = 
 def rotation_of(detection: DetectionLike) -> int:
     """Degrees counter-clockwise the detection's page was turned from upright (0 for a plain detector's)."""
     return int(getattr(detection, "rotation", 0))
+
+
+D = TypeVar("D", bound=DetectionLike)
+
+
+def reading_order(detections: Sequence[D]) -> list[D]:
+    """A page's detections as a person numbers them: line by line from the top, each line left to right.
+
+    Two boxes are on one line when their vertical extents overlap by at least half the shorter one's height (the
+    line's extent so far, against the next box by its centre). Sorting by the top edge alone let half a pixel of
+    the detector's jitter (another file format, another precision) decide which of two signatures side by side
+    was "signature 1".
+    """
+    lines: list[list[D]] = []
+    for d in sorted(detections, key=lambda d: (float(d.bbox[1]) + float(d.bbox[3]), float(d.bbox[0]))):
+        y1, y2 = float(d.bbox[1]), float(d.bbox[3])
+        if lines:
+            top = min(float(o.bbox[1]) for o in lines[-1])
+            bottom = max(float(o.bbox[3]) for o in lines[-1])
+            if min(y2, bottom) - max(y1, top) >= 0.5 * min(y2 - y1, bottom - top):
+                lines[-1].append(d)
+                continue
+        lines.append([d])
+    return [d for line in lines for d in sorted(line, key=lambda d: (float(d.bbox[0]), float(d.bbox[1])))]
 
 
 @dataclass(frozen=True)
@@ -262,9 +286,7 @@ class SignaturePredictor:
                 if limit is not None and len(page_dets) >= limit:  # any more were dropped: forgeries among them?
                     log.warning("%spage %d holds as many signatures as the detector keeps (max_det %d): any more on "
                                 "it are not verified", f"{name}: " if name else "", page.number, limit)
-                # reading order, top to bottom then left to right: how a person numbers them, and how
-                # `sigpipe verify --signature N` does
-                for d in sorted(page_dets, key=lambda d: (float(d.bbox[1]), float(d.bbox[0]))):
+                for d in reading_order(page_dets):  # as a person numbers them, and `sigpipe verify --signature N`
                     crop = crop_detection(page.image, d, self.config.crop_margin)
                     prepared.append(self.verifier.prepare([crop]))
                     x1, y1, x2, y2 = (float(v) for v in d.bbox)
@@ -305,8 +327,8 @@ class SignaturePredictor:
         enrolled = [p for p in people if p in self.gallery.embeddings]
         if not enrolled:
             return None, "no_reference"
-        m = min((self.gallery.compare(embedding, p, image) for p in enrolled),
-                key=lambda m: m.decision.distance - m.decision.threshold)
+        m = min((self.gallery.compare(embedding, p, image) for p in enrolled),  # a tie: not by the claim's order
+                key=lambda m: (m.decision.distance - m.decision.threshold, m.identity))
         if m.decision.genuine:
             return m, "genuine"
         return (None, "no_reference") if len(enrolled) < len(people) else (m, "forged")
@@ -365,12 +387,14 @@ class SignaturePredictor:
         rel = relative or path.name or str(path)
         t0 = time.perf_counter()
         pages_read = 0
+        numbers: list[int] = []  # of the pages read
         refs, settings = self.references(claimed), self.settings(ingest)  # what the report's result rests on
 
         def counted(it: Iterable[Page]) -> Iterable[Page]:
             nonlocal pages_read
             for p in it:
                 pages_read += 1
+                numbers.append(p.number)
                 yield p
 
         def failure(info: DocumentInfo, kind: str, message: str) -> DocumentReport:
@@ -401,4 +425,8 @@ class SignaturePredictor:
             return failure(DocumentInfo(rel, digest, pages_read), FileChangedError.kind,
                            "the file changed while it was processed (still being written, or replaced): run again")
         log.debug("%s: %d pages, %d signatures in %.2fs", rel, n, len(sigs), time.perf_counter() - t0)
+        if ingest.pages is not None and not sigs and numbers:
+            log.warning("%s: unsigned on the page(s) read, %s (--pages %s): a signature on another page (a blank "
+                        "page scanned after the signature page?) is not looked for", rel,
+                        ", ".join(map(str, numbers)), ingest.pages.spec)
         return DocumentReport.success(DocumentInfo(rel, digest, n), claimed, sigs, self.models, refs, settings)

@@ -43,7 +43,12 @@ def silence(stream: IO[str]) -> None:
 class PrintableFormatter(logging.Formatter):
     """Log lines with their control characters escaped (:func:`printable`): the one place every record bound for
     stderr goes through, whichever logger (sigpipe's or a library's) carries a file or person name from SCANS, REFS
-    or the claims CSV. Newlines are kept: a traceback stays a traceback."""
+    or the claims CSV. A record's message is one line (its newlines written ``\\n``: a file named
+    ``"x.png\\nINFO sigpipe...: 0 document(s) forged"`` would otherwise print a forged log line); the traceback
+    after it keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return super().formatMessage(record).replace("\n", "\\n")
 
     def format(self, record: logging.LogRecord) -> str:
         return printable(super().format(record))

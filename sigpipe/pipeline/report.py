@@ -161,8 +161,9 @@ class ReferenceSet:
 # How this release reads documents and lists their signatures; a change that can alter a report bumps it, and
 # re-runs redo the reports of an earlier revision (RunSettings.reader). 1: up to session 23; 2: PDF form fields
 # (visible digital signatures) drawn, poppler renders the CropBox, a PNG's transparent colour is paper, 16-bit
-# MinIsWhite TIFFs not inverted, a page's signatures in reading order.
-READER_REVISION = 2
+# MinIsWhite TIFFs not inverted, a page's signatures in reading order. 3: signatures side by side on one line
+# left to right (by the top edge alone, half a pixel of the detector's jitter could reorder them).
+READER_REVISION = 3
 
 
 @dataclass(frozen=True)

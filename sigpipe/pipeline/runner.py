@@ -516,7 +516,7 @@ def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None,
         return "it failed"
     if sha256 is None or old.document.sha256 != sha256:
         return "the input changed"
-    if old.claimed_identity != claimed:
+    if set(claimants(old.claimed_identity)) != set(claimants(claimed)):  # the same people listed in another order
         return "the claim changed"
     if old.models != models:
         return "the models changed"

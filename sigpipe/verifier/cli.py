@@ -336,6 +336,7 @@ def eval_cmd(data: Path, weights: Path | None, k: int, writers: str | None, as_j
             except OSError as e:  # a regular file on the path, no permission
                 raise InputError(f"cannot create the folder of --plot {plot}: {e.strerror or e}") from e
         v = Verifier.from_manifest(weights)
+        _warn_seen_writers(v, data, chosen)
         res, q = evaluate_corpus(v, data, k, chosen)
     except (SigpipeError, ValueError) as e:
         raise fail(e) from e
@@ -349,6 +350,24 @@ def eval_cmd(data: Path, weights: Path | None, k: int, writers: str | None, as_j
     else:
         for key, val in res.items():
             click.echo(f"{key:12s} {val:.4f}" if isinstance(val, float) else f"{key:12s} {val}")
+
+
+def _warn_seen_writers(v: Verifier, data: Path, chosen: list[str] | None) -> None:
+    """Warn when writers to evaluate are among those the model was trained or calibrated on (its manifest's
+    ``training.splits`` for a corpus of ``data``'s folder name): DESIGN's protocol evaluates unseen writers only."""
+    from sigpipe.datasets.corpus import Corpus
+
+    parts = ((v.manifest.data.get("training") or {}).get("splits") or {}).get(data.name)
+    if not isinstance(parts, dict):
+        return
+    evaluated = set(chosen) if chosen is not None else set(Corpus(data).writers)
+    seen = {part: sorted(evaluated & set(parts.get(part) or ())) for part in ("train", "val")}
+    if seen["train"] or seen["val"]:
+        held_out = sorted(evaluated - set(seen["train"]) - set(seen["val"]))
+        log.warning("%d of the %d writers evaluated trained %s (%d) or calibrated it (%d): figures on them flatter "
+                    "it; its held-out writers here: %s", len(seen["train"]) + len(seen["val"]), len(evaluated),
+                    v.ident, len(seen["train"]), len(seen["val"]),
+                    f"--writers {','.join(held_out)}" if held_out else "none")
 
 
 def _warn_repeated_refs(refs: tuple[Path, ...]) -> None:
@@ -391,6 +410,7 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     """
     import numpy as np
 
+    from sigpipe.verifier.gallery import specimen_images
     from sigpipe.verifier.preprocess import has_ink
     from sigpipe.verifier.verifier import Verifier
 
@@ -416,13 +436,14 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
         embs = v.embed_prepared(x)
     except SigpipeError as e:
         raise fail(e) from e
-    d = v.decide(embs[0], embs[1:], x[0], x[1:, 0])
+    ref_stored = specimen_images(x[1:])  # as `sigpipe run`'s gallery keeps references: the same distance
+    d = v.decide(embs[0], embs[1:], x[0], ref_stored)
     decision = d.to_dict()
     nearest = decision.pop("nearest")
     out: dict[str, object] = {**decision, "questioned": str(questioned), "references": [str(r) for r in refs],
                               "verdict": "genuine" if d.genuine else "forged", "model": v.ident,
                               "nearest_reference": None if nearest is None else str(files[1 + int(nearest)])}
-    suspects = _suspect_references(v, embs[1:], x[1:, 0], [str(f) for f in files[1:]])
+    suspects = _suspect_references(v, embs[1:], ref_stored, [str(f) for f in files[1:]])
     if suspects is not None:
         out["suspect_references"] = suspects
     if found.detection is not None:
@@ -447,16 +468,14 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
 
 def _suspect_references(v: Verifier, embs: np.ndarray, images: np.ndarray, files: list[str]) -> list[str] | None:
     """The REF files unlike the other references (``sigpipe.verifier.refcheck``, as ``sigpipe run`` checks REFS),
-    each also logged as a warning; None when the verifier's manifest has no such check."""
-    import numpy as np
-
+    each also logged as a warning; None when the verifier's manifest has no such check. ``images``: the
+    references as the gallery keeps them (:func:`~sigpipe.verifier.gallery.specimen_images`)."""
     from sigpipe.verifier.gallery import Gallery
     from sigpipe.verifier.refcheck import suspect_specimens
 
     if v.rule.outlier_margin is None:
         return None
-    g = Gallery(v, embeddings={"claimed": embs}, images={"claimed": np.round(images * 255).astype(np.uint8)},
-                sources={"claimed": tuple(files)})
+    g = Gallery(v, embeddings={"claimed": embs}, images={"claimed": images}, sources={"claimed": tuple(files)})
     suspects = suspect_specimens(g)
     for s in suspects:
         log.warning("reference %s does not match the other references (distance %+.3f beyond their threshold): is "
@@ -526,18 +545,18 @@ class _PageCropper:
             if which not in (None, 1):
                 raise InputError(f"{path} is a signature image, not a page: --signature {which} does not apply")
             return _Questioned(img)
-        from sigpipe.pipeline.flow import FlowConfig, crop_detection, rotation_of
+        from sigpipe.pipeline.flow import FlowConfig, crop_detection, reading_order, rotation_of
         from sigpipe.pipeline.ingest import IngestConfig, iter_pages
 
         detector = self._detector()
         found = []  # (page number, detection, crop): pages are streamed, only their crops are kept
         with _naming(path):
             for page in iter_pages(path, IngestConfig()):
-                for det in detector.detect_batch([page.image])[0]:
+                dets = detector.detect_batch([page.image])[0]
+                for det in reading_order(dets):  # page by page, each in reading order, as `sigpipe run` lists them
                     found.append((page.number, det, crop_detection(page.image, det, FlowConfig().crop_margin)))
         if not found:
             raise InputError(f"no signature found in {path}")
-        found.sort(key=lambda f: (f[0], float(f[1].bbox[1]), float(f[1].bbox[0])))  # reading order
         if len(found) > 1 and which is None or which is not None and which > len(found):
             where = "; ".join(f"{i}: page {number} at x {round(float(det.bbox[0]))}-{round(float(det.bbox[2]))}, "
                               f"y {round(float(det.bbox[1]))}-{round(float(det.bbox[3]))} ({det.confidence:.2f})"

@@ -54,15 +54,30 @@ class SignatureArrays:
         return (self.images.astype(np.float32) / 255.0)[:, None]
 
 
+def corpus_files(corpus: Corpus, writers: list[str]) -> list[tuple[str, bool, Path]]:
+    """``(writer, forged, path)`` of every signature of ``writers``: each writer's genuine ones, then forgeries."""
+    out: list[tuple[str, bool, Path]] = []
+    for w in writers:
+        s = corpus[w]
+        out += [(w, False, p) for p in s.genuine] + [(w, True, p) for p in s.forged]
+    return out
+
+
+def files_fingerprint(files: list[tuple[str, bool, Path]]) -> list[tuple[str, bool, str, int, int]]:
+    """What cached arrays of ``files`` depend on besides the settings: each file's name, size and modification
+    time (an image replaced under the same name is preprocessed again, not read stale from the cache)."""
+    out = []
+    for w, f, p in files:
+        st = p.stat()
+        out.append((w, f, str(p), st.st_size, st.st_mtime_ns))
+    return out
+
+
 def load_arrays(corpus: Corpus, cfg: PreprocessConfig, writers: list[str] | None = None) -> SignatureArrays:
     """Preprocess (or load from cache) all signatures of ``writers`` (default: all) of ``corpus``."""
-    ws = writers if writers is not None else corpus.writers
-    files: list[tuple[str, bool, Path]] = []
-    for w in ws:
-        s = corpus[w]
-        files += [(w, False, p) for p in s.genuine] + [(w, True, p) for p in s.forged]
+    files = corpus_files(corpus, writers if writers is not None else corpus.writers)
     key = hashlib.sha256(
-        json.dumps([cfg.to_dict(), str(corpus.root.resolve()), [(w, f, str(p)) for w, f, p in files]]).encode()
+        json.dumps([cfg.to_dict(), str(corpus.root.resolve()), files_fingerprint(files)]).encode()
     ).hexdigest()[:16]
     cache = cache_dir() / "verifier" / f"{corpus.name}-{key}.npz"
     if cache.is_file():

@@ -25,21 +25,13 @@ import numpy as np
 
 from sigpipe._ultralytics import cache_dir
 from sigpipe.datasets.corpus import Corpus, read_gray
+from sigpipe.verifier.data import corpus_files, files_fingerprint
 from sigpipe.verifier.preprocess import PreprocessConfig, preprocess
 
 log = logging.getLogger(__name__)
 
 VERSION = 1  # bump when the rendering changes: it is part of the cache key
 CHUNK = 64  # images per work unit (each unit has its own seeded random state)
-
-
-def _files(corpus: Corpus, writers: list[str]) -> list[tuple[str, bool, Path]]:
-    """(writer, forged, path) in the order of ``load_arrays``."""
-    out: list[tuple[str, bool, Path]] = []
-    for w in writers:
-        s = corpus[w]
-        out += [(w, False, p) for p in s.genuine] + [(w, True, p) for p in s.forged]
-    return out
 
 
 def _render_chunk(args: tuple[str, list[tuple[str, bool, str]], list[int], list[int], dict, float, float]
@@ -98,9 +90,9 @@ def document_views(corpus: Corpus, cfg: PreprocessConfig, writers: list[str], vi
         from sigpipe.pipeline.flow import FlowConfig  # lazily: the pipeline imports the verifier
 
         margin = FlowConfig().crop_margin
-    files = _files(corpus, writers)
+    files = corpus_files(corpus, writers)  # in the order of load_arrays
     key = hashlib.sha256(json.dumps([VERSION, cfg.to_dict(), str(corpus.root.resolve()), writers, views, seed,
-                                     margin, jitter]).encode()).hexdigest()[:16]
+                                     margin, jitter, files_fingerprint(files)]).encode()).hexdigest()[:16]
     cache = cache_dir() / "verifier" / f"{corpus.name}-views-{key}.npz"
     if cache.is_file():
         return np.load(cache)["views"]

@@ -68,7 +68,7 @@ def export_onnx(manifest_path: str | Path, make_default: bool = True, atol: floa
     data["backend_sha256"] = {**(data.get("backend_sha256") or {}), "onnx": sha256_file(out)}
     if make_default:
         data["default_backend"] = "onnx"
-    m.path.write_text(manifest_text(data))
+    m.path.write_text(manifest_text(data, keep_mark=m.edited))
     log.info("exported %s -> %s (max difference from PyTorch %.1e)", m.weights_path, out, err)
     return out
 

@@ -83,6 +83,14 @@ class _Index:
     thresholds: np.ndarray  # (P,)
 
 
+def specimen_images(x: np.ndarray) -> np.ndarray:
+    """References' preprocessed images as the gallery keeps them (and as its cache stores them): ``(N, H, W)``
+    uint8 from :meth:`Verifier.prepare`'s ``(N, 1, H, W)`` floats in [0, 1]. The second stage sees references in
+    this form, so whatever compares a signature with references (``sigpipe run``, ``sigpipe verify``) rounds them
+    the same way and gets the same distance."""
+    return np.round(x[:, 0] * 255).astype(np.uint8)
+
+
 @dataclass
 class Gallery:
     """Enrolled people: ``embeddings[person]`` is ``(K, D)`` float32 and ``images[person]`` the ``(K, H, W)`` uint8
@@ -145,16 +153,18 @@ class Gallery:
             g.warnings.append(message)
             log.warning("%s", message)
 
-        folder = Path(cache) if cache is not None else gallery_cache()
-        store: Path | None = folder  # None: no caching
+        store: Path | None = None  # None: no caching
         writing = True  # False after a failed write: entries are still read
         try:
+            folder = Path(cache) if cache is not None else gallery_cache()
             # biometric data: a folder this run creates is its user's alone (an existing one keeps its permissions,
             # which a team sharing a cache may have chosen)
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            store = folder
         except OSError as e:
             warn(f"cannot use the embedding cache {folder} ({e}): the references are embedded without caching")
-            store = None
+        except InputError as e:  # no folder to name (an account without a home)
+            warn(f"{e}: the references are embedded without caching")
         # the preprocessing too: a manifest edited by hand keeps its ident, and cached specimens must match the queries
         prep = json.dumps(verifier.preprocess_cfg.to_dict(), sort_keys=True)
         basis = f"{verifier.ident}|{prep}" + ("" if loader is None else f"|{loader.ident}|{PAGE_RULE}")
@@ -173,7 +183,7 @@ class Gallery:
         def flush() -> None:
             x = verifier.prepare([c for *_, crops in pending for c in crops])
             embs = verifier.embed_prepared(x)
-            imgs = np.round(x[:, 0] * 255).astype(np.uint8)
+            imgs = specimen_images(x)
             at = 0
             for person, slot, f, cached, crops in pending:
                 n, at = len(crops), at + len(crops)

@@ -68,6 +68,12 @@ def recalibrate(manifest: str | Path, data: Sequence[Path], out: Path, tag: str,
     if missing:
         raise ModelError(f"--data lacks the corpora {missing}, whose validation writers calibrate the model")
     used = [c for c in splits if c in corpora and splits[c]["val"]]
+    for c in used:  # matched by folder name: the writers must be there too (another corpus of that name?)
+        absent = sorted(set(splits[c]["val"]) - set(corpora[c].writers))
+        if absent:
+            raise ModelError(f"--data {corpora[c].root} lacks the validation writers {absent[:10]}"
+                             f"{' ...' if len(absent) > 10 else ''} of {m.ident} (its corpus {c!r}): is it the "
+                             "corpus the model was trained on?")
     view_seed = int(m["training"].get("view_seed", m["training"].get("config", {}).get("seed", 0) + 1))
     val = SignatureArrays.concat([load_arrays(corpora[c], cfg, splits[c]["val"]) for c in used])
     views = np.concatenate([document_views(corpora[c], cfg, splits[c]["val"], 1, view_seed, workers=threads or 1)

@@ -465,6 +465,9 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
     for epoch in range(start, cfg.epochs):
         net.train()
         te, tot, ntrip = time.time(), 0.0, 0
+        # MPerClassSampler draws from numpy's global generator (pytorch-metric-learning's): seeded for each epoch,
+        # so that two runs with one --seed, and a run and its --resume, draw the same batches
+        np.random.seed([cfg.seed, epoch])
         idx = np.fromiter(iter(sampler), int)
         for step in range(cfg.steps_per_epoch):
             bi = torch.as_tensor(idx[step * cfg.batch : (step + 1) * cfg.batch])

@@ -77,10 +77,18 @@ def settings_digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings(data), sort_keys=True).encode()).hexdigest()
 
 
-def manifest_text(data: dict[str, Any]) -> str:
+def manifest_text(data: dict[str, Any], keep_mark: bool = False) -> str:
     """A manifest's file content, stamped with its :func:`settings_digest` (``settings_sha256``), so that a manifest
     edited afterwards (a threshold, a confidence, the preprocessing) is known for one (:attr:`Manifest.edited`).
-    Every writer of manifests goes through here."""
+    Every writer of manifests goes through here.
+
+    Args:
+        keep_mark: ``data`` is an edited manifest's (:attr:`Manifest.edited`) that a tool rewrites (an export adding
+            a backend): its stamp is kept, so it stays an edited one instead of passing for the model it was copied
+            from (a re-run would keep every report of that model).
+    """
+    if keep_mark and "settings_sha256" in data:
+        return json.dumps(data, indent=2) + "\n"
     return json.dumps({**data, "settings_sha256": settings_digest(data)}, indent=2) + "\n"
 
 

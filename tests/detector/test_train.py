@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from sigpipe.detector.train import DetectorTrainConfig, train_detector
 from sigpipe.errors import InputError
@@ -35,7 +36,42 @@ def test_default_optimizer_is_ultralytics_choice(tiny_dataset: Path, tmp_path: P
     args = run_args(best)
     assert args["optimizer"] == "AdamW" and args["lr0"] == pytest.approx(0.002)  # auto, for one class
     assert args["warmup_epochs"] == 3  # Ultralytics' default when not asked otherwise
-    assert Path(args["data"]) == tiny_dataset.resolve()
+    # Ultralytics gets a copy of the yaml whose path is absolute (resolved as the checks resolve it)
+    recorded = yaml.safe_load(Path(args["data"]).read_text())
+    assert recorded["path"] == str(tiny_dataset.parent.resolve()) and recorded["val"] == "images/val"
+
+
+def test_a_relative_dataset_path_is_the_yaml_s_whatever_the_working_directory(
+        tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ultralytics resolves ``path: .`` against the working directory: run from elsewhere it read other pages."""
+    import json
+
+    from sigpipe.detector.evaluate import evaluate
+    from sigpipe.detector.train import resolved_dataset
+
+    relative = tiny_dataset.with_name("relative.yaml")
+    relative.write_text(tiny_dataset.read_text().replace(f"path: {tiny_dataset.parent}", "path: ."))
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "images" / "val").mkdir(parents=True)  # a decoy the working directory would offer
+    monkeypatch.chdir(elsewhere)
+    copy = resolved_dataset(relative, tmp_path / "resolved")
+    assert yaml.safe_load(copy.read_text())["path"] == str(tiny_dataset.parent.resolve())
+    best = train_detector(DetectorTrainConfig(data=relative, epochs=1, imgsz=64, batch=2, out=tmp_path / "run",
+                                              threads=2, cache=False))
+    figures = evaluate(relative, best, split="val", imgsz=64)
+    assert figures["images"] == 4, json.dumps(figures)
+
+
+def test_a_dataset_without_labels_is_refused(tiny_dataset: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "nolabels"
+    shutil.copytree(tiny_dataset.parent, root)
+    shutil.rmtree(root / "labels" / "val")
+    data = root / "data.yaml"
+    data.write_text(tiny_dataset.read_text().replace(str(tiny_dataset.parent), str(root)))
+    with pytest.raises(InputError, match="no label file for any image of the val folder"):
+        train_detector(DetectorTrainConfig(data=data, epochs=1, imgsz=64, batch=2, out=tmp_path / "run"))
 
 
 def test_refuses_downloads_and_missing_data(tiny_dataset: Path, tmp_path: Path) -> None:

@@ -111,3 +111,25 @@ def test_prune_refuses_a_folder_without_person_folders(cached: dict[str, Path], 
         code, out = invoke("cache", "prune", "--refs", str(refs))
         assert code == 2 and "holds no person folder" in out
     assert len(list(cached["gallery"].glob("*.npz"))) == 3
+
+
+def test_an_account_without_a_home_gets_no_cache_and_a_clear_message(tmp_path: Path, verifier_manifest: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture):
+    """An arbitrary uid in a container (no passwd entry, no HOME): Path.home() raises RuntimeError."""
+    for key in ("SIGPIPE_CACHE", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(key, raising=False)
+
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    refs = tmp_path / "refs"
+    save_image(refs / "alice" / "a1.png", scribble(SIG_A))
+    with caplog.at_level("WARNING"):
+        g = Gallery.enroll(refs, Verifier.from_manifest(verifier_manifest))
+    assert set(g.embeddings) == {"alice"}  # enrolled all the same, without a cache
+    assert any("set SIGPIPE_CACHE" in w and "without caching" in w for w in g.warnings)
+    r = CliRunner().invoke(cli, ["cache", "info"])
+    assert r.exit_code == 2 and "no home folder; set SIGPIPE_CACHE" in r.output
+    assert not isinstance(r.exception, RuntimeError)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from pipeline_doubles import SIG_A, SIG_B, InkBlobDetector, page_with, save_image, save_pdf, scribble
 
-from sigpipe.pipeline.flow import FlowConfig, SignaturePredictor, crop_box, specimen_loader
+from sigpipe.pipeline.flow import FlowConfig, SignaturePredictor, crop_box, reading_order, specimen_loader
 from sigpipe.pipeline.ingest import IngestConfig
 from sigpipe.pipeline.report import load_schema
 from sigpipe.verifier.gallery import Gallery, ink_marks, looks_like_page
@@ -53,7 +53,9 @@ def test_claims_and_one_to_many_verdicts(verifier: Verifier, doc_a: Path):
         ({}, None, "no_reference", None, "needs_review"),  # empty gallery
         # documents claimed by several people: the signature is judged against the claimant it matches best
         ({"alice": emb_a, "mallory": far}, ("mallory", "alice"), "genuine", "alice", "needs_review"),  # no mallory
-        ({"mallory": far, "trent": far}, ("trent", "mallory"), "forged", "trent", "forged"),  # nobody's
+        # nobody's; a tie goes to the first name in alphabetical order, whatever the order of the claims file
+        ({"mallory": far, "trent": far}, ("trent", "mallory"), "forged", "mallory", "forged"),
+        ({"mallory": far, "trent": far}, ("mallory", "trent"), "forged", "mallory", "forged"),
         ({"alice": emb_a, "mallory": far}, ("mallory", "carol"), "no_reference", None, "needs_review"),  # carol's?
         ({"alice": emb_a}, ("carol", "dave"), "no_reference", None, "needs_review"),
     ]
@@ -103,6 +105,28 @@ def test_a_page_s_signatures_are_listed_in_reading_order(verifier: Verifier, tmp
                                                                          for s in report.signatures)
     assert [(s.bbox[0] < 300, s.bbox[1] < 200) for s in report.signatures] == [(True, True), (False, True),
                                                                                (True, False)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Box:
+    bbox: tuple[float, float, float, float]
+    confidence: float = 0.9
+
+
+def test_signatures_side_by_side_are_read_left_to_right_whatever_their_top_edges():
+    """Half a pixel of detector jitter (another file format, another precision) must not renumber signatures."""
+    for dy in (-0.5, 0.0, 0.46, 30.0):  # the right one's top edge a hair above, level, a hair below, well below
+        left, right = Box((100, 900, 500, 1050)), Box((700, 900 + dy, 1100, 1050 + dy))
+        assert reading_order([right, left]) == [left, right]
+        assert reading_order([left, right]) == [left, right]
+    # one above the other, even touching and overlapping a little, and a third beside the lower one
+    top, below, beside = Box((100, 100, 500, 250)), Box((120, 240, 480, 400)), Box((600, 260, 900, 380))
+    assert reading_order([beside, below, top]) == [top, below, beside]
+    # a line of three with uneven heights, under a heading box
+    head = Box((50, 10, 1200, 60))
+    line = [Box((900, 500, 1100, 560)), Box((100, 480, 400, 600)), Box((500, 505, 800, 590))]
+    assert reading_order([*line, head]) == [head, line[1], line[2], line[0]]
+    assert reading_order([]) == []
 
 
 def test_a_bad_document_gives_an_error_report_not_an_exception(verifier: Verifier, tmp_path: Path):
@@ -219,3 +243,18 @@ def test_a_claim_is_a_keyword_and_read_as_a_claims_file_reads_it(verifier: Verif
     for claim in (" alice ", ["alice", "alice "], unicodedata.normalize("NFD", "Zoë")):
         r = p(doc_a, claimed=claim)
         assert r.claimed_identity in ("alice", "Zoë") and r.signatures[0].verdict != "no_reference", claim
+
+
+def test_a_page_selection_that_finds_no_signature_says_so(verifier: Verifier, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture):
+    """`--pages -1` on a contract whose last page scanned is a blank back page: unsigned, and a warning why."""
+    from sigpipe.pipeline.ingest import PageSelection
+
+    doc = save_pdf(tmp_path / "contract.pdf", [page_with([(scribble(SIG_A), 300, 400)]), page_with([])])
+    p = predictor(verifier, {"alice": verifier.embed([scribble(SIG_A)])})
+    with caplog.at_level("WARNING", logger="sigpipe.pipeline.flow"):
+        last = p(doc, claimed="alice", ingest=IngestConfig(pages=PageSelection.parse("-1")))
+        every = p(doc, claimed="alice")
+    assert (last.verdict, every.verdict) == ("unsigned", "genuine")
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert msg.startswith("contract.pdf: unsigned on the page(s) read, 2 (--pages -1)")

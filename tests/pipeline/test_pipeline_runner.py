@@ -407,9 +407,12 @@ def test_a_document_claimed_by_several_people(batch: dict[str, Path], verifier_m
     assert [s["identity"] for s in only["signatures"]] == ["alice"] and only["verdict"] == "needs_review"
     # (forged and no_reference verdicts of such documents: tests/pipeline/test_pipeline_flow.py, with controlled
     # embeddings; this random test verifier accepts any signature for anybody)
-    claims.write_text("document,identity\nboth.pdf,bob\nboth.pdf,alice\nalice_only.png,alice\nalice_only.png,bob\n")
+    # the same people listed in another order: the same claim, nothing redone
+    claims.write_text("document,identity\nboth.pdf,bob\nboth.pdf,alice\nalice_only.png,bob\nalice_only.png,alice\n")
+    assert run_batch(config(batch, scans=scans, claims=claims), DoubleModels(verifier_manifest)).processed == 0
+    claims.write_text("document,identity\nboth.pdf,bob\nboth.pdf,carol\nalice_only.png,alice\nalice_only.png,bob\n")
     assert run_batch(config(batch, scans=scans, claims=claims), DoubleModels(verifier_manifest)).processed == 1
-    assert all_reports(batch["out"])["both.pdf"]["claimed_identity"] == ["bob", "alice"]  # the claim changed
+    assert all_reports(batch["out"])["both.pdf"]["claimed_identity"] == ["bob", "carol"]  # the claim changed
 
 
 def test_bf16_on_a_cpu_without_it_is_run_with_a_warning(batch: dict[str, Path], verifier_manifest: Path,

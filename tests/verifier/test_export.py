@@ -105,3 +105,19 @@ def test_auto_precision_is_bf16_only_for_the_export_on_a_native_bf16_cpu(exporte
     monkeypatch.setattr(sigpipe._onnx, "native_bf16", lambda: False)
     v = Verifier.from_manifest(exported, precision="auto")
     assert v.precision == "f32" and not v.ident.endswith(" bf16")
+
+
+def test_exporting_an_edited_manifest_keeps_it_marked_edited(tiny_verifier: Path):
+    """An export rewrites the manifest; a hand-edited one (a threshold changed) must not come out stamped as the
+    model it was copied from: a re-run would keep every report that model made."""
+    clean = Verifier.from_manifest(tiny_verifier).ident
+    data = json.loads(tiny_verifier.read_text())
+    data["decision"]["thresholds"] = {k: 1.5 for k in data["decision"]["thresholds"]}
+    tiny_verifier.write_text(json.dumps(data))
+    edited = Verifier.from_manifest(tiny_verifier).ident
+    assert " edited-" in edited and edited != clean
+    r = CliRunner().invoke(cli, ["verifier", "export", "--weights", str(tiny_verifier)])
+    assert r.exit_code == 0, r.output
+    after = Verifier.from_manifest(tiny_verifier)
+    assert after.backend == "onnx" and " edited-" in after.ident and after.ident != clean
+    assert after.rule.threshold(5, 0.0) >= 1.5

@@ -157,3 +157,57 @@ def test_mirrored_and_warped_writers_train(six_writers: Path, tmp_path: Path):
     assert (m["training"]["config"]["mirror_writers"], m["training"]["config"]["writer_warp"]) == (4, 1.0)
     with pytest.raises(ValueError, match="mirror_writers"):
         train_verifier(VerifierTrainConfig(out=tmp_path / "bad", mirror_writers=3, **base))
+
+
+def test_two_runs_with_one_seed_train_the_same_weights(six_writers: Path, tmp_path: Path):
+    """pytorch-metric-learning's sampler draws from numpy's global generator: another draw before the run (any
+    library's) must not change the batches."""
+    import hashlib
+
+    base = dict(data=(six_writers,), width=8, dim=16, epochs=1, steps_per_epoch=2, batch=8, m_per_writer=4,
+                split=(0.5, 0.5, 0.0), threads=1, seed=3)
+    digests = []
+    for run in range(2):
+        np.random.seed(100 + run)  # the global generator left in different states
+        weights = train_verifier(VerifierTrainConfig(**base, out=tmp_path / f"run{run}"))  # type: ignore[arg-type]
+        digests.append(hashlib.sha256(weights.read_bytes()).hexdigest())
+    assert digests[0] == digests[1]
+
+
+def test_cached_arrays_follow_an_image_replaced_under_its_name(tiny_corpus: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch):
+    """Train, eval and calibrate read preprocessed arrays from the cache: an image replaced under the same name
+    must be preprocessed again, not read stale."""
+    import os
+    import shutil
+
+    from sigpipe.datasets.corpus import Corpus
+    from sigpipe.verifier.data import load_arrays
+    from sigpipe.verifier.preprocess import PreprocessConfig
+
+    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
+    before = load_arrays(Corpus(tiny_corpus), PreprocessConfig())
+    assert np.array_equal(load_arrays(Corpus(tiny_corpus), PreprocessConfig()).images, before.images)  # cached
+    target = tiny_corpus / "001" / "genuine" / "01.png"
+    shutil.copyfile(tiny_corpus / "003" / "genuine" / "04.png", target)
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a later time, whatever the clock's resolution
+    after = load_arrays(Corpus(tiny_corpus), PreprocessConfig())
+    i = [n for n in range(len(before.name))
+         if before.writer[n].endswith("/001") and before.name[n] == "01.png" and not before.forged[n]]
+    assert len(i) == 1 and not np.array_equal(after.images[i[0]], before.images[i[0]])
+    assert np.array_equal(after.images[i[0]], after.images[-1 - 2])  # 003's 04.png (its forgeries are last)
+
+
+def test_a_corpus_says_which_images_its_layout_leaves_out(tiny_corpus: Path, caplog: pytest.LogCaptureFixture):
+    import shutil
+
+    from sigpipe.datasets.corpus import Corpus
+
+    (tiny_corpus / "002" / "genuine").rename(tiny_corpus / "002" / "Genuine")  # case: not read
+    shutil.copyfile(tiny_corpus / "003" / "genuine" / "01.png", tiny_corpus / "003" / "loose.png")
+    with caplog.at_level("WARNING", logger="sigpipe.datasets.corpus"):
+        c = Corpus(tiny_corpus)
+    assert c.writers == ["001", "003"]
+    (msg,) = [r.getMessage() for r in caplog.records]
+    assert "002/ (forgeries but no genuine/ images)" in msg and "002/Genuine/" in msg and "003/loose.png" in msg

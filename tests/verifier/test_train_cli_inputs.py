@@ -5,6 +5,7 @@ manifest stays exit 1."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -202,6 +203,10 @@ def test_calibrate_input_errors_exit_2(trained: Path, tiny_corpus: Path, six_wri
                 "--data lacks the corpora ['six']")
     input_error(invoke("calibrate", str(trained), "--data", str(six_writers), "--tag", "c", *o, "--pair",
                        str(trained)), "not a pair network")
+    other = tmp_path / "elsewhere" / "six"  # a corpus of that name without the validation writers
+    shutil.copytree(six_writers / sorted(p.name for p in six_writers.iterdir())[0], other / "zzz")
+    input_error(invoke("calibrate", str(trained), "--data", str(other), "--tag", "c", *o),
+                "lacks the validation writers")
     pair = tmp_path / "pair.pt.json"
     pair.write_text(json.dumps({**json.loads(trained.read_text()), "architecture": "pairnet-2ch",
                                 "training": {"splits": {}}}))
@@ -248,3 +253,19 @@ def test_train_pair_takes_the_share_of_document_view_queries(six_writers: Path, 
                  *SMALL, "--view-prob", "0.9")
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "p" / "pair.pt.json").read_text())["training"]["config"]["view_prob"] == 0.9
+
+
+def test_eval_warns_of_writers_the_model_trained_or_calibrated_on(trained: Path, six_writers: Path,
+                                                                  caplog: pytest.LogCaptureFixture):
+    splits = json.loads(trained.read_text())["training"]["splits"]["six"]
+    with caplog.at_level("WARNING", logger="sigpipe.verifier.cli"):
+        res = invoke("eval", "--data", str(six_writers), "--weights", str(trained), "--references", "1", "--json")
+    assert res.exit_code == 0, res.output
+    (msg,) = [r.getMessage() for r in caplog.records if "flatter" in r.getMessage()]
+    assert msg.startswith("6 of the 6 writers evaluated trained tiny.test") and "held-out writers here: none" in msg
+    assert f"({len(splits['train'])}) or calibrated it ({len(splits['val'])})" in msg
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sigpipe.verifier.cli"):
+        res = invoke("eval", "--data", str(six_writers), "--weights", str(trained), "--references", "1",
+                     "--writers", ",".join(splits["val"][:2]), "--json")
+    assert res.exit_code == 0 and "calibrated it (2)" in caplog.text
