@@ -31,8 +31,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sigpipe.detector.calibrate import NMS_IOU, best_row, sweep  # noqa: E402
 from sigpipe.detector.detector import SignatureDetector  # noqa: E402
-from sigpipe.detector.evaluate import evaluate, match_boxes, yolo_split_pages  # noqa: E402
+from sigpipe.detector.evaluate import evaluate, yolo_split_pages  # noqa: E402
 from sigpipe.detector.export import export  # noqa: E402
 from sigpipe.weights import WEIGHTS_DIR, manifest_text, write_manifest  # noqa: E402
 
@@ -41,26 +42,6 @@ DOCS = ROOT.parent / "shared" / "datasets" / "detection" / "docs"
 
 def split_pages(split: str) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(cv2.imread(str(img), cv2.IMREAD_COLOR), boxes) for img, boxes in yolo_split_pages(DOCS, split)]
-
-
-def sweep(det: SignatureDetector, pages: list[tuple[np.ndarray, np.ndarray]]) -> list[dict[str, float]]:
-    preds = det.detect_batch([p for p, _ in pages])
-    rows = []
-    for conf in np.round(np.arange(0.05, 0.91, 0.025), 3):
-        tp = fp = fn = 0
-        for dets, (_, truth) in zip(preds, pages, strict=True):
-            kept = np.array([d.bbox for d in dets if d.confidence >= conf]).reshape(-1, 4)
-            t, f, n = match_boxes(kept, truth)
-            tp, fp, fn = tp + t, fp + f, fn + n
-        p = tp / (tp + fp) if tp + fp else 1.0
-        r = tp / (tp + fn) if tp + fn else 1.0
-        rows.append({"conf": float(conf), "precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
-                     "false_boxes_per_page": fp / len(pages)})
-    return rows
-
-
-def best_row(rows: list[dict[str, float]]) -> dict[str, float]:
-    return max(rows, key=lambda r: (r["f1"], r["conf"]))
 
 
 def calibrate_tta(manifest: Path) -> dict[str, object]:
@@ -105,7 +86,7 @@ def main() -> None:
     shutil.copyfile(args.weights, dst)
     with tempfile.TemporaryDirectory() as tmp:
         probe = SignatureDetector(export(args.weights, "openvino", imgsz=args.imgsz, out_dir=tmp), imgsz=args.imgsz,
-                                  conf=0.05, iou=0.5, downscale=args.downscale)
+                                  conf=0.05, iou=NMS_IOU, downscale=args.downscale)
         val_rows = sweep(probe, split_pages("val"))
         test_rows = sweep(probe, split_pages("test"))
     best = best_row(val_rows)
@@ -124,7 +105,7 @@ def main() -> None:
         "imgsz": args.imgsz,
         "downscale": args.downscale,
         "conf": best["conf"],
-        "iou": 0.5,  # signatures rarely overlap: merge duplicate boxes of one signature (IoU ~0.7 seen)
+        "iou": NMS_IOU,
         "max_det": 300,  # Ultralytics' default: a strip of 60 cheques is one page
         "calibration": {"method": "confidence maximising F1 (IoU >= 0.5) on the real validation split", **best},
         "training": {

@@ -227,6 +227,33 @@ def eval_cmd(
 
 
 @detector.command()
+@click.argument("weights", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Dataset yaml whose val pages (YOLO labels) calibrate the confidence: not the training pages.")
+@click.option("--tag", required=True, help="The model's tag: reports name it NAME.TAG <sha256 prefix>.")
+@click.option("--name", default="yolov8-signature", show_default=True, help="The model's name.")
+@click.option("--imgsz", type=int, default=None, callback=_imgsz,
+              help="Input size it runs at, a multiple of 32 (default: the size it was trained at).")
+@click.option("--downscale", type=click.Choice(["bilinear", "area"]), default="bilinear", show_default=True,
+              help="How pages are shrunk to imgsz, as it was trained (detector train --downscale).")
+@click.option("--notes", default="", help="Free text recorded in the manifest: how it was trained.")
+def calibrate(weights: Path, data: Path, tag: str, name: str, imgsz: int | None, downscale: str,
+              notes: str) -> None:
+    """Make a trained detector (best.pt of `detector train`) usable: calibrate its confidence threshold on DATA's
+    validation pages and write its manifest beside it (WEIGHTS.json), which `sigpipe run --detector-weights`,
+    `sigpipe verify --detector-weights` and `detector export --weights` take. Prints the manifest's path."""
+    from sigpipe.detector.calibrate import calibrate_detector
+
+    _check_dataset_yaml(data)
+    _check_checkpoint(weights, "WEIGHTS")
+    try:
+        path = calibrate_detector(weights, data, tag, name=name, imgsz=imgsz, downscale=downscale, notes=notes)
+    except SigpipeError as e:
+        raise fail(e) from e
+    click.echo(str(path))
+
+
+@detector.command()
 @_weights_option
 @click.option("--format", "fmt", type=click.Choice(["onnx", "openvino"]), default="onnx", show_default=True)
 @click.option("--imgsz", type=int, default=None, callback=_imgsz,

@@ -93,9 +93,9 @@ def split_dirs(data: Path) -> tuple[dict, dict[str, list[Path]]]:
             if split in ("train", "val") and not images:
                 raise InputError(f"{data}: {split} folder {folder} holds no images")
             dirs.setdefault(split, []).append(folder.resolve())
-            if images and not any(_label_path(p).is_file() for p in images if "images" in p.parts):
+            if images and not any(label_path(p).is_file() for p in images if "images" in p.parts):
                 # Ultralytics would take every page for a blank one: eval 0.0 everywhere, training on nothing
-                where = (f"e.g. {_label_path(images[0])} for {images[0]}" if "images" in images[0].parts else
+                where = (f"e.g. {label_path(images[0])} for {images[0]}" if "images" in images[0].parts else
                          "beside an 'images' folder of the same layout: the path must hold a folder named 'images'")
                 raise InputError(f"{data}: no label file for any image of the {split} folder {folder} (YOLO labels "
                                  f"go in a 'labels' folder mirroring 'images', {where})")
@@ -118,7 +118,7 @@ def resolved_dataset(data: Path, folder: Path) -> Path:
     return out
 
 
-def _label_path(image: Path) -> Path:
+def label_path(image: Path) -> Path:
     """Ultralytics' rule: the last ``images`` folder in the path becomes ``labels``, the suffix ``.txt``."""
     parts = list(image.parts)
     i = len(parts) - 1 - parts[::-1].index("images")
@@ -157,7 +157,7 @@ def downscaled_dataset(
                 page = shrink_long_side(page, imgsz, downscale)
                 stem = f"{k}_{image.relative_to(folder).with_suffix('').as_posix().replace('/', '_')}"
                 cv2.imwrite(str(out / split / "images" / f"{stem}.png"), page)
-                label = _label_path(image)
+                label = label_path(image)
                 text = label.read_text() if label.is_file() else ""
                 (out / split / "labels" / f"{stem}.txt").write_text(text)
         new[split] = f"{split}/images"

@@ -81,6 +81,11 @@ def _say(message: str, err: bool = False) -> None:
               metavar="P", help="A document whose signatures are all judged genuine is 'genuine' only when each has a "
                                 "score of at least P, else 'needs_review': close calls go to a person (README, "
                                 "Close calls). Default: no such bar.")
+@click.option("--other-signers", is_flag=True,
+              help="Documents may bear other people's signatures besides the claimed people's (contracts: a "
+                   "counterparty, a witness): once every claimed person has a genuine signature on a document, its "
+                   "signatures that match none of them are 'other_signer' instead of 'forged'. Default: every "
+                   "signature must be a claimed person's (cheques).")
 @pdf_backend_option
 @detector_option
 @click.option("--detector-tta", is_flag=True,
@@ -103,9 +108,9 @@ def _say(message: str, err: bool = False) -> None:
 @click.option("--force", is_flag=True, help="Reprocess every document, even those with an up-to-date report.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress lines on stderr.")
 def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, dpi: int, page_spec: str | None,
-        accept_score: float | None, pdf_backend: str, detector_weights: Path | None, detector_tta: bool,
-        orient: bool, precision: str, verifier_weights: Path | None, threads: int | None, timeout: float | None,
-        force: bool, progress: bool) -> None:
+        accept_score: float | None, other_signers: bool, pdf_backend: str, detector_weights: Path | None,
+        detector_tta: bool, orient: bool, precision: str, verifier_weights: Path | None, threads: int | None,
+        timeout: float | None, force: bool, progress: bool) -> None:
     """Find and verify the signatures in every document under SCANS.
 
     Writes OUT/<path relative to SCANS>.json per document, OUT/summary.json and OUT/summary.csv. A re-run skips
@@ -119,7 +124,7 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, d
             scans=scans, refs=refs, out=out, claims=claims, workers=workers, dpi=dpi, pdf_backend=pdf_backend,
             detector_weights=detector_weights, detector_tta=detector_tta, orient=orient, precision=precision,
             verifier_weights=verifier_weights, threads=threads, timeout=timeout, force=force, progress=progress,
-            pages=page_spec, accept_score=accept_score,
+            pages=page_spec, accept_score=accept_score, other_signers=other_signers,
         )
         main = threading.current_thread() is threading.main_thread()  # only there can a handler be set
         previous = signal.signal(signal.SIGTERM, _terminate) if main else None

@@ -73,6 +73,8 @@ class FlowConfig:
         decimals: rounding of distances, thresholds and scores in reports.
         accept_score: a document whose signatures are all judged genuine is ``genuine`` only when each has at least
             this score, else ``needs_review`` (a close call goes to a person); None: no such bar.
+        other_signers: documents may bear other people's signatures besides the claimed people's (contracts:
+            :func:`~sigpipe.pipeline.report.mark_other_signers`).
     """
 
     crop_margin: float = 0.08
@@ -80,6 +82,7 @@ class FlowConfig:
     embed_batch: int = 64
     decimals: int = 6
     accept_score: float | None = None
+    other_signers: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.crop_margin <= 1.0:
@@ -258,7 +261,7 @@ class SignaturePredictor:
         """The options the report depends on, as written into reports and compared by re-runs."""
         return RunSettings(ingest.dpi, ingest.pdf_backend, self.config.crop_margin,
                            ingest.pages.spec if ingest.pages is not None else None, self.config.accept_score,
-                           READER_REVISION)
+                           READER_REVISION, self.config.other_signers)
 
     # -- the stages ---------------------------------------------------------------------------------------------
     def find_signatures(self, pages: Iterable[Page], name: str = "") -> tuple[list[FoundSignature], np.ndarray, int]:

@@ -7,6 +7,7 @@ exactly that layout and ``from_dict`` reads it back, so ``DocumentReport.from_di
 from __future__ import annotations
 
 import csv
+import dataclasses
 import errno
 import io
 import json
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = "1"
 # no_ink: found on the page, but its crop holds no ink the verifier can see (strokes fainter than a printed line
 # beside them vanish in the preprocessing): not judged
-SIGNATURE_VERDICTS = ("genuine", "forged", "unknown_signer", "no_reference", "no_ink")
+SIGNATURE_VERDICTS = ("genuine", "forged", "unknown_signer", "no_reference", "no_ink", "other_signer")
 DOCUMENT_VERDICTS = ("genuine", "forged", "unsigned", "needs_review", "error")
 REPORT_SUFFIX = ".json"
 TMP_SUFFIX = ".sigpipe-tmp"
@@ -162,7 +163,8 @@ class ReferenceSet:
 # re-runs redo the reports of an earlier revision (RunSettings.reader). 1: up to session 23; 2: PDF form fields
 # (visible digital signatures) drawn, poppler renders the CropBox, a PNG's transparent colour is paper, 16-bit
 # MinIsWhite TIFFs not inverted, a page's signatures in reading order. 3: signatures side by side on one line
-# left to right (by the top edge alone, half a pixel of the detector's jitter could reorder them).
+# left to right (by the top edge alone, half a pixel of the detector's jitter could reorder them); images whose
+# pixels are not square (a fax at 204 x 98 dpi) resampled to square pixels.
 READER_REVISION = 3
 
 
@@ -180,8 +182,12 @@ class RunSettings:
         reader: how sigpipe read the document and listed its signatures (:data:`READER_REVISION` of the release
             that wrote the report; 1 in reports of releases without it): a release that reads documents otherwise
             redoes older reports.
+        other_signers: documents may bear signatures of people other than the claimed ones (``--other-signers``:
+            a contract's counterparty or witness): once every claimed person has a genuine signature on a
+            document, its signatures that match none of them are ``other_signer`` instead of ``forged``.
 
-    ``pages`` and ``accept_score`` are absent from the JSON when None, as in reports of releases without them.
+    ``pages`` and ``accept_score`` are absent from the JSON when None, and ``other_signers`` when False, as in
+    reports of releases without them.
     """
 
     dpi: int
@@ -190,6 +196,7 @@ class RunSettings:
     pages: str | None = None
     accept_score: float | None = None
     reader: int = 1
+    other_signers: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"dpi": self.dpi, "pdf_backend": self.pdf_backend, "crop_margin": self.crop_margin,
@@ -198,6 +205,8 @@ class RunSettings:
             d["pages"] = self.pages
         if self.accept_score is not None:
             d["accept_score"] = self.accept_score
+        if self.other_signers:
+            d["other_signers"] = True
         return d
 
     @classmethod
@@ -205,22 +214,42 @@ class RunSettings:
         pages, accept = d.get("pages"), d.get("accept_score")
         return cls(dpi=int(d["dpi"]), pdf_backend=str(d["pdf_backend"]), crop_margin=float(d["crop_margin"]),
                    pages=None if pages is None else str(pages),
-                   accept_score=None if accept is None else float(accept), reader=int(d.get("reader", 1)))
+                   accept_score=None if accept is None else float(accept), reader=int(d.get("reader", 1)),
+                   other_signers=d.get("other_signers") is True)
+
+
+def mark_other_signers(signatures: Sequence[SignatureResult], claimed: Claim | None) -> tuple[SignatureResult, ...]:
+    """With ``--other-signers``: when every claimed person has a genuine signature among ``signatures``, those
+    judged ``forged`` (matching none of the claimed people) become ``other_signer``; otherwise nothing changes (a
+    claimed person's signature missing or failing is what a forgery looks like)."""
+    people = set(claimants(claimed))
+    if not people or not people <= {s.identity for s in signatures if s.verdict == "genuine"}:
+        return tuple(signatures)
+    return tuple(dataclasses.replace(s, verdict="other_signer") if s.verdict == "forged" else s for s in signatures)
 
 
 def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False,
-                     claimed: Claim | None = None, accept_score: float | None = None) -> str:
+                     claimed: Claim | None = None, accept_score: float | None = None,
+                     other_signers: bool = False) -> str:
     """The document verdict from its signatures and the claim.
 
     failed -> ``error``; no signature -> ``unsigned``; any forged -> ``forged``; any ``unknown_signer``,
     ``no_reference`` or ``no_ink`` -> ``needs_review``; all genuine but a claimed person without a genuine signature
     of theirs (with several claimed, one missing) -> ``needs_review``; with ``accept_score``, a signature judged
     genuine with a lower ``score`` (a close call) -> ``needs_review``; otherwise (all genuine) -> ``genuine``.
+    ``other_signer`` signatures (``other_signers``) do not count; where :func:`mark_other_signers` would not have
+    given them (an edited report) the document is ``forged``.
     """
     if failed:
         return "error"
     if not signatures:
         return "unsigned"
+    if any(s.verdict == "other_signer" for s in signatures):
+        if not other_signers or mark_other_signers(
+                [dataclasses.replace(s, verdict="forged") if s.verdict == "other_signer" else s for s in signatures],
+                claimed) != tuple(signatures):
+            return "forged"
+        signatures = [s for s in signatures if s.verdict != "other_signer"]
     verdicts = {s.verdict for s in signatures}
     if "forged" in verdicts:
         return "forged"
@@ -274,7 +303,11 @@ class DocumentReport:
         """A processed document; its verdict is derived with :func:`document_verdict` (with the settings'
         ``accept_score``)."""
         sigs = tuple(signatures)
-        verdict = document_verdict(sigs, claimed=claimed, accept_score=settings.accept_score if settings else None)
+        others = settings is not None and settings.other_signers
+        if others:
+            sigs = mark_other_signers(sigs, claimed)
+        verdict = document_verdict(sigs, claimed=claimed, accept_score=settings.accept_score if settings else None,
+                                   other_signers=others)
         return cls(document, claimed, "ok", None, sigs, verdict, dict(models), references, settings)
 
     @classmethod

@@ -59,7 +59,7 @@ _CAPTION_LINE = 26
 SPECIMENS_KEPT = 64  # reference specimens kept read between sheets (a night's batch names thousands of people)
 _DEFAULT_MARGIN = 0.08  # the crop margin of reports written before reports recorded their settings
 # the order sheets are listed in: the verdicts a reviewer must act on first
-_VERDICT_ORDER = {"forged": 0, "unknown_signer": 1, "no_ink": 2, "no_reference": 2, "genuine": 3}
+_VERDICT_ORDER = {"forged": 0, "unknown_signer": 1, "no_ink": 2, "no_reference": 2, "other_signer": 3, "genuine": 3}
 _COLOURS = {"genuine": (40, 140, 40), "forged": (30, 30, 210)}  # BGR; the other verdicts orange
 _OTHER_COLOUR = (0, 140, 235)
 

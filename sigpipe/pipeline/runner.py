@@ -116,6 +116,8 @@ class RunConfig:
             syntax, e.g. ``"1"`` or ``"-1"``); None reads them all.
         accept_score: the score each signature judged genuine needs for its document to be ``genuine``; below it
             the document is ``needs_review`` (``--accept-score``; None: no such bar).
+        other_signers: documents may bear other people's signatures (``--other-signers``; contracts): once every
+            claimed person has a genuine signature on a document, the others are ``other_signer``, not ``forged``.
     """
 
     scans: Path
@@ -139,6 +141,7 @@ class RunConfig:
     timeout: float | None = None
     pages: str | None = None
     accept_score: float | None = None
+    other_signers: bool = False
 
     def __post_init__(self) -> None:
         for name in ("scans", "refs", "out", "claims", "detector_weights", "verifier_weights", "cache"):
@@ -163,7 +166,8 @@ class RunConfig:
 
     @property
     def flow(self) -> FlowConfig:
-        return FlowConfig(crop_margin=self.crop_margin, accept_score=self.accept_score)
+        return FlowConfig(crop_margin=self.crop_margin, accept_score=self.accept_score,
+                          other_signers=self.other_signers)
 
 
 class ModelProvider(Protocol):
@@ -233,7 +237,7 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
                    orient: bool = True, precision: str = "f32", threads: int | None = None,
                    ingest: IngestConfig = IngestConfig(), crop_margin: float = 0.08,
                    accept_score: float | None = None, cache: str | Path | None = None,
-                   people: Collection[str] | None = None) -> SignaturePredictor:
+                   people: Collection[str] | None = None, other_signers: bool = False) -> SignaturePredictor:
     """The library's way into the pipeline: the bundled models (or the manifests given) with ``refs`` enrolled, as
     ``sigpipe run`` builds them, ready to judge one document at a time::
 
@@ -255,6 +259,7 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
         people: enrol only these people of ``refs`` (None: everybody; a str is one name). Documents claimed by
             others get ``no_reference``, and a document without a claim is matched among these people only; a name
             without usable references is warned about.
+        other_signers: documents may bear other people's signatures (``--other-signers``).
 
     Raises:
         ModelError: a model is missing or fails its hash check. InputError: ``refs`` is not a references folder.
@@ -262,7 +267,8 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
     """
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1, not {threads}")
-    flow = FlowConfig(crop_margin=crop_margin, accept_score=accept_score)  # checks its values before models load
+    flow = FlowConfig(crop_margin=crop_margin, accept_score=accept_score,  # checks its values before models load
+                      other_signers=other_signers)
     detector, verifier = ManifestModels(detector_weights, verifier_weights, precision=precision,
                                         orient=orient)(threads or available_cores())
     gallery = Gallery.enroll(refs, verifier, loader=specimen_loader(detector, replace(ingest, pages=None),
@@ -539,10 +545,12 @@ def _agrees_with_itself(r: DocumentReport) -> bool:
             continue
         margin = s.distance - s.threshold  # a distance and threshold rounded to the same value may sit either side
         if margin > SELF_CHECK_TOLERANCE and s.verdict == "genuine" or margin < -SELF_CHECK_TOLERANCE and \
-                s.verdict in ("forged", "unknown_signer"):
+                s.verdict in ("forged", "unknown_signer", "other_signer"):
             return False
     accept = r.settings.accept_score if r.settings is not None else None
-    return r.verdict == document_verdict(r.signatures, claimed=r.claimed_identity, accept_score=accept)
+    others = r.settings is not None and r.settings.other_signers
+    return r.verdict == document_verdict(r.signatures, claimed=r.claimed_identity, accept_score=accept,
+                                         other_signers=others)
 
 
 def _check_writable(out: Path) -> None:

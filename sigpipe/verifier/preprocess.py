@@ -117,11 +117,12 @@ def ink_mask(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
 
 
 TILT_STEP_DEG = 0.1  # the tilts tried: over a 600-px crop a line off by half a step climbs 0.5 px
+RULED_FRAC = 0.97  # of a line's columns clear of strokes, those whose two edges lie on its two straight rows
 
 
 def _tilted_lines(mask: np.ndarray, length: int, max_deg: float) -> np.ndarray:
-    """Straight ink runs at least ``length`` long at the one tilt within ``max_deg`` of the horizontal (not 0)
-    along which the most ink lines up, if that is a line: ``(H, W)`` uint8 1 on them.
+    """Printed lines (:func:`_ruled`) at least ``length`` long at the one tilt within ``max_deg`` of the horizontal
+    (not 0) along which the most ink lines up, if there is one: ``(H, W)`` uint8 1 on them.
 
     The tilt is the Hough transform's strongest line of at least ``length`` votes; the mask is then sheared column
     by column so that the line lies flat, opened with a horizontal run of ``length`` as the untilted test does (only
@@ -144,9 +145,35 @@ def _tilted_lines(mask: np.ndarray, length: int, max_deg: float) -> np.ndarray:
     flat = np.zeros((int(rows.max()) - low + 1, w), np.uint8)
     flat[rows - low, xs] = 1
     runs: np.ndarray = cv2.morphologyEx(flat, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
-    ry, rx = np.nonzero(runs & flat)  # OpenCV's opening may grow along the border: only ink is a line's
+    runs &= flat  # OpenCV's opening may grow along the border: only ink is a line's
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+    keep = np.zeros(n, bool)
+    for i in range(1, n):
+        keep[i] = _ruled(flat, labels == i, stats[i])
+    ry, rx = np.nonzero(keep[labels])
     out[ry + low + shift[rx], rx] = 1
     return out
+
+
+def _ruled(flat: np.ndarray, run: np.ndarray, stat: np.ndarray) -> bool:
+    """Whether a long straight run of ink (``run``, in the sheared ``flat`` mask) is a printed line rather than a
+    pen's flourish (an underline that is part of the signature): a ruled line keeps its edges on two straight rows
+    along its length, within a pixel, where strokes do not cross it; a pen stroke's edges wander with its curve and
+    pressure (a CEDAR writer's long underline was taken for a line without this test)."""
+    x0, width = int(stat[cv2.CC_STAT_LEFT]), int(stat[cv2.CC_STAT_WIDTH])
+    row = int(np.median(np.nonzero(run)[0]))
+    cols = flat[:, x0 : x0 + width].astype(bool)
+    # each column's ink run through the line's row: its top and bottom edge
+    above = np.cumsum(~cols[row::-1], axis=0) == 0  # ink from the row up, unbroken
+    below = np.cumsum(~cols[row:], axis=0) == 0
+    top = row - (above.sum(axis=0) - 1)
+    bottom = row + below.sum(axis=0) - 1
+    thick = bottom - top + 1
+    clear = thick <= np.median(thick) + 1  # columns no stroke crosses
+    if clear.sum() < 0.5 * width:
+        return False
+    on = lambda edge: np.abs(edge[clear] - np.median(edge[clear])) <= 1  # noqa: E731
+    return bool((on(top) & on(bottom)).mean() >= RULED_FRAC)
 
 
 def preprocess(img: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> np.ndarray:

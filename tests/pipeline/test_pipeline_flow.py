@@ -258,3 +258,50 @@ def test_a_page_selection_that_finds_no_signature_says_so(verifier: Verifier, tm
     assert (last.verdict, every.verdict) == ("unsigned", "genuine")
     (msg,) = [r.getMessage() for r in caplog.records]
     assert msg.startswith("contract.pdf: unsigned on the page(s) read, 2 (--pages -1)")
+
+
+def test_other_signers_lets_a_contract_bear_a_counterparty_s_signature(verifier: Verifier, tmp_path: Path):
+    """A contract claimed for alice, signed by alice and by a counterparty nobody enrolled: by default the
+    counterparty's signature, judged against alice, makes it forged; with other_signers it is other_signer once
+    alice's own is genuine, and a contract on which alice's signature fails stays forged."""
+    from sigpipe.pipeline.report import DocumentInfo, DocumentReport, RunSettings, SignatureResult
+
+    def sig(x: float, distance: float) -> SignatureResult:
+        return SignatureResult(page=1, bbox=(x, 300, x + 200, 380), page_size=(800, 600), dpi=200,
+                               detection_confidence=0.9, identity="alice", distance=distance, threshold=0.5,
+                               score=0.9 if distance < 0.5 else 0.1, verdict="genuine" if distance < 0.5 else "forged")
+
+    doc = DocumentInfo("contract.pdf", "0" * 64, 1)
+    plain, others = RunSettings(200, "pypdfium2", 0.08), RunSettings(200, "pypdfium2", 0.08, other_signers=True)
+    r = DocumentReport.success(doc, "alice", [sig(50, 0.2), sig(420, 1.4)], {}, None, plain)
+    assert [s.verdict for s in r.signatures] == ["genuine", "forged"] and r.verdict == "forged"
+    r = DocumentReport.success(doc, "alice", [sig(50, 0.2), sig(420, 1.4)], {}, None, others)
+    assert [s.verdict for s in r.signatures] == ["genuine", "other_signer"] and r.verdict == "genuine"
+    assert r.signatures[1].distance == 1.4  # its figures against alice kept for the record
+    r = DocumentReport.success(doc, "alice", [sig(50, 0.9), sig(420, 1.4)], {}, None, others)
+    assert [s.verdict for s in r.signatures] == ["forged", "forged"] and r.verdict == "forged"  # alice's fails
+    # the flow records the setting, and such a report is one the schema accepts
+    page = save_image(tmp_path / "one.png", page_with([(scribble(SIG_A), 50, 300)]))
+    got = predictor(verifier, {"alice": verifier.embed([scribble(SIG_A)])}, other_signers=True)(  # type: ignore[arg-type]
+        page, claimed="alice")
+    assert got.settings is not None and got.settings.other_signers and got.to_dict()["settings"]["other_signers"]
+    assert "other_signers" not in predictor(verifier, {})(page).to_dict()["settings"]
+    edited = dataclasses.replace(got, signatures=(*got.signatures, dataclasses.replace(
+        got.signatures[0], bbox=(420, 300, 620, 380), distance=1.4, score=0.1, verdict="other_signer")))
+    jsonschema.validate(edited.to_dict(), load_schema())
+
+
+def test_an_other_signer_verdict_is_only_believed_where_the_rule_gives_it():
+    """A report edited to call a forgery other_signer: its document is forged again when the verdict is derived."""
+    from sigpipe.pipeline.report import SignatureResult, document_verdict
+
+    def sig(identity: str, verdict: str) -> SignatureResult:
+        return SignatureResult(page=1, bbox=(0, 0, 10, 10), page_size=(100, 100), dpi=200, detection_confidence=0.9,
+                               identity=identity, distance=0.9, threshold=0.5, score=0.1, verdict=verdict)
+
+    genuine = dataclasses.replace(sig("alice", "genuine"), distance=0.2, score=0.9)
+    assert document_verdict([genuine, sig("alice", "other_signer")], claimed="alice", other_signers=True) == "genuine"
+    assert document_verdict([genuine, sig("alice", "other_signer")], claimed="alice") == "forged"  # not this run's
+    assert document_verdict([sig("alice", "other_signer")], claimed="alice", other_signers=True) == "forged"
+    assert document_verdict([genuine, sig("alice", "other_signer")], claimed=("alice", "bob"),
+                            other_signers=True) == "forged"  # bob's genuine signature is missing
