@@ -85,3 +85,15 @@ def test_write_manifest_stamps_what_it_writes(tmp_path: Path):
     # a manifest written before the stamp (none recorded) is never taken for edited
     m.path.write_text(json.dumps({k: v for k, v in raw.items() if k != "settings_sha256"} | {"conf": 0.4}))
     assert not Manifest.load(m.path).edited
+
+
+def test_a_manifest_given_for_the_other_model_says_which_it_is():
+    """A data scientist's swapped flags (--weights <detector manifest>, --detector-weights <verifier manifest>)."""
+    from sigpipe.detector import SignatureDetector
+    from sigpipe.errors import ModelError
+    from sigpipe.verifier.verifier import Verifier
+
+    with pytest.raises(ModelError, match=r"detector.pt.json is a detector's manifest \(yolov8n-signature"):
+        Verifier.from_manifest(WEIGHTS_DIR / "detector.pt.json")
+    with pytest.raises(ModelError, match=r"verifier.pt.json is a verifier's manifest \(signet-triplet"):
+        SignatureDetector.from_manifest(WEIGHTS_DIR / "verifier.pt.json")

@@ -301,6 +301,8 @@ class SignatureDetector:
         else:
             m = Manifest.load(path)
             m.verify()
+        if "imgsz" not in m.data and "preprocess" in m.data:  # given where a detector's goes: say so
+            raise ModelError(f"{m.path} is a verifier's manifest ({m.ident}), not a detector's")
         backend = backend or m.get("default_backend") or "pt"
         if backend not in BACKENDS:
             raise ModelError(f"unknown detector backend {backend!r}; expected one of {list(BACKENDS)}")

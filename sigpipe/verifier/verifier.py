@@ -80,6 +80,8 @@ class Verifier:
     def __init__(self, manifest: Manifest, device: str = "cpu", threads: int | None = None,
                  backend: str | None = None, precision: str = "f32") -> None:
         path = manifest.verify()
+        if "preprocess" not in manifest.data and "imgsz" in manifest.data:  # given where a verifier's goes: say so
+            raise ModelError(f"{manifest.path} is a detector's manifest ({manifest.ident}), not a verifier's")
         try:
             self.preprocess_cfg = PreprocessConfig.from_dict(manifest["preprocess"])
             self.rule = DecisionRule.from_dict(manifest["decision"])
