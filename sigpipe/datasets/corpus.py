@@ -32,8 +32,13 @@ def is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def read_gray(path: str | Path) -> np.ndarray:
-    """Read an image file as grayscale.
+GRAY_CHANNELS = ("luma", "red")  # how a colour image becomes gray: luminance, or its red channel (red dropout)
+
+
+def read_gray(path: str | Path, channel: str = "luma") -> np.ndarray:
+    """Read an image file as grayscale: a colour image by its luminance, or with ``channel`` "red" by its red channel
+    (what cheque scanners call red dropout: red and pink print, stamps and highlighter fade into the paper while
+    blue and black pens stay dark), as :func:`sigpipe.verifier.preprocess.to_gray` reads colour crops.
 
     Returns:
         ``(H, W)`` uint8 array, 0 = black ink, 255 = white paper.
@@ -50,14 +55,21 @@ def read_gray(path: str | Path) -> np.ndarray:
     if pixels > MAX_IMAGE_PIXELS:  # a decompression bomb (a few KB of PNG declaring 699 x 400000) takes GBs decoded
         raise InputError(f"image {path} declares {pixels / 1e6:.0f} Mpx, over the {MAX_IMAGE_PIXELS / 1e6:.0f} Mpx "
                          "limit (a decompression bomb?)")
-    img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH) if buf.size else None
+    if channel not in GRAY_CHANNELS:
+        raise ValueError(f"channel must be one of {GRAY_CHANNELS}, got {channel!r}")
+    red = channel == "red"
+    flags = (cv2.IMREAD_ANYCOLOR if red else cv2.IMREAD_GRAYSCALE) | cv2.IMREAD_ANYDEPTH
+    img = cv2.imdecode(buf, flags) if buf.size else None
     if img is None or img.size == 0:
         raise InputError(f"cannot decode image: {path}")
+    if img.ndim == 3:  # colour (BGR, or BGRA without the alpha handled below): the red channel
+        img = np.ascontiguousarray(img[..., 2])
     if img.dtype != np.uint8:  # 16-bit or float scans: scaled as documents' pages are
         img = to_8bit(img, sixteen=img.dtype == np.uint16)
     if alpha:  # OpenCV drops the alpha channel: ink drawn only in it (an exported e-signature) vanishes
         with Image.open(io.BytesIO(buf.tobytes())) as im:
-            img = np.asarray(on_white(ImageOps.exif_transpose(im)).convert("L"))
+            flat = on_white(ImageOps.exif_transpose(im))
+            img = np.asarray(flat.convert("RGB"))[..., 0].copy() if red else np.asarray(flat.convert("L"))
     return img
 
 

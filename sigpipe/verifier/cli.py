@@ -420,6 +420,7 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     pages = _PageCropper(detector_weights, orient)
     try:
         v = Verifier.from_manifest(weights)
+        pages.channel = v.preprocess_cfg.colour
         found = pages.questioned(questioned, which)
         ref_images: list[np.ndarray] = []
         files = [questioned]  # the file each image came from: a PDF or page reference may give several
@@ -509,9 +510,10 @@ class _PageCropper:
     image that looks like a whole page (:func:`~sigpipe.verifier.gallery.looks_like_page`), goes through the
     detector (loaded on first need) and is cropped as ``sigpipe run`` crops (its page rendering and box margin)."""
 
-    def __init__(self, manifest: Path | None, orient: bool = True) -> None:
+    def __init__(self, manifest: Path | None, orient: bool = True, channel: str = "luma") -> None:
         self.manifest = manifest
         self.orient = orient
+        self.channel = channel  # how a colour signature image becomes gray: the verifier's preprocess.colour
         self.detector: Detector | None = None
 
     def _detector(self) -> Detector:
@@ -526,16 +528,17 @@ class _PageCropper:
             self.detector = detector
         return self.detector
 
-    @staticmethod
-    def _signature(path: Path) -> np.ndarray | None:
+    def _signature(self, path: Path) -> np.ndarray | None:
         """The image itself when ``path`` is a signature image; None for a PDF or a page."""
         from sigpipe.pipeline.ingest import reads_as_pdf
         from sigpipe.verifier.gallery import looks_like_page
 
         if reads_as_pdf(path):  # by its content, as `sigpipe run` reads documents
             return None
-        img = _read_signature(path)
-        return None if looks_like_page(img) else img
+        img = _read_signature(path)  # whether it is a page: by its luminance, as enrolment decides it
+        if looks_like_page(img):
+            return None
+        return img if self.channel == "luma" else _read_signature(path, self.channel)
 
     def questioned(self, path: Path, which: int | None = None) -> _Questioned:
         """The questioned signature of ``path``: the image itself, or the one signature the detector finds in a PDF or
@@ -593,8 +596,8 @@ def _naming(path: Path) -> Iterator[None]:
         raise type(e)(f"{path}: {' '.join(str(e).split())}") from e
 
 
-def _read_signature(path: Path) -> np.ndarray:
-    """:func:`read_gray`, refusing an image over `sigpipe run`'s pixel limit before it is decoded.
+def _read_signature(path: Path, channel: str = "luma") -> np.ndarray:
+    """:func:`read_gray` (by ``channel``), refusing an image over `sigpipe run`'s pixel limit before it is decoded.
 
     Raises:
         InputError: the file cannot be decoded (:func:`read_gray`), or is over
@@ -617,7 +620,7 @@ def _read_signature(path: Path) -> np.ndarray:
         size = None  # Image.open raises ModuleNotFoundError for pi_heif then): read_gray decodes it or says it cannot
     if size is not None:
         count_pixels_guard(*size, IngestConfig(), str(path))
-    return read_gray(path)
+    return read_gray(path, channel)
 
 
 @verifier.command()

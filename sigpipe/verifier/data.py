@@ -86,7 +86,7 @@ def load_arrays(corpus: Corpus, cfg: PreprocessConfig, writers: list[str] | None
     log.info("preprocessing %d signatures of %s (cached to %s)", len(files), corpus.name, cache)
     imgs = np.zeros((len(files), cfg.height, cfg.width), np.uint8)
     for i, (_, _, p) in enumerate(files):
-        imgs[i] = np.round(preprocess(read_gray(p), cfg) * 255).astype(np.uint8)
+        imgs[i] = np.round(preprocess(read_gray(p, cfg.colour), cfg) * 255).astype(np.uint8)
     arr = SignatureArrays(
         imgs,
         np.array([f"{corpus.name}/{w}" for w, _, _ in files]),

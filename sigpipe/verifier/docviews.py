@@ -120,7 +120,7 @@ def document_views(corpus: Corpus, cfg: PreprocessConfig, writers: list[str], vi
     if missing.size:
         log.warning("%d of %d views could not be rendered; using the clean image there", len(missing), done.size)
         for v, i in missing:
-            out[v, i] = np.round(preprocess(read_gray(files[i][2]), cfg) * 255).astype(np.uint8)
+            out[v, i] = np.round(preprocess(read_gray(files[i][2], cfg.colour), cfg) * 255).astype(np.uint8)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, views=out)

@@ -258,7 +258,8 @@ class Gallery:
                         hashes.append(digest)
                         named.append(readable(f.relative_to(root).as_posix()))
                         continue
-                    pending.append((person, len(slots), f, cached, specimen_crops(f, loader)))
+                    pending.append((person, len(slots), f, cached,
+                                    specimen_crops(f, loader, verifier.preprocess_cfg.colour)))
                     slots.append(None)
                     hashes.append(digest)
                     named.append(readable(f.relative_to(root).as_posix()))
@@ -553,15 +554,16 @@ def _specimen_files(person_dir: Path, problems: dict[Path, str] | None = None) -
     return sorted(files, key=lambda p: p.relative_to(person_dir).as_posix())
 
 
-def specimen_crops(f: Path, loader: SpecimenLoader | None) -> list[np.ndarray]:
-    """The signature crops of one specimen file: the image itself, or what ``loader`` finds in a PDF (by its content,
+def specimen_crops(f: Path, loader: SpecimenLoader | None, channel: str = "luma") -> list[np.ndarray]:
+    """The signature crops of one specimen file: the image itself (gray by ``channel``, the verifier's
+    ``preprocess.colour``, as its crops of colour pages are), or what ``loader`` finds in a PDF (by its content,
     whatever its name, as documents are read) or page."""
     from sigpipe.pipeline.ingest import reads_as_pdf  # lazily: the pipeline imports the verifier
 
     if not reads_as_pdf(f):
-        img = read_gray(f)
+        img = read_gray(f)  # whether it is a page: by its luminance, whatever the channel (red print counts)
         if loader is None or not looks_like_page(img):
-            return [img]
+            return [img if channel == "luma" else read_gray(f, channel)]
     if loader is None:
         raise InputError(f"{f}: a PDF or page specimen needs the detector to find the signature")
     crops = loader(f)

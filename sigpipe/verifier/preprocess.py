@@ -14,6 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from sigpipe.datasets.corpus import GRAY_CHANNELS
+
 
 @dataclass(frozen=True)
 class PreprocessConfig:
@@ -28,6 +30,9 @@ class PreprocessConfig:
         line_tilt: also remove such runs tilted from the horizontal by up to this many degrees (a signature line
             on a page scanned a little askew climbs a few pixels across the crop and escaped the horizontal
             test); 0 disables (earlier models, whose settings omit it).
+        colour: how a colour crop or specimen becomes gray: ``"luma"`` (luminance; earlier models, whose settings
+            omit it) or ``"red"`` (its red channel: red dropout, so a red stamp or red print over a signature
+            fades into the paper while blue and black pens stay dark).
         min_component: ink components smaller than this fraction of the crop's area are dropped as specks.
         ink_percentile: the ink intensity at this percentile maps to 1.0 (contrast normalisation).
     """
@@ -40,11 +45,18 @@ class PreprocessConfig:
     min_component: float = 2e-5
     ink_percentile: float = 90.0
     line_tilt: float = 0.0
+    colour: str = "luma"
+
+    def __post_init__(self) -> None:
+        if self.colour not in GRAY_CHANNELS:
+            raise ValueError(f"colour must be one of {GRAY_CHANNELS}, got {self.colour!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         if not self.line_tilt:  # as earlier models' settings read: caches keyed on them stay valid
             del d["line_tilt"]
+        if self.colour == "luma":
+            del d["colour"]
         return d
 
     @classmethod
@@ -56,10 +68,11 @@ class PreprocessConfig:
         return cls(**d)
 
 
-def to_gray(img: np.ndarray) -> np.ndarray:
-    """Any ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8 image (BGR order for colour) to ``(H, W)`` uint8; with an
-    alpha channel, the transparent parts are white paper (an e-signature's ink is often in the alpha channel alone),
-    as files with transparency are read.
+def to_gray(img: np.ndarray, colour: str = "luma") -> np.ndarray:
+    """Any ``(H, W)``, ``(H, W, 3)`` or ``(H, W, 4)`` uint8 image (BGR order for colour) to ``(H, W)`` uint8: by its
+    luminance, or with ``colour`` "red" by its red channel (:class:`PreprocessConfig`); with an alpha channel, the
+    transparent parts are white paper (an e-signature's ink is often in the alpha channel alone), as files with
+    transparency are read.
 
     Raises:
         ValueError: not uint8, no pixels, or another shape.
@@ -70,12 +83,14 @@ def to_gray(img: np.ndarray) -> np.ndarray:
         raise ValueError(f"expected an image with pixels, got shape {img.shape}")
     if img.ndim == 2:
         return img
+    red = colour == "red"
     if img.ndim == 3 and img.shape[2] == 4:
-        gray = cv2.cvtColor(np.ascontiguousarray(img[..., :3]), cv2.COLOR_BGR2GRAY).astype(np.float32)
+        bgr = np.ascontiguousarray(img[..., :3])
+        gray = (bgr[..., 2] if red else cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)).astype(np.float32)
         alpha = img[..., 3].astype(np.float32) / 255.0
         return np.round(gray * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
     if img.ndim == 3 and img.shape[2] == 3:
-        return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        return np.ascontiguousarray(img[..., 2]) if red else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
     raise ValueError(f"expected a 2-D grayscale or 3-D colour image, got shape {img.shape}")
 
 
@@ -190,7 +205,7 @@ def preprocess(img: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> n
     Raises:
         ValueError: not a uint8 image with pixels (:func:`to_gray`).
     """
-    gray = to_gray(np.asarray(img))
+    gray = to_gray(np.asarray(img), cfg.colour)
     out = np.zeros((cfg.height, cfg.width), np.float32)
     mask = ink_mask(gray, cfg)
     ys, xs = np.nonzero(mask)

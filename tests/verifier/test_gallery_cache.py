@@ -2,6 +2,7 @@
 costs a specimen or the run."""
 
 import errno
+import json
 import logging
 import unicodedata
 from pathlib import Path
@@ -208,3 +209,24 @@ def test_entries_another_account_cannot_read_are_embedded_again_with_one_warning
     g = Gallery.enroll(refs, v, cache=tmp_path / "cache")
     assert len(g.warnings) == 1 and "cannot be read (Permission denied)" in g.warnings[0] and not g.errors
     np.testing.assert_allclose(g.embeddings["bob"], first.embeddings["bob"], atol=1e-5)
+
+
+def test_a_red_dropout_verifier_reads_colour_specimens_by_their_red_channel(tiny_verifier: Path, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    from sigpipe.verifier.verifier import Verifier
+    from sigpipe.weights import manifest_text
+
+    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
+    data = json.loads(tiny_verifier.read_text())
+    data["preprocess"]["colour"] = "red"
+    tiny_verifier.write_text(manifest_text({k: v for k, v in data.items() if k != "settings_sha256"}))
+    v = Verifier.from_manifest(tiny_verifier)
+    specimen = np.full((120, 320, 3), 245, np.uint8)
+    cv2.polylines(specimen, [np.array([[20, 60], [120, 30], [200, 90], [300, 40]], np.int32)], False,
+                  (150, 40, 20), 3)
+    cv2.circle(specimen, (160, 60), 45, (40, 30, 200), 7)  # a red stamp
+    (tmp_path / "refs" / "alice").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "refs" / "alice" / "a.png"), specimen)
+    g = Gallery.enroll(tmp_path / "refs", v)
+    np.testing.assert_allclose(g.embeddings["alice"], v.embed([specimen[..., 2]]), atol=1e-6)
+    assert not np.allclose(g.embeddings["alice"], v.embed([cv2.cvtColor(specimen, cv2.COLOR_BGR2GRAY)]), atol=1e-4)

@@ -127,3 +127,26 @@ def test_rejects_non_uint8_colour_before_opencv(img: np.ndarray):
 def test_rejects_images_without_pixels(shape: tuple[int, ...]):
     with pytest.raises(ValueError, match="with pixels"):
         preprocess(np.zeros(shape, np.uint8))
+
+
+def test_red_dropout_fades_a_red_stamp_and_keeps_blue_and_black_pens(tmp_path):
+    """colour "red": a colour crop is read by its red channel, as cheque scanners drop red print; a specimen file is
+    read the same way (read_gray with the channel), so references and crops agree."""
+    from sigpipe.datasets.corpus import read_gray
+
+    sig = draw_signature(h=160, w=420, seed=5)
+    for pen in ((150, 40, 20), (20, 20, 20)):  # blue ballpoint, black (BGR)
+        colour = np.full((*sig.shape, 3), 245, np.uint8)
+        colour[sig < 128] = pen
+        stamped = colour.copy()
+        cv2.circle(stamped, (210, 80), 60, (40, 30, 200), 9)  # a red stamp's ring over the signature
+        red = PreprocessConfig(colour="red")
+        clean = preprocess(colour, red)
+        assert np.abs(preprocess(stamped, red) - clean).mean() < 0.01  # the stamp is gone
+        assert np.abs(preprocess(stamped, CFG) - preprocess(colour, CFG)).mean() > 0.03  # luminance keeps it
+        assert np.abs(clean - preprocess(sig, red)).mean() < 0.03  # the pen is what a gray scan shows
+        cv2.imwrite(str(tmp_path / "s.png"), stamped)
+        assert np.array_equal(read_gray(tmp_path / "s.png", "red"), stamped[..., 2])
+    assert "colour" not in CFG.to_dict() and PreprocessConfig.from_dict({**CFG.to_dict(), "colour": "red"}) == red
+    with pytest.raises(ValueError, match="colour must be one of"):
+        PreprocessConfig(colour="green")
