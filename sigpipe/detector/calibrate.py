@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from sigpipe.detector.detector import DEFAULT_IMGSZ, SignatureDetector
-from sigpipe.detector.evaluate import match_boxes
+from sigpipe.detector.evaluate import match_boxes, yolo_boxes
 from sigpipe.detector.export import export
 from sigpipe.detector.train import label_path, split_dirs
 from sigpipe.errors import InputError
@@ -44,12 +44,7 @@ def labelled_pages(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
         if page is None:
             raise InputError(f"cannot read page image {image}")
         h, w = page.shape[:2]
-        label = label_path(image) if "images" in image.parts else None
-        rows = [[float(v) for v in r.split()[1:5]] for r in
-                (label.read_text() if label is not None and label.is_file() else "").splitlines() if r.strip()]
-        boxes = np.array([[(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]
-                          for cx, cy, bw, bh in rows], dtype=np.float64).reshape(-1, 4)
-        out.append((page, boxes))
+        out.append((page, yolo_boxes(label_path(image) if "images" in image.parts else None, w, h)))
     return out
 
 

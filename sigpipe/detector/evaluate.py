@@ -337,13 +337,17 @@ def yolo_split_pages(root: str | Path, split: str) -> list[tuple[Path, np.ndarra
                 w, h = im.size
         except OSError as e:
             raise InputError(f"cannot read page image {img_path}: {e}") from e
-        lab = Path(root) / "labels" / split / (img_path.stem + ".txt")
-        rows = [[float(v) for v in r.split()[1:5]] for r in (lab.read_text() if lab.is_file() else "").splitlines()
-                if r.strip()]
-        boxes = np.array([[(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]
-                          for cx, cy, bw, bh in rows], dtype=np.float64).reshape(-1, 4)
-        out.append((img_path, boxes))
+        out.append((img_path, yolo_boxes(Path(root) / "labels" / split / (img_path.stem + ".txt"), w, h)))
     return out
+
+
+def yolo_boxes(label: Path | None, width: int, height: int) -> np.ndarray:
+    """The boxes of a YOLO label file (``class cx cy w h`` rows, normalised) as ``(M, 4)`` float64 x1, y1, x2, y2
+    in pixels of a ``width`` x ``height`` image; none for no file (a page without signatures)."""
+    text = label.read_text() if label is not None and label.is_file() else ""
+    rows = [[float(v) for v in r.split()[1:5]] for r in text.splitlines() if r.strip()]
+    return np.array([[(cx - bw / 2) * width, (cy - bh / 2) * height, (cx + bw / 2) * width, (cy + bh / 2) * height]
+                     for cx, cy, bw, bh in rows], dtype=np.float64).reshape(-1, 4)
 
 
 def document_predictions(

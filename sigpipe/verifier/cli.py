@@ -531,14 +531,11 @@ class _PageCropper:
     def _signature(self, path: Path) -> np.ndarray | None:
         """The image itself when ``path`` is a signature image; None for a PDF or a page."""
         from sigpipe.pipeline.ingest import reads_as_pdf
-        from sigpipe.verifier.gallery import looks_like_page
+        from sigpipe.verifier.gallery import signature_image
 
         if reads_as_pdf(path):  # by its content, as `sigpipe run` reads documents
             return None
-        img = _read_signature(path)  # whether it is a page: by its luminance, as enrolment decides it
-        if looks_like_page(img):
-            return None
-        return img if self.channel == "luma" else _read_signature(path, self.channel)
+        return signature_image(path, self.channel, _read_signature)  # as enrolment reads specimens
 
     def questioned(self, path: Path, which: int | None = None) -> _Questioned:
         """The questioned signature of ``path``: the image itself, or the one signature the detector finds in a PDF or

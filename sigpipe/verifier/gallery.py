@@ -19,7 +19,7 @@ import re
 import tempfile
 import time
 import unicodedata
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -554,6 +554,16 @@ def _specimen_files(person_dir: Path, problems: dict[Path, str] | None = None) -
     return sorted(files, key=lambda p: p.relative_to(person_dir).as_posix())
 
 
+def signature_image(f: Path, channel: str = "luma", read: Callable[..., np.ndarray] = read_gray) -> np.ndarray | None:
+    """An image file read as the verifier reads specimens (gray by ``channel``, its ``preprocess.colour``), or None
+    when it is a whole page (:func:`looks_like_page`), decided on its luminance whatever the channel (red print
+    counts). ``read``: :func:`read_gray` or a reader of its signature with more checks."""
+    img = read(f)
+    if looks_like_page(img):
+        return None
+    return img if channel == "luma" else read(f, channel)
+
+
 def specimen_crops(f: Path, loader: SpecimenLoader | None, channel: str = "luma") -> list[np.ndarray]:
     """The signature crops of one specimen file: the image itself (gray by ``channel``, the verifier's
     ``preprocess.colour``, as its crops of colour pages are), or what ``loader`` finds in a PDF (by its content,
@@ -561,9 +571,11 @@ def specimen_crops(f: Path, loader: SpecimenLoader | None, channel: str = "luma"
     from sigpipe.pipeline.ingest import reads_as_pdf  # lazily: the pipeline imports the verifier
 
     if not reads_as_pdf(f):
-        img = read_gray(f)  # whether it is a page: by its luminance, whatever the channel (red print counts)
-        if loader is None or not looks_like_page(img):
-            return [img if channel == "luma" else read_gray(f, channel)]
+        if loader is None:
+            return [read_gray(f, channel)]
+        img = signature_image(f, channel)
+        if img is not None:
+            return [img]
     if loader is None:
         raise InputError(f"{f}: a PDF or page specimen needs the detector to find the signature")
     crops = loader(f)
