@@ -5,7 +5,9 @@ Usage: .venv/bin/python benchmarks/verifier.py [--weights MANIFEST] [--data-root
 For each corpus the manifest's training record names the writers held out as ``test`` (never used for training,
 early stopping or calibration); the DESIGN.md protocol runs on them with K=1 and K=5 references, at the shipped
 thresholds. ``k1_doc``/``k5_doc``: the same with each query signature cropped from a synthetic scanned document
-(``sigpipe.verifier.docviews``, seed 7) and clean references, as ``sigpipe run`` sees them.
+(``sigpipe.verifier.docviews``, seed 7) and clean references, as ``sigpipe run`` sees them. ``k1_lit``/``k5_lit``
+(``--lit-views``): each query photographed under uneven light (:func:`lit_views`: a soft-edged shadow, a gradient or
+a vignette darkening the paper to 35-65% of its light, seed 11), references clean.
 
 Each EER comes with ``eer_ci95``, a 95% bootstrap interval over the writers (the writers are what varies from one
 population to the next; a test split holds 9 to 20 per corpus). ``mean_eer`` is the mean of all those EERs with its
@@ -24,13 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sigpipe.datasets.corpus import Corpus
+from sigpipe.datasets.corpus import Corpus, read_gray
 from sigpipe.stats import bootstrap_interval
-from sigpipe.verifier.data import load_arrays
+from sigpipe.verifier.data import corpus_files, load_arrays
 from sigpipe.verifier.docviews import document_views
 from sigpipe.verifier.evaluate import protocol_metrics
 from sigpipe.verifier.metrics import eer
 from sigpipe.verifier.pairnet import protocol_pairs
+from sigpipe.verifier.preprocess import PreprocessConfig, preprocess
 from sigpipe.verifier.protocol import QueryDistances, pool, writer_distances
 from sigpipe.verifier.verifier import Verifier
 
@@ -82,6 +85,37 @@ def architecture_speed(v: Verifier, n: int = 384, threads: int = 2) -> dict[str,
     return out
 
 
+def light_field(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A random uneven lighting over an ``h`` x ``w`` image, as a phone's photo of a document has: ``(h, w)`` float32
+    factors in [0.35, 1]: a gradient, a soft-edged shadow, or light falling off around a point."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    kind, low, angle = int(rng.integers(3)), rng.uniform(0.35, 0.65), rng.uniform(0, 2 * np.pi)
+    along = (xx - w / 2) * np.cos(angle) + (yy - h / 2) * np.sin(angle)
+    diag = float(np.hypot(h, w))
+    if kind == 0:
+        t = (along / diag + 0.5).clip(0, 1)
+    elif kind == 1:
+        offset, soft = rng.uniform(-0.25, 0.25) * diag, rng.uniform(0.02, 0.15) * diag
+        t = 1 / (1 + np.exp(-4 * (along - offset) / soft))
+    else:
+        r = np.hypot(yy - rng.uniform(0.2, 0.8) * h, xx - rng.uniform(0.2, 0.8) * w)
+        t = (r / r.max()) ** 2
+    return (1 - (1 - low) * t).astype(np.float32)
+
+
+def lit_views(corpus: Corpus, cfg: PreprocessConfig, writers: list[str], seed: int = 11) -> np.ndarray:
+    """Every signature of ``writers`` (``load_arrays`` order) under a random :func:`light_field`, with sensor noise,
+    preprocessed: ``(N, height, width)`` uint8."""
+    rng = np.random.default_rng(seed)
+    files = corpus_files(corpus, writers)
+    out = np.zeros((len(files), cfg.height, cfg.width), np.uint8)
+    for i, (_, _, path) in enumerate(files):
+        gray = read_gray(path, cfg.colour)
+        shot = gray * light_field(*gray.shape, rng) + rng.normal(0, 2, gray.shape)
+        out[i] = np.round(preprocess(np.clip(np.round(shot), 0, 255).astype(np.uint8), cfg) * 255)
+    return out
+
+
 def rounded(metrics: dict[str, object]) -> dict[str, object]:
     return {key: round(val, 4) if isinstance(val, float) else val for key, val in metrics.items()}
 
@@ -89,13 +123,15 @@ def rounded(metrics: dict[str, object]) -> dict[str, object]:
 Cells = dict[str, dict[str, QueryDistances]]  # figure key ("k1", "k5_doc", ...) -> writer -> its query distances
 
 
-def figure_cells(v: Verifier, arrays, views: list[np.ndarray]) -> Cells:  # noqa: ANN001 - SignatureArrays
-    """Per-writer protocol distances of every figure of one corpus: K=1 and 5, clean and each document view."""
+def figure_cells(v: Verifier, arrays, views: list[np.ndarray],  # noqa: ANN001 - SignatureArrays
+                 lit: np.ndarray | None = None) -> Cells:
+    """Per-writer protocol distances of every figure of one corpus: K=1 and 5, clean, each document view and the
+    lit view."""
     emb = v.embed_prepared(arrays.as_float())
     qembs: dict[str, np.ndarray | None] = {"": None}
     pairs = {"": protocol_pairs(v.pair, arrays.images) if v.pair else None}
-    for i, view in enumerate(views):  # document crops as queries, clean references
-        suffix = "_doc" + (f"{i + 1}" if len(views) > 1 else "")
+    named = [("_doc" + (f"{i + 1}" if len(views) > 1 else ""), view) for i, view in enumerate(views)]
+    for suffix, view in named + ([("_lit", lit)] if lit is not None else []):  # as queries, clean references
         qembs[suffix] = v.embed_prepared(view.astype(np.float32)[:, None] / 255.0)
         pairs[suffix] = protocol_pairs(v.pair, arrays.images, view) if v.pair else None
     return {f"k{k}{suffix}": writer_distances(emb, arrays.writer, arrays.forged, arrays.name, k,
@@ -110,10 +146,11 @@ def cell_eer(per_writer: dict[str, QueryDistances], writers: list[str]) -> float
     return eer(q.genuine, q.skilled).eer if q.genuine.size and q.skilled.size else float("nan")
 
 
-def mean_eer(cells: dict[str, Cells], sample: list[list[str]]) -> float:
-    """Mean EER over every figure of every corpus, with ``sample[i]`` the writers of the i-th corpus."""
+def mean_eer(cells: dict[str, Cells], sample: list[list[str]], lit: bool = False) -> float:
+    """Mean EER over every figure of every corpus, with ``sample[i]`` the writers of the i-th corpus: the clean and
+    document figures (as earlier sessions measured it), or with ``lit`` the lit ones."""
     return float(np.nanmean([cell_eer(per_writer, ws) for ws, c in zip(sample, cells.values(), strict=True)
-                             for per_writer in c.values()]))
+                             for key, per_writer in c.items() if key.endswith("_lit") == lit]))
 
 
 def ci(lo_hi: tuple[float, float]) -> list[float]:
@@ -129,6 +166,8 @@ def main() -> None:
     ap.add_argument("--split", default="test", choices=["test", "val"])
     ap.add_argument("--doc-views", type=int, default=1, metavar="N",
                     help="also score the writers' signatures cropped from N synthetic documents each (0: skip)")
+    ap.add_argument("--lit-views", action="store_true",
+                    help="also score the writers' signatures under uneven light (k1_lit, k5_lit, mean_eer_lit)")
     ap.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the writers")
     ap.add_argument("--precision", choices=["f32", "bf16"], default="f32",
                     help="bf16: the ONNX networks on OpenVINO in bfloat16 (sigpipe run --precision bf16); with "
@@ -150,7 +189,8 @@ def main() -> None:
         arrays = load_arrays(corpus, v.preprocess_cfg, parts[args.split])
         views = list(document_views(corpus, v.preprocess_cfg, parts[args.split], args.doc_views, seed=7,
                                     workers=2)) if args.doc_views else []
-        cells[name] = figure_cells(v, arrays, views)
+        lit = lit_views(corpus, v.preprocess_cfg, parts[args.split]) if args.lit_views else None
+        cells[name] = figure_cells(v, arrays, views, lit)
         res = {}
         for key, per_writer in cells[name].items():
             writers = sorted(per_writer)
@@ -164,10 +204,14 @@ def main() -> None:
                 arrays = load_arrays(corpus, base.preprocess_cfg, parts[args.split])
                 views = list(document_views(corpus, base.preprocess_cfg, parts[args.split], args.doc_views,
                                             seed=7, workers=2)) if args.doc_views else []
-            base_cells[name] = figure_cells(base, arrays, views)
+                lit = lit_views(corpus, base.preprocess_cfg, parts[args.split]) if args.lit_views else None
+            base_cells[name] = figure_cells(base, arrays, views, lit)
     strata = [sorted(next(iter(c.values()))) for c in cells.values()]
     out["mean_eer"] = {"value": round(mean_eer(cells, strata), 4),
                        "ci95": ci(bootstrap_interval(strata, lambda s: mean_eer(cells, s), n=args.bootstrap))}
+    if args.lit_views:
+        out["mean_eer_lit"] = {"value": round(mean_eer(cells, strata, True), 4), "ci95": ci(bootstrap_interval(
+            strata, lambda s: mean_eer(cells, s, True), n=args.bootstrap))}
     if base is not None:
         out["versus_baseline"] = {
             "baseline": base.ident,
@@ -176,6 +220,12 @@ def main() -> None:
             "ci95": ci(bootstrap_interval(strata, lambda s: mean_eer(cells, s) - mean_eer(base_cells, s),
                                           n=args.bootstrap)),
         }
+        if args.lit_views:
+            out["versus_baseline"]["baseline_mean_eer_lit"] = round(mean_eer(base_cells, strata, True), 4)
+            out["versus_baseline"]["mean_eer_lit_difference"] = round(
+                mean_eer(cells, strata, True) - mean_eer(base_cells, strata, True), 4)
+            out["versus_baseline"]["lit_ci95"] = ci(bootstrap_interval(
+                strata, lambda s: mean_eer(cells, s, True) - mean_eer(base_cells, s, True), n=args.bootstrap))
     out["throughput"] = throughput(v)
     if v.backend != "pt":
         out["throughput_pt"] = throughput(Verifier.from_manifest(args.weights, backend="pt"))

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sigpipe.verifier.preprocess import PreprocessConfig, ink_mask, preprocess, preprocess_batch
+from sigpipe.verifier.preprocess import PreprocessConfig, flatten_paper, ink_mask, preprocess, preprocess_batch
 
 CFG = PreprocessConfig()
 
@@ -150,3 +150,40 @@ def test_red_dropout_fades_a_red_stamp_and_keeps_blue_and_black_pens(tmp_path):
     assert "colour" not in CFG.to_dict() and PreprocessConfig.from_dict({**CFG.to_dict(), "colour": "red"}) == red
     with pytest.raises(ValueError, match="colour must be one of"):
         PreprocessConfig(colour="green")
+
+
+def shade(img: np.ndarray, kind: str) -> np.ndarray:
+    """``img`` photographed under uneven light: a phone's shadow over its lower right, or light falling off."""
+    h, w = img.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    if kind == "shadow":  # a soft-edged diagonal shadow at 45% of the light
+        field = 1 - 0.55 / (1 + np.exp(-((xx - w / 2) + (yy - h / 2) - 10) / 6))
+    else:  # a gradient from full light to 40%
+        field = 1 - 0.6 * xx / (w - 1)
+    return np.round(img * field).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind", ["shadow", "gradient"])
+def test_flatten_keeps_a_signature_under_a_shadow_as_it_is_in_the_light(kind: str):
+    """One global Otsu threshold took the shadowed paper for ink (a genuine signature photographed by a phone
+    came out forged); dividing by the paper's estimate gives back the evenly lit signature."""
+    sig = draw_signature(h=160, w=420, seed=4)
+    shaded = shade(sig, kind)
+    flat = PreprocessConfig(flatten=0.1)
+    clean = preprocess(sig, flat)
+    assert np.array_equal(clean, preprocess(sig, CFG))  # evenly lit: left as it is
+    assert np.abs(preprocess(shaded, flat) - clean).mean() < 0.02
+    assert np.abs(preprocess(shaded, CFG) - clean).mean() > 0.05  # without it: the shadow is ink
+    lit_mask, shaded_mask = ink_mask(sig, flat), ink_mask(flatten_paper(shaded, 0.1), flat)
+    assert (lit_mask ^ shaded_mask).sum() < 0.1 * lit_mask.sum()
+
+
+def test_flatten_leaves_evenly_lit_and_blank_crops_and_reads_as_earlier_settings_when_off():
+    for seed in range(5):
+        sig = draw_signature(h=150, w=420, seed=seed, paper=200 + 10 * seed)
+        assert flatten_paper(sig, 0.1) is sig
+    speckled = np.random.default_rng(0).normal(225, 6, (120, 300)).clip(0, 255).astype(np.uint8)  # paper grain
+    assert flatten_paper(speckled, 0.1) is speckled
+    assert preprocess(shade(np.full((100, 300), 240, np.uint8), "shadow"), PreprocessConfig(flatten=0.1)).sum() == 0
+    assert "flatten" not in CFG.to_dict()
+    assert PreprocessConfig.from_dict({**CFG.to_dict(), "flatten": 0.1}).flatten == 0.1
