@@ -447,6 +447,7 @@ def out_lock(out: Path) -> Iterator[None]:
 
     Raises:
         OutputBusyError: another process holds OUT.
+        OutputWriteError: the lock cannot be written (a full disk, a read-only OUT, a link in its place).
     """
     try:
         import fcntl
@@ -459,23 +460,26 @@ def out_lock(out: Path) -> Iterator[None]:
         if e.errno == errno.ELOOP:
             raise OutputWriteError(f"{out / LOCK_FILE} is a symbolic link: remove it (sigpipe writes its lock "
                                    "there)") from None
-        raise
-    with open(fd, "r+", encoding="utf-8") as f:
+        raise OutputWriteError(f"cannot write the run's lock {out / LOCK_FILE}: {e.strerror or e}") from None
+    try:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
             raise OutputBusyError(f"another sigpipe run ({holder}) is writing to {out}: wait for it to end, or give "
                                   "this run another --out") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        f.flush()
+        try:  # unbuffered: a full disk fails here, not in a buffer's flush at exit
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        except OSError as e:
+            raise OutputWriteError(f"cannot write the run's lock {out / LOCK_FILE}: {e.strerror or e} (disk "
+                                   "full?)") from None
         try:
             yield
         finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def orphaned_reports(out: Path, documents: Iterable[str]) -> list[str]:

@@ -686,7 +686,14 @@ def _die_with_parent(parent: int) -> None:
 
 def _init_worker(init: _WorkerInit) -> None:
     """Pool initializer: die with the run, configure logging and threads, load the models once, rebuild the
-    gallery."""
+    gallery.
+
+    Ctrl-C reaches every process of the terminal's group: the run handles it (and stops its workers), so a worker
+    ignores it rather than print its own traceback. A worker that finds the gallery's file gone started too late:
+    the run has ended (its last documents were done before this worker had loaded its models, or it was
+    interrupted), and it leaves quietly instead of logging a failed start after a successful run.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(init.parent)
     logging.basicConfig(level=init.log_level, handlers=[StderrHandler()])  # as the CLI logs: names escaped
     if "torch" in sys.modules:  # inherited from the parent; the exported-model backends never import it
@@ -695,7 +702,11 @@ def _init_worker(init: _WorkerInit) -> None:
     got = model_idents(detector, verifier)
     if got != init.idents:
         raise ModelError(f"worker loaded different models {got} than the parent {init.idents}")
-    with open(init.gallery, "rb") as f:  # the run's own file, in its own private folder
+    try:
+        f = open(init.gallery, "rb")  # the run's own file, in its own private folder
+    except FileNotFoundError:
+        os._exit(0)
+    with f:
         embeddings, images, digests, sources = pickle.load(f)  # noqa: S301
     gallery = Gallery(verifier, embeddings, images=images, digests=digests, sources=sources)
     _STATE.update(predictor=SignaturePredictor(detector, verifier, gallery, init.flow), ingest=init.ingest)
@@ -733,6 +744,9 @@ def _start_pool(workers: int, init: _WorkerInit, all_started: bool = False) -> P
                 while len(pids) < workers:
                     pids |= {f.result() for f in [ex.submit(_ping, 0.05) for _ in range(workers)]}
             return ex
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM while the workers start: they stop with the run
+            _kill_workers(ex)
+            raise
         except BrokenProcessPool as e:
             ex.shutdown(wait=False, cancel_futures=True)
             if attempt == MAX_IDLE_BREAKS:

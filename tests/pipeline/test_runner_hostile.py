@@ -95,6 +95,27 @@ def test_links_planted_in_out_are_not_written_through(tmp_path: Path):
     assert decoy.read_text() == "precious"
 
 
+def test_a_full_disk_when_the_lock_is_written_is_an_output_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A night's own empty OUT on a full disk: the lock's write failed as a traceback at exit and exit 1 (documents
+    failed) instead of the one-line output error (exit 2)."""
+    import errno
+    import os
+
+    from sigpipe.pipeline.errors import OutputWriteError
+    from sigpipe.pipeline.report import out_lock
+
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(OutputWriteError, match="No space left on device"):
+        with out_lock(tmp_path):
+            pass
+    monkeypatch.undo()
+    with out_lock(tmp_path):  # the failed run held nothing
+        pass
+
+
 def test_a_file_replaced_while_it_is_processed_gets_no_verdict(verifier: Any, tmp_path: Path):
     """The sha256 in a report is what its verdict was judged on: a scan swapped while it was read (a forged cheque
     for a genuine one, swapped back after the run) must not leave a verdict under the first file's hash, which
@@ -381,3 +402,29 @@ def test_documents_a_claims_file_leaves_unclaimed_are_counted_in_a_warning(batch
     batch["claims"].write_text("document,identity\n")
     s = _run_batch(batch, verifier_manifest)
     assert any(w.startswith("5 of 5 document(s) have no claim in") for w in s.warnings)
+
+
+def test_a_worker_that_starts_after_the_run_ended_leaves_quietly(tmp_path: Path):
+    """A run with two workers and a few documents: the first worker did them all while the second was still loading
+    its models, the run removed the gallery's file and ended, and the second worker's failed start was logged as
+    CRITICAL with a traceback after a successful run. It now exits quietly, and ignores the terminal's Ctrl-C
+    (the run stops its workers)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import os, signal, types
+        from sigpipe.pipeline import runner
+        model = types.SimpleNamespace(ident="m")
+        def load(threads):
+            print("SIGINT ignored while loading:", signal.getsignal(signal.SIGINT) == signal.SIG_IGN, flush=True)
+            return model, model
+        init = runner._WorkerInit(load, 1, {str(tmp_path / "gone.pickle")!r}, None, None,
+                                  {{"detector": "m", "verifier": "m"}}, 20, parent=os.getppid())
+        runner._init_worker(init)
+        print("not reached")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and done.stdout == "SIGINT ignored while loading: True\n"
