@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -537,6 +538,12 @@ class RunSummary:
         pages_per_s: ``pages_processed / elapsed_s``.
         workers: worker processes used.
         models: the models' identities.
+        started_at, finished_at: when the run started and when it wrote this summary, ISO 8601 in UTC to the
+            second ("" when not known), so that a job reading ``summary.json`` can tell which night's run it is.
+        claims_not_in_scans: every document the claims file names that is not in SCANS (the warnings name the
+            first few); unclaimed_documents: with a claims file, every document it does not claim (compared
+            one-to-many); duplicate_documents: groups of documents whose files are byte-identical. What the
+            warnings say in prose, complete and for a program to reconcile.
     """
 
     documents: int
@@ -556,6 +563,11 @@ class RunSummary:
     workers: int
     models: dict[str, str]
     suspect_references: tuple[SuspectSpecimen, ...] = ()
+    started_at: str = ""
+    finished_at: str = ""
+    claims_not_in_scans: tuple[str, ...] = ()
+    unclaimed_documents: tuple[str, ...] = ()
+    duplicate_documents: tuple[tuple[str, ...], ...] = ()
 
     @property
     def failed(self) -> int:
@@ -566,6 +578,9 @@ class RunSummary:
         cls, reports: Iterable[DocumentReport], *, processed: int, pages_processed: int, elapsed_s: float,
         reference_errors: dict[str, str], warnings: Sequence[str], people: int, workers: int,
         models: dict[str, str], suspect_references: Sequence[SuspectSpecimen] = (), unread: Sequence[Failure] = (),
+        started_at: datetime | None = None, finished_at: datetime | None = None,
+        claims_not_in_scans: Sequence[str] = (), unclaimed_documents: Sequence[str] = (),
+        duplicate_documents: Sequence[Sequence[str]] = (),
     ) -> RunSummary:
         """The summary of ``reports``; ``unread``: folders of SCANS that could not be read, listed with the
         failures (``<folder>/``, kind ``unreadable_folder``) since their documents were not checked."""
@@ -586,6 +601,9 @@ class RunSummary:
             elapsed_s=round(elapsed_s, 3),
             pages_per_s=round(pages_processed / elapsed_s, 3) if elapsed_s > 0 else 0.0,
             workers=workers, models=dict(models), suspect_references=tuple(suspect_references),
+            started_at=_utc(started_at), finished_at=_utc(finished_at),
+            claims_not_in_scans=tuple(claims_not_in_scans), unclaimed_documents=tuple(unclaimed_documents),
+            duplicate_documents=tuple(tuple(g) for g in duplicate_documents),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -600,8 +618,16 @@ class RunSummary:
             "suspect_references": [s.to_dict() for s in self.suspect_references],
             "warnings": list(self.warnings), "people": self.people,
             "elapsed_s": self.elapsed_s, "pages_per_s": self.pages_per_s, "workers": self.workers,
-            "models": dict(self.models),
+            "models": dict(self.models), "started_at": self.started_at, "finished_at": self.finished_at,
+            "claims_not_in_scans": list(self.claims_not_in_scans),
+            "unclaimed_documents": list(self.unclaimed_documents),
+            "duplicate_documents": [list(g) for g in self.duplicate_documents],
         }
+
+
+def _utc(t: datetime | None) -> str:
+    """``t`` as ISO 8601 in UTC to the second (``2026-12-06T04:11:03Z``); "" for None."""
+    return "" if t is None else t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def summary_csv(reports: Iterable[DocumentReport]) -> str:
@@ -609,7 +635,9 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
     its document, verdict and claim filled, so every document appears. ``claimed_identity`` joins several claimed
     people with ``;``. Names that a spreadsheet would run as a formula are escaped (:func:`_cell`)."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    # CRLF rows, as RFC 4180 has them: a name holding a bare carriage return is then quoted (with LF rows it was not,
+    # and a reader or spreadsheet cut the row there, the rest of the name a cell of its own, unescaped)
+    w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(CSV_COLUMNS)
     for r in reports:
         doc, claimed = _cell(r.document.path), _cell(";".join(claimants(r.claimed_identity)))
@@ -626,8 +654,13 @@ def _cell(name: str) -> str:
     """A file or person name as a CSV cell that Excel and LibreOffice show rather than run: a leading ``= + - @``,
     tab or carriage return (a formula: CSV injection, CWE-1236) gets a ``'`` in front, as OWASP advises. Names come
     from outside (an e-mailed scan's file name); the JSON reports keep them as they are. Each ``;``-separated part
-    too (several claimed people are joined by ``;``, which a spreadsheet set to ``;``-separated lists splits on)."""
-    return ";".join("'" + part if part[:1] in ("=", "+", "-", "@", "\t", "\r") else part for part in name.split(";"))
+    too (several claimed people are joined by ``;``, which a spreadsheet set to ``;``-separated lists splits on).
+    A part that already starts with ``'`` gets one more, so that removing one leading ``'`` from every part that
+    has one gives the name back (``-lit.png`` and ``'-lit.png`` were one cell)."""
+    return ";".join("'" + part if part[:1] in FORMULA_STARTS else part for part in name.split(";"))
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")  # the parts of a CSV cell that get a leading "'"
 
 
 def _fmt(v: float | None) -> str:

@@ -29,11 +29,12 @@ import threading
 import time
 import unicodedata
 from collections import Counter, deque
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -322,7 +323,34 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
         InputError: REFS is not a folder, or OUT cannot be written.
         OutputBusyError: another run is writing to OUT.
     """
+    started = datetime.now(UTC)
     t0 = time.monotonic()
+    with ExitStack() as stack:
+        held: list[bool] = []
+
+        def hold() -> None:
+            """Take OUT for this run (one run at a time) and retract an earlier run's summary: this run's is
+            written when it ends, so a summary in OUT always says that the last run into it finished."""
+            if held:
+                return
+            _check_writable(config.out)
+            stack.enter_context(out_lock(config.out))
+            for name in (SUMMARY_JSON, SUMMARY_CSV):
+                try:
+                    (config.out / name).unlink(missing_ok=True)
+                except OSError as e:  # a folder of that name (left by an old version for a SCANS folder so named)
+                    raise OutputWriteError(f"cannot replace {config.out / name}: {e}; move it out of the way") from e
+            held.append(True)
+
+        if Path(config.out).is_dir():  # at once: a bad claims file or an empty SCANS must not leave last night's
+            hold()
+        return _run(config, models, t0, started, hold)
+
+
+def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: datetime,
+         hold: Callable[[], None]) -> RunSummary:
+    """:func:`run_batch`'s work (``t0``: its monotonic start; ``started``: its start in UTC); ``hold()`` takes OUT,
+    once the inputs are checked (a usage error leaves a new OUT uncreated)."""
     check_backend(config.pdf_backend)
     unread: list[tuple[Path, str]] = []
     docs = discover_scans(config.scans, unread)
@@ -364,144 +392,140 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
                                                        config.detector_tta, config.precision, config.orient)
     detector, verifier = provider(cores)
     idents = model_idents(detector, verifier)
-    _check_writable(config.out)
-    with out_lock(config.out):  # one run at a time per OUT
-        # a specimen PDF is read whole, whatever --pages selects of the documents
-        specimen_ingest = replace(config.ingest, pages=None)
-        # every document claimed: only the claimed people are read, however many REFS holds
-        needed = (None if any(name not in claims for name in names)
-                  else {p for name in names for p in claimants(claims[name])})
-        gallery = Gallery.enroll(config.refs, verifier, loader=specimen_loader(detector, specimen_ingest,
-                                                                               config.crop_margin),
-                                 cache=config.cache, people=needed)
-        ref_errors, n_people = dict(gallery.errors), len(gallery.people)
-        warnings = claim_warnings(claims, names, gallery.people, gallery.folders)
-        unclaimed = [n for n in names if n not in claims]
-        if config.claims and unclaimed:  # an empty export, or rows lost: one-to-many is not what was asked for
-            warnings.append(f"{len(unclaimed)} of {len(names)} document(s) have no claim in {config.claims}: they are "
-                            f"matched one-to-many against everybody ({', '.join(unclaimed[:5])}"
-                            f"{', ...' if len(unclaimed) > 5 else ''})")
-        if specimens:
-            warnings.append(f"REFS ({config.refs}) lies inside SCANS: its {len(specimens)} file(s) are references, "
-                            "not processed as documents")
-        if ours:
-            warnings.append(f"OUT ({config.out}) lies inside SCANS: its {len(ours)} file(s) (review sheets, ...) are "
-                            "not processed as documents")
-        if clashes:
-            warnings.append(f"{len(clashes)} file(s) not processed: each has the report name of another file (a name "
-                            f"that is not UTF-8, escaped, and a file really named so): {'; '.join(clashes[:5])}"
-                            "; rename one of them")
-        unread_prefixes = tuple(f.document for f in unread_failures)  # their documents are there, just not readable
-        orphans = [o for o in orphaned_reports(config.out, names) if not o.startswith(unread_prefixes)]
-        if orphans:
-            warnings.append(f"{len(orphans)} report(s) in {config.out} are of documents no longer in SCANS (renamed "
-                            f"or removed): {', '.join(orphans[:5])}{', ...' if len(orphans) > 5 else ''}; this "
-                            "summary leaves them out")
-        if not gallery.people:
-            warnings.append(f"no usable references in {config.refs}: every signature will be 'no_reference'")
-        for w in warnings:
-            log.warning("%s", w)
-        warnings += gallery.warnings  # logged as they happened
-        if gallery.errors:
-            log.warning("%d reference file(s) could not be used (see summary.json reference_errors)",
-                         len(gallery.errors))
-        t_check = time.monotonic()
-        suspects = suspect_specimens(gallery)
-        for s in suspects[:LOGGED_SUSPECTS]:  # a large gallery can have hundreds: summary.json lists them all
-            log.warning("%s", s.message())
-        if len(suspects) > LOGGED_SUSPECTS:
-            log.warning("%d more suspect references (summary.json suspect_references; sigpipe check-refs lists them)",
-                        len(suspects) - LOGGED_SUSPECTS)
-        if gallery.verifier.rule.outlier_margin is not None:
-            log.info("references checked: %d suspect(s) among %d specimens of %d people (%.1f s)", len(suspects),
-                     sum(len(e) for e in gallery.embeddings.values()), len(gallery.people),
-                     time.monotonic() - t_check)
-        suspect_files, gallery_root = {s.file for s in suspects}, gallery.root
-        log.info("%d documents, %d people enrolled%s, models: %s", len(names), len(gallery.people),
-                 "" if needed is None else f" (those claimed, of {len(gallery.folders)} in REFS)", idents)
-        if config.precision == "bf16" and not native_bf16():
-            log.warning("this CPU does not compute bfloat16 natively: bf16 is emulated, slower than f32 "
-                        "(--precision auto picks bf16 only where it is native)")
+    hold()
+    # a specimen PDF is read whole, whatever --pages selects of the documents
+    specimen_ingest = replace(config.ingest, pages=None)
+    # every document claimed: only the claimed people are read, however many REFS holds
+    needed = (None if any(name not in claims for name in names)
+              else {p for name in names for p in claimants(claims[name])})
+    gallery = Gallery.enroll(config.refs, verifier, loader=specimen_loader(detector, specimen_ingest,
+                                                                           config.crop_margin),
+                             cache=config.cache, people=needed)
+    ref_errors, n_people = dict(gallery.errors), len(gallery.people)
+    warnings = claim_warnings(claims, names, gallery.people, gallery.folders)
+    unclaimed = [n for n in names if n not in claims]
+    if config.claims and unclaimed:  # an empty export, or rows lost: one-to-many is not what was asked for
+        warnings.append(f"{len(unclaimed)} of {len(names)} document(s) have no claim in {config.claims}: they are "
+                        f"matched one-to-many against everybody ({', '.join(unclaimed[:5])}"
+                        f"{', ...' if len(unclaimed) > 5 else ''})")
+    if specimens:
+        warnings.append(f"REFS ({config.refs}) lies inside SCANS: its {len(specimens)} file(s) are references, "
+                        "not processed as documents")
+    if ours:
+        warnings.append(f"OUT ({config.out}) lies inside SCANS: its {len(ours)} file(s) (review sheets, ...) are "
+                        "not processed as documents")
+    if clashes:
+        warnings.append(f"{len(clashes)} file(s) not processed: each has the report name of another file (a name "
+                        f"that is not UTF-8, escaped, and a file really named so): {'; '.join(clashes[:5])}"
+                        "; rename one of them")
+    unread_prefixes = tuple(f.document for f in unread_failures)  # their documents are there, just not readable
+    orphans = [o for o in orphaned_reports(config.out, names) if not o.startswith(unread_prefixes)]
+    if orphans:
+        warnings.append(f"{len(orphans)} report(s) in {config.out} are of documents no longer in SCANS (renamed "
+                        f"or removed): {', '.join(orphans[:5])}{', ...' if len(orphans) > 5 else ''}; this "
+                        "summary leaves them out")
+    if not gallery.people:
+        warnings.append(f"no usable references in {config.refs}: every signature will be 'no_reference'")
+    for w in warnings:
+        log.warning("%s", w)
+    warnings += gallery.warnings  # logged as they happened
+    if gallery.errors:
+        log.warning("%d reference file(s) could not be used (see summary.json reference_errors)",
+                     len(gallery.errors))
+    t_check = time.monotonic()
+    suspects = suspect_specimens(gallery)
+    for s in suspects[:LOGGED_SUSPECTS]:  # a large gallery can have hundreds: summary.json lists them all
+        log.warning("%s", s.message())
+    if len(suspects) > LOGGED_SUSPECTS:
+        log.warning("%d more suspect references (summary.json suspect_references; sigpipe check-refs lists them)",
+                    len(suspects) - LOGGED_SUSPECTS)
+    if gallery.verifier.rule.outlier_margin is not None:
+        log.info("references checked: %d suspect(s) among %d specimens of %d people (%.1f s)", len(suspects),
+                 sum(len(e) for e in gallery.embeddings.values()), len(gallery.people),
+                 time.monotonic() - t_check)
+    suspect_files, gallery_root = {s.file for s in suspects}, gallery.root
+    log.info("%d documents, %d people enrolled%s, models: %s", len(names), len(gallery.people),
+             "" if needed is None else f" (those claimed, of {len(gallery.folders)} in REFS)", idents)
+    if config.precision == "bf16" and not native_bf16():
+        log.warning("this CPU does not compute bfloat16 natively: bf16 is emulated, slower than f32 "
+                    "(--precision auto picks bf16 only where it is native)")
 
-        for name in (SUMMARY_JSON, SUMMARY_CSV):  # an earlier run's: this run's is written when it ends
-            try:
-                (config.out / name).unlink(missing_ok=True)
-            except OSError as e:  # a folder of that name (left by an old version for a SCANS folder so named)
-                raise OutputWriteError(f"cannot replace {config.out / name}: {e}; move it out of the way") from e
-        removed = remove_stale_temporaries(config.out)
-        if removed:
-            log.info("removed %d temporary file(s) left by an interrupted run", removed)
-        outcome = _Outcome()
-        tasks: list[_Task] = []
-        predictor = SignaturePredictor(detector, verifier, gallery, config.flow)
-        settings = predictor.settings(config.ingest)
-        redo: Counter[str] = Counter()
-        for name, path in names.items():
-            claimed = claims.get(name)
-            digest = _sha256_or_none(path)
-            if not config.force:
-                old = read_report(report_path(config.out, name))
-                if old is not None:
-                    why = stale_reason(old, digest, claimed, idents, predictor.references(claimed), settings)
-                    if why is None:
-                        outcome.reports[name] = old
-                        continue
-                    redo[why] += 1
-            tasks.append(_Task(name, str(path), claimed, digest))
-        if len(outcome.reports) or redo:
-            log.info("%d document(s) already have an up-to-date report; %d to process%s", len(outcome.reports),
-                     len(tasks), "".join(f"; {n} because {why}" for why, n in sorted(redo.items())))
+    removed = remove_stale_temporaries(config.out)
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted run", removed)
+    outcome = _Outcome()
+    tasks: list[_Task] = []
+    predictor = SignaturePredictor(detector, verifier, gallery, config.flow)
+    settings = predictor.settings(config.ingest)
+    redo: Counter[str] = Counter()
+    for name, path in names.items():
+        claimed = claims.get(name)
+        digest = _sha256_or_none(path)
+        if not config.force:
+            old = read_report(report_path(config.out, name))
+            if old is not None:
+                why = stale_reason(old, digest, claimed, idents, predictor.references(claimed), settings)
+                if why is None:
+                    outcome.reports[name] = old
+                    continue
+                redo[why] += 1
+        tasks.append(_Task(name, str(path), claimed, digest))
+    if len(outcome.reports) or redo:
+        log.info("%d document(s) already have an up-to-date report; %d to process%s", len(outcome.reports),
+                 len(tasks), "".join(f"; {n} because {why}" for why, n in sorted(redo.items())))
 
-        progress = Progress(len(tasks), enabled=config.progress)
-        workers = min(config.workers, max(1, len(tasks)))
-        if workers > cores:
-            log.warning("%d workers on %d cores: each worker gets 1 thread; fewer workers would be faster",
-                        workers, cores)
-        if workers == 1 and config.timeout is None:
-            for task in tasks:
-                report = predictor(task.path, relative=task.name, claimed=task.claimed, sha256=task.sha256,
-                                   ingest=config.ingest)
+    progress = Progress(len(tasks), enabled=config.progress)
+    workers = min(config.workers, max(1, len(tasks)))
+    if workers > cores:
+        log.warning("%d workers on %d cores: each worker gets 1 thread; fewer workers would be faster",
+                    workers, cores)
+    if workers == 1 and config.timeout is None:
+        for task in tasks:
+            report = predictor(task.path, relative=task.name, claimed=task.claimed, sha256=task.sha256,
+                               ingest=config.ingest)
+            _record(outcome, config.out, report, progress)
+    else:
+        threads = max(1, cores // workers)
+        with _handover((gallery.embeddings, gallery.images, gallery.digests, gallery.sources)) as state:
+            del detector, verifier, gallery, predictor  # the workers load their own; free the parent's copy
+            gc.collect()
+            init = _WorkerInit(provider, threads, state, config.flow, config.ingest, idents,
+                               logging.getLogger().getEffectiveLevel())
+            for report in _run_pool(tasks, workers, init, config.timeout):
                 _record(outcome, config.out, report, progress)
-        else:
-            threads = max(1, cores // workers)
-            with _handover((gallery.embeddings, gallery.images, gallery.digests, gallery.sources)) as state:
-                del detector, verifier, gallery, predictor  # the workers load their own; free the parent's copy
-                gc.collect()
-                init = _WorkerInit(provider, threads, state, config.flow, config.ingest, idents,
-                                   logging.getLogger().getEffectiveLevel())
-                for report in _run_pool(tasks, workers, init, config.timeout):
-                    _record(outcome, config.out, report, progress)
-        for task in tasks:  # every document found has a report, or the summary says why not: none goes missing
-            if task.name not in outcome.reports:
-                log.error("%s: no result came back for it", task.name)
-                _record(outcome, config.out, DocumentReport.failure(
-                    DocumentInfo(task.name, task.sha256, 0), task.claimed, "internal",
-                    "no result came back for this document (a worker lost it); run again", idents), progress)
+    for task in tasks:  # every document found has a report, or the summary says why not: none goes missing
+        if task.name not in outcome.reports:
+            log.error("%s: no result came back for it", task.name)
+            _record(outcome, config.out, DocumentReport.failure(
+                DocumentInfo(task.name, task.sha256, 0), task.claimed, "internal",
+                "no result came back for this document (a worker lost it); run again", idents), progress)
 
-        ordered = [outcome.reports[n] for n in sorted(outcome.reports)]
-        resting = [r.document.path for r in ordered for s in r.signatures if s.verdict == "genuine"
-                   and s.nearest_reference and gallery_root is not None
-                   and str(gallery_root / s.nearest_reference) in suspect_files]
-        if resting:
-            warnings.append(f"{len(resting)} signature(s) judged genuine are closest to a suspect reference (see "
-                            f"suspect_references): {', '.join(resting[:5])}{', ...' if len(resting) > 5 else ''}")
-            log.warning("%s", warnings[-1])
-        copies = duplicate_documents(ordered)
-        if copies:
-            shown = "; ".join(" = ".join(g) for g in copies[:5])
-            warnings.append(f"{len(copies)} set(s) of documents have identical contents (the same file under two "
-                            f"names: a cheque presented twice?): {shown}{'; ...' if len(copies) > 5 else ''}")
-            log.warning("%s", warnings[-1])
-        summary = RunSummary.from_reports(
-            ordered, processed=outcome.processed, pages_processed=outcome.pages_processed,
-            elapsed_s=time.monotonic() - t0, reference_errors=ref_errors, warnings=warnings, people=n_people,
-            workers=workers, models=idents, suspect_references=suspects, unread=unread_failures,
-        )
-        try:
-            write_summary(config.out, summary, ordered)
-        except OSError as e:
-            raise OutputWriteError(f"cannot write the summary to {config.out}: {e}") from e
-        return summary
+    ordered = [outcome.reports[n] for n in sorted(outcome.reports)]
+    resting = [r.document.path for r in ordered for s in r.signatures if s.verdict == "genuine"
+               and s.nearest_reference and gallery_root is not None
+               and str(gallery_root / s.nearest_reference) in suspect_files]
+    if resting:
+        warnings.append(f"{len(resting)} signature(s) judged genuine are closest to a suspect reference (see "
+                        f"suspect_references): {', '.join(resting[:5])}{', ...' if len(resting) > 5 else ''}")
+        log.warning("%s", warnings[-1])
+    copies = duplicate_documents(ordered)
+    if copies:
+        shown = "; ".join(" = ".join(g) for g in copies[:5])
+        warnings.append(f"{len(copies)} set(s) of documents have identical contents (the same file under two "
+                        f"names: a cheque presented twice?): {shown}{'; ...' if len(copies) > 5 else ''}")
+        log.warning("%s", warnings[-1])
+    summary = RunSummary.from_reports(
+        ordered, processed=outcome.processed, pages_processed=outcome.pages_processed,
+        elapsed_s=time.monotonic() - t0, reference_errors=ref_errors, warnings=warnings, people=n_people,
+        workers=workers, models=idents, suspect_references=suspects, unread=unread_failures,
+        started_at=started, finished_at=datetime.now(UTC), claims_not_in_scans=sorted(set(claims) - set(names)),
+        unclaimed_documents=sorted(unclaimed) if config.claims else (), duplicate_documents=copies,
+    )
+    try:
+        write_summary(config.out, summary, ordered)
+    except OSError as e:
+        raise OutputWriteError(f"cannot write the summary to {config.out}: {e}") from e
+    return summary
 
 
 def duplicate_documents(reports: Sequence[DocumentReport]) -> list[list[str]]:

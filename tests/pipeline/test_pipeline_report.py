@@ -215,6 +215,20 @@ def test_summary_csv_escapes_names_a_spreadsheet_would_run_as_formulas():
     assert row[0] == "a;'=1+1.png" and row[13] == "laura;'=cmd|' /C calc'!A0"
 
 
+def test_summary_csv_rows_survive_a_carriage_return_and_names_come_back_from_their_cells():
+    """A bare carriage return in a file name cut the row where it stood (LF rows do not quote it): the rest of the
+    name, a formula, became a cell of its own without its escape. And ``-lit.png`` and ``'-lit.png`` were both
+    written ``'-lit.png``: the document column was no key."""
+    names = ["inv\r=10*10+cmd|' calc'!A0.png", "-lit.png", "'-lit.png", "x;-1.png", "plain.png", "a\nb.png"]
+    reps = [DocumentReport.success(DocumentInfo(n, SHA, 1), "alice", [sig()], MODELS) for n in names]
+    text = summary_csv(reps)
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert len(rows) == 1 + len(names) and all(len(r) == len(rows[0]) for r in rows)
+    assert not any(cell.startswith(("=", "+", "-", "@")) for r in rows[1:] for cell in r if cell)
+    back = [";".join(p[1:] if p.startswith("'") else p for p in r[0].split(";")) for r in rows[1:]]
+    assert back == names and rows[1][0] == names[0]  # one quoted cell, starting as the name does
+
+
 def test_claims(tmp_path: Path):
     p = tmp_path / "claims.csv"
     p.write_text("\ufeffDocument , Identity,notes\n./a/b.pdf,alice,x\n\nc\\d.png,bob,\n")

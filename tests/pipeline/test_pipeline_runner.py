@@ -1,6 +1,7 @@
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -63,8 +64,35 @@ def test_batch_reports_validate_and_summary_covers_everything(batch: dict[str, P
     assert any("missing.pdf" in w for w in d["warnings"]) and any("'carol'" in w for w in d["warnings"])
     assert d["people"] == 2 and d["models"]["verifier"].startswith("tiny-verifier.test ")
     assert d["elapsed_s"] > 0 and d["pages_per_s"] > 0
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", d["started_at"]) and d["started_at"] <= d["finished_at"]
+    # what the warnings say, complete and as lists a reconciliation job can read
+    assert d["claims_not_in_scans"] == ["missing.pdf"] and d["duplicate_documents"] == []
+    assert d["unclaimed_documents"] == ["broken.pdf", "sub/deeper/multi.TIF", "unsigned.jpg"]
     rows = (batch["out"] / "summary.csv").read_text().splitlines()
     assert len(rows) == 1 + 3 + 2 and rows[1].startswith("alice_letter.pdf,2,") and rows[1].endswith(",alice/a1.png")
+
+
+def test_a_run_that_stops_on_bad_input_leaves_no_earlier_summary_in_out(batch: dict[str, Path],
+                                                                       verifier_manifest: Path):
+    """Last night's summary.json survived tonight's run that stopped on a bad claims file or an empty SCANS (a
+    failed mount): a job reading OUT took it for tonight's. A summary in OUT now says the last run finished."""
+    models = DoubleModels(verifier_manifest)
+    run_batch(config(batch), models)
+    bad = batch["claims"].parent / "bad.csv"
+    bad.write_text("document,identity\na.png,alice,extra\n")
+    empty = batch["scans"].parent / "empty"
+    empty.mkdir()
+    for kw, error in (({"claims": bad}, ClaimsError), ({"scans": empty}, NoDocumentsError)):
+        run_batch(config(batch), models)
+        assert (batch["out"] / "summary.json").is_file()
+        with pytest.raises(error):
+            run_batch(config(batch, **kw), models)
+        assert not (batch["out"] / "summary.json").exists() and not (batch["out"] / "summary.csv").exists()
+        assert len(all_reports(batch["out"])) == 5  # the reports stay: a re-run resumes from them
+    new_out = batch["out"].parent / "never"
+    with pytest.raises(ClaimsError):  # a usage error does not create a new OUT
+        run_batch(config(batch, claims=bad, out=new_out), models)
+    assert not new_out.exists()
 
 
 def test_rerun_skips_done_documents_and_redoes_changed_or_failed_ones(batch: dict[str, Path],
@@ -188,6 +216,8 @@ def test_identical_documents_are_warned_about(batch: dict[str, Path], verifier_m
     assert w.startswith("2 set(s)")
     assert "again/bob_form_copy.png = sub/bob_form.png; unsigned.jpg = unsigned2.jpg" in w
     assert "broken.pdf" not in w  # one of a kind, though it failed
+    assert json.loads((batch["out"] / "summary.json").read_text())["duplicate_documents"] == [
+        ["again/bob_form_copy.png", "sub/bob_form.png"], ["unsigned.jpg", "unsigned2.jpg"]]
 
 
 def test_parallel_workers_give_the_same_reports(batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path):
