@@ -426,7 +426,8 @@ def _to_bgr_array(a: np.ndarray) -> np.ndarray:
 
 # --- PDF via pdf2image / poppler ---------------------------------------------------------------------------------
 
-_PAGE_SIZE = re.compile(r"([\d.]+)\s*x\s*([\d.]+)\s*pts")
+_NUMBER = r"(\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)"  # pdfinfo writes 2e+06 for a page of 2,000,000 pt
+_PAGE_SIZE = re.compile(rf"{_NUMBER}\s*x\s*{_NUMBER}\s*pts")
 
 
 def _pdf_pages_poppler(path: Path, config: IngestConfig, pdfium_error: str | None = None) -> Iterator[Page]:
@@ -462,12 +463,13 @@ def _pdf_pages_poppler(path: Path, config: IngestConfig, pdfium_error: str | Non
             raise CorruptPdfError(f"page {i} of {n} cannot be read: {e}") from e
         size = next((v for k, v in page_info.items() if "size" in k.lower() and "pts" in str(v)), None)
         m = _PAGE_SIZE.search(str(size)) if size else None
-        if m:
-            w_pt, h_pt = float(m.group(1)), float(m.group(2))
-            if w_pt <= 0 or h_pt <= 0:  # poppler's answer for a page object it could not load
-                raise CorruptPdfError(f"page {i} of {n} cannot be loaded (poppler gives it {w_pt:g} x {h_pt:g} pts)")
-            count_pixels_guard(round(w_pt * config.dpi / 72), round(h_pt * config.dpi / 72), config,
-                               f"page {i} at {config.dpi} dpi")
+        if not m:  # rendered unchecked, a page of a few bytes can take gigabytes before the check after it
+            raise CorruptPdfError(f"page {i} of {n} has no size that poppler can tell ({size!r})")
+        w_pt, h_pt = float(m.group(1)), float(m.group(2))
+        if w_pt <= 0 or h_pt <= 0:  # poppler's answer for a page object it could not load
+            raise CorruptPdfError(f"page {i} of {n} cannot be loaded (poppler gives it {w_pt:g} x {h_pt:g} pts)")
+        count_pixels_guard(round(w_pt * config.dpi / 72), round(h_pt * config.dpi / 72), config,
+                           f"page {i} at {config.dpi} dpi")
         try:
             # the CropBox, as PDF viewers and PDFium show a page (and as pdfinfo sized it for the pixel check)
             images = convert_from_path(str(path), dpi=config.dpi, first_page=i, last_page=i, fmt="ppm",
@@ -525,11 +527,14 @@ def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
                     continue
                 seen += 1
                 count_pixels_guard(frame.width, frame.height, config, f"page {number}")
+                aspect = _pixel_aspect(frame)  # before the EXIF turn, which may swap the axes
+                if aspect > 1:  # resampled taller: the limit holds for the page as it will be
+                    count_pixels_guard(frame.width, round(frame.height * aspect), config,
+                                       f"page {number}, its pixels made square,")
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                     try:
                         frame.load()
-                        aspect = _pixel_aspect(frame)  # before the EXIF turn, which may swap the axes
                         ImageOps.exif_transpose(frame, in_place=True)  # a copy of every page otherwise
                         arr = _square_pixels(_pil_to_bgr(frame), aspect)
                     except Image.DecompressionBombError as e:
@@ -572,6 +577,7 @@ def _image_dpi(img: Image.Image) -> int:
 
 
 PIXEL_ASPECT_TOLERANCE = 0.02  # x and y resolutions closer than this are taken for square pixels
+MAX_PIXEL_ASPECT = 4.0  # x and y resolutions further apart are no scanner's (a fax's are 2.08): metadata ignored
 
 
 def _pixel_aspect(img: Image.Image) -> float:
@@ -585,7 +591,7 @@ def _pixel_aspect(img: Image.Image) -> float:
         x, y = float(dpi[0]), float(dpi[1])
     except (TypeError, ValueError):
         return 1.0
-    if not (20 <= x <= 4800 and 20 <= y <= 4800):
+    if not (20 <= x <= 4800 and 20 <= y <= 4800) or not 1 / MAX_PIXEL_ASPECT <= x / y <= MAX_PIXEL_ASPECT:
         return 1.0
     turned = img.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientations that swap width and height
     return y / x if turned else x / y

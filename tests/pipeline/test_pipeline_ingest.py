@@ -139,6 +139,21 @@ def test_a_fax_at_standard_resolution_is_read_with_square_pixels(tmp_path: Path)
     assert same.size == (816, 528)  # square pixels: as stored
 
 
+def test_a_tiny_image_cannot_declare_pixels_that_make_it_a_huge_page(tmp_path: Path):
+    """A 1.5 KB PNG of 1500 x 1500 saved at 4700 x 25 dpi became a 423 Mpx page (1.5 GB) once its pixels were made
+    square, past the 120 Mpx limit checked before: the limit holds for the page as resampled, and resolutions no
+    scanner has are ignored."""
+    blank = Image.new("L", (1500, 1500), 255)
+    blank.save(tmp_path / "bomb.png", dpi=(4700, 25))
+    (page,) = iter_pages(tmp_path / "bomb.png", IngestConfig())
+    assert page.size == (1500, 1500)  # 188:1 is no scanner's: taken for square pixels
+    blank.save(tmp_path / "tall.png", dpi=(400, 100))  # 4:1, plausible, but 1500 x 6000 is over a 5 Mpx limit
+    with pytest.raises(ImageTooLargeError, match="pixels made square"):
+        list(iter_pages(tmp_path / "tall.png", IngestConfig(max_pixels=5_000_000)))
+    (ok,) = iter_pages(tmp_path / "tall.png", IngestConfig(max_pixels=9_000_000))
+    assert ok.size == (1500, 6000)
+
+
 def test_images_exif_orientation_alpha_16bit_and_default_dpi(tmp_path: Path):
     img = np.full((100, 200, 3), 255, np.uint8)
     img[:10, :10] = 0  # a black corner, top-left as stored
@@ -290,6 +305,17 @@ def test_poppler_backend_and_fallback_with_a_stand_in_poppler(tmp_path: Path, mo
     with pytest.raises(Exception, match="page 2 of 2 cannot be loaded") as ei:
         list(iter_pages(pdf, IngestConfig(pdf_backend="pdf2image")))
     assert ei.value.kind == "corrupt_pdf"  # type: ignore[attr-defined]
+    sizes[2] = "288 x 216 pts"
+    # a page of 2,000,000 x 10 pt, which pdfinfo writes "2e+06 x 10 pts": refused before it is rendered (it was
+    # rendered whole, 156 Mpx and 1.2 GB, before the check after rendering), and a page with no size at all
+    calls.clear()
+    sizes[2] = "2e+06 x 10 pts"
+    with pytest.raises(ImageTooLargeError, match="page 2 at 200 dpi"):
+        list(iter_pages(pdf, IngestConfig(pdf_backend="pdf2image")))
+    sizes[2] = "unknown"
+    with pytest.raises(Exception, match="page 2 of 2 has no size") as ei:
+        list(iter_pages(pdf, IngestConfig(pdf_backend="pdf2image")))
+    assert calls == [(1, 1), (1, 1)]  # page 2 never rendered
     sizes[2] = "288 x 216 pts"
     monkeypatch.setattr(pdf2image, "convert_from_path", lambda *a, **k: [Image.new("L", (1, 1), 255)])
     assert kind_of(pdf, IngestConfig(pdf_backend="pdf2image")) == "corrupt_pdf"
