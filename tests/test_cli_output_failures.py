@@ -140,7 +140,7 @@ def test_names_reach_stderr_escaped(home: Path, tmp_path: Path, extra: tuple[str
         assert sigpipe_run(home, {**cheque(), HOSTILE: b"not a pdf"}, tmp_path / "out", subprocess.DEVNULL,
                            stderr, *extra) == 1
     text = err.read_text()
-    assert "WARNING sigpipe.pipeline.flow: b\\r\\x1b[2K\\x1b[1AINFO all genuine\\x1b[8m.pdf: not a PDF" in text
+    assert "ERROR sigpipe.pipeline.flow: b\\r\\x1b[2K\\x1b[1AINFO all genuine\\x1b[8m.pdf: not a PDF" in text
     assert not any(c in text for c in "\r\x1b")
     report = json.loads((tmp_path / "out" / (HOSTILE + ".json")).read_text())
     assert report["document"]["path"] == HOSTILE  # the reports keep the name as it is

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -408,9 +409,15 @@ class SignaturePredictor:
         except OSError as e:
             return failure(DocumentInfo(rel, None, 0), "unreadable_file", f"cannot read the file: {e}")
         try:
-            sigs, n = self.predict_pages(counted(iter_pages(path, ingest)), claimed, rel)
+            with warnings.catch_warnings(record=True) as said:  # a library's complaint about this file, named
+                warnings.simplefilter("always")
+                try:
+                    sigs, n = self.predict_pages(counted(iter_pages(path, ingest)), claimed, rel)
+                finally:
+                    for text in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in said):
+                        log.warning("%s: %s", rel, text)
         except SigpipeError as e:
-            log.warning("%s: %s (%s)", rel, e, e.kind)
+            log.error("%s: %s (%s)", rel, e, e.kind)  # the document failed: an error, as its exit status says
             return failure(DocumentInfo(rel, digest, pages_read), e.kind, str(e))
         except MemoryError:
             log.error("%s: out of memory", rel)

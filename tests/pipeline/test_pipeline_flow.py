@@ -147,6 +147,35 @@ def test_a_bad_document_gives_an_error_report_not_an_exception(verifier: Verifie
     assert r.error.kind == "unreadable_file" and r.document.sha256 is None
 
 
+def test_a_library_s_warning_about_a_file_is_logged_with_its_name(verifier: Verifier, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture):
+    """A truncated TIFF made PIL print ``UserWarning: Corrupt EXIF data`` on stderr, naming no file and shown even
+    with ``-qq``; and the document's failure was logged as a warning, hidden by ``-qq`` though it fails the run."""
+    import logging
+    import warnings
+
+    from sigpipe.pipeline import flow
+    from sigpipe.pipeline.errors import CorruptImageError
+
+    def pages(path: Path, config: IngestConfig):  # type: ignore[no-untyped-def]
+        warnings.warn("Corrupt EXIF data.  Expecting to read 12 bytes but only got 2.", UserWarning, stacklevel=1)
+        warnings.warn("Corrupt EXIF data.  Expecting to read 12 bytes but only got 2.", UserWarning, stacklevel=1)
+        raise CorruptImageError("page 1 cannot be decoded (truncated or damaged)")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(flow, "iter_pages", pages)
+    ok = save_image(tmp_path / "scan.tif", page_with([]))
+    with caplog.at_level(logging.WARNING, logger="sigpipe"), warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        r = predictor(verifier, {})(ok, relative="in/scan.tif")
+    assert r.error.kind == "corrupt_image" and not shown  # nothing went to stderr past the log
+    said = [(rec.levelname, rec.getMessage()) for rec in caplog.records]
+    assert said == [("WARNING", "in/scan.tif: UserWarning: Corrupt EXIF data.  Expecting to read 12 bytes but only "
+                                "got 2."),
+                    ("ERROR", "in/scan.tif: page 1 cannot be decoded (truncated or damaged) (corrupt_image)")]
+
+
 def test_predictor_validates_its_parts(verifier: Verifier, verifier_manifest: Path, tmp_path: Path):
     with pytest.raises(TypeError, match="detect_batch"):
         SignaturePredictor(object(), verifier, Gallery(verifier))  # type: ignore[arg-type]
