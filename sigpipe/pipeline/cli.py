@@ -334,6 +334,8 @@ def review(out: Path, scans: Path, refs: Path, to: Path | None, everything: bool
     from sigpipe.verifier.verifier import Verifier
 
     target = to or out / "review"
+    if to is None and target.is_symlink():  # planted in OUT: the sheets would go, and old ones be removed, elsewhere
+        raise UsageFailure(f"{target} is a symbolic link: remove it, or give the folder with --to")
 
     def make_loader() -> SpecimenLoader:
         detector, _ = ManifestModels(detector_weights, None, orient=orient)(available_cores())

@@ -264,6 +264,23 @@ def test_a_usage_error_writes_and_removes_nothing(batch: dict[str, Path], verifi
     assert not (tmp_path / "typo" / "review").exists()
 
 
+def test_a_link_planted_at_out_review_is_not_written_through(batch: dict[str, Path], verifier_manifest: Path,
+                                                              tmp_path: Path):
+    """``OUT/review`` a link to another folder: the review overwrote that folder's index.html and removed its
+    files as stale sheets. ``run`` refuses links planted in OUT; so does ``review`` now, unless ``--to`` names it."""
+    out = _run(batch, verifier_manifest)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "index.html").write_text("precious")
+    (victim / "important.sig1.png").write_bytes(b"keep")
+    (out / "review").symlink_to(victim, target_is_directory=True)
+    args = ["review", str(out), "--scans", str(batch["scans"]), "--refs", str(batch["refs"])]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2 and "is a symbolic link" in r.output
+    assert sorted(p.name for p in victim.iterdir()) == ["important.sig1.png", "index.html"]
+    assert (victim / "index.html").read_text() == "precious"
+
+
 def test_edited_truncated_or_unwritable_reports_are_listed_and_the_rest_reviewed(batch: dict[str, Path],
                                                                                  verifier_manifest: Path,
                                                                                  tmp_path: Path):
