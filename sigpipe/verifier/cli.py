@@ -389,7 +389,10 @@ def _warn_repeated_refs(refs: tuple[Path, ...]) -> None:
 @click.command()
 @click.argument("questioned", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("refs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@weights_option
+@click.option("--weights", "--verifier-weights", "weights",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Verifier manifest (<weights>.json; --verifier-weights as 'sigpipe run' names it). Default: the "
+                   "bundled model.")
 @click.option("--detector-weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Detector manifest for PDFs and whole pages (<weights>.json). Default: the bundled detector.")
 @click.option("--orient/--no-orient", default=True, show_default=True,

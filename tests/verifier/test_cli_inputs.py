@@ -189,3 +189,14 @@ def test_operating_point_input_errors_exit_2(tmp_path: Path):
     (tmp_path / "afile").write_text("x")
     res = operating_point(str(path), "--far", "0.25", "--out", str(tmp_path / "afile" / "sub"))
     input_error(res, f"cannot create the folder {tmp_path / 'afile' / 'sub'}")
+
+
+def test_verify_takes_the_verifier_manifest_by_the_name_run_gives_it(tiny_verifier: Path, genuine: list[Path]):
+    """``sigpipe run --verifier-weights M`` and ``sigpipe verify --weights M`` named one thing two ways: a script
+    moving from one command to the other failed with 'no such option'. verify takes both names."""
+    args = ["verify", str(genuine[0]), str(genuine[1]), "--json"]
+    by_run_name = CliRunner().invoke(cli, [*args, "--verifier-weights", str(tiny_verifier)])
+    by_own_name = CliRunner().invoke(cli, [*args, "--weights", str(tiny_verifier)])
+    assert by_run_name.exit_code == 0, by_run_name.output
+    assert json.loads(by_run_name.stdout)["model"] == json.loads(by_own_name.stdout)["model"]
+    assert "tiny" in json.loads(by_run_name.stdout)["model"]
