@@ -94,6 +94,9 @@ def _say(message: str, err: bool = False) -> None:
 @click.option("--orient/--no-orient", default=True, show_default=True,
               help="Turn pages scanned upside down or sideways upright before looking for signatures (the bundled "
                    "orientation model; README, Pages turned).")
+@click.option("--orientation-weights", type=manifest_path, default=None,
+              help="Orientation manifest (<weights>.json, from 'sigpipe orientation train'). Default: the bundled "
+                   "model.")
 @click.option("--precision", type=click.Choice(["f32", "bf16", "auto"]), default="f32", show_default=True,
               help="bf16: run both models on OpenVINO in bfloat16, about twice as fast on CPUs that compute in it "
                    "(AVX512_BF16, AMX), slower where it is emulated; results move slightly (README, The whole "
@@ -109,8 +112,9 @@ def _say(message: str, err: bool = False) -> None:
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress lines on stderr.")
 def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, dpi: int, page_spec: str | None,
         accept_score: float | None, other_signers: bool, pdf_backend: str, detector_weights: Path | None,
-        detector_tta: bool, orient: bool, precision: str, verifier_weights: Path | None, threads: int | None,
-        timeout: float | None, force: bool, progress: bool) -> None:
+        detector_tta: bool, orient: bool, orientation_weights: Path | None, precision: str,
+        verifier_weights: Path | None, threads: int | None, timeout: float | None, force: bool,
+        progress: bool) -> None:
     """Find and verify the signatures in every document under SCANS.
 
     Writes OUT/<path relative to SCANS>.json per document, OUT/summary.json and OUT/summary.csv. A re-run skips
@@ -122,7 +126,8 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, d
     try:
         config = RunConfig(
             scans=scans, refs=refs, out=out, claims=claims, workers=workers, dpi=dpi, pdf_backend=pdf_backend,
-            detector_weights=detector_weights, detector_tta=detector_tta, orient=orient, precision=precision,
+            detector_weights=detector_weights, detector_tta=detector_tta, orient=orient,
+            orientation_weights=orientation_weights, precision=precision,
             verifier_weights=verifier_weights, threads=threads, timeout=timeout, force=force, progress=progress,
             pages=page_spec, accept_score=accept_score, other_signers=other_signers,
         )

@@ -99,8 +99,9 @@ class RunConfig:
         detector_weights, verifier_weights: model manifests (None = the bundled models).
         detector_tta: run the detector on each page and its mirror image and fuse the boxes (twice the detector's
             time; its manifest's ``tta_conf``).
-        orient: turn pages scanned upside down or sideways upright before detection (the bundled orientation
-            model, :mod:`sigpipe.pipeline.orientation`; about 2.5 ms a page on 2 cores).
+        orient: turn pages scanned upside down or sideways upright before detection (the orientation model,
+            :mod:`sigpipe.pipeline.orientation`; about 2.5 ms a page on 2 cores).
+        orientation_weights: the orientation model's manifest (None = the bundled model).
         precision: ``f32``, or ``bf16`` to run both models' networks on OpenVINO in bfloat16 (about twice as fast on
             CPUs that compute in it, slower where it is emulated; :mod:`sigpipe._onnx`), or ``auto``: bf16 where this
             CPU computes it natively, else f32 (each model's ident says which it ran in).
@@ -132,6 +133,7 @@ class RunConfig:
     verifier_weights: Path | None = None
     detector_tta: bool = False
     orient: bool = True
+    orientation_weights: Path | None = None
     precision: str = "f32"
     crop_margin: float = 0.08
     max_pixels: int = MAX_PAGE_PIXELS
@@ -145,7 +147,8 @@ class RunConfig:
     other_signers: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("scans", "refs", "out", "claims", "detector_weights", "verifier_weights", "cache"):
+        for name in ("scans", "refs", "out", "claims", "detector_weights", "verifier_weights", "orientation_weights",
+                     "cache"):
             value = getattr(self, name)
             if isinstance(value, str):  # a library caller's str paths: as Paths
                 object.__setattr__(self, name, Path(value))
@@ -186,6 +189,7 @@ class ManifestModels:
     detector_tta: bool = False
     precision: str = "f32"
     orient: bool = True
+    orientation: Path | None = None
 
     def __call__(self, threads: int) -> tuple[Detector, Verifier]:
         """Load both models; when either fails, one :class:`ModelError` names every problem.
@@ -209,7 +213,8 @@ class ManifestModels:
             errors.append(f"detector: {e}")
         if self.orient and detector is not None:
             try:
-                detector = OrientingDetector(detector, PageOrienter(threads=threads, precision=self.precision))
+                detector = OrientingDetector(detector, PageOrienter(self.orientation, threads=threads,
+                                                                    precision=self.precision))
             except ModelError as e:
                 errors.append(f"orientation: {e}")
         if errors or detector is None or verifier is None:
@@ -389,7 +394,8 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
 
     cores = config.threads or available_cores()
     provider: ModelProvider = models or ManifestModels(config.detector_weights, config.verifier_weights,
-                                                       config.detector_tta, config.precision, config.orient)
+                                                       config.detector_tta, config.precision, config.orient,
+                                                       config.orientation_weights)
     detector, verifier = provider(cores)
     idents = model_idents(detector, verifier)
     hold()

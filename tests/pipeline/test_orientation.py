@@ -183,6 +183,37 @@ def test_shipped_model_is_hash_checked(tmp_path: Path):
         PageOrienter(tmp_path / m.path.name)
 
 
+def test_run_takes_an_orientation_model_of_one_s_own(tmp_path: Path):
+    """``sigpipe orientation train`` wrote a model that ``run`` could not use: only the bundled one was loaded.
+    ``--orientation-weights`` loads it (its ident goes into the reports, so a change of model redoes them), and a
+    tampered one is refused by name."""
+    import json
+
+    from click.testing import CliRunner
+
+    from sigpipe.cli import cli
+    from sigpipe.pipeline.runner import ManifestModels
+    from sigpipe.weights import manifest_text
+
+    m = bundled_manifest("orientation")
+    for f in (m.path, m.weights_path, m.path.parent / m["backends"]["onnx"]):
+        shutil.copy(f, tmp_path / f.name)
+    own = tmp_path / m.path.name
+    own.write_text(manifest_text({**json.loads(own.read_text()), "tag": "mine"}))
+    detector, _ = ManifestModels(orientation=own)(1)
+    assert detector.orientation_ident.startswith("orient-cnn.mine ")  # type: ignore[attr-defined]
+    assert ManifestModels()(1)[0].orientation_ident.startswith(f"orient-cnn.{m['tag']} ")  # type: ignore[attr-defined]
+    onnx = tmp_path / m["backends"]["onnx"]
+    onnx.write_bytes(onnx.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ModelError, match="orientation: .*does not match its manifest"):
+        ManifestModels(orientation=own)(1)
+    scans = tmp_path / "scans"
+    shutil.copytree(EXAMPLES / "scans", scans, ignore=lambda d, names: [n for n in names if "0001" not in n])
+    r = CliRunner().invoke(cli, ["run", str(scans), "--refs", str(EXAMPLES / "refs"), "--out", str(tmp_path / "o"),
+                                 "--orientation-weights", str(own), "--no-progress"])
+    assert r.exit_code == 2 and "orientation" in r.output and "does not match its manifest" in r.output
+
+
 def test_run_turns_an_upside_down_cheque_and_gives_the_upright_verdict(tmp_path: Path):
     (page,) = iter_pages(EXAMPLES / "scans" / "0002_cheque.pdf", IngestConfig())
     scans = tmp_path / "scans"
