@@ -432,6 +432,9 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
                         "summary leaves them out")
     if not gallery.people:
         warnings.append(f"no usable references in {config.refs}: every signature will be 'no_reference'")
+    single = single_reference_warning(gallery.embeddings, getattr(getattr(verifier, "manifest", None), "data", None))
+    if single:
+        warnings.append(single)
     for w in warnings:
         log.warning("%s", w)
     warnings += gallery.warnings  # logged as they happened
@@ -532,6 +535,24 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     except OSError as e:
         raise OutputWriteError(f"cannot write the summary to {config.out}: {e}") from e
     return summary
+
+
+def single_reference_warning(embeddings: dict[str, Any], manifest: dict[str, Any] | None) -> str | None:
+    """A warning naming the enrolled people with a single usable reference, or None: with one specimen the
+    verifier is least sure, and a bank keeping one signature card per customer should know by how much (the skilled
+    forgeries the manifest's test writers had accepted at K=1 and at K=5, when it records them)."""
+    single = sorted(p for p, e in embeddings.items() if len(e) == 1)
+    if not single:
+        return None
+    cells = ((manifest or {}).get("benchmarks") or {}).get("test_writers") or {}
+    rates = {k: [c[k]["far_skilled"] for c in cells.values() if isinstance(c.get(k), dict)
+                 and isinstance(c[k].get("far_skilled"), float)] for k in ("k1", "k5")}
+    span = {k: f"{min(r):.0%}-{max(r):.0%}" for k, r in rates.items() if r}
+    measured = (f" (on the verifier's test writers it accepted {span['k1']} of skilled forgeries with one reference, "
+                f"{span['k5']} with five: README, Models)") if len(span) == 2 else ""
+    shown = ", ".join(single[:5]) + (", ..." if len(single) > 5 else "")
+    return (f"{len(single)} of {len(embeddings)} enrolled people have a single usable reference ({shown}): their "
+            f"signatures are judged on it alone{measured}; enrol more specimens where you can")
 
 
 def duplicate_documents(reports: Sequence[DocumentReport]) -> list[list[str]]:

@@ -404,3 +404,20 @@ def test_claims_delimiter_header_and_line_ends_as_spreadsheets_write_them(tmp_pa
     assert load_claims(p) == {"a.pdf": "alice", "b.pdf": "bob"}
     p.write_bytes(b"document,identity\r\na.pdf,alice\rb.pdf,bob\r\n")  # CRLF and old Mac CR
     assert load_claims(p) == {"a.pdf": "alice", "b.pdf": "bob"}
+
+
+def test_people_with_a_single_reference_are_named_with_the_measured_cost():
+    """A bank keeping one signature card per customer is judged at K=1, where the verifier is least sure: the run
+    says who and, from the manifest's test figures, by how much."""
+    from sigpipe.pipeline.runner import single_reference_warning
+
+    manifest = {"benchmarks": {"test_writers": {
+        "a": {"k1": {"far_skilled": 0.19}, "k5": {"far_skilled": 0.14}},
+        "b": {"k1": {"far_skilled": 0.32}, "k5": {"far_skilled": 0.05}}}}}
+    people = {f"p{i}": [0] * (1 if i < 7 else 3) for i in range(9)}
+    w = single_reference_warning(people, manifest)
+    assert w is not None
+    assert w.startswith("7 of 9 enrolled people have a single usable reference (p0, p1, p2, p3, p4, ...)")
+    assert "accepted 19%-32% of skilled forgeries with one reference, 5%-14% with five" in w
+    assert "accepted" not in (single_reference_warning({"p": [0]}, {}) or "")  # no figures recorded: none quoted
+    assert single_reference_warning({"p": [0, 1]}, manifest) is None
