@@ -19,9 +19,10 @@ import numpy as np
 
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.claims import Claim, claimants, normalise_claim
+from sigpipe.pipeline.deskew import level_crop
 from sigpipe.pipeline.errors import FileChangedError
 from sigpipe.pipeline.ingest import IngestConfig, Page, iter_pages
-from sigpipe.pipeline.orientation import turn_upright
+from sigpipe.pipeline.orientation import box_to_scanned, turn_upright
 from sigpipe.pipeline.report import (
     READER_REVISION,
     DocumentInfo,
@@ -117,13 +118,33 @@ def crop_box(image: np.ndarray, bbox: Sequence[float], margin: float = 0.08) -> 
 
 def crop_detection(image: np.ndarray, detection: DetectionLike, margin: float = 0.08) -> np.ndarray:
     """:func:`crop_box` of a detection, turned upright when the detector turned its page first (a detection with a
-    ``rotation``: :class:`~sigpipe.pipeline.orientation.OrientingDetector`)."""
-    return turn_upright(crop_box(image, detection.bbox, margin), rotation_of(detection) // 90)
+    ``rotation``: :class:`~sigpipe.pipeline.orientation.OrientingDetector`), and levelled when it levelled the page
+    (a ``skew``)."""
+    return upright_crop(image, detection.bbox, rotation_of(detection), skew_of(detection), margin)
+
+
+def upright_crop(image: np.ndarray, bbox: Sequence[float], rotation: int = 0, skew: float = 0.0,
+                 margin: float = 0.08) -> np.ndarray:
+    """The crop of ``bbox`` (pixels of ``image``, the page as scanned) with ``margin``, turned upright by
+    ``rotation`` (degrees counter-clockwise the page is turned from upright) and levelled by ``skew``
+    (:func:`~sigpipe.pipeline.deskew.level_crop`): what the verifier judged, from a report's fields."""
+    k = rotation // 90
+    if not skew:
+        return turn_upright(crop_box(image, bbox, margin), k)
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    hull = box_to_scanned((x1, y1, x2, y2), (4 - k) % 4, (w, h))  # in pixels of the page turned upright
+    return level_crop(turn_upright(image, k), hull, skew, margin)
 
 
 def rotation_of(detection: DetectionLike) -> int:
     """Degrees counter-clockwise the detection's page was turned from upright (0 for a plain detector's)."""
     return int(getattr(detection, "rotation", 0))
+
+
+def skew_of(detection: DetectionLike) -> float:
+    """Degrees counter-clockwise the detection's upright page was turned to level it (0.0 for a plain detector's)."""
+    return float(getattr(detection, "skew", 0.0))
 
 
 D = TypeVar("D", bound=DetectionLike)
@@ -198,7 +219,8 @@ def model_idents(detector: Detector, verifier: Verifier) -> dict[str, str]:
 class FoundSignature:
     """Where a detected signature is: 1-based ``page``, its ``page_size`` (w, h) and ``dpi``, the detector's
     ``bbox`` (x1, y1, x2, y2) in page pixels and ``confidence``, and the page's ``rotation`` (degrees
-    counter-clockwise from upright, as the orientation model found it; 0 without one)."""
+    counter-clockwise from upright, as the orientation model found it; 0 without one) and ``skew`` (degrees it was
+    turned to level it; :mod:`sigpipe.pipeline.deskew`)."""
 
     page: int
     page_size: tuple[int, int]
@@ -206,6 +228,7 @@ class FoundSignature:
     bbox: tuple[float, float, float, float]
     confidence: float
     rotation: int = 0
+    skew: float = 0.0
 
 
 class SignaturePredictor:
@@ -295,7 +318,7 @@ class SignaturePredictor:
                     prepared.append(self.verifier.prepare([crop]))
                     x1, y1, x2, y2 = (float(v) for v in d.bbox)
                     found.append(FoundSignature(page.number, page.size, page.dpi, (x1, y1, x2, y2),
-                                                float(d.confidence), rotation_of(d)))
+                                                float(d.confidence), rotation_of(d), skew_of(d)))
             batch.clear()
 
         for page in pages:
@@ -361,7 +384,7 @@ class SignaturePredictor:
                 distance=round(max(d.distance, 0.0), nd) if d else None,
                 threshold=round(d.threshold, nd) if d else None,
                 score=round(d.score, nd) if d else None,
-                verdict=verdict, page_rotation=f.rotation,
+                verdict=verdict, page_rotation=f.rotation, page_skew=f.skew,
                 nearest_reference=self.gallery.source(match.identity, d.nearest) if match and d else None,
             ))
         return results, n_pages

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from sigpipe.errors import ModelError
+from sigpipe.pipeline.deskew import box_from_level, estimate_skew, level
 from sigpipe.weights import Manifest, bundled_manifest
 
 ROTATIONS = (0, 90, 180, 270)  # class k: the page was turned by ROTATIONS[k] degrees counter-clockwise
@@ -108,14 +109,18 @@ class PageOrienter:
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
 
+    def is_page(self, image: np.ndarray) -> bool:
+        """Whether ``image`` is page-sized (the manifest's ``min_page_size``): a signature on its own says nothing
+        about which way up, or how far askew, it is."""
+        return min(image.shape[:2]) >= self.min_page[0] and max(image.shape[:2]) >= self.min_page[1]
+
     def turns(self, images: list[np.ndarray]) -> list[int]:
         """For each page, the class ``k`` to undo (:func:`turn_upright`): the most likely one when it is not 0 and
         at least ``min_confidence`` likely; for a page at least that likely sideways (90 and 270 together) but
         neither way alone, the quarter turn after which the network finds the page upright, or upside down, at
         that confidence; else 0 (leave the page as it is). Images smaller than the manifest's ``min_page_size``
         (short, long side) are left as they are without asking the network."""
-        sized = [i for i, im in enumerate(images) if min(im.shape[:2]) >= self.min_page[0]
-                 and max(im.shape[:2]) >= self.min_page[1]]
+        sized = [i for i, im in enumerate(images) if self.is_page(im)]
         ks = [0] * len(images)
         p = self.probabilities([images[i] for i in sized])
         sideways: list[tuple[int, int]] = []
@@ -156,6 +161,7 @@ class OrientedDetection:
     bbox: tuple[float, float, float, float]
     confidence: float
     rotation: int
+    skew: float = 0.0  # degrees counter-clockwise the upright page was turned to level it (bbox: the box's hull)
 
 
 class OrientingDetector:
@@ -180,9 +186,18 @@ class OrientingDetector:
         return self.orienter.ident
 
     def detect_batch(self, pages: list[np.ndarray]) -> list[list[OrientedDetection]]:
+        """Detect on each page turned upright and, when it is a few degrees askew, levelled
+        (:mod:`sigpipe.pipeline.deskew`); boxes in pixels of the page as scanned (a levelled box's hull)."""
         ks = self.orienter.turns(pages)
         upright = [turn_upright(page, k) for page, k in zip(pages, ks, strict=True)]
-        found = self.detector.detect_batch(upright)
-        return [[OrientedDetection(box_to_scanned(tuple(d.bbox), k, (u.shape[1], u.shape[0])), float(d.confidence),
-                                   ROTATIONS[k]) for d in dets]
-                for dets, k, u in zip(found, ks, upright, strict=True)]
+        is_page = getattr(self.orienter, "is_page", lambda image: True)
+        skews = [estimate_skew(u) if is_page(u) else 0.0 for u in upright]
+        levelled = [level(u, a) if a else (u, None) for u, a in zip(upright, skews, strict=True)]
+        found = self.detector.detect_batch([p for p, _ in levelled])
+        out: list[list[OrientedDetection]] = []
+        for dets, k, u, a, (_, m) in zip(found, ks, upright, skews, levelled, strict=True):
+            size = (u.shape[1], u.shape[0])
+            out.append([OrientedDetection(
+                box_to_scanned(box_from_level(tuple(d.bbox), m, size) if m is not None else tuple(d.bbox), k, size),
+                float(d.confidence), ROTATIONS[k], a) for d in dets])
+        return out

@@ -41,7 +41,7 @@ SUMMARY_CSV = "summary.csv"
 LOCK_FILE = ".sigpipe.lock"
 CSV_COLUMNS = ("document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
-               "nearest_reference")
+               "nearest_reference", "page_skew")
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,9 @@ class SignatureResult:
             stay in pixels of the page as scanned.
         nearest_reference: the specimen of ``identity`` closest to the signature (relative to REFS), the one a
             reviewer should compare it with; None for ``no_reference``, or when not known.
+        page_skew: degrees counter-clockwise the upright page was turned to level it (a page a few degrees askew,
+            :mod:`sigpipe.pipeline.deskew`); ``bbox`` is then the hull of the box found on the levelled page, and
+            the signature was verified levelled. 0 for a level page (and in reports of earlier releases).
     """
 
     page: int
@@ -108,19 +111,23 @@ class SignatureResult:
     verdict: str
     page_rotation: int = 0
     nearest_reference: str | None = None
+    page_skew: float = 0.0
 
     def __post_init__(self) -> None:
         if self.verdict not in SIGNATURE_VERDICTS:
             raise ValueError(f"unknown signature verdict {self.verdict!r}")
         if self.page_rotation not in (0, 90, 180, 270):
             raise ValueError(f"page_rotation must be 0, 90, 180 or 270, got {self.page_rotation!r}")
+        if not abs(self.page_skew) <= 45:
+            raise ValueError(f"page_skew must be within 45 degrees, got {self.page_skew!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "page": self.page, "bbox": list(self.bbox), "page_size": list(self.page_size), "dpi": self.dpi,
             "detection_confidence": self.detection_confidence, "identity": self.identity,
             "distance": self.distance, "threshold": self.threshold, "score": self.score, "verdict": self.verdict,
-            "page_rotation": self.page_rotation, "nearest_reference": self.nearest_reference,
+            "page_rotation": self.page_rotation, "page_skew": self.page_skew,
+            "nearest_reference": self.nearest_reference,
         }
 
     @classmethod
@@ -132,7 +139,7 @@ class SignatureResult:
             detection_confidence=float(d["detection_confidence"]), identity=d["identity"],
             distance=_opt_float(d["distance"]), threshold=_opt_float(d["threshold"]), score=_opt_float(d["score"]),
             verdict=str(d["verdict"]), page_rotation=int(d.get("page_rotation", 0)),
-            nearest_reference=d.get("nearest_reference"),
+            nearest_reference=d.get("nearest_reference"), page_skew=float(d.get("page_skew", 0.0)),
         )
 
 
@@ -165,8 +172,9 @@ class ReferenceSet:
 # (visible digital signatures) drawn, poppler renders the CropBox, a PNG's transparent colour is paper, 16-bit
 # MinIsWhite TIFFs not inverted, a page's signatures in reading order. 3: signatures side by side on one line
 # left to right (by the top edge alone, half a pixel of the detector's jitter could reorder them); images whose
-# pixels are not square (a fax at 204 x 98 dpi) resampled to square pixels.
-READER_REVISION = 3
+# pixels are not square (a fax at 204 x 98 dpi) resampled to square pixels. 4: pages a few degrees askew levelled
+# before detection, their signatures verified levelled (page_skew).
+READER_REVISION = 4
 
 
 @dataclass(frozen=True)
@@ -642,11 +650,11 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
     for r in reports:
         doc, claimed = _cell(r.document.path), _cell(";".join(claimants(r.claimed_identity)))
         if not r.signatures:
-            w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, "", ""])
+            w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, "", "", ""])
         for s in r.signatures:
             w.writerow([doc, s.page, *s.bbox, _cell(s.identity or ""), _fmt(s.distance), _fmt(s.threshold),
                         _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed, s.page_rotation,
-                        _cell(s.nearest_reference or "")])
+                        _cell(s.nearest_reference or ""), s.page_skew])
     return buf.getvalue()
 
 

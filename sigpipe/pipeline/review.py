@@ -32,7 +32,7 @@ import numpy as np
 
 from sigpipe._names import from_readable
 from sigpipe.errors import SigpipeError
-from sigpipe.pipeline.flow import crop_box
+from sigpipe.pipeline.flow import upright_crop
 from sigpipe.pipeline.ingest import DEFAULT_DPI, IngestConfig, PageSelection, iter_pages
 from sigpipe.pipeline.orientation import turn_upright
 from sigpipe.pipeline.report import (
@@ -324,7 +324,7 @@ def _in_page_pixels(sig: SignatureResult, page: np.ndarray) -> SignatureResult:
 def questioned_crop(page: np.ndarray, sig: SignatureResult, margin: float) -> np.ndarray:
     """The signature as the pipeline cut it out for the verifier: ``sig.bbox`` on the page as scanned, with
     ``margin``, turned upright by ``sig.page_rotation``."""
-    return turn_upright(crop_box(page, sig.bbox, margin), sig.page_rotation // 90)
+    return upright_crop(page, sig.bbox, sig.page_rotation, sig.page_skew, margin)
 
 
 class NoReportsError(SigpipeError):

@@ -188,15 +188,15 @@ def test_summary_counts_and_csv():
     rows = [line.split(",") for line in summary_csv(reps).splitlines()]
     assert rows[0] == ["document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                        "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
-                       "nearest_reference"]
+                       "nearest_reference", "page_skew"]
     assert rows[1] == ["a/b.pdf", "1", "10.5", "20.0", "110.25", "60.0", "alice", "0.41", "0.62", "0.87", "genuine",
-                       "forged", "0.93", "alice", "0", "alice/2019/03.png"]
-    assert rows[3][-3] == "" and rows[3][-1] == "bob/2019/03.png"  # no claim: the nearest enrolled person's
-    assert rows[4][6:] == ["carol", "", "", "", "no_reference", "needs_review", "0.93", "carol", "0", ""]
-    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned", "", "", "", ""] and rows[6][11] == "error"
+                       "forged", "0.93", "alice", "0", "alice/2019/03.png", "0.0"]
+    assert rows[3][-4] == "" and rows[3][-2] == "bob/2019/03.png"  # no claim: the nearest enrolled person's
+    assert rows[4][6:] == ["carol", "", "", "", "no_reference", "needs_review", "0.93", "carol", "0", "", "0.0"]
+    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned", "", "", "", "", ""] and rows[6][11] == "error"
     assert len(rows) == 1 + 4 + 2  # 4 signatures + one row per document without signatures
     several = DocumentReport.success(DocumentInfo("c.pdf", SHA, 1), ("alice", "bob"), [], MODELS)
-    assert summary_csv([several]).splitlines()[1].endswith(",unsigned,,alice;bob,,")
+    assert summary_csv([several]).splitlines()[1].endswith(",unsigned,,alice;bob,,,")
 
 
 
