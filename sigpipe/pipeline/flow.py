@@ -183,11 +183,13 @@ class SpecimenCropper:
 
     @property
     def ident(self) -> str:
-        """What the crops depend on (part of the gallery's cache key)."""
+        """What the crops depend on (part of the gallery's cache key): the models, the rendering, and how this
+        release reads pages (:data:`~sigpipe.pipeline.report.READER_REVISION`: a page specimen fed in askew is
+        levelled since revision 4, so its cached crop from an earlier release is cut again)."""
         orientation = getattr(self.detector, "orientation_ident", None)
         turned = f" orientation={orientation}" if orientation else ""
         return (f"{self.detector.ident}{turned} dpi={self.ingest.dpi} pdf={self.ingest.pdf_backend} "
-                f"margin={self.margin}")
+                f"margin={self.margin} reader={READER_REVISION}")
 
     def __call__(self, path: Path) -> list[np.ndarray]:
         crops: list[np.ndarray] = []

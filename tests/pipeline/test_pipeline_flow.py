@@ -213,6 +213,16 @@ def test_page_specimens_are_cropped_again_when_the_loader_changes(verifier: Veri
     wider, det = enroll(0.3)  # another crop of the same file: not the cached one
     assert det.calls == [1] and not np.array_equal(wider.embeddings["alice"], first.embeddings["alice"])
     assert specimen_loader(det, IngestConfig(dpi=72), 0.3).ident != specimen_loader(det, IngestConfig(dpi=72)).ident
+    # a release that reads pages otherwise (levelling pages askew, reader revision 4) cuts its page specimens again
+    from sigpipe.pipeline import flow
+
+    before = specimen_loader(det).ident
+    old_revision = flow.READER_REVISION
+    try:
+        flow.READER_REVISION = old_revision - 1
+        assert specimen_loader(det).ident != before
+    finally:
+        flow.READER_REVISION = old_revision
 
 
 def cheque_image(seed: int = 0) -> np.ndarray:
