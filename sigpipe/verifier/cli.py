@@ -491,13 +491,15 @@ def _suspect_references(v: Verifier, embs: np.ndarray, images: np.ndarray, files
 class _Questioned:
     """The questioned signature: its image, and where the detector found it when the file was a PDF or a page
     (1-based ``page``, ``bbox`` (x1, y1, x2, y2) in page pixels, ``confidence``, and the page's ``rotation``:
-    degrees counter-clockwise from upright, the crop turned back upright)."""
+    degrees counter-clockwise from upright, the crop turned back upright, and ``skew``: degrees it was then turned to
+    level it, as ``sigpipe run`` reports them)."""
 
     image: np.ndarray
     page: int | None = None
     bbox: tuple[float, float, float, float] | None = None
     confidence: float = 0.0
     rotation: int = 0
+    skew: float = 0.0
 
     @property
     def detection(self) -> dict[str, object] | None:
@@ -505,7 +507,7 @@ class _Questioned:
         if self.page is None or self.bbox is None:
             return None
         return {"page": self.page, "bbox": [round(float(c), 1) for c in self.bbox],
-                "confidence": round(self.confidence, 4), "page_rotation": self.rotation}
+                "confidence": round(self.confidence, 4), "page_rotation": self.rotation, "page_skew": self.skew}
 
 
 class _PageCropper:
@@ -548,7 +550,7 @@ class _PageCropper:
             if which not in (None, 1):
                 raise InputError(f"{path} is a signature image, not a page: --signature {which} does not apply")
             return _Questioned(img)
-        from sigpipe.pipeline.flow import FlowConfig, crop_detection, reading_order, rotation_of
+        from sigpipe.pipeline.flow import FlowConfig, crop_detection, reading_order, rotation_of, skew_of
         from sigpipe.pipeline.ingest import IngestConfig, iter_pages
 
         detector = self._detector()
@@ -569,7 +571,7 @@ class _PageCropper:
             raise InputError(f"{path} holds {len(found)} signature(s) ({where}): {pick}")
         number, det, crop = found[(which or 1) - 1]
         x1, y1, x2, y2 = (float(c) for c in det.bbox)
-        return _Questioned(crop, number, (x1, y1, x2, y2), float(det.confidence), rotation_of(det))
+        return _Questioned(crop, number, (x1, y1, x2, y2), float(det.confidence), rotation_of(det), skew_of(det))
 
     def reference(self, path: Path) -> list[np.ndarray]:
         img = self._signature(path)

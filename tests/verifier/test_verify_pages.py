@@ -137,3 +137,27 @@ def test_a_corrupt_pdf_is_an_input_error(tmp_path: Path):
     code, _, err = verify(bad, *KOWALSKI)
     assert code == 2 and f"{bad}: not a readable PDF" in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_cheque_fed_in_askew_is_levelled_alike_by_run_and_verify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The same page 4 degrees askew: run and verify level it by the same angle, report it, and judge the same crop."""
+    from sigpipe.pipeline.ingest import iter_pages
+
+    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
+    (page,) = iter_pages(EXAMPLE / "scans" / "0001_cheque.png")
+    h, w = page.image.shape[:2]
+    askew = cv2.warpAffine(page.image, cv2.getRotationMatrix2D((w / 2, h / 2), 4.0, 1.0), (w, h),
+                           borderValue=(255, 255, 255))
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    cv2.imwrite(str(scans / "askew.png"), askew)
+    (tmp_path / "claims.csv").write_text("document,identity\naskew.png,j-kowalski\n")
+    res = CliRunner().invoke(cli, ["run", str(scans), "--refs", str(EXAMPLE / "refs"), "--claims",
+                                   str(tmp_path / "claims.csv"), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    (sig,) = json.loads((tmp_path / "out" / "askew.png.json").read_text())["signatures"]
+    assert sig["page_skew"] == pytest.approx(-4.0, abs=0.3) and sig["verdict"] == "genuine"
+    code, out, err = verify(scans / "askew.png", *KOWALSKI)
+    assert code == 0, err
+    assert out["questioned_detection"]["page_skew"] == sig["page_skew"]
+    assert out["distance"] == pytest.approx(sig["distance"], abs=6e-7)
