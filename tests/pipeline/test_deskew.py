@@ -49,6 +49,16 @@ def test_the_skew_of_a_page_is_measured(degrees: float):
     assert estimate_skew(turned(letter(), degrees)) == pytest.approx(-degrees, abs=0.3)
 
 
+def test_a_cheque_photographed_on_a_dark_table_is_levelled():
+    """A phone's photo: the page askew on a dark table that fills half the picture. The table was taken for ink
+    (over 40% of the picture: given up), and none of 200 such captures was levelled."""
+    page = turned(letter(1), 4.0)
+    photo = np.full((2000, 1500), 90, np.uint8)  # the table
+    photo[400 : 400 + page.shape[0], 330 : 330 + page.shape[1]] = page
+    photo[400 : 400 + page.shape[0], 330 : 330 + page.shape[1]][page == 255] = 90  # the corners turned out of it
+    assert estimate_skew(photo) == pytest.approx(-4.0, abs=0.3)
+
+
 def test_level_pages_and_pages_without_lines_are_left_alone():
     assert estimate_skew(letter()) == 0.0
     assert estimate_skew(turned(letter(), 0.6)) == 0.0  # under a degree: not touched
