@@ -438,9 +438,10 @@ class SignaturePredictor:
                 warnings.simplefilter("always")
                 try:
                     sigs, n = self.predict_pages(counted(iter_pages(path, ingest)), claimed, rel)
-                finally:
-                    for text in dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in said):
-                        log.warning("%s: %s", rel, text)
+                finally:  # a library's deprecation notice is about the code, not the file: debug only
+                    for text, w in dict((f"{w.category.__name__}: {w.message}", w) for w in said).items():
+                        code = issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))
+                        log.log(logging.DEBUG if code else logging.WARNING, "%s: %s", rel, text)
         except SigpipeError as e:
             log.error("%s: %s (%s)", rel, e, e.kind)  # the document failed: an error, as its exit status says
             return failure(DocumentInfo(rel, digest, pages_read), e.kind, str(e))
