@@ -22,6 +22,7 @@ MIN_SKEW_DEG = 1.0  # below this, no page is touched: a straight scan stays exac
 MIN_GAIN = 1.15  # the levelled profile must be this much sharper than the page as it is
 PROFILE_SIDE = 600  # the page is measured at this long side
 MAX_POINTS = 12_000  # ink pixels measured (every n-th)
+LETTER_SIZE = 20  # ink marks at most this wide and tall at the measuring scale are letters (12-pt text: about 8)
 
 
 def estimate_skew(page: np.ndarray) -> float:
@@ -62,9 +63,6 @@ def estimate_skew(page: np.ndarray) -> float:
     return round(best, 1)
 
 
-LETTER_SIZE = 20  # ink marks at most this wide and tall at the measuring scale are letters (12-pt text: about 8)
-
-
 def level(page: np.ndarray, skew: float) -> tuple[np.ndarray, np.ndarray]:
     """``page`` turned by ``skew`` degrees counter-clockwise on a canvas that holds all of it (paper white around
     it); also the 2x3 affine matrix from the page's pixels to the levelled page's."""
@@ -74,9 +72,13 @@ def level(page: np.ndarray, skew: float) -> tuple[np.ndarray, np.ndarray]:
     nw, nh = int(math.ceil(w * c + h * s)), int(math.ceil(w * s + h * c))
     m[0, 2] += nw / 2 - w / 2
     m[1, 2] += nh / 2 - h / 2
-    white = (255,) * (page.shape[2] if page.ndim == 3 else 1)
-    out = cv2.warpAffine(page, m, (nw, nh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=white)
-    return out, m
+    return _warp(page, m, (nw, nh)), m
+
+
+def _warp(image: np.ndarray, m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` through the affine ``m`` onto a canvas of ``size`` (w, h), paper white where it does not reach."""
+    white = (255,) * (image.shape[2] if image.ndim == 3 else 1)
+    return cv2.warpAffine(image, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=white)
 
 
 def box_from_level(bbox: tuple[float, float, float, float], m: np.ndarray, size: tuple[int, int]
@@ -109,6 +111,4 @@ def level_crop(upright: np.ndarray, hull: tuple[float, float, float, float], ske
     m = cv2.getRotationMatrix2D((cx, cy), skew, 1.0)  # the levelling, about the box's centre
     m[0, 2] += ow / 2 - cx
     m[1, 2] += oh / 2 - cy
-    white = (255,) * (upright.shape[2] if upright.ndim == 3 else 1)
-    return cv2.warpAffine(upright, m, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=white)
+    return _warp(upright, m, (ow, oh))

@@ -190,8 +190,7 @@ class OrientingDetector:
         (:mod:`sigpipe.pipeline.deskew`); boxes in pixels of the page as scanned (a levelled box's hull)."""
         ks = self.orienter.turns(pages)
         upright = [turn_upright(page, k) for page, k in zip(pages, ks, strict=True)]
-        is_page = getattr(self.orienter, "is_page", lambda image: True)
-        skews = [estimate_skew(u) if is_page(u) else 0.0 for u in upright]
+        skews = [estimate_skew(u) if self.orienter.is_page(u) else 0.0 for u in upright]
         levelled = [level(u, a) if a else (u, None) for u, a in zip(upright, skews, strict=True)]
         found = self.detector.detect_batch([p for p, _ in levelled])
         out: list[list[OrientedDetection]] = []

@@ -331,11 +331,12 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     started = datetime.now(UTC)
     t0 = time.monotonic()
     with ExitStack() as stack:
-        held: list[bool] = []
+        held = False
 
         def hold() -> None:
             """Take OUT for this run (one run at a time) and retract an earlier run's summary: this run's is
             written when it ends, so a summary in OUT always says that the last run into it finished."""
+            nonlocal held
             if held:
                 return
             _check_writable(config.out)
@@ -345,7 +346,7 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
                     (config.out / name).unlink(missing_ok=True)
                 except OSError as e:  # a folder of that name (left by an old version for a SCANS folder so named)
                     raise OutputWriteError(f"cannot replace {config.out / name}: {e}; move it out of the way") from e
-            held.append(True)
+            held = True
 
         if Path(config.out).is_dir():  # at once: a bad claims file or an empty SCANS must not leave last night's
             hold()

@@ -74,6 +74,9 @@ class FixedOrienter:
     def turns(self, images: list[np.ndarray]) -> list[int]:
         return [self.k] * len(images)
 
+    def is_page(self, image: np.ndarray) -> bool:
+        return True
+
 
 @pytest.mark.parametrize("k", [1, 2, 3])
 def test_a_turned_page_is_verified_upright_and_boxed_as_scanned(verifier: Verifier, tmp_path: Path, k: int):
