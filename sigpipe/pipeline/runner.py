@@ -357,6 +357,9 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
          hold: Callable[[], None]) -> RunSummary:
     """:func:`run_batch`'s work (``t0``: its monotonic start; ``started``: its start in UTC); ``hold()`` takes OUT,
     once the inputs are checked (a usage error leaves a new OUT uncreated)."""
+    # every run, not only one with workers: a run with workers killed outright leaves the enrolled references'
+    # embeddings and images in the temporary folder, and the next run may well have none
+    _remove_stale_handovers()
     check_backend(config.pdf_backend)
     unread: list[tuple[Path, str]] = []
     docs = discover_scans(config.scans, unread)
@@ -687,9 +690,8 @@ def _handover(state: object) -> Iterator[str]:
     reading end the parent still holds, so a worker killed before reading it (the out-of-memory killer) leaves that
     write waiting for ever once it is over the pipe's 64 KiB (16 specimens are 225 KB); it was also a copy per
     worker. The file is in a folder of the account's own (0700) in the temporary folder; one that a run killed
-    outright (SIGKILL) leaves behind is removed by the account's next run.
+    outright (SIGKILL) leaves behind is removed by the account's next run (:func:`_run`).
     """
-    _remove_stale_handovers()
     folder = Path(tempfile.mkdtemp(prefix=f"{HANDOVER_PREFIX}{os.getpid()}-"))
     try:
         path = folder / "gallery.pickle"

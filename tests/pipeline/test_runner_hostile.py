@@ -383,13 +383,18 @@ def test_workers_get_the_gallery_through_a_private_file_removed_after(batch: dic
     alive.mkdir()
     with _handover(({"a": 1}, {}, {}, {})) as path:
         assert stat.S_IMODE(Path(path).parent.stat().st_mode) == 0o700
-        assert not dead.exists() and alive.exists()
     assert not Path(path).parent.exists()
     from pipeline_doubles import DoubleModels
 
     s = run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"], claims=batch["claims"],
                             cache=batch["cache"], progress=False, workers=2), DoubleModels(verifier_manifest))
     assert s.verdicts["genuine"] >= 1 and [p.name for p in (tmp_path / "tmp").iterdir()] == [alive.name]
+    # the next run of a killed one need not use workers: it removes the leftover all the same
+    dead.mkdir()
+    (dead / "gallery.pickle").write_bytes(b"embeddings and images")
+    run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"], claims=batch["claims"],
+                        cache=batch["cache"], progress=False), DoubleModels(verifier_manifest))
+    assert [p.name for p in (tmp_path / "tmp").iterdir()] == [alive.name]
 
 
 def test_documents_a_claims_file_leaves_unclaimed_are_counted_in_a_warning(batch: dict[str, Path],
