@@ -93,7 +93,9 @@ def load_arrays(corpus: Corpus, cfg: PreprocessConfig, writers: list[str] | None
         np.array([f for _, f, _ in files], bool),
         np.array([p.name for _, _, p in files]),
     )
-    cache.parent.mkdir(parents=True, exist_ok=True)
+    # signature images of named writers (biometric data, a bank's own customers when it trains on them): a folder
+    # this creates is its user's alone, as the references' cache is
+    cache.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, images=arr.images, writer=arr.writer, forged=arr.forged, name=arr.name)
     tmp.replace(cache)

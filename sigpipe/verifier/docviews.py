@@ -121,7 +121,9 @@ def document_views(corpus: Corpus, cfg: PreprocessConfig, writers: list[str], vi
         log.warning("%d of %d views could not be rendered; using the clean image there", len(missing), done.size)
         for v, i in missing:
             out[v, i] = np.round(preprocess(read_gray(files[i][2], cfg.colour), cfg) * 255).astype(np.uint8)
-    cache.parent.mkdir(parents=True, exist_ok=True)
+    # signature images of named writers (biometric data, a bank's own customers when it trains on them): a folder
+    # this creates is its user's alone, as the references' cache is
+    cache.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, views=out)
     tmp.replace(cache)

@@ -1,3 +1,4 @@
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ def test_document_views_are_aligned_document_crops_and_cached(tiny_corpus: Path,
     assert not np.array_equal(views[0], views[1])  # two views: two documents
     cached = list((tmp_path / "cache" / "verifier").glob("*-views-*.npz"))
     assert len(cached) == 1
+    # the writers' signature images (a bank training on its customers'): a folder of the user's alone
+    assert stat.S_IMODE((tmp_path / "cache" / "verifier").stat().st_mode) == 0o700
     assert np.array_equal(document_views(corpus, cfg, ["001", "002"], views=2, seed=3), views)
 
 
