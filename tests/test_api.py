@@ -82,6 +82,19 @@ def test_load_predictor_options_claims_and_reports_as_a_caller_gives_them(tmp_pa
     jsonschema.validate(empty.to_dict(), schema)
 
 
+def test_load_predictor_warns_of_a_bad_reference_once(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """Enrolment logs what it skips; load_predictor logged each of them a second time."""
+    import shutil
+
+    refs = tmp_path / "refs"
+    shutil.copytree(EXAMPLE / "refs" / "peter-harris", refs / "peter-harris")
+    (refs / "peter-harris" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with caplog.at_level("WARNING"):
+        p = sigpipe.load_predictor(refs, threads=1, cache=tmp_path / "cache")
+    assert p.gallery.people == ["peter-harris"] and len(p.gallery.errors) == 1
+    assert sum("broken.png" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_a_predictor_shared_by_threads_gives_each_document_its_own_report(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch):
     """A service's thread pool calling one predictor: OpenVINO's compiled model reuses one infer request, so two

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from sigpipe._warnings import ignoring
 from sigpipe.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,7 @@ def _header(buf: np.ndarray) -> tuple[int, bool]:
     """What an encoded image's header declares, read by PIL without decoding the pixels: ``(pixels, transparency)``;
     ``(0, False)`` for a file PIL cannot identify (OpenCV decodes it, or says it cannot)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit applies, not PIL's
+        with ignoring(Image.DecompressionBombWarning):  # our limit applies, not PIL's
             with Image.open(io.BytesIO(buf.tobytes())) as im:
                 return im.width * im.height, has_alpha(im)
     except Image.DecompressionBombError as e:  # PIL refuses over twice its own limit before giving the size

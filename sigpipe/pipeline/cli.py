@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -123,6 +124,8 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, d
     """
     from sigpipe.pipeline.runner import RunConfig, run_batch
 
+    # every document's library warnings are logged under its name (sigpipe._warnings), not only the first one's
+    warnings.simplefilter("always")
     try:
         config = RunConfig(
             scans=scans, refs=refs, out=out, claims=claims, workers=workers, dpi=dpi, pdf_backend=pdf_backend,

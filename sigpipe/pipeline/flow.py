@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from sigpipe._warnings import collected
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.claims import Claim, claimants, normalise_claim
 from sigpipe.pipeline.deskew import level_crop
@@ -266,7 +266,7 @@ class SignaturePredictor:
         self.gallery = gallery
         self.config = config
         self.ingest = ingest
-        self._references: dict[Claim | None, ReferenceSet] = {}
+        self._everybody: ReferenceSet | None = None  # one-to-many's, computed once
 
     @property
     def models(self) -> dict[str, str]:
@@ -276,12 +276,13 @@ class SignaturePredictor:
 
     def references(self, claimed: Claim | None) -> ReferenceSet:
         """The references a document with this claim (None: one-to-many) is compared with, as written into reports
-        and compared by re-runs (computed once per claim: one-to-many hashes every enrolled person, ~20 ms for
-        10,000 people)."""
-        if claimed not in self._references:
-            people = None if claimed is None else claimants(claimed)
-            self._references[claimed] = ReferenceSet(*self.gallery.fingerprint(people))
-        return self._references[claimed]
+        and compared by re-runs. One-to-many's is computed once (it hashes every enrolled person, ~20 ms for 10,000
+        people); a claim's each time (microseconds), so a service that sees millions of claims holds none of them."""
+        if claimed is not None:
+            return ReferenceSet(*self.gallery.fingerprint(claimants(claimed)))
+        if self._everybody is None:
+            self._everybody = ReferenceSet(*self.gallery.fingerprint(None))
+        return self._everybody
 
     def settings(self, ingest: IngestConfig) -> RunSettings:
         """The options the report depends on, as written into reports and compared by re-runs."""
@@ -434,8 +435,7 @@ class SignaturePredictor:
         except OSError as e:
             return failure(DocumentInfo(rel, None, 0), "unreadable_file", f"cannot read the file: {e}")
         try:
-            with warnings.catch_warnings(record=True) as said:  # a library's complaint about this file, named
-                warnings.simplefilter("always")
+            with collected() as said:  # a library's complaint about this file, named (this thread's alone)
                 try:
                     sigs, n = self.predict_pages(counted(iter_pages(path, ingest)), claimed, rel)
                 finally:  # a library's deprecation notice is about the code, not the file: debug only

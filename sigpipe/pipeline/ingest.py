@@ -14,7 +14,6 @@ import logging
 import re
 import shutil
 import sys
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
 from sigpipe._files import visible_files
 from sigpipe._names import readable
+from sigpipe._warnings import ignoring
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES, on_white, to_8bit  # documents and references: the same images
 from sigpipe.pipeline.errors import (
     CorruptImageError,
@@ -250,9 +250,11 @@ def iter_pages(path: str | Path, config: IngestConfig = IngestConfig()) -> Itera
     kind = _sniff(path)
     if kind == "empty":
         raise EmptyDocumentError("the file is empty (0 bytes)")
-    if kind == "pdf" and suffix in IMAGE_SUFFIXES or kind == "image" and suffix in PDF_SUFFIXES:
-        log.info("%s: its content is %s whatever its name; read as such", path.name, "a PDF" if kind == "pdf"
-                 else "an image")
+    if kind == "pdf" and suffix not in PDF_SUFFIXES or kind == "image" and suffix not in IMAGE_SUFFIXES:
+        # a scan misnamed, or an upload a service saved under a name of its own (`tmpk3x9.upload`)
+        if suffix in SCAN_SUFFIXES:
+            log.info("%s: its content is %s whatever its name; read as such", path.name,
+                     "a PDF" if kind == "pdf" else "an image")
         suffix = ".pdf" if kind == "pdf" else ".png"
     if suffix in PDF_SUFFIXES:
         if config.pdf_backend == "pdf2image":
@@ -355,8 +357,7 @@ def _pdf_pages_pdfium(path: Path, config: IngestConfig) -> Iterator[Page]:
     try:
         # Form fields are drawn as a viewer shows them: a visible digital signature is a signature field's
         # appearance, which PDFium leaves out unless the form environment exists before the first page is loaded.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # XFA forms PDFium cannot load: the pages are drawn all the same
+        with ignoring(Warning):  # XFA forms PDFium cannot load: the pages are drawn all the same
             doc.init_forms()
     except pdfium.PdfiumError as e:
         log.info("%s: form fields are not drawn (%s)", path, e)
@@ -491,9 +492,7 @@ def _pdf_pages_poppler(path: Path, config: IngestConfig, pdfium_error: str | Non
 
 def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
     try:
-        with warnings.catch_warnings():
-            # Our own pixel limit applies; PIL's warning threshold (89 Mpx) is below it.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with ignoring(Image.DecompressionBombWarning):  # our own pixel limit applies; PIL's (89 Mpx) is below it
             img = _pil_open(path)
     except Image.DecompressionBombError as e:  # PIL refuses over twice its own limit before we see the size
         n = re.search(r"\((\d+) pixels\)", str(e))
@@ -518,9 +517,11 @@ def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
                 raise CorruptImageError(f"cannot count the pages (truncated or damaged): {e}") from e
         seen = 0
         stop = sel.last() if sel is not None else None  # no need to seek through the frames after it
+        reading = 0  # the page being read when it fails; 0 while the next frame is sought
         try:
             for frame in ImageSequence.Iterator(img) if multipage else [img]:
                 number += 1
+                reading = number
                 if sel is not None and number not in (wanted if wanted is not None else sel.pages(number)):
                     if stop is not None and number >= stop:
                         break
@@ -531,8 +532,7 @@ def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
                 if aspect > 1:  # resampled taller: the limit holds for the page as it will be
                     count_pixels_guard(frame.width, round(frame.height * aspect), config,
                                        f"page {number}, its pixels made square,")
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with ignoring(Image.DecompressionBombWarning):
                     try:
                         frame.load()
                         ImageOps.exif_transpose(frame, in_place=True)  # a copy of every page otherwise
@@ -542,8 +542,9 @@ def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
                     except (OSError, ValueError, SyntaxError) as e:
                         raise CorruptImageError(f"page {number} cannot be decoded (truncated or damaged): {e}") from e
                 yield Page(number, arr, _image_dpi(frame))
-        except (EOFError, OSError, TypeError, SyntaxError) as e:  # a multi-page file cut short (seeking the next)
-            raise CorruptImageError(f"page {number + 1} cannot be read (truncated or damaged): {e}") from e
+                reading = 0
+        except (EOFError, OSError, TypeError, SyntaxError) as e:  # cut short: this page, or the next one sought
+            raise CorruptImageError(f"page {reading or number + 1} cannot be read (truncated or damaged): {e}") from e
         if number == 0:
             raise EmptyDocumentError("the image has no frames")
         if sel is not None and seen == 0:

@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import unicodedata
+import warnings
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -279,10 +280,6 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
                                         orient=orient)(threads or available_cores())
     gallery = Gallery.enroll(refs, verifier, loader=specimen_loader(detector, replace(ingest, pages=None),
                                                                     crop_margin), cache=cache, people=people)
-    for w in gallery.warnings:
-        log.warning("%s", w)
-    for f, why in gallery.errors.items():
-        log.warning("reference %s not used: %s", f, why)
     wanted = [people] if isinstance(people, str) else sorted(set(people or ()))
     for person in wanted:
         if unicodedata.normalize("NFC", person) not in gallery.embeddings:
@@ -748,6 +745,7 @@ def _init_worker(init: _WorkerInit) -> None:
     interrupted), and it leaves quietly instead of logging a failed start after a successful run.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    warnings.simplefilter("always")  # as `sigpipe run` does: each document's library warnings logged (_warnings)
     _die_with_parent(init.parent)
     logging.basicConfig(level=init.log_level, handlers=[StderrHandler()])  # as the CLI logs: names escaped
     if "torch" in sys.modules:  # inherited from the parent; the exported-model backends never import it

@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import sys
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import click
 
 from sigpipe._cli import BadInput, fail, out_folder
 from sigpipe._training import TRAINING_PRECISIONS
+from sigpipe._warnings import ignoring
 from sigpipe.errors import InputError, SigpipeError
 
 if TYPE_CHECKING:
@@ -612,8 +612,7 @@ def _read_signature(path: Path, channel: str = "luma") -> np.ndarray:
     from sigpipe.pipeline.ingest import MAX_PAGE_PIXELS, IngestConfig, count_pixels_guard
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with ignoring(Image.DecompressionBombWarning):
             with Image.open(path) as im:  # reads the header only
                 size = im.size
     except Image.DecompressionBombError as e:  # PIL's own refusal, at twice its limit, which is over ours

@@ -177,6 +177,76 @@ def test_a_library_s_warning_about_a_file_is_logged_with_its_name(verifier: Veri
                     ("ERROR", "in/scan.tif: page 1 cannot be decoded (truncated or damaged) (corrupt_image)")]
 
 
+def test_threads_sharing_a_predictor_keep_their_warnings_apart_and_leave_the_process_s_alone(
+        verifier: Verifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture):
+    """Each call swapped the process's warning filters and handler in and out (``catch_warnings``): threads sharing
+    a predictor in a service left one call's list as the handler for the life of the process, so the service's own
+    warnings vanished into it, and left an ``ignore`` filter behind. Now each thread's document keeps its own."""
+    import logging
+    import threading
+    import time
+    import warnings
+
+    from sigpipe.pipeline import flow
+    from sigpipe.pipeline.errors import CorruptImageError
+
+    def pages(path: Path, config: IngestConfig):  # type: ignore[no-untyped-def]
+        time.sleep(0.002 * (hash(str(path)) % 5))  # the calls of the threads overlap
+        warnings.warn(f"about {Path(path).stem}", UserWarning, stacklevel=1)
+        time.sleep(0.002 * (hash(str(path)) % 3))
+        raise CorruptImageError("damaged")
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(flow, "iter_pages", pages)
+    p = predictor(verifier, {})
+    files = [save_image(tmp_path / f"doc{i}.png", np.full((20, 20, 3), 255, np.uint8)) for i in range(8)]
+    filters, handler = list(warnings.filters), warnings.showwarning
+    go = threading.Barrier(4)
+
+    def work(n: int) -> None:
+        go.wait()
+        for _ in range(5):
+            for f in files[n::4] + files[(n + 1) % 4::4]:
+                p(f)
+
+    with caplog.at_level(logging.WARNING, logger="sigpipe"), warnings.catch_warnings():
+        warnings.simplefilter("always")  # as `sigpipe run` sets: every call's warning is shown
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        lines = [r.getMessage() for r in caplog.records if "UserWarning" in r.getMessage()]
+    assert len(lines) == 4 * 5 * 4  # every call's warning, each under its own document's name
+    assert all(line.split(":")[0] == f"doc{line.rsplit(' ', 1)[1][3:]}.png" for line in lines)
+    assert warnings.filters == filters and warnings.showwarning in (handler, _warnings_show())
+    with warnings.catch_warnings(record=True) as shown:  # the process's own warnings are shown as before
+        warnings.simplefilter("always")
+        warnings.warn("the service's own", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in shown] == ["the service's own"]
+
+
+def test_a_predictor_keeps_nothing_per_claim(verifier: Verifier):
+    """A service's predictor sees a claim per call for weeks: each claim's references fingerprint was kept for
+    good (200,000 distinct claims: 70 MB). Only one-to-many's, which hashes everybody, is kept."""
+    from sigpipe.pipeline.claims import normalise_claim
+
+    rng = np.random.default_rng(0)
+    p = predictor(verifier, {"ann": rng.normal(size=(2, 8)), "bob": rng.normal(size=(1, 8))})
+    sizes = lambda: {k: len(v) for k, v in vars(p).items() if isinstance(v, dict | list | set)}  # noqa: E731
+    before = sizes()
+    for i in range(300):
+        assert p.references(normalise_claim(f"nobody-{i}")).people == 0
+    assert sizes() == before
+    assert p.references(normalise_claim("ann")).specimens == 2 and p.references(None).specimens == 3
+
+
+def _warnings_show():  # type: ignore[no-untyped-def]
+    from sigpipe import _warnings
+
+    return _warnings._show
+
+
 def test_predictor_validates_its_parts(verifier: Verifier, verifier_manifest: Path, tmp_path: Path):
     with pytest.raises(TypeError, match="detect_batch"):
         SignaturePredictor(object(), verifier, Gallery(verifier))  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from pipeline_doubles import page_with, save_image, save_pdf, scribble
 
-from sigpipe.pipeline.errors import EmptyDocumentError, ImageTooLargeError, MissingDependencyError
+from sigpipe.pipeline.errors import CorruptImageError, EmptyDocumentError, ImageTooLargeError, MissingDependencyError
 from sigpipe.pipeline.ingest import (
     DEFAULT_DPI,
     IngestConfig,
@@ -219,6 +219,11 @@ def test_files_are_read_by_their_content_when_misnamed(tmp_path: Path):
     (tmp_path / "png.pdf").write_bytes(png.read_bytes())
     assert [p.size for p in iter_pages(tmp_path / "pdf.tif", IngestConfig(dpi=100))] == [(400, 300)]
     assert [p.size for p in iter_pages(tmp_path / "png.pdf")] == [(200, 100)]
+    # a service saves an upload under a name of its own: read by its content as well (a GIF stays unsupported)
+    for name, source in (("tmpk3x9", pdf), ("upload.bin", png), ("photo.jfif", png)):
+        (tmp_path / name).write_bytes(source.read_bytes())
+        assert [p.size for p in iter_pages(tmp_path / name, IngestConfig(dpi=100))] == (
+            [(400, 300)] if source == pdf else [(200, 100)])
     for name in ("empty.pdf", "empty.png"):
         (tmp_path / name).write_bytes(b"")
         with pytest.raises(EmptyDocumentError, match="empty \\(0 bytes\\)"):
@@ -395,6 +400,11 @@ def test_damaged_multipage_tiffs_and_truncated_images_are_corrupt_images(tmp_pat
     png = save_image(tmp_path / "p.png", page_with([], (300, 200)))
     (tmp_path / "head.png").write_bytes(png.read_bytes()[:60])  # cut inside the header: PIL's "Truncated File Read"
     assert kind_of(tmp_path / "head.png") == "corrupt_image"
+    bitonal = tmp_path / "bitonal.png"  # a one-page image cut in its pixels: its page 1 failed, not "page 2"
+    Image.fromarray(page_with([(scribble(1), 100, 100)], (1200, 550))).convert("1").save(bitonal, dpi=(200, 100))
+    (tmp_path / "cut.png").write_bytes(bitonal.read_bytes()[: bitonal.stat().st_size // 2])
+    with pytest.raises(CorruptImageError, match=r"^page 1 cannot be"):
+        list(iter_pages(tmp_path / "cut.png"))
 
 
 def test_a_jpeg_with_a_second_image_is_one_page_and_exif_without_resolution_is_no_dpi(tmp_path: Path):
