@@ -59,7 +59,8 @@ _CAPTION_LINE = 26
 SPECIMENS_KEPT = 64  # reference specimens kept read between sheets (a night's batch names thousands of people)
 _DEFAULT_MARGIN = 0.08  # the crop margin of reports written before reports recorded their settings
 # the order sheets are listed in: the verdicts a reviewer must act on first
-_VERDICT_ORDER = {"forged": 0, "unknown_signer": 1, "no_ink": 2, "no_reference": 2, "other_signer": 3, "genuine": 3}
+_VERDICT_ORDER = {"forged": 0, "unknown_signer": 1, "no_ink": 2, "no_reference": 2, "other_signer": 3, "genuine": 4}
+_HELD_ORDER = 3  # a signature judged genuine whose document is held for review (a close call): before the genuine
 _COLOURS = {"genuine": (40, 140, 40), "forged": (30, 30, 210)}  # BGR; the other verdicts orange
 _OTHER_COLOUR = (0, 140, 235)
 
@@ -78,6 +79,7 @@ class Sheet:
         file: the sheet (relative to the review folder).
         reference_note: why the reference panel is empty, or that the reference is a suspect specimen; None when
             shown plainly.
+        held: why a signature judged genuine is held for review with its document (:func:`held_for`); None.
     """
 
     document: str
@@ -87,6 +89,24 @@ class Sheet:
     claimed: str | None
     file: str
     reference_note: str | None = None
+    held: str | None = None
+
+    @property
+    def order(self) -> int:
+        """Where the sheet comes in the index: the verdicts a reviewer must act on first."""
+        return _HELD_ORDER if self.held else _VERDICT_ORDER[self.signature.verdict]
+
+
+def held_for(sig: SignatureResult, report: DocumentReport) -> str | None:
+    """Why a signature judged genuine is nonetheless held for review with its document (``needs_review``): its
+    score under the run's ``--accept-score`` bar, or a claimed person's signature missing; None when it is not held.
+    A green 'genuine' on such a sheet read as approved."""
+    if sig.verdict != "genuine" or report.verdict != "needs_review":
+        return None
+    bar = report.settings.accept_score if report.settings else None
+    if bar is not None and (sig.score is None or sig.score < bar):
+        return f"held for review: score {_figure(sig.score)} is under the --accept-score bar {bar:g}"
+    return "held for review with its document (a claimed person's signature missing, or another signature's doubt)"
 
 
 @dataclass(frozen=True)
@@ -240,23 +260,27 @@ def _figure(v: float | None) -> str:
 
 def render_sheet(page: np.ndarray, sig: SignatureResult, crop: np.ndarray, reference: np.ndarray | None,
                  caption: Sequence[str], reference_label: str, reference_note: str | None = None,
-                 others: Sequence[tuple[float, float, float, float]] = ()) -> np.ndarray:
+                 others: Sequence[tuple[int, tuple[float, float, float, float]]] = (),
+                 caption_colour: tuple[int, int, int] | None = None) -> np.ndarray:
     """Compose a sheet: caption lines above three panels (the page with the box in red and the questioned signature,
     both turned upright, and the reference).
 
     Args:
         page: ``(H, W, 3)`` or ``(H, W)`` uint8 page as scanned, in the pixels of ``sig.bbox``.
         crop: the questioned signature as the verifier saw it (upright). reference: the specimen, or None.
-        others: boxes of the page's other signatures (same pixels), drawn in grey for context.
+        others: the page's other signatures, ``(number, box)`` (same pixels), drawn in grey with their numbers.
+        caption_colour: the verdict line's colour (BGR; default: the verdict's).
 
     Returns:
         ``(H', 3 * PANEL_W, 3)`` uint8 BGR image.
     """
     page = _bgr(page).copy()
     thick = max(2, round(max(page.shape[:2]) / 400))
-    for box in others:
+    for number, box in others:
         a1, b1, a2, b2 = (round(v) for v in box)
         cv2.rectangle(page, (a1, b1), (a2, b2), (150, 150, 150), thick)
+        cv2.putText(page, str(number), (a1 + thick, b1 - 3 * thick if b1 > 30 * thick else b2 + 25 * thick),
+                    cv2.FONT_HERSHEY_SIMPLEX, thick, (120, 120, 120), thick + 1, cv2.LINE_AA)
     x1, y1, x2, y2 = (round(v) for v in sig.bbox)
     cv2.rectangle(page, (x1, y1), (x2, y2), (0, 0, 230), thick)
     turned = f" (turned upright: scanned {sig.page_rotation} deg round)" if sig.page_rotation else ""
@@ -267,21 +291,26 @@ def render_sheet(page: np.ndarray, sig: SignatureResult, crop: np.ndarray, refer
     ])
     head = np.full((_CAPTION_LINE * len(caption) + 8, panels.shape[1], 3), 255, np.uint8)
     for i, line in enumerate(caption):
-        colour = _COLOURS.get(sig.verdict, _OTHER_COLOUR) if i == 1 else (0, 0, 0)
+        colour = (caption_colour or _COLOURS.get(sig.verdict, _OTHER_COLOUR)) if i == 1 else (0, 0, 0)
         cv2.putText(head, _ascii(line)[:150], (6, 20 + i * _CAPTION_LINE), cv2.FONT_HERSHEY_SIMPLEX, 0.55, colour,
                     1, cv2.LINE_AA)
     return np.vstack([head, panels])
 
 
 def caption_lines(document: str, number: int, sig: SignatureResult, document_verdict: str,
-                  claimed: str | None) -> list[str]:
-    """The sheet's caption: where the signature is, its verdict, the figures."""
+                  claimed: str | None, held: str | None = None, specimens: int | None = None) -> list[str]:
+    """The sheet's caption: where the signature is, its verdict (and why a genuine one is held for review), the
+    figures, and how many specimens the claimed person has when it is one person (one: the weaker judgement)."""
     claim = f"claimed: {claimed}" if claimed else "no claim (matched one-to-many)"
+    refs = ""
+    if specimens is not None:
+        refs = f"  judged on {specimens} specimen{'s' if specimens != 1 else ''}"
+        refs += " (one: more forgeries pass, README)" if specimens == 1 else ""
     return [
         f"{document}  page {sig.page}  signature {number}  (document: {document_verdict}; {claim})",
-        f"{sig.verdict}  identity: {sig.identity or '-'}",
+        f"{sig.verdict}  identity: {sig.identity or '-'}" + (f"  -  {held}" if held else ""),
         f"distance {_figure(sig.distance)}  threshold {_figure(sig.threshold)}  score {_figure(sig.score)}  "
-        f"detection {sig.detection_confidence:.2f}",
+        f"detection {sig.detection_confidence:.2f}{refs}",
     ]
 
 
@@ -436,7 +465,8 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
         reference: np.ndarray | None = None
         note: str | None
         if ref is None:
-            note, label = "no reference specimen", "nearest reference"
+            note, label = ("not compared: no ink the verifier could see", "reference") if sig.verdict == "no_ink" \
+                else ("no reference specimen", "nearest reference")
         else:
             if ref not in specimens:
                 specimens[ref] = _reference(refs, ref, read_specimen)
@@ -448,13 +478,17 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
                 reference = crops[nearest(crop, crops)]
             if note is None and _is_suspect(ref, suspects):
                 note = "SUSPECT specimen (summary.json suspect_references)"
-            label = f"nearest reference: {ref}"
+            label = f"closest reference (all weigh in): {ref}"
         name = sheet_name(doc, i + 1)
-        others = [_in_page_pixels(o, page).bbox for j, o in enumerate(report.signatures)
+        others = [(j + 1, _in_page_pixels(o, page).bbox) for j, o in enumerate(report.signatures)
                   if j != i and o.page == sig.page]
+        held = held_for(sig, report)
+        one = report.references is not None and report.references.people == 1 and isinstance(
+            report.claimed_identity, str)  # one claimed person: their specimens are the signature's references
         image = render_sheet(page, sig_px, crop, reference,
-                             caption_lines(doc, i + 1, sig, report.verdict, _claim_text(report)), label, note,
-                             others)
+                             caption_lines(doc, i + 1, sig, report.verdict, _claim_text(report), held,
+                                           report.references.specimens if one and report.references else None),
+                             label, note, others, _OTHER_COLOUR if held else None)
         ok, png = cv2.imencode(SHEET_SUFFIX, image)
         if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
             raise RuntimeError(f"cannot encode the sheet of {doc} signature {i + 1}")
@@ -465,7 +499,7 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
                 raise  # a full disk, a folder that cannot be written: no use going on
             missing.append(f"signature {i + 1}: its sheet's name is too long for the file system")
             continue
-        sheets.append(Sheet(doc, i + 1, sig, report.verdict, _claim_text(report), name, note))
+        sheets.append(Sheet(doc, i + 1, sig, report.verdict, _claim_text(report), name, note, held))
     return sheets, missing
 
 
@@ -527,7 +561,7 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
             continue
         sheets += done
         problems += [(doc, why) for why in missing]
-    sheets.sort(key=lambda s: (_VERDICT_ORDER[s.signature.verdict], s.document, s.number))
+    sheets.sort(key=lambda s: (s.order, s.document, s.number))
     if earlier_review:
         _remove_stale_sheets(to, {s.file for s in sheets})
     result = ReviewResult(tuple(sheets), tuple(unsigned), tuple(failed), tuple(problems), len(found))
@@ -558,8 +592,10 @@ def index_html(result: ReviewResult, out: Path) -> str:
     for s in result.sheets:
         sig = s.signature
         note = f"<br><b>{e(s.reference_note)}</b>" if s.reference_note else ""
+        note += f"<br><b>{e(s.held)}</b>" if s.held else ""
+        kind = "held" if s.held else e(sig.verdict)
         rows.append(
-            f'<tr class="{e(sig.verdict)}"><td>{e(s.document)}<br>page {sig.page}, signature {s.number}<br>'
+            f'<tr class="{kind}"><td>{e(s.document)}<br>page {sig.page}, signature {s.number}<br>'
             f"document: {e(s.document_verdict)}<br>claimed: {e(s.claimed or '-')}</td>"
             f"<td><b>{e(sig.verdict)}</b><br>identity: {e(sig.identity or '-')}<br>distance {_figure(sig.distance)}"
             f"<br>threshold {_figure(sig.threshold)}<br>score {_figure(sig.score)}<br>"
@@ -576,7 +612,8 @@ def index_html(result: ReviewResult, out: Path) -> str:
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>sigpipe review</title><style>"
         "body{font-family:sans-serif}td{vertical-align:top;padding:6px;border-bottom:1px solid #ccc}"
         "tr.forged td:first-child{border-left:6px solid #d22}tr.genuine td:first-child{border-left:6px solid #282}"
-        "tr.unknown_signer td:first-child,tr.no_reference td:first-child,tr.no_ink td:first-child"
+        "tr.unknown_signer td:first-child,tr.no_reference td:first-child,tr.no_ink td:first-child,"
+        "tr.held td:first-child"
         "{border-left:6px solid #eb8c00}"
         "</style></head><body>",
         f"<h1>sigpipe review of {e(str(out))}</h1>",

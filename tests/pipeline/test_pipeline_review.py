@@ -401,3 +401,46 @@ def test_reference_specimens_are_kept_only_a_few_at_a_time(tmp_path: Path, monke
     reads.clear()
     write_review(out, scans, refs, out / "c", counting)
     assert reads == ["ann", "bea"]
+
+
+def test_a_close_call_held_for_review_is_not_shown_as_approved(batch: dict[str, Path], verifier_manifest: Path,
+                                                               tmp_path: Path):
+    """A signature judged genuine in a document held by --accept-score was captioned in green 'genuine' and listed
+    with the genuine ones: it read as approved. It now says why it is held and comes before the genuine."""
+    from sigpipe.pipeline.review import Sheet, caption_lines, held_for
+
+    run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"], claims=batch["claims"],
+                        cache=batch["cache"], progress=False, accept_score=0.999999), DoubleModels(verifier_manifest))
+    result = write_review(batch["out"], batch["scans"], batch["refs"], tmp_path / "r", specimen_reader(None),
+                          everything=True)
+    held = [s for s in result.sheets if s.held]
+    assert held and all(s.signature.verdict == "genuine" and s.document_verdict == "needs_review" for s in held)
+    assert all("under the --accept-score bar 0.999999" in s.held for s in held)
+    orders = [s.order for s in result.sheets]
+    assert orders == sorted(orders) and 3 in orders  # held: after forged/unknown/no_reference, before genuine
+    index = (tmp_path / "r" / INDEX_HTML).read_text(encoding="utf-8")
+    assert index.count('<tr class="held">') == len(held) and "tr.held td:first-child" in index
+    # a claimed person's signature missing holds the document too, and says so; a plain genuine one is not held
+    one_of_two = _report(_sig("genuine"), claimed=("alice", "bob"))
+    why = held_for(one_of_two.signatures[0], one_of_two)
+    assert why is not None and "claimed person" in why
+    assert held_for(_sig("genuine"), _report(_sig("genuine"))) is None
+    assert Sheet("d", 1, _sig("genuine"), "genuine", "alice", "f").order == 4
+    lines = caption_lines("d.png", 1, _sig("genuine"), "needs_review", "alice", why, specimens=1)
+    assert why in lines[1] and "judged on 1 specimen (one: more forgeries pass" in lines[2]
+
+
+def test_a_no_ink_signature_is_not_said_to_lack_references(batch: dict[str, Path], verifier_manifest: Path,
+                                                           tmp_path: Path):
+    out = _run(batch, verifier_manifest)
+    path = next(p for p in sorted(out.rglob("*.json")) if (r := read_report(p)) is not None and r.signatures
+                and r.signatures[0].nearest_reference)
+    report = read_report(path)
+    assert report is not None
+    sig = replace(report.signatures[0], verdict="no_ink", distance=None, threshold=None, score=None,
+                  nearest_reference=None)
+    write_report(out, DocumentReport.success(report.document, report.claimed_identity, [sig, *report.signatures[1:]],
+                                             report.models, report.references, report.settings))
+    result = write_review(out, batch["scans"], batch["refs"], tmp_path / "r", specimen_reader(None), everything=True)
+    [sheet] = [s for s in result.sheets if s.document == report.document.path and s.number == 1]
+    assert sheet.reference_note == "not compared: no ink the verifier could see"
