@@ -30,7 +30,7 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 
-from sigpipe._names import from_readable
+from sigpipe._names import from_readable, readable
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.flow import upright_crop
 from sigpipe.pipeline.ingest import DEFAULT_DPI, IngestConfig, PageSelection, iter_pages
@@ -43,7 +43,7 @@ from sigpipe.pipeline.report import (
     read_report,
     write_bytes_atomic,
 )
-from sigpipe.verifier.gallery import SpecimenLoader, specimen_crops
+from sigpipe.verifier.gallery import SpecimenLoader, specimen_crops, specimen_files
 from sigpipe.weights import sha256_file
 
 if TYPE_CHECKING:
@@ -57,6 +57,8 @@ PANEL_H = 300  # pixels: height of the three panels of a sheet
 PANEL_W = 480  # pixels: their widest
 _CAPTION_LINE = 26
 SPECIMENS_KEPT = 64  # reference specimens kept read between sheets (a night's batch names thousands of people)
+STRIP_SHOWN = 8  # a person's specimens shown in a row under a sheet's panels: all of them, up to this many
+_STRIP_H = 120  # pixels: the row's images
 _DEFAULT_MARGIN = 0.08  # the crop margin of reports written before reports recorded their settings
 # the order sheets are listed in: the verdicts a reviewer must act on first
 _VERDICT_ORDER = {"forged": 0, "unknown_signer": 1, "no_ink": 2, "no_reference": 2, "other_signer": 3, "genuine": 4}
@@ -261,7 +263,7 @@ def _figure(v: float | None) -> str:
 def render_sheet(page: np.ndarray, sig: SignatureResult, crop: np.ndarray, reference: np.ndarray | None,
                  caption: Sequence[str], reference_label: str, reference_note: str | None = None,
                  others: Sequence[tuple[int, tuple[float, float, float, float]]] = (),
-                 caption_colour: tuple[int, int, int] | None = None) -> np.ndarray:
+                 caption_colour: tuple[int, int, int] | None = None, strip: np.ndarray | None = None) -> np.ndarray:
     """Compose a sheet: caption lines above three panels (the page with the box in red and the questioned signature,
     both turned upright, and the reference).
 
@@ -270,6 +272,7 @@ def render_sheet(page: np.ndarray, sig: SignatureResult, crop: np.ndarray, refer
         crop: the questioned signature as the verifier saw it (upright). reference: the specimen, or None.
         others: the page's other signatures, ``(number, box)`` (same pixels), drawn in grey with their numbers.
         caption_colour: the verdict line's colour (BGR; default: the verdict's).
+        strip: a row to put under the panels (:func:`specimen_strip`).
 
     Returns:
         ``(H', 3 * PANEL_W, 3)`` uint8 BGR image.
@@ -286,7 +289,8 @@ def render_sheet(page: np.ndarray, sig: SignatureResult, crop: np.ndarray, refer
     turned = f" (turned upright: scanned {sig.page_rotation} deg round)" if sig.page_rotation else ""
     panels = np.hstack([
         _panel(turn_upright(page, sig.page_rotation // 90), f"page {sig.page}{turned}"),
-        _panel(crop, "questioned signature"),
+        _panel(crop, "questioned signature" + (f" (levelled: turned {sig.page_skew:+.1f} deg)"
+                                               if sig.page_skew else "")),
         _panel(reference, reference_label, reference_note),
     ])
     head = np.full((_CAPTION_LINE * len(caption) + 8, panels.shape[1], 3), 255, np.uint8)
@@ -294,7 +298,33 @@ def render_sheet(page: np.ndarray, sig: SignatureResult, crop: np.ndarray, refer
         colour = (caption_colour or _COLOURS.get(sig.verdict, _OTHER_COLOUR)) if i == 1 else (0, 0, 0)
         cv2.putText(head, _ascii(line)[:150], (6, 20 + i * _CAPTION_LINE), cv2.FONT_HERSHEY_SIMPLEX, 0.55, colour,
                     1, cv2.LINE_AA)
-    return np.vstack([head, panels])
+    return np.vstack([head, panels] + ([strip] if strip is not None else []))
+
+
+def specimen_strip(person: str, specimens: Sequence[tuple[str, np.ndarray | None]], total: int,
+                   closest: str | None) -> np.ndarray:
+    """A row of a person's specimens, ``(name relative to REFS, image or None when unreadable)`` (the first
+    :data:`STRIP_SHOWN` of ``total``), each fitted in its own cell, the one ``closest`` outlined: the verdict weighs
+    them all, and an examiner judges a signature against the person's range, not one specimen."""
+    cell = 3 * PANEL_W // STRIP_SHOWN
+    row = np.full((_CAPTION_LINE + _STRIP_H + 22, 3 * PANEL_W, 3), 255, np.uint8)
+    shown = f"the first {STRIP_SHOWN} of " if total > STRIP_SHOWN else ""
+    cv2.putText(row, _ascii(f"{person}'s specimens ({shown}{total}), each scaled to fit")[:150], (4, 18),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.45, (90, 90, 90), 1, cv2.LINE_AA)
+    for k, (name, image) in enumerate(specimens[:STRIP_SHOWN]):
+        x0, y0 = k * cell + 4, _CAPTION_LINE
+        near = name == closest
+        cv2.rectangle(row, (x0, y0), (x0 + cell - 8, y0 + _STRIP_H), (0, 0, 0) if near else (200, 200, 200),
+                      2 if near else 1)
+        if image is not None:
+            fitted = _fit(_bgr(image), cell - 14, _STRIP_H - 6, upscale=1.0)
+            h, w = fitted.shape[:2]
+            ya, xa = y0 + (_STRIP_H - h) // 2, x0 + (cell - 8 - w) // 2
+            row[ya:ya + h, xa:xa + w] = fitted
+        label = ("closest: " if near else "") + name.rsplit("/", 1)[-1] + ("" if image is not None else " (unreadable)")
+        cv2.putText(row, _ascii(label)[:26], (x0, y0 + _STRIP_H + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (0, 0, 0) if near else (90, 90, 90), 1, cv2.LINE_AA)
+    return row
 
 
 def caption_lines(document: str, number: int, sig: SignatureResult, document_verdict: str,
@@ -308,7 +338,9 @@ def caption_lines(document: str, number: int, sig: SignatureResult, document_ver
         refs += " (one: more forgeries pass, README)" if specimens == 1 else ""
     return [
         f"{document}  page {sig.page}  signature {number}  (document: {document_verdict}; {claim})",
-        f"{sig.verdict}  identity: {sig.identity or '-'}" + (f"  -  {held}" if held else ""),
+        (f"{sig.verdict}  closest enrolled person: {sig.identity or '-'} (beyond their threshold: nobody matches)"
+         if sig.verdict == "unknown_signer" else f"{sig.verdict}  identity: {sig.identity or '-'}")
+        + (f"  -  {held}" if held else ""),
         f"distance {_figure(sig.distance)}  threshold {_figure(sig.threshold)}  score {_figure(sig.score)}  "
         f"detection {sig.detection_confidence:.2f}{refs}",
     ]
@@ -427,6 +459,40 @@ def _reference(refs: Path, ref: str, read_specimen: SpecimenReader) -> tuple[lis
         return [], f"cannot show it: {e}"
 
 
+Specimens = OrderedDict[str, tuple[list[np.ndarray], str | None]]  # reference -> its signatures, or why none
+
+
+def _specimens_of(refs: Path, ref: str, read_specimen: SpecimenReader,
+                  specimens: Specimens) -> tuple[list[np.ndarray], str | None]:
+    """The signatures of reference ``ref`` (:func:`_reference`), through the few kept read."""
+    if ref not in specimens:
+        specimens[ref] = _reference(refs, ref, read_specimen)
+        while len(specimens) > SPECIMENS_KEPT:  # memory flat however many people the batch names
+            specimens.popitem(last=False)
+    specimens.move_to_end(ref)
+    return specimens[ref]
+
+
+def _person_strip(refs: Path, ref: str, shown: np.ndarray | None, read_specimen: SpecimenReader,
+                  specimens: Specimens) -> np.ndarray | None:
+    """The row of specimens of the person whose specimen ``ref`` is (its first folder under REFS), ``shown`` being
+    the crop of ``ref`` on the sheet; None for a person of one specimen (the panel shows it)."""
+    person = ref.split("/", 1)[0]
+    folder = _below(refs, person)
+    if folder is None or not folder.is_dir():
+        return None
+    files = specimen_files(folder)
+    if len(files) < 2:
+        return None
+    items: list[tuple[str, np.ndarray | None]] = []
+    for f in files[:STRIP_SHOWN]:
+        name = readable(f.relative_to(refs).as_posix())
+        crops = [shown] if name == ref and shown is not None else _specimens_of(refs, name, read_specimen,
+                                                                                 specimens)[0]
+        items.append((name, crops[0] if crops else None))
+    return specimen_strip(person, items, len(files), ref)
+
+
 def _review_document(report: DocumentReport, chosen: list[int], scans: Path, refs: Path, to: Path,
                      read_specimen: SpecimenReader, nearest: NearestCrop, suspects: set[str],
                      specimens: OrderedDict[str, tuple[list[np.ndarray], str | None]]
@@ -464,21 +530,18 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
         ref = sig.nearest_reference
         reference: np.ndarray | None = None
         note: str | None
+        strip: np.ndarray | None = None
         if ref is None:
             note, label = ("not compared: no ink the verifier could see", "reference") if sig.verdict == "no_ink" \
                 else ("no reference specimen", "nearest reference")
         else:
-            if ref not in specimens:
-                specimens[ref] = _reference(refs, ref, read_specimen)
-                while len(specimens) > SPECIMENS_KEPT:  # memory flat however many people the batch names
-                    specimens.popitem(last=False)
-            specimens.move_to_end(ref)
-            crops, note = specimens[ref]
+            crops, note = _specimens_of(refs, ref, read_specimen, specimens)
             if crops:
                 reference = crops[nearest(crop, crops)]
             if note is None and _is_suspect(ref, suspects):
                 note = "SUSPECT specimen (summary.json suspect_references)"
             label = f"closest reference (all weigh in): {ref}"
+            strip = _person_strip(refs, ref, reference, read_specimen, specimens)
         name = sheet_name(doc, i + 1)
         others = [(j + 1, _in_page_pixels(o, page).bbox) for j, o in enumerate(report.signatures)
                   if j != i and o.page == sig.page]
@@ -488,7 +551,7 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
         image = render_sheet(page, sig_px, crop, reference,
                              caption_lines(doc, i + 1, sig, report.verdict, _claim_text(report), held,
                                            report.references.specimens if one and report.references else None),
-                             label, note, others, _OTHER_COLOUR if held else None)
+                             label, note, others, _OTHER_COLOUR if held else None, strip)
         ok, png = cv2.imencode(SHEET_SUFFIX, image)
         if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
             raise RuntimeError(f"cannot encode the sheet of {doc} signature {i + 1}")
@@ -594,10 +657,11 @@ def index_html(result: ReviewResult, out: Path) -> str:
         note = f"<br><b>{e(s.reference_note)}</b>" if s.reference_note else ""
         note += f"<br><b>{e(s.held)}</b>" if s.held else ""
         kind = "held" if s.held else e(sig.verdict)
+        who = "closest enrolled (no match)" if sig.verdict == "unknown_signer" else "identity"
         rows.append(
             f'<tr class="{kind}"><td>{e(s.document)}<br>page {sig.page}, signature {s.number}<br>'
             f"document: {e(s.document_verdict)}<br>claimed: {e(s.claimed or '-')}</td>"
-            f"<td><b>{e(sig.verdict)}</b><br>identity: {e(sig.identity or '-')}<br>distance {_figure(sig.distance)}"
+            f"<td><b>{e(sig.verdict)}</b><br>{who}: {e(sig.identity or '-')}<br>distance {_figure(sig.distance)}"
             f"<br>threshold {_figure(sig.threshold)}<br>score {_figure(sig.score)}<br>"
             f"reference: {e(sig.nearest_reference or '-')}{note}</td>"
             f'<td><a href="{e(quote(s.file))}"><img src="{e(quote(s.file))}" width="720" loading="lazy" '

@@ -248,7 +248,7 @@ class Gallery:
             hashes = digests.setdefault(person, [])
             named = files.setdefault(person, [])
             problems: dict[Path, str] = {}
-            for f in _specimen_files(person_dir, problems):
+            for f in specimen_files(person_dir, problems):
                 try:
                     digest = sha256_file(f)
                     cached = None if store is None else store / f"{key}-{digest}.npz"
@@ -467,7 +467,7 @@ def specimen_digests(refs: Path) -> tuple[set[str], list[str]]:
     unreadable: list[str] = []
     for person_dir in _person_dirs(refs):
         problems: dict[Path, str] = {}
-        for f in _specimen_files(person_dir, problems):
+        for f in specimen_files(person_dir, problems):
             try:
                 digests.add(sha256_file(f))
             except OSError:
@@ -534,7 +534,7 @@ def _person_dirs(refs: Path) -> list[Path]:
     return sorted(p for p in refs.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _specimen_files(person_dir: Path, problems: dict[Path, str] | None = None) -> list[Path]:
+def specimen_files(person_dir: Path, problems: dict[Path, str] | None = None) -> list[Path]:
     """A person's specimen files: in their folder and its sub-folders (``REFS/<person>/2019/...``; linked folders
     followed, each real folder once), hidden names skipped, sorted by relative path. Sub-folders that cannot be read
     and broken links with a specimen's suffix go into ``problems`` (file or folder: why), not silently away."""

@@ -428,6 +428,9 @@ def test_a_close_call_held_for_review_is_not_shown_as_approved(batch: dict[str, 
     assert Sheet("d", 1, _sig("genuine"), "genuine", "alice", "f").order == 4
     lines = caption_lines("d.png", 1, _sig("genuine"), "needs_review", "alice", why, specimens=1)
     assert why in lines[1] and "judged on 1 specimen (one: more forgeries pass" in lines[2]
+    # one-to-many: the closest person is not who signed it
+    lines = caption_lines("d.png", 1, _sig("unknown_signer", distance=0.9), "needs_review", None)
+    assert lines[1].startswith("unknown_signer  closest enrolled person: alice (beyond their threshold")
 
 
 def test_a_no_ink_signature_is_not_said_to_lack_references(batch: dict[str, Path], verifier_manifest: Path,
@@ -444,3 +447,28 @@ def test_a_no_ink_signature_is_not_said_to_lack_references(batch: dict[str, Path
     result = write_review(out, batch["scans"], batch["refs"], tmp_path / "r", specimen_reader(None), everything=True)
     [sheet] = [s for s in result.sheets if s.document == report.document.path and s.number == 1]
     assert sheet.reference_note == "not compared: no ink the verifier could see"
+
+
+def test_a_sheet_shows_every_specimen_of_the_person_not_only_the_closest(batch: dict[str, Path],
+                                                                        verifier_manifest: Path, tmp_path: Path):
+    """The reference panel showed the closest specimen alone while the verdict weighs them all: an examiner saw the
+    same hand there and a red 'forged'. A row under the panels now shows the person's specimens (an unreadable one
+    says so); a sheet without a reference has the panels alone."""
+    import shutil
+
+    from sigpipe.pipeline.review import STRIP_SHOWN, specimen_strip
+
+    out = _run(batch, verifier_manifest)
+    shutil.copyfile(batch["refs"] / "alice" / "a1.png", batch["refs"] / "alice" / "a2.png")  # after the run
+    (batch["refs"] / "alice" / "a3.png").write_bytes(b"not an image")
+    result = write_review(out, batch["scans"], batch["refs"], tmp_path / "r", specimen_reader(None), everything=True)
+    heights: dict[str, set[int]] = {}
+    for s in result.sheets:
+        person = (s.signature.nearest_reference or "-").split("/")[0]
+        heights.setdefault(person, set()).add(cv2.imread(str(tmp_path / "r" / s.file)).shape[0])
+    assert set(heights) == {"alice", "-"} and all(len(h) == 1 for h in heights.values())
+    strip = specimen_strip("alice", [("alice/a1.png", np.zeros((40, 90), np.uint8)), ("alice/a3.png", None)], 3,
+                           "alice/a1.png")
+    assert heights["alice"] == {heights["-"].pop() + strip.shape[0]}
+    many = specimen_strip("eve", [(f"eve/{i}.png", np.zeros((40, 90), np.uint8)) for i in range(12)], 12, None)
+    assert many.shape == strip.shape and STRIP_SHOWN == 8
