@@ -523,6 +523,7 @@ def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
                 number += 1
                 reading = number
                 if sel is not None and number not in (wanted if wanted is not None else sel.pages(number)):
+                    reading = 0  # not read: a failure from here on is in seeking the next page
                     if stop is not None and number >= stop:
                         break
                     continue

@@ -67,6 +67,7 @@ _COLOURS = {"genuine": (40, 140, 40), "forged": (30, 30, 210)}  # BGR; the other
 _OTHER_COLOUR = (0, 140, 235)
 
 SpecimenReader = Callable[[Path], list[np.ndarray]]
+Specimens = OrderedDict[str, tuple[list[np.ndarray], str | None]]  # reference -> its signatures, or why none (kept)
 # (questioned crop, the crops of a reference file) -> index of the crop the verifier finds nearest
 NearestCrop = Callable[[np.ndarray, list[np.ndarray]], int]
 
@@ -303,12 +304,12 @@ def render_sheet(page: np.ndarray, sig: SignatureResult, crop: np.ndarray, refer
 
 def specimen_strip(person: str, specimens: Sequence[tuple[str, np.ndarray | None]], total: int,
                    closest: str | None) -> np.ndarray:
-    """A row of a person's specimens, ``(name relative to REFS, image or None when unreadable)`` (the first
-    :data:`STRIP_SHOWN` of ``total``), each fitted in its own cell, the one ``closest`` outlined: the verdict weighs
+    """A row of a person's specimens, ``(name relative to REFS, image or None when unreadable)`` (at most
+    :data:`STRIP_SHOWN` of ``total``: the first ones and the closest), each fitted in its own cell, the one ``closest`` outlined: the verdict weighs
     them all, and an examiner judges a signature against the person's range, not one specimen."""
     cell = 3 * PANEL_W // STRIP_SHOWN
     row = np.full((_CAPTION_LINE + _STRIP_H + 22, 3 * PANEL_W, 3), 255, np.uint8)
-    shown = f"the first {STRIP_SHOWN} of " if total > STRIP_SHOWN else ""
+    shown = f"{STRIP_SHOWN} of " if total > STRIP_SHOWN else ""
     cv2.putText(row, _ascii(f"{person}'s specimens ({shown}{total}), each scaled to fit")[:150], (4, 18),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.45, (90, 90, 90), 1, cv2.LINE_AA)
     for k, (name, image) in enumerate(specimens[:STRIP_SHOWN]):
@@ -459,9 +460,6 @@ def _reference(refs: Path, ref: str, read_specimen: SpecimenReader) -> tuple[lis
         return [], f"cannot show it: {e}"
 
 
-Specimens = OrderedDict[str, tuple[list[np.ndarray], str | None]]  # reference -> its signatures, or why none
-
-
 def _specimens_of(refs: Path, ref: str, read_specimen: SpecimenReader,
                   specimens: Specimens) -> tuple[list[np.ndarray], str | None]:
     """The signatures of reference ``ref`` (:func:`_reference`), through the few kept read."""
@@ -481,21 +479,21 @@ def _person_strip(refs: Path, ref: str, shown: np.ndarray | None, read_specimen:
     folder = _below(refs, person)
     if folder is None or not folder.is_dir():
         return None
-    files = specimen_files(folder)
-    if len(files) < 2:
+    names = [readable(f.relative_to(refs).as_posix()) for f in specimen_files(folder)]
+    if len(names) < 2:
         return None
+    chosen = names[:STRIP_SHOWN] if ref in names[:STRIP_SHOWN] else names[:STRIP_SHOWN - 1] + [ref]
     items: list[tuple[str, np.ndarray | None]] = []
-    for f in files[:STRIP_SHOWN]:
-        name = readable(f.relative_to(refs).as_posix())
+    for name in chosen:
         crops = [shown] if name == ref and shown is not None else _specimens_of(refs, name, read_specimen,
                                                                                  specimens)[0]
         items.append((name, crops[0] if crops else None))
-    return specimen_strip(person, items, len(files), ref)
+    return specimen_strip(person, items, len(names), ref)
 
 
 def _review_document(report: DocumentReport, chosen: list[int], scans: Path, refs: Path, to: Path,
                      read_specimen: SpecimenReader, nearest: NearestCrop, suspects: set[str],
-                     specimens: OrderedDict[str, tuple[list[np.ndarray], str | None]]
+                     specimens: Specimens
                      ) -> tuple[list[Sheet], list[str]]:
     """Write the sheets of one document's ``chosen`` signatures; returns them and the signatures it could not show.
 
@@ -595,7 +593,7 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
     unsigned: list[str] = []
     failed: list[tuple[str, str, str]] = []
     problems: list[tuple[str, str]] = []
-    specimens: OrderedDict[str, tuple[list[np.ndarray], str | None]] = OrderedDict()  # the most recently shown
+    specimens: Specimens = OrderedDict()  # the most recently shown
     for file, report in found:
         if report is None:
             doc = file[: -len(REPORT_SUFFIX)]

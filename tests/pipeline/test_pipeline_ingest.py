@@ -8,7 +8,13 @@ import pytest
 from PIL import Image
 from pipeline_doubles import page_with, save_image, save_pdf, scribble
 
-from sigpipe.pipeline.errors import CorruptImageError, EmptyDocumentError, ImageTooLargeError, MissingDependencyError
+from sigpipe.pipeline.errors import (
+    CorruptImageError,
+    EmptyDocumentError,
+    ImageTooLargeError,
+    MissingDependencyError,
+    NoSelectedPageError,
+)
 from sigpipe.pipeline.ingest import (
     DEFAULT_DPI,
     IngestConfig,
@@ -397,6 +403,17 @@ def test_damaged_multipage_tiffs_and_truncated_images_are_corrupt_images(tmp_pat
             except Exception as e:  # noqa: BLE001 - the kind is what is checked
                 kinds.add(getattr(e, "kind", type(e).__name__))
     assert kinds <= {"corrupt_image", "no_selected_page"} and "corrupt_image" in kinds
+    named = set()  # a failure seeking a later page names that page, never a page skipped on the way
+    for cut in range(100, len(data), max(1, len(data) // 40)):
+        (tmp_path / "cut.tif").write_bytes(data[:cut])
+        try:
+            list(iter_pages(tmp_path / "cut.tif", IngestConfig(pages=PageSelection.parse("3"))))
+        except CorruptImageError as e:
+            if str(e).startswith("page "):
+                named.add(str(e).split(" cannot")[0])
+        except NoSelectedPageError:
+            pass
+    assert named and named <= {"page 2", "page 3"}
     png = save_image(tmp_path / "p.png", page_with([], (300, 200)))
     (tmp_path / "head.png").write_bytes(png.read_bytes()[:60])  # cut inside the header: PIL's "Truncated File Read"
     assert kind_of(tmp_path / "head.png") == "corrupt_image"

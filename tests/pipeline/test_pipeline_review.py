@@ -450,12 +450,14 @@ def test_a_no_ink_signature_is_not_said_to_lack_references(batch: dict[str, Path
 
 
 def test_a_sheet_shows_every_specimen_of_the_person_not_only_the_closest(batch: dict[str, Path],
-                                                                        verifier_manifest: Path, tmp_path: Path):
+                                                                        verifier_manifest: Path, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch):
     """The reference panel showed the closest specimen alone while the verdict weighs them all: an examiner saw the
     same hand there and a red 'forged'. A row under the panels now shows the person's specimens (an unreadable one
     says so); a sheet without a reference has the panels alone."""
     import shutil
 
+    from sigpipe.pipeline import review
     from sigpipe.pipeline.review import STRIP_SHOWN, specimen_strip
 
     out = _run(batch, verifier_manifest)
@@ -472,3 +474,13 @@ def test_a_sheet_shows_every_specimen_of_the_person_not_only_the_closest(batch: 
     assert heights["alice"] == {heights["-"].pop() + strip.shape[0]}
     many = specimen_strip("eve", [(f"eve/{i}.png", np.zeros((40, 90), np.uint8)) for i in range(12)], 12, None)
     assert many.shape == strip.shape and STRIP_SHOWN == 8
+    # a person of many specimens: the first ones and, wherever it sorts, the closest
+    for i in range(1, 10):
+        shutil.copyfile(batch["refs"] / "alice" / "a1.png", batch["refs"] / "alice" / f"a0{i}.png")
+    rows: list[list[str]] = []
+    real = review.specimen_strip
+    monkeypatch.setattr(review, "specimen_strip",
+                        lambda person, items, total, closest: rows.append([n for n, _ in items]) or real(
+                            person, items, total, closest))
+    write_review(out, batch["scans"], batch["refs"], tmp_path / "r2", specimen_reader(None), everything=True)
+    assert rows and all(r == [f"alice/a0{i}.png" for i in range(1, 8)] + ["alice/a1.png"] for r in rows)
