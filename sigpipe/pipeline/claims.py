@@ -257,17 +257,10 @@ def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people:
     missing = sorted(set(needing) - enrolled)
     if not missing:
         return out
-    by_key: dict[str, list[str]] = {}
-    names = sorted((enrolled | set(folders)) - set(missing))
-    for person in names:
-        by_key.setdefault(_name_key(person), []).append(person)
-    fuzzy_left = FUZZY_HINTS
+    hints = NameHints((enrolled | set(folders)) - set(missing))
     for person in missing[:LISTED]:
-        like = by_key.get(_name_key(person), [])
-        if not like and fuzzy_left > 0:  # difflib over every name in REFS: only for the first few
-            fuzzy_left -= 1
-            like = difflib.get_close_matches(person, names, n=1, cutoff=0.85)
-        hint = (f"; REFS has {like[0]!r}: the same person? Claims must name the folder exactly, so nothing is "
+        like = hints.meant(person)
+        hint = (f"; REFS has {like!r}: the same person? Claims must name the folder exactly, so nothing is "
                 "matched by likeness" if like else "")
         out.append(f"claimed identity {person!r} has no usable references in REFS ({needing[person]} document(s) "
                    f"need review){hint}")
@@ -276,6 +269,27 @@ def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people:
         out.append(f"{len(rest)} more claimed identities have no usable references in REFS "
                    f"({sum(needing[p] for p in rest)} document(s) need review; {len(missing)} in all)")
     return out
+
+
+class NameHints:
+    """The name in REFS a claimed name most likely means (``alice-smith`` for ``Alice Smith``, ``bob`` for ``bobb``):
+    a hint for a person, never a match."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = sorted(set(names))
+        self.by_key: dict[str, list[str]] = {}
+        for person in self.names:
+            self.by_key.setdefault(_name_key(person), []).append(person)
+        self.fuzzy_left = FUZZY_HINTS  # difflib goes over every name: only for the first few asked
+
+    def meant(self, person: str) -> str | None:
+        """The name meant by ``person`` when it is not one of them: the same once case, spaces and punctuation are
+        ignored, else (for the first :data:`FUZZY_HINTS` asked) a close spelling; None if none."""
+        like = self.by_key.get(_name_key(person), [])
+        if not like and self.fuzzy_left > 0:
+            self.fuzzy_left -= 1
+            like = difflib.get_close_matches(person, self.names, n=1, cutoff=0.85)
+        return like[0] if like else None
 
 
 def _name_key(name: str) -> str:

@@ -32,6 +32,7 @@ import numpy as np
 
 from sigpipe._names import from_readable, readable
 from sigpipe.errors import SigpipeError
+from sigpipe.pipeline.claims import NameHints
 from sigpipe.pipeline.flow import upright_crop
 from sigpipe.pipeline.ingest import DEFAULT_DPI, IngestConfig, PageSelection, iter_pages
 from sigpipe.pipeline.orientation import turn_upright
@@ -43,7 +44,7 @@ from sigpipe.pipeline.report import (
     read_report,
     write_bytes_atomic,
 )
-from sigpipe.verifier.gallery import SpecimenLoader, specimen_crops, specimen_files
+from sigpipe.verifier.gallery import SpecimenLoader, person_dirs, specimen_crops, specimen_files
 from sigpipe.weights import sha256_file
 
 if TYPE_CHECKING:
@@ -305,8 +306,9 @@ def render_sheet(page: np.ndarray, sig: SignatureResult, crop: np.ndarray, refer
 def specimen_strip(person: str, specimens: Sequence[tuple[str, np.ndarray | None]], total: int,
                    closest: str | None) -> np.ndarray:
     """A row of a person's specimens, ``(name relative to REFS, image or None when unreadable)`` (at most
-    :data:`STRIP_SHOWN` of ``total``: the first ones and the closest), each fitted in its own cell, the one ``closest`` outlined: the verdict weighs
-    them all, and an examiner judges a signature against the person's range, not one specimen."""
+    :data:`STRIP_SHOWN` of ``total``: the first ones and the closest), each fitted in its own cell, the one
+    ``closest`` outlined: the verdict weighs them all, and an examiner judges a signature against the person's
+    range, not one specimen."""
     cell = 3 * PANEL_W // STRIP_SHOWN
     row = np.full((_CAPTION_LINE + _STRIP_H + 22, 3 * PANEL_W, 3), 255, np.uint8)
     shown = f"{STRIP_SHOWN} of " if total > STRIP_SHOWN else ""
@@ -330,8 +332,9 @@ def specimen_strip(person: str, specimens: Sequence[tuple[str, np.ndarray | None
 
 def caption_lines(document: str, number: int, sig: SignatureResult, document_verdict: str,
                   claimed: str | None, held: str | None = None, specimens: int | None = None) -> list[str]:
-    """The sheet's caption: where the signature is, its verdict (and why a genuine one is held for review), the
-    figures, and how many specimens the claimed person has when it is one person (one: the weaker judgement)."""
+    """The sheet's caption: where the signature is, its verdict (and ``held``: why a genuine one is held for review,
+    or a hint for a claimed name without references), the figures, and how many specimens the claimed person has
+    when it is one person (one: the weaker judgement)."""
     claim = f"claimed: {claimed}" if claimed else "no claim (matched one-to-many)"
     refs = ""
     if specimens is not None:
@@ -493,9 +496,10 @@ def _person_strip(refs: Path, ref: str, shown: np.ndarray | None, read_specimen:
 
 def _review_document(report: DocumentReport, chosen: list[int], scans: Path, refs: Path, to: Path,
                      read_specimen: SpecimenReader, nearest: NearestCrop, suspects: set[str],
-                     specimens: Specimens
+                     specimens: Specimens, meant: Callable[[str], str | None] = lambda _: None
                      ) -> tuple[list[Sheet], list[str]]:
     """Write the sheets of one document's ``chosen`` signatures; returns them and the signatures it could not show.
+    ``meant``: the person in REFS a claimed name without references likely means (:class:`NameHints`), or None.
 
     Raises:
         SigpipeError, OSError, ValueError: the document cannot be reviewed (missing, changed, unreadable, its
@@ -529,9 +533,14 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
         reference: np.ndarray | None = None
         note: str | None
         strip: np.ndarray | None = None
+        hint: str | None = None
         if ref is None:
             note, label = ("not compared: no ink the verifier could see", "reference") if sig.verdict == "no_ink" \
                 else ("no reference specimen", "nearest reference")
+            like = meant(sig.identity) if sig.verdict == "no_reference" and sig.identity else None
+            if like is not None:  # the run's warning said so; the reviewer should see it too
+                hint = f"REFS has {like!r}: the same person? (claims must name the folder exactly)"
+                note = f"no reference specimen; {hint}"
         else:
             crops, note = _specimens_of(refs, ref, read_specimen, specimens)
             if crops:
@@ -547,7 +556,7 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
         one = report.references is not None and report.references.people == 1 and isinstance(
             report.claimed_identity, str)  # one claimed person: their specimens are the signature's references
         image = render_sheet(page, sig_px, crop, reference,
-                             caption_lines(doc, i + 1, sig, report.verdict, _claim_text(report), held,
+                             caption_lines(doc, i + 1, sig, report.verdict, _claim_text(report), held or hint,
                                            report.references.specimens if one and report.references else None),
                              label, note, others, _OTHER_COLOUR if held else None, strip)
         ok, png = cv2.imencode(SHEET_SUFFIX, image)
@@ -594,6 +603,13 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
     failed: list[tuple[str, str, str]] = []
     problems: list[tuple[str, str]] = []
     specimens: Specimens = OrderedDict()  # the most recently shown
+    hints: list[NameHints] = []  # REFS's person folders, listed when a no_reference sheet first asks
+
+    def meant(person: str) -> str | None:
+        if not hints:
+            hints.append(NameHints(p.name for p in person_dirs(refs)) if refs.is_dir() else NameHints(()))
+        return hints[0].meant(person)
+
     for file, report in found:
         if report is None:
             doc = file[: -len(REPORT_SUFFIX)]
@@ -612,7 +628,7 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
             continue
         try:
             done, missing = _review_document(report, chosen, scans, refs, to, read_specimen, nearest, suspects,
-                                             specimens)
+                                             specimens, meant)
         except (SigpipeError, OSError, ValueError) as e:
             if isinstance(e, OSError) and not isinstance(e, FileNotFoundError) and e.filename is not None and \
                     Path(e.filename).resolve().is_relative_to(to.resolve()):

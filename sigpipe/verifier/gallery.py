@@ -236,7 +236,7 @@ class Gallery:
             people = [people]
         wanted = None if people is None else {unicodedata.normalize("NFC", p) for p in people}
         folders: dict[str, str] = {}  # person: the first folder of theirs
-        for person_dir in _person_dirs(root):
+        for person_dir in person_dirs(root):
             person = unicodedata.normalize("NFC", readable(person_dir.name))  # as claims CSVs spell it
             first = folders.setdefault(person, person_dir.name)
             if wanted is not None and person not in wanted:
@@ -465,7 +465,7 @@ def specimen_digests(refs: Path) -> tuple[set[str], list[str]]:
     as :meth:`Gallery.enroll` reads them), and the files that could not be read."""
     digests: set[str] = set()
     unreadable: list[str] = []
-    for person_dir in _person_dirs(refs):
+    for person_dir in person_dirs(refs):
         problems: dict[Path, str] = {}
         for f in specimen_files(person_dir, problems):
             try:
@@ -496,7 +496,7 @@ def prune_cache(refs: Sequence[Path], folder: Path | None = None, dry_run: bool 
     keep: set[str] = set()
     unreadable: list[str] = []
     for r in refs:
-        if not _person_dirs(Path(r)):
+        if not person_dirs(Path(r)):
             raise InputError(f"{r} holds no person folder: give references folders (REFS/<person>/<specimens>); "
                              "'sigpipe cache clear' empties the cache")
         digests, bad = specimen_digests(Path(r))
@@ -529,7 +529,7 @@ def _margin(m: Match) -> float:
     return m.decision.distance - m.decision.threshold
 
 
-def _person_dirs(refs: Path) -> list[Path]:
+def person_dirs(refs: Path) -> list[Path]:
     """The person folders of a references folder (hidden ones skipped), sorted."""
     return sorted(p for p in refs.iterdir() if p.is_dir() and not p.name.startswith("."))
 

@@ -1,5 +1,6 @@
 """Review sheets (``sigpipe review``): built from a run's reports, the documents rendered again, no model run."""
 
+import html
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -484,3 +485,19 @@ def test_a_sheet_shows_every_specimen_of_the_person_not_only_the_closest(batch: 
                             person, items, total, closest))
     write_review(out, batch["scans"], batch["refs"], tmp_path / "r2", specimen_reader(None), everything=True)
     assert rows and all(r == [f"alice/a0{i}.png" for i in range(1, 8)] + ["alice/a1.png"] for r in rows)
+
+
+def test_a_claimed_name_without_references_shows_the_folder_it_likely_means(batch: dict[str, Path],
+                                                                            verifier_manifest: Path, tmp_path: Path):
+    """The run warns 'REFS has ...: the same person?' for a claim without references; the sheet said only 'no
+    reference specimen'. A hint, never a match: the verdict stays no_reference."""
+    import shutil
+
+    out = _run(batch, verifier_manifest)  # carol is claimed for sub/bob_form.png and has no folder
+    (batch["refs"] / "Carol").mkdir()
+    shutil.copyfile(batch["refs"] / "alice" / "a1.png", batch["refs"] / "Carol" / "c1.png")
+    result = write_review(out, batch["scans"], batch["refs"], tmp_path / "r", specimen_reader(None), everything=True)
+    [sheet] = [s for s in result.sheets if s.signature.verdict == "no_reference"]
+    assert sheet.reference_note == ("no reference specimen; REFS has 'Carol': the same person? (claims must name "
+                                    "the folder exactly)")
+    assert html.escape(sheet.reference_note) in (tmp_path / "r" / INDEX_HTML).read_text(encoding="utf-8")
