@@ -95,6 +95,21 @@ def test_load_predictor_warns_of_a_bad_reference_once(tmp_path: Path, caplog: py
     assert sum("broken.png" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_a_predictor_hints_at_the_folder_a_claimed_name_likely_means(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture):
+    """`sigpipe run` warns once of a claim without references and names the folder it likely means; a service's
+    predictor gave no_reference silently (a claimed 'J-Kowalski' for the folder 'j-kowalski')."""
+    p = sigpipe.load_predictor(EXAMPLE / "refs", threads=1, cache=tmp_path / "cache")
+    cheque = EXAMPLE / "scans" / "0002_cheque.pdf"
+    with caplog.at_level("WARNING"):
+        plain = p(cheque, claimed="j-kowalski")
+        odd = p(cheque, claimed="J-Kowalski", relative="upload-7.pdf")
+    assert [s.verdict for s in odd.signatures] == ["no_reference"] and plain.signatures[0].verdict != "no_reference"
+    said = [r.getMessage() for r in caplog.records if "no usable references" in r.getMessage()]
+    assert said == ["upload-7.pdf: claimed 'J-Kowalski' has no usable references: its signatures get no_reference; "
+                    "REFS has 'j-kowalski': the same person? Claims must name the folder exactly"]
+
+
 def test_a_predictor_shared_by_threads_gives_each_document_its_own_report(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch):
     """A service's thread pool calling one predictor: OpenVINO's compiled model reuses one infer request, so two

@@ -18,7 +18,7 @@ import numpy as np
 
 from sigpipe._warnings import collected
 from sigpipe.errors import SigpipeError
-from sigpipe.pipeline.claims import Claim, claimants, normalise_claim
+from sigpipe.pipeline.claims import Claim, NameHints, claimants, normalise_claim
 from sigpipe.pipeline.deskew import level_crop
 from sigpipe.pipeline.errors import FileChangedError
 from sigpipe.pipeline.ingest import IngestConfig, Page, iter_pages
@@ -242,6 +242,9 @@ class SignaturePredictor:
         gallery: references enrolled with the same verifier.
         config: flow settings.
         ingest: how documents are rendered when a call gives no ``ingest`` of its own.
+        hint_claims: warn, at each call, of a claimed person without references, naming the person in REFS the
+            name likely means (``J-Kowalski`` for ``j-kowalski``): what ``sigpipe run`` says once for its batch, for a
+            caller of its own (:func:`~sigpipe.pipeline.runner.load_predictor`).
 
     Raises:
         TypeError: a part lacks what the flow calls.
@@ -249,7 +252,8 @@ class SignaturePredictor:
     """
 
     def __init__(self, detector: Detector, verifier: Verifier, gallery: Gallery,
-                 config: FlowConfig = FlowConfig(), ingest: IngestConfig = IngestConfig()) -> None:
+                 config: FlowConfig = FlowConfig(), ingest: IngestConfig = IngestConfig(),
+                 hint_claims: bool = False) -> None:
         has_detect = callable(getattr(detector, "detect_batch", None))
         if not has_detect or not isinstance(getattr(detector, "ident", None), str):
             raise TypeError(f"detector {detector!r} needs a detect_batch(pages) method and an ident string")
@@ -266,7 +270,9 @@ class SignaturePredictor:
         self.gallery = gallery
         self.config = config
         self.ingest = ingest
+        self.hint_claims = hint_claims
         self._everybody: ReferenceSet | None = None  # one-to-many's, computed once
+        self._hints: NameHints | None = None  # REFS's names, for hint_claims
 
     @property
     def models(self) -> dict[str, str]:
@@ -283,6 +289,17 @@ class SignaturePredictor:
         if self._everybody is None:
             self._everybody = ReferenceSet(*self.gallery.fingerprint(None))
         return self._everybody
+
+    def _hint(self, claimed: Claim | None, rel: str) -> None:
+        """Warn of the claimed people without references (:attr:`hint_claims`)."""
+        for person in claimants(claimed) if claimed is not None else ():
+            if person in self.gallery.embeddings:
+                continue
+            if self._hints is None:
+                self._hints = NameHints(set(self.gallery.people) | set(self.gallery.folders))
+            like = self._hints.meant(person)
+            log.warning("%s: claimed %r has no usable references: its signatures get no_reference%s", rel, person,
+                        f"; REFS has {like!r}: the same person? Claims must name the folder exactly" if like else "")
 
     def settings(self, ingest: IngestConfig) -> RunSettings:
         """The options the report depends on, as written into reports and compared by re-runs."""
@@ -415,6 +432,8 @@ class SignaturePredictor:
         ingest = ingest or self.ingest
         path = Path(path)
         rel = relative or path.name or str(path)
+        if self.hint_claims:
+            self._hint(claimed, rel)
         t0 = time.perf_counter()
         pages_read = 0
         numbers: list[int] = []  # of the pages read

@@ -285,7 +285,7 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
         if unicodedata.normalize("NFC", person) not in gallery.embeddings:
             log.warning("%r has no usable references in %s: documents claimed by them get no_reference", person,
                         refs)
-    return SignaturePredictor(detector, verifier, gallery, flow, ingest)
+    return SignaturePredictor(detector, verifier, gallery, flow, ingest, hint_claims=True)
 
 
 def available_cores() -> int:
