@@ -108,6 +108,12 @@ def test_a_predictor_hints_at_the_folder_a_claimed_name_likely_means(tmp_path: P
     said = [r.getMessage() for r in caplog.records if "no usable references" in r.getMessage()]
     assert said == ["upload-7.pdf: claimed 'J-Kowalski' has no usable references: its signatures get no_reference; "
                     "REFS has 'j-kowalski': the same person? Claims must name the folder exactly"]
+    caplog.clear()  # a person left out of `people=`: warned of, without offering their own folder as a likeness
+    some = sigpipe.load_predictor(EXAMPLE / "refs", threads=1, cache=tmp_path / "cache", people=["peter-harris"])
+    with caplog.at_level("WARNING"):
+        some(cheque, claimed="j-kowalski")
+    said = [r.getMessage() for r in caplog.records if "no usable references" in r.getMessage()]
+    assert said == ["0002_cheque.pdf: claimed 'j-kowalski' has no usable references: its signatures get no_reference"]
 
 
 def test_a_predictor_shared_by_threads_gives_each_document_its_own_report(tmp_path: Path,

@@ -298,6 +298,7 @@ class SignaturePredictor:
             if self._hints is None:
                 self._hints = NameHints(set(self.gallery.people) | set(self.gallery.folders))
             like = self._hints.meant(person)
+            like = None if like == person else like  # its own folder, left out of `people=` or of no usable file
             log.warning("%s: claimed %r has no usable references: its signatures get no_reference%s", rel, person,
                         f"; REFS has {like!r}: the same person? Claims must name the folder exactly" if like else "")
 
