@@ -519,6 +519,9 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
         _checked(sig)
     pages = _pages(path, report, {report.signatures[i].page for i in chosen})
     margin = report.settings.crop_margin if report.settings else _DEFAULT_MARGIN
+    refs_set = report.references  # one claimed person: their specimens are each signature's references
+    specimens_of_one = refs_set.specimens if refs_set is not None and refs_set.people == 1 and isinstance(
+        report.claimed_identity, str) else None
     sheets: list[Sheet] = []
     missing: list[str] = []
     for i in chosen:
@@ -553,11 +556,9 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
         others = [(j + 1, _in_page_pixels(o, page).bbox) for j, o in enumerate(report.signatures)
                   if j != i and o.page == sig.page]
         held = held_for(sig, report)
-        one = report.references is not None and report.references.people == 1 and isinstance(
-            report.claimed_identity, str)  # one claimed person: their specimens are the signature's references
         image = render_sheet(page, sig_px, crop, reference,
                              caption_lines(doc, i + 1, sig, report.verdict, _claim_text(report), held or hint,
-                                           report.references.specimens if one and report.references else None),
+                                           specimens_of_one),
                              label, note, others, _OTHER_COLOUR if held else None, strip)
         ok, png = cv2.imencode(SHEET_SUFFIX, image)
         if not ok:  # pragma: no cover - OpenCV encodes any uint8 BGR image
