@@ -100,6 +100,14 @@ class Sheet:
         """Where the sheet comes in the index: the verdicts a reviewer must act on first."""
         return _HELD_ORDER if self.held else _VERDICT_ORDER[self.signature.verdict]
 
+    @property
+    def margin(self) -> float:
+        """How far the verdict is from going the other way: the distance's gap to the threshold, relative to the
+        threshold (infinite when nothing was compared). Within a verdict the index lists the closest calls first,
+        where a reviewer's eye changes most."""
+        d, t = self.signature.distance, self.signature.threshold
+        return abs(d - t) / t if d is not None and t is not None and t > 0 else math.inf
+
 
 def held_for(sig: SignatureResult, report: DocumentReport) -> str | None:
     """Why a signature judged genuine is nonetheless held for review with its document (``needs_review``): its
@@ -118,7 +126,8 @@ class ReviewResult:
     """What :func:`write_review` did.
 
     Attributes:
-        sheets: the sheets written, in the order of the index (forged first).
+        sheets: the sheets written, in the order of the index (forged first; within a verdict, the closest calls
+            first).
         unsigned: documents without a signature. failed: ``(document, error kind, message)`` of failed documents.
         problems: ``(document, why)`` for documents that could not be reviewed (missing, changed since the report,
             unreadable); their sheets are not written.
@@ -639,7 +648,7 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
             continue
         sheets += done
         problems += [(doc, why) for why in missing]
-    sheets.sort(key=lambda s: (s.order, s.document, s.number))
+    sheets.sort(key=lambda s: (s.order, s.margin, s.document, s.number))
     if earlier_review:
         _remove_stale_sheets(to, {s.file for s in sheets})
     result = ReviewResult(tuple(sheets), tuple(unsigned), tuple(failed), tuple(problems), len(found))
@@ -696,7 +705,8 @@ def index_html(result: ReviewResult, out: Path) -> str:
         "{border-left:6px solid #eb8c00}"
         "</style></head><body>",
         f"<h1>sigpipe review of {e(str(out))}</h1>",
-        f"<p>{result.reports} reports; {len(result.sheets)} signatures to review.</p>",
+        f"<p>{result.reports} reports; {len(result.sheets)} signatures to review: forged first, and within each "
+        "verdict the closest calls (distance nearest the threshold) first.</p>",
         f"<table>{''.join(rows)}</table>" if rows else "<p>No signature to review.</p>",
         listing("Not reviewed", [f"{e(d)}: {e(why)}" for d, why in result.problems]),
         listing("Unsigned documents", [e(d) for d in result.unsigned]),

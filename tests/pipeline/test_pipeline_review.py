@@ -193,6 +193,27 @@ def test_names_are_escaped_in_the_index(tmp_path: Path):
     assert [s.file for s in alone.sheets] == [f"{doc}.sig1.png"] and not alone.problems
 
 
+def test_within_a_verdict_the_closest_calls_come_first(tmp_path: Path):
+    """A night's review lists hundreds of forged sheets; by document name, a forgery called by a hair sat among
+    plain ones. Within a verdict the index now lists the distance nearest its threshold first."""
+    scans, refs, out = tmp_path / "scans", tmp_path / "refs", tmp_path / "out"
+    save_image(refs / "alice" / "1.png", scribble(SIG_A))
+    from sigpipe.weights import sha256_file
+
+    distances = {"a.png": 1.5, "b.png": 0.62, "c.png": 0.9, "d.png": None}  # threshold 0.6; d: no_ink
+    for doc, d in distances.items():
+        save_image(scans / doc, page_with([(scribble(SIG_A), 100, 100)]))
+        sig = _sig("forged" if d else "no_ink", bbox=(100.0, 100.0, 340.0, 190.0), page_size=(800, 600),
+                   distance=d, score=None if d is None else 0.1, nearest_reference="alice/1.png")
+        write_report(out, replace(_report(sig), document=DocumentInfo(doc, sha256_file(scans / doc), 1)))
+    result = write_review(out, scans, refs, out / "review", specimen_reader(None))
+    assert [s.document for s in result.sheets] == ["b.png", "c.png", "a.png", "d.png"]
+    index = (out / "review" / INDEX_HTML).read_text(encoding="utf-8")
+    spots = [index.index(f"{d}.png.sig1.png") for d in "bcad"]
+    assert spots == sorted(spots)
+    assert "closest calls" in index
+
+
 def test_cli_review_exit_codes(batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path):
     out = _run(batch, verifier_manifest)
     runner = CliRunner()
