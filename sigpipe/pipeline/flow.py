@@ -222,7 +222,8 @@ class FoundSignature:
     """Where a detected signature is: 1-based ``page``, its ``page_size`` (w, h) and ``dpi``, the detector's
     ``bbox`` (x1, y1, x2, y2) in page pixels and ``confidence``, and the page's ``rotation`` (degrees
     counter-clockwise from upright, as the orientation model found it; 0 without one) and ``skew`` (degrees it was
-    turned to level it; :mod:`sigpipe.pipeline.deskew`)."""
+    turned to level it; :mod:`sigpipe.pipeline.deskew`); ``placed``: how it came onto a PDF page that says so
+    (:meth:`~sigpipe.pipeline.placed.PlacedMarks.origin`), None for scanned ink or when not known."""
 
     page: int
     page_size: tuple[int, int]
@@ -231,6 +232,7 @@ class FoundSignature:
     confidence: float
     rotation: int = 0
     skew: float = 0.0
+    placed: str | None = None
 
 
 class SignaturePredictor:
@@ -338,8 +340,9 @@ class SignaturePredictor:
                     crop = crop_detection(page.image, d, self.config.crop_margin)
                     prepared.append(self.verifier.prepare([crop]))
                     x1, y1, x2, y2 = (float(v) for v in d.bbox)
+                    placed = page.placed.origin((x1, y1, x2, y2)) if page.placed is not None else None
                     found.append(FoundSignature(page.number, page.size, page.dpi, (x1, y1, x2, y2),
-                                                float(d.confidence), rotation_of(d), skew_of(d)))
+                                                float(d.confidence), rotation_of(d), skew_of(d), placed))
             batch.clear()
 
         for page in pages:
@@ -396,6 +399,8 @@ class SignaturePredictor:
         for i, f in enumerate(found):
             assert emb is not None
             match, verdict = self.judge(emb[i], claimed, x[i]) if inked[i] else (None, "no_ink")
+            if f.placed is not None:  # typed, drawn or pasted on the page: its shape is compared, not judged
+                verdict = "electronic"
             d = match.decision if match else None
             x1, y1, x2, y2 = (round(v, 2) for v in f.bbox)
             results.append(SignatureResult(
@@ -407,6 +412,7 @@ class SignaturePredictor:
                 score=round(d.score, nd) if d else None,
                 verdict=verdict, page_rotation=f.rotation, page_skew=f.skew,
                 nearest_reference=self.gallery.source(match.identity, d.nearest) if match and d else None,
+                placed=f.placed,
             ))
         return results, n_pages
 

@@ -37,6 +37,7 @@ from sigpipe.pipeline.errors import (
     UnreadableFileError,
     UnsupportedFormatError,
 )
+from sigpipe.pipeline.placed import PlacedMarks, read_placed
 
 log = logging.getLogger(__name__)
 
@@ -162,11 +163,15 @@ class Page:
         number: 1-based page number within its document.
         image: ``(H, W, 3)`` uint8 BGR, paper light, ink dark.
         dpi: resolution of ``image`` (rendering dpi for PDFs, metadata or assumed dpi for images).
+        placed: for a PDF page read with pypdfium2, what on it was placed digitally rather than scanned (typed
+            text, vector strokes, pictures, annotations: :mod:`sigpipe.pipeline.placed`); None when not known
+            (image files, poppler).
     """
 
     number: int
     image: np.ndarray = field(repr=False)
     dpi: int
+    placed: PlacedMarks | None = field(default=None, repr=False)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -381,9 +386,10 @@ def _pdf_pages_pdfium(path: Path, config: IngestConfig) -> Iterator[Page]:
                     bitmap.close()
                 except pdfium.PdfiumError as e:
                     raise CorruptPdfError(f"page {i + 1} of {n} cannot be rendered: {e}") from e
+                placed = read_placed(page, (arr.shape[1], arr.shape[0]), getattr(doc, "formenv", None))
             finally:
                 page.close()
-            yield Page(i + 1, arr, config.dpi)
+            yield Page(i + 1, arr, config.dpi, placed)
     finally:
         doc.close()
 

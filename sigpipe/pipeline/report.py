@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sigpipe.pipeline.claims import Claim, claimants
 from sigpipe.pipeline.errors import OutputBusyError, OutputWriteError
+from sigpipe.pipeline.placed import PLACED_KINDS
 from sigpipe.weights import new_file_mode
 
 if TYPE_CHECKING:
@@ -31,8 +32,9 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = "1"
 # no_ink: found on the page, but its crop holds no ink the verifier can see (strokes fainter than a printed line
-# beside them vanish in the preprocessing): not judged
-SIGNATURE_VERDICTS = ("genuine", "forged", "unknown_signer", "no_reference", "no_ink", "other_signer")
+# beside them vanish in the preprocessing): not judged. electronic: placed on a PDF page digitally (typed text,
+# vector strokes, a picture on a page that is not a scan, a signature field): compared, but not judged as handwriting
+SIGNATURE_VERDICTS = ("genuine", "forged", "unknown_signer", "no_reference", "no_ink", "other_signer", "electronic")
 DOCUMENT_VERDICTS = ("genuine", "forged", "unsigned", "needs_review", "error")
 REPORT_SUFFIX = ".json"
 TMP_SUFFIX = ".sigpipe-tmp"
@@ -41,7 +43,7 @@ SUMMARY_CSV = "summary.csv"
 LOCK_FILE = ".sigpipe.lock"
 CSV_COLUMNS = ("document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
-               "nearest_reference", "page_skew")
+               "nearest_reference", "page_skew", "placed")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,10 @@ class SignatureResult:
         page_skew: degrees counter-clockwise the upright page was turned to level it (a page a few degrees askew,
             :mod:`sigpipe.pipeline.deskew`); ``bbox`` is then the hull of the box found on the levelled page, and
             the signature was verified levelled. 0 for a level page (and in reports of earlier releases).
+        placed: how an ``electronic`` signature came onto its PDF page, one of
+            :data:`~sigpipe.pipeline.placed.PLACED_KINDS` (``text``: typed glyphs, ``vector``: drawn strokes,
+            ``image``: a picture on a page that is not a scan, ``annotation``: an ink or stamp annotation or a
+            signature field); None for ink scanned from paper, or not known (image files, poppler).
     """
 
     page: int
@@ -112,10 +118,15 @@ class SignatureResult:
     page_rotation: int = 0
     nearest_reference: str | None = None
     page_skew: float = 0.0
+    placed: str | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in SIGNATURE_VERDICTS:
             raise ValueError(f"unknown signature verdict {self.verdict!r}")
+        if (self.placed is not None) != (self.verdict == "electronic") or \
+                (self.placed is not None and self.placed not in PLACED_KINDS):
+            raise ValueError(f"an electronic signature, and only one, says how it was placed: one of {PLACED_KINDS}, "
+                             f"got {self.placed!r} for verdict {self.verdict!r}")
         if self.page_rotation not in (0, 90, 180, 270):
             raise ValueError(f"page_rotation must be 0, 90, 180 or 270, got {self.page_rotation!r}")
         if not abs(self.page_skew) <= 45:
@@ -127,7 +138,7 @@ class SignatureResult:
             "detection_confidence": self.detection_confidence, "identity": self.identity,
             "distance": self.distance, "threshold": self.threshold, "score": self.score, "verdict": self.verdict,
             "page_rotation": self.page_rotation, "page_skew": self.page_skew,
-            "nearest_reference": self.nearest_reference,
+            "nearest_reference": self.nearest_reference, "placed": self.placed,
         }
 
     @classmethod
@@ -140,6 +151,7 @@ class SignatureResult:
             distance=_opt_float(d["distance"]), threshold=_opt_float(d["threshold"]), score=_opt_float(d["score"]),
             verdict=str(d["verdict"]), page_rotation=int(d.get("page_rotation", 0)),
             nearest_reference=d.get("nearest_reference"), page_skew=float(d.get("page_skew", 0.0)),
+            placed=d.get("placed"),
         )
 
 
@@ -173,8 +185,9 @@ class ReferenceSet:
 # MinIsWhite TIFFs not inverted, a page's signatures in reading order. 3: signatures side by side on one line
 # left to right (by the top edge alone, half a pixel of the detector's jitter could reorder them); images whose
 # pixels are not square (a fax at 204 x 98 dpi) resampled to square pixels. 4: pages a few degrees askew levelled
-# before detection, their signatures verified levelled (page_skew).
-READER_REVISION = 4
+# before detection, their signatures verified levelled (page_skew). 5: a signature placed on a PDF page digitally
+# (typed, drawn, pasted, a signature field) is ``electronic``.
+READER_REVISION = 5
 
 
 @dataclass(frozen=True)
@@ -243,9 +256,10 @@ def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False
     """The document verdict from its signatures and the claim.
 
     failed -> ``error``; no signature -> ``unsigned``; any forged -> ``forged``; any ``unknown_signer``,
-    ``no_reference`` or ``no_ink`` -> ``needs_review``; all genuine but a claimed person without a genuine signature
-    of theirs (with several claimed, one missing) -> ``needs_review``; with ``accept_score``, a signature judged
-    genuine with a lower ``score`` (a close call) -> ``needs_review``; otherwise (all genuine) -> ``genuine``.
+    ``no_reference``, ``no_ink`` or ``electronic`` -> ``needs_review``; all genuine but a claimed person without a
+    genuine signature of theirs (with several claimed, one missing) -> ``needs_review``; with ``accept_score``, a
+    signature judged genuine with a lower ``score`` (a close call) -> ``needs_review``; otherwise (all genuine) ->
+    ``genuine``.
     ``other_signer`` signatures (``other_signers``) do not count; where :func:`mark_other_signers` would not have
     given them (an edited report) the document is ``forged``.
     """
@@ -262,7 +276,7 @@ def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False
     verdicts = {s.verdict for s in signatures}
     if "forged" in verdicts:
         return "forged"
-    if verdicts & {"unknown_signer", "no_reference", "no_ink"}:
+    if verdicts & {"unknown_signer", "no_reference", "no_ink", "electronic"}:
         return "needs_review"
     if not set(claimants(claimed)) <= {s.identity for s in signatures}:
         return "needs_review"
@@ -650,11 +664,11 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
     for r in reports:
         doc, claimed = _cell(r.document.path), _cell(";".join(claimants(r.claimed_identity)))
         if not r.signatures:
-            w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, "", "", ""])
+            w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, "", "", "", ""])
         for s in r.signatures:
             w.writerow([doc, s.page, *s.bbox, _cell(s.identity or ""), _fmt(s.distance), _fmt(s.threshold),
                         _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed, s.page_rotation,
-                        _cell(s.nearest_reference or ""), s.page_skew])
+                        _cell(s.nearest_reference or ""), s.page_skew, s.placed or ""])
     return buf.getvalue()
 
 

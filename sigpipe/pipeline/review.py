@@ -36,6 +36,7 @@ from sigpipe.pipeline.claims import NameHints
 from sigpipe.pipeline.flow import upright_crop
 from sigpipe.pipeline.ingest import DEFAULT_DPI, IngestConfig, PageSelection, iter_pages
 from sigpipe.pipeline.orientation import turn_upright
+from sigpipe.pipeline.placed import PLACED_WORDS
 from sigpipe.pipeline.report import (
     REPORT_SUFFIX,
     SUMMARY_JSON,
@@ -62,7 +63,8 @@ STRIP_SHOWN = 8  # a person's specimens shown in a row under a sheet's panels: a
 _STRIP_H = 120  # pixels: the row's images
 _DEFAULT_MARGIN = 0.08  # the crop margin of reports written before reports recorded their settings
 # the order sheets are listed in: the verdicts a reviewer must act on first
-_VERDICT_ORDER = {"forged": 0, "unknown_signer": 1, "no_ink": 2, "no_reference": 2, "other_signer": 3, "genuine": 4}
+_VERDICT_ORDER = {"forged": 0, "unknown_signer": 1, "no_ink": 2, "no_reference": 2, "electronic": 2, "other_signer": 3,
+                  "genuine": 4}
 _HELD_ORDER = 3  # a signature judged genuine whose document is held for review (a close call): before the genuine
 _COLOURS = {"genuine": (40, 140, 40), "forged": (30, 30, 210)}  # BGR; the other verdicts orange
 _OTHER_COLOUR = (0, 140, 235)
@@ -353,7 +355,9 @@ def caption_lines(document: str, number: int, sig: SignatureResult, document_ver
         f"{document}  page {sig.page}  signature {number}  (document: {document_verdict}; {claim})",
         (f"{sig.verdict}  closest enrolled person: {sig.identity or '-'} (beyond their threshold: nobody matches)"
          if sig.verdict == "unknown_signer" else f"{sig.verdict}  identity: {sig.identity or '-'}")
-        + (f"  -  {held}" if held else ""),
+        + (f"  -  {held}" if held else "")
+        + (f"  -  {PLACED_WORDS.get(sig.placed or '', sig.placed)}, not scanned ink: its shape is compared, not "
+           "judged; the e-signature's audit trail or certificate proves it" if sig.verdict == "electronic" else ""),
         f"distance {_figure(sig.distance)}  threshold {_figure(sig.threshold)}  score {_figure(sig.score)}  "
         f"detection {sig.detection_confidence:.2f}{refs}",
     ]
@@ -701,6 +705,7 @@ def index_html(result: ReviewResult, out: Path) -> str:
         "body{font-family:sans-serif}td{vertical-align:top;padding:6px;border-bottom:1px solid #ccc}"
         "tr.forged td:first-child{border-left:6px solid #d22}tr.genuine td:first-child{border-left:6px solid #282}"
         "tr.unknown_signer td:first-child,tr.no_reference td:first-child,tr.no_ink td:first-child,"
+        "tr.electronic td:first-child,"
         "tr.held td:first-child"
         "{border-left:6px solid #eb8c00}"
         "</style></head><body>",

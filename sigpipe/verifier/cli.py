@@ -445,13 +445,15 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     decision = d.to_dict()
     nearest = decision.pop("nearest")
     out: dict[str, object] = {**decision, "questioned": str(questioned), "references": [str(r) for r in refs],
-                              "verdict": "genuine" if d.genuine else "forged", "model": v.ident,
+                              "verdict": "electronic" if found.placed else "genuine" if d.genuine else "forged",
+                              "model": v.ident,
                               "nearest_reference": None if nearest is None else str(files[1 + int(nearest)])}
     suspects = _suspect_references(v, embs[1:], ref_stored, [str(f) for f in files[1:]])
     if suspects is not None:
         out["suspect_references"] = suspects
     if found.detection is not None:
         out["questioned_detection"] = found.detection
+        out["placed"] = found.placed  # typed, drawn or pasted on a PDF page: compared, not judged (README)
     if pages.detector is not None:
         out["reference_crops"] = len(ref_images)
         out["detector"] = pages.detector.ident
@@ -468,6 +470,11 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
             where = f"  (found on page {found.page} at x {x1}-{x2}, y {y1}-{y2}{turned})"
         click.echo(f"{out['verdict']}  distance {d.distance:.3f} (threshold {d.threshold:.3f})  score {d.score:.2f}"
                    + where, file=sys.stdout)
+        if found.placed:
+            from sigpipe.pipeline.placed import PLACED_WORDS
+
+            click.echo(f"  {PLACED_WORDS[found.placed]}, not scanned ink: its shape is compared, not judged; the "
+                       "e-signature's audit trail or certificate proves it", file=sys.stdout)
 
 
 def _suspect_references(v: Verifier, embs: np.ndarray, images: np.ndarray, files: list[str]) -> list[str] | None:
@@ -492,7 +499,8 @@ class _Questioned:
     """The questioned signature: its image, and where the detector found it when the file was a PDF or a page
     (1-based ``page``, ``bbox`` (x1, y1, x2, y2) in page pixels, ``confidence``, and the page's ``rotation``:
     degrees counter-clockwise from upright, the crop turned back upright, and ``skew``: degrees it was then turned to
-    level it, as ``sigpipe run`` reports them)."""
+    level it, as ``sigpipe run`` reports them; ``placed``: how it came onto a PDF page placed digitally, as
+    :class:`~sigpipe.pipeline.placed.PlacedMarks` says, None for scanned ink)."""
 
     image: np.ndarray
     page: int | None = None
@@ -500,6 +508,7 @@ class _Questioned:
     confidence: float = 0.0
     rotation: int = 0
     skew: float = 0.0
+    placed: str | None = None
 
     @property
     def detection(self) -> dict[str, object] | None:
@@ -554,24 +563,28 @@ class _PageCropper:
         from sigpipe.pipeline.ingest import IngestConfig, iter_pages
 
         detector = self._detector()
-        found = []  # (page number, detection, crop): pages are streamed, only their crops are kept
+        found = []  # (page number, detection, crop, placed): pages are streamed, only their crops are kept
         with _naming(path):
             for page in iter_pages(path, IngestConfig()):
                 dets = detector.detect_batch([page.image])[0]
                 for det in reading_order(dets):  # page by page, each in reading order, as `sigpipe run` lists them
-                    found.append((page.number, det, crop_detection(page.image, det, FlowConfig().crop_margin)))
+                    box = tuple(float(c) for c in det.bbox)
+                    placed = page.placed.origin(box) if page.placed is not None else None  # type: ignore[arg-type]
+                    found.append((page.number, det, crop_detection(page.image, det, FlowConfig().crop_margin),
+                                  placed))
         if not found:
             raise InputError(f"no signature found in {path}")
         if len(found) > 1 and which is None or which is not None and which > len(found):
             where = "; ".join(f"{i}: page {number} at x {round(float(det.bbox[0]))}-{round(float(det.bbox[2]))}, "
                               f"y {round(float(det.bbox[1]))}-{round(float(det.bbox[3]))} ({det.confidence:.2f})"
-                              for i, (number, det, _) in enumerate(found, 1))
+                              for i, (number, det, _, _) in enumerate(found, 1))
             pick = ("choose one with --signature N, or use 'sigpipe run', which verifies each" if which is None
                     else f"there is no signature {which}")
             raise InputError(f"{path} holds {len(found)} signature(s) ({where}): {pick}")
-        number, det, crop = found[(which or 1) - 1]
+        number, det, crop, placed = found[(which or 1) - 1]
         x1, y1, x2, y2 = (float(c) for c in det.bbox)
-        return _Questioned(crop, number, (x1, y1, x2, y2), float(det.confidence), rotation_of(det), skew_of(det))
+        return _Questioned(crop, number, (x1, y1, x2, y2), float(det.confidence), rotation_of(det), skew_of(det),
+                           placed)
 
     def reference(self, path: Path) -> list[np.ndarray]:
         img = self._signature(path)

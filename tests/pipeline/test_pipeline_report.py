@@ -181,22 +181,22 @@ def test_summary_counts_and_csv():
     assert d["documents"] == 5 and d["skipped"] == 2 and d["failed"] == 1 and d["pages"] == 7
     assert d["verdicts"] == {"genuine": 0, "forged": 1, "unsigned": 1, "needs_review": 2, "error": 1}
     assert d["signature_verdicts"] == {"genuine": 1, "forged": 1, "unknown_signer": 1, "no_reference": 1,
-                                       "no_ink": 0, "other_signer": 0}
+                                       "no_ink": 0, "other_signer": 0, "electronic": 0}
     assert d["failures"] == [{"document": "f.pdf", "kind": "corrupt_pdf", "message": "not a PDF"}]
     assert d["reference_errors"] == [{"file": "r/x.png", "message": "bad"}]
     assert d["pages_per_s"] == 2.0 and d["models"] == MODELS
     rows = [line.split(",") for line in summary_csv(reps).splitlines()]
     assert rows[0] == ["document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                        "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
-                       "nearest_reference", "page_skew"]
+                       "nearest_reference", "page_skew", "placed"]
     assert rows[1] == ["a/b.pdf", "1", "10.5", "20.0", "110.25", "60.0", "alice", "0.41", "0.62", "0.87", "genuine",
-                       "forged", "0.93", "alice", "0", "alice/2019/03.png", "0.0"]
-    assert rows[3][-4] == "" and rows[3][-2] == "bob/2019/03.png"  # no claim: the nearest enrolled person's
-    assert rows[4][6:] == ["carol", "", "", "", "no_reference", "needs_review", "0.93", "carol", "0", "", "0.0"]
-    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned", "", "", "", "", ""] and rows[6][11] == "error"
+                       "forged", "0.93", "alice", "0", "alice/2019/03.png", "0.0", ""]
+    assert rows[3][-5] == "" and rows[3][-3] == "bob/2019/03.png"  # no claim: the nearest enrolled person's
+    assert rows[4][6:] == ["carol", "", "", "", "no_reference", "needs_review", "0.93", "carol", "0", "", "0.0", ""]
+    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned", "", "", "", "", "", ""] and rows[6][11] == "error"
     assert len(rows) == 1 + 4 + 2  # 4 signatures + one row per document without signatures
     several = DocumentReport.success(DocumentInfo("c.pdf", SHA, 1), ("alice", "bob"), [], MODELS)
-    assert summary_csv([several]).splitlines()[1].endswith(",unsigned,,alice;bob,,,")
+    assert summary_csv([several]).splitlines()[1].endswith(",unsigned,,alice;bob,,,,")
 
 
 

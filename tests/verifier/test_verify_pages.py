@@ -161,3 +161,38 @@ def test_a_cheque_fed_in_askew_is_levelled_alike_by_run_and_verify(tmp_path: Pat
     assert code == 0, err
     assert out["questioned_detection"]["page_skew"] == sig["page_skew"]
     assert out["distance"] == pytest.approx(sig["distance"], abs=6e-7)
+
+
+def test_a_signature_pasted_into_a_digital_pdf_is_electronic(tmp_path: Path):
+    """A picture of a specimen placed on a born-digital page (an e-signature, a signature pasted into a word
+    processor's PDF) is not scanned ink: verify says `electronic` and how it was placed, as `sigpipe run` does.
+    The same page as a scan of paper is judged."""
+    import pypdfium2 as pdfium
+    from PIL import Image
+
+    specimen = cv2.imread(str(KOWALSKI[0]), cv2.IMREAD_GRAYSCALE)
+    h, w = specimen.shape
+
+    def pdf_with(arr: np.ndarray, x: float, y: float, width: float, height: float, name: str) -> Path:
+        pdf = pdfium.PdfDocument.new()
+        page = pdf.new_page(595.0, 842.0)
+        img = pdfium.PdfImage.new(pdf)
+        img.set_bitmap(pdfium.PdfBitmap.from_pil(Image.fromarray(arr)))
+        img.set_matrix(pdfium.PdfMatrix().scale(width, height).translate(x, y))
+        page.insert_obj(img)
+        page.gen_content()
+        pdf.save(str(tmp_path / name))
+        return tmp_path / name
+
+    digital = pdf_with(specimen, 200.0, 300.0, w * 72 / 150, h * 72 / 150, "digital.pdf")  # as at 150 dpi
+    code, out, err = verify(digital, *KOWALSKI[1:])
+    assert code == 0, err
+    assert out["verdict"] == "electronic" and out["placed"] == "image"
+    assert out["distance"] is not None  # compared all the same
+    scan = np.full((1754, 1240), 248, np.uint8)  # the same page printed and scanned at 150 dpi
+    y0 = round((842 - 300) * 150 / 72 - h)
+    scan[y0:y0 + h, 417:417 + w] = np.minimum(scan[y0:y0 + h, 417:417 + w], specimen)
+    scanned = pdf_with(scan, 0.0, 0.0, 595.0, 842.0, "scanned.pdf")
+    code, out, err = verify(scanned, *KOWALSKI[1:])
+    assert code == 0, err
+    assert out["verdict"] in ("genuine", "forged") and out["placed"] is None

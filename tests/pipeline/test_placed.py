@@ -1,0 +1,250 @@
+"""Signatures placed on a PDF page digitally (typed, drawn, pasted) are told from ink scanned from paper.
+
+A legal-ops helper ran executed contracts from e-signature platforms: a name typed in a script font came out
+``forged`` with a score near 0, or ``genuine`` in a handwriting-like font. The PDF itself says what drew the ink.
+"""
+from __future__ import annotations
+
+import csv
+import ctypes
+import json
+from pathlib import Path
+
+import cv2
+import jsonschema
+import numpy as np
+import pypdfium2 as pdfium
+import pypdfium2.raw as raw
+import pytest
+from PIL import Image
+from pipeline_doubles import SIG_A, SIG_B, DoubleModels, page_with, save_image, save_pdf, scribble
+
+from sigpipe.pipeline.ingest import IngestConfig, iter_pages
+from sigpipe.pipeline.placed import PlacedMarks
+from sigpipe.pipeline.report import document_verdict, load_schema, read_report
+from sigpipe.pipeline.review import caption_lines, specimen_reader, write_review
+from sigpipe.pipeline.runner import RunConfig, run_batch
+
+W_PT, H_PT = 576.0, 432.0  # an 8 x 6 inch page: page_with's 800 x 600 px at 100 dpi
+
+
+def _wide(text: str) -> ctypes.Array[ctypes.c_char]:
+    return ctypes.create_string_buffer((text + "\x00").encode("utf-16-le"))
+
+
+def add_text(pdf: pdfium.PdfDocument, page: pdfium.PdfPage, text: str, x: float, y: float, size: float = 30,
+             mode: int | None = None) -> None:
+    obj = raw.FPDFPageObj_NewTextObj(pdf.raw, b"Times-Italic", ctypes.c_float(size))
+    buf = _wide(text)
+    raw.FPDFText_SetText(obj, ctypes.cast(buf, ctypes.POINTER(ctypes.c_ushort)))
+    if mode is not None:
+        raw.FPDFTextObj_SetTextRenderMode(obj, mode)
+    raw.FPDFPageObj_SetFillColor(obj, 0, 0, 0, 255)
+    raw.FPDFPageObj_Transform(obj, 1, 0, 0, 1, x, y)
+    raw.FPDFPage_InsertObject(page.raw, obj)
+
+
+def add_path(page: pdfium.PdfPage, points: list[tuple[float, float]], width: float = 2.0, grey: int = 0,
+             fill: int = 0) -> None:
+    obj = raw.FPDFPageObj_CreateNewPath(*points[0])
+    for x, y in points[1:]:
+        raw.FPDFPath_LineTo(obj, x, y)
+    raw.FPDFPageObj_SetStrokeColor(obj, grey, grey, grey, 255)
+    raw.FPDFPageObj_SetFillColor(obj, grey, grey, grey, 255)
+    raw.FPDFPageObj_SetStrokeWidth(obj, ctypes.c_float(width))
+    raw.FPDFPath_SetDrawMode(obj, fill, 0 if fill else 1)
+    raw.FPDFPage_InsertObject(page.raw, obj)
+
+
+def add_image(pdf: pdfium.PdfDocument, page: pdfium.PdfPage, arr: np.ndarray, x: float, y: float, w: float,
+              h: float) -> None:
+    img = pdfium.PdfImage.new(pdf)
+    img.set_bitmap(pdfium.PdfBitmap.from_pil(Image.fromarray(arr)))
+    img.set_matrix(pdfium.PdfMatrix().scale(w, h).translate(x, y))
+    page.insert_obj(img)
+
+
+def scribble_path(x: float, y: float, seed: int) -> list[tuple[float, float]]:
+    """A drawn e-signature: one polyline, as a mouse or a touchpad leaves it (PDF points, y up)."""
+    rng = np.random.default_rng(seed)
+    return [(x + 12 * i, y + float(rng.normal(0, 8))) for i in range(12)]
+
+
+def build(path: Path, fill: object) -> Path:
+    pdf = pdfium.PdfDocument.new()
+    page = pdf.new_page(W_PT, H_PT)
+    fill(pdf, page)  # type: ignore[operator]
+    page.gen_content()
+    pdf.save(str(path))
+    return path
+
+
+def page_of(path: Path, dpi: int = 100) -> tuple[np.ndarray, PlacedMarks | None]:
+    (page,) = list(iter_pages(path, IngestConfig(dpi=dpi)))
+    return cv2.cvtColor(page.image, cv2.COLOR_BGR2GRAY), page.placed
+
+
+def ink_box(gray: np.ndarray, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+    """The bounding box of the dark pixels inside ``box`` (grown by 5 px)."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    ys, xs = np.nonzero(gray[max(y1 - 5, 0):y2 + 5, max(x1 - 5, 0):x2 + 5] < 128)
+    return (int(xs.min()) + max(x1 - 5, 0), int(ys.min()) + max(y1 - 5, 0),
+            int(xs.max()) + max(x1 - 5, 0), int(ys.max()) + max(y1 - 5, 0))
+
+
+def test_a_scanned_page_places_nothing(tmp_path: Path):
+    path = save_pdf(tmp_path / "scan.pdf", [page_with([(scribble(SIG_A), 300, 400)])])
+    _, placed = page_of(path)
+    assert placed is not None and placed.scanned and placed.marks == ()
+    assert placed.origin((300.0, 400.0, 540.0, 490.0)) is None
+
+
+def test_what_is_drawn_over_a_scan_is_placed_and_what_lies_beneath_it_is_not(tmp_path: Path):
+    scan = page_with([(scribble(SIG_A), 100, 100)])
+
+    def fill(pdf: pdfium.PdfDocument, page: pdfium.PdfPage) -> None:
+        add_text(pdf, page, "beneath the scan", 72, 72)  # an OCR layer drawn first: the scan hides it
+        add_image(pdf, page, scan, 0, 0, W_PT, H_PT)
+        add_text(pdf, page, "invisible OCR", 72, 330, mode=raw.FPDF_TEXTRENDERMODE_INVISIBLE)  # over the scribble
+        add_image(pdf, page, scribble(SIG_B), 300, 150, 172.8, 64.8)  # an e-signature pasted over the scan
+        add_text(pdf, page, "Jane Q. Doe", 300, 40)  # typed over it
+
+    gray, placed = page_of(build(tmp_path / "overlaid.pdf", fill))
+    assert placed is not None and placed.scanned
+    assert sorted(k for k, _ in placed.marks) == ["image", "text"]
+    image_box = next(b for k, b in placed.marks if k == "image")
+    text_box = next(b for k, b in placed.marks if k == "text")
+    px = 100 / 72  # the marks sit where they are drawn: the picture's frame, the typed glyphs' ink
+    np.testing.assert_allclose(image_box, (300 * px, (H_PT - 214.8) * px, 472.8 * px, (H_PT - 150) * px), atol=1.5)
+    np.testing.assert_allclose(text_box, ink_box(gray, text_box), atol=6)
+    assert placed.origin((100.0, 100.0, 340.0, 190.0)) is None  # the scanned scribble, under the invisible text
+    assert placed.origin(image_box) == "image" and placed.origin(text_box) == "text"
+    x1, y1, x2, y2 = image_box  # a box mostly elsewhere is not the pasted picture's
+    assert placed.origin((x1 - 3 * (x2 - x1), y1, x1 + 0.1 * (x2 - x1), y2)) is None
+
+
+def test_on_a_born_digital_page_everything_is_placed(tmp_path: Path):
+    def fill(pdf: pdfium.PdfDocument, page: pdfium.PdfPage) -> None:
+        add_path(page, [(10, 10), (W_PT - 10, 10), (W_PT - 10, H_PT - 10), (10, H_PT - 10), (10, 10)])  # a frame
+        add_path(page, [(0, 0), (W_PT, 0), (W_PT, H_PT), (0, H_PT)], fill=1, grey=255)  # white background
+        add_text(pdf, page, "Jane Q. Doe", 60, 300, size=36)  # a typed e-signature
+        add_path(page, scribble_path(330, 300, 3))  # a drawn one
+        add_path(page, [(60, 280), (250, 280)], width=0.8)  # the signature line under the typed name
+
+    gray, placed = page_of(build(tmp_path / "born.pdf", fill))
+    assert placed is not None and not placed.scanned
+    typed = ink_box(gray, (70, 120, 330, 200))  # the line under it is at y 211
+    drawn = ink_box(gray, (440, 140, 660, 230))
+    assert placed.origin(typed) == "text"  # neither the page frame nor the line under it takes it
+    assert placed.origin(drawn) == "vector"
+    assert placed.origin((700.0, 500.0, 780.0, 560.0)) is None  # nothing but the frame and the white background
+
+
+def test_a_page_scanned_in_strips_is_a_scan(tmp_path: Path):
+    scan = page_with([(scribble(SIG_A), 100, 300)])
+
+    def fill(pdf: pdfium.PdfDocument, page: pdfium.PdfPage) -> None:
+        for i in range(8):  # some scanners write a page as horizontal strips
+            strip = np.ascontiguousarray(scan[i * 75:(i + 1) * 75])
+            add_image(pdf, page, strip, 0, H_PT - (i + 1) * 54, W_PT, 54)
+
+    _, placed = page_of(build(tmp_path / "strips.pdf", fill))
+    assert placed is not None and placed.scanned and placed.marks == ()
+
+
+def test_a_turned_page_maps_its_marks_to_the_pixels_drawn(tmp_path: Path):
+    def fill(pdf: pdfium.PdfDocument, page: pdfium.PdfPage) -> None:
+        add_text(pdf, page, "Jane Q. Doe", 60, 300, size=36)
+        page.set_rotation(90)
+
+    gray, placed = page_of(build(tmp_path / "turned.pdf", fill))
+    assert gray.shape == (800, 600)  # rendered turned: portrait
+    assert placed is not None and [k for k, _ in placed.marks] == ["text"]
+    box = placed.marks[0][1]
+    np.testing.assert_allclose(box, ink_box(gray, box), atol=6)
+
+
+def test_an_ink_annotation_is_placed(tmp_path: Path):
+    path = save_pdf(tmp_path / "scan.pdf", [page_with([])])
+    pdf = pdfium.PdfDocument(str(path))
+    page = pdf[0]
+    annot = raw.FPDFPage_CreateAnnot(page.raw, raw.FPDF_ANNOT_INK)
+    rect = raw.FS_RECTF(100, 300, 300, 200)  # left, top, right, bottom (PDF points)
+    raw.FPDFAnnot_SetRect(annot, ctypes.byref(rect))
+    raw.FPDFPage_CloseAnnot(annot)
+    pdf.save(str(tmp_path / "annotated.pdf"))
+    pdf.close()
+    _, placed = page_of(tmp_path / "annotated.pdf")
+    assert placed is not None and placed.scanned
+    assert [k for k, _ in placed.marks] == ["vector"]
+    np.testing.assert_allclose(placed.marks[0][1], (139, 183, 417, 322), atol=2)  # 100 dpi, y down
+
+
+def test_image_files_and_poppler_do_not_know(tmp_path: Path):
+    path = save_image(tmp_path / "page.png", page_with([(scribble(SIG_A), 300, 400)]))
+    assert next(iter_pages(path, IngestConfig())).placed is None
+
+
+@pytest.fixture
+def contracts(tmp_path: Path) -> dict[str, Path]:
+    """A contract signed on paper and scanned, and one executed on an e-signature platform (typed, drawn and a
+    pasted picture), both claimed by alice."""
+    scans, refs = tmp_path / "scans", tmp_path / "refs"
+    scans.mkdir()
+    save_pdf(scans / "wet.pdf", [page_with([(scribble(SIG_A), 100, 100)])])
+
+    def fill(pdf: pdfium.PdfDocument, page: pdfium.PdfPage) -> None:
+        add_text(pdf, page, "Alice", 60, 300, size=40)
+        add_path(page, scribble_path(330, 300, 3))
+        add_image(pdf, page, scribble(SIG_A), 60, 60, 172.8, 64.8)  # her own signature, pasted
+
+    build(scans / "esigned.pdf", fill)
+    save_image(refs / "alice" / "a1.png", scribble(SIG_A))
+    save_image(refs / "bob" / "b1.png", scribble(SIG_B))
+    claims = tmp_path / "claims.csv"
+    claims.write_text("document,identity\nwet.pdf,alice\nesigned.pdf,alice\n")
+    return {"scans": scans, "refs": refs, "claims": claims, "out": tmp_path / "out", "cache": tmp_path / "gcache"}
+
+
+def test_an_e_signed_contract_is_electronic_not_forged(contracts: dict[str, Path], verifier_manifest: Path):
+    run_batch(RunConfig(scans=contracts["scans"], refs=contracts["refs"], out=contracts["out"],
+                        claims=contracts["claims"], cache=contracts["cache"], progress=False),
+              DoubleModels(verifier_manifest))
+    wet = read_report(contracts["out"] / "wet.pdf.json")
+    assert [(s.verdict, s.placed) for s in wet.signatures] == [("genuine", None)] and wet.verdict == "genuine"
+    esigned = read_report(contracts["out"] / "esigned.pdf.json")
+    assert sorted((s.verdict, s.placed) for s in esigned.signatures) == [
+        ("electronic", "image"), ("electronic", "text"), ("electronic", "vector")]
+    assert esigned.verdict == "needs_review"
+    pasted = next(s for s in esigned.signatures if s.placed == "image")
+    assert pasted.identity == "alice" and pasted.distance is not None  # compared all the same: her shape
+    for name in ("wet.pdf.json", "esigned.pdf.json"):
+        jsonschema.validate(json.loads((contracts["out"] / name).read_text()), load_schema())
+    with (contracts["out"] / "summary.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted((r["document"], r["verdict"], r["placed"]) for r in rows) == [
+        ("esigned.pdf", "electronic", "image"), ("esigned.pdf", "electronic", "text"),
+        ("esigned.pdf", "electronic", "vector"), ("wet.pdf", "genuine", "")]
+    summary = json.loads((contracts["out"] / "summary.json").read_text())
+    assert summary["signature_verdicts"]["electronic"] == 3
+    review = write_review(contracts["out"], contracts["scans"], contracts["refs"], contracts["out"] / "review",
+                          specimen_reader(None), everything=True)
+    assert {s.signature.verdict for s in review.sheets} == {"genuine", "electronic"}
+    assert [s.signature.verdict for s in review.sheets][-1] == "genuine"  # the e-signatures before the plain one
+    typed = next(s for s in review.sheets if s.signature.placed == "text")
+    line = caption_lines(typed.document, typed.number, typed.signature, "needs_review", "alice")[1]
+    assert line.startswith("electronic  identity: alice  -  typed text, not scanned ink") and "audit trail" in line
+
+
+def test_an_electronic_signature_holds_its_document_for_review():
+    from sigpipe.pipeline.report import SignatureResult
+
+    base = {"page": 1, "bbox": (1.0, 1.0, 9.0, 9.0), "page_size": (10, 10), "dpi": 100,
+            "detection_confidence": 0.9, "identity": "alice", "distance": 0.1, "threshold": 0.6, "score": 0.95}
+    electronic = SignatureResult(**base, verdict="electronic", placed="text")  # type: ignore[arg-type]
+    assert document_verdict([electronic], claimed="alice") == "needs_review"
+    with pytest.raises(ValueError, match="says how it was placed"):
+        SignatureResult(**base, verdict="electronic")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="says how it was placed"):
+        SignatureResult(**base, verdict="genuine", placed="text")  # type: ignore[arg-type]
+    assert SignatureResult.from_dict({**electronic.to_dict()}) == electronic
