@@ -23,6 +23,7 @@ from sigpipe.pipeline.deskew import level_crop
 from sigpipe.pipeline.errors import FileChangedError
 from sigpipe.pipeline.ingest import IngestConfig, Page, iter_pages
 from sigpipe.pipeline.orientation import box_to_scanned, turn_upright
+from sigpipe.pipeline.placed import PLACED_WORDS
 from sigpipe.pipeline.report import (
     READER_REVISION,
     DocumentInfo,
@@ -175,7 +176,9 @@ def reading_order(detections: Sequence[D]) -> list[D]:
 class SpecimenCropper:
     """The pipeline's :class:`~sigpipe.verifier.gallery.SpecimenLoader` for references that are PDFs or whole pages:
     each page goes through the detector, and its most confident detection is cropped (with ``margin``) and returned;
-    pages where nothing is detected contribute nothing."""
+    pages where nothing is detected contribute nothing, nor does a signature placed on a PDF page digitally (an
+    e-signature's typed name, a pasted picture: :mod:`sigpipe.pipeline.placed`), which is not a wet-ink specimen
+    (filed among a person's specimens, a typed adoption made typed names pass as that person's)."""
 
     detector: Detector
     ingest: IngestConfig = IngestConfig()
@@ -197,6 +200,12 @@ class SpecimenCropper:
             dets = self.detector.detect_batch([page.image])[0]
             if dets:
                 best = max(dets, key=lambda d: d.confidence)
+                box = tuple(float(v) for v in best.bbox)
+                placed = page.placed.origin(box) if page.placed is not None else None  # type: ignore[arg-type]
+                if placed is not None:
+                    log.warning("%s: page %d: its signature is %s, placed digitally rather than signed on paper: not "
+                                "enrolled as a specimen", path, page.number, PLACED_WORDS[placed])
+                    continue
                 crops.append(crop_detection(page.image, best, self.margin))
         return crops
 

@@ -248,3 +248,22 @@ def test_an_electronic_signature_holds_its_document_for_review():
     with pytest.raises(ValueError, match="says how it was placed"):
         SignatureResult(**base, verdict="genuine", placed="text")  # type: ignore[arg-type]
     assert SignatureResult.from_dict({**electronic.to_dict()}) == electronic
+
+
+def test_an_e_signature_in_a_pdf_reference_is_not_enrolled(tmp_path: Path, caplog: pytest.LogCaptureFixture):
+    """A typed adoption filed among a person's specimens made typed names pass as theirs: a PDF specimen whose
+    signature was placed digitally gives no specimen, and says why."""
+    from pipeline_doubles import InkBlobDetector
+
+    from sigpipe.pipeline.flow import specimen_loader
+
+    def fill(pdf: pdfium.PdfDocument, page: pdfium.PdfPage) -> None:
+        add_image(pdf, page, scribble(SIG_A), 60, 60, 172.8, 64.8)
+
+    digital = build(tmp_path / "adopted.pdf", fill)
+    scanned = save_pdf(tmp_path / "scanned.pdf", [page_with([(scribble(SIG_A), 100, 100)])])
+    load = specimen_loader(InkBlobDetector(), IngestConfig(dpi=100))
+    assert len(load(scanned)) == 1
+    with caplog.at_level("WARNING"):
+        assert load(digital) == []
+    assert "adopted.pdf: page 1: its signature is a picture placed on a page that is not a scan" in caplog.text
