@@ -200,8 +200,8 @@ class SpecimenCropper:
             dets = self.detector.detect_batch([page.image])[0]
             if dets:
                 best = max(dets, key=lambda d: d.confidence)
-                box = tuple(float(v) for v in best.bbox)
-                placed = page.placed.origin(box) if page.placed is not None else None  # type: ignore[arg-type]
+                x1, y1, x2, y2 = (float(v) for v in best.bbox)
+                placed = page.placed.origin((x1, y1, x2, y2), page.image) if page.placed is not None else None
                 if placed is not None:
                     log.warning("%s: page %d: its signature is %s, placed digitally rather than signed on paper: not "
                                 "enrolled as a specimen", path, page.number, PLACED_WORDS[placed])
@@ -349,7 +349,7 @@ class SignaturePredictor:
                     crop = crop_detection(page.image, d, self.config.crop_margin)
                     prepared.append(self.verifier.prepare([crop]))
                     x1, y1, x2, y2 = (float(v) for v in d.bbox)
-                    placed = page.placed.origin((x1, y1, x2, y2)) if page.placed is not None else None
+                    placed = None if page.placed is None else page.placed.origin((x1, y1, x2, y2), page.image)
                     found.append(FoundSignature(page.number, page.size, page.dpi, (x1, y1, x2, y2),
                                                 float(d.confidence), rotation_of(d), skew_of(d), placed))
             batch.clear()

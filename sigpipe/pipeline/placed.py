@@ -17,19 +17,24 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
-# what drew a placed mark: typed glyphs, vector strokes, an embedded picture that is not the page's scan, or an
-# annotation / signature field drawn over the page
+# what drew a placed mark: typed glyphs, vector strokes, an embedded picture that is not the page's scan, or a
+# signature field (ink, free-text and stamp annotations count as vector, text and image)
 PLACED_KINDS = ("text", "vector", "image", "annotation")
-PLACED_WORDS = {"text": "typed text", "vector": "vector strokes drawn on the PDF",
-                "image": "a picture placed on a page that is not a scan",
-                "annotation": "an annotation or signature field"}
-SCAN_COVER = 0.5  # raster images covering this share of the page together are its scan
-MIN_COVER = 0.25  # placed marks must be this much one with a box (overlap over the larger area) to have placed it
+PLACED_WORDS = {"text": "typed text", "vector": "vector strokes drawn in the PDF",
+                "image": "a picture pasted onto the page", "annotation": "a signature field"}
+SCAN_COVER = 0.5  # raster images side by side (not over one another) covering this share of the page: its scan
+MIN_INK = 0.75  # on a scanned page, placed marks must hold this share of the ink in a box to have placed it
+MIN_SPAN = 0.5  # without the page's pixels: the share of the box they must span
 _INK = 200  # a colour whose mean channel is at or above this is paper, not ink (white boxes, light cell shading)
+_PREFERRED = ("annotation", "image", "text", "vector")  # on a tie; a frame's or a table cell's lines are paths
 
 Box = tuple[float, float, float, float]
+Matrix = tuple[float, float, float, float, float, float]  # (a, b, c, d, e, f): x' = a x + c y + e, y' = b x + d y + f
+_IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -37,31 +42,76 @@ class PlacedMarks:
     """What a PDF page holds besides a scan of paper.
 
     Attributes:
-        scanned: the page holds a scan (raster images covering at least :data:`SCAN_COVER` of it).
+        scanned: the page holds a scan (raster images side by side covering at least :data:`SCAN_COVER` of it: one
+            image, or the strips or tiles some scanners write).
         marks: ``(kind, box)`` of each visible thing placed on the page (above its scan, if any), ``box`` in pixels
-            of the rendered page; ``kind`` one of :data:`PLACED_KINDS`.
+            of the rendered page; ``kind`` one of :data:`PLACED_KINDS`. Form XObjects (a page wrapped by a merge or
+            Bates-stamping tool, an e-signature's appearance) are looked into: their objects are marks.
     """
 
     scanned: bool
     marks: tuple[tuple[str, Box], ...]
 
-    def origin(self, box: Box) -> str | None:
-        """How the ink in ``box`` (pixels of the rendered page) came onto the page: the kind of placed marks that
-        coincide with it most (their overlap with it over the larger of the two areas, summed per kind: at least
-        :data:`MIN_COVER`), or None when it is part of the page's scan, or of something much larger than it (a page
-        image placed on a digital page, an exhibit: judged as scanned ink)."""
+    def origin(self, box: Box, page: np.ndarray | None = None) -> str | None:
+        """How the ink in ``box`` (pixels of the rendered page) came onto the page, or None when it is part of the
+        page's scan (or of something much larger than the box: a page image placed on a digital page, an exhibit,
+        judged as scanned ink).
+
+        The marks that may have drawn it lie over the box and are at most 2.5 times its size (a typed name's words,
+        a drawn signature's strokes, each its own path, the picture around its ink); a vector path must lie mostly
+        inside the box (one around it is a frame's or a table cell's lines). Given the rendered ``page``, they
+        placed the signature when they hold :data:`MIN_INK` of the dark pixels in the box on a scanned page (a
+        notary seal's picture over part of a wet signature does not), half of them on a page without a scan;
+        without the page, when they span :data:`MIN_SPAN` of the box. The kind is the one holding the most ink
+        (spanning the most), a pixel under text, a picture or an annotation and under a path counting for the
+        former (a typed name in a table cell is text)."""
         area = _area(box)
         if area <= 0:
             return None
-        cover: dict[str, float] = {}
-        for kind, b in self.marks:  # how far each mark and the box are one: a mark much larger than the box (a
-            # page frame, a table's grid, an e-signature's frame around a picture) or much smaller (a word beside
-            # it) counts little
-            cover[kind] = cover.get(kind, 0.0) + _overlap(b, box) / max(_area(b), area)
-        if not cover:
+        members = [(k, b) for k, b in self.marks if _overlap(b, box) > 0 and _area(b) <= 2.5 * area
+                   and (k != "vector" or _overlap(b, box) >= 0.5 * _area(b))]
+        if not members:
             return None
-        kind, share = max(cover.items(), key=lambda kv: (kv[1], -PLACED_KINDS.index(kv[0])))
-        return kind if share >= MIN_COVER else None
+        ink = _ink_mask(page, box) if page is not None else None
+        if ink is not None and ink.any():
+            taken = np.zeros_like(ink)
+            held: dict[str, int] = {}
+            for kind in _PREFERRED:  # a pixel under typed text and a cell's lines is the text's
+                mine = _held(ink, box, [b for k, b in members if k == kind]) & ~taken
+                held[kind] = int(mine.sum())
+                taken |= mine
+            if taken.sum() < (MIN_INK if self.scanned else 0.5) * ink.sum():
+                return None
+            return max(_PREFERRED, key=lambda k: (held[k], -_PREFERRED.index(k)))
+        spans = {}
+        for kind in {k for k, _ in members}:
+            own = [b for k, b in members if k == kind]
+            union = (min(b[0] for b in own), min(b[1] for b in own), max(b[2] for b in own), max(b[3] for b in own))
+            spans[kind] = _overlap(union, box) / area
+        best = max(_PREFERRED, key=lambda k: (spans.get(k, -1.0), -_PREFERRED.index(k)))
+        return best if spans.get(best, 0.0) >= MIN_SPAN else None
+
+
+def _held(ink: np.ndarray, box: Box, marks: list[Box]) -> np.ndarray:
+    """The pixels of ``ink`` (the mask of ``box``) that lie under ``marks``."""
+    under = np.zeros_like(ink)
+    x0, y0 = max(int(box[0]), 0), max(int(box[1]), 0)
+    for b in marks:
+        under[max(int(b[1]) - y0, 0):max(int(np.ceil(b[3])) - y0, 0),
+              max(int(b[0]) - x0, 0):max(int(np.ceil(b[2])) - x0, 0)] = True
+    return under & ink
+
+
+def _ink_mask(page: np.ndarray, box: Box) -> np.ndarray:
+    """The dark pixels of ``page`` (BGR or gray) inside ``box``: darker than the box's paper by a third."""
+    x1, y1 = max(int(box[0]), 0), max(int(box[1]), 0)
+    x2, y2 = min(int(np.ceil(box[2])), page.shape[1]), min(int(np.ceil(box[3])), page.shape[0])
+    crop = page[y1:y2, x1:x2]
+    gray = crop.min(axis=2) if crop.ndim == 3 else crop  # a coloured pen's ink is dark in some channel
+    if gray.size == 0:
+        return np.zeros((0, 0), bool)
+    paper = float(np.percentile(gray, 90))
+    return np.asarray(gray < paper * 2 / 3)
 
 
 def _area(b: Box) -> float:
@@ -83,6 +133,14 @@ def read_placed(page: Any, size: tuple[int, int], form: Any = None) -> PlacedMar
         return None
 
 
+def _compose(outer: Matrix, inner: Matrix) -> Matrix:
+    """``outer`` after ``inner``."""
+    a, b, c, d, e, f = outer
+    ia, ib, ic, id_, ie, if_ = inner
+    return (a * ia + c * ib, b * ia + d * ib, a * ic + c * id_, b * ic + d * id_, a * ie + c * if_ + e,
+            b * ie + d * if_ + f)
+
+
 def _read(page: Any, size: tuple[int, int], form: Any) -> PlacedMarks:
     import pypdfium2.raw as raw
 
@@ -96,40 +154,61 @@ def _read(page: Any, size: tuple[int, int], form: Any) -> PlacedMarks:
     # page space to pixels is affine (the page's rotation, crop box and scale): found once from three points far
     # apart, since PDFium rounds each to whole pixels
     o, ex, ey = device(0.0, 0.0), device(10000.0, 0.0), device(0.0, 10000.0)
-    a, c = (ex[0] - o[0]) / 1e4, (ey[0] - o[0]) / 1e4
-    b, d = (ex[1] - o[1]) / 1e4, (ey[1] - o[1]) / 1e4
+    to_device: Matrix = ((ex[0] - o[0]) / 1e4, (ex[1] - o[1]) / 1e4, (ey[0] - o[0]) / 1e4, (ey[1] - o[1]) / 1e4,
+                         o[0], o[1])
 
-    def to_pixels(left: float, bottom: float, right: float, top: float) -> Box:
-        xs = [o[0] + a * x + c * y for x, y in ((left, bottom), (right, top), (left, top), (right, bottom))]
-        ys = [o[1] + b * x + d * y for x, y in ((left, bottom), (right, top), (left, top), (right, bottom))]
-        return (max(min(xs), 0.0), max(min(ys), 0.0), min(max(xs), float(w)), min(max(ys), float(h)))
+    def to_pixels(m: Matrix, left: float, bottom: float, right: float, top: float) -> Box:
+        a, b, c, d, e, f = _compose(to_device, m)
+        corners = ((left, bottom), (right, top), (left, top), (right, bottom))
+        xs = [a * x + c * y + e for x, y in corners]
+        ys = [b * x + d * y + f for x, y in corners]
+        x1, y1 = max(min(xs), 0.0), max(min(ys), 0.0)
+        x2, y2 = min(max(xs), float(w)), min(max(ys), float(h))
+        return (x1, y1, max(x2, x1 + 1.0), max(y2, y1 + 1.0))  # a level line is a pixel thick
 
-    page_area = float(w * h)
     drawn: list[tuple[str, Box]] = []  # in drawing order
     left, bottom, right, top = (ctypes.c_float() for _ in range(4))
     bounds = [ctypes.byref(v) for v in (left, bottom, right, top)]
+    matrix = raw.FS_MATRIX()
+
+    def visit(obj: Any, m: Matrix, depth: int) -> None:
+        t = raw.FPDFPageObj_GetType(obj)
+        if t == raw.FPDF_PAGEOBJ_FORM:  # its objects, in the form's space: placed by its matrix
+            if depth >= 8 or not raw.FPDFPageObj_GetMatrix(obj, ctypes.byref(matrix)):
+                return
+            inner = _compose(m, (matrix.a, matrix.b, matrix.c, matrix.d, matrix.e, matrix.f))
+            for i in range(max(raw.FPDFFormObj_CountObjects(obj), 0)):
+                child = raw.FPDFFormObj_GetObject(obj, i)
+                if child:
+                    visit(child, inner, depth + 1)
+            return
+        kind = _kind(obj, t, raw)
+        if kind is not None and raw.FPDFPageObj_GetBounds(obj, *bounds):
+            box = to_pixels(m, left.value, bottom.value, right.value, top.value)
+            if box[0] < w and box[1] < h:
+                drawn.append((kind, box))
+
     for i in range(max(raw.FPDFPage_CountObjects(page.raw), 0)):
         obj = raw.FPDFPage_GetObject(page.raw, i)
-        kind = _kind(obj, raw) if obj else None
-        if kind is None or not raw.FPDFPageObj_GetBounds(obj, *bounds):
-            continue
-        box = to_pixels(left.value, bottom.value, right.value, top.value)
-        if _area(box) > 0:
-            drawn.append((kind, box))
-    # the scan: images of at least a twentieth of the page (a page scanned in strips comes as several), together
-    # covering most of it; what was drawn before a piece of it and lies under it is hidden (an OCR layer "beneath")
-    pieces = [i for i, (k, b) in enumerate(drawn) if k == "image" and _area(b) >= 0.05 * page_area]
-    scanned = sum(_area(drawn[i][1]) for i in pieces) >= SCAN_COVER * page_area
+        if obj:
+            visit(obj, _IDENTITY, 0)
+    # the scan: images side by side, not drawn over an earlier image (one image, or a scanner's strips or tiles),
+    # covering most of the page; an image drawn over another is placed (an e-signature pasted on a scan). What was
+    # drawn before a piece of the scan and lies under it is hidden (an OCR layer "beneath" the image).
+    images = [i for i, (k, _) in enumerate(drawn) if k == "image"]
+    pieces = [i for n, i in enumerate(images) if not any(
+        _overlap(drawn[i][1], drawn[j][1]) >= 0.1 * _area(drawn[i][1]) for j in images[:n])]
+    scanned = sum(_area(drawn[i][1]) for i in pieces) >= SCAN_COVER * w * h
     marks = drawn
     if scanned:
-        marks = [(k, b) for i, (k, b) in enumerate(drawn) if i not in pieces and not any(
-            j > i and _overlap(b, drawn[j][1]) >= 0.5 * _area(b) for j in pieces)]
-    return PlacedMarks(scanned, tuple(marks + _annotations(page, form, raw, to_pixels)))
+        hidden = {i for i, (_, b) in enumerate(drawn) if any(
+            j > i and _overlap(b, drawn[j][1]) >= 0.5 * _area(b) for j in pieces)}
+        marks = [m for i, m in enumerate(drawn) if i not in hidden and i not in pieces]
+    return PlacedMarks(scanned, tuple(marks + _annotations(page, form, raw, lambda *r: to_pixels(_IDENTITY, *r))))
 
 
-def _kind(obj: Any, raw: Any, depth: int = 0) -> str | None:
-    """What a page object (a raw handle) draws, or None when it draws no ink."""
-    t = raw.FPDFPageObj_GetType(obj)
+def _kind(obj: Any, t: int, raw: Any) -> str | None:
+    """What a page object (a raw handle of type ``t``, not a form) draws, or None when it draws no ink."""
     if t == raw.FPDF_PAGEOBJ_IMAGE:
         return "image"
     if t == raw.FPDF_PAGEOBJ_TEXT:
@@ -144,14 +223,6 @@ def _kind(obj: Any, raw: Any, depth: int = 0) -> str | None:
             return None
         inky = (fill.value and _inky(obj, raw, stroke=False)) or (stroke.value and _inky(obj, raw, stroke=True))
         return "vector" if inky else None
-    if t == raw.FPDF_PAGEOBJ_FORM and depth < 4:  # a Form XObject: what most of it draws (a scan wrapped in one
-        kinds = []                                 # is an image)
-        for i in range(max(raw.FPDFFormObj_CountObjects(obj), 0)):
-            child = raw.FPDFFormObj_GetObject(obj, i)
-            kind = _kind(child, raw, depth + 1) if child else None
-            if kind:
-                kinds.append(kind)
-        return max(sorted(set(kinds)), key=kinds.count) if kinds else None
     return None
 
 

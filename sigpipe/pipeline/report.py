@@ -101,8 +101,8 @@ class SignatureResult:
             the signature was verified levelled. 0 for a level page (and in reports of earlier releases).
         placed: how an ``electronic`` signature came onto its PDF page, one of
             :data:`~sigpipe.pipeline.placed.PLACED_KINDS` (``text``: typed glyphs, ``vector``: drawn strokes,
-            ``image``: a picture on a page that is not a scan, ``annotation``: an ink or stamp annotation or a
-            signature field); None for ink scanned from paper, or not known (image files, poppler).
+            ``image``: a picture on a page that is not a scan or over one, ``annotation``: a signature field);
+            None for ink scanned from paper, or not known (image files, poppler).
     """
 
     page: int

@@ -120,7 +120,13 @@ def held_for(sig: SignatureResult, report: DocumentReport) -> str | None:
     bar = report.settings.accept_score if report.settings else None
     if bar is not None and (sig.score is None or sig.score < bar):
         return f"held for review: score {_figure(sig.score)} is under the --accept-score bar {bar:g}"
-    return "held for review with its document (a claimed person's signature missing, or another signature's doubt)"
+    holding = sorted({s.verdict for s in report.signatures} & {"unknown_signer", "no_reference", "no_ink",
+                                                                "electronic"})
+    if holding:  # what holds the document: say it (a loan package's e-signed pages held its wet-ink ones unsaid)
+        return f"held for review with its document: another signature is {' / '.join(holding)}"
+    if bar is not None and any(s.score is None or s.score < bar for s in report.signatures if s.verdict == "genuine"):
+        return f"held for review with its document: another signature's score is under --accept-score {bar:g}"
+    return "held for review with its document: a claimed person's signature is missing"
 
 
 @dataclass(frozen=True)
@@ -355,12 +361,12 @@ def caption_lines(document: str, number: int, sig: SignatureResult, document_ver
         f"{document}  page {sig.page}  signature {number}  (document: {document_verdict}; {claim})",
         (f"{sig.verdict}  closest enrolled person: {sig.identity or '-'} (beyond their threshold: nobody matches)"
          if sig.verdict == "unknown_signer" else f"{sig.verdict}  identity: {sig.identity or '-'}")
-        + (f"  -  {held}" if held else "")
-        + (f"  -  {PLACED_WORDS.get(sig.placed or '', sig.placed)}, not scanned ink: its shape is compared, not "
-           "judged; the e-signature's audit trail or certificate proves it" if sig.verdict == "electronic" else ""),
-        f"distance {_figure(sig.distance)}  threshold {_figure(sig.threshold)}  score {_figure(sig.score)}  "
+        + (f"  -  {held}" if held else ""),
+        ("shape compared for information only: " if sig.verdict == "electronic" else "")
+        + f"distance {_figure(sig.distance)}  threshold {_figure(sig.threshold)}  score {_figure(sig.score)}  "
         f"detection {sig.detection_confidence:.2f}{refs}",
-    ]
+    ] + ([f"{PLACED_WORDS.get(sig.placed or '', str(sig.placed))} (placed digitally, not scanned ink): not judged; "
+          "its audit trail or certificate proves it"] if sig.verdict == "electronic" else [])
 
 
 def _claim_text(report: DocumentReport) -> str | None:
@@ -686,6 +692,9 @@ def index_html(result: ReviewResult, out: Path) -> str:
         note += f"<br><b>{e(s.held)}</b>" if s.held else ""
         kind = "held" if s.held else e(sig.verdict)
         who = "closest enrolled (no match)" if sig.verdict == "unknown_signer" else "identity"
+        if sig.verdict == "electronic":
+            note = f"<br><b>{e(PLACED_WORDS.get(sig.placed or '', str(sig.placed)))}: placed digitally, not judged " \
+                   "(figures for information)</b>" + note
         rows.append(
             f'<tr class="{kind}"><td>{e(s.document)}<br>page {sig.page}, signature {s.number}<br>'
             f"document: {e(s.document_verdict)}<br>claimed: {e(s.claimed or '-')}</td>"

@@ -568,8 +568,8 @@ class _PageCropper:
             for page in iter_pages(path, IngestConfig()):
                 dets = detector.detect_batch([page.image])[0]
                 for det in reading_order(dets):  # page by page, each in reading order, as `sigpipe run` lists them
-                    box = tuple(float(c) for c in det.bbox)
-                    placed = page.placed.origin(box) if page.placed is not None else None  # type: ignore[arg-type]
+                    x1, y1, x2, y2 = (float(c) for c in det.bbox)
+                    placed = None if page.placed is None else page.placed.origin((x1, y1, x2, y2), page.image)
                     found.append((page.number, det, crop_detection(page.image, det, FlowConfig().crop_margin),
                                   placed))
         if not found:
