@@ -683,7 +683,7 @@ def operating_point(labelled: tuple[Path, ...], target_far: float, weights: Path
         m = Manifest.load(weights) if weights else bundled_manifest("verifier")
         margins = []
         for path in labelled:
-            check_same_verifier(path, m)
+            check_same_verifier(path, m, chosen=weights is not None)
             margins.append(read_labelled(path))
         op = choose_offset(np.concatenate([g for g, _ in margins]), np.concatenate([f for _, f in margins]),
                            target_far)

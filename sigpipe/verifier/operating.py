@@ -183,18 +183,25 @@ def shifted_manifest(manifest: Manifest, offset: float, tag: str, out: Path) -> 
     return path
 
 
-def check_same_verifier(labelled: str | Path, manifest: Manifest) -> None:
+def check_same_verifier(labelled: str | Path, manifest: Manifest, chosen: bool = False) -> None:
     """Refuse margins measured with another verifier: ``summary.json`` beside the labelled CSV names the run's
-    models (nothing is checked when it is absent, e.g. a CSV copied elsewhere).
+    models. Without it (a CSV copied out of its run's OUT) nothing says which verifier measured the margins: refused
+    unless the caller ``chosen`` the manifest (``--weights``), since thresholds shifted on another verifier's margins
+    miss the target (a helper's copied CSV, from a fine-tuned verifier, gave the bundled one a promised FAR of 4.5%
+    and a measured 25%).
 
     Raises:
-        LabelsError: the run's verifier is not ``manifest``'s.
+        LabelsError: the run's verifier is not ``manifest``'s, or it cannot be told and ``chosen`` is False.
     """
     summary = Path(labelled).with_name("summary.json")
     try:
         used = json.loads(summary.read_text())["models"]["verifier"]
     except (OSError, ValueError, KeyError, TypeError):
-        return
+        if chosen:
+            return
+        raise LabelsError(f"no readable summary.json beside {labelled}: which verifier measured its distances cannot "
+                          "be told. Keep the labelled CSV in its run's OUT, or pass that run's verifier manifest "
+                          "with --weights (the bundled one if the run used it)") from None
     if used.removesuffix(BF16_SUFFIX) != manifest.ident:  # margins measured in bf16 hold for f32 within ~0.005
         raise LabelsError(f"{labelled} was produced by the verifier {used!r} ({summary}), not {manifest.ident!r}: "
                           "pass that verifier's manifest with --weights")

@@ -230,6 +230,9 @@ def validate(net: Embedder, val: SignatureArrays, device: str, views: np.ndarray
     return res
 
 
+MIN_CALIBRATION_WRITERS = 5  # fewer validation writers than this: calibrate warns
+
+
 def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None = None,
               pairs: tuple[PairTerm, PairTerm | None] | None = None) -> tuple[DecisionRule, dict[str, Any]]:
     """Choose the aggregation by validation EER, then the weight of each person's reference spread in their
@@ -245,6 +248,12 @@ def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None
         pairs: the second stage's pair terms (``pairnet.protocol_pairs``) for clean queries and for the document
             views (None when ``view_emb`` is).
     """
+
+    writers = len(set(val.writer.tolist()))
+    if writers < MIN_CALIBRATION_WRITERS:  # a bank's 10 writers split 70/10/20 calibrate on one
+        log.warning("calibrating on %d validation writer(s): the thresholds and the score follow %s, not writers in "
+                    "general (at least %d advised; this project's were calibrated on 20)",
+                    writers, "that person" if writers == 1 else "those people", MIN_CALIBRATION_WRITERS)
 
     def pooled(k: int, agg: str, spread_weight: float = 0.0, pair_weight: float = 0.0) -> QueryDistances:
         pc, pv = pairs if pairs is not None and pair_weight > 0 else (None, None)
@@ -409,7 +418,16 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
 
     net = build_model(cfg.architecture, cfg.dim, cfg.width).to(device)
     if cfg.init:
-        net.load_state_dict(torch.load(cfg.init, map_location=device, weights_only=True))
+        state = torch.load(cfg.init, map_location=device, weights_only=True)
+        members = sorted({k.split(".")[1] for k in state if k.startswith("members.")})
+        if members:  # the shipped verifier: it failed with some 60 missing keys, the way out only in docs/models.md
+            raise InputError(
+                f"--init {cfg.init} is an ensemble of {len(members)} networks (the shipped verifier is one): train "
+                "from one member, taken out with: python -c \"import torch; s = torch.load('"
+                f"{cfg.init}', weights_only=True); torch.save({{k[10:]: v for k, v in s.items() if "
+                "k.startswith('members.0.')}, 'member0.pt')\" (members.1. for the other); the fine-tuned member is "
+                "a single network, without the ensemble and the second stage")
+        net.load_state_dict(state)
     memory_format = training_memory_format(device, cfg.width)
     net = net.to(memory_format=memory_format)
     loss_fn = losses.TripletMarginLoss(margin=cfg.margin)

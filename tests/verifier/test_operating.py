@@ -23,12 +23,15 @@ from sigpipe.weights import Manifest, bundled_manifest
 HEADER = "document,page,x1,y1,x2,y2,identity,distance,threshold,score,verdict,document_verdict,truth\n"
 
 
-def labelled_csv(tmp_path: Path, rows: list[tuple[float, float, str]]) -> Path:
-    """A summary.csv with a truth column: rows of (distance, threshold, truth)."""
+def labelled_csv(tmp_path: Path, rows: list[tuple[float, float, str]], run_summary: bool = True) -> Path:
+    """A summary.csv with a truth column: rows of (distance, threshold, truth); with ``run_summary``, the run's
+    summary.json beside it naming the bundled verifier, as in the OUT of a `sigpipe run`."""
     lines = [f"d{i}.pdf,1,0,0,10,10,alice,{d!r},{t!r},0.5,genuine,genuine,{truth}\n"
              for i, (d, t, truth) in enumerate(rows)]
     path = tmp_path / "summary.csv"
     path.write_text(HEADER + "".join(lines))
+    if run_summary:
+        (tmp_path / "summary.json").write_text(json.dumps({"models": {"verifier": bundled_manifest("verifier").ident}}))
     return path
 
 
@@ -120,9 +123,15 @@ def test_shifted_manifest_refuses_the_same_tag_and_a_tampered_file(tmp_path: Pat
 
 
 def test_labels_from_another_verifier_are_refused(tmp_path: Path):
-    path = labelled_csv(tmp_path, [(0.1, 0.2, "genuine")])
+    path = labelled_csv(tmp_path, [(0.1, 0.2, "genuine")], run_summary=False)
     m = bundled_manifest("verifier")
-    check_same_verifier(path, m)  # no summary.json: nothing to compare
+    # no summary.json (a CSV copied out of its OUT): which verifier measured it cannot be told. A helper's copy,
+    # from a fine-tuned verifier, gave the bundled one a promised FAR of 4.5% and a measured 25%
+    with pytest.raises(LabelsError, match="cannot be told"):
+        check_same_verifier(path, m)
+    check_same_verifier(path, m, chosen=True)  # the user named the run's verifier (--weights)
+    res = CliRunner().invoke(cli, ["verifier", "operating-point", str(path), "--far", "0.25"])
+    assert res.exit_code == 2 and "--weights" in res.output
     (tmp_path / "summary.json").write_text(json.dumps({"models": {"verifier": m.ident}}))
     check_same_verifier(path, m)
     (tmp_path / "summary.json").write_text(json.dumps({"models": {"verifier": m.ident + " bf16"}}))

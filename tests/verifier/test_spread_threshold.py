@@ -129,11 +129,16 @@ def test_one_to_many_picks_the_person_the_query_is_most_clearly_genuine_for(tiny
     assert best is not None and best.identity == "loose"
 
 
-def test_calibration_without_writers_for_two_references_keeps_one_threshold():
+def test_calibration_without_writers_for_two_references_keeps_one_threshold(caplog: pytest.LogCaptureFixture):
     val = writers_of_varied_spread(6, 2)
     keep = np.isin(val.name, ["00", "01", "10", "11"])  # 2 genuine signatures and 2 forgeries a writer
     small = val.select(keep)
-    rule, report = calibrate(small.images, small)
+    with caplog.at_level("WARNING"):
+        rule, report = calibrate(small.images, small)
+    assert "calibrating on" not in caplog.text  # six writers: enough to say nothing
+    with caplog.at_level("WARNING"):  # a bank's 10 writers split 70/10/20 calibrated on one, unsaid
+        calibrate(small.images[small.writer == small.writer[0]], small.select(small.writer == small.writer[0]))
+    assert "calibrating on 1 validation writer(s): the thresholds and the score follow that person" in caplog.text
     assert rule.spread_weight == 0.0 and not any("spread_weight" in k for k in report)
     assert all(np.isfinite(v) for v in report.values())
     assert json.loads(json.dumps(rule.to_dict(), allow_nan=False))["spread_weight"] == 0.0
