@@ -453,6 +453,10 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         log.info("references checked: %d suspect(s) among %d specimens of %d people (%.1f s)", len(suspects),
                  sum(len(e) for e in gallery.embeddings.values()), len(gallery.people),
                  time.monotonic() - t_check)
+    else:  # a model of `verifier train` or `ensemble`: its run's suspect_references were [] unsaid
+        log.warning("references not checked for suspects (another person's signature among someone's specimens): "
+                    "%s has no decision.outlier_margin; scripts/calibrate_outliers.py gives it one",
+                    gallery.verifier.ident)
     suspect_files, gallery_root = {s.file for s in suspects}, gallery.root
     log.info("%d documents, %d people enrolled%s, models: %s", len(names), len(gallery.people),
              "" if needed is None else f" (those claimed, of {len(gallery.folders)} in REFS)", idents)

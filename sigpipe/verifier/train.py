@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -231,6 +232,20 @@ def validate(net: Embedder, val: SignatureArrays, device: str, views: np.ndarray
 
 
 MIN_CALIBRATION_WRITERS = 5  # fewer validation writers than this: calibrate warns
+_KNOWN_CORPORA = {"cedar": "CEDAR (Univ. at Buffalo)", "bhsig-bengali": "BHSig260-Bengali",
+                  "bhsig-hindi": "BHSig260-Hindi"}
+
+
+def _provenance(data: Sequence[Path]) -> str:
+    """Where the training signatures come from, as far as their folder names say: the research corpora this
+    project trains on by name, any other folder as the user's own (a bank's model said "CEDAR and BHSig260")."""
+    names = [Path(p).resolve().name for p in data]
+    known = [_KNOWN_CORPORA[n] for n in names if n in _KNOWN_CORPORA]
+    other = [n for n in names if n not in _KNOWN_CORPORA]
+    parts = ([f"{', '.join(known)}: research-use signature corpora"] if known else []) + \
+        ([f"{', '.join(other)}: the trainer's own data (its provenance and licence are the trainer's to record)"]
+         if other else [])
+    return "; ".join(parts)
 
 
 def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None = None,
@@ -556,7 +571,7 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
             "best_epoch_val": min(history, key=lambda r: r["score"]),
             "epochs_run": len(history),
             "history": history,
-            "provenance": "CEDAR (Univ. at Buffalo) and BHSig260 (Bengali, Hindi): research-use signature corpora",
+            "provenance": _provenance([*cfg.data, *cfg.extra]),
         },
         "benchmarks": {},
     }

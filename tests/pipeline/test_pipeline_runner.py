@@ -651,6 +651,14 @@ def test_a_specimen_filed_under_the_wrong_person_is_named_in_the_summary(batch: 
     lines = [r.getMessage() for r in caplog.records if r.name == "sigpipe.pipeline.runner"]
     assert any(m.startswith("1 more suspect references") for m in lines)
     assert not any("does not match the other specimens" in m for m in lines)
+    assert not any(m.startswith("references not checked") for m in lines)
+    # a verifier without an outlier margin (one of `verifier train`) checks nothing: its run said nothing of it
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="sigpipe.pipeline.runner"):
+        run_batch(config(batch, out=tmp_path / "unchecked"), DoubleModels(verifier_manifest))
+    assert json.loads((tmp_path / "unchecked" / "summary.json").read_text())["suspect_references"] == []
+    assert any(r.getMessage().startswith("references not checked for suspects") and "no decision.outlier_margin"
+               in r.getMessage() for r in caplog.records)
     # bob's form claimed as alice's: genuine, but only by the specimen of bob's in alice's folder
     batch["claims"].write_text("document,identity\nsub/bob_form.png,alice\n")
     s = run_batch(config(batch, out=tmp_path / "claimed"), DoubleModels(d / verifier_manifest.name))

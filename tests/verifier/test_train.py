@@ -57,6 +57,9 @@ def test_fine_tuning_at_a_different_input_starts_from_given_weights(six_writers:
     m = json.loads(second.with_name(second.name + ".json").read_text())
     assert (m["input"]["height"], m["input"]["width"]) == (48, 96)
     assert m["preprocess"]["height"] == 48 and m["training"]["config"]["init"] == str(first)
+    # trained on a folder of one's own, the manifest said "CEDAR and BHSig260: research-use signature corpora"
+    assert m["training"]["provenance"] == f"{six_writers.name}: the trainer's own data (its provenance and licence " \
+        "are the trainer's to record)"
     v = Verifier.from_manifest(second.with_name(second.name + ".json"))
     assert v.prepare([np.full((40, 90), 230, np.uint8)]).shape == (1, 1, 48, 96)
     b = torch.load(second, weights_only=True)
