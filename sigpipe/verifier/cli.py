@@ -345,11 +345,15 @@ def eval_cmd(data: Path, weights: Path | None, k: int, writers: str | None, as_j
             plot_roc(q, plot)
         except (OSError, ValueError) as e:  # no permission, a full disk, a suffix matplotlib cannot write
             raise BadInput(f"cannot write the ROC plot {plot}: {e}") from e
+    if res["eer"] is None:  # a corpus of genuine signatures only: half the protocol cannot be measured
+        log.warning("%s holds no skilled forgeries: eer, far_skilled, accuracy and auc (measured against them) are "
+                    "null; frr and far_random (other writers' genuine signatures) are measured", data)
     if as_json:
         click.echo(json.dumps(res))
     else:
         for key, val in res.items():
-            click.echo(f"{key:12s} {val:.4f}" if isinstance(val, float) else f"{key:12s} {val}")
+            click.echo(f"{key:12s} {val:.4f}" if isinstance(val, float) else
+                       f"{key:12s} {'n/a (no skilled forgeries)' if val is None else val}")
 
 
 def _warn_seen_writers(v: Verifier, data: Path, chosen: list[str] | None) -> None:

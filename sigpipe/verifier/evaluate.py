@@ -34,29 +34,34 @@ def evaluate_arrays(verifier: Verifier, arrays: SignatureArrays, k: int, views: 
         pair = protocol_pairs(verifier.pair, arrays.images, views)
     q = protocol_distances(emb, arrays.writer, arrays.forged, arrays.name, k, verifier.rule.aggregation, qemb,
                            verifier.rule.spread_weight, pair, verifier.rule.pair_weight)
-    if q.genuine.size == 0 or q.skilled.size == 0:
-        raise ValueError(f"need writers with more than {k} genuine signatures and some skilled forgeries")
+    if q.genuine.size == 0 or q.skilled.size == 0 and q.random.size == 0:
+        raise ValueError(f"need writers with more than {k} genuine signatures, and skilled forgeries or at least "
+                         "two writers (another writer's genuine signature is a random forgery)")
     return protocol_metrics(q, verifier.rule.threshold(k)), q
 
 
 def protocol_metrics(q: QueryDistances, threshold: float) -> dict[str, Any]:
-    """The DESIGN.md keys for pooled protocol distances at ``threshold`` (see :func:`evaluate_arrays`).
+    """The DESIGN.md keys for pooled protocol distances at ``threshold`` (see :func:`evaluate_arrays`). Without
+    skilled forgeries (a bank rarely holds any) ``eer``, ``far_skilled``, ``accuracy`` and ``auc``, which DESIGN
+    defines against them, are None; ``frr`` and ``far_random`` are measured all the same.
 
     Raises:
-        ValueError: no genuine or no skilled-forgery queries.
+        ValueError: no genuine queries, or no negative ones at all.
     """
-    if q.genuine.size == 0 or q.skilled.size == 0:
-        raise ValueError("need writers with more genuine signatures than references, and some skilled forgeries")
-    far_s, frr = far_frr(q.genuine, q.skilled, threshold)
+    if q.genuine.size == 0 or q.skilled.size == 0 and q.random.size == 0:
+        raise ValueError("need writers with more genuine signatures than references, and skilled forgeries or "
+                         "other writers")
+    frr = float(np.mean(q.genuine > threshold))
     far_r, _ = far_frr(q.genuine, q.random, threshold) if q.random.size else (0.0, 0.0)
+    skilled = q.skilled.size > 0
     correct = np.sum(q.genuine <= threshold) + np.sum(q.skilled > threshold)
     return {
-        "eer": eer(q.genuine, q.skilled).eer,
-        "far_skilled": far_s,
+        "eer": eer(q.genuine, q.skilled).eer if skilled else None,
+        "far_skilled": far_frr(q.genuine, q.skilled, threshold)[0] if skilled else None,
         "far_random": far_r,
         "frr": frr,
-        "accuracy": float(correct / (q.genuine.size + q.skilled.size)),
-        "auc": auc(q.genuine, q.skilled),
+        "accuracy": float(correct / (q.genuine.size + q.skilled.size)) if skilled else None,
+        "auc": auc(q.genuine, q.skilled) if skilled else None,
         "threshold": threshold,
         "writers": q.writers,
         "queries": q.queries,

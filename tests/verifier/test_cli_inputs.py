@@ -131,6 +131,34 @@ def test_eval_plot_creates_its_folder_or_says_it_cannot(tiny_verifier: Path, tin
     assert roc.stat().st_size > 0 and json.loads(res.stdout)["writers"] == 3
 
 
+def test_eval_measures_what_a_corpus_of_genuine_signatures_only_allows(tiny_verifier: Path, tiny_corpus: Path,
+                                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                       caplog: pytest.LogCaptureFixture):
+    """A bank rarely holds skilled forgeries, and eval refused such a corpus ("need ... some skilled forgeries")
+    though --help calls forged/ optional. It now measures FRR and the random-forgery FAR, and leaves the metrics
+    DESIGN defines against skilled forgeries null, saying so."""
+    import shutil
+
+    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
+    args = ["verifier", "eval", "--weights", str(tiny_verifier), "--references", "2", "--json"]
+    full = json.loads(CliRunner().invoke(cli, [*args, "--data", str(tiny_corpus)]).stdout)
+    for forged in tiny_corpus.glob("*/forged"):
+        shutil.rmtree(forged)
+    with caplog.at_level(logging.WARNING):
+        res = CliRunner().invoke(cli, [*args, "--data", str(tiny_corpus)])
+    assert res.exit_code == 0, res.output
+    got = json.loads(res.stdout)
+    assert set(got) == set(full)  # DESIGN's keys, all of them
+    assert got["eer"] is got["far_skilled"] is got["accuracy"] is got["auc"] is None
+    assert (got["frr"], got["far_random"], got["writers"]) == (full["frr"], full["far_random"], 3)
+    assert "holds no skilled forgeries" in caplog.text
+    text = CliRunner().invoke(cli, [*args[:-1], "--data", str(tiny_corpus)]).stdout
+    assert "eer          n/a (no skilled forgeries)" in text
+    shutil.rmtree(tiny_corpus / "002")
+    shutil.rmtree(tiny_corpus / "003")  # one writer, no forgeries: nothing to reject
+    input_error(CliRunner().invoke(cli, [*args, "--data", str(tiny_corpus)]), "skilled forgeries or at least two")
+
+
 # -- verifier operating-point ---------------------------------------------------------------------------------------
 
 ROWS = [(0.5 + m, 0.5, "genuine") for m in GENUINE] + [(0.5 + m, 0.5, "forged") for m in FORGED]
