@@ -5,10 +5,11 @@ in a script font, strokes drawn with a mouse, or a picture placed on the page. J
 came out ``forged`` with a score near 0 (a legally valid execution reported as a forged contract) or, in a
 handwriting-like font, ``genuine``. Its shape proves nothing: the platform's audit trail or the certificate does.
 
-The PDF says what drew the ink under a box. A scanned page is raster images covering most of the page; anything
-drawn above them (visible text, vector paths, a smaller image, an ink or stamp annotation, a signature field) was
-placed on the page afterwards. On a page that holds no scan, everything was placed. Pixels alone cannot tell: a
-typed name printed and scanned, or a PDF of page images, stays a scan here (``None``).
+The PDF says what drew the ink under a box. A scanned page is raster images side by side covering most of the page
+(one image, or a scanner's strips or tiles); anything drawn above them (visible text, vector paths, a picture over
+the scan, an ink, free-text or stamp annotation, a signature field) was placed on the page afterwards. On a page that
+holds no scan, everything was placed. A box is placed when such marks hold most of its dark pixels. Pixels alone
+cannot tell: a typed name printed and scanned, or a PDF of page images, stays a scan here (``None``).
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ PLACED_WORDS = {"text": "typed text", "vector": "vector strokes drawn in the PDF
                 "image": "a picture pasted onto the page", "annotation": "a signature field"}
 SCAN_COVER = 0.5  # raster images side by side (not over one another) covering this share of the page: its scan
 MIN_INK = 0.75  # on a scanned page, placed marks must hold this share of the ink in a box to have placed it
+MIN_INK_DIGITAL = 0.5  # on a page without a scan (the rest can only be an exhibit's picture, or a frame)
 MIN_SPAN = 0.5  # without the page's pixels: the share of the box they must span
 _INK = 200  # a colour whose mean channel is at or above this is paper, not ink (white boxes, light cell shading)
 _PREFERRED = ("annotation", "image", "text", "vector")  # on a tie; a frame's or a table cell's lines are paths
@@ -61,7 +63,8 @@ class PlacedMarks:
         a drawn signature's strokes, each its own path, the picture around its ink); a vector path must lie mostly
         inside the box (one around it is a frame's or a table cell's lines). Given the rendered ``page``, they
         placed the signature when they hold :data:`MIN_INK` of the dark pixels in the box on a scanned page (a
-        notary seal's picture over part of a wet signature does not), half of them on a page without a scan;
+        notary seal's picture over part of a wet signature does not), :data:`MIN_INK_DIGITAL` on a page without a
+        scan;
         without the page, when they span :data:`MIN_SPAN` of the box. The kind is the one holding the most ink
         (spanning the most), a pixel under text, a picture or an annotation and under a path counting for the
         former (a typed name in a table cell is text)."""
@@ -80,7 +83,7 @@ class PlacedMarks:
                 mine = _held(ink, box, [b for k, b in members if k == kind]) & ~taken
                 held[kind] = int(mine.sum())
                 taken |= mine
-            if taken.sum() < (MIN_INK if self.scanned else 0.5) * ink.sum():
+            if taken.sum() < (MIN_INK if self.scanned else MIN_INK_DIGITAL) * ink.sum():
                 return None
             return max(_PREFERRED, key=lambda k: (held[k], -_PREFERRED.index(k)))
         spans = {}
@@ -157,11 +160,14 @@ def _read(page: Any, size: tuple[int, int], form: Any) -> PlacedMarks:
     to_device: Matrix = ((ex[0] - o[0]) / 1e4, (ex[1] - o[1]) / 1e4, (ey[0] - o[0]) / 1e4, (ey[1] - o[1]) / 1e4,
                          o[0], o[1])
 
-    def to_pixels(m: Matrix, left: float, bottom: float, right: float, top: float) -> Box:
+    def to_pixels(m: Matrix, left: float, bottom: float, right: float, top: float) -> Box | None:
+        """The bounds in pixels of the rendered page, clipped to it; None off the page."""
         a, b, c, d, e, f = _compose(to_device, m)
         corners = ((left, bottom), (right, top), (left, top), (right, bottom))
         xs = [a * x + c * y + e for x, y in corners]
         ys = [b * x + d * y + f for x, y in corners]
+        if min(xs) >= w or min(ys) >= h or max(xs) <= 0 or max(ys) <= 0:
+            return None
         x1, y1 = max(min(xs), 0.0), max(min(ys), 0.0)
         x2, y2 = min(max(xs), float(w)), min(max(ys), float(h))
         return (x1, y1, max(x2, x1 + 1.0), max(y2, y1 + 1.0))  # a level line is a pixel thick
@@ -185,7 +191,7 @@ def _read(page: Any, size: tuple[int, int], form: Any) -> PlacedMarks:
         kind = _kind(obj, t, raw)
         if kind is not None and raw.FPDFPageObj_GetBounds(obj, *bounds):
             box = to_pixels(m, left.value, bottom.value, right.value, top.value)
-            if box[0] < w and box[1] < h:
+            if box is not None:
                 drawn.append((kind, box))
 
     for i in range(max(raw.FPDFPage_CountObjects(page.raw), 0)):
@@ -195,16 +201,33 @@ def _read(page: Any, size: tuple[int, int], form: Any) -> PlacedMarks:
     # the scan: images side by side, not drawn over an earlier image (one image, or a scanner's strips or tiles),
     # covering most of the page; an image drawn over another is placed (an e-signature pasted on a scan). What was
     # drawn before a piece of the scan and lies under it is hidden (an OCR layer "beneath" the image).
-    images = [i for i, (k, _) in enumerate(drawn) if k == "image"]
-    pieces = [i for n, i in enumerate(images) if not any(
-        _overlap(drawn[i][1], drawn[j][1]) >= 0.1 * _area(drawn[i][1]) for j in images[:n])]
-    scanned = sum(_area(drawn[i][1]) for i in pieces) >= SCAN_COVER * w * h
+    boxes = np.array([b for _, b in drawn], np.float64).reshape(-1, 4)
+    images = np.array([i for i, (k, _) in enumerate(drawn) if k == "image"], int)
+    if images.size:
+        cover = _overlaps(boxes[images], boxes[images])  # [i, j]: of image i's area under image j
+        earlier = np.tril(np.ones((images.size, images.size), bool), -1)
+        pieces = images[~((cover >= 0.1) & earlier).any(axis=1)]
+    else:
+        pieces = images
+    scanned = float(_areas(boxes[pieces]).sum()) >= SCAN_COVER * w * h
     marks = drawn
     if scanned:
-        hidden = {i for i, (_, b) in enumerate(drawn) if any(
-            j > i and _overlap(b, drawn[j][1]) >= 0.5 * _area(b) for j in pieces)}
-        marks = [m for i, m in enumerate(drawn) if i not in hidden and i not in pieces]
+        under = (_overlaps(boxes, boxes[pieces]) >= 0.5) & (np.arange(len(drawn))[:, None] < pieces[None, :])
+        keep = np.asarray(~under.any(axis=1), bool)
+        keep[pieces] = False
+        marks = [m for m, k in zip(drawn, keep, strict=True) if k]
     return PlacedMarks(scanned, tuple(marks + _annotations(page, form, raw, lambda *r: to_pixels(_IDENTITY, *r))))
+
+
+def _areas(b: np.ndarray) -> np.ndarray:
+    return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+
+
+def _overlaps(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``[i, j]``: the share of box ``a[i]``'s area that box ``b[j]`` covers (boxes ``(N, 4)``: x1, y1, x2, y2)."""
+    w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    return w * h / np.maximum(_areas(a), 1e-9)[:, None]
 
 
 def _kind(obj: Any, t: int, raw: Any) -> str | None:
@@ -259,7 +282,7 @@ def _annotations(page: Any, form: Any, raw: Any, to_pixels: Any) -> list[tuple[s
             rect = raw.FS_RECTF()
             if raw.FPDFAnnot_GetRect(annot, ctypes.byref(rect)):
                 box = to_pixels(rect.left, min(rect.bottom, rect.top), rect.right, max(rect.bottom, rect.top))
-                if _area(box) > 0:
+                if box is not None:
                     out.append((kind, box))
         finally:
             raw.FPDFPage_CloseAnnot(annot)
