@@ -14,9 +14,11 @@ import logging
 import re
 import shutil
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -335,11 +337,19 @@ def count_pixels_guard(width: int, height: int, config: IngestConfig, what: str)
 
 # --- PDF via pypdfium2 -------------------------------------------------------------------------------------------
 
+# PDFium is not thread-safe, not even across documents: two threads calling it at once can crash or corrupt the
+# process (pypdfium2's documentation). A predictor shared by a service's threads reads PDFs on each of them, so every
+# PDFium call of this module (and of :mod:`sigpipe.pipeline.placed`, called under it) holds this lock; it is never held
+# across a yield, so a page is detected and verified while other threads render theirs.
+PDFIUM_LOCK = threading.RLock()
+
+
 def _pdf_pages_pdfium(path: Path, config: IngestConfig) -> Iterator[Page]:
     import pypdfium2 as pdfium
 
     try:
-        doc = pdfium.PdfDocument(str(path))
+        with PDFIUM_LOCK:
+            doc = pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as e:
         # PDFium's error code is process-global and not reset by a success, so it may describe an earlier file:
         # it is only believed when the bytes agree.
@@ -362,36 +372,46 @@ def _pdf_pages_pdfium(path: Path, config: IngestConfig) -> Iterator[Page]:
     try:
         # Form fields are drawn as a viewer shows them: a visible digital signature is a signature field's
         # appearance, which PDFium leaves out unless the form environment exists before the first page is loaded.
-        with ignoring(Warning):  # XFA forms PDFium cannot load: the pages are drawn all the same
+        with PDFIUM_LOCK, ignoring(Warning):  # XFA forms PDFium cannot load: the pages are drawn all the same
             doc.init_forms()
     except pdfium.PdfiumError as e:
         log.info("%s: form fields are not drawn (%s)", path, e)
     try:
-        n = len(doc)
+        with PDFIUM_LOCK:
+            n = len(doc)
         if n == 0:
             raise EmptyDocumentError("the PDF has no pages")
-        scale = config.dpi / 72.0
         for i in _selected(n, config):
-            try:
-                page = doc[i]
-            except pdfium.PdfiumError as e:
-                raise CorruptPdfError(f"page {i + 1} of {n} cannot be loaded: {e}") from e
-            try:
-                w_pt, h_pt = page.get_size()
-                count_pixels_guard(round(w_pt * scale), round(h_pt * scale), config,
-                                   f"page {i + 1} at {config.dpi} dpi")
-                try:
-                    bitmap = page.render(scale=scale)
-                    arr = _to_bgr_array(bitmap.to_numpy())
-                    bitmap.close()
-                except pdfium.PdfiumError as e:
-                    raise CorruptPdfError(f"page {i + 1} of {n} cannot be rendered: {e}") from e
-                placed = read_placed(page, (arr.shape[1], arr.shape[0]), getattr(doc, "formenv", None))
-            finally:
-                page.close()
+            with PDFIUM_LOCK:
+                arr, placed = _render_pdfium(doc, i, n, config)
             yield Page(i + 1, arr, config.dpi, placed)
     finally:
-        doc.close()
+        with PDFIUM_LOCK:
+            doc.close()
+
+
+def _render_pdfium(doc: Any, i: int, n: int, config: IngestConfig) -> tuple[np.ndarray, PlacedMarks | None]:
+    """Page ``i`` (0-based, of ``n``) of an open pypdfium2 document: its pixels and what was placed on it. The
+    caller holds :data:`PDFIUM_LOCK`."""
+    import pypdfium2 as pdfium
+
+    scale = config.dpi / 72.0
+    try:
+        page = doc[i]
+    except pdfium.PdfiumError as e:
+        raise CorruptPdfError(f"page {i + 1} of {n} cannot be loaded: {e}") from e
+    try:
+        w_pt, h_pt = page.get_size()
+        count_pixels_guard(round(w_pt * scale), round(h_pt * scale), config, f"page {i + 1} at {config.dpi} dpi")
+        try:
+            bitmap = page.render(scale=scale)
+            arr = _to_bgr_array(bitmap.to_numpy())
+            bitmap.close()
+        except pdfium.PdfiumError as e:
+            raise CorruptPdfError(f"page {i + 1} of {n} cannot be rendered: {e}") from e
+        return arr, read_placed(page, (arr.shape[1], arr.shape[0]), getattr(doc, "formenv", None))
+    finally:
+        page.close()
 
 
 def _selected(n: int, config: IngestConfig, first: int = 0) -> list[int]:

@@ -333,3 +333,52 @@ def test_an_e_signature_in_a_pdf_reference_is_not_enrolled(tmp_path: Path, caplo
     with caplog.at_level("WARNING"):
         assert load(digital) == []
     assert "adopted.pdf: page 1: its signature is a picture pasted onto the page, placed digitally" in caplog.text
+
+
+def test_pdfium_is_called_by_one_thread_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """PDFium is not thread-safe, not even across documents, and README lets a service's threads share a predictor:
+    every PDFium call of the ingest holds one lock, never across a yield, and threads reading PDFs at once get what
+    one thread alone gets."""
+    import threading
+
+    import sigpipe.pipeline.ingest as ingest
+
+    def fill(pdf: pdfium.PdfDocument, page: pdfium.PdfPage) -> None:
+        add_text(pdf, page, "Jane Q. Doe", 60, 300, size=36)
+        add_path(page, scribble_path(330, 300, 3))
+
+    paths = [build(tmp_path / "born.pdf", fill),
+             save_pdf(tmp_path / "scan.pdf", [page_with([(scribble(SIG_A), 100, 100)]), page_with([])])]
+    calls: list[bool] = []
+    for name in ("render", "get_size", "close"):
+        real = getattr(pdfium.PdfPage, name)
+
+        def checked(self: object, *a: object, _real: object = real, **k: object) -> object:
+            calls.append(ingest.PDFIUM_LOCK._is_owned())  # type: ignore[attr-defined]
+            return _real(self, *a, **k)  # type: ignore[operator]
+
+        monkeypatch.setattr(pdfium.PdfPage, name, checked)
+    alone = {p: [(pg.image, pg.placed) for pg in iter_pages(p, IngestConfig(dpi=100))] for p in paths}
+    assert calls and all(calls)
+    suspended = iter_pages(paths[1], IngestConfig(dpi=100))
+    next(suspended)  # between pages the lock is free: the consumer's detection runs while others render
+    assert not ingest.PDFIUM_LOCK._is_owned()  # type: ignore[attr-defined]
+    assert ingest.PDFIUM_LOCK.acquire(blocking=False)
+    ingest.PDFIUM_LOCK.release()
+    assert len(list(suspended)) == 1
+
+    failures: list[str] = []
+
+    def reader() -> None:
+        for _ in range(8):
+            for p in paths:
+                for pg, (image, placed) in zip(iter_pages(p, IngestConfig(dpi=100)), alone[p], strict=True):
+                    if not np.array_equal(pg.image, image) or pg.placed != placed:
+                        failures.append(str(p))
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
