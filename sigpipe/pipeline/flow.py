@@ -201,7 +201,7 @@ class SpecimenCropper:
             if dets:
                 best = max(dets, key=lambda d: d.confidence)
                 x1, y1, x2, y2 = (float(v) for v in best.bbox)
-                placed = page.placed.origin((x1, y1, x2, y2), page.image) if page.placed is not None else None
+                placed = page.placed_origin((x1, y1, x2, y2))
                 if placed is not None:
                     log.warning("%s: page %d: its signature is %s, placed digitally rather than signed on paper: not "
                                 "enrolled as a specimen", path, page.number, PLACED_WORDS[placed])
@@ -349,9 +349,9 @@ class SignaturePredictor:
                     crop = crop_detection(page.image, d, self.config.crop_margin)
                     prepared.append(self.verifier.prepare([crop]))
                     x1, y1, x2, y2 = (float(v) for v in d.bbox)
-                    placed = None if page.placed is None else page.placed.origin((x1, y1, x2, y2), page.image)
                     found.append(FoundSignature(page.number, page.size, page.dpi, (x1, y1, x2, y2),
-                                                float(d.confidence), rotation_of(d), skew_of(d), placed))
+                                                float(d.confidence), rotation_of(d), skew_of(d),
+                                                page.placed_origin((x1, y1, x2, y2))))
             batch.clear()
 
         for page in pages:

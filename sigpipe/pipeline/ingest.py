@@ -180,6 +180,11 @@ class Page:
         """``(width, height)`` in pixels."""
         return int(self.image.shape[1]), int(self.image.shape[0])
 
+    def placed_origin(self, bbox: tuple[float, float, float, float]) -> str | None:
+        """How the ink in ``bbox`` (pixels of this page) came onto it when placed digitally
+        (:meth:`~sigpipe.pipeline.placed.PlacedMarks.origin`); None for scanned ink or when not known."""
+        return None if self.placed is None else self.placed.origin(bbox, self.image)
+
 
 def is_scan(path: Path) -> bool:
     """Whether discovery picks up ``path`` (by suffix, case-insensitive)."""

@@ -27,6 +27,13 @@ log = logging.getLogger(__name__)
 PLACED_KINDS = ("text", "vector", "image", "annotation")
 PLACED_WORDS = {"text": "typed text", "vector": "vector strokes drawn in the PDF",
                 "image": "a picture pasted onto the page", "annotation": "a signature field"}
+
+
+def not_judged(kind: str | None) -> str:
+    """What an ``electronic`` signature placed as ``kind`` is, and why it is not judged: for review sheets and
+    ``sigpipe verify``."""
+    return (f"{PLACED_WORDS.get(kind or '', str(kind))} (placed digitally, not scanned ink): not judged; its audit "
+            "trail or certificate proves it")
 SCAN_COVER = 0.5  # raster images side by side (not over one another) covering this share of the page: its scan
 MIN_INK = 0.75  # on a scanned page, placed marks must hold this share of the ink in a box to have placed it
 MIN_INK_DIGITAL = 0.5  # on a page without a scan (the rest can only be an exhibit's picture, or a frame)

@@ -36,7 +36,7 @@ from sigpipe.pipeline.claims import NameHints
 from sigpipe.pipeline.flow import upright_crop
 from sigpipe.pipeline.ingest import DEFAULT_DPI, IngestConfig, PageSelection, iter_pages
 from sigpipe.pipeline.orientation import turn_upright
-from sigpipe.pipeline.placed import PLACED_WORDS
+from sigpipe.pipeline.placed import not_judged
 from sigpipe.pipeline.report import (
     REPORT_SUFFIX,
     SUMMARY_JSON,
@@ -365,8 +365,7 @@ def caption_lines(document: str, number: int, sig: SignatureResult, document_ver
         ("shape compared for information only: " if sig.verdict == "electronic" else "")
         + f"distance {_figure(sig.distance)}  threshold {_figure(sig.threshold)}  score {_figure(sig.score)}  "
         f"detection {sig.detection_confidence:.2f}{refs}",
-    ] + ([f"{PLACED_WORDS.get(sig.placed or '', str(sig.placed))} (placed digitally, not scanned ink): not judged; "
-          "its audit trail or certificate proves it"] if sig.verdict == "electronic" else [])
+    ] + ([not_judged(sig.placed)] if sig.verdict == "electronic" else [])
 
 
 def _claim_text(report: DocumentReport) -> str | None:
@@ -693,8 +692,7 @@ def index_html(result: ReviewResult, out: Path) -> str:
         kind = "held" if s.held else e(sig.verdict)
         who = "closest enrolled (no match)" if sig.verdict == "unknown_signer" else "identity"
         if sig.verdict == "electronic":
-            note = f"<br><b>{e(PLACED_WORDS.get(sig.placed or '', str(sig.placed)))}: placed digitally, not judged " \
-                   "(figures for information)</b>" + note
+            note = f"<br><b>{e(not_judged(sig.placed))} (figures for information)</b>" + note
         rows.append(
             f'<tr class="{kind}"><td>{e(s.document)}<br>page {sig.page}, signature {s.number}<br>'
             f"document: {e(s.document_verdict)}<br>claimed: {e(s.claimed or '-')}</td>"

@@ -475,10 +475,9 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
         click.echo(f"{out['verdict']}  distance {d.distance:.3f} (threshold {d.threshold:.3f})  score {d.score:.2f}"
                    + where, file=sys.stdout)
         if found.placed:
-            from sigpipe.pipeline.placed import PLACED_WORDS
+            from sigpipe.pipeline.placed import not_judged
 
-            click.echo(f"  {PLACED_WORDS[found.placed]}, not scanned ink: its shape is compared, not judged; the "
-                       "e-signature's audit trail or certificate proves it", file=sys.stdout)
+            click.echo(f"  {not_judged(found.placed)}", file=sys.stdout)
 
 
 def _suspect_references(v: Verifier, embs: np.ndarray, images: np.ndarray, files: list[str]) -> list[str] | None:
@@ -573,7 +572,7 @@ class _PageCropper:
                 dets = detector.detect_batch([page.image])[0]
                 for det in reading_order(dets):  # page by page, each in reading order, as `sigpipe run` lists them
                     x1, y1, x2, y2 = (float(c) for c in det.bbox)
-                    placed = None if page.placed is None else page.placed.origin((x1, y1, x2, y2), page.image)
+                    placed = page.placed_origin((x1, y1, x2, y2))
                     found.append((page.number, det, crop_detection(page.image, det, FlowConfig().crop_margin),
                                   placed))
         if not found:

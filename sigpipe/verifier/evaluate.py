@@ -51,13 +51,13 @@ def protocol_metrics(q: QueryDistances, threshold: float) -> dict[str, Any]:
     if q.genuine.size == 0 or q.skilled.size == 0 and q.random.size == 0:
         raise ValueError("need writers with more genuine signatures than references, and skilled forgeries or "
                          "other writers")
-    frr = float(np.mean(q.genuine > threshold))
-    far_r, _ = far_frr(q.genuine, q.random, threshold) if q.random.size else (0.0, 0.0)
+    far_s, frr = far_frr(q.genuine, q.skilled, threshold)
+    far_r, _ = far_frr(q.genuine, q.random, threshold)
     skilled = q.skilled.size > 0
     correct = np.sum(q.genuine <= threshold) + np.sum(q.skilled > threshold)
     return {
         "eer": eer(q.genuine, q.skilled).eer if skilled else None,
-        "far_skilled": far_frr(q.genuine, q.skilled, threshold)[0] if skilled else None,
+        "far_skilled": far_s if skilled else None,
         "far_random": far_r,
         "frr": frr,
         "accuracy": float(correct / (q.genuine.size + q.skilled.size)) if skilled else None,
