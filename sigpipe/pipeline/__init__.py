@@ -13,17 +13,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sigpipe.pipeline.claims import Mandate
     from sigpipe.pipeline.flow import FlowConfig, SignaturePredictor
     from sigpipe.pipeline.ingest import IngestConfig, Page, discover_scans, iter_pages
     from sigpipe.pipeline.report import DocumentReport, RunSummary, SignatureResult, load_schema
     from sigpipe.pipeline.runner import ManifestModels, RunConfig, run_batch
 
 __all__ = [
-    "DocumentReport", "FlowConfig", "IngestConfig", "ManifestModels", "Page", "RunConfig", "RunSummary",
+    "DocumentReport", "FlowConfig", "IngestConfig", "ManifestModels", "Mandate", "Page", "RunConfig", "RunSummary",
     "SignaturePredictor", "SignatureResult", "discover_scans", "iter_pages", "load_schema", "run_batch",
 ]
 
 _WHERE = {
+    "Mandate": "claims",
     "FlowConfig": "flow", "SignaturePredictor": "flow",
     "IngestConfig": "ingest", "Page": "ingest", "discover_scans": "ingest", "iter_pages": "ingest",
     "DocumentReport": "report", "RunSummary": "report", "SignatureResult": "report", "load_schema": "report",

@@ -5,6 +5,9 @@ separators. Blank lines are skipped. A document signed by several people (a cont
 Spreadsheets saved as CSV in locales whose decimal mark is a comma separate fields with ``;``; a header separated by
 ``;`` or by tabs is read that way, and so is a file whose first line names its delimiter as Excel writes it (``sep=;``).
 The file is UTF-8 (with or without a BOM), or UTF-16 with a BOM (Excel's "Unicode Text").
+An optional column ``mandate`` says how many of a document's claimed people must sign it: ``all`` (the default, also
+a blank cell), ``any`` (one of them: a joint account's "either to sign"), or a number (a company's "any two
+directors": ``2``, also written ``any 2``).
 """
 
 from __future__ import annotations
@@ -17,33 +20,71 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sigpipe.pipeline.errors import ClaimsError
 
 REQUIRED_COLUMNS = ("document", "identity")
+MANDATE_COLUMN = "mandate"
 
-# Who a document is claimed to be signed by: one person, or several (in the order of the claims file).
-Claim = str | tuple[str, ...]
+
+@dataclass(frozen=True)
+class Mandate:
+    """Several people of whom any ``required`` must sign (fewer than all of them): a joint account's "either to
+    sign" (1 of 2), a company's "any two directors". Build it with :func:`normalise_claim`, which gives a plain tuple
+    when everybody must sign."""
+
+    people: tuple[str, ...]
+    required: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.required < len(self.people) or len(set(self.people)) != len(self.people):
+            raise ValueError(f"a mandate needs fewer signers than its different people: {self.required} of "
+                             f"{list(self.people)}")
+
+    def __str__(self) -> str:
+        return f"any {self.required} of {', '.join(self.people)}"
+
+
+# Who a document is claimed to be signed by: one person, several who must all sign (in the order of the claims
+# file), or several of whom some must sign.
+Claim = str | tuple[str, ...] | Mandate
 
 
 def claimants(claim: Claim | None) -> tuple[str, ...]:
     """The people of a claim as a tuple (empty without a claim)."""
     if claim is None:
         return ()
+    if isinstance(claim, Mandate):
+        return claim.people
     return (claim,) if isinstance(claim, str) else tuple(claim)
 
 
-def normalise_claim(claimed: Claim | Sequence[str] | None) -> Claim | None:
-    """A claim as reports hold it: a name, or a tuple of two or more different names (a list or a tuple of one
-    name, or names repeated, as a caller may give them), or None. Names are read as a claims CSV's are: spaces
-    around them dropped, in Unicode's composed form (NFC), as REFS folders are enrolled.
+def signers_required(claim: Claim | None) -> int:
+    """How many of the claim's people must have a genuine signature on the document (0 without a claim)."""
+    return claim.required if isinstance(claim, Mandate) else len(claimants(claim))
+
+
+def normalise_claim(claimed: Claim | Sequence[str] | None, required: int | None = None) -> Claim | None:
+    """A claim as reports hold it: a name, a tuple of two or more different names (a list or a tuple of one
+    name, or names repeated, as a caller may give them), a :class:`Mandate` when ``required`` (or a Mandate given)
+    asks fewer of them than all, or None. Names are read as a claims CSV's are: spaces around them dropped, in
+    Unicode's composed form (NFC), as REFS folders are enrolled.
+
+    Args:
+        required: how many of the people must sign (None: all of them; the Mandate's own when one is given).
 
     Raises:
-        ValueError: an empty name, or no name at all.
+        ValueError: an empty name, no name at all, or ``required`` under 1 or over the number of people.
     """
     if claimed is None:
+        if required is not None:
+            raise ValueError("a mandate needs claimed people")
         return None
+    if isinstance(claimed, Mandate):
+        required = claimed.required if required is None else required
+        claimed = claimed.people
     if isinstance(claimed, str):
         claimed = [claimed]
     elif not isinstance(claimed, Iterable):
@@ -51,8 +92,31 @@ def normalise_claim(claimed: Claim | Sequence[str] | None) -> Claim | None:
     raw = list(claimed)
     if not raw or not all(isinstance(n, str) and n.strip() for n in raw):
         raise ValueError(f"claimed must be a person's name, several names or None, not {raw!r}")
-    names = list(dict.fromkeys(unicodedata.normalize("NFC", n.strip()) for n in raw))
-    return names[0] if len(names) == 1 else tuple(names)
+    names = tuple(dict.fromkeys(unicodedata.normalize("NFC", n.strip()) for n in raw))
+    if required is not None and (isinstance(required, bool) or not isinstance(required, int)
+                                 or not 1 <= required <= len(names)):
+        raise ValueError(f"signers required must be 1 to {len(names)} (the people claimed), not {required!r}")
+    if required is not None and required < len(names):
+        return Mandate(names, required)
+    return names[0] if len(names) == 1 else names
+
+
+def parse_mandate(text: str) -> int | None:
+    """A claims file's mandate cell as a number of signers: None for ``all`` or a blank cell (everybody), 1 for
+    ``any``, N for ``N`` or ``any N``.
+
+    Raises:
+        ValueError: anything else, or a number under 1.
+    """
+    t = " ".join(text.split()).casefold()
+    if t in ("", "all"):
+        return None
+    if t == "any":
+        return 1
+    m = re.fullmatch(r"(?:any )?(\d{1,4})", t)
+    if not m or int(m.group(1)) < 1:
+        raise ValueError(f"mandate must be 'all', 'any' or a number of signers (e.g. 2), not {text.strip()!r}")
+    return int(m.group(1))
 
 
 def normalise_document(name: str) -> str:
@@ -73,13 +137,15 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
 
     Returns:
         ``{document (relative POSIX path): identity}``, or ``(identity, ...)`` for a document listed with several
-        identities (in the order of their first row; a repeated row counts once).
+        identities (in the order of their first row; a repeated row counts once), or a :class:`Mandate` of them
+        when its ``mandate`` asks fewer than all.
 
     Raises:
         ClaimsError: unreadable file or one that is not UTF-8 (or UTF-16 with a BOM) text, header without
             ``document`` and ``identity``, a row with an empty value, or a row with more fields than a header of just
-            these two (an unquoted delimiter in a name), a field over the csv module's size limit. The message names
-            the file and the line.
+            these two (an unquoted delimiter in a name), a field over the csv module's size limit, a mandate that
+            is not ``all``, ``any`` or a number, asks more people than are claimed, or differs between a document's
+            rows. The message names the file and the line.
     """
     path = Path(path)
     lines = _read_lines(path)
@@ -98,7 +164,9 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
             f"'document,identity', got {first or 'an empty file'!r}"
         )
     di, ii = cols.index("document"), cols.index("identity")
+    mi = cols.index(MANDATE_COLUMN) if MANDATE_COLUMN in cols else None
     people: dict[str, list[str]] = {}
+    mandates: dict[str, tuple[int | None, str, int]] = {}  # document -> (signers required, as written, line)
     for lineno, row in rows:
         if not row or all(not c.strip() for c in row):
             continue
@@ -115,7 +183,28 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
         names = people.setdefault(doc, [])
         if ident not in names:
             names.append(ident)
-    return {doc: names[0] if len(names) == 1 else tuple(names) for doc, names in people.items()}
+        cell = row[mi].strip() if mi is not None and mi < len(row) else ""
+        if not cell:
+            continue  # everybody, unless another row of the document gives a mandate
+        try:
+            required = parse_mandate(cell)
+        except ValueError as e:
+            raise ClaimsError(f"claims file {path}, line {lineno}: {e}") from e
+        given = mandates.setdefault(doc, (required, cell, lineno))
+        if given[0] != required:
+            raise ClaimsError(f"claims file {path}, line {lineno}: mandate {cell!r} for {doc}, but line {given[2]} "
+                              f"gives {given[1]!r}; a document has one mandate")
+    claims: dict[str, Claim] = {}
+    for doc, names in people.items():
+        required, cell, lineno = mandates.get(doc, (None, "", 0))
+        try:
+            claim = normalise_claim(names, required)
+        except ValueError:
+            raise ClaimsError(f"claims file {path}, line {lineno}: mandate {cell!r} for {doc}, which is claimed for "
+                              f"{len(names)} person(s)") from None
+        assert claim is not None
+        claims[doc] = claim
+    return claims
 
 
 def _rows(lines: list[str], start: int, delimiter: str, path: Path) -> Iterator[tuple[int, list[str]]]:
@@ -203,6 +292,7 @@ def match_documents(claims: dict[str, Claim], documents: Collection[str], scans:
         return key if key in exact else same[0] if len(same) == 1 else None  # two such files: only the exact name
 
     people: dict[str, list[str]] = {}
+    required: dict[str, int] = {}
     for doc, claim in claims.items():
         key = _relative(doc, Path(scans)) if Path(doc).is_absolute() else doc
         if meant(key) is None and "\\" in key:  # not an escaped byte after all: a folder named x1f...
@@ -211,7 +301,11 @@ def match_documents(claims: dict[str, Claim], documents: Collection[str], scans:
         for person in claimants(claim):
             if person not in names:
                 names.append(person)
-    return {doc: names[0] if len(names) == 1 else tuple(names) for doc, names in people.items()}
+        if isinstance(claim, Mandate):
+            if required.setdefault(meant(key) or doc, claim.required) != claim.required:
+                raise ClaimsError(f"claims: two spellings of document {meant(key) or doc} give different mandates")
+    merged = {doc: normalise_claim(names, required.get(doc)) for doc, names in people.items()}
+    return {doc: claim for doc, claim in merged.items() if claim is not None}
 
 
 def _relative(doc: str, scans: Path) -> str:

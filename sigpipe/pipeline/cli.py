@@ -69,8 +69,9 @@ def _say(message: str, err: bool = False) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("sigpipe-reports"),
               show_default=True, help="Folder for OUT/<document>.json reports and OUT/summary.json|csv.")
 @click.option("--claims", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="CSV with header 'document,identity' (document relative to SCANS). Unclaimed documents are "
-                   "matched one-to-many against every enrolled person.")
+              help="CSV with header 'document,identity' (document relative to SCANS; a row per signatory), and "
+                   "optionally 'mandate' (all, any, or how many of a document's people must sign). Unclaimed "
+                   "documents are matched one-to-many against every enrolled person.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Documents processed in parallel (each worker loads the models once).")
 @dpi_option

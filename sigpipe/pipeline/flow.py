@@ -433,8 +433,10 @@ class SignaturePredictor:
         Args:
             path: the file.
             relative: its name in the report (default: the file name).
-            claimed: the identity claimed for its signatures (a tuple for a document signed by several people), or
-                None for one-to-many matching.
+            claimed: the identity claimed for its signatures (a tuple for a document signed by several people who
+                must all sign, a :class:`~sigpipe.pipeline.claims.Mandate` when fewer of them must:
+                ``Mandate(("alice", "bob"), 1)`` for a joint account's "either to sign"), or None for one-to-many
+                matching.
             sha256: the file's sha256 when already known (computed otherwise).
             ingest: how pages are rendered (default: the predictor's).
 

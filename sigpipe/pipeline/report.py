@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sigpipe.pipeline.claims import Claim, claimants
+from sigpipe.pipeline.claims import Claim, Mandate, claimants, normalise_claim, signers_required
 from sigpipe.pipeline.errors import OutputBusyError, OutputWriteError
 from sigpipe.pipeline.placed import PLACED_KINDS
 from sigpipe.weights import new_file_mode
@@ -241,13 +241,19 @@ class RunSettings:
 
 
 def mark_other_signers(signatures: Sequence[SignatureResult], claimed: Claim | None) -> tuple[SignatureResult, ...]:
-    """With ``--other-signers``: when every claimed person has a genuine signature among ``signatures``, those
-    judged ``forged`` (matching none of the claimed people) become ``other_signer``; otherwise nothing changes (a
-    claimed person's signature missing or failing is what a forgery looks like)."""
-    people = set(claimants(claimed))
-    if not people or not people <= {s.identity for s in signatures if s.verdict == "genuine"}:
+    """With ``--other-signers``: when every claimed person (as many as a mandate requires) has a genuine signature
+    among ``signatures``, those judged ``forged`` (matching none of the claimed people) become ``other_signer``;
+    otherwise nothing changes (a claimed person's signature missing or failing is what a forgery looks like)."""
+    if not claimed or not signed_enough(signatures, claimed):
         return tuple(signatures)
     return tuple(dataclasses.replace(s, verdict="other_signer") if s.verdict == "forged" else s for s in signatures)
+
+
+def signed_enough(signatures: Sequence[SignatureResult], claimed: Claim | None) -> bool:
+    """Whether the signatures judged genuine are those of as many different claimed people as the claim requires
+    (all of them, or a mandate's number)."""
+    signed = {s.identity for s in signatures if s.verdict == "genuine"} & set(claimants(claimed))
+    return len(signed) >= signers_required(claimed)
 
 
 def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False,
@@ -257,7 +263,8 @@ def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False
 
     failed -> ``error``; no signature -> ``unsigned``; any forged -> ``forged``; any ``unknown_signer``,
     ``no_reference``, ``no_ink`` or ``electronic`` -> ``needs_review``; all genuine but a claimed person without a
-    genuine signature of theirs (with several claimed, one missing) -> ``needs_review``; with ``accept_score``, a
+    genuine signature of theirs (with several claimed, one missing; with a :class:`Mandate`, fewer of them signed
+    than it requires) -> ``needs_review``; with ``accept_score``, a
     signature judged genuine with a lower ``score`` (a close call) -> ``needs_review``; otherwise (all genuine) ->
     ``genuine``.
     ``other_signer`` signatures (``other_signers``) do not count; where :func:`mark_other_signers` would not have
@@ -278,7 +285,7 @@ def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False
         return "forged"
     if verdicts & {"unknown_signer", "no_reference", "no_ink", "electronic"}:
         return "needs_review"
-    if not set(claimants(claimed)) <= {s.identity for s in signatures}:
+    if not signed_enough(signatures, claimed):
         return "needs_review"
     if accept_score is not None and any(s.score is None or s.score < accept_score for s in signatures):
         return "needs_review"
@@ -290,7 +297,8 @@ class DocumentReport:
     """Everything sigpipe concluded about one document (the per-document JSON file).
 
     ``claimed_identity`` is the person the claims file names for the document, a tuple of people for a document it
-    lists with several (a JSON list), or None without a claim.
+    lists with several (a JSON list), a :class:`Mandate` when fewer of them than all must sign (the list, and
+    ``signers_required`` beside it), or None without a claim.
     """
 
     document: DocumentInfo
@@ -345,8 +353,11 @@ class DocumentReport:
         return {
             "schema_version": self.schema_version,
             "document": self.document.to_dict(),
-            "claimed_identity": (list(self.claimed_identity) if isinstance(self.claimed_identity, tuple)
+            "claimed_identity": (list(claimants(self.claimed_identity)) if isinstance(self.claimed_identity,
+                                                                                       tuple | Mandate)
                                  else self.claimed_identity),
+            **({"signers_required": self.claimed_identity.required}
+               if isinstance(self.claimed_identity, Mandate) else {}),
             "status": self.status,
             "error": self.error.to_dict() if self.error else None,
             "signatures": [s.to_dict() for s in self.signatures],
@@ -368,8 +379,8 @@ class DocumentReport:
                 raise ValueError(f"unsupported report schema_version {d['schema_version']!r}")
             return cls(
                 document=DocumentInfo.from_dict(d["document"]),
-                claimed_identity=(tuple(d["claimed_identity"]) if isinstance(d["claimed_identity"], list)
-                                  else d["claimed_identity"]),
+                claimed_identity=(normalise_claim(d["claimed_identity"], d.get("signers_required"))
+                                  if isinstance(d["claimed_identity"], list) else d["claimed_identity"]),
                 status=str(d["status"]),
                 error=ErrorInfo.from_dict(d["error"]) if d["error"] is not None else None,
                 signatures=tuple(SignatureResult.from_dict(s) for s in d["signatures"]),

@@ -32,7 +32,7 @@ import numpy as np
 
 from sigpipe._names import from_readable, readable
 from sigpipe.errors import SigpipeError
-from sigpipe.pipeline.claims import NameHints
+from sigpipe.pipeline.claims import Mandate, NameHints
 from sigpipe.pipeline.flow import upright_crop
 from sigpipe.pipeline.ingest import DEFAULT_DPI, IngestConfig, PageSelection, iter_pages
 from sigpipe.pipeline.orientation import turn_upright
@@ -126,6 +126,9 @@ def held_for(sig: SignatureResult, report: DocumentReport) -> str | None:
         return f"held for review with its document: another signature is {' / '.join(holding)}"
     if bar is not None and any(s.score is None or s.score < bar for s in report.signatures if s.verdict == "genuine"):
         return f"held for review with its document: another signature's score is under --accept-score {bar:g}"
+    if isinstance(report.claimed_identity, Mandate):
+        return (f"held for review with its document: fewer than {report.claimed_identity.required} of the claimed "
+                "people signed")
     return "held for review with its document: a claimed person's signature is missing"
 
 
@@ -370,7 +373,7 @@ def caption_lines(document: str, number: int, sig: SignatureResult, document_ver
 
 def _claim_text(report: DocumentReport) -> str | None:
     c = report.claimed_identity
-    return ", ".join(c) if isinstance(c, tuple) else c
+    return ", ".join(c) if isinstance(c, tuple) else str(c) if isinstance(c, Mandate) else c
 
 
 def _pages(path: Path, report: DocumentReport, wanted: set[int]) -> dict[int, np.ndarray]:

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
-from sigpipe.pipeline.claims import Claim, claim_warnings, claimants, load_claims, match_documents
+from sigpipe.pipeline.claims import Claim, claim_warnings, claimants, load_claims, match_documents, signers_required
 from sigpipe.pipeline.errors import DocumentTimeoutError, NoDocumentsError, OutputWriteError, WorkerCrashError
 from sigpipe.pipeline.flow import Detector, FlowConfig, SignaturePredictor, model_idents, specimen_loader
 from sigpipe.pipeline.ingest import (
@@ -578,7 +578,8 @@ def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None,
         return "it failed"
     if sha256 is None or old.document.sha256 != sha256:
         return "the input changed"
-    if set(claimants(old.claimed_identity)) != set(claimants(claimed)):  # the same people listed in another order
+    if set(claimants(old.claimed_identity)) != set(claimants(claimed)) or \
+            signers_required(old.claimed_identity) != signers_required(claimed):  # order of the people is no change
         return "the claim changed"
     if old.models != models:
         return "the models changed"

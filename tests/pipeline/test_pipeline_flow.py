@@ -353,6 +353,10 @@ def test_a_claim_is_a_keyword_and_read_as_a_claims_file_reads_it(verifier: Verif
     for claim in (" alice ", ["alice", "alice "], unicodedata.normalize("NFD", "Zoë")):
         r = p(doc_a, claimed=claim)
         assert r.claimed_identity in ("alice", "Zoë") and r.signatures[0].verdict != "no_reference", claim
+    from sigpipe.pipeline import Mandate  # a joint account, either to sign: alice's signature is enough
+    r = p(doc_a, claimed=Mandate(("alice", "Zoë"), 1))
+    assert r.claimed_identity == Mandate(("alice", "Zoë"), 1) and r.verdict == "genuine"
+    assert p(doc_a, claimed=("alice", "Zoë")).verdict == "needs_review"
 
 
 def test_a_page_selection_that_finds_no_signature_says_so(verifier: Verifier, tmp_path: Path,

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from sigpipe.pipeline.claims import claim_warnings, load_claims, match_documents
+from sigpipe.pipeline.claims import Mandate, claim_warnings, load_claims, match_documents, normalise_claim
 from sigpipe.pipeline.errors import ClaimsError
 from sigpipe.pipeline.report import (
     DocumentInfo,
@@ -141,6 +141,71 @@ def test_document_verdict_of_a_document_signed_by_several():
     assert DocumentReport.from_dict(d) == r
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**d, "claimed_identity": ["alice"]}, load_schema())  # a list names several people
+
+
+def test_a_mandate_asks_some_of_the_claimed_people_to_sign():
+    """A joint account's "either to sign" cheque bears one holder's signature: genuine, where a claim of both
+    holders (all must sign) holds it for review; a company's "any two of three"."""
+    either = Mandate(("alice", "bob"), 1)
+    alice, bob, carol = sig("genuine", "alice"), sig("genuine", "bob", page=2), sig("genuine", "carol", page=2)
+    assert document_verdict([alice], claimed=either) == "genuine"
+    assert document_verdict([alice], claimed=("alice", "bob")) == "needs_review"
+    assert document_verdict([bob], claimed=either) == "genuine"
+    assert document_verdict([alice, sig("forged", "bob")], claimed=either) == "forged"  # a forgery stays one
+    two = Mandate(("alice", "bob", "carol"), 2)
+    assert document_verdict([alice, carol], claimed=two) == "genuine"
+    assert document_verdict([alice, sig("genuine", "alice", page=2)], claimed=two) == "needs_review"  # one person
+    assert document_verdict([alice, sig("no_reference", "bob")], claimed=either) == "needs_review"
+    # --other-signers: a third party's signature is other_signer once the mandate is met, not before
+    r = DocumentReport.success(DocumentInfo("c.pdf", SHA, 2), either, [alice, sig("forged", "alice", page=2)],
+                               MODELS, REFS, RunSettings(200, "pypdfium2", 0.08, other_signers=True))
+    assert r.verdict == "genuine" and [s.verdict for s in r.signatures] == ["genuine", "other_signer"]
+    r = DocumentReport.success(DocumentInfo("c.pdf", SHA, 2), two, [alice, sig("forged", "alice", page=2)],
+                               MODELS, REFS, RunSettings(200, "pypdfium2", 0.08, other_signers=True))
+    assert r.verdict == "forged"
+    # the report: the people, and how many must sign; read back as the same claim; the schema checks both
+    r = DocumentReport.success(DocumentInfo("c.pdf", SHA, 1), either, [alice], MODELS, REFS, SETTINGS)
+    d = json.loads(r.to_json())
+    assert d["claimed_identity"] == ["alice", "bob"] and d["signers_required"] == 1 and d["verdict"] == "genuine"
+    jsonschema.validate(d, load_schema())
+    assert DocumentReport.from_dict(d) == r
+    for bad in ({**d, "signers_required": 0}, {**d, "claimed_identity": "alice"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, load_schema())
+    assert "signers_required" not in reports()[0].to_dict()
+    # everybody asked is no mandate: the claim reports have always held
+    assert normalise_claim(["alice", "bob"], 2) == ("alice", "bob") and normalise_claim(["alice"], 1) == "alice"
+    assert normalise_claim(either) == either and normalise_claim(either, 2) == ("alice", "bob")
+    for bad_required in (0, 3, True):
+        with pytest.raises(ValueError, match="signers required"):
+            normalise_claim(["alice", "bob"], bad_required)
+    with pytest.raises(ValueError):
+        Mandate(("alice", "bob"), 2)
+
+
+def test_claims_file_mandate_column(tmp_path: Path):
+    p = tmp_path / "claims.csv"
+    p.write_text("document,identity,Mandate\nj.pdf,alice,any\nj.pdf,bob,\nk.pdf,a,Any 2\nk.pdf,b,\nk.pdf,c,any 2\n"
+                 "l.pdf,alice,all\nl.pdf,bob,\nm.pdf,x,1\nn.pdf,alice,\nn.pdf,bob,1\n")
+    assert load_claims(p) == {"j.pdf": Mandate(("alice", "bob"), 1), "k.pdf": Mandate(("a", "b", "c"), 2),
+                              "l.pdf": ("alice", "bob"), "m.pdf": "x", "n.pdf": Mandate(("alice", "bob"), 1)}
+    for text, match in [
+        ("document,identity,mandate\na.pdf,x,some\n", "line 2: mandate must be 'all', 'any' or a number"),
+        ("document,identity,mandate\na.pdf,x,0\n", "line 2: mandate must be"),
+        ("document,identity,mandate\na.pdf,x,2\n", "line 2: mandate '2' for a.pdf, which is claimed for 1 person"),
+        ("document,identity,mandate\na.pdf,x,any\na.pdf,y,all\n", "line 3: mandate 'all' for a.pdf, but line 2"),
+    ]:
+        p.write_text(text)
+        with pytest.raises(ClaimsError, match=match):
+            load_claims(p)
+    # two spellings of one document: their people merged under the mandate one of them gives
+    p.write_text(f"document,identity,mandate\n{tmp_path / 'j.pdf'},alice,any\n{tmp_path / 'j.pdf'},bob,\n"
+                 "j.pdf,carol,\n")
+    assert match_documents(load_claims(p), ["j.pdf"], tmp_path) == {"j.pdf": Mandate(("alice", "bob", "carol"), 1)}
+    p.write_text(f"document,identity,mandate\n{tmp_path / 'j.pdf'},alice,any\n{tmp_path / 'j.pdf'},bob,\n"
+                 "j.pdf,carol,\nj.pdf,dave,2\nj.pdf,erin,\n")
+    with pytest.raises(ClaimsError, match="different mandates"):
+        match_documents(load_claims(p), ["j.pdf"], tmp_path)
 
 
 def test_dataclasses_refuse_inconsistent_values():

@@ -446,6 +446,10 @@ def test_a_close_call_held_for_review_is_not_shown_as_approved(batch: dict[str, 
     one_of_two = _report(_sig("genuine"), claimed=("alice", "bob"))
     why = held_for(one_of_two.signatures[0], one_of_two)
     assert why is not None and "claimed person" in why
+    from sigpipe.pipeline.claims import Mandate
+    two_of_three = _report(_sig("genuine"), claimed=Mandate(("alice", "bob", "carol"), 2))  # a company's mandate
+    assert held_for(two_of_three.signatures[0], two_of_three) == \
+        "held for review with its document: fewer than 2 of the claimed people signed"
     assert held_for(_sig("genuine"), _report(_sig("genuine"))) is None
     assert Sheet("d", 1, _sig("genuine"), "genuine", "alice", "f").order == 4
     lines = caption_lines("d.png", 1, _sig("genuine"), "needs_review", "alice", why, specimens=1)

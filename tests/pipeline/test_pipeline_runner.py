@@ -444,6 +444,15 @@ def test_a_document_claimed_by_several_people(batch: dict[str, Path], verifier_m
     claims.write_text("document,identity\nboth.pdf,bob\nboth.pdf,carol\nalice_only.png,alice\nalice_only.png,bob\n")
     assert run_batch(config(batch, scans=scans, claims=claims), DoubleModels(verifier_manifest)).processed == 1
     assert all_reports(batch["out"])["both.pdf"]["claimed_identity"] == ["bob", "carol"]  # the claim changed
+    # a joint account's "either to sign": alice's signature alone is enough; a changed mandate is a changed claim
+    claims.write_text("document,identity,mandate\nboth.pdf,bob,\nboth.pdf,carol,\nalice_only.png,alice,any\n"
+                      "alice_only.png,bob,\n")
+    assert run_batch(config(batch, scans=scans, claims=claims), DoubleModels(verifier_manifest)).processed == 1
+    only = all_reports(batch["out"])["alice_only.png"]
+    assert only["claimed_identity"] == ["alice", "bob"] and only["signers_required"] == 1
+    assert only["verdict"] == "genuine"
+    jsonschema.validate(only, load_schema())
+    assert run_batch(config(batch, scans=scans, claims=claims), DoubleModels(verifier_manifest)).processed == 0
 
 
 def test_bf16_on_a_cpu_without_it_is_run_with_a_warning(batch: dict[str, Path], verifier_manifest: Path,
