@@ -19,7 +19,7 @@ import os
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +39,10 @@ class Mandate:
     required: int
 
     def __post_init__(self) -> None:
-        if not 1 <= self.required < len(self.people) or len(set(self.people)) != len(self.people):
-            raise ValueError(f"a mandate needs fewer signers than its different people: {self.required} of "
-                             f"{list(self.people)}")
+        if len(set(self.people)) != len(self.people) or isinstance(self.required, bool) or \
+                not isinstance(self.required, int) or not 1 <= self.required < len(self.people):
+            raise ValueError(f"a mandate asks 1 to {len(self.people) - 1} of its different people to sign, not "
+                             f"{self.required!r} of {list(self.people)} (all of them: a tuple of the names)")
 
     def __str__(self) -> str:
         return f"any {self.required} of {', '.join(self.people)}"
@@ -101,6 +102,14 @@ def normalise_claim(claimed: Claim | Sequence[str] | None, required: int | None 
     return names[0] if len(names) == 1 else names
 
 
+def _mandate_like(text: str) -> bool:
+    try:
+        parse_mandate(text)
+        return True
+    except ValueError:
+        return False
+
+
 def parse_mandate(text: str) -> int | None:
     """A claims file's mandate cell as a number of signers: None for ``all`` or a blank cell (everybody), 1 for
     ``any``, N for ``N`` or ``any N``.
@@ -132,8 +141,10 @@ def normalise_document(name: str) -> str:
 _BACKSLASH = re.compile(r"\\(?!x[0-9a-f]{2})")  # a Windows separator, not an escaped byte
 
 
-def load_claims(path: str | Path) -> dict[str, Claim]:
-    """Read a claims CSV.
+def load_claims(path: str | Path, documents: Collection[str] | None = None,
+                scans: str | Path | None = None) -> dict[str, Claim]:
+    """Read a claims CSV; given the ``documents`` of ``scans``, keyed by the documents its rows mean
+    (:func:`match_documents`), the rows of one document in several spellings counted together, its mandate too.
 
     Returns:
         ``{document (relative POSIX path): identity}``, or ``(identity, ...)`` for a document listed with several
@@ -165,17 +176,25 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
         )
     di, ii = cols.index("document"), cols.index("identity")
     mi = cols.index(MANDATE_COLUMN) if MANDATE_COLUMN in cols else None
+    if mi is None:  # other columns are the user's own (notes), but a misspelt mandate would be dropped unsaid
+        like = difflib.get_close_matches(MANDATE_COLUMN, [c for c in cols if c not in REQUIRED_COLUMNS], 1, 0.75)
+        if like:
+            raise ClaimsError(f"claims file {path}, line {start + 1}: column {like[0]!r} is not one sigpipe reads; "
+                              f"name it {MANDATE_COLUMN!r} for the number of signers a document needs")
     people: dict[str, list[str]] = {}
-    mandates: dict[str, tuple[int | None, str, int]] = {}  # document -> (signers required, as written, line)
+    mandates: dict[str, list[tuple[int | None, str, int]]] = {}  # document -> (signers required, as written, line)
     for lineno, row in rows:
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) <= max(di, ii):
             raise ClaimsError(f"claims file {path}, line {lineno}: expected {len(cols)} columns, got {len(row)}")
         if any(c.strip() for c in row[len(cols):]):  # an unquoted delimiter in a field: the identity shifted
+            extra = next(c for c in row[len(cols):] if c.strip())
             raise ClaimsError(
                 f"claims file {path}, line {lineno}: {len(row)} fields under a header of {len(cols)}; put double "
                 f"quotes around a field that contains {delimiter!r}"
+                + (f", or add the column {MANDATE_COLUMN!r} to the header" if mi is None and _mandate_like(extra)
+                   else "")
             )
         doc, ident = normalise_document(row[di]), unicodedata.normalize("NFC", row[ii].strip())
         if not doc or not ident:
@@ -190,16 +209,25 @@ def load_claims(path: str | Path) -> dict[str, Claim]:
             required = parse_mandate(cell)
         except ValueError as e:
             raise ClaimsError(f"claims file {path}, line {lineno}: {e}") from e
-        given = mandates.setdefault(doc, (required, cell, lineno))
-        if given[0] != required:
-            raise ClaimsError(f"claims file {path}, line {lineno}: mandate {cell!r} for {doc}, but line {given[2]} "
-                              f"gives {given[1]!r}; a document has one mandate")
+        mandates.setdefault(doc, []).append((required, cell, lineno))  # checked once the document's rows are known
+    meant = _resolver(documents, Path(scans or ".")) if documents is not None else (lambda key: key)
+    groups: dict[str, list[str]] = {}  # the document meant -> its spellings, in the order they first appear
+    for doc in people:
+        groups.setdefault(meant(doc), []).append(doc)
     claims: dict[str, Claim] = {}
-    for doc, names in people.items():
-        required, cell, lineno = mandates.get(doc, (None, "", 0))
+    for doc, spellings in groups.items():
+        names = list(dict.fromkeys(n for key in spellings for n in people[key]))
+        given = sorted(((len(names) if r is None else r, cell, line) for key in spellings  # "all": everybody
+                        for r, cell, line in mandates.get(key, [])), key=lambda g: g[2])
+        differing = [g for g in given if g[0] != given[0][0]]
+        if differing:
+            raise ClaimsError(f"claims file {path}, line {differing[0][2]}: mandate {differing[0][1]!r} for {doc}, "
+                              f"but line {given[0][2]} gives {given[0][1]!r}; a document has one mandate")
+        required = given[0][0] if given else None
         try:
             claim = normalise_claim(names, required)
         except ValueError:
+            _, cell, lineno = given[0]
             raise ClaimsError(f"claims file {path}, line {lineno}: mandate {cell!r} for {doc}, which is claimed for "
                               f"{len(names)} person(s)") from None
         assert claim is not None
@@ -279,6 +307,24 @@ def match_documents(claims: dict[str, Claim], documents: Collection[str], scans:
     ``/scans/deed.pdf``) have their people merged, each person once: those of the spelling that comes first in the
     claims, then those of the next spelling.
     """
+    meant = _resolver(documents, Path(scans))
+    people: dict[str, list[str]] = {}
+    required: dict[str, int] = {}
+    for doc, claim in claims.items():
+        names = people.setdefault(meant(doc), [])
+        for person in claimants(claim):
+            if person not in names:
+                names.append(person)
+        if isinstance(claim, Mandate):
+            if required.setdefault(meant(doc), claim.required) != claim.required:
+                raise ClaimsError(f"claims: two spellings of document {meant(doc)} give different mandates")
+    merged = {doc: normalise_claim(names, required.get(doc)) for doc, names in people.items()}
+    return {doc: claim for doc, claim in merged.items() if claim is not None}
+
+
+def _resolver(documents: Collection[str], scans: Path) -> Callable[[str], str]:
+    """The document (of ``documents``, names relative to ``scans``) a claim's name means, or the name itself when
+    it means none (:func:`match_documents`)."""
     def nfc(s: str) -> str:
         return unicodedata.normalize("NFC", s)
 
@@ -287,25 +333,17 @@ def match_documents(claims: dict[str, Claim], documents: Collection[str], scans:
     for d in documents:
         forms.setdefault(nfc(d), []).append(d)
 
-    def meant(key: str) -> str | None:  # the name itself, else the one document of its Unicode form
+    def one(key: str) -> str | None:  # the name itself, else the one document of its Unicode form
         same = forms.get(nfc(key), [])
         return key if key in exact else same[0] if len(same) == 1 else None  # two such files: only the exact name
 
-    people: dict[str, list[str]] = {}
-    required: dict[str, int] = {}
-    for doc, claim in claims.items():
-        key = _relative(doc, Path(scans)) if Path(doc).is_absolute() else doc
-        if meant(key) is None and "\\" in key:  # not an escaped byte after all: a folder named x1f...
+    def meant(doc: str) -> str:
+        key = _relative(doc, scans) if Path(doc).is_absolute() else doc
+        if one(key) is None and "\\" in key:  # not an escaped byte after all: a folder named x1f...
             key = key.replace("\\", "/")
-        names = people.setdefault(meant(key) or doc, [])
-        for person in claimants(claim):
-            if person not in names:
-                names.append(person)
-        if isinstance(claim, Mandate):
-            if required.setdefault(meant(key) or doc, claim.required) != claim.required:
-                raise ClaimsError(f"claims: two spellings of document {meant(key) or doc} give different mandates")
-    merged = {doc: normalise_claim(names, required.get(doc)) for doc, names in people.items()}
-    return {doc: claim for doc, claim in merged.items() if claim is not None}
+        return one(key) or doc
+
+    return meant
 
 
 def _relative(doc: str, scans: Path) -> str:
@@ -348,7 +386,13 @@ def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people:
         out.append(f"claims name {len(absent) - LISTED} more document(s) that are not in SCANS "
                    f"({len(absent)} in all)")
     needing = Counter(p for d, c in claims.items() if d in docs for p in claimants(c))  # documents per person
+    mandated = Counter(p for d, c in claims.items() if d in docs and isinstance(c, Mandate) for p in c.people)
     missing = sorted(set(needing) - enrolled)
+
+    def held(people: list[str]) -> str:  # a mandate the others meet lets such a document through
+        n, m = sum(needing[p] for p in people), sum(mandated[p] for p in people)
+        return f"{n - m} document(s) need review" + (f", {m} more unless others meet its mandate" if m else "")
+
     if not missing:
         return out
     hints = NameHints((enrolled | set(folders)) - set(missing))
@@ -356,12 +400,11 @@ def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people:
         like = hints.meant(person)
         hint = (f"; REFS has {like!r}: the same person? Claims must name the folder exactly, so nothing is "
                 "matched by likeness" if like else "")
-        out.append(f"claimed identity {person!r} has no usable references in REFS ({needing[person]} document(s) "
-                   f"need review){hint}")
+        out.append(f"claimed identity {person!r} has no usable references in REFS ({held([person])}){hint}")
     if len(missing) > LISTED:
         rest = missing[LISTED:]
         out.append(f"{len(rest)} more claimed identities have no usable references in REFS "
-                   f"({sum(needing[p] for p in rest)} document(s) need review; {len(missing)} in all)")
+                   f"({held(rest)}; {len(missing)} in all)")
     return out
 
 

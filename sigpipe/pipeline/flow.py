@@ -23,7 +23,7 @@ from sigpipe.pipeline.deskew import level_crop
 from sigpipe.pipeline.errors import FileChangedError
 from sigpipe.pipeline.ingest import IngestConfig, Page, iter_pages
 from sigpipe.pipeline.orientation import box_to_scanned, turn_upright
-from sigpipe.pipeline.placed import PLACED_WORDS
+from sigpipe.pipeline.placed import PLACED_WORDS, same_place, shows_ink
 from sigpipe.pipeline.report import (
     READER_REVISION,
     DocumentInfo,
@@ -172,6 +172,27 @@ def reading_order(detections: Sequence[D]) -> list[D]:
     return [d for line in lines for d in sorted(line, key=lambda d: (float(d.bbox[0]), float(d.bbox[1])))]
 
 
+@dataclass(frozen=True, eq=False)
+class ConformedBox:
+    """A conformed signature in a PDF page's text ("/s/ Jane Doe": :func:`~sigpipe.pipeline.placed.find_conformed`)
+    that the detector did not box, as a detection: found in the text itself, so its confidence is 1."""
+
+    bbox: tuple[float, float, float, float]
+    confidence: float = 1.0
+
+
+def conformed_unboxed(page: Page, detections: Sequence[DetectionLike]) -> list[ConformedBox]:
+    """The page's conformed signatures that no detection boxed (:meth:`~sigpipe.pipeline.placed.PlacedMarks.
+    conformed_at`; a detection that did is judged as the detector's box, whose typed text
+    :meth:`~sigpipe.pipeline.placed.PlacedMarks.origin` calls ``conformed``) and that show on the page (an OCR
+    layer's text where the scan shows nothing, or text covered over, is none)."""
+    if page.placed is None or not page.placed.conformed:
+        return []
+    boxes = [(float(d.bbox[0]), float(d.bbox[1]), float(d.bbox[2]), float(d.bbox[3])) for d in detections]
+    return [ConformedBox(c) for c in page.placed.conformed
+            if not any(same_place(c, b) for b in boxes) and shows_ink(page.image, c)]  # white-out over it: none
+
+
 @dataclass(frozen=True)
 class SpecimenCropper:
     """The pipeline's :class:`~sigpipe.verifier.gallery.SpecimenLoader` for references that are PDFs or whole pages:
@@ -310,7 +331,8 @@ class SignaturePredictor:
                 self._hints = NameHints(set(self.gallery.people) | set(self.gallery.folders))
             like = self._hints.meant(person)
             like = None if like == person else like  # its own folder, left out of `people=` or of no usable file
-            log.warning("%s: claimed %r has no usable references: its signatures get no_reference%s", rel, person,
+            log.warning("%s: claimed %r has no usable references: its signatures get no_reference%s%s", rel, person,
+                        "" if isinstance(claimed, str) else " when they match no other claimed person",
                         f"; REFS has {like!r}: the same person? Claims must name the folder exactly" if like else "")
 
     def settings(self, ingest: IngestConfig) -> RunSettings:
@@ -345,13 +367,14 @@ class SignaturePredictor:
                 if limit is not None and len(page_dets) >= limit:  # any more were dropped: forgeries among them?
                     log.warning("%spage %d holds as many signatures as the detector keeps (max_det %d): any more on "
                                 "it are not verified", f"{name}: " if name else "", page.number, limit)
-                for d in reading_order(page_dets):  # as a person numbers them, and `sigpipe verify --signature N`
+                typed = conformed_unboxed(page, page_dets)
+                for d in reading_order([*page_dets, *typed]):  # as a person numbers them, and `sigpipe verify`
                     crop = crop_detection(page.image, d, self.config.crop_margin)
                     prepared.append(self.verifier.prepare([crop]))
                     x1, y1, x2, y2 = (float(v) for v in d.bbox)
                     found.append(FoundSignature(page.number, page.size, page.dpi, (x1, y1, x2, y2),
                                                 float(d.confidence), rotation_of(d), skew_of(d),
-                                                page.placed_origin((x1, y1, x2, y2))))
+                                                "conformed" if d in typed else page.placed_origin((x1, y1, x2, y2))))
             batch.clear()
 
         for page in pages:
@@ -410,6 +433,8 @@ class SignaturePredictor:
             match, verdict = self.judge(emb[i], claimed, x[i]) if inked[i] else (None, "no_ink")
             if f.placed is not None:  # typed, drawn or pasted on the page: its shape is compared, not judged
                 verdict = "electronic"
+            if f.placed == "conformed":  # "/s/" and a name in type: a shape to compare with nobody's
+                match = None
             d = match.decision if match else None
             x1, y1, x2, y2 = (round(v, 2) for v in f.bbox)
             results.append(SignatureResult(

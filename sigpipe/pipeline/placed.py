@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,15 +24,19 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 # what drew a placed mark: typed glyphs, vector strokes, an embedded picture that is not the page's scan, or a
-# signature field (ink, free-text and stamp annotations count as vector, text and image)
-PLACED_KINDS = ("text", "vector", "image", "annotation")
+# signature field (ink, free-text and stamp annotations count as vector, text and image); and a conformed signature,
+# "/s/ Jane Doe" typed in a signature block (a conformed copy's record that the original was signed)
+PLACED_KINDS = ("text", "vector", "image", "annotation", "conformed")
 PLACED_WORDS = {"text": "typed text", "vector": "vector strokes drawn in the PDF",
-                "image": "a picture pasted onto the page", "annotation": "a signature field"}
+                "image": "a picture pasted onto the page", "annotation": "a signature field",
+                "conformed": "a conformed signature (/s/ and the name, typed)"}
 
 
 def not_judged(kind: str | None) -> str:
     """What an ``electronic`` signature placed as ``kind`` is, and why it is not judged: for review sheets and
     ``sigpipe verify``."""
+    if kind == "conformed":
+        return f"{PLACED_WORDS[kind]}: a copy's record that the original was signed; not judged"
     return (f"{PLACED_WORDS.get(kind or '', str(kind))} (placed digitally, not scanned ink): not judged; its audit "
             "trail or certificate proves it")
 SCAN_COVER = 0.5  # raster images side by side (not over one another) covering this share of the page: its scan
@@ -56,10 +61,15 @@ class PlacedMarks:
         marks: ``(kind, box)`` of each visible thing placed on the page (above its scan, if any), ``box`` in pixels
             of the rendered page; ``kind`` one of :data:`PLACED_KINDS`. Form XObjects (a page wrapped by a merge or
             Bates-stamping tool, an e-signature's appearance) are looked into: their objects are marks.
+        conformed: the box, in pixels of the rendered page, of each conformed signature in the page's text
+            ("/s/ Jane Doe": :func:`find_conformed`), which the detector, trained on handwriting, may not box: in
+            shown text, or on a scanned page in its OCR layer too (whether the page's pixels show it is for the
+            caller to see, :func:`shows_ink`).
     """
 
     scanned: bool
     marks: tuple[tuple[str, Box], ...]
+    conformed: tuple[Box, ...] = ()
 
     def origin(self, box: Box, page: np.ndarray | None = None) -> str | None:
         """How the ink in ``box`` (pixels of the rendered page) came onto the page, or None when it is part of the
@@ -74,7 +84,16 @@ class PlacedMarks:
         scan;
         without the page, when they span :data:`MIN_SPAN` of the box. The kind is the one holding the most ink
         (spanning the most), a pixel under text, a picture or an annotation and under a path counting for the
-        former (a typed name in a table cell is text)."""
+        former (a typed name in a table cell is text); typed text that is mostly a conformed signature is
+        ``conformed``."""
+        kind = self._origin(box, page)
+        return "conformed" if kind == "text" and self.conformed_at(box) else kind
+
+    def conformed_at(self, box: Box) -> bool:
+        """Whether ``box`` is mostly one of the page's conformed signatures (:func:`same_place`)."""
+        return any(same_place(c, box) for c in self.conformed)
+
+    def _origin(self, box: Box, page: np.ndarray | None) -> str | None:
         area = _area(box)
         if area <= 0:
             return None
@@ -100,6 +119,12 @@ class PlacedMarks:
             spans[kind] = _overlap(union, box) / area
         best = max(_PREFERRED, key=lambda k: (spans.get(k, -1.0), -_PREFERRED.index(k)))
         return best if spans.get(best, 0.0) >= MIN_SPAN else None
+
+
+def same_place(a: Box, b: Box) -> bool:
+    """Whether two boxes are mostly one another: they overlap by half the smaller of the two (a detector's box
+    around a typed line, or around its name alone)."""
+    return _overlap(a, b) >= 0.5 * min(_area(a), _area(b)) > 0
 
 
 def _held(ink: np.ndarray, box: Box, marks: list[Box]) -> np.ndarray:
@@ -223,7 +248,121 @@ def _read(page: Any, size: tuple[int, int], form: Any) -> PlacedMarks:
         keep = np.asarray(~under.any(axis=1), bool)
         keep[pieces] = False
         marks = [m for m, k in zip(drawn, keep, strict=True) if k]
-    return PlacedMarks(scanned, tuple(marks + _annotations(page, form, raw, lambda *r: to_pixels(_IDENTITY, *r))))
+    pixels = lambda *r: to_pixels(_IDENTITY, *r)  # noqa: E731 - page space to pixels, for annotations and text
+    # a conformed signature in shown text; on a scan, also in its OCR layer (the scan shows it, if anything does)
+    typed = [pixels(*r) for r, shown in find_conformed(page, raw) if shown or scanned]
+    return PlacedMarks(scanned, tuple(marks + _annotations(page, form, raw, pixels)),
+                       tuple(b for b in typed if b is not None))
+
+
+# "/s/" (any case) not inside a word, a path or a web address, then on its line or the next a name: a capitalised
+# word and the words after it that are capitalised, initials or particles ("/s/ Jane A. van Doe", "/S/ JOHN SMITH").
+_CONFORMED = re.compile(
+    r"(?<![\w/:.])/s/[ \t]*(?:\r?\n[ \t]*)?"
+    r"(?P<name>[^\W\d_][\w.'\u2019-]*(?:[ ](?:[^\W\d_][\w.'\u2019-]*))*)", re.IGNORECASE)
+_PARTICLES = frozenset("van von der den de del della di da du la le bin al ibn ter ten".split())
+
+
+def find_conformed(page: Any, raw: Any) -> list[tuple[tuple[float, float, float, float], bool]]:
+    """The conformed signatures in a pypdfium2 page's text: for each, ``(left, bottom, right, top)`` in page space
+    around "/s/" and the name, and whether "/s/" is shown (not invisible, as a scanner's OCR layer is, nor white).
+    A conformed copy of a contract, or a filing, types "/s/ Jane Doe" in the signature block to record that the
+    original was signed; the detector, trained on handwriting, does not box it, and the page read as unsigned.
+
+    The name is the capitalised words after "/s/" on its line (or alone on the next), as far as they run on: a gap
+    wider than the text is tall ends it (a table's next cell), and so does a line that lies elsewhere on the page
+    (the text follows the content stream, not the page)."""
+    textpage = raw.FPDFText_LoadPage(page.raw)
+    if not textpage:
+        return []
+    try:
+        n = raw.FPDFText_CountChars(textpage)
+        if n <= 0:
+            return []
+        buf = ctypes.create_string_buffer((n + 1) * 2)
+        got = raw.FPDFText_GetText(textpage, 0, n, ctypes.cast(buf, ctypes.POINTER(ctypes.c_ushort)))
+        text = buf.raw[: max(got - 1, 0) * 2].decode("utf-16-le", errors="replace")
+        if "/s/" not in text.casefold() or len(text) != n:  # a character outside the BMP would shift the indices
+            return []
+        out = []
+        for m in _CONFORMED.finditer(text):
+            words = m.group("name").split(" ")
+            keep = 1
+            while keep < len(words) and (words[keep][:1].isupper() or words[keep].casefold() in _PARTICLES):
+                keep += 1
+            if not words[0][:1].isupper():
+                continue  # "the /s/ convention": a mention, not a signature
+            end = m.start("name") + len(" ".join(words[:keep]))
+            below = "\n" in text[m.start():m.start("name")]
+            if below and text[end:].split("\n", 1)[0].strip(" \t\r,."):
+                continue  # the next line is the name alone, or it is another line ("By: /s/" above "By: ...")
+            mark = [_char_box(textpage, i, raw) for i in range(m.start(), m.start() + 3)]
+            name = [(text[i], _char_box(textpage, i, raw)) for i in range(m.start("name"), end)]
+            box = _signature_box(mark, name, below)
+            if box is not None:
+                out.append((box, all(_shown(textpage, i, raw) for i in range(m.start(), m.start() + 3))))
+        return out
+    finally:
+        raw.FPDFText_ClosePage(textpage)
+
+
+def _signature_box(mark: list[Box | None], name: list[tuple[str, Box | None]], below: bool) -> Box | None:
+    """The box around "/s/" (its three characters' boxes, ``mark``) and the name's characters that run on from it
+    along its line (or, ``below``, along the next line), or None without two letters of a name."""
+    if any(b is None for b in mark):
+        return None
+    boxes: list[Box] = [b for b in mark if b is not None]
+    u = _union(boxes)
+    level = u[2] - u[0] >= u[3] - u[1]  # a level line (a vertical one on a page turned in the PDF)
+    size = max((b[3] - b[1]) if level else (b[2] - b[0]) for b in boxes)  # the text's height
+
+    def along(b: Box) -> tuple[float, float]:
+        return (b[0], b[2]) if level else (b[1], b[3])
+
+    def across(b: Box) -> float:
+        return (b[1] + b[3]) / 2 if level else (b[0] + b[2]) / 2
+
+    prev, letters = boxes[-1], 0
+    for i, (ch, b) in enumerate(c for c in name if not c[0].isspace()):
+        if b is None:
+            continue
+        gap = max(along(b)[0] - along(prev)[1], along(prev)[0] - along(b)[1])
+        jump = abs(across(b) - across(prev))
+        if i == 0 and below:
+            if not size * 0.5 < jump <= 2.5 * size:
+                return None  # the "next line" of the text lies elsewhere on the page
+        elif gap > 1.5 * size or jump > 0.5 * size:
+            break  # the next cell of a table, or another line
+        boxes.append(b)
+        letters += ch.isalpha()
+        prev = b
+    return _union(boxes) if letters >= 2 else None
+
+
+def _union(boxes: list[Box]) -> Box:
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _char_box(textpage: Any, i: int, raw: Any) -> Box | None:
+    """Character ``i``'s box in page space, or None when it has none (a space PDFium generated)."""
+    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
+    if not raw.FPDFText_GetCharBox(textpage, i, *(ctypes.byref(v) for v in (left, right, bottom, top))):
+        return None
+    if right.value <= left.value or top.value <= bottom.value:
+        return None
+    return left.value, bottom.value, right.value, top.value
+
+
+def _shown(textpage: Any, i: int, raw: Any) -> bool:
+    """Whether character ``i`` is drawn in ink: not invisible (a scanner's OCR layer), clipping or white."""
+    obj = raw.FPDFText_GetTextObject(textpage, i)
+    return not obj or _kind(obj, raw.FPDF_PAGEOBJ_TEXT, raw) is not None
+
+
+def shows_ink(page: np.ndarray, box: Box, share: float = 0.02) -> bool:
+    """Whether at least ``share`` of ``box`` (pixels of the rendered ``page``) is dark ink: text that shows."""
+    ink = _ink_mask(page, box)
+    return bool(ink.size) and float(ink.mean()) >= share
 
 
 def _areas(b: np.ndarray) -> np.ndarray:

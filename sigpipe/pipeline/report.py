@@ -43,7 +43,7 @@ SUMMARY_CSV = "summary.csv"
 LOCK_FILE = ".sigpipe.lock"
 CSV_COLUMNS = ("document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
-               "nearest_reference", "page_skew", "placed")
+               "nearest_reference", "page_skew", "placed", "signers_required")
 
 
 @dataclass(frozen=True)
@@ -186,8 +186,9 @@ class ReferenceSet:
 # left to right (by the top edge alone, half a pixel of the detector's jitter could reorder them); images whose
 # pixels are not square (a fax at 204 x 98 dpi) resampled to square pixels. 4: pages a few degrees askew levelled
 # before detection, their signatures verified levelled (page_skew). 5: a signature placed on a PDF page digitally
-# (typed, drawn, pasted, a signature field) is ``electronic``.
-READER_REVISION = 5
+# (typed, drawn, pasted, a signature field) is ``electronic``. 6: a conformed signature ("/s/ Jane Doe") in a PDF
+# page's text is one, ``electronic`` (placed ``conformed``), where such a page read as unsigned.
+READER_REVISION = 6
 
 
 @dataclass(frozen=True)
@@ -241,10 +242,12 @@ class RunSettings:
 
 
 def mark_other_signers(signatures: Sequence[SignatureResult], claimed: Claim | None) -> tuple[SignatureResult, ...]:
-    """With ``--other-signers``: when every claimed person (as many as a mandate requires) has a genuine signature
-    among ``signatures``, those judged ``forged`` (matching none of the claimed people) become ``other_signer``;
-    otherwise nothing changes (a claimed person's signature missing or failing is what a forgery looks like)."""
-    if not claimed or not signed_enough(signatures, claimed):
+    """With ``--other-signers``: when every claimed person has a genuine signature among ``signatures``, those
+    judged ``forged`` (matching none of the claimed people) become ``other_signer``; otherwise nothing changes (a
+    claimed person's signature missing or failing is what a forgery looks like). Under a :class:`Mandate` too: a
+    joint account's cheque signed by one holder and bearing a failed signature of the other is forged."""
+    people = set(claimants(claimed))
+    if not people or not people <= {s.identity for s in signatures if s.verdict == "genuine"}:
         return tuple(signatures)
     return tuple(dataclasses.replace(s, verdict="other_signer") if s.verdict == "forged" else s for s in signatures)
 
@@ -666,7 +669,8 @@ def _utc(t: datetime | None) -> str:
 def summary_csv(reports: Iterable[DocumentReport]) -> str:
     """One row per signature (columns :data:`CSV_COLUMNS`); a document without signatures gets one row with only
     its document, verdict and claim filled, so every document appears. ``claimed_identity`` joins several claimed
-    people with ``;``. Names that a spreadsheet would run as a formula are escaped (:func:`_cell`)."""
+    people with ``;``, and ``signers_required`` says how many of them a mandate asks (blank: all). Names that a
+    spreadsheet would run as a formula are escaped (:func:`_cell`)."""
     buf = io.StringIO()
     # CRLF rows, as RFC 4180 has them: a name holding a bare carriage return is then quoted (with LF rows it was not,
     # and a reader or spreadsheet cut the row there, the rest of the name a cell of its own, unescaped)
@@ -674,12 +678,13 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
     w.writerow(CSV_COLUMNS)
     for r in reports:
         doc, claimed = _cell(r.document.path), _cell(";".join(claimants(r.claimed_identity)))
+        required = r.claimed_identity.required if isinstance(r.claimed_identity, Mandate) else ""
         if not r.signatures:
-            w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, "", "", "", ""])
+            w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, "", "", "", "", required])
         for s in r.signatures:
             w.writerow([doc, s.page, *s.bbox, _cell(s.identity or ""), _fmt(s.distance), _fmt(s.threshold),
                         _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed, s.page_rotation,
-                        _cell(s.nearest_reference or ""), s.page_skew, s.placed or ""])
+                        _cell(s.nearest_reference or ""), s.page_skew, s.placed or "", required])
     return buf.getvalue()
 
 

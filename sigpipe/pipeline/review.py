@@ -365,6 +365,7 @@ def caption_lines(document: str, number: int, sig: SignatureResult, document_ver
         (f"{sig.verdict}  closest enrolled person: {sig.identity or '-'} (beyond their threshold: nobody matches)"
          if sig.verdict == "unknown_signer" else f"{sig.verdict}  identity: {sig.identity or '-'}")
         + (f"  -  {held}" if held else ""),
+        "found in the page's text, compared with nobody" if sig.placed == "conformed" else
         ("shape compared for information only: " if sig.verdict == "electronic" else "")
         + f"distance {_figure(sig.distance)}  threshold {_figure(sig.threshold)}  score {_figure(sig.score)}  "
         f"detection {sig.detection_confidence:.2f}{refs}",

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 
 from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
-from sigpipe.pipeline.claims import Claim, claim_warnings, claimants, load_claims, match_documents, signers_required
+from sigpipe.pipeline.claims import Claim, claim_warnings, claimants, load_claims, signers_required
 from sigpipe.pipeline.errors import DocumentTimeoutError, NoDocumentsError, OutputWriteError, WorkerCrashError
 from sigpipe.pipeline.flow import Detector, FlowConfig, SignaturePredictor, model_idents, specimen_loader
 from sigpipe.pipeline.ingest import (
@@ -389,7 +389,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
             clashes.append(f"{ascii(str(p))} (as {ascii(str(names[name]))})")
             continue
         names[name] = p
-    claims = match_documents(load_claims(config.claims), names, config.scans) if config.claims else {}
+    claims = load_claims(config.claims, names, config.scans) if config.claims else {}
     if not Path(config.refs).is_dir():
         raise InputError(f"references folder not found: {config.refs}")
 

@@ -562,7 +562,14 @@ class _PageCropper:
             if which not in (None, 1):
                 raise InputError(f"{path} is a signature image, not a page: --signature {which} does not apply")
             return _Questioned(img)
-        from sigpipe.pipeline.flow import FlowConfig, crop_detection, reading_order, rotation_of, skew_of
+        from sigpipe.pipeline.flow import (
+            FlowConfig,
+            conformed_unboxed,
+            crop_detection,
+            reading_order,
+            rotation_of,
+            skew_of,
+        )
         from sigpipe.pipeline.ingest import IngestConfig, iter_pages
 
         detector = self._detector()
@@ -570,9 +577,10 @@ class _PageCropper:
         with _naming(path):
             for page in iter_pages(path, IngestConfig()):
                 dets = detector.detect_batch([page.image])[0]
-                for det in reading_order(dets):  # page by page, each in reading order, as `sigpipe run` lists them
+                typed = conformed_unboxed(page, dets)
+                for det in reading_order([*dets, *typed]):  # page by page, in reading order, as `sigpipe run` has them
                     x1, y1, x2, y2 = (float(c) for c in det.bbox)
-                    placed = page.placed_origin((x1, y1, x2, y2))
+                    placed = "conformed" if det in typed else page.placed_origin((x1, y1, x2, y2))
                     found.append((page.number, det, crop_detection(page.image, det, FlowConfig().crop_margin),
                                   placed))
         if not found:

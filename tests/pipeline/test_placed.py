@@ -382,3 +382,98 @@ def test_pdfium_is_called_by_one_thread_at_a_time(tmp_path: Path, monkeypatch: p
     for t in threads:
         t.join()
     assert not failures
+
+
+def add_line(pdf: pdfium.PdfDocument, page: pdfium.PdfPage, text: str, x: float, y: float, size: float = 14,
+             mode: int | None = None, grey: int = 0) -> None:
+    """A line of Helvetica (a contract's typed signature block)."""
+    obj = raw.FPDFPageObj_NewTextObj(pdf.raw, b"Helvetica", ctypes.c_float(size))
+    buf = _wide(text)
+    raw.FPDFText_SetText(obj, ctypes.cast(buf, ctypes.POINTER(ctypes.c_ushort)))
+    if mode is not None:
+        raw.FPDFTextObj_SetTextRenderMode(obj, mode)
+    raw.FPDFPageObj_SetFillColor(obj, grey, grey, grey, 255)
+    raw.FPDFPageObj_Transform(obj, 1, 0, 0, 1, x, y)
+    raw.FPDFPage_InsertObject(page.raw, obj)
+
+
+def conformed_copy(path: Path, body: bool = True) -> Path:
+    """A conformed copy's signature page: two parties' "/s/" signatures, and text that only looks like one."""
+    def fill(pdf: pdfium.PdfDocument, page: pdfium.PdfPage) -> None:
+        if body:
+            add_line(pdf, page, "Executed, see https://x.com/s/abc and/or w/o delay.", 20, 400, 10)
+            add_line(pdf, page, "The /s/ convention is explained in section 3.", 20, 385, 10)
+            add_line(pdf, page, "/s/ Hidden Person", 300, 100, mode=raw.FPDF_TEXTRENDERMODE_INVISIBLE)  # OCR layer
+            add_line(pdf, page, "/s/ White Person", 300, 60, grey=255)
+            add_line(pdf, page, "By: /s/", 300, 30)  # a blank block
+        add_line(pdf, page, "By: /s/ Jane A. van Doe", 20, 200)
+        add_line(pdf, page, "/S/ JOHN SMITH", 320, 200)
+
+    return build(path, fill)
+
+
+def test_conformed_signatures_are_found_in_the_page_text(tmp_path: Path):
+    """A conformed copy types "/s/ Jane Doe" where the original was signed; the detector, trained on handwriting,
+    does not box it, and the page read as unsigned. The text layer says where it is; a mention of "/s/", a web
+    address, invisible (OCR) or white text and an empty block are not conformed signatures."""
+    gray, placed = page_of(conformed_copy(tmp_path / "conformed.pdf"))
+    assert placed is not None and len(placed.conformed) == 2
+    jane, john = sorted(placed.conformed)
+    baseline = (H_PT - 200) * 100 / 72  # pixels at 100 dpi, y down
+    for box, x0 in ((jane, 20 + 14 * 2), (john, 320)):  # jane's starts after "By: "
+        assert box[1] < baseline < box[3] + 2 and abs(box[0] - x0 * 100 / 72) < 12, box
+        x1, y1, x2, y2 = ink_box(gray, box)
+        assert x1 >= box[0] - 3 and x2 <= box[2] + 3  # the ink of "/s/ ..." and nothing of the line beside it
+    line_end = ink_box(gray, (0.0, jane[1], 400.0, jane[3]))[2]
+    assert abs(jane[2] - line_end) < 4  # to the end of "Jane A. van Doe": the initial and the particle kept
+    # the page's placed text around it is conformed; a box about the name alone, too; other text is not
+    assert placed.origin(jane, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)) == "conformed"
+    name_only = (jane[0] + (jane[2] - jane[0]) * 0.3, jane[1], jane[2], jane[3])
+    assert placed.origin(name_only, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)) == "conformed"
+    mention = (20 * 100 / 72, (H_PT - 395) * 100 / 72, 300 * 100 / 72, (H_PT - 383) * 100 / 72)
+    assert placed.origin(mention, cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)) == "text"
+
+
+class NothingFound:
+    ident = "nothing.test 000000000000"
+
+    def detect_batch(self, pages: list[np.ndarray]) -> list[list[object]]:
+        return [[] for _ in pages]
+
+
+def test_a_conformed_copy_is_electronic_not_unsigned(tmp_path: Path, verifier_manifest: Path):
+    from pipeline_doubles import InkBlobDetector
+
+    from sigpipe.pipeline.flow import FlowConfig, SignaturePredictor
+    from sigpipe.verifier.gallery import Gallery
+    from sigpipe.verifier.verifier import Verifier
+
+    verifier = Verifier.from_manifest(verifier_manifest)
+    gallery = Gallery(verifier, {"alice": verifier.embed([scribble(SIG_A)])})
+    doc = conformed_copy(tmp_path / "conformed.pdf", body=False)
+    for detector in (NothingFound(), InkBlobDetector()):  # not boxed, and boxed with the line's "By:"
+        p = SignaturePredictor(detector, verifier, gallery, FlowConfig(),  # type: ignore[arg-type]
+                               IngestConfig(dpi=100))
+        r = p(doc, claimed="alice")
+        assert r.verdict == "needs_review", detector
+        assert [(s.verdict, s.placed, s.distance, s.identity) for s in r.signatures] == [
+            ("electronic", "conformed", None, "alice")] * 2, detector
+        assert [s.detection_confidence for s in r.signatures] == ([1.0, 1.0] if isinstance(detector, NothingFound)
+                                                                  else [0.9, 0.9])
+        jsonschema.validate(r.to_dict(), load_schema())
+    # a one-to-many match of a typed name would name whoever its letters resemble: nobody is named
+    assert {s.identity for s in p(doc).signatures} == {None}
+    lines = caption_lines("conformed.pdf", 1, r.signatures[0], "needs_review", "alice")
+    assert lines[2] == "found in the page's text, compared with nobody"
+    assert lines[3].startswith("a conformed signature (/s/ and the name, typed): a copy's record")
+    # a scanned page signed in ink by one party, with the other's conformed signature typed over it: the ink is
+    # judged
+    def fill(pdf: pdfium.PdfDocument, page: pdfium.PdfPage) -> None:
+        add_image(pdf, page, page_with([(scribble(SIG_A), 100, 100)]), 0, 0, W_PT, H_PT)  # the page's scan
+        add_line(pdf, page, "/s/ Bob Roe", 320, 200)
+
+    mixed = build(tmp_path / "mixed.pdf", fill)
+    p = SignaturePredictor(InkBlobDetector(), verifier, gallery, FlowConfig(), IngestConfig(dpi=100))
+    r = p(mixed, claimed="alice")
+    assert [(s.verdict, s.placed) for s in r.signatures] == [("genuine", None), ("electronic", "conformed")]
+    assert r.verdict == "needs_review"
