@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import errno
+import functools
 import io
 import json
 import os
@@ -295,9 +296,32 @@ def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False
     return "genuine"
 
 
+# what reads documents and computes the figures at inference (torch and Ultralytics only train and export)
+SOFTWARE = ("sigpipe", "numpy", "opencv-python", "pillow", "pypdfium2", "onnxruntime", "openvino")
+
+
+@functools.cache
+def software_versions() -> dict[str, str]:
+    """The versions of Python and of :data:`SOFTWARE` installed (as their distributions say, without importing
+    them; "" for one not installed): what a report was made with, for an auditor reproducing it."""
+    import platform
+    from importlib import metadata
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return ""
+
+    return {"python": platform.python_version(), **{d: version(d) for d in SOFTWARE}}
+
+
 @dataclass(frozen=True)
 class DocumentReport:
     """Everything sigpipe concluded about one document (the per-document JSON file).
+
+    ``software``: the versions of Python and the libraries that made it (:func:`software_versions`; empty in
+    reports of older releases). Not part of what a re-run compares: a library upgrade does not redo a batch.
 
     ``claimed_identity`` is the person the claims file names for the document, a tuple of people for a document it
     lists with several (a JSON list), a :class:`Mandate` when fewer of them than all must sign (the list, and
@@ -314,6 +338,7 @@ class DocumentReport:
     references: ReferenceSet | None = None
     settings: RunSettings | None = None
     schema_version: str = SCHEMA_VERSION
+    software: dict[str, str] = field(default_factory=lambda: dict(software_versions()))
 
     def __post_init__(self) -> None:
         if self.status not in ("ok", "error"):
@@ -368,11 +393,13 @@ class DocumentReport:
             "models": dict(self.models),
             "references": self.references.to_dict() if self.references else None,
             "settings": self.settings.to_dict() if self.settings else None,
+            **({"software": dict(self.software)} if self.software else {}),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DocumentReport:
-        """Read a report dict (``references`` and ``settings`` may be absent: reports of older sigpipe releases).
+        """Read a report dict (``references``, ``settings`` and ``software`` may be absent: reports of older sigpipe
+        releases).
 
         Raises:
             ValueError: not a schema-version-1 report, or a field is missing or malformed.
@@ -391,6 +418,7 @@ class DocumentReport:
                 models={str(k): str(v) for k, v in d["models"].items()},
                 references=ReferenceSet.from_dict(d["references"]) if d.get("references") is not None else None,
                 settings=RunSettings.from_dict(d["settings"]) if d.get("settings") is not None else None,
+                software={str(k): str(v) for k, v in d.get("software", {}).items()},
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"malformed report: {e!r}") from e

@@ -62,8 +62,28 @@ def test_report_round_trips_and_validates(report: DocumentReport):
     jsonschema.validate(d, load_schema())
     assert DocumentReport.from_dict(d) == report
     assert list(d) == ["schema_version", "document", "claimed_identity", "status", "error", "signatures",
-                       "verdict", "models", "references", "settings"]
+                       "verdict", "models", "references", "settings", "software"]
     assert d["schema_version"] == "1"
+
+
+def test_a_report_names_the_software_that_made_it():
+    """An auditor reproducing a report needs the libraries' versions (the package version alone said 0.1.0 for
+    every release); a report of an older release has none, and is read back without the current ones."""
+    import numpy
+    import onnxruntime
+    import pypdfium2.version
+
+    import sigpipe
+
+    software = reports()[0].to_dict()["software"]
+    assert software["sigpipe"] == sigpipe.__version__ and software["numpy"] == numpy.__version__
+    assert software["onnxruntime"] == onnxruntime.__version__ and software["pypdfium2"] == str(pypdfium2.version.PYPDFIUM_INFO)
+    assert software["python"].count(".") == 2 and set(software) >= {"opencv-python", "openvino", "pillow"}
+    old = {k: v for k, v in reports()[0].to_dict().items() if k != "software"}
+    jsonschema.validate(old, load_schema())
+    assert DocumentReport.from_dict(old).software == {} and "software" not in DocumentReport.from_dict(old).to_dict()
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**reports()[0].to_dict(), "software": {"numpy": 2}}, load_schema())
 
 
 def test_reports_of_older_releases_still_read_and_validate():
