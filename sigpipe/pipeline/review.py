@@ -704,7 +704,8 @@ def index_html(result: ReviewResult, out: Path) -> str:
             f"<br>threshold {_figure(sig.threshold)}<br>score {_figure(sig.score)}<br>"
             f"reference: {e(sig.nearest_reference or '-')}{note}</td>"
             f'<td><a href="{e(quote(s.file))}"><img src="{e(quote(s.file))}" width="720" loading="lazy" '
-            f'alt="sheet"></a></td></tr>')
+            f'alt="review sheet of {e(s.document)}, page {sig.page}, signature {s.number}: {e(sig.verdict)}, the '
+            f'signature beside its nearest reference"></a></td></tr>')
 
     def listing(title: str, items: list[str]) -> str:
         if not items:
@@ -712,8 +713,9 @@ def index_html(result: ReviewResult, out: Path) -> str:
         return f"<h2>{e(title)} ({len(items)})</h2><ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
     parts = [
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>sigpipe review</title><style>"
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>sigpipe review</title><style>"
         "body{font-family:sans-serif}td{vertical-align:top;padding:6px;border-bottom:1px solid #ccc}"
+        "th{text-align:left;padding:6px}caption{text-align:left;font-weight:bold}"
         "tr.forged td:first-child{border-left:6px solid #d22}tr.genuine td:first-child{border-left:6px solid #282}"
         "tr.unknown_signer td:first-child,tr.no_reference td:first-child,tr.no_ink td:first-child,"
         "tr.electronic td:first-child,"
@@ -723,7 +725,9 @@ def index_html(result: ReviewResult, out: Path) -> str:
         f"<h1>sigpipe review of {e(str(out))}</h1>",
         f"<p>{result.reports} reports; {len(result.sheets)} signatures to review: forged first, and within each "
         "verdict the closest calls (distance nearest the threshold) first.</p>",
-        f"<table>{''.join(rows)}</table>" if rows else "<p>No signature to review.</p>",
+        ("<table><caption>Signatures to review</caption><tr><th scope=\"col\">Where</th>"
+         "<th scope=\"col\">Verdict and figures</th><th scope=\"col\">Review sheet</th></tr>"
+         f"{''.join(rows)}</table>") if rows else "<p>No signature to review.</p>",
         listing("Not reviewed", [f"{e(d)}: {e(why)}" for d, why in result.problems]),
         listing("Unsigned documents", [e(d) for d in result.unsigned]),
         listing("Failed documents", [f"{e(d)}: {e(k)}: {e(m)}" for d, k, m in result.failed]),

@@ -442,6 +442,12 @@ def test_a_close_call_held_for_review_is_not_shown_as_approved(batch: dict[str, 
     assert orders == sorted(orders) and 3 in orders  # held: after forged/unknown/no_reference, before genuine
     index = (tmp_path / "r" / INDEX_HTML).read_text(encoding="utf-8")
     assert index.count('<tr class="held">') == len(held) and "tr.held td:first-child" in index
+    # read aloud (a bank's tools must pass an accessibility review): the page's language, the table's headers,
+    # and each sheet named, not "sheet"
+    assert '<html lang="en">' in index and index.count('<th scope="col">') == 3
+    first = result.sheets[0]
+    assert (f'alt="review sheet of {first.document}, page {first.signature.page}, signature {first.number}: '
+            f'{first.signature.verdict}, the signature beside its nearest reference"') in index
     # a claimed person's signature missing holds the document too, and says so; a plain genuine one is not held
     one_of_two = _report(_sig("genuine"), claimed=("alice", "bob"))
     why = held_for(one_of_two.signatures[0], one_of_two)
