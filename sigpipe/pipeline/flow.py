@@ -178,18 +178,31 @@ class ConformedBox:
     that the detector did not box, as a detection: found in the text itself, so its confidence is 1."""
 
     bbox: tuple[float, float, float, float]
+    name: str
     confidence: float = 1.0
+
+
+def placed_on(page: Page, detection: DetectionLike) -> tuple[str | None, str | None]:
+    """How a detection's signature came onto its page (:meth:`~sigpipe.pipeline.ingest.Page.placed_origin`; a
+    :class:`ConformedBox` is ``conformed``) and, for a conformed one, the name typed."""
+    if isinstance(detection, ConformedBox):
+        return "conformed", detection.name
+    box = (float(detection.bbox[0]), float(detection.bbox[1]), float(detection.bbox[2]), float(detection.bbox[3]))
+    placed = page.placed_origin(box)
+    if placed != "conformed" or page.placed is None:
+        return placed, None
+    return placed, page.placed.conformed_name(box)
 
 
 def conformed_unboxed(page: Page, detections: Sequence[DetectionLike]) -> list[ConformedBox]:
     """The page's conformed signatures that no detection boxed (:meth:`~sigpipe.pipeline.placed.PlacedMarks.
-    conformed_at`; a detection that did is judged as the detector's box, whose typed text
+    conformed_name`; a detection that did is judged as the detector's box, whose typed text
     :meth:`~sigpipe.pipeline.placed.PlacedMarks.origin` calls ``conformed``) and that show on the page (an OCR
     layer's text where the scan shows nothing, or text covered over, is none)."""
     if page.placed is None or not page.placed.conformed:
         return []
     boxes = [(float(d.bbox[0]), float(d.bbox[1]), float(d.bbox[2]), float(d.bbox[3])) for d in detections]
-    return [ConformedBox(c) for c in page.placed.conformed
+    return [ConformedBox(c, name) for c, name in page.placed.conformed
             if not any(same_place(c, b) for b in boxes) and shows_ink(page.image, c)]  # white-out over it: none
 
 
@@ -253,7 +266,8 @@ class FoundSignature:
     ``bbox`` (x1, y1, x2, y2) in page pixels and ``confidence``, and the page's ``rotation`` (degrees
     counter-clockwise from upright, as the orientation model found it; 0 without one) and ``skew`` (degrees it was
     turned to level it; :mod:`sigpipe.pipeline.deskew`); ``placed``: how it came onto a PDF page that says so
-    (:meth:`~sigpipe.pipeline.placed.PlacedMarks.origin`), None for scanned ink or when not known."""
+    (:meth:`~sigpipe.pipeline.placed.PlacedMarks.origin`), None for scanned ink or when not known; ``typed_name``:
+    a conformed signature's name as typed."""
 
     page: int
     page_size: tuple[int, int]
@@ -263,6 +277,7 @@ class FoundSignature:
     rotation: int = 0
     skew: float = 0.0
     placed: str | None = None
+    typed_name: str | None = None
 
 
 class SignaturePredictor:
@@ -372,9 +387,9 @@ class SignaturePredictor:
                     crop = crop_detection(page.image, d, self.config.crop_margin)
                     prepared.append(self.verifier.prepare([crop]))
                     x1, y1, x2, y2 = (float(v) for v in d.bbox)
+                    placed, typed_name = placed_on(page, d)
                     found.append(FoundSignature(page.number, page.size, page.dpi, (x1, y1, x2, y2),
-                                                float(d.confidence), rotation_of(d), skew_of(d),
-                                                "conformed" if d in typed else page.placed_origin((x1, y1, x2, y2))))
+                                                float(d.confidence), rotation_of(d), skew_of(d), placed, typed_name))
             batch.clear()
 
         for page in pages:
@@ -433,20 +448,22 @@ class SignaturePredictor:
             match, verdict = self.judge(emb[i], claimed, x[i]) if inked[i] else (None, "no_ink")
             if f.placed is not None:  # typed, drawn or pasted on the page: its shape is compared, not judged
                 verdict = "electronic"
-            if f.placed == "conformed":  # "/s/" and a name in type: a shape to compare with nobody's
-                match = None
+            if f.placed == "conformed":  # "/s/" and a name in type: a shape to compare with nobody's, by nobody's name
+                match, claimed_one = None, None
+            else:
+                claimed_one = claimed if isinstance(claimed, str) else None
             d = match.decision if match else None
             x1, y1, x2, y2 = (round(v, 2) for v in f.bbox)
             results.append(SignatureResult(
                 page=f.page, bbox=(x1, y1, x2, y2), page_size=f.page_size, dpi=f.dpi,
                 detection_confidence=round(float(np.clip(f.confidence, 0.0, 1.0)), 4),
-                identity=match.identity if match else (claimed if isinstance(claimed, str) else None),
+                identity=match.identity if match else claimed_one,
                 distance=round(max(d.distance, 0.0), nd) if d else None,
                 threshold=round(d.threshold, nd) if d else None,
                 score=round(d.score, nd) if d else None,
                 verdict=verdict, page_rotation=f.rotation, page_skew=f.skew,
                 nearest_reference=self.gallery.source(match.identity, d.nearest) if match and d else None,
-                placed=f.placed,
+                placed=f.placed, typed_name=f.typed_name,
             ))
         return results, n_pages
 

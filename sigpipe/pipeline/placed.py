@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -61,15 +62,16 @@ class PlacedMarks:
         marks: ``(kind, box)`` of each visible thing placed on the page (above its scan, if any), ``box`` in pixels
             of the rendered page; ``kind`` one of :data:`PLACED_KINDS`. Form XObjects (a page wrapped by a merge or
             Bates-stamping tool, an e-signature's appearance) are looked into: their objects are marks.
-        conformed: the box, in pixels of the rendered page, of each conformed signature in the page's text
-            ("/s/ Jane Doe": :func:`find_conformed`), which the detector, trained on handwriting, may not box: in
-            shown text, or on a scanned page in its OCR layer too (whether the page's pixels show it is for the
-            caller to see, :func:`shows_ink`).
+        conformed: ``(box, name)`` of each conformed signature in the page's text ("/s/ Jane Doe":
+            :func:`find_conformed`), ``box`` in pixels of the rendered page, ``name`` as typed; the detector,
+            trained on handwriting, may not box them. In shown text, or on a scanned page in its OCR layer too
+            (whether the page's pixels show it is for the caller to see, :func:`shows_ink`), or in a form field's
+            value; not when struck through (a redline).
     """
 
     scanned: bool
     marks: tuple[tuple[str, Box], ...]
-    conformed: tuple[Box, ...] = ()
+    conformed: tuple[tuple[Box, str], ...] = ()
 
     def origin(self, box: Box, page: np.ndarray | None = None) -> str | None:
         """How the ink in ``box`` (pixels of the rendered page) came onto the page, or None when it is part of the
@@ -84,14 +86,15 @@ class PlacedMarks:
         scan;
         without the page, when they span :data:`MIN_SPAN` of the box. The kind is the one holding the most ink
         (spanning the most), a pixel under text, a picture or an annotation and under a path counting for the
-        former (a typed name in a table cell is text); typed text that is mostly a conformed signature is
-        ``conformed``."""
+        former (a typed name in a table cell is text). A box that is mostly a conformed signature is
+        ``conformed`` when typed text drew it, or the page's scan (a conformed copy printed, scanned and read by
+        OCR)."""
         kind = self._origin(box, page)
-        return "conformed" if kind == "text" and self.conformed_at(box) else kind
+        return "conformed" if kind in ("text", None) and self.conformed_name(box) is not None else kind
 
-    def conformed_at(self, box: Box) -> bool:
-        """Whether ``box`` is mostly one of the page's conformed signatures (:func:`same_place`)."""
-        return any(same_place(c, box) for c in self.conformed)
+    def conformed_name(self, box: Box) -> str | None:
+        """The name of the conformed signature ``box`` mostly is (:func:`same_place`), or None."""
+        return next((name for c, name in self.conformed if same_place(c, box)), None)
 
     def _origin(self, box: Box, page: np.ndarray | None) -> str | None:
         area = _area(box)
@@ -250,28 +253,128 @@ def _read(page: Any, size: tuple[int, int], form: Any) -> PlacedMarks:
         marks = [m for m, k in zip(drawn, keep, strict=True) if k]
     pixels = lambda *r: to_pixels(_IDENTITY, *r)  # noqa: E731 - page space to pixels, for annotations and text
     # a conformed signature in shown text; on a scan, also in its OCR layer (the scan shows it, if anything does)
-    typed = [pixels(*r) for r, shown in find_conformed(page, raw) if shown or scanned]
+    typed = [(pixels(*r), name, pixels(*n)) for r, shown, name, n in find_conformed(page, raw) if shown or scanned]
+    typed += [(b, name, b) for b, name in _field_conformed(page, form, raw, pixels)]
     return PlacedMarks(scanned, tuple(marks + _annotations(page, form, raw, pixels)),
-                       tuple(b for b in typed if b is not None))
+                       tuple((b, name) for b, name, n in typed if b is not None and not (n and _struck(n, marks))))
 
 
-# "/s/" (any case) not inside a word, a path or a web address, then on its line or the next a name: a capitalised
-# word and the words after it that are capitalised, initials or particles ("/s/ Jane A. van Doe", "/S/ JOHN SMITH").
-_CONFORMED = re.compile(
-    r"(?<![\w/:.])/s/[ \t]*(?:\r?\n[ \t]*)?"
-    r"(?P<name>[^\W\d_][\w.'\u2019-]*(?:[ ](?:[^\W\d_][\w.'\u2019-]*))*)", re.IGNORECASE)
+def _struck(box: Box, marks: list[tuple[str, Box]]) -> bool:
+    """Whether a line is drawn through the middle of ``box`` (a name struck through, as a redline shows text taken
+    out): a level path at most a quarter as thick as the box is tall, across half its width, in its middle half."""
+    h, w = box[3] - box[1], box[2] - box[0]
+    return any(k == "vector" and b[3] - b[1] <= 0.25 * h and min(b[2], box[2]) - max(b[0], box[0]) >= 0.5 * w
+               and box[1] + 0.25 * h <= (b[1] + b[3]) / 2 <= box[1] + 0.75 * h for k, b in marks)
+
+
+def _field_conformed(page: Any, form: Any, raw: Any, to_pixels: Any) -> list[tuple[Box | None, str]]:
+    """Conformed signatures typed into a text form field or a free-text annotation shown on the page: each
+    field's box (pixels), and the name."""
+    out: list[tuple[Box | None, str]] = []
+    for i in range(max(raw.FPDFPage_GetAnnotCount(page.raw), 0)):
+        annot = raw.FPDFPage_GetAnnot(page.raw, i)
+        if not annot:
+            continue
+        try:
+            if raw.FPDFAnnot_GetFlags(annot) & (raw.FPDF_ANNOT_FLAG_HIDDEN | raw.FPDF_ANNOT_FLAG_NOVIEW
+                                                 | raw.FPDF_ANNOT_FLAG_INVISIBLE):
+                continue
+            sub = raw.FPDFAnnot_GetSubtype(annot)
+            if sub == raw.FPDF_ANNOT_FREETEXT:
+                value = _wide_string(lambda b, n, a=annot: raw.FPDFAnnot_GetStringValue(a, b"Contents", b, n))
+            elif sub == raw.FPDF_ANNOT_WIDGET and form is not None and \
+                    raw.FPDFAnnot_GetFormFieldType(form.raw, annot) == raw.FPDF_FORMFIELD_TEXTFIELD:
+                value = _wide_string(lambda b, n, a=annot: raw.FPDFAnnot_GetFormFieldValue(form.raw, a, b, n))
+            else:
+                continue
+            text = "\r\n".join(value.splitlines())  # lines as a page's text has them
+            found = conformed_in(text)
+            rect = raw.FS_RECTF()
+            if found and raw.FPDFAnnot_GetRect(annot, ctypes.byref(rect)):
+                out.append((to_pixels(rect.left, min(rect.bottom, rect.top), rect.right, max(rect.bottom, rect.top)),
+                            " ".join(text[found[0].name:found[0].name_end].split())))
+        finally:
+            raw.FPDFPage_CloseAnnot(annot)
+    return out
+
+
+def _wide_string(get: Any) -> str:
+    """A UTF-16 string from a PDFium getter ``get(buffer, length in bytes) -> length needed``."""
+    n = get(None, 0)
+    if n <= 2:
+        return ""
+    buf = ctypes.create_string_buffer(n)
+    get(ctypes.cast(buf, ctypes.POINTER(ctypes.c_ushort)), n)
+    return buf.raw[:n - 2].decode("utf-16-le", errors="replace")
+
+
+# A conformed signature's mark: "/s/" (any case) not inside a word, a path or a web address, or a court filing's
+# "s/ " at the start of a line or a field; then, on its line or alone on the next, the name: a word that starts with
+# a capital (or a letter of a script without capitals) and the words after it that do too, or are particles.
+_MARK = re.compile(r"(?:(?<![^\W_])(?<![/.])/s/|(?<![^\s:_])s/(?=[ \t]))[ \t]*(?:\r?\n[ \t]*)?", re.IGNORECASE)
+_WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|[.'\u2019-])*")
 _PARTICLES = frozenset("van von der den de del della di da du la le bin al ibn ter ten".split())
+# first words that make "/s/ ..." a legend or a mention ("signatures preceded by /s/ were signed", "(see /s/
+# Signature Pages)", "shown as /s/ Name"), not a name
+_NOT_NAMES = frozenset("name names signature signatures signed followed preceded were was is are have has indicates "
+                       "denotes means see and or the a an of on in for by to with conformed page pages".split())
+_SUFFIX = re.compile(r"[ \t]*(?:,?[ \t]*(?:jr|sr|ii|iii|iv|esq|phd|md)\.?)*[ \t,.]*", re.IGNORECASE)
+MAX_NAME_WORDS = 6  # more capitalised words in a row are a heading or a sentence in capitals
 
 
-def find_conformed(page: Any, raw: Any) -> list[tuple[tuple[float, float, float, float], bool]]:
+@dataclass(frozen=True)
+class ConformedText:
+    """Where a conformed signature lies in a page's text: its mark at ``[mark, mark + mark_len)``, the name at
+    ``[name, name_end)``; ``below``: the name is alone on the line after the mark's."""
+
+    mark: int
+    mark_len: int
+    name: int
+    name_end: int
+    below: bool
+
+
+def conformed_in(text: str) -> list[ConformedText]:
+    """The conformed signatures in ``text`` (a page's text, lines ending ``\\r\\n`` as PDFium gives it, or a form
+    field's value), as its characters alone tell them; the page's geometry then decides how far the name runs.
+    Not one: a mark in quotes or brackets, or after "Initials" on its line (a footer's initials), a name that is
+    a legend's word ("were signed", "Signature Pages"), a lower-case word ("the /s/ convention"), and a next line
+    that holds more than the name (and a suffix: "Jr.")."""
+    out = []
+    for m in _MARK.finditer(text):
+        before = text[:m.start()].rstrip(" \t")
+        line = before[before.rfind("\n") + 1:]
+        if before[-1:] in "\"'\u201c\u2018([" and before or "initial" in line.casefold():
+            continue
+        words: list[re.Match[str]] = []
+        pos = m.end()
+        while (w := _WORD.match(text, pos)) and (not words or text[pos - 1] == " "):
+            first = w.group()[0]
+            if not (first.isalpha() and not first.islower()) and not (words and w.group().casefold() in _PARTICLES):
+                break
+            words.append(w)
+            if text[w.end():w.end() + 1] != " ":
+                break
+            pos = w.end() + 1
+        if not words or words[0].group().rstrip(".").casefold() in _NOT_NAMES:
+            continue
+        below = "\n" in m.group()
+        rest = text[words[-1].end():].split("\n", 1)[0]
+        if below and _SUFFIX.fullmatch(rest.rstrip("\r")) is None:
+            continue  # the next line is the name alone, or it is another line ("By: /s/" above "By: ...")
+        out.append(ConformedText(m.start(), 3 if text[m.start()] == "/" else 2, words[0].start(), words[-1].end(),
+                                 below))
+    return out
+
+
+def find_conformed(page: Any, raw: Any) -> list[tuple[Box, bool, str, Box]]:
     """The conformed signatures in a pypdfium2 page's text: for each, ``(left, bottom, right, top)`` in page space
-    around "/s/" and the name, and whether "/s/" is shown (not invisible, as a scanner's OCR layer is, nor white).
-    A conformed copy of a contract, or a filing, types "/s/ Jane Doe" in the signature block to record that the
-    original was signed; the detector, trained on handwriting, does not box it, and the page read as unsigned.
+    around the mark and the name, whether the mark is shown (not invisible, as a scanner's OCR layer is, nor
+    white), the name typed, and the box of the name alone. A conformed copy of a contract, or a filing, types
+    "/s/ Jane Doe" in the signature block to record that the original was signed; the detector, trained on
+    handwriting, does not box it, and the page read as unsigned.
 
-    The name is the capitalised words after "/s/" on its line (or alone on the next), as far as they run on: a gap
-    wider than the text is tall ends it (a table's next cell), and so does a line that lies elsewhere on the page
-    (the text follows the content stream, not the page)."""
+    Which text is one: :func:`conformed_in`; how far the name runs along the page: :func:`_signature_box`."""
     textpage = raw.FPDFText_LoadPage(page.raw)
     if not textpage:
         return []
@@ -282,61 +385,68 @@ def find_conformed(page: Any, raw: Any) -> list[tuple[tuple[float, float, float,
         buf = ctypes.create_string_buffer((n + 1) * 2)
         got = raw.FPDFText_GetText(textpage, 0, n, ctypes.cast(buf, ctypes.POINTER(ctypes.c_ushort)))
         text = buf.raw[: max(got - 1, 0) * 2].decode("utf-16-le", errors="replace")
-        if "/s/" not in text.casefold() or len(text) != n:  # a character outside the BMP would shift the indices
+        if "s/" not in text.casefold() or len(text) != n:  # a character outside the BMP would shift the indices
             return []
         out = []
-        for m in _CONFORMED.finditer(text):
-            words = m.group("name").split(" ")
-            keep = 1
-            while keep < len(words) and (words[keep][:1].isupper() or words[keep].casefold() in _PARTICLES):
-                keep += 1
-            if not words[0][:1].isupper():
-                continue  # "the /s/ convention": a mention, not a signature
-            end = m.start("name") + len(" ".join(words[:keep]))
-            below = "\n" in text[m.start():m.start("name")]
-            if below and text[end:].split("\n", 1)[0].strip(" \t\r,."):
-                continue  # the next line is the name alone, or it is another line ("By: /s/" above "By: ...")
-            mark = [_char_box(textpage, i, raw) for i in range(m.start(), m.start() + 3)]
-            name = [(text[i], _char_box(textpage, i, raw)) for i in range(m.start("name"), end)]
-            box = _signature_box(mark, name, below)
-            if box is not None:
-                out.append((box, all(_shown(textpage, i, raw) for i in range(m.start(), m.start() + 3))))
+        for c in conformed_in(text):
+            mark = [_char_box(textpage, i, raw) for i in range(c.mark, c.mark + c.mark_len)]
+            angle = raw.FPDFText_GetCharAngle(textpage, c.mark)
+            level = angle < 0 or abs(math.sin(angle)) < 0.5  # text along the page's width (or turned with it)
+            words, at = [], c.name
+            for word in text[c.name:c.name_end].split(" "):
+                chars = [(at + k, _char_box(textpage, at + k, raw)) for k in range(len(word))]
+                drawn = [(i, b) for i, b in chars if b is not None]
+                if drawn:
+                    words.append((at + len(word), [b for _, b in drawn], _char_origin(textpage, drawn[0][0], raw)))
+                at += len(word) + 1
+            found = _signature_box(mark, _char_origin(textpage, c.mark, raw), words, c.below, level)
+            if found is None:
+                continue
+            box, kept = found
+            typed = " ".join(text[c.name:kept].split())
+            if len(typed.split()) > MAX_NAME_WORDS:
+                continue  # a heading or a sentence in capitals
+            name_box = _union([b for end, chars, _ in words if end <= kept for b in chars])
+            out.append((box, all(_shown(textpage, i, raw) for i in range(c.mark, c.mark + c.mark_len)), typed,
+                        name_box))
         return out
     finally:
         raw.FPDFText_ClosePage(textpage)
 
 
-def _signature_box(mark: list[Box | None], name: list[tuple[str, Box | None]], below: bool) -> Box | None:
-    """The box around "/s/" (its three characters' boxes, ``mark``) and the name's characters that run on from it
-    along its line (or, ``below``, along the next line), or None without two letters of a name."""
-    if any(b is None for b in mark):
+def _signature_box(mark: list[Box | None], origin: tuple[float, float] | None,
+                   words: list[tuple[int, list[Box], tuple[float, float] | None]], below: bool, level: bool
+                   ) -> tuple[Box, int] | None:
+    """The box around the mark (its characters' boxes, ``mark``, and the first one's baseline ``origin``) and the
+    words of the name that run on from it along its line (or, ``below``, along the next line), and where the last of
+    them ends in the text; None without two letters of a name. ``words``: each word's end in the text, its
+    characters' boxes and its first character's origin; ``level``: the text runs along the page's width.
+
+    A word runs on when its box lies at most 1.5 text heights from what came before along the line and its baseline
+    within half a height across (a table's next cell, a line elsewhere on the page, do not). Words, not characters,
+    are measured: a right-to-left name's first letter lies at its far end, and a script font's letters dip."""
+    if any(b is None for b in mark) or origin is None:
         return None
     boxes: list[Box] = [b for b in mark if b is not None]
-    u = _union(boxes)
-    level = u[2] - u[0] >= u[3] - u[1]  # a level line (a vertical one on a page turned in the PDF)
     size = max((b[3] - b[1]) if level else (b[2] - b[0]) for b in boxes)  # the text's height
-
-    def along(b: Box) -> tuple[float, float]:
-        return (b[0], b[2]) if level else (b[1], b[3])
-
-    def across(b: Box) -> float:
-        return (b[1] + b[3]) / 2 if level else (b[0] + b[2]) / 2
-
-    prev, letters = boxes[-1], 0
-    for i, (ch, b) in enumerate(c for c in name if not c[0].isspace()):
-        if b is None:
-            continue
-        gap = max(along(b)[0] - along(prev)[1], along(prev)[0] - along(b)[1])
-        jump = abs(across(b) - across(prev))
-        if i == 0 and below:
-            if not size * 0.5 < jump <= 2.5 * size:
+    lo, hi = (0, 2) if level else (1, 3)
+    base = origin[1] if level else origin[0]
+    kept, letters = 0, 0
+    for k, (end, chars, start) in enumerate(words):
+        if start is None:
+            break
+        u, w = _union(boxes), _union(chars)
+        gap = max(w[lo] - u[hi], u[lo] - w[hi], 0.0)
+        line = start[1] if level else start[0]
+        if k == 0 and below:
+            if not size * 0.5 < abs(line - base) <= 2.5 * size:
                 return None  # the "next line" of the text lies elsewhere on the page
-        elif gap > 1.5 * size or jump > 0.5 * size:
+            base = line
+        elif gap > 1.5 * size or abs(line - base) > 0.5 * size:
             break  # the next cell of a table, or another line
-        boxes.append(b)
-        letters += ch.isalpha()
-        prev = b
-    return _union(boxes) if letters >= 2 else None
+        boxes += chars
+        kept, letters = end, letters + len(chars)
+    return (_union(boxes), kept) if letters >= 2 else None
 
 
 def _union(boxes: list[Box]) -> Box:
@@ -351,6 +461,12 @@ def _char_box(textpage: Any, i: int, raw: Any) -> Box | None:
     if right.value <= left.value or top.value <= bottom.value:
         return None
     return left.value, bottom.value, right.value, top.value
+
+
+def _char_origin(textpage: Any, i: int, raw: Any) -> tuple[float, float] | None:
+    """Character ``i``'s origin on its baseline in page space, or None."""
+    x, y = ctypes.c_double(), ctypes.c_double()
+    return (x.value, y.value) if raw.FPDFText_GetCharOrigin(textpage, i, ctypes.byref(x), ctypes.byref(y)) else None
 
 
 def _shown(textpage: Any, i: int, raw: Any) -> bool:

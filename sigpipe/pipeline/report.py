@@ -44,7 +44,7 @@ SUMMARY_CSV = "summary.csv"
 LOCK_FILE = ".sigpipe.lock"
 CSV_COLUMNS = ("document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
-               "nearest_reference", "page_skew", "placed", "signers_required")
+               "nearest_reference", "page_skew", "placed", "signers_required", "typed_name")
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,7 @@ class SignatureResult:
             :data:`~sigpipe.pipeline.placed.PLACED_KINDS` (``text``: typed glyphs, ``vector``: drawn strokes,
             ``image``: a picture on a page that is not a scan or over one, ``annotation``: a signature field);
             None for ink scanned from paper, or not known (image files, poppler).
+        typed_name: a conformed signature's name as typed after "/s/" (``placed`` ``conformed``); None otherwise.
     """
 
     page: int
@@ -120,6 +121,7 @@ class SignatureResult:
     nearest_reference: str | None = None
     page_skew: float = 0.0
     placed: str | None = None
+    typed_name: str | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in SIGNATURE_VERDICTS:
@@ -128,6 +130,8 @@ class SignatureResult:
                 (self.placed is not None and self.placed not in PLACED_KINDS):
             raise ValueError(f"an electronic signature, and only one, says how it was placed: one of {PLACED_KINDS}, "
                              f"got {self.placed!r} for verdict {self.verdict!r}")
+        if self.typed_name is not None and self.placed != "conformed":
+            raise ValueError(f"only a conformed signature has a typed name, not one placed {self.placed!r}")
         if self.page_rotation not in (0, 90, 180, 270):
             raise ValueError(f"page_rotation must be 0, 90, 180 or 270, got {self.page_rotation!r}")
         if not abs(self.page_skew) <= 45:
@@ -140,6 +144,7 @@ class SignatureResult:
             "distance": self.distance, "threshold": self.threshold, "score": self.score, "verdict": self.verdict,
             "page_rotation": self.page_rotation, "page_skew": self.page_skew,
             "nearest_reference": self.nearest_reference, "placed": self.placed,
+            **({"typed_name": self.typed_name} if self.typed_name is not None else {}),
         }
 
     @classmethod
@@ -152,7 +157,7 @@ class SignatureResult:
             distance=_opt_float(d["distance"]), threshold=_opt_float(d["threshold"]), score=_opt_float(d["score"]),
             verdict=str(d["verdict"]), page_rotation=int(d.get("page_rotation", 0)),
             nearest_reference=d.get("nearest_reference"), page_skew=float(d.get("page_skew", 0.0)),
-            placed=d.get("placed"),
+            placed=d.get("placed"), typed_name=d.get("typed_name"),
         )
 
 
@@ -708,11 +713,13 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
         doc, claimed = _cell(r.document.path), _cell(";".join(claimants(r.claimed_identity)))
         required = r.claimed_identity.required if isinstance(r.claimed_identity, Mandate) else ""
         if not r.signatures:
-            w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, "", "", "", "", required])
+            w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, "", "", "", "", required,
+                        ""])
         for s in r.signatures:
             w.writerow([doc, s.page, *s.bbox, _cell(s.identity or ""), _fmt(s.distance), _fmt(s.threshold),
                         _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed, s.page_rotation,
-                        _cell(s.nearest_reference or ""), s.page_skew, s.placed or "", required])
+                        _cell(s.nearest_reference or ""), s.page_skew, s.placed or "", required,
+                        _cell(s.typed_name or "")])
     return buf.getvalue()
 
 

@@ -365,7 +365,7 @@ def caption_lines(document: str, number: int, sig: SignatureResult, document_ver
         (f"{sig.verdict}  closest enrolled person: {sig.identity or '-'} (beyond their threshold: nobody matches)"
          if sig.verdict == "unknown_signer" else f"{sig.verdict}  identity: {sig.identity or '-'}")
         + (f"  -  {held}" if held else ""),
-        "found in the page's text, compared with nobody" if sig.placed == "conformed" else
+        f"found in the page's text: /s/ {sig.typed_name or '?'}, compared with nobody" if sig.placed == "conformed" else
         ("shape compared for information only: " if sig.verdict == "electronic" else "")
         + f"distance {_figure(sig.distance)}  threshold {_figure(sig.threshold)}  score {_figure(sig.score)}  "
         f"detection {sig.detection_confidence:.2f}{refs}",
@@ -696,7 +696,8 @@ def index_html(result: ReviewResult, out: Path) -> str:
         kind = "held" if s.held else e(sig.verdict)
         who = "closest enrolled (no match)" if sig.verdict == "unknown_signer" else "identity"
         if sig.verdict == "electronic":
-            note = f"<br><b>{e(not_judged(sig.placed))} (figures for information)</b>" + note
+            typed = f": /s/ {e(sig.typed_name)}" if sig.typed_name else ""
+            note = f"<br><b>{e(not_judged(sig.placed))}{typed} (figures for information)</b>" + note
         rows.append(
             f'<tr class="{kind}"><td>{e(s.document)}<br>page {sig.page}, signature {s.number}<br>'
             f"document: {e(s.document_verdict)}<br>claimed: {e(s.claimed or '-')}</td>"

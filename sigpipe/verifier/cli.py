@@ -448,6 +448,8 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     d = v.decide(embs[0], embs[1:], x[0], ref_stored)
     decision = d.to_dict()
     nearest = decision.pop("nearest")
+    if found.placed == "conformed":  # "/s/" and a typed name: compared with nobody, as `sigpipe run` reports it
+        decision, nearest = dict.fromkeys(decision), None
     out: dict[str, object] = {**decision, "questioned": str(questioned), "references": [str(r) for r in refs],
                               "verdict": "electronic" if found.placed else "genuine" if d.genuine else "forged",
                               "model": v.ident,
@@ -458,6 +460,8 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     if found.detection is not None:
         out["questioned_detection"] = found.detection
         out["placed"] = found.placed  # typed, drawn or pasted on a PDF page: compared, not judged (README)
+        if found.typed_name is not None:
+            out["typed_name"] = found.typed_name
     if pages.detector is not None:
         out["reference_crops"] = len(ref_images)
         out["detector"] = pages.detector.ident
@@ -472,8 +476,9 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
             x1, y1, x2, y2 = (round(c) for c in found.bbox)
             turned = f", the page turned {found.rotation} degrees" if found.rotation else ""
             where = f"  (found on page {found.page} at x {x1}-{x2}, y {y1}-{y2}{turned})"
-        click.echo(f"{out['verdict']}  distance {d.distance:.3f} (threshold {d.threshold:.3f})  score {d.score:.2f}"
-                   + where, file=sys.stdout)
+        figures = (f"conformed signature of {found.typed_name!r}, compared with nobody" if found.placed == "conformed"
+                   else f"distance {d.distance:.3f} (threshold {d.threshold:.3f})  score {d.score:.2f}")
+        click.echo(f"{out['verdict']}  {figures}{where}", file=sys.stdout)
         if found.placed:
             from sigpipe.pipeline.placed import not_judged
 
@@ -512,6 +517,7 @@ class _Questioned:
     rotation: int = 0
     skew: float = 0.0
     placed: str | None = None
+    typed_name: str | None = None
 
     @property
     def detection(self) -> dict[str, object] | None:
@@ -566,6 +572,7 @@ class _PageCropper:
             FlowConfig,
             conformed_unboxed,
             crop_detection,
+            placed_on,
             reading_order,
             rotation_of,
             skew_of,
@@ -579,10 +586,8 @@ class _PageCropper:
                 dets = detector.detect_batch([page.image])[0]
                 typed = conformed_unboxed(page, dets)
                 for det in reading_order([*dets, *typed]):  # page by page, in reading order, as `sigpipe run` has them
-                    x1, y1, x2, y2 = (float(c) for c in det.bbox)
-                    placed = "conformed" if det in typed else page.placed_origin((x1, y1, x2, y2))
                     found.append((page.number, det, crop_detection(page.image, det, FlowConfig().crop_margin),
-                                  placed))
+                                  placed_on(page, det)))
         if not found:
             raise InputError(f"no signature found in {path}")
         if len(found) > 1 and which is None or which is not None and which > len(found):
@@ -592,10 +597,10 @@ class _PageCropper:
             pick = ("choose one with --signature N, or use 'sigpipe run', which verifies each" if which is None
                     else f"there is no signature {which}")
             raise InputError(f"{path} holds {len(found)} signature(s) ({where}): {pick}")
-        number, det, crop, placed = found[(which or 1) - 1]
+        number, det, crop, (placed, typed_name) = found[(which or 1) - 1]
         x1, y1, x2, y2 = (float(c) for c in det.bbox)
         return _Questioned(crop, number, (x1, y1, x2, y2), float(det.confidence), rotation_of(det), skew_of(det),
-                           placed)
+                           placed, typed_name)
 
     def reference(self, path: Path) -> list[np.ndarray]:
         img = self._signature(path)

@@ -417,8 +417,8 @@ def test_conformed_signatures_are_found_in_the_page_text(tmp_path: Path):
     does not box it, and the page read as unsigned. The text layer says where it is; a mention of "/s/", a web
     address, invisible (OCR) or white text and an empty block are not conformed signatures."""
     gray, placed = page_of(conformed_copy(tmp_path / "conformed.pdf"))
-    assert placed is not None and len(placed.conformed) == 2
-    jane, john = sorted(placed.conformed)
+    assert placed is not None and [name for _, name in sorted(placed.conformed)] == ["Jane A. van Doe", "JOHN SMITH"]
+    jane, john = (box for box, _ in sorted(placed.conformed))
     baseline = (H_PT - 200) * 100 / 72  # pixels at 100 dpi, y down
     for box, x0 in ((jane, 20 + 14 * 2), (john, 320)):  # jane's starts after "By: "
         assert box[1] < baseline < box[3] + 2 and abs(box[0] - x0 * 100 / 72) < 12, box
@@ -456,15 +456,22 @@ def test_a_conformed_copy_is_electronic_not_unsigned(tmp_path: Path, verifier_ma
                                IngestConfig(dpi=100))
         r = p(doc, claimed="alice")
         assert r.verdict == "needs_review", detector
-        assert [(s.verdict, s.placed, s.distance, s.identity) for s in r.signatures] == [
-            ("electronic", "conformed", None, "alice")] * 2, detector
+        # compared with nobody, and named as typed: not as the claimed person, whatever name it bears (helper)
+        assert [(s.verdict, s.placed, s.distance, s.identity, s.typed_name) for s in r.signatures] == [
+            ("electronic", "conformed", None, None, "Jane A. van Doe"),
+            ("electronic", "conformed", None, None, "JOHN SMITH")], detector
         assert [s.detection_confidence for s in r.signatures] == ([1.0, 1.0] if isinstance(detector, NothingFound)
                                                                   else [0.9, 0.9])
         jsonschema.validate(r.to_dict(), load_schema())
+    from sigpipe.pipeline.report import summary_csv
+
+    rows = list(csv.DictReader(summary_csv([r]).splitlines()))
+    assert [(row["placed"], row["typed_name"], row["identity"]) for row in rows] == [
+        ("conformed", "Jane A. van Doe", ""), ("conformed", "JOHN SMITH", "")]
     # a one-to-many match of a typed name would name whoever its letters resemble: nobody is named
     assert {s.identity for s in p(doc).signatures} == {None}
     lines = caption_lines("conformed.pdf", 1, r.signatures[0], "needs_review", "alice")
-    assert lines[2] == "found in the page's text, compared with nobody"
+    assert lines[2] == "found in the page's text: /s/ Jane A. van Doe, compared with nobody"
     assert lines[3].startswith("a conformed signature (/s/ and the name, typed): a copy's record")
     # a scanned page signed in ink by one party, with the other's conformed signature typed over it: the ink is
     # judged
@@ -477,3 +484,94 @@ def test_a_conformed_copy_is_electronic_not_unsigned(tmp_path: Path, verifier_ma
     r = p(mixed, claimed="alice")
     assert [(s.verdict, s.placed) for s in r.signatures] == [("genuine", None), ("electronic", "conformed")]
     assert r.verdict == "needs_review"
+
+
+@pytest.mark.parametrize("text,found", [
+    ("By: /s/ Jane A. van Doe\r\nName: Jane", ["Jane A. van Doe"]),
+    ("By:/s/ Jane Doe", ["Jane Doe"]),  # no space after the colon
+    ("____/s/ John Roe____", ["John Roe"]),  # on the signature line itself
+    ("/S/ JOHN Q. PUBLIC III", ["JOHN Q. PUBLIC III"]),
+    ("/s/\r\nJohn Smith, Jr.\r\nTitle", ["John Smith"]),  # alone on the next line, with a suffix
+    ("s/ Jane A. Doe\r\nCounsel", ["Jane A. Doe"]),  # a court's electronic filing
+    ("/s/ \u5f20\u4f1f", ["\u5f20\u4f1f"]),  # scripts without capitals
+    ("/s/ \u0645\u062d\u0645\u062f \u0639\u0644\u064a", ["\u0645\u062d\u0645\u062f \u0639\u0644\u064a"]),
+    ("Date: May 5, 2025 By: /s/ Thomas Wright", ["Thomas Wright"]),
+    # legends, mentions, initials, addresses and blanks are not signatures
+    ("SIGNATURES PRECEDED BY /S/ WERE SIGNED ON THE ORIGINAL.", []),
+    ("Signatures shown as \u201c/s/ Name\u201d are conformed", []), ("(see /s/ Signature Pages)", []),
+    ("(/s/ Name)", []), ("/S/ Followed by a name", []), ("The /s/ convention", []),
+    ("Initials: /s/ JD /s/ RS", []), ("https://x.com/s/abc and/or km/s/Mpc", []), ("items/ s/ x", []),
+    ("By: /s/\r\nBy: /s/ Jane", ["Jane"]),  # the blank block's "next line" is another block
+])
+def test_which_text_is_a_conformed_signature(text: str, found: list[str]):
+    from sigpipe.pipeline.placed import conformed_in
+
+    assert [text[c.name:c.name_end] for c in conformed_in(text)] == found
+
+
+def test_conformed_signatures_in_fields_redlines_and_ocr_layers(tmp_path: Path, verifier_manifest: Path):
+    """A legal-ops helper's misses and false finds: "/s/" typed into a form field was missed; struck through in a
+    redline, it counted; printed, scanned and read by OCR, the detector's box of it was judged as handwriting
+    (forged)."""
+    from pipeline_doubles import InkBlobDetector
+
+    from sigpipe.pipeline.flow import FlowConfig, SignaturePredictor
+    from sigpipe.verifier.gallery import Gallery
+    from sigpipe.verifier.verifier import Verifier
+
+    def redline(pdf: pdfium.PdfDocument, page: pdfium.PdfPage) -> None:
+        add_line(pdf, page, "/s/ Jane Doe", 20, 200)  # struck through: taken out
+        add_path(page, [(18.0, 204.0), (120.0, 204.0)], width=1.0)
+        add_line(pdf, page, "/s/ John Roe", 320, 200)  # underlined: kept
+        add_path(page, [(318.0, 197.0), (420.0, 197.0)], width=1.0)
+
+    _, placed = page_of(build(tmp_path / "redline.pdf", redline))
+    assert placed is not None and [name for _, name in placed.conformed] == ["John Roe"]
+
+    def field(pdf: pdfium.PdfDocument, page: pdfium.PdfPage) -> None:
+        annot = raw.FPDFPage_CreateAnnot(page.raw, raw.FPDF_ANNOT_FREETEXT)
+        raw.FPDFAnnot_SetRect(annot, raw.FS_RECTF(20, 230, 220, 200))
+        raw.FPDFAnnot_SetStringValue(annot, b"Contents", ctypes.cast(_wide("/s/ Mary Major"),
+                                                                     ctypes.POINTER(ctypes.c_ushort)))
+        raw.FPDFPage_CloseAnnot(annot)
+
+    _, placed = page_of(build(tmp_path / "field.pdf", field))
+    assert placed is not None and [name for _, name in placed.conformed] == ["Mary Major"]
+    (box, _), = placed.conformed
+    assert abs(box[0] - 20 * 100 / 72) < 2 and abs(box[1] - (H_PT - 230) * 100 / 72) < 2
+
+    # a conformed copy printed and scanned, its OCR layer invisible: the detector boxes the printed line
+    _, text_page = page_of(conformed_copy(tmp_path / "typed.pdf", body=False))
+    printed = cv2.cvtColor(page_of(tmp_path / "typed.pdf")[0], cv2.COLOR_GRAY2RGB)
+
+    def scanned(pdf: pdfium.PdfDocument, page: pdfium.PdfPage) -> None:
+        add_image(pdf, page, printed, 0, 0, W_PT, H_PT)
+        add_line(pdf, page, "By: /s/ Jane A. van Doe", 20, 200, mode=raw.FPDF_TEXTRENDERMODE_INVISIBLE)
+
+    doc = build(tmp_path / "scanned.pdf", scanned)
+    verifier = Verifier.from_manifest(verifier_manifest)
+    gallery = Gallery(verifier, {"alice": verifier.embed([scribble(SIG_A)])})
+    p = SignaturePredictor(InkBlobDetector(), verifier, gallery, FlowConfig(), IngestConfig(dpi=100))
+    first, second = p(doc, claimed="alice").signatures
+    assert (first.verdict, first.placed, first.typed_name) == ("electronic", "conformed", "Jane A. van Doe")
+    assert second.placed is None and second.verdict in ("genuine", "forged")  # printed, no OCR text: ink as scanned
+
+
+def test_how_far_a_conformed_name_runs_along_its_line():
+    """Words, not characters, are measured against the line: a right-to-left name's first letter lies at its far
+    end, and a script font's letters dip; a table's next cell and a "next line" elsewhere on the page end it."""
+    from sigpipe.pipeline.placed import _signature_box
+
+    mark = [(0.0, 0.0, 3.0, 10.0), (3.0, 0.0, 6.0, 7.0), (6.0, 0.0, 9.0, 10.0)]  # "/s/" on a baseline at y 0
+
+    def word(x: float, n: int, end: int, y: float = 0.0, rtl: bool = False) -> tuple[int, list, tuple]:
+        boxes = [(x + 6 * i, y - (3.0 if i % 2 else 0.0), x + 6 * i + 5, y + 7) for i in range(n)]
+        return end, boxes[::-1] if rtl else boxes, (boxes[-1][0] if rtl else x, y)
+
+    box, end = _signature_box(mark, (0.0, 0.0), [word(12, 4, 4, rtl=True), word(40, 3, 8)], False, True)
+    assert end == 8 and box[2] == 40 + 6 * 2 + 5  # both words, the first right to left
+    _, end = _signature_box(mark, (0.0, 0.0), [word(12, 4, 4), word(80, 5, 10)], False, True)
+    assert end == 4  # a gap of 44, over 1.5 text heights: the next cell
+    assert _signature_box(mark, (0.0, 0.0), [word(0, 4, 4, y=-14)], True, True) is not None  # the next line
+    assert _signature_box(mark, (0.0, 0.0), [word(0, 4, 4, y=-300)], True, True) is None  # elsewhere
+    assert _signature_box(mark, (0.0, 0.0), [word(12, 1, 1)], False, True) is None  # one letter is no name

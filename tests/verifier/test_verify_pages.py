@@ -196,3 +196,29 @@ def test_a_signature_pasted_into_a_digital_pdf_is_electronic(tmp_path: Path):
     code, out, err = verify(scanned, *KOWALSKI[1:])
     assert code == 0, err
     assert out["verdict"] in ("genuine", "forged") and out["placed"] is None
+
+
+def test_a_conformed_signature_is_compared_with_nobody(tmp_path: Path):
+    """verify gave a conformed "/s/ Jane Doe" a distance, a threshold and a nearest reference, where `sigpipe run`
+    says it is compared with nobody (a legal-ops helper)."""
+    import ctypes
+
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as raw
+
+    pdf = pdfium.PdfDocument.new()
+    page = pdf.new_page(595.0, 842.0)
+    obj = raw.FPDFPageObj_NewTextObj(pdf.raw, b"Helvetica", ctypes.c_float(16))
+    buf = ctypes.create_string_buffer("By: /s/ Jane Doe\x00".encode("utf-16-le"))
+    raw.FPDFText_SetText(obj, ctypes.cast(buf, ctypes.POINTER(ctypes.c_ushort)))
+    raw.FPDFPageObj_Transform(obj, 1, 0, 0, 1, 80, 300)
+    raw.FPDFPage_InsertObject(page.raw, obj)
+    page.gen_content()
+    pdf.save(str(tmp_path / "conformed.pdf"))
+    code, out, err = verify(tmp_path / "conformed.pdf", *KOWALSKI[1:])
+    assert code == 0, err
+    assert (out["verdict"], out["placed"], out["typed_name"]) == ("electronic", "conformed", "Jane Doe")
+    assert out["distance"] is None and out["threshold"] is None and out["nearest_reference"] is None
+    result = CliRunner().invoke(cli, ["verify", str(tmp_path / "conformed.pdf"), *map(str, KOWALSKI[1:])])
+    assert result.exit_code == 0 and "electronic  conformed signature of 'Jane Doe', compared with nobody" in \
+        result.stdout
