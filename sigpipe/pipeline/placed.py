@@ -261,10 +261,12 @@ def _read(page: Any, size: tuple[int, int], form: Any) -> PlacedMarks:
 
 def _struck(box: Box, marks: list[tuple[str, Box]]) -> bool:
     """Whether a line is drawn through the middle of ``box`` (a name struck through, as a redline shows text taken
-    out): a level path at most a quarter as thick as the box is tall, across half its width, in its middle half."""
+    out): a level path at most a quarter as thick as the box is tall, across half its width, through its middle
+    (0.3 to 0.7 of its height from the top; a signature line drawn at the baseline lies lower, about 0.77 in a font
+    with descenders)."""
     h, w = box[3] - box[1], box[2] - box[0]
     return any(k == "vector" and b[3] - b[1] <= 0.25 * h and min(b[2], box[2]) - max(b[0], box[0]) >= 0.5 * w
-               and box[1] + 0.25 * h <= (b[1] + b[3]) / 2 <= box[1] + 0.75 * h for k, b in marks)
+               and box[1] + 0.3 * h <= (b[1] + b[3]) / 2 <= box[1] + 0.7 * h for k, b in marks)
 
 
 def _field_conformed(page: Any, form: Any, raw: Any, to_pixels: Any) -> list[tuple[Box | None, str]]:
@@ -344,7 +346,7 @@ def conformed_in(text: str) -> list[ConformedText]:
     for m in _MARK.finditer(text):
         before = text[:m.start()].rstrip(" \t")
         line = before[before.rfind("\n") + 1:]
-        if before[-1:] in "\"'\u201c\u2018([" and before or "initial" in line.casefold():
+        if before and before[-1] in "\"'\u201c\u2018([" or "initial" in line.casefold():
             continue
         words: list[re.Match[str]] = []
         pos = m.end()

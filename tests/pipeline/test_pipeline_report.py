@@ -443,6 +443,7 @@ def test_claims_of_one_document_in_two_spellings_are_merged(tmp_path: Path):
     claims = match_documents(load_claims(p), ["deed.pdf", nfd], tmp_path)
     # people in order of first appearance, spelling by spelling (each spelling in the order it first appears)
     assert claims == {"deed.pdf": ("kowalski", "wright"), nfd: ("kowalski", "lee", "wright")}
+    assert load_claims(p, ["deed.pdf", nfd], tmp_path) == claims  # as a run reads them, mandates and all
     # spellings of one person each stay a single claim
     assert match_documents({"a.pdf": "x", str(tmp_path / "a.pdf"): "x"}, ["a.pdf"], tmp_path) == {"a.pdf": "x"}
 

@@ -524,9 +524,11 @@ def test_conformed_signatures_in_fields_redlines_and_ocr_layers(tmp_path: Path, 
         add_path(page, [(18.0, 204.0), (120.0, 204.0)], width=1.0)
         add_line(pdf, page, "/s/ John Roe", 320, 200)  # underlined: kept
         add_path(page, [(318.0, 197.0), (420.0, 197.0)], width=1.0)
+        add_line(pdf, page, "/s/ Peggy Jaye", 20, 100)  # typed on the signature line, descenders below it: kept
+        add_path(page, [(18.0, 100.0), (140.0, 100.0)], width=1.0)
 
     _, placed = page_of(build(tmp_path / "redline.pdf", redline))
-    assert placed is not None and [name for _, name in placed.conformed] == ["John Roe"]
+    assert placed is not None and sorted(name for _, name in placed.conformed) == ["John Roe", "Peggy Jaye"]
 
     def field(pdf: pdfium.PdfDocument, page: pdfium.PdfPage) -> None:
         annot = raw.FPDFPage_CreateAnnot(page.raw, raw.FPDF_ANNOT_FREETEXT)
