@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from sigpipe.verifier.gallery import Gallery
     from sigpipe.verifier.verifier import Verifier
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # raised with each release that changes what reports say (pyproject.toml reads it here)
 
 __all__ = [
     "DocumentReport", "Gallery", "IngestConfig", "InputError", "ModelError", "PageSelection", "RunConfig",

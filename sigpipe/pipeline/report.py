@@ -302,13 +302,14 @@ def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False
 
 
 # what reads documents and computes the figures at inference (torch and Ultralytics only train and export)
-SOFTWARE = ("sigpipe", "numpy", "opencv-python", "pillow", "pypdfium2", "onnxruntime", "openvino")
+SOFTWARE = ("numpy", "opencv-python", "pillow", "pypdfium2", "onnxruntime", "openvino")
 
 
 @functools.cache
 def software_versions() -> dict[str, str]:
-    """The versions of Python and of :data:`SOFTWARE` installed (as their distributions say, without importing
-    them; "" for one not installed): what a report was made with, for an auditor reproducing it."""
+    """The versions of Python, of sigpipe, and of the libraries of :data:`SOFTWARE` installed (as their
+    distributions say, without importing them; "" for one not installed): what a report was made with, for an
+    auditor reproducing it."""
     import platform
     from importlib import metadata
 
@@ -318,7 +319,9 @@ def software_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             return ""
 
-    return {"python": platform.python_version(), **{d: version(d) for d in SOFTWARE}}
+    from sigpipe import __version__  # the code running, also from a source tree that is not installed
+
+    return {"python": platform.python_version(), "sigpipe": __version__, **{d: version(d) for d in SOFTWARE}}
 
 
 @dataclass(frozen=True)
