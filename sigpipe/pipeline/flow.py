@@ -445,12 +445,12 @@ class SignaturePredictor:
         results = []
         for i, f in enumerate(found):
             assert emb is not None
-            match, verdict = self.judge(emb[i], claimed, x[i]) if inked[i] else (None, "no_ink")
-            if f.placed is not None:  # typed, drawn or pasted on the page: its shape is compared, not judged
-                verdict = "electronic"
             if f.placed == "conformed":  # "/s/" and a name in type: a shape to compare with nobody's, by nobody's name
-                match, claimed_one = None, None
+                match, verdict, claimed_one = None, "electronic", None
             else:
+                match, verdict = self.judge(emb[i], claimed, x[i]) if inked[i] else (None, "no_ink")
+                if f.placed is not None:  # typed, drawn or pasted on the page: its shape is compared, not judged
+                    verdict = "electronic"
                 claimed_one = claimed if isinstance(claimed, str) else None
             d = match.decision if match else None
             x1, y1, x2, y2 = (round(v, 2) for v in f.bbox)
