@@ -17,6 +17,7 @@ import ctypes
 import logging
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -394,18 +395,20 @@ def find_conformed(page: Any, raw: Any) -> list[tuple[Box, bool, str, Box]]:
             mark = [_char_box(textpage, i, raw) for i in range(c.mark, c.mark + c.mark_len)]
             angle = raw.FPDFText_GetCharAngle(textpage, c.mark)
             level = angle < 0 or abs(math.sin(angle)) < 0.5  # text along the page's width (or turned with it)
-            words, at = [], c.name
+            words, spelt, at = [], [], c.name
             for word in text[c.name:c.name_end].split(" "):
                 chars = [(at + k, _char_box(textpage, at + k, raw)) for k in range(len(word))]
                 drawn = [(i, b) for i, b in chars if b is not None]
                 if drawn:
                     words.append((at + len(word), [b for _, b in drawn], _char_origin(textpage, drawn[0][0], raw)))
+                    spelt.append(word)
                 at += len(word) + 1
             found = _signature_box(mark, _char_origin(textpage, c.mark, raw), words, c.below, level)
             if found is None:
                 continue
             box, kept = found
-            typed = " ".join(text[c.name:kept].split())
+            typed = reading_order_name([(w, _union(chars)) for w, (end, chars, _) in zip(spelt, words, strict=True)
+                                        if end <= kept], level)
             if len(typed.split()) > MAX_NAME_WORDS:
                 continue  # a heading or a sentence in capitals
             name_box = _union([b for end, chars, _ in words if end <= kept for b in chars])
@@ -414,6 +417,16 @@ def find_conformed(page: Any, raw: Any) -> list[tuple[Box, bool, str, Box]]:
         return out
     finally:
         raw.FPDFText_ClosePage(textpage)
+
+
+def reading_order_name(words: list[tuple[str, Box]], level: bool = True) -> str:
+    """A name from its words and their boxes (page space, y up): in the text's order, or, for a name in a
+    right-to-left script (Arabic, Hebrew), from the rightmost word (or the topmost, on a turned line), as it is read:
+    PDFium gives such words in the order they lie on the page, left to right."""
+    first = next((ch for w, _ in words for ch in w if ch.isalpha()), "")
+    if first and unicodedata.bidirectional(first) in ("R", "AL"):
+        words = sorted(words, key=lambda wb: -(wb[1][2] if level else wb[1][3]))
+    return " ".join(w for w, _ in words)
 
 
 def _signature_box(mark: list[Box | None], origin: tuple[float, float] | None,

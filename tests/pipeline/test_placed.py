@@ -577,3 +577,16 @@ def test_how_far_a_conformed_name_runs_along_its_line():
     assert _signature_box(mark, (0.0, 0.0), [word(0, 4, 4, y=-14)], True, True) is not None  # the next line
     assert _signature_box(mark, (0.0, 0.0), [word(0, 4, 4, y=-300)], True, True) is None  # elsewhere
     assert _signature_box(mark, (0.0, 0.0), [word(12, 1, 1)], False, True) is None  # one letter is no name
+
+
+def test_a_right_to_left_name_reads_from_its_rightmost_word():
+    """PDFium gives an Arabic or Hebrew name's words in the order they lie on the page, left to right: 'علي محمد'
+    for 'محمد علي' (a helper's PDF laid out as real ones are)."""
+    from sigpipe.pipeline.placed import reading_order_name
+
+    ali = ("\u0639\u0644\u064a", (100.0, 0.0, 130.0, 10.0))
+    muhammad = ("\u0645\u062d\u0645\u062f", (140.0, 0.0, 180.0, 10.0))
+    assert reading_order_name([ali, muhammad]) == "\u0645\u062d\u0645\u062f \u0639\u0644\u064a"
+    assert reading_order_name([("Jane", (0.0, 0.0, 30.0, 10.0)), ("Doe", (35.0, 0.0, 60.0, 10.0))]) == "Jane Doe"
+    assert reading_order_name([("A.", (0.0, 0.0, 9.0, 10.0)), ("\u05d3\u05d5\u05d3", (12.0, 0.0, 30.0, 10.0))]) == \
+        "A. \u05d3\u05d5\u05d3"  # the first letter decides: a Latin initial keeps the text's order
