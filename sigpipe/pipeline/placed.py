@@ -320,7 +320,7 @@ _PARTICLES = frozenset("van von der den de del della di da du la le bin al ibn t
 # first words that make "/s/ ..." a legend or a mention ("signatures preceded by /s/ were signed", "(see /s/
 # Signature Pages)", "shown as /s/ Name"), not a name
 _NOT_NAMES = frozenset("name names signature signatures signed followed preceded were was is are have has indicates "
-                       "denotes means see and or the a an of on in for by to with conformed page pages".split())
+                       "denotes means see and or the an of on in for by to with conformed page pages".split())
 _SUFFIX = re.compile(r"[ \t]*(?:,?[ \t]*(?:jr|sr|ii|iii|iv|esq|phd|md)\.?)*[ \t,.]*", re.IGNORECASE)
 MAX_NAME_WORDS = 6  # more capitalised words in a row are a heading or a sentence in capitals
 

@@ -490,7 +490,7 @@ def test_a_conformed_copy_is_electronic_not_unsigned(tmp_path: Path, verifier_ma
     ("By: /s/ Jane A. van Doe\r\nName: Jane", ["Jane A. van Doe"]),
     ("By:/s/ Jane Doe", ["Jane Doe"]),  # no space after the colon
     ("____/s/ John Roe____", ["John Roe"]),  # on the signature line itself
-    ("/S/ JOHN Q. PUBLIC III", ["JOHN Q. PUBLIC III"]),
+    ("/S/ JOHN Q. PUBLIC III", ["JOHN Q. PUBLIC III"]), ("/s/ A. Smith", ["A. Smith"]),
     ("/s/\r\nJohn Smith, Jr.\r\nTitle", ["John Smith"]),  # alone on the next line, with a suffix
     ("s/ Jane A. Doe\r\nCounsel", ["Jane A. Doe"]),  # a court's electronic filing
     ("/s/ \u5f20\u4f1f", ["\u5f20\u4f1f"]),  # scripts without capitals
