@@ -18,6 +18,7 @@ import logging
 import math
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,30 +275,18 @@ def _field_conformed(page: Any, form: Any, raw: Any, to_pixels: Any) -> list[tup
     """Conformed signatures typed into a text form field or a free-text annotation shown on the page: each
     field's box (pixels), and the name."""
     out: list[tuple[Box | None, str]] = []
-    for i in range(max(raw.FPDFPage_GetAnnotCount(page.raw), 0)):
-        annot = raw.FPDFPage_GetAnnot(page.raw, i)
-        if not annot:
+    for annot, sub, rect in _shown_annotations(page, raw):
+        if sub == raw.FPDF_ANNOT_FREETEXT:
+            value = _wide_string(lambda b, n, a=annot: raw.FPDFAnnot_GetStringValue(a, b"Contents", b, n))
+        elif sub == raw.FPDF_ANNOT_WIDGET and form is not None and \
+                raw.FPDFAnnot_GetFormFieldType(form.raw, annot) == raw.FPDF_FORMFIELD_TEXTFIELD:
+            value = _wide_string(lambda b, n, a=annot: raw.FPDFAnnot_GetFormFieldValue(form.raw, a, b, n))
+        else:
             continue
-        try:
-            if raw.FPDFAnnot_GetFlags(annot) & (raw.FPDF_ANNOT_FLAG_HIDDEN | raw.FPDF_ANNOT_FLAG_NOVIEW
-                                                 | raw.FPDF_ANNOT_FLAG_INVISIBLE):
-                continue
-            sub = raw.FPDFAnnot_GetSubtype(annot)
-            if sub == raw.FPDF_ANNOT_FREETEXT:
-                value = _wide_string(lambda b, n, a=annot: raw.FPDFAnnot_GetStringValue(a, b"Contents", b, n))
-            elif sub == raw.FPDF_ANNOT_WIDGET and form is not None and \
-                    raw.FPDFAnnot_GetFormFieldType(form.raw, annot) == raw.FPDF_FORMFIELD_TEXTFIELD:
-                value = _wide_string(lambda b, n, a=annot: raw.FPDFAnnot_GetFormFieldValue(form.raw, a, b, n))
-            else:
-                continue
-            text = "\r\n".join(value.splitlines())  # lines as a page's text has them
-            found = conformed_in(text)
-            rect = raw.FS_RECTF()
-            if found and raw.FPDFAnnot_GetRect(annot, ctypes.byref(rect)):
-                out.append((to_pixels(rect.left, min(rect.bottom, rect.top), rect.right, max(rect.bottom, rect.top)),
-                            " ".join(text[found[0].name:found[0].name_end].split())))
-        finally:
-            raw.FPDFPage_CloseAnnot(annot)
+        text = "\r\n".join(value.splitlines())  # lines as a page's text has them
+        found = conformed_in(text)
+        if found and rect is not None:
+            out.append((to_pixels(*rect), " ".join(text[found[0].name:found[0].name_end].split())))
     return out
 
 
@@ -540,8 +529,25 @@ _ANNOT_KINDS = {"FPDF_ANNOT_INK": "vector", "FPDF_ANNOT_FREETEXT": "text", "FPDF
 def _annotations(page: Any, form: Any, raw: Any, to_pixels: Any) -> list[tuple[str, Box]]:
     """Ink, free-text and stamp annotations, and signature fields, shown on the page (drawn above its content)."""
     kinds = {getattr(raw, name): kind for name, kind in _ANNOT_KINDS.items()}
-    hidden = raw.FPDF_ANNOT_FLAG_HIDDEN | raw.FPDF_ANNOT_FLAG_NOVIEW | raw.FPDF_ANNOT_FLAG_INVISIBLE
     out: list[tuple[str, Box]] = []
+    for annot, sub, rect in _shown_annotations(page, raw):
+        kind = kinds.get(sub)
+        if kind is None and sub == raw.FPDF_ANNOT_WIDGET and form is not None and \
+                raw.FPDFAnnot_GetFormFieldType(form.raw, annot) == raw.FPDF_FORMFIELD_SIGNATURE:
+            kind = "annotation"
+        if kind is None or rect is None:
+            continue
+        box = to_pixels(*rect)
+        if box is not None:
+            out.append((kind, box))
+    return out
+
+
+def _shown_annotations(page: Any, raw: Any) -> Iterator[tuple[Any, int, Box | None]]:
+    """Each annotation shown on the page (not hidden, no-view or invisible): its handle, subtype and rectangle
+    ``(left, bottom, right, top)`` in page space (None when it has none); the handle is closed once the next one is
+    asked for."""
+    hidden = raw.FPDF_ANNOT_FLAG_HIDDEN | raw.FPDF_ANNOT_FLAG_NOVIEW | raw.FPDF_ANNOT_FLAG_INVISIBLE
     for i in range(max(raw.FPDFPage_GetAnnotCount(page.raw), 0)):
         annot = raw.FPDFPage_GetAnnot(page.raw, i)
         if not annot:
@@ -549,18 +555,9 @@ def _annotations(page: Any, form: Any, raw: Any, to_pixels: Any) -> list[tuple[s
         try:
             if raw.FPDFAnnot_GetFlags(annot) & hidden:
                 continue
-            sub = raw.FPDFAnnot_GetSubtype(annot)
-            kind = kinds.get(sub)
-            if kind is None and sub == raw.FPDF_ANNOT_WIDGET and form is not None and \
-                    raw.FPDFAnnot_GetFormFieldType(form.raw, annot) == raw.FPDF_FORMFIELD_SIGNATURE:
-                kind = "annotation"
-            if kind is None:
-                continue
-            rect = raw.FS_RECTF()
-            if raw.FPDFAnnot_GetRect(annot, ctypes.byref(rect)):
-                box = to_pixels(rect.left, min(rect.bottom, rect.top), rect.right, max(rect.bottom, rect.top))
-                if box is not None:
-                    out.append((kind, box))
+            r = raw.FS_RECTF()
+            rect = ((r.left, min(r.bottom, r.top), r.right, max(r.bottom, r.top))
+                    if raw.FPDFAnnot_GetRect(annot, ctypes.byref(r)) else None)
+            yield annot, raw.FPDFAnnot_GetSubtype(annot), rect
         finally:
             raw.FPDFPage_CloseAnnot(annot)
-    return out
