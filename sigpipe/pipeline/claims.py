@@ -27,6 +27,7 @@ from sigpipe.pipeline.errors import ClaimsError
 
 REQUIRED_COLUMNS = ("document", "identity")
 MANDATE_COLUMN = "mandate"
+ACCOUNT_COLUMN = "account"  # a claims file's rows may name the account a cheque is drawn on instead of people
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,9 @@ _BACKSLASH = re.compile(r"\\(?!x[0-9a-f]{2})")  # a Windows separator, not an es
 
 def load_claims(path: str | Path, documents: Collection[str] | None = None,
                 scans: str | Path | None = None) -> dict[str, Claim]:
-    """Read a claims CSV; given the ``documents`` of ``scans``, keyed by the documents its rows mean
-    (:func:`match_documents`), the rows of one document in several spellings counted together, its mandate too.
+    """Read a claims CSV naming people (``document,identity``); given the ``documents`` of ``scans``, keyed by the
+    documents its rows mean (:func:`match_documents`), the rows of one document in several spellings counted
+    together, its mandate too. A file naming accounts needs their signatories: :func:`read_claims`.
 
     Returns:
         ``{document (relative POSIX path): identity}``, or ``(identity, ...)`` for a document listed with several
@@ -156,86 +158,201 @@ def load_claims(path: str | Path, documents: Collection[str] | None = None,
             ``document`` and ``identity``, a row with an empty value, or a row with more fields than a header of just
             these two (an unquoted delimiter in a name), a field over the csv module's size limit, a mandate that
             is not ``all``, ``any`` or a number, asks more people than are claimed, or differs between a document's
-            rows. The message names the file and the line.
+            rows; a row naming an account. The message names the file and the line.
+    """
+    return read_claims(path, documents, scans).people
+
+
+@dataclass(frozen=True)
+class Claims:
+    """A claims file read against a signatory table: whom each document is claimed to be signed by.
+
+    ``people``: document -> :data:`Claim` (an account's people and mandate for a document claimed by account);
+    ``accounts``: document -> the account it is claimed by (as the claims file writes it); ``unknown``: document ->
+    why its account cannot be used (not in the signatory table), for documents absent from ``people``.
+    """
+
+    people: dict[str, Claim]
+    accounts: dict[str, str]
+    unknown: dict[str, str]
+
+
+def read_claims(path: str | Path, documents: Collection[str] | None = None, scans: str | Path | None = None,
+                signatories: str | Path | None = None) -> Claims:
+    """Read a claims CSV (:func:`load_claims`) whose rows name a document's people (``identity``) or the account
+    it is drawn on (``account``; a cheque), the account's people and mandate taken from the ``signatories`` table
+    (:func:`load_signatories`). A document is claimed by one account or by people, not both.
+
+    Raises:
+        ClaimsError: as :func:`load_claims`; a row with both or neither of identity and account, a document
+            claimed by two accounts or by an account and people, a mandate on an account's row (the table gives
+            it), a file naming accounts without a table, or a bad table.
     """
     path = Path(path)
-    lines = _read_lines(path)
+    table = _read_table(path, "claims file", "document", normalise_document)
+    if table.accounts and signatories is None:
+        line = min(line for rows in table.accounts.values() for _, line in rows)
+        raise ClaimsError(f"claims file {path}, line {line}: claims by account need the signatory table "
+                          "(--signatories FILE: account,identity[,mandate])")
+    cards = load_signatories(signatories) if signatories is not None else {}
+    meant = _resolver(documents, Path(scans or ".")) if documents is not None else (lambda key: key)
+    groups: dict[str, list[str]] = {}  # the document meant -> its spellings, in the order they first appear
+    for doc in [*table.people, *table.accounts]:
+        if doc not in groups.get(meant(doc), []):
+            groups.setdefault(meant(doc), []).append(doc)
+    people: dict[str, Claim] = {}
+    accounts: dict[str, str] = {}
+    unknown: dict[str, str] = {}
+    for doc, spellings in groups.items():
+        named = [a for key in spellings for a in table.accounts.get(key, [])]
+        if not named:
+            people[doc] = _claim(path, "claims file", doc, [table.people[key] for key in spellings],
+                                 [g for key in spellings for g in table.mandates.get(key, [])])
+            continue
+        (account, line), *others = sorted(named, key=lambda a: a[1])
+        if any(account_key(a) != account_key(account) for a, _ in others):
+            other, at = next((a, n) for a, n in others if account_key(a) != account_key(account))
+            raise ClaimsError(f"claims file {path}, line {at}: {doc} is claimed by account {other!r}, but line "
+                              f"{line} gives account {account!r}; a document is drawn on one account")
+        if any(key in table.people for key in spellings):
+            raise ClaimsError(f"claims file {path}, line {line}: {doc} is claimed by account {account!r} and by "
+                              "people; claim it one way (the account's people are its signatory table's)")
+        accounts[doc] = account
+        claim = cards.get(account_key(account))
+        if claim is not None:
+            people[doc] = claim
+            continue
+        near = [a for a in cards if a.lstrip("0") == account_key(account).lstrip("0")]
+        unknown[doc] = (f"account {account!r} is not in the signatory table {signatories}" + (
+            f"; it has {near[0]!r}: a spreadsheet drops leading zeros (format the column as text)" if near else ""))
+    return Claims(people, accounts, unknown)
+
+
+def load_signatories(path: str | Path) -> dict[str, Claim]:
+    """Read a signatory table: header ``account,identity``, a row per person who may sign for the account, and
+    optionally ``mandate`` (as a claims file's: ``all``, ``any``, or how many must sign), read as claims files
+    are (delimiters, encodings, quoting).
+
+    Returns:
+        ``{account (:func:`account_key`): claim}``.
+
+    Raises:
+        ClaimsError: as :func:`load_claims`, for the table.
+    """
+    path = Path(path)
+    table = _read_table(path, "signatory table", "account", account_key)
+    return {account: _claim(path, "signatory table", account, [names], table.mandates.get(account, []))
+            for account, names in table.people.items()}
+
+
+def account_key(account: str) -> str:
+    """An account number as written (``0012-3456 78``, an IBAN in groups of four) in the form accounts are
+    matched by: compatibility-normalised, upper case, without spaces, dashes, dots or slashes (a MICR on-us
+    field's separators). Leading zeros are kept: ``00123`` and ``123`` are different accounts."""
+    return re.sub(r"[\s\-./]", "", unicodedata.normalize("NFKC", account)).upper()
+
+
+@dataclass
+class _Table:
+    people: dict[str, list[str]]  # key -> its identities, in the order of their first row
+    mandates: dict[str, list[tuple[int | None, str, int]]]  # key -> (signers required, as written, line)
+    accounts: dict[str, list[tuple[str, int]]]  # claims by account: document -> (account as written, line)
+
+
+def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]) -> _Table:
+    """The rows of a claims file (``key`` "document": each row names an identity or an account) or of a
+    signatory table (``key`` "account": each row names an identity)."""
+    lines = _read_lines(path, what)
     start = _next_content(lines, 0)
     sep = re.fullmatch(r"sep=(.)", lines[start].strip(" "), re.IGNORECASE) if start < len(lines) else None
     if sep:  # Excel's first line naming the delimiter; the header follows
         start = _next_content(lines, start + 1)
     first = lines[start] if start < len(lines) else ""
-    delimiter = sep.group(1) if sep else header_delimiter(first)
-    rows = _rows(lines, start, delimiter, path)
+    by_account = key == "document"  # a claims file may name accounts instead of people
+    names = ("identity", ACCOUNT_COLUMN) if by_account else ("identity",)
+    delimiter = sep.group(1) if sep else header_delimiter(first, (key, *names))
+    rows = _rows(lines, start, delimiter, path, what)
     _, header = next(rows, (start, None))
     cols = [c.strip().lower() for c in header] if header else []
-    if not header or any(c not in cols for c in REQUIRED_COLUMNS):
+    if not header or key not in cols or not any(c in cols for c in names):
         raise ClaimsError(
-            f"claims file {path}{f', line {start + 1}' if first else ''}: the first line must be the header "
-            f"'document,identity', got {first or 'an empty file'!r}"
+            f"{what} {path}{f', line {start + 1}' if first else ''}: the first line must be the header "
+            f"'{key},identity'{f' (or {key},account)' if by_account else ''}, got {first or 'an empty file'!r}"
         )
-    di, ii = cols.index("document"), cols.index("identity")
+    ki = cols.index(key)
+    ii = cols.index("identity") if "identity" in cols else None
+    ai = cols.index(ACCOUNT_COLUMN) if by_account and ACCOUNT_COLUMN in cols else None
     mi = cols.index(MANDATE_COLUMN) if MANDATE_COLUMN in cols else None
+    known = (key, "identity", ACCOUNT_COLUMN) if by_account else (key, "identity")
     if mi is None:  # other columns are the user's own (notes), but a misspelt mandate would be dropped unsaid
-        like = difflib.get_close_matches(MANDATE_COLUMN, [c for c in cols if c not in REQUIRED_COLUMNS], 1, 0.75)
+        like = difflib.get_close_matches(MANDATE_COLUMN, [c for c in cols if c not in known], 1, 0.75)
         if like:
-            raise ClaimsError(f"claims file {path}, line {start + 1}: column {like[0]!r} is not one sigpipe reads; "
-                              f"name it {MANDATE_COLUMN!r} for the number of signers a document needs")
-    people: dict[str, list[str]] = {}
-    mandates: dict[str, list[tuple[int | None, str, int]]] = {}  # document -> (signers required, as written, line)
+            raise ClaimsError(f"{what} {path}, line {start + 1}: column {like[0]!r} is not one sigpipe reads; "
+                              f"name it {MANDATE_COLUMN!r} for the number of signers {key}s need")
+    table = _Table({}, {}, {})
     for lineno, row in rows:
         if not row or all(not c.strip() for c in row):
             continue
-        if len(row) <= max(di, ii):
-            raise ClaimsError(f"claims file {path}, line {lineno}: expected {len(cols)} columns, got {len(row)}")
+        if len(row) <= max(i for i in (ki, ii, ai) if i is not None):
+            raise ClaimsError(f"{what} {path}, line {lineno}: expected {len(cols)} columns, got {len(row)}")
         if any(c.strip() for c in row[len(cols):]):  # an unquoted delimiter in a field: the identity shifted
             extra = next(c for c in row[len(cols):] if c.strip())
             raise ClaimsError(
-                f"claims file {path}, line {lineno}: {len(row)} fields under a header of {len(cols)}; put double "
+                f"{what} {path}, line {lineno}: {len(row)} fields under a header of {len(cols)}; put double "
                 f"quotes around a field that contains {delimiter!r}"
                 + (f", or add the column {MANDATE_COLUMN!r} to the header" if mi is None and _mandate_like(extra)
                    else "")
             )
-        doc, ident = normalise_document(row[di]), unicodedata.normalize("NFC", row[ii].strip())
-        if not doc or not ident:
-            raise ClaimsError(f"claims file {path}, line {lineno}: empty document or identity")
-        names = people.setdefault(doc, [])
-        if ident not in names:
-            names.append(ident)
+        k = normalise(row[ki])
+        ident = unicodedata.normalize("NFC", row[ii].strip()) if ii is not None else ""
+        account = row[ai].strip() if ai is not None else ""
         cell = row[mi].strip() if mi is not None and mi < len(row) else ""
+        if not k or not (ident or account):
+            raise ClaimsError(f"{what} {path}, line {lineno}: empty {key} or "
+                              f"{'identity' if ai is None else 'identity and account'}")
+        if account:
+            if ident:
+                raise ClaimsError(f"{what} {path}, line {lineno}: an identity and an account; a row names the "
+                                  "person claimed or the account the document is drawn on, not both")
+            if cell:
+                raise ClaimsError(f"{what} {path}, line {lineno}: a mandate on a claim by account; the signatory "
+                                  "table gives the account's mandate")
+            table.accounts.setdefault(k, []).append((account, lineno))  # checked once the key's rows are known
+            continue
+        listed = table.people.setdefault(k, [])
+        if ident not in listed:
+            listed.append(ident)
         if not cell:
-            continue  # everybody, unless another row of the document gives a mandate
+            continue  # everybody, unless another row of the key gives a mandate
         try:
             required = parse_mandate(cell)
         except ValueError as e:
-            raise ClaimsError(f"claims file {path}, line {lineno}: {e}") from e
-        mandates.setdefault(doc, []).append((required, cell, lineno))  # checked once the document's rows are known
-    meant = _resolver(documents, Path(scans or ".")) if documents is not None else (lambda key: key)
-    groups: dict[str, list[str]] = {}  # the document meant -> its spellings, in the order they first appear
-    for doc in people:
-        groups.setdefault(meant(doc), []).append(doc)
-    claims: dict[str, Claim] = {}
-    for doc, spellings in groups.items():
-        names = list(dict.fromkeys(n for key in spellings for n in people[key]))
-        given = sorted(((len(names) if r is None else r, cell, line) for key in spellings  # "all": everybody
-                        for r, cell, line in mandates.get(key, [])), key=lambda g: g[2])
-        differing = [g for g in given if g[0] != given[0][0]]
-        if differing:
-            raise ClaimsError(f"claims file {path}, line {differing[0][2]}: mandate {differing[0][1]!r} for {doc}, "
-                              f"but line {given[0][2]} gives {given[0][1]!r}; a document has one mandate")
-        required = given[0][0] if given else None
-        try:
-            claim = normalise_claim(names, required)
-        except ValueError:
-            _, cell, lineno = given[0]
-            raise ClaimsError(f"claims file {path}, line {lineno}: mandate {cell!r} for {doc}, which is claimed for "
-                              f"{len(names)} person(s)") from None
-        assert claim is not None
-        claims[doc] = claim
-    return claims
+            raise ClaimsError(f"{what} {path}, line {lineno}: {e}") from e
+        table.mandates.setdefault(k, []).append((required, cell, lineno))  # checked once the key's rows are known
+    return table
 
 
-def _rows(lines: list[str], start: int, delimiter: str, path: Path) -> Iterator[tuple[int, list[str]]]:
+def _claim(path: Path, what: str, key: str, people: list[list[str]], given: list[tuple[int | None, str, int]]) -> Claim:
+    """The claim of a document (or an account) from its rows' people (a list per spelling) and mandates."""
+    names = list(dict.fromkeys(n for spelled in people for n in spelled))
+    given = sorted(((len(names) if r is None else r, cell, line) for r, cell, line in given),  # "all": everybody
+                   key=lambda g: g[2])
+    differing = [g for g in given if g[0] != given[0][0]]
+    if differing:
+        raise ClaimsError(f"{what} {path}, line {differing[0][2]}: mandate {differing[0][1]!r} for {key}, "
+                          f"but line {given[0][2]} gives {given[0][1]!r}; one mandate each")
+    try:
+        claim = normalise_claim(names, given[0][0] if given else None)
+    except ValueError:
+        _, cell, lineno = given[0]
+        raise ClaimsError(f"{what} {path}, line {lineno}: mandate {cell!r} for {key}, which "
+                          f"{'is claimed for' if what == 'claims file' else 'lists'} {len(names)} person(s)") from None
+    assert claim is not None
+    return claim
+
+
+def _rows(lines: list[str], start: int, delimiter: str, path: Path,
+          what: str = "claims file") -> Iterator[tuple[int, list[str]]]:
     """The CSV rows of ``lines`` from index ``start`` on, each with its line number in the file. A line the csv
     module refuses (a field over its size limit; a quote still open at the end) is a :class:`ClaimsError` naming it,
     not a traceback; so is a quoted field running over several lines: a quote left open in a note column swallowed
@@ -250,32 +367,32 @@ def _rows(lines: list[str], start: int, delimiter: str, path: Path) -> Iterator[
         except csv.Error as e:
             why = (f"a field longer than {csv.field_size_limit()} characters (a quote left open?)"
                    if "field larger" in str(e) else f"not CSV ({e}): a quote left open?")
-            raise ClaimsError(f"claims file {path}, line {start + end + 1}: {why}") from e
+            raise ClaimsError(f"{what} {path}, line {start + end + 1}: {why}") from e
         first, end = end + 1, reader.line_num
         if end > first:
-            raise ClaimsError(f"claims file {path}, lines {start + first}-{start + end}: one quoted field runs over "
+            raise ClaimsError(f"{what} {path}, lines {start + first}-{start + end}: one quoted field runs over "
                               f"{end - first + 1} lines (a quote left open?); each claim must be one line")
         yield start + end, row
 
 
-def header_delimiter(header: str) -> str:
+def header_delimiter(header: str, columns: Sequence[str] = REQUIRED_COLUMNS) -> str:
     """The delimiter of a CSV whose header line is ``header``: ``,``, or ``;`` as spreadsheets save CSV in locales
-    whose decimal mark is a comma, or a tab: the first under which the header has both required columns (a column
-    named ``Name, Vorname`` in a ``;`` file), else the first it holds."""
+    whose decimal mark is a comma, or a tab: the first under which the header has the first of ``columns`` and one
+    of the others (a column named ``Name, Vorname`` in a ``;`` file), else the first it holds."""
     for d in (",", ";", "\t"):
         cols = {c.strip().strip('"').strip().lower() for c in header.split(d)}
-        if all(c in cols for c in REQUIRED_COLUMNS):
+        if columns[0] in cols and any(c in cols for c in columns[1:]):
             return d
     return next((d for d in (",", ";", "\t") if d in header), ",")
 
 
-def _read_lines(path: Path) -> list[str]:
+def _read_lines(path: Path, what: str = "claims file") -> list[str]:
     """The lines of a claims file: UTF-8 (BOM or not) or UTF-16 with a BOM; anything else is an error naming the
     line (guessing Latin-1 would silently mangle the names that claims are matched by)."""
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise ClaimsError(f"cannot read claims file {path}: {e}") from e
+        raise ClaimsError(f"cannot read {what} {path}: {e}") from e
     encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
     try:
         text = data.decode(encoding)
@@ -285,7 +402,7 @@ def _read_lines(path: Path) -> list[str]:
     if bad >= 0:
         line = text[:bad].count("\n") + 1
         raise ClaimsError(
-            f"claims file {path} is not {'UTF-16' if encoding == 'utf-16' else 'UTF-8'} text (line {line}): "
+            f"{what} {path} is not {'UTF-16' if encoding == 'utf-16' else 'UTF-8'} text (line {line}): "
             "save it as 'CSV UTF-8 (Comma delimited)'"
         )
     return re.split(r"\r\n|\r|\n", text.removesuffix("\r\n").removesuffix("\n").removesuffix("\r"))

@@ -71,7 +71,13 @@ def _say(message: str, err: bool = False) -> None:
 @click.option("--claims", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="CSV with header 'document,identity' (document relative to SCANS; a row per signatory), and "
                    "optionally 'mandate' (all, any, or how many of a document's people must sign). Unclaimed "
-                   "documents are matched one-to-many against every enrolled person.")
+                   "documents are matched one-to-many against every enrolled person. A cheque's row may name "
+                   "the account it is drawn on (column 'account') instead of people: see --signatories.")
+@click.option("--signatories", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Signatory table for claims by account (a bank's signature cards): CSV with header "
+                   "'account,identity', a row per person who may sign for the account, and optionally 'mandate' "
+                   "(all, any, or how many must sign). A document drawn on an account it does not hold fails "
+                   "(error kind unknown_account).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Documents processed in parallel (each worker loads the models once).")
 @dpi_option
@@ -112,7 +118,8 @@ def _say(message: str, err: bool = False) -> None:
                    "that hangs a library cannot stall the batch. Documents then run in worker processes.")
 @click.option("--force", is_flag=True, help="Reprocess every document, even those with an up-to-date report.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress lines on stderr.")
-def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, dpi: int, page_spec: str | None,
+def run(scans: Path, refs: Path, out: Path, claims: Path | None, signatories: Path | None, workers: int, dpi: int,
+        page_spec: str | None,
         accept_score: float | None, other_signers: bool, pdf_backend: str, detector_weights: Path | None,
         detector_tta: bool, orient: bool, orientation_weights: Path | None, precision: str,
         verifier_weights: Path | None, threads: int | None, timeout: float | None, force: bool,
@@ -129,7 +136,8 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, workers: int, d
     warnings.simplefilter("always")
     try:
         config = RunConfig(
-            scans=scans, refs=refs, out=out, claims=claims, workers=workers, dpi=dpi, pdf_backend=pdf_backend,
+            scans=scans, refs=refs, out=out, claims=claims, signatories=signatories, workers=workers, dpi=dpi,
+            pdf_backend=pdf_backend,
             detector_weights=detector_weights, detector_tta=detector_tta, orient=orient,
             orientation_weights=orientation_weights, precision=precision,
             verifier_weights=verifier_weights, threads=threads, timeout=timeout, force=force, progress=progress,

@@ -72,6 +72,13 @@ class ClaimsError(InputError):
     kind = "bad_claims"
 
 
+class UnknownAccountError(InputError):
+    """A document claimed by an account that the signatory table (``--signatories``) does not hold: there is nobody
+    to verify its signatures against."""
+
+    kind = "unknown_account"
+
+
 class NoDocumentsError(InputError):
     """SCANS holds no document the pipeline reads."""
 

@@ -44,7 +44,7 @@ SUMMARY_CSV = "summary.csv"
 LOCK_FILE = ".sigpipe.lock"
 CSV_COLUMNS = ("document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
-               "nearest_reference", "page_skew", "placed", "signers_required", "typed_name")
+               "nearest_reference", "page_skew", "placed", "signers_required", "typed_name", "account")
 
 
 @dataclass(frozen=True)
@@ -333,7 +333,8 @@ class DocumentReport:
 
     ``claimed_identity`` is the person the claims file names for the document, a tuple of people for a document it
     lists with several (a JSON list), a :class:`Mandate` when fewer of them than all must sign (the list, and
-    ``signers_required`` beside it), or None without a claim.
+    ``signers_required`` beside it), or None without a claim. ``account``: the account the claims file names for
+    the document (a cheque's), whose people the signatory table gives, or None.
     """
 
     document: DocumentInfo
@@ -347,6 +348,7 @@ class DocumentReport:
     settings: RunSettings | None = None
     schema_version: str = SCHEMA_VERSION
     software: dict[str, str] = field(default_factory=lambda: dict(software_versions()))
+    account: str | None = None
 
     def __post_init__(self) -> None:
         if self.status not in ("ok", "error"):
@@ -380,10 +382,10 @@ class DocumentReport:
     @classmethod
     def failure(cls, document: DocumentInfo, claimed: Claim | None, kind: str, message: str,
                 models: dict[str, str], references: ReferenceSet | None = None,
-                settings: RunSettings | None = None) -> DocumentReport:
+                settings: RunSettings | None = None, account: str | None = None) -> DocumentReport:
         """A document that could not be processed (verdict ``error``)."""
         return cls(document, claimed, "error", ErrorInfo(kind, message), (), "error", dict(models), references,
-                   settings)
+                   settings, account=account)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -394,6 +396,7 @@ class DocumentReport:
                                  else self.claimed_identity),
             **({"signers_required": self.claimed_identity.required}
                if isinstance(self.claimed_identity, Mandate) else {}),
+            **({"account": self.account} if self.account is not None else {}),
             "status": self.status,
             "error": self.error.to_dict() if self.error else None,
             "signatures": [s.to_dict() for s in self.signatures],
@@ -427,6 +430,7 @@ class DocumentReport:
                 references=ReferenceSet.from_dict(d["references"]) if d.get("references") is not None else None,
                 settings=RunSettings.from_dict(d["settings"]) if d.get("settings") is not None else None,
                 software={str(k): str(v) for k, v in d.get("software", {}).items()},
+                account=str(d["account"]) if d.get("account") is not None else None,
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"malformed report: {e!r}") from e
@@ -705,7 +709,8 @@ def _utc(t: datetime | None) -> str:
 def summary_csv(reports: Iterable[DocumentReport]) -> str:
     """One row per signature (columns :data:`CSV_COLUMNS`); a document without signatures gets one row with only
     its document, verdict and claim filled, so every document appears. ``claimed_identity`` joins several claimed
-    people with ``;``, and ``signers_required`` says how many of them a mandate asks (blank: all). Names that a
+    people with ``;``, ``signers_required`` says how many of them a mandate asks (blank: all), and ``account``
+    which account the claim came from (blank: none). Names that a
     spreadsheet would run as a formula are escaped (:func:`_cell`)."""
     buf = io.StringIO()
     # CRLF rows, as RFC 4180 has them: a name holding a bare carriage return is then quoted (with LF rows it was not,
@@ -715,14 +720,15 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
     for r in reports:
         doc, claimed = _cell(r.document.path), _cell(";".join(claimants(r.claimed_identity)))
         required = r.claimed_identity.required if isinstance(r.claimed_identity, Mandate) else ""
+        account = _cell(r.account or "")
         if not r.signatures:
             w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, "", "", "", "", required,
-                        ""])
+                        "", account])
         for s in r.signatures:
             w.writerow([doc, s.page, *s.bbox, _cell(s.identity or ""), _fmt(s.distance), _fmt(s.threshold),
                         _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed, s.page_rotation,
                         _cell(s.nearest_reference or ""), s.page_skew, s.placed or "", required,
-                        _cell(s.typed_name or "")])
+                        _cell(s.typed_name or ""), account])
     return buf.getvalue()
 
 

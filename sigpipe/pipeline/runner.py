@@ -41,8 +41,15 @@ from typing import Any, Protocol
 
 from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
-from sigpipe.pipeline.claims import Claim, claim_warnings, claimants, load_claims, signers_required
-from sigpipe.pipeline.errors import DocumentTimeoutError, NoDocumentsError, OutputWriteError, WorkerCrashError
+from sigpipe.pipeline.claims import Claim, Claims, claim_warnings, claimants, read_claims, signers_required
+from sigpipe.pipeline.errors import (
+    ClaimsError,
+    DocumentTimeoutError,
+    NoDocumentsError,
+    OutputWriteError,
+    UnknownAccountError,
+    WorkerCrashError,
+)
 from sigpipe.pipeline.flow import Detector, FlowConfig, SignaturePredictor, model_idents, specimen_loader
 from sigpipe.pipeline.ingest import (
     DEFAULT_DPI,
@@ -93,7 +100,9 @@ class RunConfig:
         scans: folder of documents (searched recursively), or a single document.
         refs: ``REFS/<person>/*`` genuine specimens.
         out: where reports go (created).
-        claims: optional CSV ``document,identity``.
+        claims: optional CSV ``document,identity`` (or ``document,account``).
+        signatories: the signatory table ``account,identity[,mandate]`` for claims by account (a bank's
+            signature cards: who may sign for each account, and how many of them must).
         workers: documents processed in parallel (1 = in this process).
         dpi: PDF rendering resolution.
         pdf_backend: ``pypdfium2`` or ``pdf2image``.
@@ -127,6 +136,7 @@ class RunConfig:
     refs: Path
     out: Path = Path("sigpipe-reports")
     claims: Path | None = None
+    signatories: Path | None = None
     workers: int = 1
     dpi: int = DEFAULT_DPI
     pdf_backend: str = "pypdfium2"
@@ -148,8 +158,8 @@ class RunConfig:
     other_signers: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("scans", "refs", "out", "claims", "detector_weights", "verifier_weights", "orientation_weights",
-                     "cache"):
+        for name in ("scans", "refs", "out", "claims", "signatories", "detector_weights", "verifier_weights",
+                     "orientation_weights", "cache"):
             value = getattr(self, name)
             if isinstance(value, str):  # a library caller's str paths: as Paths
                 object.__setattr__(self, name, Path(value))
@@ -229,6 +239,7 @@ class _Task:
     path: str
     claimed: Claim | None
     sha256: str | None
+    account: str | None = None
 
 
 @dataclass
@@ -389,7 +400,12 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
             clashes.append(f"{ascii(str(p))} (as {ascii(str(names[name]))})")
             continue
         names[name] = p
-    claims = load_claims(config.claims, names, config.scans) if config.claims else {}
+    if config.signatories and not config.claims:
+        raise ClaimsError(f"a signatory table ({config.signatories}) is read through claims naming each document's "
+                          "account: give --claims with a column 'account'")
+    read = (read_claims(config.claims, names, config.scans, config.signatories) if config.claims
+            else Claims({}, {}, {}))
+    claims = read.people
     if not Path(config.refs).is_dir():
         raise InputError(f"references folder not found: {config.refs}")
 
@@ -403,14 +419,19 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     # a specimen PDF is read whole, whatever --pages selects of the documents
     specimen_ingest = replace(config.ingest, pages=None)
     # every document claimed: only the claimed people are read, however many REFS holds
-    needed = (None if any(name not in claims for name in names)
-              else {p for name in names for p in claimants(claims[name])})
+    needed = (None if any(name not in claims and name not in read.unknown for name in names)
+              else {p for name in names if name in claims for p in claimants(claims[name])})
     gallery = Gallery.enroll(config.refs, verifier, loader=specimen_loader(detector, specimen_ingest,
                                                                            config.crop_margin),
                              cache=config.cache, people=needed)
     ref_errors, n_people = dict(gallery.errors), len(gallery.people)
     warnings = claim_warnings(claims, names, gallery.people, gallery.folders)
-    unclaimed = [n for n in names if n not in claims]
+    unclaimed = [n for n in names if n not in claims and n not in read.unknown]
+    if read.unknown:
+        warnings.append(f"{len(read.unknown)} document(s) are drawn on accounts the signatory table does not hold: "
+                        f"they fail (error kind {UnknownAccountError.kind}): "
+                        + "; ".join(f"{d}: {why}" for d, why in sorted(read.unknown.items())[:5])
+                        + ("; ..." if len(read.unknown) > 5 else ""))
     if config.claims and unclaimed:  # an empty export, or rows lost: one-to-many is not what was asked for
         warnings.append(f"{len(unclaimed)} of {len(names)} document(s) have no claim in {config.claims}: they are "
                         f"matched one-to-many against everybody ({', '.join(unclaimed[:5])}"
@@ -475,18 +496,25 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     for name, path in names.items():
         claimed = claims.get(name)
         digest = _sha256_or_none(path)
+        if name in read.unknown:  # nothing to verify it against: its report says why, the next run retries it
+            _record(outcome, config.out, DocumentReport.failure(
+                DocumentInfo(name, digest, 0), None, UnknownAccountError.kind, read.unknown[name], idents,
+                account=read.accounts[name]))
+            continue
         if not config.force:
             old = read_report(report_path(config.out, name))
             if old is not None:
-                why = stale_reason(old, digest, claimed, idents, predictor.references(claimed), settings)
+                why = stale_reason(old, digest, claimed, idents, predictor.references(claimed), settings,
+                                   read.accounts.get(name))
                 if why is None:
                     outcome.reports[name] = old
                     continue
                 redo[why] += 1
-        tasks.append(_Task(name, str(path), claimed, digest))
-    if len(outcome.reports) or redo:
-        log.info("%d document(s) already have an up-to-date report; %d to process%s", len(outcome.reports),
-                 len(tasks), "".join(f"; {n} because {why}" for why, n in sorted(redo.items())))
+        tasks.append(_Task(name, str(path), claimed, digest, read.accounts.get(name)))
+    kept = len(outcome.reports) - len(read.unknown)
+    if kept or redo:
+        log.info("%d document(s) already have an up-to-date report; %d to process%s", kept, len(tasks),
+                 "".join(f"; {n} because {why}" for why, n in sorted(redo.items())))
 
     progress = Progress(len(tasks), enabled=config.progress)
     workers = min(config.workers, max(1, len(tasks)))
@@ -497,7 +525,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         for task in tasks:
             report = predictor(task.path, relative=task.name, claimed=task.claimed, sha256=task.sha256,
                                ingest=config.ingest)
-            _record(outcome, config.out, report, progress)
+            _record(outcome, config.out, replace(report, account=task.account), progress)
     else:
         threads = max(1, cores // workers)
         with _handover((gallery.embeddings, gallery.images, gallery.digests, gallery.sources)) as state:
@@ -506,13 +534,15 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
             init = _WorkerInit(provider, threads, state, config.flow, config.ingest, idents,
                                logging.getLogger().getEffectiveLevel())
             for report in _run_pool(tasks, workers, init, config.timeout):
-                _record(outcome, config.out, report, progress)
+                _record(outcome, config.out, replace(report, account=read.accounts.get(report.document.path)),
+                        progress)
     for task in tasks:  # every document found has a report, or the summary says why not: none goes missing
         if task.name not in outcome.reports:
             log.error("%s: no result came back for it", task.name)
             _record(outcome, config.out, DocumentReport.failure(
                 DocumentInfo(task.name, task.sha256, 0), task.claimed, "internal",
-                "no result came back for this document (a worker lost it); run again", idents), progress)
+                "no result came back for this document (a worker lost it); run again", idents,
+                account=task.account), progress)
 
     ordered = [outcome.reports[n] for n in sorted(outcome.reports)]
     resting = [r.document.path for r in ordered for s in r.signatures if s.verdict == "genuine"
@@ -571,7 +601,7 @@ def duplicate_documents(reports: Sequence[DocumentReport]) -> list[list[str]]:
 
 
 def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None, models: dict[str, str],
-                 references: ReferenceSet, settings: RunSettings) -> str | None:
+                 references: ReferenceSet, settings: RunSettings, account: str | None = None) -> str | None:
     """Why a document's existing report must be redone, or None when it is up to date (status ok, and the same
     input, claim, models, references and settings as this run)."""
     if not old.ok:
@@ -579,7 +609,8 @@ def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None,
     if sha256 is None or old.document.sha256 != sha256:
         return "the input changed"
     if set(claimants(old.claimed_identity)) != set(claimants(claimed)) or \
-            signers_required(old.claimed_identity) != signers_required(claimed):  # order of the people is no change
+            signers_required(old.claimed_identity) != signers_required(claimed) or \
+            old.account != account:  # order of the people is no change
         return "the claim changed"
     if old.models != models:
         return "the models changed"
@@ -655,12 +686,13 @@ def _save(out: Path, report: DocumentReport) -> DocumentReport:
             "complete; run again to resume") from e
 
 
-def _record(outcome: _Outcome, out: Path, report: DocumentReport, progress: Progress) -> None:
+def _record(outcome: _Outcome, out: Path, report: DocumentReport, progress: Progress | None = None) -> None:
     report = _save(out, report)
     outcome.reports[report.document.path] = report
     outcome.processed += 1
     outcome.pages_processed += report.document.pages
-    progress.update(report.document.pages, failed=not report.ok)
+    if progress is not None:
+        progress.update(report.document.pages, failed=not report.ok)
 
 
 # --- worker processes --------------------------------------------------------------------------------------------

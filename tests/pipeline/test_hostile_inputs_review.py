@@ -195,6 +195,21 @@ def test_run_with_a_claims_field_over_the_csv_limit_is_a_usage_error(folders: di
     assert not (tmp_path / "o").exists()
 
 
+def test_run_with_claims_by_account_and_no_signatory_table_is_a_usage_error(folders: dict[str, Path],
+                                                                            tmp_path: Path):
+    claims, cards = tmp_path / "claims.csv", tmp_path / "cards.csv"
+    claims.write_text("document,account\nd.png,0011\n")
+    cards.write_text("account,identity\n0011,alice\n")
+    base = ["run", str(folders["scans"]), "--refs", str(folders["refs"]), "--out", str(tmp_path / "o")]
+    for extra, message in ((["--claims", str(claims)], f"claims file {claims}, line 2: claims by account need the "
+                            "signatory table (--signatories FILE"),
+                           (["--signatories", str(cards)], f"a signatory table ({cards}) is read through claims")):
+        r = CliRunner().invoke(cli, base + extra)
+        assert r.exit_code == 2, r.output
+        assert message in " ".join(r.stderr.split()) and "Traceback" not in r.output
+    assert not (tmp_path / "o").exists()
+
+
 # --- reference specimens ------------------------------------------------------------------------------------------
 
 def _png_declaring(width: int, height: int) -> bytes:

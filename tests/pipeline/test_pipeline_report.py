@@ -5,12 +5,22 @@ import os
 import stat
 import time
 import unicodedata
+from dataclasses import replace
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from sigpipe.pipeline.claims import Mandate, claim_warnings, load_claims, match_documents, normalise_claim
+from sigpipe.pipeline.claims import (
+    Mandate,
+    account_key,
+    claim_warnings,
+    load_claims,
+    load_signatories,
+    match_documents,
+    normalise_claim,
+    read_claims,
+)
 from sigpipe.pipeline.errors import ClaimsError
 from sigpipe.pipeline.report import (
     DocumentInfo,
@@ -245,6 +255,52 @@ def test_claims_file_mandate_column(tmp_path: Path):
                            tmp_path) == {"j.pdf": Mandate(("alice", "bob", "carol"), 1)}
 
 
+def test_claims_by_account_take_the_signatory_tables_people_and_mandate(tmp_path: Path):
+    """A bank's cheque names the account it is drawn on; who may sign for the account, and how many must, is the
+    signature card's (the signatory table's), not a row per cheque and person."""
+    cards, claims = tmp_path / "cards.csv", tmp_path / "claims.csv"
+    cards.write_text("account;identity;mandate\n0012-3456 78;alice;any\n0012345678;bob;\n77;carol;\n77;dave;\n"
+                     "000123;erin;\nDE89 3704;frank;\n")
+    assert load_signatories(cards) == {"0012345678": Mandate(("alice", "bob"), 1), "77": ("carol", "dave"),
+                                       "000123": "erin", "DE893704": "frank"}
+    claims.write_text(f"document,account,identity\nj.pdf,0012345678,\n{tmp_path / 'j.pdf'},0012-345678,\n"
+                      "k.pdf,77/,\nl.pdf,123,\nm.pdf,,zoe\nn.pdf,de89-3704,\n")
+    read = read_claims(claims, ["j.pdf", "k.pdf", "l.pdf", "m.pdf", "n.pdf"], tmp_path, cards)
+    assert read.people == {"j.pdf": Mandate(("alice", "bob"), 1), "k.pdf": ("carol", "dave"), "m.pdf": "zoe",
+                           "n.pdf": "frank"}
+    assert read.accounts == {"j.pdf": "0012345678", "k.pdf": "77/", "l.pdf": "123", "n.pdf": "de89-3704"}
+    # leading zeros are part of the number; the spreadsheet that dropped them is named, nothing is matched
+    assert list(read.unknown) == ["l.pdf"] and "it has '000123': a spreadsheet drops leading zeros" in \
+        read.unknown["l.pdf"]
+    assert account_key(" 0012-34.56/78 ") == "0012345678" and account_key("de89") == "DE89"
+    for text, match in [
+        ("document,account\na.pdf,1\n", None),  # without a table: refused, not claimed by nobody
+        ("document,account,identity\na.pdf,77,carol\n", "line 2: an identity and an account"),
+        ("document,account,mandate\na.pdf,77,any\n", "line 2: a mandate on a claim by account; the signatory"),
+        ("document,account\na.pdf,77\na.pdf,78\n", "line 3: a.pdf is claimed by account '78', but line 2 gives "
+                                                    "account '77'"),
+        ("document,account,identity\na.pdf,77,\na.pdf,,carol\n", "line 2: a.pdf is claimed by account '77' and "
+                                                                    "by people"),
+        ("document,account,identity\na.pdf,,\n", "line 2: empty document or identity and account"),
+    ]:
+        claims.write_text(text)
+        with pytest.raises(ClaimsError, match=match or "line 2: claims by account need the signatory table"):
+            read_claims(claims, signatories=None if match is None else cards)
+    claims.write_text("document,account\na.pdf,77\na.pdf,77-\n")  # one account, written two ways
+    assert read_claims(claims, signatories=cards).people == {"a.pdf": ("carol", "dave")}
+    with pytest.raises(ClaimsError, match="line 2: claims by account need the signatory table"):
+        load_claims(claims)
+    for text, match in [
+        ("account,identity,mandate\n1,a,any\n1,b,2\n", "signatory table .*line 3: mandate '2' for 1, but line 2"),
+        ("account,identity,mandate\n1,a,2\n", "signatory table .*line 2: mandate '2' for 1, which lists 1 person"),
+        ("account,name\n1,a\n", "signatory table .*the first line must be the header 'account,identity'"),
+        ("account,identity\n1,\n", "signatory table .*line 2: empty account or identity"),
+    ]:
+        cards.write_text(text)
+        with pytest.raises(ClaimsError, match=match):
+            load_signatories(cards)
+
+
 def test_dataclasses_refuse_inconsistent_values():
     with pytest.raises(ValueError):
         sig("maybe")
@@ -290,20 +346,25 @@ def test_summary_counts_and_csv():
     rows = [line.split(",") for line in summary_csv(reps).splitlines()]
     assert rows[0] == ["document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                        "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
-                       "nearest_reference", "page_skew", "placed", "signers_required", "typed_name"]
+                       "nearest_reference", "page_skew", "placed", "signers_required", "typed_name", "account"]
     assert rows[1] == ["a/b.pdf", "1", "10.5", "20.0", "110.25", "60.0", "alice", "0.41", "0.62", "0.87", "genuine",
-                       "forged", "0.93", "alice", "0", "alice/2019/03.png", "0.0", "", "", ""]
+                       "forged", "0.93", "alice", "0", "alice/2019/03.png", "0.0", "", "", "", ""]
     assert rows[3][13] == "" and rows[3][15] == "bob/2019/03.png"  # no claim: the nearest enrolled person's
     assert rows[4][6:] == ["carol", "", "", "", "no_reference", "needs_review", "0.93", "carol", "0", "", "0.0", "",
-                           "", ""]
-    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned"] + [""] * 8 and rows[6][11] == "error"
+                           "", "", ""]
+    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned"] + [""] * 9 and rows[6][11] == "error"
     assert len(rows) == 1 + 4 + 2  # 4 signatures + one row per document without signatures
     several = DocumentReport.success(DocumentInfo("c.pdf", SHA, 1), ("alice", "bob"), [], MODELS)
-    assert summary_csv([several]).splitlines()[1].endswith(",unsigned,,alice;bob,,,,,,")
+    assert summary_csv([several]).splitlines()[1].endswith(",unsigned,,alice;bob,,,,,,,")
     # a joint account's "either to sign": a back office sees why one signature of two made it genuine (helper)
     either = DocumentReport.success(DocumentInfo("j.pdf", SHA, 1), Mandate(("alice", "bob"), 1), [sig()], MODELS)
     row = summary_csv([either]).splitlines()[1].split(",")
-    assert (row[11], row[13], row[18]) == ("genuine", "alice;bob", "1")
+    assert (row[11], row[13], row[18], row[20]) == ("genuine", "alice;bob", "1", "")
+    # a cheque claimed by account: the account beside the people its signature card names
+    cheque = replace(either, account="0012-34")
+    assert summary_csv([cheque]).splitlines()[1].split(",")[20] == "0012-34"
+    assert DocumentReport.from_dict(cheque.to_dict()) == cheque and "account" not in either.to_dict()
+    jsonschema.validate(json.loads(json.dumps(cheque.to_dict())), load_schema())
 
 
 

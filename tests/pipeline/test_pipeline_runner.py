@@ -1,3 +1,5 @@
+import csv
+import io
 import json
 import logging
 import os
@@ -70,7 +72,7 @@ def test_batch_reports_validate_and_summary_covers_everything(batch: dict[str, P
     assert d["unclaimed_documents"] == ["broken.pdf", "sub/deeper/multi.TIF", "unsigned.jpg"]
     rows = (batch["out"] / "summary.csv").read_text().splitlines()
     assert len(rows) == 1 + 3 + 2 and rows[1].startswith("alice_letter.pdf,2,")
-    assert rows[1].endswith(",alice/a1.png,0.0,,,")  # not placed digitally, no mandate, no typed name
+    assert rows[1].endswith(",alice/a1.png,0.0,,,,")  # not placed digitally, no mandate, typed name or account
 
 
 def test_a_run_that_stops_on_bad_input_leaves_no_earlier_summary_in_out(batch: dict[str, Path],
@@ -453,6 +455,46 @@ def test_a_document_claimed_by_several_people(batch: dict[str, Path], verifier_m
     assert only["verdict"] == "genuine"
     jsonschema.validate(only, load_schema())
     assert run_batch(config(batch, scans=scans, claims=claims), DoubleModels(verifier_manifest)).processed == 0
+
+
+def test_cheques_claimed_by_account_are_verified_against_its_signatories(batch: dict[str, Path],
+                                                                        verifier_manifest: Path, tmp_path: Path):
+    """Claims by account (a bank's cheques) take the account's people and mandate from the signatory table; a
+    cheque on an account the table does not hold fails alone, with the reason, and the batch goes on."""
+    scans = tmp_path / "cheques"
+    a = scribble(SIG_A)
+    for name in ("c1.png", "c2.png", "c3.png"):
+        save_image(scans / name, page_with([(a, 300, 400)]))
+    claims, cards = tmp_path / "claims.csv", tmp_path / "cards.csv"
+    claims.write_text("document,account\nc1.png,0011\nc2.png,22\nc3.png,33\n")
+    cards.write_text("account,identity,mandate\n0011,alice,any\n0011,bob,\n22,alice,\n22,bob,\n033,bob,\n")
+    models = DoubleModels(verifier_manifest)
+    s = run_batch(config(batch, scans=scans, claims=claims, signatories=cards), models)
+    reps = all_reports(batch["out"])
+    for r in reps.values():
+        jsonschema.validate(r, load_schema())
+    c1, c2, c3 = reps["c1.png"], reps["c2.png"], reps["c3.png"]
+    assert (c1["account"], c1["claimed_identity"], c1["signers_required"], c1["verdict"]) == (
+        "0011", ["alice", "bob"], 1, "genuine")  # either to sign: alice's signature is enough
+    assert (c2["account"], c2["claimed_identity"], c2["verdict"]) == ("22", ["alice", "bob"], "needs_review")
+    assert "signers_required" not in c2  # both must sign; bob has not
+    assert (c3["status"], c3["account"], c3["error"]["kind"]) == ("error", "33", "unknown_account")
+    assert "it has '033'" in c3["error"]["message"]
+    assert s.failed == 1 and s.to_dict()["failures"][0]["document"] == "c3.png"
+    assert any("drawn on accounts the signatory table does not hold" in w for w in s.warnings)
+    assert s.to_dict()["unclaimed_documents"] == []  # c3 is claimed, by an account nobody may sign for
+    rows = list(csv.DictReader(io.StringIO((batch["out"] / "summary.csv").read_text())))
+    assert [(r["document"], r["account"], r["signers_required"]) for r in rows] == [
+        ("c1.png", "0011", "1"), ("c2.png", "22", ""), ("c3.png", "33", "")]
+    # up to date: only the failure is tried again; a changed signature card is a changed claim
+    assert run_batch(config(batch, scans=scans, claims=claims, signatories=cards), models).processed == 1
+    cards.write_text("account,identity\n0011,alice\n22,alice\n22,bob\n33,bob\n")
+    s = run_batch(config(batch, scans=scans, claims=claims, signatories=cards), models)
+    assert s.processed == 2 and s.failed == 0  # c1 (now alice alone) and c3 (now on the table)
+    reps = all_reports(batch["out"])
+    assert reps["c1.png"]["claimed_identity"] == "alice" and reps["c3.png"]["claimed_identity"] == "bob"
+    with pytest.raises(ClaimsError, match="signatory table .* is read through claims naming each document's account"):
+        run_batch(config(batch, scans=scans, claims=None, signatories=cards), models)
 
 
 def test_bf16_on_a_cpu_without_it_is_run_with_a_warning(batch: dict[str, Path], verifier_manifest: Path,
