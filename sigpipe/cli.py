@@ -17,7 +17,7 @@ from sigpipe import __version__
 from sigpipe.datasets.cli import datasets
 from sigpipe.detector.cli import detector
 from sigpipe.errors import SigpipeError
-from sigpipe.pipeline.cli import cache, check_refs, orientation, review, run
+from sigpipe.pipeline.cli import cache, check_refs, orientation, review, run, x9
 from sigpipe.pipeline.progress import StderrHandler, printable, silence
 from sigpipe.verifier.cli import verifier, verify
 
@@ -43,6 +43,7 @@ cli.add_command(verifier)
 cli.add_command(detector)
 cli.add_command(datasets)
 cli.add_command(orientation)
+cli.add_command(x9)
 
 
 def _settle(stream: TextIO | None) -> None:

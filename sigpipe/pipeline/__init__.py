@@ -4,6 +4,8 @@
 - :mod:`~sigpipe.pipeline.flow`: :class:`SignaturePredictor`, the per-document flow.
 - :mod:`~sigpipe.pipeline.report`: report dataclasses (schema_version "1"), the JSON Schema, the summary.
 - :mod:`~sigpipe.pipeline.runner`: :func:`run_batch`, resumable and parallel.
+- :mod:`~sigpipe.pipeline.claims`: claims files, mandates, signatory tables; :mod:`~sigpipe.pipeline.x9`: image cash
+  letters (X9.37 files of cheque images) split into documents.
 
 Submodules are imported lazily so ``import sigpipe.pipeline`` stays cheap (no torch).
 """

@@ -8,6 +8,8 @@ The file is UTF-8 (with or without a BOM), or UTF-16 with a BOM (Excel's "Unicod
 An optional column ``mandate`` says how many of a document's claimed people must sign it: ``all`` (the default, also
 a blank cell), ``any`` (one of them: a joint account's "either to sign"), or a number (a company's "any two
 directors": ``2``, also written ``any 2``).
+A row may name the account a document (a cheque) is drawn on, column ``account``, instead of people: the account's
+people and mandate are then the signatory table's (``--signatories``, :func:`load_signatories`; :func:`read_claims`).
 """
 
 from __future__ import annotations
@@ -224,7 +226,8 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
             continue
         near = [a for a in cards if a.lstrip("0") == account_key(account).lstrip("0")]
         unknown[doc] = (f"account {account!r} is not in the signatory table {signatories}" + (
-            f"; it has {near[0]!r}: a spreadsheet drops leading zeros (format the column as text)" if near else ""))
+            f"; it has {near[0]!r}: a spreadsheet drops leading zeros (format the column as text)" if near else "")
+            + ("; the MICR line was not read where it shows '*'" if "*" in account else ""))
     return Claims(people, accounts, unknown)
 
 

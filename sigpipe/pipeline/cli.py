@@ -484,3 +484,33 @@ def cache_clear(yes: bool) -> None:
     click.echo(f"removed {files - left} file(s), {_mb(size)}" + (f"; {left} could not be removed" if left else ""))
     if left:
         click.get_current_context().exit(1)
+
+
+@click.group("x9")
+def x9() -> None:
+    """Image cash letters (X9.37 files of cheque images): split them into documents for 'sigpipe run'."""
+
+
+@x9.command("split")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for OUT/<file>/<item sequence number>.tif (each cheque's front, as the file holds it) "
+                   "and OUT/claims.csv (document, account, amount, serial, ...).")
+def x9_split(files: tuple[Path, ...], out: Path) -> None:
+    """Write the front image of each cheque in FILES (X9.37 / X9.100-187 image cash letters, EBCDIC or ASCII) as
+    a document, and a claims CSV naming the account each is drawn on: then 'sigpipe run OUT --claims
+    OUT/claims.csv --signatories CARDS.csv'. Exit 1 when a file or an item could not be read (the others are
+    written)."""
+    from sigpipe._cli import fail
+    from sigpipe.pipeline.x9 import split_files
+
+    try:
+        result = split_files(files, out)
+    except SigpipeError as e:
+        raise fail(e) from e
+    for why in result.failed + result.skipped:
+        _say(printable(f"not written: {why}"), err=True)
+    _say(f"{len(result.documents)} cheque image(s) from {len(files)} file(s) "
+         f"-> {out}" + (f"; claims by account: {result.claims}" if result.claims else ""))
+    if result.failed or result.skipped:
+        sys.exit(1)
