@@ -373,8 +373,10 @@ def caption_lines(document: str, number: int, sig: SignatureResult, document_ver
 
 
 def _claim_text(report: DocumentReport) -> str | None:
+    """Who the document is claimed for, as a sheet says it (``account 0012-34: any 1 of alice, bob``)."""
     c = report.claimed_identity
-    return ", ".join(c) if isinstance(c, tuple) else str(c) if isinstance(c, Mandate) else c
+    text = ", ".join(c) if isinstance(c, tuple) else str(c) if isinstance(c, Mandate) else c
+    return f"account {report.account}: {text}" if report.account and text else text
 
 
 def _pages(path: Path, report: DocumentReport, wanted: set[int]) -> dict[int, np.ndarray]:

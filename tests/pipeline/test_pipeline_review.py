@@ -457,6 +457,9 @@ def test_a_close_call_held_for_review_is_not_shown_as_approved(batch: dict[str, 
     assert held_for(two_of_three.signatures[0], two_of_three) == \
         "held for review with its document: fewer than 2 of the claimed people signed"
     assert held_for(_sig("genuine"), _report(_sig("genuine"))) is None
+    from sigpipe.pipeline.review import _claim_text  # a cheque claimed by account: the sheet names the account
+    assert _claim_text(replace(two_of_three, account="0012-34")) == "account 0012-34: any 2 of alice, bob, carol"
+    assert _claim_text(two_of_three) == "any 2 of alice, bob, carol"
     assert Sheet("d", 1, _sig("genuine"), "genuine", "alice", "f").order == 4
     lines = caption_lines("d.png", 1, _sig("genuine"), "needs_review", "alice", why, specimens=1)
     assert why in lines[1] and "judged on 1 specimen (one: more forgeries pass" in lines[2]
