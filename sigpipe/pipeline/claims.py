@@ -205,6 +205,7 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
     people: dict[str, Claim] = {}
     accounts: dict[str, str] = {}
     unknown: dict[str, str] = {}
+    zeros: dict[str, str] | None = None
     for doc, spellings in groups.items():
         named = [a for key in spellings for a in table.accounts.get(key, [])]
         if not named:
@@ -224,7 +225,11 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
         if claim is not None:
             people[doc] = claim
             continue
-        near = [a for a in cards if a.lstrip("0") == account_key(account).lstrip("0")]
+        if zeros is None:  # the table's accounts by their digits after leading zeros, once
+            zeros = {}
+            for a in cards:
+                zeros.setdefault(a.lstrip("0"), a)
+        near = [zeros[k] for k in (account_key(account).lstrip("0"),) if k in zeros]
         unknown[doc] = (f"account {account!r} is not in the signatory table {signatories}" + (
             f"; it has {near[0]!r}: a spreadsheet drops leading zeros (format the column as text)" if near else "")
             + ("; the MICR line was not read where it shows '*'" if "*" in account else ""))
