@@ -23,6 +23,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 from sigpipe.pipeline.errors import ClaimsError
@@ -30,6 +31,7 @@ from sigpipe.pipeline.errors import ClaimsError
 REQUIRED_COLUMNS = ("document", "identity")
 MANDATE_COLUMN = "mandate"
 ACCOUNT_COLUMN = "account"  # a claims file's rows may name the account a cheque is drawn on instead of people
+AMOUNT_COLUMN = "amount"  # a cheque's amount, for an account whose mandate asks more signers over an amount
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,49 @@ def parse_mandate(text: str) -> int | None:
     return int(m.group(1))
 
 
+def parse_amount(text: str) -> Decimal:
+    """An amount as a claims file writes it: ``1234.56``, ``1,234.56`` or ``$1,234.56`` (a dot for the decimals).
+
+    Raises:
+        ValueError: anything else (``1.234,56`` included: which mark is the decimal one is not guessed).
+    """
+    t = text.strip().removeprefix("$").strip()
+    if not re.fullmatch(r"(\d+|\d{1,3}(,\d{3})+)(\.\d+)?", t):
+        raise ValueError(f"amount must be a number such as 1234.56 or 1,234.56, not {text.strip()!r}")
+    return Decimal(t.replace(",", ""))
+
+
+def _parse_rule(cell: str) -> tuple[int | None, Decimal | None]:
+    """A mandate cell as (signers required, over this amount or None): ``any``, ``2 over 10000``."""
+    m = re.fullmatch(r"(.*?)\s+over\s+(\S.*)", cell.strip(), re.IGNORECASE)
+    if m is None:
+        return parse_mandate(cell), None
+    return parse_mandate(m.group(1)), parse_amount(m.group(2))
+
+
+@dataclass(frozen=True)
+class SignatoryCard:
+    """An account's signature card: who may sign for it, how many of them must (``required``), and how many
+    must over an amount (``limits``: (amount, signers required) in ascending amounts; a cheque over an amount
+    needs that many)."""
+
+    people: tuple[str, ...]
+    required: int
+    limits: tuple[tuple[Decimal, int], ...] = ()
+
+    def claim(self, amount: Decimal | None) -> Claim:
+        """The claim of a cheque of ``amount`` drawn on the account; an unknown amount (None) under limits gets the
+        strictest of the card's rules."""
+        n = self.required
+        if amount is None:
+            n = max([n, *(r for _, r in self.limits)])
+        else:
+            n = next((r for over, r in reversed(self.limits) if amount > over), n)
+        claim = normalise_claim(self.people, n)
+        assert claim is not None
+        return claim
+
+
 def normalise_document(name: str) -> str:
     """A document name as written by people (``./a\\b.pdf``) in the form reports use (``a/b.pdf``). A ``\\xNN``
     escape, as reports write the bytes of a name that is not UTF-8 (``caf\\xe9.pdf``), is kept (see
@@ -171,24 +216,29 @@ class Claims:
 
     ``people``: document -> :data:`Claim` (an account's people and mandate for a document claimed by account);
     ``accounts``: document -> the account it is claimed by (as the claims file writes it); ``unknown``: document ->
-    why its account cannot be used (not in the signatory table), for documents absent from ``people``.
+    why its account cannot be used (not in the signatory table), for documents absent from ``people``;
+    ``strictest``: documents held to their account's strictest rule for want of an amount.
     """
 
     people: dict[str, Claim]
     accounts: dict[str, str]
     unknown: dict[str, str]
+    strictest: tuple[str, ...] = ()  # documents on accounts with amount limits, without an amount
 
 
 def read_claims(path: str | Path, documents: Collection[str] | None = None, scans: str | Path | None = None,
                 signatories: str | Path | None = None) -> Claims:
     """Read a claims CSV (:func:`load_claims`) whose rows name a document's people (``identity``) or the account
     it is drawn on (``account``; a cheque), the account's people and mandate taken from the ``signatories`` table
-    (:func:`load_signatories`). A document is claimed by one account or by people, not both.
+    (:func:`load_signatories`), under the rule for the row's ``amount`` where the account's mandate asks more
+    signers over an amount (the strictest rule without one). A document is claimed by one account or by people,
+    not both.
 
     Raises:
         ClaimsError: as :func:`load_claims`; a row with both or neither of identity and account, a document
             claimed by two accounts or by an account and people, a mandate on an account's row (the table gives
-            it), a file naming accounts without a table, or a bad table.
+            it), an amount that is not a number or differs between a document's rows, a file naming accounts
+            without a table, or a bad table.
     """
     path = Path(path)
     table = _read_table(path, "claims file", "document", normalise_document)
@@ -205,6 +255,7 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
     people: dict[str, Claim] = {}
     accounts: dict[str, str] = {}
     unknown: dict[str, str] = {}
+    strictest: list[str] = []
     zeros: dict[str, str] | None = None
     for doc, spellings in groups.items():
         named = [a for key in spellings for a in table.accounts.get(key, [])]
@@ -221,9 +272,16 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
             raise ClaimsError(f"claims file {path}, line {line}: {doc} is claimed by account {account!r} and by "
                               "people; claim it one way (the account's people are its signatory table's)")
         accounts[doc] = account
-        claim = cards.get(account_key(account))
-        if claim is not None:
-            people[doc] = claim
+        card = cards.get(account_key(account))
+        if card is not None:
+            amounts = sorted((a for key in spellings for a in table.amounts.get(key, [])), key=lambda a: a[2])
+            differ = [m for m in amounts if m[0] != amounts[0][0]]
+            if differ:
+                raise ClaimsError(f"claims file {path}, line {differ[0][2]}: amount {differ[0][1]!r} for {doc}, but "
+                                  f"line {amounts[0][2]} gives {amounts[0][1]!r}")
+            people[doc] = card.claim(amounts[0][0] if amounts else None)
+            if card.limits and not amounts:
+                strictest.append(doc)
             continue
         if zeros is None:  # the table's accounts by their digits after leading zeros, once
             zeros = {}
@@ -233,24 +291,39 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
         unknown[doc] = (f"account {account!r} is not in the signatory table {signatories}" + (
             f"; it has {near[0]!r}: a spreadsheet drops leading zeros (format the column as text)" if near else "")
             + ("; the MICR line was not read where it shows '*'" if "*" in account else ""))
-    return Claims(people, accounts, unknown)
+    return Claims(people, accounts, unknown, tuple(strictest))
 
 
-def load_signatories(path: str | Path) -> dict[str, Claim]:
+def load_signatories(path: str | Path) -> dict[str, SignatoryCard]:
     """Read a signatory table: header ``account,identity``, a row per person who may sign for the account, and
-    optionally ``mandate`` (as a claims file's: ``all``, ``any``, or how many must sign), read as claims files
-    are (delimiters, encodings, quoting).
+    optionally ``mandate`` (as a claims file's: ``all``, ``any``, or how many must sign; and, on rows of their
+    own, how many must sign over an amount: ``2 over 10000``), read as claims files are (delimiters, encodings,
+    quoting).
 
     Returns:
-        ``{account (:func:`account_key`): claim}``.
+        ``{account (:func:`account_key`): card}``.
 
     Raises:
-        ClaimsError: as :func:`load_claims`, for the table.
+        ClaimsError: as :func:`load_claims`, for the table; two rules for one amount that differ.
     """
     path = Path(path)
-    table = _read_table(path, "signatory table", "account", account_key)
-    return {account: _claim(path, "signatory table", account, [names], table.mandates.get(account, []))
-            for account, names in table.people.items()}
+    what = "signatory table"
+    table = _read_table(path, what, "account", account_key)
+    cards = {}
+    for account, names in table.people.items():
+        claim = _claim(path, what, account, [names], table.mandates.get(account, []))
+        limits: dict[Decimal, tuple[int, str, int]] = {}
+        for over, required, cell, line in table.limits.get(account, []):
+            n = len(names) if required is None else required
+            if n > len(names):
+                raise ClaimsError(f"{what} {path}, line {line}: mandate {cell!r} for {account}, which lists "
+                                  f"{len(names)} person(s)")
+            if limits.setdefault(over, (n, cell, line))[0] != n:
+                raise ClaimsError(f"{what} {path}, line {line}: mandate {cell!r} for {account}, but line "
+                                  f"{limits[over][2]} gives {limits[over][1]!r}; one rule for each amount")
+        cards[account] = SignatoryCard(claimants(claim), signers_required(claim),
+                                       tuple((over, n) for over, (n, _, _) in sorted(limits.items())))
+    return cards
 
 
 def account_key(account: str) -> str:
@@ -265,6 +338,8 @@ class _Table:
     people: dict[str, list[str]]  # key -> its identities, in the order of their first row
     mandates: dict[str, list[tuple[int | None, str, int]]]  # key -> (signers required, as written, line)
     accounts: dict[str, list[tuple[str, int]]]  # claims by account: document -> (account as written, line)
+    limits: dict[str, list[tuple[Decimal, int | None, str, int]]]  # account -> (over amount, required, cell, line)
+    amounts: dict[str, list[tuple[Decimal, str, int]]]  # claims by account: document -> (amount, as written, line)
 
 
 def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]) -> _Table:
@@ -291,13 +366,14 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
     ii = cols.index("identity") if "identity" in cols else None
     ai = cols.index(ACCOUNT_COLUMN) if by_account and ACCOUNT_COLUMN in cols else None
     mi = cols.index(MANDATE_COLUMN) if MANDATE_COLUMN in cols else None
-    known = (key, "identity", ACCOUNT_COLUMN) if by_account else (key, "identity")
+    mo = cols.index(AMOUNT_COLUMN) if by_account and AMOUNT_COLUMN in cols else None
+    known = (key, "identity", ACCOUNT_COLUMN, AMOUNT_COLUMN) if by_account else (key, "identity")
     if mi is None:  # other columns are the user's own (notes), but a misspelt mandate would be dropped unsaid
         like = difflib.get_close_matches(MANDATE_COLUMN, [c for c in cols if c not in known], 1, 0.75)
         if like:
             raise ClaimsError(f"{what} {path}, line {start + 1}: column {like[0]!r} is not one sigpipe reads; "
                               f"name it {MANDATE_COLUMN!r} for the number of signers {key}s need")
-    table = _Table({}, {}, {})
+    table = _Table({}, {}, {}, {}, {})
     for lineno, row in rows:
         if not row or all(not c.strip() for c in row):
             continue
@@ -326,6 +402,12 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
                 raise ClaimsError(f"{what} {path}, line {lineno}: a mandate on a claim by account; the signatory "
                                   "table gives the account's mandate")
             table.accounts.setdefault(k, []).append((account, lineno))  # checked once the key's rows are known
+            money = row[mo].strip() if mo is not None and mo < len(row) else ""
+            if money:
+                try:
+                    table.amounts.setdefault(k, []).append((parse_amount(money), money, lineno))
+                except ValueError as e:
+                    raise ClaimsError(f"{what} {path}, line {lineno}: {e}") from e
             continue
         listed = table.people.setdefault(k, [])
         if ident not in listed:
@@ -333,10 +415,16 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
         if not cell:
             continue  # everybody, unless another row of the key gives a mandate
         try:
-            required = parse_mandate(cell)
+            required, over = _parse_rule(cell)
         except ValueError as e:
             raise ClaimsError(f"{what} {path}, line {lineno}: {e}") from e
-        table.mandates.setdefault(k, []).append((required, cell, lineno))  # checked once the key's rows are known
+        if over is None:
+            table.mandates.setdefault(k, []).append((required, cell, lineno))  # checked once the key's rows are known
+        elif by_account:
+            raise ClaimsError(f"{what} {path}, line {lineno}: mandate {cell!r}: a rule over an amount belongs in "
+                              "the signatory table (--signatories), for the account")
+        else:
+            table.limits.setdefault(k, []).append((over, required, cell, lineno))
     return table
 
 

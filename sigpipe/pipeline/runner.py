@@ -427,6 +427,10 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     ref_errors, n_people = dict(gallery.errors), len(gallery.people)
     warnings = claim_warnings(claims, names, gallery.people, gallery.folders)
     unclaimed = [n for n in names if n not in claims and n not in read.unknown]
+    if read.strictest:
+        warnings.append(f"{len(read.strictest)} document(s) are drawn on accounts whose mandate asks more signers "
+                        "over an amount, and the claims give no amount: each is held to its account's strictest "
+                        f"rule ({', '.join(read.strictest[:5])}{', ...' if len(read.strictest) > 5 else ''})")
     if read.unknown:
         warnings.append(f"{len(read.unknown)} document(s) are drawn on accounts the signatory table does not hold: "
                         f"they fail (error kind {UnknownAccountError.kind}): "

@@ -6,6 +6,7 @@ import stat
 import time
 import unicodedata
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 import jsonschema
@@ -13,6 +14,7 @@ import pytest
 
 from sigpipe.pipeline.claims import (
     Mandate,
+    SignatoryCard,
     account_key,
     claim_warnings,
     load_claims,
@@ -261,8 +263,8 @@ def test_claims_by_account_take_the_signatory_tables_people_and_mandate(tmp_path
     cards, claims = tmp_path / "cards.csv", tmp_path / "claims.csv"
     cards.write_text("account;identity;mandate\n0012-3456 78;alice;any\n0012345678;bob;\n77;carol;\n77;dave;\n"
                      "000123;erin;\nDE89 3704;frank;\n")
-    assert load_signatories(cards) == {"0012345678": Mandate(("alice", "bob"), 1), "77": ("carol", "dave"),
-                                       "000123": "erin", "DE893704": "frank"}
+    assert {a: c.claim(None) for a, c in load_signatories(cards).items()} == {
+        "0012345678": Mandate(("alice", "bob"), 1), "77": ("carol", "dave"), "000123": "erin", "DE893704": "frank"}
     claims.write_text(f"document,account,identity\nj.pdf,0012345678,\n{tmp_path / 'j.pdf'},0012-345678,\n"
                       "k.pdf,77/,\nl.pdf,123,\nm.pdf,,zoe\nn.pdf,de89-3704,\n")
     read = read_claims(claims, ["j.pdf", "k.pdf", "l.pdf", "m.pdf", "n.pdf"], tmp_path, cards)
@@ -295,6 +297,44 @@ def test_claims_by_account_take_the_signatory_tables_people_and_mandate(tmp_path
         ("account,identity,mandate\n1,a,2\n", "signatory table .*line 2: mandate '2' for 1, which lists 1 person"),
         ("account,name\n1,a\n", "signatory table .*the first line must be the header 'account,identity'"),
         ("account,identity\n1,\n", "signatory table .*line 2: empty account or identity"),
+    ]:
+        cards.write_text(text)
+        with pytest.raises(ClaimsError, match=match):
+            load_signatories(cards)
+
+
+def test_an_accounts_mandate_may_ask_more_signers_over_an_amount(tmp_path: Path):
+    """Signature cards often say "any one to sign, two over $10,000": the cheque's amount picks the rule."""
+    cards, claims = tmp_path / "cards.csv", tmp_path / "claims.csv"
+    cards.write_text('account,identity,mandate\n11,alice,any\n11,bob,2 over 10000\n11,carol,"all OVER 50,000.00"\n'
+                     "22,dave,\n")
+    card = load_signatories(cards)["11"]
+    assert card == SignatoryCard(("alice", "bob", "carol"), 1, ((Decimal(10000), 2), (Decimal(50000), 3)))
+    assert [card.claim(Decimal(a)) for a in ("10000", "10000.01", "50000", "50000.01")] == [
+        Mandate(("alice", "bob", "carol"), 1), Mandate(("alice", "bob", "carol"), 2),
+        Mandate(("alice", "bob", "carol"), 2), ("alice", "bob", "carol")]
+    claims.write_text('document,account,amount\na.tif,11,9999.99\nb.tif,11,"$12,000.00"\nc.tif,11,\nd.tif,22,\n'
+                      "e.tif,11,60000\ne.tif,11,60000.00\n")
+    read = read_claims(claims, signatories=cards)
+    abc = ("alice", "bob", "carol")
+    assert read.people == {"a.tif": Mandate(abc, 1), "b.tif": Mandate(abc, 2), "c.tif": abc, "d.tif": "dave",
+                           "e.tif": abc}
+    assert read.strictest == ("c.tif",)  # no amount: the strictest rule, and a warning names it
+    for text, match in [
+        ("document,account,amount\na.tif,11,1.234,56\n", "line 2: 4 fields under a header of 3"),
+        ("document,account,amount\na.tif,11,\"1.234,56\"\n", "line 2: amount must be a number such as 1234.56"),
+        ("document,account,amount\na.tif,11,5\na.tif,11,6\n", "line 3: amount '6' for a.tif, but line 2 gives '5'"),
+        ("document,identity,mandate\na.tif,alice,2 over 100\n", "line 2: mandate '2 over 100': a rule over an "
+                                                                 "amount belongs in the signatory table"),
+    ]:
+        claims.write_text(text)
+        with pytest.raises(ClaimsError, match=match):
+            read_claims(claims, signatories=cards)
+    for text, match in [
+        ("account,identity,mandate\n1,a,any\n1,b,3 over 10\n", "line 3: mandate '3 over 10' for 1, which lists 2"),
+        ("account,identity,mandate\n1,a,2 over 10\n1,b,all over 10.00\n1,c,\n", "line 3: mandate 'all over "
+                                                                               "10.00' for 1, but line 2 gives"),
+        ("account,identity,mandate\n1,a,2 over ten\n", "line 2: amount must be a number"),
     ]:
         cards.write_text(text)
         with pytest.raises(ClaimsError, match=match):

@@ -493,6 +493,14 @@ def test_cheques_claimed_by_account_are_verified_against_its_signatories(batch: 
     assert s.processed == 2 and s.failed == 0  # c1 (now alice alone) and c3 (now on the table)
     reps = all_reports(batch["out"])
     assert reps["c1.png"]["claimed_identity"] == "alice" and reps["c3.png"]["claimed_identity"] == "bob"
+    # "any one to sign, two over 100": the cheque's amount picks the rule; without one, the strictest, said
+    cards.write_text("account,identity,mandate\n0011,alice,any\n0011,bob,2 over 100\n22,bob,\n33,bob,\n")
+    claims.write_text("document,account,amount\nc1.png,0011,50.00\nc2.png,0011,500.00\nc3.png,0011,\n")
+    s = run_batch(config(batch, scans=scans, claims=claims, signatories=cards), models)
+    reps = all_reports(batch["out"])
+    assert [(reps[d]["signers_required"] if "signers_required" in reps[d] else 2, reps[d]["verdict"])
+            for d in ("c1.png", "c2.png", "c3.png")] == [(1, "genuine"), (2, "needs_review"), (2, "needs_review")]
+    assert any("give no amount: each is held to its account's strictest rule (c3.png)" in w for w in s.warnings)
     with pytest.raises(ClaimsError, match="signatory table .* is read through claims naming each document's account"):
         run_batch(config(batch, scans=scans, claims=None, signatories=cards), models)
 
