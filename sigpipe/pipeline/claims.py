@@ -290,7 +290,9 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
         near = [zeros[k] for k in (account_key(account).lstrip("0"),) if k in zeros]
         unknown[doc] = (f"account {account!r} is not in the signatory table {signatories}" + (
             f"; it has {near[0]!r}: a spreadsheet drops leading zeros (format the column as text)" if near else "")
-            + ("; the MICR line was not read where it shows '*'" if "*" in account else ""))
+            + ("; the MICR line was not read where it shows '*'" if "*" in account else "")
+            + ("; no account was read from the cheque's MICR on-us field (its on_us column, if sigpipe x9 split "
+               "wrote the claims)" if account == "?" else ""))
     return Claims(people, accounts, unknown, tuple(strictest))
 
 
@@ -323,14 +325,32 @@ def load_signatories(path: str | Path) -> dict[str, SignatoryCard]:
                                   f"{limits[over][2]} gives {limits[over][1]!r}; one rule for each amount")
         cards[account] = SignatoryCard(claimants(claim), signers_required(claim),
                                        tuple((over, n) for over, (n, _, _) in sorted(limits.items())))
+    if not cards:  # an export that came out empty would fail every cheque of the night, one by one
+        raise ClaimsError(f"{what} {path} lists no account")
     return cards
 
 
 def account_key(account: str) -> str:
     """An account number as written (``0012-3456 78``, an IBAN in groups of four) in the form accounts are
-    matched by: compatibility-normalised, upper case, without spaces, dashes, dots or slashes (a MICR on-us
-    field's separators). Leading zeros are kept: ``00123`` and ``123`` are different accounts."""
-    return re.sub(r"[\s\-./]", "", unicodedata.normalize("NFKC", account)).upper()
+    matched by: compatibility-normalised, upper case, without spaces, dashes of any kind, dots, slashes (a MICR
+    on-us field's separators) or quotes, and out of a spreadsheet's text formula (``="0012"``). Leading zeros are
+    kept: ``00123`` and ``123`` are different accounts."""
+    t = unicodedata.normalize("NFKC", account).strip()
+    if t.startswith("="):  # Excel's ="0012345678", which keeps the zeros of a number shown as text
+        t = t[1:]
+    return re.sub(r"[\s\-\u2010-\u2015\u2212./\"']", "", t).upper()
+
+
+_SCIENTIFIC = re.compile(r"\d+([.,]\d+)?E\+\d+", re.IGNORECASE)  # 1.23457E+11: a spreadsheet's number, digits lost
+
+
+def _account(text: str, what: str, path: Path, lineno: int) -> str:
+    """A cell naming an account, refused when a spreadsheet has turned it into a number in scientific notation."""
+    t = text.strip()
+    if _SCIENTIFIC.fullmatch(t):
+        raise ClaimsError(f"{what} {path}, line {lineno}: account {t!r} is a number a spreadsheet shortened (its "
+                          "digits are lost); export the account column as text")
+    return t
 
 
 @dataclass
@@ -387,9 +407,9 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
                 + (f", or add the column {MANDATE_COLUMN!r} to the header" if mi is None and _mandate_like(extra)
                    else "")
             )
-        k = normalise(row[ki])
+        k = normalise(_account(row[ki], what, path, lineno) if key == ACCOUNT_COLUMN else row[ki])
         ident = unicodedata.normalize("NFC", row[ii].strip()) if ii is not None else ""
-        account = row[ai].strip() if ai is not None else ""
+        account = _account(row[ai], what, path, lineno) if ai is not None else ""
         cell = row[mi].strip() if mi is not None and mi < len(row) else ""
         if not k or not (ident or account):
             raise ClaimsError(f"{what} {path}, line {lineno}: empty {key} or "

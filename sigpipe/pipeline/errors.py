@@ -79,6 +79,13 @@ class UnknownAccountError(InputError):
     kind = "unknown_account"
 
 
+class NoClaimError(InputError):
+    """A document the claims file does not claim, in a run with a signatory table: each document is verified
+    against the account the claims name, never matched one-to-many."""
+
+    kind = "no_claim"
+
+
 class NoDocumentsError(InputError):
     """SCANS holds no document the pipeline reads."""
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import itertools
 import logging
 import multiprocessing
 import os
@@ -45,6 +46,7 @@ from sigpipe.pipeline.claims import Claim, Claims, claim_warnings, claimants, re
 from sigpipe.pipeline.errors import (
     ClaimsError,
     DocumentTimeoutError,
+    NoClaimError,
     NoDocumentsError,
     OutputWriteError,
     UnknownAccountError,
@@ -385,12 +387,15 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
             if scans_root.is_dir() and out_root.is_relative_to(scans_root) else set())
     docs = [p for p in docs if p not in specimens and p not in ours]
     if not docs:
+        letters = _x9_files(config.scans)
         raise NoDocumentsError(
             f"no documents found in {config.scans} (looked for {', '.join(sorted(SCAN_SUFFIXES))}, "
             "recursively, case-insensitive" + (f"; {len(unread)} folder(s) cannot be read" if unread else "")
             + (f"; the {len(specimens)} under REFS are references" if specimens
                                                else "") + (f"; the {len(ours)} under OUT are sigpipe's own"
                                                            if ours else "") + ")"
+            + (f"; {letters[0]} is an image cash letter (X9.37): 'sigpipe x9 split' makes its cheques documents"
+               if letters else "")
         )
     names: dict[str, Path] = {}
     clashes: list[str] = []
@@ -406,6 +411,11 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     read = (read_claims(config.claims, names, config.scans, config.signatories) if config.claims
             else Claims({}, {}, {}))
     claims = read.people
+    refused = {d: (UnknownAccountError.kind, why) for d, why in read.unknown.items()}
+    if config.signatories:  # cheques by account: one the claims do not name is not guessed at one-to-many
+        refused |= {n: (NoClaimError.kind, f"not claimed in {config.claims}: with a signatory table each document "
+                        "is verified against the account the claims name") for n in names
+                    if n not in claims and n not in refused}
     if not Path(config.refs).is_dir():
         raise InputError(f"references folder not found: {config.refs}")
 
@@ -419,14 +429,19 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     # a specimen PDF is read whole, whatever --pages selects of the documents
     specimen_ingest = replace(config.ingest, pages=None)
     # every document claimed: only the claimed people are read, however many REFS holds
-    needed = (None if any(name not in claims and name not in read.unknown for name in names)
+    needed = (None if any(name not in claims and name not in refused for name in names)
               else {p for name in names if name in claims for p in claimants(claims[name])})
     gallery = Gallery.enroll(config.refs, verifier, loader=specimen_loader(detector, specimen_ingest,
                                                                            config.crop_margin),
                              cache=config.cache, people=needed)
     ref_errors, n_people = dict(gallery.errors), len(gallery.people)
     warnings = claim_warnings(claims, names, gallery.people, gallery.folders)
-    unclaimed = [n for n in names if n not in claims and n not in read.unknown]
+    unclaimed = [n for n in names if n not in claims and n not in refused]
+    no_claim = sorted(n for n, (kind, _) in refused.items() if kind == NoClaimError.kind)
+    if no_claim:
+        warnings.append(f"{len(no_claim)} document(s) have no claim in {config.claims}: with a signatory table they "
+                        f"fail (error kind {NoClaimError.kind}) ({', '.join(no_claim[:5])}"
+                        f"{', ...' if len(no_claim) > 5 else ''})")
     if read.strictest:
         warnings.append(f"{len(read.strictest)} document(s) are drawn on accounts whose mandate asks more signers "
                         "over an amount, and the claims give no amount: each is held to its account's strictest "
@@ -456,7 +471,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         warnings.append(f"{len(orphans)} report(s) in {config.out} are of documents no longer in SCANS (renamed "
                         f"or removed): {', '.join(orphans[:5])}{', ...' if len(orphans) > 5 else ''}; this "
                         "summary leaves them out")
-    if not gallery.people:
+    if not gallery.people and needed != set():  # (nobody to read when every claim failed: no REFS problem)
         warnings.append(f"no usable references in {config.refs}: every signature will be 'no_reference'")
     single = single_reference_warning(gallery.embeddings, getattr(getattr(verifier, "manifest", None), "data", None))
     if single:
@@ -500,10 +515,9 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     for name, path in names.items():
         claimed = claims.get(name)
         digest = _sha256_or_none(path)
-        if name in read.unknown:  # nothing to verify it against: its report says why, the next run retries it
+        if name in refused:  # nothing to verify it against: its report says why, the next run retries it
             _record(outcome, config.out, DocumentReport.failure(
-                DocumentInfo(name, digest, 0), None, UnknownAccountError.kind, read.unknown[name], idents,
-                account=read.accounts[name]))
+                DocumentInfo(name, digest, 0), None, *refused[name], idents, account=read.accounts.get(name)))
             continue
         if not config.force:
             old = read_report(report_path(config.out, name))
@@ -515,7 +529,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
                     continue
                 redo[why] += 1
         tasks.append(_Task(name, str(path), claimed, digest, read.accounts.get(name)))
-    kept = len(outcome.reports) - len(read.unknown)
+    kept = len(outcome.reports) - len(refused)
     if kept or redo:
         log.info("%d document(s) already have an up-to-date report; %d to process%s", kept, len(tasks),
                  "".join(f"; {n} because {why}" for why, n in sorted(redo.items())))
@@ -602,6 +616,15 @@ def duplicate_documents(reports: Sequence[DocumentReport]) -> list[list[str]]:
         if r.document.sha256 is not None:
             by_digest.setdefault(r.document.sha256, []).append(r.document.path)
     return sorted((sorted(g) for g in by_digest.values() if len(g) > 1), key=lambda g: g[0])
+
+
+X9_SUFFIXES = (".x937", ".x9", ".icl")
+
+
+def _x9_files(scans: Path, limit: int = 10_000) -> list[Path]:
+    """Image cash letters in SCANS (the first of its ``limit`` entries), for the hint when it holds no document."""
+    entries = [scans] if scans.is_file() else itertools.islice(scans.rglob("*"), limit) if scans.is_dir() else []
+    return [p for p in entries if p.suffix.lower() in X9_SUFFIXES][:1]
 
 
 def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None, models: dict[str, str],

@@ -16,8 +16,10 @@ and a claims CSV naming the account each is drawn on (``sigpipe x9 split``), for
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +63,7 @@ class X9Item:
     routing: str  # payor bank routing number with its check digit
     on_us: str  # the on-us field as the MICR line reads it ('/' the on-us symbol, '*' a character not read)
     aux_on_us: str
-    amount_cents: int
+    amount_cents: int | None  # None: the field is not a number
     business_date: str  # the bundle's, YYYYMMDD
     record: int  # the check detail record's number in the file (1-based), for messages
     views: tuple[ImageView, ...] = field(default=())
@@ -80,7 +82,9 @@ class X9Item:
 
     @property
     def amount(self) -> str:
-        return f"{self.amount_cents // 100}.{self.amount_cents % 100:02d}"
+        """The amount in dollars and cents (``1234.56``), or "" when the file's field is not a number."""
+        c = self.amount_cents
+        return "" if c is None else f"{c // 100}.{c % 100:02d}"
 
     def view(self, side: str) -> ImageView | None:
         """The item's first image view of ``side`` ("front" or "back"), or None."""
@@ -142,7 +146,9 @@ def read_items(path: str | Path) -> Iterator[X9Item]:
         date = ""
         item: X9Item | None = None
         pending: tuple[str, str, str] | None = None  # the last image view detail (side, format, compression)
+        last = 0
         for n, rec in _records(f, path):
+            last = n
             if not enc:
                 enc = _decoder(rec, path)
             kind = rec[:2].decode(enc, "replace")
@@ -152,12 +158,15 @@ def read_items(path: str | Path) -> Iterator[X9Item]:
                 pending = None
             if kind in ("25", "31", "50", "20") and len(rec) < 80:
                 raise X9Error(f"{path}: record {n} (type {kind}) has {len(rec)} bytes; 80 expected")
+            if kind == "99":  # the file control record: the file ends here (a transfer may pad it after)
+                return
             if kind == "20":
                 date = rec[22:30].decode(enc, "replace").strip()
             elif kind == "25":
                 t = rec[:80].decode(enc, "replace")
+                amount = t[47:57].strip()  # unreadable: the signatures can still be checked, under the strictest rule
                 item = X9Item(sequence=t[57:72].strip(), routing=t[18:27].strip(), on_us=t[27:47].strip(),
-                              aux_on_us=t[2:17].strip(), amount_cents=_num(t[47:57], "item amount", path, n),
+                              aux_on_us=t[2:17].strip(), amount_cents=int(amount) if amount.isdigit() else None,
                               business_date=date, record=n)
             elif kind == "31":
                 log.info("%s: record %d is a return (type 31), not a cheque presented for payment: skipped", path, n)
@@ -171,6 +180,8 @@ def read_items(path: str | Path) -> Iterator[X9Item]:
             raise X9Error(f"{path}: empty file: not an X9.37 image cash letter")
         if item is not None:
             yield item
+        raise X9Error(f"{path}: ends after record {last} without its file control record (type 99): cut short? "
+                      "The cheques before the end were read")
 
 
 def _with_view(item: X9Item, rec: bytes, enc: str, view: tuple[str, str, str], path: Path, n: int) -> X9Item:
@@ -201,25 +212,37 @@ class SplitResult:
     documents: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)  # files that are not readable image cash letters, with why
+    notes: list[str] = field(default_factory=list)  # items written with something missing (their amount)
     claims: Path | None = None
 
 
 def split_files(files: Sequence[str | Path], out: str | Path) -> SplitResult:
-    """Write each item's front image as ``OUT/<file's stem>/<sequence>.tif`` (the image's bytes as the file holds
-    them: nothing is recompressed; the back, endorsements, is left out), and ``OUT/claims.csv``
-    naming the account each document is drawn on (columns :data:`CLAIMS_COLUMNS`), for ``sigpipe run OUT
-    --claims OUT/claims.csv --signatories CARDS``. A file that is damaged part way keeps the items before the
-    damage; an item without a readable account (a MICR line not read: ``*``) is listed under that account, which
-    no signatory table holds, so its document fails alone with the reason.
+    """Write each item's front image as ``OUT/<file's stem>-<its sha256's first 8 hex digits>/<sequence>.tif``
+    (a folder no other file's can take; the image's bytes as the file holds them: nothing is recompressed; the
+    back, endorsements, is left out), and ``OUT/claims.csv`` naming the account each document is drawn on (columns
+    :data:`CLAIMS_COLUMNS`), for ``sigpipe run OUT --claims OUT/claims.csv --signatories CARDS``. A claims.csv
+    already in OUT keeps the rows of the other files' folders (a night's second cash letter split into the same
+    OUT); a file given twice is read once. A file that is damaged part way keeps the items before the damage; an
+    item without a readable account (a MICR line not read: ``*``) is listed under that account, which no signatory
+    table holds, so its document fails alone with the reason.
 
     Raises:
-        InputError: a file cannot be written to OUT.
+        InputError: a file cannot be written to OUT, or OUT holds a claims.csv that this command did not write.
     """
     out = Path(out)
     result = SplitResult()
+    kept = _earlier_rows(out / CLAIMS_CSV)
     rows: list[list[str]] = []
-    for file in map(Path, files):
-        stem = re.sub(r"[^\w.-]+", "_", file.stem) or "x9"
+    folders: set[str] = set()
+    for file in dict.fromkeys(Path(os.path.abspath(f)) for f in files):  # a file given twice: once
+        try:
+            folder = (re.sub(r"[^\w.-]+", "_", file.stem) or "x9") + "-" + _digest(file)[:8]
+        except OSError as e:
+            result.failed.append(f"cannot read {file}: {e}")
+            continue
+        if folder in folders:  # the same contents under two names: its cheques once
+            continue
+        folders.add(folder)
         seen: set[str] = set()
         try:
             for item in read_items(file):
@@ -236,25 +259,54 @@ def split_files(files: Sequence[str | Path], out: str | Path) -> SplitResult:
                 while name in seen:  # a sequence number used twice in one file: both kept
                     name, k = f"{base}_{k}", k + 1
                 seen.add(name)
-                doc, target = f"{stem}/{name}{suffix}", out / stem / f"{name}{suffix}"
+                doc, target = f"{folder}/{name}{suffix}", out / folder / f"{name}{suffix}"
                 try:
                     if not (target.is_file() and target.read_bytes() == view.data):  # a re-split writes nothing
                         write_bytes_atomic(target, view.data)
                 except OSError as e:
                     raise InputError(f"cannot write {target}: {e}") from e
                 result.documents.append(doc)
+                if item.amount_cents is None:
+                    result.notes.append(f"{label}: item amount is not a number; the cheque is written without one")
                 rows.append([doc, item.account or "?", item.amount, item.serial, item.routing, item.on_us,
                              item.sequence, item.business_date, file.name])
         except X9Error as e:  # this file's items before the damage are kept; the next file is read
             result.failed.append(str(e))
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(CLAIMS_COLUMNS)
-    w.writerows(rows)
+    rows = [r for r in kept if r[0].split("/", 1)[0] not in folders] + rows
     if rows:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\r\n")
+        w.writerow(CLAIMS_COLUMNS)
+        w.writerows(rows)
         result.claims = out / CLAIMS_CSV
         try:
             write_text_atomic(result.claims, buf.getvalue())
         except OSError as e:
             raise InputError(f"cannot write {result.claims}: {e}") from e
     return result
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _earlier_rows(path: Path) -> list[list[str]]:
+    """The rows of a claims.csv an earlier split wrote into OUT ([] without one).
+
+    Raises:
+        InputError: it is not one this command wrote (its header differs): it is the user's, not to be replaced.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read {path}: {e}") from e
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or tuple(rows[0]) != CLAIMS_COLUMNS:
+        raise InputError(f"{path} is not a claims file that 'sigpipe x9 split' wrote; split into another --out")
+    return [r for r in rows[1:] if r]

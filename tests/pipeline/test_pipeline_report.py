@@ -288,6 +288,20 @@ def test_claims_by_account_take_the_signatory_tables_people_and_mandate(tmp_path
         claims.write_text(text)
         with pytest.raises(ClaimsError, match=match or "line 2: claims by account need the signatory table"):
             read_claims(claims, signatories=None if match is None else cards)
+    # as spreadsheets write them (helper): a text formula, an en dash, quotes; a number in scientific notation has
+    # lost its digits, and an empty export would fail every cheque one by one: both refused
+    cards.write_text('account,identity\n="0012345678",alice\n77,carol\n')
+    claims.write_text('document,account\na.pdf,0012\u2013345678\nb.pdf," 77"\nc.pdf,?\n')
+    read = read_claims(claims, signatories=cards)
+    assert read.people == {"a.pdf": "alice", "b.pdf": "carol"}
+    assert "no account was read from the cheque's MICR on-us field" in read.unknown["c.pdf"]
+    cards.write_text("account,identity\n1.23457E+11,alice\n")
+    with pytest.raises(ClaimsError, match="line 2: account '1.23457E.11' is a number a spreadsheet shortened"):
+        load_signatories(cards)
+    cards.write_text("account;identity;mandate\n")
+    with pytest.raises(ClaimsError, match="signatory table .* lists no account"):
+        load_signatories(cards)
+    cards.write_text("account;identity;mandate\n0012-3456 78;alice;any\n0012345678;bob;\n77;carol;\n77;dave;\n")
     claims.write_text("document,account\na.pdf,77\na.pdf,77-\n")  # one account, written two ways
     assert read_claims(claims, signatories=cards).people == {"a.pdf": ("carol", "dave")}
     with pytest.raises(ClaimsError, match="line 2: claims by account need the signatory table"):

@@ -4,6 +4,7 @@ The files are built here from the record layouts (positions as the standard give
 the reader's slicing: a field placed one position off fails these tests."""
 
 import csv
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -16,6 +17,8 @@ from PIL import Image
 from pipeline_doubles import SIG_A, DoubleModels, page_with, scribble
 
 from sigpipe.cli import cli
+from sigpipe.errors import InputError
+from sigpipe.pipeline.errors import NoDocumentsError
 from sigpipe.pipeline.report import load_schema
 from sigpipe.pipeline.runner import RunConfig, run_batch
 from sigpipe.pipeline.x9 import X9Error, read_items, split_files
@@ -122,24 +125,43 @@ def test_items_are_read_with_their_fields_and_images(tmp_path: Path, cheques: di
     assert got[3].view("front").data == cheques["front"]  # the credit's image after it is not the cheque's
 
 
+def folder(path: Path) -> str:
+    """The folder a split writes a file's cheques to: its stem, made safe, and its sha256's first 8 hex digits."""
+    return path.stem.replace(" ", "_") + "-" + hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+
+
+def claim_rows(out: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO((out / "claims.csv").read_text())))
+
+
 def test_split_writes_front_images_and_claims_by_account(tmp_path: Path, cheques: dict[str, bytes]):
     f = tmp_path / "in" / "day 1.x937"
     f.parent.mkdir()
     f.write_bytes(x9_file(items(cheques)))
-    out = tmp_path / "scans"
-    r = split_files([f], out)
-    assert r.documents == ["day_1/000000000000101.tif", "day_1/102.jpg", "day_1/102_2.tif"]
+    out, d = tmp_path / "scans", folder(f)
+    r = split_files([f, tmp_path / "in" / ".." / "in" / "day 1.x937"], out)  # the same file twice: read once
+    assert r.documents == [f"{d}/000000000000101.tif", f"{d}/102.jpg", f"{d}/102_2.tif"]
     assert len(r.skipped) == 1 and "item 103" in r.skipped[0] and "format '23'" in r.skipped[0]
-    assert (out / "day_1" / "000000000000101.tif").read_bytes() == cheques["front"]  # as the file holds it
-    assert Image.open(out / "day_1" / "000000000000101.tif").size == (800, 600)
-    rows = list(csv.DictReader(io.StringIO((out / "claims.csv").read_text())))
-    assert [(r["document"], r["account"], r["amount"], r["serial"]) for r in rows] == [
-        ("day_1/000000000000101.tif", "12-3456", "123.45", "1001"), ("day_1/102.jpg", "987654", "1.00", "5001"),
-        ("day_1/102_2.tif", "12-3456", "500.00", "1002")]
+    assert (out / d / "000000000000101.tif").read_bytes() == cheques["front"]  # as the file holds it
+    assert Image.open(out / d / "000000000000101.tif").size == (800, 600)
+    assert [(r["document"], r["account"], r["amount"], r["serial"]) for r in claim_rows(out)] == [
+        (f"{d}/000000000000101.tif", "12-3456", "123.45", "1001"), (f"{d}/102.jpg", "987654", "1.00", "5001"),
+        (f"{d}/102_2.tif", "12-3456", "500.00", "1002")]
     assert not list(out.rglob("*back*"))  # endorsements are not the account holders' to verify
-    before = (out / "day_1" / "102.jpg").stat().st_mtime_ns
+    before = (out / d / "102.jpg").stat().st_mtime_ns
     assert split_files([f], out).documents == r.documents  # split again: the same names, nothing rewritten
-    assert (out / "day_1" / "102.jpg").stat().st_mtime_ns == before
+    assert (out / d / "102.jpg").stat().st_mtime_ns == before and len(claim_rows(out)) == 3
+    # another cash letter of the same name (another folder upstream), split into the same OUT later that night:
+    # its cheques get a folder of their own, and the first file's claims are kept (helper: they were overwritten)
+    g = tmp_path / "other" / "day 1.x937"
+    g.parent.mkdir()
+    g.write_bytes(x9_file(items(cheques)[:1], enc="ascii"))
+    r2 = split_files([g], out)
+    assert r2.documents == [f"{folder(g)}/000000000000101.tif"] and folder(g) != d
+    assert [row["document"] for row in claim_rows(out)] == r.documents + r2.documents
+    (out / "claims.csv").write_text("document,identity\na.tif,alice\n")  # the user's own: not replaced
+    with pytest.raises(InputError, match="is not a claims file that 'sigpipe x9 split' wrote"):
+        split_files([g], out)
 
 
 def test_a_damaged_file_keeps_the_items_before_the_damage(tmp_path: Path, cheques: dict[str, bytes]):
@@ -153,16 +175,34 @@ def test_a_damaged_file_keeps_the_items_before_the_damage(tmp_path: Path, cheque
     empty = tmp_path / "empty.x937"
     empty.write_bytes(b"")
     r = split_files([cut, other, empty], tmp_path / "scans")
-    assert r.documents == ["cut/000000000000101.tif"]
+    assert r.documents == [f"{folder(cut)}/000000000000101.tif"]
     assert len(r.failed) == 3 and r.failed[0].startswith(f"{cut}: cut short in record 13 (")
     assert r.failed[1:] == [f"{other}: not an X9.37 image cash letter (its first record is not a file header, type "
                             "01, in EBCDIC or ASCII)", f"{empty}: empty file: not an X9.37 image cash letter"]
-    assert [row["document"] for row in csv.DictReader(io.StringIO((tmp_path / "scans" / "claims.csv").read_text()))
-            ] == ["cut/000000000000101.tif"]
+    assert [row["document"] for row in claim_rows(tmp_path / "scans")] == r.documents
     huge = tmp_path / "huge.x937"
     huge.write_bytes(b"\xff\xff\xff\xff01")
     with pytest.raises(X9Error, match="record 1 claims 4294967295 bytes"):
         list(read_items(huge))
+    # cut between two records: the missing file control record says so (helper: it passed as complete)
+    second = data.index(record(check_detail("987654/", 100, "102", "5001"), "cp037"))
+    (tmp_path / "edge.x937").write_bytes(data[:second])
+    with pytest.raises(X9Error, match="ends after record 9 without its file control record .type 99.: cut short"):
+        assert len(list(read_items(tmp_path / "edge.x937"))) == 1
+    r = split_files([tmp_path / "edge.x937"], tmp_path / "edge")
+    assert len(r.documents) == 1 and len(r.failed) == 1
+    # padding after the file control record, as a transfer in blocks leaves it: the file is complete
+    for pad in (b"\x00" * 37, b"\r\n", b"\x40" * 100):
+        (tmp_path / "padded.x937").write_bytes(data + pad)
+        assert len(list(read_items(tmp_path / "padded.x937"))) == 4
+    # an amount that is not a number: its cheque is written without one, and the rest of the file is read
+    bad = data.replace(b"\xf0" * 7 + "100".encode("cp037") + "102".rjust(15).encode("cp037"),
+                       b"\xf0" * 7 + "1A0".encode("cp037") + "102".rjust(15).encode("cp037"))
+    assert bad != data
+    (tmp_path / "amount.x937").write_bytes(bad)
+    r = split_files([tmp_path / "amount.x937"], tmp_path / "amount")
+    assert len(r.documents) == 3 and not r.failed and "item 102 (record 10): item amount is not a number" in r.notes[0]
+    assert [row["amount"] for row in claim_rows(tmp_path / "amount")] == ["123.45", "", "500.00"]
 
 
 def test_cheques_of_an_x9_file_run_by_account(tmp_path: Path, cheques: dict[str, bytes], verifier_manifest: Path):
@@ -183,10 +223,11 @@ def test_cheques_of_an_x9_file_run_by_account(tmp_path: Path, cheques: dict[str,
             if p.name != "summary.json"}
     for rep in reps.values():
         jsonschema.validate(rep, load_schema())
-    tif = reps["day/000000000000101.tif.json"]
+    d = folder(f)
+    tif = reps[f"{d}/000000000000101.tif.json"]
     assert (tif["account"], tif["claimed_identity"], tif["verdict"]) == ("12-3456", "alice", "genuine")
     assert tif["signatures"][0]["page"] == 1
-    jpg = reps["day/102.jpg.json"]  # account 987654 has no signature card
+    jpg = reps[f"{d}/102.jpg.json"]  # account 987654 has no signature card
     assert (jpg["status"], jpg["error"]["kind"]) == ("error", "unknown_account")
     assert s.failed == 1 and s.to_dict()["documents"] == 3
     assert "the MICR line was not read" not in jpg["error"]["message"]
@@ -195,10 +236,20 @@ def test_cheques_of_an_x9_file_run_by_account(tmp_path: Path, cheques: dict[str,
     (scans / "claims.csv").write_text(claims)
     s = run_batch(RunConfig(scans=scans, refs=refs, out=out, claims=scans / "claims.csv", signatories=cards,
                             cache=tmp_path / "cache", progress=False), DoubleModels(verifier_manifest))
-    jpg = json.loads((out / "day" / "102.jpg.json").read_text())
+    jpg = json.loads((out / d / "102.jpg.json").read_text())
     assert jpg["error"]["kind"] == "unknown_account" and "the MICR line was not read where it shows '*'" in \
         jpg["error"]["message"]
     assert s.processed == 1  # the others' reports are kept
+    # every cheque on an account the table lacks: no word of REFS having no references (it was not read)
+    cards.write_text("account,identity\n5,alice\n")
+    s = run_batch(RunConfig(scans=scans, refs=refs, out=tmp_path / "out2", claims=scans / "claims.csv",
+                            signatories=cards, cache=tmp_path / "cache", progress=False),
+                  DoubleModels(verifier_manifest))
+    assert s.failed == 3 and not any("no usable references" in w for w in s.warnings)
+    # the cash letter itself given to run: what to do is said
+    with pytest.raises(NoDocumentsError, match=r"day.x937 is an image cash letter \(X9.37\): 'sigpipe x9 split'"):
+        run_batch(RunConfig(scans=f, refs=refs, out=tmp_path / "out3", cache=tmp_path / "cache", progress=False),
+                  DoubleModels(verifier_manifest))
 
 
 def test_split_with_nothing_to_read_is_an_error(tmp_path: Path):
