@@ -291,7 +291,7 @@ def test_claims_by_account_take_the_signatory_tables_people_and_mandate(tmp_path
     # as spreadsheets write them (helper): a text formula, an en dash, quotes; a number in scientific notation has
     # lost its digits, and an empty export would fail every cheque one by one: both refused
     cards.write_text('account,identity\n="0012345678",alice\n77,carol\n')
-    claims.write_text('document,account\na.pdf,0012\u2013345678\nb.pdf," 77"\nc.pdf,?\n')
+    claims.write_text('document,account\na.pdf,0012\u2013345678\nb.pdf, "77 "\nc.pdf,?\n')
     read = read_claims(claims, signatories=cards)
     assert read.people == {"a.pdf": "alice", "b.pdf": "carol"}
     assert "no account was read from the cheque's MICR on-us field" in read.unknown["c.pdf"]
