@@ -411,7 +411,8 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     read = (read_claims(config.claims, names, config.scans, config.signatories) if config.claims
             else Claims({}, {}, {}))
     claims = read.people
-    refused = {d: (UnknownAccountError.kind, why) for d, why in read.unknown.items()}
+    unknown = {d: why for d, why in read.unknown.items() if d in names}  # (those not in SCANS: claims_not_in_scans)
+    refused = {d: (UnknownAccountError.kind, why) for d, why in unknown.items()}
     if config.signatories:  # cheques by account: one the claims do not name is not guessed at one-to-many
         refused |= {n: (NoClaimError.kind, f"not claimed in {config.claims}: with a signatory table each document "
                         "is verified against the account the claims name") for n in names
@@ -435,7 +436,9 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
                                                                            config.crop_margin),
                              cache=config.cache, people=needed)
     ref_errors, n_people = dict(gallery.errors), len(gallery.people)
-    warnings = claim_warnings(claims, names, gallery.people, gallery.folders)
+    # claims on unknown accounts naming documents not in SCANS are warned about with the rest (no people to check)
+    warnings = claim_warnings(claims | {d: "?" for d in read.unknown if d not in names}, names, gallery.people,
+                              gallery.folders)
     unclaimed = [n for n in names if n not in claims and n not in refused]
     no_claim = sorted(n for n, (kind, _) in refused.items() if kind == NoClaimError.kind)
     if no_claim:
@@ -446,11 +449,11 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         warnings.append(f"{len(read.strictest)} document(s) are drawn on accounts whose mandate asks more signers "
                         "over an amount, and the claims give no amount: each is held to its account's strictest "
                         f"rule ({', '.join(read.strictest[:5])}{', ...' if len(read.strictest) > 5 else ''})")
-    if read.unknown:
-        warnings.append(f"{len(read.unknown)} document(s) are drawn on accounts the signatory table does not hold: "
+    if unknown:
+        warnings.append(f"{len(unknown)} document(s) are drawn on accounts the signatory table does not hold: "
                         f"they fail (error kind {UnknownAccountError.kind}): "
-                        + "; ".join(f"{d}: {why}" for d, why in sorted(read.unknown.items())[:5])
-                        + ("; ..." if len(read.unknown) > 5 else ""))
+                        + "; ".join(f"{d}: {why}" for d, why in sorted(unknown.items())[:5])
+                        + ("; ..." if len(unknown) > 5 else ""))
     if config.claims and unclaimed:  # an empty export, or rows lost: one-to-many is not what was asked for
         warnings.append(f"{len(unclaimed)} of {len(names)} document(s) have no claim in {config.claims}: they are "
                         f"matched one-to-many against everybody ({', '.join(unclaimed[:5])}"
@@ -580,7 +583,8 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         ordered, processed=outcome.processed, pages_processed=outcome.pages_processed,
         elapsed_s=time.monotonic() - t0, reference_errors=ref_errors, warnings=warnings, people=n_people,
         workers=workers, models=idents, suspect_references=suspects, unread=unread_failures,
-        started_at=started, finished_at=datetime.now(UTC), claims_not_in_scans=sorted(set(claims) - set(names)),
+        started_at=started, finished_at=datetime.now(UTC),
+        claims_not_in_scans=sorted((set(claims) | set(read.unknown)) - set(names)),
         unclaimed_documents=sorted(unclaimed) if config.claims else (), duplicate_documents=copies,
     )
     try:

@@ -466,7 +466,7 @@ def test_cheques_claimed_by_account_are_verified_against_its_signatories(batch: 
     for name in ("c1.png", "c2.png", "c3.png"):
         save_image(scans / name, page_with([(a, 300, 400)]))
     claims, cards = tmp_path / "claims.csv", tmp_path / "cards.csv"
-    claims.write_text("document,account\nc1.png,0011\nc2.png,22\nc3.png,33\n")
+    claims.write_text("document,account\nc1.png,0011\nc2.png,22\nc3.png,33\ngone.png,33\n")
     cards.write_text("account,identity,mandate\n0011,alice,any\n0011,bob,\n22,alice,\n22,bob,\n033,bob,\n")
     models = DoubleModels(verifier_manifest)
     s = run_batch(config(batch, scans=scans, claims=claims, signatories=cards), models)
@@ -483,6 +483,10 @@ def test_cheques_claimed_by_account_are_verified_against_its_signatories(batch: 
     assert s.failed == 1 and s.to_dict()["failures"][0]["document"] == "c3.png"
     assert any("drawn on accounts the signatory table does not hold" in w for w in s.warnings)
     assert s.to_dict()["unclaimed_documents"] == []  # c3 is claimed, by an account nobody may sign for
+    assert any("drawn on accounts the signatory table does not hold: they fail" in w and w.startswith("1 ")
+               for w in s.warnings)  # c3, not gone.png, which is not in SCANS: named as such
+    assert s.to_dict()["claims_not_in_scans"] == ["gone.png"]
+    assert any("claims name a document that is not in SCANS: gone.png" in w for w in s.warnings)
     rows = list(csv.DictReader(io.StringIO((batch["out"] / "summary.csv").read_text())))
     assert [(r["document"], r["account"], r["signers_required"]) for r in rows] == [
         ("c1.png", "0011", "1"), ("c2.png", "22", ""), ("c3.png", "33", "")]
