@@ -22,7 +22,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -67,6 +67,7 @@ class X9Item:
     business_date: str  # the bundle's, YYYYMMDD
     record: int  # the check detail record's number in the file (1-based), for messages
     views: tuple[ImageView, ...] = field(default=())
+    problems: tuple[str, ...] = ()  # image view records that could not be read
 
     @property
     def account(self) -> str:
@@ -174,7 +175,10 @@ def read_items(path: str | Path) -> Iterator[X9Item]:
                 t = rec[:80].decode(enc, "replace")
                 pending = (SIDES.get(t[31], f"side {t[31]!r}"), t[20:22], t[22:24])
             elif kind == "52" and item is not None and pending is not None:
-                item = _with_view(item, rec, enc, pending, path, n)
+                try:
+                    item = _with_view(item, rec, enc, pending, path, n)
+                except X9Error as e:  # one image's damaged lengths: the record's own length still frames the next
+                    item = replace(item, problems=(*item.problems, str(e)))
                 pending = None
         if not enc:
             raise X9Error(f"{path}: empty file: not an X9.37 image cash letter")
@@ -200,9 +204,7 @@ def _with_view(item: X9Item, rec: bytes, enc: str, view: tuple[str, str, str], p
     if not size:
         return item
     side, fmt, compression = view
-    views = (*item.views, ImageView(side, fmt, compression, bytes(rec[start:start + size])))
-    return X9Item(item.sequence, item.routing, item.on_us, item.aux_on_us, item.amount_cents, item.business_date,
-                  item.record, views)
+    return replace(item, views=(*item.views, ImageView(side, fmt, compression, bytes(rec[start:start + size]))))
 
 
 @dataclass
@@ -252,7 +254,8 @@ def split_files(files: Sequence[str | Path], out: str | Path) -> SplitResult:
                 if view is None or suffix is None:
                     result.skipped.append(f"{label}: " + ("no front image" if view is None else
                                           f"front image in format {view.format!r}, which sigpipe does not read "
-                                          "(TIFF, PNG and JPEG only)"))
+                                          "(TIFF, PNG and JPEG only)")
+                                          + (f" ({'; '.join(item.problems)})" if item.problems else ""))
                     continue
                 base = name = re.sub(r"[^\w-]+", "_", item.sequence) or f"record{item.record}"
                 k = 2

@@ -195,6 +195,14 @@ def test_a_damaged_file_keeps_the_items_before_the_damage(tmp_path: Path, cheque
     for pad in (b"\x00" * 37, b"\r\n", b"\x40" * 100):
         (tmp_path / "padded.x937").write_bytes(data + pad)
         assert len(list(read_items(tmp_path / "padded.x937"))) == 4
+    # one image view record whose lengths are damaged: that cheque is named, the others are read
+    at = data.index(cheques["jpeg"]) - 7
+    assert data[at:at + 7] == f"{len(cheques['jpeg']):07d}".encode("cp037")
+    (tmp_path / "view.x937").write_bytes(data[:at] + "00x0000".encode("cp037") + data[at + 7:])
+    r = split_files([tmp_path / "view.x937"], tmp_path / "view")
+    assert len(r.documents) == 2 and not r.failed and len(r.skipped) == 2
+    assert "item 102 (record 10): no front image (" in r.skipped[0] and "image data length '00x0000' is not a " \
+        "number" in r.skipped[0]
     # an amount that is not a number: its cheque is written without one, and the rest of the file is read
     bad = data.replace(b"\xf0" * 7 + "100".encode("cp037") + "102".rjust(15).encode("cp037"),
                        b"\xf0" * 7 + "1A0".encode("cp037") + "102".rjust(15).encode("cp037"))
