@@ -371,8 +371,8 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
     if sep:  # Excel's first line naming the delimiter; the header follows
         start = _next_content(lines, start + 1)
     first = lines[start] if start < len(lines) else ""
-    by_account = key == "document"  # a claims file may name accounts instead of people
-    names = ("identity", ACCOUNT_COLUMN) if by_account else ("identity",)
+    claims_file = key == "document"  # its rows may name accounts instead of people (a table's may not)
+    names = ("identity", ACCOUNT_COLUMN) if claims_file else ("identity",)
     delimiter = sep.group(1) if sep else header_delimiter(first, (key, *names))
     rows = _rows(lines, start, delimiter, path, what)
     _, header = next(rows, (start, None))
@@ -380,14 +380,14 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
     if not header or key not in cols or not any(c in cols for c in names):
         raise ClaimsError(
             f"{what} {path}{f', line {start + 1}' if first else ''}: the first line must be the header "
-            f"'{key},identity'{f' (or {key},account)' if by_account else ''}, got {first or 'an empty file'!r}"
+            f"'{key},identity'{f' (or {key},account)' if claims_file else ''}, got {first or 'an empty file'!r}"
         )
     ki = cols.index(key)
     ii = cols.index("identity") if "identity" in cols else None
-    ai = cols.index(ACCOUNT_COLUMN) if by_account and ACCOUNT_COLUMN in cols else None
+    ai = cols.index(ACCOUNT_COLUMN) if claims_file and ACCOUNT_COLUMN in cols else None
     mi = cols.index(MANDATE_COLUMN) if MANDATE_COLUMN in cols else None
-    mo = cols.index(AMOUNT_COLUMN) if by_account and AMOUNT_COLUMN in cols else None
-    known = (key, "identity", ACCOUNT_COLUMN, AMOUNT_COLUMN) if by_account else (key, "identity")
+    mo = cols.index(AMOUNT_COLUMN) if claims_file and AMOUNT_COLUMN in cols else None
+    known = (key, "identity", ACCOUNT_COLUMN, AMOUNT_COLUMN) if claims_file else (key, "identity")
     if mi is None:  # other columns are the user's own (notes), but a misspelt mandate would be dropped unsaid
         like = difflib.get_close_matches(MANDATE_COLUMN, [c for c in cols if c not in known], 1, 0.75)
         if like:
@@ -440,7 +440,7 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
             raise ClaimsError(f"{what} {path}, line {lineno}: {e}") from e
         if over is None:
             table.mandates.setdefault(k, []).append((required, cell, lineno))  # checked once the key's rows are known
-        elif by_account:
+        elif claims_file:
             raise ClaimsError(f"{what} {path}, line {lineno}: mandate {cell!r}: a rule over an amount belongs in "
                               "the signatory table (--signatories), for the account")
         else:

@@ -16,7 +16,6 @@ and a claims CSV naming the account each is drawn on (``sigpipe x9 split``), for
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 import os
@@ -28,6 +27,7 @@ from typing import BinaryIO
 
 from sigpipe.errors import InputError
 from sigpipe.pipeline.report import write_bytes_atomic, write_text_atomic
+from sigpipe.weights import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ def split_files(files: Sequence[str | Path], out: str | Path) -> SplitResult:
     folders: set[str] = set()
     for file in dict.fromkeys(Path(os.path.abspath(f)) for f in files):  # a file given twice: once
         try:
-            folder = (re.sub(r"[^\w.-]+", "_", file.stem) or "x9") + "-" + _digest(file)[:8]
+            folder = (re.sub(r"[^\w.-]+", "_", file.stem) or "x9") + "-" + sha256_file(file)[:8]
         except OSError as e:
             result.failed.append(f"cannot read {file}: {e}")
             continue
@@ -287,14 +287,6 @@ def split_files(files: Sequence[str | Path], out: str | Path) -> SplitResult:
         except OSError as e:
             raise InputError(f"cannot write {result.claims}: {e}") from e
     return result
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _earlier_rows(path: Path) -> list[list[str]]:
