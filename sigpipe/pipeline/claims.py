@@ -10,6 +10,8 @@ a blank cell), ``any`` (one of them: a joint account's "either to sign"), or a n
 directors": ``2``, also written ``any 2``).
 A row may name the account a document (a cheque) is drawn on, column ``account``, instead of people: the account's
 people and mandate are then the signatory table's (``--signatories``, :func:`load_signatories`; :func:`read_claims`).
+An optional column ``class`` gives each person a signing class (a company card's "A" and "B" signatories), which a
+mandate may name: ``A+B``, ``2A``, ``A+B or 2A`` (:func:`parse_rule`).
 """
 
 from __future__ import annotations
@@ -32,25 +34,122 @@ REQUIRED_COLUMNS = ("document", "identity")
 MANDATE_COLUMN = "mandate"
 ACCOUNT_COLUMN = "account"  # a claims file's rows may name the account a cheque is drawn on instead of people
 AMOUNT_COLUMN = "amount"  # a cheque's amount, for an account whose mandate asks more signers over an amount
+CLASS_COLUMN = "class"  # a person's signing class (a company card's A and B signatories), which mandates may name
+
+
+@dataclass(frozen=True, order=True)
+class Need:
+    """One way to meet a mandate: at least ``total`` of the claimed people signing, among them at least ``n`` of
+    each ``(class, n)`` of ``classes`` (signing classes, a company card's "A" and "B" signatories). Written as a
+    mandate cell writes it (:func:`parse_rule`): ``2``, ``A+B``, ``2A``, ``3 with A``."""
+
+    total: int
+    classes: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.total < max(1, sum(n for _, n in self.classes)) or any(n < 1 for _, n in self.classes) or \
+                len({c for c, _ in self.classes}) != len(self.classes):
+            raise ValueError(f"not a mandate: {self.total} signer(s) with {self.classes!r}")
+
+    def met(self, signed: Collection[str], class_of: dict[str, str]) -> bool:
+        """Whether the people who ``signed`` (different people) meet it, ``class_of`` giving each one's class."""
+        counts = Counter(class_of.get(p, "") for p in signed)
+        return len(signed) >= self.total and all(counts[c] >= n for c, n in self.classes)
+
+    def __str__(self) -> str:
+        terms = "+".join(f"{n if n > 1 else ''}{c}" for c, n in self.classes)
+        if not terms:
+            return str(self.total)
+        return terms if self.total == sum(n for _, n in self.classes) else f"{self.total} with {terms}"
+
+
+# A mandate written with signing classes: its ways to be met (any one suffices), sorted, none a stricter copy of
+# another (:func:`canonical_rule`).
+Rule = tuple[Need, ...]
+
+
+def canonical_rule(needs: Iterable[Need]) -> Rule:
+    """``needs`` without repeats and without a need that asks at least as much as another (which is then met
+    first), sorted: one form for each rule, so two cards that say the same compare equal."""
+    unique = sorted(set(needs))
+
+    def covers(a: Need, b: Need) -> bool:  # meeting b always meets a
+        got = dict(b.classes)
+        return a.total <= b.total and all(got.get(c, 0) >= n for c, n in a.classes)
+
+    return tuple(b for b in unique if not any(a != b and covers(a, b) for a in unique))
+
+
+def rule_text(rule: Rule) -> str:
+    """A rule as a mandate cell writes it: ``A+B or 2A``."""
+    return " or ".join(str(n) for n in rule)
+
+
+def all_of(rules: Iterable[Rule]) -> Rule:
+    """The rule met exactly when every one of ``rules`` is (a cheque of unknown amount under a card's rules for
+    every amount): each way of meeting one combined with each of the others'."""
+    out: list[Need] = [Need(1)]
+    for rule in rules:
+        merged = []
+        for a in out:
+            for b in rule:
+                counts = dict(a.classes)
+                for c, n in b.classes:
+                    counts[c] = max(counts.get(c, 0), n)
+                merged.append(Need(max(a.total, b.total, sum(counts.values())), tuple(sorted(counts.items()))))
+        out = merged
+    return canonical_rule(out)
 
 
 @dataclass(frozen=True)
 class Mandate:
     """Several people of whom any ``required`` must sign (fewer than all of them): a joint account's "either to
-    sign" (1 of 2), a company's "any two directors". Build it with :func:`normalise_claim`, which gives a plain tuple
-    when everybody must sign."""
+    sign" (1 of 2), a company's "any two directors". Build it with :func:`normalise_claim` or :func:`claim_of`,
+    which give a plain tuple when everybody must sign.
+
+    With signing classes (a company card's "one A and one B signatory"), ``rule`` says who must sign (the
+    :class:`Need` objects, any one of which suffices), ``classes`` each person's class ("" for none) and
+    ``required`` is the fewest signers that can meet it.
+    """
 
     people: tuple[str, ...]
     required: int
+    rule: Rule = ()
+    classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(set(self.people)) != len(self.people) or isinstance(self.required, bool) or \
                 not isinstance(self.required, int) or not 1 <= self.required < len(self.people):
             raise ValueError(f"a mandate asks 1 to {len(self.people) - 1} of its different people to sign, not "
                              f"{self.required!r} of {list(self.people)} (all of them: a tuple of the names)")
+        if (self.rule or self.classes) and (
+                len(self.classes) != len(self.people) or self.rule != canonical_rule(self.rule)
+                or not any(n.classes for n in self.rule) or self.required != min(n.total for n in self.rule)
+                or not all(self._can_meet(n) for n in self.rule)):
+            raise ValueError(f"signing rule {rule_text(self.rule)!r} with classes {list(self.classes)} does not fit "
+                             f"{list(self.people)} asked {self.required}")
+
+    def _can_meet(self, need: Need) -> bool:
+        have = Counter(self.classes)
+        return need.total <= len(self.people) and all(have[c] >= n for c, n in need.classes)
+
+    @property
+    def class_of(self) -> dict[str, str]:
+        """Each person's signing class, for those who have one."""
+        return {p: c for p, c in zip(self.people, self.classes, strict=False) if c}  # none without classes
+
+    def met(self, signed: Collection[str]) -> bool:
+        """Whether the claimed people who ``signed`` meet the mandate."""
+        signed = set(signed) & set(self.people)
+        if not self.rule:
+            return len(signed) >= self.required
+        return any(n.met(signed, self.class_of) for n in self.rule)
 
     def __str__(self) -> str:
-        return f"any {self.required} of {', '.join(self.people)}"
+        if not self.rule:
+            return f"any {self.required} of {', '.join(self.people)}"
+        named = ", ".join(f"{p} ({c})" if c else p for p, c in zip(self.people, self.classes, strict=True))
+        return f"{rule_text(self.rule)} of {named}"
 
 
 # Who a document is claimed to be signed by: one person, several who must all sign (in the order of the claims
@@ -89,6 +188,8 @@ def normalise_claim(claimed: Claim | Sequence[str] | None, required: int | None 
             raise ValueError("a mandate needs claimed people")
         return None
     if isinstance(claimed, Mandate):
+        if claimed.rule and required in (None, claimed.required):
+            return claimed  # its names were normalised when its classes were given to them (claim_of)
         required = claimed.required if required is None else required
         claimed = claimed.people
     if isinstance(claimed, str):
@@ -107,7 +208,39 @@ def normalise_claim(claimed: Claim | Sequence[str] | None, required: int | None 
     return names[0] if len(names) == 1 else names
 
 
-def _mandate_like(text: str) -> bool:
+def claim_of(people: Sequence[str], rule: Rule | None, classes: dict[str, str] | None = None) -> Claim:
+    """The claim of ``people`` under ``rule`` (None: all of them must sign), ``classes`` giving the signing class of
+    those who have one: a plain count becomes a :class:`Mandate` of that many (or everybody's tuple), a rule with
+    classes a Mandate carrying them.
+
+    Raises:
+        ValueError: a rule that ``people`` cannot meet (more signers than they are, a class too few of them have).
+    """
+    names = normalise_claim(list(people))
+    assert names is not None
+    names_t = claimants(names)
+    if rule is None:
+        return names
+    rule = canonical_rule(rule)
+    fewest = min(n.total for n in rule)
+    if not any(n.classes for n in rule):
+        claim = normalise_claim(names_t, fewest)
+        assert claim is not None
+        return claim
+    cls = tuple((classes or {}).get(p, "") for p in names_t)
+    have = Counter(cls)
+    for n in rule:
+        if n.total > len(names_t) or any(have[c] < k for c, k in n.classes):
+            short = [(c, k) for c, k in n.classes if have[c] < k]
+            raise ValueError(f"{str(n)!r} needs " + (
+                f"{n.total} signers, of {len(names_t)} person(s)" if not short else
+                f"{short[0][1]} person(s) of class {short[0][0]}, and {have[short[0][0]]} are"))
+    if fewest == len(names_t):
+        return names  # every way of meeting it has everybody sign
+    return Mandate(names_t, fewest, rule, cls)
+
+
+def _mandate_like(text: str) -> bool:  # a count: a shifted name ("Smith, John") also reads as a class
     try:
         parse_mandate(text)
         return True
@@ -115,22 +248,72 @@ def _mandate_like(text: str) -> bool:
         return False
 
 
+_CLASS = re.compile(r"[^\W\d_][\w-]{0,19}")  # a signing class: A, B, director
+_WORDS = {"any", "all", "or", "over", "with", "and"}
+
+
+def signing_class(text: str) -> str:
+    """A signing class as written on a card (``a``, ``Director``) in the form rules match (upper case).
+
+    Raises:
+        ValueError: not a word of letters (digits, ``-`` and ``_`` after the first), or one of the mandate's words.
+    """
+    t = unicodedata.normalize("NFKC", text).strip()
+    if not _CLASS.fullmatch(t) or t.casefold() in _WORDS:
+        raise ValueError(f"a signing class is a word such as A or director, not {text.strip()!r}")
+    return t.upper()
+
+
+def parse_rule(text: str) -> Rule | None:
+    """A mandate cell: None for ``all`` or a blank cell (everybody must sign); otherwise the ways to meet it,
+    separated by ``or``: ``any`` (one), a number of signers (``2``, also ``any 2``), signing classes joined by
+    ``+`` (``A+B``: one A and one B signatory; ``2A``; ``A+2B``), or a number with classes (``3 with A``: three,
+    one of them an A).
+
+    Raises:
+        ValueError: anything else, or a number under 1.
+    """
+    t = " ".join(text.split())
+    if t.casefold() in ("", "all"):
+        return None
+    needs = []
+    for way in re.split(r" or ", t, flags=re.IGNORECASE):
+        if way.casefold() == "any":
+            needs.append(Need(1))
+            continue
+        m = re.fullmatch(r"(?:any )?(\d{1,4})(?: with (.+))?", way, re.IGNORECASE)
+        total, terms = (int(m.group(1)), m.group(2) or "") if m else (0, way)
+        counts: dict[str, int] = {}
+        for term in terms.split("+") if terms else []:
+            mt = re.fullmatch(r"(\d{1,3})? ?(\S+)", term.strip())
+            try:
+                cls = signing_class(mt.group(2)) if mt else signing_class(term)
+            except ValueError:
+                cls = ""
+            if not mt or not cls or (mt.group(1) is not None and int(mt.group(1)) < 1):
+                raise ValueError(f"mandate must be 'all', 'any', a number of signers (e.g. 2) or signing classes "
+                                 f"(e.g. A+B), not {text.strip()!r}")
+            counts[cls] = counts.get(cls, 0) + int(mt.group(1) or 1)
+        if (m is None and not counts) or (m is not None and total < 1):
+            raise ValueError(f"mandate must be 'all', 'any', a number of signers (e.g. 2) or signing classes "
+                             f"(e.g. A+B), not {text.strip()!r}")
+        needs.append(Need(max(total, sum(counts.values())), tuple(sorted(counts.items()))))
+    return canonical_rule(needs)
+
+
 def parse_mandate(text: str) -> int | None:
     """A claims file's mandate cell as a number of signers: None for ``all`` or a blank cell (everybody), 1 for
     ``any``, N for ``N`` or ``any N``.
 
     Raises:
-        ValueError: anything else, or a number under 1.
+        ValueError: anything else (signing classes included: :func:`parse_rule`), or a number under 1.
     """
-    t = " ".join(text.split()).casefold()
-    if t in ("", "all"):
+    rule = parse_rule(text)
+    if rule is None:
         return None
-    if t == "any":
-        return 1
-    m = re.fullmatch(r"(?:any )?(\d{1,4})", t)
-    if not m or int(m.group(1)) < 1:
+    if len(rule) != 1 or rule[0].classes:
         raise ValueError(f"mandate must be 'all', 'any' or a number of signers (e.g. 2), not {text.strip()!r}")
-    return int(m.group(1))
+    return rule[0].total
 
 
 def parse_amount(text: str) -> Decimal:
@@ -145,35 +328,34 @@ def parse_amount(text: str) -> Decimal:
     return Decimal(t.replace(",", ""))
 
 
-def _parse_rule(cell: str) -> tuple[int | None, Decimal | None]:
-    """A mandate cell as (signers required, over this amount or None): ``any``, ``2 over 10000``."""
+def _parse_rule(cell: str) -> tuple[Rule | None, Decimal | None]:
+    """A mandate cell as (its rule, :func:`parse_rule`; over this amount or None): ``any``, ``2 over 10000``,
+    ``A+B over 10000``."""
     m = re.fullmatch(r"(.*?)\s+over\s+(\S.*)", cell.strip(), re.IGNORECASE)
     if m is None:
-        return parse_mandate(cell), None
-    return parse_mandate(m.group(1)), parse_amount(m.group(2))
+        return parse_rule(cell), None
+    return parse_rule(m.group(1)), parse_amount(m.group(2))
 
 
 @dataclass(frozen=True)
 class SignatoryCard:
-    """An account's signature card: who may sign for it, how many of them must (``required``), and how many
-    must over an amount (``limits``: (amount, signers required) in ascending amounts; a cheque over an amount
-    needs that many)."""
+    """An account's signature card: who may sign for it, the rule for who must (``rule``), the rules over amounts
+    (``limits``: (amount, rule) in ascending amounts; a cheque over an amount is held to that rule) and each
+    person's signing class (``classes``, "" for none; empty when the card gives none)."""
 
     people: tuple[str, ...]
-    required: int
-    limits: tuple[tuple[Decimal, int], ...] = ()
+    rule: Rule
+    limits: tuple[tuple[Decimal, Rule], ...] = ()
+    classes: tuple[str, ...] = ()
 
     def claim(self, amount: Decimal | None) -> Claim:
-        """The claim of a cheque of ``amount`` drawn on the account; an unknown amount (None) under limits gets the
-        strictest of the card's rules."""
-        n = self.required
+        """The claim of a cheque of ``amount`` drawn on the account; an unknown amount (None) under limits is held
+        to all of the card's rules at once (the strictest)."""
         if amount is None:
-            n = max([n, *(r for _, r in self.limits)])
+            rule = all_of([self.rule, *(r for _, r in self.limits)])
         else:
-            n = next((r for over, r in reversed(self.limits) if amount > over), n)
-        claim = normalise_claim(self.people, n)
-        assert claim is not None
-        return claim
+            rule = next((r for over, r in reversed(self.limits) if amount > over), self.rule)
+        return claim_of(self.people, rule, dict(zip(self.people, self.classes, strict=False)))
 
 
 def normalise_document(name: str) -> str:
@@ -261,7 +443,8 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
         named = [a for key in spellings for a in table.accounts.get(key, [])]
         if not named:
             people[doc] = _claim(path, "claims file", doc, [table.people[key] for key in spellings],
-                                 [g for key in spellings for g in table.mandates.get(key, [])])
+                                 [g for key in spellings for g in table.mandates.get(key, [])],
+                                 {p: c for key in spellings for p, (c, _) in table.classes.get(key, {}).items()})
             continue
         (account, line), *others = sorted(named, key=lambda a: a[1])
         if any(account_key(a) != account_key(account) for a, _ in others):
@@ -298,33 +481,33 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
 
 def load_signatories(path: str | Path) -> dict[str, SignatoryCard]:
     """Read a signatory table: header ``account,identity``, a row per person who may sign for the account, and
-    optionally ``mandate`` (as a claims file's: ``all``, ``any``, or how many must sign; and, on rows of their
-    own, how many must sign over an amount: ``2 over 10000``), read as claims files are (delimiters, encodings,
-    quoting).
+    optionally ``mandate`` (as a claims file's: ``all``, ``any``, how many must sign, or of which signing classes,
+    ``A+B``; and, on rows of their own, who must sign over an amount: ``2 over 10000``, ``A+B over 10000``) and
+    ``class`` (each person's signing class), read as claims files are (delimiters, encodings, quoting).
 
     Returns:
         ``{account (:func:`account_key`): card}``.
 
     Raises:
-        ClaimsError: as :func:`load_claims`, for the table; two rules for one amount that differ.
+        ClaimsError: as :func:`load_claims`, for the table; two rules for one amount that differ; a rule the
+            account's people cannot meet (a class none or too few of them have); a person given two classes.
     """
     path = Path(path)
     what = "signatory table"
     table = _read_table(path, what, "account", account_key)
     cards = {}
     for account, names in table.people.items():
-        claim = _claim(path, what, account, [names], table.mandates.get(account, []))
-        limits: dict[Decimal, tuple[int, str, int]] = {}
-        for over, required, cell, line in table.limits.get(account, []):
-            n = len(names) if required is None else required
-            if n > len(names):
-                raise ClaimsError(f"{what} {path}, line {line}: mandate {cell!r} for {account}, which lists "
-                                  f"{len(names)} person(s)")
-            if limits.setdefault(over, (n, cell, line))[0] != n:
+        classes = {p: c for p, (c, _) in table.classes.get(account, {}).items()}
+        rule = _rule(path, what, account, names, table.mandates.get(account, []), classes)
+        limits: dict[Decimal, tuple[Rule, str, int]] = {}
+        for over, given, cell, line in table.limits.get(account, []):
+            r = _rule(path, what, account, names, [(given, cell, line)], classes)
+            if limits.setdefault(over, (r, cell, line))[0] != r:
                 raise ClaimsError(f"{what} {path}, line {line}: mandate {cell!r} for {account}, but line "
                                   f"{limits[over][2]} gives {limits[over][1]!r}; one rule for each amount")
-        cards[account] = SignatoryCard(claimants(claim), signers_required(claim),
-                                       tuple((over, n) for over, (n, _, _) in sorted(limits.items())))
+        cards[account] = SignatoryCard(
+            tuple(names), rule, tuple((over, r) for over, (r, _, _) in sorted(limits.items())),
+            tuple(classes.get(p, "") for p in names) if classes else ())
     if not cards:  # an export that came out empty would fail every cheque of the night, one by one
         raise ClaimsError(f"{what} {path} lists no account")
     return cards
@@ -356,10 +539,11 @@ def _account(text: str, what: str, path: Path, lineno: int) -> str:
 @dataclass
 class _Table:
     people: dict[str, list[str]]  # key -> its identities, in the order of their first row
-    mandates: dict[str, list[tuple[int | None, str, int]]]  # key -> (signers required, as written, line)
+    mandates: dict[str, list[tuple[Rule | None, str, int]]]  # key -> (its rule, None for all; as written, line)
     accounts: dict[str, list[tuple[str, int]]]  # claims by account: document -> (account as written, line)
-    limits: dict[str, list[tuple[Decimal, int | None, str, int]]]  # account -> (over amount, required, cell, line)
+    limits: dict[str, list[tuple[Decimal, Rule | None, str, int]]]  # account -> (over amount, rule, cell, line)
     amounts: dict[str, list[tuple[Decimal, str, int]]]  # claims by account: document -> (amount, as written, line)
+    classes: dict[str, dict[str, tuple[str, int]]]  # key -> identity -> (its signing class, line)
 
 
 def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]) -> _Table:
@@ -387,13 +571,14 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
     ai = cols.index(ACCOUNT_COLUMN) if claims_file and ACCOUNT_COLUMN in cols else None
     mi = cols.index(MANDATE_COLUMN) if MANDATE_COLUMN in cols else None
     mo = cols.index(AMOUNT_COLUMN) if claims_file and AMOUNT_COLUMN in cols else None
-    known = (key, "identity", ACCOUNT_COLUMN, AMOUNT_COLUMN) if claims_file else (key, "identity")
+    ci = cols.index(CLASS_COLUMN) if CLASS_COLUMN in cols else None
+    known = (key, "identity", CLASS_COLUMN, *((ACCOUNT_COLUMN, AMOUNT_COLUMN) if claims_file else ()))
     if mi is None:  # other columns are the user's own (notes), but a misspelt mandate would be dropped unsaid
         like = difflib.get_close_matches(MANDATE_COLUMN, [c for c in cols if c not in known], 1, 0.75)
         if like:
             raise ClaimsError(f"{what} {path}, line {start + 1}: column {like[0]!r} is not one sigpipe reads; "
                               f"name it {MANDATE_COLUMN!r} for the number of signers {key}s need")
-    table = _Table({}, {}, {}, {}, {})
+    table = _Table({}, {}, {}, {}, {}, {})
     for lineno, row in rows:
         if not row or all(not c.strip() for c in row):
             continue
@@ -411,6 +596,7 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
         ident = unicodedata.normalize("NFC", row[ii].strip()) if ii is not None else ""
         account = _account(row[ai], what, path, lineno) if ai is not None else ""
         cell = row[mi].strip() if mi is not None and mi < len(row) else ""
+        klass = row[ci].strip() if ci is not None and ci < len(row) else ""
         if not k or not (ident or account):
             raise ClaimsError(f"{what} {path}, line {lineno}: empty {key} or "
                               f"{'identity' if ai is None else 'identity and account'}")
@@ -418,9 +604,9 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
             if ident:
                 raise ClaimsError(f"{what} {path}, line {lineno}: an identity and an account; a row names the "
                                   "person claimed or the account the document is drawn on, not both")
-            if cell:
-                raise ClaimsError(f"{what} {path}, line {lineno}: a mandate on a claim by account; the signatory "
-                                  "table gives the account's mandate")
+            if cell or klass:
+                raise ClaimsError(f"{what} {path}, line {lineno}: a {'mandate' if cell else 'signing class'} on a "
+                                  f"claim by account; the signatory table gives the account's")
             table.accounts.setdefault(k, []).append((account, lineno))  # checked once the key's rows are known
             money = row[mo].strip() if mo is not None and mo < len(row) else ""
             if money:
@@ -432,6 +618,15 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
         listed = table.people.setdefault(k, [])
         if ident not in listed:
             listed.append(ident)
+        if klass:
+            try:
+                klass = signing_class(klass)
+            except ValueError as e:
+                raise ClaimsError(f"{what} {path}, line {lineno}: {e}") from e
+            given, at = table.classes.setdefault(k, {}).setdefault(ident, (klass, lineno))
+            if given != klass:
+                raise ClaimsError(f"{what} {path}, line {lineno}: {ident} is of class {klass} for {k}, but line {at} "
+                                  f"gives class {given}; one class each")
         if not cell:
             continue  # everybody, unless another row of the key gives a mandate
         try:
@@ -448,23 +643,38 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
     return table
 
 
-def _claim(path: Path, what: str, key: str, people: list[list[str]], given: list[tuple[int | None, str, int]]) -> Claim:
-    """The claim of a document (or an account) from its rows' people (a list per spelling) and mandates."""
-    names = list(dict.fromkeys(n for spelled in people for n in spelled))
-    given = sorted(((len(names) if r is None else r, cell, line) for r, cell, line in given),  # "all": everybody
-                   key=lambda g: g[2])
-    differing = [g for g in given if g[0] != given[0][0]]
+def _rule(path: Path, what: str, key: str, names: list[str], given: list[tuple[Rule | None, str, int]],
+          classes: dict[str, str]) -> Rule:
+    """The one rule of a document's (or an account's) mandate cells (``all`` and none: everybody), checked that
+    its people can meet it."""
+    ruled = sorted(((r or (Need(len(names)),), cell, line) for r, cell, line in given), key=lambda g: g[2])
+    differing = [g for g in ruled if g[0] != ruled[0][0]]
     if differing:
         raise ClaimsError(f"{what} {path}, line {differing[0][2]}: mandate {differing[0][1]!r} for {key}, "
-                          f"but line {given[0][2]} gives {given[0][1]!r}; one mandate each")
+                          f"but line {ruled[0][2]} gives {ruled[0][1]!r}; one mandate each")
+    rule = ruled[0][0] if ruled else (Need(len(names)),)
     try:
-        claim = normalise_claim(names, given[0][0] if given else None)
-    except ValueError:
-        _, cell, lineno = given[0]
-        raise ClaimsError(f"{what} {path}, line {lineno}: mandate {cell!r} for {key}, which "
-                          f"{'is claimed for' if what == 'claims file' else 'lists'} {len(names)} person(s)") from None
-    assert claim is not None
-    return claim
+        claim_of(names, rule, classes)
+    except ValueError as e:
+        _, cell, lineno = ruled[0]
+        if not any(n.classes for n in rule):
+            why = f"mandate {cell!r} for {key}, which {'is claimed for' if what == 'claims file' else 'lists'} " \
+                  f"{len(names)} person(s)"
+        elif not classes:  # a word that is no class of theirs
+            why = (f"mandate must be 'all', 'any' or a number of signers (e.g. 2), or signing classes (e.g. A+B) "
+                   f"that a {CLASS_COLUMN!r} column gives the people, not {cell!r}")
+        else:
+            why = f"mandate {cell!r} for {key}: {e}"
+        raise ClaimsError(f"{what} {path}, line {lineno}: {why}") from None
+    return rule
+
+
+def _claim(path: Path, what: str, key: str, people: list[list[str]], given: list[tuple[Rule | None, str, int]],
+           classes: dict[str, str] | None = None) -> Claim:
+    """The claim of a document (or an account) from its rows' people (a list per spelling), mandates and the
+    signing classes of its people."""
+    names = list(dict.fromkeys(n for spelled in people for n in spelled))
+    return claim_of(names, _rule(path, what, key, names, given, classes or {}), classes)
 
 
 def _rows(lines: list[str], start: int, delimiter: str, path: Path,
@@ -542,17 +752,24 @@ def match_documents(claims: dict[str, Claim], documents: Collection[str], scans:
     """
     meant = _resolver(documents, Path(scans))
     people: dict[str, list[str]] = {}
-    required: dict[str, int] = {}
+    required: dict[str, tuple[int, Rule]] = {}
+    classes: dict[str, dict[str, str]] = {}
     for doc, claim in claims.items():
         names = people.setdefault(meant(doc), [])
         for person in claimants(claim):
             if person not in names:
                 names.append(person)
         if isinstance(claim, Mandate):
-            if required.setdefault(meant(doc), claim.required) != claim.required:
+            if required.setdefault(meant(doc), (claim.required, claim.rule)) != (claim.required, claim.rule):
                 raise ClaimsError(f"claims: two spellings of document {meant(doc)} give different mandates")
-    merged = {doc: normalise_claim(names, required.get(doc)) for doc, names in people.items()}
-    return {doc: claim for doc, claim in merged.items() if claim is not None}
+            classes.setdefault(meant(doc), {}).update(claim.class_of)
+    merged: dict[str, Claim] = {}
+    for doc, names in people.items():
+        n, rule = required.get(doc, (None, ()))
+        one = claim_of(names, rule, classes.get(doc)) if rule else normalise_claim(names, n)
+        if one is not None:
+            merged[doc] = one
+    return merged
 
 
 def _resolver(documents: Collection[str], scans: Path) -> Callable[[str], str]:

@@ -23,7 +23,16 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sigpipe.pipeline.claims import Claim, Mandate, claimants, normalise_claim, signers_required
+from sigpipe.pipeline.claims import (
+    Claim,
+    Mandate,
+    claim_of,
+    claimants,
+    normalise_claim,
+    parse_rule,
+    rule_text,
+    signers_required,
+)
 from sigpipe.pipeline.errors import OutputBusyError, OutputWriteError
 from sigpipe.pipeline.placed import PLACED_KINDS
 from sigpipe.weights import new_file_mode
@@ -44,7 +53,8 @@ SUMMARY_CSV = "summary.csv"
 LOCK_FILE = ".sigpipe.lock"
 CSV_COLUMNS = ("document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
-               "nearest_reference", "page_skew", "placed", "signers_required", "typed_name", "account")
+               "nearest_reference", "page_skew", "placed", "signers_required", "typed_name", "account",
+               "signing_rule")
 
 
 @dataclass(frozen=True)
@@ -260,8 +270,10 @@ def mark_other_signers(signatures: Sequence[SignatureResult], claimed: Claim | N
 
 def signed_enough(signatures: Sequence[SignatureResult], claimed: Claim | None) -> bool:
     """Whether the signatures judged genuine are those of as many different claimed people as the claim requires
-    (all of them, or a mandate's number)."""
-    signed = {s.identity for s in signatures if s.verdict == "genuine"} & set(claimants(claimed))
+    (all of them, or a mandate's number), of the signing classes it requires (a mandate's ``A+B``)."""
+    signed = {s.identity for s in signatures if s.verdict == "genuine" and s.identity} & set(claimants(claimed))
+    if isinstance(claimed, Mandate):
+        return claimed.met(signed)
     return len(signed) >= signers_required(claimed)
 
 
@@ -396,6 +408,9 @@ class DocumentReport:
                                  else self.claimed_identity),
             **({"signers_required": self.claimed_identity.required}
                if isinstance(self.claimed_identity, Mandate) else {}),
+            **({"signing_rule": rule_text(self.claimed_identity.rule),
+                "signatory_classes": self.claimed_identity.class_of}
+               if isinstance(self.claimed_identity, Mandate) and self.claimed_identity.rule else {}),
             **({"account": self.account} if self.account is not None else {}),
             "status": self.status,
             "error": self.error.to_dict() if self.error else None,
@@ -420,8 +435,7 @@ class DocumentReport:
                 raise ValueError(f"unsupported report schema_version {d['schema_version']!r}")
             return cls(
                 document=DocumentInfo.from_dict(d["document"]),
-                claimed_identity=(normalise_claim(d["claimed_identity"], d.get("signers_required"))
-                                  if isinstance(d["claimed_identity"], list) else d["claimed_identity"]),
+                claimed_identity=_claim_from(d),
                 status=str(d["status"]),
                 error=ErrorInfo.from_dict(d["error"]) if d["error"] is not None else None,
                 signatures=tuple(SignatureResult.from_dict(s) for s in d["signatures"]),
@@ -437,6 +451,21 @@ class DocumentReport:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
+
+
+def _claim_from(d: dict[str, Any]) -> Claim | None:
+    """A report dict's claim: ``claimed_identity``, with ``signers_required`` or ``signing_rule`` and
+    ``signatory_classes`` beside it for a mandate."""
+    claimed = d["claimed_identity"]
+    if not isinstance(claimed, list):
+        return claimed if claimed is None else str(claimed)
+    if d.get("signing_rule") is not None:
+        claim = claim_of(claimed, parse_rule(str(d["signing_rule"])), dict(d["signatory_classes"]))
+        if signers_required(claim) != d.get("signers_required"):
+            raise ValueError(f"signers_required {d.get('signers_required')!r} disagrees with signing_rule "
+                             f"{d['signing_rule']!r}")
+        return claim
+    return normalise_claim(claimed, d.get("signers_required"))
 
 
 def _opt_float(v: Any) -> float | None:
@@ -709,8 +738,9 @@ def _utc(t: datetime | None) -> str:
 def summary_csv(reports: Iterable[DocumentReport]) -> str:
     """One row per signature (columns :data:`CSV_COLUMNS`); a document without signatures gets one row with only
     its document, verdict and claim filled, so every document appears. ``claimed_identity`` joins several claimed
-    people with ``;``, ``signers_required`` says how many of them a mandate asks (blank: all), and ``account``
-    which account the claim came from (blank: none). Names that a
+    people with ``;``, ``signers_required`` says how many of them a mandate asks (blank: all), ``account``
+    which account the claim came from (blank: none) and ``signing_rule`` a mandate's signing classes (``A+B``;
+    blank: none, each person's class is in the JSON report). Names that a
     spreadsheet would run as a formula are escaped (:func:`_cell`)."""
     buf = io.StringIO()
     # CRLF rows, as RFC 4180 has them: a name holding a bare carriage return is then quoted (with LF rows it was not,
@@ -720,15 +750,16 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
     for r in reports:
         doc, claimed = _cell(r.document.path), _cell(";".join(claimants(r.claimed_identity)))
         required = r.claimed_identity.required if isinstance(r.claimed_identity, Mandate) else ""
+        rule = rule_text(r.claimed_identity.rule) if isinstance(r.claimed_identity, Mandate) else ""
         account = _cell(r.account or "")
         if not r.signatures:
             w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, "", "", "", "", required,
-                        "", account])
+                        "", account, rule])
         for s in r.signatures:
             w.writerow([doc, s.page, *s.bbox, _cell(s.identity or ""), _fmt(s.distance), _fmt(s.threshold),
                         _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed, s.page_rotation,
                         _cell(s.nearest_reference or ""), s.page_skew, s.placed or "", required,
-                        _cell(s.typed_name or ""), account])
+                        _cell(s.typed_name or ""), account, rule])
     return buf.getvalue()
 
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from sigpipe._names import from_readable, readable
 from sigpipe.errors import SigpipeError
-from sigpipe.pipeline.claims import Mandate, NameHints
+from sigpipe.pipeline.claims import Mandate, NameHints, rule_text
 from sigpipe.pipeline.flow import upright_crop
 from sigpipe.pipeline.ingest import DEFAULT_DPI, IngestConfig, PageSelection, iter_pages
 from sigpipe.pipeline.orientation import turn_upright
@@ -126,6 +126,9 @@ def held_for(sig: SignatureResult, report: DocumentReport) -> str | None:
         return f"held for review with its document: another signature is {' / '.join(holding)}"
     if bar is not None and any(s.score is None or s.score < bar for s in report.signatures if s.verdict == "genuine"):
         return f"held for review with its document: another signature's score is under --accept-score {bar:g}"
+    if isinstance(report.claimed_identity, Mandate) and report.claimed_identity.rule:
+        return (f"held for review with its document: those who signed do not meet the mandate "
+                f"{rule_text(report.claimed_identity.rule)}")
     if isinstance(report.claimed_identity, Mandate):
         return (f"held for review with its document: fewer than {report.claimed_identity.required} of the claimed "
                 "people signed")

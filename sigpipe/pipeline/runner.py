@@ -42,7 +42,16 @@ from typing import Any, Protocol
 
 from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
-from sigpipe.pipeline.claims import Claim, Claims, claim_warnings, claimants, read_claims, signers_required
+from sigpipe.pipeline.claims import (
+    Claim,
+    Claims,
+    Mandate,
+    Rule,
+    claim_warnings,
+    claimants,
+    read_claims,
+    signers_required,
+)
 from sigpipe.pipeline.errors import (
     ClaimsError,
     DocumentTimeoutError,
@@ -631,6 +640,11 @@ def _x9_files(scans: Path, limit: int = 10_000) -> list[Path]:
     return [p for p in entries if p.suffix.lower() in X9_SUFFIXES][:1]
 
 
+def _rule_of(claim: Claim | None) -> tuple[Rule, dict[str, str]]:
+    """A claim's signing classes: its rule and each person's class (none for a plain mandate)."""
+    return (claim.rule, claim.class_of) if isinstance(claim, Mandate) else ((), {})
+
+
 def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None, models: dict[str, str],
                  references: ReferenceSet, settings: RunSettings, account: str | None = None) -> str | None:
     """Why a document's existing report must be redone, or None when it is up to date (status ok, and the same
@@ -641,6 +655,7 @@ def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None,
         return "the input changed"
     if set(claimants(old.claimed_identity)) != set(claimants(claimed)) or \
             signers_required(old.claimed_identity) != signers_required(claimed) or \
+            _rule_of(old.claimed_identity) != _rule_of(claimed) or \
             old.account != account:  # order of the people is no change
         return "the claim changed"
     if old.models != models:
