@@ -24,7 +24,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -222,22 +222,29 @@ def claim_of(people: Sequence[str], rule: Rule | None, classes: dict[str, str] |
     if rule is None:
         return names
     rule = canonical_rule(rule)
-    fewest = min(n.total for n in rule)
     if not any(n.classes for n in rule):
-        claim = normalise_claim(names_t, fewest)
+        claim = normalise_claim(names_t, min(n.total for n in rule))
         assert claim is not None
         return claim
     cls = tuple((classes or {}).get(p, "") for p in names_t)
     have = Counter(cls)
-    for n in rule:
-        if n.total > len(names_t) or any(have[c] < k for c, k in n.classes):
-            short = [(c, k) for c, k in n.classes if have[c] < k]
-            raise ValueError(f"{str(n)!r} needs " + (
-                f"{n.total} signers, of {len(names_t)} person(s)" if not short else
-                f"{short[0][1]} person(s) of class {short[0][0]}, and {have[short[0][0]]} are"))
+
+    def cannot(n: Need) -> str:  # why nobody can meet n, or "" when its people can
+        short = [(c, k) for c, k in n.classes if have[c] < k]
+        if short:
+            return (f"{str(n)!r} needs {short[0][1]} person(s) of class {short[0][0]}, and {have[short[0][0]]} are "
+                    f"(classes: {', '.join(f'{c} {k}' for c, k in sorted(have.items()) if c) or 'none'})")
+        return f"{str(n)!r} needs {n.total} signers, of {len(names_t)} person(s)" if n.total > len(names_t) else ""
+
+    # a way of meeting the rule that the people cannot take (one of two A signatories left: "A+B or 2A") changes
+    # nothing: it is left out; a rule none of whose ways they can take is an error
+    possible = tuple(n for n in rule if not cannot(n))
+    if not possible:
+        raise ValueError(cannot(rule[0]))
+    fewest = min(n.total for n in possible)
     if fewest == len(names_t):
         return names  # every way of meeting it has everybody sign
-    return Mandate(names_t, fewest, rule, cls)
+    return Mandate(names_t, fewest, possible, cls)
 
 
 def _mandate_like(text: str) -> bool:  # a count: a shifted name ("Smith, John") also reads as a class
@@ -276,13 +283,10 @@ def parse_rule(text: str) -> Rule | None:
     t = " ".join(text.split())
     if t.casefold() in ("", "all"):
         return None
-    needs = []
+    needs: list[Need] = []
     for way in re.split(r" or ", t, flags=re.IGNORECASE):
-        if way.casefold() == "any":
-            needs.append(Need(1))
-            continue
-        m = re.fullmatch(r"(?:any )?(\d{1,4})(?: with (.+))?", way, re.IGNORECASE)
-        total, terms = (int(m.group(1)), m.group(2) or "") if m else (0, way)
+        m = None if way.casefold() == "any" else re.fullmatch(r"(?:any )?(\d{1,4})(?: with (.+))?", way, re.IGNORECASE)
+        total, terms = (int(m.group(1)), m.group(2) or "") if m else (1, "") if way.casefold() == "any" else (0, way)
         counts: dict[str, int] = {}
         for term in terms.split("+") if terms else []:
             mt = re.fullmatch(r"(\d{1,3})? ?(\S+)", term.strip())
@@ -294,10 +298,15 @@ def parse_rule(text: str) -> Rule | None:
                 raise ValueError(f"mandate must be 'all', 'any', a number of signers (e.g. 2) or signing classes "
                                  f"(e.g. A+B), not {text.strip()!r}")
             counts[cls] = counts.get(cls, 0) + int(mt.group(1) or 1)
-        if (m is None and not counts) or (m is not None and total < 1):
+        if (m is None and not counts and way.casefold() != "any") or (m is not None and total < 1):
             raise ValueError(f"mandate must be 'all', 'any', a number of signers (e.g. 2) or signing classes "
                              f"(e.g. A+B), not {text.strip()!r}")
-        needs.append(Need(max(total, sum(counts.values())), tuple(sorted(counts.items()))))
+        need = Need(max(total, sum(counts.values())), tuple(sorted(counts.items())))
+        widest = max((n.total for n in needs if n.classes and n.total > sum(k for _, k in n.classes)), default=0)
+        if m is None and need.total < widest:  # "2 with A or B": (2 with A) or B, or 2 with (A or B)?
+            raise ValueError(f"mandate {text.strip()!r} is ambiguous: give each way its number of signers "
+                             f"({widest} with A or {widest} with B, or {widest} with A or 1 with B)")
+        needs.append(need)
     return canonical_rule(needs)
 
 
@@ -320,11 +329,18 @@ def parse_amount(text: str) -> Decimal:
     """An amount as a claims file writes it: ``1234.56``, ``1,234.56`` or ``$1,234.56`` (a dot for the decimals).
 
     Raises:
-        ValueError: anything else (``1.234,56`` included: which mark is the decimal one is not guessed).
+        ValueError: anything else (``1.234,56`` included: which mark is the decimal one is not guessed), and
+            ``12.500`` (a thousands dot where the decimal mark is a comma: read as 12.50 it would pick a looser
+            rule).
     """
     t = text.strip().removeprefix("$").strip()
     if not re.fullmatch(r"(\d+|\d{1,3}(,\d{3})+)(\.\d+)?", t):
         raise ValueError(f"amount must be a number such as 1234.56 or 1,234.56, not {text.strip()!r}")
+    if re.fullmatch(r"\d{1,3}\.\d{3}", t):  # 12.500: twelve and a half, or (a comma-decimal locale's) 12,500?
+        whole, part = t.split(".")
+        raise ValueError(f"amount {text.strip()!r} is ambiguous (a dot between thousands, where the decimal mark is "
+                         f"a comma?): write {int(whole + part)}.00 if it separates thousands, else the amount with "
+                         "two decimals")
     return Decimal(t.replace(",", ""))
 
 
@@ -340,21 +356,29 @@ def _parse_rule(cell: str) -> tuple[Rule | None, Decimal | None]:
 @dataclass(frozen=True)
 class SignatoryCard:
     """An account's signature card: who may sign for it, the rule for who must (``rule``), the rules over amounts
-    (``limits``: (amount, rule) in ascending amounts; a cheque over an amount is held to that rule) and each
-    person's signing class (``classes``, "" for none; empty when the card gives none)."""
+    (``limits``: (amount, rule) in ascending amounts; a cheque over an amount is held to that rule as well) and each
+    person's signing class (``classes``, "" for none; empty when the card gives none). A card one of whose rows
+    the table gets wrong (an empty identity, a mandate that is not one) has an ``error``: the cheques drawn on the
+    account fail, not the night's run."""
 
     people: tuple[str, ...]
     rule: Rule
     limits: tuple[tuple[Decimal, Rule], ...] = ()
     classes: tuple[str, ...] = ()
+    error: str = ""  # why the card cannot be used (a row of it the table gets wrong), "" when it can
 
     def claim(self, amount: Decimal | None) -> Claim:
-        """The claim of a cheque of ``amount`` drawn on the account; an unknown amount (None) under limits is held
-        to all of the card's rules at once (the strictest)."""
-        if amount is None:
-            rule = all_of([self.rule, *(r for _, r in self.limits)])
-        else:
-            rule = next((r for over, r in reversed(self.limits) if amount > over), self.rule)
+        """The claim of a cheque of ``amount`` drawn on the account: the card's rule and each of its rules for an
+        amount the cheque is over, at once (:func:`all_of`); an unknown amount (None) is held to all of them.
+
+        Raises:
+            ClaimsError: the card has an error (:attr:`error`).
+        """
+        if self.error:
+            raise ClaimsError(self.error)
+        # over an amount, the card's rule for it and every rule below it too: a card whose rule over 10,000 reads
+        # looser than its plain one ("A+B", "2 over 10000") must not let two A signatories pass the larger cheque
+        rule = all_of([self.rule, *(r for over, r in self.limits if amount is None or amount > over)])
         return claim_of(self.people, rule, dict(zip(self.people, self.classes, strict=False)))
 
 
@@ -399,13 +423,17 @@ class Claims:
     ``people``: document -> :data:`Claim` (an account's people and mandate for a document claimed by account);
     ``accounts``: document -> the account it is claimed by (as the claims file writes it); ``unknown``: document ->
     why its account cannot be used (not in the signatory table), for documents absent from ``people``;
-    ``strictest``: documents held to their account's strictest rule for want of an amount.
+    ``strictest``: documents held to their account's strictest rule for want of an amount; ``damaged``: document
+    -> why its account's signature card cannot be used (a row of it the table gets wrong), for documents absent
+    from ``people``; ``damaged_cards``: that reason for every such account of the table.
     """
 
     people: dict[str, Claim]
     accounts: dict[str, str]
     unknown: dict[str, str]
     strictest: tuple[str, ...] = ()  # documents on accounts with amount limits, without an amount
+    damaged: dict[str, str] = field(default_factory=dict)  # document -> why its account's card cannot be used
+    damaged_cards: tuple[str, ...] = ()  # why, for each account of the table whose card cannot be used
 
 
 def read_claims(path: str | Path, documents: Collection[str] | None = None, scans: str | Path | None = None,
@@ -438,6 +466,7 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
     accounts: dict[str, str] = {}
     unknown: dict[str, str] = {}
     strictest: list[str] = []
+    damaged: dict[str, str] = {}
     zeros: dict[str, str] | None = None
     for doc, spellings in groups.items():
         named = [a for key in spellings for a in table.accounts.get(key, [])]
@@ -456,6 +485,9 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
                               "people; claim it one way (the account's people are its signatory table's)")
         accounts[doc] = account
         card = cards.get(account_key(account))
+        if card is not None and card.error:
+            damaged[doc] = card.error
+            continue
         if card is not None:
             amounts = sorted((a for key in spellings for a in table.amounts.get(key, [])), key=lambda a: a[2])
             differ = [m for m in amounts if m[0] != amounts[0][0]]
@@ -476,7 +508,8 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
             + ("; the MICR line was not read where it shows '*'" if "*" in account else "")
             + ("; no account was read from the cheque's MICR on-us field (its on_us column, if sigpipe x9 split "
                "wrote the claims)" if account == "?" else ""))
-    return Claims(people, accounts, unknown, tuple(strictest))
+    return Claims(people, accounts, unknown, tuple(strictest), damaged,
+                  tuple(sorted(c.error for c in cards.values() if c.error)))
 
 
 def load_signatories(path: str | Path) -> dict[str, SignatoryCard]:
@@ -489,22 +522,34 @@ def load_signatories(path: str | Path) -> dict[str, SignatoryCard]:
         ``{account (:func:`account_key`): card}``.
 
     Raises:
-        ClaimsError: as :func:`load_claims`, for the table; two rules for one amount that differ; a rule the
-            account's people cannot meet (a class none or too few of them have); a person given two classes.
+        ClaimsError: the table cannot be read (as :func:`load_claims`: its file, header, a row whose fields do not
+            fit the header, an empty or scientific-notation account) or lists no account. A row that names its
+            account but gets the rest wrong (an empty identity, a mandate that is not one or that its people
+            cannot meet, two rules for one amount, a person given two classes) gives that account's card an
+            ``error`` instead.
     """
     path = Path(path)
     what = "signatory table"
     table = _read_table(path, what, "account", account_key)
     cards = {}
-    for account, names in table.people.items():
+    for account in sorted(set(table.people) | set(table.damaged)):
+        names = table.people.get(account, [])
         classes = {p: c for p, (c, _) in table.classes.get(account, {}).items()}
-        rule = _rule(path, what, account, names, table.mandates.get(account, []), classes)
-        limits: dict[Decimal, tuple[Rule, str, int]] = {}
-        for over, given, cell, line in table.limits.get(account, []):
-            r = _rule(path, what, account, names, [(given, cell, line)], classes)
-            if limits.setdefault(over, (r, cell, line))[0] != r:
-                raise ClaimsError(f"{what} {path}, line {line}: mandate {cell!r} for {account}, but line "
-                                  f"{limits[over][2]} gives {limits[over][1]!r}; one rule for each amount")
+        try:
+            if account in table.damaged:
+                raise ClaimsError(table.damaged[account])
+            rule = _rule(path, what, account, names, table.mandates.get(account, []), classes)
+            limits: dict[Decimal, tuple[Rule, str, int]] = {}
+            for over, given, cell, line in table.limits.get(account, []):
+                r = _rule(path, what, account, names, [(given, cell, line)], classes)
+                if limits.setdefault(over, (r, cell, line))[0] != r:
+                    raise ClaimsError(f"{what} {path}, line {line}: mandate {cell!r} for {account}, but line "
+                                      f"{limits[over][2]} gives {limits[over][1]!r}; one rule for each amount")
+        except ClaimsError as e:  # this account's cheques fail, not every cheque of the night
+            cards[account] = SignatoryCard(tuple(names), (), error=f"the signature card of account {account} "
+                                           f"cannot be used: {e}")
+            continue
+        # rules each of which its people can meet can be met together too (all_of): no check is needed for them
         cards[account] = SignatoryCard(
             tuple(names), rule, tuple((over, r) for over, (r, _, _) in sorted(limits.items())),
             tuple(classes.get(p, "") for p in names) if classes else ())
@@ -544,6 +589,7 @@ class _Table:
     limits: dict[str, list[tuple[Decimal, Rule | None, str, int]]]  # account -> (over amount, rule, cell, line)
     amounts: dict[str, list[tuple[Decimal, str, int]]]  # claims by account: document -> (amount, as written, line)
     classes: dict[str, dict[str, tuple[str, int]]]  # key -> identity -> (its signing class, line)
+    damaged: dict[str, str]  # signatory table: account -> its first row error (the card cannot be used)
 
 
 def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]) -> _Table:
@@ -578,7 +624,7 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
         if like:
             raise ClaimsError(f"{what} {path}, line {start + 1}: column {like[0]!r} is not one sigpipe reads; "
                               f"name it {MANDATE_COLUMN!r} for the number of signers {key}s need")
-    table = _Table({}, {}, {}, {}, {}, {})
+    table = _Table({}, {}, {}, {}, {}, {}, {})
     for lineno, row in rows:
         if not row or all(not c.strip() for c in row):
             continue
@@ -598,8 +644,12 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
         cell = row[mi].strip() if mi is not None and mi < len(row) else ""
         klass = row[ci].strip() if ci is not None and ci < len(row) else ""
         if not k or not (ident or account):
-            raise ClaimsError(f"{what} {path}, line {lineno}: empty {key} or "
-                              f"{'identity' if ai is None else 'identity and account'}")
+            empty = ClaimsError(f"{what} {path}, line {lineno}: empty {key} or "
+                                f"{'identity' if ai is None else 'identity and account'}")
+            if claims_file or not k:
+                raise empty
+            table.damaged.setdefault(k, str(empty))  # the account's card is incomplete: its cheques fail
+            continue
         if account:
             if ident:
                 raise ClaimsError(f"{what} {path}, line {lineno}: an identity and an account; a row names the "
@@ -615,31 +665,36 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
                 except ValueError as e:
                     raise ClaimsError(f"{what} {path}, line {lineno}: {e}") from e
             continue
-        listed = table.people.setdefault(k, [])
-        if ident not in listed:
-            listed.append(ident)
-        if klass:
+        try:  # a table's row that names its account: an error fails that account's cheques alone
+            listed = table.people.setdefault(k, [])
+            if ident not in listed:
+                listed.append(ident)
+            if klass:
+                try:
+                    klass = signing_class(klass)
+                except ValueError as e:
+                    raise ClaimsError(f"{what} {path}, line {lineno}: {e}") from e
+                given, at = table.classes.setdefault(k, {}).setdefault(ident, (klass, lineno))
+                if given != klass:
+                    raise ClaimsError(f"{what} {path}, line {lineno}: {ident} is of class {klass} for {k}, but line "
+                                      f"{at} gives class {given}; one class each")
+            if not cell:
+                continue  # everybody, unless another row of the key gives a mandate
             try:
-                klass = signing_class(klass)
+                required, over = _parse_rule(cell)
             except ValueError as e:
                 raise ClaimsError(f"{what} {path}, line {lineno}: {e}") from e
-            given, at = table.classes.setdefault(k, {}).setdefault(ident, (klass, lineno))
-            if given != klass:
-                raise ClaimsError(f"{what} {path}, line {lineno}: {ident} is of class {klass} for {k}, but line {at} "
-                                  f"gives class {given}; one class each")
-        if not cell:
-            continue  # everybody, unless another row of the key gives a mandate
-        try:
-            required, over = _parse_rule(cell)
-        except ValueError as e:
-            raise ClaimsError(f"{what} {path}, line {lineno}: {e}") from e
-        if over is None:
-            table.mandates.setdefault(k, []).append((required, cell, lineno))  # checked once the key's rows are known
-        elif claims_file:
-            raise ClaimsError(f"{what} {path}, line {lineno}: mandate {cell!r}: a rule over an amount belongs in "
-                              "the signatory table (--signatories), for the account")
-        else:
-            table.limits.setdefault(k, []).append((over, required, cell, lineno))
+            if over is None:
+                table.mandates.setdefault(k, []).append((required, cell, lineno))  # checked once all rows are read
+            elif claims_file:
+                raise ClaimsError(f"{what} {path}, line {lineno}: mandate {cell!r}: a rule over an amount belongs in "
+                                  "the signatory table (--signatories), for the account")
+            else:
+                table.limits.setdefault(k, []).append((over, required, cell, lineno))
+        except ClaimsError as e:
+            if claims_file:
+                raise
+            table.damaged.setdefault(k, str(e))
     return table
 
 

@@ -76,8 +76,9 @@ def _say(message: str, err: bool = False) -> None:
 @click.option("--signatories", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Signatory table for claims by account (a bank's signature cards): CSV with header "
                    "'account,identity', a row per person who may sign for the account, and optionally 'mandate' "
-                   "(all, any, or how many must sign). A document drawn on an account it does not hold fails "
-                   "(error kind unknown_account).")
+                   "(all, any, how many must sign, or of which classes: A+B) and 'class' (each person's signing "
+                   "class). A document drawn on an account it does not hold fails (error kind unknown_account); "
+                   "one whose card it gets wrong, too (bad_signatory_card).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Documents processed in parallel (each worker loads the models once).")
 @dpi_option

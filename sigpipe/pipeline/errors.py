@@ -79,6 +79,14 @@ class UnknownAccountError(InputError):
     kind = "unknown_account"
 
 
+class BadSignatoryCardError(InputError):
+    """A document claimed by an account whose signature card the signatory table gets wrong (an empty identity, a
+    mandate that is not one): who must sign for it is not known, so it is not verified. The other accounts' cheques
+    are."""
+
+    kind = "bad_signatory_card"
+
+
 class NoClaimError(InputError):
     """A document the claims file does not claim, in a run with a signatory table: each document is verified
     against the account the claims name, never matched one-to-many."""

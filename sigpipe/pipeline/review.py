@@ -318,12 +318,34 @@ def render_sheet(page: np.ndarray, sig: SignatureResult, crop: np.ndarray, refer
                                                if sig.page_skew else "")),
         _panel(reference, reference_label, reference_note),
     ])
-    head = np.full((_CAPTION_LINE * len(caption) + 8, panels.shape[1], 3), 255, np.uint8)
-    for i, line in enumerate(caption):
+    rows = [(i, part) for i, line in enumerate(caption) for part in _wrap(_ascii(line)[:600], panels.shape[1] - 12)]
+    head = np.full((_CAPTION_LINE * len(rows) + 8, panels.shape[1], 3), 255, np.uint8)
+    for k, (i, part) in enumerate(rows):
         colour = (caption_colour or _COLOURS.get(sig.verdict, _OTHER_COLOUR)) if i == 1 else (0, 0, 0)
-        cv2.putText(head, _ascii(line)[:150], (6, 20 + i * _CAPTION_LINE), cv2.FONT_HERSHEY_SIMPLEX, 0.55, colour,
-                    1, cv2.LINE_AA)
+        cv2.putText(head, part, (6, 20 + k * _CAPTION_LINE), cv2.FONT_HERSHEY_SIMPLEX, 0.55, colour, 1, cv2.LINE_AA)
     return np.vstack([head, panels] + ([strip] if strip is not None else []))
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    """``line`` broken at spaces into parts each drawn within ``width`` pixels in the caption's font (a word longer
+    than that is cut): a claim of many signatories with their classes was cut off at the sheet's edge."""
+    def wide(text: str) -> bool:
+        return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1)[0][0] > width
+
+    parts: list[str] = []
+    for word in line.split(" "):
+        if parts and not wide(f"{parts[-1]} {word}"):
+            parts[-1] = f"{parts[-1]} {word}"
+            continue
+        while wide(word) and len(word) > 1:
+            lo, hi = 1, len(word) - 1  # the longest head that fits (one character at least)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if not wide(word[:mid]) else (lo, mid - 1)
+            parts.append(word[:lo])
+            word = word[lo:]
+        parts.append(word)
+    return parts or [""]
 
 
 def specimen_strip(person: str, specimens: Sequence[tuple[str, np.ndarray | None]], total: int,

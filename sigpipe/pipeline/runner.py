@@ -53,6 +53,7 @@ from sigpipe.pipeline.claims import (
     signers_required,
 )
 from sigpipe.pipeline.errors import (
+    BadSignatoryCardError,
     ClaimsError,
     DocumentTimeoutError,
     NoClaimError,
@@ -422,6 +423,8 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     claims = read.people
     unknown = {d: why for d, why in read.unknown.items() if d in names}  # (those not in SCANS: claims_not_in_scans)
     refused = {d: (UnknownAccountError.kind, why) for d, why in unknown.items()}
+    damaged = {d: why for d, why in read.damaged.items() if d in names}
+    refused |= {d: (BadSignatoryCardError.kind, why) for d, why in damaged.items()}
     if config.signatories:  # cheques by account: one the claims do not name is not guessed at one-to-many
         refused |= {n: (NoClaimError.kind, f"not claimed in {config.claims}: with a signatory table each document "
                         "is verified against the account the claims name") for n in names
@@ -463,6 +466,11 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
                         f"they fail (error kind {UnknownAccountError.kind}): "
                         + "; ".join(f"{d}: {why}" for d, why in sorted(unknown.items())[:5])
                         + ("; ..." if len(unknown) > 5 else ""))
+    if read.damaged_cards:  # said whether or not tonight's cheques use them: the table needs mending
+        warnings.append(f"{len(read.damaged_cards)} account(s) of the signatory table have a signature card that "
+                        f"cannot be used, and the {len(damaged)} document(s) drawn on them fail (error kind "
+                        f"{BadSignatoryCardError.kind}): " + "; ".join(read.damaged_cards[:5])
+                        + ("; ..." if len(read.damaged_cards) > 5 else ""))
     if config.claims and unclaimed:  # an empty export, or rows lost: one-to-many is not what was asked for
         warnings.append(f"{len(unclaimed)} of {len(names)} document(s) have no claim in {config.claims}: they are "
                         f"matched one-to-many against everybody ({', '.join(unclaimed[:5])}"

@@ -2,6 +2,7 @@ import csv
 import io
 import json
 import os
+import re
 import stat
 import time
 import unicodedata
@@ -308,14 +309,27 @@ def test_claims_by_account_take_the_signatory_tables_people_and_mandate(tmp_path
     with pytest.raises(ClaimsError, match="line 2: claims by account need the signatory table"):
         load_claims(claims)
     for text, match in [
-        ("account,identity,mandate\n1,a,any\n1,b,2\n", "signatory table .*line 3: mandate '2' for 1, but line 2"),
-        ("account,identity,mandate\n1,a,2\n", "signatory table .*line 2: mandate '2' for 1, which lists 1 person"),
         ("account,name\n1,a\n", "signatory table .*the first line must be the header 'account,identity'"),
-        ("account,identity\n1,\n", "signatory table .*line 2: empty account or identity"),
+        ("account,identity\n,a\n", "signatory table .*line 2: empty account or identity"),  # whose card?
+        ("account,identity\n1,a,b\n", "signatory table .*line 2: 3 fields under a header of 2"),  # which field?
     ]:
         cards.write_text(text)
         with pytest.raises(ClaimsError, match=match):
             load_signatories(cards)
+    # a row that names its account but gets the rest wrong: that card cannot be used, the others can
+    for text, match in [
+        ("account,identity,mandate\n1,a,any\n1,b,2\n", "signatory table .*line 3: mandate '2' for 1, but line 2"),
+        ("account,identity,mandate\n1,a,2\n", "signatory table .*line 2: mandate '2' for 1, which lists 1 person"),
+        ("account,identity\n1,\n", "signatory table .*line 2: empty account or identity"),
+        ("account,identity,mandate\n1,a,\n1,,\n", "signatory table .*line 3: empty account or identity"),
+        ("account,identity,mandate\n1,a,\"2 over 1.234,56\"\n", "signatory table .*line 2: amount must be a number"),
+    ]:
+        cards.write_text(text + "9,zoe,\n")
+        read = load_signatories(cards)
+        assert re.match("the signature card of account 1 cannot be used: " + match, read["1"].error)
+        with pytest.raises(ClaimsError, match=match):
+            read["1"].claim(None)
+        assert read["9"].claim(None) == "zoe" and not read["9"].error
 
 
 def test_an_accounts_mandate_may_ask_more_signers_over_an_amount(tmp_path: Path):
@@ -353,8 +367,8 @@ def test_an_accounts_mandate_may_ask_more_signers_over_an_amount(tmp_path: Path)
         ("account,identity,mandate\n1,a,2 over ten\n", "line 2: amount must be a number"),
     ]:
         cards.write_text(text)
-        with pytest.raises(ClaimsError, match=match):
-            load_signatories(cards)
+        with pytest.raises(ClaimsError, match=match):  # that account's card cannot be used
+            load_signatories(cards)["1"].claim(Decimal(5))
 
 
 def test_dataclasses_refuse_inconsistent_values():

@@ -2,6 +2,7 @@
 B to sign" (``A+B``), or "an A alone up to 10,000, an A with a B over it"."""
 import csv
 import io
+import re
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -107,8 +108,11 @@ def test_signatory_tables_and_claims_files_give_each_person_a_class(tmp_path: Pa
         (claims, "document,account,class\na.tif,11,A\n", "line 2: a signing class on a claim by account"),
     ]:
         path.write_text(text)
-        with pytest.raises(ClaimsError, match=match):
-            read_claims(claims, signatories=cards) if path == claims else load_signatories(cards)
+        if path == claims:
+            with pytest.raises(ClaimsError, match=match):
+                read_claims(claims, signatories=cards)
+        else:  # that account's card cannot be used; its cheques fail, not the night's run
+            assert re.search(match, load_signatories(cards)["1"].error)
 
 
 def test_reports_keep_the_rule_and_classes_and_a_changed_card_redoes_them(tmp_path: Path):
@@ -163,3 +167,96 @@ def test_a_batch_holds_a_cheque_whose_signers_do_not_meet_the_classes(batch: dic
     row = next(csv.DictReader(io.StringIO((batch["out"] / "summary.csv").read_text())))
     assert (row["account"], row["signing_rule"]) == ("11", "A+B")
     assert run_batch(config(batch, scans=scans, claims=claims, signatories=cards), models).processed == 0
+
+
+def test_a_damaged_signature_card_fails_its_cheques_not_the_night(batch: dict[str, Path], verifier_manifest: Path,
+                                                                   tmp_path: Path):
+    """One bad row in a bank's signatory table of thousands (a person without a name, a rule nobody can meet) used
+    to stop the whole run (exit 2); now the cheques on that account fail, named, and the others are verified."""
+    scans = tmp_path / "cheques"
+    for name in ("c1.png", "c2.png", "c3.png"):
+        save_image(scans / name, page_with([(scribble(SIG_A), 300, 400)]))
+    claims, cards = tmp_path / "claims.csv", tmp_path / "cards.csv"
+    claims.write_text("document,account\nc1.png,11\nc2.png,22\nc3.png,33\n")
+    cards.write_text("account,identity,class,mandate\n11,alice,,any\n11,,,\n"  # a person's name missing
+                     "22,alice,A,A+C\n22,bob,B,\n"  # nobody of class C
+                     "33,alice,,any\n33,bob,,\n44,bob,,some\n")  # 44: no cheque tonight, still said
+    s = run_batch(config(batch, scans=scans, claims=claims, signatories=cards), DoubleModels(verifier_manifest))
+    reps = all_reports(batch["out"])
+    for r in reps.values():
+        jsonschema.validate(r, load_schema())
+    for doc, line in (("c1.png", "line 3: empty account or identity"), ("c2.png", "line 4: mandate 'A\\+C' for 22")):
+        r = reps[doc]
+        assert (r["status"], r["error"]["kind"], r["account"]) == ("error", "bad_signatory_card", doc[1] * 2)
+        assert re.search(f"signature card of account {doc[1] * 2} cannot be used: signatory table .*{line}",
+                         r["error"]["message"])
+    assert (reps["c3.png"]["status"], reps["c3.png"]["signers_required"]) == ("ok", 1)
+    assert s.failed == 2
+    said = [w for w in s.warnings if "signature card that cannot be used" in w]
+    assert len(said) == 1 and said[0].startswith("3 account(s)") and "the 2 document(s)" in said[0]
+    assert "account 44" in said[0]
+    cards.write_text("account,identity,mandate\n11,alice,any\n11,bob,\n22,alice,\n33,alice,any\n33,bob,\n")
+    s = run_batch(config(batch, scans=scans, claims=claims, signatories=cards), DoubleModels(verifier_manifest))
+    assert s.processed == 2 and s.failed == 0  # the mended cards: the two failed cheques are verified
+
+
+def test_a_rule_over_an_amount_adds_to_the_cards_rule_never_loosens_it(tmp_path: Path):
+    """A helper's card: "an A and a B" and "2 over 10000". Taken alone, the rule over 10,000 let two A signatories
+    pass the larger cheque (and two B's); a cheque over an amount meets every rule up to it."""
+    cards = tmp_path / "cards.csv"
+    cards.write_text("account,identity,class,mandate\n1,alice,A,A+B\n1,bob,A,2 over 10000\n1,carol,B,\n"
+                     "2,alice,,all\n2,bob,,\n2,carol,A,A+B over 10000\n2,dave,B,\n"
+                     "3,alice,,2\n3,bob,,1 over 10000\n3,carol,,\n"  # an odd card: one signer over 10,000?
+                     "4,alice,,any\n4,bob,,2 over 10000\n4,carol,,all over 50000\n")
+    read = load_signatories(cards)
+    big = Decimal("20000.00")
+    assert read["1"].claim(big) == read["1"].claim(Decimal(5)) == claim_of(ABC, parse_rule("A+B"), CLASSES)
+    assert not read["1"].claim(big).met({"alice", "bob"})  # the helper's case: was genuine
+    assert read["2"].claim(big) == ("alice", "bob", "carol", "dave")  # all, then all again
+    assert read["3"].claim(big) == Mandate(ABC, 2)
+    assert [read["4"].claim(Decimal(a)) for a in ("1", "10000.01", "50000.01")] == [
+        Mandate(ABC, 1), Mandate(ABC, 2), ABC]  # the usual card: as before
+    # rules that each can be met can be met together: an A and a B, two A's over 100 -> two A's and a B
+    cards.write_text("account,identity,class,mandate\n1,alice,A,A+B\n1,bob,A,2A over 100\n1,carol,B,\n")
+    assert load_signatories(cards)["1"].claim(Decimal(101)) == ABC
+
+
+def test_ways_nobody_can_take_are_left_out_and_ambiguous_ones_refused(tmp_path: Path):
+    # one of two A signatories has left: "A+B or 2A" is still met by an A and a B; the card is not refused
+    left = claim_of(("alice", "carol"), parse_rule("A+B or 2A"), {"alice": "A", "carol": "B"})
+    assert left == ("alice", "carol")  # an A and a B of two people: both
+    three = claim_of(("alice", "carol", "dave"), parse_rule("A+B or 2A"), {"alice": "A", "carol": "B", "dave": "B"})
+    assert isinstance(three, Mandate) and rule_text(three.rule) == "A+B"
+    with pytest.raises(ValueError, match="'2A' needs 2 person\\(s\\) of class A, and 1 are \\(classes: A 1, B 1\\)"):
+        claim_of(("alice", "carol"), parse_rule("2A"), {"alice": "A", "carol": "B"})
+    # "any 2 with A or B": (2 with A) or B, or 2 with (A or B)? Each way must give its number of signers
+    for cell in ("any 2 with A or B", "2 with A or any", "3 with A or 2B"):
+        with pytest.raises(ValueError, match="is ambiguous: give each way its number of signers"):
+            parse_rule(cell)
+    assert rule_text(parse_rule("2 with A or 2 with B") or ()) == "2 with A or 2 with B"
+    assert parse_rule("2 with A or 1 with B") == parse_rule("B or 2 with A")
+    assert parse_rule("2 with A or 2B") == (Need(2, (("A", 1),)), Need(2, (("B", 2),)))  # 2B has its number
+
+
+def test_an_amount_whose_dot_may_separate_thousands_is_refused(tmp_path: Path):
+    """In a comma-decimal locale 12.500 is twelve thousand five hundred; read as 12.50 it picked the looser rule."""
+    cards, claims = tmp_path / "cards.csv", tmp_path / "claims.csv"
+    cards.write_text("account;identity;class;mandate\n1;alice;A;any\n1;carol;B;A+B over 5000\n")
+    claims.write_text("document;account;amount\na.tif;1;7.250\n")
+    with pytest.raises(ClaimsError, match="line 2: amount '7.250' is ambiguous .*write 7250.00 if it separates"):
+        read_claims(claims, signatories=cards)
+    claims.write_text("document;account;amount\na.tif;1;7250.00\nb.tif;1;7.25\nc.tif;1;1234.500\n")
+    read = read_claims(claims, signatories=cards)
+    assert read.people["a.tif"] == ("alice", "carol") and read.people["b.tif"] == Mandate(("alice", "carol"), 1)
+    assert read.people["c.tif"] == Mandate(("alice", "carol"), 1)  # four digits before the dot: no thousands dot
+
+
+def test_a_review_sheets_caption_wraps_a_long_claim_instead_of_cutting_it():
+    import cv2
+
+    from sigpipe.pipeline.review import _wrap
+    claim = "claimed: account 11: A+B of " + ", ".join(f"person-{i} ({'AB'[i % 2]})" for i in range(12))
+    parts = _wrap(claim, 600)
+    assert len(parts) > 1 and " ".join(parts) == claim  # nothing lost: the last signatory's class is there
+    assert all(cv2.getTextSize(p, cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1)[0][0] <= 600 for p in parts)
+    assert "".join(_wrap("x" * 400, 100)) == "x" * 400  # a word wider than the sheet is cut, not dropped
