@@ -302,10 +302,11 @@ def parse_rule(text: str) -> Rule | None:
             raise ValueError(f"mandate must be 'all', 'any', a number of signers (e.g. 2) or signing classes "
                              f"(e.g. A+B), not {text.strip()!r}")
         need = Need(max(total, sum(counts.values())), tuple(sorted(counts.items())))
-        widest = max((n.total for n in needs if n.classes and n.total > sum(k for _, k in n.classes)), default=0)
-        if m is None and need.total < widest:  # "2 with A or B": (2 with A) or B, or 2 with (A or B)?
+        wide = [n for n in needs if n.classes and n.total > sum(k for _, k in n.classes)]
+        widest = max(wide, key=lambda n: n.total, default=None)
+        if m is None and widest is not None and need.total < widest.total:  # "2 with A or B": (2 with A) or B?
             raise ValueError(f"mandate {text.strip()!r} is ambiguous: give each way its number of signers "
-                             f"({widest} with A or {widest} with B, or {widest} with A or 1 with B)")
+                             f"({widest} or {widest.total} with {way}, or {widest} or {need.total} with {way})")
         needs.append(need)
     return canonical_rule(needs)
 
@@ -339,8 +340,8 @@ def parse_amount(text: str) -> Decimal:
     if re.fullmatch(r"\d{1,3}\.\d{3}", t):  # 12.500: twelve and a half, or (a comma-decimal locale's) 12,500?
         whole, part = t.split(".")
         raise ValueError(f"amount {text.strip()!r} is ambiguous (a dot between thousands, where the decimal mark is "
-                         f"a comma?): write {int(whole + part)}.00 if it separates thousands, else the amount with "
-                         "two decimals")
+                         "a comma?): write it with two decimals" + (
+                             f" ({int(whole + part)}.00 if the dot separates thousands)" if int(whole) else ""))
     return Decimal(t.replace(",", ""))
 
 
@@ -425,7 +426,7 @@ class Claims:
     why its account cannot be used (not in the signatory table), for documents absent from ``people``;
     ``strictest``: documents held to their account's strictest rule for want of an amount; ``damaged``: document
     -> why its account's signature card cannot be used (a row of it the table gets wrong), for documents absent
-    from ``people``; ``damaged_cards``: that reason for every such account of the table.
+    from ``people``; ``damaged_cards``: that reason for every such account of the table (by :func:`account_key`).
     """
 
     people: dict[str, Claim]
@@ -433,7 +434,7 @@ class Claims:
     unknown: dict[str, str]
     strictest: tuple[str, ...] = ()  # documents on accounts with amount limits, without an amount
     damaged: dict[str, str] = field(default_factory=dict)  # document -> why its account's card cannot be used
-    damaged_cards: tuple[str, ...] = ()  # why, for each account of the table whose card cannot be used
+    damaged_cards: dict[str, str] = field(default_factory=dict)  # account (account_key) -> why its card cannot be used
 
 
 def read_claims(path: str | Path, documents: Collection[str] | None = None, scans: str | Path | None = None,
@@ -509,7 +510,7 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
             + ("; no account was read from the cheque's MICR on-us field (its on_us column, if sigpipe x9 split "
                "wrote the claims)" if account == "?" else ""))
     return Claims(people, accounts, unknown, tuple(strictest), damaged,
-                  tuple(sorted(c.error for c in cards.values() if c.error)))
+                  {a: c.error for a, c in sorted(cards.items()) if c.error})
 
 
 def load_signatories(path: str | Path) -> dict[str, SignatoryCard]:

@@ -647,8 +647,9 @@ class RunSummary:
             second ("" when not known), so that a job reading ``summary.json`` can tell which night's run it is.
         claims_not_in_scans: every document the claims file names that is not in SCANS (the warnings name the
             first few); unclaimed_documents: with a claims file, every document it does not claim (compared
-            one-to-many); duplicate_documents: groups of documents whose files are byte-identical. What the
-            warnings say in prose, complete and for a program to reconcile.
+            one-to-many); duplicate_documents: groups of documents whose files are byte-identical;
+            damaged_signature_cards: every account of the signatory table whose card cannot be used, with why. What
+            the warnings say in prose, complete and for a program to reconcile.
     """
 
     documents: int
@@ -673,6 +674,7 @@ class RunSummary:
     claims_not_in_scans: tuple[str, ...] = ()
     unclaimed_documents: tuple[str, ...] = ()
     duplicate_documents: tuple[tuple[str, ...], ...] = ()
+    damaged_signature_cards: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -685,7 +687,7 @@ class RunSummary:
         models: dict[str, str], suspect_references: Sequence[SuspectSpecimen] = (), unread: Sequence[Failure] = (),
         started_at: datetime | None = None, finished_at: datetime | None = None,
         claims_not_in_scans: Sequence[str] = (), unclaimed_documents: Sequence[str] = (),
-        duplicate_documents: Sequence[Sequence[str]] = (),
+        duplicate_documents: Sequence[Sequence[str]] = (), damaged_signature_cards: dict[str, str] | None = None,
     ) -> RunSummary:
         """The summary of ``reports``; ``unread``: folders of SCANS that could not be read, listed with the
         failures (``<folder>/``, kind ``unreadable_folder``) since their documents were not checked."""
@@ -709,6 +711,7 @@ class RunSummary:
             started_at=_utc(started_at), finished_at=_utc(finished_at),
             claims_not_in_scans=tuple(claims_not_in_scans), unclaimed_documents=tuple(unclaimed_documents),
             duplicate_documents=tuple(tuple(g) for g in duplicate_documents),
+            damaged_signature_cards=dict(damaged_signature_cards or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -727,6 +730,8 @@ class RunSummary:
             "claims_not_in_scans": list(self.claims_not_in_scans),
             "unclaimed_documents": list(self.unclaimed_documents),
             "duplicate_documents": [list(g) for g in self.duplicate_documents],
+            "damaged_signature_cards": [{"account": a, "message": m}
+                                        for a, m in sorted(self.damaged_signature_cards.items())],
         }
 
 

@@ -264,7 +264,9 @@ def _bgr(image: np.ndarray) -> np.ndarray:
 def _panel(image: np.ndarray | None, label: str, note: str | None = None) -> np.ndarray:
     """A labelled panel ``PANEL_W`` wide: the image fitted in, or ``note`` where there is none."""
     panel = np.full((PANEL_H + _CAPTION_LINE, PANEL_W, 3), 255, np.uint8)
-    cv2.putText(panel, _ascii(label)[:62], (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (90, 90, 90), 1, cv2.LINE_AA)
+    label = _ascii(label)
+    label = label if len(label) <= 62 else f"{label[:24]}...{label[-35:]}"  # what it is, and the file's name
+    cv2.putText(panel, label, (4, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (90, 90, 90), 1, cv2.LINE_AA)
     if image is not None:
         fitted = _fit(_bgr(image), PANEL_W - 8, PANEL_H - 8)
         h, w = fitted.shape[:2]

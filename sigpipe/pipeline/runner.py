@@ -469,8 +469,9 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     if read.damaged_cards:  # said whether or not tonight's cheques use them: the table needs mending
         warnings.append(f"{len(read.damaged_cards)} account(s) of the signatory table have a signature card that "
                         f"cannot be used, and the {len(damaged)} document(s) drawn on them fail (error kind "
-                        f"{BadSignatoryCardError.kind}): " + "; ".join(read.damaged_cards[:5])
-                        + ("; ..." if len(read.damaged_cards) > 5 else ""))
+                        f"{BadSignatoryCardError.kind}): " + "; ".join(list(read.damaged_cards.values())[:5])
+                        + ("; ... (all of them: summary.json, damaged_signature_cards)"
+                           if len(read.damaged_cards) > 5 else ""))
     if config.claims and unclaimed:  # an empty export, or rows lost: one-to-many is not what was asked for
         warnings.append(f"{len(unclaimed)} of {len(names)} document(s) have no claim in {config.claims}: they are "
                         f"matched one-to-many against everybody ({', '.join(unclaimed[:5])}"
@@ -603,6 +604,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         started_at=started, finished_at=datetime.now(UTC),
         claims_not_in_scans=sorted((set(claims) | set(read.unknown)) - set(names)),
         unclaimed_documents=sorted(unclaimed) if config.claims else (), duplicate_documents=copies,
+        damaged_signature_cards=read.damaged_cards,
     )
     try:
         write_summary(config.out, summary, ordered)

@@ -2,6 +2,7 @@
 B to sign" (``A+B``), or "an A alone up to 10,000, an A with a B over it"."""
 import csv
 import io
+import json
 import re
 from dataclasses import replace
 from decimal import Decimal
@@ -195,6 +196,9 @@ def test_a_damaged_signature_card_fails_its_cheques_not_the_night(batch: dict[st
     said = [w for w in s.warnings if "signature card that cannot be used" in w]
     assert len(said) == 1 and said[0].startswith("3 account(s)") and "the 2 document(s)" in said[0]
     assert "account 44" in said[0]
+    listed = json.loads((batch["out"] / "summary.json").read_text())["damaged_signature_cards"]
+    assert [d["account"] for d in listed] == ["11", "22", "44"]  # complete, where the warning names the first 5
+    assert "line 8: mandate must be" in listed[2]["message"]
     cards.write_text("account,identity,mandate\n11,alice,any\n11,bob,\n22,alice,\n33,alice,any\n33,bob,\n")
     s = run_batch(config(batch, scans=scans, claims=claims, signatories=cards), DoubleModels(verifier_manifest))
     assert s.processed == 2 and s.failed == 0  # the mended cards: the two failed cheques are verified
@@ -233,6 +237,8 @@ def test_ways_nobody_can_take_are_left_out_and_ambiguous_ones_refused(tmp_path: 
     for cell in ("any 2 with A or B", "2 with A or any", "3 with A or 2B"):
         with pytest.raises(ValueError, match="is ambiguous: give each way its number of signers"):
             parse_rule(cell)
+    with pytest.raises(ValueError, match="\\(3 with DIRECTOR or 3 with secretary, or 3 with DIRECTOR or 1 with "):
+        parse_rule("3 with director or secretary")  # the card's own classes, not A and B
     assert rule_text(parse_rule("2 with A or 2 with B") or ()) == "2 with A or 2 with B"
     assert parse_rule("2 with A or 1 with B") == parse_rule("B or 2 with A")
     assert parse_rule("2 with A or 2B") == (Need(2, (("A", 1),)), Need(2, (("B", 2),)))  # 2B has its number
@@ -243,7 +249,7 @@ def test_an_amount_whose_dot_may_separate_thousands_is_refused(tmp_path: Path):
     cards, claims = tmp_path / "cards.csv", tmp_path / "claims.csv"
     cards.write_text("account;identity;class;mandate\n1;alice;A;any\n1;carol;B;A+B over 5000\n")
     claims.write_text("document;account;amount\na.tif;1;7.250\n")
-    with pytest.raises(ClaimsError, match="line 2: amount '7.250' is ambiguous .*write 7250.00 if it separates"):
+    with pytest.raises(ClaimsError, match="line 2: amount .7.250. is ambiguous .*7250.00 if the dot separates"):
         read_claims(claims, signatories=cards)
     claims.write_text("document;account;amount\na.tif;1;7250.00\nb.tif;1;7.25\nc.tif;1;1234.500\n")
     read = read_claims(claims, signatories=cards)
