@@ -125,13 +125,9 @@ class Mandate:
         if (self.rule or self.classes) and (
                 len(self.classes) != len(self.people) or self.rule != canonical_rule(self.rule)
                 or not any(n.classes for n in self.rule) or self.required != min(n.total for n in self.rule)
-                or not all(self._can_meet(n) for n in self.rule)):
+                or not all(n.met(self.people, self.class_of) for n in self.rule)):  # each way: everybody meets it
             raise ValueError(f"signing rule {rule_text(self.rule)!r} with classes {list(self.classes)} does not fit "
                              f"{list(self.people)} asked {self.required}")
-
-    def _can_meet(self, need: Need) -> bool:
-        have = Counter(self.classes)
-        return need.total <= len(self.people) and all(have[c] >= n for c, n in need.classes)
 
     @property
     def class_of(self) -> dict[str, str]:
@@ -227,20 +223,17 @@ def claim_of(people: Sequence[str], rule: Rule | None, classes: dict[str, str] |
         assert claim is not None
         return claim
     cls = tuple((classes or {}).get(p, "") for p in names_t)
-    have = Counter(cls)
-
-    def cannot(n: Need) -> str:  # why nobody can meet n, or "" when its people can
-        short = [(c, k) for c, k in n.classes if have[c] < k]
-        if short:
-            return (f"{str(n)!r} needs {short[0][1]} person(s) of class {short[0][0]}, and {have[short[0][0]]} are "
-                    f"(classes: {', '.join(f'{c} {k}' for c, k in sorted(have.items()) if c) or 'none'})")
-        return f"{str(n)!r} needs {n.total} signers, of {len(names_t)} person(s)" if n.total > len(names_t) else ""
-
-    # a way of meeting the rule that the people cannot take (one of two A signatories left: "A+B or 2A") changes
-    # nothing: it is left out; a rule none of whose ways they can take is an error
-    possible = tuple(n for n in rule if not cannot(n))
+    class_of = {p: c for p, c in zip(names_t, cls, strict=True) if c}
+    # a way of meeting the rule that the people cannot take, even all of them signing (one of two A signatories
+    # left: "A+B or 2A"), changes nothing: it is left out; a rule none of whose ways they can take is an error
+    possible = tuple(n for n in rule if n.met(names_t, class_of))
     if not possible:
-        raise ValueError(cannot(rule[0]))
+        n, have = rule[0], Counter(cls)
+        short = [(c, k) for c, k in n.classes if have[c] < k]
+        raise ValueError(
+            f"{str(n)!r} needs {short[0][1]} person(s) of class {short[0][0]}, and {have[short[0][0]]} are (classes: "
+            f"{', '.join(f'{c} {k}' for c, k in sorted(have.items()) if c) or 'none'})" if short
+            else f"{str(n)!r} needs {n.total} signers, of {len(names_t)} person(s)")
     fewest = min(n.total for n in possible)
     if fewest == len(names_t):
         return names  # every way of meeting it has everybody sign
