@@ -9,7 +9,9 @@ An optional column ``mandate`` says how many of a document's claimed people must
 a blank cell), ``any`` (one of them: a joint account's "either to sign"), or a number (a company's "any two
 directors": ``2``, also written ``any 2``).
 A row may name the account a document (a cheque) is drawn on, column ``account``, instead of people: the account's
-people and mandate are then the signatory table's (``--signatories``, :func:`load_signatories`; :func:`read_claims`).
+people and mandate are then the signatory table's (``--signatories``, :func:`load_signatories`; :func:`read_claims`),
+and an optional column ``amount`` gives the cheque's amount, which picks the card's rules over amounts
+(:func:`parse_amount`: ``1,234.56`` and ``1.234,56`` alike).
 An optional column ``class`` gives each person a signing class (a company card's "A" and "B" signatories), which a
 mandate may name: ``A+B``, ``2A``, ``A+B or 2A`` (:func:`parse_rule`).
 """
@@ -319,23 +321,44 @@ def parse_mandate(text: str) -> int | None:
     return rule[0].total
 
 
+_GROUPS = " \u00a0\u202f'\u2019"  # thousands separators besides , and .: spaces (1 234,56), apostrophes (1'234.56)
+
+
 def parse_amount(text: str) -> Decimal:
-    """An amount as a claims file writes it: ``1234.56``, ``1,234.56`` or ``$1,234.56`` (a dot for the decimals).
+    """An amount as a claims file writes it, in either locale's convention: ``1234.56``, ``1,234.56``,
+    ``$1,234.56``, ``1.234,56``, ``1234,56``, ``1 234,56 €``, ``CHF 1'234.50``. Where both marks appear the last one
+    is the decimal mark; a comma alone before one or two digits is a decimal comma, before groups of three digits
+    a thousands comma (``12,500``: twelve thousand five hundred).
 
     Raises:
-        ValueError: anything else (``1.234,56`` included: which mark is the decimal one is not guessed), and
+        ValueError: anything else (not a number, a negative one, groups that are not of three digits), and
             ``12.500`` (a thousands dot where the decimal mark is a comma: read as 12.50 it would pick a looser
             rule).
     """
-    t = text.strip().removeprefix("$").strip()
-    if not re.fullmatch(r"(\d+|\d{1,3}(,\d{3})+)(\.\d+)?", t):
-        raise ValueError(f"amount must be a number such as 1234.56 or 1,234.56, not {text.strip()!r}")
-    if re.fullmatch(r"\d{1,3}\.\d{3}", t):  # 12.500: twelve and a half, or (a comma-decimal locale's) 12,500?
-        whole, part = t.split(".")
-        raise ValueError(f"amount {text.strip()!r} is ambiguous (a dot between thousands, where the decimal mark is "
-                         "a comma?): write it with two decimals" + (
-                             f" ({int(whole + part)}.00 if the dot separates thousands)" if int(whole) else ""))
-    return Decimal(t.replace(",", ""))
+    t = text.strip()
+    if t[:1] and unicodedata.category(t[0]) == "Sc" or re.match(r"[A-Z]{3}(?=[\s\d])", t):  # $, €, EUR, CHF
+        t = t[1 if unicodedata.category(t[0]) == "Sc" else 3:].strip()
+    if t[-1:] and unicodedata.category(t[-1]) == "Sc" or re.search(r"(?<=[\s\d])[A-Z]{3}$", t):
+        t = t[:-1 if unicodedata.category(t[-1]) == "Sc" else -3].strip()
+    if re.fullmatch(r"[1-9]\d{0,2}\.\d{3}", t):  # 12.500: twelve and a half, or (a comma-decimal locale's) 12,500?
+        w, p = t.split(".")
+        raise ValueError(f"amount {text.strip()!r} is ambiguous (a dot between thousands, where the decimal mark "
+                         f"is a comma?): write it with two decimals ({w}{p}.00 or {w}{p},00 if the dot separates "
+                         "thousands)")
+    groups = rf"[1-9]\d{{0,2}}(?:[{_GROUPS}]\d{{3}})+"
+    whole, sep, part = None, "", ""
+    if re.fullmatch(rf"{groups}(?:[.,]\d+)?", t):  # 1 234,56; 1'234.56
+        whole, sep, part = re.fullmatch(r"([^.,]+)(?:([.,])(\d+))?", t).groups("")  # type: ignore[union-attr]
+        whole = re.sub(f"[{_GROUPS}]", "", whole)
+    elif re.fullmatch(r"\d+(?:\.\d+)?|[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|[1-9]\d?(?:,\d\d)+,\d{3}(?:\.\d+)?", t):
+        whole = t.replace(",", "")  # 1234.56, 1,234.56, 12,500; 1,23,456.00 (lakh groups, as Indian cheques)
+    elif re.fullmatch(r"\d+,\d{1,2}|[1-9]\d{0,2}(?:\.\d{3})+,\d+", t):  # 1234,56, 1.234,56
+        whole = t.replace(".", "").replace(",", ".")
+    elif re.fullmatch(r"[1-9]\d{0,2}(?:\.\d{3}){2,}", t):  # 1.234.567
+        whole = t.replace(".", "")
+    if whole is None:
+        raise ValueError(f"amount must be a number such as 1234.56, 1,234.56 or 1.234,56, not {text.strip()!r}")
+    return Decimal(whole + (f".{part}" if sep else ""))
 
 
 def _parse_rule(cell: str) -> tuple[Rule | None, Decimal | None]:
@@ -419,7 +442,8 @@ class Claims:
     why its account cannot be used (not in the signatory table), for documents absent from ``people``;
     ``strictest``: documents held to their account's strictest rule for want of an amount; ``damaged``: document
     -> why its account's signature card cannot be used (a row of it the table gets wrong), for documents absent
-    from ``people``; ``damaged_cards``: that reason for every such account of the table (by :func:`account_key`).
+    from ``people``; ``damaged_cards``: that reason for every such account of the table (by :func:`account_key`);
+    ``amounts``: document -> the amount the claims give it, for documents of ``people`` claimed by account.
     """
 
     people: dict[str, Claim]
@@ -428,6 +452,7 @@ class Claims:
     strictest: tuple[str, ...] = ()  # documents on accounts with amount limits, without an amount
     damaged: dict[str, str] = field(default_factory=dict)  # document -> why its account's card cannot be used
     damaged_cards: dict[str, str] = field(default_factory=dict)  # account (account_key) -> why its card cannot be used
+    amounts: dict[str, Decimal] = field(default_factory=dict)  # document claimed by account -> its amount, if given
 
 
 def read_claims(path: str | Path, documents: Collection[str] | None = None, scans: str | Path | None = None,
@@ -461,6 +486,7 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
     unknown: dict[str, str] = {}
     strictest: list[str] = []
     damaged: dict[str, str] = {}
+    amount_of: dict[str, Decimal] = {}
     zeros: dict[str, str] | None = None
     for doc, spellings in groups.items():
         named = [a for key in spellings for a in table.accounts.get(key, [])]
@@ -489,7 +515,9 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
                 raise ClaimsError(f"claims file {path}, line {differ[0][2]}: amount {differ[0][1]!r} for {doc}, but "
                                   f"line {amounts[0][2]} gives {amounts[0][1]!r}")
             people[doc] = card.claim(amounts[0][0] if amounts else None)
-            if card.limits and not amounts:
+            if amounts:
+                amount_of[doc] = amounts[0][0]
+            elif card.limits:
                 strictest.append(doc)
             continue
         if zeros is None:  # the table's accounts by their digits after leading zeros, once
@@ -503,7 +531,7 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
             + ("; no account was read from the cheque's MICR on-us field (its on_us column, if sigpipe x9 split "
                "wrote the claims)" if account == "?" else ""))
     return Claims(people, accounts, unknown, tuple(strictest), damaged,
-                  {a: c.error for a, c in sorted(cards.items()) if c.error})
+                  {a: c.error for a, c in sorted(cards.items()) if c.error}, amount_of)
 
 
 def load_signatories(path: str | Path) -> dict[str, SignatoryCard]:

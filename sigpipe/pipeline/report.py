@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,7 +55,7 @@ LOCK_FILE = ".sigpipe.lock"
 CSV_COLUMNS = ("document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
                "nearest_reference", "page_skew", "placed", "signers_required", "typed_name", "account",
-               "signing_rule")
+               "signing_rule", "amount")
 
 
 @dataclass(frozen=True)
@@ -346,7 +347,9 @@ class DocumentReport:
     ``claimed_identity`` is the person the claims file names for the document, a tuple of people for a document it
     lists with several (a JSON list), a :class:`Mandate` when fewer of them than all must sign (the list, and
     ``signers_required`` beside it), or None without a claim. ``account``: the account the claims file names for
-    the document (a cheque's), whose people the signatory table gives, or None.
+    the document (a cheque's), whose people the signatory table gives, or None; ``amount``: the cheque's amount
+    as the claims give it, which chose the card's rule (None: not given); ``amount_missing``: the card has rules
+    over amounts and the claims give the cheque no amount, so it is held to all of them.
     """
 
     document: DocumentInfo
@@ -361,8 +364,14 @@ class DocumentReport:
     schema_version: str = SCHEMA_VERSION
     software: dict[str, str] = field(default_factory=lambda: dict(software_versions()))
     account: str | None = None
+    amount: Decimal | None = None
+    amount_missing: bool = False
 
     def __post_init__(self) -> None:
+        if (self.amount is not None or self.amount_missing) and self.account is None or \
+                self.amount is not None and (self.amount_missing or not self.amount.is_finite() or self.amount < 0):
+            raise ValueError(f"an amount ({self.amount}, missing: {self.amount_missing}) is a cheque's, claimed by "
+                             "account: a number >= 0, or missing")
         if self.status not in ("ok", "error"):
             raise ValueError(f"unknown status {self.status!r}")
         if self.verdict not in DOCUMENT_VERDICTS:
@@ -394,10 +403,11 @@ class DocumentReport:
     @classmethod
     def failure(cls, document: DocumentInfo, claimed: Claim | None, kind: str, message: str,
                 models: dict[str, str], references: ReferenceSet | None = None,
-                settings: RunSettings | None = None, account: str | None = None) -> DocumentReport:
+                settings: RunSettings | None = None, account: str | None = None, amount: Decimal | None = None,
+                amount_missing: bool = False) -> DocumentReport:
         """A document that could not be processed (verdict ``error``)."""
         return cls(document, claimed, "error", ErrorInfo(kind, message), (), "error", dict(models), references,
-                   settings, account=account)
+                   settings, account=account, amount=amount, amount_missing=amount_missing)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -412,6 +422,8 @@ class DocumentReport:
                 "signatory_classes": self.claimed_identity.class_of}
                if isinstance(self.claimed_identity, Mandate) and self.claimed_identity.rule else {}),
             **({"account": self.account} if self.account is not None else {}),
+            **({"amount": format(self.amount, "f")} if self.amount is not None else {}),
+            **({"amount_missing": True} if self.amount_missing else {}),
             "status": self.status,
             "error": self.error.to_dict() if self.error else None,
             "signatures": [s.to_dict() for s in self.signatures],
@@ -445,8 +457,10 @@ class DocumentReport:
                 settings=RunSettings.from_dict(d["settings"]) if d.get("settings") is not None else None,
                 software={str(k): str(v) for k, v in d.get("software", {}).items()},
                 account=str(d["account"]) if d.get("account") is not None else None,
+                amount=Decimal(str(d["amount"])) if d.get("amount") is not None else None,
+                amount_missing=d.get("amount_missing") is True,
             )
-        except (KeyError, TypeError, AttributeError) as e:
+        except (KeyError, TypeError, AttributeError, InvalidOperation) as e:
             raise ValueError(f"malformed report: {e!r}") from e
 
     def to_json(self) -> str:
@@ -744,8 +758,9 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
     """One row per signature (columns :data:`CSV_COLUMNS`); a document without signatures gets one row with only
     its document, verdict and claim filled, so every document appears. ``claimed_identity`` joins several claimed
     people with ``;``, ``signers_required`` says how many of them a mandate asks (blank: all), ``account``
-    which account the claim came from (blank: none) and ``signing_rule`` a mandate's signing classes (``A+B``;
-    blank: none, each person's class is in the JSON report). Names that a
+    which account the claim came from (blank: none), ``signing_rule`` a mandate's signing classes (``A+B``;
+    blank: none, each person's class is in the JSON report) and ``amount`` the cheque's amount from the claims
+    (blank: none given). Names that a
     spreadsheet would run as a formula are escaped (:func:`_cell`)."""
     buf = io.StringIO()
     # CRLF rows, as RFC 4180 has them: a name holding a bare carriage return is then quoted (with LF rows it was not,
@@ -757,14 +772,15 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
         required = r.claimed_identity.required if isinstance(r.claimed_identity, Mandate) else ""
         rule = rule_text(r.claimed_identity.rule) if isinstance(r.claimed_identity, Mandate) else ""
         account = _cell(r.account or "")
+        amount = format(r.amount, "f") if r.amount is not None else ""
         if not r.signatures:
             w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, "", "", "", "", required,
-                        "", account, rule])
+                        "", account, rule, amount])
         for s in r.signatures:
             w.writerow([doc, s.page, *s.bbox, _cell(s.identity or ""), _fmt(s.distance), _fmt(s.threshold),
                         _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed, s.page_rotation,
                         _cell(s.nearest_reference or ""), s.page_skew, s.placed or "", required,
-                        _cell(s.typed_name or ""), account, rule])
+                        _cell(s.typed_name or ""), account, rule, amount])
     return buf.getvalue()
 
 

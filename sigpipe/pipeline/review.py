@@ -126,13 +126,15 @@ def held_for(sig: SignatureResult, report: DocumentReport) -> str | None:
         return f"held for review with its document: another signature is {' / '.join(holding)}"
     if bar is not None and any(s.score is None or s.score < bar for s in report.signatures if s.verdict == "genuine"):
         return f"held for review with its document: another signature's score is under --accept-score {bar:g}"
+    # a cheque without the amount its card's rules ask for is held to all of them: say so, the amount is the fix
+    unpriced = " (the claims give no amount: held to every rule of the account's card)" if report.amount_missing else ""
     if isinstance(report.claimed_identity, Mandate) and report.claimed_identity.rule:
         return (f"held for review with its document: those who signed do not meet the mandate "
-                f"{rule_text(report.claimed_identity.rule)}")
+                f"{rule_text(report.claimed_identity.rule)}{unpriced}")
     if isinstance(report.claimed_identity, Mandate):
         return (f"held for review with its document: fewer than {report.claimed_identity.required} of the claimed "
-                "people signed")
-    return "held for review with its document: a claimed person's signature is missing"
+                f"people signed{unpriced}")
+    return f"held for review with its document: a claimed person's signature is missing{unpriced}"
 
 
 @dataclass(frozen=True)
@@ -400,10 +402,15 @@ def caption_lines(document: str, number: int, sig: SignatureResult, document_ver
 
 
 def _claim_text(report: DocumentReport) -> str | None:
-    """Who the document is claimed for, as a sheet says it (``account 0012-34: any 1 of alice, bob``)."""
+    """Who the document is claimed for, as a sheet says it (``account 0012-34, amount 2500.00: any 1 of alice,
+    bob``)."""
     c = report.claimed_identity
     text = ", ".join(c) if isinstance(c, tuple) else str(c) if isinstance(c, Mandate) else c
-    return f"account {report.account}: {text}" if report.account and text else text
+    if not (report.account and text):
+        return text
+    amount = f", amount {report.amount:f}" if report.amount is not None else ", no amount" if report.amount_missing \
+        else ""
+    return f"account {report.account}{amount}: {text}"
 
 
 def _pages(path: Path, report: DocumentReport, wanted: set[int]) -> dict[int, np.ndarray]:

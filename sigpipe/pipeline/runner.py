@@ -37,6 +37,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -251,7 +252,7 @@ class _Task:
     path: str
     claimed: Claim | None
     sha256: str | None
-    account: str | None = None
+    drawn: dict[str, Any] = field(default_factory=dict)  # report fields of a cheque claimed by account (_drawn)
 
 
 @dataclass
@@ -421,6 +422,12 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     read = (read_claims(config.claims, names, config.scans, config.signatories) if config.claims
             else Claims({}, {}, {}))
     claims = read.people
+    strictest = set(read.strictest)
+
+    def drawn(name: str) -> dict[str, Any]:  # report fields: the account a cheque is claimed by, and its amount
+        return {"account": read.accounts.get(name), "amount": read.amounts.get(name),
+                "amount_missing": name in strictest}
+
     unknown = {d: why for d, why in read.unknown.items() if d in names}  # (those not in SCANS: claims_not_in_scans)
     refused = {d: (UnknownAccountError.kind, why) for d, why in unknown.items()}
     damaged = {d: why for d, why in read.damaged.items() if d in names}
@@ -538,18 +545,18 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         digest = _sha256_or_none(path)
         if name in refused:  # nothing to verify it against: its report says why, the next run retries it
             _record(outcome, config.out, DocumentReport.failure(
-                DocumentInfo(name, digest, 0), None, *refused[name], idents, account=read.accounts.get(name)))
+                DocumentInfo(name, digest, 0), None, *refused[name], idents, **drawn(name)))
             continue
         if not config.force:
             old = read_report(report_path(config.out, name))
             if old is not None:
                 why = stale_reason(old, digest, claimed, idents, predictor.references(claimed), settings,
-                                   read.accounts.get(name))
+                                   **drawn(name))
                 if why is None:
                     outcome.reports[name] = old
                     continue
                 redo[why] += 1
-        tasks.append(_Task(name, str(path), claimed, digest, read.accounts.get(name)))
+        tasks.append(_Task(name, str(path), claimed, digest, drawn(name)))
     kept = len(outcome.reports) - len(refused)
     if kept or redo:
         log.info("%d document(s) already have an up-to-date report; %d to process%s", kept, len(tasks),
@@ -564,7 +571,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         for task in tasks:
             report = predictor(task.path, relative=task.name, claimed=task.claimed, sha256=task.sha256,
                                ingest=config.ingest)
-            _record(outcome, config.out, replace(report, account=task.account), progress)
+            _record(outcome, config.out, replace(report, **task.drawn), progress)
     else:
         threads = max(1, cores // workers)
         with _handover((gallery.embeddings, gallery.images, gallery.digests, gallery.sources)) as state:
@@ -573,15 +580,14 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
             init = _WorkerInit(provider, threads, state, config.flow, config.ingest, idents,
                                logging.getLogger().getEffectiveLevel())
             for report in _run_pool(tasks, workers, init, config.timeout):
-                _record(outcome, config.out, replace(report, account=read.accounts.get(report.document.path)),
-                        progress)
+                _record(outcome, config.out, replace(report, **drawn(report.document.path)), progress)
     for task in tasks:  # every document found has a report, or the summary says why not: none goes missing
         if task.name not in outcome.reports:
             log.error("%s: no result came back for it", task.name)
             _record(outcome, config.out, DocumentReport.failure(
                 DocumentInfo(task.name, task.sha256, 0), task.claimed, "internal",
                 "no result came back for this document (a worker lost it); run again", idents,
-                account=task.account), progress)
+                **task.drawn), progress)
 
     ordered = [outcome.reports[n] for n in sorted(outcome.reports)]
     resting = [r.document.path for r in ordered for s in r.signatures if s.verdict == "genuine"
@@ -656,9 +662,10 @@ def _rule_of(claim: Claim | None) -> tuple[Rule, dict[str, str]]:
 
 
 def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None, models: dict[str, str],
-                 references: ReferenceSet, settings: RunSettings, account: str | None = None) -> str | None:
+                 references: ReferenceSet, settings: RunSettings, account: str | None = None,
+                 amount: Decimal | None = None, amount_missing: bool = False) -> str | None:
     """Why a document's existing report must be redone, or None when it is up to date (status ok, and the same
-    input, claim, models, references and settings as this run)."""
+    input, claim (with a cheque's account and amount), models, references and settings as this run)."""
     if not old.ok:
         return "it failed"
     if sha256 is None or old.document.sha256 != sha256:
@@ -666,7 +673,8 @@ def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None,
     if set(claimants(old.claimed_identity)) != set(claimants(claimed)) or \
             signers_required(old.claimed_identity) != signers_required(claimed) or \
             _rule_of(old.claimed_identity) != _rule_of(claimed) or \
-            old.account != account:  # order of the people is no change
+            (old.account, old.amount, old.amount_missing) != (account, amount, amount_missing):
+        # (order of the people is no change)
         return "the claim changed"
     if old.models != models:
         return "the models changed"

@@ -322,7 +322,7 @@ def test_claims_by_account_take_the_signatory_tables_people_and_mandate(tmp_path
         ("account,identity,mandate\n1,a,2\n", "signatory table .*line 2: mandate '2' for 1, which lists 1 person"),
         ("account,identity\n1,\n", "signatory table .*line 2: empty account or identity"),
         ("account,identity,mandate\n1,a,\n1,,\n", "signatory table .*line 3: empty account or identity"),
-        ("account,identity,mandate\n1,a,\"2 over 1.234,56\"\n", "signatory table .*line 2: amount must be a number"),
+        ("account,identity,mandate\n1,a,\"2 over 1,234.5.6\"\n", "signatory table .*line 2: amount must be a number"),
     ]:
         cards.write_text(text + "9,zoe,\n")
         read = load_signatories(cards)
@@ -352,7 +352,7 @@ def test_an_accounts_mandate_may_ask_more_signers_over_an_amount(tmp_path: Path)
     assert read.strictest == ("c.tif",)  # no amount: the strictest rule, and a warning names it
     for text, match in [
         ("document,account,amount\na.tif,11,1.234,56\n", "line 2: 4 fields under a header of 3"),
-        ("document,account,amount\na.tif,11,\"1.234,56\"\n", "line 2: amount must be a number such as 1234.56"),
+        ("document,account,amount\na.tif,11,\"1,234,56\"\n", "line 2: amount must be a number such as 1234.56"),
         ("document,account,amount\na.tif,11,5\na.tif,11,6\n", "line 3: amount '6' for a.tif, but line 2 gives '5'"),
         ("document,identity,mandate\na.tif,alice,2 over 100\n", "line 2: mandate '2 over 100': a rule over an "
                                                                  "amount belongs in the signatory table"),
@@ -417,16 +417,16 @@ def test_summary_counts_and_csv():
     assert rows[0] == ["document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                        "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
                        "nearest_reference", "page_skew", "placed", "signers_required", "typed_name", "account",
-                       "signing_rule"]
+                       "signing_rule", "amount"]
     assert rows[1] == ["a/b.pdf", "1", "10.5", "20.0", "110.25", "60.0", "alice", "0.41", "0.62", "0.87", "genuine",
-                       "forged", "0.93", "alice", "0", "alice/2019/03.png", "0.0", "", "", "", "", ""]
+                       "forged", "0.93", "alice", "0", "alice/2019/03.png", "0.0", "", "", "", "", "", ""]
     assert rows[3][13] == "" and rows[3][15] == "bob/2019/03.png"  # no claim: the nearest enrolled person's
     assert rows[4][6:] == ["carol", "", "", "", "no_reference", "needs_review", "0.93", "carol", "0", "", "0.0", "",
-                           "", "", "", ""]
-    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned"] + [""] * 10 and rows[6][11] == "error"
+                           "", "", "", "", ""]
+    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned"] + [""] * 11 and rows[6][11] == "error"
     assert len(rows) == 1 + 4 + 2  # 4 signatures + one row per document without signatures
     several = DocumentReport.success(DocumentInfo("c.pdf", SHA, 1), ("alice", "bob"), [], MODELS)
-    assert summary_csv([several]).splitlines()[1].endswith(",unsigned,,alice;bob,,,,,,,,")
+    assert summary_csv([several]).splitlines()[1].endswith(",unsigned,,alice;bob,,,,,,,,,")
     # a joint account's "either to sign": a back office sees why one signature of two made it genuine (helper)
     either = DocumentReport.success(DocumentInfo("j.pdf", SHA, 1), Mandate(("alice", "bob"), 1), [sig()], MODELS)
     row = summary_csv([either]).splitlines()[1].split(",")
