@@ -652,14 +652,23 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
             continue
         if len(row) <= max(i for i in (ki, ii, ai) if i is not None):
             raise ClaimsError(f"{what} {path}, line {lineno}: expected {len(cols)} columns, got {len(row)}")
-        if any(c.strip() for c in row[len(cols):]):  # an unquoted delimiter in a field: the identity shifted
-            extra = next(c for c in row[len(cols):] if c.strip())
-            raise ClaimsError(
-                f"{what} {path}, line {lineno}: {len(row)} fields under a header of {len(cols)}; put double "
-                f"quotes around a field that contains {delimiter!r}"
+        # an unquoted delimiter in a field: the fields after it shifted. Blank fields past the header are a
+        # spreadsheet's trailing separators, unless a name was cut at a comma: "Kowalski, J" -> "Kowalski", " J"
+        cut = delimiter == "," and len(row) > len(cols) and ii is not None and ii + 1 < len(cols) and \
+            row[ii + 1][:1].isspace() and row[ii + 1].strip() != ""
+        if cut or any(c.strip() for c in row[len(cols):]):
+            extra = next((c for c in row[len(cols):] if c.strip()), "")
+            shifted = ClaimsError(
+                f"{what} {path}, line {lineno}: {len(row)} fields under a header of {len(cols)}"
+                + (f" ({row[ii].strip()!r}, then {row[ii + 1]!r}: a name cut at a comma?)" if cut and ii is not None
+                   else "") + f"; put double quotes around a field that contains {delimiter!r}"
                 + (f", or add the column {MANDATE_COLUMN!r} to the header" if mi is None and _mandate_like(extra)
                    else "")
             )
+            if claims_file or ki != 0 or not row[ki].strip():  # whose row it is cannot be told: the run stops
+                raise shifted
+            table.damaged.setdefault(normalise(_account(row[ki], what, path, lineno)), str(shifted))
+            continue  # the account, first, is as written: its card cannot be used, the others can
         k = normalise(_account(row[ki], what, path, lineno) if key == ACCOUNT_COLUMN else row[ki])
         ident = unicodedata.normalize("NFC", row[ii].strip()) if ii is not None else ""
         account = _account(row[ai], what, path, lineno) if ai is not None else ""

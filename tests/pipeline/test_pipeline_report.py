@@ -259,6 +259,27 @@ def test_claims_file_mandate_column(tmp_path: Path):
                            tmp_path) == {"j.pdf": Mandate(("alice", "bob", "carol"), 1)}
 
 
+def test_a_name_cut_at_an_unquoted_comma_is_refused_even_with_trailing_separators(tmp_path: Path):
+    """"Kowalski, J" unquoted, on a row whose last cells are blank, read as identity "Kowalski" and mandate " J" (a
+    signing class nobody has: a misleading card error) or class " J"; blank cells past the header were taken for a
+    spreadsheet's trailing separators."""
+    cards, claims = tmp_path / "cards.csv", tmp_path / "claims.csv"
+    cards.write_text("account,identity,mandate,class\n100,Kowalski, J,,\n100,Nowak,any,\n200,Lis,,\n")
+    read = load_signatories(cards)
+    assert re.search("line 2: 5 fields under a header of 4 \\('Kowalski', then ' J': a name cut at a comma\\?\\); put "
+                     "double quotes", read["100"].error)
+    assert read["200"].claim(None) == "Lis" and not read["200"].error  # the other cards are read
+    cards.write_text('account,identity,mandate,class\n100,"Kowalski, J",,\n100,Nowak,any,\n')
+    assert load_signatories(cards)["100"].claim(None) == Mandate(("Kowalski, J", "Nowak"), 1)
+    cards.write_text("account,identity,mandate,class\n100,Kowalski J,any,,\n100,Nowak,,,,\n")  # trailing: fine
+    assert load_signatories(cards)["100"].claim(None) == Mandate(("Kowalski J", "Nowak"), 1)
+    cards.write_text("account;identity;mandate;class\n100;Kowalski; J;;\n")  # no name holds a ";": a mandate
+    assert "not 'J'" in load_signatories(cards)["100"].error
+    claims.write_text("document,identity,mandate\na.pdf,Kowalski, J,\n")
+    with pytest.raises(ClaimsError, match="line 2: 4 fields under a header of 3 \\('Kowalski', then ' J'"):
+        load_claims(claims)
+
+
 def test_claims_by_account_take_the_signatory_tables_people_and_mandate(tmp_path: Path):
     """A bank's cheque names the account it is drawn on; who may sign for the account, and how many must, is the
     signature card's (the signatory table's), not a row per cheque and person."""
@@ -311,7 +332,8 @@ def test_claims_by_account_take_the_signatory_tables_people_and_mandate(tmp_path
     for text, match in [
         ("account,name\n1,a\n", "signatory table .*the first line must be the header 'account,identity'"),
         ("account,identity\n,a\n", "signatory table .*line 2: empty account or identity"),  # whose card?
-        ("account,identity\n1,a,b\n", "signatory table .*line 2: 3 fields under a header of 2"),  # which field?
+        ("account;identity\n;a;b\n", "signatory table .*line 2: 3 fields under a header of 2"),  # whose row?
+        ("identity,account\na,b,1\n", "signatory table .*line 2: 3 fields under a header of 2"),  # which account?
     ]:
         cards.write_text(text)
         with pytest.raises(ClaimsError, match=match):
@@ -323,6 +345,7 @@ def test_claims_by_account_take_the_signatory_tables_people_and_mandate(tmp_path
         ("account,identity\n1,\n", "signatory table .*line 2: empty account or identity"),
         ("account,identity,mandate\n1,a,\n1,,\n", "signatory table .*line 3: empty account or identity"),
         ("account,identity,mandate\n1,a,\"2 over 1,234.5.6\"\n", "signatory table .*line 2: amount must be a number"),
+        ("account,identity\n1,a,b\n", "signatory table .*line 2: 3 fields under a header of 2; put double quotes"),
     ]:
         cards.write_text(text + "9,zoe,\n")
         read = load_signatories(cards)
