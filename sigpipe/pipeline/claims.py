@@ -321,35 +321,70 @@ def parse_mandate(text: str) -> int | None:
     return rule[0].total
 
 
-_GROUPS = " \u00a0\u202f'\u2019"  # thousands separators besides , and .: spaces (1 234,56), apostrophes (1'234.56)
+# ISO 4217 codes an amount may carry (any case), and the signs and abbreviations written for them; other words
+# (a scale such as "LAC" or "MIO": 1.5 lakh is 150,000) are not dropped as if they were a currency
+CURRENCIES = frozenset("USD EUR GBP CHF PLN CZK HUF SEK NOK DKK ISK RON BGN RSD UAH TRY INR PKR LKR NPR BDT JPY CNY "
+                       "HKD SGD KRW AUD NZD CAD MXN BRL ZAR AED SAR ILS".split())
+_CURRENCY_SIGNS = {"$": "USD", "US$": "USD", "€": "EUR", "£": "GBP", "₹": "INR", "RS": "INR", "ZŁ": "PLN",
+                   "KČ": "CZK", "FR": "CHF", "SFR": "CHF", "¥": "JPY", "₩": "KRW", "₺": "TRY", "₪": "ILS",
+                   "R$": "BRL", "A$": "AUD", "C$": "CAD", "₴": "UAH"}
 
 
-def parse_amount(text: str) -> Decimal:
-    """An amount as a claims file writes it, in either locale's convention: ``1234.56``, ``1,234.56``,
-    ``$1,234.56``, ``1.234,56``, ``1234,56``, ``1 234,56 €``, ``CHF 1'234.50``. Where both marks appear the last one
-    is the decimal mark; a comma alone before one or two digits is a decimal comma, before groups of three digits
-    a thousands comma (``12,500``: twelve thousand five hundred).
+def _currency(token: str) -> str:
+    """The ISO code of a currency as written beside an amount (``€``, ``eur``, ``Rs.``, ``zł``, ``SFr.``).
 
     Raises:
-        ValueError: anything else (not a number, a negative one, groups that are not of three digits), and
-            ``12.500`` (a thousands dot where the decimal mark is a comma: read as 12.50 it would pick a looser
-            rule).
+        ValueError: not a currency sigpipe knows.
     """
-    t = text.strip()
-    if t[:1] and unicodedata.category(t[0]) == "Sc" or re.match(r"[A-Z]{3}(?=[\s\d])", t):  # $, €, EUR, CHF
-        t = t[1 if unicodedata.category(t[0]) == "Sc" else 3:].strip()
-    if t[-1:] and unicodedata.category(t[-1]) == "Sc" or re.search(r"(?<=[\s\d])[A-Z]{3}$", t):
-        t = t[:-1 if unicodedata.category(t[-1]) == "Sc" else -3].strip()
+    t = token.strip().upper().rstrip(".")
+    code = t if t in CURRENCIES else _CURRENCY_SIGNS.get(t)
+    if code is None:
+        raise ValueError(f"{token.strip()!r} is not a currency sigpipe knows (an ISO code such as EUR, or $, €, £, "
+                         "₹, Rs., zł, Fr.)")
+    return code
+
+
+def parse_money(text: str) -> tuple[Decimal, str]:
+    """An amount as a claims file writes it, in either locale's convention, and its currency (an ISO code; ""
+    when none is written): ``1234.56``, ``1,234.56``, ``$1,234.56``, ``1.234,56``, ``1234,56``, ``1 234,56 zł``,
+    ``CHF 1'234.50``, ``10.000,-``, ``Rs. 1,23,456/-``. Where both marks appear the last one is the decimal mark;
+    a comma alone before one or two digits is a decimal comma, before groups of three digits a thousands comma
+    (``12,500``: twelve thousand five hundred).
+
+    Raises:
+        ValueError: anything else (not a number, a negative one, groups that are not of three digits, a word
+            that is no currency), and ``12.500`` (a thousands dot where the decimal mark is a comma: read as
+            12.50 it would pick a looser rule).
+    """
+    bad = ValueError(f"amount must be a number such as 1234.56, 1,234.56 or 1.234,56, not {text.strip()!r}")
+    m = re.fullmatch(r"(\D*?)\s*(\d|\d.*?\d)\s*(\D*)", " ".join(text.split()))  # (currency) number (marks, currency)
+    if m is None:
+        raise bad
+    lead, t, trail = m.groups()
+    dash = re.match(r"([.,])\s*[-\u2013\u2014]|/-", trail)  # 10.000,- and 1'234.- (no cents), Rs. 500/- (India)
+    if dash:
+        t, trail = t + (f"{dash.group(1)}00" if dash.group(1) else ""), trail[dash.end():]
+    codes = set()
+    for c in (lead, trail):
+        if c.strip() and not any(ch.isalpha() or unicodedata.category(ch) == "Sc" for ch in c):
+            raise bad  # -5, (100), +100
+        if c.strip():
+            try:
+                codes.add(_currency(c))
+            except ValueError as e:
+                raise ValueError(f"amount {text.strip()!r}: {e}") from None
+    if len(codes) > 1:
+        raise ValueError(f"amount {text.strip()!r} names two currencies")
     if re.fullmatch(r"[1-9]\d{0,2}\.\d{3}", t):  # 12.500: twelve and a half, or (a comma-decimal locale's) 12,500?
         w, p = t.split(".")
         raise ValueError(f"amount {text.strip()!r} is ambiguous (a dot between thousands, where the decimal mark "
                          f"is a comma?): write it with two decimals ({w}{p}.00 or {w}{p},00 if the dot separates "
                          "thousands)")
-    groups = rf"[1-9]\d{{0,2}}(?:[{_GROUPS}]\d{{3}})+"
+    groups = r"[1-9]\d{0,2}(?:[ '\u2019]\d{3})+"  # 1 234,56 (any space), 1'234.56 (Swiss)
     whole, sep, part = None, "", ""
-    if re.fullmatch(rf"{groups}(?:[.,]\d+)?", t):  # 1 234,56; 1'234.56
+    if re.fullmatch(rf"{groups}(?:[.,]\d+)?", t):
         whole, sep, part = re.fullmatch(r"([^.,]+)(?:([.,])(\d+))?", t).groups("")  # type: ignore[union-attr]
-        whole = re.sub(f"[{_GROUPS}]", "", whole)
+        whole = re.sub(r"[ '\u2019]", "", whole)
     elif re.fullmatch(r"\d+(?:\.\d+)?|[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?|[1-9]\d?(?:,\d\d)+,\d{3}(?:\.\d+)?", t):
         whole = t.replace(",", "")  # 1234.56, 1,234.56, 12,500; 1,23,456.00 (lakh groups, as Indian cheques)
     elif re.fullmatch(r"\d+,\d{1,2}|[1-9]\d{0,2}(?:\.\d{3})+,\d+", t):  # 1234,56, 1.234,56
@@ -357,17 +392,40 @@ def parse_amount(text: str) -> Decimal:
     elif re.fullmatch(r"[1-9]\d{0,2}(?:\.\d{3}){2,}", t):  # 1.234.567
         whole = t.replace(".", "")
     if whole is None:
-        raise ValueError(f"amount must be a number such as 1234.56, 1,234.56 or 1.234,56, not {text.strip()!r}")
-    return Decimal(whole + (f".{part}" if sep else ""))
+        raise bad
+    return Decimal(whole + (f".{part}" if sep else "")), codes.pop() if codes else ""
 
 
-def _parse_rule(cell: str) -> tuple[Rule | None, Decimal | None]:
-    """A mandate cell as (its rule, :func:`parse_rule`; over this amount or None): ``any``, ``2 over 10000``,
-    ``A+B over 10000``."""
+def parse_amount(text: str) -> Decimal:
+    """An amount as :func:`parse_money` reads it, without its currency."""
+    return parse_money(text)[0]
+
+
+# "amount" in the languages of banks' spreadsheets: a column so named holds the cheques' amounts
+_AMOUNT_WORDS = frozenset("amount amounts amt betrag montant importe importo kwota bedrag belopp beløb beløp částka "
+                          "castka összeg tutar राशि".split())
+
+
+def _amount_like(column: str) -> bool:
+    """Whether a claims file's column (lower case) looks meant for the cheques' amounts: ``Betrag``, ``montant``,
+    ``Amount (EUR)``, ``cheque amount``, ``amounts``."""
+    words = re.findall(r"[^\W\d_]+", unicodedata.normalize("NFKC", column).casefold())
+    return any(w in _AMOUNT_WORDS for w in words) or bool(difflib.get_close_matches(column, [AMOUNT_COLUMN], 1, 0.8))
+
+
+def _cut_number(cell: str, after: str) -> bool:
+    """Whether two fields of a comma-separated row are one number cut at an unquoted comma: ``12`` then
+    ``500.00`` (12,500.00), ``10000`` then ``50`` (10000,50), ``2 over 10`` then ``000``."""
+    return bool(re.search(r"(?<![\d.,])\d+$", cell.strip()) and re.fullmatch(r"\d{1,3}(?:\.\d+)?", after.strip()))
+
+
+def _parse_rule(cell: str) -> tuple[Rule | None, tuple[Decimal, str] | None]:
+    """A mandate cell as (its rule, :func:`parse_rule`; over this amount, in this currency ("" none), or None):
+    ``any``, ``2 over 10000``, ``A+B over 10.000,00 €``."""
     m = re.fullmatch(r"(.*?)\s+over\s+(\S.*)", cell.strip(), re.IGNORECASE)
     if m is None:
         return parse_rule(cell), None
-    return parse_rule(m.group(1)), parse_amount(m.group(2))
+    return parse_rule(m.group(1)), parse_money(m.group(2))
 
 
 @dataclass(frozen=True)
@@ -383,6 +441,7 @@ class SignatoryCard:
     limits: tuple[tuple[Decimal, Rule], ...] = ()
     classes: tuple[str, ...] = ()
     error: str = ""  # why the card cannot be used (a row of it the table gets wrong), "" when it can
+    currency: str = ""  # the currency its rules over amounts name (an ISO code), "" when they name none
 
     def claim(self, amount: Decimal | None) -> Claim:
         """The claim of a cheque of ``amount`` drawn on the account: the card's rule and each of its rules for an
@@ -443,7 +502,10 @@ class Claims:
     ``strictest``: documents held to their account's strictest rule for want of an amount; ``damaged``: document
     -> why its account's signature card cannot be used (a row of it the table gets wrong), for documents absent
     from ``people``; ``damaged_cards``: that reason for every such account of the table (by :func:`account_key`);
-    ``amounts``: document -> the amount the claims give it, for documents of ``people`` claimed by account.
+    ``amounts``: document -> the amount the claims give it, for documents of ``people`` claimed by account;
+    ``unusable_amounts``: document -> why the amount the claims give it cannot be used (not a number, cut at an
+    unquoted comma, two amounts, another currency than its card's): it is held to all of its card's rules, as one
+    without an amount (and in ``strictest`` when the card has rules over amounts).
     """
 
     people: dict[str, Claim]
@@ -453,6 +515,7 @@ class Claims:
     damaged: dict[str, str] = field(default_factory=dict)  # document -> why its account's card cannot be used
     damaged_cards: dict[str, str] = field(default_factory=dict)  # account (account_key) -> why its card cannot be used
     amounts: dict[str, Decimal] = field(default_factory=dict)  # document claimed by account -> its amount, if given
+    unusable_amounts: dict[str, str] = field(default_factory=dict)  # document -> why its amount cannot be used
 
 
 def read_claims(path: str | Path, documents: Collection[str] | None = None, scans: str | Path | None = None,
@@ -487,6 +550,7 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
     strictest: list[str] = []
     damaged: dict[str, str] = {}
     amount_of: dict[str, Decimal] = {}
+    unusable: dict[str, str] = {}
     zeros: dict[str, str] | None = None
     for doc, spellings in groups.items():
         named = [a for key in spellings for a in table.accounts.get(key, [])]
@@ -509,14 +573,24 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
             damaged[doc] = card.error
             continue
         if card is not None:
-            amounts = sorted((a for key in spellings for a in table.amounts.get(key, [])), key=lambda a: a[2])
-            differ = [m for m in amounts if m[0] != amounts[0][0]]
-            if differ:
-                raise ClaimsError(f"claims file {path}, line {differ[0][2]}: amount {differ[0][1]!r} for {doc}, but "
-                                  f"line {amounts[0][2]} gives {amounts[0][1]!r}")
-            people[doc] = card.claim(amounts[0][0] if amounts else None)
-            if amounts:
-                amount_of[doc] = amounts[0][0]
+            amounts = sorted((a for key in spellings for a in table.amounts.get(key, [])), key=lambda a: a[3])
+            bad = sorted((b for key in spellings for b in table.bad_amounts.get(key, [])), key=lambda b: b[1])
+            differ = [m for m in amounts if m[0] != amounts[0][0] or m[1] != amounts[0][1]]
+            amount: Decimal | None = amounts[0][0] if amounts else None
+            if bad:
+                unusable[doc] = f"claims file {path}, line {bad[0][1]}: {bad[0][0]}"
+            elif differ:
+                unusable[doc] = (f"claims file {path}, line {differ[0][3]}: amount {differ[0][2]!r} for {doc}, but "
+                                 f"line {amounts[0][3]} gives {amounts[0][2]!r}")
+            elif amounts and card.limits and amounts[0][1] and card.currency and amounts[0][1] != card.currency:
+                unusable[doc] = (f"claims file {path}, line {amounts[0][3]}: amount {amounts[0][2]!r} is in "
+                                 f"{amounts[0][1]}, and the rules over amounts of account {account}'s card in "
+                                 f"{card.currency}")
+            if doc in unusable:
+                amount = None
+            people[doc] = card.claim(amount)
+            if amount is not None:
+                amount_of[doc] = amount
             elif card.limits:
                 strictest.append(doc)
             continue
@@ -531,7 +605,7 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
             + ("; no account was read from the cheque's MICR on-us field (its on_us column, if sigpipe x9 split "
                "wrote the claims)" if account == "?" else ""))
     return Claims(people, accounts, unknown, tuple(strictest), damaged,
-                  {a: c.error for a, c in sorted(cards.items()) if c.error}, amount_of)
+                  {a: c.error for a, c in sorted(cards.items()) if c.error}, amount_of, unusable)
 
 
 def load_signatories(path: str | Path) -> dict[str, SignatoryCard]:
@@ -562,7 +636,12 @@ def load_signatories(path: str | Path) -> dict[str, SignatoryCard]:
                 raise ClaimsError(table.damaged[account])
             rule = _rule(path, what, account, names, table.mandates.get(account, []), classes)
             limits: dict[Decimal, tuple[Rule, str, int]] = {}
-            for over, given, cell, line in table.limits.get(account, []):
+            named = sorted({(c, line) for _, c, _, _, line in table.limits.get(account, []) if c}, key=lambda c: c[1])
+            if len({c for c, _ in named}) > 1:
+                other = next(n for n in named if n[0] != named[0][0])
+                raise ClaimsError(f"{what} {path}, line {other[1]}: a rule over an amount in {other[0]} for "
+                                  f"{account}, but line {named[0][1]} gives one in {named[0][0]}; one currency each")
+            for over, _, given, cell, line in table.limits.get(account, []):
                 r = _rule(path, what, account, names, [(given, cell, line)], classes)
                 if limits.setdefault(over, (r, cell, line))[0] != r:
                     raise ClaimsError(f"{what} {path}, line {line}: mandate {cell!r} for {account}, but line "
@@ -574,7 +653,7 @@ def load_signatories(path: str | Path) -> dict[str, SignatoryCard]:
         # rules each of which its people can meet can be met together too (all_of): no check is needed for them
         cards[account] = SignatoryCard(
             tuple(names), rule, tuple((over, r) for over, (r, _, _) in sorted(limits.items())),
-            tuple(classes.get(p, "") for p in names) if classes else ())
+            tuple(classes.get(p, "") for p in names) if classes else (), currency=named[0][0] if named else "")
     if not cards:  # an export that came out empty would fail every cheque of the night, one by one
         raise ClaimsError(f"{what} {path} lists no account")
     return cards
@@ -608,10 +687,11 @@ class _Table:
     people: dict[str, list[str]]  # key -> its identities, in the order of their first row
     mandates: dict[str, list[tuple[Rule | None, str, int]]]  # key -> (its rule, None for all; as written, line)
     accounts: dict[str, list[tuple[str, int]]]  # claims by account: document -> (account as written, line)
-    limits: dict[str, list[tuple[Decimal, Rule | None, str, int]]]  # account -> (over amount, rule, cell, line)
-    amounts: dict[str, list[tuple[Decimal, str, int]]]  # claims by account: document -> (amount, as written, line)
+    limits: dict[str, list[tuple[Decimal, str, Rule | None, str, int]]]  # account -> (over, currency, rule, cell, line)
+    amounts: dict[str, list[tuple[Decimal, str, str, int]]]  # document -> (amount, currency, as written, line)
     classes: dict[str, dict[str, tuple[str, int]]]  # key -> identity -> (its signing class, line)
     damaged: dict[str, str]  # signatory table: account -> its first row error (the card cannot be used)
+    bad_amounts: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # document -> (why, line)
 
 
 def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]) -> _Table:
@@ -629,6 +709,8 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
     rows = _rows(lines, start, delimiter, path, what)
     _, header = next(rows, (start, None))
     cols = [c.strip().lower() for c in header] if header else []
+    while cols and not cols[-1]:  # a header's trailing separators name no column: a field under them is a shift
+        cols.pop()
     if not header or key not in cols or not any(c in cols for c in names):
         raise ClaimsError(
             f"{what} {path}{f', line {start + 1}' if first else ''}: the first line must be the header "
@@ -641,6 +723,12 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
     mo = cols.index(AMOUNT_COLUMN) if claims_file and AMOUNT_COLUMN in cols else None
     ci = cols.index(CLASS_COLUMN) if CLASS_COLUMN in cols else None
     known = (key, "identity", CLASS_COLUMN, *((ACCOUNT_COLUMN, AMOUNT_COLUMN) if claims_file else ()))
+    if claims_file and ai is not None and mo is None:  # an amount under another name would be dropped unsaid
+        like = [c for c in cols if c not in known and _amount_like(c)]
+        if like:
+            raise ClaimsError(f"{what} {path}, line {start + 1}: column {like[0]!r} is not one sigpipe reads; name "
+                              f"it {AMOUNT_COLUMN!r} for the cheques' amounts (which pick their cards' rules over "
+                              "amounts)")
     if mi is None:  # other columns are the user's own (notes), but a misspelt mandate would be dropped unsaid
         like = difflib.get_close_matches(MANDATE_COLUMN, [c for c in cols if c not in known], 1, 0.75)
         if like:
@@ -690,11 +778,15 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
                                   f"claim by account; the signatory table gives the account's")
             table.accounts.setdefault(k, []).append((account, lineno))  # checked once the key's rows are known
             money = row[mo].strip() if mo is not None and mo < len(row) else ""
-            if money:
+            if money:  # an amount that cannot be used holds the cheque to all of its card's rules, not the night
                 try:
-                    table.amounts.setdefault(k, []).append((parse_amount(money), money, lineno))
+                    if delimiter == "," and mo is not None and mo + 1 < len(row) and _cut_number(money, row[mo + 1]):
+                        raise ValueError(f"amount {money!r}, then {row[mo + 1].strip()!r}: an amount cut at an "
+                                         "unquoted comma? put double quotes around it")
+                    value, currency = parse_money(money)
+                    table.amounts.setdefault(k, []).append((value, currency, money, lineno))
                 except ValueError as e:
-                    raise ClaimsError(f"{what} {path}, line {lineno}: {e}") from e
+                    table.bad_amounts.setdefault(k, []).append((str(e), lineno))
             continue
         try:  # a table's row that names its account: an error fails that account's cheques alone
             listed = table.people.setdefault(k, [])
@@ -713,6 +805,10 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
                 continue  # everybody, unless another row of the key gives a mandate
             try:
                 required, over = _parse_rule(cell)
+                if delimiter == "," and over is not None and mi is not None and mi + 1 < len(row) and \
+                        _cut_number(cell, row[mi + 1]):
+                    raise ValueError(f"mandate {cell!r}, then {row[mi + 1].strip()!r}: an amount cut at an unquoted "
+                                     "comma? put double quotes around the mandate")
             except ValueError as e:
                 raise ClaimsError(f"{what} {path}, line {lineno}: {e}") from e
             if over is None:
@@ -721,7 +817,7 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
                 raise ClaimsError(f"{what} {path}, line {lineno}: mandate {cell!r}: a rule over an amount belongs in "
                                   "the signatory table (--signatories), for the account")
             else:
-                table.limits.setdefault(k, []).append((over, required, cell, lineno))
+                table.limits.setdefault(k, []).append((over[0], over[1], required, cell, lineno))
         except ClaimsError as e:
             if claims_file:
                 raise

@@ -349,7 +349,8 @@ class DocumentReport:
     ``signers_required`` beside it), or None without a claim. ``account``: the account the claims file names for
     the document (a cheque's), whose people the signatory table gives, or None; ``amount``: the cheque's amount
     as the claims give it, which chose the card's rule (None: not given); ``amount_missing``: the card has rules
-    over amounts and the claims give the cheque no amount, so it is held to all of them.
+    over amounts and the claims give the cheque no amount (or none that can be used: summary.json's
+    ``unusable_amounts`` says why), so it is held to all of them.
     """
 
     document: DocumentInfo
@@ -662,8 +663,9 @@ class RunSummary:
         claims_not_in_scans: every document the claims file names that is not in SCANS (the warnings name the
             first few); unclaimed_documents: with a claims file, every document it does not claim (compared
             one-to-many); duplicate_documents: groups of documents whose files are byte-identical;
-            damaged_signature_cards: every account of the signatory table whose card cannot be used, with why. What
-            the warnings say in prose, complete and for a program to reconcile.
+            damaged_signature_cards: every account of the signatory table whose card cannot be used, with why;
+            unusable_amounts: every document of the run whose amount in the claims cannot be used, with why (held
+            to all of its card's rules). What the warnings say in prose, complete and for a program to reconcile.
     """
 
     documents: int
@@ -689,6 +691,7 @@ class RunSummary:
     unclaimed_documents: tuple[str, ...] = ()
     duplicate_documents: tuple[tuple[str, ...], ...] = ()
     damaged_signature_cards: dict[str, str] = field(default_factory=dict)
+    unusable_amounts: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -702,6 +705,7 @@ class RunSummary:
         started_at: datetime | None = None, finished_at: datetime | None = None,
         claims_not_in_scans: Sequence[str] = (), unclaimed_documents: Sequence[str] = (),
         duplicate_documents: Sequence[Sequence[str]] = (), damaged_signature_cards: dict[str, str] | None = None,
+        unusable_amounts: dict[str, str] | None = None,
     ) -> RunSummary:
         """The summary of ``reports``; ``unread``: folders of SCANS that could not be read, listed with the
         failures (``<folder>/``, kind ``unreadable_folder``) since their documents were not checked."""
@@ -726,6 +730,7 @@ class RunSummary:
             claims_not_in_scans=tuple(claims_not_in_scans), unclaimed_documents=tuple(unclaimed_documents),
             duplicate_documents=tuple(tuple(g) for g in duplicate_documents),
             damaged_signature_cards=dict(damaged_signature_cards or {}),
+            unusable_amounts=dict(unusable_amounts or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -746,6 +751,7 @@ class RunSummary:
             "duplicate_documents": [list(g) for g in self.duplicate_documents],
             "damaged_signature_cards": [{"account": a, "message": m}
                                         for a, m in sorted(self.damaged_signature_cards.items())],
+            "unusable_amounts": [{"document": d, "message": m} for d, m in sorted(self.unusable_amounts.items())],
         }
 
 

@@ -127,7 +127,8 @@ def held_for(sig: SignatureResult, report: DocumentReport) -> str | None:
     if bar is not None and any(s.score is None or s.score < bar for s in report.signatures if s.verdict == "genuine"):
         return f"held for review with its document: another signature's score is under --accept-score {bar:g}"
     # a cheque without the amount its card's rules ask for is held to all of them: say so, the amount is the fix
-    unpriced = " (the claims give no amount: held to every rule of the account's card)" if report.amount_missing else ""
+    unpriced = " (no usable amount in the claims: held to every rule of the account's card)" if report.amount_missing \
+        else ""
     if isinstance(report.claimed_identity, Mandate) and report.claimed_identity.rule:
         return (f"held for review with its document: those who signed do not meet the mandate "
                 f"{rule_text(report.claimed_identity.rule)}{unpriced}")

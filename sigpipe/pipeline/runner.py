@@ -464,10 +464,17 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         warnings.append(f"{len(no_claim)} document(s) have no claim in {config.claims}: with a signatory table they "
                         f"fail (error kind {NoClaimError.kind}) ({', '.join(no_claim[:5])}"
                         f"{', ...' if len(no_claim) > 5 else ''})")
+    unusable = {d: why for d, why in read.unusable_amounts.items() if d in names}
+    if unusable:  # before the strictest: these are its cause, and the fix is in the claims file
+        warnings.append(f"{len(unusable)} document(s) have an amount in the claims that cannot be used: each is held "
+                        "to every rule of its account's card, as without an amount: "
+                        + "; ".join(f"{d}: {why}" for d, why in sorted(unusable.items())[:5])
+                        + ("; ... (all of them: summary.json, unusable_amounts)" if len(unusable) > 5 else ""))
     if read.strictest:
         warnings.append(f"{len(read.strictest)} document(s) are drawn on accounts whose mandate asks more signers "
-                        "over an amount, and the claims give no amount: each is held to its account's strictest "
-                        f"rule ({', '.join(read.strictest[:5])}{', ...' if len(read.strictest) > 5 else ''})")
+                        "over an amount, and the claims give no amount (or none that can be used): each is held to "
+                        f"its account's strictest rule ({', '.join(read.strictest[:5])}"
+                        f"{', ...' if len(read.strictest) > 5 else ''})")
     if unknown:
         warnings.append(f"{len(unknown)} document(s) are drawn on accounts the signatory table does not hold: "
                         f"they fail (error kind {UnknownAccountError.kind}): "
@@ -610,7 +617,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         started_at=started, finished_at=datetime.now(UTC),
         claims_not_in_scans=sorted((set(claims) | set(read.unknown)) - set(names)),
         unclaimed_documents=sorted(unclaimed) if config.claims else (), duplicate_documents=copies,
-        damaged_signature_cards=read.damaged_cards,
+        damaged_signature_cards=read.damaged_cards, unusable_amounts=unusable,
     )
     try:
         write_summary(config.out, summary, ordered)

@@ -3,6 +3,7 @@ cheque held to every rule for want of one says so where a reviewer looks."""
 import csv
 import io
 import json
+import re
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -13,7 +14,7 @@ from pipeline_doubles import SIG_A, DoubleModels, page_with, save_image, scribbl
 from test_pipeline_report import MODELS, SHA, sig
 from test_pipeline_runner import all_reports, config
 
-from sigpipe.pipeline.claims import Mandate, parse_amount, read_claims
+from sigpipe.pipeline.claims import Mandate, load_claims, load_signatories, parse_amount, parse_money, read_claims
 from sigpipe.pipeline.errors import ClaimsError
 from sigpipe.pipeline.report import DocumentInfo, DocumentReport, load_schema
 from sigpipe.pipeline.review import _claim_text, held_for
@@ -26,9 +27,22 @@ from sigpipe.pipeline.runner import run_batch
     ("1.234.567", "1234567"), ("1 234,56 €", "1234.56"), ("1\u00a0234,56", "1234.56"), ("1\u202f234.56", "1234.56"),
     ("CHF 1'234.50", "1234.50"), ("EUR 10.000,00", "10000.00"), ("20 000", "20000"), ("0.500", "0.500"),
     ("1,23,456.78", "123456.78"), ("₹1,00,000", "100000"), ("0,5", "0.5"), (" 7 ", "7"),
+    ("1 234,56 zł", "1234.56"), ("Fr. 1'234.50", "1234.50"), ("SFr. 1'234.50", "1234.50"), ("1'234.–", "1234.00"),
+    ("10.000,-", "10000.00"), ("10.000,– €", "10000.00"), ("Rs. 1,23,456.00", "123456.00"), ("Rs 1,23,456", "123456"),
+    ("₹ 1,23,456/-", "123456"), ("10.000,00 eur", "10000.00"), ("10\u2009000,00", "10000.00"),
 ])
 def test_amounts_are_read_as_either_locale_writes_them(text: str, value: str):
     assert parse_amount(text) == Decimal(value) and str(parse_amount(text)) == value
+
+
+def test_an_amounts_currency_is_read_beside_it():
+    assert [parse_money(t)[1] for t in ("1 234,56 zł", "Fr. 1'234.50", "₹ 1,23,456/-", "10.000,00 eur", "$5", "5",
+                                        "CHF 1'234.50", "US$ 5", "5 €")] == [
+        "PLN", "CHF", "INR", "EUR", "USD", "", "CHF", "USD", "EUR"]
+    for text, why in (("1.5 LAC", "'LAC' is not a currency"), ("15 TSD", "'TSD' is not a currency"),
+                      ("2 MIO", "'MIO' is not a currency"), ("EUR 5 USD", "names two currencies")):
+        with pytest.raises(ValueError, match=why):  # 1.5 lakh is 150,000: a scale word is no currency to drop
+            parse_money(text)
 
 
 @pytest.mark.parametrize("text", ["abc", "-5", "(100)", "1e5", "12,5000", "0,125", "1,234,56", "12.50.00", "1 23",
@@ -57,8 +71,60 @@ def test_a_european_card_and_claims_file_choose_the_rule_by_amount(tmp_path: Pat
     claims.write_text("document;account;amount\na.tif;11;9,999.99\na.tif;11;9.999,99\n")  # one amount, two ways
     assert read_claims(claims, signatories=cards).amounts == {"a.tif": Decimal("9999.99")}
     claims.write_text("document;account;amount\na.tif;11;9.999,99\na.tif;11;9.999,98\n")
-    with pytest.raises(ClaimsError, match="line 3: amount '9.999,98' for a.tif, but line 2 gives '9.999,99'"):
+    read = read_claims(claims, signatories=cards)  # which? Held to every rule of the card, not the night stopped
+    assert read.unusable_amounts == {"a.tif": f"claims file {claims}, line 3: amount '9.999,98' for a.tif, but line "
+                                              "2 gives '9.999,99'"}
+    assert read.people == {"a.tif": ("alice", "bob")} and read.strictest == ("a.tif",) and read.amounts == {}
+
+
+def test_an_amount_in_another_currency_than_the_cards_is_not_compared(tmp_path: Path):
+    """A helper's card in zloty and a cheque in euros: 5,000 EUR was compared with 10,000 PLN as bare numbers."""
+    cards, claims = tmp_path / "cards.csv", tmp_path / "claims.csv"
+    cards.write_text('account,identity,mandate\n22,laura,any\n22,peter,"2 over 10 000,00 PLN"\n33,ann,any\n'
+                     "33,bo,2 over 100 EUR\n33,cy,3 over 200 PLN\n")
+    read_cards = load_signatories(cards)
+    assert read_cards["22"].currency == "PLN"
+    assert "line 6: a rule over an amount in PLN for 33, but line 5 gives one in EUR" in read_cards["33"].error
+    claims.write_text('document,account,amount\na.tif,22,"EUR 5.000,00"\nb.tif,22,"5.000,00 zł"\nc.tif,22,5000\n'
+                      'd.tif,22,"12,500 PLN"\n')
+    read = read_claims(claims, signatories=cards)
+    assert read.unusable_amounts == {"a.tif": f"claims file {claims}, line 2: amount 'EUR 5.000,00' is in EUR, and "
+                                              "the rules over amounts of account 22's card in PLN"}
+    assert read.people == {"a.tif": ("laura", "peter"), "b.tif": Mandate(("laura", "peter"), 1),
+                           "c.tif": Mandate(("laura", "peter"), 1), "d.tif": ("laura", "peter")}
+    assert read.amounts == {"b.tif": Decimal(5000), "c.tif": Decimal(5000), "d.tif": Decimal(12500)}
+
+
+def test_a_number_cut_at_an_unquoted_comma_is_not_taken_for_a_smaller_one(tmp_path: Path):
+    """12,500.00 unquoted in a file with a note column was read as 12 (the note 500.00): one signer, genuine."""
+    cards, claims = tmp_path / "cards.csv", tmp_path / "claims.csv"
+    cards.write_text("account,identity,mandate\n11,alice,any\n11,bob,2 over 10000\n")
+    claims.write_text("document,account,amount,note\na.tif,11,12,500.00\nb.tif,11,10000,50,\nc.tif,11,12,\n"
+                      "d.tif,11,1234.56,123\n")
+    read = read_claims(claims, signatories=cards)
+    assert sorted(read.unusable_amounts) == ["a.tif", "b.tif"] and read.strictest == ("a.tif", "b.tif")
+    assert "line 3: amount '10000', then '50': an amount cut at an unquoted comma? put double quotes around it" in \
+        read.unusable_amounts["b.tif"]
+    assert read.amounts == {"c.tif": Decimal(12), "d.tif": Decimal("1234.56")}  # a note that is no number's tail
+    cards.write_text("account,identity,mandate,note\n11,alice,any,\n11,bob,2 over 10,000\n22,cy,,\n")
+    read_cards = load_signatories(cards)
+    assert "line 3: mandate '2 over 10', then '000': an amount cut at an unquoted comma" in read_cards["11"].error
+    assert read_cards["22"].claim(None) == "cy"
+    cards.write_text("account,identity,mandate,\n11,alice,any,\n11,bob,2 over 10,000\n")  # the header's ","
+    assert "line 3: 4 fields under a header of 3; put double quotes" in load_signatories(cards)["11"].error
+
+
+@pytest.mark.parametrize("column", ["Betrag", "montant", "Amount (EUR)", "amounts", "cheque amount", "kwota"])
+def test_an_amount_column_under_another_name_is_refused_not_dropped(tmp_path: Path, column: str):
+    """A Betrag column was ignored: every cheque was held to its card's strictest rule, 'no amount' the only hint."""
+    cards, claims = tmp_path / "cards.csv", tmp_path / "claims.csv"
+    cards.write_text("account,identity,mandate\n11,alice,any\n11,bob,2 over 10000\n")
+    claims.write_text(f"document;account;{column}\na.tif;11;500,00\n", encoding="utf-8")
+    with pytest.raises(ClaimsError, match=re.escape(f"line 1: column {column.lower()!r} is not one sigpipe reads; "
+                                                    "name it 'amount'")):
         read_claims(claims, signatories=cards)
+    claims.write_text(f"document;identity;{column}\na.tif;alice;500,00\n", encoding="utf-8")
+    assert load_claims(claims) == {"a.tif": "alice"}  # claims naming people: the amount plays no part
 
 
 def test_a_report_records_the_amount_that_chose_its_rule():
@@ -106,7 +172,7 @@ def test_a_cheque_held_for_want_of_an_amount_says_so(batch: dict[str, Path], ver
     assert (c1["amount_missing"], c1["verdict"], c1["signatures"][0]["verdict"]) == (True, "needs_review", "genuine")
     rep = DocumentReport.from_dict(c1)
     assert held_for(rep.signatures[0], rep) == ("held for review with its document: a claimed person's signature is "
-                                                "missing (the claims give no amount: held to every rule of the "
+                                                "missing (no usable amount in the claims: held to every rule of the "
                                                 "account's card)")
     claims.write_text('document,account,amount\nc1.png,11,"$9,500.00"\n')
     s = run_batch(config(batch, scans=scans, claims=claims, signatories=cards), models)
@@ -120,3 +186,12 @@ def test_a_cheque_held_for_want_of_an_amount_says_so(batch: dict[str, Path], ver
     claims.write_text("document,account,amount\nc1.png,11,9400\n")  # corrected: the report must not keep 9500.00
     assert run_batch(config(batch, scans=scans, claims=claims, signatories=cards), models).processed == 1
     assert all_reports(batch["out"])["c1.png"]["amount"] == "9400"
+    claims.write_text("document,account,amount,note\nc1.png,11,9,400\n")  # cut at a comma: not 9
+    s = run_batch(config(batch, scans=scans, claims=claims, signatories=cards), models)
+    c1 = all_reports(batch["out"])["c1.png"]
+    assert (s.processed, c1["amount_missing"], c1["verdict"]) == (1, True, "needs_review")
+    said = [w for w in s.warnings if "amount in the claims that cannot be used" in w]
+    assert len(said) == 1 and "c1.png: claims file" in said[0] and "amount '9', then '400'" in said[0]
+    listed = json.loads((batch["out"] / "summary.json").read_text())["unusable_amounts"]
+    assert [d["document"] for d in listed] == ["c1.png"]
+    assert "an amount cut at an unquoted comma" in listed[0]["message"]

@@ -373,10 +373,21 @@ def test_an_accounts_mandate_may_ask_more_signers_over_an_amount(tmp_path: Path)
     assert read.people == {"a.tif": Mandate(abc, 1), "b.tif": Mandate(abc, 2), "c.tif": abc, "d.tif": "dave",
                            "e.tif": abc}
     assert read.strictest == ("c.tif",)  # no amount: the strictest rule, and a warning names it
-    for text, match in [
-        ("document,account,amount\na.tif,11,1.234,56\n", "line 2: 4 fields under a header of 3"),
+    # an amount that cannot be used holds its cheque to every rule of the card, as one without an amount: the
+    # cheque cannot pass on a looser rule, and the night's other cheques are verified
+    for text, why in [
         ("document,account,amount\na.tif,11,\"1,234,56\"\n", "line 2: amount must be a number such as 1234.56"),
         ("document,account,amount\na.tif,11,5\na.tif,11,6\n", "line 3: amount '6' for a.tif, but line 2 gives '5'"),
+        ("document,account,amount\na.tif,11,5 EUR\na.tif,11,5 PLN\n", "line 3: amount '5 PLN' for a.tif, but line 2"),
+        ("document,account,amount,note\na.tif,11,12,500.00\n", "line 2: amount '12', then '500.00': an amount cut"),
+    ]:
+        claims.write_text(text)
+        read = read_claims(claims, signatories=cards)
+        assert read.people == {"a.tif": abc} and read.strictest == ("a.tif",) and read.amounts == {}
+        assert re.search(why, read.unusable_amounts["a.tif"])
+    for text, match in [
+        ("document,account,amount\na.tif,11,1.234,56\n", "line 2: 4 fields under a header of 3"),
+        ("document,account,amount,\na.tif,11,12,500.00,\n", "line 2: 5 fields under a header of 3"),  # header's ","
         ("document,identity,mandate\na.tif,alice,2 over 100\n", "line 2: mandate '2 over 100': a rule over an "
                                                                  "amount belongs in the signatory table"),
     ]:
