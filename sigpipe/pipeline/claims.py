@@ -361,6 +361,8 @@ def parse_money(text: str) -> tuple[Decimal, str]:
     if m is None:
         raise bad
     lead, t, trail = m.groups()
+    if re.search(r"[.,]$", lead) and lead.strip().upper().rstrip(".") not in ("RS", "FR", "SFR"):
+        raise bad  # $.50: a decimal mark before the digits, not the end of Rs. or Fr.
     dash = re.match(r"([.,])\s*[-\u2013\u2014]|/-", trail)  # 10.000,- and 1'234.- (no cents), Rs. 500/- (India)
     if dash:
         t, trail = t + (f"{dash.group(1)}00" if dash.group(1) else ""), trail[dash.end():]
@@ -413,10 +415,37 @@ def _amount_like(column: str) -> bool:
     return any(w in _AMOUNT_WORDS for w in words) or bool(difflib.get_close_matches(column, [AMOUNT_COLUMN], 1, 0.8))
 
 
+def _name_cut(row: list[str], width: int, ii: int | None, mi: int | None, ci: int | None) -> bool:
+    """Whether a comma-separated row (under a header of ``width`` columns) reads as a name cut at an unquoted
+    comma: the field after the identity (column ``ii``) starts with a space, ``Kowalski, J``, and the row has more
+    fields than the header, or that field is the only one starting with a space (a file typed with a space after
+    every comma is not cut) and stands where a class (column ``ci``) or a mandate (``mi``) that is not a number of
+    signers would be."""
+    if ii is None or ii + 1 >= min(len(row), width) or not row[ii + 1][:1].isspace() or not row[ii + 1].strip():
+        return False
+    if len(row) > width:
+        return True
+    if any(f[:1].isspace() for i, f in enumerate(row) if i != ii + 1):
+        return False
+    if ii + 1 == ci:
+        return True
+    if ii + 1 == mi:
+        try:
+            parse_mandate(row[ii + 1])  # " any", " 2": a space typed before a mandate
+        except ValueError:
+            return True
+    return False
+
+
 def _cut_number(cell: str, after: str) -> bool:
     """Whether two fields of a comma-separated row are one number cut at an unquoted comma: ``12`` then
-    ``500.00`` (12,500.00), ``10000`` then ``50`` (10000,50), ``2 over 10`` then ``000``."""
-    return bool(re.search(r"(?<![\d.,])\d+$", cell.strip()) and re.fullmatch(r"\d{1,3}(?:\.\d+)?", after.strip()))
+    ``500.00`` or ``500.00 USD`` (12,500.00: a group of three digits after one to three), ``10000`` then ``50``
+    (10000,50: cents), ``2 over 10`` then ``000``. ``20000`` then ``101`` (an amount, then a serial) is not."""
+    whole = re.search(r"(?<![\d.,])(\d+)$", cell.strip())
+    tail = re.fullmatch(r"(\d{1,3})(\.\d+)?(?:\s*[^\d\s.,].*)?", after.strip())
+    if whole is None or tail is None:
+        return False
+    return len(whole.group(1)) <= 3 and len(tail.group(1)) == 3 or len(tail.group(1)) <= 2 and tail.group(2) is None
 
 
 def _parse_rule(cell: str) -> tuple[Rule | None, tuple[Decimal, str] | None]:
@@ -502,10 +531,11 @@ class Claims:
     ``strictest``: documents held to their account's strictest rule for want of an amount; ``damaged``: document
     -> why its account's signature card cannot be used (a row of it the table gets wrong), for documents absent
     from ``people``; ``damaged_cards``: that reason for every such account of the table (by :func:`account_key`);
-    ``amounts``: document -> the amount the claims give it, for documents of ``people`` claimed by account;
-    ``unusable_amounts``: document -> why the amount the claims give it cannot be used (not a number, cut at an
-    unquoted comma, two amounts, another currency than its card's): it is held to all of its card's rules, as one
-    without an amount (and in ``strictest`` when the card has rules over amounts).
+    ``amounts``: document -> the amount the claims give it, for documents claimed by account (those that fail
+    too: a failed cheque is handled by hand); ``currencies``: document -> the currency its amount names, for those
+    that name one; ``unusable_amounts``: document -> why the amount the claims give it cannot be used (not a
+    number, cut at an unquoted comma, two amounts, another currency than its card's): it is held to all of its
+    card's rules, as one without an amount (and in ``strictest`` when the card has rules over amounts).
     """
 
     people: dict[str, Claim]
@@ -516,6 +546,7 @@ class Claims:
     damaged_cards: dict[str, str] = field(default_factory=dict)  # account (account_key) -> why its card cannot be used
     amounts: dict[str, Decimal] = field(default_factory=dict)  # document claimed by account -> its amount, if given
     unusable_amounts: dict[str, str] = field(default_factory=dict)  # document -> why its amount cannot be used
+    currencies: dict[str, str] = field(default_factory=dict)  # document -> the currency its amount names (ISO)
 
 
 def read_claims(path: str | Path, documents: Collection[str] | None = None, scans: str | Path | None = None,
@@ -550,7 +581,13 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
     strictest: list[str] = []
     damaged: dict[str, str] = {}
     amount_of: dict[str, Decimal] = {}
+    currency_of: dict[str, str] = {}
     unusable: dict[str, str] = {}
+    # the currencies the claims name for cheques on cards whose rules over amounts name none: one is the bank's
+    # own; with several (USD, GBP) which one the card means is not known, and those amounts are not compared
+    loose = sorted({cur for key, rows in table.amounts.items() for _, cur, _, _ in rows if cur
+                    for acc, _ in table.accounts.get(key, [])[:1]
+                    if (c := cards.get(account_key(acc))) is not None and c.limits and not c.currency})
     zeros: dict[str, str] | None = None
     for doc, spellings in groups.items():
         named = [a for key in spellings for a in table.accounts.get(key, [])]
@@ -569,29 +606,19 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
                               "people; claim it one way (the account's people are its signatory table's)")
         accounts[doc] = account
         card = cards.get(account_key(account))
+        amount, currency, why = _amount(path, doc, spellings, table, card, account, loose)
+        if amount is not None:  # recorded for a cheque that fails too: it is handled by hand
+            amount_of[doc] = amount
+            if currency:
+                currency_of[doc] = currency
+        if why:
+            unusable[doc] = why
         if card is not None and card.error:
             damaged[doc] = card.error
             continue
         if card is not None:
-            amounts = sorted((a for key in spellings for a in table.amounts.get(key, [])), key=lambda a: a[3])
-            bad = sorted((b for key in spellings for b in table.bad_amounts.get(key, [])), key=lambda b: b[1])
-            differ = [m for m in amounts if m[0] != amounts[0][0] or m[1] != amounts[0][1]]
-            amount: Decimal | None = amounts[0][0] if amounts else None
-            if bad:
-                unusable[doc] = f"claims file {path}, line {bad[0][1]}: {bad[0][0]}"
-            elif differ:
-                unusable[doc] = (f"claims file {path}, line {differ[0][3]}: amount {differ[0][2]!r} for {doc}, but "
-                                 f"line {amounts[0][3]} gives {amounts[0][2]!r}")
-            elif amounts and card.limits and amounts[0][1] and card.currency and amounts[0][1] != card.currency:
-                unusable[doc] = (f"claims file {path}, line {amounts[0][3]}: amount {amounts[0][2]!r} is in "
-                                 f"{amounts[0][1]}, and the rules over amounts of account {account}'s card in "
-                                 f"{card.currency}")
-            if doc in unusable:
-                amount = None
             people[doc] = card.claim(amount)
-            if amount is not None:
-                amount_of[doc] = amount
-            elif card.limits:
+            if amount is None and card.limits:
                 strictest.append(doc)
             continue
         if zeros is None:  # the table's accounts by their digits after leading zeros, once
@@ -605,7 +632,38 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
             + ("; no account was read from the cheque's MICR on-us field (its on_us column, if sigpipe x9 split "
                "wrote the claims)" if account == "?" else ""))
     return Claims(people, accounts, unknown, tuple(strictest), damaged,
-                  {a: c.error for a, c in sorted(cards.items()) if c.error}, amount_of, unusable)
+                  {a: c.error for a, c in sorted(cards.items()) if c.error}, amount_of, unusable, currency_of)
+
+
+def _amount(path: Path, doc: str, spellings: list[str], table: _Table, card: SignatoryCard | None, account: str,
+            loose: list[str]) -> tuple[Decimal | None, str, str]:
+    """A cheque's amount from its claims rows: (the amount, None when none is given or it cannot be used; its
+    currency, "" when it names none; why the amount the rows give cannot be used, "" when it can or none is
+    given)."""
+    amounts = sorted((a for key in spellings for a in table.amounts.get(key, [])), key=lambda a: a[3])
+    bad = sorted((b for key in spellings for b in table.bad_amounts.get(key, [])), key=lambda b: b[1])
+    if bad:
+        return None, "", f"claims file {path}, line {bad[0][1]}: {bad[0][0]}"
+    if not amounts:
+        return None, "", ""
+    value, currency, written, line = amounts[0]
+    named = {a[1] for a in amounts if a[1]}  # 12500.00 and $12,500.00: one amount, one written with its currency
+    differ = next((a for a in amounts if a[0] != value or len(named) > 1 and a[1] != currency), None)
+    if differ is not None:
+        return None, "", (f"claims file {path}, line {differ[3]}: amount {differ[2]!r} for {doc}, but line {line} "
+                          f"gives {written!r}")
+    currency = next(iter(named), "")
+    if card is None or not card.limits or not currency:
+        return value, currency, ""
+    if card.currency and currency != card.currency:
+        return None, "", (f"claims file {path}, line {line}: amount {written!r} is in {currency}, and the "
+                                 f"rules over amounts of account {account}'s card in {card.currency}")
+    if not card.currency and len(loose) > 1:
+        return None, "", (f"claims file {path}, line {line}: amount {written!r} is in {currency}, the rules "
+                                 f"over amounts of account {account}'s card name no currency, and the claims give "
+                                 f"amounts in {', '.join(loose)}: write the card's rules with their currency "
+                                 "(2 over 10000 USD)")
+    return value, currency, ""
 
 
 def load_signatories(path: str | Path) -> dict[str, SignatoryCard]:
@@ -742,14 +800,16 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
             raise ClaimsError(f"{what} {path}, line {lineno}: expected {len(cols)} columns, got {len(row)}")
         # an unquoted delimiter in a field: the fields after it shifted. Blank fields past the header are a
         # spreadsheet's trailing separators, unless a name was cut at a comma: "Kowalski, J" -> "Kowalski", " J"
-        cut = delimiter == "," and len(row) > len(cols) and ii is not None and ii + 1 < len(cols) and \
-            row[ii + 1][:1].isspace() and row[ii + 1].strip() != ""
+        cut = delimiter == "," and _name_cut(row, len(cols), ii, mi, ci)
         if cut or any(c.strip() for c in row[len(cols):]):
             extra = next((c for c in row[len(cols):] if c.strip()), "")
+            name = f"{row[ii].strip()!r}, then {row[ii + 1]!r}" if cut and ii is not None else ""
             shifted = ClaimsError(
-                f"{what} {path}, line {lineno}: {len(row)} fields under a header of {len(cols)}"
-                + (f" ({row[ii].strip()!r}, then {row[ii + 1]!r}: a name cut at a comma?)" if cut and ii is not None
-                   else "") + f"; put double quotes around a field that contains {delimiter!r}"
+                f"{what} {path}, line {lineno}: "
+                + (f"{len(row)} fields under a header of {len(cols)}" + (f" ({name}: a name cut at a comma?)"
+                                                                         if name else "")
+                   if len(row) > len(cols) else f"a name cut at a comma ({name})")
+                + f"; put double quotes around a field that contains {delimiter!r}"
                 + (f", or add the column {MANDATE_COLUMN!r} to the header" if mi is None and _mandate_like(extra)
                    else "")
             )

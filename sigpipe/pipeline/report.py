@@ -13,6 +13,7 @@ import functools
 import io
 import json
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -55,7 +56,7 @@ LOCK_FILE = ".sigpipe.lock"
 CSV_COLUMNS = ("document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
                "nearest_reference", "page_skew", "placed", "signers_required", "typed_name", "account",
-               "signing_rule", "amount")
+               "signing_rule", "amount", "currency", "amount_missing")
 
 
 @dataclass(frozen=True)
@@ -348,7 +349,8 @@ class DocumentReport:
     lists with several (a JSON list), a :class:`Mandate` when fewer of them than all must sign (the list, and
     ``signers_required`` beside it), or None without a claim. ``account``: the account the claims file names for
     the document (a cheque's), whose people the signatory table gives, or None; ``amount``: the cheque's amount
-    as the claims give it, which chose the card's rule (None: not given); ``amount_missing``: the card has rules
+    as the claims give it, which chose the card's rule (None: not given, or none that can be used), ``currency``
+    the ISO code of the currency it names ("": none); ``amount_missing``: the card has rules
     over amounts and the claims give the cheque no amount (or none that can be used: summary.json's
     ``unusable_amounts`` says why), so it is held to all of them.
     """
@@ -367,12 +369,14 @@ class DocumentReport:
     account: str | None = None
     amount: Decimal | None = None
     amount_missing: bool = False
+    currency: str = ""
 
     def __post_init__(self) -> None:
         if (self.amount is not None or self.amount_missing) and self.account is None or \
-                self.amount is not None and (self.amount_missing or not self.amount.is_finite() or self.amount < 0):
-            raise ValueError(f"an amount ({self.amount}, missing: {self.amount_missing}) is a cheque's, claimed by "
-                             "account: a number >= 0, or missing")
+                self.amount is not None and (self.amount_missing or not self.amount.is_finite() or self.amount < 0) \
+                or self.currency and (self.amount is None or not re.fullmatch("[A-Z]{3}", self.currency)):
+            raise ValueError(f"an amount ({self.amount} {self.currency}, missing: {self.amount_missing}) is a "
+                             "cheque's, claimed by account: a number >= 0 (in a currency's ISO code), or missing")
         if self.status not in ("ok", "error"):
             raise ValueError(f"unknown status {self.status!r}")
         if self.verdict not in DOCUMENT_VERDICTS:
@@ -405,10 +409,10 @@ class DocumentReport:
     def failure(cls, document: DocumentInfo, claimed: Claim | None, kind: str, message: str,
                 models: dict[str, str], references: ReferenceSet | None = None,
                 settings: RunSettings | None = None, account: str | None = None, amount: Decimal | None = None,
-                amount_missing: bool = False) -> DocumentReport:
+                amount_missing: bool = False, currency: str = "") -> DocumentReport:
         """A document that could not be processed (verdict ``error``)."""
         return cls(document, claimed, "error", ErrorInfo(kind, message), (), "error", dict(models), references,
-                   settings, account=account, amount=amount, amount_missing=amount_missing)
+                   settings, account=account, amount=amount, amount_missing=amount_missing, currency=currency)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -424,6 +428,7 @@ class DocumentReport:
                if isinstance(self.claimed_identity, Mandate) and self.claimed_identity.rule else {}),
             **({"account": self.account} if self.account is not None else {}),
             **({"amount": format(self.amount, "f")} if self.amount is not None else {}),
+            **({"currency": self.currency} if self.currency else {}),
             **({"amount_missing": True} if self.amount_missing else {}),
             "status": self.status,
             "error": self.error.to_dict() if self.error else None,
@@ -460,6 +465,7 @@ class DocumentReport:
                 account=str(d["account"]) if d.get("account") is not None else None,
                 amount=Decimal(str(d["amount"])) if d.get("amount") is not None else None,
                 amount_missing=d.get("amount_missing") is True,
+                currency=str(d.get("currency", "")),
             )
         except (KeyError, TypeError, AttributeError, InvalidOperation) as e:
             raise ValueError(f"malformed report: {e!r}") from e
@@ -765,8 +771,9 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
     its document, verdict and claim filled, so every document appears. ``claimed_identity`` joins several claimed
     people with ``;``, ``signers_required`` says how many of them a mandate asks (blank: all), ``account``
     which account the claim came from (blank: none), ``signing_rule`` a mandate's signing classes (``A+B``;
-    blank: none, each person's class is in the JSON report) and ``amount`` the cheque's amount from the claims
-    (blank: none given). Names that a
+    blank: none, each person's class is in the JSON report), ``amount`` and ``currency`` the cheque's amount from
+    the claims (blank: none given, or none that can be used) and ``amount_missing`` ``true`` where the card's rules
+    over amounts wanted one (the cheque is held to all of them). Names that a
     spreadsheet would run as a formula are escaped (:func:`_cell`)."""
     buf = io.StringIO()
     # CRLF rows, as RFC 4180 has them: a name holding a bare carriage return is then quoted (with LF rows it was not,
@@ -778,15 +785,16 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
         required = r.claimed_identity.required if isinstance(r.claimed_identity, Mandate) else ""
         rule = rule_text(r.claimed_identity.rule) if isinstance(r.claimed_identity, Mandate) else ""
         account = _cell(r.account or "")
-        amount = format(r.amount, "f") if r.amount is not None else ""
+        amount = [format(r.amount, "f") if r.amount is not None else "", r.currency,
+                  "true" if r.amount_missing else ""]
         if not r.signatures:
             w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, "", "", "", "", required,
-                        "", account, rule, amount])
+                        "", account, rule, *amount])
         for s in r.signatures:
             w.writerow([doc, s.page, *s.bbox, _cell(s.identity or ""), _fmt(s.distance), _fmt(s.threshold),
                         _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed, s.page_rotation,
                         _cell(s.nearest_reference or ""), s.page_skew, s.placed or "", required,
-                        _cell(s.typed_name or ""), account, rule, amount])
+                        _cell(s.typed_name or ""), account, rule, *amount])
     return buf.getvalue()
 
 

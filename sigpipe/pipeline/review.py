@@ -409,8 +409,8 @@ def _claim_text(report: DocumentReport) -> str | None:
     text = ", ".join(c) if isinstance(c, tuple) else str(c) if isinstance(c, Mandate) else c
     if not (report.account and text):
         return text
-    amount = f", amount {report.amount:f}" if report.amount is not None else ", no amount" if report.amount_missing \
-        else ""
+    amount = f", amount {report.amount:f}{' ' + report.currency if report.currency else ''}" \
+        if report.amount is not None else ", no amount" if report.amount_missing else ""
     return f"account {report.account}{amount}: {text}"
 
 

@@ -426,7 +426,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
 
     def drawn(name: str) -> dict[str, Any]:  # report fields: the account a cheque is claimed by, and its amount
         return {"account": read.accounts.get(name), "amount": read.amounts.get(name),
-                "amount_missing": name in strictest}
+                "amount_missing": name in strictest, "currency": read.currencies.get(name, "")}
 
     unknown = {d: why for d, why in read.unknown.items() if d in names}  # (those not in SCANS: claims_not_in_scans)
     refused = {d: (UnknownAccountError.kind, why) for d, why in unknown.items()}
@@ -670,7 +670,7 @@ def _rule_of(claim: Claim | None) -> tuple[Rule, dict[str, str]]:
 
 def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None, models: dict[str, str],
                  references: ReferenceSet, settings: RunSettings, account: str | None = None,
-                 amount: Decimal | None = None, amount_missing: bool = False) -> str | None:
+                 amount: Decimal | None = None, amount_missing: bool = False, currency: str = "") -> str | None:
     """Why a document's existing report must be redone, or None when it is up to date (status ok, and the same
     input, claim (with a cheque's account and amount), models, references and settings as this run)."""
     if not old.ok:
@@ -680,7 +680,7 @@ def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None,
     if set(claimants(old.claimed_identity)) != set(claimants(claimed)) or \
             signers_required(old.claimed_identity) != signers_required(claimed) or \
             _rule_of(old.claimed_identity) != _rule_of(claimed) or \
-            (old.account, old.amount, old.amount_missing) != (account, amount, amount_missing):
+            (old.account, old.amount, old.currency, old.amount_missing) != (account, amount, currency, amount_missing):
         # (order of the people is no change)
         return "the claim changed"
     if old.models != models:

@@ -195,3 +195,71 @@ def test_a_cheque_held_for_want_of_an_amount_says_so(batch: dict[str, Path], ver
     listed = json.loads((batch["out"] / "summary.json").read_text())["unusable_amounts"]
     assert [d["document"] for d in listed] == ["c1.png"]
     assert "an amount cut at an unquoted comma" in listed[0]["message"]
+
+
+def test_what_a_us_banks_tester_broke_next(tmp_path: Path):
+    """Session 32's second helper: a cut missed when a currency followed the cents, an amount in pounds compared
+    with a card that names no currency, $.50 read as 50, one amount written two ways taken for two."""
+    cards, claims = tmp_path / "cards.csv", tmp_path / "claims.csv"
+    cards.write_text('account,identity,mandate\n11,alice,any\n11,bob,"2 over $10,000"\n55,carol,any\n'
+                     "55,dan,2 over 10000\n77,bob,\n")
+    claims.write_text('document,account,amount,memo\na.png,11,12,500.00 USD,\nb.png,11,$.50,\n'
+                      'c.png,55,"GBP 9,000.00",\nd.png,55,"$20,000.00",\ne.png,77,20000,101\nf.png,11,12500.00\n'
+                      'f.png,11,"$12,500.00"\n')
+    read = read_claims(claims, signatories=cards)
+    assert read_cards_currency(cards) == {"11": "USD", "55": "", "77": ""}
+    assert "line 2: amount '12', then '500.00 USD': an amount cut at an unquoted comma" in \
+        read.unusable_amounts["a.png"]
+    assert "line 3: amount must be a number" in read.unusable_amounts["b.png"]  # not fifty dollars
+    # card 55 names no currency and the claims give pounds and dollars: which one it means is not guessed
+    assert "line 4: amount 'GBP 9,000.00' is in GBP, the rules over amounts of account 55's card name no currency, " \
+           "and the claims give amounts in GBP, USD" in read.unusable_amounts["c.png"]
+    assert "d.png" in read.unusable_amounts and "e.png" not in read.unusable_amounts  # 20000 then a serial: no cut
+    assert read.amounts == {"e.png": Decimal(20000), "f.png": Decimal(12500)} and read.currencies == {"f.png": "USD"}
+    assert read.strictest == ("a.png", "b.png", "c.png", "d.png")
+    claims.write_text('document,account,amount\nc.png,55,"$9,000.00"\nd.png,55,"20,000"\n')  # one currency: the bank's
+    read = read_claims(claims, signatories=cards)
+    assert read.amounts == {"c.png": Decimal(9000), "d.png": Decimal(20000)} and read.unusable_amounts == {}
+    assert read.people["c.png"] == Mandate(("carol", "dan"), 1) and read.currencies == {"c.png": "USD"}
+
+
+def read_cards_currency(cards: Path) -> dict[str, str]:
+    return {a: c.currency for a, c in load_signatories(cards).items()}
+
+
+def test_a_name_cut_at_a_comma_on_a_row_as_long_as_the_header(tmp_path: Path):
+    cards = tmp_path / "cards.csv"
+    cards.write_text("account,identity,class,mandate\n100,Kowalski, J,\n100,Nowak,A,any\n200,Lis,,\n")
+    read = load_signatories(cards)  # "Kowalski" of class "J" was accepted unsaid
+    assert "line 2: a name cut at a comma ('Kowalski', then ' J'); put double quotes" in read["100"].error
+    assert read["200"].claim(None) == "Lis"
+    cards.write_text("account,identity,mandate\n100,Kowalski, J\n")
+    assert "a name cut at a comma ('Kowalski', then ' J')" in load_signatories(cards)["100"].error
+    cards.write_text("account,identity,mandate\n100,alice, any\n100,bob,\n")  # a space typed before a mandate
+    assert load_signatories(cards)["100"].claim(None) == Mandate(("alice", "bob"), 1)
+    cards.write_text("account, identity, class, mandate\n100, alice, A, any\n100, bob, B,\n")  # spaces throughout
+    assert load_signatories(cards)["100"].claim(None) == Mandate(("alice", "bob"), 1)
+
+
+def test_a_failed_cheque_keeps_its_amount_and_the_csv_says_why_it_was_held(batch: dict[str, Path],
+                                                                           verifier_manifest: Path, tmp_path: Path):
+    """Cheques that fail (an unknown account, a damaged card) are handled by hand: their amount is what staff need."""
+    scans = tmp_path / "cheques"
+    for name in ("c1.png", "c2.png", "c3.png", "c4.png"):
+        save_image(scans / name, page_with([(scribble(SIG_A), 300, 400)]))
+    claims, cards = tmp_path / "claims.csv", tmp_path / "cards.csv"
+    claims.write_text('document,account,amount\nc1.png,999,750.00\nc2.png,22,"1.234,50 €"\nc3.png,11,\n'
+                      "c4.png,11,20000 EUR\n")
+    cards.write_text("account,identity,mandate\n11,alice,any\n11,bob,2 over 10000 EUR\n22,alice,some\n")
+    run_batch(config(batch, scans=scans, claims=claims, signatories=cards), DoubleModels(verifier_manifest))
+    reps = all_reports(batch["out"])
+    for r in reps.values():
+        jsonschema.validate(r, load_schema())
+    assert (reps["c1.png"]["error"]["kind"], reps["c1.png"]["amount"]) == ("unknown_account", "750.00")
+    assert (reps["c2.png"]["error"]["kind"], reps["c2.png"]["amount"], reps["c2.png"]["currency"]) == (
+        "bad_signatory_card", "1234.50", "EUR")
+    rows = {r["document"]: r for r in csv.DictReader(io.StringIO((batch["out"] / "summary.csv").read_text()))}
+    assert [(rows[d]["amount"], rows[d]["currency"], rows[d]["amount_missing"]) for d in sorted(rows)] == [
+        ("750.00", "", ""), ("1234.50", "EUR", ""), ("", "", "true"), ("20000", "EUR", "")]
+    rep = DocumentReport.from_dict(reps["c4.png"])
+    assert _claim_text(rep) == "account 11, amount 20000 EUR: alice, bob"
