@@ -37,6 +37,7 @@ MANDATE_COLUMN = "mandate"
 ACCOUNT_COLUMN = "account"  # a claims file's rows may name the account a cheque is drawn on instead of people
 AMOUNT_COLUMN = "amount"  # a cheque's amount, for an account whose mandate asks more signers over an amount
 CLASS_COLUMN = "class"  # a person's signing class (a company card's A and B signatories), which mandates may name
+CURRENCY_COLUMN = "currency"  # the currency of a row's amount (a claims file) or of its rule over an amount (a table)
 
 
 @dataclass(frozen=True, order=True)
@@ -280,7 +281,9 @@ def parse_rule(text: str) -> Rule | None:
         return None
     needs: list[Need] = []
     for way in re.split(r" or ", t, flags=re.IGNORECASE):
-        m = None if way.casefold() == "any" else re.fullmatch(r"(?:any )?(\d{1,4})(?: with (.+))?", way, re.IGNORECASE)
+        # (2.0: a spreadsheet's number column with blanks, which pandas writes as floats)
+        m = None if way.casefold() == "any" else re.fullmatch(r"(?:any )?(\d{1,4})(?:\.0+)?(?: with (.+))?", way,
+                                                              re.IGNORECASE)
         total, terms = (int(m.group(1)), m.group(2) or "") if m else (1, "") if way.casefold() == "any" else (0, way)
         counts: dict[str, int] = {}
         for term in terms.split("+") if terms else []:
@@ -415,37 +418,71 @@ def _amount_like(column: str) -> bool:
     return any(w in _AMOUNT_WORDS for w in words) or bool(difflib.get_close_matches(column, [AMOUNT_COLUMN], 1, 0.8))
 
 
-def _name_cut(row: list[str], width: int, ii: int | None, mi: int | None, ci: int | None) -> bool:
-    """Whether a comma-separated row (under a header of ``width`` columns) reads as a name cut at an unquoted
-    comma: the field after the identity (column ``ii``) starts with a space, ``Kowalski, J``, and the row has more
-    fields than the header, or that field is the only one starting with a space (a file typed with a space after
-    every comma is not cut) and stands where a class (column ``ci``) or a mandate (``mi``) that is not a number of
-    signers would be."""
-    if ii is None or ii + 1 >= min(len(row), width) or not row[ii + 1][:1].isspace() or not row[ii + 1].strip():
-        return False
-    if len(row) > width:
-        return True
-    if any(f[:1].isspace() for i, f in enumerate(row) if i != ii + 1):
-        return False
-    if ii + 1 == ci:
-        return True
-    if ii + 1 == mi:
+# what database and statistics exports write in an empty cell: blank, in a class, mandate, amount or currency cell
+_NULLS = frozenset({"null", "na", "n/a", "#n/a", "nan", "none", "<na>", "nat"})
+
+
+def _cell(row: list[str], i: int | None) -> str:
+    """Field ``i`` of a row (stripped; "" for a column the row does not reach, and for an export's NULL or NA):
+    for a class, a mandate, an amount or a currency, never for a name (Na is a surname)."""
+    t = row[i].strip() if i is not None and i < len(row) else ""
+    return "" if t.casefold() in _NULLS else t
+
+
+def _with_currency(money: tuple[Decimal, str], column: str) -> tuple[Decimal, str]:
+    """An amount and the currency it names, with the row's currency column (``column``, "" for none) taken into
+    account: the two must agree.
+
+    Raises:
+        ValueError: the column names no currency sigpipe knows, or another currency than the amount's own.
+    """
+    if not column:
+        return money
+    code = _currency(column)
+    if money[1] and money[1] != code:
+        raise ValueError(f"amount in {money[1]} on a row whose currency column gives {code}")
+    return money[0], code
+
+
+def _comma_cut(row: list[str], width: int, raw_width: int, ii: int | None, mi: int | None,
+               ci: int | None) -> int | None:
+    """The field of a comma-separated row (under a header of ``width`` columns, ``raw_width`` with its trailing
+    separators) that reads as the tail of the one before it, cut at an unquoted comma (``Kowalski, J``,
+    ``Invoices 101, 102``), or None: the one field of the row that starts with a space (a file typed with a space
+    after every comma has several), on a row with more fields than the header; or, on a row as long, right after
+    the identity (column ``ii``) where a class (``ci``) or a mandate (``mi``) that is not a number of signers
+    would be."""
+    spaced = [j for j in range(1, min(len(row), width)) if row[j][:1].isspace() and row[j].strip()]
+    if len(spaced) != 1:
+        return None
+    j = spaced[0]
+    if len(row) > raw_width:
+        return j
+    if ii is None or j != ii + 1:
+        return None
+    if j == ci:
+        return j
+    if j == mi:
         try:
-            parse_mandate(row[ii + 1])  # " any", " 2": a space typed before a mandate
+            rule, _ = _parse_rule(row[j])  # " any", " 2 over 10000": a space typed before a mandate
         except ValueError:
-            return True
-    return False
+            return j
+        return j if rule is not None and any(n.classes for n in rule) else None
+    return None
 
 
-def _cut_number(cell: str, after: str) -> bool:
+def _cut_number(cell: str, after: str, longer: bool = True) -> bool:
     """Whether two fields of a comma-separated row are one number cut at an unquoted comma: ``12`` then
-    ``500.00`` or ``500.00 USD`` (12,500.00: a group of three digits after one to three), ``10000`` then ``50``
-    (10000,50: cents), ``2 over 10`` then ``000``. ``20000`` then ``101`` (an amount, then a serial) is not."""
+    ``500.00``, ``500.00 USD`` or ``500`` (12,500: a group of three digits after one to three digits; ``500`` then
+    a serial ``101`` is taken for one too: read as 500 a cut amount would pick a looser rule), ``2 over 10`` then
+    ``000``; and cents, ``10000`` then ``50``, only when the row has more fields than the header (``longer``):
+    ``12500`` then a branch ``42`` is not."""
     whole = re.search(r"(?<![\d.,])(\d+)$", cell.strip())
     tail = re.fullmatch(r"(\d{1,3})(\.\d+)?(?:\s*[^\d\s.,].*)?", after.strip())
     if whole is None or tail is None:
         return False
-    return len(whole.group(1)) <= 3 and len(tail.group(1)) == 3 or len(tail.group(1)) <= 2 and tail.group(2) is None
+    return len(whole.group(1)) <= 3 and len(tail.group(1)) == 3 or \
+        longer and len(tail.group(1)) <= 2 and tail.group(2) is None
 
 
 def _parse_rule(cell: str) -> tuple[Rule | None, tuple[Decimal, str] | None]:
@@ -585,7 +622,8 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
     unusable: dict[str, str] = {}
     # the currencies the claims name for cheques on cards whose rules over amounts name none: one is the bank's
     # own; with several (USD, GBP) which one the card means is not known, and those amounts are not compared
-    loose = sorted({cur for key, rows in table.amounts.items() for _, cur, _, _ in rows if cur
+    # (an amount naming none is in one currency of its own: the bank's, which another one named is not)
+    loose = sorted({cur or "none named" for key, rows in table.amounts.items() for _, cur, _, _ in rows
                     for acc, _ in table.accounts.get(key, [])[:1]
                     if (c := cards.get(account_key(acc))) is not None and c.limits and not c.currency})
     zeros: dict[str, str] | None = None
@@ -656,13 +694,14 @@ def _amount(path: Path, doc: str, spellings: list[str], table: _Table, card: Sig
     if card is None or not card.limits or not currency:
         return value, currency, ""
     if card.currency and currency != card.currency:
-        return None, "", (f"claims file {path}, line {line}: amount {written!r} is in {currency}, and the "
-                                 f"rules over amounts of account {account}'s card in {card.currency}")
+        return None, "", (f"claims file {path}, line {line}: amount {written!r} is in {currency}, and the rules over "
+                          f"amounts of account {account}'s card in {card.currency}")
     if not card.currency and len(loose) > 1:
-        return None, "", (f"claims file {path}, line {line}: amount {written!r} is in {currency}, the rules "
-                                 f"over amounts of account {account}'s card name no currency, and the claims give "
-                                 f"amounts in {', '.join(loose)}: write the card's rules with their currency "
-                                 "(2 over 10000 USD)")
+        named_all = [c for c in loose if c != "none named"]
+        return None, "", (f"claims file {path}, line {line}: amount {written!r} is in {currency}, the rules over "
+                          f"amounts of account {account}'s card name no currency, and the claims give amounts in "
+                          f"{', '.join(named_all)}{' and in none named' if 'none named' in loose else ''}: write "
+                          "the card's rules with their currency (2 over 10000 USD)")
     return value, currency, ""
 
 
@@ -767,6 +806,7 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
     rows = _rows(lines, start, delimiter, path, what)
     _, header = next(rows, (start, None))
     cols = [c.strip().lower() for c in header] if header else []
+    raw_width = len(cols)  # with the header's trailing separators: a row as long came from the same spreadsheet
     while cols and not cols[-1]:  # a header's trailing separators name no column: a field under them is a shift
         cols.pop()
     if not header or key not in cols or not any(c in cols for c in names):
@@ -780,7 +820,8 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
     mi = cols.index(MANDATE_COLUMN) if MANDATE_COLUMN in cols else None
     mo = cols.index(AMOUNT_COLUMN) if claims_file and AMOUNT_COLUMN in cols else None
     ci = cols.index(CLASS_COLUMN) if CLASS_COLUMN in cols else None
-    known = (key, "identity", CLASS_COLUMN, *((ACCOUNT_COLUMN, AMOUNT_COLUMN) if claims_file else ()))
+    cu = cols.index(CURRENCY_COLUMN) if CURRENCY_COLUMN in cols else None
+    known = (key, "identity", CLASS_COLUMN, CURRENCY_COLUMN, *((ACCOUNT_COLUMN, AMOUNT_COLUMN) if claims_file else ()))
     if claims_file and ai is not None and mo is None:  # an amount under another name would be dropped unsaid
         like = [c for c in cols if c not in known and _amount_like(c)]
         if like:
@@ -788,7 +829,8 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
                               f"it {AMOUNT_COLUMN!r} for the cheques' amounts (which pick their cards' rules over "
                               "amounts)")
     if mi is None:  # other columns are the user's own (notes), but a misspelt mandate would be dropped unsaid
-        like = difflib.get_close_matches(MANDATE_COLUMN, [c for c in cols if c not in known], 1, 0.75)
+        # a misspelling (mandates, mandat), not another word (SAP's Mandant, mandatory, mandate_id)
+        like = difflib.get_close_matches(MANDATE_COLUMN, [c for c in cols if c not in known and c.isalpha()], 1, 0.88)
         if like:
             raise ClaimsError(f"{what} {path}, line {start + 1}: column {like[0]!r} is not one sigpipe reads; "
                               f"name it {MANDATE_COLUMN!r} for the number of signers {key}s need")
@@ -800,18 +842,19 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
             raise ClaimsError(f"{what} {path}, line {lineno}: expected {len(cols)} columns, got {len(row)}")
         # an unquoted delimiter in a field: the fields after it shifted. Blank fields past the header are a
         # spreadsheet's trailing separators, unless a name was cut at a comma: "Kowalski, J" -> "Kowalski", " J"
-        cut = delimiter == "," and _name_cut(row, len(cols), ii, mi, ci)
-        if cut or any(c.strip() for c in row[len(cols):]):
+        cut = _comma_cut(row, len(cols), raw_width, ii, mi, ci) if delimiter == "," else None
+        if cut is not None or any(c.strip() for c in row[len(cols):]):
             extra = next((c for c in row[len(cols):] if c.strip()), "")
-            name = f"{row[ii].strip()!r}, then {row[ii + 1]!r}" if cut and ii is not None else ""
+            what_cut = "a name" if cut == (ii or 0) + 1 else "a field"
+            name = f"{row[cut - 1].strip()!r}, then {row[cut]!r}" if cut is not None else ""
             shifted = ClaimsError(
                 f"{what} {path}, line {lineno}: "
-                + (f"{len(row)} fields under a header of {len(cols)}" + (f" ({name}: a name cut at a comma?)"
+                + (f"{len(row)} fields under a header of {len(cols)}" + (f" ({name}: {what_cut} cut at a comma?)"
                                                                          if name else "")
-                   if len(row) > len(cols) else f"a name cut at a comma ({name})")
+                   if len(row) > len(cols) else f"{what_cut} cut at a comma ({name})")
                 + f"; put double quotes around a field that contains {delimiter!r}"
-                + (f", or add the column {MANDATE_COLUMN!r} to the header" if mi is None and _mandate_like(extra)
-                   else "")
+                + (f", or add the column {MANDATE_COLUMN!r} to the header" if mi is None and extra and
+                   _mandate_like(extra) else "")
             )
             if claims_file or ki != 0 or not row[ki].strip():  # whose row it is cannot be told: the run stops
                 raise shifted
@@ -820,8 +863,9 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
         k = normalise(_account(row[ki], what, path, lineno) if key == ACCOUNT_COLUMN else row[ki])
         ident = unicodedata.normalize("NFC", row[ii].strip()) if ii is not None else ""
         account = _account(row[ai], what, path, lineno) if ai is not None else ""
-        cell = row[mi].strip() if mi is not None and mi < len(row) else ""
-        klass = row[ci].strip() if ci is not None and ci < len(row) else ""
+        cell = _cell(row, mi)
+        klass = _cell(row, ci)
+        money_in = _cell(row, cu)  # a currency column beside the amounts (or the table's rules over amounts)
         if not k or not (ident or account):
             empty = ClaimsError(f"{what} {path}, line {lineno}: empty {key} or "
                                 f"{'identity' if ai is None else 'identity and account'}")
@@ -837,13 +881,14 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
                 raise ClaimsError(f"{what} {path}, line {lineno}: a {'mandate' if cell else 'signing class'} on a "
                                   f"claim by account; the signatory table gives the account's")
             table.accounts.setdefault(k, []).append((account, lineno))  # checked once the key's rows are known
-            money = row[mo].strip() if mo is not None and mo < len(row) else ""
+            money = _cell(row, mo)
             if money:  # an amount that cannot be used holds the cheque to all of its card's rules, not the night
                 try:
-                    if delimiter == "," and mo is not None and mo + 1 < len(row) and _cut_number(money, row[mo + 1]):
+                    if delimiter == "," and mo is not None and mo + 1 < len(row) and \
+                            _cut_number(money, row[mo + 1], len(row) > raw_width):
                         raise ValueError(f"amount {money!r}, then {row[mo + 1].strip()!r}: an amount cut at an "
                                          "unquoted comma? put double quotes around it")
-                    value, currency = parse_money(money)
+                    value, currency = _with_currency(parse_money(money), money_in)
                     table.amounts.setdefault(k, []).append((value, currency, money, lineno))
                 except ValueError as e:
                     table.bad_amounts.setdefault(k, []).append((str(e), lineno))
@@ -865,6 +910,8 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
                 continue  # everybody, unless another row of the key gives a mandate
             try:
                 required, over = _parse_rule(cell)
+                if over is not None:
+                    over = _with_currency(over, money_in)
                 if delimiter == "," and over is not None and mi is not None and mi + 1 < len(row) and \
                         _cut_number(cell, row[mi + 1]):
                     raise ValueError(f"mandate {cell!r}, then {row[mi + 1].strip()!r}: an amount cut at an unquoted "

@@ -14,7 +14,15 @@ from pipeline_doubles import SIG_A, DoubleModels, page_with, save_image, scribbl
 from test_pipeline_report import MODELS, SHA, sig
 from test_pipeline_runner import all_reports, config
 
-from sigpipe.pipeline.claims import Mandate, load_claims, load_signatories, parse_amount, parse_money, read_claims
+from sigpipe.pipeline.claims import (
+    Mandate,
+    load_claims,
+    load_signatories,
+    parse_amount,
+    parse_money,
+    parse_rule,
+    read_claims,
+)
 from sigpipe.pipeline.errors import ClaimsError
 from sigpipe.pipeline.report import DocumentInfo, DocumentReport, load_schema
 from sigpipe.pipeline.review import _claim_text, held_for
@@ -62,7 +70,7 @@ def test_a_dot_that_may_separate_thousands_is_still_refused(text: str, hint: str
 
 def test_a_european_card_and_claims_file_choose_the_rule_by_amount(tmp_path: Path):
     cards, claims = tmp_path / "cards.csv", tmp_path / "claims.csv"
-    cards.write_text("account;identity;mandate\n11;alice;any\n11;bob;2 over 10.000,00\n", encoding="utf-8")
+    cards.write_text("account;identity;mandate\n11;alice;any\n11;bob;2 over 10.000,00 EUR\n", encoding="utf-8")
     claims.write_text("document;account;amount\na.tif;11;9.999,99\nb.tif;11;10.000,01 €\nc.tif;11;\n",
                       encoding="utf-8")
     read = read_claims(claims, signatories=cards)
@@ -217,10 +225,15 @@ def test_what_a_us_banks_tester_broke_next(tmp_path: Path):
     assert "d.png" in read.unusable_amounts and "e.png" not in read.unusable_amounts  # 20000 then a serial: no cut
     assert read.amounts == {"e.png": Decimal(20000), "f.png": Decimal(12500)} and read.currencies == {"f.png": "USD"}
     assert read.strictest == ("a.png", "b.png", "c.png", "d.png")
-    claims.write_text('document,account,amount\nc.png,55,"$9,000.00"\nd.png,55,"20,000"\n')  # one currency: the bank's
+    claims.write_text('document,account,amount\nc.png,55,"$9,000.00"\nd.png,55,"$20,000"\n')  # one: the bank's
     read = read_claims(claims, signatories=cards)
     assert read.amounts == {"c.png": Decimal(9000), "d.png": Decimal(20000)} and read.unusable_amounts == {}
-    assert read.people["c.png"] == Mandate(("carol", "dan"), 1) and read.currencies == {"c.png": "USD"}
+    assert read.people["c.png"] == Mandate(("carol", "dan"), 1) and read.currencies == {"c.png": "USD", "d.png": "USD"}
+    # amounts naming no currency are in the bank's own; pounds beside them are not compared as if they were
+    claims.write_text('document,account,amount\nc.png,55,£9500.00\nd.png,55,12500.00\n')
+    read = read_claims(claims, signatories=cards)
+    assert read.amounts == {"d.png": Decimal(12500)} and list(read.unusable_amounts) == ["c.png"]
+    assert "and the claims give amounts in GBP and in none named" in read.unusable_amounts["c.png"]
 
 
 def read_cards_currency(cards: Path) -> dict[str, str]:
@@ -263,3 +276,48 @@ def test_a_failed_cheque_keeps_its_amount_and_the_csv_says_why_it_was_held(batch
         ("750.00", "", ""), ("1234.50", "EUR", ""), ("", "", "true"), ("20000", "EUR", "")]
     rep = DocumentReport.from_dict(reps["c4.png"])
     assert _claim_text(rep) == "account 11, amount 20000 EUR: alice, bob"
+
+
+def test_what_exports_write_is_read_as_they_mean_it(tmp_path: Path):
+    """Session 32's third helper wrote the two files as databases, R, pandas and Java write them."""
+    cards = tmp_path / "cards.csv"
+    # SQL NULL and R NA in a class and a mandate cell are blank: everybody signs (NULL was a class anyone had)
+    cards.write_text("account,identity,class,mandate\n77,carol,NULL,NULL\n77,dave,NULL,NULL\n"
+                     '"88","erin",NA,NA\n"88","fay",NA,"2.0"\n')  # pandas writes an int column with blanks as floats
+    read = load_signatories(cards)
+    assert read["77"].claim(None) == ("carol", "dave") and read["88"].claim(None) == ("erin", "fay")
+    # a Java export's ", " after every field, the trailing one included
+    cards.write_text("account, identity, mandate, \n0012, alice, any, \n0012, bob, 2 over 10000, \n")
+    assert load_signatories(cards)["0012"].claim(Decimal(5)) == Mandate(("alice", "bob"), 1)
+    cards.write_text("account,identity,mandate\n11,alice, 2 over 10000\n11,bob,any\n")  # a space typed before it
+    assert load_signatories(cards)["11"].limits == ((Decimal(10000), parse_rule("2")),)
+    # columns that only look like "mandate" are the user's own; a misspelling is still refused
+    for column in ("Mandant", "mandatory", "mandate_id", "mandataire"):
+        cards.write_text(f"account,identity,{column}\n11,alice,x\n")
+        assert load_signatories(cards)["11"].claim(None) == "alice"
+    cards.write_text("account,identity,mandates\n11,alice,any\n")
+    with pytest.raises(ClaimsError, match="column 'mandates' is not one sigpipe reads"):
+        load_signatories(cards)
+
+
+def test_a_memo_cut_before_the_amount_and_a_currency_column(tmp_path: Path):
+    cards, claims = tmp_path / "cards.csv", tmp_path / "claims.csv"
+    cards.write_text("account,identity,mandate\n11,alice,any\n11,bob,2 over 10000 USD\n")
+    # "Invoices 101, 102" unquoted: the amount read 102 and the blank note passed for a trailing separator
+    claims.write_text("document,account,memo,amount,note\n1.tif,11,Invoices 101, 102,12500.00,\n")
+    with pytest.raises(ClaimsError, match="line 2: 6 fields under a header of 5 \\('Invoices 101', then ' 102': a "
+                                          "field cut at a comma\\?\\)"):
+        read_claims(claims, signatories=cards)
+    # a currency column beside the amount: 9,500 pounds is not 9,500 of the card's dollars
+    claims.write_text("document,account,amount,currency\n1.tif,11,9500.00,GBP\n2.tif,11,9500.00,usd\n"
+                      "3.tif,11,$9500.00,EUR\n4.tif,11,9500,NULL\n")
+    read = read_claims(claims, signatories=cards)
+    assert read.amounts == {"2.tif": Decimal(9500), "4.tif": Decimal(9500)} and read.currencies == {"2.tif": "USD"}
+    assert "amount '9500.00' is in GBP, and the rules over amounts of account 11's card in USD" in \
+        read.unusable_amounts["1.tif"]
+    assert "amount in USD on a row whose currency column gives EUR" in read.unusable_amounts["3.tif"]
+    # a whole amount, then a number column: a serial of three digits is taken for a cut (as read, 500 would pick
+    # a looser rule than 500,101), a branch of two is not (cents at most)
+    claims.write_text("document,account,amount,branch\n1.tif,11,12500,42\n2.tif,11,500,101\n")
+    read = read_claims(claims, signatories=cards)
+    assert read.amounts == {"1.tif": Decimal(12500)} and list(read.unusable_amounts) == ["2.tif"]
