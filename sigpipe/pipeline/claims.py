@@ -444,6 +444,12 @@ def _with_currency(money: tuple[Decimal, str], column: str) -> tuple[Decimal, st
     return money[0], code
 
 
+def _spaced(row: list[str]) -> int:
+    """How many fields of a row after the first start with a space (a tool's ", " after every field gives its
+    trailing empty field one too)."""
+    return sum(1 for c in row[1:] if c[:1].isspace())
+
+
 def _comma_cut(row: list[str], width: int, raw_width: int, ii: int | None, mi: int | None,
                ci: int | None) -> int | None:
     """The field of a comma-separated row (under a header of ``width`` columns, ``raw_width`` with its trailing
@@ -452,10 +458,11 @@ def _comma_cut(row: list[str], width: int, raw_width: int, ii: int | None, mi: i
     after every comma has several), on a row with more fields than the header; or, on a row as long, right after
     the identity (column ``ii``) where a class (``ci``) or a mandate (``mi``) that is not a number of signers
     would be."""
-    spaced = [j for j in range(1, min(len(row), width)) if row[j][:1].isspace() and row[j].strip()]
-    if len(spaced) != 1:
+    if _spaced(row) != 1:
         return None
-    j = spaced[0]
+    j = next(j for j in range(1, len(row)) if row[j][:1].isspace())
+    if j >= width or not row[j].strip():
+        return None
     if len(row) > raw_width:
         return j
     if ii is None or j != ii + 1:
@@ -835,7 +842,13 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
             raise ClaimsError(f"{what} {path}, line {start + 1}: column {like[0]!r} is not one sigpipe reads; "
                               f"name it {MANDATE_COLUMN!r} for the number of signers {key}s need")
     table = _Table({}, {}, {}, {}, {}, {}, {})
-    for lineno, row in rows:
+    body = list(rows)
+    # a file whose rows all end in a separator more than its header (a tool's style) has rows that long: only a
+    # row longer than most is one an unquoted comma shifted. Most, of the rows without a sign of a cut (exactly
+    # one field starting with a space): a file whose every row has a cut memo is not read as its style
+    lengths = Counter(len(r) for _, r in body if any(c.strip() for c in r) and _spaced(r) != 1)
+    raw_width = max(raw_width, lengths.most_common(1)[0][0] if lengths else 0)
+    for lineno, row in body:
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) <= max(i for i in (ki, ii, ai) if i is not None):

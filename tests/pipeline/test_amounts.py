@@ -289,6 +289,13 @@ def test_what_exports_write_is_read_as_they_mean_it(tmp_path: Path):
     # a Java export's ", " after every field, the trailing one included
     cards.write_text("account, identity, mandate, \n0012, alice, any, \n0012, bob, 2 over 10000, \n")
     assert load_signatories(cards)["0012"].claim(Decimal(5)) == Mandate(("alice", "bob"), 1)
+    cards.write_text("account, identity\n0012, alice, \n0012, bob, \n")  # two columns, the same tool
+    assert load_signatories(cards)["0012"].claim(None) == ("alice", "bob")
+    # a tool whose every row ends in one separator more than its header: a row longer still is a cut one
+    cards.write_text("account,identity,mandate\n11,alice,any,\n11,bob,,\n22,carol,,\n")
+    assert load_signatories(cards)["11"].claim(None) == Mandate(("alice", "bob"), 1)
+    cards.write_text("account,identity,mandate\n11,alice,any,\n11,Kowalski, J,,\n22,carol,,\n")
+    assert "5 fields under a header of 3 ('Kowalski', then ' J'" in load_signatories(cards)["11"].error
     cards.write_text("account,identity,mandate\n11,alice, 2 over 10000\n11,bob,any\n")  # a space typed before it
     assert load_signatories(cards)["11"].limits == ((Decimal(10000), parse_rule("2")),)
     # columns that only look like "mandate" are the user's own; a misspelling is still refused
