@@ -630,7 +630,8 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
     # the currencies the claims name for cheques on cards whose rules over amounts name none: one is the bank's
     # own; with several (USD, GBP) which one the card means is not known, and those amounts are not compared
     # (an amount naming none is in one currency of its own: the bank's, which another one named is not)
-    loose = sorted({cur or "none named" for key, rows in table.amounts.items() for _, cur, _, _ in rows
+    # (a cheque whose rows write one amount with and without its currency, 12500.00 and $12,500.00, names it)
+    loose = sorted({next((cur for _, cur, _, _ in rows if cur), "none named") for key, rows in table.amounts.items()
                     for acc, _ in table.accounts.get(key, [])[:1]
                     if (c := cards.get(account_key(acc))) is not None and c.limits and not c.currency})
     zeros: dict[str, str] | None = None
@@ -866,8 +867,8 @@ def _read_table(path: Path, what: str, key: str, normalise: Callable[[str], str]
                                                                          if name else "")
                    if len(row) > len(cols) else f"{what_cut} cut at a comma ({name})")
                 + f"; put double quotes around a field that contains {delimiter!r}"
-                + (f", or add the column {MANDATE_COLUMN!r} to the header" if mi is None and extra and
-                   _mandate_like(extra) else "")
+                + (f", or add the column {MANDATE_COLUMN!r} to the header" if mi is None and ai is None and extra
+                   and _mandate_like(extra) else "")
             )
             if claims_file or ki != 0 or not row[ki].strip():  # whose row it is cannot be told: the run stops
                 raise shifted

@@ -410,7 +410,7 @@ def _claim_text(report: DocumentReport) -> str | None:
     if not (report.account and text):
         return text
     amount = f", amount {report.amount:f}{' ' + report.currency if report.currency else ''}" \
-        if report.amount is not None else ", no amount" if report.amount_missing else ""
+        if report.amount is not None else ", no usable amount" if report.amount_missing else ""
     return f"account {report.account}{amount}: {text}"
 
 

@@ -160,7 +160,7 @@ def test_a_report_records_the_amount_that_chose_its_rule():
     with pytest.raises(ValueError, match="malformed report"):
         DocumentReport.from_dict(d | {"amount": "twelve"})
     assert _claim_text(rep) == "account 11, amount 12500.00: any 1 of alice, bob"
-    assert _claim_text(held) == "account 11, no amount: any 1 of alice, bob"
+    assert _claim_text(held) == "account 11, no usable amount: any 1 of alice, bob"
     assert _claim_text(replace(rep, amount=None)) == "account 11: any 1 of alice, bob"
 
 
@@ -229,6 +229,9 @@ def test_what_a_us_banks_tester_broke_next(tmp_path: Path):
     read = read_claims(claims, signatories=cards)
     assert read.amounts == {"c.png": Decimal(9000), "d.png": Decimal(20000)} and read.unusable_amounts == {}
     assert read.people["c.png"] == Mandate(("carol", "dan"), 1) and read.currencies == {"c.png": "USD", "d.png": "USD"}
+    claims.write_text('document,account,amount\nc.png,55,9000\nc.png,55,"$9,000"\n')  # one amount, named once
+    read = read_claims(claims, signatories=cards)
+    assert (read.amounts, read.currencies, read.unusable_amounts) == ({"c.png": Decimal(9000)}, {"c.png": "USD"}, {})
     # amounts naming no currency are in the bank's own; pounds beside them are not compared as if they were
     claims.write_text('document,account,amount\nc.png,55,£9500.00\nd.png,55,12500.00\n')
     read = read_claims(claims, signatories=cards)
