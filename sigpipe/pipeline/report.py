@@ -465,7 +465,7 @@ class DocumentReport:
                 account=str(d["account"]) if d.get("account") is not None else None,
                 amount=Decimal(str(d["amount"])) if d.get("amount") is not None else None,
                 amount_missing=d.get("amount_missing") is True,
-                currency=str(d.get("currency", "")),
+                currency=str(d.get("currency") or ""),
             )
         except (KeyError, TypeError, AttributeError, InvalidOperation) as e:
             raise ValueError(f"malformed report: {e!r}") from e
