@@ -371,13 +371,14 @@ def parse_money(text: str) -> tuple[Decimal, str]:
         t, trail = t + (f"{dash.group(1)}00" if dash.group(1) else ""), trail[dash.end():]
     codes = set()
     for c in (lead, trail):
-        if c.strip() and not any(ch.isalpha() or unicodedata.category(ch) == "Sc" for ch in c):
+        if not c.strip():
+            continue
+        if not any(ch.isalpha() or unicodedata.category(ch) == "Sc" for ch in c):
             raise bad  # -5, (100), +100
-        if c.strip():
-            try:
-                codes.add(_currency(c))
-            except ValueError as e:
-                raise ValueError(f"amount {text.strip()!r}: {e}") from None
+        try:
+            codes.add(_currency(c))
+        except ValueError as e:
+            raise ValueError(f"amount {text.strip()!r}: {e}") from None
     if len(codes) > 1:
         raise ValueError(f"amount {text.strip()!r} names two currencies")
     if re.fullmatch(r"[1-9]\d{0,2}\.\d{3}", t):  # 12.500: twelve and a half, or (a comma-decimal locale's) 12,500?
@@ -627,10 +628,9 @@ def read_claims(path: str | Path, documents: Collection[str] | None = None, scan
     amount_of: dict[str, Decimal] = {}
     currency_of: dict[str, str] = {}
     unusable: dict[str, str] = {}
-    # the currencies the claims name for cheques on cards whose rules over amounts name none: one is the bank's
-    # own; with several (USD, GBP) which one the card means is not known, and those amounts are not compared
-    # (an amount naming none is in one currency of its own: the bank's, which another one named is not)
-    # (a cheque whose rows write one amount with and without its currency, 12500.00 and $12,500.00, names it)
+    # the currencies the claims name for cheques on cards whose rules over amounts name none, an amount naming
+    # none counting as one of its own (the bank's), a cheque's rows with and without it (12500.00, $12,500.00) as
+    # the one named: with one, it is the bank's; with several, which one a card means is not known (_amount)
     loose = sorted({next((cur for _, cur, _, _ in rows if cur), "none named") for key, rows in table.amounts.items()
                     for acc, _ in table.accounts.get(key, [])[:1]
                     if (c := cards.get(account_key(acc))) is not None and c.limits and not c.currency})
