@@ -31,7 +31,7 @@ import time
 import unicodedata
 import warnings
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
@@ -558,7 +558,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
             old = read_report(report_path(config.out, name))
             if old is not None:
                 why = stale_reason(old, digest, claimed, idents, predictor.references(claimed), settings,
-                                   **drawn(name))
+                                   specimens=predictor.gallery.sources, **drawn(name))
                 if why is None:
                     outcome.reports[name] = old
                     continue
@@ -670,9 +670,15 @@ def _rule_of(claim: Claim | None) -> tuple[Rule, dict[str, str]]:
 
 def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None, models: dict[str, str],
                  references: ReferenceSet, settings: RunSettings, account: str | None = None,
-                 amount: Decimal | None = None, amount_missing: bool = False, currency: str = "") -> str | None:
+                 amount: Decimal | None = None, amount_missing: bool = False, currency: str = "",
+                 specimens: Mapping[str, Sequence[str]] | None = None) -> str | None:
     """Why a document's existing report must be redone, or None when it is up to date (status ok, and the same
-    input, claim (with a cheque's account and amount), models, references and settings as this run)."""
+    input, claim (with a cheque's account and amount), models, references and settings as this run).
+
+    ``specimens`` (a gallery's ``sources``: each person's specimen files, relative to REFS) also redoes a report
+    whose ``nearest_reference`` names a file its person no longer has: a specimen renamed leaves the references'
+    contents, and so their sha256, as they were, but the report would point an auditor or a review sheet at a file
+    that is gone."""
     if not old.ok:
         return "it failed"
     if sha256 is None or old.document.sha256 != sha256:
@@ -693,6 +699,10 @@ def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None,
         return "the settings changed"
     if not _agrees_with_itself(old):
         return "it does not agree with itself (edited?)"
+    if specimens is not None and any(
+            s.nearest_reference is not None and s.identity is not None and s.identity in specimens
+            and s.nearest_reference not in specimens[s.identity] for s in old.signatures):
+        return "a specimen it names was renamed or moved"
     return None
 
 

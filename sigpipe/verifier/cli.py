@@ -448,6 +448,12 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     d = v.decide(embs[0], embs[1:], x[0], ref_stored)
     decision = d.to_dict()
     nearest = decision.pop("nearest")
+    # how the figures were made, for an auditor rebuilding a report's: threshold = t[K'] + spread_weight * spread,
+    # distance = the Siamese distance + pair_weight * softplus(-pair_logit) (README, Verifier: Decision)
+    kk = v.rule.calibrated_k(d.references)
+    decision |= {"references_compared": decision.pop("references"), "calibrated_k": kk,
+                 "base_threshold": v.rule.thresholds[kk], "spread_weight": v.rule.spread_weight if d.references >= 2
+                 else 0.0, "pair_weight": v.rule.pair_weight if d.pair_logit is not None else 0.0}
     if found.placed == "conformed":  # "/s/" and a typed name: compared with nobody, as `sigpipe run` reports it
         decision, nearest = dict.fromkeys(decision), None
     out: dict[str, object] = {**decision, "questioned": str(questioned), "references": [str(r) for r in refs],

@@ -137,11 +137,17 @@ class DecisionRule:
             raise ValueError("thresholds must be positive and spread_weight, pair_weight at least 0, got "
                              f"{self.thresholds}, {self.spread_weight}, {self.pair_weight}")
 
-    def threshold(self, k: int, spread: float = 0.0) -> float:
-        """The threshold for a person with ``k`` references whose mutual mean distance is ``spread``."""
+    def calibrated_k(self, k: int) -> int:
+        """The K whose calibrated threshold ``t[K]`` a person with ``k`` references gets: the largest calibrated K
+        not above ``k`` (a person of 4 references under thresholds for 1, 2, 3, 5 and 8 gets ``t[3]``)."""
         ks = sorted(self.thresholds)
         usable = [x for x in ks if x <= max(k, 1)]
-        base = self.thresholds[usable[-1] if usable else ks[0]]
+        return usable[-1] if usable else ks[0]
+
+    def threshold(self, k: int, spread: float = 0.0) -> float:
+        """The threshold for a person with ``k`` references whose mutual mean distance is ``spread``:
+        ``t[calibrated_k(k)] + spread_weight * spread``, the spread counting from two references on."""
+        base = self.thresholds[self.calibrated_k(k)]
         return base + self.spread_weight * spread if k >= 2 else base
 
     def score(self, distance: float, k: int, spread: float = 0.0) -> float:

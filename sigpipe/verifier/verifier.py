@@ -37,6 +37,8 @@ class Decision:
         pair_logit: the second stage's mean logit over the references (None without a second stage).
         nearest: index of the reference closest to the signature by the Siamese distance (the one the minimum
             distance is measured to), for showing a reviewer what it was compared with.
+        spread: the mean distance among the references, which raises the threshold (``DecisionRule.threshold``).
+        siamese: the Siamese distance alone (``distance`` less the second stage's term).
     """
 
     distance: float
@@ -46,11 +48,13 @@ class Decision:
     references: int
     pair_logit: float | None = None
     nearest: int | None = None
+    spread: float = 0.0
+    siamese: float | None = None
 
     def to_dict(self) -> dict[str, float | bool | int | None]:
         return {"distance": self.distance, "threshold": self.threshold, "score": self.score,
                 "genuine": self.genuine, "references": self.references, "pair_logit": self.pair_logit,
-                "nearest": self.nearest}
+                "nearest": self.nearest, "spread": self.spread, "siamese_distance": self.siamese}
 
 
 class Verifier:
@@ -217,7 +221,7 @@ class Verifier:
         k = refs.shape[0]
         spread = reference_spread(refs)
         dists = distances(query, refs)
-        d = aggregate(dists, self.rule.aggregation, spread)
+        d = siamese = aggregate(dists, self.rule.aggregation, spread)
         logit = None
         if self.pair is not None and second_stage:
             if query_image is None or ref_images is None or len(ref_images) != k:
@@ -226,4 +230,5 @@ class Verifier:
             logit = self.pair.mean_logit(ref_images, query_image)
             d = float(fuse(d, logit, self.rule.pair_weight))
         thr = self.rule.threshold(k, spread)
-        return Decision(d, thr, self.rule.score(d, k, spread), bool(d <= thr), k, logit, int(np.argmin(dists)))
+        return Decision(d, thr, self.rule.score(d, k, spread), bool(d <= thr), k, logit, int(np.argmin(dists)),
+                        float(spread), float(siamese))

@@ -149,7 +149,24 @@ def test_rerun_redoes_what_changed_references_or_settings_affect(batch: dict[str
     assert reps["sub/bob_form.png"]["signatures"][0]["verdict"] != "no_reference"
 
     (batch["refs"] / "alice" / "a2.png").rename(batch["refs"] / "alice" / "renamed.png")  # same contents
-    assert run_batch(config(batch), models).processed == 1  # only the failed one
+    assert run_batch(config(batch), models).processed == 1  # only the failed one: no report names a2.png
+    # but the specimen reports name as a signature's nearest reference, renamed, would leave them pointing at a
+    # file that is gone (for an auditor, for review sheets): those documents, and only they, are redone
+    before = all_reports(batch["out"])
+    naming = {d for d, r in before.items() if any(s["nearest_reference"] == "alice/a1.png" for s in r["signatures"])}
+    assert naming == {"alice_letter.pdf", "sub/deeper/multi.TIF"}
+    (batch["refs"] / "alice" / "a1.png").rename(batch["refs"] / "alice" / "first.png")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sigpipe.pipeline.runner"):
+        s = run_batch(config(batch), models)
+    assert s.processed == 3  # and the failed one
+    assert "2 because a specimen it names was renamed or moved" in caplog.text
+    reps = all_reports(batch["out"])
+    assert {d for d, r in reps.items() if any(s["nearest_reference"] == "alice/first.png"
+                                               for s in r["signatures"])} == naming
+    assert reps["sub/bob_form.png"] == before["sub/bob_form.png"]  # carol's claim: kept
+    assert reps["unsigned.jpg"] == before["unsigned.jpg"]  # one-to-many, but it names no specimen: kept
+    assert run_batch(config(batch), models).processed == 1  # then only the failed one
 
     s = run_batch(config(batch, dpi=150), models)
     assert (s.processed, s.skipped) == (5, 0)

@@ -2,6 +2,7 @@
 and export, and what the gallery and one-to-many matching do with it."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -279,6 +280,15 @@ def test_eval_and_verify_commands_use_the_second_stage(staged_verifier: Path, ti
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert isinstance(out["pair_logit"], float) and out["distance"] > 0
+    # the figures rebuild from the breakdown and the manifest, as an auditor would (README, Verifier: Decision)
+    rule = json.loads(staged_verifier.read_text())["decision"]
+    assert out["references_compared"] == 2 and out["calibrated_k"] == max(
+        int(k) for k in rule["thresholds"] if int(k) <= 2)
+    assert out["base_threshold"] == rule["thresholds"][str(out["calibrated_k"])]
+    assert out["pair_weight"] == rule["pair_weight"] > 0 and out["spread_weight"] == rule["spread_weight"]
+    assert out["threshold"] == pytest.approx(out["base_threshold"] + out["spread_weight"] * out["spread"], abs=1e-9)
+    assert out["distance"] == pytest.approx(
+        out["siamese_distance"] + out["pair_weight"] * math.log1p(math.exp(-out["pair_logit"])), abs=1e-9)
 
 
 def test_recalibrating_keeps_the_second_stage_and_its_orders_unless_told(staged_verifier: Path, tmp_path: Path):

@@ -28,6 +28,13 @@ def test_threshold_grows_with_the_references_spread_from_two_references_on():
     assert DecisionRule.from_dict(old).spread_weight == 0.0
 
 
+def test_a_person_between_calibrated_counts_gets_the_threshold_of_the_count_below():
+    rule = DecisionRule("min", {1: 0.7, 2: 0.6, 3: 0.55, 5: 0.5, 8: 0.45}, 10.0, 0.0, spread_weight=0.2)
+    assert [rule.calibrated_k(k) for k in (0, 1, 2, 3, 4, 5, 7, 8, 40)] == [1, 1, 2, 3, 3, 5, 5, 8, 8]
+    assert rule.threshold(4, spread=0.5) == pytest.approx(0.55 + 0.1)  # t[3], not t[5]: the more lenient one
+    assert DecisionRule("min", {2: 0.6, 5: 0.5}, 10.0, 0.0).calibrated_k(1) == 2  # none below: the smallest
+
+
 def test_protocol_distances_move_by_the_spread_for_k_of_two_or_more():
     emb = np.array([[0, 0], [0.3, 0], [0.1, 0.1], [1, 1], [1, 1.5], [1.2, 1.1]], float)
     writer, forged = np.array(["a"] * 3 + ["b"] * 3), np.zeros(6, bool)

@@ -201,5 +201,9 @@ def test_verify_cli(tiny_verifier: Path, tiny_corpus: Path):
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["verdict"] in ("genuine", "forged") and out["references"] == [str(g[1]), str(g[2])]
+    # no second stage: the distance is the Siamese one, and the threshold t[2] + spread_weight * spread
+    assert out["references_compared"] == 2 and out["pair_weight"] == 0.0 and out["pair_logit"] is None
+    assert out["distance"] == out["siamese_distance"] and out["spread"] > 0
+    assert out["threshold"] == pytest.approx(out["base_threshold"] + out["spread_weight"] * out["spread"], abs=1e-9)
     bad = CliRunner().invoke(cli, ["verify", str(tiny_corpus / "001"), str(g[1])])
     assert bad.exit_code == 2
