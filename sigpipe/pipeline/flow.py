@@ -509,6 +509,19 @@ class SignaturePredictor:
         def failure(info: DocumentInfo, kind: str, message: str) -> DocumentReport:
             return DocumentReport.failure(info, claimed, kind, message, self.models, refs, settings)
 
+        def changed(digest: str) -> DocumentReport | None:
+            """The failure of a file that changed while it was processed (still being written by a scanner, or
+            replaced), None when it is as it was: a verdict, or an error, is recorded under the sha256 it was
+            reached on or not at all (half a PDF read as 'corrupt' would send someone to rescan it)."""
+            try:
+                if sha256_file(path) == digest:
+                    return None
+            except OSError:
+                pass
+            log.warning("%s: the file changed while it was processed", rel)
+            return failure(DocumentInfo(rel, digest, pages_read), FileChangedError.kind,
+                           "the file changed while it was processed (still being written, or replaced): run again")
+
         try:
             digest = sha256 or sha256_file(path)
         except OSError as e:
@@ -522,23 +535,26 @@ class SignaturePredictor:
                         code = issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))
                         log.log(logging.DEBUG if code else logging.WARNING, "%s: %s", rel, text)
         except SigpipeError as e:
+            if (moved := changed(digest)) is not None:
+                return moved
             log.error("%s: %s (%s)", rel, e, e.kind)  # the document failed: an error, as its exit status says
             return failure(DocumentInfo(rel, digest, pages_read), e.kind, str(e))
+        except OSError as e:  # the file or its folder made unreadable under the run (permissions), a disk error
+            if (moved := changed(digest)) is not None:
+                return moved
+            log.error("%s: cannot read the file: %s (unreadable_file)", rel, e)
+            return failure(DocumentInfo(rel, digest, pages_read), "unreadable_file", f"cannot read the file: {e}")
         except MemoryError:
             log.error("%s: out of memory", rel)
             return failure(DocumentInfo(rel, digest, pages_read), "out_of_memory",
                            "ran out of memory while processing this document")
         except Exception as e:  # noqa: BLE001 - one bad document must never stop the batch
+            if (moved := changed(digest)) is not None:
+                return moved
             log.exception("%s: unexpected failure", rel)
             return failure(DocumentInfo(rel, digest, pages_read), "internal", f"{type(e).__name__}: {e}")
-        try:  # the verdict is recorded under the sha256 it was judged on, or not at all
-            same = sha256_file(path) == digest
-        except OSError:
-            same = False
-        if not same:
-            log.warning("%s: the file changed while it was processed", rel)
-            return failure(DocumentInfo(rel, digest, pages_read), FileChangedError.kind,
-                           "the file changed while it was processed (still being written, or replaced): run again")
+        if (moved := changed(digest)) is not None:  # the verdict is recorded under the sha256 it was judged on
+            return moved
         log.debug("%s: %d pages, %d signatures in %.2fs", rel, n, len(sigs), time.perf_counter() - t0)
         if ingest.pages is not None and not sigs and numbers:
             log.warning("%s: unsigned on the page(s) read, %s (--pages %s): a signature on another page (a blank "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import gc
+import hashlib
 import itertools
 import logging
 import multiprocessing
@@ -644,12 +645,16 @@ def single_reference_warning(embeddings: dict[str, Any], manifest: dict[str, Any
             f"signatures are judged on it alone{measured}; enrol more specimens where you can")
 
 
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()  # of a zero-byte file
+
+
 def duplicate_documents(reports: Sequence[DocumentReport]) -> list[list[str]]:
     """Documents whose files have the same contents (sha256), as sorted groups of their names, groups in the order of
-    their first name. Only byte-identical files count: a second scan of the same paper is not found."""
+    their first name. Only byte-identical files count: a second scan of the same paper is not found; nor do empty
+    files (two zero-byte files are no cheque presented twice, and each has failed as ``empty_document``)."""
     by_digest: dict[str, list[str]] = {}
     for r in reports:
-        if r.document.sha256 is not None:
+        if r.document.sha256 is not None and r.document.sha256 != EMPTY_SHA256:
             by_digest.setdefault(r.document.sha256, []).append(r.document.path)
     return sorted((sorted(g) for g in by_digest.values() if len(g) > 1), key=lambda g: g[0])
 

@@ -231,11 +231,15 @@ def test_identical_documents_are_warned_about(batch: dict[str, Path], verifier_m
     (batch["scans"] / "again").mkdir()
     shutil.copyfile(batch["scans"] / "sub" / "bob_form.png", batch["scans"] / "again" / "bob_form_copy.png")
     shutil.copyfile(batch["scans"] / "unsigned.jpg", batch["scans"] / "unsigned2.jpg")
+    (batch["scans"] / "empty1.pdf").write_bytes(b"")
+    (batch["scans"] / "empty2.tif").write_bytes(b"")
     s = run_batch(config(batch), DoubleModels(verifier_manifest))
+    assert {f.document: f.kind for f in s.failures}.get("empty1.pdf") == "empty_document"
     (w,) = [w for w in s.warnings if "identical contents" in w]
     assert w.startswith("2 set(s)")
     assert "again/bob_form_copy.png = sub/bob_form.png; unsigned.jpg = unsigned2.jpg" in w
     assert "broken.pdf" not in w  # one of a kind, though it failed
+    assert "empty" not in w  # two zero-byte files: each failed as empty_document, no cheque presented twice
     assert json.loads((batch["out"] / "summary.json").read_text())["duplicate_documents"] == [
         ["again/bob_form_copy.png", "sub/bob_form.png"], ["unsigned.jpg", "unsigned2.jpg"]]
 

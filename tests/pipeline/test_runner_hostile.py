@@ -141,6 +141,68 @@ def test_a_file_replaced_while_it_is_processed_gets_no_verdict(verifier: Any, tm
     assert unchanged.ok and unchanged.document.sha256 == sha256_file(doc)
 
 
+def test_a_scan_still_being_written_is_a_changed_file_not_a_corrupt_one(verifier: Any, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    """A scanner still writing a PDF when the run reaches it: what was read is half a file, and 'corrupt' would send
+    someone to rescan a good cheque. The file moved under the run, so it is file_changed (run again)."""
+    from pipeline_doubles import InkBlobDetector, page_with, save_pdf
+
+    from sigpipe.pipeline.flow import SignaturePredictor
+    from sigpipe.verifier.gallery import Gallery
+    from sigpipe.weights import sha256_file
+
+    whole = save_pdf(tmp_path / "whole.pdf", [page_with([])]).read_bytes()
+    doc = tmp_path / "incoming.pdf"
+    doc.write_bytes(whole[: len(whole) // 3])
+    first = sha256_file(doc)
+    from sigpipe.pipeline import flow
+
+    real = flow.iter_pages
+
+    def writing(path, config):  # type: ignore[no-untyped-def]  # the scanner writes on as the run reads
+        try:
+            yield from real(path, config)
+        finally:
+            doc.write_bytes(whole)
+
+    monkeypatch.setattr(flow, "iter_pages", writing)
+    predictor = SignaturePredictor(InkBlobDetector(), verifier, Gallery(verifier, {}))
+    report = predictor(doc, sha256=first)
+    assert report.error is not None and report.error.kind == "file_changed" and report.document.sha256 == first
+    monkeypatch.undo()
+    doc.write_bytes(whole[: len(whole) // 3])  # a file cut short that stays so is corrupt
+    report = predictor(doc)
+    assert report.error is not None and report.error.kind == "corrupt_pdf"
+
+
+def test_a_file_made_unreadable_under_the_run_is_unreadable_not_internal(verifier: Any, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        caplog: pytest.LogCaptureFixture):
+    """Its folder's permissions taken away mid-run (os.stat raises EACCES, which Path.is_file does not swallow):
+    one line and kind unreadable_file, as for a file of its own that cannot be read, not a traceback per document
+    and kind internal."""
+    from pipeline_doubles import InkBlobDetector, page_with, save_image
+
+    from sigpipe.pipeline import ingest
+    from sigpipe.pipeline.flow import SignaturePredictor
+    from sigpipe.verifier.gallery import Gallery
+    from sigpipe.weights import sha256_file
+
+    doc = save_image(tmp_path / "b" / "cheque.png", page_with([]))
+    digest = sha256_file(doc)
+
+    def denied(path: Any) -> str:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(ingest, "_sniff", denied)
+    predictor = SignaturePredictor(InkBlobDetector(), verifier, Gallery(verifier, {}))
+    with caplog.at_level("ERROR"):
+        report = predictor(doc, sha256=digest)
+    assert report.error is not None and report.error.kind == "unreadable_file"
+    assert "Permission denied" in report.error.message and "Traceback" not in caplog.text
+    assert report.document.sha256 == digest
+
+
 def _locked(monkeypatch: pytest.MonkeyPatch, *folders: Path) -> None:
     """Folders that cannot be listed, as chmod 000 makes them for an account other than root (tests run as root)."""
     import os
