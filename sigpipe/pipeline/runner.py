@@ -982,6 +982,7 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: floa
                         _kill_workers(ex)
                         for fut in late:
                             t = inflight.pop(fut)
+                            del started[fut]
                             log.error("%s: still running after %gs; its worker was stopped", t.name, timeout)
                             report = DocumentReport.failure(
                                 DocumentInfo(t.name, t.sha256, 0), t.claimed, DocumentTimeoutError.kind,
@@ -995,6 +996,7 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: floa
                 for fut in done:
                     report = _collect(fut, inflight[fut], init)  # raises BrokenProcessPool with fut in flight
                     del inflight[fut]
+                    del started[fut]  # a finished future holds its report: kept, a night's would pile up here
                     yield report
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM: the workers stop with the run, not after
             _kill_workers(ex)
