@@ -141,11 +141,19 @@ def scan_sign_data(src: Path) -> list[SourceImage]:
     parts = [d for name in ("train", "test") if (d := src / name).is_dir()]
     roots = parts or [src]
     out = []
+    spellings: dict[int, set[str]] = {}  # writer number -> its folders' names (without _forg)
     for rank, root in enumerate(roots):
         for d in sorted(root.iterdir()):
             m = _SIGN_DATA_DIR.match(d.name) if d.is_dir() else None
             if not m:
+                if d.is_dir() and not d.name.startswith(".") and any(is_image(f) for f in d.iterdir()):
+                    # a writer folder named otherwise (a bank's customer id, C00081): dropped unsaid, it was
+                    raise InputError(f"{src} is not in the sign_data layout: {d} holds images but is not named "
+                                     "W or W_forg with W a number (writers are numbered). For writers named "
+                                     "otherwise, lay the corpus out as <writer>/genuine/*.png and "
+                                     "<writer>/forged/*.png, sigpipe's own layout, which needs no import")
                 continue
+            spellings.setdefault(int(m.group(1)), set()).add(m.group(1))
             kind = FORGED if m.group(2) else GENUINE
             if not m.group(2) and any(c.is_dir() and c.name.lower() in ("genuine", "forged") for c in d.iterdir()):
                 raise InputError(f"{src} is not in the sign_data layout ({d} holds genuine/forged folders: that is "
@@ -155,6 +163,11 @@ def scan_sign_data(src: Path) -> list[SourceImage]:
                     raise InputError(f"{src} is not in the sign_data layout: {p} is named as a "
                                      f"{'BHSig260' if _BHSIG.match(p.stem) else 'CEDAR'} file; import it as such")
                 out.append(SourceImage(p, int(m.group(1)), kind, (rank, *_natural_key(p.name))))
+    clashing = {n: sorted(names) for n, names in spellings.items() if len(names) > 1}
+    if clashing:  # 0123 and 123 were one writer: two people's signatures under one name
+        n, names = min(clashing.items())
+        raise InputError(f"{src}: folders {', '.join(names)} are one writer number ({n}) spelled {len(names)} ways; "
+                         "writers are numbered, so they would be merged into one: rename one of them")
     return out
 
 

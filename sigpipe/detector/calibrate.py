@@ -96,7 +96,8 @@ def calibrate_detector(weights: str | Path, data: str | Path, tag: str, name: st
     pages = [p for folder in dirs["val"] for p in labelled_pages(folder)]
     if not any(len(b) for _, b in pages):
         raise InputError(f"{data}: its validation pages hold no labelled signature to calibrate on")
-    imgsz = imgsz or _trained_imgsz(weights)
+    trained = _train_args(weights)
+    imgsz = imgsz or _trained_imgsz(trained)
     with tempfile.TemporaryDirectory(prefix="sigpipe-detcal-") as tmp:
         probe = SignatureDetector(export(weights, "openvino", imgsz=imgsz, out_dir=tmp), imgsz=imgsz,
                                   conf=CONF_GRID[0], iou=NMS_IOU, downscale=downscale)
@@ -115,12 +116,15 @@ def calibrate_detector(weights: str | Path, data: str | Path, tag: str, name: st
         "max_det": 300,  # Ultralytics' default: a strip of 60 cheques is one page
         "calibration": {"method": "confidence maximising F1 (IoU >= 0.5) on the validation pages", "data": str(data),
                         "pages": len(pages), **best},
-        "training": {"data": str(spec.get("path") or data.parent), "notes": notes},
+        # what it was trained on and from, as its checkpoint says (the calibration pages above are other pages)
+        "training": {"data": str(trained.get("data") or "not recorded in the checkpoint"),
+                     **({"started_from": str(trained["model"])} if trained.get("model") else {}), "notes": notes},
     })
 
 
-def _trained_imgsz(weights: Path) -> int:
-    """The input size a checkpoint was trained at (its ``train_args``), else :data:`DEFAULT_IMGSZ`."""
+def _train_args(weights: Path) -> dict:
+    """The settings a checkpoint was trained with (Ultralytics' ``train_args``: ``data``, ``model``, ``imgsz``...),
+    empty when it does not say."""
     from sigpipe._ultralytics import configure
 
     configure()
@@ -128,7 +132,16 @@ def _trained_imgsz(weights: Path) -> int:
 
     try:
         ckpt, _ = torch_safe_load(str(weights), safe_only=True)  # weights and Ultralytics' classes: nothing run
-        value = int((ckpt.get("train_args") or {}).get("imgsz") or DEFAULT_IMGSZ)
-    except Exception:  # noqa: BLE001 - an unusual checkpoint: the default size, which --imgsz overrides
+        args = ckpt.get("train_args") or {}
+    except Exception:  # noqa: BLE001 - an unusual checkpoint: nothing known
+        return {}
+    return dict(args) if isinstance(args, dict) else {}
+
+
+def _trained_imgsz(trained: dict) -> int:
+    """The input size a checkpoint was trained at (its ``train_args``), else :data:`DEFAULT_IMGSZ`."""
+    try:
+        value = int(trained.get("imgsz") or DEFAULT_IMGSZ)
+    except (TypeError, ValueError):  # an unusual checkpoint: the default size, which --imgsz overrides
         return DEFAULT_IMGSZ
     return value if value > 0 and value % 32 == 0 else DEFAULT_IMGSZ

@@ -74,15 +74,30 @@ class DetectorTrainConfig:
 SPLITS = ("train", "val", "test")
 
 
+def dataset_root(spec: dict, data: Path) -> Path:
+    """The folder a dataset yaml's splits are relative to: its ``path``, relative to the yaml's own folder, or
+    without one that folder itself (it was joined to itself: ``bank/pages/bank/pages/images/train``)."""
+    given = spec.get("path")
+    if not given:
+        return data.parent
+    root = Path(given)
+    return root if root.is_absolute() else data.parent / root
+
+
 def split_dirs(data: Path) -> tuple[dict, dict[str, list[Path]]]:
     """A dataset yaml's contents and its splits' image folders (absolute), as Ultralytics resolves them."""
     try:
         d = yaml.safe_load(data.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise InputError(f"cannot read dataset yaml {data}: {e}") from e
-    root = Path(d.get("path") or data.parent)
-    root = root if root.is_absolute() else (data.parent / root)
+    root = dataset_root(d, data)
+    names = d.get("names")
+    classes = len(names) if isinstance(names, (dict, list)) else int(d.get("nc") or 1)
+    if classes > 1:
+        raise InputError(f"{data}: names {classes} classes ({names}); the detector has one, 0 = signature (other "
+                         "marks are pages' background: leave them unlabelled)")
     dirs: dict[str, list[Path]] = {}
+    problems: list[str] = []
     for split in SPLITS:
         entries = d.get(split) or []
         for entry in [entries] if isinstance(entries, str) else entries:
@@ -93,15 +108,61 @@ def split_dirs(data: Path) -> tuple[dict, dict[str, list[Path]]]:
             if split in ("train", "val") and not images:
                 raise InputError(f"{data}: {split} folder {folder} holds no images")
             dirs.setdefault(split, []).append(folder.resolve())
+            problems += label_problems(images)
             if images and not any(label_path(p).is_file() for p in images if "images" in p.parts):
                 # Ultralytics would take every page for a blank one: eval 0.0 everywhere, training on nothing
                 where = (f"e.g. {label_path(images[0])} for {images[0]}" if "images" in images[0].parts else
                          "beside an 'images' folder of the same layout: the path must hold a folder named 'images'")
                 raise InputError(f"{data}: no label file for any image of the {split} folder {folder} (YOLO labels "
                                  f"go in a 'labels' folder mirroring 'images', {where})")
+    if problems:  # Ultralytics drops such a page whole, signatures and all, or trains a stamp as a signature, unsaid
+        shown = "; ".join(problems[:MAX_LABEL_PROBLEMS]) + (
+            f"; and {len(problems) - MAX_LABEL_PROBLEMS} more" if len(problems) > MAX_LABEL_PROBLEMS else "")
+        raise InputError(f"{data}: {len(problems)} label line(s) Ultralytics would drop or misread: {shown}")
     if "train" not in dirs or "val" not in dirs:
         raise InputError(f"{data}: needs train and val image folders")
     return d, dirs
+
+
+MAX_LABEL_PROBLEMS = 10  # named in the error; the rest counted
+
+
+def label_problems(images: list[Path]) -> list[str]:
+    """What is wrong in the YOLO label files of ``images``, one line each (``file:line: why``). A label line is
+    ``class x_centre y_centre width height`` (or ``class`` and a polygon's x y pairs) in fractions of the image's
+    width and height, class 0. Ultralytics skips a page with a bad line whole (its signatures lost to training and
+    evaluation) and, training one class, takes any other class for a signature. A missing or empty label file is a
+    page without signatures."""
+    problems = []
+    for image in images:
+        if "images" not in image.parts:
+            continue
+        label = label_path(image)
+        if not label.is_file():
+            continue
+        try:
+            text = label.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            problems.append(f"{label}: cannot be read ({e})")
+            continue
+        for i, line in enumerate(text.splitlines(), 1):
+            fields = line.split()
+            if not fields:
+                continue
+            try:
+                values = [float(f) for f in fields]
+            except ValueError:
+                problems.append(f"{label}:{i}: not numbers ({line.strip()[:40]!r})")
+                continue
+            if len(values) < 5 or len(values) > 5 and len(values) % 2 == 0:
+                problems.append(f"{label}:{i}: {len(values)} fields, expected 5 (class x_centre y_centre width "
+                                "height)")
+            elif values[0] != 0:
+                problems.append(f"{label}:{i}: class {fields[0]}, but the detector has one class, 0 (signature)")
+            elif not all(0 <= v <= 1 for v in values[1:]):
+                problems.append(f"{label}:{i}: coordinates outside 0..1 (fractions of the image's width and height, "
+                                "not pixels)")
+    return problems
 
 
 def resolved_dataset(data: Path, folder: Path) -> Path:
@@ -110,8 +171,7 @@ def resolved_dataset(data: Path, folder: Path) -> Path:
     against the working directory (``.``) or its datasets folder (anything else): run from another folder it
     would read other pages than those checked, or none."""
     spec, _ = split_dirs(data)
-    root = Path(spec.get("path") or data.parent)
-    root = root if root.is_absolute() else (data.parent / root)
+    root = dataset_root(spec, data)
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / "data.yaml"
     out.write_text(yaml.safe_dump({**spec, "path": str(root.resolve())}, sort_keys=False))

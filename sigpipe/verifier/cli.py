@@ -8,7 +8,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -17,7 +17,7 @@ import click
 from sigpipe._cli import BadInput, fail, out_folder
 from sigpipe._training import TRAINING_PRECISIONS
 from sigpipe._warnings import ignoring
-from sigpipe.errors import InputError, SigpipeError
+from sigpipe.errors import InputError, ModelError, SigpipeError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,7 +52,6 @@ def _manifest_arg(path: Path, what: str) -> Manifest:
     Raises:
         BadInput: the file is not a manifest (:meth:`Manifest.load`).
     """
-    from sigpipe.errors import ModelError
     from sigpipe.weights import Manifest
 
     try:
@@ -93,6 +92,10 @@ def _check_init(path: Path | None, net: Callable[[], nn.Module], what: str) -> N
         raise BadInput(f"--init {path} is not a PyTorch weights file{hint}: {type(e).__name__}") from e
     if not isinstance(state, dict):
         raise BadInput(f"--init {path} holds a {type(state).__name__}, not a network's weights (state dict){hint}")
+    from sigpipe.verifier.train import ensemble_init_message
+
+    if (message := ensemble_init_message(path, state)) is not None:  # before its 60 missing keys
+        raise BadInput(message)
     try:
         net().load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as e:
@@ -149,7 +152,8 @@ def verifier() -> None:
 @click.option("--device", default=None, callback=lambda _c, _p, v: _device(v),
               help="cpu or cuda (default: cuda when available).")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Start from these weights (e.g. the shipped verifier.pt) instead of random.")
+              help="Start from these weights (one network's state dict, e.g. a member of the shipped verifier.pt "
+                   "ensemble: given the ensemble, the error says how to take one out) instead of random.")
 @click.option("--resume", is_flag=True, help="Resume the interrupted run in --out from its last checkpoint.")
 @click.option("--tag", default="v1", show_default=True)
 @click.option("--input-size", default="80x160", show_default=True,
@@ -171,10 +175,14 @@ def verifier() -> None:
               help="Warp each writer's images in a batch by one random affine + elastic field of its own "
                    "(genuine and forged alike; 1 = rotation 6 deg, shear 0.3, one axis squeezed x1.28; 0 = off).")
 def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw: object) -> None:
-    """Train the triplet verifier; writes OUT/verifier.pt and its manifest."""
+    """Train the triplet verifier; writes OUT/verifier.pt and its manifest.
+
+    Signatures are preprocessed as the shipped verifier's manifest says (at --input-size), and the manifest written
+    records it."""
     from sigpipe.verifier.model import build_model
     from sigpipe.verifier.preprocess import PreprocessConfig
     from sigpipe.verifier.train import VerifierTrainConfig, train_verifier
+    from sigpipe.weights import bundled_manifest
 
     try:
         h, w = (int(v) for v in input_size.lower().split("x"))
@@ -182,7 +190,13 @@ def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw
         raise click.BadParameter(f"expected HEIGHTxWIDTH, got {input_size!r}", param_hint="--input-size") from None
     if min(h, w) < 32:
         raise click.BadParameter("height and width must be at least 32 pixels", param_hint="--input-size")
-    cfg = VerifierTrainConfig(data=data, extra=extra, preprocess=PreprocessConfig(height=h, width=w),
+    # the shipped verifier's preprocessing (ruled lines tilted by a skewed scan, red dropout, uneven light evened out)
+    # at the input size asked: a bank's retrained model read colour crops by luminance and kept shadows as ink
+    try:
+        shipped = PreprocessConfig.from_dict(bundled_manifest("verifier")["preprocess"])
+    except ModelError:  # an installation without the bundled verifier: the plain steps
+        shipped = PreprocessConfig()
+    cfg = VerifierTrainConfig(data=data, extra=extra, preprocess=replace(shipped, height=h, width=w),
                               **kw)  # type: ignore[arg-type]
     out_folder(cfg.out)
     _check_init(cfg.init, lambda: build_model(cfg.architecture, cfg.dim, cfg.width),

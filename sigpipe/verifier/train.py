@@ -353,6 +353,19 @@ def _checkpoint(path: Path, **state: Any) -> None:
     tmp.replace(path)
 
 
+def ensemble_init_message(path: Path, state: dict[str, Any]) -> str | None:
+    """Why ``--init`` weights ``state`` cannot start a network when they are an ensemble's (the shipped verifier is
+    one, and failed with some 60 missing keys), with the command that takes one member out; None otherwise."""
+    members = sorted({k.split(".")[1] for k in state if k.startswith("members.")})
+    if not members:
+        return None
+    return (f"--init {path} is an ensemble of {len(members)} networks (the shipped verifier is one): train "
+            "from one member, taken out with: python -c \"import torch; s = torch.load('"
+            f"{path}', weights_only=True); torch.save({{k[10:]: v for k, v in s.items() if "
+            "k.startswith('members.0.')}, 'member0.pt')\" (members.1. for the other); the fine-tuned member is "
+            "a single network, without the ensemble and the second stage")
+
+
 def check_training_data(cfg: VerifierTrainConfig) -> None:
     """What training would otherwise find only after loading images or training an epoch: corpora that are not
     per-writer corpora, two corpora with one name, no validation writers to choose the best epoch on, or a batch the
@@ -434,14 +447,8 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
     net = build_model(cfg.architecture, cfg.dim, cfg.width).to(device)
     if cfg.init:
         state = torch.load(cfg.init, map_location=device, weights_only=True)
-        members = sorted({k.split(".")[1] for k in state if k.startswith("members.")})
-        if members:  # the shipped verifier: it failed with some 60 missing keys, the way out only in docs/models.md
-            raise InputError(
-                f"--init {cfg.init} is an ensemble of {len(members)} networks (the shipped verifier is one): train "
-                "from one member, taken out with: python -c \"import torch; s = torch.load('"
-                f"{cfg.init}', weights_only=True); torch.save({{k[10:]: v for k, v in s.items() if "
-                "k.startswith('members.0.')}, 'member0.pt')\" (members.1. for the other); the fine-tuned member is "
-                "a single network, without the ensemble and the second stage")
+        if (message := ensemble_init_message(cfg.init, state)) is not None:
+            raise InputError(message)
         net.load_state_dict(state)
     memory_format = training_memory_format(device, cfg.width)
     net = net.to(memory_format=memory_format)
@@ -493,13 +500,22 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
         sched.load_state_dict(ck["sched"])
         start, best_score, best_state, history = ck["epoch"], ck["best_score"], ck["best_state"], ck["history"]
         gen.set_state(ck["gen"])
+        stale = int(ck.get("stale", 0))  # epochs without a better one: early stopping counts on across the break
+        if ck.get("sampler_labels") is not None:  # the sampler shuffles its writer list in place, epoch after epoch
+            sampler.labels = list(ck["sampler_labels"])
+        if ck.get("torch_rng") is not None:  # dropout draws from torch's global generator
+            torch.set_rng_state(ck["torch_rng"])
+        if ck.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ck["cuda_rng"])
         log.info("resumed from %s at epoch %d", last, start)
 
     for epoch in range(start, cfg.epochs):
         net.train()
         te, tot, ntrip = time.time(), 0.0, 0
         # MPerClassSampler draws from numpy's global generator (pytorch-metric-learning's): seeded for each epoch,
-        # so that two runs with one --seed, and a run and its --resume, draw the same batches
+        # so that two runs with one --seed, and a run and its --resume, draw the same batches (it also shuffles its
+        # writer list in place, carried from epoch to epoch: the checkpoint keeps it, as it keeps torch's generator,
+        # which dropout draws from)
         np.random.seed([cfg.seed, epoch])
         idx = np.fromiter(iter(sampler), int)
         for step in range(cfg.steps_per_epoch):
@@ -539,7 +555,10 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
                     epoch=epoch + 1,
                     best_score=best_score, best_state=best_state, history=history, gen=gen.get_state(),
                     aux=aux_fn.state_dict() if aux_fn is not None else None,
-                    ema=ema.state_dict() if ema is not None else None)
+                    ema=ema.state_dict() if ema is not None else None, stale=stale,
+                    sampler_labels=list(sampler.labels),
+                    torch_rng=torch.get_rng_state(),
+                    cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
         if stale >= cfg.patience:
             log.info("early stop: validation EER did not improve for %d epochs", cfg.patience)
             break

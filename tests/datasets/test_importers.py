@@ -151,6 +151,25 @@ def test_sign_data_without_train_test_folders(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "049" / "genuine" / "01.png").is_file()
 
 
+def test_sign_data_refuses_writer_folders_it_would_merge_or_drop(tmp_path: Path) -> None:
+    """A bank's export in this layout: 0123 and 123 were merged into one writer (two people's signatures under one
+    name) and A4567 dropped, both unsaid."""
+    src = tmp_path / "bank"
+    _write(src / "0123" / "a.png", _img(1))
+    _write(src / "123" / "b.png", _img(2))
+    _write(src / "0123_forg" / "c.png", _img(3))
+    with pytest.raises(InputError, match=r"folders 0123, 123 are one writer number \(123\) spelled 2 ways"):
+        import_corpus("sign_data", src, tmp_path / "out")
+    (src / "123" / "b.png").rename(src / "0123" / "b.png")
+    (src / "123").rmdir()
+    _write(src / "A4567" / "d.png", _img(4))
+    with pytest.raises(InputError, match="A4567 holds images but is not named W or W_forg with W a number"):
+        import_corpus("sign_data", src, tmp_path / "out")
+    (src / "A4567" / "d.png").unlink()  # a folder without images (notes, a spreadsheet's folder) is no writer
+    summary = import_corpus("sign_data", src, tmp_path / "out")
+    assert (summary.writers, summary.genuine, summary.forged) == (1, 2, 1)
+
+
 # ------------------------------------------------------------------------------------------------------- errors
 
 

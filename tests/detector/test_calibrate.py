@@ -31,6 +31,11 @@ def test_calibrate_writes_the_manifest_that_export_and_the_detector_take(trained
     m = json.loads(manifest.read_text())
     assert m["conf"] in CONF_GRID and m["imgsz"] == 64 and m["calibration"]["pages"] == 4  # the 4 val pages
     assert m["training"]["notes"] == "1 epoch" and "settings_sha256" in m
+    # what it was trained on and from, from its checkpoint: not the calibration pages, which may be others
+    import yaml
+
+    assert m["calibration"]["data"] == str(tiny_dataset) and m["training"]["started_from"] == "yolov8n.yaml"
+    assert yaml.safe_load(Path(m["training"]["data"]).read_text())["path"] == str(tiny_dataset.parent.resolve())
     det = SignatureDetector.from_manifest(manifest)
     assert det.ident.startswith("yolov8-signature.t1 ") and det.conf == m["conf"]
     res = CliRunner().invoke(cli, ["detector", "export", "--weights", str(manifest), "--format", "onnx"])

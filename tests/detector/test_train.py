@@ -62,6 +62,53 @@ def test_a_relative_dataset_path_is_the_yaml_s_whatever_the_working_directory(
     assert figures["images"] == 4, json.dumps(figures)
 
 
+def test_a_dataset_yaml_without_a_path_is_read_from_its_own_folder(
+        tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``path:`` the splits are relative to the yaml's folder; given as a relative --data it was joined to
+    itself (``bank/pages/bank/pages/images/train``) and refused."""
+    from sigpipe.detector.train import split_dirs
+
+    bare = tiny_dataset.with_name("bare.yaml")
+    bare.write_text(tiny_dataset.read_text().replace(f"path: {tiny_dataset.parent}\n", ""))
+    monkeypatch.chdir(tiny_dataset.parent.parent)
+    _, dirs = split_dirs(Path(tiny_dataset.parent.name) / "bare.yaml")
+    assert dirs["val"] == [(tiny_dataset.parent / "images" / "val").resolve()]
+
+
+def test_labels_ultralytics_would_drop_or_misread_are_refused_by_line(tiny_dataset: Path, tmp_path: Path) -> None:
+    """A bad line makes Ultralytics skip its page whole (its signatures lost), and a class other than 0 is trained
+    as a signature (single_cls): both unsaid, so training and evaluation refuse them, each named by file and line.
+    A missing or empty label file is a page without signatures."""
+    import shutil
+
+    from sigpipe.detector.train import split_dirs
+
+    root = tmp_path / "bad"
+    shutil.copytree(tiny_dataset.parent, root)
+    data = root / "data.yaml"
+    data.write_text(tiny_dataset.read_text().replace(str(tiny_dataset.parent), str(root)))
+    labels = root / "labels" / "val"
+    (labels / "0.txt").write_text("")  # a blank page
+    (labels / "1.txt").unlink()  # a page without a label file: a blank page too
+    assert split_dirs(data)[1]["val"] == [(root / "images" / "val").resolve()]
+    (labels / "2.txt").write_text("0 0.5 0.5 0.2 0.1\n1 0.2 0.2 0.1 0.1\n")  # a stamp labelled class 1
+    (labels / "3.txt").write_text("0 0.5 0.5 0.2\n0 120 80 40 20\n")  # a field short; pixels, not fractions
+    with pytest.raises(InputError) as err:
+        split_dirs(data)
+    text = str(err.value)
+    assert text.startswith(f"{data}: 3 label line(s) Ultralytics would drop or misread")
+    assert f"{labels / '2.txt'}:2: class 1, but the detector has one class" in text
+    assert f"{labels / '3.txt'}:1: 4 fields, expected 5" in text
+    assert f"{labels / '3.txt'}:2: coordinates outside 0..1" in text
+    with pytest.raises(InputError, match="3 label line"):  # training refuses before Ultralytics reads a page
+        train_detector(DetectorTrainConfig(data=data, epochs=1, imgsz=64, batch=2, out=tmp_path / "run"))
+    (labels / "2.txt").write_text("0 0.5 0.5 0.2 0.1\n")
+    (labels / "3.txt").write_text("0 0.5 0.5 0.2 0.1\n")
+    data.write_text(data.read_text() + "  1: stamp\n")
+    with pytest.raises(InputError, match="names 2 classes"):
+        split_dirs(data)
+
+
 def test_a_dataset_without_labels_is_refused(tiny_dataset: Path, tmp_path: Path) -> None:
     import shutil
 

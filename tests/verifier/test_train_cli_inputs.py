@@ -82,6 +82,13 @@ def test_train_builds_the_network_at_the_width_asked(six_writers: Path, tmp_path
     state = torch.load(tmp_path / "o" / "verifier.pt", weights_only=True)
     first = next(v for k, v in state.items() if v.ndim == 4)  # the stem convolution
     assert first.shape[0] == 12
+    # the shipped verifier's preprocessing, not the plain defaults: a bank's retrained model had lost red dropout,
+    # tilted-line removal and the evening-out of uneven light
+    from sigpipe.weights import bundled_manifest
+
+    shipped = bundled_manifest("verifier")["preprocess"]
+    assert m["preprocess"] == shipped
+    assert (m["preprocess"]["colour"], m["preprocess"]["line_tilt"], m["preprocess"]["flatten"]) == ("red", 4.0, 0.1)
 
 
 def test_train_refuses_folders_that_are_not_corpora(six_writers: Path, tmp_path: Path):
@@ -116,6 +123,14 @@ def test_train_refuses_init_that_is_not_weights_of_the_network(tiny_verifier: Pa
     # width 8 weights into the default width-32 network
     input_error(invoke("train", *out, "--init", str(tiny_verifier.with_suffix(""))),
                 "does not fit a resnet-s network of width 32")
+    # an ensemble, as the shipped verifier is (the help's example): the way out, not some 60 missing keys
+    import torch
+
+    state = torch.load(tiny_verifier.with_suffix(""), weights_only=True)
+    ensemble = tmp_path / "ensemble.pt"
+    torch.save({f"members.{i}.{k}": v for i in (0, 1) for k, v in state.items()}, ensemble)
+    input_error(invoke("train", *out, "--init", str(ensemble)), "is an ensemble of 2 networks (the shipped verifier "
+                "is one): train from one member, taken out with: python -c")
 
 
 def test_training_commands_refuse_an_out_under_a_file(trained: Path, six_writers: Path, afile: Path):
