@@ -1,10 +1,13 @@
-"""Walking the folders sigpipe reads (SCANS, a person's folder in REFS): one rule for both."""
+"""Walking the folders sigpipe reads (SCANS, a person's folder in REFS): one rule for both; opening regular files."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 def visible_files(root: Path, unreadable: Callable[[OSError], None]) -> Iterator[Path]:
@@ -21,3 +24,21 @@ def visible_files(root: Path, unreadable: Callable[[OSError], None]) -> Iterator
         seen.add(real)
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         yield from (Path(folder, name) for name in names if not name.startswith("."))
+
+
+def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
+    """``path`` opened for reading in binary, refusing anything but a regular file: opening a FIFO (a scan swapped
+    for one in a drop folder, a link to one) blocks until a writer comes, for ever, where no timeout applies; a
+    device (``/dev/zero``) never ends.
+
+    Raises:
+        OSError: the file cannot be opened, or is not a regular file (``errno.EINVAL``).
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)", str(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sigpipe.errors import SigpipeError
-from sigpipe.pipeline.ingest import DEFAULT_DPI, PDF_BACKENDS
+from sigpipe.pipeline.ingest import DEFAULT_DPI, MAX_DOCUMENT_PAGES, PDF_BACKENDS
 from sigpipe.pipeline.progress import printable, silence
 
 if TYPE_CHECKING:
@@ -86,6 +86,9 @@ def _say(message: str, err: bool = False) -> None:
               help="Read only these pages of each document: 1 (a cheque's front, not the endorsement on its back), "
                    "-1 (the last: a contract's signature page), 1,-1, 2-4, 3- (to the end). A document with none "
                    "of them fails (error kind no_selected_page). Default: every page.")
+@click.option("--max-pages", type=click.IntRange(min=1), default=MAX_DOCUMENT_PAGES, show_default=True,
+              help="A document with more pages to read (after --pages) fails at once (error kind too_many_pages): "
+                   "a small PDF can hold tens of thousands of pages, hours of a night's work.")
 @click.option("--accept-score", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               metavar="P", help="A document whose signatures are all judged genuine is 'genuine' only when each has a "
                                 "score of at least P, else 'needs_review': close calls go to a person (README, "
@@ -120,7 +123,7 @@ def _say(message: str, err: bool = False) -> None:
 @click.option("--force", is_flag=True, help="Reprocess every document, even those with an up-to-date report.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress lines on stderr.")
 def run(scans: Path, refs: Path, out: Path, claims: Path | None, signatories: Path | None, workers: int, dpi: int,
-        page_spec: str | None,
+        page_spec: str | None, max_pages: int,
         accept_score: float | None, other_signers: bool, pdf_backend: str, detector_weights: Path | None,
         detector_tta: bool, orient: bool, orientation_weights: Path | None, precision: str,
         verifier_weights: Path | None, threads: int | None, timeout: float | None, force: bool,
@@ -142,7 +145,7 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, signatories: Pa
             detector_weights=detector_weights, detector_tta=detector_tta, orient=orient,
             orientation_weights=orientation_weights, precision=precision,
             verifier_weights=verifier_weights, threads=threads, timeout=timeout, force=force, progress=progress,
-            pages=page_spec, accept_score=accept_score, other_signers=other_signers,
+            pages=page_spec, accept_score=accept_score, other_signers=other_signers, max_pages=max_pages,
         )
         main = threading.current_thread() is threading.main_thread()  # only there can a handler be set
         previous = signal.signal(signal.SIGTERM, _terminate) if main else None

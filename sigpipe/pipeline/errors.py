@@ -41,6 +41,13 @@ class UnsupportedFormatError(InputError):
     kind = "unsupported_format"
 
 
+class TooManyPagesError(InputError):
+    """A document with more pages to read than the limit (``IngestConfig.max_pages``): a PDF of a few kilobytes can
+    hold tens of thousands of pages sharing one content stream, hours of a night's work, every night."""
+
+    kind = "too_many_pages"
+
+
 class ImageTooLargeError(InputError):
     """A page whose pixel count is over the decompression-bomb limit."""
 

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
-from sigpipe._files import visible_files
+from sigpipe._files import open_regular, visible_files
 from sigpipe._names import readable
 from sigpipe._warnings import ignoring
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES, on_white, to_8bit  # documents and references: the same images
@@ -36,6 +36,7 @@ from sigpipe.pipeline.errors import (
     ImageTooLargeError,
     MissingDependencyError,
     NoSelectedPageError,
+    TooManyPagesError,
     UnreadableFileError,
     UnsupportedFormatError,
 )
@@ -49,6 +50,9 @@ PDF_BACKENDS = ("pypdfium2", "pdf2image")
 DEFAULT_DPI = 200
 # Decompression-bomb guard: a page over this many pixels is refused (an A4 page at 600 dpi is ~35 Mpx).
 MAX_PAGE_PIXELS = 120_000_000
+# Pages read of one document at the most (sigpipe run --max-pages): a 500-page loan package passes; a small file of
+# 20,000 pages sharing one content stream (67 minutes at 5 pages/s) fails at once instead of every night
+MAX_DOCUMENT_PAGES = 2000
 
 # PDFium document-loading error codes (fpdfview.h).
 _PDFIUM_PASSWORD = 4
@@ -140,6 +144,7 @@ class IngestConfig:
         max_pixels: pages with more pixels than this are refused with :class:`ImageTooLargeError`.
         fallback: when pypdfium2 cannot open a PDF, try pdf2image if poppler is installed.
         pages: read only these pages of each document (None: all); the others are not rendered or decoded.
+        max_pages: a document with more pages to read (after ``pages``) fails with :class:`TooManyPagesError`.
     """
 
     dpi: int = DEFAULT_DPI
@@ -147,6 +152,7 @@ class IngestConfig:
     max_pixels: int = MAX_PAGE_PIXELS
     fallback: bool = True
     pages: PageSelection | None = None
+    max_pages: int = MAX_DOCUMENT_PAGES
 
     def __post_init__(self) -> None:
         if not 10 <= self.dpi <= 1200:
@@ -155,6 +161,8 @@ class IngestConfig:
             raise ValueError(f"unknown PDF backend {self.pdf_backend!r}; choose one of {', '.join(PDF_BACKENDS)}")
         if self.max_pixels < 1:
             raise ValueError("max_pixels must be positive")
+        if self.max_pages < 1:
+            raise ValueError("max_pages must be positive")
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,7 +204,8 @@ def discover_scans(root: str | Path, unreadable: list[tuple[Path, str]] | None =
 
     Hidden files and anything inside hidden folders (names starting with ``.``) are skipped; files with other
     suffixes are ignored. A file with a scan suffix is returned whatever its content (a text file named ``.pdf`` is a
-    document that will fail, with a report saying why), and so is a broken symbolic link with one. Linked folders are
+    document that will fail, with a report saying why), and so is a broken symbolic link with one, or a FIFO,
+    device or socket. Linked folders are
     followed (each real folder once). ``root`` may also be a single file. Folders that cannot be read (permissions)
     go into ``unreadable`` as ``(folder, why)``: their documents cannot even be counted.
 
@@ -212,8 +221,9 @@ def discover_scans(root: str | Path, unreadable: list[tuple[Path, str]] | None =
         if unreadable is not None:
             unreadable.append((Path(e.filename or root), e.strerror or str(e)))
 
-    found = [p for p in visible_files(root, cannot_read)
-             if is_scan(p) and (p.is_file() or p.is_symlink() and not p.exists())]
+    # a FIFO, device or socket with a scan's name (or a link to one) too: it gets a report saying why it cannot be
+    # read, where it went missing unsaid
+    found = [p for p in visible_files(root, cannot_read) if is_scan(p) and not p.is_dir()]
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
@@ -253,12 +263,14 @@ def iter_pages(path: str | Path, config: IngestConfig = IngestConfig()) -> Itera
 
     Raises:
         CorruptPdfError, EncryptedPdfError, EmptyDocumentError, CorruptImageError, ImageTooLargeError,
-        UnsupportedFormatError, UnreadableFileError, MissingDependencyError: with a message naming the problem.
+        TooManyPagesError, UnsupportedFormatError, UnreadableFileError, MissingDependencyError: with a message
+        naming the problem.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.is_file():
-        raise UnreadableFileError(f"file not found: {path}")
+        raise UnreadableFileError(f"file not found: {path}" if not path.exists() else
+                                  f"not a regular file (a FIFO, device or socket): {path}")
     kind = _sniff(path)
     if kind == "empty":
         raise EmptyDocumentError("the file is empty (0 bytes)")
@@ -273,8 +285,11 @@ def iter_pages(path: str | Path, config: IngestConfig = IngestConfig()) -> Itera
             yield from _pdf_pages_poppler(path, config)
         else:
             yield from _pdf_pages_pdfium(path, config)
-    elif suffix in IMAGE_SUFFIXES:
-        yield from _image_pages(path, config)
+    elif suffix in IMAGE_SUFFIXES:  # a TIFF's frames are not counted before they are read: stopped as they come
+        for n, page in enumerate(_image_pages(path, config), 1):
+            if n > config.max_pages:
+                raise too_many_pages(n, config.max_pages)
+            yield page
     else:
         raise UnsupportedFormatError(
             f"unsupported file type {path.suffix!r}: expected one of {', '.join(sorted(SCAN_SUFFIXES))}"
@@ -316,7 +331,7 @@ def _sniff(path: Path) -> str:
     """What a file holds by its first bytes: ``"pdf"``, ``"image"`` (PNG, JPEG, TIFF), ``"empty"`` or ``""``
     (unknown: its suffix decides). Scans get misnamed (a PDF saved as ``.tif``); the content routes them."""
     try:
-        with path.open("rb") as f:
+        with open_regular(path) as f:
             head = f.read(1024)
     except OSError as e:
         raise UnreadableFileError(f"cannot read the file: {e}") from e
@@ -422,7 +437,15 @@ def _render_pdfium(doc: Any, i: int, n: int, config: IngestConfig) -> tuple[np.n
 def _selected(n: int, config: IngestConfig, first: int = 0) -> list[int]:
     """The pages to read of a document of ``n`` (0-based indexes, or 1-based numbers with ``first=1``)."""
     numbers = config.pages.check(n) if config.pages is not None else range(1, n + 1)
+    if len(numbers) > config.max_pages:
+        raise too_many_pages(len(numbers), config.max_pages)
     return [p - 1 + first for p in numbers]
+
+
+def too_many_pages(n: int, limit: int) -> TooManyPagesError:
+    """The error of a document with ``n`` (or more) pages to read over the ``limit``."""
+    return TooManyPagesError(f"{n} pages to read, over the limit of {limit} a document (--max-pages; --pages reads "
+                             "fewer): not read")
 
 
 _COUNT_ZERO = re.compile(rb"/Type\s*/Pages\b[^>]*?/Count\s+0\b|/Count\s+0\b[^>]*?/Type\s*/Pages\b")

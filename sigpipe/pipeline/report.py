@@ -804,11 +804,15 @@ def _cell(name: str) -> str:
     from outside (an e-mailed scan's file name); the JSON reports keep them as they are. Each ``;``-separated part
     too (several claimed people are joined by ``;``, which a spreadsheet set to ``;``-separated lists splits on).
     A part that already starts with ``'`` gets one more, so that removing one leading ``'`` from every part that
-    has one gives the name back (``-lit.png`` and ``'-lit.png`` were one cell)."""
+    has one gives the name back (``-lit.png`` and ``'-lit.png`` were one cell). Control characters but tab, line
+    feed and carriage return are written as ``\\xNN``, as the logs write them: an escape sequence in a file name
+    (``\\x1b]0;...``) reached the terminal of whoever ran ``cat`` on the file."""
+    name = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", name)
     return ";".join("'" + part if part[:1] in FORMULA_STARTS else part for part in name.split(";"))
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")  # the parts of a CSV cell that get a leading "'"
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0 but tab, LF, CR; DEL; C1
 
 
 def _fmt(v: float | None) -> str:

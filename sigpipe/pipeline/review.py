@@ -658,6 +658,9 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
         raise NoReportsError(f"{out} holds no sigpipe report: give the --out folder of a 'sigpipe run'")
     suspects = suspect_files(out)
     earlier_review = (to / INDEX_HTML).is_file()  # then sheets of signatures no longer to review are removed
+    # the sheets show signatures and reference specimens, biometric data: a folder the review creates is its user's
+    # alone, as the cache's is (one that exists keeps the permissions its owner gave it, a review team's say)
+    to.mkdir(mode=0o700, parents=True, exist_ok=True)
     sheets: list[Sheet] = []
     unsigned: list[str] = []
     failed: list[tuple[str, str, str]] = []

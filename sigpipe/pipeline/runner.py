@@ -67,6 +67,7 @@ from sigpipe.pipeline.errors import (
 from sigpipe.pipeline.flow import Detector, FlowConfig, SignaturePredictor, model_idents, specimen_loader
 from sigpipe.pipeline.ingest import (
     DEFAULT_DPI,
+    MAX_DOCUMENT_PAGES,
     MAX_PAGE_PIXELS,
     SCAN_SUFFIXES,
     IngestConfig,
@@ -131,6 +132,7 @@ class RunConfig:
             CPU computes it natively, else f32 (each model's ident says which it ran in).
         crop_margin: margin around detector boxes, as a fraction of the box size.
         max_pixels: pages over this many pixels are refused.
+        max_pages: a document with more pages to read fails (error kind ``too_many_pages``).
         force: reprocess every document even when its report is up to date.
         cache: embedding cache of the references (None = ``sigpipe._ultralytics.cache_dir()/gallery``).
         progress: write progress lines to stderr.
@@ -162,6 +164,7 @@ class RunConfig:
     precision: str = "f32"
     crop_margin: float = 0.08
     max_pixels: int = MAX_PAGE_PIXELS
+    max_pages: int = MAX_DOCUMENT_PAGES
     force: bool = False
     cache: Path | None = None
     progress: bool = True
@@ -179,6 +182,8 @@ class RunConfig:
                 object.__setattr__(self, name, Path(value))
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.max_pages < 1:
+            raise ValueError(f"max_pages must be at least 1, got {self.max_pages}")
         if self.timeout is not None and not self.timeout > 0:
             raise ValueError(f"timeout must be positive seconds, got {self.timeout}")
         if self.threads is not None and self.threads < 1:
@@ -191,7 +196,8 @@ class RunConfig:
     @property
     def ingest(self) -> IngestConfig:
         return IngestConfig(dpi=self.dpi, pdf_backend=self.pdf_backend, max_pixels=self.max_pixels,
-                            pages=PageSelection.parse(self.pages) if self.pages is not None else None)
+                            pages=PageSelection.parse(self.pages) if self.pages is not None else None,
+                            max_pages=self.max_pages)
 
     @property
     def flow(self) -> FlowConfig:

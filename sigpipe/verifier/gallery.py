@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import stat
 import tempfile
 import time
 import unicodedata
@@ -160,7 +161,12 @@ class Gallery:
             # biometric data: a folder this run creates is its user's alone (an existing one keeps its permissions,
             # which a team sharing a cache may have chosen)
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            store = folder
+            distrust = untrusted_cache(folder, root)
+            if distrust is None:
+                store = folder
+            else:  # another account could change what the references embed to: a forgery would pass
+                warn(f"not using the embedding cache {folder}: {distrust}, so another account could change what "
+                     "the references embed to; the references are embedded without caching (README, The cache)")
         except OSError as e:
             warn(f"cannot use the embedding cache {folder} ({e}): the references are embedded without caching")
         except InputError as e:  # no folder to name (an account without a home)
@@ -436,6 +442,27 @@ STALE_TEMPORARY_S = 3600.0  # an enrolment writes its temporary and renames it w
 def cache_entries(folder: Path) -> list[Path]:
     """The cache entries in ``folder`` (not temporaries, nor other files), sorted."""
     return sorted(f for f in folder.iterdir() if _ENTRY.match(f.name) and f.is_file()) if folder.is_dir() else []
+
+
+def untrusted_cache(folder: Path, refs: Path) -> str | None:
+    """Why the cache ``folder`` cannot be trusted with the references' embeddings, or None. An entry is taken as the
+    embedding of the specimen whose sha256 names it, so whoever can write the folder decides what the references
+    embed to (a security review turned a forged cheque genuine through a cache another account had created). Not
+    trusted: the folder or the one holding it writable by every account, or owned by an account other than this
+    one, root, or the owner of REFS (a team sharing its cache as it shares REFS); a holding folder with the sticky
+    bit, as ``/tmp`` has, keeps others from replacing the folder and passes. Not checked where the system has no
+    accounts."""
+    if not hasattr(os, "getuid"):
+        return None
+    mine = {os.getuid(), 0, refs.stat().st_uid}
+    for where in (folder, folder.parent):
+        st = where.stat()
+        sticky = where != folder and st.st_mode & stat.S_ISVTX
+        if st.st_mode & stat.S_IWOTH and not sticky:
+            return f"{where} is writable by every account"
+        if st.st_uid not in mine and not sticky:
+            return f"{where} belongs to another account (uid {st.st_uid}) than this one, root or REFS' owner"
+    return None
 
 
 def gallery_cache() -> Path:

@@ -66,6 +66,11 @@ def test_run_exit_0_then_1_when_a_document_fails(folders: dict[str, Path], detec
     assert r.exit_code == 1, r.output
     assert "(2 already done)" in r.stdout and "1 document(s) failed" in r.stderr
     assert json.loads((out / "bad.pdf.json").read_text())["error"]["kind"] == "corrupt_pdf"
+    # a document over --max-pages fails alone: the 2-page PDF at a limit of 1 (--force: the same settings)
+    r = invoke(folders, "--dpi", "100", "--max-pages", "1", "--force", models=models)
+    assert r.exit_code == 1, r.output
+    assert json.loads((out / "b" / "c.pdf.json").read_text())["error"]["kind"] == "too_many_pages"
+    assert json.loads((out / "a.png.json").read_text())["status"] == "ok"
 
 
 def test_usage_errors_exit_2(folders: dict[str, Path], tmp_path: Path, verifier_manifest: Path,
@@ -87,6 +92,8 @@ def test_usage_errors_exit_2(folders: dict[str, Path], tmp_path: Path, verifier_
     assert r.exit_code == 2 and "--dpi" in r.stderr
     r = invoke(folders, "--timeout", "0", models=models)
     assert r.exit_code == 2 and "--timeout" in r.stderr
+    r = invoke(folders, "--max-pages", "0", models=models)
+    assert r.exit_code == 2 and "--max-pages" in r.stderr
     r = invoke(folders, "--accept-score", "1", models=models)
     assert r.exit_code == 2 and "--accept-score" in r.stderr
     r = invoke(folders, "--pages", "first", models=models)

@@ -386,6 +386,32 @@ def test_only_the_selected_pages_are_read(tmp_path: Path):
     assert kind_of(png, IngestConfig(pages=PageSelection.parse("2"))) == "no_selected_page"
 
 
+def test_a_document_with_more_pages_than_the_limit_fails_before_they_are_read(tmp_path: Path):
+    """A 2.4 MB PDF of 20,000 pages sharing one content stream (a security review's) would take an hour a night;
+    over --max-pages a PDF fails before a page is rendered, a TIFF as its frames come; --pages reads fewer."""
+    from sigpipe.pipeline.errors import TooManyPagesError
+    from sigpipe.pipeline.ingest import PageSelection
+
+    sizes = [(400, 300), (300, 400), (200, 100), (100, 200), (150, 150)]
+    pdf = save_pdf(tmp_path / "five.pdf", [page_with([], s) for s in sizes], resolution=100)
+    tif = tmp_path / "five.tif"
+    frames = [Image.fromarray(page_with([], s)) for s in sizes]
+    frames[0].save(tif, save_all=True, append_images=frames[1:], dpi=(100, 100))
+    backends = ["pypdfium2"] + (["pdf2image"] if poppler_available() else [])
+    for path, backend in [(pdf, b) for b in backends] + [(tif, "pypdfium2")]:
+        config = IngestConfig(dpi=50, pdf_backend=backend, max_pages=3)
+        seen: list[int] = []
+        with pytest.raises(TooManyPagesError, match="over the limit of 3 a document"):
+            seen.extend(p.number for p in iter_pages(path, config))
+        assert seen == ([] if path == pdf else [1, 2, 3])  # a PDF: none rendered
+        assert TooManyPagesError.kind == "too_many_pages"
+        few = IngestConfig(dpi=50, pdf_backend=backend, max_pages=3, pages=PageSelection.parse("1,-1"))
+        assert [p.number for p in iter_pages(path, few)] == [1, 5]
+        assert len(list(iter_pages(path, IngestConfig(dpi=50, pdf_backend=backend, max_pages=5)))) == 5
+    with pytest.raises(ValueError, match="max_pages must be positive"):
+        IngestConfig(max_pages=0)
+
+
 @pytest.mark.filterwarnings("ignore::UserWarning")  # PIL on the damaged files: what is tested is our error
 def test_damaged_multipage_tiffs_and_truncated_images_are_corrupt_images(tmp_path: Path):
     from sigpipe.pipeline.ingest import PageSelection

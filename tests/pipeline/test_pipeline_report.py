@@ -502,6 +502,19 @@ def test_summary_csv_rows_survive_a_carriage_return_and_names_come_back_from_the
     assert back == names and rows[1][0] == names[0]  # one quoted cell, starting as the name does
 
 
+def test_summary_csv_writes_terminal_escapes_in_names_as_text():
+    """A file name holding an escape sequence (setting the terminal's title, colours) reached the terminal of
+    whoever ran ``cat`` on summary.csv, where the logs escape it; tab, line feed and carriage return are kept
+    (quoted, as above)."""
+    name = "\x1b]0;pwned\x07\x1b[31mRED\x1b[0m\x9b.jpg"
+    rep = DocumentReport.success(DocumentInfo(name, SHA, 1), "alice", [sig(identity="p\x1b[2K")], MODELS)
+    text = summary_csv([rep])
+    assert not any(c in text for c in "\x1b\x07\x9b")
+    row = next(csv.reader(io.StringIO(text.splitlines()[1])))
+    assert row[0] == "\\x1b]0;pwned\\x07\\x1b[31mRED\\x1b[0m\\x9b.jpg" and row[15] == "p\\x1b[2K/2019/03.png"
+    assert rep.to_dict()["document"]["path"] == name  # the JSON report keeps the name as it is
+
+
 def test_claims(tmp_path: Path):
     p = tmp_path / "claims.csv"
     p.write_text("\ufeffDocument , Identity,notes\n./a/b.pdf,alice,x\n\nc\\d.png,bob,\n")

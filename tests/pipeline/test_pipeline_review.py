@@ -91,6 +91,16 @@ def test_review_writes_a_sheet_per_signature_and_an_index(batch: dict[str, Path]
     to = out / "review"
     result = write_review(out, batch["scans"], batch["refs"], to, specimen_reader(None), everything=True)
     assert result.reports == len(reports) == 5 and not result.problems
+    import stat
+
+    # signatures and specimens, biometric data: the folder it created is its user's alone (a security review read
+    # another account's sheets); one that exists keeps its permissions
+    assert stat.S_IMODE(to.stat().st_mode) == 0o700
+    shared = out / "team-review"
+    shared.mkdir(mode=0o750)
+    shared.chmod(0o750)
+    write_review(out, batch["scans"], batch["refs"], shared, specimen_reader(None))
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o750
     expected = {(d, i + 1) for d, r in reports.items() for i in range(len(r.signatures))}
     assert {(s.document, s.number) for s in result.sheets} == expected and len(expected) == 3
     for s in result.sheets:

@@ -231,6 +231,29 @@ def test_a_file_made_unreadable_under_the_run_is_unreadable_not_internal(verifie
     assert report.document.sha256 == digest
 
 
+def test_a_fifo_or_device_named_as_a_scan_fails_alone_and_never_blocks_the_run(batch: dict[str, Path],
+                                                                                verifier_manifest: Path):
+    """A scan swapped for a FIFO in a drop folder blocked the run's process for ever in open() (no --timeout
+    applies there), and a FIFO or a link to /dev/zero named as a scan was left out without a word. Each now gets a
+    report saying it is not a regular file."""
+    import json
+    import os
+    import threading
+
+    os.mkfifo(batch["scans"] / "z.png")
+    (batch["scans"] / "zero.tif").symlink_to("/dev/zero")
+    done: list[Any] = []
+    t = threading.Thread(target=lambda: done.append(_run_batch(batch, verifier_manifest)), daemon=True)
+    t.start()
+    t.join(60)
+    assert not t.is_alive(), "the run blocked on a FIFO"
+    failures = {f.document: f for f in done[0].failures}
+    for name in ("z.png", "zero.tif"):
+        assert failures[name].kind == "unreadable_file" and "not a regular file" in failures[name].message
+        assert json.loads((batch["out"] / f"{name}.json").read_text())["error"]["kind"] == "unreadable_file"
+    assert set(failures) == {"z.png", "zero.tif", "broken.pdf"}  # the other documents were processed
+
+
 def _locked(monkeypatch: pytest.MonkeyPatch, *folders: Path) -> None:
     """Folders that cannot be listed, as chmod 000 makes them for an account other than root (tests run as root)."""
     import os

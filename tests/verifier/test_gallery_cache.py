@@ -167,6 +167,41 @@ def test_a_cache_folder_enrolment_creates_is_its_user_s_alone(tiny_verifier: Pat
     assert stat.S_IMODE(shared.stat().st_mode) == 0o750 and any(shared.iterdir())
 
 
+def test_a_cache_another_account_could_write_is_not_used(tiny_verifier: Path, tiny_corpus: Path, tmp_path: Path):
+    """An entry is trusted as the embedding of the specimen whose sha256 names it: a security review pre-created a
+    world-writable cache, swapped the victim's entries for the forger's own signature, and a forged cheque came out
+    genuine without a word. Such a cache is not used (a warning); a team's cache, owned by REFS' owner, is."""
+    import os
+    import stat
+
+    refs = make_refs(tiny_corpus, tmp_path / "refs", {"alice": "001"})
+    v = Verifier.from_manifest(tiny_verifier)
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    planted.chmod(0o777)
+    g = Gallery.enroll(refs, v, cache=planted)
+    assert g.people == ["alice"] and not any(planted.iterdir())  # embedded, nothing cached there
+    assert len(g.warnings) == 1 and f"not using the embedding cache {planted}: {planted} is writable by every " \
+        "account" in g.warnings[0]
+    held = tmp_path / "held"  # a folder of ours inside one every account may write (not sticky): replaceable
+    held.mkdir()
+    held.chmod(0o777)
+    g = Gallery.enroll(refs, v, cache=held / "gallery")
+    assert "is writable by every account" in g.warnings[0] and not any((held / "gallery").iterdir())
+    held.chmod(0o777 | stat.S_ISVTX)  # sticky, as /tmp is: others cannot replace our folder in it
+    g = Gallery.enroll(refs, v, cache=held / "gallery")
+    assert not g.warnings and any((held / "gallery").iterdir())
+    if os.getuid() == 0:  # the tests run as root here: another account's folder, as an attacker would create it
+        theirs = tmp_path / "theirs"
+        theirs.mkdir(mode=0o755)
+        os.chown(theirs, 65534, 65534)
+        g = Gallery.enroll(refs, v, cache=theirs)
+        assert "belongs to another account (uid 65534)" in g.warnings[0] and not any(theirs.iterdir())
+        os.chown(refs, 65534, 65534)  # ... unless that account owns REFS too: a team's shared cache
+        g = Gallery.enroll(refs, v, cache=theirs)
+        assert not g.warnings
+
+
 def test_cache_entries_are_written_through_new_private_files(tiny_verifier: Path, tiny_corpus: Path,
                                                             tmp_path: Path):
     """The temporary an entry is written to was named after the pid, so a link planted under that name (a shared
