@@ -607,6 +607,9 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
             crops, note = _specimens_of(refs, ref, read_specimen, specimens)
             if crops:
                 reference = crops[nearest(crop, crops)]
+            elif note is not None:  # the sheet is written, without the specimen to compare: the review is not whole
+                missing.append(f"signature {i + 1}: its closest reference {ref} {note} (renamed or moved since the "
+                               "run? 'sigpipe run' again redoes such reports)")
             if note is None and _is_suspect(ref, suspects):
                 note = "SUSPECT specimen (summary.json suspect_references)"
             label = f"closest reference (all weigh in): {ref}"

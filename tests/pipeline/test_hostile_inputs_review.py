@@ -84,7 +84,8 @@ def test_a_reference_outside_refs_is_not_shown(folders: dict[str, Path], referen
     assert read == []  # nothing opened, inside REFS or out of it
     [sheet] = result.sheets
     assert sheet.reference_note == "cannot show it: the report names a reference outside REFS"
-    assert not result.problems  # the sheet is written all the same, with no reference
+    # the sheet is written all the same, with no reference, and the document listed as not wholly reviewed
+    assert [d for d, _ in result.problems] == ["d.png"] and "outside REFS" in result.problems[0][1]
     assert (_reference_panel(out / "review" / sheet.file) < 100).sum() == 0
     assert "outside REFS" in (out / "review" / INDEX_HTML).read_text(encoding="utf-8")
 

@@ -173,7 +173,9 @@ def test_suspect_and_unreadable_references_are_marked(batch: dict[str, Path], ve
     notes = {s.document: s.reference_note for s in result.sheets}
     assert "cannot show it" in (notes["alice_letter.pdf"] or "")
     assert "cannot show it" in (notes["sub/deeper/multi.TIF"] or "")
-    assert not result.problems  # the sheets are written all the same
+    # the sheets are written all the same, but the review is not whole: listed (exit 1), as an auditor asked
+    assert {d for d, _ in result.problems} == {"alice_letter.pdf", "sub/deeper/multi.TIF"}
+    assert all("its closest reference" in why and "cannot show it" in why for _, why in result.problems)
 
 
 def test_names_are_escaped_in_the_index(tmp_path: Path):
