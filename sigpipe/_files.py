@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,3 +45,23 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+@contextmanager
+def private_copy(path: str | os.PathLike[str]) -> Iterator[tuple[Path, str]]:
+    """A copy of the regular file ``path``, under its own name in a new folder of this process's (mode 0700, removed
+    after), and the sha256 of exactly the bytes copied. Read by path, a document could be one file when hashed and
+    another when decoded (a link re-pointed, a file rewritten and put back between the reads), and its verdict
+    would be recorded under the other's sha256; the copy is read once, and is what every reader then opens.
+
+    Raises:
+        OSError: the file cannot be read or copied, or is not a regular file.
+    """
+    with open_regular(path) as src, tempfile.TemporaryDirectory(prefix="sigpipe-doc-") as folder:
+        copy = Path(folder) / Path(path).name
+        h = hashlib.sha256()
+        with open(copy, "xb") as out:
+            while block := src.read(1 << 20):
+                h.update(block)
+                out.write(block)
+        yield copy, h.hexdigest()

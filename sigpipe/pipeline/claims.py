@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
+from sigpipe._files import open_regular
 from sigpipe.pipeline.errors import ClaimsError
 
 REQUIRED_COLUMNS = ("document", "identity")
@@ -1019,7 +1020,8 @@ def _read_lines(path: Path, what: str = "claims file") -> list[str]:
     """The lines of a claims file: UTF-8 (BOM or not) or UTF-16 with a BOM; anything else is an error naming the
     line (guessing Latin-1 would silently mangle the names that claims are matched by)."""
     try:
-        data = path.read_bytes()
+        with open_regular(path) as f:  # a FIFO in a drop folder would block the run for ever
+            data = f.read()
     except OSError as e:
         raise ClaimsError(f"cannot read {what} {path}: {e}") from e
     encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from sigpipe._files import private_copy
 from sigpipe._warnings import collected
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.claims import Claim, NameHints, claimants, normalise_claim
@@ -518,46 +520,56 @@ class SignaturePredictor:
                     return None
             except OSError:
                 pass
+            return changed_failure(digest)
+
+        def changed_failure(digest: str) -> DocumentReport:
             log.warning("%s: the file changed while it was processed", rel)
             return failure(DocumentInfo(rel, digest, pages_read), FileChangedError.kind,
                            "the file changed while it was processed (still being written, or replaced): run again")
 
-        try:
-            digest = sha256 or sha256_file(path)
-        except OSError as e:
-            return failure(DocumentInfo(rel, None, 0), "unreadable_file", f"cannot read the file: {e}")
-        try:
-            with collected() as said:  # a library's complaint about this file, named (this thread's alone)
-                try:
-                    sigs, n = self.predict_pages(counted(iter_pages(path, ingest)), claimed, rel)
-                finally:  # a library's deprecation notice is about the code, not the file: debug only
-                    for text, w in dict((f"{w.category.__name__}: {w.message}", w) for w in said).items():
-                        code = issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning))
-                        log.log(logging.DEBUG if code else logging.WARNING, "%s: %s", rel, text)
-        except SigpipeError as e:
-            if (moved := changed(digest)) is not None:
+        with ExitStack() as held:
+            # the bytes hashed are the bytes read: a private copy, hashed as it is made, is what every reader opens.
+            # Read by path, a link re-pointed (or a file rewritten) between the hash and the decoder had a forged
+            # scan's sha256 recorded with the verdict of a genuine one, which every later run kept
+            try:
+                copy, digest = held.enter_context(private_copy(path))
+            except OSError as e:
+                return failure(DocumentInfo(rel, None, 0), "unreadable_file", f"cannot read the file: {e}")
+            if sha256 is not None and digest != sha256:  # not the file the run listed and checked its report by
+                return changed_failure(sha256)
+            try:
+                with collected() as said:  # a library's complaint about this file, named (this thread's alone)
+                    try:
+                        sigs, n = self.predict_pages(counted(iter_pages(copy, ingest)), claimed, rel)
+                    finally:  # a library's deprecation notice is about the code, not the file: debug only
+                        for text, w in dict((f"{w.category.__name__}: {w.message}", w) for w in said).items():
+                            code = issubclass(w.category,
+                                              (DeprecationWarning, PendingDeprecationWarning, FutureWarning))
+                            log.log(logging.DEBUG if code else logging.WARNING, "%s: %s", rel, text)
+            except SigpipeError as e:
+                if (moved := changed(digest)) is not None:
+                    return moved
+                log.error("%s: %s (%s)", rel, e, e.kind)  # the document failed: an error, as its exit status says
+                return failure(DocumentInfo(rel, digest, pages_read), e.kind, str(e))
+            except OSError as e:  # the file or its folder made unreadable under the run (permissions), a disk error
+                if (moved := changed(digest)) is not None:
+                    return moved
+                log.error("%s: cannot read the file: %s (unreadable_file)", rel, e)
+                return failure(DocumentInfo(rel, digest, pages_read), "unreadable_file", f"cannot read the file: {e}")
+            except MemoryError:
+                log.error("%s: out of memory", rel)
+                return failure(DocumentInfo(rel, digest, pages_read), "out_of_memory",
+                               "ran out of memory while processing this document")
+            except Exception as e:  # noqa: BLE001 - one bad document must never stop the batch
+                if (moved := changed(digest)) is not None:
+                    return moved
+                log.exception("%s: unexpected failure", rel)
+                return failure(DocumentInfo(rel, digest, pages_read), "internal", f"{type(e).__name__}: {e}")
+            if (moved := changed(digest)) is not None:  # the verdict is recorded under the sha256 it was judged on
                 return moved
-            log.error("%s: %s (%s)", rel, e, e.kind)  # the document failed: an error, as its exit status says
-            return failure(DocumentInfo(rel, digest, pages_read), e.kind, str(e))
-        except OSError as e:  # the file or its folder made unreadable under the run (permissions), a disk error
-            if (moved := changed(digest)) is not None:
-                return moved
-            log.error("%s: cannot read the file: %s (unreadable_file)", rel, e)
-            return failure(DocumentInfo(rel, digest, pages_read), "unreadable_file", f"cannot read the file: {e}")
-        except MemoryError:
-            log.error("%s: out of memory", rel)
-            return failure(DocumentInfo(rel, digest, pages_read), "out_of_memory",
-                           "ran out of memory while processing this document")
-        except Exception as e:  # noqa: BLE001 - one bad document must never stop the batch
-            if (moved := changed(digest)) is not None:
-                return moved
-            log.exception("%s: unexpected failure", rel)
-            return failure(DocumentInfo(rel, digest, pages_read), "internal", f"{type(e).__name__}: {e}")
-        if (moved := changed(digest)) is not None:  # the verdict is recorded under the sha256 it was judged on
-            return moved
-        log.debug("%s: %d pages, %d signatures in %.2fs", rel, n, len(sigs), time.perf_counter() - t0)
-        if ingest.pages is not None and not sigs and numbers:
-            log.warning("%s: unsigned on the page(s) read, %s (--pages %s): a signature on another page (a blank "
-                        "page scanned after the signature page?) is not looked for", rel,
-                        ", ".join(map(str, numbers)), ingest.pages.spec)
-        return DocumentReport.success(DocumentInfo(rel, digest, n), claimed, sigs, self.models, refs, settings)
+            log.debug("%s: %d pages, %d signatures in %.2fs", rel, n, len(sigs), time.perf_counter() - t0)
+            if ingest.pages is not None and not sigs and numbers:
+                log.warning("%s: unsigned on the page(s) read, %s (--pages %s): a signature on another page (a blank "
+                            "page scanned after the signature page?) is not looked for", rel,
+                            ", ".join(map(str, numbers)), ingest.pages.spec)
+            return DocumentReport.success(DocumentInfo(rel, digest, n), claimed, sigs, self.models, refs, settings)

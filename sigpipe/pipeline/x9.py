@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
+from sigpipe._files import open_regular
 from sigpipe.errors import InputError
 from sigpipe.pipeline.report import write_bytes_atomic, write_text_atomic
 from sigpipe.weights import sha256_file
@@ -139,7 +140,7 @@ def read_items(path: str | Path) -> Iterator[X9Item]:
     """
     path = Path(path)
     try:
-        f = path.open("rb")
+        f = open_regular(path)
     except OSError as e:
         raise X9Error(f"cannot read {path}: {e}") from e
     with f:

@@ -161,9 +161,12 @@ class Gallery:
             # biometric data: a folder this run creates is its user's alone (an existing one keeps its permissions,
             # which a team sharing a cache may have chosen)
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            distrust = untrusted_cache(folder, root)
+            # the folder as it really is, checked and then used by that path alone: a link on the way to it,
+            # re-pointed after the check (a security test's), cannot send the entries elsewhere
+            real = folder.resolve(strict=True)
+            distrust = untrusted_cache(real, root)
             if distrust is None:
-                store = folder
+                store = real
             else:  # another account could change what the references embed to: a forgery would pass
                 warn(f"not using the embedding cache {folder}: {distrust}, so another account could change what "
                      "the references embed to; the references are embedded without caching (README, The cache)")
@@ -445,22 +448,22 @@ def cache_entries(folder: Path) -> list[Path]:
 
 
 def untrusted_cache(folder: Path, refs: Path) -> str | None:
-    """Why the cache ``folder`` cannot be trusted with the references' embeddings, or None. An entry is taken as the
-    embedding of the specimen whose sha256 names it, so whoever can write the folder decides what the references
-    embed to (a security review turned a forged cheque genuine through a cache another account had created). Not
-    trusted: the folder or the one holding it writable by every account, or owned by an account other than this
-    one, root, or the owner of REFS (a team sharing its cache as it shares REFS); a holding folder with the sticky
-    bit, as ``/tmp`` has, keeps others from replacing the folder and passes. Not checked where the system has no
-    accounts."""
+    """Why the cache ``folder`` (its real path, links resolved) cannot be trusted with the references' embeddings,
+    or None. An entry is taken as the embedding of the specimen whose sha256 names it, so whoever can write the
+    folder, or replace it, decides what the references embed to (a security review turned a forged cheque genuine
+    through a cache another account had created). Trusted: the folder owned by this account, root or the owner of
+    REFS (a team sharing its cache as it shares REFS: its group may write it) and not writable by every account;
+    every folder above it owned by one of those too and, if every account may write it, sticky (as ``/tmp`` is,
+    where others cannot rename what is not theirs). Not checked where the system has no accounts."""
     if not hasattr(os, "getuid"):
         return None
     mine = {os.getuid(), 0, refs.stat().st_uid}
-    for where in (folder, folder.parent):
+    for where in (folder, *folder.parents):
         st = where.stat()
-        sticky = where != folder and st.st_mode & stat.S_ISVTX
-        if st.st_mode & stat.S_IWOTH and not sticky:
+        open_to_all = st.st_mode & stat.S_IWOTH
+        if open_to_all and (where == folder or not st.st_mode & stat.S_ISVTX):
             return f"{where} is writable by every account"
-        if st.st_uid not in mine and not sticky:
+        if st.st_uid not in mine:
             return f"{where} belongs to another account (uid {st.st_uid}) than this one, root or REFS' owner"
     return None
 

@@ -515,6 +515,16 @@ def test_summary_csv_writes_terminal_escapes_in_names_as_text():
     assert rep.to_dict()["document"]["path"] == name  # the JSON report keeps the name as it is
 
 
+def test_a_claims_file_that_is_a_fifo_is_refused_not_waited_on(tmp_path: Path):
+    """A claims file in a drop folder swapped for a FIFO blocked the run before its first document."""
+    import os
+
+    fifo = tmp_path / "claims.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(ClaimsError, match="not a regular file"):
+        load_claims(fifo)
+
+
 def test_claims(tmp_path: Path):
     p = tmp_path / "claims.csv"
     p.write_text("\ufeffDocument , Identity,notes\n./a/b.pdf,alice,x\n\nc\\d.png,bob,\n")

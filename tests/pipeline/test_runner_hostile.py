@@ -203,6 +203,43 @@ def test_a_scan_still_being_written_is_a_changed_file_not_a_corrupt_one(verifier
     assert report.error is not None and report.error.kind == "corrupt_pdf"
 
 
+def test_the_bytes_judged_are_the_bytes_hashed_whatever_happens_to_the_path(verifier: Any, tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    """A security test re-pointed a scan's link between the hash and the decoder, and back before the re-hash: the
+    forged file's sha256 was recorded with the genuine one's verdict, kept by every later run. The document is now
+    read once, into a private copy hashed as it is made, and that copy is what the decoders open."""
+    from pipeline_doubles import InkBlobDetector, page_with, save_image, scribble
+
+    from sigpipe.pipeline import flow
+    from sigpipe.pipeline.flow import SignaturePredictor
+    from sigpipe.verifier.gallery import Gallery
+    from sigpipe.weights import sha256_file
+
+    hashed = save_image(tmp_path / "f.png", page_with([]))  # what is hashed: no signature on it
+    other = save_image(tmp_path / "g.png", page_with([(scribble(1), 100, 100)]))  # what a decoder by path saw
+    doc = tmp_path / "drop" / "cheque.png"
+    doc.parent.mkdir()
+    doc.symlink_to(hashed)
+    real = flow.iter_pages
+    opened: list[Path] = []
+
+    def swapped(path, config):  # type: ignore[no-untyped-def]  # the link re-pointed while the pages are read
+        opened.append(Path(path))
+        doc.unlink()
+        doc.symlink_to(other)
+        try:
+            yield from real(path, config)
+        finally:
+            doc.unlink()
+            doc.symlink_to(hashed)
+
+    monkeypatch.setattr(flow, "iter_pages", swapped)
+    report = SignaturePredictor(InkBlobDetector(), verifier, Gallery(verifier, {}))(doc)
+    assert report.ok and report.document.sha256 == sha256_file(hashed)
+    assert report.verdict == "unsigned"  # the bytes hashed, not the signed page the link pointed at meanwhile
+    assert opened and opened[0] != doc and opened[0].name == doc.name and not opened[0].exists()  # a copy, removed
+
+
 def test_a_file_made_unreadable_under_the_run_is_unreadable_not_internal(verifier: Any, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch,
                                                                         caplog: pytest.LogCaptureFixture):

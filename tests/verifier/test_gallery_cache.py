@@ -200,6 +200,57 @@ def test_a_cache_another_account_could_write_is_not_used(tiny_verifier: Path, ti
         os.chown(refs, 65534, 65534)  # ... unless that account owns REFS too: a team's shared cache
         g = Gallery.enroll(refs, v, cache=theirs)
         assert not g.warnings
+        os.chown(refs, 0, 0)
+
+
+def test_the_cache_is_checked_and_used_by_its_real_path(tiny_verifier: Path, tiny_corpus: Path, tmp_path: Path):
+    """A security test pointed a link in /tmp at a folder of root's, let the run check it, and re-pointed the link
+    at its own folder: the entries went there, and a second night read the forger's. The cache is now checked, and
+    used, by its real path, every folder above it included."""
+    import os
+    import stat
+
+    refs = make_refs(tiny_corpus, tmp_path / "refs", {"alice": "001"})
+    v = Verifier.from_manifest(tiny_verifier)
+    pub = tmp_path / "pub"  # as /tmp: every account may write it, sticky
+    pub.mkdir()
+    pub.chmod(0o777 | stat.S_ISVTX)
+    real, elsewhere = tmp_path / "real", tmp_path / "elsewhere"
+    real.mkdir()
+    elsewhere.mkdir()
+    link = pub / "sigpipe-cache"
+    link.symlink_to(real)
+    g = Gallery.enroll(refs, v, cache=link / "gallery")
+    assert not g.warnings and any((real / "gallery").iterdir())
+    from sigpipe.verifier import gallery as gallery_mod
+
+    checked = gallery_mod.untrusted_cache
+
+    def flipped(folder: Path, refs_root: Path) -> str | None:  # the link re-pointed right after the check
+        why = checked(folder, refs_root)
+        link.unlink()
+        link.symlink_to(elsewhere)
+        return why
+
+    for f in (real / "gallery").iterdir():
+        f.unlink()
+    gallery_mod.untrusted_cache = flipped  # type: ignore[assignment]
+    try:
+        g = Gallery.enroll(refs, v, cache=link / "gallery")
+    finally:
+        gallery_mod.untrusted_cache = checked
+    assert not g.warnings and any((real / "gallery").iterdir()) and not (elsewhere / "gallery").exists()
+    link.unlink()  # re-pointed for good: the next enrolment checks, and uses, where it leads now
+    link.symlink_to(elsewhere)
+    g = Gallery.enroll(refs, v, cache=link / "gallery")
+    assert not g.warnings and any((elsewhere / "gallery").iterdir())
+    if os.getuid() == 0:  # a folder above the cache that another account owns can replace it: not trusted
+        os.chown(elsewhere, 65534, 65534)
+        g = Gallery.enroll(refs, v, cache=link / "gallery")
+        assert f"{elsewhere} belongs to another account (uid 65534)" in g.warnings[0]
+        os.chown(pub, 65534, 65534)  # a sticky folder's owner may rename what is in it: not trusted either
+        g = Gallery.enroll(refs, v, cache=pub / "mine")
+        assert f"{pub} belongs to another account (uid 65534)" in g.warnings[0]
 
 
 def test_cache_entries_are_written_through_new_private_files(tiny_verifier: Path, tiny_corpus: Path,
