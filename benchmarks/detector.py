@@ -240,4 +240,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    from sigpipe.errors import SigpipeError
+
+    try:
+        main()
+    except SigpipeError as e:  # bad data (label lines, a missing split): one line, as the CLI says it
+        raise SystemExit(f"error: {e}") from None

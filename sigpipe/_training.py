@@ -9,6 +9,10 @@ on 16 pages at 512 px 1.83 s against 0.97 s (2 threads; docs/models.md). Not mea
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 TRAINING_PRECISIONS = ("f32", "bf16")
 
@@ -35,3 +39,15 @@ def training_autocast(device: str, precision: str) -> contextlib.AbstractContext
     import torch  # here: the CLI imports this module for its choices, and `sigpipe run` never needs torch
 
     return torch.autocast(device_type="cuda" if str(device).startswith("cuda") else "cpu", dtype=torch.bfloat16)
+
+
+def one_cycle(opt: torch.optim.Optimizer, max_lr: float, total_steps: int,
+              pct_start: float) -> torch.optim.lr_scheduler.OneCycleLR:
+    """PyTorch's one-cycle learning-rate schedule (warm-up for ``pct_start`` of the steps, then annealing), with a
+    warm-up that never lasts exactly one step: PyTorch divides by its length less one, so 10 steps at 0.1 (a
+    user's "2 epochs of 5 steps" smoke test) failed with ZeroDivisionError. Such a run warms up for two steps."""
+    import torch
+
+    if total_steps >= 3 and float(pct_start * total_steps) - 1 == 0:
+        pct_start = 2 / total_steps
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=total_steps, pct_start=pct_start)

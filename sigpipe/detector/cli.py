@@ -148,7 +148,7 @@ def train(**kw: Any) -> None:
     if not cfg.resume:  # a resumed run reads its dataset and model from the checkpoint's own settings
         _check_dataset_yaml(cfg.data)
         try:
-            split_dirs(cfg.data)  # train and val image folders exist
+            split_dirs(cfg.data, labels=("train", "val"))  # train and val image folders exist, their labels sound
         except InputError as e:
             raise BadInput(str(e)) from e
         out_folder(cfg.out)

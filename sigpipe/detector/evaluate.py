@@ -92,7 +92,7 @@ def evaluate(
         if downscale != "bilinear":
             data_yaml = downscaled_dataset(data_yaml, imgsz, Path(tmp) / "data", downscale, splits=(split,))
         else:  # its path resolved as the checks resolve it, whatever the working directory
-            data_yaml = resolved_dataset(data_yaml, Path(tmp) / "data")
+            data_yaml = resolved_dataset(data_yaml, Path(tmp) / "data", labels=(split,))
         try:
             metrics = model.val(
                 data=str(data_yaml.resolve()), split=split, imgsz=imgsz, conf=conf, iou=iou, batch=batch,

@@ -84,8 +84,9 @@ def dataset_root(spec: dict, data: Path) -> Path:
     return root if root.is_absolute() else data.parent / root
 
 
-def split_dirs(data: Path) -> tuple[dict, dict[str, list[Path]]]:
-    """A dataset yaml's contents and its splits' image folders (absolute), as Ultralytics resolves them."""
+def split_dirs(data: Path, labels: tuple[str, ...] = SPLITS) -> tuple[dict, dict[str, list[Path]]]:
+    """A dataset yaml's contents and its splits' image folders (absolute), as Ultralytics resolves them; the label
+    files of the ``labels`` splits (those the caller reads) are checked (:func:`label_problems`)."""
     try:
         d = yaml.safe_load(data.read_text())
     except (OSError, yaml.YAMLError) as e:
@@ -98,6 +99,7 @@ def split_dirs(data: Path) -> tuple[dict, dict[str, list[Path]]]:
                          "marks are pages' background: leave them unlabelled)")
     dirs: dict[str, list[Path]] = {}
     problems: list[str] = []
+    checked: set[Path] = set()  # a folder serving two splits is checked once
     for split in SPLITS:
         entries = d.get(split) or []
         for entry in [entries] if isinstance(entries, str) else entries:
@@ -108,7 +110,8 @@ def split_dirs(data: Path) -> tuple[dict, dict[str, list[Path]]]:
             if split in ("train", "val") and not images:
                 raise InputError(f"{data}: {split} folder {folder} holds no images")
             dirs.setdefault(split, []).append(folder.resolve())
-            problems += label_problems(images)
+            if split in labels:
+                problems += label_problems(images, checked)
             if images and not any(label_path(p).is_file() for p in images if "images" in p.parts):
                 # Ultralytics would take every page for a blank one: eval 0.0 everywhere, training on nothing
                 where = (f"e.g. {label_path(images[0])} for {images[0]}" if "images" in images[0].parts else
@@ -127,24 +130,32 @@ def split_dirs(data: Path) -> tuple[dict, dict[str, list[Path]]]:
 MAX_LABEL_PROBLEMS = 10  # named in the error; the rest counted
 
 
-def label_problems(images: list[Path]) -> list[str]:
+def label_problems(images: list[Path], checked: set[Path] | None = None) -> list[str]:
     """What is wrong in the YOLO label files of ``images``, one line each (``file:line: why``). A label line is
     ``class x_centre y_centre width height`` (or ``class`` and a polygon's x y pairs) in fractions of the image's
     width and height, class 0. Ultralytics skips a page with a bad line whole (its signatures lost to training and
     evaluation) and, training one class, takes any other class for a signature. A missing or empty label file is a
-    page without signatures."""
+    page without signatures. A file holding both boxes and polygons Ultralytics drops whole too. Files named are
+    the label files as they really are (links resolved: a benchmark's temporary links named files gone after);
+    ``checked`` (updated) holds the files already checked."""
     problems = []
+    checked = set() if checked is None else checked
     for image in images:
         if "images" not in image.parts:
             continue
         label = label_path(image)
         if not label.is_file():
             continue
+        label = label.resolve()
+        if label in checked:
+            continue
+        checked.add(label)
         try:
             text = label.read_text()
         except (OSError, UnicodeDecodeError) as e:
             problems.append(f"{label}: cannot be read ({e})")
             continue
+        shapes = set()  # "box" and "polygon" rows
         for i, line in enumerate(text.splitlines(), 1):
             fields = line.split()
             if not fields:
@@ -162,15 +173,20 @@ def label_problems(images: list[Path]) -> list[str]:
             elif not all(0 <= v <= 1 for v in values[1:]):
                 problems.append(f"{label}:{i}: coordinates outside 0..1 (fractions of the image's width and height, "
                                 "not pixels)")
+            else:
+                shapes.add("box" if len(values) == 5 else "polygon")
+        if len(shapes) > 1:
+            problems.append(f"{label}: mixes boxes and polygons (Ultralytics drops such a page): give every "
+                            "signature as a box")
     return problems
 
 
-def resolved_dataset(data: Path, folder: Path) -> Path:
+def resolved_dataset(data: Path, folder: Path, labels: tuple[str, ...] = SPLITS) -> Path:
     """A copy of the dataset yaml ``data`` in ``folder`` (``data.yaml``) whose ``path`` is absolute, resolved as
     :func:`split_dirs` resolves it (against the yaml's own folder). Ultralytics resolves a relative ``path``
     against the working directory (``.``) or its datasets folder (anything else): run from another folder it
     would read other pages than those checked, or none."""
-    spec, _ = split_dirs(data)
+    spec, _ = split_dirs(data, labels)
     root = dataset_root(spec, data)
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / "data.yaml"
@@ -200,7 +216,7 @@ def downscaled_dataset(
     """
     if downscale not in DOWNSCALE:
         raise InputError(f"unknown downscale {downscale!r}; one of {sorted(DOWNSCALE)}")
-    spec, dirs = split_dirs(Path(data))
+    spec, dirs = split_dirs(Path(data), labels=splits)
     out = Path(out)
     new = {"path": str(out.resolve()), "names": spec.get("names", {0: "signature"})}
     for split, folders in dirs.items():
@@ -249,7 +265,7 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
         data = downscaled_dataset(data, cfg.imgsz, Path(cfg.out) / f"{cfg.name}-data-{cfg.downscale}{cfg.imgsz}",
                                   cfg.downscale)
     elif not cfg.resume:  # kept beside the run (a resumed run reads its data from the checkpoint's settings)
-        data = resolved_dataset(data, Path(cfg.out) / f"{cfg.name}-data")
+        data = resolved_dataset(data, Path(cfg.out) / f"{cfg.name}-data", labels=("train", "val"))
     optimizer = cfg.optimizer
     if cfg.lr0 is not None and optimizer == "auto":
         optimizer = "AdamW"  # what "auto" picks for runs this size, at the rate asked for instead of its own

@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from sigpipe._training import one_cycle
 from sigpipe.pipeline.ingest import IngestConfig, discover_scans, iter_pages
 from sigpipe.pipeline.orientation import ROTATIONS, orientation_input
 from sigpipe.weights import Manifest, sha256_path, write_manifest
@@ -201,7 +202,7 @@ def train(train_dirs: Sequence[str | Path], val_dirs: Sequence[str | Path], out:
     n_items = len(pages) * len(ROTATIONS) + len(no_cue)  # each page in four turns, each no-cue image once
     steps = math.ceil(n_items / config.batch)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=steps * config.epochs, pct_start=0.15)
+    sched = one_cycle(opt, config.lr, steps * config.epochs, pct_start=0.15)
     loss_fn = nn.CrossEntropyLoss()
     best = (math.inf, -1)
     history = []

@@ -72,6 +72,11 @@ def build_ensemble(members: Sequence[str | Path], data: Sequence[Path], out: Pat
     if threads:
         torch.set_num_threads(threads)
     manifests = [Manifest.load(p) for p in members]
+    for m in manifests:  # the shipped verifier is one: its KeyError 'config' said nothing of that
+        if m.get("members"):
+            raise InputError(f"{m.path} is an ensemble itself ({len(m['members'])} networks): give single networks "
+                             "as members ('sigpipe verifier train --init' with one of its members says how to take "
+                             "one out)")
     verifiers = [Verifier(m, backend="pt") for m in manifests]  # checks each member's sha256
     first = manifests[0]
     try:

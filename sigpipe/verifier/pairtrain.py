@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sigpipe._training import check_precision, training_autocast
+from sigpipe._training import check_precision, one_cycle, training_autocast
 from sigpipe.errors import ModelError
 from sigpipe.verifier.data import SignatureArrays
 from sigpipe.verifier.metrics import eer
@@ -150,8 +150,7 @@ def train_pairnet(cfg: PairTrainConfig) -> Path:
     memory_format = training_memory_format(device, cfg.width)
     net = net.to(device).to(memory_format=memory_format)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.epochs * cfg.steps,
-                                                pct_start=0.1)
+    sched = one_cycle(opt, cfg.lr, cfg.epochs * cfg.steps, pct_start=0.1)
     ema = torch.optim.swa_utils.AveragedModel(net, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema),
                                               use_buffers=True)
     best: dict[str, Any] | None = None

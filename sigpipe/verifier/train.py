@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_metric_learning import losses, miners, samplers
 
-from sigpipe._training import check_precision, training_autocast
+from sigpipe._training import check_precision, one_cycle, training_autocast
 from sigpipe.datasets.corpus import Corpus, split_writers
 from sigpipe.errors import InputError
 from sigpipe.verifier.data import SignatureArrays, load_arrays
@@ -468,9 +468,7 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
     )
     params = list(net.parameters()) + (list(aux_fn.parameters()) if aux_fn is not None else [])
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=cfg.epochs * cfg.steps_per_epoch, pct_start=0.1
-    )
+    sched = one_cycle(opt, cfg.lr, cfg.epochs * cfg.steps_per_epoch, pct_start=0.1)
     # Weight averaging: the validation score swings from epoch to epoch (few validation writers, small batches), so
     # a moving average of the weights (buffers too: BatchNorm statistics) is validated and kept instead of the raw
     # weights of whichever epoch happened to land low.

@@ -102,8 +102,16 @@ def test_labels_ultralytics_would_drop_or_misread_are_refused_by_line(tiny_datas
     assert f"{labels / '3.txt'}:2: coordinates outside 0..1" in text
     with pytest.raises(InputError, match="3 label line"):  # training refuses before Ultralytics reads a page
         train_detector(DetectorTrainConfig(data=data, epochs=1, imgsz=64, batch=2, out=tmp_path / "run"))
-    (labels / "2.txt").write_text("0 0.5 0.5 0.2 0.1\n")
+    assert split_dirs(data, labels=("train", "test"))  # a command that does not read val is not held by its labels
+    (labels / "2.txt").write_text("0 0.5 0.5 0.2 0.1\n0 0.1 0.1 0.3 0.1 0.3 0.2 0.1 0.2\n")  # a box and a polygon
     (labels / "3.txt").write_text("0 0.5 0.5 0.2 0.1\n")
+    with pytest.raises(InputError, match=f"1 label line.*{labels / '2.txt'}: mixes boxes and polygons"):
+        split_dirs(data)
+    (labels / "2.txt").write_text("1 0.5 0.5 0.2 0.1\n")
+    data.write_text(data.read_text().replace("train: images/train", "train: images/val"))  # one folder, two splits
+    with pytest.raises(InputError, match=r"1 label line\(s\)"):  # named once, not once a split
+        split_dirs(data)
+    (labels / "2.txt").write_text("0 0.5 0.5 0.2 0.1\n")
     data.write_text(data.read_text() + "  1: stamp\n")
     with pytest.raises(InputError, match="names 2 classes"):
         split_dirs(data)

@@ -76,6 +76,10 @@ def test_ensemble_refuses_members_it_cannot_calibrate(members: list[Path], six_w
         build_ensemble(members[:1], [six_writers], tmp_path / "one", "e1")
     with pytest.raises(InputError, match="given twice"):
         build_ensemble([members[0], members[0]], [six_writers], tmp_path / "twice", "e1")
+    from sigpipe.weights import WEIGHTS_DIR  # the shipped verifier, an ensemble: not a member (KeyError 'config')
+
+    with pytest.raises(InputError, match="is an ensemble itself \\(2 networks\\): give single networks"):
+        build_ensemble([WEIGHTS_DIR / "verifier.pt.json", members[0]], [six_writers], tmp_path / "shipped", "e1")
     other = json.loads(members[1].read_text())
     other["training"]["splits"]["six"]["val"] = other["training"]["splits"]["six"]["train"]
     members[1].write_text(json.dumps(other))

@@ -72,6 +72,27 @@ def test_a_run_interrupted_and_resumed_trains_as_one_that_was_not(six_writers: P
         assert torch.equal(v, b["model"][k]), k
 
 
+def test_a_run_of_ten_steps_trains(six_writers: Path, tmp_path: Path):
+    """2 epochs of 5 steps, a first smoke test: PyTorch's one-cycle schedule divided by zero (a warm-up of 0.1 x 10
+    steps lasts one step, and it divides by that less one)."""
+    import torch
+
+    from sigpipe._training import one_cycle
+
+    w = train_verifier(VerifierTrainConfig(data=(six_writers,), out=tmp_path / "ten", width=8, dim=16, epochs=2,
+                                           steps_per_epoch=5, batch=8, m_per_writer=4, split=(0.5, 0.5, 0.0),
+                                           threads=1))
+    assert w.is_file()
+    for total in (10, 11, 20, 100):  # steps through without an error, warming up to max_lr and annealing
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        sched, rates = one_cycle(opt, 0.1, total, pct_start=0.1), []
+        for _ in range(total):
+            rates.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        assert 0.09 < max(rates) <= 0.1 and rates[-1] < rates[0], total
+
+
 def test_fine_tuning_at_a_different_input_starts_from_given_weights(six_writers: Path, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch):
     from sigpipe.verifier.preprocess import PreprocessConfig
