@@ -5,12 +5,13 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shutil
 import stat
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 
 def visible_files(root: Path, unreadable: Callable[[OSError], None]) -> Iterator[Path]:
@@ -47,21 +48,115 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
         raise
 
 
+COPY_PREFIX = "sigpipe-doc-"  # + the copying process's pid: a copy left by a killed process is found by it
+
+
+class CopyError(OSError):
+    """The private copy could not be written (the temporary folder full or unwritable): the run's fault, not the
+    document's."""
+
+
 @contextmanager
-def private_copy(path: str | os.PathLike[str]) -> Iterator[tuple[Path, str]]:
-    """A copy of the regular file ``path``, under its own name in a new folder of this process's (mode 0700, removed
-    after), and the sha256 of exactly the bytes copied. Read by path, a document could be one file when hashed and
-    another when decoded (a link re-pointed, a file rewritten and put back between the reads), and its verdict
-    would be recorded under the other's sha256; the copy is read once, and is what every reader then opens.
+def private_copy(path: str | os.PathLike[str], max_bytes: int | None = None) -> Iterator[tuple[Path, str]]:
+    """A copy of the regular file ``path``, under its own name in a new folder of this process's in the temporary
+    folder (``$TMPDIR``; mode 0700, removed after), and the sha256 of exactly the bytes copied. Read by path, a
+    document could be one file when hashed and another when decoded (a link re-pointed, a file rewritten and put
+    back between the reads), and its verdict would be recorded under the other's sha256; the copy is read once, and
+    is what every reader then opens.
 
     Raises:
-        OSError: the file cannot be read or copied, or is not a regular file.
+        OSError: the file cannot be read, is not a regular file, or (``errno.EFBIG``) holds more than ``max_bytes``
+            (a sparse file of 50 GB takes 4 KB on disk and a minute to read); :class:`CopyError`: the copy cannot
+            be written.
     """
-    with open_regular(path) as src, tempfile.TemporaryDirectory(prefix="sigpipe-doc-") as folder:
-        copy = Path(folder) / Path(path).name
-        h = hashlib.sha256()
-        with open(copy, "xb") as out:
-            while block := src.read(1 << 20):
-                h.update(block)
-                out.write(block)
-        yield copy, h.hexdigest()
+    with open_regular(path) as src:
+        size = os.fstat(src.fileno()).st_size
+        if max_bytes is not None and size > max_bytes:
+            raise OSError(errno.EFBIG, f"{size} bytes, over the limit of {max_bytes} a document", str(path))
+        try:
+            held = tempfile.TemporaryDirectory(prefix=f"{COPY_PREFIX}{os.getpid()}-")
+        except OSError as e:
+            raise CopyError(e.errno, e.strerror, e.filename) from e
+        with held as folder:
+            copy = Path(folder) / Path(path).name
+            h = hashlib.sha256()
+            copied = 0
+            with open(copy, "xb") as out:
+                while block := src.read(1 << 20):
+                    copied += len(block)
+                    if max_bytes is not None and copied > max_bytes:  # it grew after it was measured
+                        raise OSError(errno.EFBIG, f"over {max_bytes} bytes, the limit a document", str(path))
+                    h.update(block)
+                    try:
+                        out.write(block)
+                    except OSError as e:
+                        raise CopyError(e.errno, e.strerror, folder) from e
+            yield copy, h.hexdigest()
+
+
+def remove_stale_copies() -> int:
+    """Remove the private copies (:func:`private_copy`) of this account's processes that are gone (a worker killed
+    by --timeout, a run killed outright): each holds a customer's scan, and the next night would add another.
+    Returns how many were removed."""
+    removed = 0
+    for folder in Path(tempfile.gettempdir()).glob(f"{COPY_PREFIX}*"):
+        pid = folder.name[len(COPY_PREFIX):].split("-", 1)[0]
+        try:
+            if not pid.isdigit() or folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)  # raises when no such process
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+        except OSError:  # another account's process: still running
+            continue
+    return removed
+
+
+def untrusted_folder(folder: Path, owners: Collection[int]) -> str | None:
+    """Why a cache ``folder`` (its real path, links resolved) cannot be trusted, or None. Whoever can write it, or
+    replace it, decides what is read from it. Trusted: the folder owned by one of ``owners`` (this account, root,
+    and whoever owns the data it caches: its group may write it) and not writable by every account; every folder
+    above it owned by one of them too and, if every account may write it, sticky (as ``/tmp`` is, where others
+    cannot rename what is not theirs). Not checked where the system has no accounts."""
+    if not hasattr(os, "getuid"):
+        return None
+    for where in (folder, *folder.parents):
+        st = where.stat()
+        open_to_all = st.st_mode & stat.S_IWOTH
+        if open_to_all and (where == folder or not st.st_mode & stat.S_ISVTX):
+            return f"{where} is writable by every account"
+        if st.st_uid not in owners:
+            return f"{where} belongs to another account (uid {st.st_uid}) than this one, root or the data's owner"
+    return None
+
+
+def trusted_cache(folder: Path, data: Path) -> tuple[Path | None, str | None]:
+    """``folder`` created if need be (mode 0700: what it holds is biometric data), and its real path when it can be
+    trusted (:func:`untrusted_folder`, ``data``'s owner trusted as this account is), else None and why. The real
+    path is what the caller then uses: a link re-pointed after the check cannot send it elsewhere.
+
+    Raises:
+        OSError: the folder cannot be created or examined.
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    real = folder.resolve(strict=True)
+    owners = {os.getuid(), 0, data.stat().st_uid} if hasattr(os, "getuid") else set()
+    why = untrusted_folder(real, owners)
+    return (real, None) if why is None else (None, why)
+
+
+def save_npz(path: Path, compressed: bool = False, **arrays: Any) -> None:
+    """Write arrays to ``path`` through a new file of its own beside it (``mkstemp``: no planted link followed, no
+    name another writer shares), renamed over ``path`` when whole."""
+    import numpy as np
+
+    fd, name = tempfile.mkstemp(prefix=f"{path.stem}.", suffix=".tmp.npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            (np.savez_compressed if compressed else np.savez)(f, **arrays)
+        os.replace(name, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(name)
+        raise

@@ -7,7 +7,9 @@ its parts when built (a gallery embedded with another verifier would compare inc
 
 from __future__ import annotations
 
+import errno
 import logging
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
@@ -17,7 +19,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
-from sigpipe._files import private_copy
+from sigpipe._files import CopyError, private_copy
 from sigpipe._warnings import collected
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.claims import Claim, NameHints, claimants, normalise_claim
@@ -532,9 +534,18 @@ class SignaturePredictor:
             # Read by path, a link re-pointed (or a file rewritten) between the hash and the decoder had a forged
             # scan's sha256 recorded with the verdict of a genuine one, which every later run kept
             try:
-                copy, digest = held.enter_context(private_copy(path))
+                copy, digest = held.enter_context(private_copy(path, ingest.max_bytes))
+            except CopyError as e:  # the temporary folder's fault, not the document's: said as such
+                log.error("%s: cannot copy it into the temporary folder %s: %s", rel, tempfile.gettempdir(),
+                          e.strerror)
+                return failure(DocumentInfo(rel, None, 0), "temporary_copy",
+                               f"cannot copy it into the temporary folder {tempfile.gettempdir()} ({e.strerror}): "
+                               "free space there, or set TMPDIR to a folder with room; run again")
             except OSError as e:
-                return failure(DocumentInfo(rel, None, 0), "unreadable_file", f"cannot read the file: {e}")
+                kind = "file_too_large" if e.errno == errno.EFBIG else "unreadable_file"
+                log.error("%s: %s (%s)", rel, e.strerror or e, kind)
+                return failure(DocumentInfo(rel, None, 0), kind, f"cannot read the file: {e}" if
+                               kind == "unreadable_file" else f"not read: {e.strerror}")
             if sha256 is not None and digest != sha256:  # not the file the run listed and checked its report by
                 return changed_failure(sha256)
             try:

@@ -53,6 +53,9 @@ MAX_PAGE_PIXELS = 120_000_000
 # Pages read of one document at the most (sigpipe run --max-pages): a 500-page loan package passes; a small file of
 # 20,000 pages sharing one content stream (67 minutes at 5 pages/s) fails at once instead of every night
 MAX_DOCUMENT_PAGES = 2000
+# Bytes of one document at the most: a sparse file of 50 GB takes 4 KB on disk and a minute to hash and copy; a scan
+# of 4 GiB would be 2,000 pages of 2 MB
+MAX_DOCUMENT_BYTES = 4 << 30
 
 # PDFium document-loading error codes (fpdfview.h).
 _PDFIUM_PASSWORD = 4
@@ -145,6 +148,7 @@ class IngestConfig:
         fallback: when pypdfium2 cannot open a PDF, try pdf2image if poppler is installed.
         pages: read only these pages of each document (None: all); the others are not rendered or decoded.
         max_pages: a document with more pages to read (after ``pages``) fails with :class:`TooManyPagesError`.
+        max_bytes: a document file larger than this fails (error kind ``file_too_large``) before it is read.
     """
 
     dpi: int = DEFAULT_DPI
@@ -153,6 +157,7 @@ class IngestConfig:
     fallback: bool = True
     pages: PageSelection | None = None
     max_pages: int = MAX_DOCUMENT_PAGES
+    max_bytes: int = MAX_DOCUMENT_BYTES
 
     def __post_init__(self) -> None:
         if not 10 <= self.dpi <= 1200:
@@ -163,6 +168,8 @@ class IngestConfig:
             raise ValueError("max_pixels must be positive")
         if self.max_pages < 1:
             raise ValueError("max_pages must be positive")
+        if self.max_bytes < 1:
+            raise ValueError("max_bytes must be positive")
 
 
 @dataclass(frozen=True, eq=False)

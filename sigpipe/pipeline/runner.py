@@ -42,6 +42,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+from sigpipe._files import remove_stale_copies
 from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
 from sigpipe.pipeline.claims import (
@@ -330,8 +331,12 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _sha256_or_none(path: Path) -> str | None:
+def _sha256_or_none(path: Path, max_bytes: int) -> str | None:
+    """The file's sha256, to check its report by; None when it cannot be read, or is larger than a document may be
+    (a sparse file of terabytes would be hashed here, before any --timeout applies): it then fails alone."""
     try:
+        if path.stat().st_size > max_bytes:
+            return None
         return sha256_file(path)
     except OSError:
         return None
@@ -388,6 +393,8 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     # every run, not only one with workers: a run with workers killed outright leaves the enrolled references'
     # embeddings and images in the temporary folder, and the next run may well have none
     _remove_stale_handovers()
+    if (left := remove_stale_copies()):
+        log.info("removed %d document copies left in %s by processes killed", left, tempfile.gettempdir())
     check_backend(config.pdf_backend)
     unread: list[tuple[Path, str]] = []
     docs = discover_scans(config.scans, unread)
@@ -556,7 +563,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     redo: Counter[str] = Counter()
     for name, path in names.items():
         claimed = claims.get(name)
-        digest = _sha256_or_none(path)
+        digest = _sha256_or_none(path, config.ingest.max_bytes)
         if name in refused:  # nothing to verify it against: its report says why, the next run retries it
             _record(outcome, config.out, DocumentReport.failure(
                 DocumentInfo(name, digest, 0), None, *refused[name], idents, **drawn(name)))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sigpipe._files import save_npz, trusted_cache
 from sigpipe._ultralytics import cache_dir
 from sigpipe.datasets.corpus import Corpus, read_gray
 from sigpipe.verifier.preprocess import PreprocessConfig, preprocess
@@ -79,11 +80,13 @@ def load_arrays(corpus: Corpus, cfg: PreprocessConfig, writers: list[str] | None
     key = hashlib.sha256(
         json.dumps([cfg.to_dict(), str(corpus.root.resolve()), files_fingerprint(files)]).encode()
     ).hexdigest()[:16]
-    cache = cache_dir() / "verifier" / f"{corpus.name}-{key}.npz"
-    if cache.is_file():
+    store = training_cache(corpus)
+    cache = None if store is None else store / f"{corpus.name}-{key}.npz"
+    if cache is not None and cache.is_file():
         z = np.load(cache)
         return SignatureArrays(z["images"], z["writer"], z["forged"], z["name"])
-    log.info("preprocessing %d signatures of %s (cached to %s)", len(files), corpus.name, cache)
+    log.info("preprocessing %d signatures of %s%s", len(files), corpus.name,
+             "" if cache is None else f" (cached to {cache})")
     imgs = np.zeros((len(files), cfg.height, cfg.width), np.uint8)
     for i, (_, _, p) in enumerate(files):
         imgs[i] = np.round(preprocess(read_gray(p, cfg.colour), cfg) * 255).astype(np.uint8)
@@ -93,10 +96,23 @@ def load_arrays(corpus: Corpus, cfg: PreprocessConfig, writers: list[str] | None
         np.array([f for _, f, _ in files], bool),
         np.array([p.name for _, _, p in files]),
     )
-    # signature images of named writers (biometric data, a bank's own customers when it trains on them): a folder
-    # this creates is its user's alone, as the references' cache is
-    cache.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, images=arr.images, writer=arr.writer, forged=arr.forged, name=arr.name)
-    tmp.replace(cache)
+    if cache is not None:
+        save_npz(cache, compressed=True, images=arr.images, writer=arr.writer, forged=arr.forged, name=arr.name)
     return arr
+
+
+def training_cache(corpus: Corpus) -> Path | None:
+    """The folder of preprocessed training arrays (``cache_dir()/verifier``, created 0700: signature images of named
+    writers, biometric data), as its real path, or None (a warning) when another account could write or replace
+    it (:func:`sigpipe._files.trusted_cache`; the corpus's owner is trusted as this account is): the arrays carry
+    which signatures are forgeries, and a security test rewrote them."""
+    folder = cache_dir() / "verifier"
+    try:
+        real, why = trusted_cache(folder, corpus.root)
+    except OSError as e:
+        why = str(e)
+        real = None
+    if real is None:
+        log.warning("not using the training cache %s: %s; the signatures are preprocessed without caching", folder,
+                    why)
+    return real

@@ -23,9 +23,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sigpipe._ultralytics import cache_dir
+from sigpipe._files import save_npz
 from sigpipe.datasets.corpus import Corpus, read_gray
-from sigpipe.verifier.data import corpus_files, files_fingerprint
+from sigpipe.verifier.data import corpus_files, files_fingerprint, training_cache
 from sigpipe.verifier.preprocess import PreprocessConfig, preprocess
 
 log = logging.getLogger(__name__)
@@ -93,11 +93,12 @@ def document_views(corpus: Corpus, cfg: PreprocessConfig, writers: list[str], vi
     files = corpus_files(corpus, writers)  # in the order of load_arrays
     key = hashlib.sha256(json.dumps([VERSION, cfg.to_dict(), str(corpus.root.resolve()), writers, views, seed,
                                      margin, jitter, files_fingerprint(files)]).encode()).hexdigest()[:16]
-    cache = cache_dir() / "verifier" / f"{corpus.name}-views-{key}.npz"
-    if cache.is_file():
+    store = training_cache(corpus)
+    cache = None if store is None else store / f"{corpus.name}-views-{key}.npz"
+    if cache is not None and cache.is_file():
         return np.load(cache)["views"]
-    log.info("rendering %d document views of %d signatures of %s (cached to %s)", views * len(files), len(files),
-             corpus.name, cache)
+    log.info("rendering %d document views of %d signatures of %s%s", views * len(files), len(files),
+             corpus.name, "" if cache is None else f" (cached to {cache})")
     out = np.zeros((views, len(files), cfg.height, cfg.width), np.uint8)
     jobs = []
     for v in range(views):
@@ -121,10 +122,6 @@ def document_views(corpus: Corpus, cfg: PreprocessConfig, writers: list[str], vi
         log.warning("%d of %d views could not be rendered; using the clean image there", len(missing), done.size)
         for v, i in missing:
             out[v, i] = np.round(preprocess(read_gray(files[i][2], cfg.colour), cfg) * 255).astype(np.uint8)
-    # signature images of named writers (biometric data, a bank's own customers when it trains on them): a folder
-    # this creates is its user's alone, as the references' cache is
-    cache.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, views=out)
-    tmp.replace(cache)
+    if cache is not None:
+        save_npz(cache, compressed=True, views=out)
     return out

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import stat
 import tempfile
 import time
 import unicodedata
@@ -28,7 +27,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from sigpipe._files import visible_files
+from sigpipe._files import untrusted_folder, visible_files
 from sigpipe._names import readable
 from sigpipe._ultralytics import cache_dir
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES, read_gray
@@ -449,23 +448,13 @@ def cache_entries(folder: Path) -> list[Path]:
 
 def untrusted_cache(folder: Path, refs: Path) -> str | None:
     """Why the cache ``folder`` (its real path, links resolved) cannot be trusted with the references' embeddings,
-    or None. An entry is taken as the embedding of the specimen whose sha256 names it, so whoever can write the
-    folder, or replace it, decides what the references embed to (a security review turned a forged cheque genuine
-    through a cache another account had created). Trusted: the folder owned by this account, root or the owner of
-    REFS (a team sharing its cache as it shares REFS: its group may write it) and not writable by every account;
-    every folder above it owned by one of those too and, if every account may write it, sticky (as ``/tmp`` is,
-    where others cannot rename what is not theirs). Not checked where the system has no accounts."""
+    or None (:func:`sigpipe._files.untrusted_folder`, REFS' owner trusted as this account is: a team sharing its
+    cache as it shares REFS). An entry is taken as the embedding of the specimen whose sha256 names it, so whoever
+    can write the folder, or replace it, decides what the references embed to (a security review turned a forged
+    cheque genuine through a cache another account had created)."""
     if not hasattr(os, "getuid"):
         return None
-    mine = {os.getuid(), 0, refs.stat().st_uid}
-    for where in (folder, *folder.parents):
-        st = where.stat()
-        open_to_all = st.st_mode & stat.S_IWOTH
-        if open_to_all and (where == folder or not st.st_mode & stat.S_ISVTX):
-            return f"{where} is writable by every account"
-        if st.st_uid not in mine:
-            return f"{where} belongs to another account (uid {st.st_uid}) than this one, root or REFS' owner"
-    return None
+    return untrusted_folder(folder, {os.getuid(), 0, refs.stat().st_uid})
 
 
 def gallery_cache() -> Path:

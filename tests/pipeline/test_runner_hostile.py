@@ -240,6 +240,59 @@ def test_the_bytes_judged_are_the_bytes_hashed_whatever_happens_to_the_path(veri
     assert opened and opened[0] != doc and opened[0].name == doc.name and not opened[0].exists()  # a copy, removed
 
 
+def test_a_huge_or_sparse_file_and_a_full_temporary_folder_fail_their_document_only(
+        verifier: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A sparse file of 50 GB takes 4 KB on disk and was hashed, then copied, for a minute before any --timeout,
+    filling $TMPDIR; a full $TMPDIR then read as the scan being unreadable. Over the size limit a document fails
+    before it is read (file_too_large); a copy that cannot be written is the temporary folder's fault."""
+    import tempfile
+
+    from pipeline_doubles import InkBlobDetector, page_with, save_image
+
+    from sigpipe.pipeline.flow import SignaturePredictor
+    from sigpipe.pipeline.ingest import IngestConfig
+    from sigpipe.verifier.gallery import Gallery
+
+    sparse = tmp_path / "huge.pdf"
+    with sparse.open("wb") as f:
+        f.write(b"%PDF-1.4\n")
+        f.truncate(3 << 30)  # 3 GiB apparent, nothing on disk
+    small = save_image(tmp_path / "small.png", page_with([]))
+    predictor = SignaturePredictor(InkBlobDetector(), verifier, Gallery(verifier, {}))
+    report = predictor(sparse, ingest=IngestConfig(max_bytes=1 << 30))
+    assert report.error is not None and report.error.kind == "file_too_large" and "over the limit" in \
+        report.error.message
+    assert predictor(small, ingest=IngestConfig(max_bytes=1 << 30)).ok
+    monkeypatch.setattr(tempfile, "tempdir", str(small))  # a temporary folder that cannot hold a copy
+    report = predictor(small)
+    assert report.error is not None and report.error.kind == "temporary_copy"
+    assert "cannot copy it into the temporary folder" in report.error.message
+
+
+def test_copies_left_by_killed_processes_are_removed_by_the_next_run(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch):
+    """A worker killed by --timeout (or a run killed outright) left its copy of a customer's scan in $TMPDIR, one
+    more every night the document was retried."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from sigpipe._files import COPY_PREFIX, remove_stale_copies
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    dead = tmp_path / f"{COPY_PREFIX}{gone}-abc"
+    alive = tmp_path / f"{COPY_PREFIX}{os.getpid()}-def"
+    for folder in (dead, alive):
+        folder.mkdir()
+        (folder / "cheque.tif").write_bytes(b"scan")
+    (tmp_path / f"{COPY_PREFIX}{gone}-link").symlink_to(alive)  # a link is never followed into
+    assert remove_stale_copies() == 1
+    assert not dead.exists() and (alive / "cheque.tif").is_file()
+
+
 def test_a_file_made_unreadable_under_the_run_is_unreadable_not_internal(verifier: Any, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch,
                                                                         caplog: pytest.LogCaptureFixture):

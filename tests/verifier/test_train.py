@@ -267,6 +267,35 @@ def test_cached_arrays_follow_an_image_replaced_under_its_name(tiny_corpus: Path
     assert np.array_equal(after.images[i[0]], after.images[-1 - 2])  # 003's 04.png (its forgeries are last)
 
 
+def test_a_training_cache_another_account_could_write_is_not_used(tiny_corpus: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture):
+    """A security test rewrote the cached arrays' forgery labels in a world-writable training cache, and planted a
+    link at the fixed name of the temporary file, through which a root-owned file was overwritten."""
+    from sigpipe.datasets.corpus import Corpus
+    from sigpipe.verifier.data import load_arrays
+    from sigpipe.verifier.preprocess import PreprocessConfig
+
+    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "cache" / "verifier"
+    folder.mkdir(parents=True)
+    folder.chmod(0o777)
+    with caplog.at_level("WARNING"):
+        arrays = load_arrays(Corpus(tiny_corpus), PreprocessConfig())
+    assert len(arrays.images) and not any(folder.iterdir())
+    assert f"not using the training cache {folder}: {folder} is writable by every account" in caplog.text
+    folder.chmod(0o700)
+    precious = tmp_path / "precious"
+    precious.write_text("root's")
+    load_arrays(Corpus(tiny_corpus), PreprocessConfig())  # cached now: its name, to plant the old temporary's link
+    (key_file,) = folder.iterdir()
+    key_file.unlink()
+    key_file.with_suffix(".tmp.npz").symlink_to(precious)
+    again = load_arrays(Corpus(tiny_corpus), PreprocessConfig())
+    assert precious.read_text() == "root's" and key_file.is_file()
+    assert np.array_equal(again.forged, arrays.forged)
+
+
 def test_a_corpus_says_which_images_its_layout_leaves_out(tiny_corpus: Path, caplog: pytest.LogCaptureFixture):
     import shutil
 
