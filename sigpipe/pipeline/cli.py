@@ -376,9 +376,14 @@ def review(out: Path, scans: Path, refs: Path, to: Path | None, everything: bool
     except OSError as e:  # the sheets or the index cannot be written: no use going on
         raise UsageFailure(f"cannot write the review to {target}: {e}") from e
     _say(f"{result.reports} reports: {len(result.sheets)} signature(s) to review, {len(result.unsigned)} "
-         f"unsigned, {len(result.failed)} failed -> {target / 'index.html'}")
+         f"unsigned, {len(result.failed)} failed"
+         + (f", {len({d for d, _ in result.problems})} not (wholly) reviewed" if result.problems else "")
+         + f" -> {target / 'index.html'}")
     for doc, why in result.problems:  # a document's name, and a reason that may quote it: untrusted text
-        _say(printable(f"not reviewed: {doc}: {why}".replace("\n", "\\n")), err=True)  # one line each
+        # one signature's problem ("signature 2: ..."; its sheet may be written, without its closest reference)
+        # or the whole document's
+        said = "review incomplete" if why.startswith("signature ") else "not reviewed"
+        _say(printable(f"{said}: {doc}: {why}".replace("\n", "\\n")), err=True)  # one line each
     if result.problems:
         click.get_current_context().exit(1)
 

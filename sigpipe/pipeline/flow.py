@@ -516,13 +516,14 @@ class SignaturePredictor:
         def changed(digest: str) -> DocumentReport | None:
             """The failure of a file that changed while it was processed (still being written by a scanner, or
             replaced), None when it is as it was: a verdict, or an error, is recorded under the sha256 it was
-            reached on or not at all (half a PDF read as 'corrupt' would send someone to rescan it)."""
+            reached on or not at all (half a PDF read as 'corrupt' would send someone to rescan it). A file that can
+            no longer be read (its permissions taken away, removed) is not called changed: the copy judged is the
+            file as it was read."""
             try:
-                if sha256_file(path) == digest:
-                    return None
+                same = sha256_file(path) == digest
             except OSError:
-                pass
-            return changed_failure(digest)
+                return None
+            return None if same else changed_failure(digest)
 
         def changed_failure(digest: str) -> DocumentReport:
             log.warning("%s: the file changed while it was processed", rel)

@@ -393,6 +393,10 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     # every run, not only one with workers: a run with workers killed outright leaves the enrolled references'
     # embeddings and images in the temporary folder, and the next run may well have none
     _remove_stale_handovers()
+    asked = os.environ.get("TMPDIR")
+    if asked and os.path.realpath(asked) != os.path.realpath(tempfile.gettempdir()):  # Python's fallback, unsaid
+        log.warning("TMPDIR=%s cannot be used (missing or not writable): documents are copied into %s instead",
+                    asked, tempfile.gettempdir())
     if (left := remove_stale_copies()):
         log.info("removed %d document copies left in %s by processes killed", left, tempfile.gettempdir())
     check_backend(config.pdf_backend)

@@ -269,6 +269,20 @@ def test_a_huge_or_sparse_file_and_a_full_temporary_folder_fail_their_document_o
     assert "cannot copy it into the temporary folder" in report.error.message
 
 
+def test_a_tmpdir_python_cannot_use_is_warned_about(batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture):
+    """Python's tempfile falls back to /tmp, unsaid, from a $TMPDIR that is missing or not writable: the documents'
+    copies then went elsewhere than the folder chosen for them."""
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # chosen again, from the environment
+    with caplog.at_level("WARNING"):
+        _run_batch(batch, verifier_manifest)
+    assert f"TMPDIR={tmp_path / 'missing'} cannot be used" in caplog.text
+
+
 def test_copies_left_by_killed_processes_are_removed_by_the_next_run(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch):
     """A worker killed by --timeout (or a run killed outright) left its copy of a customer's scan in $TMPDIR, one
@@ -291,6 +305,29 @@ def test_copies_left_by_killed_processes_are_removed_by_the_next_run(tmp_path: P
     (tmp_path / f"{COPY_PREFIX}{gone}-link").symlink_to(alive)  # a link is never followed into
     assert remove_stale_copies() == 1
     assert not dead.exists() and (alive / "cheque.tif").is_file()
+
+
+def test_a_file_locked_or_removed_after_it_was_read_keeps_its_verdict(verifier: Any, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch):
+    """Its permissions taken away while it was processed, a file was reported as changed ("still being written, or
+    replaced"): the look back at it failed and was taken for a change. What was judged is the copy read whole, under
+    its own sha256; a file that cannot be looked at again has not been seen to change."""
+    from pipeline_doubles import InkBlobDetector, page_with, save_image, scribble
+
+    from sigpipe.pipeline import flow
+    from sigpipe.pipeline.flow import SignaturePredictor
+    from sigpipe.verifier.gallery import Gallery
+    from sigpipe.weights import sha256_file
+
+    doc = save_image(tmp_path / "cheque.png", page_with([(scribble(1), 100, 100)]))
+    digest = sha256_file(doc)
+
+    def locked(path: Any) -> str:  # the look back after processing: permission denied
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(flow, "sha256_file", locked)
+    report = SignaturePredictor(InkBlobDetector(), verifier, Gallery(verifier, {}))(doc)
+    assert report.ok and report.document.sha256 == digest and report.signatures
 
 
 def test_a_file_made_unreadable_under_the_run_is_unreadable_not_internal(verifier: Any, tmp_path: Path,
