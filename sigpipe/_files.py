@@ -94,13 +94,13 @@ def private_copy(path: str | os.PathLike[str], max_bytes: int | None = None) -> 
             yield copy, h.hexdigest()
 
 
-def remove_stale_copies() -> int:
-    """Remove the private copies (:func:`private_copy`) of this account's processes that are gone (a worker killed
-    by --timeout, a run killed outright): each holds a customer's scan, and the next night would add another.
-    Returns how many were removed."""
+def remove_stale_folders(prefix: str) -> int:
+    """Remove the temporary folders ``<prefix><pid>-*`` (in ``tempfile.gettempdir()``) of this account's processes
+    that are gone: a worker killed by --timeout, a run killed outright. A link or another account's folder is left
+    alone. Returns how many were removed."""
     removed = 0
-    for folder in Path(tempfile.gettempdir()).glob(f"{COPY_PREFIX}*"):
-        pid = folder.name[len(COPY_PREFIX):].split("-", 1)[0]
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        pid = folder.name[len(prefix):].split("-", 1)[0]
         try:
             if not pid.isdigit() or folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
                 continue
@@ -111,6 +111,12 @@ def remove_stale_copies() -> int:
         except OSError:  # another account's process: still running
             continue
     return removed
+
+
+def remove_stale_copies() -> int:
+    """Remove the private copies (:func:`private_copy`) of processes that are gone: each holds a customer's scan, and
+    the next night would add another. Returns how many were removed."""
+    return remove_stale_folders(COPY_PREFIX)
 
 
 def untrusted_folder(folder: Path, owners: Collection[int]) -> str | None:

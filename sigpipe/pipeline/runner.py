@@ -22,7 +22,6 @@ import logging
 import multiprocessing
 import os
 import pickle
-import re
 import shutil
 import signal
 import sys
@@ -42,7 +41,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from sigpipe._files import remove_stale_copies
+from sigpipe._files import remove_stale_copies, remove_stale_folders
 from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
 from sigpipe.pipeline.claims import (
@@ -841,16 +840,7 @@ def _handover(state: object) -> Iterator[str]:
 
 def _remove_stale_handovers() -> None:
     """Remove the handover folders (:func:`_handover`) of this account's runs that are no longer running."""
-    for folder in Path(tempfile.gettempdir()).glob(f"{HANDOVER_PREFIX}*"):
-        m = re.match(rf"{HANDOVER_PREFIX}(\d+)-", folder.name)
-        try:
-            if not m or not folder.is_dir() or folder.stat().st_uid != os.getuid():
-                continue
-            os.kill(int(m.group(1)), 0)  # raises when no such process
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-        except OSError:  # another account's process: still running
-            continue
+    remove_stale_folders(HANDOVER_PREFIX)
 
 
 def _die_with_parent(parent: int) -> None:

@@ -27,7 +27,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from sigpipe._files import untrusted_folder, visible_files
+from sigpipe._files import trusted_cache, visible_files
 from sigpipe._names import readable
 from sigpipe._ultralytics import cache_dir
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES, read_gray
@@ -159,12 +159,10 @@ class Gallery:
             folder = Path(cache) if cache is not None else gallery_cache()
             # biometric data: a folder this run creates is its user's alone (an existing one keeps its permissions,
             # which a team sharing a cache may have chosen)
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # the folder as it really is, checked and then used by that path alone: a link on the way to it,
-            # re-pointed after the check (a security test's), cannot send the entries elsewhere
-            real = folder.resolve(strict=True)
-            distrust = untrusted_cache(real, root)
-            if distrust is None:
+            # created 0700 if need be, and used by its real path alone when it can be trusted: a link on the way to
+            # it, re-pointed after the check (a security test's), cannot send the entries elsewhere
+            real, distrust = trusted_cache(folder, root)
+            if real is not None:
                 store = real
             else:  # another account could change what the references embed to: a forgery would pass
                 warn(f"not using the embedding cache {folder}: {distrust}, so another account could change what "
@@ -444,17 +442,6 @@ STALE_TEMPORARY_S = 3600.0  # an enrolment writes its temporary and renames it w
 def cache_entries(folder: Path) -> list[Path]:
     """The cache entries in ``folder`` (not temporaries, nor other files), sorted."""
     return sorted(f for f in folder.iterdir() if _ENTRY.match(f.name) and f.is_file()) if folder.is_dir() else []
-
-
-def untrusted_cache(folder: Path, refs: Path) -> str | None:
-    """Why the cache ``folder`` (its real path, links resolved) cannot be trusted with the references' embeddings,
-    or None (:func:`sigpipe._files.untrusted_folder`, REFS' owner trusted as this account is: a team sharing its
-    cache as it shares REFS). An entry is taken as the embedding of the specimen whose sha256 names it, so whoever
-    can write the folder, or replace it, decides what the references embed to (a security review turned a forged
-    cheque genuine through a cache another account had created)."""
-    if not hasattr(os, "getuid"):
-        return None
-    return untrusted_folder(folder, {os.getuid(), 0, refs.stat().st_uid})
 
 
 def gallery_cache() -> Path:

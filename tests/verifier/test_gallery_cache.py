@@ -222,23 +222,23 @@ def test_the_cache_is_checked_and_used_by_its_real_path(tiny_verifier: Path, tin
     link.symlink_to(real)
     g = Gallery.enroll(refs, v, cache=link / "gallery")
     assert not g.warnings and any((real / "gallery").iterdir())
-    from sigpipe.verifier import gallery as gallery_mod
+    from sigpipe import _files
 
-    checked = gallery_mod.untrusted_cache
+    checked = _files.untrusted_folder
 
-    def flipped(folder: Path, refs_root: Path) -> str | None:  # the link re-pointed right after the check
-        why = checked(folder, refs_root)
+    def flipped(folder: Path, owners: Any) -> str | None:  # the link re-pointed right after the check
+        why = checked(folder, owners)
         link.unlink()
         link.symlink_to(elsewhere)
         return why
 
     for f in (real / "gallery").iterdir():
         f.unlink()
-    gallery_mod.untrusted_cache = flipped  # type: ignore[assignment]
+    _files.untrusted_folder = flipped  # type: ignore[assignment]
     try:
         g = Gallery.enroll(refs, v, cache=link / "gallery")
     finally:
-        gallery_mod.untrusted_cache = checked
+        _files.untrusted_folder = checked
     assert not g.warnings and any((real / "gallery").iterdir()) and not (elsewhere / "gallery").exists()
     link.unlink()  # re-pointed for good: the next enrolment checks, and uses, where it leads now
     link.symlink_to(elsewhere)
