@@ -467,6 +467,8 @@ class SignaturePredictor:
                 score=round(d.score, nd) if d else None,
                 verdict=verdict, page_rotation=f.rotation, page_skew=f.skew,
                 nearest_reference=self.gallery.source(match.identity, d.nearest) if match and d else None,
+                nearest_reference_sha256=self.gallery.source_sha256(match.identity, d.nearest) if match and d
+                else None,
                 placed=f.placed, typed_name=f.typed_name,
             ))
         return results, n_pages

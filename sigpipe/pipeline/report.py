@@ -109,6 +109,9 @@ class SignatureResult:
             stay in pixels of the page as scanned.
         nearest_reference: the specimen of ``identity`` closest to the signature (relative to REFS), the one a
             reviewer should compare it with; None for ``no_reference``, or when not known.
+        nearest_reference_sha256: the sha256 of that specimen file's contents when it was compared, so that a
+            re-run or a review notices the name now holding another file (two specimens swapping names); None when
+            not known (reports of earlier releases, a gallery built from arrays).
         page_skew: degrees counter-clockwise the upright page was turned to level it (a page a few degrees askew,
             :mod:`sigpipe.pipeline.deskew`); ``bbox`` is then the hull of the box found on the levelled page, and
             the signature was verified levelled. 0 for a level page (and in reports of earlier releases).
@@ -134,6 +137,7 @@ class SignatureResult:
     page_skew: float = 0.0
     placed: str | None = None
     typed_name: str | None = None
+    nearest_reference_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in SIGNATURE_VERDICTS:
@@ -157,6 +161,8 @@ class SignatureResult:
             "page_rotation": self.page_rotation, "page_skew": self.page_skew,
             "nearest_reference": self.nearest_reference, "placed": self.placed,
             **({"typed_name": self.typed_name} if self.typed_name is not None else {}),
+            **({"nearest_reference_sha256": self.nearest_reference_sha256}
+               if self.nearest_reference_sha256 is not None else {}),
         }
 
     @classmethod
@@ -170,6 +176,7 @@ class SignatureResult:
             verdict=str(d["verdict"]), page_rotation=int(d.get("page_rotation", 0)),
             nearest_reference=d.get("nearest_reference"), page_skew=float(d.get("page_skew", 0.0)),
             placed=d.get("placed"), typed_name=d.get("typed_name"),
+            nearest_reference_sha256=d.get("nearest_reference_sha256"),
         )
 
 

@@ -522,6 +522,15 @@ def _reference(refs: Path, ref: str, read_specimen: SpecimenReader) -> tuple[lis
         return [], f"cannot show it: {e}"
 
 
+def _other_contents(refs: Path, ref: str, sha256: str | None) -> bool:
+    """Whether specimen ``ref`` is known (``sha256``, from the report) to have held other contents when compared."""
+    path = None if sha256 is None else _below(refs, ref)
+    try:
+        return path is not None and sha256_file(path) != sha256
+    except OSError:
+        return False  # unreadable now: _specimens_of has said so
+
+
 def _specimens_of(refs: Path, ref: str, read_specimen: SpecimenReader,
                   specimens: Specimens) -> tuple[list[np.ndarray], str | None]:
     """The signatures of reference ``ref`` (:func:`_reference`), through the few kept read."""
@@ -605,6 +614,8 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
                 note = f"no reference specimen; {hint}"
         else:
             crops, note = _specimens_of(refs, ref, read_specimen, specimens)
+            if crops and _other_contents(refs, ref, sig.nearest_reference_sha256):
+                crops, note = [], "cannot show it: the file holds other contents than when compared (sha256 differs)"
             if crops:
                 reference = crops[nearest(crop, crops)]
             elif note is not None:  # the sheet is written, without the specimen to compare: the review is not whole

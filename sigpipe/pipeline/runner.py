@@ -87,6 +87,7 @@ from sigpipe.pipeline.report import (
     ReferenceSet,
     RunSettings,
     RunSummary,
+    SignatureResult,
     document_verdict,
     orphaned_reports,
     out_lock,
@@ -575,7 +576,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
             old = read_report(report_path(config.out, name))
             if old is not None:
                 why = stale_reason(old, digest, claimed, idents, predictor.references(claimed), settings,
-                                   specimens=predictor.gallery.sources, **drawn(name))
+                                   specimens=predictor.gallery.specimen_files(), **drawn(name))
                 if why is None:
                     outcome.reports[name] = old
                     continue
@@ -598,7 +599,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
             _record(outcome, config.out, replace(report, **task.drawn), progress)
     else:
         threads = max(1, cores // workers)
-        with _handover((gallery.embeddings, gallery.images, gallery.digests, gallery.sources)) as state:
+        with _handover({f: getattr(gallery, f) for f in HANDED_OVER}) as state:
             del detector, verifier, gallery, predictor  # the workers load their own; free the parent's copy
             gc.collect()
             init = _WorkerInit(provider, threads, state, config.flow, config.ingest, idents,
@@ -692,14 +693,15 @@ def _rule_of(claim: Claim | None) -> tuple[Rule, dict[str, str]]:
 def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None, models: dict[str, str],
                  references: ReferenceSet, settings: RunSettings, account: str | None = None,
                  amount: Decimal | None = None, amount_missing: bool = False, currency: str = "",
-                 specimens: Mapping[str, Sequence[str]] | None = None) -> str | None:
+                 specimens: Mapping[str, Mapping[str, str | None]] | None = None) -> str | None:
     """Why a document's existing report must be redone, or None when it is up to date (status ok, and the same
     input, claim (with a cheque's account and amount), models, references and settings as this run).
 
-    ``specimens`` (a gallery's ``sources``: each person's specimen files, relative to REFS) also redoes a report
-    whose ``nearest_reference`` names a file its person no longer has: a specimen renamed leaves the references'
-    contents, and so their sha256, as they were, but the report would point an auditor or a review sheet at a file
-    that is gone."""
+    ``specimens`` (a gallery's :meth:`~sigpipe.verifier.gallery.Gallery.specimen_files`: each person's specimen
+    files, relative to REFS, and their sha256) also redoes a report whose ``nearest_reference`` names a file its
+    person no longer has, or (``nearest_reference_sha256``) a file now holding other contents: a specimen renamed,
+    or two swapping names, leaves the references' contents, and so their sha256, as they were, but the report would
+    point an auditor or a review sheet at a file that is gone or at another signature."""
     if not old.ok:
         return "it failed"
     if sha256 is None or old.document.sha256 != sha256:
@@ -720,11 +722,21 @@ def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None,
         return "the settings changed"
     if not _agrees_with_itself(old):
         return "it does not agree with itself (edited?)"
-    if specimens is not None and any(
-            s.nearest_reference is not None and s.identity is not None and s.identity in specimens
-            and s.nearest_reference not in specimens[s.identity] for s in old.signatures):
+    if specimens is not None and any(_moved(s, specimens) for s in old.signatures):
         return "a specimen it names was renamed or moved"
     return None
+
+
+def _moved(s: SignatureResult, specimens: Mapping[str, Mapping[str, str | None]]) -> bool:
+    """Whether signature ``s``'s ``nearest_reference`` is no longer its person's file of the contents it was
+    compared with (a person no longer enrolled is the references' change, not this)."""
+    if s.nearest_reference is None or s.identity is None or s.identity not in specimens:
+        return False
+    files = specimens[s.identity]
+    if s.nearest_reference not in files:
+        return True
+    now = files[s.nearest_reference]
+    return s.nearest_reference_sha256 is not None and now is not None and now != s.nearest_reference_sha256
 
 
 def _agrees_with_itself(r: DocumentReport) -> bool:
@@ -799,10 +811,13 @@ def _record(outcome: _Outcome, out: Path, report: DocumentReport, progress: Prog
 
 # --- worker processes --------------------------------------------------------------------------------------------
 
+HANDED_OVER = ("embeddings", "images", "digests", "sources", "source_digests")  # what workers get of the gallery
+
+
 @dataclass(frozen=True)
 class _WorkerInit:
     """Everything a worker needs, pickled once per worker process; the enrolled gallery (embeddings, images,
-    digests and sources by person) in the file ``gallery`` (:func:`_handover`)."""
+    its :data:`HANDED_OVER` fields) in the file ``gallery`` (:func:`_handover`)."""
 
     provider: Any
     threads: int
@@ -889,8 +904,7 @@ def _init_worker(init: _WorkerInit) -> None:
     except FileNotFoundError:
         os._exit(0)
     with f:
-        embeddings, images, digests, sources = pickle.load(f)  # noqa: S301
-    gallery = Gallery(verifier, embeddings, images=images, digests=digests, sources=sources)
+        gallery = Gallery(verifier, **pickle.load(f))  # noqa: S301
     _STATE.update(predictor=SignaturePredictor(detector, verifier, gallery, init.flow), ingest=init.ingest)
 
 

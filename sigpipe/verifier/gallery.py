@@ -97,9 +97,10 @@ class Gallery:
     preprocessed specimens (0 = background, 255 = ink); ``errors`` lists unusable specimen files; ``digests[person]``
     the sha256 of each of that person's enrolled specimen files; ``sources[person]`` the file each row of
     ``embeddings[person]`` came from (a PDF or page specimen can give several), relative to ``root`` (REFS) in
-    POSIX form (``alice/2019/a.png``); ``warnings`` what else went wrong at enrolment (an unusable cache, person
-    folders taken as one person), also logged; ``folders`` every person with a folder in ``root``, enrolled or not
-    (an enrolment limited to some people leaves the others unread)."""
+    POSIX form (``alice/2019/a.png``), and ``source_digests[person]`` that file's sha256 for each row; ``warnings``
+    what else went wrong at enrolment (an unusable cache, person folders taken as one person), also logged;
+    ``folders`` every person with a folder in ``root``, enrolled or not (an enrolment limited to some people leaves
+    the others unread)."""
 
     verifier: Verifier
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
@@ -107,6 +108,7 @@ class Gallery:
     images: dict[str, np.ndarray] = field(default_factory=dict)
     digests: dict[str, tuple[str, ...]] = field(default_factory=dict)
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    source_digests: dict[str, tuple[str, ...]] = field(default_factory=dict)
     root: Path | None = None
     warnings: list[str] = field(default_factory=list)
     folders: tuple[str, ...] = ()
@@ -289,6 +291,8 @@ class Gallery:
                 g.digests[person] = tuple(d for d, e in zip(digests[person], slots, strict=True) if e is not None)
                 g.sources[person] = tuple(name for name, e in zip(files[person], slots, strict=True)
                                           if e is not None for _ in range(len(e[0])))
+                g.source_digests[person] = tuple(d for d, e in zip(digests[person], slots, strict=True)
+                                                 if e is not None for _ in range(len(e[0])))
         for message in _duplicates({p: [(d, f) for d, f, e in zip(digests[p], files[p], found[p], strict=True)
                                         if e is not None] for p in g.embeddings}):
             warn(message)
@@ -299,6 +303,16 @@ class Gallery:
         gallery built from arrays)."""
         files = self.sources.get(person)
         return files[index] if files is not None and index is not None and 0 <= index < len(files) else None
+
+    def source_sha256(self, person: str, index: int | None) -> str | None:
+        """The sha256 of :meth:`source`'s file as it was enrolled; None when unknown."""
+        digests = self.source_digests.get(person)
+        return digests[index] if digests is not None and index is not None and 0 <= index < len(digests) else None
+
+    def specimen_files(self) -> dict[str, dict[str, str | None]]:
+        """Each enrolled person's specimen files (relative to REFS) and their sha256 (None when unknown)."""
+        return {p: dict(zip(names, self.source_digests.get(p) or [None] * len(names), strict=True))
+                for p, names in self.sources.items()}
 
     def specimen_path(self, relative: str) -> str:
         """A specimen file as ``errors`` name files: under ``root`` when the gallery was enrolled from a folder."""

@@ -178,6 +178,22 @@ def test_suspect_and_unreadable_references_are_marked(batch: dict[str, Path], ve
     assert all("its closest reference" in why and "cannot show it" in why for _, why in result.problems)
 
 
+def test_a_specimen_swapped_for_another_is_not_shown_as_the_closest(batch: dict[str, Path], verifier_manifest: Path):
+    out = _run(batch, verifier_manifest)
+    sig = _reports(out)["alice_letter.pdf"].signatures[0]
+    assert sig.nearest_reference == "alice/a1.png" and sig.nearest_reference_sha256 is not None
+    result = write_review(out, batch["scans"], batch["refs"], out / "review", specimen_reader(None), everything=True)
+    assert {s.document: s.reference_note for s in result.sheets}["alice_letter.pdf"] is None and not result.problems
+    # a1.png now holds bob's specimen (two files swapped names after the run): showing it as the closest reference
+    # would put the wrong signature beside the questioned one
+    (batch["refs"] / "alice" / "a1.png").write_bytes((batch["refs"] / "bob" / "b1.png").read_bytes())
+    result = write_review(out, batch["scans"], batch["refs"], out / "review", specimen_reader(None), everything=True)
+    note = {s.document: s.reference_note for s in result.sheets}["alice_letter.pdf"] or ""
+    assert "cannot show it" in note and "sha256 differs" in note
+    naming = {d for d, r in _reports(out).items() if any(x.nearest_reference == "alice/a1.png" for x in r.signatures)}
+    assert {d for d, _ in result.problems} == naming and "alice_letter.pdf" in naming
+
+
 def test_names_are_escaped_in_the_index(tmp_path: Path):
     scans, refs, out = tmp_path / "scans", tmp_path / "refs", tmp_path / "out"
     doc = "a&b <x>.png"

@@ -1,4 +1,5 @@
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -167,6 +168,26 @@ def test_rerun_redoes_what_changed_references_or_settings_affect(batch: dict[str
     assert reps["sub/bob_form.png"] == before["sub/bob_form.png"]  # carol's claim: kept
     assert reps["unsigned.jpg"] == before["unsigned.jpg"]  # one-to-many, but it names no specimen: kept
     assert run_batch(config(batch), models).processed == 1  # then only the failed one
+    sha = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in (batch["refs"] / "alice").iterdir()}
+    assert {s["nearest_reference_sha256"] for r in reps.values() for s in r["signatures"]
+            if s["nearest_reference"] == "alice/first.png"} == {sha["first.png"]}
+
+    # two specimens swapping names: the same names, the same contents, so the same references' sha256; but the
+    # reports naming first.png would now point at the other signature. They are redone, and name the file that
+    # holds what they were compared with.
+    a, b = batch["refs"] / "alice" / "first.png", batch["refs"] / "alice" / "renamed.png"
+    a.rename(a.with_suffix(".tmp"))
+    b.rename(a)
+    a.with_suffix(".tmp").rename(b)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="sigpipe.pipeline.runner"):
+        s = run_batch(config(batch), models)
+    assert s.processed == 3 and "2 because a specimen it names was renamed or moved" in caplog.text
+    swapped = all_reports(batch["out"])
+    for d in naming:
+        (sig,) = [s for s in swapped[d]["signatures"] if s["identity"] == "alice"]
+        assert sig["nearest_reference"] == "alice/renamed.png" and sig["nearest_reference_sha256"] == sha["first.png"]
+    assert run_batch(config(batch), models).processed == 1
 
     s = run_batch(config(batch, dpi=150), models)
     assert (s.processed, s.skipped) == (5, 0)
@@ -392,7 +413,7 @@ def test_with_a_timeout_every_worker_has_started_before_documents_are_timed(veri
 
     models = DoubleModels(verifier_manifest, start_delay=2.0)  # each worker takes 2 s to start
     det, ver = DoubleModels(verifier_manifest)(1)
-    with _handover(({}, {}, {}, {})) as gallery:
+    with _handover({}) as gallery:
         init = _WorkerInit(models, 1, gallery, FlowConfig(), IngestConfig(),
                            {"detector": det.ident, "verifier": ver.ident}, 30)
         _pools_start_as_asked(init)

@@ -621,7 +621,7 @@ def test_workers_get_the_gallery_through_a_private_file_removed_after(batch: dic
     dead.mkdir()
     alive = tmp_path / "tmp" / f"{HANDOVER_PREFIX}{os.getppid()}-x"
     alive.mkdir()
-    with _handover(({"a": 1}, {}, {}, {})) as path:
+    with _handover({"embeddings": {"a": 1}}) as path:
         assert stat.S_IMODE(Path(path).parent.stat().st_mode) == 0o700
     assert not Path(path).parent.exists()
     from pipeline_doubles import DoubleModels
