@@ -48,6 +48,9 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
         raise
 
 
+# Bytes of one document (or reference specimen) at the most: a sparse file of 50 GB takes 4 KB on disk and a minute to
+# hash and copy; a scan of 4 GiB would be 2,000 pages of 2 MB
+MAX_DOCUMENT_BYTES = 4 << 30
 COPY_PREFIX = "sigpipe-doc-"  # + the copying process's pid: a copy left by a killed process is found by it
 
 

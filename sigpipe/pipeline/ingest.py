@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
-from sigpipe._files import open_regular, visible_files
+from sigpipe._files import MAX_DOCUMENT_BYTES, open_regular, visible_files
 from sigpipe._names import readable
 from sigpipe._warnings import ignoring
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES, on_white, to_8bit  # documents and references: the same images
@@ -53,9 +53,6 @@ MAX_PAGE_PIXELS = 120_000_000
 # Pages read of one document at the most (sigpipe run --max-pages): a 500-page loan package passes; a small file of
 # 20,000 pages sharing one content stream (67 minutes at 5 pages/s) fails at once instead of every night
 MAX_DOCUMENT_PAGES = 2000
-# Bytes of one document at the most: a sparse file of 50 GB takes 4 KB on disk and a minute to hash and copy; a scan
-# of 4 GiB would be 2,000 pages of 2 MB
-MAX_DOCUMENT_BYTES = 4 << 30
 
 # PDFium document-loading error codes (fpdfview.h).
 _PDFIUM_PASSWORD = 4

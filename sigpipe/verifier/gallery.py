@@ -27,7 +27,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from sigpipe._files import trusted_cache, visible_files
+from sigpipe._files import MAX_DOCUMENT_BYTES, private_copy, trusted_cache, visible_files
 from sigpipe._names import readable
 from sigpipe._ultralytics import cache_dir
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES, read_gray
@@ -266,8 +266,17 @@ class Gallery:
                         hashes.append(digest)
                         named.append(readable(f.relative_to(root).as_posix()))
                         continue
-                    pending.append((person, len(slots), f, cached,
-                                    specimen_crops(f, loader, verifier.preprocess_cfg.colour)))
+                    # the bytes decoded are the bytes hashed: read by path again, a specimen swapped for another
+                    # between the two reads (and put back after) would leave the other's embedding cached under this
+                    # file's sha256, and every later run would judge against it while REFS looks as it should
+                    with private_copy(f, MAX_DOCUMENT_BYTES) as (copy, digest):
+                        try:
+                            crops = specimen_crops(copy, loader, verifier.preprocess_cfg.colour)
+                        except (SigpipeError, OSError, ValueError) as e:  # named by the file, not its copy
+                            skip(f, str(e).replace(str(copy), str(f)))
+                            continue
+                    cached = None if store is None else store / f"{key}-{digest}.npz"
+                    pending.append((person, len(slots), f, cached, crops))
                     slots.append(None)
                     hashes.append(digest)
                     named.append(readable(f.relative_to(root).as_posix()))

@@ -316,3 +316,34 @@ def test_a_red_dropout_verifier_reads_colour_specimens_by_their_red_channel(tiny
     g = Gallery.enroll(tmp_path / "refs", v)
     np.testing.assert_allclose(g.embeddings["alice"], v.embed([specimen[..., 2]]), atol=1e-6)
     assert not np.allclose(g.embeddings["alice"], v.embed([cv2.cvtColor(specimen, cv2.COLOR_BGR2GRAY)]), atol=1e-4)
+
+
+def test_a_specimen_swapped_while_it_is_enrolled_cannot_poison_the_cache(
+        tiny_verifier: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A specimen hashed by path and then decoded by path again could be another file at the second read (swapped
+    in by someone who can write REFS, and put back after): its embedding was cached under the genuine file's
+    sha256, and every later run judged the person's signatures against the forger's while REFS looked untouched.
+    The bytes decoded are now the bytes hashed, and the entry is filed under theirs."""
+    import sigpipe.verifier.gallery as gallery_module
+
+    refs = make_refs(tiny_corpus, tmp_path / "refs", {"alice": "001"})
+    genuine = sorted((refs / "alice").iterdir())[0]
+    forger = sorted((tiny_corpus / "002" / "genuine").glob("*.png"))[0].read_bytes()
+    kept = genuine.read_bytes()
+    v = Verifier.from_manifest(tiny_verifier)
+    clean = Gallery.enroll(refs, v, cache=tmp_path / "clean")
+    real_sha = gallery_module.sha256_file
+
+    def swapped_after_hashing(path: Any) -> str:
+        digest = real_sha(path)
+        if Path(path) == genuine:
+            genuine.write_bytes(forger)  # between the hash and the decoder
+        return digest
+
+    monkeypatch.setattr(gallery_module, "sha256_file", swapped_after_hashing)
+    Gallery.enroll(refs, v, cache=tmp_path / "cache")
+    monkeypatch.undo()
+    genuine.write_bytes(kept)  # put back: REFS as it should be
+    later = Gallery.enroll(refs, v, cache=tmp_path / "cache")
+    np.testing.assert_allclose(later.embeddings["alice"], clean.embeddings["alice"], atol=1e-6)
+    assert later.digests["alice"] == clean.digests["alice"]
