@@ -92,7 +92,7 @@ def calibrate_detector(weights: str | Path, data: str | Path, tag: str, name: st
         raise InputError(f"expected the .pt weights of a training run, got {weights}")
     if not tag.strip():
         raise InputError("--tag must not be empty")
-    spec, dirs = split_dirs(data, labels=("val",))  # the pages it reads
+    spec, dirs = split_dirs(data, labels=("val",), required=("val",))  # the pages it reads; no training pages
     pages = [p for folder in dirs["val"] for p in labelled_pages(folder)]
     if not any(len(b) for _, b in pages):
         raise InputError(f"{data}: its validation pages hold no labelled signature to calibrate on")

@@ -84,9 +84,11 @@ def dataset_root(spec: dict, data: Path) -> Path:
     return root if root.is_absolute() else data.parent / root
 
 
-def split_dirs(data: Path, labels: tuple[str, ...] = SPLITS) -> tuple[dict, dict[str, list[Path]]]:
+def split_dirs(data: Path, labels: tuple[str, ...] = SPLITS,
+               required: tuple[str, ...] = ("train", "val")) -> tuple[dict, dict[str, list[Path]]]:
     """A dataset yaml's contents and its splits' image folders (absolute), as Ultralytics resolves them; the label
-    files of the ``labels`` splits (those the caller reads) are checked (:func:`label_problems`)."""
+    files of the ``labels`` splits (those the caller reads) are checked (:func:`label_problems`), and the
+    ``required`` splits must be there (Ultralytics' trainer and validator want ``train`` and ``val``)."""
     try:
         d = yaml.safe_load(data.read_text())
     except (OSError, yaml.YAMLError) as e:
@@ -122,8 +124,8 @@ def split_dirs(data: Path, labels: tuple[str, ...] = SPLITS) -> tuple[dict, dict
         shown = "; ".join(problems[:MAX_LABEL_PROBLEMS]) + (
             f"; and {len(problems) - MAX_LABEL_PROBLEMS} more" if len(problems) > MAX_LABEL_PROBLEMS else "")
         raise InputError(f"{data}: {len(problems)} label line(s) Ultralytics would drop or misread: {shown}")
-    if "train" not in dirs or "val" not in dirs:
-        raise InputError(f"{data}: needs train and val image folders")
+    if any(split not in dirs for split in required):
+        raise InputError(f"{data}: needs {' and '.join(required)} image folders")
     return d, dirs
 
 

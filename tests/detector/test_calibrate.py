@@ -61,3 +61,18 @@ def test_calibrate_refuses_what_it_cannot_calibrate_on(trained: Path, tiny_datas
     assert res.exit_code == 2 and "no labelled signature to calibrate on" in res.output
     assert not trained.with_name(trained.name + ".json").exists() or json.loads(
         trained.with_name(trained.name + ".json").read_text())["tag"] != "t2"
+
+
+def test_calibrate_needs_no_training_pages(trained: Path, tiny_dataset: Path, tmp_path: Path):
+    """A bank calibrating a detector trained elsewhere on its own labelled pages has no train split to give."""
+    root = tiny_dataset.parent
+    only_val = tmp_path / "val.yaml"
+    only_val.write_text(f"path: {root}\nval: images/val\nnames:\n  0: signature\n")
+    res = CliRunner().invoke(cli, ["detector", "calibrate", str(trained), "--data", str(only_val), "--tag", "t3"])
+    assert res.exit_code == 0, res.output
+    m = json.loads(trained.with_name(trained.name + ".json").read_text())
+    assert m["tag"] == "t3" and m["calibration"]["pages"] == 4
+    no_val = tmp_path / "train.yaml"
+    no_val.write_text(f"path: {root}\ntrain: images/train\nnames:\n  0: signature\n")
+    res = CliRunner().invoke(cli, ["detector", "calibrate", str(trained), "--data", str(no_val), "--tag", "t4"])
+    assert res.exit_code == 2 and "needs val image folders" in res.output
