@@ -207,17 +207,21 @@ def orientation() -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--precision", type=click.Choice(["f32", "bf16"]), default="f32", show_default=True,
               help="bf16: forward passes in bfloat16 (about half the time on CPUs with AMX).")
+@click.option("--tag", default=None, help="The model's tag: reports name it orient-cnn.TAG <sha256 prefix> "
+                                          "(default: s<seed>).")
 def orientation_train(train_dirs: tuple[Path, ...], val_dirs: tuple[Path, ...], no_cue_dirs: tuple[Path, ...],
                       no_cue_val_dirs: tuple[Path, ...], out: Path, size: int, width: int, epochs: int, lr: float,
-                      seed: int, precision: str) -> None:
+                      seed: int, precision: str, tag: str | None) -> None:
     """Train the orientation network on upright pages, each shown turned by 0, 90, 180 and 270 degrees."""
     from sigpipe._cli import out_folder
     from sigpipe.pipeline.orientation_train import OrientTrainConfig, train
 
+    if tag is not None and (not tag.strip() or any(c.isspace() for c in tag)):
+        raise UsageFailure(f"--tag must be a word (it goes into the model's name in every report), got {tag!r}")
     out_folder(out)  # a folder under a regular file, or not writable: a usage error before any work
     try:
         manifest = train(train_dirs, val_dirs, out, OrientTrainConfig(size=size, width=width, epochs=epochs, lr=lr,
-                                                                      seed=seed, precision=precision),
+                                                                      seed=seed, precision=precision, tag=tag),
                          no_cue_dirs, no_cue_val_dirs)
     except (SigpipeError, ValueError) as e:
         raise UsageFailure(str(e)) from e

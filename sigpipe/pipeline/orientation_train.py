@@ -120,6 +120,7 @@ class OrientTrainConfig:
     seed: int = 0
     precision: str = "f32"
     threads: int = 2
+    tag: str | None = None  # the model's tag (reports name it orient-cnn.<tag> <sha256 prefix>); None: s<seed>
 
 
 def _predict(net: Any, x: np.ndarray, batch: int = 32) -> np.ndarray:
@@ -246,7 +247,7 @@ def train(train_dirs: Sequence[str | Path], val_dirs: Sequence[str | Path], out:
                       output_names=["logits"], dynamic_axes={"page": {0: "n"}, "logits": {0: "n"}}, opset_version=17,
                       dynamo=False)
     return write_manifest(out / "orientation.pt", {
-        "name": "orient-cnn", "tag": f"s{config.seed}", "architecture": "orient-cnn",
+        "name": "orient-cnn", "tag": config.tag or f"s{config.seed}", "architecture": "orient-cnn",
         "classes": [f"turned {r} degrees counter-clockwise" for r in ROTATIONS],
         "preprocessing": {"size": config.size, "input": "gray, ink 1 and paper 0, longer side = size, centred"},
         "decision": {"min_confidence": min_conf,

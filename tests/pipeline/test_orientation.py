@@ -139,6 +139,14 @@ def test_train_writes_a_loadable_model_and_eval_reports_turns(tmp_path: Path):
     result = CliRunner().invoke(cli, ["orientation", "train", "--pages", str(tmp_path / "val"), "--val",
                                       str(tmp_path / "val"), "--out", str(tmp_path / "a-file" / "sub")])
     assert result.exit_code == 2 and "is a file, not a folder" in result.output
+    result = CliRunner().invoke(cli, ["orientation", "train", "--pages", str(tmp_path / "train"), "--val",
+                                      str(tmp_path / "val"), "--out", str(tmp_path / "tagged"), "--size", "128",
+                                      "--width", "4", "--epochs", "1", "--tag", "bank1"])
+    assert result.exit_code == 0, result.output
+    assert PageOrienter(tmp_path / "tagged" / "orientation.pt.json", threads=1).ident.startswith("orient-cnn.bank1 ")
+    result = CliRunner().invoke(cli, ["orientation", "train", "--pages", str(tmp_path / "train"), "--val",
+                                      str(tmp_path / "val"), "--out", str(tmp_path / "tagged"), "--tag", "bank 1"])
+    assert result.exit_code == 2 and "--tag must be a word" in result.output
     (tmp_path / "out" / "orientation.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelError, match="does not match its manifest"):
         PageOrienter(manifest)
