@@ -97,3 +97,23 @@ def test_a_manifest_given_for_the_other_model_says_which_it_is():
         Verifier.from_manifest(WEIGHTS_DIR / "detector.pt.json")
     with pytest.raises(ModelError, match=r"verifier.pt.json is a verifier's manifest \(signet-triplet"):
         SignatureDetector.from_manifest(WEIGHTS_DIR / "verifier.pt.json")
+
+
+# The settings each shipped model was released with, by ident. Reports name models by ident and a re-run keeps a
+# report whose models' idents are unchanged, so a shipped manifest whose settings change (a threshold, max_det, an
+# export) needs a new tag: detector v6 once went from max_det 50 to 300 under the same ident, and reports of pages
+# with more than 50 signatures would have been kept. A new shipped model adds its line here.
+RELEASED_SETTINGS = {
+    "yolov8n-signature.v7 d64d2f471367": "6a67cb09b5e7e79b",
+    "signet-triplet.v9 e3339d618842": "7f7439ac059724d7",
+    "orient-cnn.v2 50db121d3e14": "61cee818011a2f7b",
+}
+
+
+@pytest.mark.parametrize("role", sorted(BUNDLED))
+def test_a_shipped_model_s_settings_change_only_with_its_ident(role: str):
+    m = bundled_manifest(role)
+    assert m.ident in RELEASED_SETTINGS, f"a new shipped model, {m.ident}: add it to RELEASED_SETTINGS"
+    assert settings_digest(m.data).startswith(RELEASED_SETTINGS[m.ident]), (
+        f"the settings of {m.ident} changed since it was released: give it a new tag (reports of the old settings "
+        "would be kept under the same ident)")

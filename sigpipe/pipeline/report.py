@@ -212,8 +212,12 @@ class ReferenceSet:
 # pixels are not square (a fax at 204 x 98 dpi) resampled to square pixels. 4: pages a few degrees askew levelled
 # before detection, their signatures verified levelled (page_skew). 5: a signature placed on a PDF page digitally
 # (typed, drawn, pasted, a signature field) is ``electronic``. 6: a conformed signature ("/s/ Jane Doe") in a PDF
-# page's text is one, ``electronic`` (placed ``conformed``), where such a page read as unsigned.
-READER_REVISION = 6
+# page's text is one, ``electronic`` (placed ``conformed``), where such a page read as unsigned. 7: session 29's
+# later fixes to conformed signatures ("/s/ A. Smith" a name, right-to-left names, a signature line at the baseline
+# no strike-through), which revision 6's reports were kept over; and signatures record the sha256 of their
+# ``nearest_reference``, which reports of earlier revisions lack (so they would never be checked for specimens
+# swapping names).
+READER_REVISION = 7
 
 
 @dataclass(frozen=True)
