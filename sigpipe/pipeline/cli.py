@@ -449,8 +449,11 @@ def cache_info(as_json: bool) -> None:
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A references folder the cache serves; repeat for each (entries of specimens in none are removed).")
 @click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
+@click.option("--unused-days", type=click.FloatRange(min=0), default=None,
+              help="Also remove entries no run has used for this many days, of specimens still in REFS too (after "
+                   "an upgrade that changed the models, the old release's entries are never used again).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def cache_prune(refs: tuple[Path, ...], dry_run: bool, as_json: bool) -> None:
+def cache_prune(refs: tuple[Path, ...], dry_run: bool, unused_days: float | None, as_json: bool) -> None:
     """Remove the cached embeddings and specimen images of specimens no longer in any REFS folder given.
 
     Deleting a person's folder (or a specimen) from REFS leaves what was cached of it behind; this removes it.
@@ -463,7 +466,7 @@ def cache_prune(refs: tuple[Path, ...], dry_run: bool, as_json: bool) -> None:
     from sigpipe.verifier.gallery import gallery_cache, prune_cache
 
     try:
-        result = prune_cache(refs, dry_run=dry_run)
+        result = prune_cache(refs, dry_run=dry_run, unused_days=unused_days)
     except SigpipeError as e:
         raise UsageFailure(str(e)) from e
     if as_json:
@@ -472,7 +475,8 @@ def cache_prune(refs: tuple[Path, ...], dry_run: bool, as_json: bool) -> None:
         for f in result.unreadable:
             click.echo(f"unreadable {f}: its cache entry, if any, is removed", err=True)
         verb = "would remove" if dry_run else "removed"
-        click.echo(f"{verb} {result.removed} entries ({_mb(result.removed_bytes)}) and {result.temporaries} "
+        unused = f", {result.unused} of them unused for {unused_days:g} days" if unused_days is not None else ""
+        click.echo(f"{verb} {result.removed} entries ({_mb(result.removed_bytes)}{unused}) and {result.temporaries} "
                    f"leftover temporaries; kept {result.kept} ({gallery_cache()})")
     if result.unreadable:
         click.get_current_context().exit(1)

@@ -210,7 +210,11 @@ class Gallery:
         def read_entry(cached: Path) -> tuple[np.ndarray, np.ndarray] | None:
             nonlocal denied
             try:
-                return _read_cached(cached)
+                item = _read_cached(cached)
+                if item is not None:
+                    with contextlib.suppress(OSError):  # another account's entry in a shared cache: left as it is
+                        os.utime(cached)  # used: 'cache prune --unused-days' keeps it
+                return item
             except PermissionError as e:  # another account's entry, in a cache shared without group read
                 if not denied:
                     denied = True
@@ -474,19 +478,22 @@ def gallery_cache() -> Path:
 
 @dataclass(frozen=True)
 class CachePrune:
-    """What :func:`prune_cache` found: entries ``kept`` (of a specimen still in REFS) and ``removed`` (of none), the
-    bytes those held, leftover temporaries removed, and the specimen files of REFS it could not read (their entries
-    are removed too: a file that cannot be read cannot be enrolled)."""
+    """What :func:`prune_cache` found: entries ``kept`` (of a specimen still in REFS) and ``removed`` (of none, or
+    ``unused`` of them: not used for as long as asked), the bytes those held, leftover temporaries removed, and the
+    specimen files of REFS it could not read (their entries are removed too: a file that cannot be read cannot be
+    enrolled)."""
 
     kept: int
     removed: int
     removed_bytes: int
     temporaries: int
     unreadable: tuple[str, ...]
+    unused: int = 0
 
     def to_dict(self) -> dict[str, object]:
-        return {"kept": self.kept, "removed": self.removed, "removed_bytes": self.removed_bytes,
-                "temporaries": self.temporaries, "unreadable": list(self.unreadable)}
+        return {"kept": self.kept, "removed": self.removed, "unused": self.unused,
+                "removed_bytes": self.removed_bytes, "temporaries": self.temporaries,
+                "unreadable": list(self.unreadable)}
 
 
 def specimen_digests(refs: Path) -> tuple[set[str], list[str]]:
@@ -505,7 +512,8 @@ def specimen_digests(refs: Path) -> tuple[set[str], list[str]]:
     return digests, unreadable
 
 
-def prune_cache(refs: Sequence[Path], folder: Path | None = None, dry_run: bool = False) -> CachePrune:
+def prune_cache(refs: Sequence[Path], folder: Path | None = None, dry_run: bool = False,
+                unused_days: float | None = None) -> CachePrune:
     """Remove the embedding cache entries of specimens that are no longer in any of the ``refs`` folders.
 
     An entry holds a specimen's embeddings and its preprocessed image (biometric data), under the sha256 of the
@@ -517,6 +525,9 @@ def prune_cache(refs: Sequence[Path], folder: Path | None = None, dry_run: bool 
         refs: every references folder the cache serves (an entry is kept when its file is in any of them).
         folder: the cache folder (default :func:`gallery_cache`).
         dry_run: count, remove nothing.
+        unused_days: also remove the entries no enrolment has written or read for that many days, of specimens
+            still in REFS too: after an upgrade that changed the models, the old release's entries (biometric data)
+            are never read again. An enrolment marks each entry it uses (its modification time).
 
     Raises:
         InputError: a folder of ``refs`` holds no person folder (one person's folder given, or a mistyped path):
@@ -532,26 +543,28 @@ def prune_cache(refs: Sequence[Path], folder: Path | None = None, dry_run: bool 
         keep |= digests
         unreadable += bad
     folder = folder or gallery_cache()
-    kept = removed = removed_bytes = temporaries = 0
+    kept = removed = removed_bytes = temporaries = unused = 0
     now = time.time()
     for f in sorted(folder.iterdir()) if folder.is_dir() else []:
         m = _ENTRY.match(f.name)
         try:
             if m is not None and f.is_file():
-                if m.group(1) in keep:
+                st = f.stat()
+                stale = unused_days is not None and now - st.st_mtime > unused_days * 86400.0
+                if m.group(1) in keep and not stale:
                     kept += 1
                     continue
-                size = f.stat().st_size
                 if not dry_run:
                     f.unlink()
-                removed, removed_bytes = removed + 1, removed_bytes + size
+                removed, removed_bytes = removed + 1, removed_bytes + st.st_size
+                unused += int(m.group(1) in keep)
             elif _TEMPORARY.match(f.name) and f.is_file() and now - f.stat().st_mtime > STALE_TEMPORARY_S:
                 if not dry_run:
                     f.unlink()
                 temporaries += 1
         except FileNotFoundError:  # removed meanwhile (another prune)
             continue
-    return CachePrune(kept, removed, removed_bytes, temporaries, tuple(unreadable))
+    return CachePrune(kept, removed, removed_bytes, temporaries, tuple(unreadable), unused)
 
 
 def _margin(m: Match) -> float:

@@ -46,7 +46,7 @@ def test_prune_removes_what_is_cached_of_specimens_no_longer_in_refs(cached: dic
     (gallery / "notes.txt").write_text("not a cache entry\n")
     code, out = invoke("cache", "prune", "--refs", str(refs), "--dry-run", "--json")
     assert code == 0 and json.loads(out) | {"folder": ""} == {
-        "kept": 2, "removed": 1, "removed_bytes": json.loads(out)["removed_bytes"], "temporaries": 1,
+        "kept": 2, "removed": 1, "unused": 0, "removed_bytes": json.loads(out)["removed_bytes"], "temporaries": 1,
         "unreadable": [], "dry_run": True, "folder": ""}
     assert len(list(gallery.glob("*.npz"))) == 5  # a dry run removes nothing
     code, out = invoke("cache", "prune", "--refs", str(refs))
@@ -62,6 +62,26 @@ def test_prune_removes_what_is_cached_of_specimens_no_longer_in_refs(cached: dic
     Gallery.enroll(other, Verifier.from_manifest(verifier_manifest))
     code, out = invoke("cache", "prune", "--refs", str(refs), "--refs", str(other), "--json")
     assert code == 0 and (json.loads(out)["kept"], json.loads(out)["removed"]) == (3, 0)
+
+
+def test_prune_removes_entries_no_run_has_used_for_so_many_days(cached: dict[str, Path], verifier_manifest: Path):
+    """After an upgrade that changed the models, the old release's entries (biometric data) are never read again,
+    but their specimens are still in REFS, so a plain prune keeps them."""
+    refs, gallery = cached["refs"], cached["gallery"]
+    month_ago = time.time() - 40 * 86400
+    entries = sorted(gallery.glob("*.npz"))
+    old_release = [gallery / f"{'f' * 12}{e.name[12:]}" for e in entries]  # the same specimens, another model
+    for e, old in zip(entries, old_release, strict=True):
+        shutil.copy(e, old)
+        os.utime(e, (month_ago, month_ago))
+        os.utime(old, (month_ago, month_ago))
+    Gallery.enroll(refs, Verifier.from_manifest(verifier_manifest))  # tonight's run reads the current entries
+    assert all(time.time() - e.stat().st_mtime < 3600 for e in entries)
+    code, out = invoke("cache", "prune", "--refs", str(refs), "--json")
+    assert code == 0 and (json.loads(out)["kept"], json.loads(out)["removed"]) == (6, 0)
+    code, out = invoke("cache", "prune", "--refs", str(refs), "--unused-days", "30")
+    assert code == 0 and out.startswith("removed 3 entries") and "3 of them unused for 30 days" in out
+    assert sorted(gallery.glob("*.npz")) == entries
 
 
 def test_prune_names_specimens_it_cannot_read_and_exits_1(cached: dict[str, Path],
