@@ -37,10 +37,26 @@ def cache_dir() -> Path:
     return Path(base) / "sigpipe"
 
 
+def threads_from_env() -> int | None:
+    """``$SIGPIPE_THREADS`` as a number of threads (at least 1), or None when it is not set.
+
+    Raises:
+        InputError: it is set to something else than a whole number (named, with its value).
+    """
+    env = os.environ.get("SIGPIPE_THREADS", "").strip()
+    if not env:
+        return None
+    try:
+        return max(1, int(env))
+    except ValueError:
+        from sigpipe.errors import InputError
+
+        raise InputError(f"SIGPIPE_THREADS must be a whole number of CPU threads, got {env!r}") from None
+
+
 def default_threads() -> int:
     """Torch threads for inference/training: all cores (Ultralytics' default of cores-1 is 1.7x slower on 2 cores)."""
-    env = os.environ.get("SIGPIPE_THREADS")
-    return int(env) if env else max(1, os.cpu_count() or 1)
+    return threads_from_env() or max(1, os.cpu_count() or 1)
 
 
 def _install_font(config_dir: Path) -> None:

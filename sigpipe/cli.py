@@ -1,13 +1,15 @@
 """The ``sigpipe`` command: a thin click group. Each subpackage owns its commands; this file only wires them.
 
 Exit codes: 0 success, 1 some documents/items failed, 2 usage or input errors (a missing model, or one that does not
-match its manifest, included; :func:`sigpipe._cli.fail`), 130 / 143 for ``sigpipe run`` stopped by SIGINT / SIGTERM.
+match its manifest, included; :func:`sigpipe._cli.fail`), 130 / 143 / 129 for ``sigpipe run`` stopped by SIGINT /
+SIGTERM / SIGHUP.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from typing import TextIO
 
@@ -58,7 +60,61 @@ def _settle(stream: TextIO | None) -> None:
         silence(stream)
 
 
+UTF8_REEXEC = "SIGPIPE_UTF8_REEXEC"  # set in the environment of the re-executed process: never a second time
+
+
+def utf8_file_names() -> None:
+    """Run in Python's UTF-8 mode when the locale's encoding is another (a scheduler agent under ``LANG=en_US`` or
+    ``en_US.ISO-8859-1``), by executing the same command again with ``PYTHONUTF8=1``, the same process id.
+
+    File and folder names are otherwise decoded with the locale's encoding while claims CSVs, signatory tables and
+    reports are UTF-8: "José cheque.png" on disk read as "JosÃ© cheque.png" matched no claim, the cheque was judged
+    one-to-many, and a forgery claimed by one customer came out ``genuine`` as another's signature. Names on disk
+    that are not UTF-8 (an old Latin-1 share) are then read as README says (``\\xNN`` escapes)."""
+    if sys.flags.utf8_mode or sys.getfilesystemencoding().lower().replace("-", "") == "utf8":
+        return
+    if os.environ.get(UTF8_REEXEC):  # the second time: go on as we are rather than loop
+        return
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    env = {**os.environ, "PYTHONUTF8": "1", UTF8_REEXEC: "1"}
+    try:
+        _settle(sys.stdout)
+        _settle(sys.stderr)
+        os.execve(sys.executable, argv, env)
+    except OSError as e:  # pragma: no cover - an interpreter that cannot be executed again
+        click.echo(f"Error: file names would be read as {sys.getfilesystemencoding()}, not UTF-8, and sigpipe "
+                   f"could not restart in UTF-8 mode ({e}): set PYTHONUTF8=1 or a UTF-8 locale (LANG=C.UTF-8)",
+                   err=True)
+        sys.exit(2)
+
+
+def standard_streams() -> None:
+    """Open os.devnull on whichever of the descriptors 0, 1 and 2 the process was started without (a daemon's closed
+    descriptors, ``2>&-``), and give Python a stream for each.
+
+    A closed descriptor is otherwise the number the next file opened gets: a native library's message for stderr
+    (libpng's warnings, OpenVINO's) would be written into a report, a document's private copy or the lock file, and
+    Python's ``sys.stderr`` is None, on which the progress line stopped the run after its first document."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one, as 0, 1, 2 go in order
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stdin is None:
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115 - the process's own, for its lifetime
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", buffering=1,  # noqa: SIM115
+                          closefd=False)
+
+
 def main() -> None:
+    utf8_file_names()
+    standard_streams()
     try:
         cli.main(standalone_mode=True)
     except SigpipeError as e:  # library errors that escaped a command: a clear message, no traceback

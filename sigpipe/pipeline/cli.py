@@ -2,7 +2,7 @@
 
 Exit codes: 0 every document was processed (whatever the verdicts), 1 some documents failed (their reports say why),
 2 usage errors (no documents, bad claims CSV, missing model, missing poppler for ``--pdf-backend pdf2image``...),
-130 / 143 interrupted (SIGINT / SIGTERM: the reports written so far are complete, a re-run resumes).
+130 / 143 / 129 interrupted (SIGINT / SIGTERM / SIGHUP: the reports written so far are complete, a re-run resumes).
 """
 
 from __future__ import annotations
@@ -44,12 +44,20 @@ verifier_option = click.option("--verifier-weights", type=manifest_path, default
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a scheduler's time limit), raised in the main thread to stop the run as Ctrl-C does: the
-    worker processes are stopped with it instead of living on."""
+    """SIGTERM (``kill``, a scheduler's time limit) or SIGHUP (the session that started the run ended), raised in the
+    main thread to stop the run as Ctrl-C does: the worker processes are stopped with it instead of living on, and
+    the temporary files go with the run. ``signum``: which."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
+    raise Terminated(signum)
+
+
+STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # handled like Ctrl-C; exit 128 + the signal's number
 
 
 def _say(message: str, err: bool = False) -> None:
@@ -148,16 +156,19 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, signatories: Pa
             pages=page_spec, accept_score=accept_score, other_signers=other_signers, max_pages=max_pages,
         )
         main = threading.current_thread() is threading.main_thread()  # only there can a handler be set
-        previous = signal.signal(signal.SIGTERM, _terminate) if main else None
+        # a signal ignored when the run started stays so: nohup's SIGHUP
+        previous = {s: signal.signal(s, _terminate) for s in STOPPING_SIGNALS
+                    if main and signal.getsignal(s) is not signal.SIG_IGN}
         try:
             summary = run_batch(config)
         finally:
-            if main:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
-    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: one line, the shell's exit code for the signal
-        name, code = ("terminated", 143) if isinstance(e, Terminated) else ("interrupted", 130)
+            for s, handler in previous.items():
+                signal.signal(s, signal.SIG_DFL if handler is None else handler)
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM or SIGHUP: one line, the shell's exit code for the signal
+        signum = int(e.signum if isinstance(e, Terminated) else signal.SIGINT)
+        name = {int(signal.SIGTERM): "terminated", int(signal.SIGHUP): "hung up"}.get(signum, "interrupted")
         _say(f"sigpipe: {name}; the reports written so far are complete: run again to resume", err=True)
-        sys.exit(code)
+        sys.exit(128 + signum)
     except ValueError as e:
         raise click.UsageError(str(e)) from e
     except SigpipeError as e:

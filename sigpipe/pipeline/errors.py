@@ -130,3 +130,10 @@ class OutputWriteError(SigpipeError):
     the reports already written are complete, and a re-run resumes from them."""
 
     kind = "output_write"
+
+
+class TemporaryFolderError(SigpipeError):
+    """The temporary folder (``$TMPDIR``) cannot take what the run must put there for its worker processes (full,
+    read-only): the run stops before any document, as it does for an unwritable OUT."""
+
+    kind = "temporary_folder"

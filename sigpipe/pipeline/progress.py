@@ -92,7 +92,7 @@ class Progress:
                  interval: float = 2.0) -> None:
         self.total = total
         self.stream = stream or sys.stderr
-        self.enabled = enabled and total > 0
+        self.enabled = enabled and total > 0 and self.stream is not None  # None: started with stderr closed
         self.interval = interval
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.done = 0

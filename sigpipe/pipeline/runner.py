@@ -14,6 +14,7 @@ hangs a native library cannot stall an overnight batch.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import hashlib
@@ -61,6 +62,7 @@ from sigpipe.pipeline.errors import (
     NoClaimError,
     NoDocumentsError,
     OutputWriteError,
+    TemporaryFolderError,
     UnknownAccountError,
     WorkerCrashError,
 )
@@ -322,9 +324,11 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
 
 def available_cores() -> int:
     """CPU threads this process may use: ``$SIGPIPE_THREADS`` if set, else the CPUs in its affinity mask."""
-    env = os.environ.get("SIGPIPE_THREADS")
-    if env:
-        return max(1, int(env))
+    from sigpipe._ultralytics import threads_from_env
+
+    env = threads_from_env()
+    if env is not None:
+        return env
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
@@ -593,10 +597,14 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         log.warning("%d workers on %d cores: each worker gets 1 thread; fewer workers would be faster",
                     workers, cores)
     if workers == 1 and config.timeout is None:
-        for task in tasks:
-            report = predictor(task.path, relative=task.name, claimed=task.claimed, sha256=task.sha256,
-                               ingest=config.ingest)
-            _record(outcome, config.out, replace(report, **task.drawn), progress)
+        try:
+            for task in tasks:
+                report = predictor(task.path, relative=task.name, claimed=task.claimed, sha256=task.sha256,
+                                   ingest=config.ingest)
+                _record(outcome, config.out, replace(report, **task.drawn), progress)
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM: a poppler process rendering would outlive the run
+            kill_all([p for p in descendants(os.getpid()) if _command(p) in POPPLER_TOOLS])  # only those: this
+            raise  # process may be a program of the caller's, with children of its own
     else:
         threads = max(1, cores // workers)
         with _handover({f: getattr(gallery, f) for f in HANDED_OVER}) as state:
@@ -843,14 +851,27 @@ def _handover(state: object) -> Iterator[str]:
     worker. The file is in a folder of the account's own (0700) in the temporary folder; one that a run killed
     outright (SIGKILL) leaves behind is removed by the account's next run (:func:`_run`).
     """
-    folder = Path(tempfile.mkdtemp(prefix=f"{HANDOVER_PREFIX}{os.getpid()}-"))
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f"{HANDOVER_PREFIX}{os.getpid()}-"))
+    except OSError as e:
+        raise _no_room(e) from e
     try:
         path = folder / "gallery.pickle"
-        with open(path, "wb") as f:
-            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            with open(path, "wb") as f:
+                pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        except OSError as e:
+            raise _no_room(e) from e
         yield str(path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _no_room(e: OSError) -> TemporaryFolderError:
+    return TemporaryFolderError(
+        f"cannot write the worker processes' copy of the references into the temporary folder "
+        f"{tempfile.gettempdir()} ({e.strerror or e}): free space there, or set TMPDIR to a folder with room "
+        "(or run with --workers 1 and no --timeout); no document was processed")
 
 
 def _remove_stale_handovers() -> None:
@@ -884,12 +905,14 @@ def _init_worker(init: _WorkerInit) -> None:
     """Pool initializer: die with the run, configure logging and threads, load the models once, rebuild the
     gallery.
 
-    Ctrl-C reaches every process of the terminal's group: the run handles it (and stops its workers), so a worker
-    ignores it rather than print its own traceback. A worker that finds the gallery's file gone started too late:
-    the run has ended (its last documents were done before this worker had loaded its models, or it was
-    interrupted), and it leaves quietly instead of logging a failed start after a successful run.
+    Ctrl-C, and a session's end (SIGHUP), reach every process of the terminal's group: the run handles them (and
+    stops its workers), so a worker ignores them rather than print its own traceback. A worker that finds the
+    gallery's file gone started too late: the run has ended (its last documents were done before this worker had
+    loaded its models, or it was interrupted), and it leaves quietly instead of logging a failed start after a
+    successful run.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the session's end reaches the run too, which stops its workers
     warnings.simplefilter("always")  # as `sigpipe run` does: each document's library warnings logged (_warnings)
     _die_with_parent(init.parent)
     logging.basicConfig(level=init.log_level, handlers=[StderrHandler()])  # as the CLI logs: names escaped
@@ -1047,13 +1070,50 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: floa
 
 def _kill_workers(ex: ProcessPoolExecutor) -> None:
     """Kill the pool's worker processes (a stuck native call cannot be interrupted otherwise; Python 3.14 has
-    ``ProcessPoolExecutor.kill_workers``, 3.11 only the private process table)."""
+    ``ProcessPoolExecutor.kill_workers``, 3.11 only the private process table), and the processes they started
+    (poppler's, rendering a PDF pypdfium2 could not open): those would outlive their worker, and one that hangs on a
+    file would hold a core every night after."""
     for proc in list((getattr(ex, "_processes", None) or {}).values()):
         try:
+            started = descendants(proc.pid) if proc.pid is not None else []
             proc.kill()
             proc.join(5)
+            kill_all(started)
         except (OSError, ValueError, AttributeError):
             pass
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes ``pid`` started, and theirs (Linux's ``/proc``; none found elsewhere)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in children.read_text().split()]
+            except (OSError, ValueError):  # gone meanwhile
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+POPPLER_TOOLS = frozenset({"pdfinfo", "pdftoppm", "pdftocairo"})  # what pdf2image runs
+
+
+def _command(pid: int) -> str:
+    """The command name of process ``pid`` (Linux's ``/proc``), "" when unknown."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def kill_all(pids: Sequence[int]) -> None:
+    """SIGKILL each of ``pids`` that is still there."""
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _collect(fut: Future[dict[str, Any]], task: _Task, init: _WorkerInit) -> DocumentReport:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,11 @@ class InkBlobDetector:
             if self.crash_on_black and page.mean() < 10:
                 os._exit(70)  # like a segfault in native code: the process is gone, no exception
             if self.hang_on_black and page.mean() < 10:
+                mark = os.environ.get("SIGPIPE_TEST_CHILD_MARK")
+                if mark:  # like poppler hanging on a PDF: a process of its own, waited for
+                    child = subprocess.Popen(["sleep", "300"])
+                    Path(mark).write_text(str(child.pid))
+                    child.wait()
                 while True:  # like a native call that never returns
                     time.sleep(60)
             gray = cv2.cvtColor(page, cv2.COLOR_BGR2GRAY) if page.ndim == 3 else page

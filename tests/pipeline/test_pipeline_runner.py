@@ -405,6 +405,28 @@ def test_a_document_past_the_timeout_is_stopped_and_the_batch_goes_on(batch: dic
         config(batch, timeout=0)
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_timed_out_worker_takes_the_processes_it_started_with_it(batch: dict[str, Path], verifier_manifest: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch):
+    """A PDF pypdfium2 cannot open goes to poppler, a process of its own: killed with its worker, it lived on under
+    init, and one that hangs on a file would hold a core every night after."""
+    import numpy as np
+
+    mark = batch["out"].parent / "started"
+    monkeypatch.setenv("SIGPIPE_TEST_CHILD_MARK", str(mark))
+    save_image(batch["scans"] / "poison.png", np.zeros((300, 400), np.uint8))  # the double hangs on it, in a child
+    s = run_batch(config(batch, timeout=3.0, workers=1), DoubleModels(verifier_manifest, hang_on_black=True))
+    assert [f.document for f in s.failures if f.kind == "timeout"] == ["poison.png"]
+    child = int(mark.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.1)
+    alive = _alive(child)
+    if alive:  # do not leave it behind if the test fails
+        os.kill(child, signal.SIGKILL)
+    assert not alive
+
+
 def test_with_a_timeout_every_worker_has_started_before_documents_are_timed(verifier_manifest: Path, tmp_path: Path):
     """Otherwise a document queued for a worker still loading its models would spend its time limit waiting."""
     from sigpipe.pipeline.flow import FlowConfig
@@ -681,15 +703,20 @@ def _cli_run_with_two_workers(tmp_path: Path, verifier_manifest: Path) -> tuple[
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
-def test_sigterm_stops_the_run_and_its_workers_and_a_rerun_resumes(tmp_path: Path, verifier_manifest: Path):
+@pytest.mark.parametrize(("signum", "code", "said"), [(signal.SIGTERM, 143, "terminated"),
+                                                      (signal.SIGHUP, 129, "hung up")])
+def test_sigterm_stops_the_run_and_its_workers_and_a_rerun_resumes(tmp_path: Path, verifier_manifest: Path,
+                                                                   signum: int, code: int, said: str):
+    """SIGTERM: kill, a scheduler's time limit. SIGHUP: the session that started the run ended (it killed the run
+    outright, leaving the workers' copy of the references in the temporary folder until the next run)."""
     scans, refs, out = tmp_path / "scans", tmp_path / "refs", tmp_path / "out"
     out.mkdir()
     (out / "summary.json").write_text("{}")  # an earlier run's summary: not this run's
     proc, workers = _cli_run_with_two_workers(tmp_path, verifier_manifest)
-    proc.send_signal(signal.SIGTERM)  # the parent alone, as kill and schedulers do
+    proc.send_signal(signum)  # the parent alone, as kill and schedulers do
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 143, err.decode()[-2000:]
-    assert "terminated; the reports written so far are complete" in err.decode()
+    assert proc.returncode == code, err.decode()[-2000:]
+    assert f"{said}; the reports written so far are complete" in err.decode()
     assert "Traceback" not in err.decode()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(map(_alive, workers)):

@@ -1,0 +1,106 @@
+"""What a scheduler's environment gives ``sigpipe``: a locale whose encoding is not UTF-8, closed standard
+descriptors, a full temporary folder, a malformed ``$SIGPIPE_THREADS``."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sigpipe.cli import cli
+from sigpipe.errors import InputError
+from sigpipe.pipeline.errors import TemporaryFolderError
+from sigpipe.pipeline.progress import Progress
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _python(code: str, env: dict[str, str], **kw: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=120, **kw)  # type: ignore[call-overload]
+
+
+def test_file_names_are_read_as_utf8_whatever_the_locale(tmp_path: Path):
+    """Under a locale whose encoding is not UTF-8 (here the C locale with Python's own UTF-8 fallbacks turned off,
+    as a Latin-1 locale of a scheduler agent does), "José cheque.png" was read as another name than the claims CSV
+    gives it: the claim matched nothing and a forgery came out genuine as someone else's signature."""
+    (tmp_path / "José cheque.png").write_bytes(b"")
+    code = ("import os, sys\nfrom sigpipe.cli import utf8_file_names\nutf8_file_names()\n"
+            f"print(sys.flags.utf8_mode, sys.getfilesystemencoding(), "
+            f"os.listdir({str(tmp_path)!r}) == ['Jos\\u00e9 cheque.png'])")  # the code itself ASCII
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0",
+           "PYTHONUTF8": "0"}
+    plain = _python("import sys; print(sys.getfilesystemencoding())", env)
+    if plain.stdout.strip().lower().replace("-", "") == "utf8":
+        pytest.skip("this Python reads file names as UTF-8 under any locale")
+    r = _python(code, env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["1", "utf-8", "True"]
+
+
+def test_closed_standard_descriptors_are_opened_on_devnull():
+    """Started with stderr closed (a daemon's descriptors), the next file opened took descriptor 2, where native
+    libraries write their warnings, and Python's stderr was None, on which the progress line stopped the run."""
+    code = ("import os, sys\nfrom sigpipe.cli import standard_streams\nstandard_streams()\n"
+            "f = open(os.devnull)\nsys.stderr.write('x\\n')\nsys.stderr.flush()\n"
+            "print(f.fileno() > 2, sys.stderr is not None, os.path.realpath('/proc/self/fd/2'))")
+    r = _python(code, dict(os.environ), preexec_fn=lambda: os.close(2))
+    assert r.returncode == 0
+    assert r.stdout.split() == ["True", "True", os.devnull]
+
+
+def test_progress_without_a_stderr_is_off(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(sys, "stderr", None)
+    p = Progress(3)
+    p.update(1)  # raised AttributeError: None has no write
+    assert not p.enabled and p.done == 1
+
+
+def test_a_malformed_sigpipe_threads_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    from sigpipe._ultralytics import threads_from_env
+    from sigpipe.pipeline.runner import available_cores
+
+    monkeypatch.setenv("SIGPIPE_THREADS", "3")
+    assert threads_from_env() == 3 and available_cores() == 3
+    monkeypatch.setenv("SIGPIPE_THREADS", "abc")
+    with pytest.raises(InputError, match="SIGPIPE_THREADS must be a whole number of CPU threads, got 'abc'"):
+        available_cores()
+    import cv2
+    import numpy as np
+
+    (tmp_path / "scans").mkdir()
+    (tmp_path / "refs").mkdir()
+    cv2.imwrite(str(tmp_path / "scans" / "a.png"), np.full((50, 50), 255, np.uint8))
+    r = CliRunner().invoke(cli, ["run", str(tmp_path / "scans"), "--refs", str(tmp_path / "refs"), "--out",
+                                 str(tmp_path / "out")])
+    assert r.exit_code == 2 and "SIGPIPE_THREADS" in r.output
+
+
+def test_a_full_temporary_folder_stops_a_run_with_workers_in_one_line(monkeypatch: pytest.MonkeyPatch):
+    """With --workers or --timeout the enrolled references go to the workers through a file in $TMPDIR: a full one
+    gave a traceback and exit 1 with no report."""
+    from sigpipe.pipeline.runner import _handover
+
+    def full(*a: object, **k: object) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", full)
+    with pytest.raises(TemporaryFolderError, match="No space left on device.*set TMPDIR"), _handover({}):
+        pass
+
+
+def test_the_processes_a_process_started_are_found():
+    from sigpipe.pipeline.runner import _command, descendants
+
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert child.pid in descendants(os.getpid()) and _command(child.pid) == "sleep"
+    finally:
+        child.kill()
+        child.wait()
