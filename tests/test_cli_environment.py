@@ -104,3 +104,15 @@ def test_the_processes_a_process_started_are_found():
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_program_of_one_s_own_is_warned_when_names_are_not_read_as_utf8():
+    code = ("import logging\nlogging.basicConfig()\nfrom sigpipe.pipeline.runner import warn_non_utf8_names\n"
+            "warn_non_utf8_names()")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0",
+           "PYTHONUTF8": "0"}
+    r = _python(code, env)
+    if "utf" in _python("import sys; print(sys.getfilesystemencoding())", env).stdout.lower():
+        pytest.skip("this Python reads file names as UTF-8 under any locale")
+    assert r.returncode == 0 and "file names are read as ascii, not UTF-8" in r.stderr
+    assert "not UTF-8" not in _python(code, {**env, "PYTHONUTF8": "1"}).stderr

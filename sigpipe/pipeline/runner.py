@@ -312,6 +312,7 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
                       other_signers=other_signers)
     detector, verifier = ManifestModels(detector_weights, verifier_weights, precision=precision,
                                         orient=orient)(threads or available_cores())
+    warn_non_utf8_names()
     gallery = Gallery.enroll(refs, verifier, loader=specimen_loader(detector, replace(ingest, pages=None),
                                                                     crop_margin), cache=cache, people=people)
     wanted = [people] if isinstance(people, str) else sorted(set(people or ()))
@@ -320,6 +321,16 @@ def load_predictor(refs: str | Path, *, detector_weights: Path | None = None, ve
             log.warning("%r has no usable references in %s: documents claimed by them get no_reference", person,
                         refs)
     return SignaturePredictor(detector, verifier, gallery, flow, ingest, hint_claims=True)
+
+
+def warn_non_utf8_names() -> None:
+    """Warn when this Python reads file names in another encoding than UTF-8 (a locale such as ``en_US.ISO-8859-1``,
+    outside Python's UTF-8 mode), as claims files and reports are written: a name with accents then matches no
+    claim. The ``sigpipe`` command restarts itself in UTF-8 mode; a program of one's own runs with PYTHONUTF8=1."""
+    encoding = sys.getfilesystemencoding()
+    if not sys.flags.utf8_mode and encoding.lower().replace("-", "") != "utf8":
+        log.warning("file names are read as %s, not UTF-8: a document or person whose name is not plain ASCII will "
+                    "not match its claim (claims files are UTF-8); run Python with PYTHONUTF8=1", encoding)
 
 
 def available_cores() -> int:
@@ -367,6 +378,7 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     """
     started = datetime.now(UTC)
     t0 = time.monotonic()
+    warn_non_utf8_names()
     with ExitStack() as stack:
         held = False
 
