@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import shlex
 import shutil
 import stat
 import tempfile
@@ -40,7 +41,10 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
     """
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise OSError(errno.EISDIR, "a folder, not a file", str(path))
+        if not stat.S_ISREG(mode):
             raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)", str(path))
         return os.fdopen(fd, "rb")
     except BaseException:
@@ -153,6 +157,20 @@ def trusted_cache(folder: Path, data: Path) -> tuple[Path | None, str | None]:
     owners = {os.getuid(), 0, data.stat().st_uid} if hasattr(os, "getuid") else set()
     why = untrusted_folder(real, owners)
     return (real, None) if why is None else (None, why)
+
+
+def readable_by_all(folder: Path) -> str | None:
+    """A warning when every account may read ``folder`` (a cache of signature images and embeddings, biometric data,
+    created before sigpipe made such folders 0700, or by hand), else None. Group access is left as it is: a team
+    may share a cache on purpose."""
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return None
+    if not mode & (stat.S_IROTH | stat.S_IXOTH):
+        return None
+    return (f"{folder} can be read by every account on this machine (mode {stat.S_IMODE(mode):o}); it holds "
+            f"signature images and embeddings, biometric data: chmod o-rwx {shlex.quote(str(folder))}")
 
 
 def save_npz(path: Path, compressed: bool = False, **arrays: Any) -> None:

@@ -19,7 +19,7 @@ from sigpipe import __version__
 from sigpipe.datasets.cli import datasets
 from sigpipe.detector.cli import detector
 from sigpipe.errors import SigpipeError
-from sigpipe.pipeline.cli import cache, check_refs, orientation, review, run, x9
+from sigpipe.pipeline.cli import cache, check_refs, find_person, orientation, review, run, x9
 from sigpipe.pipeline.progress import StderrHandler, printable, silence
 from sigpipe.verifier.cli import verifier, verify
 
@@ -40,6 +40,7 @@ cli.add_command(run)
 cli.add_command(verify)
 cli.add_command(check_refs)
 cli.add_command(review)
+cli.add_command(find_person)
 cli.add_command(cache)
 cli.add_command(verifier)
 cli.add_command(detector)

@@ -25,7 +25,7 @@ import os
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -194,9 +194,9 @@ def normalise_claim(claimed: Claim | Sequence[str] | None, required: int | None 
         claimed = claimed.people
     if isinstance(claimed, str):
         claimed = [claimed]
-    elif not isinstance(claimed, Iterable):
+    elif isinstance(claimed, bytes | Mapping) or not isinstance(claimed, Iterable):
         raise ValueError(f"claimed must be a person's name, several names or None, not {claimed!r}")
-    raw = list(claimed)
+    raw = sorted(claimed) if isinstance(claimed, Set) else list(claimed)  # a set's order is the hash seed's
     if not raw or not all(isinstance(n, str) and n.strip() for n in raw):
         raise ValueError(f"claimed must be a person's name, several names or None, not {raw!r}")
     names = tuple(dict.fromkeys(unicodedata.normalize("NFC", n.strip()) for n in raw))

@@ -416,6 +416,39 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
+@click.command("find-person")
+@click.argument("person")
+@click.argument("outs", metavar="OUT [OUT ...]", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--review", "review_folders", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A review folder given to 'sigpipe review --to' outside OUT (repeatable; OUT/review is looked in "
+                   "anyway).")
+def find_person(person: str, outs: tuple[Path, ...], review_folders: tuple[Path, ...]) -> None:
+    """List the files in run folders (OUT) that name PERSON: their reports (claimed, judged as the signer, or one of
+    their specimens the closest reference), the review sheets of those documents, and a summary.csv naming them.
+
+    For erasing a customer's data (README, "Erasing a person's data"): what to delete is your retention policy's
+    call; this says where it is. Exit 0 when something names them, 1 when nothing does, 2 when a report could not
+    be read (listed on stderr: look at it by hand).
+    """
+    from sigpipe.pipeline.review import files_naming
+
+    found_any = unreadable_any = False
+    for out in outs:
+        found, unreadable = files_naming(person, out, review_folders)
+        for f in found:
+            _say(str(f))
+        for f in unreadable:
+            _say(f"cannot read {f}: look at it by hand", err=True)
+        found_any |= bool(found)
+        unreadable_any |= bool(unreadable)
+    if unreadable_any:
+        click.get_current_context().exit(2)
+    if not found_any:
+        _say(f"nothing in {', '.join(map(str, outs))} names {person!r}", err=True)
+        click.get_current_context().exit(1)
+
+
 @click.group("cache")
 def cache() -> None:
     """sigpipe's cache: the references' embeddings and preprocessed specimen images (biometric data, README,

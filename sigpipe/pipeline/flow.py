@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import re
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -492,12 +494,16 @@ class SignaturePredictor:
             A report with status ``ok``, or ``error`` with the reason (bad input, or an unexpected failure).
 
         Raises:
-            ValueError: ``claimed`` is an empty name or names nobody.
+            ValueError: ``claimed`` is an empty name or names nobody, or ``sha256`` is not 64 hexadecimal digits.
         """
         claimed = normalise_claim(claimed)
         ingest = ingest or self.ingest
         path = Path(path)
-        rel = relative or path.name or str(path)
+        rel = (Path(relative).as_posix() if isinstance(relative, os.PathLike) else relative) or path.name or str(path)
+        if sha256 is not None:  # as reports write it; another spelling was taken for a file that changed
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+                raise ValueError(f"sha256 must be 64 hexadecimal digits, got {sha256!r}")
+            sha256 = sha256.lower()
         if self.hint_claims:
             self._hint(claimed, rel)
         t0 = time.perf_counter()

@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -563,12 +564,17 @@ def read_report(path: Path) -> DocumentReport | None:
         return None  # an edited report (a null box, a list for an object, a number too large for a float) too
 
 
-def remove_stale_temporaries(out: Path) -> int:
-    """Delete temporary files left in ``out`` by a run that was killed mid-write; returns how many."""
+def remove_stale_temporaries(out: Path, older_than: float = 0.0) -> int:
+    """Delete temporary files left in ``out`` by a run (or review) that was killed mid-write; returns how many.
+    ``older_than``: only those last written that many seconds ago or more (where no lock keeps another writer out,
+    a younger one may be being written)."""
     n = 0
+    now = time.time()
     if out.is_dir():
         for p in out.rglob(f".*{TMP_SUFFIX}"):
             try:
+                if older_than and now - p.stat().st_mtime < older_than:
+                    continue
                 p.unlink()
                 n += 1
             except OSError:

@@ -13,6 +13,7 @@ the sheet never shows other pixels than those the verdict rests on.
 
 from __future__ import annotations
 
+import csv
 import errno
 import html
 import json
@@ -20,6 +21,7 @@ import logging
 import math
 import os
 import re
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -32,17 +34,19 @@ import numpy as np
 
 from sigpipe._names import from_readable, readable
 from sigpipe.errors import SigpipeError
-from sigpipe.pipeline.claims import Mandate, NameHints, rule_text
+from sigpipe.pipeline.claims import Mandate, NameHints, claimants, rule_text
 from sigpipe.pipeline.flow import upright_crop
 from sigpipe.pipeline.ingest import DEFAULT_DPI, IngestConfig, PageSelection, iter_pages
 from sigpipe.pipeline.orientation import turn_upright
 from sigpipe.pipeline.placed import not_judged
 from sigpipe.pipeline.report import (
     REPORT_SUFFIX,
+    SUMMARY_CSV,
     SUMMARY_JSON,
     DocumentReport,
     SignatureResult,
     read_report,
+    remove_stale_temporaries,
     write_bytes_atomic,
 )
 from sigpipe.verifier.gallery import SpecimenLoader, person_dirs, specimen_crops, specimen_files
@@ -54,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SHEET_SUFFIX = ".png"
+STALE_SHEET_S = 3600.0  # a sheet is written and renamed within seconds: a temporary an hour old was left by a kill
 INDEX_HTML = "index.html"
 PANEL_H = 300  # pixels: height of the three panels of a sheet
 PANEL_W = 480  # pixels: their widest
@@ -215,6 +220,44 @@ def iter_reports(out: Path) -> Iterator[tuple[str, DocumentReport | None]]:
         if p.parent == out and p.name == SUMMARY_JSON:
             continue
         yield p.relative_to(out).as_posix(), read_report(p)
+
+
+def names_person(report: DocumentReport, person: str) -> bool:
+    """Whether ``report`` names ``person`` (as REFS folders and claims name people, either Unicode form): claimed,
+    judged as the signer, or one of their specimens the closest reference."""
+    want = unicodedata.normalize("NFC", person)
+    people = {*claimants(report.claimed_identity), *(s.identity for s in report.signatures if s.identity),
+              *(s.nearest_reference.split("/", 1)[0] for s in report.signatures if s.nearest_reference)}
+    return want in {unicodedata.normalize("NFC", p) for p in people}
+
+
+def files_naming(person: str, out: Path, review_folders: Sequence[Path] = ()) -> tuple[list[Path], list[Path]]:
+    """What in ``out`` (a run's OUT) names ``person``: their reports, the review sheets of those documents (in
+    ``out/review`` and each of ``review_folders``) and a ``summary.csv`` with a row naming them; and the report files
+    that cannot be read (to look at by hand). For erasing a person's data (README)."""
+    found: list[Path] = []
+    unreadable: list[Path] = []
+    folders = [out / "review", *review_folders]
+    for name, report in iter_reports(out):
+        if report is None:
+            unreadable.append(out / name)
+            continue
+        if not names_person(report, person):
+            continue
+        found.append(out / name)
+        for folder in folders:
+            found += [f for n in range(1, len(report.signatures) + 1)
+                      if (f := folder / sheet_name(report.document.path, n)).is_file()]
+    summary = out / SUMMARY_CSV
+    if summary.is_file():
+        want = unicodedata.normalize("NFC", person)
+        with open(summary, encoding="utf-8", newline="") as text:
+            rows = csv.DictReader(text)
+            if any(want in {unicodedata.normalize("NFC", p) for p in (row.get("identity") or "",
+                                                                    *(row.get("claimed_identity") or "").split(";"))}
+                   for row in rows):
+                found.append(summary)
+    return found, unreadable
 
 
 def to_review(report: DocumentReport, everything: bool = False) -> list[int]:
@@ -675,6 +718,8 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
     # the sheets show signatures and reference specimens, biometric data: a folder the review creates is its user's
     # alone, as the cache's is (one that exists keeps the permissions its owner gave it, a review team's say)
     to.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # a sheet half-written by a review killed mid-write shows a customer's signature for ever: gone once surely stale
+    remove_stale_temporaries(to, older_than=STALE_SHEET_S)
     sheets: list[Sheet] = []
     unsigned: list[str] = []
     failed: list[tuple[str, str, str]] = []

@@ -233,6 +233,10 @@ def split_files(files: Sequence[str | Path], out: str | Path) -> SplitResult:
         InputError: a file cannot be written to OUT, or OUT holds a claims.csv that this command did not write.
     """
     out = Path(out)
+    try:  # customers' cheques, accounts and amounts: a folder this creates is its user's alone, as review's is
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)  # (one that exists keeps its permissions)
+    except OSError as e:
+        raise InputError(f"cannot create {out}: {e}") from e
     result = SplitResult()
     kept = _earlier_rows(out / CLAIMS_CSV)
     rows: list[list[str]] = []

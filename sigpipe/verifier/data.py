@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sigpipe._files import save_npz, trusted_cache
+from sigpipe._files import readable_by_all, save_npz, trusted_cache
 from sigpipe._ultralytics import cache_dir
 from sigpipe.datasets.corpus import Corpus, read_gray
 from sigpipe.verifier.preprocess import PreprocessConfig, preprocess
@@ -115,4 +115,6 @@ def training_cache(corpus: Corpus) -> Path | None:
     if real is None:
         log.warning("not using the training cache %s: %s; the signatures are preprocessed without caching", folder,
                     why)
+    elif exposed := readable_by_all(real):
+        log.warning("the training cache %s", exposed)
     return real

@@ -27,7 +27,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from sigpipe._files import MAX_DOCUMENT_BYTES, private_copy, trusted_cache, visible_files
+from sigpipe._files import MAX_DOCUMENT_BYTES, private_copy, readable_by_all, trusted_cache, visible_files
 from sigpipe._names import readable
 from sigpipe._ultralytics import cache_dir
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES, read_gray
@@ -166,6 +166,9 @@ class Gallery:
             real, distrust = trusted_cache(folder, root)
             if real is not None:
                 store = real
+                exposed = readable_by_all(real)
+                if exposed:
+                    warn(f"the embedding cache {exposed}")
             else:  # another account could change what the references embed to: a forgery would pass
                 warn(f"not using the embedding cache {folder}: {distrust}, so another account could change what "
                      "the references embed to; the references are embedded without caching (README, The cache)")

@@ -388,7 +388,8 @@ def test_only_the_selected_pages_are_read(tmp_path: Path):
 
 def test_a_document_with_more_pages_than_the_limit_fails_before_they_are_read(tmp_path: Path):
     """A 2.4 MB PDF of 20,000 pages sharing one content stream (a security review's) would take an hour a night;
-    over --max-pages a PDF fails before a page is rendered, a TIFF as its frames come; --pages reads fewer."""
+    over --max-pages a PDF, and a TIFF (3,000 tiny frames held a service's thread 80 s), fail before a page is
+    decoded; --pages reads fewer."""
     from sigpipe.pipeline.errors import TooManyPagesError
     from sigpipe.pipeline.ingest import PageSelection
 
@@ -403,7 +404,7 @@ def test_a_document_with_more_pages_than_the_limit_fails_before_they_are_read(tm
         seen: list[int] = []
         with pytest.raises(TooManyPagesError, match="over the limit of 3 a document"):
             seen.extend(p.number for p in iter_pages(path, config))
-        assert seen == ([] if path == pdf else [1, 2, 3])  # a PDF: none rendered
+        assert seen == []  # none rendered or decoded
         assert TooManyPagesError.kind == "too_many_pages"
         few = IngestConfig(dpi=50, pdf_backend=backend, max_pages=3, pages=PageSelection.parse("1,-1"))
         assert [p.number for p in iter_pages(path, few)] == [1, 5]
@@ -580,3 +581,33 @@ def test_12_bit_scans_in_16_bit_files_read_at_full_scale(tmp_path: Path):
         assert np.abs(got.image[..., 0].astype(int) - page).max() <= 1, name
         assert np.abs(read_gray(tmp_path / name).astype(int) - page).max() <= 1, name
     assert np.abs(read_gray(tmp_path / "pf.tif").astype(int) - page).max() <= 1
+
+
+def test_a_service_s_inputs_are_taken_as_documented(tmp_path: Path, verifier_manifest: Path):
+    """A service audit: sha256= in capitals was taken for a file that changed (a retry loop); relative= a Path made a
+    report that could not be written as JSON; a set of claimed names gave a different report at each restart."""
+    import hashlib
+    import json
+
+    from pipeline_doubles import SIG_A, DoubleModels, scribble
+
+    from sigpipe.pipeline.flow import SignaturePredictor
+    from sigpipe.verifier.gallery import Gallery
+
+    save_image(tmp_path / "refs" / "alice" / "a.png", scribble(SIG_A))
+    save_image(tmp_path / "refs" / "bob" / "b.png", scribble(SIG_A + 1))
+    doc = save_image(tmp_path / "d.png", page_with([(scribble(SIG_A), 50, 50)]))
+    detector, verifier = DoubleModels(verifier_manifest)(1)
+    predict = SignaturePredictor(detector, verifier, Gallery.enroll(tmp_path / "refs", verifier))
+    digest = hashlib.sha256(doc.read_bytes()).hexdigest()
+    upper = predict(doc, sha256=digest.upper())
+    assert upper.ok and upper.document.sha256 == digest
+    with pytest.raises(ValueError, match="sha256 must be 64 hexadecimal digits"):
+        predict(doc, sha256="sha256:" + digest)
+    report = predict(doc, relative=Path("in") / "d.png")  # type: ignore[arg-type]
+    assert json.loads(report.to_json())["document"]["path"] == "in/d.png"
+    assert predict(doc, claimed={"bob", "alice"}).claimed_identity == ("alice", "bob")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="claimed must be"):
+        predict(doc, claimed=b"alice")  # type: ignore[arg-type]
+    folder = predict(tmp_path / "refs")
+    assert not folder.ok and folder.error is not None and "a folder, not a file" in folder.error.message

@@ -194,6 +194,24 @@ def test_a_specimen_swapped_for_another_is_not_shown_as_the_closest(batch: dict[
     assert {d for d, _ in result.problems} == naming and "alice_letter.pdf" in naming
 
 
+def test_a_sheet_left_half_written_by_a_killed_review_is_removed_once_stale(batch: dict[str, Path],
+                                                                              verifier_manifest: Path, tmp_path: Path):
+    """Into a folder outside OUT no lock is held, and nothing else ever removed such a file: a customer's signature
+    and specimens, kept for ever."""
+    import os
+    import time
+
+    out = _run(batch, verifier_manifest)
+    to = tmp_path / "elsewhere"
+    to.mkdir()
+    stale, fresh = to / ".alice_letter.pdf.sig1.png.x1.sigpipe-tmp", to / ".b.png.sig1.png.x2.sigpipe-tmp"
+    stale.write_bytes(b"half a sheet")
+    fresh.write_bytes(b"being written by another review")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    write_review(out, batch["scans"], batch["refs"], to, specimen_reader(None))
+    assert not stale.exists() and fresh.exists()
+
+
 def test_names_are_escaped_in_the_index(tmp_path: Path):
     scans, refs, out = tmp_path / "scans", tmp_path / "refs", tmp_path / "out"
     doc = "a&b <x>.png"
@@ -563,3 +581,34 @@ def test_a_claimed_name_without_references_shows_the_folder_it_likely_means(batc
     assert sheet.reference_note == ("no reference specimen; REFS has 'Carol': the same person? (claims must name "
                                     "the folder exactly)")
     assert html.escape(sheet.reference_note) in (tmp_path / "r" / INDEX_HTML).read_text(encoding="utf-8")
+
+
+def test_find_person_lists_what_in_out_names_them(batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path):
+    """Erasing a customer's data: a data-protection review found no way to know which reports and review sheets
+    name a person once their references are gone."""
+    from click.testing import CliRunner
+
+    from sigpipe.cli import cli
+
+    out = _run(batch, verifier_manifest)
+    elsewhere = tmp_path / "sheets"
+    write_review(out, batch["scans"], batch["refs"], out / "review", specimen_reader(None), everything=True)
+    write_review(out, batch["scans"], batch["refs"], elsewhere, specimen_reader(None), everything=True)
+    reports = _reports(out)
+    naming = sorted(d for d, r in reports.items()
+                    if "alice" in {r.claimed_identity, *(x.identity for x in r.signatures)})
+    assert "alice_letter.pdf" in naming
+    r = CliRunner().invoke(cli, ["find-person", "alice", str(out), "--review", str(elsewhere)])
+    assert r.exit_code == 0, r.output
+    listed = set(r.stdout.split())
+    for d in naming:
+        assert str(out / f"{d}.json") in listed
+        assert str(out / "review" / f"{d}.sig1.png") in listed and str(elsewhere / f"{d}.sig1.png") in listed
+    assert str(out / "summary.csv") in listed
+    assert not any("bob_form" in f for f in listed if "alice" not in f and f.endswith(".json")
+                   and "bob_form" not in " ".join(naming))  # only what names her
+    r = CliRunner().invoke(cli, ["find-person", "nobody-here", str(out)])
+    assert r.exit_code == 1 and "names 'nobody-here'" in r.output
+    (out / "damaged.png.json").write_text("{")
+    r = CliRunner().invoke(cli, ["find-person", "alice", str(out)])
+    assert r.exit_code == 2 and "cannot read" in r.output and "damaged.png.json" in r.output

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import stat
 from pathlib import Path
 
 import jsonschema
@@ -148,6 +149,7 @@ def test_split_writes_front_images_and_claims_by_account(tmp_path: Path, cheques
         (f"{d}/000000000000101.tif", "12-3456", "123.45", "1001"), (f"{d}/102.jpg", "987654", "1.00", "5001"),
         (f"{d}/102_2.tif", "12-3456", "500.00", "1002")]
     assert not list(out.rglob("*back*"))  # endorsements are not the account holders' to verify
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700  # customers' cheques: the folder it creates is its user's alone
     before = (out / d / "102.jpg").stat().st_mtime_ns
     assert split_files([f], out).documents == r.documents  # split again: the same names, nothing rewritten
     assert (out / d / "102.jpg").stat().st_mtime_ns == before and len(claim_rows(out)) == 3

@@ -198,6 +198,7 @@ def test_a_cache_another_account_could_write_is_not_used(tiny_verifier: Path, ti
         g = Gallery.enroll(refs, v, cache=theirs)
         assert "belongs to another account (uid 65534)" in g.warnings[0] and not any(theirs.iterdir())
         os.chown(refs, 65534, 65534)  # ... unless that account owns REFS too: a team's shared cache
+        theirs.chmod(0o750)  # (its group's, not every account's: that would be warned about)
         g = Gallery.enroll(refs, v, cache=theirs)
         assert not g.warnings
         os.chown(refs, 0, 0)
@@ -347,3 +348,19 @@ def test_a_specimen_swapped_while_it_is_enrolled_cannot_poison_the_cache(
     later = Gallery.enroll(refs, v, cache=tmp_path / "cache")
     np.testing.assert_allclose(later.embeddings["alice"], clean.embeddings["alice"], atol=1e-6)
     assert later.digests["alice"] == clean.digests["alice"]
+
+
+def test_a_cache_every_account_can_read_is_warned_about(tiny_verifier: Path, tiny_corpus: Path, tmp_path: Path):
+    """A gallery folder made before sigpipe created them 0700 (or by hand) kept its 0755: every account could load
+    the embeddings and specimen images, unsaid."""
+    refs = make_refs(tiny_corpus, tmp_path / "refs", {"alice": "001"})
+    v = Verifier.from_manifest(tiny_verifier)
+    g = Gallery.enroll(refs, v, cache=tmp_path / "private")
+    assert not g.warnings and (tmp_path / "private").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "shared").mkdir(mode=0o755)
+    (tmp_path / "shared").chmod(0o755)
+    g = Gallery.enroll(refs, v, cache=tmp_path / "shared")
+    assert len(g.warnings) == 1 and "can be read by every account" in g.warnings[0] and "chmod o-rwx" in g.warnings[0]
+    assert g.embeddings["alice"].shape[0] == 2  # used all the same: the warning is for whoever runs it
+    (tmp_path / "shared").chmod(0o750)  # a team's group: as its owner chose
+    assert not Gallery.enroll(refs, v, cache=tmp_path / "shared").warnings
