@@ -112,12 +112,31 @@ def remove_stale_folders(prefix: str) -> int:
             if not pid.isdigit() or folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
                 continue
             os.kill(int(pid), 0)  # raises when no such process
+            if not _gone(int(pid), folder.stat().st_mtime):
+                continue
         except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-            removed += 1
+            pass
         except OSError:  # another account's process: still running
             continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed += 1
     return removed
+
+
+def _gone(pid: int, made: float) -> bool:
+    """Whether process ``pid``, which exists, is not the one that made a folder last changed at ``made``: a zombie
+    (killed, not yet reaped), or a process started after it (its number used again). Linux's ``/proc``; elsewhere
+    a process that exists is taken for the maker."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):
+            return True
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return False
+    return started > made + 2.0  # (btime is whole seconds)
 
 
 def remove_stale_copies() -> int:

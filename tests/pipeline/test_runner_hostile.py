@@ -291,6 +291,7 @@ def test_copies_left_by_killed_processes_are_removed_by_the_next_run(tmp_path: P
     import subprocess
     import sys
     import tempfile
+    import time
 
     from sigpipe._files import COPY_PREFIX, remove_stale_copies
 
@@ -305,6 +306,24 @@ def test_copies_left_by_killed_processes_are_removed_by_the_next_run(tmp_path: P
     (tmp_path / f"{COPY_PREFIX}{gone}-link").symlink_to(alive)  # a link is never followed into
     assert remove_stale_copies() == 1
     assert not dead.exists() and (alive / "cheque.tif").is_file()
+    # a process that exists but is not the maker: a zombie not yet reaped, and a number used again by a process
+    # started after the folder was made (a scheduler audit: such copies waited a night more)
+    zombie = subprocess.Popen(["sleep", "30"])
+    zombie.kill()
+    time.sleep(0.2)  # killed, not waited for: a zombie
+    reused = subprocess.Popen(["sleep", "30"])
+    try:
+        left = [tmp_path / f"{COPY_PREFIX}{p}-x" for p in (zombie.pid, reused.pid)]
+        for folder in left:
+            folder.mkdir()
+        hour_ago = time.time() - 3600
+        os.utime(left[1], (hour_ago, hour_ago))
+        assert remove_stale_copies() == 2 and not any(f.exists() for f in left)
+        assert (alive / "cheque.tif").is_file()  # this process's own, made after it started: kept
+    finally:
+        reused.kill()
+        reused.wait()
+        zombie.wait()
 
 
 def test_a_file_locked_or_removed_after_it_was_read_keeps_its_verdict(verifier: Any, tmp_path: Path,
