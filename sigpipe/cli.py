@@ -66,7 +66,8 @@ UTF8_REEXEC = "SIGPIPE_UTF8_REEXEC"  # set in the environment of the re-executed
 
 def utf8_file_names() -> None:
     """Run in Python's UTF-8 mode when the locale's encoding is another (a scheduler agent under ``LANG=en_US`` or
-    ``en_US.ISO-8859-1``), by executing the same command again with ``PYTHONUTF8=1``, the same process id.
+    ``en_US.ISO-8859-1``), by executing the same command again in UTF-8 mode (``-X utf8``), the same process id; not
+    a script read from stdin, which the second run would find consumed (exit 2, saying what to do).
 
     File and folder names are otherwise decoded with the locale's encoding while claims CSVs, signatory tables and
     reports are UTF-8: "José cheque.png" on disk read as "JosÃ© cheque.png" matched no claim, the cheque was judged
@@ -74,19 +75,43 @@ def utf8_file_names() -> None:
     that are not UTF-8 (an old Latin-1 share) are then read as README says (``\\xNN`` escapes)."""
     if sys.flags.utf8_mode or sys.getfilesystemencoding().lower().replace("-", "") == "utf8":
         return
-    if os.environ.get(UTF8_REEXEC):  # the second time: go on as we are rather than loop
-        return
-    argv = [sys.executable, *sys.orig_argv[1:]]
-    env = {**os.environ, "PYTHONUTF8": "1", UTF8_REEXEC: "1"}
-    try:
-        _settle(sys.stdout)
-        _settle(sys.stderr)
-        os.execve(sys.executable, argv, env)
-    except OSError as e:  # pragma: no cover - an interpreter that cannot be executed again
-        click.echo(f"Error: file names would be read as {sys.getfilesystemencoding()}, not UTF-8, and sigpipe "
-                   f"could not restart in UTF-8 mode ({e}): set PYTHONUTF8=1 or a UTF-8 locale (LANG=C.UTF-8)",
-                   err=True)
-        sys.exit(2)
+    why = None
+    if os.environ.get(UTF8_REEXEC):  # the second time: never a loop
+        why = "restarting in UTF-8 mode did not take"
+    elif not _repeatable(sys.orig_argv[1:]):
+        why = "a script read from stdin cannot be run again"
+    else:
+        argv = [sys.executable, "-X", "utf8", *sys.orig_argv[1:]]  # -X: also under -E and -I, which ignore the
+        env = {**os.environ, "PYTHONUTF8": "1", UTF8_REEXEC: "1"}  # environment; PYTHONUTF8 for the workers
+        try:
+            _settle(sys.stdout)
+            _settle(sys.stderr)
+            os.execve(sys.executable, argv, env)
+        except OSError as e:  # pragma: no cover - an interpreter that cannot be executed again
+            why = f"it could not be restarted ({e})"
+    click.echo(f"Error: file names would be read as {sys.getfilesystemencoding()}, not UTF-8 as claims files and "
+               f"reports are, and {why}: run Python with -X utf8 (or PYTHONUTF8=1), or under a UTF-8 locale "
+               "(LANG=C.UTF-8)", err=True)
+    sys.exit(2)
+
+
+def _repeatable(args: list[str]) -> bool:
+    """Whether the interpreter's arguments (after its name) run a script, ``-c`` code or ``-m`` module that a second
+    run would find again: not a script read from stdin (``python -``, ``python < job.py``)."""
+    with_value = {"-W", "-X", "--check-hash-based-pycs"}
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("-c", "-m") or (arg.startswith(("-c", "-m")) and not arg.startswith("--")):
+            return True
+        elif arg in with_value:
+            skip = True
+        elif arg == "-":
+            return False
+        elif not arg.startswith("-"):
+            return True  # the script
+    return False  # no script: read from stdin
 
 
 def standard_streams() -> None:

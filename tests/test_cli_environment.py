@@ -42,6 +42,11 @@ def test_file_names_are_read_as_utf8_whatever_the_locale(tmp_path: Path):
     r = _python(code, env)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["1", "utf-8", "True"]
+    # a script read from stdin would be found consumed by a second run (exit 0, nothing done): refused instead
+    r = subprocess.run([sys.executable, "-"], input="from sigpipe.cli import utf8_file_names\nutf8_file_names()\n"
+                       "print('went on')\n", env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "went on" not in r.stdout and "a script read from stdin" in r.stderr
 
 
 def test_closed_standard_descriptors_are_opened_on_devnull():
@@ -96,10 +101,15 @@ def test_a_full_temporary_folder_stops_a_run_with_workers_in_one_line(monkeypatc
 
 
 def test_the_processes_a_process_started_are_found():
+    import time
+
     from sigpipe.pipeline.runner import _command, descendants
 
     child = subprocess.Popen(["sleep", "30"])
     try:
+        deadline = time.monotonic() + 5
+        while _command(child.pid) != "sleep" and time.monotonic() < deadline:  # named once it has exec'd
+            time.sleep(0.05)
         assert child.pid in descendants(os.getpid()) and _command(child.pid) == "sleep"
     finally:
         child.kill()

@@ -196,7 +196,9 @@ def normalise_claim(claimed: Claim | Sequence[str] | None, required: int | None 
         claimed = [claimed]
     elif isinstance(claimed, bytes | Mapping) or not isinstance(claimed, Iterable):
         raise ValueError(f"claimed must be a person's name, several names or None, not {claimed!r}")
-    raw = sorted(claimed) if isinstance(claimed, Set) else list(claimed)  # a set's order is the hash seed's
+    raw = list(claimed)
+    if isinstance(claimed, Set):  # a set's order is the hash seed's: the names', as read
+        raw.sort(key=lambda n: unicodedata.normalize("NFC", n.strip()) if isinstance(n, str) else "")
     if not raw or not all(isinstance(n, str) and n.strip() for n in raw):
         raise ValueError(f"claimed must be a person's name, several names or None, not {raw!r}")
     names = tuple(dict.fromkeys(unicodedata.normalize("NFC", n.strip()) for n in raw))

@@ -434,6 +434,8 @@ def find_person(person: str, outs: tuple[Path, ...], review_folders: tuple[Path,
     from sigpipe.pipeline.review import files_naming
 
     found_any = unreadable_any = False
+    if not person.strip():
+        raise UsageFailure("give a person's name (as their REFS folder is named)")
     for out in outs:
         found, unreadable = files_naming(person, out, review_folders)
         for f in found:
@@ -493,11 +495,11 @@ def cache_info(as_json: bool) -> None:
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A references folder the cache serves; repeat for each (entries of specimens in none are removed).")
 @click.option("--dry-run", is_flag=True, help="Count what would be removed; remove nothing.")
-@click.option("--unused-days", type=click.FloatRange(min=0), default=None,
+@click.option("--unused-days", type=click.IntRange(min=1), default=None,
               help="Also remove entries no run has used for this many days, of specimens still in REFS too (after "
                    "an upgrade that changed the models, the old release's entries are never used again).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def cache_prune(refs: tuple[Path, ...], dry_run: bool, unused_days: float | None, as_json: bool) -> None:
+def cache_prune(refs: tuple[Path, ...], dry_run: bool, unused_days: int | None, as_json: bool) -> None:
     """Remove the cached embeddings and specimen images of specimens no longer in any REFS folder given.
 
     Deleting a person's folder (or a specimen) from REFS leaves what was cached of it behind; this removes it.

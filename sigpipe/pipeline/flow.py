@@ -501,7 +501,7 @@ class SignaturePredictor:
         path = Path(path)
         rel = (Path(relative).as_posix() if isinstance(relative, os.PathLike) else relative) or path.name or str(path)
         if sha256 is not None:  # as reports write it; another spelling was taken for a file that changed
-            if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+            if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
                 raise ValueError(f"sha256 must be 64 hexadecimal digits, got {sha256!r}")
             sha256 = sha256.lower()
         if self.hint_claims:

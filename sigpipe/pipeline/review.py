@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import cv2
 import numpy as np
@@ -232,32 +232,60 @@ def names_person(report: DocumentReport, person: str) -> bool:
 
 
 def files_naming(person: str, out: Path, review_folders: Sequence[Path] = ()) -> tuple[list[Path], list[Path]]:
-    """What in ``out`` (a run's OUT) names ``person``: their reports, the review sheets of those documents (in
-    ``out/review`` and each of ``review_folders``) and a ``summary.csv`` with a row naming them; and the report files
-    that cannot be read (to look at by hand). For erasing a person's data (README)."""
+    """What in ``out`` (a run's OUT) names ``person``: their reports, the review sheets of those documents in
+    ``out/review``, the sheets each of ``review_folders`` (``sigpipe review --to`` elsewhere) lists beside their
+    name in its ``index.html``, those ``index.html`` files, and ``summary.json`` / ``summary.csv`` when they name
+    them; and the report files that cannot be read (to look at by hand). For erasing a person's data (README).
+
+    Raises:
+        ValueError: ``person`` is empty.
+    """
+    want = unicodedata.normalize("NFC", person).strip()
+    if not want:
+        raise ValueError("give a person's name (as their REFS folder is named)")
     found: list[Path] = []
     unreadable: list[Path] = []
-    folders = [out / "review", *review_folders]
     for name, report in iter_reports(out):
         if report is None:
             unreadable.append(out / name)
             continue
-        if not names_person(report, person):
+        if not names_person(report, want):
             continue
         found.append(out / name)
-        for folder in folders:
-            found += [f for n in range(1, len(report.signatures) + 1)
-                      if (f := folder / sheet_name(report.document.path, n)).is_file()]
-    summary = out / SUMMARY_CSV
-    if summary.is_file():
-        want = unicodedata.normalize("NFC", person)
-        with open(summary, encoding="utf-8", newline="") as text:
-            rows = csv.DictReader(text)
+        found += [f for n in range(1, len(report.signatures) + 1)
+                  if (f := out / "review" / sheet_name(report.document.path, n)).is_file()]
+    for folder in dict.fromkeys([out / "review", *review_folders]):  # a sheet named by a document of another
+        found += [f for f in _listed_beside(folder, want) if f not in found]  # night: only as its index says
+    word = re.compile(rf"(?<![\w-]){re.escape(want)}(?![\w-])")
+    summary = out / SUMMARY_JSON
+    try:
+        if summary.is_file() and word.search(unicodedata.normalize(
+                "NFC", json.dumps(json.loads(summary.read_text(encoding="utf-8")), ensure_ascii=False))):
+            found.append(summary)  # its warnings name people (suspect references, duplicates)
+    except (OSError, ValueError):
+        unreadable.append(summary)
+    rows_file = out / SUMMARY_CSV
+    if rows_file.is_file():
+        with open(rows_file, encoding="utf-8", newline="") as text:
             if any(want in {unicodedata.normalize("NFC", p) for p in (row.get("identity") or "",
                                                                     *(row.get("claimed_identity") or "").split(";"))}
-                   for row in rows):
-                found.append(summary)
+                   for row in csv.DictReader(text)):
+                found.append(rows_file)
     return found, unreadable
+
+
+def _listed_beside(folder: Path, person: str) -> list[Path]:
+    """The sheets that ``folder/index.html`` (a review's) lists in a row naming ``person`` (claimed, the identity, or
+    a specimen of theirs the closest reference), then the index itself; [] when it names them nowhere."""
+    index = folder / INDEX_HTML
+    try:
+        text = unicodedata.normalize("NFC", index.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    word = re.compile(rf"(?<![\w-]){re.escape(html.escape(person))}(?![\w-])")
+    sheets = [_below(folder, unquote(html.unescape(href))) for row in re.findall(r"<tr\b.*?</tr>", text, re.S)
+              if word.search(row) for href in dict.fromkeys(re.findall(r'<a href="([^"]+)"', row))]
+    return [f for f in sheets if f is not None and f.is_file()] + ([index] if word.search(text) else [])
 
 
 def to_review(report: DocumentReport, everything: bool = False) -> list[int]:

@@ -1082,9 +1082,9 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: floa
 
 def _kill_workers(ex: ProcessPoolExecutor) -> None:
     """Kill the pool's worker processes (a stuck native call cannot be interrupted otherwise; Python 3.14 has
-    ``ProcessPoolExecutor.kill_workers``, 3.11 only the private process table), and the processes they started
-    (poppler's, rendering a PDF pypdfium2 could not open): those would outlive their worker, and one that hangs on a
-    file would hold a core every night after."""
+    ``ProcessPoolExecutor.kill_workers``, 3.11 only the private process table), their private copies of documents,
+    and the processes they started (poppler's, rendering a PDF pypdfium2 could not open): those would outlive their
+    worker, and one that hangs on a file would hold a core every night after."""
     for proc in list((getattr(ex, "_processes", None) or {}).values()):
         try:
             started = descendants(proc.pid) if proc.pid is not None else []
@@ -1093,6 +1093,7 @@ def _kill_workers(ex: ProcessPoolExecutor) -> None:
             kill_all(started)
         except (OSError, ValueError, AttributeError):
             pass
+    remove_stale_copies()  # the killed workers' private copies of customers' scans: not left for the next run
 
 
 def descendants(pid: int) -> list[int]:

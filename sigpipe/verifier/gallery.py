@@ -27,7 +27,14 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from sigpipe._files import MAX_DOCUMENT_BYTES, private_copy, readable_by_all, trusted_cache, visible_files
+from sigpipe._files import (
+    MAX_DOCUMENT_BYTES,
+    CopyError,
+    private_copy,
+    readable_by_all,
+    trusted_cache,
+    visible_files,
+)
 from sigpipe._names import readable
 from sigpipe._ultralytics import cache_dir
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES, read_gray
@@ -287,6 +294,10 @@ class Gallery:
                     slots.append(None)
                     hashes.append(digest)
                     named.append(readable(f.relative_to(root).as_posix()))
+                except CopyError as e:  # the temporary folder's fault: judging without this specimen would
+                    raise InputError(  # change verdicts unsaid
+                        f"cannot copy the reference {f} into the temporary folder {tempfile.gettempdir()} "
+                        f"({e.strerror or e}): free space there, or set TMPDIR to a folder with room") from e
                 except (SigpipeError, OSError, ValueError) as e:
                     skip(f, str(e))
                 if sum(len(item[4]) for item in pending) >= ENROLL_BATCH:

@@ -605,8 +605,24 @@ def test_find_person_lists_what_in_out_names_them(batch: dict[str, Path], verifi
         assert str(out / f"{d}.json") in listed
         assert str(out / "review" / f"{d}.sig1.png") in listed and str(elsewhere / f"{d}.sig1.png") in listed
     assert str(out / "summary.csv") in listed
+    assert str(out / "review" / "index.html") in listed and str(elsewhere / "index.html") in listed
     assert not any("bob_form" in f for f in listed if "alice" not in f and f.endswith(".json")
                    and "bob_form" not in " ".join(naming))  # only what names her
+    # another night's review folder holds a sheet of the same document name, of someone else: not hers
+    other = tmp_path / "other-night"
+    other.mkdir()
+    (other / "alice_letter.pdf.sig1.png").write_bytes(b"png")
+    (other / "index.html").write_text('<table><tr class="forged"><td>alice_letter.pdf</td><td>identity: carol<br>'
+                                      '</td><td><a href="alice_letter.pdf.sig1.png"></a></td></tr></table>')
+    r = CliRunner().invoke(cli, ["find-person", "alice", str(out), "--review", str(other)])
+    assert r.exit_code == 0 and not any(str(other) in f for f in r.stdout.split())
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, "warnings": ["REFS folders 'alice' and 'alicia' hold "
+                                                                         "the same files"]}))
+    r = CliRunner().invoke(cli, ["find-person", "alice", str(out)])
+    assert str(out / "summary.json") in r.stdout.split()
+    r = CliRunner().invoke(cli, ["find-person", " ", str(out)])
+    assert r.exit_code == 2 and "give a person's name" in r.output
     r = CliRunner().invoke(cli, ["find-person", "nobody-here", str(out)])
     assert r.exit_code == 1 and "names 'nobody-here'" in r.output
     (out / "damaged.png.json").write_text("{")

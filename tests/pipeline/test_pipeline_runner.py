@@ -409,11 +409,18 @@ def test_a_document_past_the_timeout_is_stopped_and_the_batch_goes_on(batch: dic
 def test_a_timed_out_worker_takes_the_processes_it_started_with_it(batch: dict[str, Path], verifier_manifest: Path,
                                                                      monkeypatch: pytest.MonkeyPatch):
     """A PDF pypdfium2 cannot open goes to poppler, a process of its own: killed with its worker, it lived on under
-    init, and one that hangs on a file would hold a core every night after."""
+    init, and one that hangs on a file would hold a core every night after. The worker's private copy of the scan
+    waited for the next run."""
+    import tempfile
+
     import numpy as np
 
     mark = batch["out"].parent / "started"
     monkeypatch.setenv("SIGPIPE_TEST_CHILD_MARK", str(mark))
+    tmp = batch["out"].parent / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))  # the workers' too
+    monkeypatch.setattr(tempfile, "tempdir", None)
     save_image(batch["scans"] / "poison.png", np.zeros((300, 400), np.uint8))  # the double hangs on it, in a child
     s = run_batch(config(batch, timeout=3.0, workers=1), DoubleModels(verifier_manifest, hang_on_black=True))
     assert [f.document for f in s.failures if f.kind == "timeout"] == ["poison.png"]
@@ -425,6 +432,7 @@ def test_a_timed_out_worker_takes_the_processes_it_started_with_it(batch: dict[s
     if alive:  # do not leave it behind if the test fails
         os.kill(child, signal.SIGKILL)
     assert not alive
+    assert not list(tmp.glob("sigpipe-*"))  # nor the killed worker's copy of the scan, until the next run
 
 
 def test_with_a_timeout_every_worker_has_started_before_documents_are_timed(verifier_manifest: Path, tmp_path: Path):

@@ -364,3 +364,23 @@ def test_a_cache_every_account_can_read_is_warned_about(tiny_verifier: Path, tin
     assert g.embeddings["alice"].shape[0] == 2  # used all the same: the warning is for whoever runs it
     (tmp_path / "shared").chmod(0o750)  # a team's group: as its owner chose
     assert not Gallery.enroll(refs, v, cache=tmp_path / "shared").warnings
+
+
+def test_a_temporary_folder_too_full_for_a_specimen_stops_enrolment(tiny_verifier: Path, tiny_corpus: Path,
+                                                                    tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Skipping that specimen with a warning judged the person on the others: a verdict changed, exit 0."""
+    import errno as errno_module
+    from contextlib import contextmanager
+
+    import sigpipe.verifier.gallery as gallery_module
+    from sigpipe._files import CopyError
+
+    @contextmanager
+    def full(path: Any, max_bytes: Any = None) -> Any:
+        raise CopyError(errno_module.ENOSPC, "No space left on device", "/tmp/x")
+        yield
+
+    refs = make_refs(tiny_corpus, tmp_path / "refs", {"alice": "001"})
+    monkeypatch.setattr(gallery_module, "private_copy", full)
+    with pytest.raises(InputError, match="into the temporary folder .*No space left on device.*set TMPDIR"):
+        Gallery.enroll(refs, Verifier.from_manifest(tiny_verifier), cache=tmp_path / "cache")
