@@ -156,9 +156,9 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, signatories: Pa
             pages=page_spec, accept_score=accept_score, other_signers=other_signers, max_pages=max_pages,
         )
         main = threading.current_thread() is threading.main_thread()  # only there can a handler be set
-        # a signal ignored when the run started stays so: nohup's SIGHUP
+        # SIGHUP ignored when the run started stays so: nohup's
         previous = {s: signal.signal(s, _terminate) for s in STOPPING_SIGNALS
-                    if main and signal.getsignal(s) is not signal.SIG_IGN}
+                    if main and (s != signal.SIGHUP or signal.getsignal(s) is not signal.SIG_IGN)}
         try:
             summary = run_batch(config)
         finally:

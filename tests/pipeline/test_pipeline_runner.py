@@ -661,8 +661,10 @@ def test_a_long_document_name_fails_only_that_document(tmp_path: Path, verifier_
 
 
 TERM_SCRIPT = """
+import signal
 import sys
 from pathlib import Path
+signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as a login session starts it (the tests may run under nohup)
 from typing import Any
 sys.path.insert(0, {tests!r})
 from pipeline_doubles import DoubleModels
