@@ -1123,6 +1123,13 @@ FUZZY_HINTS = 20  # claimed names without references given a "did you mean" by s
 LISTED = 20  # claimed documents not in SCANS, and claimed people without references, named one by one; then counted
 
 
+def _relative_hint(document: str, documents: Collection[str]) -> str:
+    """A hint for a claimed document that is not in SCANS but ends in one that is: a path written from the working
+    folder (``examples/scans/0001.png``) instead of from SCANS (``0001.png``)."""
+    tails = [d for d in documents if document.endswith("/" + d)]
+    return (f" (paths in claims are relative to SCANS: {min(tails, key=len)!r}?)" if tails else "")
+
+
 def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people: Collection[str],
                    folders: Collection[str] = ()) -> list[str]:
     """Problems with claims that do not stop a run: claimed documents that are not in SCANS, claimed people
@@ -1138,7 +1145,7 @@ def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people:
     """
     docs, enrolled = set(documents), set(people)
     absent = sorted(set(claims) - docs)
-    out = [f"claims name a document that is not in SCANS: {d}" for d in absent[:LISTED]]
+    out = [f"claims name a document that is not in SCANS: {d}{_relative_hint(d, docs)}" for d in absent[:LISTED]]
     if len(absent) > LISTED:
         out.append(f"claims name {len(absent) - LISTED} more document(s) that are not in SCANS "
                    f"({len(absent)} in all)")

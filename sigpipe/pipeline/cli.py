@@ -436,7 +436,12 @@ def find_person(person: str, outs: tuple[Path, ...], review_folders: tuple[Path,
     found_any = unreadable_any = False
     if not person.strip():
         raise UsageFailure("give a person's name (as their REFS folder is named)")
+    from sigpipe.pipeline.review import iter_reports
+
     for out in outs:
+        if not (out / "summary.json").is_file() and next(iter_reports(out), None) is None:
+            raise UsageFailure(f"{out} holds no sigpipe report: give the --out folder of a 'sigpipe run' (a mistyped "
+                               "folder would otherwise read as 'nothing names them')")
         found, unreadable = files_naming(person, out, review_folders)
         for f in found:
             _say(str(f))
@@ -454,7 +459,8 @@ def find_person(person: str, outs: tuple[Path, ...], review_folders: tuple[Path,
 @click.group("cache")
 def cache() -> None:
     """sigpipe's cache: the references' embeddings and preprocessed specimen images (biometric data, README,
-    The cache), and the verifier's training arrays. Its folder is $SIGPIPE_CACHE, else ~/.cache/sigpipe."""
+    The cache), and the verifier's training arrays. Its folder is $SIGPIPE_CACHE, else $XDG_CACHE_HOME/sigpipe,
+    else ~/.cache/sigpipe."""
     from sigpipe._ultralytics import cache_dir
 
     try:
@@ -562,7 +568,7 @@ def x9() -> None:
                    "OUT adds its rows).")
 def x9_split(files: tuple[Path, ...], out: Path) -> None:
     """Write the front image of each cheque in FILES (X9.37 / X9.100-187 image cash letters, EBCDIC or ASCII) as
-    a document, and a claims CSV naming the account each is drawn on: then 'sigpipe run OUT --claims
+    a document, and a claims CSV naming the account each is drawn on: then 'sigpipe run OUT --refs REFS --claims
     OUT/claims.csv --signatories CARDS.csv'. Exit 1 when a file or an item could not be read (the others are
     written)."""
     from sigpipe._cli import fail

@@ -81,6 +81,7 @@ from sigpipe.pipeline.ingest import (
 from sigpipe.pipeline.orientation import OrientingDetector, PageOrienter
 from sigpipe.pipeline.progress import Progress, StderrHandler
 from sigpipe.pipeline.report import (
+    LOCK_FILE,
     SUMMARY_CSV,
     SUMMARY_JSON,
     DocumentInfo,
@@ -346,6 +347,20 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _in_run_folders(docs: Sequence[Path], scans: Path) -> set[Path]:
+    """The documents that lie in a folder under SCANS that a run wrote into (its ``OUT/.sigpipe.lock``): review
+    sheets of an earlier night whose OUT was inside SCANS, not scans."""
+    marked: dict[Path, bool] = {}
+
+    def run_folder(folder: Path) -> bool:
+        if folder not in marked:
+            marked[folder] = folder != scans and folder.parent != folder and (
+                (folder / LOCK_FILE).is_file() or run_folder(folder.parent))
+        return marked[folder]
+
+    return {p for p in docs if run_folder(p.parent)} if scans.is_dir() else set()
+
+
 def _sha256_or_none(path: Path, max_bytes: int) -> str | None:
     """The file's sha256, to check its report by; None when it cannot be read, or is larger than a document may be
     (a sparse file of terabytes would be hashed here, before any --timeout applies): it then fails alone."""
@@ -379,6 +394,8 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     started = datetime.now(UTC)
     t0 = time.monotonic()
     warn_non_utf8_names()
+    if Path(config.out).resolve() == Path(config.scans).resolve():  # before OUT is taken: nothing written there
+        raise InputError(f"OUT is SCANS itself ({config.out}): give the reports a folder of their own (--out)")
     with ExitStack() as stack:
         held = False
 
@@ -430,6 +447,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     # OUT inside SCANS: its files (review sheets, anything put there) are not documents either
     ours = ({p for p in docs if p.resolve().is_relative_to(out_root)}
             if scans_root.is_dir() and out_root.is_relative_to(scans_root) else set())
+    ours |= _in_run_folders(docs, Path(config.scans))  # an earlier run's OUT there: its review sheets likewise
     docs = [p for p in docs if p not in specimens and p not in ours]
     if not docs:
         letters = _x9_files(config.scans)

@@ -696,7 +696,8 @@ def export(weights: Path, keep_default: bool) -> None:
               help="Manifest of the verifier the runs used. Default: the bundled model.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write the verifier with the shifted thresholds here (OUT/verifier.pt.json and its files).")
-@click.option("--tag", default=None, help="With --out: the new model's tag (default: <tag>-far<FAR>).")
+@click.option("--tag", default=None,
+              help="With --out: the new model's tag (default: <tag>-far<FAR>-offset<+d>: v9-far0.01-offset-0.162).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def operating_point(labelled: tuple[Path, ...], target_far: float, weights: Path | None, out: Path | None,
                     tag: str | None, as_json: bool) -> None:

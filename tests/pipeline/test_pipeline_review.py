@@ -621,6 +621,8 @@ def test_find_person_lists_what_in_out_names_them(batch: dict[str, Path], verifi
                                                                          "the same files"]}))
     r = CliRunner().invoke(cli, ["find-person", "alice", str(out)])
     assert str(out / "summary.json") in r.stdout.split()
+    r = CliRunner().invoke(cli, ["find-person", "alice", str(batch["scans"])])  # a mistyped OUT: not 'nothing'
+    assert r.exit_code == 2 and "holds no sigpipe report" in r.output
     r = CliRunner().invoke(cli, ["find-person", " ", str(out)])
     assert r.exit_code == 2 and "give a person's name" in r.output
     r = CliRunner().invoke(cli, ["find-person", "nobody-here", str(out)])

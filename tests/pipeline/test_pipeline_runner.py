@@ -859,3 +859,24 @@ def test_out_inside_scans_and_report_paths_that_clash_fail_nothing_else(tmp_path
     s = run_batch(RunConfig(scans=odd, refs=refs, out=tmp_path / "o2", cache=tmp_path / "cache", progress=False),
                   DoubleModels(verifier_manifest))
     assert s.documents == 1 and any("1 file(s) not processed" in w for w in s.warnings)
+
+
+def test_a_newcomer_s_folders_and_claims_paths(batch: dict[str, Path], verifier_manifest: Path,
+                                              caplog: pytest.LogCaptureFixture):
+    """A first-week operator: OUT given as SCANS itself was told its scans were 'sigpipe's own'; an earlier night's
+    OUT inside SCANS had its review sheets processed as documents; claims written with paths from the working
+    folder matched nothing, unexplained."""
+    from sigpipe.errors import InputError
+
+    with pytest.raises(InputError, match="OUT is SCANS itself"):
+        run_batch(config(batch, out=batch["scans"]), DoubleModels(verifier_manifest))
+    earlier = batch["scans"] / "reports"
+    run_batch(config(batch, out=earlier), DoubleModels(verifier_manifest))
+    save_image(earlier / "review" / "alice_letter.pdf.sig1.png", page_with([(scribble(SIG_A), 50, 50)]))
+    s = run_batch(config(batch), DoubleModels(verifier_manifest))  # the default OUT elsewhere: the old one is skipped
+    assert s.documents == len(DOCS) and not any(d.startswith("reports/") for d in all_reports(batch["out"]))
+    claims = batch["scans"].parent / "from-cwd.csv"
+    claims.write_text(f"document,identity\n{batch['scans'].name}/alice_letter.pdf,alice\n")
+    with caplog.at_level("WARNING", logger="sigpipe.pipeline.runner"):
+        run_batch(config(batch, claims=claims, force=True), DoubleModels(verifier_manifest))
+    assert "paths in claims are relative to SCANS: 'alice_letter.pdf'?" in caplog.text
