@@ -125,8 +125,8 @@ def remove_stale_folders(prefix: str) -> int:
 
 def _gone(pid: int, made: float) -> bool:
     """Whether process ``pid``, which exists, is not the one that made a folder last changed at ``made``: a zombie
-    (killed, not yet reaped), or a process started after it (its number used again). Linux's ``/proc``; elsewhere
-    a process that exists is taken for the maker."""
+    (killed, not yet reaped), or a process started well after it (its number used again). Linux's ``/proc``;
+    elsewhere a process that exists is taken for the maker."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         if fields[0] in ("Z", "X"):
@@ -136,7 +136,9 @@ def _gone(pid: int, made: float) -> bool:
         started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return False
-    return started > made + 2.0  # (btime is whole seconds)
+    # a margin for the clock (btime is whole seconds, and a clock set forward makes a process look younger): a live
+    # run's worker makes its first copy seconds after it starts, a number is used again long after
+    return started > made + 300.0
 
 
 def remove_stale_copies() -> int:

@@ -425,19 +425,18 @@ def _mb(n: int) -> str:
                    "anyway).")
 def find_person(person: str, outs: tuple[Path, ...], review_folders: tuple[Path, ...]) -> None:
     """List the files in run folders (OUT) that name PERSON: their reports (claimed, judged as the signer, or one of
-    their specimens the closest reference), the review sheets of those documents, and a summary.csv naming them.
+    their specimens the closest reference), the review sheets of those documents (and those a --review folder's
+    index.html lists beside the name), those index.html files, and summary.json / summary.csv when they name them.
 
     For erasing a customer's data (README, "Erasing a person's data"): what to delete is your retention policy's
     call; this says where it is. Exit 0 when something names them, 1 when nothing does, 2 when a report could not
     be read (listed on stderr: look at it by hand).
     """
-    from sigpipe.pipeline.review import files_naming
+    from sigpipe.pipeline.review import files_naming, iter_reports
 
-    found_any = unreadable_any = False
     if not person.strip():
         raise UsageFailure("give a person's name (as their REFS folder is named)")
-    from sigpipe.pipeline.review import iter_reports
-
+    found_any = unreadable_any = False
     for out in outs:
         if not (out / "summary.json").is_file() and next(iter_reports(out), None) is None:
             raise UsageFailure(f"{out} holds no sigpipe report: give the --out folder of a 'sigpipe run' (a mistyped "
