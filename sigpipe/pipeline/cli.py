@@ -299,12 +299,17 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
         raise click.UsageError(str(e)) from e
     except SigpipeError as e:
         raise UsageFailure(str(e)) from e
+    # a folder with no specimen file at all (a new customer's, not yet filled): their documents get no_reference
+    empty = [p for p in gallery.folders if p not in gallery.embeddings
+             and not any(Path(f).is_relative_to(refs / p) for f in gallery.errors)]
     if as_json:
         click.echo(json.dumps({
             "people": len(gallery.people),
             "specimens": {p: len(gallery.embeddings[p]) for p in gallery.people},
             "reference_errors": [{"file": k, "message": v} for k, v in sorted(gallery.errors.items())],
             "suspect_references": [s.to_dict() for s in suspects],
+            "empty_folders": empty,
+            "duplicates": gallery.duplicates,
             "warnings": gallery.warnings,
             "outlier_margin": verifier.rule.outlier_margin,
             "models": model_idents(detector, verifier),
@@ -315,15 +320,20 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
         for s in suspects:
             also = f"; within the threshold of {s.resembles}" if s.resembles else ""
             click.echo(f"suspect   {s.file}: unlike {s.person}'s other specimens (distance {s.margin:+.3f} beyond "
-                       f"their threshold){also}")
+                       f"their threshold){also}: if it is someone else's, move or delete it")
+        for p in empty:
+            click.echo(f"empty     {refs / p}: no specimen file (documents claimed by {p!r} get no_reference)")
+        for d in gallery.duplicates:
+            click.echo(f"duplicate {d}")
         specimens = sum(len(e) for e in gallery.embeddings.values())
         check = ("" if verifier.rule.outlier_margin is not None
                  else f" (not checked for suspects: {verifier.ident} has no decision.outlier_margin)")
         click.echo(f"{len(gallery.people)} people, {specimens} specimens: {len(gallery.errors)} unusable file(s), "
-                   f"{len(suspects)} suspect(s){check}")
+                   f"{len(suspects)} suspect(s), {len(empty)} empty folder(s), {len(gallery.duplicates)} "
+                   f"duplicate(s){check}")
     if not gallery.people and not as_json:
         click.echo(f"nobody to check: {refs} holds no person folder with a usable specimen", err=True)
-    if gallery.errors or suspects or not gallery.people:
+    if gallery.errors or suspects or empty or gallery.duplicates or not gallery.people:
         click.get_current_context().exit(1)
 
 

@@ -89,8 +89,11 @@ class PageSelection:
         for t in parts:
             m = _PAGE_ITEM.fullmatch(t)
             if m is None:
-                raise ValueError(f"cannot read page selection {spec!r} at {t!r}: give page numbers (1), pages from "
-                                 "the end (-1 is the last), ranges (2-4) or open ranges (3-), separated by commas")
+                where = "an empty item (two commas?)" if not t else repr(t)
+                counted = " (pages count from 1)" if re.fullmatch(r"-?0+(-\d*)?|\d+-0+", t) else ""
+                raise ValueError(f"cannot read page selection {spec!r} at {where}{counted}: give page numbers (1), "
+                                 "pages from the end (-1 is the last), ranges (2-4) or open ranges (3-), separated "
+                                 "by commas")
             if m.group(1) is not None:
                 n = int(m.group(1))
                 items.append((n, n))

@@ -267,8 +267,8 @@ def files_naming(person: str, out: Path, review_folders: Sequence[Path] = ()) ->
     rows_file = out / SUMMARY_CSV
     if rows_file.is_file():
         with open(rows_file, encoding="utf-8", newline="") as text:
-            if any(want in {unicodedata.normalize("NFC", p) for p in (row.get("identity") or "",
-                                                                    *(row.get("claimed_identity") or "").split(";"))}
+            if any(want in {unicodedata.normalize("NFC", p[1:] if p.startswith("'") else p)  # as _cell wrote it
+                            for p in (row.get("identity") or "", *(row.get("claimed_identity") or "").split(";"))}
                    for row in csv.DictReader(text)):
                 found.append(rows_file)
     return found, unreadable

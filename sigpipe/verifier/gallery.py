@@ -119,6 +119,7 @@ class Gallery:
     root: Path | None = None
     warnings: list[str] = field(default_factory=list)
     folders: tuple[str, ...] = ()
+    duplicates: list[str] = field(default_factory=list)  # those of the warnings about files enrolled twice
     _index: _Index | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -323,6 +324,7 @@ class Gallery:
         for message in _duplicates({p: [(d, f) for d, f, e in zip(digests[p], files[p], found[p], strict=True)
                                         if e is not None] for p in g.embeddings}):
             warn(message)
+            g.duplicates.append(message)
         return g
 
     def source(self, person: str, index: int | None) -> str | None:

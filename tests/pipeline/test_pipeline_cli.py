@@ -98,6 +98,10 @@ def test_usage_errors_exit_2(folders: dict[str, Path], tmp_path: Path, verifier_
     assert r.exit_code == 2 and "--accept-score" in r.stderr
     r = invoke(folders, "--pages", "first", models=models)
     assert r.exit_code == 2 and "cannot read page selection 'first'" in r.stderr
+    r = invoke(folders, "--pages", "0", models=models)  # a newcomer counting from 0
+    assert r.exit_code == 2 and "(pages count from 1)" in r.stderr
+    r = invoke(folders, "--pages", "1,,2", models=models)
+    assert r.exit_code == 2 and "an empty item (two commas?)" in r.stderr
     r = CliRunner().invoke(cli, ["run", str(folders["scans"])])
     assert r.exit_code == 2 and "--refs" in r.stderr
     if not poppler_available():

@@ -132,7 +132,7 @@ def test_check_refs_cli_exit_codes_and_json(mixed_refs: Path, tmp_path: Path, mo
     runner = CliRunner()
     res = runner.invoke(cli, ["check-refs", str(EXAMPLE_REFS)])
     assert res.exit_code == 0, res.output
-    assert "4 people, 16 specimens: 0 unusable file(s), 0 suspect(s)" in res.output
+    assert "4 people, 16 specimens: 0 unusable file(s), 0 suspect(s), 0 empty folder(s), 0 duplicate(s)" in res.output
     (mixed_refs / "i-wright" / "broken.png").write_bytes(b"not an image")
     res = runner.invoke(cli, ["check-refs", str(mixed_refs), "--json"])
     assert res.exit_code == 1, res.output
@@ -141,6 +141,17 @@ def test_check_refs_cli_exit_codes_and_json(mixed_refs: Path, tmp_path: Path, mo
     assert [e["file"] for e in d["reference_errors"]] == [str(mixed_refs / "i-wright" / "broken.png")]
     assert [(s["person"], s["resembles"]) for s in d["suspect_references"]] == [("j-kowalski", "peter-harris")]
     assert set(d["models"]) == {"detector", "verifier", "orientation"}
+    assert d["empty_folders"] == [] and len(d["duplicates"]) == 1  # the stray is a copy of peter-harris's 02.png
+    assert "'j-kowalski', 'peter-harris', are the same files" in d["duplicates"][0]
+    # a new customer's folder not yet filled, and one person's specimen filed under another too (an operator's
+    # check-refs said "0 unusable file(s), 0 suspect(s)" for both, exit 0)
+    (mixed_refs / "new-customer").mkdir()
+    (mixed_refs / "i-wright" / "copy.png").write_bytes((mixed_refs / "peter-harris" / "01.png").read_bytes())
+    res = runner.invoke(cli, ["check-refs", str(mixed_refs)])
+    assert res.exit_code == 1
+    assert f"empty     {mixed_refs / 'new-customer'}: no specimen file" in res.output
+    assert "duplicate 1 specimen(s) enrolled for 2 people, 'i-wright', 'peter-harris', are the same files" in res.output
+    assert "1 empty folder(s), 2 duplicate(s)" in res.output and "move or delete it" in res.output
     res = runner.invoke(cli, ["check-refs", str(tmp_path / "missing")])
     assert res.exit_code == 2
     (tmp_path / "empty").mkdir()
