@@ -388,6 +388,22 @@ def _warn_seen_writers(v: Verifier, data: Path, chosen: list[str] | None) -> Non
                     f"--writers {','.join(held_out)}" if held_out else "none")
 
 
+def _specimens_given(refs: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The REF files, a folder given as a REF (``REFS/alice``) read as the run enrols a person's folder."""
+    from sigpipe.verifier.gallery import SPECIMEN_SUFFIXES, specimen_files
+
+    files: list[Path] = []
+    for r in refs:
+        if not r.is_dir():
+            files.append(r)
+            continue
+        found = specimen_files(r)
+        if not found:
+            raise BadInput(f"{r} holds no specimen file (looked for {', '.join(sorted(SPECIMEN_SUFFIXES))})")
+        files += found
+    return tuple(files)
+
+
 def _warn_repeated_refs(refs: tuple[Path, ...]) -> None:
     """Warn about REFs of the same content given more than once: each copy counts in the threshold (the spread of
     the references), as a specimen filed twice does in a run (which warns the same)."""
@@ -406,7 +422,7 @@ def _warn_repeated_refs(refs: tuple[Path, ...]) -> None:
 
 @click.command()
 @click.argument("questioned", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("refs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("refs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--weights", "--verifier-weights", "weights",
               type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Verifier manifest (<weights>.json; --verifier-weights as 'sigpipe run' names it). Default: the "
@@ -421,7 +437,8 @@ def _warn_repeated_refs(refs: tuple[Path, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detector_weights: Path | None,
            orient: bool, which: int | None, as_json: bool) -> None:
-    """Verify one QUESTIONED signature against REF specimens of the claimed person.
+    """Verify one QUESTIONED signature against REF specimens of the claimed person (files, or a person's folder
+    of them as REFS holds it: its specimen files, sub-folders included).
 
     Each file is a signature image, or a PDF or scanned page (a cheque, a letter) in which the detector finds the
     signature, as `sigpipe run` does: QUESTIONED must then hold exactly one signature, or `--signature N` picks one;
@@ -435,6 +452,7 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     from sigpipe.verifier.preprocess import has_ink
     from sigpipe.verifier.verifier import Verifier
 
+    refs = _specimens_given(refs)
     if questioned.resolve() in {r.resolve() for r in refs}:
         log.warning("%s is also given as a reference: it matches itself, so the verdict says nothing", questioned)
     _warn_repeated_refs(refs)

@@ -179,3 +179,17 @@ def test_the_same_specimen_enrolled_twice_is_a_warning(mixed_refs: Path, tmp_pat
         "1 specimen(s) enrolled for 2 people, 'j-kowalski', 'peter-harris', are the same files (j-kowalski/05.png = "
         "peter-harris/02.png): each belongs to one of them"]
     assert Gallery.enroll(EXAMPLE_REFS, Verifier.from_manifest(), cache=tmp_path / "cache").warnings == []
+
+
+def test_verify_takes_a_person_s_folder_as_the_references(tmp_path: Path):
+    """A newcomer gave REFS/<person> as the REF (as REFS holds it) and got click's "is a directory"."""
+    folder = EXAMPLE_REFS / "j-kowalski"
+    files = sorted(str(p) for p in folder.glob("*.png"))
+    questioned = str(EXAMPLE_REFS / "peter-harris" / "02.png")
+    by_files = CliRunner().invoke(cli, ["verify", questioned, *files, "--json"])
+    by_folder = CliRunner().invoke(cli, ["verify", questioned, str(folder), "--json"])
+    assert by_files.exit_code == by_folder.exit_code == 0, by_folder.output
+    assert json.loads(by_folder.stdout) == json.loads(by_files.stdout)
+    (tmp_path / "nobody").mkdir()
+    res = CliRunner().invoke(cli, ["verify", questioned, str(tmp_path / "nobody")])
+    assert res.exit_code == 2 and "holds no specimen file" in res.output
