@@ -112,7 +112,7 @@ def remove_stale_folders(prefix: str) -> int:
             if not pid.isdigit() or folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
                 continue
             os.kill(int(pid), 0)  # raises when no such process
-            if not _gone(int(pid), folder.stat().st_mtime):
+            if not _gone(int(pid)):
                 continue
         except ProcessLookupError:
             pass
@@ -123,22 +123,14 @@ def remove_stale_folders(prefix: str) -> int:
     return removed
 
 
-def _gone(pid: int, made: float) -> bool:
-    """Whether process ``pid``, which exists, is not the one that made a folder last changed at ``made``: a zombie
-    (killed, not yet reaped), or a process started well after it (its number used again). Linux's ``/proc``;
-    elsewhere a process that exists is taken for the maker."""
+def _gone(pid: int) -> bool:
+    """Whether process ``pid``, which exists, is a zombie (killed, not yet reaped): its folders are stale. (A number
+    used again by a later process is not told apart: start times read against the wall clock, which may be set
+    forward during a run, could take a live run's folder for a dead one's.) Linux's ``/proc``."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        if fields[0] in ("Z", "X"):
-            return True
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
-        started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
         return False
-    # a margin for the clock (btime is whole seconds, and a clock set forward makes a process look younger): a live
-    # run's worker makes its first copy seconds after it starts, a number is used again long after
-    return started > made + 300.0
 
 
 def remove_stale_copies() -> int:

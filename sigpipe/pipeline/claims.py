@@ -1127,7 +1127,7 @@ def _relative_hint(document: str, documents: Collection[str]) -> str:
     """A hint for a claimed document that is not in SCANS but ends in one that is: a path written from the working
     folder (``examples/scans/0001.png``) instead of from SCANS (``0001.png``)."""
     tails = [d for d in documents if document.endswith("/" + d)]
-    return (f" (paths in claims are relative to SCANS: {min(tails, key=len)!r}?)" if tails else "")
+    return (f" (paths in claims are relative to SCANS: {max(tails, key=len)!r}?)" if tails else "")
 
 
 def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people: Collection[str],

@@ -446,11 +446,11 @@ def find_person(person: str, outs: tuple[Path, ...], review_folders: tuple[Path,
 
     if not person.strip():
         raise UsageFailure("give a person's name (as their REFS folder is named)")
+    for out in outs:  # all of them before any answer: a mistyped one would otherwise read as 'nothing names them'
+        if not (out / "summary.json").is_file() and next(iter_reports(out), None) is None:
+            raise UsageFailure(f"{out} holds no sigpipe report: give the --out folder of a 'sigpipe run'")
     found_any = unreadable_any = False
     for out in outs:
-        if not (out / "summary.json").is_file() and next(iter_reports(out), None) is None:
-            raise UsageFailure(f"{out} holds no sigpipe report: give the --out folder of a 'sigpipe run' (a mistyped "
-                               "folder would otherwise read as 'nothing names them')")
         found, unreadable = files_naming(person, out, review_folders)
         for f in found:
             _say(str(f))

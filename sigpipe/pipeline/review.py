@@ -256,11 +256,9 @@ def files_naming(person: str, out: Path, review_folders: Sequence[Path] = ()) ->
                   if (f := out / "review" / sheet_name(report.document.path, n)).is_file()]
     for folder in dict.fromkeys([out / "review", *review_folders]):  # a sheet named by a document of another
         found += [f for f in _listed_beside(folder, want) if f not in found]  # night: only as its index says
-    word = re.compile(rf"(?<![\w-]){re.escape(want)}(?![\w-])")
     summary = out / SUMMARY_JSON
     try:
-        if summary.is_file() and word.search(unicodedata.normalize(
-                "NFC", json.dumps(json.loads(summary.read_text(encoding="utf-8")), ensure_ascii=False))):
+        if summary.is_file() and _json_names(json.loads(summary.read_text(encoding="utf-8")), want):
             found.append(summary)  # its warnings name people (suspect references, duplicates)
     except (OSError, ValueError):
         unreadable.append(summary)
@@ -274,6 +272,38 @@ def files_naming(person: str, out: Path, review_folders: Sequence[Path] = ()) ->
     return found, unreadable
 
 
+def _json_names(data: object, person: str) -> bool:
+    """Whether a summary's JSON names ``person``: a value that is the name, a path in their REFS folder
+    (``alice/01.png``, ``.../alice/01.png``), or the name quoted in a warning (``'alice'``)."""
+    if isinstance(data, dict):
+        return any(_json_names(v, person) for v in data.values())
+    if isinstance(data, list):
+        return any(_json_names(v, person) for v in data)
+    if not isinstance(data, str):
+        return False
+    text = unicodedata.normalize("NFC", data)
+    return text == person or text.startswith(f"{person}/") or f"/{person}/" in text or f"'{person}'" in text
+
+
+_ROW_FIELDS = re.compile(r"(?:identity|closest enrolled \(no match\)): (.*?)<br>"
+                         r"|reference: ([^<]*?)/[^<]*?(?:<br>|</td>)|claimed: (.*?)</td>", re.S)
+
+
+def _row_names(row: str) -> set[str]:
+    """The people a review index's row names: the identity, the closest reference's folder, the claimed people."""
+    names: set[str] = set()
+    for identity, reference, claimed in _ROW_FIELDS.findall(row):
+        if identity or reference:
+            names.add(html.unescape(identity or reference))
+        elif claimed:
+            text = html.unescape(claimed)
+            if text.startswith("account ") and ": " in text:
+                text = text.split(": ", 1)[1]
+            text = re.sub(r"^.*? of ", "", text) if re.match(r"(?:any \d+|\S.*?) of ", text) else text
+            names.update(re.sub(r" \([^)]*\)$", "", n) for n in text.split(", "))
+    return {unicodedata.normalize("NFC", n.strip()) for n in names}
+
+
 def _listed_beside(folder: Path, person: str) -> list[Path]:
     """The sheets that ``folder/index.html`` (a review's) lists in a row naming ``person`` (claimed, the identity, or
     a specimen of theirs the closest reference), then the index itself; [] when it names them nowhere."""
@@ -282,10 +312,10 @@ def _listed_beside(folder: Path, person: str) -> list[Path]:
         text = unicodedata.normalize("NFC", index.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    word = re.compile(rf"(?<![\w-]){re.escape(html.escape(person))}(?![\w-])")
-    sheets = [_below(folder, unquote(html.unescape(href))) for row in re.findall(r"<tr\b.*?</tr>", text, re.S)
-              if word.search(row) for href in dict.fromkeys(re.findall(r'<a href="([^"]+)"', row))]
-    return [f for f in sheets if f is not None and f.is_file()] + ([index] if word.search(text) else [])
+    rows = [row for row in re.findall(r"<tr\b.*?</tr>", text, re.S) if person in _row_names(row)]
+    sheets = [_below(folder, unquote(html.unescape(href))) for row in rows
+              for href in dict.fromkeys(re.findall(r'<a href="([^"]+)"', row))]
+    return [f for f in sheets if f is not None and f.is_file()] + ([index] if rows else [])
 
 
 def to_review(report: DocumentReport, everything: bool = False) -> list[int]:

@@ -23,6 +23,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import re
 import shutil
 import signal
 import sys
@@ -347,9 +348,13 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _in_run_folders(docs: Sequence[Path], scans: Path) -> set[Path]:
-    """The documents that lie in a folder under SCANS that a run wrote into (its ``OUT/.sigpipe.lock``): review
-    sheets of an earlier night whose OUT was inside SCANS, not scans."""
+_SHEET_NAME = re.compile(r".+\.sig\d+\.png")  # a review sheet: <document>.sig<N>.png
+
+
+def _old_sheets(docs: Sequence[Path], scans: Path) -> set[Path]:
+    """The review sheets (``<document>.sig<N>.png``) in a folder under SCANS that a run wrote into (its
+    ``OUT/.sigpipe.lock``): an earlier night's OUT inside SCANS. Only those: a folder of real scans may hold a lock
+    too (an OUT given above it, an older release's OUT given as SCANS), and its scans are documents."""
     marked: dict[Path, bool] = {}
 
     def run_folder(folder: Path) -> bool:
@@ -358,7 +363,7 @@ def _in_run_folders(docs: Sequence[Path], scans: Path) -> set[Path]:
                 (folder / LOCK_FILE).is_file() or run_folder(folder.parent))
         return marked[folder]
 
-    return {p for p in docs if run_folder(p.parent)} if scans.is_dir() else set()
+    return {p for p in docs if _SHEET_NAME.fullmatch(p.name) and run_folder(p.parent)} if scans.is_dir() else set()
 
 
 def _sha256_or_none(path: Path, max_bytes: int) -> str | None:
@@ -447,8 +452,8 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     # OUT inside SCANS: its files (review sheets, anything put there) are not documents either
     ours = ({p for p in docs if p.resolve().is_relative_to(out_root)}
             if scans_root.is_dir() and out_root.is_relative_to(scans_root) else set())
-    ours |= _in_run_folders(docs, Path(config.scans))  # an earlier run's OUT there: its review sheets likewise
-    docs = [p for p in docs if p not in specimens and p not in ours]
+    sheets = _old_sheets(docs, Path(config.scans)) - ours  # an earlier run's OUT there: its review sheets likewise
+    docs = [p for p in docs if p not in specimens and p not in ours and p not in sheets]
     if not docs:
         letters = _x9_files(config.scans)
         raise NoDocumentsError(
@@ -456,7 +461,8 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
             "recursively, case-insensitive" + (f"; {len(unread)} folder(s) cannot be read" if unread else "")
             + (f"; the {len(specimens)} under REFS are references" if specimens
                                                else "") + (f"; the {len(ours)} under OUT are sigpipe's own"
-                                                           if ours else "") + ")"
+                                                           if ours else "")
+            + (f"; {len(sheets)} are review sheets of an earlier run" if sheets else "") + ")"
             + (f"; {letters[0]} is an image cash letter (X9.37): 'sigpipe x9 split' makes its cheques documents"
                if letters else "")
         )
@@ -545,6 +551,10 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     if specimens:
         warnings.append(f"REFS ({config.refs}) lies inside SCANS: its {len(specimens)} file(s) are references, "
                         "not processed as documents")
+    if sheets:
+        warnings.append(f"{len(sheets)} review sheet(s) of earlier runs (folders holding {LOCK_FILE} under SCANS) "
+                        f"are not processed as documents: {', '.join(sorted(map(str, sheets))[:3])}"
+                        f"{', ...' if len(sheets) > 3 else ''}")
     if ours:
         warnings.append(f"OUT ({config.out}) lies inside SCANS: its {len(ours)} file(s) (review sheets, ...) are "
                         "not processed as documents")

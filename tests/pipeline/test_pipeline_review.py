@@ -630,3 +630,28 @@ def test_find_person_lists_what_in_out_names_them(batch: dict[str, Path], verifi
     (out / "damaged.png.json").write_text("{")
     r = CliRunner().invoke(cli, ["find-person", "alice", str(out)])
     assert r.exit_code == 2 and "cannot read" in r.output and "damaged.png.json" in r.output
+
+
+def test_find_person_matches_whole_names_only(tmp_path: Path):
+    """A retest: 'ann' took 'mary ann's review sheets (a space read as a word's edge), and a name holding a quote
+    was missed in summary.json (searched as JSON text, where it is escaped)."""
+    import html as html_module
+
+    from sigpipe.pipeline.review import _json_names, _listed_beside
+
+    rows = [("a.png.sig1.png", "identity: mary ann<br>", "claimed: mary ann</td>"),
+            ("b.png.sig1.png", "identity: ann<br>", "claimed: account 11, amount 5.00: any 1 of bob, ann</td>"),
+            ("c.png.sig1.png", "identity: bob<br>reference: ann/01.png<br>", "claimed: -</td>")]
+    (tmp_path / "index.html").write_text("<table>" + "".join(
+        f'<tr class="forged"><td>{c}</td><td>{i}</td><td><a href="{html_module.escape(f)}"></a></td></tr>'
+        for f, i, c in rows) + "</table>")
+    for f, _, _ in rows:
+        (tmp_path / f).write_bytes(b"png")
+    assert sorted(p.name for p in _listed_beside(tmp_path, "ann")) == ["b.png.sig1.png", "c.png.sig1.png",
+                                                                      "index.html"]
+    assert [p.name for p in _listed_beside(tmp_path, "mary ann")] == ["a.png.sig1.png", "index.html"]
+    assert _listed_beside(tmp_path, "mary") == []
+    summary = {"warnings": ["REFS folders 'd\"q' and 'x' hold the same files"], "suspect_references": [
+        {"person": "ann", "file": "/refs/ann/01.png"}]}
+    assert _json_names(summary, 'd"q') and _json_names(summary, "ann") and not _json_names(summary, "an")
+    assert not _json_names({"warnings": ["'mary ann' has 2 specimen(s) more than once"]}, "ann")

@@ -875,6 +875,13 @@ def test_a_newcomer_s_folders_and_claims_paths(batch: dict[str, Path], verifier_
     save_image(earlier / "review" / "alice_letter.pdf.sig1.png", page_with([(scribble(SIG_A), 50, 50)]))
     s = run_batch(config(batch), DoubleModels(verifier_manifest))  # the default OUT elsewhere: the old one is skipped
     assert s.documents == len(DOCS) and not any(d.startswith("reports/") for d in all_reports(batch["out"]))
+    assert any("review sheet(s) of earlier runs" in w for w in s.warnings)
+    # but only its review sheets: a folder of real scans may hold a lock too (an OUT given above it, a release that
+    # allowed OUT = SCANS), and its scans are documents (a retest: a whole folder of them was skipped)
+    save_image(batch["scans"] / "day1" / "cheque.png", page_with([(scribble(SIG_A), 50, 50)]))
+    (batch["scans"] / "day1" / ".sigpipe.lock").write_text("")
+    s = run_batch(config(batch), DoubleModels(verifier_manifest))
+    assert s.documents == len(DOCS) + 1 and "day1/cheque.png" in all_reports(batch["out"])
     claims = batch["scans"].parent / "from-cwd.csv"
     claims.write_text(f"document,identity\n{batch['scans'].name}/alice_letter.pdf,alice\n")
     with caplog.at_level("WARNING", logger="sigpipe.pipeline.runner"):
