@@ -440,7 +440,8 @@ def find_person(person: str, outs: tuple[Path, ...], review_folders: tuple[Path,
 
     For erasing a customer's data (README, "Erasing a person's data"): what to delete is your retention policy's
     call; this says where it is. Exit 0 when something names them, 1 when nothing does, 2 when a report could not
-    be read (listed on stderr: look at it by hand).
+    be read (listed on stderr: look at it by hand). A name that starts with '-' goes after '--':
+    'sigpipe find-person -- -lee OUT'.
     """
     from sigpipe.pipeline.review import files_naming, iter_reports
 
@@ -536,7 +537,8 @@ def cache_prune(refs: tuple[Path, ...], dry_run: bool, unused_days: int | None, 
         for f in result.unreadable:
             click.echo(f"unreadable {f}: its cache entry, if any, is removed", err=True)
         verb = "would remove" if dry_run else "removed"
-        unused = f", {result.unused} of them unused for {unused_days:g} days" if unused_days is not None else ""
+        days = f"{unused_days} day{'s' if unused_days != 1 else ''}"
+        unused = f", {result.unused} of them unused for {days}" if unused_days is not None else ""
         click.echo(f"{verb} {result.removed} entries ({_mb(result.removed_bytes)}{unused}) and {result.temporaries} "
                    f"leftover temporaries; kept {result.kept} ({gallery_cache()})")
     if result.unreadable:
