@@ -255,7 +255,7 @@ def files_naming(person: str, out: Path, review_folders: Sequence[Path] = ()) ->
         found += [f for n in range(1, len(report.signatures) + 1)
                   if (f := out / "review" / sheet_name(report.document.path, n)).is_file()]
     for folder in dict.fromkeys([out / "review", *review_folders]):  # a sheet named by a document of another
-        found += [f for f in _listed_beside(folder, want) if f not in found]  # night: only as its index says
+        found += _listed_beside(folder, want)  # night: only as its index says
     summary = out / SUMMARY_JSON
     try:
         if summary.is_file() and _json_names(json.loads(summary.read_text(encoding="utf-8")), want):
@@ -269,7 +269,7 @@ def files_naming(person: str, out: Path, review_folders: Sequence[Path] = ()) ->
                             for p in (row.get("identity") or "", *(row.get("claimed_identity") or "").split(";"))}
                    for row in csv.DictReader(text)):
                 found.append(rows_file)
-    return found, unreadable
+    return list(dict.fromkeys(found)), unreadable  # a sheet both a report and an index name: once
 
 
 def _json_names(data: object, person: str) -> bool:

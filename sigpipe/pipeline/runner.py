@@ -608,6 +608,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     tasks: list[_Task] = []
     predictor = SignaturePredictor(detector, verifier, gallery, config.flow)
     settings = predictor.settings(config.ingest)
+    enrolled_files = gallery.specimen_files()  # once: a dict of every enrolled specimen, not one per document
     redo: Counter[str] = Counter()
     for name, path in names.items():
         claimed = claims.get(name)
@@ -620,7 +621,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
             old = read_report(report_path(config.out, name))
             if old is not None:
                 why = stale_reason(old, digest, claimed, idents, predictor.references(claimed), settings,
-                                   specimens=predictor.gallery.specimen_files(), **drawn(name))
+                                   specimens=enrolled_files, **drawn(name))
                 if why is None:
                     outcome.reports[name] = old
                     continue

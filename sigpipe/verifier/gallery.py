@@ -273,9 +273,9 @@ class Gallery:
             problems: dict[Path, str] = {}
             for f in specimen_files(person_dir, problems):
                 try:
-                    digest = sha256_file(f)
-                    cached = None if store is None else store / f"{key}-{digest}.npz"
-                    item = None if cached is None else read_entry(cached)
+                    # without a cache nothing is looked up: the copy below is the one read
+                    digest = sha256_file(f) if store is not None else ""
+                    item = read_entry(store / f"{key}-{digest}.npz") if store is not None else None
                     if item is not None:
                         slots.append(item)
                         hashes.append(digest)
