@@ -55,7 +55,7 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
 # Bytes of one document (or reference specimen) at the most: a sparse file of 50 GB takes 4 KB on disk and a minute to
 # hash and copy; a scan of 4 GiB would be 2,000 pages of 2 MB
 MAX_DOCUMENT_BYTES = 4 << 30
-COPY_PREFIX = "sigpipe-doc-"  # + the copying process's pid: a copy left by a killed process is found by it
+COPY_PREFIX = "sigpipe-doc-"  # + :func:`owner_tag`: a copy left by a killed process is found by it
 
 
 class CopyError(OSError):
@@ -81,7 +81,7 @@ def private_copy(path: str | os.PathLike[str], max_bytes: int | None = None) -> 
         if max_bytes is not None and size > max_bytes:
             raise OSError(errno.EFBIG, f"{size} bytes, over the limit of {max_bytes} a document", str(path))
         try:
-            held = tempfile.TemporaryDirectory(prefix=f"{COPY_PREFIX}{os.getpid()}-")
+            held = tempfile.TemporaryDirectory(prefix=f"{COPY_PREFIX}{owner_tag()}-")
         except OSError as e:
             raise CopyError(e.errno, e.strerror, e.filename) from e
         with held as folder:
@@ -101,15 +101,38 @@ def private_copy(path: str | os.PathLike[str], max_bytes: int | None = None) -> 
             yield copy, h.hexdigest()
 
 
+def owner_tag() -> str:
+    """``<pid>@<space>``: this process's number and a short name of the space it is numbered in, for the names of
+    its temporary folders. Containers that share a temporary folder (a host's ``/tmp`` mounted into each) number
+    their processes each from 1: by the number alone, one container's run took another's live copies of customers'
+    scans for a killed process's and removed them. The space is the host's name and the process-number namespace
+    (Linux's ``/proc/self/ns/pid``)."""
+    return f"{os.getpid()}@{_process_space()}"
+
+
+def _process_space() -> str:
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:  # not Linux, or /proc not mounted: the host's name alone
+        namespace = ""
+    import socket
+
+    return hashlib.sha256(f"{socket.gethostname()}\0{namespace}".encode()).hexdigest()[:8]
+
+
 def remove_stale_folders(prefix: str) -> int:
-    """Remove the temporary folders ``<prefix><pid>-*`` (in ``tempfile.gettempdir()``) of this account's processes
-    that are gone: a worker killed by --timeout, a run killed outright. A link or another account's folder is left
-    alone. Returns how many were removed."""
+    """Remove the temporary folders ``<prefix><pid>@<space>-*`` (in ``tempfile.gettempdir()``, :func:`owner_tag`)
+    of this account's processes that are gone: a worker killed by --timeout, a run killed outright. A link, another
+    account's folder, and one made in another process space (another container, another host) are left alone; a
+    folder named by an older release (``<prefix><pid>-*``) is judged as this space's. Returns how many were
+    removed."""
     removed = 0
+    here = _process_space()
     for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
-        pid = folder.name[len(prefix):].split("-", 1)[0]
+        pid, _, space = folder.name[len(prefix):].split("-", 1)[0].partition("@")
         try:
-            if not pid.isdigit() or folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+            if not pid.isdigit() or (space and space != here) or folder.is_symlink() or not folder.is_dir() \
+                    or folder.stat().st_uid != os.getuid():
                 continue
             os.kill(int(pid), 0)  # raises when no such process
             if not _gone(int(pid)):

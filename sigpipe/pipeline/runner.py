@@ -43,7 +43,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from sigpipe._files import remove_stale_copies, remove_stale_folders
+from sigpipe._files import owner_tag, remove_stale_copies, remove_stale_folders
 from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
 from sigpipe.pipeline.claims import (
@@ -893,7 +893,7 @@ def _handover(state: object) -> Iterator[str]:
     outright (SIGKILL) leaves behind is removed by the account's next run (:func:`_run`).
     """
     try:
-        folder = Path(tempfile.mkdtemp(prefix=f"{HANDOVER_PREFIX}{os.getpid()}-"))
+        folder = Path(tempfile.mkdtemp(prefix=f"{HANDOVER_PREFIX}{owner_tag()}-"))
     except OSError as e:
         raise _no_room(e) from e
     try:

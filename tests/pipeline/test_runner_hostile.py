@@ -327,6 +327,36 @@ def test_copies_left_by_killed_processes_are_removed_by_the_next_run(tmp_path: P
         zombie.wait()
 
 
+def test_copies_made_in_another_process_space_are_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Containers sharing the host's /tmp number their processes each from 1: by the number alone, one container's
+    run took another's live copies of customers' scans (pid 7 there, no pid 7 here) for a killed process's."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from sigpipe._files import COPY_PREFIX, owner_tag, private_copy, remove_stale_copies
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    pid, space = owner_tag().split("@")
+    assert pid == str(os.getpid()) and len(space) == 8
+    other = "0" * 8 if space != "0" * 8 else "1" * 8
+    theirs = tmp_path / f"{COPY_PREFIX}{gone}@{other}-abc"  # alive in its own container, unknown here
+    ours = tmp_path / f"{COPY_PREFIX}{gone}@{space}-def"
+    older = tmp_path / f"{COPY_PREFIX}{gone}-ghi"  # named by an older release: judged as this space's
+    for folder in (theirs, ours, older):
+        folder.mkdir()
+    assert remove_stale_copies() == 2
+    assert theirs.is_dir() and not ours.exists() and not older.exists()
+    scan = tmp_path / "cheque.tif"
+    scan.write_bytes(b"scan")
+    with private_copy(scan) as (copy, _):
+        assert copy.parent.name.startswith(f"{COPY_PREFIX}{owner_tag()}-")
+        assert remove_stale_copies() == 0 and copy.is_file()  # this process's own, alive
+
+
 def test_a_file_locked_or_removed_after_it_was_read_keeps_its_verdict(verifier: Any, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch):
     """Its permissions taken away while it was processed, a file was reported as changed ("still being written, or
