@@ -38,25 +38,37 @@ def cache_dir() -> Path:
 
 
 def threads_from_env() -> int | None:
-    """``$SIGPIPE_THREADS`` as a number of threads (at least 1), or None when it is not set.
+    """``$SIGPIPE_THREADS`` as a number of threads, or None (all cores) when it is not set or 0, as ``--threads 0``.
 
     Raises:
-        InputError: it is set to something else than a whole number (named, with its value).
+        InputError: it is set to something else than a whole number of at least 0 (named, with its value).
     """
     env = os.environ.get("SIGPIPE_THREADS", "").strip()
     if not env:
         return None
     try:
-        return max(1, int(env))
+        n = int(env)
     except ValueError:
+        n = -1
+    if n < 0:
         from sigpipe.errors import InputError
 
-        raise InputError(f"SIGPIPE_THREADS must be a whole number of CPU threads, got {env!r}") from None
+        raise InputError(f"SIGPIPE_THREADS must be a whole number of CPU threads (0: all cores), got {env!r}")
+    return n or None
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask: a container's or ``taskset``'s share, not the host's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def default_threads() -> int:
-    """Torch threads for inference/training: all cores (Ultralytics' default of cores-1 is 1.7x slower on 2 cores)."""
-    return threads_from_env() or max(1, os.cpu_count() or 1)
+    """Torch threads for inference/training: all usable cores (Ultralytics' default of cores-1 is 1.7x slower on 2
+    cores), or ``$SIGPIPE_THREADS``."""
+    return threads_from_env() or usable_cores()
 
 
 def _install_font(config_dir: Path) -> None:
@@ -80,7 +92,7 @@ def configure(threads: int | None = None) -> None:
     global _configured
     import torch  # here, not at module level: the exported-model inference path never imports torch
 
-    n = threads or default_threads()
+    n = usable_cores() if threads == 0 else threads or default_threads()  # 0: all cores, as --threads 0
     torch.set_num_threads(n)
     if _configured:
         return

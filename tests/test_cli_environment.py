@@ -73,9 +73,14 @@ def test_a_malformed_sigpipe_threads_is_named(monkeypatch: pytest.MonkeyPatch, t
 
     monkeypatch.setenv("SIGPIPE_THREADS", "3")
     assert threads_from_env() == 3 and available_cores() == 3
-    monkeypatch.setenv("SIGPIPE_THREADS", "abc")
-    with pytest.raises(InputError, match="SIGPIPE_THREADS must be a whole number of CPU threads, got 'abc'"):
-        available_cores()
+    # 0 is all cores, as --threads 0 is in every command (it was 1 thread here, all cores in training)
+    monkeypatch.setenv("SIGPIPE_THREADS", "0")
+    assert threads_from_env() is None and available_cores() == len(os.sched_getaffinity(0))
+    for bad in ("abc", "-2"):
+        monkeypatch.setenv("SIGPIPE_THREADS", bad)
+        with pytest.raises(InputError, match=f"SIGPIPE_THREADS must be a whole number of CPU threads .0: all "
+                                             f"cores., got '{bad}'"):
+            available_cores()
     import cv2
     import numpy as np
 

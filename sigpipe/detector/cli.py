@@ -197,7 +197,8 @@ def _check_resumable(path: Path) -> None:
               help="Candidate-box threshold (keep low: mAP integrates over all thresholds).")
 @click.option("--iou", type=click.FloatRange(0, 1), default=None, help="NMS IoU (default: the manifest's, else 0.7).")
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads (default: all cores).")
+@click.option("--threads", type=click.IntRange(min=0), default=None,
+              help="Torch CPU threads (default or 0: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 def eval_cmd(
     data: Path, weights: Path | None, split: str, imgsz: int | None, conf: float, iou: float | None, batch: int,

@@ -122,8 +122,9 @@ def _say(message: str, err: bool = False) -> None:
                    "(AVX512_BF16, AMX), slower where it is emulated; results move slightly (README, The whole "
                    "pipeline). auto: bf16 where this CPU computes it natively, else f32.")
 @verifier_option
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads shared by the workers (default: all cores, or $SIGPIPE_THREADS). On a machine "
+@click.option("--threads", type=click.IntRange(min=0), default=None,
+              help="CPU threads shared by the workers (default: $SIGPIPE_THREADS, else all cores; 0: all cores). "
+                   "On a machine "
                    "busy with other work, fewer threads than cores can be much faster.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="Stop a document that takes longer than this and fail it (error kind 'timeout'), so one file "
@@ -142,6 +143,7 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, signatories: Pa
     documents whose report is up to date. Exit 0 when every document was processed, 1 when some failed, 2 on
     usage errors.
     """
+    from sigpipe._ultralytics import usable_cores
     from sigpipe.pipeline.runner import RunConfig, run_batch
 
     # every document's library warnings are logged under its name (sigpipe._warnings), not only the first one's
@@ -152,7 +154,8 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, signatories: Pa
             pdf_backend=pdf_backend,
             detector_weights=detector_weights, detector_tta=detector_tta, orient=orient,
             orientation_weights=orientation_weights, precision=precision,
-            verifier_weights=verifier_weights, threads=threads, timeout=timeout, force=force, progress=progress,
+            verifier_weights=verifier_weights, threads=usable_cores() if threads == 0 else threads, timeout=timeout,
+            force=force, progress=progress,
             pages=page_spec, accept_score=accept_score, other_signers=other_signers, max_pages=max_pages,
         )
         main = threading.current_thread() is threading.main_thread()  # only there can a handler be set

@@ -336,16 +336,10 @@ def warn_non_utf8_names() -> None:
 
 
 def available_cores() -> int:
-    """CPU threads this process may use: ``$SIGPIPE_THREADS`` if set, else the CPUs in its affinity mask."""
-    from sigpipe._ultralytics import threads_from_env
+    """CPU threads this process may use: ``$SIGPIPE_THREADS`` if set (not 0), else the CPUs in its affinity mask."""
+    from sigpipe._ultralytics import default_threads
 
-    env = threads_from_env()
-    if env is not None:
-        return env
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return default_threads()
 
 
 _SHEET_NAME = re.compile(r".+\.sig\d+\.png")  # a review sheet: <document>.sig<N>.png

@@ -48,7 +48,7 @@ def invoke(f: dict[str, Path], *extra: str, models: tuple[Path, Path] | None = N
 def test_run_exit_0_then_1_when_a_document_fails(folders: dict[str, Path], detector_manifest: Path,
                                                  verifier_manifest: Path):
     models = (detector_manifest, verifier_manifest)
-    r = invoke(folders, "--workers", "1", "--dpi", "100", models=models)
+    r = invoke(folders, "--workers", "1", "--dpi", "100", "--threads", "0", models=models)  # 0: all cores
     assert r.exit_code == 0, r.output
     assert "2 documents, 3 pages" in r.stdout and "summary.json" in r.stdout
     assert "2/2 documents" in r.stderr  # line-based progress (stderr is not a terminal here)
@@ -88,6 +88,8 @@ def test_usage_errors_exit_2(folders: dict[str, Path], tmp_path: Path, verifier_
 
     r = invoke(folders, "--workers", "0", models=models)
     assert r.exit_code == 2
+    r = invoke(folders, "--threads", "-1", models=models)
+    assert r.exit_code == 2 and "--threads" in r.stderr
     r = invoke(folders, "--dpi", "5000", models=models)
     assert r.exit_code == 2 and "--dpi" in r.stderr
     r = invoke(folders, "--timeout", "0", models=models)
