@@ -46,3 +46,25 @@ def test_the_package_is_mypy_clean(tmp_path):
     r = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "cache"), "--no-error-summary"],
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_readme_names_every_key_of_summary_json():
+    """A back office's importer is written from the README: every key `summary.json` has is named there (an audit
+    found `people`, `workers`, `pages_processed` and `schema_version` in the file and nowhere in the README)."""
+    from sigpipe.pipeline.report import Failure, RunSummary
+    from sigpipe.verifier.refcheck import SuspectSpecimen
+
+    text = (ROOT / "README.md").read_text()
+    part = text[text.index("- `OUT/summary.json`"):text.index("- `OUT/summary.csv`")]
+    named = set(re.findall(r"`([a-z_]+)`", part)) | set(re.findall(r'"([a-z_]+)"', part))
+    summary = RunSummary.from_reports(
+        [], processed=0, pages_processed=0, elapsed_s=0.0, reference_errors={"r.png": "unreadable"}, warnings=[],
+        people=0, workers=1, models={}, unread=[Failure("x/", "unreadable_folder", "cannot read")],
+        suspect_references=[SuspectSpecimen(person="p", file="f.png", margin=0.1, resembles="q")],
+        damaged_signature_cards={"1": "m"}, unusable_amounts={"d.pdf": "m"},
+    ).to_dict()
+    keys = set(summary)
+    for value in summary.values():
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            keys |= set(value[0])
+    assert keys - named == set()
