@@ -499,7 +499,8 @@ class SignaturePredictor:
         claimed = normalise_claim(claimed)
         ingest = ingest or self.ingest
         path = Path(path)
-        rel = (Path(relative).as_posix() if isinstance(relative, os.PathLike) else relative) or path.name or str(path)
+        rel = Path(relative).as_posix() if isinstance(relative, os.PathLike) else relative
+        rel = (rel if rel != "." else None) or path.name or str(path)  # Path("") is ".": no name given
         if sha256 is not None:  # as reports write it; another spelling was taken for a file that changed
             if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
                 raise ValueError(f"sha256 must be 64 hexadecimal digits, got {sha256!r}")

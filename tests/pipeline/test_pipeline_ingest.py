@@ -606,6 +606,7 @@ def test_a_service_s_inputs_are_taken_as_documented(tmp_path: Path, verifier_man
         predict(doc, sha256="sha256:" + digest)
     report = predict(doc, relative=Path("in") / "d.png")  # type: ignore[arg-type]
     assert json.loads(report.to_json())["document"]["path"] == "in/d.png"
+    assert predict(doc, relative=Path("")).document.path == "d.png"  # type: ignore[arg-type]  # was "."
     assert predict(doc, claimed={"bob", "alice"}).claimed_identity == ("alice", "bob")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="claimed must be"):
         predict(doc, claimed=b"alice")  # type: ignore[arg-type]
