@@ -864,7 +864,7 @@ class _WorkerInit:
 
     provider: Any
     threads: int
-    gallery: str
+    gallery: tuple[str, str]  # the file's path and the sha256 of what the run wrote into it
     flow: FlowConfig
     ingest: IngestConfig
     idents: dict[str, str]
@@ -877,8 +877,11 @@ HANDOVER_PREFIX = "sigpipe-workers-"
 
 
 @contextmanager
-def _handover(state: object) -> Iterator[str]:
-    """``state`` (the enrolled gallery) in a file for the worker processes to read, removed when they are done.
+def _handover(state: object) -> Iterator[tuple[str, str]]:
+    """``state`` (the enrolled gallery) in a file for the worker processes to read, removed when they are done;
+    yields its path and the sha256 of its bytes, which a worker checks before it unpickles them: a pickle runs code,
+    and a temporary folder that others may write (not sticky: they can rename the run's folder and put their own
+    in its place) would let them choose it.
 
     Through the pool's start-up pipe instead, it could hang the run: Python 3.11's spawn writes it into a pipe whose
     reading end the parent still holds, so a worker killed before reading it (the out-of-memory killer) leaves that
@@ -892,12 +895,13 @@ def _handover(state: object) -> Iterator[str]:
         raise _no_room(e) from e
     try:
         path = folder / "gallery.pickle"
+        data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         try:
-            with open(path, "wb") as f:
-                pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+            with open(path, "xb") as f:
+                f.write(data)
         except OSError as e:
             raise _no_room(e) from e
-        yield str(path)
+        yield str(path), hashlib.sha256(data).hexdigest()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -957,12 +961,18 @@ def _init_worker(init: _WorkerInit) -> None:
     got = model_idents(detector, verifier)
     if got != init.idents:
         raise ModelError(f"worker loaded different models {got} than the parent {init.idents}")
+    path, digest = init.gallery
     try:
-        f = open(init.gallery, "rb")  # the run's own file, in its own private folder
+        f = open(path, "rb")  # the run's own file, in its own private folder
     except FileNotFoundError:
         os._exit(0)
     with f:
-        gallery = Gallery(verifier, **pickle.load(f))  # noqa: S301
+        data = f.read()
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise TemporaryFolderError(
+            f"the worker processes' copy of the references ({path}) is not what the run wrote: something else "
+            f"replaced it; it was not read. Set TMPDIR to a folder only this account can write")
+    gallery = Gallery(verifier, **pickle.loads(data))  # noqa: S301  # the bytes the run wrote, checked above
     _STATE.update(predictor=SignaturePredictor(detector, verifier, gallery, init.flow), ingest=init.ingest)
 
 

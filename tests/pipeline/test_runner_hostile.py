@@ -671,7 +671,7 @@ def test_workers_get_the_gallery_through_a_private_file_removed_after(batch: dic
     dead.mkdir()
     alive = tmp_path / "tmp" / f"{HANDOVER_PREFIX}{os.getppid()}-x"
     alive.mkdir()
-    with _handover({"embeddings": {"a": 1}}) as path:
+    with _handover({"embeddings": {"a": 1}}) as (path, _):
         assert stat.S_IMODE(Path(path).parent.stat().st_mode) == 0o700
     assert not Path(path).parent.exists()
     from pipeline_doubles import DoubleModels
@@ -686,6 +686,38 @@ def test_workers_get_the_gallery_through_a_private_file_removed_after(batch: dic
                         cache=batch["cache"], progress=False), DoubleModels(verifier_manifest))
     assert [p.name for p in (tmp_path / "tmp").iterdir()] == [alive.name]
 
+
+
+def test_workers_refuse_a_references_file_replaced_in_the_temporary_folder(verifier_manifest: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          capfd: pytest.CaptureFixture[str]):
+    """The workers unpickle the enrolled references from a file in $TMPDIR, and a pickle runs code: in a temporary
+    folder others may write (not sticky), one could rename the run's folder and put a file of their own in its
+    place. A worker reads only the bytes the run wrote (their sha256 comes with its start-up arguments)."""
+    import pickle
+
+    from pipeline_doubles import DoubleModels
+
+    from sigpipe.errors import ModelError
+    from sigpipe.pipeline.flow import FlowConfig
+    from sigpipe.pipeline.ingest import IngestConfig
+    from sigpipe.pipeline.runner import _handover, _ping, _start_pool, _WorkerInit
+
+    monkeypatch.setattr(runner, "MAX_IDLE_BREAKS", 1)
+    det, ver = DoubleModels(verifier_manifest)(1)
+    idents = {"detector": det.ident, "verifier": ver.ident}
+    with _handover({}) as (path, digest):
+        init = _WorkerInit(DoubleModels(verifier_manifest), 1, (path, digest), FlowConfig(), IngestConfig(),
+                           idents, 30)
+        ex = _start_pool(1, init)  # the file as written: read
+        try:
+            assert ex.submit(_ping).result() > 0
+        finally:
+            ex.shutdown()
+        Path(path).write_bytes(pickle.dumps({"embeddings": {}}))  # another file put in its place
+        with pytest.raises(ModelError, match="worker processes could not start"):
+            _start_pool(1, init)
+    assert "is not what the run wrote" in capfd.readouterr().err
 
 def test_documents_a_claims_file_leaves_unclaimed_are_counted_in_a_warning(batch: dict[str, Path],
                                                                           verifier_manifest: Path):
@@ -715,7 +747,7 @@ def test_a_worker_that_starts_after_the_run_ended_leaves_quietly(tmp_path: Path)
         def load(threads):
             print("SIGINT ignored while loading:", signal.getsignal(signal.SIGINT) == signal.SIG_IGN, flush=True)
             return model, model
-        init = runner._WorkerInit(load, 1, {str(tmp_path / "gone.pickle")!r}, None, None,
+        init = runner._WorkerInit(load, 1, ({str(tmp_path / "gone.pickle")!r}, "0" * 64), None, None,
                                   {{"detector": "m", "verifier": "m"}}, 20, parent=os.getppid())
         runner._init_worker(init)
         print("not reached")
