@@ -9,6 +9,7 @@ import shlex
 import shutil
 import stat
 import tempfile
+import unicodedata
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -19,16 +20,79 @@ def visible_files(root: Path, unreadable: Callable[[OSError], None]) -> Iterator
     """Every file under ``root`` whose name and folders are not hidden (``.`` first), broken links included (the
     caller tells them apart); linked folders are followed, each real folder once (a link back up the tree is not
     walked again). A folder that cannot be listed goes to ``unreadable`` (its ``filename`` names it) instead of being
-    skipped without a word."""
+    skipped without a word. A linked folder whose target is also reached under ``root`` without a link is walked
+    under its own name, not the link's, whichever the folder listing gives first: the names are what claims and
+    reports use (a link ``zlink -> real`` listed first took ``real/x.tif`` and its claim)."""
     seen: set[str] = set()
+    top = os.path.realpath(root)
     for folder, dirs, names in os.walk(root, followlinks=True, onerror=unreadable):
         real = os.path.realpath(folder)
         if real in seen:
             dirs.clear()
             continue
         seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not _reached_unlinked(os.path.join(folder, d), top)]
         yield from (Path(folder, name) for name in names if not name.startswith("."))
+
+
+def _reached_unlinked(folder: str, top: str) -> bool:
+    """Whether ``folder`` is a link to a folder that the walk from the real folder ``top`` reaches without links."""
+    if not os.path.islink(folder):
+        return False
+    target = os.path.realpath(folder)
+    if target == top or not target.startswith(top.rstrip(os.sep) + os.sep):
+        return target == top  # a link back to the top is walked there already
+    at = top
+    for part in os.path.relpath(target, top).split(os.sep):
+        at = os.path.join(at, part)
+        if part.startswith(".") or os.path.islink(at):
+            return False
+    return os.path.isdir(target)
+
+
+def name_folding(folder: Path) -> tuple[Callable[[str], str], str] | None:
+    """How the file system holding ``folder`` tells file names apart, found by making (and removing) probe files in
+    it; None where every name is its own file (Linux's own file systems). Else a function from a ``/``-separated
+    relative name to the key two names share when they are one file there, and what it ignores in words: case
+    (SMB shares, vfat and exFAT drives, macOS), trailing dots and spaces (vfat), Unicode forms (macOS). Two
+    documents ``Cheque.pdf`` and ``cheque.pdf`` would otherwise share one report file there, the later one's
+    overwriting the earlier one's without a word."""
+    tag = f".sigpipe-probe-{os.getpid()}-{os.urandom(4).hex()}-"
+    made: list[str] = []
+
+    def make(name: str) -> bool:
+        try:
+            os.close(os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                             0o600))
+        except OSError:  # refused (SMB: a trailing dot), or OUT not writable: the run says so when it writes
+            return False
+        made.append(name)
+        return True
+
+    try:
+        case = make(tag + "Aa") and os.path.lexists(folder / (tag + "aA"))
+        strip = make(tag + "t. ") and os.path.lexists(folder / (tag + "t"))
+        forms = make(tag + "\u00e9") and os.path.lexists(folder / (tag + "e\u0301"))
+    finally:
+        for name in made:
+            with suppress(OSError):
+                os.unlink(folder / name)
+    if not (case or strip or forms):
+        return None
+
+    def key(name: str) -> str:
+        parts = name.split("/")
+        if forms:
+            parts = [unicodedata.normalize("NFC", p) for p in parts]
+        if strip:
+            parts = [p.rstrip(". ") or p for p in parts]
+        if case:
+            parts = [p.lower() for p in parts]
+        return "/".join(parts)
+
+    ignored = [what for what, on in (("case", case), ("trailing dots and spaces", strip), ("Unicode forms", forms))
+               if on]
+    return key, " and ".join(ignored)
 
 
 def open_regular(path: str | os.PathLike[str]) -> BinaryIO:

@@ -6,6 +6,7 @@ exactly that layout and ``from_dict`` reads it back, so ``DocumentReport.from_di
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import errno
@@ -628,14 +629,17 @@ def out_lock(out: Path) -> Iterator[None]:
 
 def orphaned_reports(out: Path, documents: Iterable[str]) -> list[str]:
     """The documents (relative names) that have a report in ``out`` but are not among ``documents``: inputs renamed
-    or removed since an earlier run into the same OUT. Only files that read as reports count."""
+    or removed since an earlier run into the same OUT. Only files that read as reports count, and not one holding
+    the report of a document among ``documents``: where OUT ignores case, ``Cheque.pdf.json`` keeps its name when
+    the report of the file, renamed ``cheque.pdf``, is written over it."""
     if not out.is_dir():
         return []
     current = set(documents)
     found = []
     for p in out.rglob(f"*{REPORT_SUFFIX}"):
         name = p.relative_to(out).as_posix()[: -len(REPORT_SUFFIX)]
-        if p.name != SUMMARY_JSON and name not in current and read_report(p) is not None:
+        if p.name != SUMMARY_JSON and name not in current and (old := read_report(p)) is not None \
+                and old.document.path not in current:
             found.append(name)
     return sorted(found)
 
@@ -838,8 +842,14 @@ def _fmt(v: float | None) -> str:
 
 def write_summary(out: Path, summary: RunSummary, reports: Iterable[DocumentReport]) -> tuple[Path, Path]:
     """Write ``out/summary.csv`` and then ``out/summary.json`` atomically; returns their paths. The JSON comes last:
-    its presence says the run finished, so it is not there unless the CSV is too."""
+    its presence says the run finished, so it is not there unless the CSV is too; when it cannot be written (a
+    full disk) the CSV goes again, as a summary in OUT belongs to a run that finished."""
     js, cs = out / SUMMARY_JSON, out / SUMMARY_CSV
     write_text_atomic(cs, summary_csv(reports))
-    write_text_atomic(js, json.dumps(summary.to_dict(), indent=2) + "\n")
+    try:
+        write_text_atomic(js, json.dumps(summary.to_dict(), indent=2) + "\n")
+    except BaseException:
+        with contextlib.suppress(OSError):
+            cs.unlink()
+        raise
     return js, cs

@@ -32,6 +32,7 @@ from urllib.parse import quote, unquote
 import cv2
 import numpy as np
 
+from sigpipe._files import name_folding
 from sigpipe._names import from_readable, readable
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.claims import Mandate, NameHints, claimants, rule_text
@@ -740,10 +741,14 @@ def _review_document(report: DocumentReport, chosen: list[int], scans: Path, ref
         try:
             write_bytes_atomic(to.joinpath(*name.split("/")), png.tobytes())
         except OSError as e:
-            if e.errno != errno.ENAMETOOLONG:
-                raise  # a full disk, a folder that cannot be written: no use going on
-            missing.append(f"signature {i + 1}: its sheet's name is too long for the file system")
-            continue
+            if e.errno == errno.ENAMETOOLONG:
+                missing.append(f"signature {i + 1}: its sheet's name is too long for the file system")
+                continue
+            if e.errno == errno.EINVAL:  # a Windows share, a vfat drive: <>:"\|?*, a trailing dot, CON...
+                missing.append(f"signature {i + 1}: the review folder's file system refuses its sheet's name "
+                               f"{Path(name).name!r} ({e.strerror}); review into a folder on another file system")
+                continue
+            raise  # a full disk, a folder that cannot be written: no use going on
         sheets.append(Sheet(doc, i + 1, sig, report.verdict, _claim_text(report), name, note, held))
     return sheets, missing
 
@@ -778,6 +783,8 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
     to.mkdir(mode=0o700, parents=True, exist_ok=True)
     # a sheet half-written by a review killed mid-write shows a customer's signature for ever: gone once surely stale
     remove_stale_temporaries(to, older_than=STALE_SHEET_S)
+    folding = name_folding(to)  # a Windows share, a vfat drive: Cheque.pdf's sheets would be cheque.pdf's
+    sheeted: dict[str, str] = {}  # a document's name as the file system of ``to`` sees it -> the document
     sheets: list[Sheet] = []
     unsigned: list[str] = []
     failed: list[tuple[str, str, str]] = []
@@ -806,6 +813,11 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
         chosen = to_review(report, everything)
         if not chosen:
             continue
+        if folding is not None and (other := sheeted.setdefault(folding[0](doc), doc)) != doc:
+            problems.append((doc, f"its sheets would be the same files as {other}'s: the review folder's file "
+                                  f"system ignores {folding[1]} in names; review into a folder on another file "
+                                  "system"))
+            continue
         try:
             done, missing = _review_document(report, chosen, scans, refs, to, read_specimen, nearest, suspects,
                                              specimens, meant)
@@ -820,7 +832,7 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
         problems += [(doc, why) for why in missing]
     sheets.sort(key=lambda s: (s.order, s.margin, s.document, s.number))
     if earlier_review:
-        _remove_stale_sheets(to, {s.file for s in sheets})
+        _remove_stale_sheets(to, {s.file for s in sheets}, folding[0] if folding else None)
     result = ReviewResult(tuple(sheets), tuple(unsigned), tuple(failed), tuple(problems), len(found))
     # a name from an edited report may hold a lone surrogate, which UTF-8 cannot encode: shown escaped
     write_bytes_atomic(to / INDEX_HTML, index_html(result, out).encode("utf-8", "backslashreplace"))
@@ -830,11 +842,15 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
 _SHEET_NAME = re.compile(r".+\.sig[1-9]\d*\.png")
 
 
-def _remove_stale_sheets(to: Path, current: set[str]) -> None:
+def _remove_stale_sheets(to: Path, current: set[str], key: Callable[[str], str] | None = None) -> None:
     """Delete the sheets an earlier review wrote into ``to`` (named ``<document>.sig<N>.png``) that this one did
-    not: signatures now judged genuine, documents gone. Nothing else in ``to`` is touched."""
+    not: signatures now judged genuine, documents gone. Nothing else in ``to`` is touched. ``key``: names as the
+    file system of ``to`` tells them apart (:func:`~sigpipe._files.name_folding`): where it ignores case, this
+    review's sheet of ``Cheque.pdf`` written over the earlier one of ``cheque.pdf`` keeps the earlier name."""
+    fold = key or (lambda name: name)
+    kept = {fold(name) for name in current}
     stale = [p for p in to.rglob("*.png") if _SHEET_NAME.fullmatch(p.name)
-             and p.relative_to(to).as_posix() not in current]
+             and fold(p.relative_to(to).as_posix()) not in kept]
     for p in stale:
         p.unlink(missing_ok=True)
     if stale:

@@ -43,7 +43,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from sigpipe._files import owner_tag, remove_stale_copies, remove_stale_folders
+from sigpipe._files import name_folding, owner_tag, remove_stale_copies, remove_stale_folders
 from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
 from sigpipe.pipeline.claims import (
@@ -473,6 +473,10 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
                           "account: give --claims with a column 'account'")
     read = (read_claims(config.claims, names, config.scans, config.signatories) if config.claims
             else Claims({}, {}, {}))
+    folded = _one_report_file(names, Path(config.out))  # after the claims are read: they name these documents
+    for f in folded:
+        del names[f.document]
+        log.error("%s: %s", f.document, f.message)
     claims = read.people
     strictest = set(read.strictest)
 
@@ -614,8 +618,9 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         if not config.force:
             old = read_report(report_path(config.out, name))
             if old is not None:
-                why = stale_reason(old, digest, claimed, idents, predictor.references(claimed), settings,
-                                   specimens=enrolled_files, **drawn(name))
+                why = "its report file holds another name's report" if old.document.path != name else stale_reason(
+                    old, digest, claimed, idents, predictor.references(claimed), settings, specimens=enrolled_files,
+                    **drawn(name))  # (a file renamed Cheque.pdf -> cheque.pdf where OUT ignores case)
                 if why is None:
                     outcome.reports[name] = old
                     continue
@@ -674,9 +679,9 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     summary = RunSummary.from_reports(
         ordered, processed=outcome.processed, pages_processed=outcome.pages_processed,
         elapsed_s=time.monotonic() - t0, reference_errors=ref_errors, warnings=warnings, people=n_people,
-        workers=workers, models=idents, suspect_references=suspects, unread=unread_failures,
+        workers=workers, models=idents, suspect_references=suspects, unread=[*unread_failures, *folded],
         started_at=started, finished_at=datetime.now(UTC),
-        claims_not_in_scans=sorted((set(claims) | set(read.unknown)) - set(names)),
+        claims_not_in_scans=sorted((set(claims) | set(read.unknown)) - set(names) - {f.document for f in folded}),
         unclaimed_documents=sorted(unclaimed) if config.claims else (), duplicate_documents=copies,
         damaged_signature_cards=read.damaged_cards, unusable_amounts=unusable,
     )
@@ -731,6 +736,26 @@ def _x9_files(scans: Path, limit: int = 10_000) -> list[Path]:
 def _rule_of(claim: Claim | None) -> tuple[Rule, dict[str, str]]:
     """A claim's signing classes: its rule and each person's class (none for a plain mandate)."""
     return (claim.rule, claim.class_of) if isinstance(claim, Mandate) else ((), {})
+
+
+def _one_report_file(names: Mapping[str, Path], out: Path) -> list[Failure]:
+    """The documents whose report would be the same file in ``out`` as another's, where OUT's file system does not
+    tell their names apart (:func:`~sigpipe._files.name_folding`: a Windows share, a vfat drive): each fails without a
+    report, and the first in name order keeps the file. Without this the later one's report replaced the earlier
+    one's, every night again, without a word."""
+    folding = name_folding(out)
+    if folding is None:
+        return []
+    key, ignored = folding
+    first: dict[str, str] = {}
+    failed = []
+    for name in sorted(names):
+        if (other := first.setdefault(key(name), name)) != name:
+            failed.append(Failure(name, OutputWriteError.kind,
+                                  f"no report: it would be the same file as {other}'s report, because OUT ({out}) is "
+                                  f"on a file system that ignores {ignored} in names; rename one of them in SCANS, or "
+                                  "give an OUT on a file system that tells them apart"))
+    return failed
 
 
 def stale_reason(old: DocumentReport, sha256: str | None, claimed: Claim | None, models: dict[str, str],
@@ -830,8 +855,16 @@ def _save(out: Path, report: DocumentReport) -> DocumentReport:
         return report
     except OSError as e:
         if e.errno == errno.ENAMETOOLONG:
-            return alone(f"{report_path(out, report.document.path).name!r} is longer than the file system allows; "
-                         "shorten the document's name")
+            where = report_path(out, report.document.path)
+            if len(os.fsencode(where.name)) > 255:  # (the temporary file's name is short: not that)
+                return alone(f"{where.name!r} is longer than the file system allows; shorten the document's name")
+            return alone(f"its report's path in OUT ({len(os.fsencode(where))} bytes) is longer than the file system "
+                         "allows; shorten the folders' names in SCANS, or give a shorter OUT")
+        if e.errno == errno.EINVAL:  # a Windows share, a vfat drive: <>:"\|?*, a trailing dot or space, CON, NUL...
+            return alone(f"OUT's file system refuses the name {report_path(out, report.document.path).name!r} "
+                         f"({e.strerror}): Windows shares and vfat drives refuse the characters <>:\"\\|?*, names "
+                         "ending in a dot or a space and names such as CON, NUL or COM1; rename the document or a "
+                         "folder above it")
         if e.errno == errno.ELOOP:
             return alone(f"{e.filename} in OUT is a symbolic link: reports are not written through links in OUT; "
                          "remove it")

@@ -2,6 +2,7 @@ import inspect
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -91,6 +92,33 @@ def test_discovery_follows_linked_folders_once_and_keeps_broken_links(tmp_path: 
     (scans / "broken.pdf").symlink_to(tmp_path / "gone.pdf")  # gets a report saying it cannot be read
     found = [relative_name(p, scans) for p in discover_scans(scans)]
     assert found in (["a.png", "broken.pdf", "linked/b.png"], ["a.png", "broken.pdf", "sub/again/b.png"])
+
+
+
+@pytest.mark.parametrize("order", [sorted, lambda d: sorted(d, reverse=True)])
+def test_a_folder_linked_inside_scans_keeps_its_own_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         order: Any):
+    """SCANS/zlink -> SCANS/real: whichever the listing gave first named real/x.tif (a filesystem audit: zlink/x.tif,
+    and the claim of real/x.tif was called missing and the cheque judged one-to-many). The folder's own name wins."""
+    from sigpipe import _files
+
+    scans = tmp_path / "scans"
+    (scans / "real").mkdir(parents=True)
+    (scans / "real" / "x.tif").write_bytes(b"x")
+    (scans / "zlink").symlink_to(scans / "real")
+    (scans / "alias").symlink_to(scans / "real")
+    (scans / ".hidden").mkdir()
+    (scans / ".hidden" / "h.png").write_bytes(b"x")
+    (scans / "seen").symlink_to(scans / ".hidden")  # its target is not walked under its own name: the link is
+    real_walk = os.walk
+
+    def listed(top: Any, **kw: Any) -> Any:
+        for folder, dirs, names in real_walk(top, **kw):
+            dirs[:] = order(dirs)
+            yield folder, dirs, names
+
+    monkeypatch.setattr(_files.os, "walk", listed)
+    assert sorted(relative_name(p, scans) for p in discover_scans(scans)) == ["real/x.tif", "seen/h.png"]
 
 
 def test_names_that_are_not_utf8_are_escaped(tmp_path: Path):

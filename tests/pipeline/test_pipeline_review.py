@@ -655,3 +655,41 @@ def test_find_person_matches_whole_names_only(tmp_path: Path):
         {"person": "ann", "file": "/refs/ann/01.png"}]}
     assert _json_names(summary, 'd"q') and _json_names(summary, "ann") and not _json_names(summary, "an")
     assert not _json_names({"warnings": ["'mary ann' has 2 specimen(s) more than once"]}, "ann")
+
+
+def test_a_review_folder_that_ignores_case_or_refuses_names(batch: dict[str, Path], verifier_manifest: Path,
+                                                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Into a Windows share or a vfat drive (a filesystem audit): Bob.png's sheets were written over bob.png's, and
+    the index showed one document's signature as the other's; a sheet name the share refuses (a:b.png) stopped the
+    whole review. A document that would share sheets with another is listed, not reviewed; a refused sheet name is
+    listed and the rest reviewed; the stale-sheet sweep does not take a sheet its file system kept under the earlier
+    case for one this review wrote."""
+    import errno
+
+    from sigpipe.pipeline import review
+
+    scans = tmp_path / "share"
+    for name, sig in (("Bob.png", SIG_B), ("bob.png", SIG_A), ("a:b.png", SIG_A)):
+        save_image(scans / name, page_with([(scribble(sig), 300, 300)]))
+    out = tmp_path / "out"
+    run_batch(RunConfig(scans=scans, refs=batch["refs"], out=out, cache=batch["cache"], progress=False),
+              DoubleModels(verifier_manifest))
+    monkeypatch.setattr(review, "name_folding", lambda to: (str.lower, "case"))
+    real = review.write_bytes_atomic
+
+    def share(path: Path, data: bytes) -> None:
+        if ":" in path.name:
+            raise OSError(errno.EINVAL, "Invalid argument", str(path))
+        real(path, data)
+
+    monkeypatch.setattr(review, "write_bytes_atomic", share)
+    to = tmp_path / "r"
+    result = write_review(out, scans, batch["refs"], to, specimen_reader(None), everything=True)
+    assert [s.document for s in result.sheets] == ["Bob.png"]
+    problems = dict(result.problems)
+    assert "the same files as Bob.png's" in problems["bob.png"] and "ignores case" in problems["bob.png"]
+    assert "refuses its sheet's name 'a:b.png.sig1.png'" in problems["a:b.png"]
+    # the file system kept the earlier sheet's name (bob.png.sig1.png) when this one was written over it
+    (to / "Bob.png.sig1.png").rename(to / "bob.png.sig1.png")
+    write_review(out, scans, batch["refs"], to, specimen_reader(None), everything=True)
+    assert (to / "bob.png.sig1.png").is_file()

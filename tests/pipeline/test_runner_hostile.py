@@ -531,6 +531,16 @@ def test_no_summary_json_without_its_csv(tmp_path: Path, monkeypatch: pytest.Mon
         report.write_summary(tmp_path, summary, [])
     assert not (tmp_path / report.SUMMARY_JSON).exists()
 
+    def json_fails(path: Path, text: str) -> None:  # the disk full by then: neither is left (a filesystem audit)
+        if path.name == report.SUMMARY_JSON:
+            raise OSError(28, "No space left on device")
+        real(path, text)
+
+    monkeypatch.setattr(report, "write_text_atomic", json_fails)
+    with pytest.raises(OSError):
+        report.write_summary(tmp_path, summary, [])
+    assert not (tmp_path / report.SUMMARY_JSON).exists() and not (tmp_path / report.SUMMARY_CSV).exists()
+
 
 def test_a_linked_folder_in_out_gets_no_report_written_through_it(tmp_path: Path):
     from sigpipe.pipeline.report import write_report
@@ -548,6 +558,96 @@ def test_a_linked_folder_in_out_gets_no_report_written_through_it(tmp_path: Path
     assert kept.error is not None and kept.error.kind == "output_write" and "symbolic link" in kept.error.message
     assert (victim / "x.jpg.json").read_text() == "precious" and [p.name for p in victim.iterdir()] == ["x.jpg.json"]
     assert write_report(out, DocumentReport.success(DocumentInfo("a/b.jpg", "0" * 64, 1), None, (), {})).is_file()
+
+
+
+def test_names_refused_by_outs_file_system_fail_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A Windows share or vfat drive as OUT refuses CON.pdf.json, a:b.png.json or 'dir.' (EINVAL): the batch stopped
+    there with exit 2, every night again. Now that document fails alone. A report path too long for the file system
+    says so, not that a 13-byte name is too long."""
+    import errno
+
+    from sigpipe.pipeline import report as report_module
+    from sigpipe.pipeline.runner import _save
+
+    out = tmp_path / "out"
+    out.mkdir()
+    real = report_module.write_text_atomic
+
+    def share(path: Path, text: str) -> None:
+        if ":" in path.name:
+            raise OSError(errno.EINVAL, "Invalid argument", str(path))
+        if len(str(path)) > 200:
+            raise OSError(errno.ENAMETOOLONG, "File name too long", str(path))
+        real(path, text)
+
+    monkeypatch.setattr(report_module, "write_text_atomic", share)
+    refused = _save(out, DocumentReport.success(DocumentInfo("a:b.png", "0" * 64, 1), None, (), {}))
+    assert refused.error is not None and refused.error.kind == "output_write"
+    assert "refuses the name 'a:b.png.json'" in refused.error.message and "rename the document" in refused.error.message
+    deep = "/".join(["folder"] * 30) + "/deep.png"
+    long_path = _save(out, DocumentReport.success(DocumentInfo(deep, "0" * 64, 1), None, (), {}))
+    assert long_path.error is not None and "report's path in OUT" in long_path.error.message
+    assert _save(out, DocumentReport.success(DocumentInfo("ok.png", "0" * 64, 1), None, (), {})).ok
+
+
+
+def test_name_folding_probes_the_file_system_and_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Where OUT tells every name apart (this test's file system), no key; the probe files go again. A file system
+    that ignores case and trailing dots is imitated by answering the probe's look-up as one would."""
+    import os
+
+    from sigpipe import _files
+
+    assert _files.name_folding(tmp_path) is None and list(tmp_path.iterdir()) == []
+    real = os.path.lexists
+    monkeypatch.setattr(os.path, "lexists", lambda p: real(p) or not str(p).endswith(("\u0301",)))
+    folding = _files.name_folding(tmp_path)
+    assert folding is not None and list(tmp_path.iterdir()) == []
+    key, ignored = folding
+    assert ignored == "case and trailing dots and spaces"
+    assert key("A/Cheque.PDF") == key("a/cheque.pdf") != key("a/cheque2.pdf") and key("dir./x.") == key("dir/x")
+
+
+def test_names_one_file_in_an_out_that_ignores_case_get_one_report_each_or_fail(
+        batch: dict[str, Path], verifier_manifest: Path, monkeypatch: pytest.MonkeyPatch):
+    """On an OUT that ignores case (an SMB share, a vfat drive), Cheque.png and cheque.png shared one report file:
+    the later one's report replaced the other's, a forged cheque's verdict was lost, exit 0, every night again.
+    Now the later one fails without a report (exit 1) and the first keeps the file; its claim is not called
+    missing. A report found under another name (the file renamed in case) is redone, and not called an orphan."""
+    import shutil
+
+    from pipeline_doubles import DoubleModels
+
+    from sigpipe.pipeline.report import read_report
+    from sigpipe.pipeline.runner import RunConfig, run_batch
+
+    shutil.copy(batch["scans"] / "unsigned.jpg", batch["scans"] / "Unsigned.jpg")
+    monkeypatch.setattr(runner, "name_folding", lambda out: (str.lower, "case"))
+    batch["claims"].write_text("document,identity\nalice_letter.pdf,alice\nunsigned.jpg,bob\nUnsigned.jpg,bob\n")
+
+    def run() -> Any:
+        return run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"], claims=batch["claims"],
+                                   cache=batch["cache"], progress=False), DoubleModels(verifier_manifest))
+
+    s = run()
+    clash = [f for f in s.failures if f.document == "unsigned.jpg"]
+    assert len(clash) == 1 and clash[0].kind == "output_write" and "Unsigned.jpg's report" in clash[0].message
+    assert "ignores case" in clash[0].message and "unsigned.jpg" not in s.claims_not_in_scans
+    assert not (batch["out"] / "unsigned.jpg.json").exists()
+    first = read_report(batch["out"] / "Unsigned.jpg.json")
+    assert first is not None and first.document.path == "Unsigned.jpg"
+    # Unsigned.jpg renamed unsigned.jpg: on such a share the report file is found under the new name, and holds the
+    # old name's report (the same contents and claim): redone, not kept as the new name's
+    (batch["scans"] / "Unsigned.jpg").unlink()
+    (batch["out"] / "Unsigned.jpg.json").rename(batch["out"] / "unsigned.jpg.json")
+    run()
+    again = read_report(batch["out"] / "unsigned.jpg.json")
+    assert again is not None and again.document.path == "unsigned.jpg"
+    # and where its file keeps the old name, the report it holds is the current document's: no orphan
+    (batch["out"] / "unsigned.jpg.json").rename(batch["out"] / "Unsigned.jpg.json")
+    s = run()
+    assert not any("no longer in SCANS" in w for w in s.warnings), s.warnings
 
 
 @pytest.mark.parametrize("edit", [
