@@ -432,6 +432,7 @@ def _render_pdfium(doc: Any, i: int, n: int, config: IngestConfig) -> tuple[np.n
         w_pt, h_pt = page.get_size()
         count_pixels_guard(round(w_pt * scale), round(h_pt * scale), config, f"page {i + 1} at {config.dpi} dpi")
         try:
+            _drop_comments(page)
             bitmap = page.render(scale=scale)
             arr = _to_bgr_array(bitmap.to_numpy())
             bitmap.close()
@@ -440,6 +441,35 @@ def _render_pdfium(doc: Any, i: int, n: int, config: IngestConfig) -> tuple[np.n
         return arr, read_placed(page, (arr.shape[1], arr.shape[0]), getattr(doc, "formenv", None))
     finally:
         page.close()
+
+
+# A reader's comments on a PDF, not the document: a sticky note's icon drawn over a genuine signature made it
+# `forged`, a highlight over one hid it from the detector (a format audit). Taken off the page (in memory) before it
+# is rendered. Ink, free text, stamps and form fields stay: they are what was placed on the page (sigpipe/pipeline/
+# placed.py). Markup that only outlines (squares, circles, lines) stays too: it leaves the strokes as they are.
+COMMENT_ANNOTATIONS = ("FPDF_ANNOT_TEXT", "FPDF_ANNOT_POPUP", "FPDF_ANNOT_HIGHLIGHT", "FPDF_ANNOT_UNDERLINE",
+                       "FPDF_ANNOT_SQUIGGLY", "FPDF_ANNOT_STRIKEOUT", "FPDF_ANNOT_CARET",
+                       "FPDF_ANNOT_FILEATTACHMENT", "FPDF_ANNOT_SOUND")
+
+
+def _drop_comments(page: Any) -> int:
+    """Remove the comment annotations (:data:`COMMENT_ANNOTATIONS`) from an open pypdfium2 page, in memory only;
+    returns how many. The caller holds :data:`PDFIUM_LOCK`."""
+    import pypdfium2.raw as raw
+
+    kinds = {getattr(raw, name) for name in COMMENT_ANNOTATIONS if hasattr(raw, name)}
+    dropped = 0
+    for k in reversed(range(raw.FPDFPage_GetAnnotCount(page.raw))):
+        annot = raw.FPDFPage_GetAnnot(page.raw, k)
+        if not annot:
+            continue
+        try:
+            kind = raw.FPDFAnnot_GetSubtype(annot)
+        finally:
+            raw.FPDFPage_CloseAnnot(annot)
+        if kind in kinds and raw.FPDFPage_RemoveAnnot(page.raw, k):
+            dropped += 1
+    return dropped
 
 
 def _selected(n: int, config: IngestConfig, first: int = 0) -> list[int]:

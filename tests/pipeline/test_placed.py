@@ -590,3 +590,35 @@ def test_a_right_to_left_name_reads_from_its_rightmost_word():
     assert reading_order_name([("Jane", (0.0, 0.0, 30.0, 10.0)), ("Doe", (35.0, 0.0, 60.0, 10.0))]) == "Jane Doe"
     assert reading_order_name([("A.", (0.0, 0.0, 9.0, 10.0)), ("\u05d3\u05d5\u05d3", (12.0, 0.0, 30.0, 10.0))]) == \
         "A. \u05d3\u05d5\u05d3"  # the first letter decides: a Latin initial keeps the text's order
+
+
+def test_a_readers_comments_are_not_drawn_on_the_page(tmp_path: Path):
+    """A sticky note's icon over a genuine signature made it `forged`, a highlight over one hid it from the
+    detector (a format audit): comments are a reader's, not the document. Taken off before rendering; a square
+    drawn round the signature and an ink annotation (placed: judged as such) stay."""
+    path = save_pdf(tmp_path / "scan.pdf", [page_with([(scribble(SIG_A), 100, 100)])])
+    plain, _ = page_of(path)
+    pdf = pdfium.PdfDocument(str(path))
+    page = pdf[0]
+    for kind, (left, top, right, bottom) in ((raw.FPDF_ANNOT_TEXT, (110, 340, 130, 320)),
+                                             (raw.FPDF_ANNOT_HIGHLIGHT, (72, 360, 250, 290)),
+                                             (raw.FPDF_ANNOT_SQUARE, (400, 400, 500, 300)),
+                                             (raw.FPDF_ANNOT_INK, (400, 150, 500, 50))):
+        annot = raw.FPDFPage_CreateAnnot(page.raw, kind)
+        raw.FPDFAnnot_SetRect(annot, ctypes.byref(raw.FS_RECTF(left, top, right, bottom)))
+        raw.FPDFAnnot_SetColor(annot, raw.FPDFANNOT_COLORTYPE_Color, 255, 220, 0, 255)
+        if kind == raw.FPDF_ANNOT_HIGHLIGHT:
+            quad = raw.FS_QUADPOINTSF(left, top, right, top, left, bottom, right, bottom)
+            raw.FPDFAnnot_AppendAttachmentPoints(annot, ctypes.byref(quad))
+        if kind == raw.FPDF_ANNOT_INK:
+            stroke = (raw.FS_POINTF * 3)(raw.FS_POINTF(410, 60), raw.FS_POINTF(450, 140), raw.FS_POINTF(490, 60))
+            raw.FPDFAnnot_AddInkStroke(annot, stroke, 3)
+        raw.FPDFPage_CloseAnnot(annot)
+    pdf.save(str(tmp_path / "commented.pdf"))
+    pdf.close()
+    shown, placed = page_of(tmp_path / "commented.pdf")
+    left_part = np.s_[:, :int(390 * 100 / 72)]  # the signature, the note and the highlight: as on the plain page
+    assert np.array_equal(shown[left_part], plain[left_part])
+    right_part = np.s_[:, int(390 * 100 / 72):]
+    assert (shown[right_part] != plain[right_part]).sum() > 100  # the square and the ink are drawn
+    assert placed is not None and [k for k, _ in placed.marks] == ["vector"]
