@@ -630,7 +630,7 @@ def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
                                        f"page {number}, its pixels made square,")
                 with ignoring(Image.DecompressionBombWarning):
                     try:
-                        frame.load()
+                        _load(frame)
                         ImageOps.exif_transpose(frame, in_place=True)  # a copy of every page otherwise
                         arr = _square_pixels(_pil_to_bgr(frame), aspect)
                     except Image.DecompressionBombError as e:
@@ -645,6 +645,21 @@ def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
             raise EmptyDocumentError("the image has no frames")
         if sel is not None and seen == 0:
             sel.check(number)  # raises: nothing selected
+
+
+def _load(frame: Image.Image) -> None:
+    """Decode ``frame``. Pillow 13 reads an uncompressed TIFF page whose Orientation tag turns it a quarter (5-8)
+    through a memory map the shape of the turned page: rows of the stored page cut to the wrong width, a stack of
+    squashed copies (a format audit: such a cheque came out `unsigned`). Read without the map, it is right."""
+    if getattr(frame, "_tile_size", frame.size) == frame.size:
+        frame.load()
+        return
+    name = frame.filename  # type: ignore[attr-defined]
+    frame.filename = ""  # type: ignore[attr-defined]  # no file name, no memory map
+    try:
+        frame.load()
+    finally:
+        frame.filename = name  # type: ignore[attr-defined]
 
 
 def _has_frame(img: Image.Image, index: int) -> bool:

@@ -218,8 +218,9 @@ class ReferenceSet:
 # later fixes to conformed signatures ("/s/ A. Smith" a name, right-to-left names, a signature line at the baseline
 # no strike-through), which revision 6's reports were kept over; and signatures record the sha256 of their
 # ``nearest_reference``, which reports of earlier revisions lack (so they would never be checked for specimens
-# swapping names).
-READER_REVISION = 7
+# swapping names). 8: a reader's comments on a PDF (sticky notes, highlights...) not drawn on the page; an
+# uncompressed TIFF stored a quarter turned (Orientation 5-8) read upright instead of scrambled.
+READER_REVISION = 8
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from pipeline_doubles import page_with, save_image, save_pdf, scribble
+from pipeline_doubles import SIG_A, page_with, save_image, save_pdf, scribble
 
 from sigpipe.pipeline.errors import (
     CorruptImageError,
@@ -640,3 +640,19 @@ def test_a_service_s_inputs_are_taken_as_documented(tmp_path: Path, verifier_man
         predict(doc, claimed=b"alice")  # type: ignore[arg-type]
     folder = predict(tmp_path / "refs")
     assert not folder.ok and folder.error is not None and "a folder, not a file" in folder.error.message
+
+
+@pytest.mark.parametrize("orientation, turn", [(6, Image.Transpose.ROTATE_90), (8, Image.Transpose.ROTATE_270),
+                                               (3, Image.Transpose.ROTATE_180)])
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+def test_a_tiff_stored_turned_with_its_orientation_tag_reads_upright(tmp_path: Path, orientation: int, turn: Any,
+                                                                     compression: str | None):
+    """Pillow read an uncompressed TIFF stored a quarter turned (Orientation 6 or 8) through a memory map of the
+    turned shape: a stack of squashed copies, and the cheque came out `unsigned` (a format audit)."""
+    upright = page_with([(scribble(SIG_A), 100, 120)])
+    stored = np.asarray(Image.fromarray(upright).transpose(turn))
+    path = tmp_path / "turned.tif"
+    Image.fromarray(stored).save(path, compression=compression, tiffinfo={274: orientation}, dpi=(200, 200))
+    (page,) = list(iter_pages(path, IngestConfig()))
+    assert page.image.shape[:2] == upright.shape[:2]
+    assert np.abs(page.image[..., 0].astype(int) - upright).max() <= 1
