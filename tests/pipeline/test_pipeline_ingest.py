@@ -11,6 +11,7 @@ from pipeline_doubles import SIG_A, page_with, save_image, save_pdf, scribble
 
 from sigpipe.pipeline.errors import (
     CorruptImageError,
+    CorruptPdfError,
     EmptyDocumentError,
     ImageTooLargeError,
     MissingDependencyError,
@@ -656,3 +657,59 @@ def test_a_tiff_stored_turned_with_its_orientation_tag_reads_upright(tmp_path: P
     (page,) = list(iter_pages(path, IngestConfig()))
     assert page.image.shape[:2] == upright.shape[:2]
     assert np.abs(page.image[..., 0].astype(int) - upright).max() <= 1
+
+
+def _pdf_with_image(path: Path, w: int, h: int, filters: str, data: bytes) -> Path:
+    """A one-page PDF showing one gray image (``w`` x ``h``, 8 bits) encoded as ``filters`` says, over the page."""
+    page_w, page_h = w * 72 / 200, h * 72 / 200
+    content = f"q {page_w:.2f} 0 0 {page_h:.2f} 0 0 cm /Im0 Do Q".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {page_w:.2f} {page_h:.2f}] /Resources << /XObject << /Im0 5 0 R "
+        f">> >> /Contents 4 0 R >>".encode(),
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        f"<< /Type /XObject /Subtype /Image /Width {w} /Height {h} /ColorSpace /DeviceGray /BitsPerComponent 8 "
+        f"/Filter {filters} /Length {len(data)} >>\nstream\n".encode() + data + b"\nendstream",
+    ]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for k, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % k + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    path.write_bytes(bytes(out))
+    return path
+
+
+def test_a_pdf_page_whose_scan_cannot_be_decoded_whole_fails_not_unsigned(tmp_path: Path):
+    """PDFium draws a page image it cannot decode (cut short, garbage, an encoding it lacks) as blank paper without a
+    word: a signed cheque came out `unsigned`, status ok (a format audit). Such a page is a corrupt_pdf error; whole
+    images of the same encodings read as before."""
+    import zlib
+
+    import cv2
+
+    page = page_with([(scribble(SIG_A), 100, 120)])
+    h, w = page.shape
+    jpeg = cv2.imencode(".jpg", page)[1].tobytes()
+    flate = zlib.compress(page.tobytes())
+    cases = {
+        "whole_flate.pdf": ("/FlateDecode", flate, None),
+        "whole_jpeg.pdf": ("/DCTDecode", jpeg, None),
+        "cut_flate.pdf": ("/FlateDecode", flate[: len(flate) // 3], "cut short"),
+        "cut_jpeg.pdf": ("/DCTDecode", jpeg[: len(jpeg) // 2], "JPEG image is cut short"),
+        "brotli.pdf": ("/BrotliDecode", flate, "BrotliDecode, which this reader cannot decode"),
+        "jpx.pdf": ("/JPXDecode", b"\x97garbage" * 50, "cannot be decoded"),
+    }
+    for name, (filters, data, why) in cases.items():
+        path = _pdf_with_image(tmp_path / name, w, h, filters, data)
+        if why is None:
+            (got,) = list(iter_pages(path, IngestConfig(dpi=200)))
+            assert np.abs(got.image[..., 0].astype(int) - page).mean() < 3, name
+        else:
+            with pytest.raises(CorruptPdfError, match=why):
+                list(iter_pages(path, IngestConfig(dpi=200)))
