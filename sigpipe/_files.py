@@ -9,9 +9,10 @@ import shlex
 import shutil
 import stat
 import tempfile
+import time
 import unicodedata
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -119,7 +120,9 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
 # Bytes of one document (or reference specimen) at the most: a sparse file of 50 GB takes 4 KB on disk and a minute to
 # hash and copy; a scan of 4 GiB would be 2,000 pages of 2 MB
 MAX_DOCUMENT_BYTES = 4 << 30
-COPY_PREFIX = "sigpipe-doc-"  # + :func:`owner_tag`: a copy left by a killed process is found by it
+COPY_PREFIX = "sigpipe-doc-"  # + the pid: a copy left by a killed process is found by its next run (owned_folder)
+OWNER_FILE = ".owner"  # in each such folder: locked by its process while it lives
+UNLOCKED_GRACE_S = 60.0  # a folder without its lock file yet, being made: not judged by its number before this
 
 
 class CopyError(OSError):
@@ -128,9 +131,50 @@ class CopyError(OSError):
 
 
 @contextmanager
+def owned_folder(prefix: str) -> Iterator[Path]:
+    """A new folder ``<prefix><pid>-*`` of this process in the temporary folder (mode 0700), removed after, that
+    holds :data:`OWNER_FILE` locked (``flock``) while it lives: the kernel lets the lock go when the process ends,
+    however it ends, so :func:`remove_stale_folders` tells a dead process's folder by its free lock. By the process
+    number alone a container's run, always pid 1, took the folders of the same container killed the night before
+    for its own and kept customers' scans for ever, and took another container's live folders (pid 7 there, none
+    here) for a dead process's and removed them.
+
+    Raises:
+        OSError: the folder or its lock cannot be made (the temporary folder full or unwritable).
+    """
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+    fd = -1
+    try:
+        fd = _lock_owner(folder)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # before the lock goes: never a live folder with a free lock
+        if fd >= 0:
+            os.close(fd)
+
+
+def _lock_owner(folder: Path) -> int:
+    """Make ``folder``'s :data:`OWNER_FILE`, locked, and return its descriptor; locked under another name first, so
+    that no other process ever finds it unlocked. No lock where the system has no ``flock`` (-1)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: folders are judged by their process number
+        return -1
+    making = folder / f"{OWNER_FILE}.new"
+    fd = os.open(making, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(making, folder / OWNER_FILE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextmanager
 def private_copy(path: str | os.PathLike[str], max_bytes: int | None = None) -> Iterator[tuple[Path, str]]:
     """A copy of the regular file ``path``, under its own name in a new folder of this process's in the temporary
-    folder (``$TMPDIR``; mode 0700, removed after), and the sha256 of exactly the bytes copied. Read by path, a
+    folder (``$TMPDIR``; :func:`owned_folder`), and the sha256 of exactly the bytes copied. Read by path, a
     document could be one file when hashed and another when decoded (a link re-pointed, a file rewritten and put
     back between the reads), and its verdict would be recorded under the other's sha256; the copy is read once, and
     is what every reader then opens.
@@ -144,12 +188,12 @@ def private_copy(path: str | os.PathLike[str], max_bytes: int | None = None) -> 
         size = os.fstat(src.fileno()).st_size
         if max_bytes is not None and size > max_bytes:
             raise OSError(errno.EFBIG, f"{size} bytes, over the limit of {max_bytes} a document", str(path))
-        try:
-            held = tempfile.TemporaryDirectory(prefix=f"{COPY_PREFIX}{owner_tag()}-")
-        except OSError as e:
-            raise CopyError(e.errno, e.strerror, e.filename) from e
-        with held as folder:
-            copy = Path(folder) / Path(path).name
+        with ExitStack() as stack:
+            try:
+                folder = stack.enter_context(owned_folder(COPY_PREFIX))
+            except OSError as e:
+                raise CopyError(e.errno, e.strerror, e.filename) from e
+            copy = folder / Path(path).name
             h = hashlib.sha256()
             copied = 0
             with open(copy, "xb") as out:
@@ -161,53 +205,66 @@ def private_copy(path: str | os.PathLike[str], max_bytes: int | None = None) -> 
                     try:
                         out.write(block)
                     except OSError as e:
-                        raise CopyError(e.errno, e.strerror, folder) from e
+                        raise CopyError(e.errno, e.strerror, str(folder)) from e
             yield copy, h.hexdigest()
 
 
-def owner_tag() -> str:
-    """``<pid>@<space>``: this process's number and a short name of the space it is numbered in, for the names of
-    its temporary folders. Containers that share a temporary folder (a host's ``/tmp`` mounted into each) number
-    their processes each from 1: by the number alone, one container's run took another's live copies of customers'
-    scans for a killed process's and removed them. The space is the host's name and the process-number namespace
-    (Linux's ``/proc/self/ns/pid``)."""
-    return f"{os.getpid()}@{_process_space()}"
-
-
-def _process_space() -> str:
-    try:
-        namespace = os.readlink("/proc/self/ns/pid")
-    except OSError:  # not Linux, or /proc not mounted: the host's name alone
-        namespace = ""
-    import socket
-
-    return hashlib.sha256(f"{socket.gethostname()}\0{namespace}".encode()).hexdigest()[:8]
-
-
 def remove_stale_folders(prefix: str) -> int:
-    """Remove the temporary folders ``<prefix><pid>@<space>-*`` (in ``tempfile.gettempdir()``, :func:`owner_tag`)
-    of this account's processes that are gone: a worker killed by --timeout, a run killed outright. A link, another
-    account's folder, and one made in another process space (another container, another host) are left alone; a
-    folder named by an older release (``<prefix><pid>-*``) is judged as this space's. Returns how many were
-    removed."""
+    """Remove the temporary folders ``<prefix><pid>-*`` (in ``tempfile.gettempdir()``, :func:`owned_folder`) of
+    this account's processes that are gone: a worker killed by --timeout or for memory, a run killed outright. Gone
+    is told by the folder's lock, free once its process has ended (in any container sharing the folder); a folder
+    without one (an older release's) by its process number. A link and another account's folder are left alone.
+    Returns how many were removed."""
     removed = 0
-    here = _process_space()
     for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
-        pid, _, space = folder.name[len(prefix):].split("-", 1)[0].partition("@")
+        pid = folder.name[len(prefix):].split("-", 1)[0]
         try:
-            if not pid.isdigit() or (space and space != here) or folder.is_symlink() or not folder.is_dir() \
-                    or folder.stat().st_uid != os.getuid():
+            if not pid.isdigit() or folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
                 continue
-            os.kill(int(pid), 0)  # raises when no such process
-            if not _gone(int(pid)):
-                continue
-        except ProcessLookupError:
-            pass
-        except OSError:  # another account's process: still running
+        except OSError:
             continue
-        shutil.rmtree(folder, ignore_errors=True)
-        removed += 1
+        with _free_lock(folder) as free:
+            if free is False or free is None and not _dead(int(pid), folder):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
     return removed
+
+
+@contextmanager
+def _free_lock(folder: Path) -> Iterator[bool | None]:
+    """Whether ``folder``'s :data:`OWNER_FILE` lock is free (held by this process until the block ends: one remover
+    at a time), False when its process holds it, None when it has none."""
+    try:
+        import fcntl
+
+        fd = os.open(folder / OWNER_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except (ImportError, OSError):
+        yield None
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its process lives
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _dead(pid: int, folder: Path) -> bool:
+    """Whether the process that made a folder without a lock (an older release's, or one whose lock is being made)
+    is gone: no process ``pid``, or a zombie; a folder younger than :data:`UNLOCKED_GRACE_S` is not judged."""
+    try:
+        if time.time() - folder.stat().st_mtime < UNLOCKED_GRACE_S:
+            return False
+        os.kill(pid, 0)  # raises when no such process
+    except ProcessLookupError:
+        return True
+    except OSError:  # another account's process (still running), or the folder gone meanwhile
+        return False
+    return _gone(pid)
 
 
 def _gone(pid: int) -> bool:

@@ -24,7 +24,6 @@ import multiprocessing
 import os
 import pickle
 import re
-import shutil
 import signal
 import sys
 import tempfile
@@ -43,7 +42,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from sigpipe._files import name_folding, owner_tag, remove_stale_copies, remove_stale_folders
+from sigpipe._files import name_folding, owned_folder, remove_stale_copies, remove_stale_folders
 from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
 from sigpipe.pipeline.claims import (
@@ -422,6 +421,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
          hold: Callable[[], None]) -> RunSummary:
     """:func:`run_batch`'s work (``t0``: its monotonic start; ``started``: its start in UTC); ``hold()`` takes OUT,
     once the inputs are checked (a usage error leaves a new OUT uncreated)."""
+    _check_temporary_folder()
     # every run, not only one with workers: a run with workers killed outright leaves the enrolled references'
     # embeddings and images in the temporary folder, and the next run may well have none
     _remove_stale_handovers()
@@ -922,11 +922,11 @@ def _handover(state: object) -> Iterator[tuple[str, str]]:
     worker. The file is in a folder of the account's own (0700) in the temporary folder; one that a run killed
     outright (SIGKILL) leaves behind is removed by the account's next run (:func:`_run`).
     """
-    try:
-        folder = Path(tempfile.mkdtemp(prefix=f"{HANDOVER_PREFIX}{owner_tag()}-"))
-    except OSError as e:
-        raise _no_room(e) from e
-    try:
+    with ExitStack() as stack:
+        try:
+            folder = stack.enter_context(owned_folder(HANDOVER_PREFIX))
+        except OSError as e:
+            raise _no_room(e) from e
         path = folder / "gallery.pickle"
         data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         try:
@@ -935,8 +935,6 @@ def _handover(state: object) -> Iterator[tuple[str, str]]:
         except OSError as e:
             raise _no_room(e) from e
         yield str(path), hashlib.sha256(data).hexdigest()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _no_room(e: OSError) -> TemporaryFolderError:
@@ -944,6 +942,28 @@ def _no_room(e: OSError) -> TemporaryFolderError:
         f"cannot write the worker processes' copy of the references into the temporary folder "
         f"{tempfile.gettempdir()} ({e.strerror or e}): free space there, or set TMPDIR to a folder with room "
         "(or run with --workers 1 and no --timeout); no document was processed")
+
+
+def _check_temporary_folder() -> None:
+    """Stop the run when Python has no temporary folder to give (a container's read-only root: a traceback), or
+    would give the working folder, its last resort, unsaid: with SCANS as the working folder, a killed run's copies
+    of scans were read as documents the next night (a second report, a cheque \"presented twice\").
+
+    Raises:
+        TemporaryFolderError: either.
+    """
+    where = "TMPDIR, TEMP and TMP are not set or not writable, and neither are /tmp, /var/tmp and /usr/tmp"
+    try:
+        folder = tempfile.gettempdir()
+    except FileNotFoundError as e:
+        raise TemporaryFolderError(f"no temporary folder to copy documents into: {where}; set TMPDIR to a folder of "
+                                   "this account's with room for a few documents") from e
+    named = {os.path.realpath(p) for p in (*(os.environ.get(v) for v in ("TMPDIR", "TEMP", "TMP")), "/tmp",
+                                          "/var/tmp", "/usr/tmp") if p}
+    if os.path.realpath(folder) == os.path.realpath(os.getcwd()) and os.path.realpath(folder) not in named:
+        raise TemporaryFolderError(f"no temporary folder to copy documents into: {where}, and Python's last resort, "
+                                   f"the working folder ({folder}), is not one; set TMPDIR to a folder of this "
+                                   "account's with room for a few documents")
 
 
 def _remove_stale_handovers() -> None:
@@ -1124,6 +1144,7 @@ def _run_pool(tasks: list[_Task], workers: int, init: _WorkerInit, timeout: floa
             _kill_workers(ex)
             raise
         except BrokenProcessPool:
+            _kill_workers(ex)  # the others too, and the dead one's copy of its scan: left for good before
             lost = list(inflight.values())
             idle_breaks = 0 if lost else idle_breaks + 1
             if idle_breaks >= MAX_IDLE_BREAKS:
@@ -1189,10 +1210,21 @@ def _command(pid: int) -> str:
 
 
 def kill_all(pids: Sequence[int]) -> None:
-    """SIGKILL each of ``pids`` that is still there."""
+    """SIGKILL each of ``pids`` that is still there, and reap those that are this process's children by then: a
+    killed worker's poppler processes are handed to the run where it is its namespace's init (pid 1 in a container,
+    no ``--init``), and, never waited for, they piled up as zombies until a pids limit stopped new workers."""
     for pid in pids:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    for pid in pids:
+        while True:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] or time.monotonic() > deadline:
+                    break
+            except ChildProcessError:  # not this process's: its own parent, or init, reaps it
+                break
+            time.sleep(0.01)
 
 
 def _collect(fut: Future[dict[str, Any]], task: _Task, init: _WorkerInit) -> DocumentReport:

@@ -286,75 +286,67 @@ def test_a_tmpdir_python_cannot_use_is_warned_about(batch: dict[str, Path], veri
 def test_copies_left_by_killed_processes_are_removed_by_the_next_run(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch):
     """A worker killed by --timeout (or a run killed outright) left its copy of a customer's scan in $TMPDIR, one
-    more every night the document was retried."""
+    more every night the document was retried. Each copy's folder holds a lock its process keeps while it lives:
+    the next run removes those whose lock is free, whatever their number says."""
     import os
     import subprocess
     import sys
     import tempfile
     import time
 
-    from sigpipe._files import COPY_PREFIX, remove_stale_copies
+    from sigpipe._files import COPY_PREFIX, OWNER_FILE, owned_folder, private_copy, remove_stale_copies
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    script = ("import sys, time; from sigpipe._files import owned_folder\n"
+              "with owned_folder(sys.argv[1]) as f:\n"
+              "    (f / 'cheque.tif').write_bytes(b'scan'); print(f.name, flush=True); time.sleep(float(sys.argv[2]))")
+
+    def made_by_another_process(hold: float) -> tuple[subprocess.Popen[str], Path]:
+        proc = subprocess.Popen([sys.executable, "-c", script, COPY_PREFIX, str(hold)], stdout=subprocess.PIPE,
+                                text=True, env={**os.environ, "TMPDIR": str(tmp_path)})
+        assert proc.stdout is not None
+        return proc, tmp_path / proc.stdout.readline().strip()
+
+    live, held = made_by_another_process(30)  # a live run (in this container or another sharing $TMPDIR)
+    killed, left = made_by_another_process(30)
+    killed.kill()  # SIGKILL: its folder stays, its lock goes with it
+    killed.wait()
+    try:
+        assert left.is_dir() and (left / OWNER_FILE).is_file()
+        # a container's run is pid 1 every night: the folder of the one killed last night bears a number alive now
+        pid_one = tmp_path / f"{COPY_PREFIX}1-night"
+        left.rename(pid_one)
+        with owned_folder(COPY_PREFIX) as mine:
+            assert remove_stale_copies() == 1
+            assert not pid_one.exists() and (held / "cheque.tif").is_file() and mine.is_dir()
+        assert not mine.exists()
+        with private_copy(held / "cheque.tif") as (copy, _):
+            assert copy.parent.name.startswith(f"{COPY_PREFIX}{os.getpid()}-") and remove_stale_copies() == 0
+            assert copy.is_file()
+    finally:
+        live.kill()
+        live.wait()
+    assert remove_stale_copies() == 1 and not held.exists()  # its process gone: its lock free
+    # an older release's folder, without a lock: judged by its number, a dead process's or a zombie's, once it is
+    # not being made (a minute old)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
                           check=True).stdout.strip()
-    dead = tmp_path / f"{COPY_PREFIX}{gone}-abc"
-    alive = tmp_path / f"{COPY_PREFIX}{os.getpid()}-def"
-    for folder in (dead, alive):
-        folder.mkdir()
-        (folder / "cheque.tif").write_bytes(b"scan")
-    (tmp_path / f"{COPY_PREFIX}{gone}-link").symlink_to(alive)  # a link is never followed into
-    assert remove_stale_copies() == 1
-    assert not dead.exists() and (alive / "cheque.tif").is_file()
-    # a process that exists but is dead: a zombie not yet reaped (a scheduler audit: such copies waited a night
-    # more). A number used again by a later process is not told apart: judged by start times against the wall clock,
-    # a clock set forward took a live run's folder for a dead one's (a retest)
     zombie = subprocess.Popen(["sleep", "30"])
     zombie.kill()
     time.sleep(0.2)  # killed, not waited for: a zombie
-    reused = subprocess.Popen(["sleep", "30"])
     try:
-        left = [tmp_path / f"{COPY_PREFIX}{p}-x" for p in (zombie.pid, reused.pid)]
-        for folder in left:
+        old = [tmp_path / f"{COPY_PREFIX}{p}-old" for p in (gone, zombie.pid, os.getpid())]
+        young = tmp_path / f"{COPY_PREFIX}{gone}-young"
+        for folder in (*old, young):
             folder.mkdir()
         hour_ago = time.time() - 3600
-        os.utime(left[1], (hour_ago, hour_ago))
-        assert remove_stale_copies() == 1 and not left[0].exists() and left[1].exists()
-        assert (alive / "cheque.tif").is_file()  # this process's own, made after it started: kept
+        for folder in old:
+            os.utime(folder, (hour_ago, hour_ago))
+        (tmp_path / f"{COPY_PREFIX}{gone}-link").symlink_to(old[2])  # a link is never followed into
+        assert remove_stale_copies() == 2
+        assert not old[0].exists() and not old[1].exists() and old[2].is_dir() and young.is_dir()
     finally:
-        reused.kill()
-        reused.wait()
         zombie.wait()
-
-
-def test_copies_made_in_another_process_space_are_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Containers sharing the host's /tmp number their processes each from 1: by the number alone, one container's
-    run took another's live copies of customers' scans (pid 7 there, no pid 7 here) for a killed process's."""
-    import os
-    import subprocess
-    import sys
-    import tempfile
-
-    from sigpipe._files import COPY_PREFIX, owner_tag, private_copy, remove_stale_copies
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                          check=True).stdout.strip()
-    pid, space = owner_tag().split("@")
-    assert pid == str(os.getpid()) and len(space) == 8
-    other = "0" * 8 if space != "0" * 8 else "1" * 8
-    theirs = tmp_path / f"{COPY_PREFIX}{gone}@{other}-abc"  # alive in its own container, unknown here
-    ours = tmp_path / f"{COPY_PREFIX}{gone}@{space}-def"
-    older = tmp_path / f"{COPY_PREFIX}{gone}-ghi"  # named by an older release: judged as this space's
-    for folder in (theirs, ours, older):
-        folder.mkdir()
-    assert remove_stale_copies() == 2
-    assert theirs.is_dir() and not ours.exists() and not older.exists()
-    scan = tmp_path / "cheque.tif"
-    scan.write_bytes(b"scan")
-    with private_copy(scan) as (copy, _):
-        assert copy.parent.name.startswith(f"{COPY_PREFIX}{owner_tag()}-")
-        assert remove_stale_copies() == 0 and copy.is_file()  # this process's own, alive
 
 
 def test_a_file_locked_or_removed_after_it_was_read_keeps_its_verdict(verifier: Any, tmp_path: Path,
@@ -763,12 +755,14 @@ def test_workers_get_the_gallery_through_a_private_file_removed_after(batch: dic
     import stat
     import tempfile
 
+    from sigpipe._files import OWNER_FILE
     from sigpipe.pipeline.runner import HANDOVER_PREFIX, RunConfig, _handover, run_batch
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    dead = tmp_path / "tmp" / f"{HANDOVER_PREFIX}999999999-x"  # no such pid
+    dead = tmp_path / "tmp" / f"{HANDOVER_PREFIX}999999999-x"  # a killed run's: its lock free
     dead.mkdir()
+    (dead / OWNER_FILE).touch()
     alive = tmp_path / "tmp" / f"{HANDOVER_PREFIX}{os.getppid()}-x"
     alive.mkdir()
     with _handover({"embeddings": {"a": 1}}) as (path, _):
@@ -781,11 +775,11 @@ def test_workers_get_the_gallery_through_a_private_file_removed_after(batch: dic
     assert s.verdicts["genuine"] >= 1 and [p.name for p in (tmp_path / "tmp").iterdir()] == [alive.name]
     # the next run of a killed one need not use workers: it removes the leftover all the same
     dead.mkdir()
+    (dead / OWNER_FILE).touch()
     (dead / "gallery.pickle").write_bytes(b"embeddings and images")
     run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=batch["out"], claims=batch["claims"],
                         cache=batch["cache"], progress=False), DoubleModels(verifier_manifest))
     assert [p.name for p in (tmp_path / "tmp").iterdir()] == [alive.name]
-
 
 
 def test_workers_refuse_a_references_file_replaced_in_the_temporary_folder(verifier_manifest: Path,
@@ -855,3 +849,60 @@ def test_a_worker_that_starts_after_the_run_ended_leaves_quietly(tmp_path: Path)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr == "" and done.stdout == "SIGINT ignored while loading: True\n"
+
+
+def test_a_killed_workers_children_handed_to_the_run_are_reaped():
+    """Where the run is its namespace's init (pid 1 in a container without --init), a killed worker's poppler
+    processes become its children: never waited for, they piled up as zombies, one a timed-out document, until a
+    pids limit stopped new workers and the night's last documents got no report (a container audit). Imitated
+    with a subreaper, which orphans are handed to as to init."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import ctypes, subprocess, time
+        from pathlib import Path
+        from sigpipe.pipeline.runner import kill_all
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+        worker = subprocess.run(["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True)
+        orphan = int(worker.stdout)  # its parent is gone: handed to this process
+        time.sleep(0.1)
+        kill_all([orphan])
+        print(Path(f"/proc/{orphan}").exists())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"  # no zombie left
+
+
+def test_no_usable_temporary_folder_stops_the_run_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A container's read-only root with TMPDIR unset: a traceback and exit 1; or Python's last resort, the working
+    folder, unsaid: SCANS as the working folder got a killed run's copies of scans read as documents the next night
+    (a container audit). The working folder is fine when it is the temporary folder asked for, or /tmp itself."""
+    import os
+    import tempfile
+
+    from sigpipe.pipeline.errors import TemporaryFolderError
+    from sigpipe.pipeline.runner import _check_temporary_folder
+
+    for var in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    def none_left() -> str:
+        raise FileNotFoundError(2, "No usable temporary directory found in ['/tmp', '/var/tmp', '/usr/tmp', '/']")
+
+    monkeypatch.setattr(tempfile, "gettempdir", none_left)
+    with pytest.raises(TemporaryFolderError, match="set TMPDIR to a folder"):
+        _check_temporary_folder()
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))  # the last resort
+    with pytest.raises(TemporaryFolderError, match="the working folder"):
+        _check_temporary_folder()
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # asked for
+    _check_temporary_folder()
+    monkeypatch.delenv("TMPDIR")
+    monkeypatch.chdir("/tmp")
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: "/tmp")
+    _check_temporary_folder()
+    assert os.getcwd() == "/tmp"
