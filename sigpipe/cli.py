@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import sys
 from typing import TextIO
 
@@ -138,7 +139,15 @@ def standard_streams() -> None:
                           closefd=False)
 
 
+def _stopped_early(signum: int, _frame: object) -> None:
+    """SIGTERM before a command has set its own handler, where sigpipe is pid 1 (``docker stop`` of a container
+    without ``--init``): the kernel drops a signal pid 1 does not handle, and a run went on until SIGKILL."""
+    sys.exit(128 + signum)
+
+
 def main() -> None:
+    if os.getpid() == 1:  # a container's init: a signal with no handler is dropped, not the end of the process
+        signal.signal(signal.SIGTERM, _stopped_early)  # (`sigpipe run` sets its own once it starts)
     utf8_file_names()
     standard_streams()
     try:

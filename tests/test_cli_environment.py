@@ -131,3 +131,24 @@ def test_a_program_of_one_s_own_is_warned_when_names_are_not_read_as_utf8():
         pytest.skip("this Python reads file names as UTF-8 under any locale")
     assert r.returncode == 0 and "file names are read as ascii, not UTF-8" in r.stderr
     assert "not UTF-8" not in _python(code, {**env, "PYTHONUTF8": "1"}).stderr
+
+
+def test_as_a_containers_init_a_sigterm_before_the_command_starts_ends_the_process():
+    """pid 1 (a container without --init) drops a signal it has no handler for: a `docker stop` in the first moments
+    of a run, before `sigpipe run` set its own handler, was lost and the run went on until SIGKILL."""
+    script = (
+        "import os, signal, sys\n"
+        "real = os.getpid()\n"
+        "os.getpid = lambda: 1\n"
+        "from sigpipe import cli\n"
+        "sys.argv = ['sigpipe', '--version']\n"
+        "try:\n"
+        "    cli.main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(signal.getsignal(signal.SIGTERM) is cli._stopped_early, flush=True)\n"
+        "os.kill(real, signal.SIGTERM)\n"
+        "import time; time.sleep(30)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip().endswith("True") and done.returncode == 143, (done.stdout, done.stderr)

@@ -148,6 +148,9 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, signatories: Pa
 
     # every document's library warnings are logged under its name (sigpipe._warnings), not only the first one's
     warnings.simplefilter("always")
+    # but not Python's own notes on files and processes left to the collector: after a SIGTERM they followed the
+    # one-line message in several lines each, in a log collector's stream
+    warnings.simplefilter("ignore", ResourceWarning)
     try:
         config = RunConfig(
             scans=scans, refs=refs, out=out, claims=claims, signatories=signatories, workers=workers, dpi=dpi,

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -601,12 +602,19 @@ def out_lock(out: Path) -> Iterator[None]:
         yield
         return
     try:  # never through a link: one planted in OUT would have this run overwrite the file it points to
-        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        # writable as the reports are (0666 less the umask): an OUT shared by a group's accounts is locked by each
+        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise OutputWriteError(f"{out / LOCK_FILE} is a symbolic link: remove it (sigpipe writes its lock "
                                    "there)") from None
-        raise OutputWriteError(f"cannot write the run's lock {out / LOCK_FILE}: {e.strerror or e}") from None
+        owner = ""
+        with contextlib.suppress(OSError):
+            st = os.stat(out / LOCK_FILE, follow_symlinks=False)
+            if hasattr(os, "getuid") and st.st_uid != os.getuid():
+                owner = (f"; it belongs to another account (uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o}): "
+                         "let this account's group write it, or remove it while no run is writing to OUT")
+        raise OutputWriteError(f"cannot write the run's lock {out / LOCK_FILE}: {e.strerror or e}{owner}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

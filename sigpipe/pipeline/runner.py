@@ -1006,6 +1006,7 @@ def _init_worker(init: _WorkerInit) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the session's end reaches the run too, which stops its workers
     warnings.simplefilter("always")  # as `sigpipe run` does: each document's library warnings logged (_warnings)
+    warnings.simplefilter("ignore", ResourceWarning)
     _die_with_parent(init.parent)
     logging.basicConfig(level=init.log_level, handlers=[StderrHandler()])  # as the CLI logs: names escaped
     if "torch" in sys.modules:  # inherited from the parent; the exported-model backends never import it
@@ -1051,8 +1052,13 @@ def _start_pool(workers: int, init: _WorkerInit, all_started: bool = False) -> P
         ModelError: the worker could not start (its initializer failed).
     """
     for attempt in range(1, MAX_IDLE_BREAKS + 1):  # a worker killed as it starts (for memory) is tried again
-        ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(init,))
+        try:
+            ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                     initializer=_init_worker, initargs=(init,))
+        except OSError as e:  # its queues' semaphores live in /dev/shm (a container's --ipc=none, a read-only one)
+            raise ModelError(f"cannot start worker processes ({e.strerror or e}; their queues need a writable "
+                             "/dev/shm): run with --workers 1 and no --timeout, or give the run a writable "
+                             "/dev/shm") from e
         try:
             if not all_started:
                 ex.submit(_ping).result()

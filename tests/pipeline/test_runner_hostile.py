@@ -123,6 +123,23 @@ def test_links_planted_in_out_are_not_written_through(tmp_path: Path):
     assert decoy.read_text() == "precious"
 
 
+def test_the_lock_of_an_out_shared_by_a_group_is_writable_by_the_group(tmp_path: Path):
+    """Reports follow the umask (0664 under umask 002, for a group's accounts); the lock was 0644 whatever the
+    umask, so the second account of the group could not run into OUT at all (a container audit)."""
+    import os
+    import stat
+
+    from sigpipe.pipeline.report import LOCK_FILE, out_lock
+
+    old = os.umask(0o002)
+    try:
+        with out_lock(tmp_path):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / LOCK_FILE).stat().st_mode) == 0o664
+
+
 def test_a_full_disk_when_the_lock_is_written_is_an_output_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A night's own empty OUT on a full disk: the lock's write failed as a traceback at exit and exit 1 (documents
     failed) instead of the one-line output error (exit 2)."""
@@ -906,3 +923,26 @@ def test_no_usable_temporary_folder_stops_the_run_in_one_line(tmp_path: Path, mo
     monkeypatch.setattr(tempfile, "gettempdir", lambda: "/tmp")
     _check_temporary_folder()
     assert os.getcwd() == "/tmp"
+
+
+def test_worker_processes_without_a_usable_dev_shm_stop_the_run_in_one_line(verifier_manifest: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch):
+    """A container with a read-only /dev/shm (or --ipc=none): the pool's queues cannot make their semaphores, and
+    --workers 2 or --timeout gave a traceback, exit 1, no report (a container audit)."""
+    from pipeline_doubles import DoubleModels
+
+    from sigpipe.errors import ModelError
+    from sigpipe.pipeline.flow import FlowConfig
+    from sigpipe.pipeline.ingest import IngestConfig
+    from sigpipe.pipeline.runner import _handover, _start_pool, _WorkerInit
+
+    def no_shm(*_: Any, **__: Any) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(runner, "ProcessPoolExecutor", no_shm)
+    det, ver = DoubleModels(verifier_manifest)(1)
+    with _handover({}) as gallery:
+        init = _WorkerInit(DoubleModels(verifier_manifest), 1, gallery, FlowConfig(), IngestConfig(),
+                           {"detector": det.ident, "verifier": ver.ident}, 30)
+        with pytest.raises(ModelError, match="Read-only file system; their queues need a writable /dev/shm"):
+            _start_pool(2, init)
