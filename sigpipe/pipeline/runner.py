@@ -602,6 +602,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     removed = remove_stale_temporaries(config.out)
     if removed:
         log.info("removed %d temporary file(s) left by an interrupted run", removed)
+    fatal = _read_last_reading(config.out)  # the document a run killed outright was reading (one process)
     outcome = _Outcome()
     tasks: list[_Task] = []
     predictor = SignaturePredictor(detector, verifier, gallery, config.flow)
@@ -636,23 +637,37 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     if workers > cores:
         log.warning("%d workers on %d cores: each worker gets 1 thread; fewer workers would be faster",
                     workers, cores)
+    pooled = tasks
     if workers == 1 and config.timeout is None:
+        # the document the last run was reading when it was killed outright (out of memory, a crash in a native
+        # library) is read last, in a worker process of its own: in one process it killed the run at the same
+        # document every night, and no summary was ever written; now it fails alone (worker_crashed) if it must
+        pooled = [t for t in tasks if t.name == fatal]
+        if pooled:
+            warnings.append(f"the last run into {config.out} was killed while it read {fatal} (out of memory? a "
+                            "crash? or stopped by SIGKILL): it is read last, in a process of its own (with --timeout "
+                            "every document is)")
+            log.warning("%s", warnings[-1])
         try:
-            for task in tasks:
-                report = predictor(task.path, relative=task.name, claimed=task.claimed, sha256=task.sha256,
-                                   ingest=config.ingest)
-                _record(outcome, config.out, replace(report, **task.drawn), progress)
+            with _last_reading(config.out) as reading:
+                for task in tasks:
+                    if task in pooled:
+                        continue
+                    reading(task.name)
+                    report = predictor(task.path, relative=task.name, claimed=task.claimed, sha256=task.sha256,
+                                       ingest=config.ingest)
+                    _record(outcome, config.out, replace(report, **task.drawn), progress)
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM: a poppler process rendering would outlive the run
             kill_all([p for p in descendants(os.getpid()) if _command(p) in POPPLER_TOOLS])  # only those: this
             raise  # process may be a program of the caller's, with children of its own
-    else:
+    if pooled:
         threads = max(1, cores // workers)
         with _handover({f: getattr(gallery, f) for f in HANDED_OVER}) as state:
             del detector, verifier, gallery, predictor  # the workers load their own; free the parent's copy
             gc.collect()
             init = _WorkerInit(provider, threads, state, config.flow, config.ingest, idents,
                                logging.getLogger().getEffectiveLevel())
-            for report in _run_pool(tasks, workers, init, config.timeout):
+            for report in _run_pool(pooled, workers, init, config.timeout):
                 _record(outcome, config.out, replace(report, **drawn(report.document.path)), progress)
     for task in tasks:  # every document found has a report, or the summary says why not: none goes missing
         if task.name not in outcome.reports:
@@ -942,6 +957,46 @@ def _no_room(e: OSError) -> TemporaryFolderError:
         f"cannot write the worker processes' copy of the references into the temporary folder "
         f"{tempfile.gettempdir()} ({e.strerror or e}): free space there, or set TMPDIR to a folder with room "
         "(or run with --workers 1 and no --timeout); no document was processed")
+
+
+READING_FILE = ".sigpipe-reading"  # in OUT: the document a run in one process is reading, gone when it ends
+
+
+def _read_last_reading(out: Path) -> str | None:
+    """The document the last run into ``out`` was reading when it was killed outright (its :data:`READING_FILE`
+    left behind: a run that ends, however, removes it), or None; the record is removed. Read under the run's
+    lock."""
+    path = out / READING_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        name = f.read(1 << 16).decode("utf-8", "replace").strip()
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return name or None
+
+
+@contextmanager
+def _last_reading(out: Path) -> Iterator[Callable[[str], None]]:
+    """A function that records in ``out`` which document this run now reads (no fsync: a crash of the process, not of
+    the machine, is what it is for); the record goes when the run ends, by any way a handler sees."""
+    path = out / READING_FILE
+
+    def reading(name: str) -> None:
+        with contextlib.suppress(OSError):  # (a full disk: the run stops on its next report anyway)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            try:
+                os.write(fd, name.encode("utf-8", "backslashreplace"))
+            finally:
+                os.close(fd)
+
+    try:
+        yield reading
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _check_temporary_folder() -> None:

@@ -374,6 +374,36 @@ def test_a_killed_run_resumes_with_nothing_lost_or_duplicated(tmp_path: Path, ve
     assert {n: (out / n).stat().st_mtime_ns for n in done_before} == done_before  # not redone
 
 
+
+def test_a_document_that_killed_a_one_process_run_is_read_last_in_a_process_of_its_own(tmp_path: Path,
+                                                                                         verifier_manifest: Path):
+    """In one process (no --workers, no --timeout) a document that takes the process down (out of memory in a
+    container, a crash in a native library) killed the run at the same document every night: the documents after
+    it were never read and no summary was written (a container audit). The next run reads it last, in a worker
+    process of its own: it fails alone and the night completes."""
+    import numpy as np
+
+    scans, refs, out, cache = tmp_path / "scans", tmp_path / "refs", tmp_path / "out", tmp_path / "cache"
+    for i in range(4):
+        save_pdf(scans / f"d{i}.pdf", [page_with([(scribble(i % 3), 100, 100)], (400, 300))])
+    save_image(scans / "b_poison.png", np.zeros((300, 400), np.uint8))  # the double "segfaults" on it
+    save_image(refs / "p0" / "s.png", scribble(0))
+    script = KILL_SCRIPT.replace("delay={delay}", "crash_on_black=True").format(
+        tests=str(Path(__file__).parent), scans=str(scans), refs=str(refs), out=str(out), cache=str(cache),
+        manifest=str(verifier_manifest))
+    first = subprocess.run([sys.executable, "-c", script], env={**os.environ, "SIGPIPE_THREADS": "1"},
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode == 70, first.stderr[-2000:]  # the whole run gone, at b_poison.png
+    assert not (out / "summary.json").exists() and not (out / "d1.pdf.json").exists()
+    s = run_batch(RunConfig(scans=scans, refs=refs, out=out, cache=cache, progress=False),
+                  DoubleModels(verifier_manifest, crash_on_black=True))
+    assert s.documents == 5 and [(f.document, f.kind) for f in s.failures] == [("b_poison.png", "worker_crashed")]
+    assert any("was killed while it read b_poison.png" in w for w in s.warnings)
+    assert (out / "summary.json").is_file() and not (out / ".sigpipe-reading").exists()
+    again = run_batch(RunConfig(scans=scans, refs=refs, out=out, cache=cache, progress=False),
+                      DoubleModels(verifier_manifest))  # a run that ends leaves no record behind: no warning
+    assert again.failed == 0 and not any("was killed" in w for w in again.warnings)
+
 def test_a_worker_crash_fails_only_the_culprit(batch: dict[str, Path], verifier_manifest: Path):
     import numpy as np
 
