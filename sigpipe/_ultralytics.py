@@ -7,6 +7,7 @@ that needs Ultralytics gets it through :func:`yolo_class` so none of that happen
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from pathlib import Path
@@ -58,11 +59,44 @@ def threads_from_env() -> int | None:
 
 
 def usable_cores() -> int:
-    """The CPUs this process may run on (its affinity mask: a container's or ``taskset``'s share, not the host's)."""
+    """The CPUs this process may use: its affinity mask (``taskset``, a container's ``--cpuset-cpus``), and no more
+    than its CPU quota (a container's ``--cpus``, a Kubernetes pod's ``limits.cpu``, rounded up): a pod limited to 2
+    CPUs on a 64-core node ran 64 threads, throttled."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    quota = cpu_quota()
+    return min(cores, max(1, math.ceil(quota))) if quota is not None else cores
+
+
+def cpu_quota(root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/self/cgroup")) -> float | None:
+    """This process's CPU quota in CPUs (cgroup v2 ``cpu.max``, or v1 ``cpu.cfs_quota_us`` over
+    ``cpu.cfs_period_us``), None without one. Its own cgroup's files first (a host's view), then those at the root
+    of ``root`` (a container's own view, with a cgroup namespace)."""
+    try:
+        lines = own.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, where = line.split(":", 2) if line.count(":") >= 2 else ("", "", "")
+        where = where.lstrip("/")
+        if controllers == "":  # v2
+            for folder in (root / where, root):
+                try:
+                    limit, period = (folder / "cpu.max").read_text().split()[:2]
+                except (OSError, ValueError):
+                    continue
+                return None if limit == "max" else int(limit) / int(period)
+        elif "cpu" in controllers.split(","):  # v1
+            for folder in (root / controllers / where, root / controllers, root / "cpu" / where, root / "cpu"):
+                try:
+                    quota = int((folder / "cpu.cfs_quota_us").read_text())
+                    each = int((folder / "cpu.cfs_period_us").read_text())
+                except (OSError, ValueError):
+                    continue
+                return None if quota <= 0 or each <= 0 else quota / each
+    return None
 
 
 def default_threads() -> int:

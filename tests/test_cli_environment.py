@@ -152,3 +152,26 @@ def test_as_a_containers_init_a_sigterm_before_the_command_starts_ends_the_proce
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip().endswith("True") and done.returncode == 143, (done.stdout, done.stderr)
+
+
+def test_the_cores_used_follow_a_containers_cpu_quota(tmp_path: Path):
+    """A pod limited to 2 CPUs on a 64-core node ran 64 threads, throttled (a container audit): the CPU quota, cgroup
+    v2 or v1, rounded up, caps the cores."""
+    from sigpipe._ultralytics import cpu_quota
+
+    v2, v1 = tmp_path / "v2", tmp_path / "v1"
+    (v2 / "kubepods" / "pod1").mkdir(parents=True)
+    (v2 / "kubepods" / "pod1" / "cpu.max").write_text("150000 100000\n")
+    (tmp_path / "v2.cgroup").write_text("0::/kubepods/pod1\n")
+    assert cpu_quota(v2, tmp_path / "v2.cgroup") == 1.5
+    (v2 / "cpu.max").write_text("max 100000\n")  # the container's own view: its cgroup is the root
+    (tmp_path / "ns.cgroup").write_text("0::/\n")
+    assert cpu_quota(v2, tmp_path / "ns.cgroup") is None
+    (v1 / "cpu,cpuacct" / "docker" / "abc").mkdir(parents=True)
+    (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("200000\n")
+    (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_period_us").write_text("100000\n")
+    (tmp_path / "v1.cgroup").write_text("4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/\n")
+    assert cpu_quota(v1, tmp_path / "v1.cgroup") == 2.0
+    (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("-1\n")
+    assert cpu_quota(v1, tmp_path / "v1.cgroup") is None
+    assert cpu_quota(v1, tmp_path / "missing") is None
