@@ -48,6 +48,7 @@ from sigpipe.pipeline.report import (
     SignatureResult,
     read_report,
     remove_stale_temporaries,
+    report_path,
     write_bytes_atomic,
 )
 from sigpipe.verifier.gallery import SpecimenLoader, person_dirs, specimen_crops, specimen_files
@@ -341,6 +342,18 @@ def suspect_files(out: Path) -> set[str]:
         return {str(s["file"]) for s in data.get("suspect_references", [])}
     except (OSError, ValueError, TypeError, KeyError):
         return set()
+
+
+def reportless_failures(out: Path) -> list[tuple[str, str, str]]:
+    """``(document, error kind, message)`` of the failures ``out``'s summary lists that have no report file: a
+    report the file system refused (a name a Windows share forbids, one that is another's there), a folder that
+    could not be read. Empty without a summary."""
+    try:
+        data = json.loads((out / SUMMARY_JSON).read_text(encoding="utf-8"))
+        failures = [(str(f["document"]), str(f["kind"]), str(f["message"])) for f in data.get("failures", [])]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return []
+    return [f for f in failures if not report_path(out, f[0]).is_file()]
 
 
 def _is_suspect(reference: str, suspects: set[str]) -> bool:
@@ -830,6 +843,8 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
             continue
         sheets += done
         problems += [(doc, why) for why in missing]
+    listed = {doc for doc, _, _ in failed}
+    failed += [f for f in reportless_failures(out) if f[0] not in listed]  # no report to read, but failed all the same
     sheets.sort(key=lambda s: (s.order, s.margin, s.document, s.number))
     if earlier_review:
         _remove_stale_sheets(to, {s.file for s in sheets}, folding[0] if folding else None)

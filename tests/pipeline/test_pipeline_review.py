@@ -693,3 +693,17 @@ def test_a_review_folder_that_ignores_case_or_refuses_names(batch: dict[str, Pat
     (to / "Bob.png.sig1.png").rename(to / "bob.png.sig1.png")
     write_review(out, scans, batch["refs"], to, specimen_reader(None), everything=True)
     assert (to / "bob.png.sig1.png").is_file()
+
+
+def test_failures_without_a_report_file_are_listed_with_the_failed(batch: dict[str, Path], verifier_manifest: Path,
+                                                                   tmp_path: Path):
+    """A document whose report the file system refused (a name a Windows share forbids, one that is another's there)
+    has no report file: the review said "0 failed" of a run with three such failures (a filesystem audit)."""
+    out = _run(batch, verifier_manifest)
+    summary = json.loads((out / "summary.json").read_text())
+    summary["failures"].append({"document": "a:b.png", "kind": "output_write", "message": "no report: refused"})
+    (out / "summary.json").write_text(json.dumps(summary))
+    result = write_review(out, batch["scans"], batch["refs"], tmp_path / "r", specimen_reader(None))
+    assert ("a:b.png", "output_write", "no report: refused") in result.failed
+    assert [d for d, _, _ in result.failed].count("broken.pdf") == 1  # one with a report: listed once
+    assert "a:b.png" in (tmp_path / "r" / INDEX_HTML).read_text()
