@@ -11,7 +11,6 @@ the file's metadata (assumed :data:`DEFAULT_DPI` when absent).
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import re
 import shutil
@@ -439,8 +438,8 @@ def _render_pdfium(doc: Any, i: int, n: int, config: IngestConfig) -> tuple[np.n
             bitmap.close()
         except pdfium.PdfiumError as e:
             raise CorruptPdfError(f"page {i + 1} of {n} cannot be rendered: {e}") from e
-        if (why := damaged_image(page)) is not None:  # drawn as blank paper, without a word
-            raise CorruptPdfError(f"page {i + 1} of {n} cannot be read whole: {why}")
+        if (why := undecodable_image(page, arr)) is not None:  # drawn as blank paper, without a word
+            raise CorruptPdfError(f"page {i + 1} of {n} cannot be read: {why}")
         return arr, read_placed(page, (arr.shape[1], arr.shape[0]), getattr(doc, "formenv", None))
     finally:
         page.close()
@@ -476,59 +475,42 @@ def _drop_comments(page: Any) -> int:
 
 
 # Filters PDFium decodes (their abbreviations in inline images too); an image encoded otherwise draws nothing
-SIMPLE_FILTERS = frozenset({"FlateDecode", "Fl", "LZWDecode", "LZW", "RunLengthDecode", "RL", "ASCIIHexDecode", "AHx",
-                            "ASCII85Decode", "A85"})
-IMAGE_FILTERS = frozenset({"DCTDecode", "DCT", "JPXDecode", "CCITTFaxDecode", "CCF", "JBIG2Decode"})
+PDF_FILTERS = frozenset({"FlateDecode", "Fl", "LZWDecode", "LZW", "RunLengthDecode", "RL", "ASCIIHexDecode", "AHx",
+                         "ASCII85Decode", "A85", "DCTDecode", "DCT", "JPXDecode", "CCITTFaxDecode", "CCF",
+                         "JBIG2Decode", "Crypt"})
 MIN_CHECKED_PIXELS = 100_000  # images this large are checked: a page's scan, not a logo
 
 
-def damaged_image(page: Any) -> str | None:
-    """What is wrong with an image on an open pypdfium2 page that PDFium would draw as nothing or in part, or None.
-    PDFium renders such a page without a word (a truncated stream, a JBIG2 image of garbage, an encoding it lacks):
-    the scan's missing part would read as blank paper, a signed cheque `unsigned` (a format audit). Images of at
-    least :data:`MIN_CHECKED_PIXELS`, in Form XObjects too. The caller holds :data:`PDFIUM_LOCK`."""
+def undecodable_image(page: Any, rendered: np.ndarray) -> str | None:
+    """Why an image on an open pypdfium2 page was drawn as nothing, or None. PDFium renders a page whose image it
+    cannot decode at all (an encoding it lacks; garbage where a JBIG2 or JPEG 2000 image should be) as blank paper
+    without a word, and a signed cheque came out `unsigned` (a format audit). Images of at least
+    :data:`MIN_CHECKED_PIXELS`: an encoding PDFium lacks, always (no decoding needed to tell); one it fails to decode
+    when the page came out as one flat colour (``rendered``), so that no page is decoded twice otherwise. An image
+    cut short is drawn in part, and is not told from a whole one here (a stream's length depends on its bits per
+    component, which PDFium does not report, and a JPEG without its end marker is often whole). The caller holds
+    :data:`PDFIUM_LOCK`."""
     import pypdfium2 as pdfium
     import pypdfium2.raw as raw
 
-    for obj in page.get_objects(filter=(raw.FPDF_PAGEOBJ_IMAGE,), max_depth=8):
-        size, filters = "an", []
-        try:
-            meta = obj.get_metadata()
-            if meta.width * meta.height < MIN_CHECKED_PIXELS:
-                continue
-            filters = list(obj.get_filters())
-            size = f"{meta.width}x{meta.height}"
-            unknown = [f for f in filters if f not in SIMPLE_FILTERS | IMAGE_FILTERS]
-            if unknown:
-                return f"its {size} image is encoded with {', '.join(unknown)}, which this reader cannot decode"
-            last = filters[-1] if filters else ""
-            if last in ("DCTDecode", "DCT"):
-                data = obj.get_data(decode_simple=True)
-                if not _jpeg_whole(bytes(data)):
-                    return f"its {size} JPEG image is cut short or damaged"
-            elif last in IMAGE_FILTERS:
-                obj.get_bitmap()  # PdfiumError when it cannot be decoded
-            elif meta.bits_per_pixel > 0:
-                data = obj.get_data(decode_simple=True)
-                expected = -(-meta.width * meta.bits_per_pixel // 8) * meta.height
-                if len(data) < expected:
-                    return f"its {size} image is cut short ({len(data)} of {expected} bytes)"
-        except pdfium.PdfiumError:
-            return f"its {size} image ({', '.join(filters)}) cannot be decoded (damaged)"
+    flat: bool | None = None
+    for obj in page.get_objects(filter=(raw.FPDF_PAGEOBJ_IMAGE,), max_depth=15):
+        meta = obj.get_metadata()
+        if meta.width * meta.height < MIN_CHECKED_PIXELS:
+            continue
+        filters = list(obj.get_filters())
+        size = f"{meta.width}x{meta.height}"
+        unknown = [f for f in filters if f not in PDF_FILTERS]
+        if unknown:
+            return f"its {size} image is encoded with {', '.join(unknown)}, which this reader cannot decode"
+        if flat is None:
+            flat = bool(rendered.min() == rendered.max())
+        if flat:
+            try:
+                obj.get_bitmap()
+            except pdfium.PdfiumError:
+                return f"its {size} image ({', '.join(filters) or 'not compressed'}) cannot be decoded (damaged)"
     return None
-
-
-def _jpeg_whole(data: bytes) -> bool:
-    """Whether a JPEG stream decodes whole: it ends in its end-of-image marker, or (a writer that leaves it out)
-    decodes without running out of data."""
-    if data.rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9"):
-        return True
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-        return True
-    except (OSError, ValueError, SyntaxError):
-        return False
 
 
 def _selected(n: int, config: IngestConfig, first: int = 0) -> list[int]:
