@@ -11,6 +11,7 @@ the file's metadata (assumed :data:`DEFAULT_DPI` when absent).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import re
 import shutil
@@ -446,17 +447,27 @@ def _render_pdfium(doc: Any, i: int, n: int, config: IngestConfig) -> tuple[np.n
 
 
 # A reader's comments on a PDF, not the document: a sticky note's icon drawn over a genuine signature made it
-# `forged`, a highlight over one hid it from the detector (a format audit). Taken off the page (in memory) before it
-# is rendered. Ink, free text, stamps and form fields stay: they are what was placed on the page (sigpipe/pipeline/
-# placed.py). Markup that only outlines (squares, circles, lines) stays too: it leaves the strokes as they are.
-COMMENT_ANNOTATIONS = ("FPDF_ANNOT_TEXT", "FPDF_ANNOT_POPUP", "FPDF_ANNOT_HIGHLIGHT", "FPDF_ANNOT_UNDERLINE",
-                       "FPDF_ANNOT_SQUIGGLY", "FPDF_ANNOT_STRIKEOUT", "FPDF_ANNOT_CARET",
-                       "FPDF_ANNOT_FILEATTACHMENT", "FPDF_ANNOT_SOUND")
+# `forged`, a highlight over one hid it from the detector, a translucent oval drawn over one made it `forged` (a format
+# audit and its retest). Taken off the page (in memory) before it is rendered. What may be a signature placed on the
+# page stays (sigpipe/pipeline/placed.py judges it): ink drawn opaque, free text, stamps other than the standard
+# review stamps, form fields, and a note larger than an icon (one holding a signature's picture).
+COMMENT_ANNOTATIONS = ("FPDF_ANNOT_POPUP", "FPDF_ANNOT_HIGHLIGHT", "FPDF_ANNOT_UNDERLINE", "FPDF_ANNOT_SQUIGGLY",
+                       "FPDF_ANNOT_STRIKEOUT", "FPDF_ANNOT_CARET", "FPDF_ANNOT_FILEATTACHMENT", "FPDF_ANNOT_SOUND",
+                       "FPDF_ANNOT_SQUARE", "FPDF_ANNOT_CIRCLE", "FPDF_ANNOT_LINE", "FPDF_ANNOT_POLYGON",
+                       "FPDF_ANNOT_POLYLINE")
+NOTE_ICON_PT = 48.0  # a sticky note's icon is about 20 pt; a note's rectangle larger than this is kept
+# the PDF standard's stamp names, and Acrobat's (Standard Business, Sign Here, Dynamic): a reviewer's, not a signer's
+REVIEW_STAMPS = frozenset({"Approved", "Experimental", "NotApproved", "AsIs", "Expired", "NotForPublicRelease",
+                           "Confidential", "Final", "Sold", "Departmental", "ForComment", "TopSecret", "Draft",
+                           "ForPublicRelease"})
+REVIEW_STAMP_PREFIXES = ("SB", "SH", "#D")
 
 
 def _drop_comments(page: Any) -> int:
-    """Remove the comment annotations (:data:`COMMENT_ANNOTATIONS`) from an open pypdfium2 page, in memory only;
-    returns how many. The caller holds :data:`PDFIUM_LOCK`."""
+    """Remove the comment annotations from an open pypdfium2 page, in memory only: those of the kinds in
+    :data:`COMMENT_ANNOTATIONS`, a note no larger than an icon (:data:`NOTE_ICON_PT`), ink drawn translucent (a
+    highlighter pen, as Acrobat, Preview and iOS draw it) and a standard review stamp (:data:`REVIEW_STAMPS`).
+    Returns how many. The caller holds :data:`PDFIUM_LOCK`."""
     import pypdfium2.raw as raw
 
     kinds = {getattr(raw, name) for name in COMMENT_ANNOTATIONS if hasattr(raw, name)}
@@ -466,12 +477,33 @@ def _drop_comments(page: Any) -> int:
         if not annot:
             continue
         try:
-            kind = raw.FPDFAnnot_GetSubtype(annot)
+            comment = _is_comment(annot, raw.FPDFAnnot_GetSubtype(annot), kinds, raw)
         finally:
             raw.FPDFPage_CloseAnnot(annot)
-        if kind in kinds and raw.FPDFPage_RemoveAnnot(page.raw, k):
+        if comment and raw.FPDFPage_RemoveAnnot(page.raw, k):
             dropped += 1
     return dropped
+
+
+def _is_comment(annot: Any, kind: int, kinds: set[int], raw: Any) -> bool:
+    if kind in kinds:
+        return True
+    if kind == raw.FPDF_ANNOT_TEXT:
+        rect = raw.FS_RECTF()
+        return not raw.FPDFAnnot_GetRect(annot, ctypes.byref(rect)) or (
+            abs(rect.right - rect.left) <= NOTE_ICON_PT and abs(rect.top - rect.bottom) <= NOTE_ICON_PT)
+    if kind == raw.FPDF_ANNOT_INK:
+        opacity = ctypes.c_float(1.0)
+        return bool(raw.FPDFAnnot_GetNumberValue(annot, b"CA", ctypes.byref(opacity))) and opacity.value < 1.0
+    if kind == raw.FPDF_ANNOT_STAMP:
+        n = raw.FPDFAnnot_GetStringValue(annot, b"Name", None, 0)
+        if n <= 2:
+            return False
+        buf = ctypes.create_string_buffer(n)
+        raw.FPDFAnnot_GetStringValue(annot, b"Name", ctypes.cast(buf, ctypes.POINTER(ctypes.c_ushort)), n)
+        name = buf.raw[:n - 2].decode("utf-16-le", "replace")
+        return name in REVIEW_STAMPS or name.startswith(REVIEW_STAMP_PREFIXES)
+    return False
 
 
 # Filters PDFium decodes (their abbreviations in inline images too); an image encoded otherwise draws nothing

@@ -523,11 +523,13 @@ def _inky(handle: Any, raw: Any, stroke: bool) -> bool:
     return a.value > 0 and (r.value + g.value + b.value) / 3 < _INK
 
 
-_ANNOT_KINDS = {"FPDF_ANNOT_INK": "vector", "FPDF_ANNOT_FREETEXT": "text", "FPDF_ANNOT_STAMP": "image"}
+_ANNOT_KINDS = {"FPDF_ANNOT_INK": "vector", "FPDF_ANNOT_FREETEXT": "text", "FPDF_ANNOT_STAMP": "image",
+                "FPDF_ANNOT_TEXT": "image"}  # a note larger than an icon (rendering drops the rest): a picture
 
 
 def _annotations(page: Any, form: Any, raw: Any, to_pixels: Any) -> list[tuple[str, Box]]:
-    """Ink, free-text and stamp annotations, and signature fields, shown on the page (drawn above its content)."""
+    """Ink, free-text, stamp and (larger than an icon) note annotations, and signature fields, shown on the page
+    (drawn above its content)."""
     kinds = {getattr(raw, name): kind for name, kind in _ANNOT_KINDS.items()}
     out: list[tuple[str, Box]] = []
     for annot, sub, rect in _shown_annotations(page, raw):

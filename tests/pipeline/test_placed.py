@@ -593,20 +593,30 @@ def test_a_right_to_left_name_reads_from_its_rightmost_word():
 
 
 def test_a_readers_comments_are_not_drawn_on_the_page(tmp_path: Path):
-    """A sticky note's icon over a genuine signature made it `forged`, a highlight over one hid it from the
-    detector (a format audit): comments are a reader's, not the document. Taken off before rendering; a square
-    drawn round the signature and an ink annotation (placed: judged as such) stay."""
+    """A sticky note's icon over a genuine signature made it `forged`, a highlight or a filled oval over one hid it or
+    made it `forged`, an "Approved" stamp over one too (a format audit and its retest): comments are a reader's, not
+    the document. Taken off before rendering. What may be a signature placed on the page stays, judged as placed:
+    opaque ink, a stamp of another name, a note larger than an icon (its appearance a signature's picture)."""
     path = save_pdf(tmp_path / "scan.pdf", [page_with([(scribble(SIG_A), 100, 100)])])
     plain, _ = page_of(path)
     pdf = pdfium.PdfDocument(str(path))
     page = pdf[0]
-    for kind, (left, top, right, bottom) in ((raw.FPDF_ANNOT_TEXT, (110, 340, 130, 320)),
-                                             (raw.FPDF_ANNOT_HIGHLIGHT, (72, 360, 250, 290)),
-                                             (raw.FPDF_ANNOT_SQUARE, (400, 400, 500, 300)),
-                                             (raw.FPDF_ANNOT_INK, (400, 150, 500, 50))):
+    for kind, (left, top, right, bottom), name in (
+            (raw.FPDF_ANNOT_TEXT, (110, 340, 130, 320), None),  # a note's icon
+            (raw.FPDF_ANNOT_HIGHLIGHT, (72, 360, 250, 290), None),
+            (raw.FPDF_ANNOT_CIRCLE, (80, 350, 240, 300), None),
+            (raw.FPDF_ANNOT_SQUARE, (70, 365, 255, 285), None),
+            (raw.FPDF_ANNOT_STAMP, (75, 355, 245, 295), "Approved"),
+            (raw.FPDF_ANNOT_STAMP, (90, 345, 230, 305), "SBDraft"),
+            (raw.FPDF_ANNOT_INK, (400, 150, 500, 50), None),  # opaque: a signature drawn with a mouse
+            (raw.FPDF_ANNOT_TEXT, (400, 400, 540, 330), None),  # a note the size of a signature
+            (raw.FPDF_ANNOT_STAMP, (400, 300, 540, 200), "AliceSignature")):
         annot = raw.FPDFPage_CreateAnnot(page.raw, kind)
         raw.FPDFAnnot_SetRect(annot, ctypes.byref(raw.FS_RECTF(left, top, right, bottom)))
         raw.FPDFAnnot_SetColor(annot, raw.FPDFANNOT_COLORTYPE_Color, 255, 220, 0, 255)
+        raw.FPDFAnnot_SetColor(annot, raw.FPDFANNOT_COLORTYPE_InteriorColor, 255, 0, 0, 255)
+        if name is not None:
+            raw.FPDFAnnot_SetStringValue(annot, b"Name", ctypes.cast(_wide(name), ctypes.POINTER(ctypes.c_ushort)))
         if kind == raw.FPDF_ANNOT_HIGHLIGHT:
             quad = raw.FS_QUADPOINTSF(left, top, right, top, left, bottom, right, bottom)
             raw.FPDFAnnot_AppendAttachmentPoints(annot, ctypes.byref(quad))
@@ -617,8 +627,8 @@ def test_a_readers_comments_are_not_drawn_on_the_page(tmp_path: Path):
     pdf.save(str(tmp_path / "commented.pdf"))
     pdf.close()
     shown, placed = page_of(tmp_path / "commented.pdf")
-    left_part = np.s_[:, :int(390 * 100 / 72)]  # the signature, the note and the highlight: as on the plain page
+    left_part = np.s_[:, :int(390 * 100 / 72)]  # the signature and the comments over it: as on the plain page
     assert np.array_equal(shown[left_part], plain[left_part])
     right_part = np.s_[:, int(390 * 100 / 72):]
-    assert (shown[right_part] != plain[right_part]).sum() > 100  # the square and the ink are drawn
-    assert placed is not None and [k for k, _ in placed.marks] == ["vector"]
+    assert (shown[right_part] != plain[right_part]).sum() > 100  # the ink and the large note are drawn
+    assert placed is not None and sorted(k for k, _ in placed.marks) == ["image", "image", "vector"]
