@@ -219,8 +219,9 @@ class ReferenceSet:
 # later fixes to conformed signatures ("/s/ A. Smith" a name, right-to-left names, a signature line at the baseline
 # no strike-through), which revision 6's reports were kept over; and signatures record the sha256 of their
 # ``nearest_reference``, which reports of earlier revisions lack (so they would never be checked for specimens
-# swapping names). 8: a reader's comments on a PDF (sticky notes, highlights...) not drawn on the page; an
-# uncompressed TIFF stored a quarter turned (Orientation 5-8) read upright instead of scrambled.
+# swapping names). 8: a reader's comments and markup on a PDF (sticky notes, highlights, ovals, review stamps...)
+# not drawn on the page, a note larger than an icon judged as placed; an uncompressed TIFF stored a quarter turned
+# (Orientation 5-8) read upright instead of scrambled; a PDF page whose image PDFium cannot decode is corrupt_pdf.
 READER_REVISION = 8
 
 
