@@ -51,6 +51,9 @@ def _reached_unlinked(folder: str, top: str) -> bool:
     return os.path.isdir(target)
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 def name_folding(folder: Path) -> tuple[Callable[[str], str], str] | None:
     """How the file system holding ``folder`` tells file names apart, found by making (and removing) probe files in
     it; None where every name is its own file (Linux's own file systems). Else a function from a ``/``-separated
@@ -72,8 +75,9 @@ def name_folding(folder: Path) -> tuple[Callable[[str], str], str] | None:
 
     try:
         case = make(tag + "Aa") and os.path.lexists(folder / (tag + "aA"))
+        wide = case and make(tag + "\u00c9") and os.path.lexists(folder / (tag + "\u00e9"))  # not ASCII only (vfat)
         strip = make(tag + "t. ") and os.path.lexists(folder / (tag + "t"))
-        forms = make(tag + "\u00e9") and os.path.lexists(folder / (tag + "e\u0301"))
+        forms = make(tag + "\u00e8") and os.path.lexists(folder / (tag + "e\u0300"))
     finally:
         for name in made:
             with suppress(OSError):
@@ -88,7 +92,7 @@ def name_folding(folder: Path) -> tuple[Callable[[str], str], str] | None:
         if strip:
             parts = [p.rstrip(". ") or p for p in parts]
         if case:
-            parts = [p.lower() for p in parts]
+            parts = [p.lower() if wide else p.translate(_ASCII_LOWER) for p in parts]
         return "/".join(parts)
 
     ignored = [what for what, on in (("case", case), ("trailing dots and spaces", strip), ("Unicode forms", forms))
@@ -130,6 +134,31 @@ class CopyError(OSError):
     document's."""
 
 
+def temporary_folder() -> str:
+    """The temporary folder (``tempfile.gettempdir()``: ``$TMPDIR``, ``/tmp``...), but never the working folder,
+    Python's last resort, taken without a word where none of the others can be written (a container's read-only
+    root): with SCANS (or REFS) as the working folder, a killed run's copies of scans were read as documents (or
+    specimens as a person) the next night.
+
+    Raises:
+        OSError: no temporary folder (``errno.ENOENT``), the message says what to do.
+    """
+    why = ("no temporary folder to copy documents into: TMPDIR, TEMP and TMP are not set or not writable, and "
+           "neither are /tmp, /var/tmp and /usr/tmp")
+    try:
+        folder = tempfile.gettempdir()
+    except FileNotFoundError:
+        raise OSError(errno.ENOENT, f"{why}; set TMPDIR to a folder of this account's with room for a few "
+                                    "documents") from None
+    named = {os.path.realpath(p) for p in (*(os.environ.get(v) for v in ("TMPDIR", "TEMP", "TMP")), "/tmp",
+                                          "/var/tmp", "/usr/tmp") if p}
+    real = os.path.realpath(folder)
+    if real == os.path.realpath(os.getcwd()) and real not in named:
+        raise OSError(errno.ENOENT, f"{why}, and Python's last resort, the working folder ({folder}), is not one; "
+                                    "set TMPDIR to a folder of this account's with room for a few documents")
+    return folder
+
+
 @contextmanager
 def owned_folder(prefix: str) -> Iterator[Path]:
     """A new folder ``<prefix><pid>-*`` of this process in the temporary folder (mode 0700), removed after, that
@@ -142,7 +171,7 @@ def owned_folder(prefix: str) -> Iterator[Path]:
     Raises:
         OSError: the folder or its lock cannot be made (the temporary folder full or unwritable).
     """
-    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-"))
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=temporary_folder()))
     fd = -1
     try:
         fd = _lock_owner(folder)
@@ -216,7 +245,11 @@ def remove_stale_folders(prefix: str) -> int:
     without one (an older release's) by its process number. A link and another account's folder are left alone.
     Returns how many were removed."""
     removed = 0
-    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+    try:
+        where = temporary_folder()
+    except OSError:  # none: nothing was left in one either
+        return 0
+    for folder in Path(where).glob(f"{prefix}*"):
         pid = folder.name[len(prefix):].split("-", 1)[0]
         try:
             if not pid.isdigit() or folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
@@ -259,6 +292,8 @@ def _dead(pid: int, folder: Path) -> bool:
     try:
         if time.time() - folder.stat().st_mtime < UNLOCKED_GRACE_S:
             return False
+        if pid == os.getpid():  # this process makes its folders with a lock: a former process of this number's
+            return True  # (a container's run is pid 1 every night)
         os.kill(pid, 0)  # raises when no such process
     except ProcessLookupError:
         return True

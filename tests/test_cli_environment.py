@@ -175,3 +175,20 @@ def test_the_cores_used_follow_a_containers_cpu_quota(tmp_path: Path):
     (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("-1\n")
     assert cpu_quota(v1, tmp_path / "v1.cgroup") is None
     assert cpu_quota(v1, tmp_path / "missing") is None
+
+
+def test_a_run_stopped_while_a_library_loads_is_stopped_not_a_broken_model():
+    """SIGTERM during onnxruntime's import: onnxruntime turned the run's own stop into ImportError("initialization
+    failed"), reported as a model that could not load, exit 2 instead of 143 (a retest)."""
+    from sigpipe.errors import ModelError, model_load_error
+    from sigpipe.pipeline.cli import Terminated
+
+    try:
+        try:
+            raise Terminated()
+        except Terminated:
+            raise ImportError("initialization failed")  # noqa: B904 - as the library does
+    except ImportError as e:
+        assert isinstance(model_load_error("cannot load ONNX verifier v.onnx", e), Terminated)
+    broken = model_load_error("cannot load ONNX verifier v.onnx", ValueError("not a model"))
+    assert isinstance(broken, ModelError) and str(broken) == "cannot load ONNX verifier v.onnx: not a model"

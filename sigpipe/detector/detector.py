@@ -22,7 +22,7 @@ import numpy as np
 from sigpipe._onnx import BF16_SUFFIX, PRECISIONS, resolve_precision
 from sigpipe._ultralytics import default_threads
 from sigpipe.detector import runtime
-from sigpipe.errors import InputError, ModelError
+from sigpipe.errors import InputError, ModelError, model_load_error
 from sigpipe.weights import Manifest, bundled_manifest, sha256_path
 
 BACKENDS = ("pt", "onnx", "openvino")
@@ -262,7 +262,7 @@ class SignatureDetector:
         except ModelError:
             raise
         except Exception as e:  # Ultralytics / ONNX Runtime / OpenVINO raise many kinds for unusable models
-            raise ModelError(f"cannot load detector model {path}: {type(e).__name__}: {e}") from e
+            raise model_load_error(f"cannot load detector model {path}: {type(e).__name__}", e) from e
 
     # -- construction from a manifest ------------------------------------------------------------------------
     @classmethod

@@ -42,7 +42,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from sigpipe._files import name_folding, owned_folder, remove_stale_copies, remove_stale_folders
+from sigpipe._files import name_folding, owned_folder, remove_stale_copies, remove_stale_folders, temporary_folder
 from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
 from sigpipe.pipeline.claims import (
@@ -512,7 +512,8 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
                              cache=config.cache, people=needed)
     ref_errors, n_people = dict(gallery.errors), len(gallery.people)
     # claims on unknown accounts naming documents not in SCANS are warned about with the rest (no people to check)
-    warnings = claim_warnings(claims | {d: "?" for d in read.unknown if d not in names}, names, gallery.people,
+    in_scans = set(names) | {f.document for f in folded}  # a document without a report file is still in SCANS
+    warnings = claim_warnings(claims | {d: "?" for d in read.unknown if d not in in_scans}, in_scans, gallery.people,
                               gallery.folders)
     unclaimed = [n for n in names if n not in claims and n not in refused]
     no_claim = sorted(n for n, (kind, _) in refused.items() if kind == NoClaimError.kind)
@@ -757,17 +758,29 @@ def _one_report_file(names: Mapping[str, Path], out: Path) -> list[Failure]:
     """The documents whose report would be the same file in ``out`` as another's, where OUT's file system does not
     tell their names apart (:func:`~sigpipe._files.name_folding`: a Windows share, a vfat drive): each fails without a
     report, and the first in name order keeps the file. Without this the later one's report replaced the earlier
-    one's, every night again, without a word."""
-    folding = name_folding(out)
+    one's, every night again, without a word. Where one of them already has its report there (an earlier night's),
+    it keeps it: the newcomer fails. An OUT not made yet is probed where it will be made."""
+    probed = out
+    while not probed.is_dir() and probed.parent != probed:  # a new OUT: the folder it is made in
+        probed = probed.parent
+    folding = name_folding(probed)
     if folding is None:
         return []
     key, ignored = folding
-    first: dict[str, str] = {}
-    failed = []
+    groups: dict[str, list[str]] = {}
     for name in sorted(names):
-        if (other := first.setdefault(key(name), name)) != name:
+        groups.setdefault(key(name), []).append(name)
+    failed = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        owner = next((n for n in group if (r := read_report(report_path(out, n))) is not None
+                      and r.document.path == n), group[0])
+        for name in group:
+            if name == owner:
+                continue
             failed.append(Failure(name, OutputWriteError.kind,
-                                  f"no report: it would be the same file as {other}'s report, because OUT ({out}) is "
+                                  f"no report: it would be the same file as {owner}'s report, because OUT ({out}) is "
                                   f"on a file system that ignores {ignored} in names; rename one of them in SCANS, or "
                                   "give an OUT on a file system that tells them apart"))
     return failed
@@ -876,10 +889,10 @@ def _save(out: Path, report: DocumentReport) -> DocumentReport:
             return alone(f"its report's path in OUT ({len(os.fsencode(where))} bytes) is longer than the file system "
                          "allows; shorten the folders' names in SCANS, or give a shorter OUT")
         if e.errno == errno.EINVAL:  # a Windows share, a vfat drive: <>:"\|?*, a trailing dot or space, CON, NUL...
-            return alone(f"OUT's file system refuses the name {report_path(out, report.document.path).name!r} "
-                         f"({e.strerror}): Windows shares and vfat drives refuse the characters <>:\"\\|?*, names "
-                         "ending in a dot or a space and names such as CON, NUL or COM1; rename the document or a "
-                         "folder above it")
+            return alone(f"OUT's file system refuses the name {report_path(out, report.document.path).name!r} or "
+                         f"a folder's above it ({e.strerror}): Windows shares and vfat drives refuse the characters "
+                         "<>:\"\\|?*, names ending in a dot or a space and names such as CON, NUL or COM1; rename the "
+                         "document or the folder")
         if e.errno == errno.ELOOP:
             return alone(f"{e.filename} in OUT is a symbolic link: reports are not written through links in OUT; "
                          "remove it")
@@ -952,6 +965,22 @@ def _handover(state: object) -> Iterator[tuple[str, str]]:
         yield str(path), hashlib.sha256(data).hexdigest()
 
 
+_REPLACED = ("the worker processes' copy of the references ({path}) is not what the run wrote: something else "
+             "replaced it; it was not read, and no document was processed. Set TMPDIR to a folder only this "
+             "account can write")
+
+
+def _replaced(gallery: tuple[str, str]) -> str | None:
+    """Why the workers refused the references' file (:func:`_handover`), or None: it is as the run wrote it."""
+    path, digest = gallery
+    try:
+        with open(path, "rb") as f:
+            intact = hashlib.sha256(f.read()).hexdigest() == digest
+    except OSError:
+        return None  # gone: the run is ending
+    return None if intact else _REPLACED.format(path=path)
+
+
 def _no_room(e: OSError) -> TemporaryFolderError:
     return TemporaryFolderError(
         f"cannot write the worker processes' copy of the references into the temporary folder "
@@ -1000,25 +1029,16 @@ def _last_reading(out: Path) -> Iterator[Callable[[str], None]]:
 
 
 def _check_temporary_folder() -> None:
-    """Stop the run when Python has no temporary folder to give (a container's read-only root: a traceback), or
-    would give the working folder, its last resort, unsaid: with SCANS as the working folder, a killed run's copies
-    of scans were read as documents the next night (a second report, a cheque \"presented twice\").
+    """Stop the run when there is no temporary folder to copy documents into (:func:`~sigpipe._files.
+    temporary_folder`: a container's read-only root gave a traceback, or copies in the working folder).
 
     Raises:
-        TemporaryFolderError: either.
+        TemporaryFolderError: none.
     """
-    where = "TMPDIR, TEMP and TMP are not set or not writable, and neither are /tmp, /var/tmp and /usr/tmp"
     try:
-        folder = tempfile.gettempdir()
-    except FileNotFoundError as e:
-        raise TemporaryFolderError(f"no temporary folder to copy documents into: {where}; set TMPDIR to a folder of "
-                                   "this account's with room for a few documents") from e
-    named = {os.path.realpath(p) for p in (*(os.environ.get(v) for v in ("TMPDIR", "TEMP", "TMP")), "/tmp",
-                                          "/var/tmp", "/usr/tmp") if p}
-    if os.path.realpath(folder) == os.path.realpath(os.getcwd()) and os.path.realpath(folder) not in named:
-        raise TemporaryFolderError(f"no temporary folder to copy documents into: {where}, and Python's last resort, "
-                                   f"the working folder ({folder}), is not one; set TMPDIR to a folder of this "
-                                   "account's with room for a few documents")
+        temporary_folder()
+    except OSError as e:
+        raise TemporaryFolderError(str(e.strerror)) from e
 
 
 def _remove_stale_handovers() -> None:
@@ -1078,9 +1098,7 @@ def _init_worker(init: _WorkerInit) -> None:
     with f:
         data = f.read()
     if hashlib.sha256(data).hexdigest() != digest:
-        raise TemporaryFolderError(
-            f"the worker processes' copy of the references ({path}) is not what the run wrote: something else "
-            f"replaced it; it was not read. Set TMPDIR to a folder only this account can write")
+        raise TemporaryFolderError(_REPLACED.format(path=path))
     gallery = Gallery(verifier, **pickle.loads(data))  # noqa: S301  # the bytes the run wrote, checked above
     _STATE.update(predictor=SignaturePredictor(detector, verifier, gallery, init.flow), ingest=init.ingest)
 
@@ -1127,6 +1145,8 @@ def _start_pool(workers: int, init: _WorkerInit, all_started: bool = False) -> P
             raise
         except BrokenProcessPool as e:
             ex.shutdown(wait=False, cancel_futures=True)
+            if (why := _replaced(init.gallery)) is not None:  # the workers refused it: no use trying again
+                raise TemporaryFolderError(why) from e
             if attempt == MAX_IDLE_BREAKS:
                 raise ModelError(f"worker processes could not start, {attempt} times (loading the models failed in a "
                                  "worker: see the log above; or a worker was killed, e.g. out of memory)") from e

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from sigpipe.errors import ModelError
+from sigpipe.errors import ModelError, model_load_error
 from sigpipe.verifier.protocol import PairTerm
 from sigpipe.weights import Manifest, sha256_file
 
@@ -68,7 +68,7 @@ class PairScorer:
             try:
                 self._session = cpu_session(path, threads, precision)
             except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-                raise ModelError(f"cannot load ONNX pair network {path}: {e}") from e
+                raise model_load_error(f"cannot load ONNX pair network {path}", e) from e
         else:
             import torch  # lazily, with the network: the ONNX path runs without torch
 

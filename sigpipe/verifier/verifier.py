@@ -11,7 +11,7 @@ import numpy as np
 
 from sigpipe._onnx import BF16_SUFFIX, PRECISIONS, resolve_precision
 from sigpipe._ultralytics import default_threads
-from sigpipe.errors import ModelError
+from sigpipe.errors import ModelError, model_load_error
 from sigpipe.verifier.decide import DecisionRule, aggregate, distances, fuse, reference_spread
 from sigpipe.verifier.pairnet import PairScorer
 from sigpipe.verifier.preprocess import PreprocessConfig, preprocess_batch
@@ -147,7 +147,7 @@ class Verifier:
         try:
             return cpu_session(path, threads, precision)
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise ModelError(f"cannot load ONNX verifier {path}: {e}") from e
+            raise model_load_error(f"cannot load ONNX verifier {path}", e) from e
 
     @classmethod
     def from_manifest(cls, path: str | Path | None = None, device: str = "cpu", threads: int | None = None,
