@@ -48,6 +48,25 @@ log = logging.getLogger(__name__)
 
 PDF_SUFFIXES = frozenset({".pdf"})
 SCAN_SUFFIXES = PDF_SUFFIXES | IMAGE_SUFFIXES
+# Files a bank or a legal team may well drop into SCANS as documents, which sigpipe does not read: each gets a report
+# saying so (error kind unsupported_format), where they were passed over without a word, a cheque photographed on a
+# phone (HEIC) or a scan saved as JPEG 2000 never checked. What each is, and what to do.
+_PHONE = "convert it to JPEG or PDF"
+_SAVE_AS = "save the scan as PDF, TIFF, PNG or JPEG"
+_PRINT = "print or export it to PDF"
+UNREAD_DOCUMENTS = {
+    ".heic": ("a HEIC photo (an iPhone's)", _PHONE), ".heif": ("a HEIF photo", _PHONE),
+    ".avif": ("an AVIF image", _PHONE), ".webp": ("a WebP image", _SAVE_AS), ".gif": ("a GIF image", _SAVE_AS),
+    ".jxl": ("a JPEG XL image", _SAVE_AS), ".jp2": ("a JPEG 2000 image", _SAVE_AS),
+    ".j2k": ("a JPEG 2000 image", _SAVE_AS), ".jpx": ("a JPEG 2000 image", _SAVE_AS),
+    ".jpf": ("a JPEG 2000 image", _SAVE_AS), ".doc": ("a Word document", _PRINT),
+    ".docx": ("a Word document", _PRINT), ".odt": ("an OpenDocument text", _PRINT),
+    ".rtf": ("an RTF document", _PRINT), ".xps": ("an XPS document", _PRINT), ".oxps": ("an XPS document", _PRINT),
+    ".eml": ("an e-mail", "save its attachments into SCANS"), ".msg": ("an Outlook e-mail",
+                                                                      "save its attachments into SCANS"),
+    ".zip": ("a ZIP archive", "extract it into SCANS"), ".7z": ("a 7-Zip archive", "extract it into SCANS"),
+    ".rar": ("a RAR archive", "extract it into SCANS"),
+}
 PDF_BACKENDS = ("pypdfium2", "pdf2image")
 DEFAULT_DPI = 200
 # Decompression-bomb guard: a page over this many pixels is refused (an A4 page at 600 dpi is ~35 Mpx).
@@ -204,15 +223,18 @@ class Page:
 
 
 def is_scan(path: Path) -> bool:
-    """Whether discovery picks up ``path`` (by suffix, case-insensitive)."""
-    return path.suffix.lower() in SCAN_SUFFIXES
+    """Whether discovery picks up ``path`` (by suffix, case-insensitive): a scan, or a file of a kind someone may
+    have meant as a document that sigpipe does not read (:data:`UNREAD_DOCUMENTS`: it fails with a report saying
+    what to do)."""
+    return path.suffix.lower() in SCAN_SUFFIXES or path.suffix.lower() in UNREAD_DOCUMENTS
 
 
 def discover_scans(root: str | Path, unreadable: list[tuple[Path, str]] | None = None) -> list[Path]:
     """Every document under ``root``, recursively, sorted by relative path.
 
     Hidden files and anything inside hidden folders (names starting with ``.``) are skipped; files with other
-    suffixes are ignored. A file with a scan suffix is returned whatever its content (a text file named ``.pdf`` is a
+    suffixes are ignored (those of :data:`UNREAD_DOCUMENTS` are returned: they fail). A file with a scan suffix is
+    returned whatever its content (a text file named ``.pdf`` is a
     document that will fail, with a report saying why), and so is a broken symbolic link with one, or a FIFO,
     device or socket. Linked folders are
     followed (each real folder once). ``root`` may also be a single file. Folders that cannot be read (permissions)
@@ -299,6 +321,9 @@ def iter_pages(path: str | Path, config: IngestConfig = IngestConfig()) -> Itera
             if n > config.max_pages:
                 raise too_many_pages(n, config.max_pages)
             yield page
+    elif suffix in UNREAD_DOCUMENTS:
+        what, todo = UNREAD_DOCUMENTS[suffix]
+        raise UnsupportedFormatError(f"{what}: sigpipe reads PDF, TIFF, PNG, JPEG and BMP files; {todo}")
     else:
         raise UnsupportedFormatError(
             f"unsupported file type {path.suffix!r}: expected one of {', '.join(sorted(SCAN_SUFFIXES))}"

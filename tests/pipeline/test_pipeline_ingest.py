@@ -16,6 +16,7 @@ from sigpipe.pipeline.errors import (
     ImageTooLargeError,
     MissingDependencyError,
     NoSelectedPageError,
+    UnsupportedFormatError,
 )
 from sigpipe.pipeline.ingest import (
     DEFAULT_DPI,
@@ -73,8 +74,14 @@ def test_discovery_is_recursive_case_insensitive_and_skips_hidden(tmp_path: Path
     (tmp_path / "notes.txt").write_text("no")
     (tmp_path / "scan.gif").write_bytes(b"GIF89a")
     save_image(tmp_path / "scan.BMP", page)  # some scanners save BMP; references take it too
+    (tmp_path / "cheque.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
     found = [relative_name(p, tmp_path) for p in discover_scans(tmp_path)]
-    assert found == ["B.PDF", "a.pdf", "f.jpeg", "g.png", "scan.BMP", "sub/c.Tiff", "sub/d.tif", "sub/deep/e.JPG"]
+    # a GIF or a phone's HEIC photo is found, to fail saying what to do (it was passed over without a word)
+    assert found == ["B.PDF", "a.pdf", "cheque.HEIC", "f.jpeg", "g.png", "scan.BMP", "scan.gif", "sub/c.Tiff",
+                     "sub/d.tif", "sub/deep/e.JPG"]
+    with pytest.raises(UnsupportedFormatError, match="a HEIC photo .an iPhone's.: sigpipe reads PDF, TIFF, PNG, "
+                                                     "JPEG and BMP files; convert it to JPEG or PDF"):
+        list(iter_pages(tmp_path / "cheque.HEIC"))
     (bmp,) = iter_pages(tmp_path / "scan.BMP")
     assert np.array_equal(bmp.image[..., 0], page)
     single = tmp_path / "g.png"
