@@ -16,6 +16,27 @@ from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any, BinaryIO
 
+# Files a bank or a legal team may well drop into SCANS as documents (or REFS as specimens), which sigpipe does not
+# read: each document gets a report saying so (error kind unsupported_format), each specimen a reference error, where
+# they were passed over without a word, a cheque photographed on a phone (HEIC) or a scan saved as JPEG 2000 never
+# checked. What each is, and what to do.
+_PHONE = "convert it to JPEG or PDF"
+_SAVE_AS = "save the scan as PDF, TIFF, PNG or JPEG"
+_PRINT = "print or export it to PDF"
+UNREAD_DOCUMENTS = {
+    ".heic": ("a HEIC photo (an iPhone's)", _PHONE), ".heif": ("a HEIF photo", _PHONE),
+    ".avif": ("an AVIF image", _PHONE), ".webp": ("a WebP image", _SAVE_AS), ".gif": ("a GIF image", _SAVE_AS),
+    ".jxl": ("a JPEG XL image", _SAVE_AS), ".jp2": ("a JPEG 2000 image", _SAVE_AS),
+    ".j2k": ("a JPEG 2000 image", _SAVE_AS), ".jpx": ("a JPEG 2000 image", _SAVE_AS),
+    ".jpf": ("a JPEG 2000 image", _SAVE_AS), ".doc": ("a Word document", _PRINT),
+    ".docx": ("a Word document", _PRINT), ".odt": ("an OpenDocument text", _PRINT),
+    ".rtf": ("an RTF document", _PRINT), ".xps": ("an XPS document", _PRINT), ".oxps": ("an XPS document", _PRINT),
+    ".eml": ("an e-mail", "save its attachments into SCANS"), ".msg": ("an Outlook e-mail",
+                                                                      "save its attachments into SCANS"),
+    ".zip": ("a ZIP archive", "extract it into SCANS"), ".7z": ("a 7-Zip archive", "extract it into SCANS"),
+    ".rar": ("a RAR archive", "extract it into SCANS"),
+}
+
 
 def visible_files(root: Path, unreadable: Callable[[OSError], None]) -> Iterator[Path]:
     """Every file under ``root`` whose name and folders are not hidden (``.`` first), broken links included (the

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 
-from sigpipe._files import MAX_DOCUMENT_BYTES, open_regular, visible_files
+from sigpipe._files import MAX_DOCUMENT_BYTES, UNREAD_DOCUMENTS, open_regular, visible_files
 from sigpipe._names import readable
 from sigpipe._warnings import ignoring
 from sigpipe.datasets.corpus import IMAGE_SUFFIXES, on_white, to_8bit  # documents and references: the same images
@@ -48,25 +48,6 @@ log = logging.getLogger(__name__)
 
 PDF_SUFFIXES = frozenset({".pdf"})
 SCAN_SUFFIXES = PDF_SUFFIXES | IMAGE_SUFFIXES
-# Files a bank or a legal team may well drop into SCANS as documents, which sigpipe does not read: each gets a report
-# saying so (error kind unsupported_format), where they were passed over without a word, a cheque photographed on a
-# phone (HEIC) or a scan saved as JPEG 2000 never checked. What each is, and what to do.
-_PHONE = "convert it to JPEG or PDF"
-_SAVE_AS = "save the scan as PDF, TIFF, PNG or JPEG"
-_PRINT = "print or export it to PDF"
-UNREAD_DOCUMENTS = {
-    ".heic": ("a HEIC photo (an iPhone's)", _PHONE), ".heif": ("a HEIF photo", _PHONE),
-    ".avif": ("an AVIF image", _PHONE), ".webp": ("a WebP image", _SAVE_AS), ".gif": ("a GIF image", _SAVE_AS),
-    ".jxl": ("a JPEG XL image", _SAVE_AS), ".jp2": ("a JPEG 2000 image", _SAVE_AS),
-    ".j2k": ("a JPEG 2000 image", _SAVE_AS), ".jpx": ("a JPEG 2000 image", _SAVE_AS),
-    ".jpf": ("a JPEG 2000 image", _SAVE_AS), ".doc": ("a Word document", _PRINT),
-    ".docx": ("a Word document", _PRINT), ".odt": ("an OpenDocument text", _PRINT),
-    ".rtf": ("an RTF document", _PRINT), ".xps": ("an XPS document", _PRINT), ".oxps": ("an XPS document", _PRINT),
-    ".eml": ("an e-mail", "save its attachments into SCANS"), ".msg": ("an Outlook e-mail",
-                                                                      "save its attachments into SCANS"),
-    ".zip": ("a ZIP archive", "extract it into SCANS"), ".7z": ("a 7-Zip archive", "extract it into SCANS"),
-    ".rar": ("a RAR archive", "extract it into SCANS"),
-}
 PDF_BACKENDS = ("pypdfium2", "pdf2image")
 DEFAULT_DPI = 200
 # Decompression-bomb guard: a page over this many pixels is refused (an A4 page at 600 dpi is ~35 Mpx).

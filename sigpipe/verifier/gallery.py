@@ -29,6 +29,7 @@ import numpy as np
 
 from sigpipe._files import (
     MAX_DOCUMENT_BYTES,
+    UNREAD_DOCUMENTS,
     CopyError,
     private_copy,
     readable_by_all,
@@ -603,6 +604,9 @@ def specimen_files(person_dir: Path, problems: dict[Path, str] | None = None) ->
             problems[Path(e.filename or person_dir)] = f"cannot read this folder: {e.strerror or e}"
 
     for p in visible_files(person_dir, unreadable):
+        if p.suffix.lower() in UNREAD_DOCUMENTS and problems is not None:  # a phone's photo of a specimen card
+            what, todo = UNREAD_DOCUMENTS[p.suffix.lower()]
+            problems[p] = f"{what}, not read as a specimen (PDF, TIFF, PNG, JPEG and BMP are): {todo}"
         if p.suffix.lower() not in SPECIMEN_SUFFIXES:
             continue
         if p.is_file():

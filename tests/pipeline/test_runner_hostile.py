@@ -493,10 +493,12 @@ def test_reference_folders_that_cannot_be_read_and_broken_links_are_listed(batch
     old = batch["refs"] / "alice" / "2019"
     save_image(old / "a9.png", scribble(SIG_A + 9))
     (batch["refs"] / "alice" / "gone.png").symlink_to(batch["refs"] / "alice" / "no-such.png")
+    (batch["refs"] / "alice" / "card.heic").write_bytes(b"\x00\x00\x00\x18ftypheic")  # a phone's photo: not read
     _locked(monkeypatch, old)
     g = Gallery.enroll(batch["refs"], verifier, cache=batch["cache"])
     assert "cannot read this folder" in g.errors[str(old)] and "broken link" in g.errors[
         str(batch["refs"] / "alice" / "gone.png")]
+    assert "a HEIC photo (an iPhone's), not read as a specimen" in g.errors[str(batch["refs"] / "alice" / "card.heic")]
     assert {str(old), str(batch["refs"] / "alice" / "gone.png")} <= set(specimen_digests(batch["refs"])[1])
 
 
