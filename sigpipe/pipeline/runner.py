@@ -19,12 +19,14 @@ import errno
 import gc
 import hashlib
 import itertools
+import json
 import logging
 import multiprocessing
 import os
 import pickle
 import re
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -603,7 +605,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     removed = remove_stale_temporaries(config.out)
     if removed:
         log.info("removed %d temporary file(s) left by an interrupted run", removed)
-    fatal = _read_last_reading(config.out)  # the document a run killed outright was reading (one process)
+    killers = _Suspects.load(config.out)  # documents that killed a run in one process outright
     outcome = _Outcome()
     tasks: list[_Task] = []
     predictor = SignaturePredictor(detector, verifier, gallery, config.flow)
@@ -639,37 +641,54 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         log.warning("%d workers on %d cores: each worker gets 1 thread; fewer workers would be faster",
                     workers, cores)
     pooled = tasks
-    if workers == 1 and config.timeout is None:
-        # the document the last run was reading when it was killed outright (out of memory, a crash in a native
-        # library) is read last, in a worker process of its own: in one process it killed the run at the same
-        # document every night, and no summary was ever written; now it fails alone (worker_crashed) if it must
-        pooled = [t for t in tasks if t.name == fatal]
+    killers.names &= {t.name for t in tasks}  # (those kept, renamed or gone: no longer a question)
+    isolated = workers == 1 and config.timeout is None
+    if isolated:
+        # a document that killed a run reading it in one process (out of memory, a crash in a native library) is read
+        # last, in a worker process of its own, until it has been read without that: in one process it killed the
+        # run at the same document every night, and no summary was ever written; now it fails alone (worker_crashed)
+        pooled = [t for t in tasks if t.name in killers.names]
         if pooled:
-            warnings.append(f"the last run into {config.out} was killed while it read {fatal} (out of memory? a "
-                            "crash? or stopped by SIGKILL): it is read last, in a process of its own (with --timeout "
-                            "every document is)")
+            shown = ", ".join(t.name for t in pooled[:5]) + (", ..." if len(pooled) > 5 else "")
+            warnings.append(f"{len(pooled)} document(s) killed an earlier run into {config.out} while it read them "
+                            f"(out of memory? a crash? or stopped by SIGKILL): {shown}; each is read last, in a "
+                            "process of its own (with --timeout every document is)")
             log.warning("%s", warnings[-1])
         try:
-            with _last_reading(config.out) as reading:
-                for task in tasks:
-                    if task in pooled:
-                        continue
-                    reading(task.name)
-                    report = predictor(task.path, relative=task.name, claimed=task.claimed, sha256=task.sha256,
-                                       ingest=config.ingest)
-                    _record(outcome, config.out, replace(report, **task.drawn), progress)
+            for task in tasks:
+                if task in pooled:
+                    continue
+                killers.reading(task.name)
+                report = predictor(task.path, relative=task.name, claimed=task.claimed, sha256=task.sha256,
+                                   ingest=config.ingest)
+                _record(outcome, config.out, replace(report, **task.drawn), progress)
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C, SIGTERM: a poppler process rendering would outlive the run
             kill_all([p for p in descendants(os.getpid()) if _command(p) in POPPLER_TOOLS])  # only those: this
             raise  # process may be a program of the caller's, with children of its own
+        finally:
+            killers.reading(None)
     if pooled:
         threads = max(1, cores // workers)
-        with _handover({f: getattr(gallery, f) for f in HANDED_OVER}) as state:
-            del detector, verifier, gallery, predictor  # the workers load their own; free the parent's copy
-            gc.collect()
-            init = _WorkerInit(provider, threads, state, config.flow, config.ingest, idents,
-                               logging.getLogger().getEffectiveLevel())
-            for report in _run_pool(pooled, workers, init, config.timeout):
-                _record(outcome, config.out, replace(report, **drawn(report.document.path)), progress)
+        try:
+            with _handover({f: getattr(gallery, f) for f in HANDED_OVER}) as state:
+                del detector, verifier, gallery, predictor  # the workers load their own; free the parent's copy
+                gc.collect()
+                init = _WorkerInit(provider, threads, state, config.flow, config.ingest, idents,
+                                   logging.getLogger().getEffectiveLevel())
+                for report in _run_pool(pooled, workers, init, config.timeout):
+                    _record(outcome, config.out, replace(report, **drawn(report.document.path)), progress)
+                    if report.error is None or report.error.kind != WorkerCrashError.kind:
+                        killers.cleared(report.document.path)
+        except (ModelError, TemporaryFolderError) as e:  # no worker process here (/dev/shm, TMPDIR): the night goes on
+            if not isolated:
+                raise
+            for t in pooled:
+                if t.name not in outcome.reports:
+                    _record(outcome, config.out, DocumentReport.failure(
+                        DocumentInfo(t.name, t.sha256, 0), t.claimed, WorkerCrashError.kind,
+                        f"not read: it killed an earlier run's process, and the worker process to read it apart "
+                        f"cannot start here ({e})", idents, **t.drawn), progress)
+    killers.save()
     for task in tasks:  # every document found has a report, or the summary says why not: none goes missing
         if task.name not in outcome.reports:
             log.error("%s: no result came back for it", task.name)
@@ -988,44 +1007,67 @@ def _no_room(e: OSError) -> TemporaryFolderError:
         "(or run with --workers 1 and no --timeout); no document was processed")
 
 
-READING_FILE = ".sigpipe-reading"  # in OUT: the document a run in one process is reading, gone when it ends
+READING_FILE = ".sigpipe-reading"  # in OUT: what a run in one process is reading, and what killed such a run
+MAX_READING_BYTES = 1 << 20
 
 
-def _read_last_reading(out: Path) -> str | None:
-    """The document the last run into ``out`` was reading when it was killed outright (its :data:`READING_FILE`
-    left behind: a run that ends, however, removes it), or None; the record is removed. Read under the run's
-    lock."""
-    path = out / READING_FILE
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        name = f.read(1 << 16).decode("utf-8", "replace").strip()
-    with contextlib.suppress(OSError):
-        path.unlink()
-    return name or None
+class _Suspects:
+    """``OUT/.sigpipe-reading`` (JSON): the document a run in one process is reading now, and those that killed
+    such a run outright before (``suspects``): a run killed while reading one leaves its name there, and later runs
+    read each of them last, in a worker process of its own, until one reads it without the process dying. One
+    document remembered, not a list, let two such documents kill the runs in turn, every night (a retest). Best
+    effort: what cannot be read or written is no record (never a failed run). Read and written under OUT's lock."""
 
+    def __init__(self, path: Path, names: set[str]) -> None:
+        self.path = path
+        self.names = names
+        self._now: str | None = None
 
-@contextmanager
-def _last_reading(out: Path) -> Iterator[Callable[[str], None]]:
-    """A function that records in ``out`` which document this run now reads (no fsync: a crash of the process, not of
-    the machine, is what it is for); the record goes when the run ends, by any way a handler sees."""
-    path = out / READING_FILE
+    @classmethod
+    def load(cls, out: Path) -> _Suspects:
+        path = out / READING_FILE
+        names: set[str] = set()
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            return cls(path, names)
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode):  # a folder or a FIFO of that name: no record
+                data = json.loads(os.read(fd, MAX_READING_BYTES).decode("utf-8"))
+                names = {str(n) for n in data.get("suspects", [])}
+                if isinstance(data.get("reading"), str):
+                    names.add(data["reading"])  # killed while it read that one
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass
+        finally:
+            os.close(fd)
+        return cls(path, names)
 
-    def reading(name: str) -> None:
+    def reading(self, name: str | None) -> None:
+        """Record that this run now reads ``name`` in its own process (None: none)."""
+        self._now = name
+        self.save()
+
+    def cleared(self, name: str) -> None:
+        """``name`` was read in a worker process without it dying: no longer a suspect."""
+        self.names.discard(name)
+
+    def save(self) -> None:
+        if not self.names and self._now is None:
+            with contextlib.suppress(OSError):
+                if self.path.is_file() and not self.path.is_symlink():
+                    self.path.unlink()
+            return
+        data = json.dumps({"reading": self._now, "suspects": sorted(self.names)}).encode("utf-8")
         with contextlib.suppress(OSError):  # (a full disk: the run stops on its next report anyway)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                         | getattr(os, "O_NONBLOCK", 0), 0o666)
             try:
-                os.write(fd, name.encode("utf-8", "backslashreplace"))
+                if stat.S_ISREG(os.fstat(fd).st_mode):  # no sync: a process's death, not the machine's, is the case
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, data, 0)
             finally:
                 os.close(fd)
-
-    try:
-        yield reading
-    finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
 
 
 def _check_temporary_folder() -> None:

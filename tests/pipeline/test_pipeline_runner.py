@@ -379,30 +379,64 @@ def test_a_document_that_killed_a_one_process_run_is_read_last_in_a_process_of_i
                                                                                          verifier_manifest: Path):
     """In one process (no --workers, no --timeout) a document that takes the process down (out of memory in a
     container, a crash in a native library) killed the run at the same document every night: the documents after
-    it were never read and no summary was written (a container audit). The next run reads it last, in a worker
-    process of its own: it fails alone and the night completes."""
+    it were never read and no summary was written (a container audit). Later runs read it last, in a worker
+    process of its own, for as long as it kills its process: it fails alone and the night completes. Two such
+    documents, remembered one at a time, killed the runs in turn (a retest)."""
+    import json
+
     import numpy as np
 
     scans, refs, out, cache = tmp_path / "scans", tmp_path / "refs", tmp_path / "out", tmp_path / "cache"
     for i in range(4):
         save_pdf(scans / f"d{i}.pdf", [page_with([(scribble(i % 3), 100, 100)], (400, 300))])
-    save_image(scans / "b_poison.png", np.zeros((300, 400), np.uint8))  # the double "segfaults" on it
+    save_image(scans / " b_poison.png", np.zeros((300, 400), np.uint8))  # the double "segfaults" on it
+    save_image(scans / "e_poison.png", np.zeros((300, 400), np.uint8))
     save_image(refs / "p0" / "s.png", scribble(0))
     script = KILL_SCRIPT.replace("delay={delay}", "crash_on_black=True").format(
         tests=str(Path(__file__).parent), scans=str(scans), refs=str(refs), out=str(out), cache=str(cache),
         manifest=str(verifier_manifest))
-    first = subprocess.run([sys.executable, "-c", script], env={**os.environ, "SIGPIPE_THREADS": "1"},
-                           capture_output=True, text=True, timeout=120)
-    assert first.returncode == 70, first.stderr[-2000:]  # the whole run gone, at b_poison.png
-    assert not (out / "summary.json").exists() and not (out / "d1.pdf.json").exists()
-    s = run_batch(RunConfig(scans=scans, refs=refs, out=out, cache=cache, progress=False),
-                  DoubleModels(verifier_manifest, crash_on_black=True))
-    assert s.documents == 5 and [(f.document, f.kind) for f in s.failures] == [("b_poison.png", "worker_crashed")]
-    assert any("was killed while it read b_poison.png" in w for w in s.warnings)
-    assert (out / "summary.json").is_file() and not (out / ".sigpipe-reading").exists()
+
+    def killed_run() -> None:
+        done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "SIGPIPE_THREADS": "1"},
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 70, done.stderr[-2000:]  # the whole run gone
+        assert not (out / "summary.json").exists()
+
+    killed_run()  # at " b_poison.png" (a name that starts with a space), the first
+    assert not (out / "d1.pdf.json").exists()
+    killed_run()  # it is read last, apart; then e_poison.png kills the run
+    assert json.loads((out / ".sigpipe-reading").read_text())["suspects"] == [" b_poison.png"]
+    assert (out / "d3.pdf.json").is_file()
+    for _ in range(2):  # every night from now on: both apart, both fail alone, the night completes
+        s = run_batch(RunConfig(scans=scans, refs=refs, out=out, cache=cache, progress=False),
+                      DoubleModels(verifier_manifest, crash_on_black=True))
+        assert s.documents == 6 and sorted((f.document, f.kind) for f in s.failures) == [
+            (" b_poison.png", "worker_crashed"), ("e_poison.png", "worker_crashed")]
+        assert any("2 document(s) killed an earlier run" in w and "e_poison.png" in w for w in s.warnings)
+        assert (out / "summary.json").is_file()
     again = run_batch(RunConfig(scans=scans, refs=refs, out=out, cache=cache, progress=False),
-                      DoubleModels(verifier_manifest))  # a run that ends leaves no record behind: no warning
-    assert again.failed == 0 and not any("was killed" in w for w in again.warnings)
+                      DoubleModels(verifier_manifest))  # read apart without dying: no longer suspects
+    assert again.failed == 0 and not (out / ".sigpipe-reading").exists()
+    assert not any("killed an earlier run" in w for w in run_batch(
+        RunConfig(scans=scans, refs=refs, out=out, cache=cache, progress=False), DoubleModels(verifier_manifest),
+    ).warnings)
+
+
+def test_a_reading_record_that_is_not_a_file_is_no_record(tmp_path: Path, verifier_manifest: Path):
+    """A folder named OUT/.sigpipe-reading gave a traceback every run, a FIFO hung it (a retest)."""
+    scans, refs, out = tmp_path / "scans", tmp_path / "refs", tmp_path / "out"
+    save_pdf(scans / "d.pdf", [page_with([(scribble(0), 100, 100)], (400, 300))])
+    save_image(refs / "p0" / "s.png", scribble(0))
+    (out / ".sigpipe-reading").mkdir(parents=True)
+    s = run_batch(RunConfig(scans=scans, refs=refs, out=out, cache=tmp_path / "c", progress=False),
+                  DoubleModels(verifier_manifest))
+    assert s.failed == 0 and (out / ".sigpipe-reading").is_dir()
+    (out / ".sigpipe-reading").rmdir()
+    os.mkfifo(out / ".sigpipe-reading")
+    s = run_batch(RunConfig(scans=scans, refs=refs, out=out, cache=tmp_path / "c", progress=False, force=True),
+                  DoubleModels(verifier_manifest))
+    assert s.failed == 0
+
 
 def test_a_worker_crash_fails_only_the_culprit(batch: dict[str, Path], verifier_manifest: Path):
     import numpy as np
@@ -917,3 +951,29 @@ def test_a_newcomer_s_folders_and_claims_paths(batch: dict[str, Path], verifier_
     with caplog.at_level("WARNING", logger="sigpipe.pipeline.runner"):
         run_batch(config(batch, claims=claims, force=True), DoubleModels(verifier_manifest))
     assert "paths in claims are relative to SCANS: 'alice_letter.pdf'?" in caplog.text
+
+
+def test_without_worker_processes_a_document_that_killed_a_run_fails_and_the_night_completes(
+        tmp_path: Path, verifier_manifest: Path, monkeypatch: pytest.MonkeyPatch):
+    """A container with no usable /dev/shm: the document to read apart stopped the whole one-process run, exit 2, no
+    summary (a retest). It fails alone, and stays a suspect for the next night."""
+    import json
+
+    from sigpipe.pipeline import runner
+
+    scans, refs, out = tmp_path / "scans", tmp_path / "refs", tmp_path / "out"
+    for name in ("a.pdf", "b.pdf"):
+        save_pdf(scans / name, [page_with([(scribble(0), 100, 100)], (400, 300))])
+    save_image(refs / "p0" / "s.png", scribble(0))
+    out.mkdir()
+    (out / ".sigpipe-reading").write_text(json.dumps({"reading": "b.pdf", "suspects": ["gone.pdf"]}))
+
+    def no_shm(*_: Any, **__: Any) -> None:
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(runner, "ProcessPoolExecutor", no_shm)
+    s = run_batch(RunConfig(scans=scans, refs=refs, out=out, cache=tmp_path / "c", progress=False),
+                  DoubleModels(verifier_manifest))
+    assert [(f.document, f.kind) for f in s.failures] == [("b.pdf", "worker_crashed")]
+    assert "/dev/shm" in s.failures[0].message and (out / "summary.json").is_file()
+    assert json.loads((out / ".sigpipe-reading").read_text()) == {"reading": None, "suspects": ["b.pdf"]}
