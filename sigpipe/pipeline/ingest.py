@@ -519,12 +519,20 @@ PDF_FILTERS = frozenset({"FlateDecode", "Fl", "LZWDecode", "LZW", "RunLengthDeco
 MIN_CHECKED_PIXELS = 100_000  # images this large are checked: a page's scan, not a logo
 
 
+def _mostly_blank(page: np.ndarray) -> bool:
+    """Whether at least 98% of a rendered page (every 8th pixel of its first channel) is white or its top-left
+    corner's value: blank paper, or a page whose scan was not drawn, with a stamp, a number or a rule over it."""
+    sample = page[::8, ::8, 0] if page.ndim == 3 else page[::8, ::8]
+    return any(np.count_nonzero(sample == v) >= 0.98 * sample.size for v in (int(sample[0, 0]), 255))
+
+
 def undecodable_image(page: Any, rendered: np.ndarray) -> str | None:
     """Why an image on an open pypdfium2 page was drawn as nothing, or None. PDFium renders a page whose image it
     cannot decode at all (an encoding it lacks; garbage where a JBIG2 or JPEG 2000 image should be) as blank paper
     without a word, and a signed cheque came out `unsigned` (a format audit). Images of at least
     :data:`MIN_CHECKED_PIXELS`: an encoding PDFium lacks, always (no decoding needed to tell); one it fails to decode
-    when the page came out as one flat colour (``rendered``), so that no page is decoded twice otherwise. An image
+    when the page came out almost blank (``rendered``; a Bates number or a scanner's footer over the missing scan
+    hid it from a first version, a retest), so that no page that shows something is decoded twice. An image
     cut short is drawn in part, and is not told from a whole one here (a stream's length depends on its bits per
     component, which PDFium does not report, and a JPEG without its end marker is often whole). The caller holds
     :data:`PDFIUM_LOCK`."""
@@ -542,7 +550,7 @@ def undecodable_image(page: Any, rendered: np.ndarray) -> str | None:
         if unknown:
             return f"its {size} image is encoded with {', '.join(unknown)}, which this reader cannot decode"
         if flat is None:
-            flat = bool(rendered.min() == rendered.max())
+            flat = _mostly_blank(rendered)
         if flat:
             try:
                 obj.get_bitmap()

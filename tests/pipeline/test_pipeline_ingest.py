@@ -666,11 +666,11 @@ def test_a_tiff_stored_turned_with_its_orientation_tag_reads_upright(tmp_path: P
     assert np.abs(page.image[..., 0].astype(int) - upright).max() <= 1
 
 
-def _pdf_with_image(path: Path, w: int, h: int, filters: str, data: bytes, bits: int = 8) -> Path:
+def _pdf_with_image(path: Path, w: int, h: int, filters: str, data: bytes, bits: int = 8, extra: bytes = b"") -> Path:
     """A one-page PDF showing one gray image (``w`` x ``h``, ``bits`` a pixel) encoded as ``filters`` says, over the
-    page."""
+    page, then ``extra`` content (a Bates number's mark, say)."""
     page_w, page_h = w * 72 / 200, h * 72 / 200
-    content = f"q {page_w:.2f} 0 0 {page_h:.2f} 0 0 cm /Im0 Do Q".encode()
+    content = f"q {page_w:.2f} 0 0 {page_h:.2f} 0 0 cm /Im0 Do Q ".encode() + extra
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -715,9 +715,11 @@ def test_a_pdf_page_whose_scan_cannot_be_decoded_fails_not_unsigned(tmp_path: Pa
         "gray4.pdf": ("/FlateDecode", four_bit, 4, None),
         "brotli.pdf": ("/BrotliDecode", flate, 8, "BrotliDecode, which this reader cannot decode"),
         "jpx.pdf": ("/JPXDecode", b"\x97garbage" * 50, 8, "cannot be decoded"),
+        "jpx_bates.pdf": ("/JPXDecode", b"\x97garbage" * 50, 8, "cannot be decoded"),  # a mark in a corner too
     }
     for name, (filters, data, bits, why) in cases.items():
-        path = _pdf_with_image(tmp_path / name, w, h, filters, data, bits)
+        extra = b"0 0 0 rg 180 5 40 6 re f" if "bates" in name else b""
+        path = _pdf_with_image(tmp_path / name, w, h, filters, data, bits, extra)
         if why is None:
             (got,) = list(iter_pages(path, IngestConfig(dpi=200)))
             assert np.abs(got.image[..., 0].astype(int) - page).mean() < 10, name
