@@ -353,7 +353,17 @@ def reportless_failures(out: Path) -> list[tuple[str, str, str]]:
         failures = [(str(f["document"]), str(f["kind"]), str(f["message"])) for f in data.get("failures", [])]
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return []
-    return [f for f in failures if not report_path(out, f[0]).is_file()]
+    return [f for f in failures if _report_of(out, f[0]) is None]
+
+
+def _report_of(out: Path, document: str) -> DocumentReport | None:
+    """``document``'s report in ``out``, or None: no such file (one too long a name for the file system), or the
+    file holds another document's report (an OUT that ignores case: Cheque.png's file is cheque.png's too)."""
+    try:
+        report = read_report(report_path(out, document))
+    except (OSError, ValueError):  # a name no path can hold
+        return None
+    return report if report is not None and report.document.path == document else None
 
 
 def _is_suspect(reference: str, suspects: set[str]) -> bool:

@@ -701,9 +701,14 @@ def test_failures_without_a_report_file_are_listed_with_the_failed(batch: dict[s
     has no report file: the review said "0 failed" of a run with three such failures (a filesystem audit)."""
     out = _run(batch, verifier_manifest)
     summary = json.loads((out / "summary.json").read_text())
-    summary["failures"].append({"document": "a:b.png", "kind": "output_write", "message": "no report: refused"})
+    long_name = "x" * 300 + ".png"  # its report's name too long for the file system: the review stopped (a retest)
+    for doc in ("a:b.png", long_name, "Unsigned.jpg"):
+        summary["failures"].append({"document": doc, "kind": "output_write", "message": "no report: refused"})
     (out / "summary.json").write_text(json.dumps(summary))
+    # where OUT ignores case, Unsigned.jpg's report file is unsigned.jpg's: it holds another document's report
+    (out / "Unsigned.jpg.json").write_bytes((out / "unsigned.jpg.json").read_bytes())
     result = write_review(out, batch["scans"], batch["refs"], tmp_path / "r", specimen_reader(None))
-    assert ("a:b.png", "output_write", "no report: refused") in result.failed
+    for doc in ("a:b.png", long_name, "Unsigned.jpg"):
+        assert (doc, "output_write", "no report: refused") in result.failed
     assert [d for d, _, _ in result.failed].count("broken.pdf") == 1  # one with a report: listed once
     assert "a:b.png" in (tmp_path / "r" / INDEX_HTML).read_text()
