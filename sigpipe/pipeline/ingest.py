@@ -462,11 +462,15 @@ COMMENT_ANNOTATIONS = ("FPDF_ANNOT_POPUP", "FPDF_ANNOT_HIGHLIGHT", "FPDF_ANNOT_U
                        "FPDF_ANNOT_SQUARE", "FPDF_ANNOT_CIRCLE", "FPDF_ANNOT_LINE", "FPDF_ANNOT_POLYGON",
                        "FPDF_ANNOT_POLYLINE")
 NOTE_ICON_PT = 48.0  # a sticky note's icon is about 20 pt; a note's rectangle larger than this is kept
-# the PDF standard's stamp names, and Acrobat's (Standard Business, Sign Here, Dynamic): a reviewer's, not a signer's
-REVIEW_STAMPS = frozenset({"Approved", "Experimental", "NotApproved", "AsIs", "Expired", "NotForPublicRelease",
-                           "Confidential", "Final", "Sold", "Departmental", "ForComment", "TopSecret", "Draft",
-                           "ForPublicRelease"})
-REVIEW_STAMP_PREFIXES = ("SB", "SH", "#D")
+# the PDF standard's stamp names, and Acrobat's Standard Business and Sign Here stamps: a reviewer's, not a signer's.
+# Whole names only: Acrobat names a custom stamp (a signature's picture among them) "#" and random letters, and a
+# prefix such as "#D" took about one in 62 of those for a review stamp (a retest)
+REVIEW_STAMPS = frozenset({
+    "Approved", "Experimental", "NotApproved", "AsIs", "Expired", "NotForPublicRelease", "Confidential", "Final",
+    "Sold", "Departmental", "ForComment", "TopSecret", "Draft", "ForPublicRelease",
+    "SBApproved", "SBCompleted", "SBConfidential", "SBDraft", "SBFinal", "SBForComment", "SBForPublicRelease",
+    "SBInformationOnly", "SBNotApproved", "SBNotForPublicRelease", "SBPreliminaryResults", "SBVoid",
+    "SHSignHere", "SHWitness", "SHInitialHere", "SHAccepted", "SHRejected"})
 
 
 def _drop_comments(page: Any) -> int:
@@ -508,7 +512,7 @@ def _is_comment(annot: Any, kind: int, kinds: set[int], raw: Any) -> bool:
         buf = ctypes.create_string_buffer(n)
         raw.FPDFAnnot_GetStringValue(annot, b"Name", ctypes.cast(buf, ctypes.POINTER(ctypes.c_ushort)), n)
         name = buf.raw[:n - 2].decode("utf-16-le", "replace")
-        return name in REVIEW_STAMPS or name.startswith(REVIEW_STAMP_PREFIXES)
+        return name in REVIEW_STAMPS
     return False
 
 

@@ -610,7 +610,8 @@ def test_a_readers_comments_are_not_drawn_on_the_page(tmp_path: Path):
             (raw.FPDF_ANNOT_STAMP, (90, 345, 230, 305), "SBDraft"),
             (raw.FPDF_ANNOT_INK, (400, 150, 500, 50), None),  # opaque: a signature drawn with a mouse
             (raw.FPDF_ANNOT_TEXT, (400, 400, 540, 330), None),  # a note the size of a signature
-            (raw.FPDF_ANNOT_STAMP, (400, 300, 540, 200), "AliceSignature")):
+            (raw.FPDF_ANNOT_STAMP, (400, 300, 540, 200), "AliceSignature"),
+            (raw.FPDF_ANNOT_STAMP, (400, 430, 540, 402), "#DkX9Qp2Lm7aW")):  # Acrobat's name for a custom stamp
         annot = raw.FPDFPage_CreateAnnot(page.raw, kind)
         raw.FPDFAnnot_SetRect(annot, ctypes.byref(raw.FS_RECTF(left, top, right, bottom)))
         raw.FPDFAnnot_SetColor(annot, raw.FPDFANNOT_COLORTYPE_Color, 255, 220, 0, 255)
@@ -631,4 +632,4 @@ def test_a_readers_comments_are_not_drawn_on_the_page(tmp_path: Path):
     assert np.array_equal(shown[left_part], plain[left_part])
     right_part = np.s_[:, int(390 * 100 / 72):]
     assert (shown[right_part] != plain[right_part]).sum() > 100  # the ink and the large note are drawn
-    assert placed is not None and sorted(k for k, _ in placed.marks) == ["image", "image", "vector"]
+    assert placed is not None and sorted(k for k, _ in placed.marks) == ["image", "image", "image", "vector"]
