@@ -23,6 +23,8 @@ from typing import Any, BinaryIO
 _PHONE = "convert it to JPEG or PDF"
 _SAVE_AS = "save the scan as PDF, TIFF, PNG or JPEG"
 _PRINT = "print or export it to PDF"
+_ATTACHMENTS = "save its attachments into SCANS and move the e-mail out"
+_EXTRACT = "extract it into SCANS and move the archive out"
 UNREAD_DOCUMENTS = {
     ".heic": ("a HEIC photo (an iPhone's)", _PHONE), ".heif": ("a HEIF photo", _PHONE),
     ".avif": ("an AVIF image", _PHONE), ".webp": ("a WebP image", _SAVE_AS), ".gif": ("a GIF image", _SAVE_AS),
@@ -31,10 +33,8 @@ UNREAD_DOCUMENTS = {
     ".jpf": ("a JPEG 2000 image", _SAVE_AS), ".doc": ("a Word document", _PRINT),
     ".docx": ("a Word document", _PRINT), ".odt": ("an OpenDocument text", _PRINT),
     ".rtf": ("an RTF document", _PRINT), ".xps": ("an XPS document", _PRINT), ".oxps": ("an XPS document", _PRINT),
-    ".eml": ("an e-mail", "save its attachments into SCANS"), ".msg": ("an Outlook e-mail",
-                                                                      "save its attachments into SCANS"),
-    ".zip": ("a ZIP archive", "extract it into SCANS"), ".7z": ("a 7-Zip archive", "extract it into SCANS"),
-    ".rar": ("a RAR archive", "extract it into SCANS"),
+    ".eml": ("an e-mail", _ATTACHMENTS), ".msg": ("an Outlook e-mail", _ATTACHMENTS),
+    ".zip": ("a ZIP archive", _EXTRACT), ".7z": ("a 7-Zip archive", _EXTRACT), ".rar": ("a RAR archive", _EXTRACT),
 }
 
 

@@ -207,7 +207,8 @@ def is_scan(path: Path) -> bool:
     """Whether discovery picks up ``path`` (by suffix, case-insensitive): a scan, or a file of a kind someone may
     have meant as a document that sigpipe does not read (:data:`UNREAD_DOCUMENTS`: it fails with a report saying
     what to do)."""
-    return path.suffix.lower() in SCAN_SUFFIXES or path.suffix.lower() in UNREAD_DOCUMENTS
+    suffix = path.suffix.lower()  # (an office program's owner file, ~$letter.docx, is no document)
+    return suffix in SCAN_SUFFIXES or suffix in UNREAD_DOCUMENTS and not path.name.startswith("~$")
 
 
 def discover_scans(root: str | Path, unreadable: list[tuple[Path, str]] | None = None) -> list[Path]:

@@ -525,7 +525,8 @@ def specimen_digests(refs: Path) -> tuple[set[str], list[str]]:
                 digests.add(sha256_file(f))
             except OSError:
                 unreadable.append(str(f))
-        unreadable += [str(p) for p in problems]
+        # (a file of a kind never read as a specimen, a .zip say, has no cache entry to keep: not unreadable)
+        unreadable += [str(p) for p in problems if not (p.suffix.lower() in UNREAD_DOCUMENTS and p.is_file())]
     return digests, unreadable
 
 
@@ -604,8 +605,9 @@ def specimen_files(person_dir: Path, problems: dict[Path, str] | None = None) ->
             problems[Path(e.filename or person_dir)] = f"cannot read this folder: {e.strerror or e}"
 
     for p in visible_files(person_dir, unreadable):
-        if p.suffix.lower() in UNREAD_DOCUMENTS and problems is not None:  # a phone's photo of a specimen card
-            what, todo = UNREAD_DOCUMENTS[p.suffix.lower()]
+        if p.suffix.lower() in UNREAD_DOCUMENTS and problems is not None and not p.name.startswith("~$"):
+            what, todo = UNREAD_DOCUMENTS[p.suffix.lower()]  # a phone's photo of a specimen card, say
+            todo = todo.replace("into SCANS and move", "here and move")
             problems[p] = f"{what}, not read as a specimen (PDF, TIFF, PNG, JPEG and BMP are): {todo}"
         if p.suffix.lower() not in SPECIMEN_SUFFIXES:
             continue

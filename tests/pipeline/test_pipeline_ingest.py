@@ -75,6 +75,7 @@ def test_discovery_is_recursive_case_insensitive_and_skips_hidden(tmp_path: Path
     (tmp_path / "scan.gif").write_bytes(b"GIF89a")
     save_image(tmp_path / "scan.BMP", page)  # some scanners save BMP; references take it too
     (tmp_path / "cheque.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    (tmp_path / "~$letter.docx").write_bytes(b"owner")  # Word's owner file beside an open document: none
     found = [relative_name(p, tmp_path) for p in discover_scans(tmp_path)]
     # a GIF or a phone's HEIC photo is found, to fail saying what to do (it was passed over without a word)
     assert found == ["B.PDF", "a.pdf", "cheque.HEIC", "f.jpeg", "g.png", "scan.BMP", "scan.gif", "sub/c.Tiff",
