@@ -71,32 +71,50 @@ def usable_cores() -> int:
 
 
 def cpu_quota(root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/self/cgroup")) -> float | None:
-    """This process's CPU quota in CPUs (cgroup v2 ``cpu.max``, or v1 ``cpu.cfs_quota_us`` over
-    ``cpu.cfs_period_us``), None without one. Its own cgroup's files first (a host's view), then those at the root
-    of ``root`` (a container's own view, with a cgroup namespace)."""
+    """This process's CPU quota in CPUs, None without one: the smallest of its cgroup's and its parents' (a systemd
+    slice's ``CPUQuota`` over an unlimited service, a retest), cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us`` over
+    ``cpu.cfs_period_us``; with a cgroup namespace (a container's own view) the root of ``root`` is its cgroup."""
     try:
         lines = own.read_text().splitlines()
     except OSError:
         return None
+    quotas: list[float] = []
     for line in lines:
-        _, controllers, where = line.split(":", 2) if line.count(":") >= 2 else ("", "", "")
-        where = where.lstrip("/")
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, where = parts
         if controllers == "":  # v2
-            for folder in (root / where, root):
-                try:
-                    limit, period = (folder / "cpu.max").read_text().split()[:2]
-                except (OSError, ValueError):
-                    continue
-                return None if limit == "max" else int(limit) / int(period)
+            folders, read = [root], _v2_quota
         elif "cpu" in controllers.split(","):  # v1
-            for folder in (root / controllers / where, root / controllers, root / "cpu" / where, root / "cpu"):
-                try:
-                    quota = int((folder / "cpu.cfs_quota_us").read_text())
-                    each = int((folder / "cpu.cfs_period_us").read_text())
-                except (OSError, ValueError):
-                    continue
-                return None if quota <= 0 or each <= 0 else quota / each
-    return None
+            folders, read = [root / controllers, root / "cpu"], _v1_quota
+        else:
+            continue
+        for base in folders:
+            at = base.joinpath(*[p for p in where.split("/") if p])
+            for folder in (at, *at.parents):
+                if not folder.is_relative_to(base):
+                    break
+                if (q := read(folder)) is not None:
+                    quotas.append(q)
+    return min(quotas) if quotas else None
+
+
+def _v2_quota(folder: Path) -> float | None:
+    try:
+        limit, period = (folder / "cpu.max").read_text().split()[:2]
+        return None if limit == "max" else int(limit) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def _v1_quota(folder: Path) -> float | None:
+    try:
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
 
 
 def default_threads() -> int:

@@ -175,6 +175,16 @@ def test_the_cores_used_follow_a_containers_cpu_quota(tmp_path: Path):
     (v1 / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us").write_text("-1\n")
     assert cpu_quota(v1, tmp_path / "v1.cgroup") is None
     assert cpu_quota(v1, tmp_path / "missing") is None
+    # a systemd slice's CPUQuota above an unlimited service (a retest), and files no kernel writes
+    (v2 / "system.slice" / "batch.service").mkdir(parents=True)
+    (v2 / "system.slice" / "cpu.max").write_text("200000 100000\n")
+    (v2 / "system.slice" / "batch.service" / "cpu.max").write_text("max 100000\n")
+    (tmp_path / "svc.cgroup").write_text("0::/system.slice/batch.service\n")
+    assert cpu_quota(v2, tmp_path / "svc.cgroup") == 2.0
+    (v2 / "system.slice" / "cpu.max").write_text("100000 0\n")
+    assert cpu_quota(v2, tmp_path / "svc.cgroup") is None
+    (v2 / "system.slice" / "cpu.max").write_text("1.5e5 100000\n")
+    assert cpu_quota(v2, tmp_path / "svc.cgroup") is None
 
 
 def test_a_run_stopped_while_a_library_loads_is_stopped_not_a_broken_model():

@@ -546,11 +546,13 @@ class SignaturePredictor:
             try:
                 copy, digest = held.enter_context(private_copy(path, ingest.max_bytes))
             except CopyError as e:  # the temporary folder's fault, not the document's: said as such
-                log.error("%s: cannot copy it into the temporary folder %s: %s", rel, tempfile.gettempdir(),
-                          e.strerror)
-                return failure(DocumentInfo(rel, None, 0), "temporary_copy",
-                               f"cannot copy it into the temporary folder {tempfile.gettempdir()} ({e.strerror}): "
-                               "free space there, or set TMPDIR to a folder with room; run again")
+                if e.errno == errno.ENOENT and e.filename is None:  # none at all (_files.temporary_folder says so)
+                    why = f"cannot copy it: {e.strerror}; run again"
+                else:
+                    why = (f"cannot copy it into the temporary folder {tempfile.gettempdir()} ({e.strerror}): free "
+                           "space there, or set TMPDIR to a folder with room; run again")
+                log.error("%s: %s", rel, why)
+                return failure(DocumentInfo(rel, None, 0), "temporary_copy", why)
             except OSError as e:
                 kind = "file_too_large" if e.errno == errno.EFBIG else "unreadable_file"
                 log.error("%s: %s (%s)", rel, e.strerror or e, kind)

@@ -983,3 +983,27 @@ def test_the_document_that_has_its_report_keeps_it_and_a_new_out_is_probed_where
     write_report(out, DocumentReport.success(DocumentInfo("cheque.tif", "0" * 64, 1), None, (), {}))
     failed = _one_report_file(names, out)
     assert [f.document for f in failed] == ["Cheque.tif"] and "cheque.tif's report" in failed[0].message
+
+
+def test_the_api_without_a_temporary_folder_says_so_and_copies_nothing_into_the_working_folder(
+        tmp_path: Path, verifier_manifest: Path, monkeypatch: pytest.MonkeyPatch):
+    """The Python API (and check-refs) copied documents and specimens into the working folder, Python's last resort,
+    where there was no temporary folder, and then told the caller to free space in it (a retest)."""
+    import tempfile
+
+    from pipeline_doubles import SIG_A, DoubleModels, page_with, save_image, scribble
+
+    from sigpipe.pipeline.flow import SignaturePredictor
+    from sigpipe.verifier.gallery import Gallery
+
+    doc = save_image(tmp_path / "d.png", page_with([(scribble(SIG_A), 50, 50)]))
+    detector, verifier = DoubleModels(verifier_manifest)(1)
+    predict = SignaturePredictor(detector, verifier, Gallery(verifier, {}))
+    for var in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))  # the last resort: the working folder
+    report = predict(doc)
+    assert report.error is not None and report.error.kind == "temporary_copy"
+    assert "the working folder" in report.error.message and "free space" not in report.error.message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png"]
