@@ -44,7 +44,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from sigpipe._files import name_folding, owned_folder, remove_stale_copies, remove_stale_folders, temporary_folder
+from sigpipe._files import (
+    UNREAD_DOCUMENTS,
+    name_folding,
+    owned_folder,
+    remove_stale_copies,
+    remove_stale_folders,
+    temporary_folder,
+)
 from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
 from sigpipe.pipeline.claims import (
@@ -517,7 +524,8 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
     in_scans = set(names) | {f.document for f in folded}  # a document without a report file is still in SCANS
     warnings = claim_warnings(claims | {d: "?" for d in read.unknown if d not in in_scans}, in_scans, gallery.people,
                               gallery.folders)
-    unclaimed = [n for n in names if n not in claims and n not in refused]
+    unclaimed = [n for n in names if n not in claims and n not in refused
+                 and Path(n).suffix.lower() not in UNREAD_DOCUMENTS]  # (a file that fails unread: matched to nobody)
     no_claim = sorted(n for n, (kind, _) in refused.items() if kind == NoClaimError.kind)
     if no_claim:
         warnings.append(f"{len(no_claim)} document(s) have no claim in {config.claims}: with a signatory table they "
