@@ -524,11 +524,16 @@ PDF_FILTERS = frozenset({"FlateDecode", "Fl", "LZWDecode", "LZW", "RunLengthDeco
 MIN_CHECKED_PIXELS = 100_000  # images this large are checked: a page's scan, not a logo
 
 
+BLANK_SHARE = 0.75  # of a page one value (paper left bare): its large images are decoded again to see they can be
+
+
 def _mostly_blank(page: np.ndarray) -> bool:
-    """Whether at least 98% of a rendered page (every 8th pixel of its first channel) is white or its top-left
-    corner's value: blank paper, or a page whose scan was not drawn, with a stamp, a number or a rule over it."""
+    """Whether at least :data:`BLANK_SHARE` of a rendered page (every 8th pixel of its first channel) is white or its
+    top-left corner's value: blank paper, or a page whose scan was not drawn, with a stamp, a number, or a printed
+    form's lines over it (a form covering 12% of the page hid the missing scan from 98%, a retest). A scan drawn
+    is never so even (its paper's grain): the price of the check is a second decoding on clean digital pages."""
     sample = page[::8, ::8, 0] if page.ndim == 3 else page[::8, ::8]
-    return any(np.count_nonzero(sample == v) >= 0.98 * sample.size for v in (int(sample[0, 0]), 255))
+    return any(np.count_nonzero(sample == v) >= BLANK_SHARE * sample.size for v in (int(sample[0, 0]), 255))
 
 
 def undecodable_image(page: Any, rendered: np.ndarray) -> str | None:
@@ -536,8 +541,9 @@ def undecodable_image(page: Any, rendered: np.ndarray) -> str | None:
     cannot decode at all (an encoding it lacks; garbage where a JBIG2 or JPEG 2000 image should be) as blank paper
     without a word, and a signed cheque came out `unsigned` (a format audit). Images of at least
     :data:`MIN_CHECKED_PIXELS`: an encoding PDFium lacks, always (no decoding needed to tell); one it fails to decode
-    when the page came out almost blank (``rendered``; a Bates number or a scanner's footer over the missing scan
-    hid it from a first version, a retest), so that no page that shows something is decoded twice. An image
+    when the page came out mostly blank (``rendered``, :func:`_mostly_blank`; a Bates number or a scanner's footer
+    over the missing scan hid it from a first version, a retest), so that a page showing its scan is not decoded
+    twice. An image
     cut short is drawn in part, and is not told from a whole one here (a stream's length depends on its bits per
     component, which PDFium does not report, and a JPEG without its end marker is often whole). The caller holds
     :data:`PDFIUM_LOCK`."""

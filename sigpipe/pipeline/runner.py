@@ -93,6 +93,7 @@ from sigpipe.pipeline.report import (
     LOCK_FILE,
     SUMMARY_CSV,
     SUMMARY_JSON,
+    TMP_SUFFIX,
     DocumentInfo,
     DocumentReport,
     Failure,
@@ -649,13 +650,12 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         log.warning("%d workers on %d cores: each worker gets 1 thread; fewer workers would be faster",
                     workers, cores)
     pooled = tasks
-    killers.names &= {t.name for t in tasks}  # (those kept, renamed or gone: no longer a question)
     isolated = workers == 1 and config.timeout is None
     if isolated:
         # a document that killed a run reading it in one process (out of memory, a crash in a native library) is read
         # last, in a worker process of its own, until it has been read without that: in one process it killed the
         # run at the same document every night, and no summary was ever written; now it fails alone (worker_crashed)
-        pooled = [t for t in tasks if t.name in killers.names]
+        pooled = [t for t in tasks if killers.suspected(t)]
         if pooled:
             shown = ", ".join(t.name for t in pooled[:5]) + (", ..." if len(pooled) > 5 else "")
             warnings.append(f"{len(pooled)} document(s) killed an earlier run into {config.out} while it read them "
@@ -666,7 +666,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
             for task in tasks:
                 if task in pooled:
                     continue
-                killers.reading(task.name)
+                killers.reading(task)
                 report = predictor(task.path, relative=task.name, claimed=task.claimed, sha256=task.sha256,
                                    ingest=config.ingest)
                 _record(outcome, config.out, replace(report, **task.drawn), progress)
@@ -683,19 +683,26 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
                 gc.collect()
                 init = _WorkerInit(provider, threads, state, config.flow, config.ingest, idents,
                                    logging.getLogger().getEffectiveLevel())
-                for report in _run_pool(pooled, workers, init, config.timeout):
-                    _record(outcome, config.out, replace(report, **drawn(report.document.path)), progress)
-                    if report.error is None or report.error.kind != WorkerCrashError.kind:
-                        killers.cleared(report.document.path)
-        except (ModelError, TemporaryFolderError) as e:  # no worker process here (/dev/shm, TMPDIR): the night goes on
+                by_name = {t.name: t for t in pooled}
+                # a suspect alone in its worker: two to a worker, the first one killed it, and both were read again
+                for group in ([t] for t in pooled) if isolated else [pooled]:
+                    for report in _run_pool(group, workers, init, config.timeout):
+                        _record(outcome, config.out, replace(report, **drawn(report.document.path)), progress)
+                        task = by_name[report.document.path]
+                        if report.error is not None and report.error.kind == WorkerCrashError.kind:
+                            killers.crashed(task)  # (with --workers or --timeout too: tomorrow's may run in one)
+                        else:
+                            killers.cleared(task)
+        except (NoWorkerProcesses, TemporaryFolderError) as e:  # (/dev/shm, TMPDIR): the night goes on all the same
             if not isolated:
                 raise
+            why = e.why if isinstance(e, NoWorkerProcesses) else str(e)
             for t in pooled:
                 if t.name not in outcome.reports:
                     _record(outcome, config.out, DocumentReport.failure(
                         DocumentInfo(t.name, t.sha256, 0), t.claimed, WorkerCrashError.kind,
-                        f"not read: it killed an earlier run's process, and the worker process to read it apart "
-                        f"cannot start here ({e})", idents, **t.drawn), progress)
+                        f"not read: it killed an earlier run's process, and no worker process to read it apart can "
+                        f"start here ({why})", idents, **t.drawn), progress)
     killers.save()
     for task in tasks:  # every document found has a report, or the summary says why not: none goes missing
         if task.name not in outcome.reports:
@@ -1019,63 +1026,85 @@ READING_FILE = ".sigpipe-reading"  # in OUT: what a run in one process is readin
 MAX_READING_BYTES = 1 << 20
 
 
-class _Suspects:
-    """``OUT/.sigpipe-reading`` (JSON): the document a run in one process is reading now, and those that killed
-    such a run outright before (``suspects``): a run killed while reading one leaves its name there, and later runs
-    read each of them last, in a worker process of its own, until one reads it without the process dying. One
-    document remembered, not a list, let two such documents kill the runs in turn, every night (a retest). Best
-    effort: what cannot be read or written is no record (never a failed run). Read and written under OUT's lock."""
+MAX_SUSPECTS = 1000  # documents remembered at the most (the latest): a record that cannot grow for ever
 
-    def __init__(self, path: Path, names: set[str]) -> None:
+
+class _Suspects:
+    """``OUT/.sigpipe-reading`` (JSON): the document a run in one process is reading now (``reading``: its name and
+    sha256), and those that killed a process reading them before (``suspects``): a run killed outright while reading
+    one leaves it there, and a worker's crash adds it. Later runs read each suspect last, in a worker process of its
+    own, until one reads it without the process dying. Known by name or by contents (a suspect renamed is still one),
+    and kept while absent from SCANS (a night with another SCANS forgot them, and the next killed the run again). A
+    single name remembered let two such documents kill the runs in turn (a retest). Best effort: a record that
+    cannot be read or written is none (never a failed run); written by replacing the file (a link to a file
+    elsewhere is never written through). Read and written under OUT's lock."""
+
+    def __init__(self, path: Path, entries: list[tuple[str, str]]) -> None:
         self.path = path
-        self.names = names
-        self._now: str | None = None
+        self.entries = entries[-MAX_SUSPECTS:]  # (name, sha256), oldest first
+        self._now: tuple[str, str] | None = None
 
     @classmethod
     def load(cls, out: Path) -> _Suspects:
         path = out / READING_FILE
-        names: set[str] = set()
+        entries: list[tuple[str, str]] = []
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         except OSError:
-            return cls(path, names)
+            return cls(path, entries)
         try:
             if stat.S_ISREG(os.fstat(fd).st_mode):  # a folder or a FIFO of that name: no record
                 data = json.loads(os.read(fd, MAX_READING_BYTES).decode("utf-8"))
-                names = {str(n) for n in data.get("suspects", [])}
-                if isinstance(data.get("reading"), str):
-                    names.add(data["reading"])  # killed while it read that one
-        except (OSError, ValueError, AttributeError, TypeError):
+                found = [*data.get("suspects", []), *([data["reading"]] if data.get("reading") else [])]
+                entries = [(str(n), str(d)) for n, d in found]  # the one being read: killed while it read it
+        except (OSError, ValueError, AttributeError, TypeError, KeyError, RecursionError):
             pass
         finally:
             os.close(fd)
-        return cls(path, names)
+        return cls(path, entries)
 
-    def reading(self, name: str | None) -> None:
-        """Record that this run now reads ``name`` in its own process (None: none)."""
-        self._now = name
+    def suspected(self, task: _Task) -> bool:
+        return any(task.name == n or (task.sha256 is not None and task.sha256 == d) for n, d in self.entries)
+
+    def reading(self, task: _Task | None) -> None:
+        """Record that this run now reads ``task`` in its own process (None: none)."""
+        self._now = None if task is None else (task.name, task.sha256 or "")
         self.save()
 
-    def cleared(self, name: str) -> None:
-        """``name`` was read in a worker process without it dying: no longer a suspect."""
-        self.names.discard(name)
+    def crashed(self, task: _Task) -> None:
+        """``task`` killed the worker process reading it."""
+        if not self.suspected(task):
+            self.entries = [*self.entries, (task.name, task.sha256 or "")][-MAX_SUSPECTS:]
+
+    def cleared(self, task: _Task) -> None:
+        """``task`` was read in a worker process without it dying: no longer a suspect."""
+        self.entries = [(n, d) for n, d in self.entries if n != task.name and (not d or d != task.sha256)]
 
     def save(self) -> None:
-        if not self.names and self._now is None:
+        if not self.entries and self._now is None:
             with contextlib.suppress(OSError):
                 if self.path.is_file() and not self.path.is_symlink():
                     self.path.unlink()
             return
-        data = json.dumps({"reading": self._now, "suspects": sorted(self.names)}).encode("utf-8")
+        data = json.dumps({"reading": self._now, "suspects": self.entries}).encode("utf-8")
+        new = self.path.with_name(self.path.name + TMP_SUFFIX)
         with contextlib.suppress(OSError):  # (a full disk: the run stops on its next report anyway)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-                         | getattr(os, "O_NONBLOCK", 0), 0o666)
+            new.unlink(missing_ok=True)
+            fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
             try:
-                if stat.S_ISREG(os.fstat(fd).st_mode):  # no sync: a process's death, not the machine's, is the case
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, data, 0)
+                os.write(fd, data)  # no sync: a process's death, not the machine's, is the case
             finally:
                 os.close(fd)
+            os.replace(new, self.path)
+
+
+class NoWorkerProcesses(ModelError):
+    """Worker processes cannot start here at all (``why``: no usable /dev/shm)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"cannot start worker processes ({why}): run with --workers 1 and no --timeout, or give the "
+                         "run a writable /dev/shm")
+        self.why = why
 
 
 def _check_temporary_folder() -> None:
@@ -1179,9 +1208,7 @@ def _start_pool(workers: int, init: _WorkerInit, all_started: bool = False) -> P
             ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                      initializer=_init_worker, initargs=(init,))
         except OSError as e:  # its queues' semaphores live in /dev/shm (a container's --ipc=none, a read-only one)
-            raise ModelError(f"cannot start worker processes ({e.strerror or e}; their queues need a writable "
-                             "/dev/shm): run with --workers 1 and no --timeout, or give the run a writable "
-                             "/dev/shm") from e
+            raise NoWorkerProcesses(f"{e.strerror or e}; their queues need a writable /dev/shm") from e
         try:
             if not all_started:
                 ex.submit(_ping).result()

@@ -11,6 +11,7 @@ redoes what a changed reference affects.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -297,7 +298,9 @@ class Gallery:
                     hashes.append(digest)
                     named.append(readable(f.relative_to(root).as_posix()))
                 except CopyError as e:  # the temporary folder's fault: judging without this specimen would
-                    raise InputError(  # change verdicts unsaid
+                    if e.errno == errno.ENOENT and e.filename is None:  # change verdicts unsaid; none at all:
+                        raise InputError(f"cannot copy the reference {f}: {e.strerror}") from e  # it says what to do
+                    raise InputError(
                         f"cannot copy the reference {f} into the temporary folder {tempfile.gettempdir()} "
                         f"({e.strerror or e}): free space there, or set TMPDIR to a folder with room") from e
                 except (SigpipeError, OSError, ValueError) as e:
@@ -605,6 +608,9 @@ def specimen_files(person_dir: Path, problems: dict[Path, str] | None = None) ->
             problems[Path(e.filename or person_dir)] = f"cannot read this folder: {e.strerror or e}"
 
     for p in visible_files(person_dir, unreadable):
+        if p.suffix.lower() in UNREAD_DOCUMENTS and _image_inside(p):  # a PNG saved as .gif: read, as a scan is
+            files.append(p)
+            continue
         if p.suffix.lower() in UNREAD_DOCUMENTS and problems is not None and not p.name.startswith("~$"):
             what, todo = UNREAD_DOCUMENTS[p.suffix.lower()]  # a phone's photo of a specimen card, say
             todo = todo.replace("into SCANS and move", "here and move")
@@ -616,6 +622,16 @@ def specimen_files(person_dir: Path, problems: dict[Path, str] | None = None) ->
         elif p.is_symlink() and not p.exists() and problems is not None:
             problems[p] = "a broken link: the specimen it pointed to is gone"
     return sorted(files, key=lambda p: p.relative_to(person_dir).as_posix())
+
+
+def _image_inside(p: Path) -> bool:
+    """Whether the file ``p`` holds a PNG, JPEG, TIFF or BMP image by its first bytes, whatever its name says."""
+    try:
+        with open(p, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM"))
 
 
 def signature_image(f: Path, channel: str = "luma", read: Callable[..., np.ndarray] = read_gray) -> np.ndarray | None:
