@@ -38,6 +38,13 @@ UNREAD_DOCUMENTS = {
 }
 
 
+def holds_image(head: bytes) -> bool:
+    """Whether a file's first bytes are those of a PNG, JPEG, TIFF or BMP image (what sigpipe reads of images,
+    whatever the file's name says; a BMP's reserved bytes are checked too, "BM" alone is too common a start)."""
+    return head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*")) or (
+        head[:2] == b"BM" and head[6:10] == bytes(4))
+
+
 def visible_files(root: Path, unreadable: Callable[[OSError], None]) -> Iterator[Path]:
     """Every file under ``root`` whose name and folders are not hidden (``.`` first), broken links included (the
     caller tells them apart); linked folders are followed, each real folder once (a link back up the tree is not

@@ -658,9 +658,9 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         pooled = [t for t in tasks if killers.suspected(t)]
         if pooled:
             shown = ", ".join(t.name for t in pooled[:5]) + (", ..." if len(pooled) > 5 else "")
-            warnings.append(f"{len(pooled)} document(s) killed an earlier run into {config.out} while it read them "
-                            f"(out of memory? a crash? or stopped by SIGKILL): {shown}; each is read last, in a "
-                            "process of its own (with --timeout every document is)")
+            warnings.append(f"{len(pooled)} document(s) killed a process reading them before, a run into "
+                            f"{config.out} or its worker (out of memory? a crash? or stopped by SIGKILL): {shown}; "
+                            "each is read last, in a process of its own (with --timeout every document is)")
             log.warning("%s", warnings[-1])
         try:
             for task in tasks:
@@ -1023,7 +1023,7 @@ def _no_room(e: OSError) -> TemporaryFolderError:
 
 
 READING_FILE = ".sigpipe-reading"  # in OUT: what a run in one process is reading, and what killed such a run
-MAX_READING_BYTES = 1 << 20
+MAX_READING_BYTES = 16 << 20  # 1000 deep paths of CJK names fit
 
 
 MAX_SUSPECTS = 1000  # documents remembered at the most (the latest): a record that cannot grow for ever
@@ -1054,9 +1054,10 @@ class _Suspects:
             return cls(path, entries)
         try:
             if stat.S_ISREG(os.fstat(fd).st_mode):  # a folder or a FIFO of that name: no record
-                data = json.loads(os.read(fd, MAX_READING_BYTES).decode("utf-8"))
-                found = [*data.get("suspects", []), *([data["reading"]] if data.get("reading") else [])]
-                entries = [(str(n), str(d)) for n, d in found]  # the one being read: killed while it read it
+                data = json.loads(os.read(fd, MAX_READING_BYTES).decode("utf-8", "surrogateescape"))
+                found = data.get("suspects", [])
+                found = [*(found if isinstance(found, list) else []), data.get("reading")]  # killed reading it
+                entries = [e for e in map(_suspect, found) if e is not None]
         except (OSError, ValueError, AttributeError, TypeError, KeyError, RecursionError):
             pass
         finally:
@@ -1072,9 +1073,11 @@ class _Suspects:
         self.save()
 
     def crashed(self, task: _Task) -> None:
-        """``task`` killed the worker process reading it."""
+        """``task`` killed the worker process reading it: recorded at once (a run stopped after it kept it in
+        memory only, a retest)."""
         if not self.suspected(task):
             self.entries = [*self.entries, (task.name, task.sha256 or "")][-MAX_SUSPECTS:]
+            self.save()
 
     def cleared(self, task: _Task) -> None:
         """``task`` was read in a worker process without it dying: no longer a suspect."""
@@ -1086,16 +1089,21 @@ class _Suspects:
                 if self.path.is_file() and not self.path.is_symlink():
                     self.path.unlink()
             return
-        data = json.dumps({"reading": self._now, "suspects": self.entries}).encode("utf-8")
-        new = self.path.with_name(self.path.name + TMP_SUFFIX)
+        data = json.dumps({"reading": self._now, "suspects": self.entries}, ensure_ascii=False).encode("utf-8",
+                                                                                                  "surrogateescape")
         with contextlib.suppress(OSError):  # (a full disk: the run stops on its next report anyway)
-            new.unlink(missing_ok=True)
-            fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+            # a name of its own (a folder planted at a fixed one turned the record off, a retest); one a kill leaves
+            # is removed with the run's other temporaries
+            fd, new = tempfile.mkstemp(dir=self.path.parent, prefix=f"{self.path.name}.", suffix=TMP_SUFFIX)
             try:
                 os.write(fd, data)  # no sync: a process's death, not the machine's, is the case
             finally:
                 os.close(fd)
-            os.replace(new, self.path)
+            try:
+                os.replace(new, self.path)
+            except OSError:
+                os.unlink(new)
+                raise
 
 
 class NoWorkerProcesses(ModelError):
@@ -1105,6 +1113,15 @@ class NoWorkerProcesses(ModelError):
         super().__init__(f"cannot start worker processes ({why}): run with --workers 1 and no --timeout, or give the "
                          "run a writable /dev/shm")
         self.why = why
+
+
+def _suspect(entry: object) -> tuple[str, str] | None:
+    """A record's entry as ``(name, sha256)``: ``[name, sha256]``, or a name alone (the record's first form)."""
+    if isinstance(entry, str):
+        return entry, ""
+    if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str):
+        return entry[0], entry[1] if isinstance(entry[1], str) else ""
+    return None
 
 
 def _check_temporary_folder() -> None:

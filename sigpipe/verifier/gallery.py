@@ -32,6 +32,7 @@ from sigpipe._files import (
     MAX_DOCUMENT_BYTES,
     UNREAD_DOCUMENTS,
     CopyError,
+    holds_image,
     private_copy,
     readable_by_all,
     trusted_cache,
@@ -628,10 +629,9 @@ def _image_inside(p: Path) -> bool:
     """Whether the file ``p`` holds a PNG, JPEG, TIFF or BMP image by its first bytes, whatever its name says."""
     try:
         with open(p, "rb") as f:
-            head = f.read(8)
+            return holds_image(f.read(16))
     except OSError:
         return False
-    return head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM"))
 
 
 def signature_image(f: Path, channel: str = "luma", read: Callable[..., np.ndarray] = read_gray) -> np.ndarray | None:

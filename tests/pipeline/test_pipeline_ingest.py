@@ -717,6 +717,7 @@ def test_a_pdf_page_whose_scan_cannot_be_decoded_fails_not_unsigned(tmp_path: Pa
         "brotli.pdf": ("/BrotliDecode", flate, 8, "BrotliDecode, which this reader cannot decode"),
         "jpx.pdf": ("/JPXDecode", b"\x97garbage" * 50, 8, "cannot be decoded"),
         "jpx_bates.pdf": ("/JPXDecode", b"\x97garbage" * 50, 8, "cannot be decoded"),  # a mark in a corner too
+        "jpeg_garbage.pdf": ("/DCTDecode", b"\x97garbage" * 50, 8, "cannot be decoded"),
     }
     for name, (filters, data, bits, why) in cases.items():
         extra = b"0 0 0 rg 180 5 40 6 re f" if "bates" in name else b""

@@ -414,7 +414,7 @@ def test_a_document_that_killed_a_one_process_run_is_read_last_in_a_process_of_i
                       DoubleModels(verifier_manifest, crash_on_black=True))
         assert s.documents == 6 and sorted((f.document, f.kind) for f in s.failures) == [
             (" b_poison.png", "worker_crashed"), ("e_poison.png", "worker_crashed")]
-        assert any("2 document(s) killed an earlier run" in w and "e_poison.png" in w for w in s.warnings)
+        assert any("2 document(s) killed a process reading them" in w and "e_poison.png" in w for w in s.warnings)
         assert (out / "summary.json").is_file()
     # a suspect renamed is one still (by its contents), and a night with workers remembers its crash too: a one-process
     # run after it reads it apart (both killed the runs again, a retest)
@@ -428,7 +428,7 @@ def test_a_document_that_killed_a_one_process_run_is_read_last_in_a_process_of_i
     again = run_batch(RunConfig(scans=scans, refs=refs, out=out, cache=cache, progress=False),
                       DoubleModels(verifier_manifest))  # read apart without dying: no longer suspects
     assert again.failed == 0 and not (out / ".sigpipe-reading").exists()
-    assert not any("killed an earlier run" in w for w in run_batch(
+    assert not any("killed a process" in w for w in run_batch(
         RunConfig(scans=scans, refs=refs, out=out, cache=cache, progress=False), DoubleModels(verifier_manifest),
     ).warnings)
 
@@ -1003,3 +1003,24 @@ def test_without_worker_processes_a_document_that_killed_a_run_fails_and_the_nig
     # kept: gone.pdf too, absent tonight (another SCANS into the same OUT forgot it, and the next night was killed)
     assert json.loads((out / ".sigpipe-reading").read_text()) == {"reading": None,
                                                                  "suspects": [["gone.pdf", ""], ["b.pdf", ""]]}
+
+
+def test_the_suspects_record_keeps_what_it_can_read_and_is_written_at_once(tmp_path: Path):
+    """A retest: one entry of the wrong shape, or a record of the day's first form (names alone), lost the whole
+    record and the killer killed the run again; a worker's crash was kept in memory only, lost when the run was then
+    stopped; a folder planted at the fixed temporary name turned the record off."""
+    import json
+
+    from sigpipe.pipeline.runner import READING_FILE, _Suspects, _Task
+
+    (tmp_path / READING_FILE).write_text(json.dumps({"reading": "old_form.pdf", "suspects": [
+        ["a.pdf", "1" * 64], ["short"], ["x", "y", "z"], [1, 2], "plain.pdf", ["n.pdf", None]]}))
+    record = _Suspects.load(tmp_path)
+    assert record.entries == [("a.pdf", "1" * 64), ("plain.pdf", ""), ("n.pdf", ""), ("old_form.pdf", "")]
+    renamed = _Task("renamed.pdf", str(tmp_path / "renamed.pdf"), None, "1" * 64, {})
+    assert record.suspected(renamed) and not record.suspected(_Task("b.pdf", "", None, "2" * 64, {}))
+    (tmp_path / f"{READING_FILE}.sigpipe-tmp").mkdir()  # planted where a fixed temporary name would go
+    crash = _Task("c.pdf", str(tmp_path / "c.pdf"), None, "3" * 64, {})
+    record.crashed(crash)  # written at once
+    assert ["c.pdf", "3" * 64] in json.loads((tmp_path / READING_FILE).read_text())["suspects"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [READING_FILE, f"{READING_FILE}.sigpipe-tmp"]
