@@ -662,9 +662,10 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
                             f"{config.out} or its worker (out of memory? a crash? or stopped by SIGKILL): {shown}; "
                             "each is read last, in a process of its own (with --timeout every document is)")
             log.warning("%s", warnings[-1])
+        apart = {t.name for t in pooled}
         try:
             for task in tasks:
-                if task in pooled:
+                if task.name in apart:
                     continue
                 killers.reading(task)
                 report = predictor(task.path, relative=task.name, claimed=task.claimed, sha256=task.sha256,
@@ -688,11 +689,13 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
                 for group in ([t] for t in pooled) if isolated else [pooled]:
                     for report in _run_pool(group, workers, init, config.timeout):
                         _record(outcome, config.out, replace(report, **drawn(report.document.path)), progress)
-                        task = by_name[report.document.path]
+                        done = by_name.get(report.document.path)
+                        if done is None:
+                            continue
                         if report.error is not None and report.error.kind == WorkerCrashError.kind:
-                            killers.crashed(task)  # (with --workers or --timeout too: tomorrow's may run in one)
+                            killers.crashed(done)  # (with --workers or --timeout too: tomorrow's may run in one)
                         else:
-                            killers.cleared(task)
+                            killers.cleared(done)
         except (NoWorkerProcesses, TemporaryFolderError) as e:  # (/dev/shm, TMPDIR): the night goes on all the same
             if not isolated:
                 raise
