@@ -42,7 +42,7 @@ from sigpipe.pipeline.errors import (
     UnreadableFileError,
     UnsupportedFormatError,
 )
-from sigpipe.pipeline.placed import PlacedMarks, read_placed
+from sigpipe.pipeline.placed import PlacedMarks, read_placed, wide_string
 
 log = logging.getLogger(__name__)
 
@@ -312,8 +312,6 @@ def iter_pages(path: str | Path, config: IngestConfig = IngestConfig()) -> Itera
         )
 
 
-
-
 def reads_as_pdf(path: Path) -> bool:
     """Whether :func:`iter_pages` reads ``path`` as a PDF: by its first bytes (a PDF saved as ``.tif``, a PNG saved as
     ``.pdf``), else by its suffix.
@@ -506,13 +504,7 @@ def _is_comment(annot: Any, kind: int, kinds: set[int], raw: Any) -> bool:
         opacity = ctypes.c_float(1.0)
         return bool(raw.FPDFAnnot_GetNumberValue(annot, b"CA", ctypes.byref(opacity))) and opacity.value < 1.0
     if kind == raw.FPDF_ANNOT_STAMP:
-        n = raw.FPDFAnnot_GetStringValue(annot, b"Name", None, 0)
-        if n <= 2:
-            return False
-        buf = ctypes.create_string_buffer(n)
-        raw.FPDFAnnot_GetStringValue(annot, b"Name", ctypes.cast(buf, ctypes.POINTER(ctypes.c_ushort)), n)
-        name = buf.raw[:n - 2].decode("utf-16-le", "replace")
-        return name in REVIEW_STAMPS
+        return wide_string(lambda b, n: raw.FPDFAnnot_GetStringValue(annot, b"Name", b, n)) in REVIEW_STAMPS
     return False
 
 
@@ -546,10 +538,9 @@ def undecodable_image(page: Any, rendered: np.ndarray) -> str | None:
     :data:`MIN_CHECKED_PIXELS`: an encoding PDFium lacks, always (no decoding needed to tell); one it fails to decode
     when the page came out mostly blank (``rendered``, :func:`_mostly_blank`; a Bates number or a scanner's footer
     over the missing scan hid it from a first version, a retest), so that a page showing its scan is not decoded
-    twice. An image
-    cut short is drawn in part, and is not told from a whole one here (a stream's length depends on its bits per
-    component, which PDFium does not report, and a JPEG without its end marker is often whole). The caller holds
-    :data:`PDFIUM_LOCK`."""
+    twice. An image cut short is drawn in part, and is not told from a whole one here (a stream's length depends on
+    its bits per component, which PDFium does not report, and a JPEG without its end marker is often whole). The
+    caller holds :data:`PDFIUM_LOCK`."""
     import pypdfium2 as pdfium
     import pypdfium2.raw as raw
 

@@ -277,10 +277,10 @@ def _field_conformed(page: Any, form: Any, raw: Any, to_pixels: Any) -> list[tup
     out: list[tuple[Box | None, str]] = []
     for annot, sub, rect in _shown_annotations(page, raw):
         if sub == raw.FPDF_ANNOT_FREETEXT:
-            value = _wide_string(lambda b, n, a=annot: raw.FPDFAnnot_GetStringValue(a, b"Contents", b, n))
+            value = wide_string(lambda b, n, a=annot: raw.FPDFAnnot_GetStringValue(a, b"Contents", b, n))
         elif sub == raw.FPDF_ANNOT_WIDGET and form is not None and \
                 raw.FPDFAnnot_GetFormFieldType(form.raw, annot) == raw.FPDF_FORMFIELD_TEXTFIELD:
-            value = _wide_string(lambda b, n, a=annot: raw.FPDFAnnot_GetFormFieldValue(form.raw, a, b, n))
+            value = wide_string(lambda b, n, a=annot: raw.FPDFAnnot_GetFormFieldValue(form.raw, a, b, n))
         else:
             continue
         text = "\r\n".join(value.splitlines())  # lines as a page's text has them
@@ -290,7 +290,7 @@ def _field_conformed(page: Any, form: Any, raw: Any, to_pixels: Any) -> list[tup
     return out
 
 
-def _wide_string(get: Any) -> str:
+def wide_string(get: Any) -> str:
     """A UTF-16 string from a PDFium getter ``get(buffer, length in bytes) -> length needed``."""
     n = get(None, 0)
     if n <= 2:

@@ -23,7 +23,7 @@ import os
 import re
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,7 +48,6 @@ from sigpipe.pipeline.report import (
     SignatureResult,
     read_report,
     remove_stale_temporaries,
-    report_path,
     write_bytes_atomic,
 )
 from sigpipe.verifier.gallery import SpecimenLoader, person_dirs, specimen_crops, specimen_files
@@ -344,26 +343,17 @@ def suspect_files(out: Path) -> set[str]:
         return set()
 
 
-def reportless_failures(out: Path) -> list[tuple[str, str, str]]:
-    """``(document, error kind, message)`` of the failures ``out``'s summary lists that have no report file: a
-    report the file system refused (a name a Windows share forbids, one that is another's there), a folder that
-    could not be read. Empty without a summary."""
+def reportless_failures(out: Path, reported: Collection[str]) -> list[tuple[str, str, str]]:
+    """``(document, error kind, message)`` of the failures ``out``'s summary lists whose document has no report of
+    its own among ``reported`` (the documents the reports read name): a report the file system refused (a name a
+    Windows share forbids, one that is another's there: Cheque.png's file holds cheque.png's report), one too long a
+    name for it, a folder that could not be read. Empty without a summary."""
     try:
         data = json.loads((out / SUMMARY_JSON).read_text(encoding="utf-8"))
         failures = [(str(f["document"]), str(f["kind"]), str(f["message"])) for f in data.get("failures", [])]
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return []
-    return [f for f in failures if _report_of(out, f[0]) is None]
-
-
-def _report_of(out: Path, document: str) -> DocumentReport | None:
-    """``document``'s report in ``out``, or None: no such file (one too long a name for the file system), or the
-    file holds another document's report (an OUT that ignores case: Cheque.png's file is cheque.png's too)."""
-    try:
-        report = read_report(report_path(out, document))
-    except (OSError, ValueError):  # a name no path can hold
-        return None
-    return report if report is not None and report.document.path == document else None
+    return [f for f in failures if f[0] not in reported]
 
 
 def _is_suspect(reference: str, suspects: set[str]) -> bool:
@@ -853,8 +843,8 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
             continue
         sheets += done
         problems += [(doc, why) for why in missing]
-    listed = {doc for doc, _, _ in failed}
-    failed += [f for f in reportless_failures(out) if f[0] not in listed]  # no report to read, but failed all the same
+    reported = {report.document.path for _, report in found if report is not None}
+    failed += reportless_failures(out, reported)  # no report to read, but failed all the same
     sheets.sort(key=lambda s: (s.order, s.margin, s.document, s.number))
     if earlier_review:
         _remove_stale_sheets(to, {s.file for s in sheets}, folding[0] if folding else None)

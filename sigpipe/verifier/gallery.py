@@ -33,6 +33,7 @@ from sigpipe._files import (
     UNREAD_DOCUMENTS,
     CopyError,
     holds_image,
+    open_regular,
     private_copy,
     readable_by_all,
     trusted_cache,
@@ -628,7 +629,7 @@ def specimen_files(person_dir: Path, problems: dict[Path, str] | None = None) ->
 def _image_inside(p: Path) -> bool:
     """Whether the file ``p`` holds a PNG, JPEG, TIFF or BMP image by its first bytes, whatever its name says."""
     try:
-        with open(p, "rb") as f:
+        with open_regular(p) as f:  # (a FIFO so named would block a plain open for ever)
             return holds_image(f.read(16))
     except OSError:
         return False
