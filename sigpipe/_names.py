@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 
 def readable(name: str) -> str:
@@ -17,7 +18,25 @@ def readable(name: str) -> str:
         name.encode("utf-8")
         return name
     except UnicodeEncodeError:
-        return os.fsencode(name).decode("utf-8", "backslashreplace")
+        try:
+            return os.fsencode(name).decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:  # a surrogate no file name's byte gives (\ud800): written as its escape
+            return name.encode("utf-8", "backslashreplace").decode("ascii")
+
+
+def json_text(value: Any) -> Any:
+    """``value`` (what a report or summary is written from: dicts, lists, strings, numbers) with every string, key
+    or value, :func:`readable`. A path typed on the command line or found in a folder name that is not UTF-8 (a
+    Latin-1 share) reaches messages as lone surrogates, which ``json.dumps`` writes as ``\\udce9``: strict
+    consumers refuse such a file (PostgreSQL's ``jsonb``: "Unicode low surrogate must follow a high surrogate"), and
+    the name was already written as ``\\xe9`` in the same file's other fields."""
+    if isinstance(value, str):
+        return readable(value)
+    if isinstance(value, dict):
+        return {json_text(k): json_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_text(v) for v in value]
+    return value
 
 
 _ESCAPED_BYTE = re.compile(rb"\\x([0-9a-f]{2})")

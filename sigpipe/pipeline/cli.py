@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from sigpipe._names import json_text
 from sigpipe.errors import SigpipeError
 from sigpipe.pipeline.ingest import DEFAULT_DPI, MAX_DOCUMENT_PAGES, PDF_BACKENDS
 from sigpipe.pipeline.progress import printable, silence
@@ -266,7 +267,7 @@ def orientation_eval(dirs: tuple[Path, ...], weights: Path | None) -> None:
         raise UsageFailure(str(e)) from e
     if not result.get("pages"):
         raise UsageFailure(f"no pages found in {', '.join(map(str, dirs))}: nothing to evaluate")
-    click.echo(json.dumps(result))
+    click.echo(json.dumps(json_text(result)))
 
 
 @click.command("check-refs")
@@ -309,7 +310,7 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
     empty = [p for p in gallery.folders if p not in gallery.embeddings
              and not any(Path(f).is_relative_to(refs / p) for f in gallery.errors)]
     if as_json:
-        click.echo(json.dumps({
+        click.echo(json.dumps(json_text({
             "people": len(gallery.people),
             "specimens": {p: len(gallery.embeddings[p]) for p in gallery.people},
             "reference_errors": [{"file": k, "message": v} for k, v in sorted(gallery.errors.items())],
@@ -319,7 +320,7 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
             "warnings": gallery.warnings,
             "outlier_margin": verifier.rule.outlier_margin,
             "models": model_idents(detector, verifier),
-        }, indent=2))
+        }), indent=2))
     else:
         for f, why in sorted(gallery.errors.items()):
             click.echo(f"unusable  {f}: {why}")
@@ -500,11 +501,11 @@ def cache_info(as_json: bool) -> None:
     t_files, t_bytes = _tree_size(cache_dir() / "verifier")
     keys = len({f.name.split("-", 1)[0] for f in entries})
     if as_json:
-        click.echo(json.dumps({"folder": str(cache_dir()),
+        click.echo(json.dumps(json_text({"folder": str(cache_dir()),
                                "references": {"folder": str(gallery), "entries": len(entries), "files": g_files,
                                               "bytes": g_bytes, "model_keys": keys},
                                "training": {"folder": str(cache_dir() / "verifier"), "files": t_files,
-                                            "bytes": t_bytes}}, indent=2))
+                                            "bytes": t_bytes}}), indent=2))
         return
     click.echo(f"cache folder: {cache_dir()}")
     click.echo(f"references:   {len(entries)} specimen entries, {_mb(g_bytes)}, of {keys} model/rendering "
@@ -538,7 +539,8 @@ def cache_prune(refs: tuple[Path, ...], dry_run: bool, unused_days: int | None, 
     except SigpipeError as e:
         raise UsageFailure(str(e)) from e
     if as_json:
-        click.echo(json.dumps({**result.to_dict(), "dry_run": dry_run, "folder": str(gallery_cache())}, indent=2))
+        click.echo(json.dumps(json_text({**result.to_dict(), "dry_run": dry_run, "folder": str(gallery_cache())}),
+                              indent=2))
     else:
         for f in result.unreadable:
             click.echo(f"unreadable {f}: its cache entry, if any, is removed", err=True)

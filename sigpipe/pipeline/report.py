@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sigpipe._names import json_text
 from sigpipe.pipeline.claims import (
     Claim,
     Mandate,
@@ -487,7 +488,7 @@ class DocumentReport:
             raise ValueError(f"malformed report: {e!r}") from e
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+        return json.dumps(json_text(self.to_dict()), indent=2) + "\n"
 
 
 def _claim_from(d: dict[str, Any]) -> Claim | None:
@@ -857,7 +858,7 @@ def write_summary(out: Path, summary: RunSummary, reports: Iterable[DocumentRepo
     js, cs = out / SUMMARY_JSON, out / SUMMARY_CSV
     write_text_atomic(cs, summary_csv(reports))
     try:
-        write_text_atomic(js, json.dumps(summary.to_dict(), indent=2) + "\n")
+        write_text_atomic(js, json.dumps(json_text(summary.to_dict()), indent=2) + "\n")
     except BaseException:
         with contextlib.suppress(OSError):
             cs.unlink()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from sigpipe._cli import BadInput, fail, out_folder
+from sigpipe._names import json_text
 from sigpipe._training import TRAINING_PRECISIONS
 from sigpipe._warnings import ignoring
 from sigpipe.errors import InputError, ModelError, SigpipeError
@@ -507,7 +508,7 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
         if orientation:
             out["orientation"] = orientation
     if as_json:
-        click.echo(json.dumps(out))
+        click.echo(json.dumps(json_text(out)))
     else:
         where = ""
         if found.bbox is not None:

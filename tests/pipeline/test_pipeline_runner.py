@@ -1024,3 +1024,24 @@ def test_the_suspects_record_keeps_what_it_can_read_and_is_written_at_once(tmp_p
     record.crashed(crash)  # written at once
     assert ["c.pdf", "3" * 64] in json.loads((tmp_path / READING_FILE).read_text())["suspects"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [READING_FILE, f"{READING_FILE}.sigpipe-tmp"]
+
+
+def test_paths_that_are_not_utf8_reach_no_json_as_lone_surrogates(batch: dict[str, Path], verifier_manifest: Path,
+                                                                   tmp_path: Path):
+    # a claims file and REFS in folders named in Latin-1 (an old share): their paths go into warnings, messages and
+    # reference errors. Written as "\udce9", PostgreSQL's jsonb refused the whole summary
+    latin = Path(os.fsdecode(bytes(tmp_path) + b"/d\xe9"))
+    latin.mkdir()
+    claims = latin / "claims.csv"
+    claims.write_bytes(batch["claims"].read_bytes())
+    refs = latin / "refs"
+    batch["refs"].rename(refs)
+    s = run_batch(config(batch, claims=claims, refs=refs), DoubleModels(verifier_manifest))
+    assert s.warnings and s.failed
+    for f in [batch["out"] / "summary.json", *batch["out"].rglob("*.json")]:
+        text = f.read_text(encoding="ascii")  # ensure_ascii: escapes only
+        assert "\\ud" not in text.lower(), f
+        json.dumps(json.loads(text)).encode("utf-8")  # every string valid Unicode
+    summary = json.loads((batch["out"] / "summary.json").read_text())
+    assert any("d\\xe9" in e["file"] for e in summary["reference_errors"])  # as names are written everywhere
+    assert any("d\\xe9" in w for w in summary["warnings"])
