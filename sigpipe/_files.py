@@ -35,6 +35,10 @@ UNREAD_DOCUMENTS = {
     ".rtf": ("an RTF document", _PRINT), ".xps": ("an XPS document", _PRINT), ".oxps": ("an XPS document", _PRINT),
     ".eml": ("an e-mail", _ATTACHMENTS), ".msg": ("an Outlook e-mail", _ATTACHMENTS),
     ".zip": ("a ZIP archive", _EXTRACT), ".7z": ("a 7-Zip archive", _EXTRACT), ".rar": ("a RAR archive", _EXTRACT),
+    ".ps": ("a PostScript file", _PRINT), ".eps": ("an EPS file", _PRINT),
+    # a contract signed digitally in an envelope (CAdES, Italy's and the EU's courts): the PDF is inside
+    ".p7m": ("a signed envelope (CAdES .p7m)", "take the signed PDF out of it first (openssl cms -verify -noverify "
+             "-inform DER -in FILE.p7m -out FILE.pdf) and put that in SCANS"),
 }
 
 

@@ -22,6 +22,10 @@ from sigpipe.errors import InputError
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
+# What documents and specimens are read as besides (sigpipe run, verify, REFS; corpora and training sets keep the names
+# above, which Ultralytics' loaders read too): JPEG's other names (Windows saves a JPEG from the web as .jfif), a
+# Windows bitmap's .dib and the Netpbm files Linux scanning writes (SANE's scanimage). Passed over before, unsaid.
+READ_IMAGE_SUFFIXES = IMAGE_SUFFIXES | {".jpe", ".jfif", ".jif", ".dib", ".pbm", ".pgm", ".ppm", ".pnm"}
 # Decompression-bomb guard of read_gray: an image declaring more pixels is refused before it is decoded. The same
 # limit as a document page's (sigpipe.pipeline.ingest.MAX_PAGE_PIXELS, which imports this module: so defined here):
 # a specimen may be a whole scanned page (an A4 page at 600 dpi is ~35 Mpx).

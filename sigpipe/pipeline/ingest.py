@@ -29,7 +29,7 @@ from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
 from sigpipe._files import MAX_DOCUMENT_BYTES, UNREAD_DOCUMENTS, holds_image, open_regular, visible_files
 from sigpipe._names import readable
 from sigpipe._warnings import ignoring
-from sigpipe.datasets.corpus import IMAGE_SUFFIXES, on_white, to_8bit  # documents and references: the same images
+from sigpipe.datasets.corpus import READ_IMAGE_SUFFIXES, on_white, to_8bit  # documents and references: the same images
 from sigpipe.pipeline.errors import (
     CorruptImageError,
     CorruptPdfError,
@@ -47,7 +47,7 @@ from sigpipe.pipeline.placed import PlacedMarks, read_placed, wide_string
 log = logging.getLogger(__name__)
 
 PDF_SUFFIXES = frozenset({".pdf"})
-SCAN_SUFFIXES = PDF_SUFFIXES | IMAGE_SUFFIXES
+SCAN_SUFFIXES = PDF_SUFFIXES | READ_IMAGE_SUFFIXES
 PDF_BACKENDS = ("pypdfium2", "pdf2image")
 DEFAULT_DPI = 200
 # Decompression-bomb guard: a page over this many pixels is refused (an A4 page at 600 dpi is ~35 Mpx).
@@ -287,7 +287,7 @@ def iter_pages(path: str | Path, config: IngestConfig = IngestConfig()) -> Itera
     kind = _sniff(path)
     if kind == "empty":
         raise EmptyDocumentError("the file is empty (0 bytes)")
-    if kind == "pdf" and suffix not in PDF_SUFFIXES or kind == "image" and suffix not in IMAGE_SUFFIXES:
+    if kind == "pdf" and suffix not in PDF_SUFFIXES or kind == "image" and suffix not in READ_IMAGE_SUFFIXES:
         # a scan misnamed, or an upload a service saved under a name of its own (`tmpk3x9.upload`)
         if suffix in SCAN_SUFFIXES:
             log.info("%s: its content is %s whatever its name; read as such", path.name,
@@ -298,14 +298,14 @@ def iter_pages(path: str | Path, config: IngestConfig = IngestConfig()) -> Itera
             yield from _pdf_pages_poppler(path, config)
         else:
             yield from _pdf_pages_pdfium(path, config)
-    elif suffix in IMAGE_SUFFIXES:  # a TIFF of more frames is refused before any is read (--pages: as they come)
+    elif suffix in READ_IMAGE_SUFFIXES:  # a TIFF of more frames is refused before any is read (--pages: as they come)
         for n, page in enumerate(_image_pages(path, config), 1):
             if n > config.max_pages:
                 raise too_many_pages(n, config.max_pages)
             yield page
     elif suffix in UNREAD_DOCUMENTS:
         what, todo = UNREAD_DOCUMENTS[suffix]
-        raise UnsupportedFormatError(f"{what}: sigpipe reads PDF, TIFF, PNG, JPEG and BMP files; {todo}")
+        raise UnsupportedFormatError(f"{what}: sigpipe reads PDF, TIFF, PNG, JPEG, BMP and Netpbm files; {todo}")
     else:
         raise UnsupportedFormatError(
             f"unsupported file type {path.suffix!r}: expected one of {', '.join(sorted(SCAN_SUFFIXES))}"

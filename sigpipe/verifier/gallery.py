@@ -41,7 +41,7 @@ from sigpipe._files import (
 )
 from sigpipe._names import readable
 from sigpipe._ultralytics import cache_dir
-from sigpipe.datasets.corpus import IMAGE_SUFFIXES, read_gray
+from sigpipe.datasets.corpus import READ_IMAGE_SUFFIXES, read_gray
 from sigpipe.errors import InputError, SigpipeError
 from sigpipe.verifier.decide import aggregate_groups, distances, reference_spread
 from sigpipe.verifier.verifier import Decision, Verifier
@@ -49,7 +49,7 @@ from sigpipe.weights import new_file_mode, sha256_file
 
 log = logging.getLogger(__name__)
 
-SPECIMEN_SUFFIXES = IMAGE_SUFFIXES | {".pdf"}
+SPECIMEN_SUFFIXES = READ_IMAGE_SUFFIXES | {".pdf"}
 ENROLL_BATCH = 128  # specimen crops embedded per forward pass at enrolment
 SHORTLIST = 3  # one-to-many with a second stage: the people it re-scores, best by Siamese margin
 # When a specimen image is a page (cropped by the detector) rather than a signature crop: see looks_like_page. Part of
@@ -616,7 +616,7 @@ def specimen_files(person_dir: Path, problems: dict[Path, str] | None = None) ->
         if p.suffix.lower() in UNREAD_DOCUMENTS and problems is not None and not p.name.startswith("~$"):
             what, todo = UNREAD_DOCUMENTS[p.suffix.lower()]  # a phone's photo of a specimen card, say
             todo = todo.replace("into SCANS and move", "here and move")
-            problems[p] = f"{what}, not read as a specimen (PDF, TIFF, PNG, JPEG and BMP are): {todo}"
+            problems[p] = f"{what}, not read as a specimen (PDF, TIFF, PNG, JPEG, BMP and Netpbm are): {todo}"
         if p.suffix.lower() not in SPECIMEN_SUFFIXES:
             continue
         if p.is_file():

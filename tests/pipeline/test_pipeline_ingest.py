@@ -81,12 +81,33 @@ def test_discovery_is_recursive_case_insensitive_and_skips_hidden(tmp_path: Path
     assert found == ["B.PDF", "a.pdf", "cheque.HEIC", "f.jpeg", "g.png", "scan.BMP", "scan.gif", "sub/c.Tiff",
                      "sub/d.tif", "sub/deep/e.JPG"]
     with pytest.raises(UnsupportedFormatError, match="a HEIC photo .an iPhone's.: sigpipe reads PDF, TIFF, PNG, "
-                                                     "JPEG and BMP files; convert it to JPEG or PDF"):
+                                                     "JPEG, BMP and Netpbm files; convert it to JPEG or PDF"):
         list(iter_pages(tmp_path / "cheque.HEIC"))
     (bmp,) = iter_pages(tmp_path / "scan.BMP")
     assert np.array_equal(bmp.image[..., 0], page)
     single = tmp_path / "g.png"
     assert discover_scans(single) == [single] and relative_name(single, single) == "g.png"
+
+
+def test_jpeg_bitmap_and_netpbm_files_under_their_other_names_are_documents(tmp_path: Path):
+    # Windows saves a JPEG from the web as .jfif, Linux scanning (scanimage) writes .pnm: both were passed over
+    page = page_with([(scribble(SIG_A), 100, 100)])
+    Image.fromarray(page).save(tmp_path / "cheque.jfif", format="JPEG", quality=95)
+    Image.fromarray(page).save(tmp_path / "scan.pnm", format="PPM")
+    Image.fromarray(page).convert("1").save(tmp_path / "fax.PBM", format="PPM")
+    Image.fromarray(page).save(tmp_path / "old.dib", format="BMP")
+    (tmp_path / "contract.pdf.p7m").write_bytes(b"0\x80\x06\x09*\x86H\x86\xf7\r\x01\x07\x02")
+    (tmp_path / "draft.ps").write_bytes(b"%!PS-Adobe-3.0\n")
+    found = [relative_name(p, tmp_path) for p in discover_scans(tmp_path)]
+    assert found == ["cheque.jfif", "contract.pdf.p7m", "draft.ps", "fax.PBM", "old.dib", "scan.pnm"]
+    for name in ("cheque.jfif", "scan.pnm", "old.dib"):
+        (p,) = iter_pages(tmp_path / name)
+        assert p.image.shape[:2] == page.shape and np.abs(p.image[..., 0].astype(int) - page).mean() < 3, name
+    (fax,) = iter_pages(tmp_path / "fax.PBM")
+    assert fax.image.shape[:2] == page.shape
+    with pytest.raises(UnsupportedFormatError, match=r"a signed envelope .*openssl cms"):
+        list(iter_pages(tmp_path / "contract.pdf.p7m"))
+    assert kind_of(tmp_path / "draft.ps") == "unsupported_format"
 
 
 def test_discovery_follows_linked_folders_once_and_keeps_broken_links(tmp_path: Path):
