@@ -51,6 +51,7 @@ from sigpipe._files import (
     remove_stale_copies,
     remove_stale_folders,
     temporary_folder,
+    visible_files,
 )
 from sigpipe._onnx import REQUESTED_PRECISIONS, native_bf16
 from sigpipe.errors import InputError, ModelError
@@ -504,6 +505,11 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
                     if n not in claims and n not in refused}
     if not Path(config.refs).is_dir():
         raise InputError(f"references folder not found: {config.refs}")
+    if not any(visible_files(Path(config.refs), lambda e: None)):  # (a folder it cannot list is said at enrolment)
+        # a share that is not mounted leaves its empty mount point: every signature no_reference, every document to
+        # review, and exit 0, which a scheduler read as a good night
+        raise InputError(f"the references folder {config.refs} holds no file: nothing to verify the signatures "
+                         "against (a share not mounted?); put each person's specimens in REFS/<person>/")
 
     cores = config.threads or available_cores()
     provider: ModelProvider = models or ManifestModels(config.detector_weights, config.verifier_weights,

@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 from pipeline_doubles import SIG_A, SIG_B, DoubleModels, page_with, save_image, save_pdf, scribble
 
+from sigpipe.errors import InputError
 from sigpipe.pipeline.errors import ClaimsError, MissingDependencyError, NoDocumentsError, OutputBusyError
 from sigpipe.pipeline.ingest import poppler_available
 from sigpipe.pipeline.report import READER_REVISION, TMP_SUFFIX, load_schema, out_lock, read_report
@@ -306,12 +307,23 @@ def test_usage_errors(batch: dict[str, Path], verifier_manifest: Path, tmp_path:
     assert not batch["out"].exists()  # nothing written before the inputs were checked
 
 
-def test_empty_references_make_every_signature_no_reference(batch: dict[str, Path], verifier_manifest: Path,
-                                                            tmp_path: Path):
-    (tmp_path / "norefs").mkdir()
+def test_references_without_a_usable_specimen_make_every_signature_no_reference(batch: dict[str, Path],
+                                                                              verifier_manifest: Path, tmp_path: Path):
+    (tmp_path / "norefs" / "alice").mkdir(parents=True)
+    (tmp_path / "norefs" / "alice" / "a1.png").write_bytes(b"not an image")
     s = run_batch(config(batch, refs=tmp_path / "norefs", claims=None), DoubleModels(verifier_manifest))
     assert s.signature_verdicts["no_reference"] == 3 and s.people == 0
     assert s.verdicts["needs_review"] == 3 and any("no usable references" in w for w in s.warnings)
+
+
+def test_an_empty_references_folder_stops_the_run_before_anything_is_written(batch: dict[str, Path],
+                                                                            verifier_manifest: Path, tmp_path: Path):
+    # an unmounted share's mount point (a hidden file of the desktop's at most): the night was all needs_review, exit 0
+    (tmp_path / "norefs").mkdir()
+    (tmp_path / "norefs" / ".DS_Store").write_bytes(b"\0")
+    with pytest.raises(InputError, match="holds no file: nothing to verify the signatures against"):
+        run_batch(config(batch, refs=tmp_path / "norefs"), DoubleModels(verifier_manifest))
+    assert not batch["out"].exists()
 
 
 
