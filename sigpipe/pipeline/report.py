@@ -60,7 +60,7 @@ LOCK_FILE = ".sigpipe.lock"
 CSV_COLUMNS = ("document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
                "nearest_reference", "page_skew", "placed", "signers_required", "typed_name", "account",
-               "signing_rule", "amount", "currency", "amount_missing")
+               "signing_rule", "amount", "currency", "amount_missing", "error_kind")
 
 
 @dataclass(frozen=True)
@@ -804,8 +804,9 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
     people with ``;``, ``signers_required`` says how many of them a mandate asks (blank: all), ``account``
     which account the claim came from (blank: none), ``signing_rule`` a mandate's signing classes (``A+B``;
     blank: none, each person's class is in the JSON report), ``amount`` and ``currency`` the cheque's amount from
-    the claims (blank: none given, or none that can be used) and ``amount_missing`` ``true`` where the card's rules
-    over amounts wanted one (the cheque is held to all of them). Names that a
+    the claims (blank: none given, or none that can be used), ``amount_missing`` ``true`` where the card's rules
+    over amounts wanted one (the cheque is held to all of them) and ``error_kind`` a failed document's error kind
+    (``timeout`` is retried by the next run, ``corrupt_pdf`` wants the file mended). Names that a
     spreadsheet would run as a formula are escaped (:func:`_cell`)."""
     buf = io.StringIO()
     # CRLF rows, as RFC 4180 has them: a name holding a bare carriage return is then quoted (with LF rows it was not,
@@ -821,12 +822,12 @@ def summary_csv(reports: Iterable[DocumentReport]) -> str:
                   "true" if r.amount_missing else ""]
         if not r.signatures:
             w.writerow([doc, "", "", "", "", "", "", "", "", "", "", r.verdict, "", claimed, "", "", "", "", required,
-                        "", account, rule, *amount])
+                        "", account, rule, *amount, r.error.kind if r.error else ""])
         for s in r.signatures:
             w.writerow([doc, s.page, *s.bbox, _cell(s.identity or ""), _fmt(s.distance), _fmt(s.threshold),
                         _fmt(s.score), s.verdict, r.verdict, _fmt(s.detection_confidence), claimed, s.page_rotation,
                         _cell(s.nearest_reference or ""), s.page_skew, s.placed or "", required,
-                        _cell(s.typed_name or ""), account, rule, *amount])
+                        _cell(s.typed_name or ""), account, rule, *amount, ""])
     return buf.getvalue()
 
 

@@ -451,16 +451,18 @@ def test_summary_counts_and_csv():
     assert rows[0] == ["document", "page", "x1", "y1", "x2", "y2", "identity", "distance", "threshold", "score",
                        "verdict", "document_verdict", "detection_confidence", "claimed_identity", "page_rotation",
                        "nearest_reference", "page_skew", "placed", "signers_required", "typed_name", "account",
-                       "signing_rule", "amount", "currency", "amount_missing"]
+                       "signing_rule", "amount", "currency", "amount_missing", "error_kind"]
     assert rows[1] == ["a/b.pdf", "1", "10.5", "20.0", "110.25", "60.0", "alice", "0.41", "0.62", "0.87", "genuine",
-                       "forged", "0.93", "alice", "0", "alice/2019/03.png", "0.0", "", "", "", "", "", "", "", ""]
+                       "forged", "0.93", "alice", "0", "alice/2019/03.png", "0.0", "", "", "", "", "", "", "", "", ""]
     assert rows[3][13] == "" and rows[3][15] == "bob/2019/03.png"  # no claim: the nearest enrolled person's
     assert rows[4][6:] == ["carol", "", "", "", "no_reference", "needs_review", "0.93", "carol", "0", "", "0.0", "",
-                           "", "", "", "", "", "", ""]
-    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned"] + [""] * 13 and rows[6][11] == "error"
+                           "", "", "", "", "", "", "", ""]
+    assert rows[5] == ["e.jpg"] + [""] * 10 + ["unsigned"] + [""] * 14
+    # a failed document's kind: a CSV-only back office tells a timeout (retried) from a file to mend
+    assert (rows[6][11], rows[6][-1]) == ("error", "corrupt_pdf")
     assert len(rows) == 1 + 4 + 2  # 4 signatures + one row per document without signatures
     several = DocumentReport.success(DocumentInfo("c.pdf", SHA, 1), ("alice", "bob"), [], MODELS)
-    assert summary_csv([several]).splitlines()[1].endswith(",unsigned,,alice;bob,,,,,,,,,,,")
+    assert summary_csv([several]).splitlines()[1].endswith(",unsigned,,alice;bob,,,,,,,,,,,,")
     # a joint account's "either to sign": a back office sees why one signature of two made it genuine (helper)
     either = DocumentReport.success(DocumentInfo("j.pdf", SHA, 1), Mandate(("alice", "bob"), 1), [sig()], MODELS)
     row = summary_csv([either]).splitlines()[1].split(",")

@@ -74,7 +74,7 @@ def test_batch_reports_validate_and_summary_covers_everything(batch: dict[str, P
     assert d["unclaimed_documents"] == ["broken.pdf", "sub/deeper/multi.TIF", "unsigned.jpg"]
     rows = (batch["out"] / "summary.csv").read_text().splitlines()
     assert len(rows) == 1 + 3 + 2 and rows[1].startswith("alice_letter.pdf,2,")
-    assert rows[1].endswith(",alice/a1.png,0.0,,,,,,,,")  # not placed, mandate, typed name, account, rule, amount
+    assert rows[1].endswith(",alice/a1.png,0.0,,,,,,,,,")  # not placed, mandate, typed name, account, rule, amount
 
 
 def test_a_run_that_stops_on_bad_input_leaves_no_earlier_summary_in_out(batch: dict[str, Path],
