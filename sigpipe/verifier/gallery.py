@@ -54,7 +54,8 @@ ENROLL_BATCH = 128  # specimen crops embedded per forward pass at enrolment
 SHORTLIST = 3  # one-to-many with a second stage: the people it re-scores, best by Siamese margin
 # When a specimen image is a page (cropped by the detector) rather than a signature crop: see looks_like_page. Part of
 # the embedding cache's key, so specimens that an earlier rule took whole are cropped now.
-PAGE_RULE = "page-rule 2: 700x1400, or 350x800 with 60 ink marks"
+PAGE_RULE = ("page-rule 3: 700x1400, or 350x800 with 60 ink marks, counted at 200 dpi by a finer file's own; "
+             "negatives refused")
 
 
 class SpecimenLoader(Protocol):
@@ -640,9 +641,37 @@ def signature_image(f: Path, channel: str = "luma", read: Callable[..., np.ndarr
     when it is a whole page (:func:`looks_like_page`), decided on its luminance whatever the channel (red print
     counts). ``read``: :func:`read_gray` or a reader of its signature with more checks."""
     img = read(f)
-    if looks_like_page(img):
+    if looks_like_page(img, declared_dpi(f)):
         return None
+    if is_negative(img):  # its "ink" would be the paper: every genuine signature judged forged against it
+        raise InputError(f"{f}: light ink on a dark background (a negative, or a scanner's inverted export?): save it "
+                         "as dark ink on light paper")
     return img if channel == "luma" else read(f, channel)
+
+
+def declared_dpi(f: Path) -> float | None:
+    """The resolution an image file declares (the finer of its two axes), or None when it declares none, an
+    implausible one, or cannot be read."""
+    from PIL import Image
+
+    try:
+        with open_regular(f) as fh, Image.open(fh) as im:
+            dpi = im.info.get("dpi")
+        d = max(float(dpi[0]), float(dpi[1])) if isinstance(dpi, tuple) and len(dpi) == 2 else None
+    except (OSError, ValueError, TypeError, SyntaxError, ImportError, Image.DecompressionBombError):
+        return None
+    return d if d is not None and 50 <= d <= 4800 else None
+
+
+def is_negative(img: np.ndarray) -> bool:
+    """Whether a grayscale signature image is light ink on dark paper: its border and most of it dark (a signature
+    crop is mostly paper; a card's coloured or grey background stays well above this)."""
+    h, w = img.shape[:2]
+    if h < 8 or w < 8:
+        return False
+    edge = max(1, min(h, w) // 20)
+    border = np.concatenate([img[:edge].ravel(), img[-edge:].ravel(), img[:, :edge].ravel(), img[:, -edge:].ravel()])
+    return float(np.median(border)) < 96 and float(np.median(img)) < 96
 
 
 def specimen_crops(f: Path, loader: SpecimenLoader | None, channel: str = "luma") -> list[np.ndarray]:
@@ -665,14 +694,19 @@ def specimen_crops(f: Path, loader: SpecimenLoader | None, channel: str = "luma"
     return crops
 
 
-def looks_like_page(img: np.ndarray) -> bool:
+def looks_like_page(img: np.ndarray, dpi: float | None = None) -> bool:
     """Whether a grayscale specimen image is a scanned page (a letter, a cheque, a form) rather than a signature crop:
     A4 or letter-sized at 200 dpi (at least 700x1400), or cheque-sized (at least 350x800) and holding more separate
     ink marks than a signature has, i.e. printed text. Measured (session 17, docs/models.md): of the 10,260 specimens
     of the three corpora none is taken for a page (11 are cheque-sized, with at most 44 ink marks of 12 px or more;
     99% of all have at most 26), while cheques at 200 dpi have 133 or more and letters more still. A noisy, faint
-    scan can have hundreds of speck marks (two CEDAR specimens: 326 and 519), hence the size as well."""
-    short, long = sorted(img.shape[:2])
+    scan can have hundreds of speck marks (two CEDAR specimens: 326 and 519), hence the size as well.
+
+    Sizes are counted at 200 dpi when the file declares a finer ``dpi`` (never coarser: screenshots and e-signature
+    pads declare 72): a signature scanned at 600 dpi (2931x852) was taken for a page, and the detector boxed one word
+    of it (a specimen audit, session 36)."""
+    scale = min(1.0, 200.0 / dpi) if dpi else 1.0
+    short, long = sorted(round(n * scale) for n in img.shape[:2])
     if short >= 700 and long >= 1400:
         return True
     return short >= 350 and long >= 800 and ink_marks(img) >= 60

@@ -5,12 +5,13 @@ import cv2
 import jsonschema
 import numpy as np
 import pytest
+from PIL import Image
 from pipeline_doubles import SIG_A, SIG_B, InkBlobDetector, page_with, save_image, save_pdf, scribble
 
 from sigpipe.pipeline.flow import FlowConfig, SignaturePredictor, crop_box, reading_order, specimen_loader
 from sigpipe.pipeline.ingest import IngestConfig
 from sigpipe.pipeline.report import load_schema
-from sigpipe.verifier.gallery import Gallery, ink_marks, looks_like_page
+from sigpipe.verifier.gallery import Gallery, ink_marks, is_negative, looks_like_page
 from sigpipe.verifier.verifier import Verifier
 
 
@@ -317,6 +318,30 @@ def test_cheque_images_are_pages_and_signature_images_are_not():
     for y, x in rng.integers(0, (470, 600), (300, 2)):
         noisy[y:y + 4, x:x + 4] = 120
     assert ink_marks(noisy) >= 60 and not looks_like_page(noisy)
+
+
+def test_a_fine_scan_of_a_signature_is_no_page_and_a_negative_is_refused(verifier: Verifier, tmp_path: Path):
+    # a specimen audit: a signature scanned at 600 dpi (2931x852) was taken for a page, and the detector boxed one
+    # word of it; a white-on-black export made every genuine cheque forged, check-refs silent
+    fine = cv2.resize(scribble(SIG_A), (2400, 900))
+    assert looks_like_page(fine) and not looks_like_page(fine, 600.0) and looks_like_page(fine, 150.0)
+    page = np.full((3508, 2480), 250, np.uint8)  # an A4 page at 300 dpi stays a page
+    assert looks_like_page(page, 300.0)
+    refs = tmp_path / "refs"
+    (refs / "alice").mkdir(parents=True)
+    Image.fromarray(fine).save(refs / "alice" / "fine.png", dpi=(600, 600))
+    save_image(refs / "alice" / "negative.png", 255 - scribble(SIG_A))
+    save_image(refs / "alice" / "clean.png", scribble(SIG_A))
+
+    def loader(path: Path) -> list[np.ndarray]:  # pages only: the fine scan must not come here
+        raise AssertionError(path)
+
+    loader.ident = "no-pages"  # type: ignore[attr-defined]
+    g = Gallery.enroll(refs, verifier, loader=loader, cache=tmp_path / "cache")  # type: ignore[arg-type]
+    assert g.embeddings["alice"].shape[0] == 2
+    (why,) = [v for k, v in g.errors.items() if k.endswith("negative.png")]
+    assert "light ink on a dark background" in why
+    assert not is_negative(np.full((60, 200), 200, np.uint8))  # a grey e-signature pad's background is paper
 
 
 def test_a_cheque_image_among_the_specimens_is_cropped_by_the_loader(verifier: Verifier, tmp_path: Path):
