@@ -23,7 +23,7 @@ import numpy as np
 
 from sigpipe._files import CopyError, private_copy
 from sigpipe._warnings import collected
-from sigpipe.errors import SigpipeError
+from sigpipe.errors import InputError, SigpipeError
 from sigpipe.pipeline.claims import Claim, NameHints, claimants, normalise_claim
 from sigpipe.pipeline.deskew import level_crop
 from sigpipe.pipeline.errors import FileChangedError
@@ -215,10 +215,14 @@ def conformed_unboxed(page: Page, detections: Sequence[DetectionLike]) -> list[C
 @dataclass(frozen=True)
 class SpecimenCropper:
     """The pipeline's :class:`~sigpipe.verifier.gallery.SpecimenLoader` for references that are PDFs or whole pages:
-    each page goes through the detector, and its most confident detection is cropped (with ``margin``) and returned;
-    pages where nothing is detected contribute nothing, nor does a signature placed on a PDF page digitally (an
-    e-signature's typed name, a pasted picture: :mod:`sigpipe.pipeline.placed`), which is not a wet-ink specimen
-    (filed among a person's specimens, a typed adoption made typed names pass as that person's)."""
+    each page goes through the detector, and its detection is cropped (with ``margin``) and returned; pages where
+    nothing is detected contribute nothing, nor does a signature placed on a PDF page digitally (an e-signature's
+    typed name, a pasted picture: :mod:`sigpipe.pipeline.placed`), which is not a wet-ink specimen (filed among a
+    person's specimens, a typed adoption made typed names pass as that person's). A page with more than one
+    signature refuses the file (:class:`~sigpipe.errors.InputError`): which is the person's is not guessed. The most
+    confident box was taken, and an account-opening form signed by the customer and a bank officer enrolled the
+    officer's signature as the customer's only specimen: the officer's cheques came out genuine, the customer's
+    forged (a specimen audit, session 36)."""
 
     detector: Detector
     ingest: IngestConfig = IngestConfig()
@@ -232,14 +236,18 @@ class SpecimenCropper:
         orientation = getattr(self.detector, "orientation_ident", None)
         turned = f" orientation={orientation}" if orientation else ""
         return (f"{self.detector.ident}{turned} dpi={self.ingest.dpi} pdf={self.ingest.pdf_backend} "
-                f"margin={self.margin} reader={READER_REVISION}")
+                f"margin={self.margin} reader={READER_REVISION} one-signature-pages")
 
     def __call__(self, path: Path) -> list[np.ndarray]:
         crops: list[np.ndarray] = []
         for page in iter_pages(path, self.ingest):
             dets = self.detector.detect_batch([page.image])[0]
+            if len(dets) > 1:
+                raise InputError(f"{path}: page {page.number} holds {len(dets)} signatures (a form signed by the "
+                                 "person and an officer or a witness, or a sheet of specimens?): which are this "
+                                 "person's is not guessed; crop each of their specimens into a file of its own")
             if dets:
-                best = max(dets, key=lambda d: d.confidence)
+                best = dets[0]
                 x1, y1, x2, y2 = (float(v) for v in best.bbox)
                 placed = page.placed_origin((x1, y1, x2, y2))
                 if placed is not None:

@@ -268,6 +268,19 @@ def test_specimen_loader_crops_the_best_detection_per_page(tmp_path: Path):
     assert len(crops) == 1 and crops[0].shape[:2] == pytest.approx((y2 - y1, x2 - x1), abs=4)
 
 
+def test_a_specimen_page_with_two_signatures_is_refused_not_guessed(verifier: Verifier, tmp_path: Path):
+    # an account-opening form signed by the customer and an officer: the most confident box, the officer's, was
+    # enrolled as the customer's only specimen (a specimen audit)
+    refs = tmp_path / "refs"
+    save_pdf(refs / "alice" / "form.pdf", [page_with([(scribble(SIG_A), 100, 100), (scribble(SIG_B), 400, 400)])])
+    save_pdf(refs / "alice" / "card.pdf", [page_with([(scribble(SIG_A), 100, 100)])])
+    g = Gallery.enroll(refs, verifier, loader=specimen_loader(InkBlobDetector(), IngestConfig(dpi=72)),
+                       cache=tmp_path / "cache")
+    assert g.embeddings["alice"].shape[0] == 1  # the card's
+    (why,) = [v for k, v in g.errors.items() if k.endswith("form.pdf")]
+    assert "page 1 holds 2 signatures" in why and "crop each of their specimens" in why
+
+
 def test_page_specimens_are_cropped_again_when_the_loader_changes(verifier: Verifier, tmp_path: Path):
     a = scribble(SIG_A)
     refs, cache = tmp_path / "refs", tmp_path / "cache"
