@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import math
 import re
 import shutil
 import sys
@@ -355,6 +356,33 @@ def _sniff(path: Path) -> str:
     return "pdf" if b"%PDF-" in head else ""  # PDF readers accept junk before the header
 
 
+# A PDF page that would be over the pixel limit at --dpi is drawn at the resolution that gives this many pixels: a
+# phone's 48 Mpx photo placed on a page sized at 72 dpi (as Pillow and phone apps write them) is a page of 111 x 83
+# inches, 376 Mpx at 200 dpi, and failed its whole contract (image_too_large) every night (a legal-package audit)
+OVERSIZE_PAGE_PIXELS = 40_000_000
+MIN_PAGE_DPI = 20  # a page that is over the limit even so (200 inches a side: a PDF's largest) is refused
+
+
+def page_dpi(w_pt: float, h_pt: float, config: IngestConfig) -> int:
+    """The resolution a PDF page of ``w_pt`` x ``h_pt`` points is drawn at: ``config.dpi``, or lower for a page that
+    would be over ``config.max_pixels`` at it (:data:`OVERSIZE_PAGE_PIXELS`, at most the limit), whose pixels the
+    page's own image seldom has anyway.
+
+    Raises:
+        ImageTooLargeError: over the limit even at :data:`MIN_PAGE_DPI`.
+    """
+    dpi = config.dpi
+    if (w_pt * dpi / 72) * (h_pt * dpi / 72) <= config.max_pixels:
+        return dpi
+    fit = 72.0 * math.sqrt(min(OVERSIZE_PAGE_PIXELS, config.max_pixels) / (w_pt * h_pt))
+    if fit < MIN_PAGE_DPI:
+        count_pixels_guard(round(w_pt * dpi / 72), round(h_pt * dpi / 72), config, f"the page at {config.dpi} dpi")
+    drawn = max(MIN_PAGE_DPI, math.floor(fit))
+    log.info("a page of %.0f x %.0f in would be over %.0f Mpx at %d dpi: drawn at %d dpi", w_pt / 72, h_pt / 72,
+             config.max_pixels / 1e6, config.dpi, drawn)
+    return drawn
+
+
 def count_pixels_guard(width: int, height: int, config: IngestConfig, what: str) -> None:
     """Refuse a page over the pixel limit (decompression-bomb guard).
 
@@ -416,26 +444,28 @@ def _pdf_pages_pdfium(path: Path, config: IngestConfig) -> Iterator[Page]:
             raise EmptyDocumentError("the PDF has no pages")
         for i in _selected(n, config):
             with PDFIUM_LOCK:
-                arr, placed = _render_pdfium(doc, i, n, config)
-            yield Page(i + 1, arr, config.dpi, placed)
+                arr, placed, dpi = _render_pdfium(doc, i, n, config)
+            yield Page(i + 1, arr, dpi, placed)
     finally:
         with PDFIUM_LOCK:
             doc.close()
 
 
-def _render_pdfium(doc: Any, i: int, n: int, config: IngestConfig) -> tuple[np.ndarray, PlacedMarks | None]:
-    """Page ``i`` (0-based, of ``n``) of an open pypdfium2 document: its pixels and what was placed on it. The
-    caller holds :data:`PDFIUM_LOCK`."""
+def _render_pdfium(doc: Any, i: int, n: int,
+                   config: IngestConfig) -> tuple[np.ndarray, PlacedMarks | None, int]:
+    """Page ``i`` (0-based, of ``n``) of an open pypdfium2 document: its pixels, what was placed on it, and the
+    resolution it was drawn at (:func:`page_dpi`). The caller holds :data:`PDFIUM_LOCK`."""
     import pypdfium2 as pdfium
 
-    scale = config.dpi / 72.0
     try:
         page = doc[i]
     except pdfium.PdfiumError as e:
         raise CorruptPdfError(f"page {i + 1} of {n} cannot be loaded: {e}") from e
     try:
         w_pt, h_pt = page.get_size()
-        count_pixels_guard(round(w_pt * scale), round(h_pt * scale), config, f"page {i + 1} at {config.dpi} dpi")
+        dpi = page_dpi(w_pt, h_pt, config)
+        scale = dpi / 72.0
+        count_pixels_guard(round(w_pt * scale), round(h_pt * scale), config, f"page {i + 1} at {dpi} dpi")
         try:
             _drop_comments(page)
             bitmap = page.render(scale=scale)
@@ -445,7 +475,7 @@ def _render_pdfium(doc: Any, i: int, n: int, config: IngestConfig) -> tuple[np.n
             raise CorruptPdfError(f"page {i + 1} of {n} cannot be rendered: {e}") from e
         if (why := undecodable_image(page, arr)) is not None:  # drawn as blank paper, without a word
             raise CorruptPdfError(f"page {i + 1} of {n} cannot be read: {why}")
-        return arr, read_placed(page, (arr.shape[1], arr.shape[0]), getattr(doc, "formenv", None))
+        return arr, read_placed(page, (arr.shape[1], arr.shape[0]), getattr(doc, "formenv", None)), dpi
     finally:
         page.close()
 
@@ -656,11 +686,11 @@ def _pdf_pages_poppler(path: Path, config: IngestConfig, pdfium_error: str | Non
         w_pt, h_pt = float(m.group(1)), float(m.group(2))
         if w_pt <= 0 or h_pt <= 0:  # poppler's answer for a page object it could not load
             raise CorruptPdfError(f"page {i} of {n} cannot be loaded (poppler gives it {w_pt:g} x {h_pt:g} pts)")
-        count_pixels_guard(round(w_pt * config.dpi / 72), round(h_pt * config.dpi / 72), config,
-                           f"page {i} at {config.dpi} dpi")
+        dpi = page_dpi(w_pt, h_pt, config)
+        count_pixels_guard(round(w_pt * dpi / 72), round(h_pt * dpi / 72), config, f"page {i} at {dpi} dpi")
         try:
             # the CropBox, as PDF viewers and PDFium show a page (and as pdfinfo sized it for the pixel check)
-            images = convert_from_path(str(path), dpi=config.dpi, first_page=i, last_page=i, fmt="ppm",
+            images = convert_from_path(str(path), dpi=dpi, first_page=i, last_page=i, fmt="ppm",
                                        use_cropbox=True, timeout=600)
         except (PDFPageCountError, PDFSyntaxError, PDFPopplerTimeoutError) as e:
             raise CorruptPdfError(f"page {i} of {n} cannot be rendered: {e}") from e
@@ -672,7 +702,7 @@ def _pdf_pages_poppler(path: Path, config: IngestConfig, pdfium_error: str | Non
         count_pixels_guard(img.width, img.height, config, f"page {i}")
         arr = _pil_to_bgr(img)
         img.close()
-        yield Page(i, arr, config.dpi)
+        yield Page(i, arr, dpi)
 
 
 # --- images ------------------------------------------------------------------------------------------------------

@@ -303,8 +303,23 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path):
     with pytest.raises(ImageTooLargeError, match="is 400 Mpx, over the 120 Mpx limit"):
         list(iter_pages(huge))
     small = save_pdf(tmp_path / "p.pdf", [page_with([], (400, 300))], resolution=100)
-    assert kind_of(small, IngestConfig(max_pixels=100_000)) == "image_too_large"
+    assert kind_of(small, IngestConfig(max_pixels=1000)) == "image_too_large"  # not even at 20 dpi
     assert kind_of(save_image(tmp_path / "s.png", page_with([])), IngestConfig(max_pixels=1000)) == "image_too_large"
+
+
+@pytest.mark.parametrize("backend", ["pypdfium2", "pdf2image"])
+def test_a_pdf_page_too_large_at_the_dpi_is_drawn_at_a_lower_one(tmp_path: Path, backend: str):
+    # a phone's photo placed on a page sized at 72 dpi: 111 x 83 inches, 376 Mpx at 200 dpi; its contract failed
+    # (image_too_large) every night. Here a 4 x 3 inch page against a 100,000-pixel limit: drawn at 91 dpi
+    if backend == "pdf2image" and not poppler_available():
+        pytest.skip("poppler-utils is not installed")
+    sig = scribble(SIG_A)
+    pdf = save_pdf(tmp_path / "p.pdf", [page_with([(sig, 100, 100)], (400, 300))], resolution=100)
+    (page,) = iter_pages(pdf, IngestConfig(max_pixels=100_000, pdf_backend=backend))
+    assert page.dpi == 91 and page.size == pytest.approx((364, 273), abs=1)
+    assert page.image.min() < 100  # the signature is drawn
+    (full,) = iter_pages(pdf, IngestConfig(pdf_backend=backend))
+    assert full.dpi == 200 and full.size == (800, 600)  # a page within the limit: as before
 
 
 @pytest.mark.skipif(poppler_available(), reason="poppler-utils is installed here")
