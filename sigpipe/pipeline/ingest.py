@@ -360,23 +360,24 @@ def _sniff(path: Path) -> str:
 # phone's 48 Mpx photo placed on a page sized at 72 dpi (as Pillow and phone apps write them) is a page of 111 x 83
 # inches, 376 Mpx at 200 dpi, and failed its whole contract (image_too_large) every night (a legal-package audit)
 OVERSIZE_PAGE_PIXELS = 40_000_000
-MIN_PAGE_DPI = 20  # a page that is over the limit even so (200 inches a side: a PDF's largest) is refused
+MIN_PAGE_DPI = 20  # a page that is over the limit even so is refused
+MAX_PAGE_SIDE_PT = 14_400  # 200 inches, the PDF standard's largest page side: a page beyond it is refused as too large
 
 
-def page_dpi(w_pt: float, h_pt: float, config: IngestConfig) -> int:
+def page_dpi(w_pt: float, h_pt: float, config: IngestConfig, what: str = "the page") -> int:
     """The resolution a PDF page of ``w_pt`` x ``h_pt`` points is drawn at: ``config.dpi``, or lower for a page that
     would be over ``config.max_pixels`` at it (:data:`OVERSIZE_PAGE_PIXELS`, at most the limit), whose pixels the
     page's own image seldom has anyway.
 
     Raises:
-        ImageTooLargeError: over the limit even at :data:`MIN_PAGE_DPI`.
+        ImageTooLargeError: over the limit even at :data:`MIN_PAGE_DPI`, or a side over :data:`MAX_PAGE_SIDE_PT`.
     """
     dpi = config.dpi
     if (w_pt * dpi / 72) * (h_pt * dpi / 72) <= config.max_pixels:
         return dpi
     fit = 72.0 * math.sqrt(min(OVERSIZE_PAGE_PIXELS, config.max_pixels) / (w_pt * h_pt))
-    if fit < MIN_PAGE_DPI:
-        count_pixels_guard(round(w_pt * dpi / 72), round(h_pt * dpi / 72), config, f"the page at {config.dpi} dpi")
+    if fit < MIN_PAGE_DPI or max(w_pt, h_pt) > MAX_PAGE_SIDE_PT:
+        count_pixels_guard(round(w_pt * dpi / 72), round(h_pt * dpi / 72), config, f"{what} at {config.dpi} dpi")
     drawn = max(MIN_PAGE_DPI, math.floor(fit))
     log.info("a page of %.0f x %.0f in would be over %.0f Mpx at %d dpi: drawn at %d dpi", w_pt / 72, h_pt / 72,
              config.max_pixels / 1e6, config.dpi, drawn)
@@ -430,25 +431,46 @@ def _pdf_pages_pdfium(path: Path, config: IngestConfig) -> Iterator[Page]:
         raise CorruptPdfError(f"corrupt or truncated PDF: pypdfium2 cannot open it{hint}") from e
     except OSError as e:
         raise UnreadableFileError(f"cannot read {path}: {e}") from e
-    try:
-        # Form fields are drawn as a viewer shows them: a visible digital signature is a signature field's
-        # appearance, which PDFium leaves out unless the form environment exists before the first page is loaded.
-        with PDFIUM_LOCK, ignoring(Warning):  # XFA forms PDFium cannot load: the pages are drawn all the same
-            doc.init_forms()
-    except pdfium.PdfiumError as e:
-        log.info("%s: form fields are not drawn (%s)", path, e)
+    _init_forms(doc, path)
     try:
         with PDFIUM_LOCK:
             n = len(doc)
         if n == 0:
             raise EmptyDocumentError("the PDF has no pages")
-        for i in _selected(n, config):
+        for drawn, i in enumerate(_selected(n, config)):
+            if drawn and drawn % REOPEN_PAGES == 0:  # what PDFium has parsed so far is let go
+                with PDFIUM_LOCK:
+                    doc.close()
+                    try:
+                        doc = pdfium.PdfDocument(str(path))
+                    except pdfium.PdfiumError as e:  # the private copy opened a moment ago
+                        raise CorruptPdfError(f"cannot open it again after page {i}: {e}") from e
+                _init_forms(doc, path, say=False)
             with PDFIUM_LOCK:
                 arr, placed, dpi = _render_pdfium(doc, i, n, config)
             yield Page(i + 1, arr, dpi, placed)
     finally:
         with PDFIUM_LOCK:
             doc.close()
+
+
+# PDFium keeps every object it has parsed until the document is closed, the scanned images' compressed bytes among
+# them: a 400-page contract grew the run by 0.7 MB a page (a legal-package audit), 1.9 GB at --max-pages' 2,000. The
+# document is opened again after this many pages (a fraction of a millisecond each time on the throughput batch).
+REOPEN_PAGES = 32
+
+
+def _init_forms(doc: Any, path: Path, say: bool = True) -> None:
+    """Form fields are drawn as a viewer shows them: a visible digital signature is a signature field's appearance,
+    which PDFium leaves out unless the form environment exists before the first page is loaded."""
+    import pypdfium2 as pdfium
+
+    try:
+        with PDFIUM_LOCK, ignoring(Warning):  # XFA forms PDFium cannot load: the pages are drawn all the same
+            doc.init_forms()
+    except pdfium.PdfiumError as e:
+        if say:  # (once a document)
+            log.info("%s: form fields are not drawn (%s)", path, e)
 
 
 def _render_pdfium(doc: Any, i: int, n: int,
@@ -463,7 +485,7 @@ def _render_pdfium(doc: Any, i: int, n: int,
         raise CorruptPdfError(f"page {i + 1} of {n} cannot be loaded: {e}") from e
     try:
         w_pt, h_pt = page.get_size()
-        dpi = page_dpi(w_pt, h_pt, config)
+        dpi = page_dpi(w_pt, h_pt, config, f"page {i + 1}")
         scale = dpi / 72.0
         count_pixels_guard(round(w_pt * scale), round(h_pt * scale), config, f"page {i + 1} at {dpi} dpi")
         try:
@@ -686,7 +708,7 @@ def _pdf_pages_poppler(path: Path, config: IngestConfig, pdfium_error: str | Non
         w_pt, h_pt = float(m.group(1)), float(m.group(2))
         if w_pt <= 0 or h_pt <= 0:  # poppler's answer for a page object it could not load
             raise CorruptPdfError(f"page {i} of {n} cannot be loaded (poppler gives it {w_pt:g} x {h_pt:g} pts)")
-        dpi = page_dpi(w_pt, h_pt, config)
+        dpi = page_dpi(w_pt, h_pt, config, f"page {i}")
         count_pixels_guard(round(w_pt * dpi / 72), round(h_pt * dpi / 72), config, f"page {i} at {dpi} dpi")
         try:
             # the CropBox, as PDF viewers and PDFium show a page (and as pdfinfo sized it for the pixel check)

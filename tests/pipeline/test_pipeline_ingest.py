@@ -21,6 +21,7 @@ from sigpipe.pipeline.errors import (
 from sigpipe.pipeline.ingest import (
     DEFAULT_DPI,
     IngestConfig,
+    PageSelection,
     check_backend,
     discover_scans,
     iter_pages,
@@ -305,6 +306,34 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path):
     small = save_pdf(tmp_path / "p.pdf", [page_with([], (400, 300))], resolution=100)
     assert kind_of(small, IngestConfig(max_pixels=1000)) == "image_too_large"  # not even at 20 dpi
     assert kind_of(save_image(tmp_path / "s.png", page_with([])), IngestConfig(max_pixels=1000)) == "image_too_large"
+
+
+def test_a_long_pdf_is_opened_again_every_few_pages_and_reads_the_same(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    # PDFium keeps what it parsed until the document is closed: a 400-page contract grew the run 0.7 MB a page
+    import pypdfium2 as pdfium
+
+    from sigpipe.pipeline import ingest
+
+    sig = scribble(SIG_A)
+    pdf = save_pdf(tmp_path / "long.pdf", [page_with([(sig, 20 + 20 * k, 100)], (400, 300)) for k in range(7)],
+                   resolution=100)
+    whole = list(iter_pages(pdf))
+    opened: list[str] = []
+    real = pdfium.PdfDocument
+
+    def counting(*a: Any, **k: Any) -> Any:
+        opened.append(str(a[0]))
+        return real(*a, **k)
+
+    monkeypatch.setattr(pdfium, "PdfDocument", counting)
+    monkeypatch.setattr(ingest, "REOPEN_PAGES", 3)
+    again = list(iter_pages(pdf))
+    assert len(opened) == 3  # pages 1-3, 4-6, 7
+    assert [p.number for p in again] == list(range(1, 8))
+    for a, b in zip(whole, again, strict=True):
+        assert np.array_equal(a.image, b.image)
+    assert [p.number for p in iter_pages(pdf, IngestConfig(pages=PageSelection.parse("2-7")))] == list(range(2, 8))
 
 
 @pytest.mark.parametrize("backend", ["pypdfium2", "pdf2image"])
