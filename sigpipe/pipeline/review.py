@@ -141,7 +141,10 @@ def held_for(sig: SignatureResult, report: DocumentReport) -> str | None:
     if isinstance(report.claimed_identity, Mandate):
         return (f"held for review with its document: fewer than {report.claimed_identity.required} of the claimed "
                 f"people signed{unpriced}")
-    return f"held for review with its document: a claimed person's signature is missing{unpriced}"
+    signed = {x.identity for x in report.signatures if x.verdict == "genuine"}
+    missing = [p for p in claimants(report.claimed_identity) if p not in signed]  # named: which of them, the reviewer
+    who = f" ({', '.join(missing)})" if missing else ""  # asked of a three-party contract
+    return f"held for review with its document: a claimed person's signature is missing{who}{unpriced}"
 
 
 @dataclass(frozen=True)

@@ -180,8 +180,8 @@ def test_a_cheque_held_for_want_of_an_amount_says_so(batch: dict[str, Path], ver
     assert (c1["amount_missing"], c1["verdict"], c1["signatures"][0]["verdict"]) == (True, "needs_review", "genuine")
     rep = DocumentReport.from_dict(c1)
     assert held_for(rep.signatures[0], rep) == ("held for review with its document: a claimed person's signature is "
-                                                "missing (no usable amount in the claims: held to every rule of the "
-                                                "account's card)")
+                                                "missing (bob) (no usable amount in the claims: held to every rule "
+                                                "of the account's card)")
     claims.write_text('document,account,amount\nc1.png,11,"$9,500.00"\n')
     s = run_batch(config(batch, scans=scans, claims=claims, signatories=cards), models)
     assert s.processed == 1  # the amount came: the cheque is judged again, under the rule for it
