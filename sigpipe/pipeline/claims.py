@@ -1161,9 +1161,10 @@ def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people:
         return out
     hints = NameHints((enrolled | set(folders)) - set(missing))
     for person in missing[:LISTED]:
-        like = hints.meant(person)
+        like = None if person in folders else hints.meant(person)  # their folder is there: not a misspelt name
         hint = (f"; REFS has {like!r}: the same person? Claims must name the folder exactly, so nothing is "
-                "matched by likeness" if like else "")
+                "matched by likeness" if like else "; their folder holds no usable specimen (summary.json "
+                "reference_errors says why)" if person in folders else "")
         out.append(f"claimed identity {person!r} has no usable references in REFS ({held([person])}){hint}")
     if len(missing) > LISTED:
         rest = missing[LISTED:]

@@ -551,6 +551,11 @@ def test_claims(tmp_path: Path):
     w = claim_warnings({"a.pdf": "dave", "c.pdf": Mandate(("alice", "dave"), 1)}, ["a.pdf", "c.pdf"], ["alice"])
     assert w == ["claimed identity 'dave' has no usable references in REFS (1 document(s) need review, 1 more "
                  "unless others meet its mandate)"]
+    # a folder whose specimens are all unusable is not a misspelt name: a specimen audit was pointed at 'davie'
+    w = claim_warnings({"a.pdf": "dave"}, ["a.pdf"], ["alice", "davie"], folders=["alice", "davie", "dave"])
+    assert w == ["claimed identity 'dave' has no usable references in REFS (1 document(s) need review); their folder "
+                 "holds no usable specimen (summary.json reference_errors says why)"]
+    assert "REFS has 'davie'" in claim_warnings({"a.pdf": "dave"}, ["a.pdf"], ["alice", "davie"])[0]
 
 
 def test_a_claimed_name_without_references_names_the_enrolled_one_it_likely_means():
