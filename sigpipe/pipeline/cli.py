@@ -292,7 +292,7 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
 
     from sigpipe.pipeline.flow import model_idents, specimen_loader
     from sigpipe.pipeline.ingest import IngestConfig, check_backend
-    from sigpipe.pipeline.runner import ManifestModels, available_cores
+    from sigpipe.pipeline.runner import ManifestModels, available_cores, single_reference_warning
     from sigpipe.verifier.gallery import Gallery
     from sigpipe.verifier.refcheck import suspect_specimens
 
@@ -309,6 +309,7 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
     # a folder with no specimen file at all (a new customer's, not yet filled): their documents get no_reference
     empty = [p for p in gallery.folders if p not in gallery.embeddings
              and not any(Path(f).is_relative_to(refs / p) for f in gallery.errors)]
+    single = single_reference_warning(gallery.embeddings, getattr(verifier.manifest, "data", None))
     if as_json:
         click.echo(json.dumps(json_text({
             "people": len(gallery.people),
@@ -317,7 +318,7 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
             "suspect_references": [s.to_dict() for s in suspects],
             "empty_folders": empty,
             "duplicates": gallery.duplicates,
-            "warnings": gallery.warnings,
+            "warnings": gallery.warnings + ([single] if single else []),
             "outlier_margin": verifier.rule.outlier_margin,
             "models": model_idents(detector, verifier),
         }), indent=2))
@@ -332,6 +333,8 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
             click.echo(f"empty     {refs / p}: no specimen file (documents claimed by {p!r} get no_reference)")
         for d in gallery.duplicates:
             click.echo(f"duplicate {d}")
+        if single:  # said as `run` says it; no error: a bank may keep one signature card a customer
+            click.echo(f"single    {single}")
         specimens = sum(len(e) for e in gallery.embeddings.values())
         check = ("" if verifier.rule.outlier_margin is not None
                  else f" (not checked for suspects: {verifier.ident} has no decision.outlier_margin)")

@@ -152,6 +152,16 @@ def test_check_refs_cli_exit_codes_and_json(mixed_refs: Path, tmp_path: Path, mo
     assert f"empty     {mixed_refs / 'new-customer'}: no specimen file" in res.output
     assert "duplicate 1 specimen(s) enrolled for 2 people, 'i-wright', 'peter-harris', are the same files" in res.output
     assert "1 empty folder(s), 2 duplicate(s)" in res.output and "move or delete it" in res.output
+    # a person left with a single specimen: said as `run` says it (a specimen audit found check-refs silent), no error
+    lone = tmp_path / "lone"
+    shutil.copytree(EXAMPLE_REFS, lone)
+    for f in sorted((lone / "i-wright").glob("*.png"))[1:]:
+        f.unlink()
+    res = runner.invoke(cli, ["check-refs", str(lone), "--json"])
+    assert res.exit_code == 0, res.output
+    (w,) = json.loads(res.stdout)["warnings"]
+    assert w.startswith("1 of 4 enrolled people have a single usable reference (i-wright)")
+    assert "single    1 of 4 enrolled people" in runner.invoke(cli, ["check-refs", str(lone)]).output
     res = runner.invoke(cli, ["check-refs", str(tmp_path / "missing")])
     assert res.exit_code == 2
     (tmp_path / "empty").mkdir()
