@@ -68,3 +68,31 @@ def test_readme_names_every_key_of_summary_json():
         if isinstance(value, list) and value and isinstance(value[0], dict):
             keys |= set(value[0])
     assert keys - named == set()
+
+
+def test_the_error_kinds_are_one_closed_list_in_the_code_the_schema_and_the_readme():
+    """A back office switches on `error.kind`: README listed some and ended in "...", and the schema took any string
+    (a consumer audit found `internal`, `out_of_memory`, `model`, `missing_dependency`, `bad_input` unlisted)."""
+    import json
+
+    from sigpipe.errors import SigpipeError
+    from sigpipe.pipeline.errors import DOCUMENT_ERROR_KINDS
+
+    def subclasses(c: type) -> list[type]:
+        return [s for d in c.__subclasses__() for s in (d, *subclasses(d))]
+
+    run_level = {"bad_claims", "no_documents", "output_busy", "temporary_folder"}  # they stop the run: exit 2
+    import sigpipe.pipeline.runner  # noqa: F401 - its errors too
+
+    raised = {c.kind for c in subclasses(SigpipeError)} - run_level
+    source = "\n".join(p.read_text() for p in (ROOT / "sigpipe" / "pipeline").glob("*.py"))
+    # the kinds the runner and the flow write as literals (the rest are the errors' own)
+    written = {"internal", "out_of_memory", "temporary_copy", "unreadable_folder", "file_too_large"}
+    assert all(f'"{k}"' in source for k in written)
+    assert raised | written <= set(DOCUMENT_ERROR_KINDS)
+    schema = json.loads((ROOT / "sigpipe" / "pipeline" / "report.schema.json").read_text())
+    enum = schema["properties"]["error"]["oneOf"][1]["properties"]["kind"]["enum"]
+    assert enum == [k for k in DOCUMENT_ERROR_KINDS if k not in ("output_write", "unreadable_folder")]
+    text = (ROOT / "README.md").read_text()
+    part = text[text.index("`error.kind` (`corrupt_pdf`"):text.index("### Report format")]
+    assert set(DOCUMENT_ERROR_KINDS) <= set(re.findall(r"`([a-z_]+)`", part)) and "...)" not in part

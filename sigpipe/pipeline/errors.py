@@ -137,3 +137,15 @@ class TemporaryFolderError(SigpipeError):
     read-only): the run stops before any document, as it does for an unwritable OUT."""
 
     kind = "temporary_folder"
+
+
+# Every kind a document's report (``error.kind``) or ``summary.json``'s ``failures`` can carry, for a consumer to
+# switch on: the report schema's enum and README's list are this one (tests tie the three and the code's kinds).
+DOCUMENT_ERROR_KINDS = (
+    "corrupt_pdf", "encrypted_pdf", "empty_document", "corrupt_image", "image_too_large", "unsupported_format",
+    "file_too_large", "temporary_copy", "too_many_pages", "unreadable_file", "file_changed", "no_selected_page",
+    "unknown_account", "bad_signatory_card", "no_claim", "worker_crashed", "timeout", "out_of_memory",
+    "missing_dependency", "bad_input", "model", "internal",
+    # in summary.json's failures only: documents without a report of their own
+    "output_write", "unreadable_folder",
+)
