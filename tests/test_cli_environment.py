@@ -85,8 +85,9 @@ def test_a_malformed_sigpipe_threads_is_named(monkeypatch: pytest.MonkeyPatch, t
     import numpy as np
 
     (tmp_path / "scans").mkdir()
-    (tmp_path / "refs").mkdir()
+    (tmp_path / "refs" / "alice").mkdir(parents=True)
     cv2.imwrite(str(tmp_path / "scans" / "a.png"), np.full((50, 50), 255, np.uint8))
+    cv2.imwrite(str(tmp_path / "refs" / "alice" / "a.png"), np.full((50, 50), 255, np.uint8))
     r = CliRunner().invoke(cli, ["run", str(tmp_path / "scans"), "--refs", str(tmp_path / "refs"), "--out",
                                  str(tmp_path / "out")])
     assert r.exit_code == 2 and "SIGPIPE_THREADS" in r.output

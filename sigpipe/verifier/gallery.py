@@ -665,13 +665,15 @@ def declared_dpi(f: Path) -> float | None:
 
 def is_negative(img: np.ndarray) -> bool:
     """Whether a grayscale signature image is light ink on dark paper: its border and most of it dark (a signature
-    crop is mostly paper; a card's coloured or grey background stays well above this)."""
+    crop is mostly paper; a card's coloured or grey background stays well above this), with some light strokes on
+    it (an image dark all over has no ink to speak of: "no ink found", as before)."""
     h, w = img.shape[:2]
     if h < 8 or w < 8:
         return False
     edge = max(1, min(h, w) // 20)
     border = np.concatenate([img[:edge].ravel(), img[-edge:].ravel(), img[:, :edge].ravel(), img[:, -edge:].ravel()])
-    return float(np.median(border)) < 96 and float(np.median(img)) < 96
+    light = float(np.mean(img >= 160))
+    return float(np.median(border)) < 96 and float(np.median(img)) < 96 and 0.002 <= light <= 0.5
 
 
 def specimen_crops(f: Path, loader: SpecimenLoader | None, channel: str = "luma") -> list[np.ndarray]:

@@ -355,6 +355,7 @@ def test_a_fine_scan_of_a_signature_is_no_page_and_a_negative_is_refused(verifie
     (why,) = [v for k, v in g.errors.items() if k.endswith("negative.png")]
     assert "light ink on a dark background" in why
     assert not is_negative(np.full((60, 200), 200, np.uint8))  # a grey e-signature pad's background is paper
+    assert not is_negative(np.zeros((60, 200), np.uint8))  # black all over: no ink to speak of ("no ink found")
 
 
 def test_a_cheque_image_among_the_specimens_is_cropped_by_the_loader(verifier: Verifier, tmp_path: Path):
