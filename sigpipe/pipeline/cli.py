@@ -318,6 +318,7 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
             "suspect_references": [s.to_dict() for s in suspects],
             "empty_folders": empty,
             "duplicates": gallery.duplicates,
+            "odd_specimens": gallery.odd,
             "warnings": gallery.warnings + ([single] if single else []),
             "outlier_margin": verifier.rule.outlier_margin,
             "models": model_idents(detector, verifier),
@@ -333,6 +334,8 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
             click.echo(f"empty     {refs / p}: no specimen file (documents claimed by {p!r} get no_reference)")
         for d in gallery.duplicates:
             click.echo(f"duplicate {d}")
+        for o in gallery.odd:
+            click.echo(f"odd       {o}")
         if single:  # said as `run` says it; no error: a bank may keep one signature card a customer
             click.echo(f"single    {single}")
         specimens = sum(len(e) for e in gallery.embeddings.values())
@@ -340,10 +343,10 @@ def check_refs(refs: Path, dpi: int, pdf_backend: str, detector_weights: Path | 
                  else f" (not checked for suspects: {verifier.ident} has no decision.outlier_margin)")
         click.echo(f"{len(gallery.people)} people, {specimens} specimens: {len(gallery.errors)} unusable file(s), "
                    f"{len(suspects)} suspect(s), {len(empty)} empty folder(s), {len(gallery.duplicates)} "
-                   f"duplicate(s){check}")
+                   f"duplicate(s), {len(gallery.odd)} odd specimen(s){check}")
     if not gallery.people and not as_json:
         click.echo(f"nobody to check: {refs} holds no person folder with a usable specimen", err=True)
-    if gallery.errors or suspects or empty or gallery.duplicates or not gallery.people:
+    if gallery.errors or suspects or empty or gallery.duplicates or gallery.odd or not gallery.people:
         click.get_current_context().exit(1)
 
 

@@ -125,6 +125,7 @@ class Gallery:
     warnings: list[str] = field(default_factory=list)
     folders: tuple[str, ...] = ()
     duplicates: list[str] = field(default_factory=list)  # those of the warnings about files enrolled twice
+    odd: list[str] = field(default_factory=list)  # those about specimens turned or holding several signatures
     _index: _Index | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -332,6 +333,14 @@ class Gallery:
                                         if e is not None] for p in g.embeddings}):
             warn(message)
             g.duplicates.append(message)
+        for person in sorted(g.images):
+            for i, image in enumerate(g.images[person]):
+                if (layout := odd_layout(image)) is not None:
+                    rel = g.source(person, i)
+                    shown = g.specimen_path(rel) if rel else f"{person}[{i}]"
+                    message = f"reference {shown} of '{person}': {layout}; it is used all the same"
+                    warn(message)
+                    g.odd.append(message)
         return g
 
     def source(self, person: str, index: int | None) -> str | None:
@@ -432,6 +441,39 @@ class Gallery:
             thresholds=np.array([rule.threshold(int(k), float(sp)) for k, sp in zip(counts, spreads, strict=True)]),
         )
         return self._index
+
+
+# A specimen as the verifier sees it (its preprocessed canvas, ink light): what a bank's export gets wrong that the
+# comparison with the person's other specimens cannot see when all of them are so (a specimen audit: every specimen
+# turned a quarter, or one card of three stacked signatures, made every genuine cheque forged, check-refs silent).
+TALL_INK = 1.5  # ink height over width: 1 of 3,420 corpus specimens is over it (CEDAR 027's tall hand); turned ~4
+STACKED_GAPS = 2  # blank bands across the ink, each 8% of its height: 3 of 3,420 corpus specimens have two
+
+
+def odd_layout(canvas: np.ndarray) -> str | None:
+    """Why a preprocessed specimen (``(H, W)``, ink light on black) looks unlike one signature the right way up, or
+    None: its ink taller than wide (turned a quarter?), or in three or more bands one above another (a signature
+    card of several specimens?)."""
+    img = np.asarray(canvas, np.float32)
+    if img.max() <= 0:
+        return None
+    ink = img > 0.2 * img.max()
+    ys, xs = np.nonzero(ink)
+    h, w = int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
+    if h > TALL_INK * w:
+        return f"its ink is {h / w:.1f} times as tall as it is wide: turned a quarter? Save it the right way up"
+    rows = ink[ys.min():ys.max() + 1].any(axis=1)
+    gaps, run = 0, 0
+    for inked in rows:
+        if not inked:
+            run += 1
+            continue
+        gaps += run >= max(2, 0.08 * h)
+        run = 0
+    if gaps >= STACKED_GAPS:
+        return (f"its ink lies in {gaps + 1} bands one above another: several signatures in one image (a signature "
+                "card)? Crop each into a file of its own")
+    return None
 
 
 def _duplicates(enrolled: dict[str, list[tuple[str, str]]]) -> list[str]:

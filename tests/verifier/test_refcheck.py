@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -162,6 +163,22 @@ def test_check_refs_cli_exit_codes_and_json(mixed_refs: Path, tmp_path: Path, mo
     (w,) = json.loads(res.stdout)["warnings"]
     assert w.startswith("1 of 4 enrolled people have a single usable reference (i-wright)")
     assert "single    1 of 4 enrolled people" in runner.invoke(cli, ["check-refs", str(lone)]).output
+    # a bank's export that turned every specimen a quarter, or put three on one card: unlike one signature the right
+    # way up, though alike among themselves (the check against the person's other specimens saw nothing)
+    turned = tmp_path / "turned"
+    shutil.copytree(EXAMPLE_REFS, turned)
+    for f in (turned / "i-wright").glob("*.png"):
+        cv2.imwrite(str(f), cv2.rotate(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), cv2.ROTATE_90_CLOCKWISE))
+    sigs = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in sorted((EXAMPLE_REFS / "j-kowalski").glob("*.png"))[:3]]
+    width = max(x.shape[1] for x in sigs)
+    card = np.vstack([np.pad(x, ((30, 30), (0, width - x.shape[1])), constant_values=255) for x in sigs])
+    cv2.imwrite(str(turned / "j-kowalski" / "card.png"), card)
+    res = runner.invoke(cli, ["check-refs", str(turned), "--json"])
+    assert res.exit_code == 1, res.output
+    odd = json.loads(res.stdout)["odd_specimens"]
+    assert len(odd) == 5 and sum("turned a quarter" in o for o in odd) == 4
+    (stacked,) = [o for o in odd if "card.png" in o]
+    assert "in 3 bands one above another" in stacked and "Crop each" in stacked
     res = runner.invoke(cli, ["check-refs", str(tmp_path / "missing")])
     assert res.exit_code == 2
     (tmp_path / "empty").mkdir()
