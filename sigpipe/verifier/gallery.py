@@ -55,7 +55,7 @@ SHORTLIST = 3  # one-to-many with a second stage: the people it re-scores, best 
 # When a specimen image is a page (cropped by the detector) rather than a signature crop: see looks_like_page. Part of
 # the embedding cache's key, so specimens that an earlier rule took whole are cropped now.
 PAGE_RULE = ("page-rule 3: 700x1400, or 350x800 with 60 ink marks, counted at 200 dpi by a finer file's own; "
-             "negatives refused")
+             "negatives refused; a page without a detection and under 60 marks taken whole")
 
 
 class SpecimenLoader(Protocol):
@@ -714,8 +714,9 @@ def is_negative(img: np.ndarray) -> bool:
         return False
     edge = max(1, min(h, w) // 20)
     border = np.concatenate([img[:edge].ravel(), img[-edge:].ravel(), img[:, :edge].ravel(), img[:, -edge:].ravel()])
-    light = float(np.mean(img >= 160))
-    return float(np.median(border)) < 96 and float(np.median(img)) < 96 and 0.002 <= light <= 0.5
+    paper = float(np.median(border))
+    light = float(np.mean(img >= min(160.0, paper + 60)))  # CEDAR's grey ink on grey paper inverted: 120 on 18
+    return paper < 96 and float(np.median(img)) < 96 and 0.002 <= light <= 0.5
 
 
 def specimen_crops(f: Path, loader: SpecimenLoader | None, channel: str = "luma") -> list[np.ndarray]:
@@ -733,6 +734,10 @@ def specimen_crops(f: Path, loader: SpecimenLoader | None, channel: str = "luma"
     if loader is None:
         raise InputError(f"{f}: a PDF or page specimen needs the detector to find the signature")
     crops = loader(f)
+    if not crops and not reads_as_pdf(f):
+        img = read_gray(f)  # a page-sized image: one signature scanned large (600 dpi, no resolution in the file)?
+        if ink_marks(img) < PAGE_MARKS and not is_negative(img):  # no printed text: taken whole, as smaller ones are
+            return [img if channel == "luma" else read_gray(f, channel)]
     if not crops:
         raise InputError(f"{f}: no signature found in this specimen")
     return crops
@@ -753,7 +758,10 @@ def looks_like_page(img: np.ndarray, dpi: float | None = None) -> bool:
     short, long = sorted(round(n * scale) for n in img.shape[:2])
     if short >= 700 and long >= 1400:
         return True
-    return short >= 350 and long >= 800 and ink_marks(img) >= 60
+    return short >= 350 and long >= 800 and ink_marks(img) >= PAGE_MARKS
+
+
+PAGE_MARKS = 60  # ink marks of 12 px or more: more than a signature has (printed text)
 
 
 def ink_marks(img: np.ndarray, min_px: int = 12) -> int:

@@ -345,17 +345,23 @@ def test_a_fine_scan_of_a_signature_is_no_page_and_a_negative_is_refused(verifie
     Image.fromarray(fine).save(refs / "alice" / "fine.png", dpi=(600, 600))
     save_image(refs / "alice" / "negative.png", 255 - scribble(SIG_A))
     save_image(refs / "alice" / "clean.png", scribble(SIG_A))
+    save_image(refs / "alice" / "large.png", cv2.resize(scribble(SIG_A), (1700, 1000)))  # no dpi: page-sized
+    asked: list[str] = []
 
     def loader(path: Path) -> list[np.ndarray]:  # pages only: the fine scan must not come here
-        raise AssertionError(path)
+        asked.append(path.name)
+        return []  # the detector finds nothing in the large one: one signature, few marks, taken whole
 
     loader.ident = "no-pages"  # type: ignore[attr-defined]
     g = Gallery.enroll(refs, verifier, loader=loader, cache=tmp_path / "cache")  # type: ignore[arg-type]
-    assert g.embeddings["alice"].shape[0] == 2
+    assert g.embeddings["alice"].shape[0] == 3 and asked == ["large.png"]
     (why,) = [v for k, v in g.errors.items() if k.endswith("negative.png")]
     assert "light ink on a dark background" in why
     assert not is_negative(np.full((60, 200), 200, np.uint8))  # a grey e-signature pad's background is paper
     assert not is_negative(np.zeros((60, 200), np.uint8))  # black all over: no ink to speak of ("no ink found")
+    cedar = np.full((100, 300), 237, np.uint8)  # CEDAR's grey ink on grey paper, inverted: 120 on 18
+    cedar[40:60, 50:250] = 135
+    assert is_negative(255 - cedar) and not is_negative(cedar)
 
 
 def test_a_cheque_image_among_the_specimens_is_cropped_by_the_loader(verifier: Verifier, tmp_path: Path):
