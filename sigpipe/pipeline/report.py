@@ -223,7 +223,10 @@ class ReferenceSet:
 # swapping names). 8: a reader's comments and markup on a PDF (sticky notes, highlights, ovals, review stamps...)
 # not drawn on the page, a note larger than an icon judged as placed; an uncompressed TIFF stored a quarter turned
 # (Orientation 5-8) read upright instead of scrambled; a PDF page whose image PDFium cannot decode is corrupt_pdf.
-READER_REVISION = 8
+# 9: specimens read otherwise (a file declaring a finer resolution than 200 dpi sized at 200 dpi, so a 600-dpi
+# signature is no page for the detector to crop; a page-sized image with no detection and no print taken whole), which
+# the references' fingerprint, by file contents, does not see; a PDF page too large at --dpi drawn at a lower dpi.
+READER_REVISION = 9
 
 
 @dataclass(frozen=True)
