@@ -212,6 +212,9 @@ def conformed_unboxed(page: Page, detections: Sequence[DetectionLike]) -> list[C
             if not any(same_place(c, b) for b in boxes) and shows_ink(page.image, c)]  # white-out over it: none
 
 
+STILL_READING_S = 30.0  # a document read longer than this says how far it has got, every as many seconds
+
+
 @dataclass(frozen=True)
 class SpecimenCropper:
     """The pipeline's :class:`~sigpipe.verifier.gallery.SpecimenLoader` for references that are PDFs or whole pages:
@@ -522,9 +525,13 @@ class SignaturePredictor:
 
         def counted(it: Iterable[Page]) -> Iterable[Page]:
             nonlocal pages_read
+            said = t0
             for p in it:
                 pages_read += 1
                 numbers.append(p.number)
+                if (now := time.perf_counter()) - said >= STILL_READING_S:  # a 400-page contract: minutes
+                    said = now  # of silence after an ETA of seconds, which invited killing the run
+                    log.info("%s: still reading, %d page(s) read (%.0f s)", rel, pages_read, now - t0)
                 yield p
 
         def failure(info: DocumentInfo, kind: str, message: str) -> DocumentReport:

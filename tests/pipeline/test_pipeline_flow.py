@@ -1,4 +1,5 @@
 import dataclasses
+import logging
 from pathlib import Path
 
 import cv2
@@ -464,3 +465,20 @@ def test_an_other_signer_verdict_is_only_believed_where_the_rule_gives_it():
     assert document_verdict([sig("alice", "other_signer")], claimed="alice", other_signers=True) == "forged"
     assert document_verdict([genuine, sig("alice", "other_signer")], claimed=("alice", "bob"),
                             other_signers=True) == "forged"  # bob's genuine signature is missing
+
+
+def test_a_long_document_says_how_far_it_has_got(verifier: Verifier, doc_a: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 caplog: pytest.LogCaptureFixture):
+    # a 400-page contract read for 37 s after the progress line's "ETA 1s", in silence: the operator took it for hung
+    from sigpipe.pipeline import flow
+
+    p = predictor(verifier, {"alice": verifier.embed([scribble(SIG_A)])})
+    with caplog.at_level(logging.INFO, logger="sigpipe.pipeline.flow"):
+        p(doc_a, claimed="alice")
+    assert "still reading" not in caplog.text  # a short one says nothing
+    monkeypatch.setattr(flow, "STILL_READING_S", 0.0)
+    with caplog.at_level(logging.INFO, logger="sigpipe.pipeline.flow"):
+        r = p(doc_a, claimed="alice")
+    assert r.verdict == "genuine"
+    said = [m for m in caplog.messages if "still reading" in m]
+    assert said == ["a.pdf: still reading, 1 page(s) read (0 s)", "a.pdf: still reading, 2 page(s) read (0 s)"]
