@@ -30,8 +30,8 @@ def json_text(value: Any) -> Any:
     Latin-1 share) reaches messages as lone surrogates, which ``json.dumps`` writes as ``\\udce9``: strict
     consumers refuse such a file (PostgreSQL's ``jsonb``: "Unicode low surrogate must follow a high surrogate"), and
     the name was already written as ``\\xe9`` in the same file's other fields."""
-    if isinstance(value, str):
-        return readable(value)
+    if isinstance(value, str):  # an OSError's message quotes the path as repr() does: "\\udce9" in plain ASCII
+        return _REPR_BYTE.sub(r"\\x\1", readable(value))
     if isinstance(value, dict):
         return {json_text(k): json_text(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -40,6 +40,7 @@ def json_text(value: Any) -> Any:
 
 
 _ESCAPED_BYTE = re.compile(rb"\\x([0-9a-f]{2})")
+_REPR_BYTE = re.compile(r"\\udc([89a-f][0-9a-f])")  # a byte of a file name not UTF-8, as repr() writes it
 
 
 def from_readable(name: str) -> str:

@@ -17,3 +17,5 @@ def test_json_text_makes_every_string_of_a_report_valid_unicode():
     out = json_text(value)
     assert out == {"d\\xe9": ["cannot read d\\xe9/claims.csv", 1.5, None, True], "n": ["x", "d\\xe9"]}
     json.dumps(out, ensure_ascii=False).encode("utf-8")
+    # an OSError's message quotes the path as repr() writes it: plain ASCII "\\udce9", the same name otherwise
+    assert json_text(f"cannot read: {latin!r}") == "cannot read: 'd\\xe9'"

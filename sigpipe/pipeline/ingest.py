@@ -739,6 +739,8 @@ def _image_pages(path: Path, config: IngestConfig) -> Iterator[Page]:
         raise ImageTooLargeError(f"the image is {size}over the {config.max_pixels / 1e6:.0f} Mpx limit per page") from e
     except (UnidentifiedImageError, ImportError) as e:
         raise CorruptImageError(f"not a readable image: a {path.suffix} file that PIL cannot identify") from e
+    except (ValueError, SyntaxError, EOFError) as e:  # a header PIL refuses (a Netpbm maxval over 65535): internal
+        raise CorruptImageError(f"not a readable image (a damaged header): {e}") from e
     except OSError as e:
         if e.errno is None:  # PIL's own complaint about the content ("Truncated File Read"), not the disk's
             raise CorruptImageError(f"not a readable image (truncated or damaged): {e}") from e

@@ -273,6 +273,8 @@ def test_bad_images(tmp_path: Path):
     good = save_image(tmp_path / "good.png", np.random.default_rng(0).integers(0, 255, (300, 300), np.uint8))
     (tmp_path / "cut.png").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     assert kind_of(tmp_path / "cut.png") == "corrupt_image"
+    (tmp_path / "maxval.pgm").write_bytes(b"P5 10 10 99999999\n" + bytes(100))  # PIL's ValueError: not `internal`
+    assert kind_of(tmp_path / "maxval.pgm") == "corrupt_image"
     (tmp_path / "x.gif").write_bytes(b"GIF89a")
     assert kind_of(tmp_path / "x.gif") == "unsupported_format"
 

@@ -324,6 +324,9 @@ def test_an_empty_references_folder_stops_the_run_before_anything_is_written(bat
     with pytest.raises(InputError, match="holds no file: nothing to verify the signatures against"):
         run_batch(config(batch, refs=tmp_path / "norefs"), DoubleModels(verifier_manifest))
     assert not batch["out"].exists()
+    (tmp_path / "norefs" / "alice").symlink_to(tmp_path / "share" / "alice")  # person folders linked into it
+    with pytest.raises(InputError, match="holds no file"):
+        run_batch(config(batch, refs=tmp_path / "norefs"), DoubleModels(verifier_manifest))
 
 
 
