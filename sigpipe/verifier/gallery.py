@@ -54,7 +54,7 @@ ENROLL_BATCH = 128  # specimen crops embedded per forward pass at enrolment
 SHORTLIST = 3  # one-to-many with a second stage: the people it re-scores, best by Siamese margin
 # When a specimen image is a page (cropped by the detector) rather than a signature crop: see looks_like_page. Part of
 # the embedding cache's key, so specimens that an earlier rule took whole are cropped now.
-PAGE_RULE = ("page-rule 3: 700x1400, or 350x800 with 60 ink marks, counted at 200 dpi by a finer file's own; "
+PAGE_RULE = ("page-rule 4: 350x800 with 60 ink marks, or 700x1400 counted at 200 dpi by a finer file's own; "
              "negatives refused; a page without a detection and under 60 marks taken whole")
 
 
@@ -333,14 +333,9 @@ class Gallery:
                                         if e is not None] for p in g.embeddings}):
             warn(message)
             g.duplicates.append(message)
-        for person in sorted(g.images):
-            for i, image in enumerate(g.images[person]):
-                if (layout := odd_layout(image)) is not None:
-                    rel = g.source(person, i)
-                    shown = g.specimen_path(rel) if rel else f"{person}[{i}]"
-                    message = f"reference {shown} of '{person}': {layout}; it is used all the same"
-                    warn(message)
-                    g.odd.append(message)
+        for message in _odd_layouts(g):
+            warn(message)
+            g.odd.append(message)
         return g
 
     def source(self, person: str, index: int | None) -> str | None:
@@ -443,17 +438,25 @@ class Gallery:
         return self._index
 
 
-# A specimen as the verifier sees it (its preprocessed canvas, ink light): what a bank's export gets wrong that the
-# comparison with the person's other specimens cannot see when all of them are so (a specimen audit: every specimen
-# turned a quarter, or one card of three stacked signatures, made every genuine cheque forged, check-refs silent).
+# Specimens as the verifier sees them (preprocessed canvases, ink light) that a bank's export got wrong all at once,
+# which the comparison of each with its person's other specimens cannot see (a specimen audit: every specimen turned a
+# quarter, or cards of three stacked signatures, made every genuine cheque forged, check-refs silent). Said of REFS as
+# a whole, not of a specimen: one person's signatures may well be tall (a name over a surname: 38% of CEDAR's
+# specimens so rearranged have ink 1.5 times taller than wide; initials 21%) or carry a date below (a retest).
 TALL_INK = 1.5  # ink height over width: 1 of 3,420 corpus specimens is over it (CEDAR 027's tall hand); turned ~4
 STACKED_GAPS = 2  # blank bands across the ink, each 8% of its height: 3 of 3,420 corpus specimens have two
+ODD_SHARE = 0.5  # of the specimens enrolled, at least ODD_MIN of them, so that one person's tall hand is not it
+ODD_MIN = 8
+ODD_WORDS = {
+    "turned": "have ink at least 1.5 times taller than wide: exported turned a quarter? Save them the right way up",
+    "stacked": "hold their ink in three or more bands one above another: signature cards of several specimens? Crop "
+               "each specimen into a file of its own",
+}
 
 
 def odd_layout(canvas: np.ndarray) -> str | None:
-    """Why a preprocessed specimen (``(H, W)``, ink light on black) looks unlike one signature the right way up, or
-    None: its ink taller than wide (turned a quarter?), or in three or more bands one above another (a signature
-    card of several specimens?)."""
+    """How a preprocessed specimen (``(H, W)``, ink light on black) looks unlike one signature the right way up:
+    ``"turned"`` (ink taller than wide), ``"stacked"`` (ink in three or more bands one above another), or None."""
     img = np.asarray(canvas, np.float32)
     if img.max() <= 0:
         return None
@@ -461,7 +464,7 @@ def odd_layout(canvas: np.ndarray) -> str | None:
     ys, xs = np.nonzero(ink)
     h, w = int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
     if h > TALL_INK * w:
-        return f"its ink is {h / w:.1f} times as tall as it is wide: turned a quarter? Save it the right way up"
+        return "turned"
     rows = ink[ys.min():ys.max() + 1].any(axis=1)
     gaps, run = 0, 0
     for inked in rows:
@@ -470,10 +473,22 @@ def odd_layout(canvas: np.ndarray) -> str | None:
             continue
         gaps += run >= max(2, 0.08 * h)
         run = 0
-    if gaps >= STACKED_GAPS:
-        return (f"its ink lies in {gaps + 1} bands one above another: several signatures in one image (a signature "
-                "card)? Crop each into a file of its own")
-    return None
+    return "stacked" if gaps >= STACKED_GAPS else None
+
+
+def _odd_layouts(g: Gallery) -> list[str]:
+    """Warnings for REFS whose specimens are mostly :func:`odd_layout` in one way (:data:`ODD_SHARE`)."""
+    found: dict[str, list[str]] = {}
+    n = 0
+    for person in sorted(g.images):
+        for i, image in enumerate(g.images[person]):
+            n += 1
+            if (kind := odd_layout(image)) is not None:
+                rel = g.source(person, i)
+                found.setdefault(kind, []).append(g.specimen_path(rel) if rel else f"{person}[{i}]")
+    return [f"{len(files)} of the {n} specimens enrolled {ODD_WORDS[kind]} ({', '.join(files[:3])}"
+            f"{', ...' if len(files) > 3 else ''}); they are used all the same"
+            for kind, files in sorted(found.items()) if n >= ODD_MIN and len(files) >= ODD_SHARE * n]
 
 
 def _duplicates(enrolled: dict[str, list[tuple[str, str]]]) -> list[str]:
@@ -708,15 +723,21 @@ def declared_dpi(f: Path) -> float | None:
 def is_negative(img: np.ndarray) -> bool:
     """Whether a grayscale signature image is light ink on dark paper: its border and most of it dark (a signature
     crop is mostly paper; a card's coloured or grey background stays well above this), with some light strokes on
-    it (an image dark all over has no ink to speak of: "no ink found", as before)."""
+    it (an image dark all over has no ink to speak of: "no ink found", as before) and nothing darker than its
+    paper."""
     h, w = img.shape[:2]
     if h < 8 or w < 8:
         return False
     edge = max(1, min(h, w) // 20)
     border = np.concatenate([img[:edge].ravel(), img[-edge:].ravel(), img[:, :edge].ravel(), img[:, -edge:].ravel()])
     paper = float(np.median(border))
+    if paper >= 96 or float(np.median(img)) >= 96:
+        return False
     light = float(np.mean(img >= min(160.0, paper + 60)))  # CEDAR's grey ink on grey paper inverted: 120 on 18
-    return paper < 96 and float(np.median(img)) < 96 and 0.002 <= light <= 0.5
+    # strokes, not a white slip photographed on a dark table (30-45% of the frame); and no ink darker than the
+    # paper (a dark-grey e-signature pad or an underexposed photo, whose ink is dark: a retest)
+    darker = float(np.mean(img < paper - 40))
+    return 0.002 <= light <= 0.2 and darker < 0.002
 
 
 def specimen_crops(f: Path, loader: SpecimenLoader | None, channel: str = "luma") -> list[np.ndarray]:
@@ -751,14 +772,16 @@ def looks_like_page(img: np.ndarray, dpi: float | None = None) -> bool:
     99% of all have at most 26), while cheques at 200 dpi have 133 or more and letters more still. A noisy, faint
     scan can have hundreds of speck marks (two CEDAR specimens: 326 and 519), hence the size as well.
 
-    Sizes are counted at 200 dpi when the file declares a finer ``dpi`` (never coarser: screenshots and e-signature
-    pads declare 72): a signature scanned at 600 dpi (2931x852) was taken for a page, and the detector boxed one word
-    of it (a specimen audit, session 36)."""
-    scale = min(1.0, 200.0 / dpi) if dpi else 1.0
-    short, long = sorted(round(n * scale) for n in img.shape[:2])
-    if short >= 700 and long >= 1400:
+    The page size is counted at 200 dpi when the file declares a finer ``dpi`` (never coarser: screenshots and
+    e-signature pads declare 72): a signature scanned at 600 dpi (2931x852) was taken for a page, and the detector
+    boxed one word of it (a specimen audit, session 36). Printed text makes a page at any declared dpi: a signature
+    card at 300 dpi (1140x495) counted at 200 dpi was used whole, frame and print with it, and a letter whose file
+    wrongly declared 600 dpi likewise (a retest)."""
+    short, long = sorted(img.shape[:2])
+    if short >= 350 and long >= 800 and ink_marks(img) >= PAGE_MARKS:
         return True
-    return short >= 350 and long >= 800 and ink_marks(img) >= PAGE_MARKS
+    scale = min(1.0, 200.0 / dpi) if dpi else 1.0
+    return short * scale >= 700 and long * scale >= 1400
 
 
 PAGE_MARKS = 60  # ink marks of 12 px or more: more than a signature has (printed text)

@@ -279,7 +279,7 @@ def test_a_specimen_page_with_two_signatures_is_refused_not_guessed(verifier: Ve
                        cache=tmp_path / "cache")
     assert g.embeddings["alice"].shape[0] == 1  # the card's
     (why,) = [v for k, v in g.errors.items() if k.endswith("form.pdf")]
-    assert "page 1 holds 2 signatures" in why and "crop each of their specimens" in why
+    assert "page 1 holds more than one signature" in why and "crop each of their specimens" in why
 
 
 def test_page_specimens_are_cropped_again_when_the_loader_changes(verifier: Verifier, tmp_path: Path):
@@ -482,3 +482,39 @@ def test_a_long_document_says_how_far_it_has_got(verifier: Verifier, doc_a: Path
     assert r.verdict == "genuine"
     said = [m for m in caplog.messages if "still reading" in m]
     assert said == ["a.pdf: still reading, 1 page(s) read (0 s)", "a.pdf: still reading, 2 page(s) read (0 s)"]
+
+
+def test_one_signature_of_a_specimen_page_grows_over_its_pieces_and_leaves_a_weak_box():
+    from sigpipe.detector.detector import Detection
+    from sigpipe.pipeline.flow import one_signature
+
+    sig = Detection((100.0, 100.0, 400.0, 160.0), 0.85)
+    memo = Detection((500.0, 300.0, 600.0, 330.0), 0.34)  # a cheque's handwritten memo beside it (a retest)
+    assert one_signature([memo, sig]) is sig
+    last = Detection((410.0, 95.0, 600.0, 158.0), 0.6)  # the surname boxed apart, on the same line
+    grown = one_signature([sig, last, memo])
+    assert grown is not None and tuple(grown.bbox) == (100.0, 95.0, 600.0, 160.0) and grown.confidence == 0.85
+    officer = Detection((900.0, 100.0, 1200.0, 160.0), 0.8)  # another signature of like standing, apart
+    assert one_signature([sig, officer]) is None
+    below = Detection((100.0, 300.0, 400.0, 360.0), 0.8)  # or on another line
+    assert one_signature([sig, below]) is None
+
+
+def test_negatives_are_told_from_dark_photos_and_pads():
+    rng = np.random.default_rng(0)
+    table = np.full((300, 400), 40, np.uint8)  # a white slip on a dark table: 30% of the frame light
+    table[60:240, 80:300] = 235
+    table[140:160, 120:260] = 30  # its dark ink
+    assert not is_negative(table)
+    pad = np.full((120, 400), 80, np.uint8)  # a dark-grey e-signature pad: a light guide line, dark ink
+    pad[100:102, 20:380] = 200
+    pad[40:70, 60:300] = 10
+    assert not is_negative(pad)
+    neg = (rng.random((120, 400)) * 20).astype(np.uint8)  # a negative: light strokes on black
+    neg[50:60, 50:350] = 230
+    assert is_negative(neg)
+
+
+def test_printed_text_makes_a_page_whatever_the_dpi_declared():
+    card = cheque_image()  # 550x1200 with print: a page at 300 dpi too (sized at 200 dpi it is 367x800)
+    assert looks_like_page(card, 300.0) and looks_like_page(card, 600.0)

@@ -163,22 +163,20 @@ def test_check_refs_cli_exit_codes_and_json(mixed_refs: Path, tmp_path: Path, mo
     (w,) = json.loads(res.stdout)["warnings"]
     assert w.startswith("1 of 4 enrolled people have a single usable reference (i-wright)")
     assert "single    1 of 4 enrolled people" in runner.invoke(cli, ["check-refs", str(lone)]).output
-    # a bank's export that turned every specimen a quarter, or put three on one card: unlike one signature the right
-    # way up, though alike among themselves (the check against the person's other specimens saw nothing)
+    # a bank's export that turned every specimen a quarter: unlike one signature the right way up, though alike
+    # among themselves (the check against the person's other specimens saw nothing); said of REFS as a whole
     turned = tmp_path / "turned"
     shutil.copytree(EXAMPLE_REFS, turned)
-    for f in (turned / "i-wright").glob("*.png"):
+    for f in turned.glob("*/*.png"):
         cv2.imwrite(str(f), cv2.rotate(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), cv2.ROTATE_90_CLOCKWISE))
-    sigs = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in sorted((EXAMPLE_REFS / "j-kowalski").glob("*.png"))[:3]]
-    width = max(x.shape[1] for x in sigs)
-    card = np.vstack([np.pad(x, ((30, 30), (0, width - x.shape[1])), constant_values=255) for x in sigs])
-    cv2.imwrite(str(turned / "j-kowalski" / "card.png"), card)
     res = runner.invoke(cli, ["check-refs", str(turned), "--json"])
     assert res.exit_code == 1, res.output
-    odd = json.loads(res.stdout)["odd_specimens"]
-    assert len(odd) == 5 and sum("turned a quarter" in o for o in odd) == 4
-    (stacked,) = [o for o in odd if "card.png" in o]
-    assert "in 3 bands one above another" in stacked and "Crop each" in stacked
+    (odd,) = json.loads(res.stdout)["odd_specimens"]
+    assert odd.startswith("16 of the 16 specimens enrolled have ink at least 1.5 times taller than wide")
+    # one person's tall hand, or one turned specimen, is not it (the latter is the suspects' check's)
+    for f in sorted(turned.glob("*/*.png"))[4:]:
+        shutil.copyfile(EXAMPLE_REFS / f.relative_to(turned), f)
+    assert json.loads(runner.invoke(cli, ["check-refs", str(turned), "--json"]).stdout)["odd_specimens"] == []
     res = runner.invoke(cli, ["check-refs", str(tmp_path / "missing")])
     assert res.exit_code == 2
     (tmp_path / "empty").mkdir()
@@ -220,3 +218,15 @@ def test_verify_takes_a_person_s_folder_as_the_references(tmp_path: Path):
     (tmp_path / "nobody").mkdir()
     res = CliRunner().invoke(cli, ["verify", questioned, str(tmp_path / "nobody")])
     assert res.exit_code == 2 and "holds no specimen file" in res.output
+
+
+def test_odd_layouts_of_a_preprocessed_specimen():
+    from sigpipe.verifier.gallery import odd_layout
+    from sigpipe.verifier.preprocess import preprocess
+
+    sigs = [cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in sorted((EXAMPLE_REFS / "j-kowalski").glob("*.png"))]
+    assert [odd_layout(preprocess(s)) for s in sigs] == [None] * 4
+    assert odd_layout(preprocess(cv2.rotate(sigs[0], cv2.ROTATE_90_CLOCKWISE))) == "turned"
+    width = max(x.shape[1] for x in sigs[:3])
+    card = np.vstack([np.pad(x, ((30, 30), (0, width - x.shape[1])), constant_values=255) for x in sigs[:3]])
+    assert odd_layout(preprocess(card)) == "stacked"
