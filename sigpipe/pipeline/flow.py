@@ -259,11 +259,12 @@ class SpecimenCropper:
     each page goes through the detector, and its detection is cropped (with ``margin``) and returned; pages where
     nothing is detected contribute nothing, nor does a signature placed on a PDF page digitally (an e-signature's
     typed name, a pasted picture: :mod:`sigpipe.pipeline.placed`), which is not a wet-ink specimen (filed among a
-    person's specimens, a typed adoption made typed names pass as that person's). A page with more than one
-    signature refuses the file (:class:`~sigpipe.errors.InputError`): which is the person's is not guessed. The most
-    confident box was taken, and an account-opening form signed by the customer and a bank officer enrolled the
-    officer's signature as the customer's only specimen: the officer's cheques came out genuine, the customer's
-    forged (a specimen audit, session 36)."""
+    person's specimens, a typed adoption made typed names pass as that person's). The page's signature is
+    :func:`one_signature` of its detections; a page holding another signature of like confidence apart from it
+    refuses the file (:class:`~sigpipe.errors.InputError`): which is the person's is not guessed. The most confident
+    box was taken, and an account-opening form signed by the customer and a bank officer enrolled the officer's
+    signature as the customer's only specimen: the officer's cheques came out genuine, the customer's forged (a
+    specimen audit, session 36)."""
 
     detector: Detector
     ingest: IngestConfig = IngestConfig()

@@ -505,11 +505,12 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
                     if n not in claims and n not in refused}
     if not Path(config.refs).is_dir():
         raise InputError(f"references folder not found: {config.refs}")
-    # (a folder it cannot list is said at enrolment; a broken link, person folders linked into a share not mounted, is
-    # no file)
-    if not any(p.is_file() for p in visible_files(Path(config.refs), lambda e: None)):
+    unlisted: list[OSError] = []  # (a broken link, person folders linked into a share not mounted, is no file)
+    if not any(p.is_file() for p in visible_files(Path(config.refs), unlisted.append)):
         # a share that is not mounted leaves its empty mount point: every signature no_reference, every document to
         # review, and exit 0, which a scheduler read as a good night
+        if unlisted:
+            raise InputError(f"the references folder {config.refs} cannot be read: {unlisted[0]}")
         raise InputError(f"the references folder {config.refs} holds no file: nothing to verify the signatures "
                          "against (a share not mounted?); put each person's specimens in REFS/<person>/")
 

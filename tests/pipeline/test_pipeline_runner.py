@@ -327,6 +327,17 @@ def test_an_empty_references_folder_stops_the_run_before_anything_is_written(bat
     (tmp_path / "norefs" / "alice").symlink_to(tmp_path / "share" / "alice")  # person folders linked into it
     with pytest.raises(InputError, match="holds no file"):
         run_batch(config(batch, refs=tmp_path / "norefs"), DoubleModels(verifier_manifest))
+    # a REFS that cannot be listed is said as such, not as empty (root reads any folder: the error stands in)
+    from sigpipe.pipeline import runner
+
+    def unlistable(root: Path, unreadable: Any) -> Any:
+        unreadable(PermissionError(13, "Permission denied", str(root)))
+        return iter(())
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(runner, "visible_files", unlistable)
+        with pytest.raises(InputError, match="cannot be read: .Errno 13. Permission denied"):
+            run_batch(config(batch, refs=tmp_path / "norefs"), DoubleModels(verifier_manifest))
 
 
 
