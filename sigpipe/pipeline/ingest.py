@@ -455,7 +455,7 @@ def _pdf_pages_pdfium(path: Path, config: IngestConfig) -> Iterator[Page]:
 
 
 # PDFium keeps every object it has parsed until the document is closed, the scanned images' compressed bytes among
-# them: a 400-page contract grew the run by 0.7 MB a page (a legal-package audit), 1.9 GB at --max-pages' 2,000. The
+# them: a 400-page contract grew the run by 0.7 MB a page (a legal-package audit; 1.9 GB at --max-pages' 2,000). The
 # document is opened again after this many pages (a fraction of a millisecond each time on the throughput batch).
 REOPEN_PAGES = 32
 

@@ -445,7 +445,7 @@ class Gallery:
 # specimens so rearranged have ink 1.5 times taller than wide; initials 21%) or carry a date below (a retest).
 TALL_INK = 1.5  # ink height over width: 1 of 3,420 corpus specimens is over it (CEDAR 027's tall hand); turned ~4
 STACKED_GAPS = 2  # blank bands across the ink, each 8% of its height: 3 of 3,420 corpus specimens have two
-ODD_SHARE = 0.5  # of the specimens enrolled, at least ODD_MIN of them (a card each for five people: a night lost)
+ODD_SHARE = 0.5  # of the specimens enrolled, at least ODD_MIN of them (six people with a card each went unsaid at 8)
 ODD_MIN = 5
 ODD_WORDS = {
     "turned": "have ink at least 1.5 times taller than wide: exported turned a quarter? Save them the right way up",
