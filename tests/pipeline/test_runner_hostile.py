@@ -3,6 +3,7 @@ symlinks planted in OUT, reports edited by hand."""
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -502,6 +503,13 @@ def test_reference_folders_that_cannot_be_read_and_broken_links_are_listed(batch
     unreadable = set(specimen_digests(batch["refs"])[1])  # what `cache prune` calls unreadable
     assert {str(old), str(batch["refs"] / "alice" / "gone.png")} <= unreadable
     assert str(batch["refs"] / "alice" / "card.heic") not in unreadable  # readable, only never a specimen (a retest)
+    # a FIFO among the specimens and a person's folder linked into a share not mounted: said, not passed over (a retest)
+    os.mkfifo(batch["refs"] / "alice" / "pipe.png")
+    (batch["refs"] / "carol").symlink_to(batch["refs"] / "no-such-share" / "carol")
+    g = Gallery.enroll(batch["refs"], verifier, cache=batch["cache"])
+    assert "not a regular file" in g.errors[str(batch["refs"] / "alice" / "pipe.png")]
+    assert "person's folder it pointed to is gone" in g.errors[str(batch["refs"] / "carol")]
+    assert str(batch["refs"] / "alice" / "pipe.png") not in specimen_digests(batch["refs"])[1]  # no entry to keep
 
 
 def test_a_report_edited_to_disagree_with_itself_is_redone(batch: dict[str, Path], verifier_manifest: Path):

@@ -204,6 +204,14 @@ def test_the_same_specimen_enrolled_twice_is_a_warning(mixed_refs: Path, tmp_pat
         "1 specimen(s) enrolled for 2 people, 'j-kowalski', 'peter-harris', are the same files (j-kowalski/05.png = "
         "peter-harris/02.png): each belongs to one of them"]
     assert Gallery.enroll(EXAMPLE_REFS, Verifier.from_manifest(), cache=tmp_path / "cache").warnings == []
+    # the same signature saved again as JPEG: not the same file, but one signature counted twice all the same
+    (mixed_refs / "i-wright" / "01-copy.png").unlink()
+    img = cv2.imread(str(mixed_refs / "i-wright" / "01.png"), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(mixed_refs / "i-wright" / "01-scan.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 75])
+    g = Gallery.enroll(mixed_refs, Verifier.from_manifest(), cache=tmp_path / "cache")
+    (near,) = [w for w in g.warnings if "saved twice" in w]
+    assert near.startswith("'i-wright' has 1 pair(s) of specimens that are one signature saved twice (i-wright/01")
+    assert "01-scan.jpg" in near and near in g.duplicates
 
 
 def test_verify_takes_a_person_s_folder_as_the_references(tmp_path: Path):
