@@ -504,6 +504,9 @@ def _odd_layouts(g: Gallery) -> list[str]:
 # steady hand come as near as 0.045. Counted twice, a copy narrows the person's threshold unsaid, as an identical file
 # did before it was warned about (a specimen audit)
 NEAR_DUPLICATE = 0.03
+# ... and nearer than this share of the median distance among the person's specimens (three at least): the figure
+# above is the shipped verifier's; a verifier of other scale (a retrained one, a test's) is judged by its own spread
+NEAR_SHARE = 0.1
 
 
 def _near_duplicates(g: Gallery) -> list[str]:
@@ -512,10 +515,11 @@ def _near_duplicates(g: Gallery) -> list[str]:
     for person in sorted(g.embeddings):
         e = np.asarray(g.embeddings[person], np.float64)
         digests = g.source_digests.get(person)
-        if len(e) < 2 or digests is None:
+        if len(e) < 3 or digests is None:
             continue
         d = np.sqrt(np.clip(2.0 - 2.0 * e @ e.T, 0.0, None))
-        pairs = [(i, j) for i, j in zip(*np.nonzero(np.triu(d < NEAR_DUPLICATE, 1)), strict=True)
+        near = min(NEAR_DUPLICATE, NEAR_SHARE * float(np.median(d[np.triu_indices(len(e), 1)])))
+        pairs = [(i, j) for i, j in zip(*np.nonzero(np.triu(d < near, 1)), strict=True)
                  if digests[i] != digests[j]]  # the same file twice is _duplicates'; a PDF's pages are specimens
         if pairs:
             shown = "; ".join(f"{g.source(person, int(i))} ~ {g.source(person, int(j))} ({d[i, j]:.3f})"
