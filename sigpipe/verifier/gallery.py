@@ -472,15 +472,8 @@ def odd_layout(canvas: np.ndarray) -> str | None:
     h, w = int(ys.max() - ys.min() + 1), int(xs.max() - xs.min() + 1)
     if h > TALL_INK * w:
         return "turned"
-    rows = ink[ys.min():ys.max() + 1].any(axis=1)
-    gaps, run = 0, 0
-    for inked in rows:
-        if not inked:
-            run += 1
-            continue
-        gaps += run >= max(2, 0.08 * h)
-        run = 0
-    return "stacked" if gaps >= STACKED_GAPS else None
+    blank = np.diff(np.flatnonzero(ink.any(axis=1))) - 1  # blank rows between one inked row and the next
+    return "stacked" if int((blank >= max(2, 0.08 * h)).sum()) >= STACKED_GAPS else None
 
 
 def _odd_layouts(g: Gallery) -> list[str]:
@@ -819,10 +812,10 @@ def looks_like_page(img: np.ndarray, dpi: float | None = None) -> bool:
     card at 300 dpi (1140x495) counted at 200 dpi was used whole, frame and print with it, and a letter whose file
     wrongly declared 600 dpi likewise (a retest)."""
     short, long = sorted(img.shape[:2])
-    if short >= 350 and long >= 800 and ink_marks(img) >= PAGE_MARKS:
-        return True
     scale = min(1.0, 200.0 / dpi) if dpi else 1.0
-    return short * scale >= 700 and long * scale >= 1400
+    if short * scale >= 700 and long * scale >= 1400:  # by its size: the ink is not counted
+        return True
+    return short >= 350 and long >= 800 and ink_marks(img) >= PAGE_MARKS
 
 
 PAGE_MARKS = 60  # ink marks of 12 px or more: more than a signature has (printed text)
