@@ -185,14 +185,17 @@ def run(scans: Path, refs: Path, out: Path, claims: Path | None, signatories: Pa
     _say(f"{summary.documents} documents{skipped}, {summary.pages} pages, {summary.signatures} signatures: "
          f"{counts or 'nothing'} -> {out / 'summary.json'}")
     to_review = summary.verdicts.get("forged", 0) + summary.verdicts.get("needs_review", 0)
-    if to_review:
+    unsigned = len(summary.claimed_unsigned)  # presented as signed: a reviewer looks at them too
+    if to_review or unsigned:
         import logging
         import shlex
 
+        what = ", ".join(part for part in (f"{to_review} document(s) forged or needing review" if to_review else "",
+                                           f"{unsigned} claimed but with no signature found" if unsigned else "")
+                         if part)
         logging.getLogger(__name__).info(
-            "%d document(s) forged or needing review; to see their signatures beside the references: sigpipe review "
-            "%s --scans %s --refs %s", to_review, shlex.quote(str(out)), shlex.quote(str(scans)),
-            shlex.quote(str(refs)))
+            "%s; to see them beside the references: sigpipe review %s --scans %s --refs %s", what,
+            shlex.quote(str(out)), shlex.quote(str(scans)), shlex.quote(str(refs)))
     if summary.failed:
         _say(f"{summary.failed} document(s) failed; see 'failures' in {out / 'summary.json'}", err=True)
         click.get_current_context().exit(1)
@@ -413,8 +416,9 @@ def review(out: Path, scans: Path, refs: Path, to: Path | None, everything: bool
         raise UsageFailure(str(e)) from e
     except OSError as e:  # the sheets or the index cannot be written: no use going on
         raise UsageFailure(f"cannot write the review to {target}: {e}") from e
+    claimed = f" ({len(result.claimed_unsigned)} of them claimed)" if result.claimed_unsigned else ""
     _say(f"{result.reports} reports: {len(result.sheets)} signature(s) to review, {len(result.unsigned)} "
-         f"unsigned, {len(result.failed)} failed"
+         f"unsigned{claimed}, {len(result.failed)} failed"
          + (f", {len({d for d, _ in result.problems})} not (wholly) reviewed" if result.problems else "")
          + f" -> {target / 'index.html'}")
     for doc, why in result.problems:  # a document's name, and a reason that may quote it: untrusted text

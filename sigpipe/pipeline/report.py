@@ -707,6 +707,9 @@ class RunSummary:
             damaged_signature_cards: every account of the signatory table whose card cannot be used, with why;
             unusable_amounts: every document of the run whose amount in the claims cannot be used, with why (held
             to all of its card's rules). What the warnings say in prose, complete and for a program to reconcile.
+        claimed_unsigned: every claimed document in which no signature was found (``unsigned``): a document
+            presented as signed but not signed, or a signature the detector missed (faint ink, a patterned
+            background); a reviewer should look at each.
     """
 
     documents: int
@@ -733,6 +736,7 @@ class RunSummary:
     duplicate_documents: tuple[tuple[str, ...], ...] = ()
     damaged_signature_cards: dict[str, str] = field(default_factory=dict)
     unusable_amounts: dict[str, str] = field(default_factory=dict)
+    claimed_unsigned: tuple[str, ...] = ()
 
     @property
     def failed(self) -> int:
@@ -772,6 +776,7 @@ class RunSummary:
             duplicate_documents=tuple(tuple(g) for g in duplicate_documents),
             damaged_signature_cards=dict(damaged_signature_cards or {}),
             unusable_amounts=dict(unusable_amounts or {}),
+            claimed_unsigned=tuple(claimed_unsigned(reps)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -793,7 +798,13 @@ class RunSummary:
             "damaged_signature_cards": [{"account": a, "message": m}
                                         for a, m in sorted(self.damaged_signature_cards.items())],
             "unusable_amounts": [{"document": d, "message": m} for d, m in sorted(self.unusable_amounts.items())],
+            "claimed_unsigned": list(self.claimed_unsigned),
         }
+
+
+def claimed_unsigned(reports: Iterable[DocumentReport]) -> list[str]:
+    """The documents of ``reports`` claimed for someone in which no signature was found (verdict ``unsigned``)."""
+    return [r.document.path for r in reports if r.verdict == "unsigned" and r.claimed_identity]
 
 
 def _utc(t: datetime | None) -> str:

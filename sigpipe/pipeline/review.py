@@ -155,6 +155,8 @@ class ReviewResult:
         sheets: the sheets written, in the order of the index (forged first; within a verdict, the closest calls
             first).
         unsigned: documents without a signature. failed: ``(document, error kind, message)`` of failed documents.
+        claimed_unsigned: ``(document, who it is claimed for)`` of those of ``unsigned`` that are claimed: presented
+            as signed, so not signed or signed where the detector cannot see; listed first, with a link to the file.
         problems: ``(document, why)`` for documents that could not be reviewed (missing, changed since the report,
             unreadable); their sheets are not written.
         reports: reports read.
@@ -165,6 +167,7 @@ class ReviewResult:
     failed: tuple[tuple[str, str, str], ...]
     problems: tuple[tuple[str, str], ...]
     reports: int
+    claimed_unsigned: tuple[tuple[str, str], ...] = ()
 
 
 class LazyLoader:
@@ -803,6 +806,7 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
     sheeted: dict[str, str] = {}  # a document's name as the file system of ``to`` sees it -> the document
     sheets: list[Sheet] = []
     unsigned: list[str] = []
+    claimed_unsigned: list[tuple[str, str]] = []
     failed: list[tuple[str, str, str]] = []
     problems: list[tuple[str, str]] = []
     specimens: Specimens = OrderedDict()  # the most recently shown
@@ -825,6 +829,8 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
             continue
         if not report.signatures:
             unsigned.append(doc)
+            if report.claimed_identity:
+                claimed_unsigned.append((doc, _claim_text(report) or ""))
             continue
         chosen = to_review(report, everything)
         if not chosen:
@@ -851,10 +857,20 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
     sheets.sort(key=lambda s: (s.order, s.margin, s.document, s.number))
     if earlier_review:
         _remove_stale_sheets(to, {s.file for s in sheets}, folding[0] if folding else None)
-    result = ReviewResult(tuple(sheets), tuple(unsigned), tuple(failed), tuple(problems), len(found))
+    result = ReviewResult(tuple(sheets), tuple(unsigned), tuple(failed), tuple(problems), len(found),
+                          tuple(claimed_unsigned))
     # a name from an edited report may hold a lone surrogate, which UTF-8 cannot encode: shown escaped
-    write_bytes_atomic(to / INDEX_HTML, index_html(result, out).encode("utf-8", "backslashreplace"))
+    write_bytes_atomic(to / INDEX_HTML, index_html(result, out, scans).encode("utf-8", "backslashreplace"))
     return result
+
+
+def _document_link(document: str, scans: Path | None) -> str:
+    """``document`` (relative to SCANS) as HTML, a link to its file when SCANS is known and it is there."""
+    e = html.escape
+    path = _below(scans, document) if scans is not None and scans.is_dir() else scans
+    if path is None or not path.is_file():
+        return e(document)
+    return f'<a href="{e(Path(os.path.abspath(path)).as_uri())}">{e(document)}</a>'
 
 
 _SHEET_NAME = re.compile(r".+\.sig[1-9]\d*\.png")
@@ -875,7 +891,7 @@ def _remove_stale_sheets(to: Path, current: set[str], key: Callable[[str], str] 
         log.info("removed %d sheet(s) of an earlier review that this one does not list", len(stale))
 
 
-def index_html(result: ReviewResult, out: Path) -> str:
+def index_html(result: ReviewResult, out: Path, scans: Path | None = None) -> str:
     """A self-contained HTML page listing the sheets (forged first), then the documents not reviewed, the unsigned
     and the failed ones."""
     e = html.escape
@@ -920,8 +936,14 @@ def index_html(result: ReviewResult, out: Path) -> str:
         ("<table><caption>Signatures to review</caption><tr><th scope=\"col\">Where</th>"
          "<th scope=\"col\">Verdict and figures</th><th scope=\"col\">Review sheet</th></tr>"
          f"{''.join(rows)}</table>") if rows else "<p>No signature to review.</p>",
+        # rows as the sheets' (claimed: ...</td>): find-person finds the people they name
+        ("<table><caption>Claimed, but no signature found: not signed, or signed where the detector cannot see "
+         f"(faint ink, a patterned background): look at each ({len(result.claimed_unsigned)})</caption>"
+         + "".join(f'<tr class="held"><td>{_document_link(d, scans)}<br>claimed: {e(who)}</td></tr>'
+                   for d, who in result.claimed_unsigned) + "</table>") if result.claimed_unsigned else "",
         listing("Not reviewed", [f"{e(d)}: {e(why)}" for d, why in result.problems]),
-        listing("Unsigned documents", [e(d) for d in result.unsigned]),
+        listing("Unsigned documents" + (" (not claimed)" if result.claimed_unsigned else ""),
+                [e(d) for d in result.unsigned if d not in {c for c, _ in result.claimed_unsigned}]),
         listing("Failed documents", [f"{e(d)}: {e(k)}: {e(m)}" for d, k, m in result.failed]),
         "</body></html>\n",
     ]

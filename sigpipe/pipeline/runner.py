@@ -102,6 +102,7 @@ from sigpipe.pipeline.report import (
     RunSettings,
     RunSummary,
     SignatureResult,
+    claimed_unsigned,
     document_verdict,
     orphaned_reports,
     out_lock,
@@ -737,6 +738,13 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
         shown = "; ".join(" = ".join(g) for g in copies[:5])
         warnings.append(f"{len(copies)} set(s) of documents have identical contents (the same file under two "
                         f"names: a cheque presented twice?): {shown}{'; ...' if len(copies) > 5 else ''}")
+        log.warning("%s", warnings[-1])
+    unsigned = claimed_unsigned(ordered)
+    if unsigned:  # a cheque presented as signed: unsigned, or its signature missed (faint, a patterned background)
+        warnings.append(f"{len(unsigned)} claimed document(s) show no signature the detector found: not signed, or "
+                        f"signed where it cannot see (faint ink, a patterned background); look at each (sigpipe "
+                        f"review lists them; summary.json claimed_unsigned): {', '.join(unsigned[:5])}"
+                        f"{', ...' if len(unsigned) > 5 else ''}")
         log.warning("%s", warnings[-1])
     summary = RunSummary.from_reports(
         ordered, processed=outcome.processed, pages_processed=outcome.pages_processed,

@@ -712,3 +712,23 @@ def test_failures_without_a_report_file_are_listed_with_the_failed(batch: dict[s
         assert (doc, "output_write", "no report: refused") in result.failed
     assert [d for d, _, _ in result.failed].count("broken.pdf") == 1  # one with a report: listed once
     assert "a:b.png" in (tmp_path / "r" / INDEX_HTML).read_text()
+
+
+def test_a_claimed_document_without_a_signature_is_listed_first_with_its_claim(batch: dict[str, Path],
+                                                                               verifier_manifest: Path):
+    """A cheque presented as signed on which nothing was found (not signed, or signed where the detector cannot
+    see) was listed among the unsigned by name only, after the failures: no claim, no way to open it."""
+    batch["claims"].write_text(batch["claims"].read_text() + "unsigned.jpg,bob\n")
+    out = _run(batch, verifier_manifest)
+    assert json.loads((out / "summary.json").read_text())["claimed_unsigned"] == ["unsigned.jpg"]
+    result = write_review(out, batch["scans"], batch["refs"], out / "review", specimen_reader(None))
+    assert result.claimed_unsigned == (("unsigned.jpg", "bob"),) and result.unsigned == ("unsigned.jpg",)
+    index = (out / "review" / INDEX_HTML).read_text(encoding="utf-8")
+    claimed = index.index("Claimed, but no signature found")
+    assert claimed < index.index("Failed documents") and "Unsigned documents" not in index  # none unclaimed left
+    link = (batch["scans"] / "unsigned.jpg").absolute().as_uri()
+    assert f'<a href="{link}">unsigned.jpg</a><br>claimed: bob</td>' in index[claimed:]
+    r = CliRunner().invoke(cli, ["find-person", "bob", str(out)])  # the index names him: erasing him finds it
+    assert str(out / "review" / INDEX_HTML) in r.stdout.split()
+    r = CliRunner().invoke(cli, ["review", str(out), "--scans", str(batch["scans"]), "--refs", str(batch["refs"])])
+    assert "1 unsigned (1 of them claimed)" in r.stdout
