@@ -27,9 +27,14 @@ import numpy as np
 STRIDE = 32  # YOLOv8's largest stride: network inputs are multiples of it
 PAD_VALUE = 114  # Ultralytics' letterbox grey
 MAX_NMS = 30000  # Ultralytics' cap on boxes entering NMS
-# How pages are shrunk to the network input. Ultralytics' loaders and ``predict`` use bilinear; "area" averages the
-# pixels each input pixel covers, which keeps thin strokes continuous instead of aliased. A model is run with the
-# downscaling it was trained with (its manifest's ``downscale``; ``sigpipe detector train --downscale``).
+# How pages are shrunk to the network input, after halving them (exact 2x2 averages) while they are at least twice
+# its size. Ultralytics' loaders and ``predict`` use bilinear; "area" averages the pixels each input pixel covers,
+# which keeps thin strokes continuous instead of aliased. A model is run with the downscaling it was trained with
+# (its manifest's ``downscale``; ``sigpipe detector train --downscale``). Its training pages were at most about twice
+# the network size (the real ones are at most 1000 px, synthetic ones are exported at 1024), so bilinear never
+# shrank them more than 2x there; in one bilinear step a 200-dpi A4 page (4.6x) or a 400-dpi cheque drops three
+# pixels in four and thin strokes break up (a capture audit lost 3 of 37 signatures on cheques scanned on an A4 bed
+# at 300 dpi, 6 more of 37 on a patterned security background), hence the halvings first.
 DOWNSCALE = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
 # Pages longer than this for their width (a strip of cheques, documents scanned as one long image) are cut into
 # overlapping windows: letterboxed whole, their signatures shrink below what the network finds (v5 found those of
@@ -79,19 +84,35 @@ def resize(page: np.ndarray, hw: tuple[int, int], downscale: str = "bilinear") -
     """Resize a page to ``hw`` (H, W): shrinking with the ``downscale`` method (:data:`DOWNSCALE`), enlarging
     always bilinear (area interpolation is nearest-neighbour-like when enlarging).
 
-    Area shrinking halves the page while it is at least twice too large (bilinear at exactly half size averages
-    each 2x2 block: the same as area averaging, and ~5x faster than OpenCV's area resize at ratios that are not
-    whole numbers), then area-averages the rest of the way (a ratio under 2: identical to one area resize).
+    Shrinking halves the page while it is at least twice too large (bilinear at exactly half size averages each 2x2
+    block: the same as area averaging, and ~5x faster than OpenCV's area resize at ratios that are not whole
+    numbers), then goes the rest of the way (a ratio under 2) with ``downscale``: bilinear then uses every pixel,
+    as in training, and area is identical to one area resize.
     """
     h, w = page.shape[:2]
     if (h, w) == tuple(hw):
         return page
     if hw[0] * hw[1] >= h * w:
         return cv2.resize(page, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
-    if downscale == "area":
-        while page.shape[0] >= 2 * hw[0] and page.shape[1] >= 2 * hw[1]:
-            page = cv2.resize(page, (page.shape[1] // 2, page.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
+    page = halved(page, hw)
+    if page.shape[:2] == tuple(hw):
+        return page
     return cv2.resize(page, (hw[1], hw[0]), interpolation=DOWNSCALE[downscale])
+
+
+def halved(page: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """``page`` halved (bilinear at exactly half size: 2x2 averages) while it is at least twice ``hw`` (H, W)
+    both ways: what is left to shrink it to ``hw`` is under 2x."""
+    while page.shape[0] >= 2 * hw[0] and page.shape[1] >= 2 * hw[1]:
+        page = cv2.resize(page, (page.shape[1] // 2, page.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
+    return page
+
+
+def letterbox_size(page_hw: tuple[int, int], imgsz: int) -> tuple[int, int]:
+    """``(H, W)`` of a page scaled to a long side of ``imgsz`` as a letterbox scales it (rounded)."""
+    h, w = page_hw
+    r = min(imgsz / h, imgsz / w)
+    return max(round(h * r), 1), max(round(w * r), 1)
 
 
 def shrink_long_side(page: np.ndarray, imgsz: int, downscale: str) -> np.ndarray:
