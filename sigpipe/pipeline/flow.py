@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -38,6 +38,7 @@ from sigpipe.pipeline.report import (
     RunSettings,
     SignatureResult,
 )
+from sigpipe.verifier.copies import copied_specimen
 from sigpipe.verifier.gallery import Gallery, Match, SpecimenLoader
 from sigpipe.verifier.preprocess import has_ink
 from sigpipe.verifier.verifier import Verifier
@@ -507,6 +508,11 @@ class SignaturePredictor:
                 match, verdict = self.judge(emb[i], claimed, x[i]) if inked[i] else (None, "no_ink")
                 if f.placed is not None:  # typed, drawn or pasted on the page: its shape is compared, not judged
                     verdict = "electronic"
+                elif verdict == "genuine" and match is not None:  # too near: one of the person's specimens pasted
+                    copy = copied_specimen(x[i], self.gallery.images.get(match.identity),
+                                           self.verifier.rule.copy_similarity)
+                    if copy is not None:
+                        verdict, match = "copied", replace(match, decision=replace(match.decision, nearest=copy))
                 claimed_one = claimed if isinstance(claimed, str) else None
             d = match.decision if match else None
             x1, y1, x2, y2 = (round(v, 2) for v in f.bbox)

@@ -50,7 +50,8 @@ SCHEMA_VERSION = "1"
 # no_ink: found on the page, but its crop holds no ink the verifier can see (strokes fainter than a printed line
 # beside them vanish in the preprocessing): not judged. electronic: placed on a PDF page digitally (typed text,
 # vector strokes, a picture on a page that is not a scan, a signature field): compared, but not judged as handwriting
-SIGNATURE_VERDICTS = ("genuine", "forged", "unknown_signer", "no_reference", "no_ink", "other_signer", "electronic")
+SIGNATURE_VERDICTS = ("genuine", "forged", "unknown_signer", "no_reference", "no_ink", "other_signer", "electronic",
+                      "copied")
 DOCUMENT_VERDICTS = ("genuine", "forged", "unsigned", "needs_review", "error")
 REPORT_SUFFIX = ".json"
 TMP_SUFFIX = ".sigpipe-tmp"
@@ -112,7 +113,8 @@ class SignatureResult:
             orientation model found it; the signature was verified turned back upright. ``bbox`` and ``page_size``
             stay in pixels of the page as scanned.
         nearest_reference: the specimen of ``identity`` closest to the signature (relative to REFS), the one a
-            reviewer should compare it with; None for ``no_reference``, or when not known.
+            reviewer should compare it with; for ``copied``, the specimen it is a copy of; None for
+            ``no_reference``, or when not known.
         nearest_reference_sha256: the sha256 of that specimen file's contents when it was compared, so that a
             re-run or a review notices the name now holding another file (two specimens swapping names); None when
             not known (reports of earlier releases, a gallery built from arrays).
@@ -227,7 +229,8 @@ class ReferenceSet:
 # signature is no page for the detector to crop; a page-sized image with no detection and no print taken whole), which
 # the references' fingerprint, by file contents, does not see; a PDF page too large at --dpi drawn at a lower dpi.
 # 10: pages more than twice the detector's input size halved (2x2 averages) before its bilinear shrink, as its
-# training pages were (a 200-dpi A4 page, a 300-dpi scan: thin strokes no longer break up; boxes move a little).
+# training pages were (a 200-dpi A4 page, a 300-dpi scan: thin strokes no longer break up; boxes move a little);
+# a signature that is a copy of one of the person's specimens is told (``copied``), not ``genuine``.
 READER_REVISION = 10
 
 
@@ -307,11 +310,10 @@ def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False
     """The document verdict from its signatures and the claim.
 
     failed -> ``error``; no signature -> ``unsigned``; any forged -> ``forged``; any ``unknown_signer``,
-    ``no_reference``, ``no_ink`` or ``electronic`` -> ``needs_review``; all genuine but a claimed person without a
-    genuine signature of theirs (with several claimed, one missing; with a :class:`Mandate`, fewer of them signed
-    than it requires) -> ``needs_review``; with ``accept_score``, a
-    signature judged genuine with a lower ``score`` (a close call) -> ``needs_review``; otherwise (all genuine) ->
-    ``genuine``.
+    ``no_reference``, ``no_ink``, ``electronic`` or ``copied`` -> ``needs_review``; all genuine but a claimed
+    person without a genuine signature of theirs (with several claimed, one missing; with a :class:`Mandate`, fewer
+    of them signed than it requires) -> ``needs_review``; with ``accept_score``, a signature judged genuine with a
+    lower ``score`` (a close call) -> ``needs_review``; otherwise (all genuine) -> ``genuine``.
     ``other_signer`` signatures (``other_signers``) do not count; where :func:`mark_other_signers` would not have
     given them (an edited report) the document is ``forged``.
     """
@@ -328,7 +330,7 @@ def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False
     verdicts = {s.verdict for s in signatures}
     if "forged" in verdicts:
         return "forged"
-    if verdicts & {"unknown_signer", "no_reference", "no_ink", "electronic"}:
+    if verdicts & {"unknown_signer", "no_reference", "no_ink", "electronic", "copied"}:
         return "needs_review"
     if not signed_enough(signatures, claimed):
         return "needs_review"

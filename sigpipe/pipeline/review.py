@@ -69,8 +69,8 @@ STRIP_SHOWN = 8  # a person's specimens shown in a row under a sheet's panels: a
 _STRIP_H = 120  # pixels: the row's images
 _DEFAULT_MARGIN = 0.08  # the crop margin of reports written before reports recorded their settings
 # the order sheets are listed in: the verdicts a reviewer must act on first
-_VERDICT_ORDER = {"forged": 0, "unknown_signer": 1, "no_ink": 2, "no_reference": 2, "electronic": 2, "other_signer": 3,
-                  "genuine": 4}
+_VERDICT_ORDER = {"forged": 0, "copied": 1, "unknown_signer": 1, "no_ink": 2, "no_reference": 2, "electronic": 2,
+                  "other_signer": 3, "genuine": 4}
 _HELD_ORDER = 3  # a signature judged genuine whose document is held for review (a close call): before the genuine
 _COLOURS = {"genuine": (40, 140, 40), "forged": (30, 30, 210)}  # BGR; the other verdicts orange
 _OTHER_COLOUR = (0, 140, 235)
@@ -127,7 +127,7 @@ def held_for(sig: SignatureResult, report: DocumentReport) -> str | None:
     if bar is not None and (sig.score is None or sig.score < bar):
         return f"held for review: score {_figure(sig.score)} is under the --accept-score bar {bar:g}"
     holding = sorted({s.verdict for s in report.signatures} & {"unknown_signer", "no_reference", "no_ink",
-                                                                "electronic"})
+                                                                "electronic", "copied"})
     if holding:  # what holds the document: say it (a loan package's e-signed pages held its wet-ink ones unsaid)
         return f"held for review with its document: another signature is {' / '.join(holding)}"
     if bar is not None and any(s.score is None or s.score < bar for s in report.signatures if s.verdict == "genuine"):
@@ -520,7 +520,9 @@ def caption_lines(document: str, number: int, sig: SignatureResult, document_ver
         ("shape compared for information only: " if sig.verdict == "electronic" else "")
         + f"distance {_figure(sig.distance)}  threshold {_figure(sig.threshold)}  score {_figure(sig.score)}  "
         f"detection {sig.detection_confidence:.2f}{refs}",
-    ] + ([not_judged(sig.placed)] if sig.verdict == "electronic" else [])
+    ] + ([not_judged(sig.placed)] if sig.verdict == "electronic" else []) + (
+        [f"the same picture as the specimen {sig.nearest_reference or '?'} (pasted or stamped, not signed anew): "
+         "not judged"] if sig.verdict == "copied" else [])
 
 
 def _claim_text(report: DocumentReport) -> str | None:
@@ -905,6 +907,9 @@ def index_html(result: ReviewResult, out: Path, scans: Path | None = None) -> st
         if sig.verdict == "electronic":
             typed = f": /s/ {e(sig.typed_name)}" if sig.typed_name else ""
             note = f"<br><b>{e(not_judged(sig.placed))}{typed} (figures for information)</b>" + note
+        if sig.verdict == "copied":
+            note = ("<br><b>the same picture as the reference below (pasted or stamped, not signed anew): not "
+                    "judged</b>" + note)
         rows.append(
             f'<tr class="{kind}"><td>{e(s.document)}<br>page {sig.page}, signature {s.number}<br>'
             f"document: {e(s.document_verdict)}<br>claimed: {e(s.claimed or '-')}</td>"
@@ -926,7 +931,7 @@ def index_html(result: ReviewResult, out: Path, scans: Path | None = None) -> st
         "th{text-align:left;padding:6px}caption{text-align:left;font-weight:bold}"
         "tr.forged td:first-child{border-left:6px solid #d22}tr.genuine td:first-child{border-left:6px solid #282}"
         "tr.unknown_signer td:first-child,tr.no_reference td:first-child,tr.no_ink td:first-child,"
-        "tr.electronic td:first-child,"
+        "tr.electronic td:first-child,tr.copied td:first-child,"
         "tr.held td:first-child"
         "{border-left:6px solid #eb8c00}"
         "</style></head><body>",

@@ -449,6 +449,7 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     """
     import numpy as np
 
+    from sigpipe.verifier.copies import copied_specimen
     from sigpipe.verifier.gallery import specimen_images
     from sigpipe.verifier.preprocess import has_ink
     from sigpipe.verifier.verifier import Verifier
@@ -487,10 +488,13 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     decision |= {"references_compared": decision.pop("references"), "calibrated_k": kk,
                  "base_threshold": v.rule.thresholds[kk], "spread_weight": v.rule.spread_weight if d.references >= 2
                  else 0.0, "pair_weight": v.rule.pair_weight if d.pair_logit is not None else 0.0}
+    verdict = "electronic" if found.placed else "genuine" if d.genuine else "forged"
+    if verdict == "genuine" and (copy := copied_specimen(x[0], ref_stored, v.rule.copy_similarity)) is not None:
+        verdict, nearest = "copied", copy
     if found.placed == "conformed":  # "/s/" and a typed name: compared with nobody, as `sigpipe run` reports it
         decision, nearest = dict.fromkeys(decision), None
     out: dict[str, object] = {**decision, "questioned": str(questioned), "references": [str(r) for r in refs],
-                              "verdict": "electronic" if found.placed else "genuine" if d.genuine else "forged",
+                              "verdict": verdict,
                               "model": v.ident,
                               "nearest_reference": None if nearest is None else str(files[1 + int(nearest)])}
     suspects = _suspect_references(v, embs[1:], ref_stored, [str(f) for f in files[1:]])
@@ -716,7 +720,7 @@ def export(weights: Path, keep_default: bool) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Write the verifier with the shifted thresholds here (OUT/verifier.pt.json and its files).")
 @click.option("--tag", default=None,
-              help="With --out: the new model's tag (default: <tag>-far<FAR>-offset<+d>: v9-far0.01-offset-0.162).")
+              help="With --out: the new model's tag (default: <tag>-far<FAR>-offset<+d>: v10-far0.01-offset-0.162).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def operating_point(labelled: tuple[Path, ...], target_far: float, weights: Path | None, out: Path | None,
                     tag: str | None, as_json: bool) -> None:

@@ -106,6 +106,9 @@ class DecisionRule:
             threshold by more than this is reported as a suspect (``sigpipe.verifier.refcheck``); None = no check.
         outlier_screen: only specimens whose Siamese distance (without the second stage) exceeds that threshold
             by more than this are compared in full for that check; None = ``outlier_margin``.
+        copy_similarity: a signature judged genuine whose preprocessed image is this similar to one of the person's
+            specimens is a copy of it (``sigpipe.verifier.copies``: pasted or stamped, not signed anew); None = no
+            check.
     """
 
     aggregation: str
@@ -117,6 +120,7 @@ class DecisionRule:
     pair_weight: float = 0.0
     outlier_margin: float | None = None
     outlier_screen: float | None = None
+    copy_similarity: float | None = None
 
     def __post_init__(self) -> None:
         """Refuse a rule no calibration writes (a manifest edited by hand): NaN or infinite numbers would make every
@@ -129,7 +133,8 @@ class DecisionRule:
             "score_a": self.score_a, "score_b": self.score_b, "spread_weight": self.spread_weight,
             "pair_weight": self.pair_weight}
         numbers |= {k: v for k, v in (("outlier_margin", self.outlier_margin),
-                                      ("outlier_screen", self.outlier_screen)) if v is not None}
+                                      ("outlier_screen", self.outlier_screen),
+                                      ("copy_similarity", self.copy_similarity)) if v is not None}
         bad = {k: v for k, v in numbers.items() if not math.isfinite(v)}
         if bad:
             raise ValueError(f"decision values must be finite numbers, got {bad}")
@@ -164,6 +169,7 @@ class DecisionRule:
             "score_b": self.score_b,
             **({} if self.outlier_margin is None else {"outlier_margin": self.outlier_margin}),
             **({} if self.outlier_screen is None else {"outlier_screen": self.outlier_screen}),
+            **({} if self.copy_similarity is None else {"copy_similarity": self.copy_similarity}),
             "calibration": self.calibration,
         }
 
@@ -179,6 +185,7 @@ class DecisionRule:
             pair_weight=float(d.get("pair_weight", 0.0)),
             outlier_margin=None if d.get("outlier_margin") is None else float(d["outlier_margin"]),
             outlier_screen=None if d.get("outlier_screen") is None else float(d["outlier_screen"]),
+            copy_similarity=None if d.get("copy_similarity") is None else float(d["copy_similarity"]),
         )
 
 

@@ -29,6 +29,7 @@ from pytorch_metric_learning import losses, miners, samplers
 from sigpipe._training import check_precision, one_cycle, training_autocast
 from sigpipe.datasets.corpus import Corpus, split_writers
 from sigpipe.errors import InputError
+from sigpipe.verifier.copies import COPY_SIMILARITY
 from sigpipe.verifier.data import SignatureArrays, load_arrays
 from sigpipe.verifier.decide import AGGREGATIONS, DecisionRule, fit_logistic
 from sigpipe.verifier.docviews import document_views
@@ -334,6 +335,7 @@ def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None
         },
         spread_weight=best_w,
         pair_weight=best_p,
+        copy_similarity=COPY_SIMILARITY,  # measured on the preprocessed canvases, not fitted (copies.py)
     )
     return rule, report
 

@@ -443,7 +443,7 @@ def test_summary_counts_and_csv():
     assert d["documents"] == 5 and d["skipped"] == 2 and d["failed"] == 1 and d["pages"] == 7
     assert d["verdicts"] == {"genuine": 0, "forged": 1, "unsigned": 1, "needs_review": 2, "error": 1}
     assert d["signature_verdicts"] == {"genuine": 1, "forged": 1, "unknown_signer": 1, "no_reference": 1,
-                                       "no_ink": 0, "other_signer": 0, "electronic": 0}
+                                       "no_ink": 0, "other_signer": 0, "electronic": 0, "copied": 0}
     assert d["failures"] == [{"document": "f.pdf", "kind": "corrupt_pdf", "message": "not a PDF"}]
     assert d["reference_errors"] == [{"file": "r/x.png", "message": "bad"}]
     assert d["pages_per_s"] == 2.0 and d["models"] == MODELS

@@ -1,0 +1,112 @@
+"""A questioned signature that is one of the person's own specimens pasted (``sigpipe.verifier.copies``): a fraud
+audit found such a copy judged ``genuine`` with the batch's best scores, since nothing is nearer a specimen than
+itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from sigpipe.cli import cli
+from sigpipe.verifier.copies import COPY_SIMILARITY, copied_specimen, copy_similarity
+from sigpipe.verifier.gallery import specimen_images
+from sigpipe.verifier.verifier import Verifier
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples"
+PEOPLE = sorted(p for p in (EXAMPLE / "refs").iterdir() if p.is_dir())
+
+
+@pytest.fixture(scope="module")
+def verifier() -> Verifier:
+    return Verifier.from_manifest(threads=1)
+
+
+def canvases(v: Verifier, images: list[np.ndarray]) -> np.ndarray:
+    return specimen_images(v.prepare(images))  # as the gallery keeps specimens
+
+
+def read(f: Path) -> np.ndarray:
+    return cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+
+
+def test_a_person_s_own_signings_are_not_copies_of_one_another(verifier: Verifier):
+    for person in PEOPLE:
+        specimens = canvases(verifier, [read(f) for f in sorted(person.glob("*.png"))])
+        for i in range(len(specimens)):
+            others = np.delete(specimens, i, axis=0)
+            assert copied_specimen(specimens[i], others) is None, person.name
+            assert copy_similarity(specimens[i], others).max() < COPY_SIMILARITY - 0.03  # not by a hair
+
+
+@pytest.mark.parametrize("change", ["same", "smaller", "larger", "jpeg", "blurred", "margin"])
+def test_a_specimen_pasted_is_told_whatever_its_scale_and_compression(verifier: Verifier, change: str):
+    files = sorted((EXAMPLE / "refs" / "j-kowalski").glob("*.png"))
+    original = read(files[2])
+    h, w = original.shape
+    copy = {
+        "same": original,
+        "smaller": cv2.resize(original, (int(w * 0.6), int(h * 0.6)), interpolation=cv2.INTER_AREA),
+        "larger": cv2.resize(original, (int(w * 1.5), int(h * 1.5)), interpolation=cv2.INTER_CUBIC),
+        "jpeg": cv2.imdecode(cv2.imencode(".jpg", original, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], 0),
+        "blurred": cv2.GaussianBlur(original, (0, 0), 1.0),
+        "margin": cv2.copyMakeBorder(original, 40, 60, 80, 30, cv2.BORDER_CONSTANT, value=250),
+    }[change]
+    specimens = canvases(verifier, [read(f) for f in files])
+    query = verifier.prepare([copy])[0]  # (1, H, W) floats, as the pipeline holds a questioned signature
+    assert copied_specimen(query, specimens) == 2
+
+
+def test_nothing_to_compare_is_no_copy(verifier: Verifier):
+    specimens = canvases(verifier, [read(f) for f in sorted((EXAMPLE / "refs" / "j-kowalski").glob("*.png"))])
+    assert copied_specimen(specimens[0], None) is None
+    assert copied_specimen(specimens[0], specimens[:0]) is None
+    blank = np.zeros_like(specimens[0])
+    assert copied_specimen(blank, specimens) is None and copied_specimen(specimens[0], blank[None]) is None
+
+
+def pasted(tmp_path: Path, specimen: Path, scale: float) -> Path:
+    """A blank A4 page at 150 dpi with ``specimen`` scaled by ``scale`` pasted on it."""
+    page = np.full((1754, 1240), 248, np.uint8)
+    sig = read(specimen)
+    sig = cv2.resize(sig, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    page[900 : 900 + sig.shape[0], 500 : 500 + sig.shape[1]] = np.minimum(
+        page[900 : 900 + sig.shape[0], 500 : 500 + sig.shape[1]], sig)
+    out = tmp_path / "scans" / "pasted.png"
+    out.parent.mkdir(exist_ok=True)
+    cv2.imwrite(str(out), page)
+    return out
+
+
+def test_run_and_verify_hold_a_pasted_specimen_for_review(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("SIGPIPE_CACHE", str(tmp_path / "cache"))
+    specimen = sorted((EXAMPLE / "refs" / "j-kowalski").glob("*.png"))[1]
+    cheque = pasted(tmp_path, specimen, 0.8)
+    (tmp_path / "claims.csv").write_text("document,identity\npasted.png,j-kowalski\n")
+    r = CliRunner().invoke(cli, ["run", str(tmp_path / "scans"), "--refs", str(EXAMPLE / "refs"), "--claims",
+                                 str(tmp_path / "claims.csv"), "--out", str(tmp_path / "out"), "--no-progress"])
+    assert r.exit_code == 0, r.output
+    report = json.loads((tmp_path / "out" / "pasted.png.json").read_text())
+    (sig,) = report["signatures"]
+    assert sig["verdict"] == "copied" and report["verdict"] == "needs_review"
+    assert sig["nearest_reference"] == f"j-kowalski/{specimen.name}" and sig["distance"] <= sig["threshold"]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["signature_verdicts"]["copied"] == 1
+    r = CliRunner().invoke(cli, ["review", str(tmp_path / "out"), "--scans", str(tmp_path / "scans"), "--refs",
+                                 str(EXAMPLE / "refs")])
+    assert r.exit_code == 0 and "1 signature(s) to review" in r.stdout, r.output
+    index = (tmp_path / "out" / "review" / "index.html").read_text()
+    assert '<tr class="copied">' in index and "the same picture as the reference below" in index
+    r = CliRunner().invoke(cli, ["verify", str(cheque), *map(str, (EXAMPLE / "refs" / "j-kowalski").glob("*.png")),
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["verdict"] == "copied" and Path(out["nearest_reference"]).name == specimen.name
+    # a cheque signed anew (the example's own signature) is judged as before
+    r = CliRunner().invoke(cli, ["verify", str(EXAMPLE / "scans" / "0001_cheque.png"),
+                                 *map(str, (EXAMPLE / "refs" / "j-kowalski").glob("*.png")), "--json"])
+    assert json.loads(r.stdout)["verdict"] == "genuine"
