@@ -1125,9 +1125,16 @@ LISTED = 20  # claimed documents not in SCANS, and claimed people without refere
 
 def _relative_hint(document: str, documents: Collection[str]) -> str:
     """A hint for a claimed document that is not in SCANS but ends in one that is: a path written from the working
-    folder (``examples/scans/0001.png``) instead of from SCANS (``0001.png``)."""
+    folder (``examples/scans/0001.png``) instead of from SCANS (``0001.png``); or that is one but for the case of
+    its letters (``0001_CHEQUE.png``, a claims export from a system that upper-cases names): a hint, never a match,
+    since the claimed file is then matched one-to-many against everybody."""
     tails = [d for d in documents if document.endswith("/" + d)]
-    return (f" (paths in claims are relative to SCANS: {max(tails, key=len)!r}?)" if tails else "")
+    if tails:
+        return f" (paths in claims are relative to SCANS: {max(tails, key=len)!r}?)"
+    folded = document.casefold()
+    cased = sorted(d for d in documents if d.casefold() == folded)
+    return (f" (SCANS has {cased[0]!r}: claims must name the file as it is written, letter case too; it is "
+            "matched one-to-many meanwhile)" if cased else "")
 
 
 def claim_warnings(claims: dict[str, Claim], documents: Collection[str], people: Collection[str],

@@ -556,6 +556,10 @@ def test_claims(tmp_path: Path):
     assert w == ["claimed identity 'dave' has no usable references in REFS (1 document(s) need review); their folder "
                  "holds no usable specimen (summary.json reference_errors says why)"]
     assert "REFS has 'davie'" in claim_warnings({"a.pdf": "dave"}, ["a.pdf"], ["alice", "davie"])[0]
+    # a claims export that upper-cases names: the file is then matched one-to-many (a fraud audit), so say which
+    w = claim_warnings({"0001_CHEQUE.png": "alice"}, ["0001_cheque.png", "0002_cheque.png"], ["alice"])
+    assert w == ["claims name a document that is not in SCANS: 0001_CHEQUE.png (SCANS has '0001_cheque.png': claims "
+                 "must name the file as it is written, letter case too; it is matched one-to-many meanwhile)"]
 
 
 def test_a_claimed_name_without_references_names_the_enrolled_one_it_likely_means():
