@@ -22,6 +22,10 @@ import numpy as np
 # at or above: the questioned signature is taken for a copy of that specimen. The manifest's
 # ``decision.copy_similarity`` holds it for a verifier (calibration writes this value); none there, no check.
 COPY_SIMILARITY = 0.95
+# ... and at least this much above the most alike two of the person's own specimens: re-signings of a simple mark (a
+# single curved stroke, a tick) are as alike as copies once cut to the ink and scaled (a retest's synthetic marks:
+# 92 of 240 re-signings over the bar alone, 5 with this margin; no corpus copy lost, work/copy/relative.py)
+COPY_MARGIN = 0.04
 COPY_SHIFT = 8  # px of the canvas the two may be offset by (the crop's margin, ink cut otherwise)
 COPY_BLUR = 1.0  # Gaussian sigma, px of the canvas: resampling and compression differences smoothed over
 
@@ -58,10 +62,16 @@ def copy_similarity(query: np.ndarray, specimens: np.ndarray) -> np.ndarray:
 
 def copied_specimen(query: np.ndarray, specimens: np.ndarray | None, bar: float | None = COPY_SIMILARITY
                     ) -> int | None:
-    """The index of the specimen ``query`` is a copy of (the most similar, at or above ``bar``), or None; None
-    too without specimens or without a ``bar`` (a verifier whose manifest has no ``decision.copy_similarity``)."""
+    """The index of the specimen ``query`` is a copy of, or None: the most similar specimen, when it is at least
+    ``bar`` similar and :data:`COPY_MARGIN` more than the most alike two of the specimens are to each other (a person
+    whose signings are that alike cannot be told from copies of them). None too without specimens or without a
+    ``bar`` (a verifier whose manifest has no ``decision.copy_similarity``)."""
     if specimens is None or len(specimens) == 0 or bar is None:
         return None
     sims = copy_similarity(query, specimens)
     k = int(np.argmax(sims))
-    return k if sims[k] >= bar else None
+    if sims[k] < bar:
+        return None
+    alike = max((copy_similarity(specimens[i], specimens[i + 1:]).max() for i in range(len(specimens) - 1)),
+                default=-1.0)
+    return k if sims[k] >= alike + COPY_MARGIN else None
