@@ -27,15 +27,17 @@ import numpy as np
 STRIDE = 32  # YOLOv8's largest stride: network inputs are multiples of it
 PAD_VALUE = 114  # Ultralytics' letterbox grey
 MAX_NMS = 30000  # Ultralytics' cap on boxes entering NMS
-# How pages are shrunk to the network input, after halving them (exact 2x2 averages) while they are at least twice
-# its size. Ultralytics' loaders and ``predict`` use bilinear; "area" averages the pixels each input pixel covers,
-# which keeps thin strokes continuous instead of aliased. A model is run with the downscaling it was trained with
-# (its manifest's ``downscale``; ``sigpipe detector train --downscale``). Its training pages were at most about twice
-# the network size (the real ones are at most 1000 px, synthetic ones are exported at 1024), so bilinear never
-# shrank them more than 2x there; in one bilinear step a 200-dpi A4 page (4.6x) or a 400-dpi cheque drops three
-# pixels in four and thin strokes break up (a capture audit lost 3 of 37 signatures on cheques scanned on an A4 bed
-# at 300 dpi, 6 more of 37 on a patterned security background), hence the halvings first.
+# How pages are shrunk to the network input. Ultralytics' loaders and ``predict`` use bilinear; "area" averages the
+# pixels each input pixel covers, which keeps thin strokes continuous instead of aliased. A model is run with the
+# downscaling it was trained with (its manifest's ``downscale``; ``sigpipe detector train --downscale``). Its training
+# pages were at most about twice the network size (the real ones are at most 1000 px, synthetic ones are exported at
+# 1024). In one bilinear step of 4x or more (a 200-dpi A4 page is 4.6x, a cheque on an A4 scanner bed at 300 dpi
+# 7x) most pixels are dropped and thin strokes break up: a capture audit lost 3 of 37 signatures on such bed scans.
+# So such pages are first halved (exact 2x2 averages) while :data:`HALVE_FROM` times the input or more; below that a
+# bilinear step keeps more of a faint stroke's contrast than averages do (855 thin CEDAR signatures on 1600x600
+# cheques, 3.1x: 602 found in one step, 552 halved first to 1.6x).
 DOWNSCALE = {"bilinear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA}
+HALVE_FROM = {"bilinear": 4, "area": 2}  # area resizes are slow at ratios that are not whole: halved down to 2x
 # Pages longer than this for their width (a strip of cheques, documents scanned as one long image) are cut into
 # overlapping windows: letterboxed whole, their signatures shrink below what the network finds (v5 found those of
 # three cheques side by side, aspect 6.5, and of three letters stacked, 4.2, but none of five). Training pages reach
@@ -84,26 +86,26 @@ def resize(page: np.ndarray, hw: tuple[int, int], downscale: str = "bilinear") -
     """Resize a page to ``hw`` (H, W): shrinking with the ``downscale`` method (:data:`DOWNSCALE`), enlarging
     always bilinear (area interpolation is nearest-neighbour-like when enlarging).
 
-    Shrinking halves the page while it is at least twice too large (bilinear at exactly half size averages each 2x2
-    block: the same as area averaging, and ~5x faster than OpenCV's area resize at ratios that are not whole
-    numbers), then goes the rest of the way (a ratio under 2) with ``downscale``: bilinear then uses every pixel,
-    as in training, and area is identical to one area resize.
+    Shrinking halves the page while it is :data:`HALVE_FROM` times too large or more (bilinear at exactly half size
+    averages each 2x2 block: the same as area averaging, and ~5x faster than OpenCV's area resize at ratios that are
+    not whole numbers), then goes the rest of the way with ``downscale``: bilinear under 4x, area under 2x (then
+    identical to one area resize).
     """
     h, w = page.shape[:2]
     if (h, w) == tuple(hw):
         return page
     if hw[0] * hw[1] >= h * w:
         return cv2.resize(page, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
-    page = halved(page, hw)
+    page = halved(page, hw, HALVE_FROM[downscale])
     if page.shape[:2] == tuple(hw):
         return page
     return cv2.resize(page, (hw[1], hw[0]), interpolation=DOWNSCALE[downscale])
 
 
-def halved(page: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """``page`` halved (bilinear at exactly half size: 2x2 averages) while it is at least twice ``hw`` (H, W)
-    both ways: what is left to shrink it to ``hw`` is under 2x."""
-    while page.shape[0] >= 2 * hw[0] and page.shape[1] >= 2 * hw[1]:
+def halved(page: np.ndarray, hw: tuple[int, int], factor: int = HALVE_FROM["bilinear"]) -> np.ndarray:
+    """``page`` halved (bilinear at exactly half size: 2x2 averages) while it is at least ``factor`` times ``hw``
+    (H, W) both ways: what is left to shrink it to ``hw`` is under ``factor``."""
+    while page.shape[0] >= factor * hw[0] and page.shape[1] >= factor * hw[1]:
         page = cv2.resize(page, (page.shape[1] // 2, page.shape[0] // 2), interpolation=cv2.INTER_LINEAR)
     return page
 

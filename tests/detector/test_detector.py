@@ -46,8 +46,9 @@ def reference_boxes(
     h, w = page.shape[:2]
     r = min(imgsz / h, imgsz / w)
     nw, nh = max(round(w * r), 1), max(round(h * r), 1)
-    while page.shape[0] >= 2 * nh and page.shape[1] >= 2 * nw:  # halved first (its training pages never shrank
-        page = cv2.resize(page, (page.shape[1] // 2, page.shape[0] // 2), interpolation=cv2.INTER_LINEAR)  # 2x+)
+    while page.shape[0] >= 4 * nh and page.shape[1] >= 4 * nw:  # halved first while 4x or more: one bilinear
+        page = cv2.resize(page, (page.shape[1] // 2, page.shape[0] // 2), interpolation=cv2.INTER_LINEAR)  # step
+    # drops most pixels there
     gain_w, gain_h = page.shape[1] / w, page.shape[0] / h
     h, w = page.shape[:2]
     r = min(imgsz / h, imgsz / w)
