@@ -460,7 +460,7 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
             if scans_root.is_dir() and out_root.is_relative_to(scans_root) else set())
     sheets = _old_sheets(docs, Path(config.scans)) - ours  # an earlier run's OUT there: its review sheets likewise
     docs = [p for p in docs if p not in specimens and p not in ours and p not in sheets]
-    if not docs:
+    if all(p.suffix.lower() in X9_SUFFIXES for p in docs):  # none, or only cash letters: split them first
         letters = _x9_files(config.scans)
         raise NoDocumentsError(
             f"no documents found in {config.scans} (looked for {', '.join(sorted(SCAN_SUFFIXES))}, "

@@ -268,3 +268,21 @@ def test_split_with_nothing_to_read_is_an_error(tmp_path: Path):
     r = CliRunner().invoke(cli, ["x9", "split", str(other), "--out", str(tmp_path / "o")])
     assert r.exit_code == 1 and "a.x937" in r.stderr and "Traceback" not in r.output
     assert not (tmp_path / "o" / "claims.csv").exists()
+
+
+def test_a_cash_letter_beside_other_scans_fails_saying_to_split_it(tmp_path: Path, verifier_manifest: Path):
+    """A README audit: a cash letter given to `sigpipe run` alone stops the run with the hint, but one lying beside
+    other scans was passed over without a word, its cheques never verified."""
+    scans, refs = tmp_path / "scans", tmp_path / "refs"
+    Image.fromarray(page_with([])).save((scans / "sub").mkdir(parents=True) or scans / "cheque.png")
+    Image.fromarray(scribble(SIG_A)).save((refs / "alice").mkdir(parents=True) or refs / "alice" / "a1.png")
+    (scans / "sub" / "day.X937").write_bytes(b"\x00" * 100)
+    s = run_batch(RunConfig(scans=scans, refs=refs, out=tmp_path / "out", cache=tmp_path / "cache", progress=False),
+                  DoubleModels(verifier_manifest))
+    (failure,) = s.failures
+    assert failure.document == "sub/day.X937" and failure.kind == "unsupported_format"
+    assert "image cash letter (X9.37)" in failure.message and "sigpipe x9 split" in failure.message
+    (scans / "cheque.png").unlink()  # only the cash letter left: the run stops, saying what to do, as before
+    with pytest.raises(NoDocumentsError, match=r"day.X937 is an image cash letter \(X9.37\): 'sigpipe x9 split'"):
+        run_batch(RunConfig(scans=scans, refs=refs, out=tmp_path / "out2", cache=tmp_path / "cache", progress=False),
+                  DoubleModels(verifier_manifest))
