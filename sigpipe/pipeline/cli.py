@@ -592,9 +592,9 @@ def x9() -> None:
 @x9.command("split")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for OUT/<file>-<sha256 prefix>/<item sequence number>.tif (each cheque's front, as the "
-                   "file holds it) and OUT/claims.csv (document, account, amount, serial, ...; a later split into "
-                   "OUT adds its rows).")
+              help="Folder for OUT/<file>-<sha256 prefix>/<item sequence number>.tif (.png, .jpg: each cheque's "
+                   "front, as the file holds it) and OUT/claims.csv (document, account, amount, serial, ...; a later "
+                   "split into OUT adds its rows).")
 def x9_split(files: tuple[Path, ...], out: Path) -> None:
     """Write the front image of each cheque in FILES (X9.37 / X9.100-187 image cash letters, EBCDIC or ASCII) as
     a document, and a claims CSV naming the account each is drawn on: then 'sigpipe run OUT --refs REFS --claims

@@ -221,7 +221,7 @@ class SplitResult:
 
 def split_files(files: Sequence[str | Path], out: str | Path) -> SplitResult:
     """Write each item's front image as ``OUT/<file's stem>-<its sha256's first 8 hex digits>/<sequence>.tif``
-    (a folder no other file's can take; the image's bytes as the file holds them: nothing is recompressed; the
+    (``.png``, ``.jpg`` for items in those formats: :data:`FORMATS`; a folder no other file's can take; the image's bytes as the file holds them: nothing is recompressed; the
     back, endorsements, is left out), and ``OUT/claims.csv`` naming the account each document is drawn on (columns
     :data:`CLAIMS_COLUMNS`), for ``sigpipe run OUT --claims OUT/claims.csv --signatories CARDS``. A claims.csv
     already in OUT keeps the rows of the other files' folders (a night's second cash letter split into the same
