@@ -228,8 +228,8 @@ class ReferenceSet:
 # 9: specimens read otherwise (a file declaring a finer resolution than 200 dpi sized at 200 dpi, so a 600-dpi
 # signature is no page for the detector to crop; a page-sized image with no detection and no print taken whole), which
 # the references' fingerprint, by file contents, does not see; a PDF page too large at --dpi drawn at a lower dpi.
-# 10: pages more than twice the detector's input size halved (2x2 averages) before its bilinear shrink, as its
-# training pages were (a 200-dpi A4 page, a 300-dpi scan: thin strokes no longer break up; boxes move a little);
+# 10: pages four times the detector's input size or more halved (2x2 averages) before its bilinear shrink (a 200-dpi
+# A4 page, a 300-dpi scan: thin strokes no longer break up; boxes move a little);
 # a signature that is a copy of one of the person's specimens is told (``copied``), not ``genuine``.
 READER_REVISION = 10
 

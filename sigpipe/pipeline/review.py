@@ -156,7 +156,8 @@ class ReviewResult:
             first).
         unsigned: documents without a signature. failed: ``(document, error kind, message)`` of failed documents.
         claimed_unsigned: ``(document, who it is claimed for)`` of those of ``unsigned`` that are claimed: presented
-            as signed, so not signed or signed where the detector cannot see; listed first, with a link to the file.
+            as signed, so not signed or signed where the detector cannot see; listed after the sheets, before the
+            other documents without one, with a link to the file.
         problems: ``(document, why)`` for documents that could not be reviewed (missing, changed since the report,
             unreadable); their sheets are not written.
         reports: reports read.

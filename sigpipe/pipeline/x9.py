@@ -221,13 +221,14 @@ class SplitResult:
 
 def split_files(files: Sequence[str | Path], out: str | Path) -> SplitResult:
     """Write each item's front image as ``OUT/<file's stem>-<its sha256's first 8 hex digits>/<sequence>.tif``
-    (``.png``, ``.jpg`` for items in those formats: :data:`FORMATS`; a folder no other file's can take; the image's bytes as the file holds them: nothing is recompressed; the
-    back, endorsements, is left out), and ``OUT/claims.csv`` naming the account each document is drawn on (columns
-    :data:`CLAIMS_COLUMNS`), for ``sigpipe run OUT --claims OUT/claims.csv --signatories CARDS``. A claims.csv
-    already in OUT keeps the rows of the other files' folders (a night's second cash letter split into the same
-    OUT); a file given twice is read once. A file that is damaged part way keeps the items before the damage; an
-    item without a readable account (a MICR line not read: ``*``) is listed under that account, which no signatory
-    table holds, so its document fails alone with the reason.
+    (``.png``, ``.jpg`` for items in those formats: :data:`FORMATS`; a folder no other file's can take; the image's
+    bytes as the file holds them: nothing is recompressed; the back, endorsements, is left out), and
+    ``OUT/claims.csv`` naming the account each document is drawn on (columns :data:`CLAIMS_COLUMNS`), for ``sigpipe
+    run OUT --claims OUT/claims.csv --signatories CARDS``. A claims.csv already in OUT keeps the rows of the other
+    files' folders (a night's second cash letter split into the same OUT); a file given twice is read once. A file
+    that is damaged part way keeps the items before the damage; an item without a readable account (a MICR line not
+    read: ``*``) is listed under that account, which no signatory table holds, so its document fails alone with the
+    reason.
 
     Raises:
         InputError: a file cannot be written to OUT, or OUT holds a claims.csv that this command did not write.
