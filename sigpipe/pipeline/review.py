@@ -155,6 +155,9 @@ class ReviewResult:
         sheets: the sheets written, in the order of the index (forged first; within a verdict, the closest calls
             first).
         unsigned: documents without a signature. failed: ``(document, error kind, message)`` of failed documents.
+        unclaimed_genuine: ``(document, the people matched)`` of the documents a run's claims file left out and that
+            came out ``genuine`` one-to-many: a claims row lost lets whoever's signature it is pass, a fraud audit
+            found (their signatures are not to review otherwise).
         claimed_unsigned: ``(document, who it is claimed for)`` of those of ``unsigned`` that are claimed: presented
             as signed, so not signed or signed where the detector cannot see; listed after the sheets, before the
             other documents without one, with a link to the file.
@@ -169,6 +172,7 @@ class ReviewResult:
     problems: tuple[tuple[str, str], ...]
     reports: int
     claimed_unsigned: tuple[tuple[str, str], ...] = ()
+    unclaimed_genuine: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 class LazyLoader:
@@ -347,6 +351,16 @@ def suspect_files(out: Path) -> set[str]:
         data = json.loads((out / SUMMARY_JSON).read_text(encoding="utf-8"))
         return {str(s["file"]) for s in data.get("suspect_references", [])}
     except (OSError, ValueError, TypeError, KeyError):
+        return set()
+
+
+def unclaimed_files(out: Path) -> set[str]:
+    """The documents ``out``'s summary says its run's claims file left out (matched one-to-many), empty without
+    one or without a claims file."""
+    try:
+        data = json.loads((out / SUMMARY_JSON).read_text(encoding="utf-8"))
+        return {str(d) for d in data.get("unclaimed_documents", [])}
+    except (OSError, ValueError, TypeError, AttributeError):
         return set()
 
 
@@ -799,6 +813,7 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
     if not found:
         raise NoReportsError(f"{out} holds no sigpipe report: give the --out folder of a 'sigpipe run'")
     suspects = suspect_files(out)
+    unclaimed = unclaimed_files(out)
     earlier_review = (to / INDEX_HTML).is_file()  # then sheets of signatures no longer to review are removed
     # the sheets show signatures and reference specimens, biometric data: a folder the review creates is its user's
     # alone, as the cache's is (one that exists keeps the permissions its owner gave it, a review team's say)
@@ -810,6 +825,7 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
     sheets: list[Sheet] = []
     unsigned: list[str] = []
     claimed_unsigned: list[tuple[str, str]] = []
+    unclaimed_genuine: list[tuple[str, tuple[str, ...]]] = []
     failed: list[tuple[str, str, str]] = []
     problems: list[tuple[str, str]] = []
     specimens: Specimens = OrderedDict()  # the most recently shown
@@ -835,6 +851,8 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
             if report.claimed_identity:
                 claimed_unsigned.append((doc, _claim_text(report) or ""))
             continue
+        if doc in unclaimed and report.verdict == "genuine" and not report.claimed_identity:
+            unclaimed_genuine.append((doc, tuple(dict.fromkeys(s.identity for s in report.signatures if s.identity))))
         chosen = to_review(report, everything)
         if not chosen:
             continue
@@ -861,7 +879,7 @@ def write_review(out: Path, scans: Path, refs: Path, to: Path, read_specimen: Sp
     if earlier_review:
         _remove_stale_sheets(to, {s.file for s in sheets}, folding[0] if folding else None)
     result = ReviewResult(tuple(sheets), tuple(unsigned), tuple(failed), tuple(problems), len(found),
-                          tuple(claimed_unsigned))
+                          tuple(claimed_unsigned), tuple(unclaimed_genuine))
     # a name from an edited report may hold a lone surrogate, which UTF-8 cannot encode: shown escaped
     write_bytes_atomic(to / INDEX_HTML, index_html(result, out, scans).encode("utf-8", "backslashreplace"))
     return result
@@ -947,6 +965,12 @@ def index_html(result: ReviewResult, out: Path, scans: Path | None = None) -> st
          f"(faint ink, a patterned background): look at each ({len(result.claimed_unsigned)})</caption>"
          + "".join(f'<tr class="held"><td>{_document_link(d, scans)}<br>claimed: {e(who)}</td></tr>'
                    for d, who in result.claimed_unsigned) + "</table>") if result.claimed_unsigned else "",
+        ("<table><caption>Not in the run's claims file, and genuine for whoever they matched (one-to-many): a claims "
+         "row lost lets another customer's signature pass; check each is meant to be so "
+         f"({len(result.unclaimed_genuine)})</caption>"
+         + "".join(f'<tr class="held"><td>{_document_link(d, scans)}<br>'
+                   + "".join(f"identity: {e(p)}<br>" for p in people) + "</td></tr>"
+                   for d, people in result.unclaimed_genuine) + "</table>") if result.unclaimed_genuine else "",
         listing("Not reviewed", [f"{e(d)}: {e(why)}" for d, why in result.problems]),
         listing("Unsigned documents" + (" (not claimed)" if result.claimed_unsigned else ""),
                 [e(d) for d in result.unsigned if d not in {c for c, _ in result.claimed_unsigned}]),

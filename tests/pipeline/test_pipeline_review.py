@@ -732,3 +732,23 @@ def test_a_claimed_document_without_a_signature_is_listed_first_with_its_claim(b
     assert str(out / "review" / INDEX_HTML) in r.stdout.split()
     r = CliRunner().invoke(cli, ["review", str(out), "--scans", str(batch["scans"]), "--refs", str(batch["refs"])])
     assert "1 unsigned (1 of them claimed)" in r.stdout
+
+
+def test_documents_the_claims_file_left_out_and_judged_genuine_one_to_many_are_listed(batch: dict[str, Path],
+                                                                                       verifier_manifest: Path):
+    """A fraud audit: a claims row lost (or a name in other letter case) lets another enrolled customer's signature
+    pass as genuine one-to-many, and nothing put the document before a reviewer."""
+    out = _run(batch, verifier_manifest)
+    reports = _reports(out)
+    multi = reports["sub/deeper/multi.TIF"]
+    assert multi.verdict == "genuine" and not multi.claimed_identity
+    result = write_review(out, batch["scans"], batch["refs"], out / "review", specimen_reader(None))
+    assert result.unclaimed_genuine == (("sub/deeper/multi.TIF", ("alice",)),)
+    index = (out / "review" / INDEX_HTML).read_text(encoding="utf-8")
+    assert "Not in the run's claims file, and genuine for whoever they matched" in index
+    assert "multi.TIF</a><br>identity: alice<br></td>" in index
+    # without a claims file one-to-many is what was asked for: nothing listed
+    run_batch(RunConfig(scans=batch["scans"], refs=batch["refs"], out=out, cache=batch["cache"], progress=False),
+              DoubleModels(verifier_manifest))
+    assert write_review(out, batch["scans"], batch["refs"], out / "review", specimen_reader(None)).unclaimed_genuine \
+        == ()
