@@ -429,7 +429,7 @@ class SignatureDetector:
     def _predict_ultralytics(self, images: list[np.ndarray], conf: float) -> list[list[Detection]]:
         if self.downscale == "bilinear":  # halved first, as the exported models' letterbox does (runtime.resize);
             # Ultralytics' own letterbox does the bilinear rest
-            inputs = [runtime.halved(img, runtime.letterbox_size(img.shape[:2], self.imgsz)) for img in images]
+            inputs = [runtime.halved(img, runtime.letterbox_size(img.shape[:2], (self.imgsz,) * 2)) for img in images]
         else:  # shrunk as in training: Ultralytics' own letterbox only interpolates
             inputs = [runtime.shrink_long_side(img, self.imgsz, self.downscale) for img in images]
         results = self._model.predict(

@@ -110,10 +110,11 @@ def halved(page: np.ndarray, hw: tuple[int, int], factor: int = HALVE_FROM["bili
     return page
 
 
-def letterbox_size(page_hw: tuple[int, int], imgsz: int) -> tuple[int, int]:
-    """``(H, W)`` of a page scaled to a long side of ``imgsz`` as a letterbox scales it (rounded)."""
+def letterbox_size(page_hw: tuple[int, int], shape: tuple[int, int]) -> tuple[int, int]:
+    """``(H, W)`` of a page scaled to fit ``shape`` (H, W) keeping its aspect ratio, as a letterbox scales it
+    (rounded)."""
     h, w = page_hw
-    r = min(imgsz / h, imgsz / w)
+    r = min(shape[0] / h, shape[1] / w)
     return max(round(h * r), 1), max(round(w * r), 1)
 
 
@@ -129,8 +130,7 @@ def letterbox(page: np.ndarray, shape: tuple[int, int], downscale: str = "biline
     """Scale a BGR page into ``shape`` keeping its aspect ratio (shrinking with ``downscale``) and pad it centred;
     returns ``(3, H, W)`` RGB float32 in [0, 1] and the mapping back to page pixels."""
     h, w = page.shape[:2]
-    r = min(shape[0] / h, shape[1] / w)
-    nh, nw = max(round(h * r), 1), max(round(w * r), 1)
+    nh, nw = letterbox_size((h, w), shape)
     img = resize(page, (nh, nw), downscale)
     dh, dw = (shape[0] - nh) / 2, (shape[1] - nw) / 2
     top, left = round(dh - 0.1), round(dw - 0.1)

@@ -38,7 +38,6 @@ from sigpipe.pipeline.report import (
     RunSettings,
     SignatureResult,
 )
-from sigpipe.verifier.copies import copied_specimen
 from sigpipe.verifier.gallery import Gallery, Match, SpecimenLoader
 from sigpipe.verifier.preprocess import has_ink
 from sigpipe.verifier.verifier import Verifier
@@ -509,8 +508,7 @@ class SignaturePredictor:
                 if f.placed is not None:  # typed, drawn or pasted on the page: its shape is compared, not judged
                     verdict = "electronic"
                 elif verdict == "genuine" and match is not None:  # too near: one of the person's specimens pasted
-                    copy = copied_specimen(x[i], self.gallery.images.get(match.identity),
-                                           self.verifier.rule.copy_similarity)
+                    copy = self.verifier.copy_of(x[i], self.gallery.images.get(match.identity))
                     if copy is not None:
                         verdict, match = "copied", replace(match, decision=replace(match.decision, nearest=copy))
                 claimed_one = claimed if isinstance(claimed, str) else None

@@ -347,20 +347,22 @@ def sheet_name(document: str, number: int) -> str:
 
 def suspect_files(out: Path) -> set[str]:
     """The suspect specimens named in ``out``'s summary (as the summary names them), empty without one."""
-    try:
-        data = json.loads((out / SUMMARY_JSON).read_text(encoding="utf-8"))
-        return {str(s["file"]) for s in data.get("suspect_references", [])}
-    except (OSError, ValueError, TypeError, KeyError):
-        return set()
+    return _summary_names(out, "suspect_references", "file")
 
 
 def unclaimed_files(out: Path) -> set[str]:
     """The documents ``out``'s summary says its run's claims file left out (matched one-to-many), empty without
     one or without a claims file."""
+    return _summary_names(out, "unclaimed_documents")
+
+
+def _summary_names(out: Path, key: str, field: str | None = None) -> set[str]:
+    """The names ``out``'s summary lists under ``key`` (each item's ``field`` when given); empty without a readable
+    summary."""
     try:
         data = json.loads((out / SUMMARY_JSON).read_text(encoding="utf-8"))
-        return {str(d) for d in data.get("unclaimed_documents", [])}
-    except (OSError, ValueError, TypeError, AttributeError):
+        return {str(item[field] if field else item) for item in data.get(key, [])}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return set()
 
 

@@ -449,7 +449,6 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
     """
     import numpy as np
 
-    from sigpipe.verifier.copies import copied_specimen
     from sigpipe.verifier.gallery import specimen_images
     from sigpipe.verifier.preprocess import has_ink
     from sigpipe.verifier.verifier import Verifier
@@ -489,7 +488,7 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
                  "base_threshold": v.rule.thresholds[kk], "spread_weight": v.rule.spread_weight if d.references >= 2
                  else 0.0, "pair_weight": v.rule.pair_weight if d.pair_logit is not None else 0.0}
     verdict = "electronic" if found.placed else "genuine" if d.genuine else "forged"
-    if verdict == "genuine" and (copy := copied_specimen(x[0], ref_stored, v.rule.copy_similarity)) is not None:
+    if verdict == "genuine" and (copy := v.copy_of(x[0], ref_stored)) is not None:  # a specimen pasted
         verdict, nearest = "copied", copy
     if found.placed == "conformed":  # "/s/" and a typed name: compared with nobody, as `sigpipe run` reports it
         decision, nearest = dict.fromkeys(decision), None

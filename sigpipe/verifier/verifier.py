@@ -12,6 +12,7 @@ import numpy as np
 from sigpipe._onnx import BF16_SUFFIX, PRECISIONS, resolve_precision
 from sigpipe._ultralytics import default_threads
 from sigpipe.errors import ModelError, model_load_error
+from sigpipe.verifier.copies import copied_specimen
 from sigpipe.verifier.decide import DecisionRule, aggregate, distances, fuse, reference_spread
 from sigpipe.verifier.pairnet import PairScorer
 from sigpipe.verifier.preprocess import PreprocessConfig, preprocess_batch
@@ -195,6 +196,11 @@ class Verifier:
     def embed(self, images: Sequence[np.ndarray], batch: int = 128) -> np.ndarray:
         """Embed raw signature crops (grayscale or BGR uint8, dark ink on light paper, any size); ``(N, D)``."""
         return self.embed_prepared(self.prepare(images), batch)
+
+    def copy_of(self, query_image: np.ndarray, ref_images: np.ndarray | None) -> int | None:
+        """The reference a signature judged genuine is a copy of (``sigpipe.verifier.copies``, at the manifest's
+        ``decision.copy_similarity``; preprocessed images as :meth:`decide` takes them), or None."""
+        return copied_specimen(query_image, ref_images, self.rule.copy_similarity)
 
     @property
     def needs_images(self) -> bool:

@@ -85,7 +85,7 @@ def test_signatures_of_several_pages_are_embedded_in_one_batch(verifier: Verifie
     calls = []
     embed = verifier.embed_prepared
     p.verifier = type("Spy", (), {"prepare": verifier.prepare, "decide": verifier.decide, "ident": verifier.ident,
-                                  "rule": verifier.rule,
+                                  "copy_of": verifier.copy_of,
                                   "embed_prepared": lambda self, x, batch: calls.append(len(x)) or embed(x, batch)})()
     report = p(pdf, relative="three.pdf", ingest=IngestConfig(dpi=72))
     assert [(s.page, s.identity) for s in report.signatures] == [(1, "alice"), (1, "bob"), (3, "bob")]
