@@ -55,12 +55,12 @@ def parse_writers(spec: str | None, available: list[str]) -> list[str]:
 
 def make_batch(corpus: Path, pages: int, root: Path, seed: int = 0, refs_per_writer: int = 5,
                writers: str | None = None, kinds: tuple[str, ...] = ("cheque", "letter"),
-               max_writers: int | None = None) -> dict[str, Path]:
+               max_writers: int | None = None, security: float = 0.0) -> dict[str, Path]:
     """Generate SCANS (with truth.json), REFS and a claims CSV under ``root``; returns their paths.
 
     Reference images are withheld from the generator (a reduced corpus of symlinks is built for it).
     """
-    from sigpipe.datasets.synth_documents import generate_documents, load_truth
+    from sigpipe.datasets.synth_documents import SynthOptions, generate_documents, load_truth
 
     available = sorted(p.name for p in corpus.iterdir() if (p / "genuine").is_dir())
     chosen = parse_writers(writers, available)[: max_writers or None]
@@ -82,7 +82,7 @@ def make_batch(corpus: Path, pages: int, root: Path, seed: int = 0, refs_per_wri
     if not reduced.is_dir():
         raise SystemExit(f"no writer of {corpus} has more than {refs_per_writer} genuine signatures")
     scans = root / "scans"
-    truth_path = generate_documents(reduced, pages, scans, seed, kinds=kinds)
+    truth_path = generate_documents(reduced, pages, scans, seed, kinds=kinds, options=SynthOptions(security=security))
     truth = load_truth(truth_path)
     claims = root / "claims.csv"
     with open(claims, "w", newline="") as f:
@@ -246,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-writers", type=int, default=None, help="use at most this many writers")
     ap.add_argument("--refs-per-writer", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kinds", default="cheque,letter", help="document types of the batch")
+    ap.add_argument("--security", type=float, default=0.0,
+                    help="share of cheques on strong security backgrounds (the same documents otherwise)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--iou", type=float, default=0.5)
     ap.add_argument("--one-to-many", action="store_true", help="also score a run without claims")
@@ -257,9 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="sigpipe-e2e-"))
     t0 = time.perf_counter()
     batch = make_batch(args.corpus, args.pages, work / "batch", args.seed, args.refs_per_writer, args.writers,
-                       max_writers=args.max_writers)
+                       kinds=tuple(k for k in args.kinds.split(",") if k), max_writers=args.max_writers,
+                       security=args.security)
     gen_s = time.perf_counter() - t0
     results: dict[str, Any] = {"corpus": str(args.corpus), "pages": args.pages, "seed": args.seed,
+                               "kinds": args.kinds, "security": args.security,
                                "writers": len(list(batch["refs"].iterdir())),
                                "refs_per_writer": args.refs_per_writer, "generate_s": round(gen_s, 1), "runs": []}
     for claims in [True, False] if args.one_to_many else [True]:

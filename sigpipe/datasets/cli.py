@@ -89,8 +89,11 @@ def synth_signatures(writers: int, per_writer: int, forgeries: int, out: Path, s
                    "80% of those); default: the generator's (SynthOptions).")
 @click.option("--unsigned", type=click.FloatRange(0, 1), default=None,
               help="Probability that a document carries no signature; default: the generator's (SynthOptions).")
+@click.option("--security", type=click.FloatRange(0, 1), default=None,
+              help="Probability that a cheque has a strong security background (dense guilloche, pantograph, "
+                   "microprint, tinted emblem); default: the generator's (SynthOptions: none).")
 def synth_documents(corpus: Path, pages: int, out: Path, yolo: bool, seed: int, dpi: int, kinds: str,
-                    formats: str, two_signers: float | None, unsigned: float | None) -> None:
+                    formats: str, two_signers: float | None, unsigned: float | None, security: float | None) -> None:
     """Render synthetic signed documents (cheques, letters, contracts, forms) as scanned PDF/TIFF/PNG/JPEG.
 
     Writes OUT/NNNN_<type>.<ext>, OUT/truth.json (every signature's page, box in pixels at --dpi, writer,
@@ -103,7 +106,8 @@ def synth_documents(corpus: Path, pages: int, out: Path, yolo: bool, seed: int, 
     fmt_list = tuple(f.strip() for f in formats.split(",") if f.strip())
     out_folder(out, "--out")
     try:
-        given: dict[str, Any] = {"two_signers": two_signers, "unsigned": unsigned}  # None: the generator's default
+        # None: the generator's default
+        given: dict[str, Any] = {"two_signers": two_signers, "unsigned": unsigned, "security": security}
         options = SynthOptions(dpi=dpi, kinds=kind_list, formats=fmt_list,
                                **{k: v for k, v in given.items() if v is not None})
         truth_path = generate_documents(corpus, pages, out, seed, yolo=yolo, kinds=kind_list, options=options)

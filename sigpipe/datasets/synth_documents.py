@@ -210,6 +210,9 @@ class SynthOptions:
         forged: probability that a signature is a skilled forgery (when the writer has forgeries).
         two_signers: probability of a second signer on cheques and letters (contracts usually have two; forms
             have a witness box of their own, 40% of the time, signed in 80% of those).
+        security: probability that a cheque carries a strong security background (a dense guilloche, a
+            pantograph screen with a hidden word, microprint or a tinted emblem) over the faint one every cheque
+            has. Drawn from a generator of its own, so a seed's documents are the same with and without it.
         yolo_long_side: long side in pixels of the page images of the YOLO export.
         yolo_quality: JPEG quality of the YOLO export images.
         val_fraction: fraction of documents whose pages go to the YOLO ``val`` split.
@@ -225,6 +228,7 @@ class SynthOptions:
     unsigned: float = 0.08
     forged: float = 0.25
     two_signers: float = 0.2
+    security: float = 0.0
     yolo_long_side: int = 1024
     yolo_quality: int = 90
     val_fraction: float = 0.15
@@ -1354,6 +1358,64 @@ def _guilloche(cv: _Canvas, rng: np.random.Generator, colour: tuple[int, int, in
         cv.draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=colour, width=1)
 
 
+SECURITY_PATTERNS = ("guilloche", "pantograph", "microprint", "emblem")
+SECURITY_TINTS = ((40, 90, 170), (30, 130, 90), (170, 60, 90), (120, 80, 40), (110, 60, 150), (60, 120, 150))
+
+
+def _security_background(cv: _Canvas, rng: np.random.Generator, bg: tuple[int, int, int]) -> str:
+    """A strong security background over the whole cheque, as printed on real cheque stock.
+
+    Its darkness (the share of a saturated tint mixed into the paper) is 0.12 to 0.45: from what a bank's
+    scanner keeps faintly to a pattern as dark as a light pencil. Returns the pattern's name.
+    """
+    kind = _pick(rng, SECURITY_PATTERNS)
+    tint = _pick(rng, SECURITY_TINTS)
+    s = float(rng.uniform(0.12, 0.45))
+    colour = tuple(int(round(c * (1 - s) + t * s)) for c, t in zip(bg, tint, strict=True))
+    width = max(1, int(round(cv.lw * rng.uniform(0.6, 1.4))))
+    if kind == "guilloche":  # two families of crossing waves, denser and darker than the plain one
+        xs = np.linspace(0, cv.w, 240)
+        step = max(3, cv.px(rng.uniform(0.03, 0.07)))
+        for fam in range(2):
+            f1, f2, ph = rng.uniform(1.5, 6), rng.uniform(8, 20), rng.uniform(0, 2 * np.pi)
+            amp = cv.px(rng.uniform(0.05, 0.25))
+            sign = 1 if fam == 0 else -1
+            for k in range(-cv.px(0.5), cv.h + cv.px(0.5), step):
+                ys = k + sign * amp * np.sin(xs / cv.w * 2 * np.pi * f1 + ph + k * 0.04) \
+                    + cv.px(0.03) * np.sin(xs / cv.w * 2 * np.pi * f2 + k * 0.09)
+                cv.draw.line(list(zip(xs.tolist(), ys.tolist(), strict=True)), fill=colour, width=width)
+    elif kind == "pantograph":  # a dot screen whose dots are larger inside a hidden word
+        pitch = max(3, cv.px(rng.uniform(0.025, 0.045)))
+        mask = Image.new("L", (cv.w, cv.h), 0)
+        word = str(_pick(rng, ("VOID", "COPY", "ORIGINAL", str(_pick(rng, BANKS)).split()[0].upper())))
+        font = _font(SANS, max(8, int(cv.h * rng.uniform(0.25, 0.45))), 700)
+        for yy in range(int(cv.h * 0.1), cv.h, int(cv.h * 0.5)):
+            ImageDraw.Draw(mask).text((cv.w * rng.uniform(0.0, 0.3), yy), word, font=font, fill=255)
+        inside = np.asarray(mask) > 0
+        r_out, r_in = max(0.5, pitch * 0.18), max(1.0, pitch * 0.34)
+        for y in range(pitch // 2, cv.h, pitch):
+            for x in range((y // pitch % 2) * pitch // 2, cv.w, pitch):
+                r = r_in if inside[y, x] else r_out
+                cv.draw.ellipse([x - r, y - r, x + r, y + r], fill=colour)
+    elif kind == "microprint":  # rows of tiny repeated text
+        size = max(4, cv.pt(rng.uniform(3, 4.5)))
+        font = _font(SANS, size)
+        phrase = (str(_pick(rng, BANKS)).upper() + " SECURITY PAPER  ") * 40
+        for k, y in enumerate(range(0, cv.h, max(size + 1, int(size * rng.uniform(1.1, 1.6))))):
+            cv.draw.text((-(k * size * 3) % (size * 20), y), phrase, font=font, fill=colour)
+    else:  # emblem: concentric rosette rings and a tinted wash under the right half
+        cx, cy = cv.w * rng.uniform(0.45, 0.8), cv.h * rng.uniform(0.35, 0.7)
+        wash = tuple(int(round(c * (1 - s / 3) + t * s / 3)) for c, t in zip(bg, tint, strict=True))
+        cv.draw.ellipse([cx - cv.h * 0.7, cy - cv.h * 0.7, cx + cv.h * 0.7, cy + cv.h * 0.7], fill=wash)
+        petals, step = int(rng.integers(6, 14)), max(3, cv.px(rng.uniform(0.025, 0.05)))
+        th = np.linspace(0, 2 * np.pi, 400)
+        for r0 in range(step, int(cv.h * 0.65), step):
+            rr = r0 * (1 + 0.12 * np.sin(petals * th + r0 * 0.05))
+            pts = list(zip((cx + rr * np.cos(th)).tolist(), (cy + rr * np.sin(th)).tolist(), strict=True))
+            cv.draw.line(pts, fill=colour, width=width)
+    return kind
+
+
 def _render_cheque(ctx: _DocContext, n_pages: int, signed: bool) -> list[_Canvas]:
     rng, dpi = ctx.rng, ctx.dpi
     wi, hi = _pick(rng, CHEQUE_SIZES)
@@ -1362,6 +1424,10 @@ def _render_cheque(ctx: _DocContext, n_pages: int, signed: bool) -> list[_Canvas
     cv.draw.rectangle([0, 0, cv.w, cv.h], fill=bg)
     r, g, b = (int(c * rng.uniform(0.9, 0.95)) for c in bg)
     _guilloche(cv, rng, (r, g, b))
+    if ctx.opts.security:  # from a generator of its own: the same cheque with and without the background
+        sec = np.random.default_rng(rng.bit_generator.seed_seq.spawn(1)[0])  # type: ignore[attr-defined]
+        if sec.random() < ctx.opts.security:
+            _security_background(cv, sec, bg)
     ink = (25, 25, 30)
     small, mid = _font(SANS, cv.pt(7)), _font(SANS, cv.pt(8.5), 600)
     m = cv.px(0.25)

@@ -340,3 +340,33 @@ def test_cli_two_signers_and_unsigned_probabilities(corpus: Path, tmp_path: Path
     res = CliRunner().invoke(cli, ["datasets", "synth-documents", "--signatures", str(corpus), "--pages", "1",
                                    "--out", str(tmp_path / "bad"), "--two-signers", "1.5"])
     assert res.exit_code == 2 and "--two-signers" in res.output
+
+
+def test_security_background_changes_only_the_paper(corpus: Path, tmp_path: Path) -> None:
+    """--security draws the background from a generator of its own: the same cheques, signatures and truth, with
+    the paper around the signatures darkened by a pattern; 0 leaves every file as it was."""
+    def generate(name: str, *extra: str) -> Path:
+        out = tmp_path / name
+        res = CliRunner().invoke(cli, ["datasets", "synth-documents", "--signatures", str(corpus), "--pages", "4",
+                                       "--out", str(out), "--seed", "9", "--dpi", str(DPI), "--kinds", "cheque",
+                                       "--formats", "png", "--unsigned", "0", *extra])
+        assert res.exit_code == 0, res.output
+        return out
+
+    plain, none, strong = generate("plain"), generate("none", "--security", "0"), generate("strong", "--security", "1")
+    assert (plain / "truth.json").read_bytes() == (none / "truth.json").read_bytes()
+    assert (plain / "truth.json").read_text() == (strong / "truth.json").read_text().replace(str(strong), str(plain))
+    truth = load_truth(plain / "truth.json")
+    assert sum(len(d.signatures) for d in truth.documents) >= 4
+    for doc in truth.documents:
+        a = cv2.imread(str(plain / doc.path), cv2.IMREAD_GRAYSCALE)
+        assert np.array_equal(a, cv2.imread(str(none / doc.path), cv2.IMREAD_GRAYSCALE))
+        b = cv2.imread(str(strong / doc.path), cv2.IMREAD_GRAYSCALE)
+        assert a.shape == b.shape
+        paper = np.ones(a.shape, bool)  # outside the signatures' boxes
+        for s in doc.signatures:
+            x1, y1, x2, y2 = s.bbox
+            paper[y1:y2, x1:x2] = False
+        # the pattern darkens a good part of the paper, and lightens none of it on the whole
+        assert (b[paper].astype(int) < a[paper].astype(int) - 10).mean() > 0.1
+        assert np.median(b[paper].astype(int) - a[paper].astype(int)) < 0
