@@ -53,6 +53,8 @@ SCHEMA_VERSION = "1"
 SIGNATURE_VERDICTS = ("genuine", "forged", "unknown_signer", "no_reference", "no_ink", "other_signer", "electronic",
                       "copied")
 DOCUMENT_VERDICTS = ("genuine", "forged", "unsigned", "needs_review", "error")
+# signature verdicts that hold their document for review (unless another is forged): not judged, or not judgeable
+REVIEW_VERDICTS = frozenset({"unknown_signer", "no_reference", "no_ink", "electronic", "copied"})
 REPORT_SUFFIX = ".json"
 TMP_SUFFIX = ".sigpipe-tmp"
 SUMMARY_JSON = "summary.json"
@@ -330,7 +332,7 @@ def document_verdict(signatures: Sequence[SignatureResult], failed: bool = False
     verdicts = {s.verdict for s in signatures}
     if "forged" in verdicts:
         return "forged"
-    if verdicts & {"unknown_signer", "no_reference", "no_ink", "electronic", "copied"}:
+    if verdicts & REVIEW_VERDICTS:
         return "needs_review"
     if not signed_enough(signatures, claimed):
         return "needs_review"

@@ -42,6 +42,7 @@ from sigpipe.pipeline.orientation import turn_upright
 from sigpipe.pipeline.placed import not_judged
 from sigpipe.pipeline.report import (
     REPORT_SUFFIX,
+    REVIEW_VERDICTS,
     SUMMARY_CSV,
     SUMMARY_JSON,
     DocumentReport,
@@ -126,8 +127,7 @@ def held_for(sig: SignatureResult, report: DocumentReport) -> str | None:
     bar = report.settings.accept_score if report.settings else None
     if bar is not None and (sig.score is None or sig.score < bar):
         return f"held for review: score {_figure(sig.score)} is under the --accept-score bar {bar:g}"
-    holding = sorted({s.verdict for s in report.signatures} & {"unknown_signer", "no_reference", "no_ink",
-                                                                "electronic", "copied"})
+    holding = sorted({s.verdict for s in report.signatures} & REVIEW_VERDICTS)
     if holding:  # what holds the document: say it (a loan package's e-signed pages held its wet-ink ones unsaid)
         return f"held for review with its document: another signature is {' / '.join(holding)}"
     if bar is not None and any(s.score is None or s.score < bar for s in report.signatures if s.verdict == "genuine"):
