@@ -46,6 +46,8 @@ SUFFIX = {"pdf": ".pdf", "tiff": ".tif", "png": ".png", "jpeg": ".jpg"}
 SERIF = "source-serif-4"
 SANS = "arimo"
 HAND_FONTS: tuple[str, ...] = ("caveat", "kalam", "indie-flower", "shadows-into-light")
+# Typeset script (printed, not handwritten): letterheads and bank names set in it are hard negatives.
+SCRIPT_TYPE_FONTS: tuple[str, ...] = ("great-vibes", "dancing-script", "yellowtail", "satisfy", "pacifico")
 
 # Page sizes in inches (width, height).
 PAGE_SIZES: dict[str, tuple[float, float]] = {"a4": (210 / 25.4, 297 / 25.4), "letter": (8.5, 11.0)}
@@ -213,6 +215,10 @@ class SynthOptions:
         security: probability that a cheque carries a strong security background (a dense guilloche, a
             pantograph screen with a hidden word, microprint or a tinted emblem) over the faint one every cheque
             has. Drawn from a generator of its own, so a seed's documents are the same with and without it.
+        script_type: probability that a document's printed names are set in a script typeface: a letter's or
+            form's letterhead (company name, and a letter's address in two lines), a cheque's bank name and, on
+            a company's cheque, the payer. Printed script that looks like handwriting, as on many real
+            letterheads, is a hard negative for a detector. Drawn from a generator of its own.
         yolo_long_side: long side in pixels of the page images of the YOLO export.
         yolo_quality: JPEG quality of the YOLO export images.
         val_fraction: fraction of documents whose pages go to the YOLO ``val`` split.
@@ -229,6 +235,7 @@ class SynthOptions:
     forged: float = 0.25
     two_signers: float = 0.2
     security: float = 0.0
+    script_type: float = 0.0
     yolo_long_side: int = 1024
     yolo_quality: int = 90
     val_fraction: float = 0.15
@@ -755,8 +762,28 @@ def _stamp_alpha(rng: np.random.Generator, dpi: int) -> np.ndarray:
     return _worn(rng, alpha, rng.uniform(0.05, 0.4))
 
 
-def _logo(cv: _Canvas, rng: np.random.Generator, x: float, y: float, size: int, name: str) -> float:
-    """Draw a letterhead logo (shape + company name) with its top-left at (x, y); returns its height in pixels."""
+def _side_rng(rng: np.random.Generator, key: int) -> np.random.Generator:
+    """A generator of its own for an optional feature, derived from ``rng``'s seed without drawing from it."""
+    ss = rng.bit_generator.seed_seq  # type: ignore[attr-defined]
+    if not isinstance(ss, np.random.SeedSequence):
+        raise TypeError("a document's generator is seeded from a SeedSequence")
+    return np.random.default_rng(np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, key)))
+
+
+def _script_font(ctx: _DocContext) -> str | None:
+    """The script typeface this document's printed names are set in, or None (``SynthOptions.script_type``)."""
+    if not ctx.opts.script_type:
+        return None
+    side = _side_rng(ctx.rng, 100)
+    return str(_pick(side, SCRIPT_TYPE_FONTS)) if side.random() < ctx.opts.script_type else None
+
+
+def _logo(cv: _Canvas, rng: np.random.Generator, x: float, y: float, size: int, name: str,
+          script: str | None = None) -> float:
+    """Draw a letterhead logo (shape + company name) with its top-left at (x, y); returns its height in pixels.
+
+    ``script``: a script typeface for the company name (as printed, in its case) instead of serif or sans.
+    """
     colour = _pick(rng, ((20, 20, 20), (25, 45, 120), (140, 20, 30), (20, 90, 60), (60, 60, 60)))
     shape = int(rng.integers(5))
     d = cv.draw
@@ -780,6 +807,8 @@ def _logo(cv: _Canvas, rng: np.random.Generator, x: float, y: float, size: int, 
         d.ellipse([x + size * 0.35, y + size * 0.35, x + size * 0.65, y + size * 0.65], fill=colour)
     f = _font(_pick(rng, (SERIF, SANS)), int(size * rng.uniform(0.38, 0.5)), int(rng.choice([600, 700, 800])))
     label = name.upper() if rng.random() < 0.5 else name
+    if script:  # the same draws from rng either way
+        f, label = _font(script, int(f.size * 1.35)), name
     d.text((x + size * 1.25, y + size * 0.5), label, font=f, fill=colour, anchor="lm")
     return float(size)
 
@@ -1043,6 +1072,7 @@ def _signing_block(cv: _Canvas, ctx: _DocContext, st: _TextStyle, x: float, y: f
 
 def _render_letter(ctx: _DocContext, n_pages: int, signed: bool) -> list[_Canvas]:
     rng, dpi = ctx.rng, ctx.dpi
+    script = _script_font(ctx)
     size = _page_size(rng, dpi)
     company = _company(rng)
     recipient = f"{_pick(rng, ('Mr.', 'Ms.', 'Dr.', 'Mrs.'))} {_name(rng)}"
@@ -1062,13 +1092,19 @@ def _render_letter(ctx: _DocContext, n_pages: int, signed: bool) -> list[_Canvas
             lsize = cv.px(rng.uniform(0.45, 0.75))
             centred = rng.random() < 0.4
             lx = (cv.w - lsize * 5) / 2 if centred else left
-            y += _logo(cv, rng, lx, y, lsize, company) + cv.px(0.1)
-            addr = f"{int(rng.integers(1, 999))} {_pick(rng, STREETS)}  -  {_pick(rng, CITIES)}"
-            addr += f"  -  Telephone ({int(rng.integers(200, 999))}) {int(rng.integers(200, 999))}-" \
-                    f"{int(rng.integers(1000, 9999))}"
-            cv.text(cv.w / 2 if centred else left, y, addr, _font(SANS, cv.pt(7.5)),
-                    anchor="ma" if centred else "la")
-            y += cv.pt(7.5) * 1.6
+            y += _logo(cv, rng, lx, y, lsize, company, script) + cv.px(0.1)
+            street, city = f"{int(rng.integers(1, 999))} {_pick(rng, STREETS)}", str(_pick(rng, CITIES))
+            addr = f"{street}  -  {city}  -  Telephone ({int(rng.integers(200, 999))}) " \
+                   f"{int(rng.integers(200, 999))}-{int(rng.integers(1000, 9999))}"
+            if script:  # "111 Fifth Avenue / New York 3, N.Y." in script, two lines
+                for ln in (street, city):
+                    cv.text(cv.w / 2 if centred else left, y, ln, _font(script, cv.pt(13)),
+                            anchor="ma" if centred else "la")
+                    y += cv.pt(13) * 1.5
+            else:
+                cv.text(cv.w / 2 if centred else left, y, addr, _font(SANS, cv.pt(7.5)),
+                        anchor="ma" if centred else "la")
+                y += cv.pt(7.5) * 1.6
             if rng.random() < 0.6:
                 cv.hline(left, right, y, width=cv.lw * int(rng.integers(1, 3)))
             y += cv.px(rng.uniform(0.4, 0.8))
@@ -1235,6 +1271,7 @@ def _render_contract(ctx: _DocContext, n_pages: int, signed: bool) -> list[_Canv
 
 def _render_form(ctx: _DocContext, n_pages: int, signed: bool) -> list[_Canvas]:
     rng, dpi = ctx.rng, ctx.dpi
+    script = _script_font(ctx)
     size = _page_size(rng, dpi)
     org = _company(rng)
     title = str(_pick(rng, FORM_TITLES))
@@ -1249,7 +1286,7 @@ def _render_form(ctx: _DocContext, n_pages: int, signed: bool) -> list[_Canvas]:
         y = float(cv.px(0.5))
         if p == 0:
             lsize = cv.px(0.5)
-            _logo(cv, rng, left, y, lsize, org)
+            _logo(cv, rng, left, y, lsize, org, script)
             cv.text(right, y, f"Form {int(rng.integers(1, 99))}-{_pick(rng, 'ABCDK')} (rev. "
                     f"{int(rng.integers(1, 13))}/{int(rng.integers(1985, 2024))})", _font(SANS, cv.pt(7)),
                     anchor="ra")
@@ -1418,6 +1455,7 @@ def _security_background(cv: _Canvas, rng: np.random.Generator, bg: tuple[int, i
 
 def _render_cheque(ctx: _DocContext, n_pages: int, signed: bool) -> list[_Canvas]:
     rng, dpi = ctx.rng, ctx.dpi
+    script = _script_font(ctx)
     wi, hi = _pick(rng, CHEQUE_SIZES)
     cv = _Canvas((int(round(wi * dpi)), int(round(hi * dpi))), dpi, 0)
     bg = _pick(rng, ((232, 242, 236), (236, 240, 250), (250, 244, 228), (246, 246, 246), (240, 232, 244)))
@@ -1432,8 +1470,12 @@ def _render_cheque(ctx: _DocContext, n_pages: int, signed: bool) -> list[_Canvas
     small, mid = _font(SANS, cv.pt(7)), _font(SANS, cv.pt(8.5), 600)
     m = cv.px(0.25)
     cv.rect(cv.px(0.08), cv.px(0.08), cv.w - cv.px(0.08), cv.h - cv.px(0.08), outline=(90, 90, 100))
-    payer = _name(rng).upper() if rng.random() < 0.6 else _company(rng).upper()
-    cv.text(m, m, payer, mid, ink)
+    person = rng.random() < 0.6
+    payer = _name(rng).upper() if person else _company(rng).upper()
+    if script and not person:  # a company's name in its script, not the account holder's
+        cv.text(m, m - cv.pt(3), payer.title(), _font(script, cv.pt(13)), ink)
+    else:
+        cv.text(m, m, payer, mid, ink)
     cv.text(m, m + cv.pt(11), f"{int(rng.integers(1, 999))} {_pick(rng, STREETS)}", small, ink)
     cv.text(m, m + cv.pt(19), str(_pick(rng, CITIES)), small, ink)
     cv.text(cv.w - m, m, str(int(rng.integers(100, 9999))), _font(SANS, cv.pt(10), 700), ink, anchor="ra")
@@ -1465,7 +1507,10 @@ def _render_cheque(ctx: _DocContext, n_pages: int, signed: bool) -> list[_Canvas
     _hand(cv, rng, words, m + cv.px(0.1), wy - cv.px(0.02), rng.uniform(12, 15), max_w=cv.w - 2 * m - cv.px(1.1))
     # bank, memo, signature line
     by = cv.h * 0.68
-    cv.text(m, by, bank, _font(SERIF, cv.pt(9), 700), ink)
+    if script:
+        cv.text(m, by - cv.pt(3), bank, _font(script, cv.pt(14)), ink)
+    else:
+        cv.text(m, by, bank, _font(SERIF, cv.pt(9), 700), ink)
     my = cv.h * 0.84
     cv.text(m, my - cv.pt(8), "MEMO", small, ink)
     cv.hline(m + cv.px(0.45), m + cv.px(2.2), my)

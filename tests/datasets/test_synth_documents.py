@@ -370,3 +370,36 @@ def test_security_background_changes_only_the_paper(corpus: Path, tmp_path: Path
         # the pattern darkens a good part of the paper, and lightens none of it on the whole
         assert (b[paper].astype(int) < a[paper].astype(int) - 10).mean() > 0.1
         assert np.median(b[paper].astype(int) - a[paper].astype(int)) < 0
+
+
+def test_script_type_sets_printed_names_in_script_only(corpus: Path, tmp_path: Path) -> None:
+    """--script-type sets letterheads and bank names in a script typeface (a hard negative that looks like
+    handwriting) from a generator of its own: 0 leaves every file as it was; on cheques, whose layout does not move,
+    the signatures, their boxes and the paper under them stay the same, and only printed names change."""
+    def generate(name: str, kinds: str, *extra: str) -> Path:
+        out = tmp_path / name
+        res = CliRunner().invoke(cli, ["datasets", "synth-documents", "--signatures", str(corpus), "--pages", "3",
+                                       "--out", str(out), "--seed", "4", "--dpi", str(DPI), "--kinds", kinds,
+                                       "--formats", "png", "--unsigned", "0", *extra])
+        assert res.exit_code == 0, res.output
+        return out
+
+    plain, none, script = (generate(n, "cheque", *x) for n, x in
+                           (("plain", ()), ("none", ("--script-type", "0")), ("script", ("--script-type", "1"))))
+    assert (plain / "truth.json").read_bytes() == (none / "truth.json").read_bytes()
+    assert (plain / "truth.json").read_text() == (script / "truth.json").read_text().replace(str(script), str(plain))
+    for doc in load_truth(plain / "truth.json").documents:
+        a = cv2.imread(str(plain / doc.path), cv2.IMREAD_GRAYSCALE).astype(int)
+        assert np.array_equal(a, cv2.imread(str(none / doc.path), cv2.IMREAD_GRAYSCALE))
+        b = cv2.imread(str(script / doc.path), cv2.IMREAD_GRAYSCALE).astype(int)
+        changed = np.abs(a - b) > 40
+        assert changed.sum() > 200  # the bank's name at least
+        for s in doc.signatures:
+            x1, y1, x2, y2 = s.bbox
+            assert not changed[y1:y2, x1:x2].any()
+    letters, script_letters = generate("letters", "letter"), generate("script_letters", "letter", "--script-type", "1")
+    for doc in load_truth(letters / "truth.json").documents:
+        a = cv2.imread(str(letters / doc.path), cv2.IMREAD_GRAYSCALE).astype(int)
+        b = cv2.imread(str(script_letters / doc.path), cv2.IMREAD_GRAYSCALE).astype(int)
+        top = slice(0, a.shape[0] // 6)  # the letterhead
+        assert (np.abs(a[top] - b[top]) > 40).sum() > 500
