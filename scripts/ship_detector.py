@@ -35,6 +35,7 @@ from sigpipe.detector.calibrate import NMS_IOU, best_row, sweep  # noqa: E402
 from sigpipe.detector.detector import SignatureDetector  # noqa: E402
 from sigpipe.detector.evaluate import evaluate, yolo_split_pages  # noqa: E402
 from sigpipe.detector.export import export  # noqa: E402
+from sigpipe.detector.runtime import SecondLook  # noqa: E402
 from sigpipe.weights import WEIGHTS_DIR, manifest_text, write_manifest  # noqa: E402
 
 DOCS = ROOT.parent / "shared" / "datasets" / "detection" / "docs"
@@ -74,12 +75,21 @@ def main() -> None:
     ap.add_argument("--downscale", default="bilinear", choices=["bilinear", "area"],
                     help="how the model was trained to see pages shrunk (sigpipe detector train --downscale)")
     ap.add_argument("--dest", type=Path, default=WEIGHTS_DIR, help="folder to ship into (default: sigpipe/weights)")
+    ap.add_argument("--second-look", default="0.10,0.10", metavar="QUANTILE,SHARE",
+                    help="the manifest's second_look (white_quantile, min_midtone_share: a patterned page on which "
+                         "nothing is found is looked at again with its levels stretched; docs/models.md, Detector "
+                         "(z)), or 'none'")
     args = ap.parse_args()
     if args.tta_only:
         print(json.dumps(calibrate_tta(args.tta_only), indent=2))
         return
     if args.weights is None:
         ap.error("give the weights to ship, or --tta-only MANIFEST")
+    second_look = None
+    if args.second_look != "none":
+        q, share = (float(v) for v in args.second_look.split(","))
+        second_look = {"white_quantile": q, "min_midtone_share": share}
+        SecondLook(q, share)  # in range
 
     args.dest.mkdir(parents=True, exist_ok=True)
     dst = args.dest / "detector.pt"
@@ -107,6 +117,7 @@ def main() -> None:
         "conf": best["conf"],
         "iou": NMS_IOU,
         "max_det": 300,  # Ultralytics' default: a strip of 60 cheques is one page
+        **({"second_look": second_look} if second_look else {}),
         "calibration": {"method": "confidence maximising F1 (IoU >= 0.5) on the real validation split", **best},
         "training": {
             "data": "Tobacco800 + Roboflow signatures pages (../shared/datasets/detection/docs, train split 524 pages)",

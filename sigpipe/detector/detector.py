@@ -187,6 +187,9 @@ class SignatureDetector:
             bfloat16 (AVX512_BF16, AMX), slower where it is emulated; confidences move by up to ~0.025 (README,
             "The whole pipeline"). The ident gets :data:`~sigpipe._onnx.BF16_SUFFIX`. ``"auto"``: bf16 with the
             OpenVINO backend on a CPU that computes it natively, else f32.
+        second_look: a page on which nothing is found and whose paper is patterned (a cheque's security background)
+            is looked at once more with its levels stretched (:class:`sigpipe.detector.runtime.SecondLook`);
+            ``None``: never.
 
     Raises:
         ModelError: the model is missing, of an unknown kind, or cannot be loaded.
@@ -209,6 +212,7 @@ class SignatureDetector:
         downscale: str = "bilinear",
         tta: bool = False,
         precision: str = "f32",
+        second_look: runtime.SecondLook | None = None,
     ) -> None:
         path = Path(weights)
         if not path.exists():
@@ -237,6 +241,7 @@ class SignatureDetector:
         self.batch = int(batch)
         self.downscale = downscale
         self.tta = bool(tta)
+        self.second_look = second_look
         self.threads = int(threads or default_threads())
         self.manifest = manifest
         self._ident = ((ident or f"{path.stem} {model_sha256(path)[:12]}") + (TTA_SUFFIX if self.tta else "")
@@ -280,7 +285,8 @@ class SignatureDetector:
 
         The manifest holds ``imgsz``, ``conf``, ``iou``, ``max_det`` and optionally ``downscale`` (how pages were
         shrunk in training; default bilinear), ``backends: {"onnx": "<file>", "openvino": "<folder>"}`` (paths
-        relative to the manifest), ``backend_sha256: {<backend>: <sha256>}`` and ``default_backend``.
+        relative to the manifest), ``backend_sha256: {<backend>: <sha256>}``, ``default_backend`` and optionally
+        ``second_look: {"white_quantile": q, "min_midtone_share": s}`` (:class:`sigpipe.detector.runtime.SecondLook`).
 
         Args:
             path: the manifest JSON (``<weights>.json``), or ``None`` for the bundled model.
@@ -322,14 +328,18 @@ class SignatureDetector:
             downscale = str(m.get("downscale", "bilinear"))
             if downscale not in runtime.DOWNSCALE:
                 raise ValueError(f"unknown downscale {downscale!r}")
+            look = m.get("second_look")
+            second_look = None if look is None else runtime.SecondLook(float(look["white_quantile"]),
+                                                                        float(look["min_midtone_share"]))
             if not (0 <= conf <= 1 and 0 < iou <= 1 and max_det >= 1 and imgsz > 0 and imgsz % 32 == 0):
                 raise ValueError(f"out of range: conf {conf}, iou {iou}, max_det {max_det}, imgsz {imgsz} (a "
                                  "multiple of 32)")
         except (KeyError, TypeError, ValueError) as e:
-            raise ModelError(f"detector manifest {m.path} lacks a valid imgsz/conf/iou/downscale: {e}") from e
+            raise ModelError(f"detector manifest {m.path} lacks a valid imgsz/conf/iou/downscale/second_look: "
+                             f"{e}") from e
         return cls(
             model_path, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, threads=threads, device=device,
-            ident=m.ident, manifest=m, downscale=downscale, tta=tta, precision=precision,
+            ident=m.ident, manifest=m, downscale=downscale, tta=tta, precision=precision, second_look=second_look,
         )
 
     @property
@@ -364,11 +374,24 @@ class SignatureDetector:
         Returns:
             One list of detections per page, in input order.
         """
+        pages = [as_bgr(p) for p in pages]
+        out = self._detect_pages(pages)
+        look = self.second_look
+        if look is not None:  # nothing found on patterned paper: look again, levels stretched
+            again = [i for i, (p, ds) in enumerate(zip(pages, out, strict=True))
+                     if not ds and runtime.midtone_share(p) > look.min_midtone_share]
+            if again:
+                stretched = [runtime.stretch_levels(pages[i], look.white_quantile) for i in again]
+                for i, ds in zip(again, self._detect_pages(stretched), strict=True):
+                    out[i] = ds
+        return out
+
+    def _detect_pages(self, pages: list[np.ndarray]) -> list[list[Detection]]:
+        """:meth:`detect_batch` for BGR pages, each looked at once."""
         # Very long pages are seen through overlapping windows (runtime.windows); every other page is one view.
         views: list[np.ndarray] = []
         spans: list[list[tuple[int, int, int, int]]] = []
-        for p in pages:
-            img = as_bgr(p)
+        for img in pages:
             spans.append(runtime.windows(img.shape[:2]))
             views.extend(img[y0:y1, x0:x1] for y0, x0, y1, x1 in spans[-1])
         # Batch views of the same shape together: Ultralytics letterboxes a batch of equal shapes to the smallest

@@ -15,7 +15,7 @@ import torch
 from sigpipe._ultralytics import yolo_class
 from sigpipe.detector import Detection, SignatureDetector
 from sigpipe.detector.detector import as_bgr, backend_of
-from sigpipe.detector.runtime import windows
+from sigpipe.detector.runtime import SecondLook, midtone_share, windows
 from sigpipe.errors import InputError, ModelError
 from sigpipe.weights import WEIGHTS_DIR, Manifest
 
@@ -340,7 +340,13 @@ def test_shipped_model_finds_nothing_on_blank_pages() -> None:
     white = np.full((2339, 1654), 255, np.uint8)
     noisy = np.clip(white.astype(np.int16) - rng.integers(0, 25, white.shape), 0, 255).astype(np.uint8)
     strip = np.full((550, 1200, 3), 245, np.uint8)
-    assert d.detect_batch([white, noisy, strip]) == [[], [], []]
+    patterned = np.full((550, 1200, 3), (232, 242, 236), np.uint8)  # security paper: the second look's stretched
+    xs = np.arange(1200)  # view of it must be blank too
+    for k in range(0, 550, 6):
+        ys = np.clip((k + 4 * np.sin(xs / 23.0 + k)).astype(int), 0, 549)
+        patterned[ys, xs] = (150, 200, 120)
+    assert d.second_look is not None and midtone_share(patterned) > d.second_look.min_midtone_share
+    assert d.detect_batch([white, noisy, strip, patterned]) == [[], [], [], []]
 
 
 def test_long_pages_are_seen_through_windows(det: SignatureDetector, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -364,6 +370,61 @@ def test_long_pages_are_seen_through_windows(det: SignatureDetector, monkeypatch
     got = sorted(tuple(round(v) for v in d.bbox) for d in det.detect(page))
     assert got == sorted(want)
     assert [tuple(round(v) for v in d.bbox) for d in det.detect(page[:, :900])] == sorted(want)[:2]  # one window
+
+
+def test_second_look_stretches_patterned_pages_on_which_nothing_was_found(
+        model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page with nothing found on patterned paper is looked at once more with its levels stretched; a page with a
+    box, or with nothing found on plain paper, is looked at once (the network replaced by a finder of ink that a dense
+    mid-tone pattern hides, so only the wiring is tested)."""
+    seen: list[np.ndarray] = []
+
+    def ink_unless_cluttered(images: list[np.ndarray], conf: float) -> list[list[Detection]]:
+        out = []
+        for img in images:
+            seen.append(img)
+            light = img.max(axis=2)
+            if ((light > 100) & (light < 225)).mean() > 0.1:  # the pattern hides the ink
+                out.append([])
+                continue
+            _, _, stats, _ = cv2.connectedComponentsWithStats((light < 100).astype(np.uint8))
+            out.append([Detection((float(x), float(y), float(x + w), float(y + h)), 0.9)
+                        for x, y, w, h, _ in stats[1:]])
+        return out
+
+    patterned = np.full((300, 800, 3), (232, 242, 236), np.uint8)
+    patterned[::3] = (150, 200, 120)  # a tinted line every third row
+    patterned[200:230, 500:700] = 20  # ink
+    plain_blank = np.full((300, 800, 3), 240, np.uint8)
+    patterned_blank = patterned.copy()
+    patterned_blank[200:230, 500:700] = patterned[100:130, 500:700]
+    plain_signed = plain_blank.copy()
+    plain_signed[50:80, 100:300] = 20
+    pages = [patterned, plain_blank, patterned_blank, plain_signed]
+
+    d = SignatureDetector(model_dir / "detector.pt", imgsz=IMGSZ, conf=CONF, threads=2,
+                          second_look=SecondLook(0.10, 0.10))
+    monkeypatch.setattr(d, "_predict", ink_unless_cluttered)
+    got = d.detect_batch(pages)
+    assert [[tuple(round(v) for v in x.bbox) for x in ds] for ds in got] == [
+        [(500, 200, 700, 230)], [], [], [(100, 50, 300, 80)]]
+    assert len(seen) == 6  # four pages, and the two patterned ones once more
+    assert all(np.percentile(img, 50) >= 250 for img in seen[4:])  # stretched: the pattern faded to paper
+    seen.clear()
+    monkeypatch.setattr(d, "second_look", None)
+    assert d.detect_batch(pages) == [[], [], [], got[3]] and len(seen) == 4
+
+
+def test_second_look_comes_from_the_manifest(model_dir: Path, tmp_path: Path) -> None:
+    m = json.loads((model_dir / "detector.pt.json").read_text())
+    shutil.copy(model_dir / "detector.pt", tmp_path / "detector.pt")
+    for look, want in (({"white_quantile": 0.2, "min_midtone_share": 0.15}, SecondLook(0.2, 0.15)), (None, None)):
+        (tmp_path / "detector.pt.json").write_text(json.dumps({**m, "second_look": look} if look else m))
+        assert SignatureDetector.from_manifest(tmp_path / "detector.pt.json").second_look == want
+    (tmp_path / "detector.pt.json").write_text(json.dumps({**m, "second_look": {"white_quantile": 2,
+                                                                                  "min_midtone_share": 0.1}}))
+    with pytest.raises(ModelError, match="second_look"):
+        SignatureDetector.from_manifest(tmp_path / "detector.pt.json")
 
 
 class _Payload:

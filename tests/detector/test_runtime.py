@@ -3,6 +3,7 @@ fusion of test-time augmentation views."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,12 +14,15 @@ from sigpipe.detector.runtime import (
     MAX_WINDOWS,
     WINDOW_ASPECT,
     Letterbox,
+    SecondLook,
     decode,
     fuse_views,
     input_shape,
     letterbox,
     merge_windows,
+    midtone_share,
     nms,
+    stretch_levels,
     windows,
 )
 
@@ -131,3 +135,50 @@ def test_merge_windows_drops_cut_boxes_and_duplicates() -> None:
     got = sorted(zip(map(tuple, boxes.tolist()), confs.tolist(), strict=True))
     assert got == [((10, 10, 60, 40), 0.9), ((160, 5, 240, 45), 0.75), ((200, 20, 290, 50), 0.6),
                    ((350, 10, 390, 30), 0.5)]
+
+
+def _security_page(h: int = 600, w: int = 1600, tint: tuple[int, int, int] = (150, 200, 120)) -> np.ndarray:
+    """A cheque-like BGR page: pale paper crossed by dense coloured guilloche waves, with a black scrawl of ink."""
+    page = np.full((h, w, 3), (232, 242, 236), np.uint8)
+    xs = np.arange(w)
+    for k in range(0, h, 6):  # one wave every 6 rows, 2 px thick
+        ys = (k + 4 * np.sin(xs / 23.0 + k)).astype(int)
+        for dy in (0, 1):
+            ok = (ys + dy >= 0) & (ys + dy < h)
+            page[ys[ok] + dy, xs[ok]] = tint
+    page[400:440, 1000:1300] = (30, 25, 20)  # the signature's ink
+    return page
+
+
+def test_midtone_share_tells_patterned_paper_from_plain() -> None:
+    plain = np.full((600, 1600, 3), 240, np.uint8)
+    plain[100:110, 100:900] = 20  # a line of print
+    plain[400:440, 1000:1300] = 30
+    patterned = _security_page()
+    assert midtone_share(plain) < 0.05
+    assert midtone_share(patterned) > 0.3
+    assert midtone_share(cv2.cvtColor(patterned, cv2.COLOR_BGR2GRAY)) > 0.3  # a gray scan of it too
+    assert midtone_share(np.full((3, 3, 3), 200, np.uint8)) == 0.0  # tiny and uniform: all paper
+
+
+def test_stretched_levels_fade_the_pattern_to_paper_and_keeps_the_ink() -> None:
+    page = _security_page()
+    out = stretch_levels(page, 0.10)
+    assert out.shape == page.shape and out.dtype == np.uint8
+    ink = out[400:440, 1000:1300]
+    assert ink.max() < 60  # the ink stays dark
+    background = out[:380]
+    assert np.percentile(background, 15) >= 250  # the pattern and the paper are white
+    assert (page[:380] < 215).mean() > 0.15  # which they were not
+    gray = np.repeat(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY)[:, :, None], 3, axis=2)
+    g = stretch_levels(gray, 0.10)
+    assert np.array_equal(g[..., 0], g[..., 1]) and np.array_equal(g[..., 0], g[..., 2])  # a gray page stays gray
+    dark = np.full((100, 100, 3), 20, np.uint8)  # a dark photo is brightened at most 4x (LEVELS_FLOOR)
+    assert stretch_levels(dark, 0.10).max() == 80
+
+
+def test_second_look_settings_are_checked() -> None:
+    SecondLook(0.1, 0.1)
+    for bad in ((0.0, 0.1), (1.0, 0.1), (0.1, -0.1), (0.1, 1.0)):
+        with pytest.raises(ValueError, match="second look"):
+            SecondLook(*bad)
