@@ -75,10 +75,11 @@ def main() -> None:
     ap.add_argument("--downscale", default="bilinear", choices=["bilinear", "area"],
                     help="how the model was trained to see pages shrunk (sigpipe detector train --downscale)")
     ap.add_argument("--dest", type=Path, default=WEIGHTS_DIR, help="folder to ship into (default: sigpipe/weights)")
-    ap.add_argument("--second-look", default="0.10,0.10", metavar="QUANTILE,SHARE",
+    ap.add_argument("--second-look", default="0.10,0.10,0.20", metavar="QUANTILE,SHARE[,FIRST]",
                     help="the manifest's second_look (white_quantile, min_midtone_share: a patterned page on which "
-                         "nothing is found is looked at again with its levels stretched; docs/models.md, Detector "
-                         "(z)), or 'none'")
+                         "nothing is found is looked at again with its levels stretched; stretched_first_share: a "
+                         "page patterned more than this is looked at stretched first; docs/models.md, Detector (z)), "
+                         "or 'none'")
     args = ap.parse_args()
     if args.tta_only:
         print(json.dumps(calibrate_tta(args.tta_only), indent=2))
@@ -87,9 +88,12 @@ def main() -> None:
         ap.error("give the weights to ship, or --tta-only MANIFEST")
     second_look = None
     if args.second_look != "none":
-        q, share = (float(v) for v in args.second_look.split(","))
-        second_look = {"white_quantile": q, "min_midtone_share": share}
-        SecondLook(q, share)  # in range
+        values = [float(v) for v in args.second_look.split(",")]
+        if len(values) not in (2, 3):
+            ap.error("--second-look takes QUANTILE,SHARE[,FIRST]")
+        look = SecondLook(*values)  # in range
+        second_look = {"white_quantile": look.white_quantile, "min_midtone_share": look.min_midtone_share,
+                       **({"stretched_first_share": look.stretched_first_share} if len(values) == 3 else {})}
 
     args.dest.mkdir(parents=True, exist_ok=True)
     dst = args.dest / "detector.pt"

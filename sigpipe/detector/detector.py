@@ -188,8 +188,8 @@ class SignatureDetector:
             "The whole pipeline"). The ident gets :data:`~sigpipe._onnx.BF16_SUFFIX`. ``"auto"``: bf16 with the
             OpenVINO backend on a CPU that computes it natively, else f32.
         second_look: a page on which nothing is found and whose paper is patterned (a cheque's security background)
-            is looked at once more with its levels stretched (:class:`sigpipe.detector.runtime.SecondLook`);
-            ``None``: never.
+            is looked at once more with its levels stretched, a strongly patterned one stretched first
+            (:class:`sigpipe.detector.runtime.SecondLook`); ``None``: never.
 
     Raises:
         ModelError: the model is missing, of an unknown kind, or cannot be loaded.
@@ -286,7 +286,8 @@ class SignatureDetector:
         The manifest holds ``imgsz``, ``conf``, ``iou``, ``max_det`` and optionally ``downscale`` (how pages were
         shrunk in training; default bilinear), ``backends: {"onnx": "<file>", "openvino": "<folder>"}`` (paths
         relative to the manifest), ``backend_sha256: {<backend>: <sha256>}``, ``default_backend`` and optionally
-        ``second_look: {"white_quantile": q, "min_midtone_share": s}`` (:class:`sigpipe.detector.runtime.SecondLook`).
+        ``second_look: {"white_quantile": q, "min_midtone_share": s[, "stretched_first_share": f]}``
+        (:class:`sigpipe.detector.runtime.SecondLook`).
 
         Args:
             path: the manifest JSON (``<weights>.json``), or ``None`` for the bundled model.
@@ -329,8 +330,10 @@ class SignatureDetector:
             if downscale not in runtime.DOWNSCALE:
                 raise ValueError(f"unknown downscale {downscale!r}")
             look = m.get("second_look")
-            second_look = None if look is None else runtime.SecondLook(float(look["white_quantile"]),
-                                                                        float(look["min_midtone_share"]))
+            first = None if look is None else look.get("stretched_first_share")
+            second_look = None if look is None else runtime.SecondLook(
+                float(look["white_quantile"]), float(look["min_midtone_share"]),
+                None if first is None else float(first))
             if not (0 <= conf <= 1 and 0 < iou <= 1 and max_det >= 1 and imgsz > 0 and imgsz % 32 == 0):
                 raise ValueError(f"out of range: conf {conf}, iou {iou}, max_det {max_det}, imgsz {imgsz} (a "
                                  "multiple of 32)")
@@ -375,15 +378,21 @@ class SignatureDetector:
             One list of detections per page, in input order.
         """
         pages = [as_bgr(p) for p in pages]
-        out = self._detect_pages(pages)
         look = self.second_look
-        if look is not None:  # nothing found on patterned paper: look again, levels stretched
-            again = [i for i, (p, ds) in enumerate(zip(pages, out, strict=True))
-                     if not ds and runtime.midtone_share(p) > look.min_midtone_share]
-            if again:
-                stretched = [runtime.stretch_levels(pages[i], look.white_quantile) for i in again]
-                for i, ds in zip(again, self._detect_pages(stretched), strict=True):
-                    out[i] = ds
+        if look is None:
+            return self._detect_pages(pages)
+        # Patterned paper: a strongly patterned page is looked at stretched first, as scanned second; any other page
+        # as scanned first and, when nothing is found on it and its paper is patterned, stretched second.
+        first = [look.stretched_first_share is not None and look.stretched_first(runtime.midtone_share(p))
+                 for p in pages]
+        out = self._detect_pages([runtime.stretch_levels(p, look.white_quantile) if f else p
+                                  for p, f in zip(pages, first, strict=True)])
+        again = [i for i, ds in enumerate(out)
+                 if not ds and (first[i] or runtime.midtone_share(pages[i]) > look.min_midtone_share)]
+        if again:
+            views = [pages[i] if first[i] else runtime.stretch_levels(pages[i], look.white_quantile) for i in again]
+            for i, ds in zip(again, self._detect_pages(views), strict=True):
+                out[i] = ds
         return out
 
     def _detect_pages(self, pages: list[np.ndarray]) -> list[list[Detection]]:

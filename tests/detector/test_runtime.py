@@ -178,7 +178,10 @@ def test_stretched_levels_fade_the_pattern_to_paper_and_keeps_the_ink() -> None:
 
 
 def test_second_look_settings_are_checked() -> None:
-    SecondLook(0.1, 0.1)
-    for bad in ((0.0, 0.1), (1.0, 0.1), (0.1, -0.1), (0.1, 1.0)):
+    assert not SecondLook(0.1, 0.1).stretched_first(0.9)
+    look = SecondLook(0.1, 0.1, 0.2)
+    assert look.stretched_first(0.21) and not look.stretched_first(0.2)
+    bad: tuple[float, ...]
+    for bad in ((0.0, 0.1), (1.0, 0.1), (0.1, -0.1), (0.1, 1.0), (0.1, 0.2, 0.1), (0.1, 0.1, 1.0)):
         with pytest.raises(ValueError, match="second look"):
             SecondLook(*bad)
