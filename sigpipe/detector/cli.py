@@ -238,8 +238,11 @@ def eval_cmd(
 @click.option("--downscale", type=click.Choice(["bilinear", "area"]), default="bilinear", show_default=True,
               help="How pages are shrunk to imgsz, as it was trained (detector train --downscale).")
 @click.option("--notes", default="", help="Free text recorded in the manifest: how it was trained.")
+@click.option("--second-look/--no-second-look", default=True, show_default=True,
+              help="Keep the bundled detector's looks at patterned paper (a cheque's security background looked at "
+                   "with its levels stretched; README, \"Security backgrounds\").")
 def calibrate(weights: Path, data: Path, tag: str, name: str, imgsz: int | None, downscale: str,
-              notes: str) -> None:
+              notes: str, second_look: bool) -> None:
     """Make a trained detector (best.pt of `detector train`) usable: calibrate its confidence threshold on DATA's
     validation pages and write its manifest beside it (WEIGHTS.json), which `sigpipe run --detector-weights`,
     `sigpipe verify --detector-weights` and `detector export --weights` take. Prints the manifest's path."""
@@ -248,7 +251,8 @@ def calibrate(weights: Path, data: Path, tag: str, name: str, imgsz: int | None,
     _check_dataset_yaml(data)
     _check_checkpoint(weights, "WEIGHTS")
     try:
-        path = calibrate_detector(weights, data, tag, name=name, imgsz=imgsz, downscale=downscale, notes=notes)
+        path = calibrate_detector(weights, data, tag, name=name, imgsz=imgsz, downscale=downscale, notes=notes,
+                                  second_look=second_look)
     except SigpipeError as e:
         raise fail(e) from e
     click.echo(str(path))

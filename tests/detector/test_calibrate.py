@@ -13,6 +13,7 @@ from sigpipe.cli import cli
 from sigpipe.detector import SignatureDetector
 from sigpipe.detector.calibrate import CONF_GRID
 from sigpipe.detector.train import DetectorTrainConfig, train_detector
+from sigpipe.weights import bundled_manifest
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,9 @@ def test_calibrate_writes_the_manifest_that_export_and_the_detector_take(trained
     assert yaml.safe_load(Path(m["training"]["data"]).read_text())["path"] == str(tiny_dataset.parent.resolve())
     det = SignatureDetector.from_manifest(manifest)
     assert det.ident.startswith("yolov8-signature.t1 ") and det.conf == m["conf"]
+    # the bundled detector's looks at patterned paper are kept (a retrained detector missed security cheques)
+    assert m["second_look"] == bundled_manifest("detector")["second_look"]
+    assert det.second_look is not None and det.second_look.stretched_first_share == 0.2
     res = CliRunner().invoke(cli, ["detector", "export", "--weights", str(manifest), "--format", "onnx"])
     assert res.exit_code == 0, res.output
     exported = json.loads(manifest.read_text())
@@ -68,10 +72,11 @@ def test_calibrate_needs_no_training_pages(trained: Path, tiny_dataset: Path, tm
     root = tiny_dataset.parent
     only_val = tmp_path / "val.yaml"
     only_val.write_text(f"path: {root}\nval: images/val\nnames:\n  0: signature\n")
-    res = CliRunner().invoke(cli, ["detector", "calibrate", str(trained), "--data", str(only_val), "--tag", "t3"])
+    res = CliRunner().invoke(cli, ["detector", "calibrate", str(trained), "--data", str(only_val), "--tag", "t3",
+                                   "--no-second-look"])
     assert res.exit_code == 0, res.output
     m = json.loads(trained.with_name(trained.name + ".json").read_text())
-    assert m["tag"] == "t3" and m["calibration"]["pages"] == 4
+    assert m["tag"] == "t3" and m["calibration"]["pages"] == 4 and "second_look" not in m
     no_val = tmp_path / "train.yaml"
     no_val.write_text(f"path: {root}\ntrain: images/train\nnames:\n  0: signature\n")
     res = CliRunner().invoke(cli, ["detector", "calibrate", str(trained), "--data", str(no_val), "--tag", "t4"])
