@@ -80,6 +80,12 @@ def main() -> None:
                          "nothing is found is looked at again with its levels stretched; stretched_first_share: a "
                          "page patterned more than this is looked at stretched first; docs/models.md, Detector (z)), "
                          "or 'none'")
+    ap.add_argument("--bitonal-medians", default="3,5", metavar="SIZE[,SIZE...]",
+                    help="second_look's bitonal_medians: a bitonal cheque on which nothing is found is looked at "
+                         "through median filters of these sizes in turn ('none': not)")
+    ap.add_argument("--bitonal-min-aspect", type=float, default=1.8,
+                    help="second_look's bitonal_min_aspect: the median filters only on pages at least this many "
+                         "times as wide as tall (cheques)")
     args = ap.parse_args()
     if args.tta_only:
         print(json.dumps(calibrate_tta(args.tta_only), indent=2))
@@ -91,9 +97,13 @@ def main() -> None:
         values = [float(v) for v in args.second_look.split(",")]
         if len(values) not in (2, 3):
             ap.error("--second-look takes QUANTILE,SHARE[,FIRST]")
-        look = SecondLook(*values)  # in range
+        medians = () if args.bitonal_medians == "none" else tuple(int(v) for v in args.bitonal_medians.split(","))
+        look = SecondLook(*values[:2], values[2] if len(values) == 3 else None, medians,
+                          args.bitonal_min_aspect)  # in range
         second_look = {"white_quantile": look.white_quantile, "min_midtone_share": look.min_midtone_share,
-                       **({"stretched_first_share": look.stretched_first_share} if len(values) == 3 else {})}
+                       **({"stretched_first_share": look.stretched_first_share} if len(values) == 3 else {}),
+                       **({"bitonal_medians": list(medians), "bitonal_min_aspect": look.bitonal_min_aspect}
+                          if medians else {})}
 
     args.dest.mkdir(parents=True, exist_ok=True)
     dst = args.dest / "detector.pt"

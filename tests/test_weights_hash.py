@@ -107,6 +107,7 @@ RELEASED_SETTINGS = {
     "yolov8n-signature.v7 d64d2f471367": "6a67cb09b5e7e79b",
     "yolov8n-signature.v8 d64d2f471367": "5fd2223141e4a6e4",  # v7 + the second look on patterned paper
     "yolov8n-signature.v9 d64d2f471367": "fb8985c7173ed895",  # v8, strongly patterned pages looked at stretched first
+    "yolov8n-signature.v10 d64d2f471367": "a78a7e47068fd09b",  # v9 + bitonal cheques through median filters
     "signet-triplet.v10 e3339d618842": "44ac4933f95ebe58",  # v9 + the copy check
     "orient-cnn.v2 50db121d3e14": "61cee818011a2f7b",
 }

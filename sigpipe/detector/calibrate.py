@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -71,16 +72,16 @@ def best_row(rows: list[dict[str, float]]) -> dict[str, float]:
     return max(rows, key=lambda r: (r["f1"], r["conf"]))
 
 
-def shipped_second_look() -> dict[str, float] | None:
+def shipped_second_look() -> dict[str, Any] | None:
     """The bundled detector's looks at patterned paper (its manifest's ``second_look``), which a detector calibrated
     here keeps: they are about the pages, not the network, and without them a bank's retrained detector would miss
-    the signatures on security cheques that the bundled one finds (v7's one look 78 of 127, v9 118). None without a
-    bundled detector or where it has none."""
+    the signatures on security cheques that the bundled one finds (v7's one look 78 of 127, v9 118; bitonal
+    ones: v9 56 of 118, v10 83). None without a bundled detector or where it has none."""
     try:
         look = bundled_manifest("detector").get("second_look")
     except ModelError:  # an installation without the bundled detector
         return None
-    return {str(k): float(v) for k, v in look.items()} if look else None
+    return dict(look) if look else None
 
 
 def calibrate_detector(weights: str | Path, data: str | Path, tag: str, name: str = "yolov8-signature",

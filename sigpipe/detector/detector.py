@@ -188,8 +188,8 @@ class SignatureDetector:
             "The whole pipeline"). The ident gets :data:`~sigpipe._onnx.BF16_SUFFIX`. ``"auto"``: bf16 with the
             OpenVINO backend on a CPU that computes it natively, else f32.
         second_look: a page on which nothing is found and whose paper is patterned (a cheque's security background)
-            is looked at once more with its levels stretched, a strongly patterned one stretched first
-            (:class:`sigpipe.detector.runtime.SecondLook`); ``None``: never.
+            is looked at once more with its levels stretched, a strongly patterned one stretched first, a bitonal
+            cheque through median filters (:class:`sigpipe.detector.runtime.SecondLook`); ``None``: never.
 
     Raises:
         ModelError: the model is missing, of an unknown kind, or cannot be loaded.
@@ -286,8 +286,8 @@ class SignatureDetector:
         The manifest holds ``imgsz``, ``conf``, ``iou``, ``max_det`` and optionally ``downscale`` (how pages were
         shrunk in training; default bilinear), ``backends: {"onnx": "<file>", "openvino": "<folder>"}`` (paths
         relative to the manifest), ``backend_sha256: {<backend>: <sha256>}``, ``default_backend`` and optionally
-        ``second_look: {"white_quantile": q, "min_midtone_share": s[, "stretched_first_share": f]}``
-        (:class:`sigpipe.detector.runtime.SecondLook`).
+        ``second_look: {"white_quantile": q, "min_midtone_share": s[, "stretched_first_share": f,
+        "bitonal_medians": [k, ...], "bitonal_min_aspect": a]}`` (:class:`sigpipe.detector.runtime.SecondLook`).
 
         Args:
             path: the manifest JSON (``<weights>.json``), or ``None`` for the bundled model.
@@ -333,7 +333,8 @@ class SignatureDetector:
             first = None if look is None else look.get("stretched_first_share")
             second_look = None if look is None else runtime.SecondLook(
                 float(look["white_quantile"]), float(look["min_midtone_share"]),
-                None if first is None else float(first))
+                None if first is None else float(first), tuple(int(k) for k in look.get("bitonal_medians", ())),
+                float(look.get("bitonal_min_aspect", 0.0)))
             if not (0 <= conf <= 1 and 0 < iou <= 1 and max_det >= 1 and imgsz > 0 and imgsz % 32 == 0):
                 raise ValueError(f"out of range: conf {conf}, iou {iou}, max_det {max_det}, imgsz {imgsz} (a "
                                  "multiple of 32)")
@@ -393,6 +394,15 @@ class SignatureDetector:
             views = [pages[i] if first[i] else runtime.stretch_levels(pages[i], look.white_quantile) for i in again]
             for i, ds in zip(again, self._detect_pages(views), strict=True):
                 out[i] = ds
+        # Bitonal cheques with nothing found: through each median filter in turn, until something is.
+        again = [i for i, ds in enumerate(out) if not ds and look.despeckles(pages[i])]
+        for size in look.bitonal_medians:
+            if not again:
+                break
+            for i, ds in zip(again, self._detect_pages([runtime.despeckled(pages[i], size) for i in again]),
+                             strict=True):
+                out[i] = ds
+            again = [i for i in again if not out[i]]
         return out
 
     def _detect_pages(self, pages: list[np.ndarray]) -> list[list[Detection]]:

@@ -15,7 +15,9 @@ from sigpipe.detector.runtime import (
     WINDOW_ASPECT,
     Letterbox,
     SecondLook,
+    bitonal,
     decode,
+    despeckled,
     fuse_views,
     input_shape,
     letterbox,
@@ -177,6 +179,43 @@ def test_stretched_levels_fade_the_pattern_to_paper_and_keeps_the_ink() -> None:
     assert stretch_levels(dark, 0.10).max() == 80
 
 
+def _bitonal_security_page() -> np.ndarray:
+    """The security page as a bitonal scanner's fixed threshold leaves it: the waves black lines 2 px thick, a dot
+    screen of single black pixels, and the signature a stroke 6 px wide."""
+    gray = cv2.cvtColor(_security_page(), cv2.COLOR_BGR2GRAY)
+    page = np.where(gray < 200, 0, 255).astype(np.uint8)
+    page[::5, ::5] = 0  # the pantograph's dots
+    page[300:306, 100:700] = 0  # a stroke of the pen, far from the scrawl
+    return cv2.cvtColor(page, cv2.COLOR_GRAY2BGR)
+
+
+def test_bitonal_tells_a_1_bit_scan_even_saved_as_jpeg() -> None:
+    page = _bitonal_security_page()
+    assert bitonal(page) and bitonal(page[..., 0])
+    ok, jpeg = cv2.imencode(".jpg", page, [cv2.IMWRITE_JPEG_QUALITY, 75])
+    assert ok and bitonal(cv2.imdecode(jpeg, cv2.IMREAD_COLOR))  # JPEG's ringing leaves a few greys
+    assert not bitonal(_security_page())  # the colour scan: mid-tones
+    ramp = np.tile(np.linspace(0, 255, 400).astype(np.uint8), (100, 1))
+    assert not bitonal(cv2.cvtColor(ramp, cv2.COLOR_GRAY2BGR))
+
+
+def test_despeckled_takes_out_thin_pattern_and_keeps_strokes() -> None:
+    page = np.full((400, 800), 255, np.uint8)
+    page[0:100:5, 0:800:5] = 0  # a dot screen of single pixels
+    for y in range(100, 200, 6):  # lines 2 px thick
+        page[y : y + 2] = 0
+    page[250:256, 100:700] = 0  # a stroke of the pen, 6 px wide
+    page[300:340, 200:500] = 0  # a blot of ink
+    bgr = cv2.cvtColor(page, cv2.COLOR_GRAY2BGR)
+    for size, gone in ((3, [slice(0, 100)]), (5, [slice(0, 100), slice(100, 200)])):
+        out = despeckled(bgr, size)
+        assert out.shape == bgr.shape and out.dtype == np.uint8
+        for rows in gone:
+            assert (out[rows, :, 0] == 0).mean() < 0.01
+        assert (out[251:255, 110:690, 0] == 0).all() and (out[305:335, 205:495, 0] == 0).all()  # ink stays
+    assert (despeckled(bgr, 3)[100:200, :, 0] == 0).mean() > 0.25  # lines 2 px thick outlast a 3 px median
+
+
 def test_second_look_settings_are_checked() -> None:
     assert not SecondLook(0.1, 0.1).stretched_first(0.9)
     look = SecondLook(0.1, 0.1, 0.2)
@@ -185,3 +224,21 @@ def test_second_look_settings_are_checked() -> None:
     for bad in ((0.0, 0.1), (1.0, 0.1), (0.1, -0.1), (0.1, 1.0), (0.1, 0.2, 0.1), (0.1, 0.1, 1.0)):
         with pytest.raises(ValueError, match="second look"):
             SecondLook(*bad)
+    assert SecondLook(0.1, 0.1, 0.2, (3, 5)).bitonal_medians == (3, 5)
+    for sizes in ((4,), (1,), (3, 2)):
+        with pytest.raises(ValueError, match="second look"):
+            SecondLook(0.1, 0.1, 0.2, sizes)
+    with pytest.raises(ValueError, match="second look"):
+        SecondLook(0.1, 0.1, 0.2, (3,), -1.0)
+
+
+def test_only_bitonal_cheque_shaped_pages_are_despeckled() -> None:
+    look = SecondLook(0.1, 0.1, 0.2, (3, 5), 1.8)
+    cheque = np.full((550, 1200, 3), 255, np.uint8)
+    cheque[::5, ::5] = 0
+    letter = np.full((2339, 1654, 3), 255, np.uint8)
+    letter[::5, ::5] = 0
+    assert look.despeckles(cheque) and not look.despeckles(letter)  # a letter's unsigned pages pay nothing
+    assert SecondLook(0.1, 0.1, 0.2, (3, 5)).despeckles(letter)  # no aspect asked: any page
+    assert not look.despeckles(_security_page())  # a colour scan: stretched, not despeckled
+    assert not SecondLook(0.1, 0.1, 0.2).despeckles(cheque)  # no medians
