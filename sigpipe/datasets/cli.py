@@ -95,9 +95,12 @@ def synth_signatures(writers: int, per_writer: int, forgeries: int, out: Path, s
 @click.option("--script-type", type=click.FloatRange(0, 1), default=None,
               help="Probability that a document's printed letterhead, bank name or company payer is set in a "
                    "script typeface (a hard negative that looks like handwriting); default: none.")
+@click.option("--bitonal", type=click.FloatRange(0, 1), default=None,
+              help="Probability that a document is scanned bitonal (1-bit), whatever its scanner profile drew; "
+                   "default: the profile's own draw.")
 def synth_documents(corpus: Path, pages: int, out: Path, yolo: bool, seed: int, dpi: int, kinds: str,
                     formats: str, two_signers: float | None, unsigned: float | None, security: float | None,
-                    script_type: float | None) -> None:
+                    script_type: float | None, bitonal: float | None) -> None:
     """Render synthetic signed documents (cheques, letters, contracts, forms) as scanned PDF/TIFF/PNG/JPEG.
 
     Writes OUT/NNNN_<type>.<ext>, OUT/truth.json (every signature's page, box in pixels at --dpi, writer,
@@ -112,7 +115,7 @@ def synth_documents(corpus: Path, pages: int, out: Path, yolo: bool, seed: int, 
     try:
         # None: the generator's default
         given: dict[str, Any] = {"two_signers": two_signers, "unsigned": unsigned, "security": security,
-                                 "script_type": script_type}
+                                 "script_type": script_type, "bitonal": bitonal}
         options = SynthOptions(dpi=dpi, kinds=kind_list, formats=fmt_list,
                                **{k: v for k, v in given.items() if v is not None})
         truth_path = generate_documents(corpus, pages, out, seed, yolo=yolo, kinds=kind_list, options=options)

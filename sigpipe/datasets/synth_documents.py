@@ -219,6 +219,9 @@ class SynthOptions:
             form's letterhead (company name, and a letter's address in two lines), a cheque's bank name and, on
             a company's cheque, the payer. Printed script that looks like handwriting, as on many real
             letterheads, is a hard negative for a detector. Drawn from a generator of its own.
+        bitonal: probability that a document is scanned bitonal whatever its scanner profile drew (a 1-bit
+            threshold; cheques are otherwise 8% bitonal, other documents 30%): with ``security``, the pattern
+            thresholded to black dots and lines of an image cash letter. Drawn from a generator of its own.
         yolo_long_side: long side in pixels of the page images of the YOLO export.
         yolo_quality: JPEG quality of the YOLO export images.
         val_fraction: fraction of documents whose pages go to the YOLO ``val`` split.
@@ -236,6 +239,7 @@ class SynthOptions:
     two_signers: float = 0.2
     security: float = 0.0
     script_type: float = 0.0
+    bitonal: float = 0.0
     yolo_long_side: int = 1024
     yolo_quality: int = 90
     val_fraction: float = 0.15
@@ -1801,6 +1805,8 @@ def render_document(
         profile = ScanProfile()
     elif profile is None:
         profile = random_profile(rng, kind)
+        if opts.bitonal and _side_rng(rng, 101).random() < opts.bitonal:
+            profile = replace(profile, mode="binary")
     pages: list[Image.Image] = []
     truths: list[SignatureTruth] = []
     for cv in canvases:

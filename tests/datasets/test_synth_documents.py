@@ -372,6 +372,32 @@ def test_security_background_changes_only_the_paper(corpus: Path, tmp_path: Path
         assert np.median(b[paper].astype(int) - a[paper].astype(int)) < 0
 
 
+def test_bitonal_scans_every_document_in_1_bit_from_a_generator_of_its_own(corpus: Path, tmp_path: Path) -> None:
+    """--bitonal P scans a share P of documents bitonal (the pattern of a security cheque thresholded to black dots,
+    as in an image cash letter): 0 leaves every file as it was, 1 makes every page 1-bit, the truth unchanged."""
+    def generate(name: str, *extra: str) -> Path:
+        out = tmp_path / name
+        res = CliRunner().invoke(cli, ["datasets", "synth-documents", "--signatures", str(corpus), "--pages", "4",
+                                       "--out", str(out), "--seed", "5", "--dpi", str(DPI), "--kinds",
+                                       "cheque,letter", "--formats", "png", "--security", "1", *extra])
+        assert res.exit_code == 0, res.output
+        return out
+
+    plain, none, bitonal = (generate(n, *x) for n, x in (("plain", ()), ("none", ("--bitonal", "0")),
+                                                           ("bitonal", ("--bitonal", "1"))))
+    assert (plain / "truth.json").read_bytes() == (none / "truth.json").read_bytes()
+    assert (plain / "truth.json").read_text() == (bitonal / "truth.json").read_text().replace(str(bitonal),
+                                                                                            str(plain))
+    grey = 0
+    for doc in load_truth(plain / "truth.json").documents:
+        assert (plain / doc.path).read_bytes() == (none / doc.path).read_bytes()
+        a = cv2.imread(str(plain / doc.path), cv2.IMREAD_GRAYSCALE)
+        b = cv2.imread(str(bitonal / doc.path), cv2.IMREAD_GRAYSCALE)
+        assert set(np.unique(b).tolist()) <= {0, 255}
+        grey += len(np.unique(a)) > 2
+    assert grey >= 2  # without the option most pages are scanned in greys
+
+
 def test_script_type_sets_printed_names_in_script_only(corpus: Path, tmp_path: Path) -> None:
     """--script-type sets letterheads and bank names in a script typeface (a hard negative that looks like
     handwriting) from a generator of its own: 0 leaves every file as it was; on cheques, whose layout does not move,
