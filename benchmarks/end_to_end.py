@@ -55,7 +55,7 @@ def parse_writers(spec: str | None, available: list[str]) -> list[str]:
 
 def make_batch(corpus: Path, pages: int, root: Path, seed: int = 0, refs_per_writer: int = 5,
                writers: str | None = None, kinds: tuple[str, ...] = ("cheque", "letter"),
-               max_writers: int | None = None, security: float = 0.0) -> dict[str, Path]:
+               max_writers: int | None = None, security: float = 0.0, bitonal: float = 0.0) -> dict[str, Path]:
     """Generate SCANS (with truth.json), REFS and a claims CSV under ``root``; returns their paths.
 
     Reference images are withheld from the generator (a reduced corpus of symlinks is built for it).
@@ -82,7 +82,8 @@ def make_batch(corpus: Path, pages: int, root: Path, seed: int = 0, refs_per_wri
     if not reduced.is_dir():
         raise SystemExit(f"no writer of {corpus} has more than {refs_per_writer} genuine signatures")
     scans = root / "scans"
-    truth_path = generate_documents(reduced, pages, scans, seed, kinds=kinds, options=SynthOptions(security=security))
+    options = SynthOptions(security=security, bitonal=bitonal)
+    truth_path = generate_documents(reduced, pages, scans, seed, kinds=kinds, options=options)
     truth = load_truth(truth_path)
     claims = root / "claims.csv"
     with open(claims, "w", newline="") as f:
@@ -249,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kinds", default="cheque,letter", help="document types of the batch")
     ap.add_argument("--security", type=float, default=0.0,
                     help="share of cheques on strong security backgrounds (the same documents otherwise)")
+    ap.add_argument("--bitonal", type=float, default=0.0,
+                    help="share of documents scanned bitonal (synth-documents --bitonal; the same otherwise)")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--iou", type=float, default=0.5)
     ap.add_argument("--one-to-many", action="store_true", help="also score a run without claims")
@@ -261,10 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     batch = make_batch(args.corpus, args.pages, work / "batch", args.seed, args.refs_per_writer, args.writers,
                        kinds=tuple(k for k in args.kinds.split(",") if k), max_writers=args.max_writers,
-                       security=args.security)
+                       security=args.security, bitonal=args.bitonal)
     gen_s = time.perf_counter() - t0
     results: dict[str, Any] = {"corpus": str(args.corpus), "pages": args.pages, "seed": args.seed,
-                               "kinds": args.kinds, "security": args.security,
+                               "kinds": args.kinds, "security": args.security, "bitonal": args.bitonal,
                                "writers": len(list(batch["refs"].iterdir())),
                                "refs_per_writer": args.refs_per_writer, "generate_s": round(gen_s, 1), "runs": []}
     for claims in [True, False] if args.one_to_many else [True]:
