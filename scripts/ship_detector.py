@@ -100,10 +100,7 @@ def main() -> None:
         medians = () if args.bitonal_medians == "none" else tuple(int(v) for v in args.bitonal_medians.split(","))
         look = SecondLook(*values[:2], values[2] if len(values) == 3 else None, medians,
                           args.bitonal_min_aspect)  # in range
-        second_look = {"white_quantile": look.white_quantile, "min_midtone_share": look.min_midtone_share,
-                       **({"stretched_first_share": look.stretched_first_share} if len(values) == 3 else {}),
-                       **({"bitonal_medians": list(medians), "bitonal_min_aspect": look.bitonal_min_aspect}
-                          if medians else {})}
+        second_look = look.to_manifest()
 
     args.dest.mkdir(parents=True, exist_ok=True)
     dst = args.dest / "detector.pt"

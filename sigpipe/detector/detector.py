@@ -330,11 +330,7 @@ class SignatureDetector:
             if downscale not in runtime.DOWNSCALE:
                 raise ValueError(f"unknown downscale {downscale!r}")
             look = m.get("second_look")
-            first = None if look is None else look.get("stretched_first_share")
-            second_look = None if look is None else runtime.SecondLook(
-                float(look["white_quantile"]), float(look["min_midtone_share"]),
-                None if first is None else float(first), tuple(int(k) for k in look.get("bitonal_medians", ())),
-                float(look.get("bitonal_min_aspect", 0.0)))
+            second_look = None if look is None else runtime.SecondLook.from_manifest(look)
             if not (0 <= conf <= 1 and 0 < iou <= 1 and max_det >= 1 and imgsz > 0 and imgsz % 32 == 0):
                 raise ValueError(f"out of range: conf {conf}, iou {iou}, max_det {max_det}, imgsz {imgsz} (a "
                                  "multiple of 32)")
@@ -384,12 +380,11 @@ class SignatureDetector:
             return self._detect_pages(pages)
         # Patterned paper: a strongly patterned page is looked at stretched first, as scanned second; any other page
         # as scanned first and, when nothing is found on it and its paper is patterned, stretched second.
-        first = [look.stretched_first_share is not None and look.stretched_first(runtime.midtone_share(p))
-                 for p in pages]
+        shares = [runtime.midtone_share(p) for p in pages]
+        first = [look.stretched_first(s) for s in shares]
         out = self._detect_pages([runtime.stretch_levels(p, look.white_quantile) if f else p
                                   for p, f in zip(pages, first, strict=True)])
-        again = [i for i, ds in enumerate(out)
-                 if not ds and (first[i] or runtime.midtone_share(pages[i]) > look.min_midtone_share)]
+        again = [i for i, ds in enumerate(out) if not ds and (first[i] or shares[i] > look.min_midtone_share)]
         if again:
             views = [pages[i] if first[i] else runtime.stretch_levels(pages[i], look.white_quantile) for i in again]
             for i, ds in zip(again, self._detect_pages(views), strict=True):

@@ -19,7 +19,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -102,6 +102,26 @@ class SecondLook:
                 and self.bitonal_min_aspect >= 0.0):
             raise ValueError(f"second look out of range: {self}")
 
+    @classmethod
+    def from_manifest(cls, look: dict[str, Any]) -> SecondLook:
+        """From a detector manifest's ``second_look`` (:meth:`to_manifest`).
+
+        Raises:
+            KeyError, TypeError, ValueError: a field missing, of the wrong type or out of range.
+        """
+        first = look.get("stretched_first_share")
+        return cls(float(look["white_quantile"]), float(look["min_midtone_share"]),
+                   None if first is None else float(first), tuple(int(k) for k in look.get("bitonal_medians", ())),
+                   float(look.get("bitonal_min_aspect", 0.0)))
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest's ``second_look``: the fields that are set."""
+        return {"white_quantile": self.white_quantile, "min_midtone_share": self.min_midtone_share,
+                **({"stretched_first_share": self.stretched_first_share}
+                   if self.stretched_first_share is not None else {}),
+                **({"bitonal_medians": list(self.bitonal_medians), "bitonal_min_aspect": self.bitonal_min_aspect}
+                   if self.bitonal_medians else {})}
+
     def despeckles(self, page: np.ndarray) -> bool:
         """Whether a page on which nothing was found is looked at through :attr:`bitonal_medians`."""
         h, w = page.shape[:2]
@@ -117,7 +137,7 @@ def midtone_share(page: np.ndarray) -> float:
     brightness), each pixel read by its brightest channel (so a coloured pattern counts as light as it looks to a
     scanner's colour dropout). About one pixel in four each way is read, as it is: averaging neighbours would blend
     a fine screen into a flat tint, and the edges of print into mid-tones. About 1 ms for an A4 page at 200 dpi:
-    it is asked of every page on which nothing is found."""
+    it is asked of every page the second look is set for."""
     h, w = page.shape[:2]
     small = cv2.resize(page, ((w + 3) // 4, (h + 3) // 4), interpolation=cv2.INTER_NEAREST)
     g = small if small.ndim == 2 else cv2.max(cv2.max(small[:, :, 0], small[:, :, 1]), small[:, :, 2])
