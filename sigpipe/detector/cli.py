@@ -130,6 +130,9 @@ def detector() -> None:
                    "optimizer, AdamW at this rate.")
 @click.option("--warmup-epochs", type=click.FloatRange(min=0), default=None,
               help="Learning-rate warm-up epochs (default: Ultralytics' 3); 0 when continuing from trained weights.")
+@click.option("--freeze", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Keep the first N layers' weights (10: YOLOv8's backbone) when continuing from trained weights; "
+                   "0 trains every layer.")
 @click.option("--optimizer", default="auto", show_default=True,
               type=click.Choice(["auto", "SGD", "Adam", "AdamW", "NAdam", "RAdam", "RMSprop"]))
 @click.option("--close-mosaic", type=click.IntRange(min=0), default=10, show_default=True,

@@ -37,6 +37,9 @@ class DetectorTrainConfig:
         lr0, optimizer: Ultralytics' ``optimizer="auto"`` ignores ``lr0`` (it picks AdamW at 0.002 for one class
             when the run has at most 10,000 iterations, else its own SGD variant at 0.01); so an ``lr0`` with the
             ``auto`` optimizer trains with AdamW at that rate. ``lr0=None``: Ultralytics' choice.
+        freeze: the network's first ``freeze`` layers keep their weights (YOLOv8's backbone is layers 0-9, so 10
+            trains only the neck and the head); 0 trains every layer. For continuing from trained weights on a few
+            pages of one's own, where the whole network would drift from what it had learnt.
         warmup_epochs: epochs of Ultralytics' learning-rate warm-up (``None``: its default, 3), during which the
             bias learning rate starts at 0.1; 0 when continuing from trained weights at a small ``lr0``.
         downscale: how pages are shrunk to ``imgsz`` (:data:`sigpipe.detector.runtime.DOWNSCALE`). Ultralytics'
@@ -65,6 +68,7 @@ class DetectorTrainConfig:
     close_mosaic: int = 10
     lr0: float | None = None
     warmup_epochs: float | None = None
+    freeze: int = 0
     optimizer: str = "auto"
     workers: int = 4
     precision: str = "f32"
@@ -342,6 +346,7 @@ def _train(model: Any, cfg: DetectorTrainConfig, data: Path, device: str, optimi
         optimizer=optimizer,
         **({} if cfg.lr0 is None else {"lr0": cfg.lr0}),
         **({} if cfg.warmup_epochs is None else {"warmup_epochs": cfg.warmup_epochs}),
+        **({"freeze": cfg.freeze} if cfg.freeze else {}),
         workers=0 if on_cpu else cfg.workers,
         single_cls=True,
         verbose=True,

@@ -155,3 +155,23 @@ def test_bf16_training_steps_run_in_bf16_on_the_cpu(tiny_dataset: Path, tmp_path
     assert conv_dtypes and set(conv_dtypes) == {torch.float32}
     with pytest.raises(ValueError, match="precision"):
         train_detector(DetectorTrainConfig(data=tiny_dataset, out=tmp_path, precision="fp16"))
+
+
+def test_freeze_keeps_the_backbone_and_trains_the_rest(tiny_dataset: Path, tmp_path: Path) -> None:
+    """``freeze=10`` (``--freeze``) continues from trained weights with YOLOv8's backbone (layers 0-9) kept."""
+    start = train_detector(DetectorTrainConfig(data=tiny_dataset, epochs=1, imgsz=64, batch=2, out=tmp_path,
+                                               name="a", threads=2, cache=False))
+    best = train_detector(DetectorTrainConfig(data=tiny_dataset, model=str(start), epochs=1, imgsz=64, batch=2,
+                                              out=tmp_path, name="b", threads=2, cache=False, lr0=0.01,
+                                              warmup_epochs=0, freeze=10))
+    assert run_args(best)["freeze"] == 10
+
+    def conv_weights(path: Path) -> dict[str, torch.Tensor]:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        state = (ckpt["ema"] or ckpt["model"]).state_dict()
+        return {k: v.float() for k, v in state.items() if k.endswith("conv.weight")}
+
+    before, after = conv_weights(start), conv_weights(best)
+    layer = {k: int(k.split(".")[1]) for k in before}  # "model.<layer>.<...>.conv.weight"
+    assert all(torch.equal(before[k], after[k]) for k in before if layer[k] < 10)
+    assert any(not torch.equal(before[k], after[k]) for k in before if layer[k] >= 10)

@@ -42,7 +42,7 @@ def test_train_refuses_a_yaml_that_is_not_a_dataset(tmp_path: Path, body: str, m
 
 @pytest.mark.parametrize("option, value", [
     ("--imgsz", "100"), ("--imgsz", "0"), ("--epochs", "0"), ("--epochs", "-1"), ("--batch", "0"), ("--batch", "-2"),
-    ("--lr0", "-1"), ("--warmup-epochs", "-1"), ("--close-mosaic", "-1"), ("--threads", "-1"),
+    ("--lr0", "-1"), ("--warmup-epochs", "-1"), ("--close-mosaic", "-1"), ("--threads", "-1"), ("--freeze", "-1"),
 ])
 def test_train_refuses_out_of_range_options(tiny_dataset: Path, tmp_path: Path, option: str, value: str) -> None:
     res = train(tiny_dataset, tmp_path, option, value)
