@@ -38,8 +38,9 @@ class DetectorTrainConfig:
             when the run has at most 10,000 iterations, else its own SGD variant at 0.01); so an ``lr0`` with the
             ``auto`` optimizer trains with AdamW at that rate. ``lr0=None``: Ultralytics' choice.
         freeze: the network's first ``freeze`` layers keep their weights (YOLOv8's backbone is layers 0-9, so 10
-            trains only the neck and the head); 0 trains every layer. For continuing from trained weights on a few
-            pages of one's own, where the whole network would drift from what it had learnt.
+            trains only the neck and the head); 0 trains every layer. Only when continuing from trained weights (a
+            ``.pt`` model): meant for a few pages of one's own, where the whole network would drift from what it
+            had learnt (on this project's pages a frozen backbone still added false boxes: docs/models.md).
         warmup_epochs: epochs of Ultralytics' learning-rate warm-up (``None``: its default, 3), during which the
             bias learning rate starts at 0.1; 0 when continuing from trained weights at a small ``lr0``.
         downscale: how pages are shrunk to ``imgsz`` (:data:`sigpipe.detector.runtime.DOWNSCALE`). Ultralytics'
@@ -264,6 +265,8 @@ def train_detector(cfg: DetectorTrainConfig) -> Path:
             f"model {cfg.model!r} is neither an architecture yaml nor a local weights file "
             "(pretrained names such as yolov8n.pt would need a download, which is not available offline)"
         )
+    if cfg.freeze and is_yaml:
+        raise InputError(f"freeze keeps trained weights, but {cfg.model} starts from random ones: give a .pt model")
     check_precision(cfg.precision)
     configure(cfg.threads)
     data = Path(cfg.data)

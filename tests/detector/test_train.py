@@ -175,3 +175,5 @@ def test_freeze_keeps_the_backbone_and_trains_the_rest(tiny_dataset: Path, tmp_p
     layer = {k: int(k.split(".")[1]) for k in before}  # "model.<layer>.<...>.conv.weight"
     assert all(torch.equal(before[k], after[k]) for k in before if layer[k] < 10)
     assert any(not torch.equal(before[k], after[k]) for k in before if layer[k] >= 10)
+    with pytest.raises(InputError, match="freeze"):  # a backbone frozen at random weights would learn nothing
+        train_detector(DetectorTrainConfig(data=tiny_dataset, model="yolov8n.yaml", out=tmp_path, freeze=10))
