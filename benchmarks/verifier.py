@@ -10,7 +10,9 @@ thresholds. ``k1_doc``/``k5_doc``: the same with each query signature cropped fr
 a vignette darkening the paper to 35-65% of its light, seed 11), references clean.
 
 Each EER comes with ``eer_ci95``, a 95% bootstrap interval over the writers (the writers are what varies from one
-population to the next; a test split holds 9 to 20 per corpus). ``mean_eer`` is the mean of all those EERs with its
+population to the next; a test split holds 9 to 20 per corpus). ``eer_own_threshold`` is the mean of each writer's own
+EER, the error were every person's threshold set right for them: its gap to ``eer`` is the price of one threshold
+rule (``t[K]`` plus the references' spread) for everybody. ``mean_eer`` is the mean of all those EERs with its
 interval (writers resampled within each corpus). With ``--baseline OTHER_MANIFEST`` (same writer splits),
 ``versus_baseline`` gives the difference of the two models' ``mean_eer`` with a paired interval (the same resampled
 writers for both): a difference whose interval holds 0 is not one the test writers can tell apart.
@@ -146,6 +148,14 @@ def cell_eer(per_writer: dict[str, QueryDistances], writers: list[str]) -> float
     return eer(q.genuine, q.skilled).eer if q.genuine.size and q.skilled.size else float("nan")
 
 
+def own_threshold_eer(per_writer: dict[str, QueryDistances]) -> float:
+    """The mean of each writer's own EER (writers with genuine and skilled-forgery queries): the error if every
+    person's threshold sat right for them. Its gap to the pooled EER is what one threshold rule for everybody
+    costs; the rest is the distances' own overlap."""
+    own = [eer(q.genuine, q.skilled).eer for q in per_writer.values() if q.genuine.size and q.skilled.size]
+    return float(np.mean(own)) if own else float("nan")
+
+
 def mean_eer(cells: dict[str, Cells], sample: list[list[str]], lit: bool = False) -> float:
     """Mean EER over every figure of every corpus, with ``sample[i]`` the writers of the i-th corpus: the clean and
     document figures (as earlier sessions measured it), or with ``lit`` the lit ones."""
@@ -198,6 +208,7 @@ def main() -> None:
             res[key] = rounded(protocol_metrics(pool(per_writer.values()), v.rule.threshold(k)))
             res[key]["eer_ci95"] = ci(bootstrap_interval(
                 [writers], lambda s, pw=per_writer: cell_eer(pw, s[0]), n=args.bootstrap))
+            res[key]["eer_own_threshold"] = round(own_threshold_eer(per_writer), 4)
         out["corpora"][name] = res  # type: ignore[index]
         if base is not None:
             if base.preprocess_cfg != v.preprocess_cfg:
