@@ -11,8 +11,9 @@ a vignette darkening the paper to 35-65% of its light, seed 11), references clea
 
 Each EER comes with ``eer_ci95``, a 95% bootstrap interval over the writers (the writers are what varies from one
 population to the next; a test split holds 9 to 20 per corpus). ``eer_own_threshold`` is the mean of each writer's own
-EER, the error were every person's threshold set right for them: its gap to ``eer`` is the price of one threshold
-rule (``t[K]`` plus the references' spread) for everybody. ``mean_eer`` is the mean of all those EERs with its
+EER, the error were every person's threshold set right for them (on their own queries: a bound, optimistic for a
+writer's few queries): its gap to ``eer`` is at most the price of one threshold rule (``t[K]`` plus the references'
+spread) for everybody. ``mean_eer`` is the mean of all those EERs with its
 interval (writers resampled within each corpus). With ``--baseline OTHER_MANIFEST`` (same writer splits),
 ``versus_baseline`` gives the difference of the two models' ``mean_eer`` with a paired interval (the same resampled
 writers for both): a difference whose interval holds 0 is not one the test writers can tell apart.
@@ -150,8 +151,9 @@ def cell_eer(per_writer: dict[str, QueryDistances], writers: list[str]) -> float
 
 def own_threshold_eer(per_writer: dict[str, QueryDistances]) -> float:
     """The mean of each writer's own EER (writers with genuine and skilled-forgery queries): the error if every
-    person's threshold sat right for them. Its gap to the pooled EER is what one threshold rule for everybody
-    costs; the rest is the distances' own overlap."""
+    person's threshold sat right for them. Each writer's threshold is chosen on its own queries, so this is a bound
+    (optimistic for a writer's few queries): its gap to the pooled EER is at most what one threshold rule for
+    everybody costs; the rest is the distances' own overlap."""
     own = [eer(q.genuine, q.skilled).eer for q in per_writer.values() if q.genuine.size and q.skilled.size]
     return float(np.mean(own)) if own else float("nan")
 
