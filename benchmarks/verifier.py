@@ -10,11 +10,11 @@ thresholds. ``k1_doc``/``k5_doc``: the same with each query signature cropped fr
 a vignette darkening the paper to 35-65% of its light, seed 11), references clean.
 
 Each EER comes with ``eer_ci95``, a 95% bootstrap interval over the writers (the writers are what varies from one
-population to the next; a test split holds 9 to 20 per corpus). ``eer_own_threshold`` is the mean of each writer's own
-EER, the error were every person's threshold set right for them (on their own queries: a bound, optimistic for a
-writer's few queries): its gap to ``eer`` is at most the price of one threshold rule (``t[K]`` plus the references'
-spread) for everybody. ``mean_eer`` is the mean of all those EERs with its
-interval (writers resampled within each corpus). With ``--baseline OTHER_MANIFEST`` (same writer splits),
+population to the next; a test split holds 9 to 20 per corpus). ``eer_own_threshold`` is the mean of each
+writer's own EER, the error were every person's threshold set right for them (on their own queries: a bound,
+optimistic for a writer's few queries): its gap to ``eer`` is at most the price of one threshold rule (``t[K]``
+plus the references' spread) for everybody. ``mean_eer`` is the mean of all those EERs with its interval (writers
+resampled within each corpus). With ``--baseline OTHER_MANIFEST`` (same writer splits),
 ``versus_baseline`` gives the difference of the two models' ``mean_eer`` with a paired interval (the same resampled
 writers for both): a difference whose interval holds 0 is not one the test writers can tell apart.
 """
