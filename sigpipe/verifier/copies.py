@@ -10,8 +10,15 @@ pixels): the verifier's distance cannot tell, since a copy is the nearest genuin
 Measured on the preprocessed canvases of the three corpora (session 37, ``work/copy/measure.py``): distinct genuine
 signatures of one writer reach 0.906 (CEDAR, 12,420 pairs; BHSig's pairs above 0.95 are the corpora's own copies of
 one image); digital copies of a specimen, scaled 0.6x or 1.5x, JPEG at quality 40, blurred or noised, are caught
-2,328 times in 2,340 (``work/copy/copies37.py``). A copy turned by a degree (74 of 390 caught), hence one printed and
-scanned again, falls among genuine signatures; so does a copy whose crop takes in other ink (a line, print).
+2,328 times in 2,340 (``work/copy/copies37.py``). A copy whose crop takes in other ink (a line, print) falls among
+genuine signatures.
+
+A copy pasted a little askew (by hand, or printed and scanned again) is turned on the canvas too: the preprocessing
+cuts a turned signature to a taller box, so it comes out turned *and* smaller. Before that the check caught 74 of
+390 copies turned by one degree (session 37) and, of 90 CEDAR copies, 2 turned by two degrees and none by three. So
+the questioned canvas is also compared after being turned and scaled onto each specimen's ink: their principal axes
+and spreads along them (the ink's second moments) give the angle and the scale, their centres of mass the shift,
+within :data:`COPY_TURN` degrees (session 43, ``/tmp/s43/copylib.py``, not kept; README, "Copied signatures").
 """
 
 from __future__ import annotations
@@ -28,6 +35,10 @@ COPY_SIMILARITY = 0.95
 COPY_MARGIN = 0.04
 COPY_SHIFT = 8  # px of the canvas the two may be offset by (the crop's margin, ink cut otherwise)
 COPY_BLUR = 1.0  # Gaussian sigma, px of the canvas: resampling and compression differences smoothed over
+# the most the questioned ink's principal axis may be turned from a specimen's to be aligned onto it, degrees: copies
+# turned by 16 were not caught, and a rounder signature's axis is itself unsteady
+COPY_TURN = 15.0
+COPY_TURN_MIN = 0.25  # axes nearer than this (degrees) are not turned: the plain comparison holds
 
 
 def _smooth(image: np.ndarray) -> np.ndarray:
@@ -38,25 +49,68 @@ def _smooth(image: np.ndarray) -> np.ndarray:
     return cv2.GaussianBlur(x, (0, 0), COPY_BLUR)
 
 
+def _ink_frame(canvas: np.ndarray) -> tuple[float, tuple[float, float], float] | None:
+    """The ink's principal axis (degrees, as OpenCV turns images: counter-clockwise on screen), its centre of
+    mass ``(x, y)`` and its spread (standard deviation) along that axis, from the canvas' moments; None without
+    ink."""
+    m = cv2.moments(np.asarray(canvas, np.float32))
+    if m["m00"] <= 0:
+        return None
+    a, b, c = m["mu20"] / m["m00"], m["mu11"] / m["m00"], m["mu02"] / m["m00"]
+    angle = 0.5 * float(np.degrees(np.arctan2(2 * b, a - c)))  # image rows run down: -angle on screen
+    spread = float(np.sqrt(0.5 * (a + c) + np.sqrt(0.25 * (a - c) ** 2 + b * b)))
+    return -angle, (m["m10"] / m["m00"], m["m01"] / m["m00"]), spread
+
+
+def _aligned(query: np.ndarray, q_frame: tuple[float, tuple[float, float], float],
+             s_frame: tuple[float, tuple[float, float], float]) -> np.ndarray | None:
+    """``query`` turned, scaled and shifted so that its ink's frame lies on the specimen's; None when the two axes
+    are nearly the same (nothing to turn) or more than :data:`COPY_TURN` apart."""
+    turn = s_frame[0] - q_frame[0]
+    if not COPY_TURN_MIN <= abs(turn) <= COPY_TURN or q_frame[2] <= 0:
+        return None
+    m = cv2.getRotationMatrix2D(q_frame[1], turn, s_frame[2] / q_frame[2])
+    m[:, 2] += np.subtract(s_frame[1], q_frame[1])
+    h, w = query.shape
+    return cv2.warpAffine(query, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+
+
+def _ncc(padded: np.ndarray, query: np.ndarray) -> float:
+    """The best normalised cross-correlation of ``query`` over the offsets ``padded`` (a specimen with a border
+    of :data:`COPY_SHIFT`) allows; -1 for a blank query."""
+    q = _smooth(query)
+    if q.std() == 0:
+        return -1.0
+    return float(np.nanmax(cv2.matchTemplate(padded, q, cv2.TM_CCOEFF_NORMED)))
+
+
 def copy_similarity(query: np.ndarray, specimens: np.ndarray) -> np.ndarray:
     """``(K,)``: for each specimen, the normalised cross-correlation of its preprocessed canvas with the query's,
-    the best over offsets of up to :data:`COPY_SHIFT` pixels (1 for the same picture).
+    the best over offsets of up to :data:`COPY_SHIFT` pixels (1 for the same picture), as it is and with the query
+    turned and scaled onto the specimen's ink (:func:`_aligned`: a copy pasted askew).
 
     Args:
         query: the questioned signature's preprocessed canvas, ``(H, W)`` or ``(1, H, W)``, floats in [0, 1] or
             uint8.
         specimens: the person's specimens as the gallery keeps them, ``(K, H, W)`` (same size).
     """
-    q = _smooth(query)
+    q = np.asarray(query, np.float32)
+    if q.ndim == 3:
+        q = q[0]
     out = np.full(len(specimens), -1.0)
-    if not q.any() or q.std() == 0:
+    q_frame = _ink_frame(q)
+    if q_frame is None or q.std() == 0:
         return out
     for k, s in enumerate(specimens):
         r = _smooth(s)
         if r.shape != q.shape or r.std() == 0:
             continue
         padded = cv2.copyMakeBorder(r, COPY_SHIFT, COPY_SHIFT, COPY_SHIFT, COPY_SHIFT, cv2.BORDER_CONSTANT, value=0)
-        out[k] = float(np.nanmax(cv2.matchTemplate(padded, q, cv2.TM_CCOEFF_NORMED)))
+        out[k] = _ncc(padded, q)
+        s_frame = _ink_frame(s)
+        turned = None if s_frame is None else _aligned(q, q_frame, s_frame)
+        if turned is not None:
+            out[k] = max(out[k], _ncc(padded, turned))
     return out
 
 

@@ -43,8 +43,21 @@ def test_a_person_s_own_signings_are_not_copies_of_one_another(verifier: Verifie
             assert copy_similarity(specimens[i], others).max() < COPY_SIMILARITY - 0.03  # not by a hair
 
 
-@pytest.mark.parametrize("change", ["same", "smaller", "larger", "jpeg", "blurred", "margin"])
-def test_a_specimen_pasted_is_told_whatever_its_scale_and_compression(verifier: Verifier, change: str):
+def turned(image: np.ndarray, degrees: float, scale: float = 1.0) -> np.ndarray:
+    """``image`` turned counter-clockwise by ``degrees`` and scaled, on a border of its paper so no ink is cut."""
+    paper = int(np.median(image))
+    pad = max(image.shape) // 4
+    big = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=paper)
+    h, w = big.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, scale)
+    return cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=paper)
+
+
+@pytest.mark.parametrize("change", ["same", "smaller", "larger", "jpeg", "blurred", "margin", "turned 1",
+                                    "turned -3", "turned 8 and smaller", "turned -12 and jpeg"])
+def test_a_specimen_pasted_is_told_whatever_its_scale_compression_and_slant(verifier: Verifier, change: str):
+    """Turned: pasted askew by hand, or printed and scanned again. Before the check aligned the ink's axes it caught
+    74 of 390 corpus copies turned by one degree and 2 of 90 turned by two."""
     files = sorted((EXAMPLE / "refs" / "j-kowalski").glob("*.png"))
     original = read(files[2])
     h, w = original.shape
@@ -55,6 +68,11 @@ def test_a_specimen_pasted_is_told_whatever_its_scale_and_compression(verifier: 
         "jpeg": cv2.imdecode(cv2.imencode(".jpg", original, [cv2.IMWRITE_JPEG_QUALITY, 40])[1], 0),
         "blurred": cv2.GaussianBlur(original, (0, 0), 1.0),
         "margin": cv2.copyMakeBorder(original, 40, 60, 80, 30, cv2.BORDER_CONSTANT, value=250),
+        "turned 1": turned(original, 1.0),
+        "turned -3": turned(original, -3.0),
+        "turned 8 and smaller": turned(original, 8.0, 0.7),
+        "turned -12 and jpeg": cv2.imdecode(cv2.imencode(".jpg", turned(original, -12.0),
+                                                         [cv2.IMWRITE_JPEG_QUALITY, 60])[1], 0),
     }[change]
     specimens = canvases(verifier, [read(f) for f in files])
     query = verifier.prepare([copy])[0]  # (1, H, W) floats, as the pipeline holds a questioned signature
