@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -323,7 +323,8 @@ class FoundSignature:
     counter-clockwise from upright, as the orientation model found it; 0 without one) and ``skew`` (degrees it was
     turned to level it; :mod:`sigpipe.pipeline.deskew`); ``placed``: how it came onto a PDF page that says so
     (:meth:`~sigpipe.pipeline.placed.PlacedMarks.origin`), None for scanned ink or when not known; ``typed_name``:
-    a conformed signature's name as typed."""
+    a conformed signature's name as typed; ``gaps``: where the verifier's preprocessing took printed lines out of
+    its strokes (``Verifier.prepare_marked``), for the copy check."""
 
     page: int
     page_size: tuple[int, int]
@@ -334,6 +335,7 @@ class FoundSignature:
     skew: float = 0.0
     placed: str | None = None
     typed_name: str | None = None
+    gaps: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 class SignaturePredictor:
@@ -441,11 +443,13 @@ class SignaturePredictor:
                 typed = conformed_unboxed(page, page_dets)
                 for d in reading_order([*page_dets, *typed]):  # as a person numbers them, and `sigpipe verify`
                     crop = crop_detection(page.image, d, self.config.crop_margin)
-                    prepared.append(self.verifier.prepare([crop]))
+                    canvas, gaps = self.verifier.prepare_marked(crop)
+                    prepared.append(canvas)
                     x1, y1, x2, y2 = (float(v) for v in d.bbox)
                     placed, typed_name = placed_on(page, d)
                     found.append(FoundSignature(page.number, page.size, page.dpi, (x1, y1, x2, y2),
-                                                float(d.confidence), rotation_of(d), skew_of(d), placed, typed_name))
+                                                float(d.confidence), rotation_of(d), skew_of(d), placed, typed_name,
+                                                gaps))
             batch.clear()
 
         for page in pages:
@@ -508,7 +512,7 @@ class SignaturePredictor:
                 if f.placed is not None:  # typed, drawn or pasted on the page: its shape is compared, not judged
                     verdict = "electronic"
                 elif verdict == "genuine" and match is not None:  # too near: one of the person's specimens pasted
-                    copy = self.verifier.copy_of(x[i], self.gallery.images.get(match.identity))
+                    copy = self.verifier.copy_of(x[i], self.gallery.images.get(match.identity), f.gaps)
                     if copy is not None:
                         verdict, match = "copied", replace(match, decision=replace(match.decision, nearest=copy))
                 claimed_one = claimed if isinstance(claimed, str) else None

@@ -234,7 +234,8 @@ class ReferenceSet:
 # A4 page, a 300-dpi scan: thin strokes no longer break up; boxes move a little);
 # a signature that is a copy of one of the person's specimens is told (``copied``), not ``genuine``.
 # 11: a copy pasted askew (turned by up to 15 degrees, and so smaller on the canvas) is told ``copied`` too: the
-# check caught 2 of 90 turned by two degrees, none by three.
+# check caught 2 of 90 turned by two degrees, none by three; and so is a copy printed over a signature line, whose
+# strokes the line's removal cut (the check compares without those pixels).
 READER_REVISION = 11
 
 

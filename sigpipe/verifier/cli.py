@@ -468,7 +468,8 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
             crops = pages.reference(r)
             ref_images += crops
             files += [r] * len(crops)
-        x = v.prepare([found.image, *ref_images])
+        xq, gaps = v.prepare_marked(found.image)  # and where lines were cut out of its strokes: the copy check's
+        x = np.concatenate([xq, v.prepare(ref_images)])
         # the check `sigpipe run` applies to specimens (Gallery.enroll): no ink left after preprocessing
         inked = has_ink(x)
         if not inked.all():
@@ -488,7 +489,7 @@ def verify(questioned: Path, refs: tuple[Path, ...], weights: Path | None, detec
                  "base_threshold": v.rule.thresholds[kk], "spread_weight": v.rule.spread_weight if d.references >= 2
                  else 0.0, "pair_weight": v.rule.pair_weight if d.pair_logit is not None else 0.0}
     verdict = "electronic" if found.placed else "genuine" if d.genuine else "forged"
-    if verdict == "genuine" and (copy := v.copy_of(x[0], ref_stored)) is not None:  # a specimen pasted
+    if verdict == "genuine" and (copy := v.copy_of(x[0], ref_stored, gaps)) is not None:  # a specimen pasted
         verdict, nearest = "copied", copy
     if found.placed == "conformed":  # "/s/" and a typed name: compared with nobody, as `sigpipe run` reports it
         decision, nearest = dict.fromkeys(decision), None

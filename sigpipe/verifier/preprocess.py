@@ -143,12 +143,19 @@ def ink_mask(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     Returns:
         ``(H, W)`` bool, True where there is ink (ruling lines and specks removed).
     """
+    return _ink_and_lines(gray, cfg)[0]
+
+
+def _ink_and_lines(gray: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`ink_mask` and where printed lines were taken out of the ink (``(H, W)`` bool, the lines as removed:
+    grown by a pixel, so with the strokes' pixels where they cross), or None when none were."""
     g = cv2.GaussianBlur(gray, (cfg.blur, cfg.blur), 0) if cfg.blur > 1 else gray
     if int(g.max()) - int(g.min()) < 16:  # blank: no ink at all
-        return np.zeros(gray.shape, bool)
+        return np.zeros(gray.shape, bool), None
     thr, _ = cv2.threshold(g, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     mask: np.ndarray = (g <= thr).astype(np.uint8)
     h, w = mask.shape
+    removed = None
     if cfg.line_frac > 0:
         lines: np.ndarray = np.zeros_like(mask)
         kw = max(int(w * cfg.line_frac), 15)
@@ -162,13 +169,14 @@ def ink_mask(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
         if lines.any():
             lines = cv2.dilate(lines, np.ones((3, 3), np.uint8))
             mask &= 1 - lines
+            removed = lines.astype(bool)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n > 1:
         min_area = max(2, int(cfg.min_component * h * w))
         keep = np.zeros(n, bool)
         keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
         mask = keep[labels]
-    return mask.astype(bool)
+    return mask.astype(bool), removed
 
 
 TILT_STEP_DEG = 0.1  # the tilts tried: over a 600-px crop a line off by half a step climbs 0.5 px
@@ -245,12 +253,20 @@ def preprocess(img: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> n
     Raises:
         ValueError: not a uint8 image with pixels (:func:`to_gray`).
     """
+    return preprocess_marked(img, cfg)[0]
+
+
+def preprocess_marked(img: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`preprocess`, and where on its canvas printed lines were taken out of the ink (``(cfg.height,
+    cfg.width)`` bool: a stroke that crossed a signature line has a gap there), or None when none crossed the
+    ink's box. The copy check (``sigpipe.verifier.copies``) leaves those pixels out of its comparison."""
     gray = flatten_paper(to_gray(np.asarray(img), cfg.colour), cfg.flatten)
     out = np.zeros((cfg.height, cfg.width), np.float32)
-    mask = ink_mask(gray, cfg)
+    mask, removed = _ink_and_lines(gray, cfg)
     ys, xs = np.nonzero(mask)
     if ys.size == 0:
-        return out
+        return out, None
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     crop = np.where(mask[y0:y1, x0:x1], 255 - gray[y0:y1, x0:x1], 0).astype(np.float32)
     level = np.percentile(crop[mask[y0:y1, x0:x1]], cfg.ink_percentile)
@@ -262,7 +278,12 @@ def preprocess(img: np.ndarray, cfg: PreprocessConfig = PreprocessConfig()) -> n
     small = cv2.resize(crop, (nw, nh), interpolation=interp)
     top, left = (cfg.height - nh) // 2, (cfg.width - nw) // 2
     out[top : top + nh, left : left + nw] = small
-    return out
+    if removed is None or not removed[y0:y1, x0:x1].any():
+        return out, None
+    gaps = cv2.resize(removed[y0:y1, x0:x1].astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA)
+    marked = np.zeros(out.shape, bool)
+    marked[top : top + nh, left : left + nw] = gaps > 0
+    return out, marked
 
 
 def preprocess_batch(images: list[np.ndarray], cfg: PreprocessConfig = PreprocessConfig()) -> np.ndarray:

@@ -15,7 +15,7 @@ from sigpipe.errors import ModelError, model_load_error
 from sigpipe.verifier.copies import copied_specimen
 from sigpipe.verifier.decide import DecisionRule, aggregate, distances, fuse, reference_spread
 from sigpipe.verifier.pairnet import PairScorer
-from sigpipe.verifier.preprocess import PreprocessConfig, preprocess_batch
+from sigpipe.verifier.preprocess import PreprocessConfig, preprocess_batch, preprocess_marked
 from sigpipe.weights import Manifest, bundled_manifest
 
 if TYPE_CHECKING:
@@ -180,6 +180,12 @@ class Verifier:
         """Preprocess raw crops: ``(N, 1, H, W)`` float32 in [0, 1]."""
         return preprocess_batch(list(images), self.preprocess_cfg)
 
+    def prepare_marked(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Preprocess one questioned crop: ``(1, 1, H, W)`` as :meth:`prepare` gives, and where printed lines were
+        taken out of its strokes (``(H, W)`` bool, or None: ``preprocess.preprocess_marked``) for :meth:`copy_of`."""
+        x, gaps = preprocess_marked(image, self.preprocess_cfg)
+        return x[None, None], gaps
+
     def embed_prepared(self, x: np.ndarray, batch: int = 128) -> np.ndarray:
         """Embed preprocessed inputs ``(N, 1, H, W)`` float32; returns ``(N, D)`` float32 unit vectors."""
         if self._session is not None:
@@ -197,10 +203,12 @@ class Verifier:
         """Embed raw signature crops (grayscale or BGR uint8, dark ink on light paper, any size); ``(N, D)``."""
         return self.embed_prepared(self.prepare(images), batch)
 
-    def copy_of(self, query_image: np.ndarray, ref_images: np.ndarray | None) -> int | None:
+    def copy_of(self, query_image: np.ndarray, ref_images: np.ndarray | None, gaps: np.ndarray | None = None
+                ) -> int | None:
         """The reference a signature judged genuine is a copy of (``sigpipe.verifier.copies``, at the manifest's
-        ``decision.copy_similarity``; preprocessed images as :meth:`decide` takes them), or None."""
-        return copied_specimen(query_image, ref_images, self.rule.copy_similarity)
+        ``decision.copy_similarity``; preprocessed images as :meth:`decide` takes them, and the query's ``gaps``
+        from :meth:`prepare_marked`), or None."""
+        return copied_specimen(query_image, ref_images, self.rule.copy_similarity, gaps)
 
     @property
     def needs_images(self) -> bool:

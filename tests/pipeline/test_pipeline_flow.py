@@ -84,8 +84,8 @@ def test_signatures_of_several_pages_are_embedded_in_one_batch(verifier: Verifie
     p = predictor(verifier, {"alice": verifier.embed([a]), "bob": verifier.embed([b])}, det, page_batch=2)
     calls = []
     embed = verifier.embed_prepared
-    p.verifier = type("Spy", (), {"prepare": verifier.prepare, "decide": verifier.decide, "ident": verifier.ident,
-                                  "copy_of": verifier.copy_of,
+    p.verifier = type("Spy", (), {"prepare": verifier.prepare, "prepare_marked": verifier.prepare_marked,
+                                  "decide": verifier.decide, "ident": verifier.ident, "copy_of": verifier.copy_of,
                                   "embed_prepared": lambda self, x, batch: calls.append(len(x)) or embed(x, batch)})()
     report = p(pdf, relative="three.pdf", ingest=IngestConfig(dpi=72))
     assert [(s.page, s.identity) for s in report.signatures] == [(1, "alice"), (1, "bob"), (3, "bob")]

@@ -2,7 +2,14 @@ import cv2
 import numpy as np
 import pytest
 
-from sigpipe.verifier.preprocess import PreprocessConfig, flatten_paper, ink_mask, preprocess, preprocess_batch
+from sigpipe.verifier.preprocess import (
+    PreprocessConfig,
+    flatten_paper,
+    ink_mask,
+    preprocess,
+    preprocess_batch,
+    preprocess_marked,
+)
 
 CFG = PreprocessConfig()
 
@@ -61,6 +68,24 @@ def test_ruling_line_is_removed():
     m_line = ink_mask(lined, CFG)
     assert not m_line[151, 5:40].any() and not m_line[151, -40:-5].any()
     assert np.abs(preprocess(lined) - preprocess(sig)).mean() < 0.02
+
+
+def test_marked_preprocessing_says_where_a_line_was_taken_out_of_the_strokes():
+    sig = draw_signature(h=160, w=400)
+    through = sig.copy()
+    through[78:81, :] = 30  # a signature line through the middle of the strokes
+    canvas, gaps = preprocess_marked(through)
+    assert np.array_equal(canvas, preprocess(through))  # the canvas is preprocess()'s
+    assert gaps is not None and gaps.shape == canvas.shape and gaps.dtype == bool
+    rows = np.flatnonzero(gaps.any(axis=1))
+    assert 0 < rows.size <= 6 and abs(rows.mean() - canvas.shape[0] / 2) < 6  # a thin band where the line ran
+    assert (canvas[gaps] < 0.5).mean() > 0.9  # the strokes have their gap there
+    assert preprocess_marked(sig)[1] is None  # no line, nothing marked
+    assert preprocess_marked(np.full((100, 200), 240, np.uint8))[1] is None  # nor on a blank crop
+    beside = sig.copy()
+    beside = cv2.copyMakeBorder(beside, 0, 60, 0, 0, cv2.BORDER_CONSTANT, value=235)
+    beside[200:203, :] = 30  # a line below the ink's box, not crossing it: removed, but no gap in the strokes
+    assert preprocess_marked(beside)[1] is None
 
 
 @pytest.mark.parametrize("degrees", [0.7, 1.5, -3.0])
