@@ -37,6 +37,14 @@ class PreprocessConfig:
             a page lit from one side, a fold), the crop is divided by an estimate of the paper first
             (:func:`flatten_paper`), so that one global threshold separates ink from paper again; 0 disables
             (earlier models, whose settings omit it). Evenly lit scans stay below it and are left as they are.
+        line_otsu: once printed lines are found, threshold again (Otsu) over the crop without them, when the ink left
+            is at least this many grey levels darker than its paper on average. A black signature line beside a
+            ballpoint's faint strokes pulled the one threshold between the line and everything else, and the strokes
+            went with the paper; a bare line on grainy paper stays blank. 0 disables (earlier models, whose settings
+            omit it).
+        line_mend: give back the strokes a removed line cut (:func:`_mended`): a signature written through its line
+            otherwise reached the network with a gap across every stroke. False: earlier models, whose settings
+            omit it.
         min_component: ink components smaller than this fraction of the crop's area are dropped as specks.
         ink_percentile: the ink intensity at this percentile maps to 1.0 (contrast normalisation).
     """
@@ -51,6 +59,8 @@ class PreprocessConfig:
     line_tilt: float = 0.0
     colour: str = "luma"
     flatten: float = 0.0
+    line_otsu: float = 0.0
+    line_mend: bool = False
 
     def __post_init__(self) -> None:
         if self.colour not in GRAY_CHANNELS:
@@ -64,6 +74,10 @@ class PreprocessConfig:
             del d["colour"]
         if not self.flatten:
             del d["flatten"]
+        if not self.line_otsu:
+            del d["line_otsu"]
+        if not self.line_mend:
+            del d["line_mend"]
         return d
 
     @classmethod
@@ -157,18 +171,16 @@ def _ink_and_lines(gray: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray,
     h, w = mask.shape
     removed = None
     if cfg.line_frac > 0:
-        lines: np.ndarray = np.zeros_like(mask)
-        kw = max(int(w * cfg.line_frac), 15)
-        kh = max(int(h * cfg.line_frac), 15)
-        if kw < w:
-            lines |= cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, 1)))
-        if kh < h:
-            lines |= cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, kh)))
-        if cfg.line_tilt > 0 and kw < w:
-            lines |= _tilted_lines(mask, kw, cfg.line_tilt)
+        lines = _printed_lines(mask, cfg)
+        if lines.any() and cfg.line_otsu > 0:
+            thr2 = _threshold_without(g, lines, cfg.line_otsu)
+            if thr2 is not None and thr2 > thr:
+                mask = (g <= thr2).astype(np.uint8)
+                lines |= _printed_lines(mask, cfg)
         if lines.any():
-            lines = cv2.dilate(lines, np.ones((3, 3), np.uint8))
             mask &= 1 - lines
+            if cfg.line_mend:
+                mask |= _mended(mask, lines)
             removed = lines.astype(bool)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n > 1:
@@ -181,6 +193,52 @@ def _ink_and_lines(gray: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray,
 
 TILT_STEP_DEG = 0.1  # the tilts tried: over a 600-px crop a line off by half a step climbs 0.5 px
 RULED_FRAC = 0.97  # of a line's columns clear of strokes, those whose two edges lie on its two straight rows
+
+
+def _mended(mask: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """Where the strokes crossed the ``lines`` taken out of an ink ``mask`` (both uint8): uint8 1 there, only inside
+    the lines. A stroke through a level line has a gap the removed band's height; closing the mask with an upright
+    run two pixels longer than that bridges it where ink lies above and below (an upright line, a box's border:
+    sideways). Longer runs, or runs slanted along a stroke's usual angle, also joined strokes that only came near
+    the line and judged worse (session 44, ``docs/models.md``)."""
+    cols, rows = lines.any(axis=0), lines.any(axis=1)
+    tall = int(np.median(lines[:, cols].sum(axis=0))) if cols.any() else 0  # a level band's height
+    wide = int(np.median(lines[rows].sum(axis=1))) if rows.any() else 0  # an upright one's width
+    out = np.zeros_like(mask)
+    if 0 < tall < mask.shape[0] // 2:
+        out |= cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, tall + 2)))
+    if 0 < wide < mask.shape[1] // 2:
+        out |= cv2.morphologyEx(mask, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (wide + 2, 1)))
+    return out & lines
+
+
+def _threshold_without(g: np.ndarray, lines: np.ndarray, contrast: float) -> float | None:
+    """Otsu's threshold of the crop ``g`` without the printed ``lines`` (uint8 1 on them), or None when what is left
+    has no ink: its darker class not at least ``contrast`` grey levels darker than its lighter on average (paper
+    grain, JPEG ringing beside a line)."""
+    rest = g[lines == 0]
+    if rest.size == 0 or int(rest.max()) - int(rest.min()) < 16:
+        return None
+    thr, _ = cv2.threshold(rest.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    dark = rest <= thr
+    if dark.all() or not dark.any() or float(rest[~dark].mean()) - float(rest[dark].mean()) < contrast:
+        return None
+    return float(thr)
+
+
+def _printed_lines(mask: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Ruling lines and box borders in an ink ``mask`` (``(H, W)`` uint8), grown by a pixel: uint8 1 on them."""
+    h, w = mask.shape
+    lines: np.ndarray = np.zeros_like(mask)
+    kw = max(int(w * cfg.line_frac), 15)
+    kh = max(int(h * cfg.line_frac), 15)
+    if kw < w:
+        lines |= cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (kw, 1)))
+    if kh < h:
+        lines |= cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, kh)))
+    if cfg.line_tilt > 0 and kw < w:
+        lines |= _tilted_lines(mask, kw, cfg.line_tilt)
+    return cv2.dilate(lines, np.ones((3, 3), np.uint8)) if lines.any() else lines
 
 
 def _tilted_lines(mask: np.ndarray, length: int, max_deg: float) -> np.ndarray:

@@ -212,3 +212,68 @@ def test_flatten_leaves_evenly_lit_and_blank_crops_and_reads_as_earlier_settings
     assert preprocess(shade(np.full((100, 300), 240, np.uint8), "shadow"), PreprocessConfig(flatten=0.1)).sum() == 0
     assert "flatten" not in CFG.to_dict()
     assert PreprocessConfig.from_dict({**CFG.to_dict(), "flatten": 0.1}).flatten == 0.1
+
+
+def test_line_otsu_keeps_faint_strokes_beside_a_dark_printed_line():
+    """A ballpoint's faint strokes over a black signature line: one Otsu threshold over the crop falls between the
+    line and everything else, so the strokes went with the paper and only the line, removed, was left."""
+    relevel = PreprocessConfig(line_tilt=4.0, line_otsu=24.0)
+    for ink in (170, 200):
+        sig = draw_signature(h=160, w=400, ink=ink, paper=235)
+        lined = sig.copy()
+        lined[110:113, :] = 30  # through the lower strokes
+        strokes = ink_mask(sig, relevel)
+        assert (ink_mask(lined, CFG) & strokes).sum() < 0.05 * strokes.sum()  # without it: the strokes are gone
+        kept = ink_mask(lined, relevel)
+        assert (kept & strokes).sum() > 0.85 * strokes.sum() and (kept & ~strokes).sum() < 20
+        assert np.abs(preprocess(lined, relevel) - preprocess(sig, relevel)).mean() < 0.01
+        assert np.array_equal(ink_mask(sig, relevel), ink_mask(sig, CFG))  # no line: nothing changes
+
+
+def test_line_otsu_leaves_a_blank_crop_with_a_line_blank():
+    """A box around a bare signature line (paper grain, JPEG): what is left once the line is out is paper, and a
+    second threshold over it must not make ink of the grain."""
+    relevel = PreprocessConfig(line_tilt=4.0, line_otsu=24.0)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        h, w = int(rng.integers(60, 160)), int(rng.integers(200, 600))
+        img = rng.normal(int(rng.integers(200, 250)), rng.uniform(1, 6), (h, w)).clip(0, 255).astype(np.uint8)
+        row = int(rng.integers(h // 3, h - 5))
+        img[row : row + int(rng.integers(1, 4)), 5:-5] = int(rng.integers(10, 90))
+        img = cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 90))])[1], 0)
+        assert preprocess(img, relevel).sum() == 0
+
+
+def handwriting(h: int = 160, w: int = 400, seed: int = 0) -> np.ndarray:
+    """Up- and downstrokes, as a hand writes them: a zigzag whose strokes climb steeply."""
+    rng = np.random.default_rng(seed)
+    img = np.full((h, w), 235, np.uint8)
+    xs = np.arange(20, w - 20, 14) + rng.integers(-3, 4, len(range(20, w - 20, 14)))
+    ys = np.where(np.arange(len(xs)) % 2 == 0, 0.3 * h, 0.75 * h) + rng.normal(0, h / 20, len(xs))
+    cv2.polylines(img, [np.stack([xs, ys], 1).astype(np.int32)], False, 30, 3, cv2.LINE_AA)
+    return img
+
+
+def test_line_mend_bridges_the_strokes_a_removed_line_cut():
+    mend = PreprocessConfig(line_tilt=4.0, line_mend=True)
+    for seed in range(4):
+        sig = handwriting(seed=seed)
+        through = sig.copy()
+        through[88:91, :] = 30  # a signature line through the strokes
+        strokes, cut, mended = ink_mask(sig, CFG), ink_mask(through, CFG), ink_mask(through, mend)
+        band = np.zeros_like(strokes)
+        band[87:92] = True  # the line as removed, grown by a pixel
+        assert (strokes & ~cut & band).sum() > 200  # removing the line cut every stroke
+        assert (strokes & ~mended & band).sum() < 0.3 * (strokes & ~cut & band).sum()  # mending gives most back
+        assert not (mended & ~cut & ~band).any()  # and adds nothing outside the line
+        assert (mended & ~strokes).sum() < 0.02 * strokes.sum()
+        clean = preprocess(sig, mend)
+        assert np.abs(preprocess(through, mend) - clean).mean() < 0.5 * np.abs(preprocess(through, CFG) - clean).mean()
+        assert np.array_equal(ink_mask(sig, mend), strokes)  # no line: nothing changes
+        assert preprocess_marked(through, mend)[1] is not None  # the copy check still leaves the band out
+
+
+def test_line_settings_read_as_earlier_settings_when_off():
+    assert "line_otsu" not in CFG.to_dict() and "line_mend" not in CFG.to_dict()
+    both = PreprocessConfig.from_dict({**CFG.to_dict(), "line_otsu": 24.0, "line_mend": True})
+    assert both.line_otsu == 24.0 and both.line_mend and PreprocessConfig.from_dict(both.to_dict()) == both
