@@ -26,6 +26,7 @@ from sigpipe.datasets.corpus import Corpus
 from sigpipe.verifier.data import corpus_files
 from sigpipe.verifier.gallery import specimen_images
 from sigpipe.verifier.metrics import eer
+from sigpipe.verifier.preprocess import has_ink
 from sigpipe.verifier.verifier import Verifier
 
 REFS = 5
@@ -62,8 +63,8 @@ def measure(v: Verifier, queries: list[tuple[str, list[np.ndarray], np.ndarray, 
             emb, imgs = gallery[w]
             kind = "skilled" if forged else "genuine"
             total[kind] += 1
-            x, _ = v.prepare_marked(on_paper(image, scale, line, paper=245))
-            if not (np.round(x * 255) > 0).any():
+            x = v.prepare([on_paper(image, scale, line)])
+            if not has_ink(x)[0]:
                 no_ink += 1  # the pipeline says no_ink: not accepted, and as far from the person as can be
                 margins[kind].append(np.inf)
                 continue

@@ -160,11 +160,14 @@ def ink_mask(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     return _ink_and_lines(gray, cfg)[0]
 
 
+BLANK_RANGE = 16  # grey levels: a crop (or what is left of it once its lines are out) spanning fewer holds no ink
+
+
 def _ink_and_lines(gray: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`ink_mask` and where printed lines were taken out of the ink (``(H, W)`` bool, the lines as removed:
     grown by a pixel, so with the strokes' pixels where they cross), or None when none were."""
     g = cv2.GaussianBlur(gray, (cfg.blur, cfg.blur), 0) if cfg.blur > 1 else gray
-    if int(g.max()) - int(g.min()) < 16:  # blank: no ink at all
+    if int(g.max()) - int(g.min()) < BLANK_RANGE:  # blank: no ink at all
         return np.zeros(gray.shape, bool), None
     thr, _ = cv2.threshold(g, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     mask: np.ndarray = (g <= thr).astype(np.uint8)
@@ -220,7 +223,7 @@ def _threshold_without(g: np.ndarray, lines: np.ndarray, contrast: float) -> flo
     has no ink: its darker class not at least ``contrast`` grey levels darker than its lighter on average (paper
     grain, JPEG ringing beside a line)."""
     rest = g[lines == 0]
-    if rest.size == 0 or int(rest.max()) - int(rest.min()) < 16:
+    if rest.size == 0 or int(rest.max()) - int(rest.min()) < BLANK_RANGE:
         return None
     thr, _ = cv2.threshold(rest.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     dark = rest <= thr
