@@ -110,7 +110,7 @@ RELEASED_SETTINGS = {
     "yolov8n-signature.v10 d64d2f471367": "a78a7e47068fd09b",  # v9 + bitonal cheques through median filters
     "signet-triplet.v10 e3339d618842": "44ac4933f95ebe58",  # v9 + the copy check
     "signet-triplet.v11 e3339d618842": "257ad8dae6dd4f5b",  # v10 + signatures through a printed line
-    "signet-triplet.v12 677797966155": "1db47c650ec5d226",  # member 1 on 3 document views, recalibrated
+    "signet-triplet.v12 677797966155": "e3160e7a4a517a1a",  # member 1 on 3 document views, recalibrated
     "orient-cnn.v2 50db121d3e14": "61cee818011a2f7b",
 }
 
