@@ -18,6 +18,7 @@ from sigpipe._files import readable_by_all, save_npz, trusted_cache
 from sigpipe._ultralytics import cache_dir
 from sigpipe.datasets.corpus import Corpus, read_gray
 from sigpipe.verifier.preprocess import PreprocessConfig, preprocess
+from sigpipe.weights import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,13 @@ def corpus_files(corpus: Corpus, writers: list[str]) -> list[tuple[str, bool, Pa
 
 
 def files_fingerprint(files: list[tuple[str, bool, Path]]) -> list[tuple[str, bool, str, str]]:
-    """What cached arrays of ``files`` depend on besides the settings: each file's name and a digest of its bytes.
+    """What cached arrays of ``files`` depend on besides the settings: each file's name and the sha256 of its bytes
+    (as the references' cache keys specimens).
 
     An image replaced under the same name is preprocessed again, not read stale from the cache; a corpus copied
     again (new modification times, the same bytes) keeps its cache, which matters for the document views: an
     hour of rendering for three views of the training writers on two cores."""
-    return [(w, f, str(p), hashlib.blake2b(p.read_bytes(), digest_size=16).hexdigest()) for w, f, p in files]
+    return [(w, f, str(p), sha256_file(p)) for w, f, p in files]
 
 
 def load_arrays(corpus: Corpus, cfg: PreprocessConfig, writers: list[str] | None = None) -> SignatureArrays:
