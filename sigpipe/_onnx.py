@@ -67,6 +67,18 @@ def resolve_precision(precision: str, exported: bool) -> str:
     return "bf16" if exported and native_bf16() else "f32"
 
 
+def openvino_config(threads: int, precision: str) -> dict[str, Any]:
+    """How sigpipe compiles a model for OpenVINO's CPU plugin: one request's latency, ``threads`` threads, computing
+    in ``precision``, and its threads not pinned to cores.
+
+    OpenVINO pins its threads by default, each process from the first core up, so the worker processes of
+    ``sigpipe run --workers 2`` (one thread each) ran their detectors on the same core: each inference took 230 ms
+    instead of 100 on 2 cores, and two workers were slower than one process of two threads (README, "The whole
+    pipeline")."""
+    return {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision,
+            "ENABLE_CPU_PINNING": False}
+
+
 class OpenVinoSession:
     """An ONNX file compiled by OpenVINO for the CPU, answering ``run`` as an ``onnxruntime.InferenceSession`` does."""
 
@@ -74,8 +86,7 @@ class OpenVinoSession:
         import openvino as ov
 
         core = ov.Core()
-        self._compiled = core.compile_model(core.read_model(str(path)), "CPU", {
-            "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": precision})
+        self._compiled = core.compile_model(core.read_model(str(path)), "CPU", openvino_config(threads, precision))
         self._outputs = list(self._compiled.outputs)
         self._lock = threading.Lock()  # one infer request behind a CompiledModel's call: one thread at a time
 

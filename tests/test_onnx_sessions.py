@@ -53,3 +53,17 @@ def test_native_bf16_is_found_on_a_cpu_that_has_it():
     if "avx512_bf16" not in flags and "amx_bf16" not in flags:
         pytest.skip("this CPU does not compute bfloat16 natively")
     assert sigpipe._onnx.native_bf16()
+
+
+def test_openvino_threads_are_not_pinned_to_cores():
+    """OpenVINO pins each process's threads from the first core up: two workers of one thread each (`sigpipe run
+    --workers 2`) then ran their detectors on one core of two, each inference taking twice as long."""
+    from sigpipe._onnx import OpenVinoSession
+    from sigpipe.detector.runtime import OpenVinoNetwork
+    from sigpipe.weights import WEIGHTS_DIR
+
+    detector = OpenVinoNetwork(WEIGHTS_DIR / "detector_openvino_model", 1)
+    session = OpenVinoSession(WEIGHTS_DIR / "orientation.onnx", 1, "f32")
+    for compiled in (detector._compiled[()], session._compiled):
+        assert compiled.get_property("ENABLE_CPU_PINNING") is False
+        assert compiled.get_property("INFERENCE_NUM_THREADS") == 1

@@ -464,14 +464,15 @@ class OpenVinoNetwork:
     def __init__(self, path: Path, threads: int, precision: str = "f32") -> None:
         import openvino as ov
 
+        from sigpipe._onnx import openvino_config
+
         xml = path if path.is_file() else next(path.glob("*.xml"))
         self._core = ov.Core()
         self._model = self._core.read_model(model=str(xml), weights=str(xml.with_suffix(".bin")))
         shape = self._model.inputs[0].get_partial_shape()
         self.dynamic = shape.is_dynamic
         self.fixed_size = None if self.dynamic else int(shape[2].get_length())
-        self._config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
-                        "INFERENCE_PRECISION_HINT": precision}
+        self._config = openvino_config(threads, precision)
         self._compiled: OrderedDict[tuple[int, ...], object] = OrderedDict()
         # A CompiledModel's call reuses one infer request: two threads at once would swap inputs and outputs (a
         # predictor shared by a service's threads gave pages each other's boxes). One call at a time, and its output
