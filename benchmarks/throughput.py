@@ -11,8 +11,10 @@ For each size given with ``--pages`` a batch of cheques and letters is generated
     default spinning threads (``SIGPIPE_ORT_SPINNING=1``; sigpipe turns them off, ``sigpipe/_onnx.py``).
 
 Both runs use the same models, references and claims. Peak memory is the largest sum of the resident set sizes of
-the process and all its children, sampled every 50 ms. With two sizes (``--pages 100 400``) the output also gives
-the peak-memory ratio: sigpipe streams pages, so its peak should not grow with the batch.
+the process and all its children, sampled every 200 ms (every 50 ms, as until session 47, the sampling itself
+took 8% of a core: listing a process's children reads every process's status). With two sizes (``--pages 100
+400``) the output also gives the peak-memory ratio: sigpipe streams pages, so its peak should not grow with the
+batch.
 
     python benchmarks/throughput.py --pages 200
     python benchmarks/throughput.py --pages 100 400 --skip-baseline
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_S = 0.2  # seconds between two samples of the process tree's memory
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from end_to_end import DEFAULT_CORPUS, make_batch  # noqa: E402
@@ -65,7 +68,7 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
             except psutil.NoSuchProcess:
                 break
             peak = max(peak, total)
-            stop.wait(0.05)
+            stop.wait(SAMPLE_S)
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--kinds", default="cheque,letter",
                     help="document types of the batch (synth-documents --kinds), e.g. cheque for a bank's cheque run")
-    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--workers", default="auto", help="sigpipe run --workers (N or auto, its default)")
     ap.add_argument("--dpi", type=int, default=200)
     ap.add_argument("--detector-weights", type=Path, default=None)
     ap.add_argument("--verifier-weights", type=Path, default=None)
@@ -213,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         run["documents"] = summary["documents"]
         run["sigpipe"] = {"seconds": m["seconds"], "pages_per_s": round(n / m["seconds"], 3),
                           "peak_rss_mb": m["peak_rss_mb"], "signatures": summary["signatures"],
-                          "failed": summary["failed"]}
+                          "failed": summary["failed"], "workers": summary["workers"]}
         results["models"] = summary["models"]
         if not args.skip_baseline:
             b = measure(baseline_cmd(batch, args), {**env, "SIGPIPE_ORT_SPINNING": "1"})  # ONNX Runtime's defaults

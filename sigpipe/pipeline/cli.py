@@ -71,6 +71,25 @@ def _say(message: str, err: bool = False) -> None:
         silence(sys.stderr if err else sys.stdout)
 
 
+class WorkersType(click.ParamType):
+    """``--workers``: a number of worker processes (at least 1), or ``auto`` (``RunConfig.workers`` 0)."""
+
+    name = "N|auto"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return 0
+        if text.isdecimal() and int(text) >= 1:
+            return int(text)
+        self.fail(f"{value!r} is not a number of workers (1 or more) or 'auto'", param, ctx)
+
+
+WORKERS = WorkersType()
+
+
 @click.command()
 @click.argument("scans", type=click.Path(exists=True, path_type=Path))
 @click.option("--refs", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -88,8 +107,9 @@ def _say(message: str, err: bool = False) -> None:
                    "(all, any, how many must sign, or of which classes: A+B) and 'class' (each person's signing "
                    "class). A document drawn on an account it does not hold fails (error kind unknown_account); "
                    "one whose card it gets wrong, too (bad_signatory_card).")
-@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Documents processed in parallel (each worker loads the models once).")
+@click.option("--workers", type=WORKERS, default="auto", show_default=True,
+              help="Documents processed in parallel, each worker process loading the models once; auto: one per "
+                   "core for a large batch (README, 'Re-runs, parallelism, exit codes'), else 1 (in this process).")
 @dpi_option
 @click.option("--pages", "page_spec", metavar="PAGES", default=None,
               help="Read only these pages of each document: 1 (a cheque's front, not the endorsement on its back), "

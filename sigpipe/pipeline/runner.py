@@ -121,6 +121,9 @@ log = logging.getLogger(__name__)
 LOGGED_SUSPECTS = 20  # suspect references logged one by one; the rest in one line
 SELF_CHECK_TOLERANCE = 1e-4  # reports round distances and thresholds; a hand edit moves them by more
 MAX_IDLE_BREAKS = 3  # worker pools that may break in a row before any document ran in them
+AUTO_WORKERS = 0  # RunConfig.workers (``--workers auto``): worker processes for a large batch (auto_workers)
+AUTO_WORKERS_FROM = 64  # documents to process from which ``auto`` starts worker processes
+AUTO_WORKERS_MAX = 8  # worker processes ``auto`` starts at the most (each loads the models: ~300 MB)
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,8 @@ class RunConfig:
         claims: optional CSV ``document,identity`` (or ``document,account``).
         signatories: the signatory table ``account,identity[,mandate]`` for claims by account (a bank's
             signature cards: who may sign for each account, and how many of them must).
-        workers: documents processed in parallel (1 = in this process).
+        workers: documents processed in parallel (1 = in this process; :data:`AUTO_WORKERS`, 0: one worker process
+            per core for a large batch, :func:`auto_workers`).
         dpi: PDF rendering resolution.
         pdf_backend: ``pypdfium2`` or ``pdf2image``.
         detector_weights, verifier_weights: model manifests (None = the bundled models).
@@ -196,8 +200,8 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, str):  # a library caller's str paths: as Paths
                 object.__setattr__(self, name, Path(value))
-        if self.workers < 1:
-            raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be at least 1, or 0 for auto, got {self.workers}")
         if self.max_pages < 1:
             raise ValueError(f"max_pages must be at least 1, got {self.max_pages}")
         if self.timeout is not None and not self.timeout > 0:
@@ -346,6 +350,27 @@ def warn_non_utf8_names() -> None:
                     "not match its claim (claims files are UTF-8); run Python with PYTHONUTF8=1", encoding)
 
 
+def auto_workers(documents: int, cores: int) -> int:
+    """How many documents ``--workers auto`` processes at a time: one worker process per core (at most
+    :data:`AUTO_WORKERS_MAX`) for :data:`AUTO_WORKERS_FROM` documents or more, else 1 (in this process).
+
+    Half of a document's time is Python and OpenCV work on one core, so one process leaves the other cores idle
+    then; two workers of one thread each ran the 200-page throughput batch on 2 cores in 26 s against 31 s for one
+    process of two threads (README, "The whole pipeline"). Workers start about a second later than the run's own
+    models, which a batch of 40 documents did not win back."""
+    return min(cores, AUTO_WORKERS_MAX) if documents >= AUTO_WORKERS_FROM and cores > 1 else 1
+
+
+def _no_worker_processes() -> str | None:
+    """Why worker processes cannot start here, or None: their queues' semaphores need a usable /dev/shm (a
+    container's ``--ipc=none``, a read-only one), which a lock made the same way finds out at once."""
+    try:
+        multiprocessing.get_context("spawn").Lock()
+    except OSError as e:
+        return f"{e.strerror or e}; their queues need a writable /dev/shm"
+    return None
+
+
 def available_cores() -> int:
     """CPU threads this process may use: ``$SIGPIPE_THREADS`` if set (not 0), else the CPUs in its affinity mask."""
     from sigpipe._ultralytics import default_threads
@@ -388,7 +413,8 @@ def run_batch(config: RunConfig, models: ModelProvider | None = None) -> RunSumm
     Args:
         config: the run's settings.
         models: builds the detector and verifier (default :class:`ManifestModels` from the config's manifests).
-            Tests inject doubles here; it must be picklable when ``config.workers > 1``.
+            Tests inject doubles here; it must be picklable when documents run in worker processes
+            (``config.workers`` above 1, or auto on a large batch, or a ``timeout``).
 
     Returns:
         The summary (also written to ``OUT/summary.json`` and ``OUT/summary.csv``).
@@ -655,7 +681,11 @@ def _run(config: RunConfig, models: ModelProvider | None, t0: float, started: da
                  "".join(f"; {n} because {why}" for why, n in sorted(redo.items())))
 
     progress = Progress(len(tasks), enabled=config.progress)
-    workers = min(config.workers, max(1, len(tasks)))
+    wanted = config.workers or auto_workers(len(tasks), cores)
+    if config.workers == AUTO_WORKERS and wanted > 1 and (no_pool := _no_worker_processes()) is not None:
+        log.info("no worker processes for --workers auto (%s): documents are processed in this process", no_pool)
+        wanted = 1
+    workers = min(wanted, max(1, len(tasks)))
     if workers > cores:
         log.warning("%d workers on %d cores: each worker gets 1 thread; fewer workers would be faster",
                     workers, cores)

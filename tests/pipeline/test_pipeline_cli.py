@@ -67,10 +67,11 @@ def test_run_exit_0_then_1_when_a_document_fails(folders: dict[str, Path], detec
     assert "(2 already done)" in r.stdout and "1 document(s) failed" in r.stderr
     assert json.loads((out / "bad.pdf.json").read_text())["error"]["kind"] == "corrupt_pdf"
     # a document over --max-pages fails alone: the 2-page PDF at a limit of 1 (--force: the same settings)
-    r = invoke(folders, "--dpi", "100", "--max-pages", "1", "--force", models=models)
+    r = invoke(folders, "--dpi", "100", "--max-pages", "1", "--force", "--workers", "Auto", models=models)
     assert r.exit_code == 1, r.output
     assert json.loads((out / "b" / "c.pdf.json").read_text())["error"]["kind"] == "too_many_pages"
     assert json.loads((out / "a.png.json").read_text())["status"] == "ok"
+    assert json.loads((out / "summary.json").read_text())["workers"] == 1  # auto: 2 documents, in this process
 
 
 def test_usage_errors_exit_2(folders: dict[str, Path], tmp_path: Path, verifier_manifest: Path,
@@ -87,7 +88,9 @@ def test_usage_errors_exit_2(folders: dict[str, Path], tmp_path: Path, verifier_
     assert r.exit_code == 2 and "document,identity" in r.stderr
 
     r = invoke(folders, "--workers", "0", models=models)
-    assert r.exit_code == 2
+    assert r.exit_code == 2 and "or 'auto'" in r.stderr
+    r = invoke(folders, "--workers", "two", models=models)
+    assert r.exit_code == 2 and "'two' is not a number of workers" in r.stderr
     r = invoke(folders, "--threads", "-1", models=models)
     assert r.exit_code == 2 and "--threads" in r.stderr
     r = invoke(folders, "--dpi", "5000", models=models)

@@ -275,6 +275,37 @@ def test_parallel_workers_give_the_same_reports(batch: dict[str, Path], verifier
     assert all_reports(tmp_path / "par") == one
 
 
+def test_auto_workers_start_worker_processes_for_a_large_batch_where_they_can(
+        batch: dict[str, Path], verifier_manifest: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from sigpipe.errors import ModelError
+    from sigpipe.pipeline import runner
+
+    assert [runner.auto_workers(n, c) for n, c in [(10, 2), (63, 16), (64, 2), (64, 1), (500, 16), (500, 4)]] == [
+        1, 1, 2, 1, 8, 4]
+    models = DoubleModels(verifier_manifest)
+    s = run_batch(config(batch, workers=runner.AUTO_WORKERS, threads=2), models)  # 5 documents: in this process
+    assert s.workers == 1
+    one = all_reports(batch["out"])
+    monkeypatch.setattr(runner, "AUTO_WORKERS_FROM", 5)
+    s = run_batch(config(batch, out=tmp_path / "par", workers=runner.AUTO_WORKERS, threads=2), models)
+    assert s.workers == 2 and all_reports(tmp_path / "par") == one
+
+    spawn = runner.multiprocessing.get_context("spawn")
+
+    class NoShm:  # a container's --ipc=none: no semaphore, so no queue for a pool (runner._start_pool)
+        def Lock(self) -> None:  # noqa: N802 - multiprocessing's name
+            raise OSError(30, "Read-only file system")
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(spawn, name)
+
+    monkeypatch.setattr(runner.multiprocessing, "get_context", lambda *_: NoShm())
+    with pytest.raises(ModelError, match="Read-only file system; their queues need a writable /dev/shm"):
+        run_batch(config(batch, out=tmp_path / "two", workers=2, threads=2), models)  # asked for: the run stops
+    s = run_batch(config(batch, out=tmp_path / "here", workers=runner.AUTO_WORKERS, threads=2), models)
+    assert s.workers == 1 and all_reports(tmp_path / "here") == one  # auto: the night goes on in this process
+
+
 def test_a_second_stage_reaches_the_workers_and_moves_every_distance(batch: dict[str, Path], verifier_manifest: Path,
                                                                     staged_manifest: Path, tmp_path: Path):
     run_batch(config(batch), DoubleModels(verifier_manifest))
@@ -299,8 +330,8 @@ def test_usage_errors(batch: dict[str, Path], verifier_manifest: Path, tmp_path:
     batch["claims"].write_text("file,person\na.pdf,alice\n")
     with pytest.raises(ClaimsError, match="header"):
         run_batch(config(batch), models)
-    with pytest.raises(ValueError):
-        config(batch, workers=0)
+    with pytest.raises(ValueError, match="at least 1, or 0 for auto"):
+        config(batch, workers=-1)
     if not poppler_available():
         with pytest.raises(MissingDependencyError):
             run_batch(config(batch, claims=None, pdf_backend="pdf2image"), models)
