@@ -26,6 +26,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -257,10 +258,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--one-to-many", action="store_true", help="also score a run without claims")
     ap.add_argument("--detector-weights", type=Path, default=None)
     ap.add_argument("--verifier-weights", type=Path, default=None)
-    ap.add_argument("--work", type=Path, default=None, help="folder for the batch and reports (default: a temp dir)")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="folder for the batch and reports (default: a temp dir, removed at the end unless --keep)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (its path is printed as 'work')")
     args = ap.parse_args(argv)
 
     work = args.work or Path(tempfile.mkdtemp(prefix="sigpipe-e2e-"))
+    try:
+        return _measure(args, work)
+    finally:  # a temp dir of 50-80 MB per run was left in /tmp by every run (43 of them by session 47)
+        if args.work is None and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _measure(args: argparse.Namespace, work: Path) -> int:
+    """Generate the batch into ``work``, run sigpipe on it and print the figures."""
     t0 = time.perf_counter()
     batch = make_batch(args.corpus, args.pages, work / "batch", args.seed, args.refs_per_writer, args.writers,
                        kinds=tuple(k for k in args.kinds.split(",") if k), max_writers=args.max_writers,
@@ -282,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = json.loads((out / "summary.json").read_text())
         r.update(seconds=round(secs, 1), pages_per_s=round(args.pages / secs, 3), models=summary["models"])
         results["runs"].append(r)
-    results["work"] = str(work)
+    results["work"] = str(work) if args.work is not None or args.keep else None
     print(json.dumps(results, indent=2))
     return 0
 
