@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from sigpipe.pipeline.flow import Detector
+    from sigpipe.verifier.preprocess import PreprocessConfig
     from sigpipe.verifier.verifier import Verifier
     from sigpipe.weights import Manifest
 
@@ -121,10 +122,30 @@ def _device(value: str | None) -> str | None:
     return value
 
 
-def corpora_option(help_text: str) -> Callable[[F], F]:
-    """``--data`` (repeatable): per-writer corpora."""
+def corpora_option(help_text: str, packs: bool = False) -> Callable[[F], F]:
+    """``--data`` (repeatable): per-writer corpora, or with ``packs`` also packed corpora (``verifier pack``)."""
     return click.option("--data", "data", multiple=True, required=True,
-                        type=click.Path(exists=True, file_okay=False, path_type=Path), help=help_text)
+                        type=click.Path(exists=True, file_okay=packs, path_type=Path), help=help_text)
+
+
+def shipped_preprocess(input_size: str) -> PreprocessConfig:
+    """The shipped verifier's preprocessing at ``--input-size`` HEIGHTxWIDTH: what a model trained here reads."""
+    from sigpipe.verifier.preprocess import PreprocessConfig
+    from sigpipe.weights import bundled_manifest
+
+    try:
+        h, w = (int(v) for v in input_size.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected HEIGHTxWIDTH, got {input_size!r}", param_hint="--input-size") from None
+    if min(h, w) < 32:
+        raise click.BadParameter("height and width must be at least 32 pixels", param_hint="--input-size")
+    # the shipped verifier's preprocessing (ruled lines tilted by a skewed scan, red dropout, uneven light evened out)
+    # at the input size asked: a bank's retrained model read colour crops by luminance and kept shadows as ink
+    try:
+        shipped = PreprocessConfig.from_dict(bundled_manifest("verifier")["preprocess"])
+    except ModelError:  # an installation without the bundled verifier: the plain steps
+        shipped = PreprocessConfig()
+    return replace(shipped, height=h, width=w)
 
 
 @click.group()
@@ -133,7 +154,8 @@ def verifier() -> None:
 
 
 @verifier.command()
-@corpora_option("Per-writer corpus (ROOT/<writer>/genuine|forged/*.png); repeat for several.")
+@corpora_option("Per-writer corpus (ROOT/<writer>/genuine|forged/*.png), or a corpus packed by 'verifier pack' "
+                "(CORPUS.npz); repeat for several.", packs=True)
 @click.option("--extra", "extra", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Corpus used for training only, all its writers (e.g. synthetic writers); repeatable.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/verifier"),
@@ -156,6 +178,9 @@ def verifier() -> None:
               help="Start from these weights (one network's state dict, e.g. a member of the shipped verifier.pt "
                    "ensemble: given the ensemble, the error says how to take one out) instead of random.")
 @click.option("--resume", is_flag=True, help="Resume the interrupted run in --out from its last checkpoint.")
+@click.option("--max-minutes", type=POSITIVE_FLOAT, default=None,
+              help="Stop after the epoch that ends past this many minutes of training, and ship the best epoch so "
+                   "far as usual (a lent GPU's or a session's time; --resume continues the run).")
 @click.option("--tag", default="v1", show_default=True)
 @click.option("--input-size", default="80x160", show_default=True,
               help="Network input HEIGHTxWIDTH (the preprocessing canvas; recorded in the manifest).")
@@ -181,23 +206,9 @@ def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw
     Signatures are preprocessed as the shipped verifier's manifest says (at --input-size), and the manifest written
     records it."""
     from sigpipe.verifier.model import build_model
-    from sigpipe.verifier.preprocess import PreprocessConfig
     from sigpipe.verifier.train import VerifierTrainConfig, train_verifier
-    from sigpipe.weights import bundled_manifest
 
-    try:
-        h, w = (int(v) for v in input_size.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"expected HEIGHTxWIDTH, got {input_size!r}", param_hint="--input-size") from None
-    if min(h, w) < 32:
-        raise click.BadParameter("height and width must be at least 32 pixels", param_hint="--input-size")
-    # the shipped verifier's preprocessing (ruled lines tilted by a skewed scan, red dropout, uneven light evened out)
-    # at the input size asked: a bank's retrained model read colour crops by luminance and kept shadows as ink
-    try:
-        shipped = PreprocessConfig.from_dict(bundled_manifest("verifier")["preprocess"])
-    except ModelError:  # an installation without the bundled verifier: the plain steps
-        shipped = PreprocessConfig()
-    cfg = VerifierTrainConfig(data=data, extra=extra, preprocess=replace(shipped, height=h, width=w),
+    cfg = VerifierTrainConfig(data=data, extra=extra, preprocess=shipped_preprocess(input_size),
                               **kw)  # type: ignore[arg-type]
     out_folder(cfg.out)
     _check_init(cfg.init, lambda: build_model(cfg.architecture, cfg.dim, cfg.width),
@@ -207,6 +218,37 @@ def train(data: tuple[Path, ...], extra: tuple[Path, ...], input_size: str, **kw
     except (SigpipeError, ValueError) as e:
         raise fail(e) from e
     click.echo(str(path))
+
+
+@verifier.command()
+@corpora_option("Per-writer corpus to pack; repeat for several.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the packs: OUT/<corpus>.npz, one per corpus.")
+@click.option("--doc-views", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Document views of each training image, as the training run's --doc-views (0: none).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="The training run's --seed, which its document views are drawn with.")
+@click.option("--input-size", default="80x160", show_default=True, help="As the training run's --input-size.")
+@threads_option
+def pack(data: tuple[Path, ...], out: Path, doc_views: int, seed: int, input_size: str, threads: int | None) -> None:
+    """Pack corpora as the preprocessed arrays and document views that `verifier train` reads, one file per corpus,
+    for training where the corpora are not (a GPU machine reached only by the working tree):
+    `verifier train --data OUT/<corpus>.npz ...` then trains as on the folders. Images are read through the
+    training cache, and views missing from it rendered (minutes per thousand images)."""
+    import os
+
+    from sigpipe.verifier.pack import pack_corpus
+    from sigpipe.verifier.train import VerifierTrainConfig
+
+    cfg = VerifierTrainConfig(data=data)
+    pre = shipped_preprocess(input_size)
+    for folder in data:
+        try:
+            path = pack_corpus(folder, out, pre, cfg.split, cfg.split_seed, doc_views, seed,
+                               workers=threads or os.cpu_count() or 1)
+        except (SigpipeError, OSError) as e:
+            raise fail(e) from e
+        click.echo(f"{path}\t{path.stat().st_size / 2**20:.1f} MB")
 
 
 @verifier.command()
@@ -235,7 +277,7 @@ def ensemble(members: tuple[Path, ...], data: tuple[Path, ...], out: Path, tag: 
 @click.option("--like", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="The Siamese verifier's manifest: the pair network trains on its training writers, with its "
                    "preprocessing.")
-@corpora_option("The corpora that verifier was trained on.")
+@corpora_option("The corpora that verifier was trained on (folders, or packed by 'verifier pack').", packs=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/verifier-pair"),
               show_default=True)
 @click.option("--epochs", type=POSITIVE_INT, default=14, show_default=True)

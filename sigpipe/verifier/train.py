@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from pytorch_metric_learning import losses, miners, samplers
 
 from sigpipe._training import check_precision, one_cycle, training_autocast
-from sigpipe.datasets.corpus import Corpus, split_writers
+from sigpipe.datasets.corpus import split_writers
 from sigpipe.errors import InputError
 from sigpipe.verifier.copies import COPY_SIMILARITY
 from sigpipe.verifier.data import SignatureArrays, load_arrays
@@ -35,6 +35,7 @@ from sigpipe.verifier.decide import AGGREGATIONS, DecisionRule, fit_logistic
 from sigpipe.verifier.docviews import document_views
 from sigpipe.verifier.metrics import eer
 from sigpipe.verifier.model import Embedder, build_model, training_memory_format
+from sigpipe.verifier.pack import PackedCorpus, is_pack, open_corpus
 from sigpipe.verifier.preprocess import PreprocessConfig
 from sigpipe.verifier.protocol import PairTerm, QueryDistances, protocol_distances
 from sigpipe.weights import write_manifest
@@ -78,6 +79,7 @@ class VerifierTrainConfig:
     split_seed: int = 0
     seed: int = 0
     patience: int = 10
+    max_minutes: float | None = None  # stop after the epoch that ends past this many minutes of training (resumable)
     threads: int | None = None
     device: str | None = None
     init: Path | None = None
@@ -90,11 +92,11 @@ def writer_splits(cfg: VerifierTrainConfig) -> dict[str, dict[str, list[str]]]:
     """Per corpus: ``{"train": [...], "val": [...], "test": [...]}`` writer ids (seeded, writer-disjoint)."""
     out = {}
     for root in cfg.data:
-        c = Corpus(root)
+        c = open_corpus(root)
         tr, va, te = split_writers(c.writers, cfg.split, cfg.split_seed)
         out[c.name] = {"train": tr, "val": va, "test": te}
     for root in cfg.extra:
-        c = Corpus(root)
+        c = open_corpus(root)
         out[c.name] = {"train": c.writers, "val": [], "test": []}
     return out
 
@@ -103,9 +105,10 @@ def load_split(cfg: VerifierTrainConfig, part: str) -> SignatureArrays:
     splits = writer_splits(cfg)
     parts = []
     for root in (*cfg.data, *cfg.extra):
-        c = Corpus(root)
+        c = open_corpus(root)
         if splits[c.name][part]:
-            parts.append(load_arrays(c, cfg.preprocess, splits[c.name][part]))
+            parts.append(c.arrays(cfg.preprocess, splits[c.name][part]) if isinstance(c, PackedCorpus)
+                         else load_arrays(c, cfg.preprocess, splits[c.name][part]))
     return SignatureArrays.concat(parts)
 
 
@@ -114,10 +117,11 @@ def load_views(cfg: VerifierTrainConfig, part: str, views: int, seed: int) -> np
     splits = writer_splits(cfg)
     parts = []
     for root in (*cfg.data, *cfg.extra):
-        c = Corpus(root)
+        c = open_corpus(root)
         if splits[c.name][part]:
-            parts.append(document_views(c, cfg.preprocess, splits[c.name][part], views, seed,
-                                        workers=cfg.threads or os.cpu_count() or 1))
+            parts.append(c.views(cfg.preprocess, splits[c.name][part], views, seed) if isinstance(c, PackedCorpus)
+                         else document_views(c, cfg.preprocess, splits[c.name][part], views, seed,
+                                             workers=cfg.threads or os.cpu_count() or 1))
     return np.concatenate(parts, axis=1)
 
 
@@ -240,7 +244,7 @@ _KNOWN_CORPORA = {"cedar": "CEDAR (Univ. at Buffalo)", "bhsig-bengali": "BHSig26
 def _provenance(data: Sequence[Path]) -> str:
     """Where the training signatures come from, as far as their folder names say: the research corpora this
     project trains on by name, any other folder as the user's own (a bank's model said "CEDAR and BHSig260")."""
-    names = [Path(p).resolve().name for p in data]
+    names = [Path(p).stem if is_pack(p) else Path(p).resolve().name for p in data]  # a pack: <corpus>.npz
     known = [_KNOWN_CORPORA[n] for n in names if n in _KNOWN_CORPORA]
     other = [n for n in names if n not in _KNOWN_CORPORA]
     parts = ([f"{', '.join(known)}: research-use signature corpora"] if known else []) + \
@@ -341,7 +345,7 @@ def calibrate(emb: np.ndarray, val: SignatureArrays, view_emb: np.ndarray | None
 
 
 # what a resumed run may change: where and how fast it runs, not what it trains
-_RESUME_FREE = ("resume", "threads", "device", "out", "precision", "patience", "tag", "init")
+_RESUME_FREE = ("resume", "threads", "device", "out", "precision", "patience", "tag", "init", "max_minutes")
 
 
 def _resumable_config(cfg: VerifierTrainConfig) -> dict[str, Any]:
@@ -377,7 +381,7 @@ def check_training_data(cfg: VerifierTrainConfig) -> None:
         InputError: any of those.
     """
     try:
-        corpora = [Corpus(p) for p in (*cfg.data, *cfg.extra)]
+        corpora = [open_corpus(p) for p in (*cfg.data, *cfg.extra)]
         splits = writer_splits(cfg)
     except ValueError as e:
         raise InputError(str(e)) from e
@@ -509,6 +513,7 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
             torch.cuda.set_rng_state_all(ck["cuda_rng"])
         log.info("resumed from %s at epoch %d", last, start)
 
+    started = time.time()  # (--max-minutes counts the training epochs, not the loading before them)
     for epoch in range(start, cfg.epochs):
         net.train()
         te, tot, ntrip = time.time(), 0.0, 0
@@ -561,6 +566,10 @@ def train_verifier(cfg: VerifierTrainConfig) -> Path:
                     cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
         if stale >= cfg.patience:
             log.info("early stop: validation EER did not improve for %d epochs", cfg.patience)
+            break
+        if cfg.max_minutes is not None and time.time() - started > 60 * cfg.max_minutes and epoch + 1 < cfg.epochs:
+            log.info("stopping after epoch %d: --max-minutes %g reached (--resume continues)", epoch + 1,
+                     cfg.max_minutes)
             break
 
     assert best_state is not None, "no epoch was trained"

@@ -328,3 +328,47 @@ def test_a_corpus_says_which_images_its_layout_leaves_out(tiny_corpus: Path, cap
     assert c.writers == ["001", "003"]
     (msg,) = [r.getMessage() for r in caplog.records]
     assert "002/ (forgeries but no genuine/ images)" in msg and "002/Genuine/" in msg and "003/loose.png" in msg
+
+
+def test_a_packed_corpus_gives_training_what_its_folder_gives(six_writers: Path, tmp_path: Path):
+    """`verifier pack` for a machine the corpora do not reach (a GPU machine gets the working tree alone): the same
+    arrays and document views, so the same run; views or preprocessing the pack does not hold are refused."""
+    from sigpipe.verifier.pack import pack_corpus
+    from sigpipe.verifier.preprocess import PreprocessConfig
+    from sigpipe.verifier.train import load_split, load_views
+
+    base = dict(width=8, dim=16, epochs=1, steps_per_epoch=2, batch=8, m_per_writer=4, split=(0.5, 0.5, 0.0),
+                threads=1, doc_views=1, seed=3)
+    folder = VerifierTrainConfig(data=(six_writers,), out=tmp_path / "folder", **base)
+    pack = pack_corpus(six_writers, tmp_path / "packs", PreprocessConfig(), (0.5, 0.5, 0.0), 0, 1, 3)
+    assert pack.name == "six.npz"
+    packed = VerifierTrainConfig(data=(pack,), out=tmp_path / "packed", **base)
+    for part in ("train", "val"):
+        a, b = load_split(folder, part), load_split(packed, part)
+        for field in ("images", "writer", "forged", "name"):
+            assert np.array_equal(getattr(a, field), getattr(b, field)), (part, field)
+    assert np.array_equal(load_views(folder, "train", 1, 3), load_views(packed, "train", 1, 3))
+    assert np.array_equal(load_views(folder, "val", 1, 4), load_views(packed, "val", 1, 4))
+    w = train_verifier(packed)
+    m = json.loads(w.with_name(w.name + ".json").read_text())
+    assert m["training"]["splits"] == writer_splits(folder) and m["training"]["data"] == [str(pack)]
+    assert "six: the trainer's own data" in m["training"]["provenance"]
+    with pytest.raises(InputError, match=r"no document views for 2 view\(s\) of seed 3 \(it holds 1 of seed 3, "
+                                         r"1 of seed 4\)"):
+        load_views(packed, "train", 2, 3)
+    with pytest.raises(InputError, match="other preprocessing"):
+        load_split(VerifierTrainConfig(data=(pack,), preprocess=PreprocessConfig(height=64, width=128), **base),
+                   "train")
+    with pytest.raises(InputError, match="not a packed corpus"):
+        (tmp_path / "bad.npz").write_bytes(b"not a zip")
+        load_split(VerifierTrainConfig(data=(tmp_path / "bad.npz",), **base), "train")
+
+
+def test_max_minutes_stops_after_an_epoch_ships_the_best_and_resume_goes_on(six_writers: Path, tmp_path: Path):
+    base = dict(data=(six_writers,), width=8, dim=16, epochs=3, steps_per_epoch=1, batch=8, m_per_writer=4,
+                split=(0.5, 0.5, 0.0), threads=1, out=tmp_path / "run")
+    w = train_verifier(VerifierTrainConfig(max_minutes=1e-6, **base))  # past it after the first epoch
+    m = json.loads(w.with_name(w.name + ".json").read_text())
+    assert m["training"]["epochs_run"] == 1 and w.is_file()
+    w = train_verifier(VerifierTrainConfig(resume=True, **base))
+    assert json.loads(w.with_name(w.name + ".json").read_text())["training"]["epochs_run"] == 3
