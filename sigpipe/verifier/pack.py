@@ -149,6 +149,7 @@ def pack_corpus(folder: Path, out: Path, cfg: PreprocessConfig, split: tuple[flo
 
 
 _OPENED: dict[tuple[str, int, int], PackedCorpus] = {}  # a run opens each corpus several times; a pack is read once
+MAX_OPEN = 8  # packs kept open at a time (a run's corpora: 3 here)
 
 
 def open_corpus(path: str | Path) -> Corpus | PackedCorpus:
@@ -161,6 +162,7 @@ def open_corpus(path: str | Path) -> Corpus | PackedCorpus:
         raise InputError(f"packed corpus not found: {path} ({e.strerror})") from e
     key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
     if key not in _OPENED:
-        _OPENED.clear()  # one run's packs at a time
+        if len(_OPENED) >= MAX_OPEN:  # an earlier run's packs (a process training several models)
+            _OPENED.clear()
         _OPENED[key] = PackedCorpus(path)
     return _OPENED[key]
