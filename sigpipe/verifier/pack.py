@@ -3,7 +3,7 @@
 Training reads preprocessed arrays and document views (:mod:`sigpipe.verifier.data`, :mod:`sigpipe.verifier.docviews`),
 cached under keys that name each image file's bytes; where the corpora are not (a GPU machine that only the working
 tree reaches: 88 MB of images against the 64 MiB that travel), neither is the cache. ``sigpipe verifier pack`` writes
-one ``<corpus>.npz`` per corpus (about 15 MB for the three corpora with three views of each training image) holding
+one ``<corpus>.npz`` per corpus (56 MB for the three corpora with three views of each training image) holding
 what a run with the given preprocessing, split and view seed reads, and ``sigpipe verifier train --data PACK.npz``
 (``train-pair`` too) reads it instead of the folder: the same arrays, so the same training run.
 
@@ -80,8 +80,8 @@ class PackedCorpus:
 
     def _check(self, cfg: PreprocessConfig) -> None:
         if cfg.to_dict() != self.preprocess:
-            raise InputError(f"{self.root} was packed with other preprocessing than this run's: pack the corpus again "
-                             "with the run's --like manifest")
+            raise InputError(f"{self.root} was packed with other preprocessing than this run's: packs take the "
+                             "shipped verifier's at --input-size; pack the corpus again with the run's --input-size")
 
     def rows(self, writers: list[str]) -> np.ndarray:
         """The pack's rows of ``writers``, in the order :func:`~sigpipe.verifier.data.load_arrays` gives them."""
